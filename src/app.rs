@@ -1,0 +1,92 @@
+//! Assembly: a validated [`Config`] becomes built systems, an engine and an HTTP server.
+//!
+//! This is the library's entry point for the binary and for tests: [`App::build`] wires
+//! everything without opening a connection, [`App::run`] serves on an already-bound listener
+//! until the shutdown token fires.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ConfigError};
+use crate::metrics::Metrics;
+use crate::probe::{Engine, EngineError};
+use crate::systems::simulated::Landscape;
+use crate::systems::{BuildContext, System};
+
+/// Why lagwatch could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// A ready-to-run monitor.
+pub struct App {
+    pub config: Config,
+    pub engine: Arc<Engine>,
+    /// The simulated landscape (empty unless the config uses `simulated` systems); tests read
+    /// its ground truth.
+    pub landscape: Arc<Landscape>,
+}
+
+impl App {
+    /// Builds every system and the engine.
+    ///
+    /// # Errors
+    /// [`AppError::Config`] when a system cannot be built from its config.
+    pub fn build(config: Config) -> Result<App, AppError> {
+        let metrics = Metrics::new();
+        let cx = BuildContext::new(metrics.clone());
+        let mut systems: HashMap<String, System> = HashMap::new();
+        for (name, spec) in &config.systems {
+            let system = spec
+                .build(name, &cx)
+                .map_err(|issue| ConfigError::Invalid {
+                    file: config.file.clone(),
+                    key: issue.key,
+                    reason: issue.reason,
+                })?;
+            systems.insert(name.clone(), system);
+        }
+        let engine = Arc::new(Engine::new(&config, &systems, metrics)?);
+        Ok(App {
+            config,
+            engine,
+            landscape: cx.landscape,
+        })
+    }
+
+    /// Probes and serves until `shutdown` is cancelled; returns once in-flight cycles cleaned up.
+    ///
+    /// # Errors
+    /// I/O errors of the HTTP listener.
+    pub async fn run(
+        &self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        let engine = self.engine.clone().run(shutdown.clone());
+        let server = crate::http::serve(
+            listener,
+            self.engine.clone(),
+            &self.config.instance,
+            shutdown.clone(),
+        );
+        let (served, ()) = tokio::join!(
+            async {
+                let r = server.await;
+                if r.is_err() {
+                    shutdown.cancel();
+                }
+                r
+            },
+            engine
+        );
+        served
+    }
+}

@@ -1,0 +1,126 @@
+//! Command line: `demo`, `run`, `check-config`. This and `main.rs` are the only places that use
+//! `anyhow`; everything below returns typed errors.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use crate::app::{App, AppError};
+use crate::config::Config;
+
+/// The demo configuration, shipped as `examples/demo.yaml`.
+pub const DEMO_CONFIG: &str = include_str!("../examples/demo.yaml");
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lagwatch",
+    version,
+    about = "Measures replication lag of Dynamics 365 integrations with active probes."
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Monitor an emulated Dynamics 365 landscape on this machine (no cloud account needed).
+    Demo {
+        /// Address for /metrics, the status page and the API.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        listen: SocketAddr,
+    },
+    /// Monitor the systems of a configuration file.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Overrides server.listen of the file (default 0.0.0.0:9464).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Validate a configuration file and print what it resolves to.
+    CheckConfig { file: PathBuf },
+}
+
+/// Exit code for an invalid configuration.
+pub const EXIT_BAD_CONFIG: u8 = 2;
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// Start-up failures (cannot bind, cannot build), with context.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::CheckConfig { file } => Ok(check_config(&file)),
+        Command::Demo { listen } => {
+            let config = Config::from_yaml("examples/demo.yaml (built in)", DEMO_CONFIG)
+                .context("the built-in demo configuration is invalid")?;
+            serve(config, listen).await
+        }
+        Command::Run { config, listen } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+                }
+            };
+            let listen = listen
+                .or(cfg.server.listen)
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 9464)));
+            serve(cfg, listen).await
+        }
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    let config = match Config::load(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    let mut config = config;
+    config.file = file.display().to_string();
+    let text = config.describe();
+    match App::build(config) {
+        Ok(_) => {
+            println!("{}: valid\n{text}", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+    }
+}
+
+async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<ExitCode> {
+    if config.file.is_empty() {
+        config.file = "config".to_string();
+    }
+    let app = match App::build(config) {
+        Ok(app) => app,
+        Err(AppError::Config(e)) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+        }
+        Err(e) => return Err(e).context("building the monitor"),
+    };
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(address = %local, paths = app.engine.paths().len(), "lagwatch is running.");
+    // Tests and scripts read this line to find the port when listening on port 0.
+    println!("lagwatch listening on http://{local}");
+    let shutdown = crate::shutdown::on_signal();
+    app.run(listener, shutdown).await.context("serving HTTP")?;
+    tracing::info!("lagwatch stopped.");
+    Ok(ExitCode::SUCCESS)
+}

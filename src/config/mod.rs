@@ -1,0 +1,663 @@
+//! Configuration: the YAML file users write, checked before anything starts.
+//!
+//! Loading is two-phase. The YAML is parsed into a generic tree (so syntax errors carry a line
+//! and column), then typed with `serde_path_to_error` so every error names the key path
+//! (`paths[2].timeout`). Each system block is typed by its kind's own config struct, found in
+//! the registry in `systems`. Semantic checks (unknown systems, unwritable sources, duplicate
+//! paths, timeouts shorter than the first poll) run last. Every error is a [`ConfigError`] that
+//! names the file, the key and the reason. Nothing here opens a connection.
+
+pub mod duration;
+pub mod secret;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+pub use duration::Dur;
+pub use secret::Secret;
+
+use crate::probe::schedule::PollPolicy;
+use crate::systems::{self, SystemKind};
+
+/// A configuration error: which file, which key, and a sentence saying why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read the file: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: not valid YAML: {message}")]
+    Syntax { file: String, message: String },
+    #[error("{file}: {key}: {reason}")]
+    Invalid {
+        file: String,
+        key: String,
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// The key path the error is about, if it is about one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// A key path and a reason; turned into [`ConfigError::Invalid`] once the file name is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub key: String,
+    pub reason: String,
+}
+
+impl Issue {
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Issue {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Where it was loaded from, for messages.
+    pub file: String,
+    /// Stable name of this lagwatch instance. It is written into every sentinel, so a restart
+    /// (or another instance watching the same source) never deletes sentinels it does not own.
+    pub instance: String,
+    pub server: ServerConfig,
+    /// Named systems, each typed by its kind's own config (see `systems`).
+    pub systems: BTreeMap<String, Box<dyn SystemKind>>,
+    pub paths: Vec<PathSpec>,
+}
+
+/// Settings of the HTTP server.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address for `/metrics`, the status page and the API. `--listen` overrides it.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+}
+
+/// One measured path, with every default resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathSpec {
+    pub source: String,
+    pub target: String,
+    /// How often a sentinel is written. Paths with the same source and interval share writes.
+    pub interval: Dur,
+    /// How long after the write a sentinel may take before the path counts it as `timeout`.
+    pub timeout: Dur,
+    /// The lag the path is expected to stay under (exported for alert rules).
+    pub objective: Dur,
+    /// Sentinels of this path in flight at once; beyond it, writes for the path are skipped.
+    pub max_in_flight: u32,
+    /// Keep reading this long after the first hit, to catch replicas that lose the record again.
+    pub confirm: Dur,
+    /// Keep each sentinel this long after its targets resolved before deleting it.
+    pub retention: Dur,
+    /// Deadline of one request to the source or target.
+    pub request_timeout: Dur,
+    pub poll: PollPolicy,
+}
+
+/// Path settings that may be given per path or once under `defaults`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PathSettings {
+    interval: Option<Dur>,
+    timeout: Option<Dur>,
+    objective: Option<Dur>,
+    max_in_flight: Option<u32>,
+    confirm: Option<Dur>,
+    retention: Option<Dur>,
+    request_timeout: Option<Dur>,
+    poll: Option<PollSettings>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PollSettings {
+    first: Option<Dur>,
+    factor: Option<f64>,
+    max_gap: Option<Dur>,
+    jitter: Option<f64>,
+    precision: Option<f64>,
+}
+
+/// A path as written; serde cannot combine `flatten` with `deny_unknown_fields`, so the
+/// settings are repeated here and moved into [`PathSettings`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPath {
+    source: String,
+    target: String,
+    interval: Option<Dur>,
+    timeout: Option<Dur>,
+    objective: Option<Dur>,
+    max_in_flight: Option<u32>,
+    confirm: Option<Dur>,
+    retention: Option<Dur>,
+    request_timeout: Option<Dur>,
+    poll: Option<PollSettings>,
+}
+
+impl RawPath {
+    fn settings(&self) -> PathSettings {
+        PathSettings {
+            interval: self.interval,
+            timeout: self.timeout,
+            objective: self.objective,
+            max_in_flight: self.max_in_flight,
+            confirm: self.confirm,
+            retention: self.retention,
+            request_timeout: self.request_timeout,
+            poll: self.poll.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    instance: String,
+    #[serde(default)]
+    server: ServerConfig,
+    #[serde(default)]
+    defaults: PathSettings,
+    systems: BTreeMap<String, serde_json::Value>,
+    paths: Vec<RawPath>,
+}
+
+/// Built-in path defaults; `defaults:` in the file overrides them, a path overrides both.
+pub mod default {
+    use super::Dur;
+    pub const INTERVAL: Dur = Dur::secs(30);
+    pub const TIMEOUT: Dur = Dur::secs(600);
+    pub const OBJECTIVE: Dur = Dur::secs(300);
+    pub const MAX_IN_FLIGHT: u32 = 10;
+    pub const CONFIRM: Dur = Dur::secs(0);
+    pub const RETENTION: Dur = Dur::secs(0);
+    pub const REQUEST_TIMEOUT: Dur = Dur::secs(30);
+}
+
+impl Config {
+    /// Loads and validates a configuration file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, the key path and the reason.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Config::from_yaml(&file, &text)
+    }
+
+    /// Validates configuration text; `file` is only used in messages.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_yaml(file: &str, text: &str) -> Result<Config, ConfigError> {
+        let tree: serde_json::Value =
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax {
+                file: file.to_string(),
+                message: e.to_string(),
+            })?;
+        from_tree(tree).map_err(|issue| ConfigError::Invalid {
+            file: file.to_string(),
+            key: issue.key,
+            reason: issue.reason,
+        })
+    }
+
+    /// The longest timeout of any path from `source`: the start-up sweep deletes only own
+    /// sentinels older than this, so it never races a probe still in flight.
+    pub fn longest_timeout(&self, source: &str) -> Option<Dur> {
+        self.paths
+            .iter()
+            .filter(|p| p.source == source)
+            .map(|p| p.timeout)
+            .max()
+    }
+
+    /// A human-readable rendering of the resolved configuration (secrets stay redacted).
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "instance: {}", self.instance);
+        if let Some(listen) = self.server.listen {
+            let _ = writeln!(out, "listen: {listen}");
+        }
+        let _ = writeln!(out, "systems ({}):", self.systems.len());
+        for (name, sys) in &self.systems {
+            let mut roles = Vec::new();
+            if sys.can_write().is_ok() {
+                roles.push("source");
+            }
+            if sys.can_read().is_ok() {
+                roles.push("target");
+            }
+            let _ = writeln!(
+                out,
+                "  {name}: kind {} ({}) {:?}",
+                sys.kind(),
+                roles.join(", "),
+                sys
+            );
+        }
+        let _ = writeln!(out, "paths ({}):", self.paths.len());
+        for p in &self.paths {
+            let _ = writeln!(
+                out,
+                "  {} -> {}: every {}, timeout {}, objective {}, max {} in flight, confirm {}, retention {}, first poll {}, poll factor {}, max gap {}",
+                p.source,
+                p.target,
+                p.interval,
+                p.timeout,
+                p.objective,
+                p.max_in_flight,
+                p.confirm,
+                p.retention,
+                Dur(p.poll.first),
+                p.poll.factor,
+                Dur(p.poll.max_gap),
+            );
+        }
+        out
+    }
+}
+
+/// Types a sub-tree with key-path tracking; `prefix` is the path of the sub-tree itself.
+pub fn decode<T: DeserializeOwned>(prefix: &str, value: serde_json::Value) -> Result<T, Issue> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.inner().to_string();
+        let path = e.path().to_string();
+        humanize(prefix, &path, &inner)
+    })
+}
+
+fn join_key(prefix: &str, path: &str) -> String {
+    let path = if path == "." { "" } else { path };
+    match (prefix.is_empty(), path.is_empty()) {
+        (true, true) => "(top level)".to_string(),
+        (true, false) => path.to_string(),
+        (false, true) => prefix.to_string(),
+        (false, false) if path.starts_with('[') => format!("{prefix}{path}"),
+        (false, false) => format!("{prefix}.{path}"),
+    }
+}
+
+/// Rewrites serde's messages into sentences for people who write YAML, not Rust.
+fn humanize(prefix: &str, path: &str, message: &str) -> Issue {
+    let key = join_key(prefix, path);
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let field = rest.trim_end_matches('`');
+        return Issue::new(join_key(&key, field), "required key is missing");
+    }
+    if message.starts_with("unknown field `") {
+        let expected = message
+            .split_once("expected one of ")
+            .map(|(_, list)| list.replace('`', ""));
+        let reason = match expected {
+            Some(list) => format!("unknown key; the keys allowed here are: {list}"),
+            None => "unknown key; no keys are allowed here".to_string(),
+        };
+        return Issue::new(key, reason);
+    }
+    let reason = message
+        .replace("invalid type: ", "wrong type: found ")
+        .replace("u32", "a whole number")
+        .replace("f64", "a number")
+        .replace("struct ", "")
+        .replace("a map", "a mapping");
+    Issue::new(key, reason)
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn from_tree(tree: serde_json::Value) -> Result<Config, Issue> {
+    if !tree.is_object() {
+        return Err(Issue::new(
+            "(top level)",
+            "the file must be a mapping with the keys instance, systems and paths",
+        ));
+    }
+    let raw: RawConfig = decode("", tree)?;
+
+    let instance_ok = !raw.instance.is_empty()
+        && raw.instance.len() <= 32
+        && raw
+            .instance
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !instance_ok {
+        return Err(Issue::new(
+            "instance",
+            format!(
+                "\"{}\" is not a valid instance name: use 1 to 32 lowercase letters, digits or dashes; it is written into every sentinel and must stay the same across restarts",
+                raw.instance
+            ),
+        ));
+    }
+
+    if raw.systems.is_empty() {
+        return Err(Issue::new("systems", "at least one system is required"));
+    }
+    let mut systems = BTreeMap::new();
+    for (name, value) in raw.systems {
+        let key = format!("systems.{name}");
+        if !valid_name(&name) {
+            return Err(Issue::new(
+                key,
+                "system names are metric labels: use 1 to 64 letters, digits, '-' or '_'",
+            ));
+        }
+        let spec = systems::parse(&key, value)?;
+        systems.insert(name, spec);
+    }
+
+    if raw.paths.is_empty() {
+        return Err(Issue::new("paths", "at least one path is required"));
+    }
+    let mut paths = Vec::with_capacity(raw.paths.len());
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    for (i, raw_path) in raw.paths.into_iter().enumerate() {
+        let key = format!("paths[{i}]");
+        let spec = resolve_path(&key, raw_path, &raw.defaults, &systems)?;
+        if let Some(first) = seen.insert((spec.source.clone(), spec.target.clone()), i) {
+            return Err(Issue::new(
+                key,
+                format!(
+                    "duplicate path {} -> {}: paths[{first}] already measures it",
+                    spec.source, spec.target
+                ),
+            ));
+        }
+        paths.push(spec);
+    }
+
+    Ok(Config {
+        file: String::new(),
+        instance: raw.instance,
+        server: raw.server,
+        systems,
+        paths,
+    })
+}
+
+/// Chooses a setting from the path, then `defaults`, then the built-in value, and remembers
+/// which key it came from so an error names the line the user must edit.
+fn pick<T: Copy>(
+    (key, defaults_key): (&str, &str),
+    name: &str,
+    own: Option<T>,
+    defaults: Option<T>,
+    builtin: T,
+) -> (T, String) {
+    match (own, defaults) {
+        (Some(v), _) => (v, format!("{key}.{name}")),
+        (None, Some(v)) => (v, format!("{defaults_key}.{name}")),
+        (None, None) => (builtin, format!("{key}.{name}")),
+    }
+}
+
+fn resolve_path(
+    key: &str,
+    raw: RawPath,
+    defaults: &PathSettings,
+    systems: &BTreeMap<String, Box<dyn SystemKind>>,
+) -> Result<PathSpec, Issue> {
+    let known = || systems.keys().cloned().collect::<Vec<_>>().join(", ");
+    let source = systems.get(&raw.source).ok_or_else(|| {
+        Issue::new(
+            format!("{key}.source"),
+            format!(
+                "unknown system \"{}\"; the systems defined are: {}",
+                raw.source,
+                known()
+            ),
+        )
+    })?;
+    let target = systems.get(&raw.target).ok_or_else(|| {
+        Issue::new(
+            format!("{key}.target"),
+            format!(
+                "unknown system \"{}\"; the systems defined are: {}",
+                raw.target,
+                known()
+            ),
+        )
+    })?;
+    if raw.source == raw.target {
+        return Err(Issue::new(
+            format!("{key}.target"),
+            "a path needs two different systems; the source's own read-back is checked on every write already",
+        ));
+    }
+    source.can_write().map_err(|why| {
+        Issue::new(
+            format!("{key}.source"),
+            format!(
+                "system \"{}\" (kind {}) cannot be a source: {why}",
+                raw.source,
+                source.kind()
+            ),
+        )
+    })?;
+    target.can_read().map_err(|why| {
+        Issue::new(
+            format!("{key}.target"),
+            format!(
+                "system \"{}\" (kind {}) cannot be a target: {why}",
+                raw.target,
+                target.kind()
+            ),
+        )
+    })?;
+
+    let own = &raw.settings();
+    let keys = (key, "defaults");
+    let (interval, interval_key) = pick(
+        keys,
+        "interval",
+        own.interval,
+        defaults.interval,
+        default::INTERVAL,
+    );
+    let (timeout, timeout_key) = pick(
+        keys,
+        "timeout",
+        own.timeout,
+        defaults.timeout,
+        default::TIMEOUT,
+    );
+    let (objective, objective_key) = pick(
+        keys,
+        "objective",
+        own.objective,
+        defaults.objective,
+        default::OBJECTIVE,
+    );
+    let (max_in_flight, max_key) = pick(
+        keys,
+        "max_in_flight",
+        own.max_in_flight,
+        defaults.max_in_flight,
+        default::MAX_IN_FLIGHT,
+    );
+    let (confirm, _) = pick(
+        keys,
+        "confirm",
+        own.confirm,
+        defaults.confirm,
+        default::CONFIRM,
+    );
+    let (retention, _) = pick(
+        keys,
+        "retention",
+        own.retention,
+        defaults.retention,
+        default::RETENTION,
+    );
+    let (request_timeout, request_timeout_key) = pick(
+        keys,
+        "request_timeout",
+        own.request_timeout,
+        defaults.request_timeout,
+        default::REQUEST_TIMEOUT,
+    );
+    let poll = resolve_poll(key, own.poll.as_ref(), defaults.poll.as_ref())?;
+
+    if interval.get().is_zero() {
+        return Err(Issue::new(
+            interval_key,
+            "the interval must be longer than 0s",
+        ));
+    }
+    if objective.get().is_zero() {
+        return Err(Issue::new(
+            objective_key,
+            "the objective must be longer than 0s",
+        ));
+    }
+    if request_timeout.get().is_zero() {
+        return Err(Issue::new(
+            request_timeout_key,
+            "the request timeout must be longer than 0s",
+        ));
+    }
+    if max_in_flight == 0 {
+        return Err(Issue::new(
+            max_key,
+            "max_in_flight must be at least 1, or the path never probes",
+        ));
+    }
+    if timeout.get() <= poll.first {
+        return Err(Issue::new(
+            timeout_key,
+            format!(
+                "the timeout ({timeout}) must be longer than the first poll ({}), or no sentinel is ever read",
+                Dur(poll.first)
+            ),
+        ));
+    }
+    if objective > timeout {
+        return Err(Issue::new(
+            objective_key,
+            format!(
+                "the objective ({objective}) is longer than the timeout ({timeout}): lags above the timeout are never measured"
+            ),
+        ));
+    }
+    Ok(PathSpec {
+        source: raw.source,
+        target: raw.target,
+        interval,
+        timeout,
+        objective,
+        max_in_flight,
+        confirm,
+        retention,
+        request_timeout,
+        poll,
+    })
+}
+
+fn resolve_poll(
+    key: &str,
+    own: Option<&PollSettings>,
+    defaults: Option<&PollSettings>,
+) -> Result<PollPolicy, Issue> {
+    let builtin = PollPolicy::default();
+    let key = format!("{key}.poll");
+    let keys = (key.as_str(), "defaults.poll");
+    let (first, _) = pick(
+        keys,
+        "first",
+        own.and_then(|p| p.first),
+        defaults.and_then(|p| p.first),
+        Dur(builtin.first),
+    );
+    let (factor, factor_key) = pick(
+        keys,
+        "factor",
+        own.and_then(|p| p.factor),
+        defaults.and_then(|p| p.factor),
+        builtin.factor,
+    );
+    let (max_gap, max_gap_key) = pick(
+        keys,
+        "max_gap",
+        own.and_then(|p| p.max_gap),
+        defaults.and_then(|p| p.max_gap),
+        Dur(builtin.max_gap),
+    );
+    let (jitter, jitter_key) = pick(
+        keys,
+        "jitter",
+        own.and_then(|p| p.jitter),
+        defaults.and_then(|p| p.jitter),
+        builtin.jitter,
+    );
+    let (precision, precision_key) = pick(
+        keys,
+        "precision",
+        own.and_then(|p| p.precision),
+        defaults.and_then(|p| p.precision),
+        builtin.precision,
+    );
+    if !(1.0..=10.0).contains(&factor) {
+        return Err(Issue::new(
+            factor_key,
+            format!("the poll factor must be between 1 and 10, not {factor}"),
+        ));
+    }
+    if !(0.0..=0.5).contains(&jitter) {
+        return Err(Issue::new(
+            jitter_key,
+            format!("jitter is a fraction between 0 and 0.5, not {jitter}"),
+        ));
+    }
+    if !(0.001..=0.5).contains(&precision) {
+        return Err(Issue::new(
+            precision_key,
+            format!("precision is a relative error between 0.001 and 0.5, not {precision}"),
+        ));
+    }
+    if max_gap.get() < first.get() || max_gap.get().is_zero() {
+        return Err(Issue::new(
+            max_gap_key,
+            format!(
+                "the largest gap between polls ({max_gap}) must be at least the first poll ({first})"
+            ),
+        ));
+    }
+    Ok(PollPolicy {
+        first: first.get(),
+        factor,
+        max_gap: max_gap.get(),
+        jitter,
+        precision,
+        ..builtin
+    })
+}

@@ -1,0 +1,112 @@
+//! Secrets referenced from configuration: `env:NAME` or `file:/path`.
+//!
+//! A literal secret in a YAML file ends up in Git, in tickets and in `check-config` output, so
+//! only references are accepted. The resolved value is held by [`Secret`], whose `Debug` and
+//! `Display` never print it.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer};
+
+/// A resolved secret value. Only [`Secret::expose`] reveals it, so every use is greppable.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret {
+    value: String,
+    reference: String,
+}
+
+impl Secret {
+    /// The secret itself, for the one place that must send it (an auth header, a token request).
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+
+    /// Where the secret came from (`env:NAME`), safe to print.
+    pub fn reference(&self) -> &str {
+        &self.reference
+    }
+
+    /// Resolves an `env:` or `file:` reference.
+    ///
+    /// # Errors
+    /// A sentence saying which reference failed and why; never the value.
+    pub fn resolve(reference: &str) -> Result<Self, String> {
+        let value = if let Some(name) = reference.strip_prefix("env:") {
+            std::env::var(name).map_err(|_| {
+                format!("environment variable {name} is not set (from \"{reference}\")")
+            })?
+        } else if let Some(path) = reference.strip_prefix("file:") {
+            let raw = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read secret file {path}: {e}"))?;
+            raw.trim_end_matches(['\r', '\n']).to_string()
+        } else {
+            return Err(
+                "secrets must be references, \"env:NAME\" or \"file:/path\", never literal values"
+                    .to_string(),
+            );
+        };
+        if value.is_empty() {
+            return Err(format!("secret from \"{reference}\" is empty"));
+        }
+        Ok(Secret {
+            value,
+            reference: reference.to_string(),
+        })
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({}, <redacted>)", self.reference)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<redacted secret from {}>", self.reference)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let reference = String::deserialize(d)?;
+        Secret::resolve(&reference).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_reference_resolves_and_never_prints() {
+        // SAFETY: test-only variable with a name no other test uses.
+        unsafe { std::env::set_var("LAGWATCH_TEST_SECRET_A", "hunter2") };
+        let s = Secret::resolve("env:LAGWATCH_TEST_SECRET_A").unwrap();
+        assert_eq!(s.expose(), "hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(!format!("{s}").contains("hunter2"));
+        assert!(format!("{s:?}").contains("env:LAGWATCH_TEST_SECRET_A"));
+    }
+
+    #[test]
+    fn file_reference_trims_the_newline() {
+        let dir = std::env::temp_dir().join(format!("lagwatch-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("s");
+        std::fs::write(&f, "abc\n").unwrap();
+        let s = Secret::resolve(&format!("file:{}", f.display())).unwrap();
+        assert_eq!(s.expose(), "abc");
+    }
+
+    #[test]
+    fn literals_and_missing_values_are_rejected_without_echo() {
+        let e = Secret::resolve("hunter2").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(
+            Secret::resolve("env:LAGWATCH_SURELY_UNSET_VAR")
+                .unwrap_err()
+                .contains("not set")
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! The two pluggable roles: a [`Source`] takes sentinel writes, a [`Target`] is read for them.
+//!
+//! A connector does exactly one call per method: no sleeping, retrying, polling or timing. The
+//! probe engine owns the clock, deadlines and schedules, so every kind is measured the same way.
+//! "Not there yet" is a value ([`Lookup::Absent`]), not an error; errors are classified by
+//! [`ConnectorError::kind`] into a small fixed set that may be used as a label.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::sentinel::{Sentinel, SentinelId};
+
+/// What one read found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Absent,
+    /// Found. `payload` is the content as stored, if the system returns it.
+    Present {
+        payload: Option<String>,
+    },
+}
+
+/// Why a call failed. Display text may carry server detail; it never carries secrets.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectorError {
+    #[error("throttled by the system (retry after {retry_after:?})")]
+    Throttled { retry_after: Option<Duration> },
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    #[error("transport error: {0}")]
+    Transport(String),
+    #[error("system unavailable (HTTP {status}): {detail}")]
+    Unavailable { status: u16, detail: String },
+    #[error("unexpected response (HTTP {status}): {detail}")]
+    BadResponse { status: u16, detail: String },
+    #[error("no answer within the request timeout")]
+    Timeout,
+}
+
+impl ConnectorError {
+    /// Bounded label value: `throttled`, `auth`, `transport`, `unavailable`, `bad_response`,
+    /// `timeout`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConnectorError::Throttled { .. } => "throttled",
+            ConnectorError::Auth(_) => "auth",
+            ConnectorError::Transport(_) => "transport",
+            ConnectorError::Unavailable { .. } => "unavailable",
+            ConnectorError::BadResponse { .. } => "bad_response",
+            ConnectorError::Timeout => "timeout",
+        }
+    }
+
+    /// HTTP status class for `lagwatch_requests_total{status}`.
+    pub fn status_class(&self) -> &'static str {
+        match self {
+            ConnectorError::Throttled { .. } => "4xx",
+            ConnectorError::Auth(_) => "4xx",
+            ConnectorError::Transport(_) | ConnectorError::Timeout => "transport_error",
+            ConnectorError::Unavailable { status, .. }
+            | ConnectorError::BadResponse { status, .. } => status_class(*status),
+        }
+    }
+}
+
+/// Maps an HTTP status to its class label.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// A system sentinels are written into.
+#[async_trait]
+pub trait Source: Send + Sync + 'static {
+    /// Writes the sentinel once and returns when the system acknowledged it. The engine
+    /// timestamps around this call.
+    async fn write(&self, sentinel: &Sentinel) -> Result<(), ConnectorError>;
+    /// Reads the sentinel back from the source itself (read-your-own-writes check).
+    async fn read(&self, id: &SentinelId) -> Result<Lookup, ConnectorError>;
+    /// Deletes the sentinel; deleting one that is already gone is not an error.
+    async fn delete(&self, id: &SentinelId) -> Result<(), ConnectorError>;
+    /// Sentinels whose key starts with `prefix` written before `before`, for the start-up sweep.
+    async fn list_own(
+        &self,
+        prefix: &str,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<SentinelId>, ConnectorError>;
+}
+
+/// A system sentinels are looked up in.
+#[async_trait]
+pub trait Target: Send + Sync + 'static {
+    /// Exactly one lookup.
+    async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError>;
+}

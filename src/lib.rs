@@ -1,0 +1,28 @@
+//! lagwatch measures replication lag of eventually-consistent integrations with active probes.
+//!
+//! Crate map (see ARCHITECTURE.md for the data flow and invariants):
+//! - [`config`]: the YAML file, strict typing, errors naming file, key and reason.
+//! - [`systems`]: the registry of system kinds; each kind builds a [`connector::Source`] and/or
+//!   [`connector::Target`]. [`systems::simulated`] is the in-process landscape with ground truth.
+//! - [`connector`]: the pluggable roles and their error type.
+//! - [`sentinel`]: sentinel ids, payloads and checksums.
+//! - [`probe`]: the engine: groups, cycles, the poll schedule and the lag estimator.
+//! - [`metrics`]: every exported metric, declared once.
+//! - [`status`]: the per-path view behind the status page and the API.
+//! - [`http`]: the axum server.
+//! - [`app`]: assembly of all of the above; [`cli`]: the command line.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod connector;
+pub mod http;
+pub mod metrics;
+pub mod probe;
+pub mod sentinel;
+pub mod shutdown;
+pub mod status;
+pub mod systems;
+
+/// Source revision this binary was built from (`LAGWATCH_REVISION` or git at build time).
+pub const REVISION: &str = env!("LAGWATCH_REVISION");

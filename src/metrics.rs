@@ -1,0 +1,275 @@
+//! Every metric lagwatch exports, declared in one place with its HELP text and unit.
+//!
+//! The names and label sets here are a public contract: dashboards, alert rules and users
+//! depend on them. Label values are configured names (source, target, system) or fixed enums
+//! (outcome, operation, status, kind); a sentinel id never becomes a label. Every series that
+//! can exist is created at start-up at 0, so `rate()` and `absent()` behave from the first
+//! scrape.
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Lag buckets, 50 ms to 24 h, with common objectives (1 s, 5 s, 30 s, 1 m, 5 m, 15 m, 1 h) as
+/// bucket bounds so "within objective" ratios are exact.
+pub const LAG_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0,
+    1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0,
+];
+
+/// Request duration buckets, 5 ms to 60 s.
+pub const REQUEST_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Outcomes of a probe on one path.
+pub const OUTCOMES: &[&str] = &["converged", "timeout", "mismatch", "error"];
+/// Outcomes of a sentinel write.
+pub const WRITE_OUTCOMES: &[&str] = &["ok", "error", "throttled"];
+/// Status classes of a request.
+pub const STATUS_CLASSES: &[&str] = &["2xx", "4xx", "5xx", "transport_error"];
+/// Operations a source performs.
+pub const SOURCE_OPERATIONS: &[&str] = &["write", "read", "delete", "list"];
+/// Operations a target performs.
+pub const TARGET_OPERATIONS: &[&str] = &["lookup"];
+/// Error kinds of a failed lookup (see `ConnectorError::kind`).
+pub const ERROR_KINDS: &[&str] = &[
+    "throttled",
+    "auth",
+    "transport",
+    "unavailable",
+    "bad_response",
+    "timeout",
+];
+
+/// The metric families. Cheap to clone (every field is reference-counted).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub lag: HistogramVec,
+    pub last_lag: GaugeVec,
+    pub lag_uncertainty: GaugeVec,
+    pub staleness: GaugeVec,
+    pub last_converged: GaugeVec,
+    pub probes: IntCounterVec,
+    pub in_flight: IntGaugeVec,
+    pub objective: GaugeVec,
+    pub probes_skipped: IntCounterVec,
+    pub lookup_errors: IntCounterVec,
+    pub writes: IntCounterVec,
+    pub deletes: IntCounterVec,
+    pub ryw_violations: IntCounterVec,
+    pub monotonic_violations: IntCounterVec,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub build_info: IntGaugeVec,
+}
+
+fn must<T>(r: prometheus::Result<T>) -> T {
+    // Registration fails only for malformed names or duplicates: static programming errors.
+    r.expect("static metric definition is valid")
+}
+
+impl Metrics {
+    /// Creates and registers every family (including process metrics on Linux).
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let path = &["source", "target"];
+        let hist = |name: &str, help: &str, buckets: &[f64], labels: &[&str]| {
+            let h = must(HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+                labels,
+            ));
+            must(registry.register(Box::new(h.clone())));
+            h
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = must(GaugeVec::new(Opts::new(name, help), labels));
+            must(registry.register(Box::new(g.clone())));
+            g
+        };
+        let igauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = must(IntGaugeVec::new(Opts::new(name, help), labels));
+            must(registry.register(Box::new(g.clone())));
+            g
+        };
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = must(IntCounterVec::new(Opts::new(name, help), labels));
+            must(registry.register(Box::new(c.clone())));
+            c
+        };
+        let m = Metrics {
+            lag: hist(
+                "lagwatch_lag_seconds",
+                "Replication lag of converged sentinels: midpoint of the interval the arrival is known to lie in.",
+                LAG_BUCKETS,
+                path,
+            ),
+            last_lag: gauge(
+                "lagwatch_last_lag_seconds",
+                "Lag of the most recently converged sentinel.",
+                path,
+            ),
+            lag_uncertainty: gauge(
+                "lagwatch_lag_uncertainty_seconds",
+                "Half-width of the last lag estimate: the true lag is within last_lag plus or minus this.",
+                path,
+            ),
+            staleness: gauge(
+                "lagwatch_staleness_seconds",
+                "Age of the oldest sentinel not yet seen at the target, 0 when none is pending; rises in real time while a path is stuck.",
+                path,
+            ),
+            last_converged: gauge(
+                "lagwatch_last_converged_timestamp_seconds",
+                "Unix time at which the last sentinel was seen at the target (0 if never).",
+                path,
+            ),
+            probes: counter(
+                "lagwatch_probes_total",
+                "Resolved probes by outcome: converged, timeout (never seen), mismatch (seen with other content), error (only errors until the timeout).",
+                &["source", "target", "outcome"],
+            ),
+            in_flight: igauge(
+                "lagwatch_probes_in_flight",
+                "Sentinels of the path written (or being written) and not yet resolved.",
+                path,
+            ),
+            objective: gauge(
+                "lagwatch_lag_objective_seconds",
+                "Configured lag objective of the path, so one alert rule serves every path.",
+                path,
+            ),
+            probes_skipped: counter(
+                "lagwatch_probes_skipped_total",
+                "Sentinel writes skipped for a path because max_in_flight sentinels were already pending.",
+                path,
+            ),
+            lookup_errors: counter(
+                "lagwatch_lookup_errors_total",
+                "Failed target lookups by error kind (no lag is ever derived from these).",
+                &["source", "target", "kind"],
+            ),
+            writes: counter(
+                "lagwatch_sentinel_writes_total",
+                "Sentinel writes to a source by outcome (ok, error, throttled).",
+                &["source", "outcome"],
+            ),
+            deletes: counter(
+                "lagwatch_sentinel_deletes_total",
+                "Sentinel deletions (cleanup and start-up sweep) by outcome (ok, error).",
+                &["source", "outcome"],
+            ),
+            ryw_violations: counter(
+                "lagwatch_read_your_writes_violations_total",
+                "Sentinels the source itself did not return when read right after it acknowledged the write.",
+                &["source"],
+            ),
+            monotonic_violations: counter(
+                "lagwatch_monotonic_read_violations_total",
+                "Sentinels a target showed and then lost again within the confirmation window.",
+                path,
+            ),
+            requests: counter(
+                "lagwatch_requests_total",
+                "Requests to monitored systems by operation and status class (or transport_error).",
+                &["system", "operation", "status"],
+            ),
+            request_duration: hist(
+                "lagwatch_request_duration_seconds",
+                "Duration of requests to monitored systems.",
+                REQUEST_BUCKETS,
+                &["system", "operation"],
+            ),
+            build_info: igauge(
+                "lagwatch_build_info",
+                "Always 1; labels carry the version and source revision of this build.",
+                &["version", "revision"],
+            ),
+            registry,
+        };
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), crate::REVISION])
+            .set(1);
+        #[cfg(target_os = "linux")]
+        {
+            let pc = prometheus::process_collector::ProcessCollector::for_self();
+            // A second registration of the process collector is impossible here: one registry.
+            let _ = m.registry.register(Box::new(pc));
+        }
+        m
+    }
+
+    /// Creates every series of one path at 0.
+    pub fn init_path(&self, source: &str, target: &str, objective_seconds: f64) {
+        let l = &[source, target];
+        self.lag.with_label_values(l);
+        self.last_lag.with_label_values(l);
+        self.lag_uncertainty.with_label_values(l);
+        self.staleness.with_label_values(l);
+        self.last_converged.with_label_values(l);
+        self.in_flight.with_label_values(l);
+        self.probes_skipped.with_label_values(l);
+        self.monotonic_violations.with_label_values(l);
+        self.objective.with_label_values(l).set(objective_seconds);
+        for o in OUTCOMES {
+            self.probes.with_label_values(&[source, target, o]);
+        }
+        for k in ERROR_KINDS {
+            self.lookup_errors.with_label_values(&[source, target, k]);
+        }
+    }
+
+    /// Creates every series of one source at 0.
+    pub fn init_source(&self, source: &str) {
+        for o in WRITE_OUTCOMES {
+            self.writes.with_label_values(&[source, o]);
+        }
+        for o in ["ok", "error"] {
+            self.deletes.with_label_values(&[source, o]);
+        }
+        self.ryw_violations.with_label_values(&[source]);
+    }
+
+    /// Creates the request series of one system at 0.
+    pub fn init_system(&self, system: &str, operations: &[&str]) {
+        for op in operations {
+            self.request_duration.with_label_values(&[system, op]);
+            for st in STATUS_CLASSES {
+                self.requests.with_label_values(&[system, op, st]);
+            }
+        }
+    }
+
+    /// Records one request to a monitored system.
+    pub fn observe_request(&self, system: &str, operation: &str, status: &str, seconds: f64) {
+        self.requests
+            .with_label_values(&[system, operation, status])
+            .inc();
+        self.request_duration
+            .with_label_values(&[system, operation])
+            .observe(seconds);
+    }
+
+    /// Renders the text exposition format 0.0.4.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let encoder = TextEncoder::new();
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "Encoding metrics failed.");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// The content type of [`Metrics::render`].
+    pub fn content_type() -> &'static str {
+        "text/plain; version=0.0.4; charset=utf-8"
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,229 @@
+//! One probe cycle: write a sentinel, read it back, poll every target, clean up.
+//!
+//! The cycle owns all timing. Connectors are called once per step; the instants around each
+//! call are what the estimate is built from. A failed write ends the cycle with no outcome (a
+//! gap in measurement, never a lag); a failed read is counted and polling goes on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::future::join_all;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
+
+use super::estimate::{self, LagEstimate};
+use super::path::{Outcome, PathHandle};
+use super::schedule;
+use crate::connector::{ConnectorError, Lookup, Source};
+use crate::metrics::Metrics;
+use crate::sentinel::Sentinel;
+
+/// Everything one cycle needs.
+pub(crate) struct Cycle {
+    pub instance: Arc<str>,
+    pub source_name: Arc<str>,
+    pub source: Arc<dyn Source>,
+    pub paths: Vec<Arc<PathHandle>>,
+    pub metrics: Metrics,
+    pub seq: u64,
+    pub request_timeout: Duration,
+    pub retention: Duration,
+    pub shutdown: CancellationToken,
+}
+
+/// How long cleanup may take once shutdown has begun.
+const SHUTDOWN_CLEANUP: Duration = Duration::from_secs(5);
+
+async fn bounded<T>(
+    limit: Duration,
+    f: impl Future<Output = Result<T, ConnectorError>>,
+) -> Result<T, ConnectorError> {
+    match timeout(limit, f).await {
+        Ok(r) => r,
+        Err(_) => Err(ConnectorError::Timeout),
+    }
+}
+
+impl Cycle {
+    pub(crate) async fn run(self) {
+        let sentinel = Sentinel::new(&self.instance, self.seq, Utc::now());
+        let sent = Instant::now();
+        let written = bounded(self.request_timeout, self.source.write(&sentinel)).await;
+        let acked = Instant::now();
+        if let Err(e) = written {
+            let outcome = if matches!(e, ConnectorError::Throttled { .. }) {
+                "throttled"
+            } else {
+                "error"
+            };
+            self.metrics
+                .writes
+                .with_label_values(&[&self.source_name, outcome])
+                .inc();
+            tracing::warn!(source = %self.source_name, error = %e, "Sentinel write failed; no probe this round.");
+            for p in &self.paths {
+                p.on_write_failed(if outcome == "throttled" {
+                    "write_throttled"
+                } else {
+                    "write_error"
+                });
+                p.release(None);
+            }
+            return;
+        }
+        self.metrics
+            .writes
+            .with_label_values(&[&self.source_name, "ok"])
+            .inc();
+        for p in &self.paths {
+            p.on_written(self.seq, acked);
+        }
+
+        let ryw = self.read_your_write(&sentinel);
+        let polls = join_all(
+            self.paths
+                .iter()
+                .map(|p| self.poll_target(p, &sentinel, sent, acked)),
+        );
+        let ((), results) = tokio::join!(ryw, polls);
+        let interrupted = results.iter().any(Option::is_none);
+
+        if !interrupted && !self.retention.is_zero() {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => {}
+                _ = tokio::time::sleep(self.retention) => {}
+            }
+        }
+        let limit = if self.shutdown.is_cancelled() {
+            SHUTDOWN_CLEANUP.min(self.request_timeout)
+        } else {
+            self.request_timeout
+        };
+        let outcome = match bounded(limit, self.source.delete(&sentinel.id)).await {
+            Ok(()) => "ok",
+            Err(e) => {
+                tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, error = %e, "Sentinel delete failed; the next start-up sweep removes it.");
+                "error"
+            }
+        };
+        self.metrics
+            .deletes
+            .with_label_values(&[&self.source_name, outcome])
+            .inc();
+    }
+
+    async fn read_your_write(&self, sentinel: &Sentinel) {
+        match bounded(self.request_timeout, self.source.read(&sentinel.id)).await {
+            Ok(Lookup::Absent) => {
+                self.metrics
+                    .ryw_violations
+                    .with_label_values(&[&self.source_name])
+                    .inc();
+                tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, "Source did not return its own acknowledged write.");
+            }
+            Ok(Lookup::Present { .. }) => {}
+            Err(e) => {
+                tracing::debug!(source = %self.source_name, error = %e, "Read-your-writes check failed to read.");
+            }
+        }
+    }
+
+    /// Polls one target until the sentinel is seen and confirmed, or the path's timeout.
+    /// Returns `None` if shutdown interrupted it (the slot is released without an outcome).
+    async fn poll_target(
+        &self,
+        path: &PathHandle,
+        sentinel: &Sentinel,
+        sent: Instant,
+        acked: Instant,
+    ) -> Option<Outcome> {
+        let spec = &path.spec;
+        let deadline = acked + spec.timeout.get();
+        let expect = path.expectation();
+        let confirm = spec.confirm.get();
+        let confirm_gap = (confirm / 3).max(spec.poll.min_gap);
+
+        let mut prev: Option<Duration> = None;
+        let mut last_miss: Option<Instant> = None;
+        let mut first_hit: Option<(Instant, LagEstimate)> = None;
+        let mut answered = false;
+
+        let finish = |outcome: Outcome, estimate: Option<LagEstimate>| {
+            path.on_resolved(self.seq, acked, outcome, estimate);
+            Some(outcome)
+        };
+
+        loop {
+            let offset = match (first_hit, prev) {
+                (Some(_), Some(p)) => p + confirm_gap,
+                _ => schedule::next_offset(prev, &spec.poll, expect.as_ref(), rand::random()),
+            };
+            let at = acked + offset;
+            if let Some((hit_at, est)) = first_hit
+                && at >= hit_at + confirm
+            {
+                return finish(Outcome::Converged, Some(est));
+            }
+            if at >= deadline {
+                if let Some((_, est)) = first_hit {
+                    return finish(Outcome::Converged, Some(est));
+                }
+                let outcome = if answered {
+                    Outcome::Timeout
+                } else {
+                    Outcome::Error
+                };
+                return finish(outcome, None);
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => {
+                    path.release(Some(self.seq));
+                    return None;
+                }
+                _ = sleep_until(at) => {}
+            }
+            prev = Some(offset);
+
+            let limit = spec
+                .request_timeout
+                .get()
+                .min(deadline.saturating_duration_since(Instant::now()))
+                .max(Duration::from_millis(1));
+            let req_sent = Instant::now();
+            let result = bounded(limit, path.target.lookup(&sentinel.id)).await;
+            let req_answered = Instant::now();
+            match result {
+                Ok(Lookup::Absent) => {
+                    answered = true;
+                    if first_hit.take().is_some() {
+                        path.on_monotonic_violation();
+                        tracing::info!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, "Target lost a sentinel it had shown; measuring to the last miss.");
+                    }
+                    last_miss = Some(req_sent);
+                }
+                Ok(Lookup::Present { payload }) => {
+                    answered = true;
+                    if let Some(p) = payload
+                        && !sentinel.matches(&p)
+                    {
+                        let est = estimate::estimate(sent, acked, last_miss, req_answered);
+                        tracing::warn!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, "Target holds the sentinel with different content.");
+                        return finish(Outcome::Mismatch, Some(est));
+                    }
+                    if first_hit.is_none() {
+                        let est = estimate::estimate(sent, acked, last_miss, req_answered);
+                        first_hit = Some((req_answered, est));
+                        if confirm.is_zero() {
+                            return finish(Outcome::Converged, Some(est));
+                        }
+                    }
+                }
+                Err(e) => {
+                    path.on_lookup_error(e.kind());
+                    tracing::debug!(source = %spec.source, target = %spec.target, error = %e, "Lookup failed.");
+                }
+            }
+        }
+    }
+}

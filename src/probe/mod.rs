@@ -1,0 +1,257 @@
+//! The probe engine: long-lived tasks that write sentinels and time their arrival.
+//!
+//! Paths that share a source and an interval form a *group*; each group writes one sentinel
+//! per tick that fans out to every path of the group with a free in-flight slot. Each sentinel
+//! runs as one [`cycle`] task. The engine runs in the background on its own timers (the
+//! cloudprober model); `/metrics` only reads state. Tasks are tracked, stop on the shutdown
+//! token, and delete their sentinels on the way out.
+
+pub mod cycle;
+pub mod estimate;
+pub mod path;
+pub mod schedule;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::connector::Source;
+use crate::metrics::Metrics;
+use crate::sentinel::SentinelId;
+use crate::systems::System;
+pub use path::{Outcome, PathHandle};
+
+/// Why the engine could not be assembled from a config and its built systems.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("system \"{0}\" was not built")]
+    MissingSystem(String),
+    #[error("system \"{0}\" cannot be written")]
+    NotASource(String),
+    #[error("system \"{0}\" cannot be read")]
+    NotATarget(String),
+}
+
+struct Group {
+    source_name: Arc<str>,
+    source: Arc<dyn Source>,
+    interval: Duration,
+    paths: Vec<Arc<PathHandle>>,
+    seq: AtomicU64,
+}
+
+/// The assembled engine. Cheap to share; [`Engine::run`] drives it.
+pub struct Engine {
+    instance: Arc<str>,
+    groups: Vec<Arc<Group>>,
+    paths: Vec<Arc<PathHandle>>,
+    sources: Vec<(Arc<str>, Arc<dyn Source>, Duration)>,
+    metrics: Metrics,
+}
+
+impl Engine {
+    /// Wires paths to their built systems and creates every metric series at 0.
+    ///
+    /// # Errors
+    /// [`EngineError`] if a path names a system that was not built in the needed role (a
+    /// validated config never does).
+    pub fn new(
+        config: &Config,
+        systems: &HashMap<String, System>,
+        metrics: Metrics,
+    ) -> Result<Engine, EngineError> {
+        let mut groups: Vec<Group> = Vec::new();
+        let mut paths = Vec::new();
+        for spec in &config.paths {
+            let src = systems
+                .get(&spec.source)
+                .ok_or_else(|| EngineError::MissingSystem(spec.source.clone()))?;
+            let source = src
+                .source
+                .clone()
+                .ok_or_else(|| EngineError::NotASource(spec.source.clone()))?;
+            let target = systems
+                .get(&spec.target)
+                .ok_or_else(|| EngineError::MissingSystem(spec.target.clone()))?
+                .target
+                .clone()
+                .ok_or_else(|| EngineError::NotATarget(spec.target.clone()))?;
+            let handle = Arc::new(PathHandle::new(spec.clone(), target, &metrics));
+            paths.push(handle.clone());
+            let interval = spec.interval.get();
+            match groups
+                .iter_mut()
+                .find(|g| *g.source_name == *spec.source && g.interval == interval)
+            {
+                Some(g) => g.paths.push(handle),
+                None => groups.push(Group {
+                    source_name: Arc::from(spec.source.as_str()),
+                    source,
+                    interval,
+                    paths: vec![handle],
+                    seq: AtomicU64::new(0),
+                }),
+            }
+        }
+        let groups: Vec<Arc<Group>> = groups.into_iter().map(Arc::new).collect();
+
+        let mut sources: Vec<(Arc<str>, Arc<dyn Source>, Duration)> = Vec::new();
+        for g in &groups {
+            metrics.init_source(&g.source_name);
+            let longest = config
+                .longest_timeout(&g.source_name)
+                .map(|d| d.get())
+                .unwrap_or_default();
+            if !sources.iter().any(|(n, _, _)| *n == g.source_name) {
+                sources.push((g.source_name.clone(), g.source.clone(), longest));
+            }
+        }
+        for (name, sys) in systems {
+            let mut ops: Vec<&str> = Vec::new();
+            if sys.source.is_some() && sources.iter().any(|(n, _, _)| &**n == name) {
+                ops.extend(crate::metrics::SOURCE_OPERATIONS);
+            }
+            if sys.target.is_some() && paths.iter().any(|p| &p.spec.target == name) {
+                ops.extend(crate::metrics::TARGET_OPERATIONS);
+            }
+            metrics.init_system(name, &ops);
+        }
+        Ok(Engine {
+            instance: Arc::from(config.instance.as_str()),
+            groups,
+            paths,
+            sources,
+            metrics,
+        })
+    }
+
+    /// Every path, in config order.
+    pub fn paths(&self) -> &[Arc<PathHandle>] {
+        &self.paths
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// True once every path has started its first probe.
+    pub fn ready(&self) -> bool {
+        self.paths.iter().all(|p| p.state().started)
+    }
+
+    /// Brings time-dependent gauges up to now (call before rendering metrics).
+    pub fn refresh(&self) {
+        let now = Instant::now();
+        for p in &self.paths {
+            p.refresh(now);
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled, then lets in-flight cycles clean up (bounded by their
+    /// own shutdown deadline) and returns.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let tracker = TaskTracker::new();
+        for (name, source, longest) in self.sources.clone() {
+            let engine = self.clone();
+            tracker.spawn(async move { engine.sweep(&name, source, longest).await });
+        }
+        for group in &self.groups {
+            let engine = self.clone();
+            let group = group.clone();
+            let shutdown = shutdown.clone();
+            let inner = tracker.clone();
+            tracker.spawn(async move { engine.run_group(group, shutdown, inner).await });
+        }
+        shutdown.cancelled().await;
+        tracker.close();
+        tracker.wait().await;
+    }
+
+    /// Deletes this instance's sentinels left behind by an earlier run: only those older than
+    /// the longest timeout of the source's paths, so nothing still in flight is touched.
+    async fn sweep(&self, name: &str, source: Arc<dyn Source>, longest_timeout: Duration) {
+        let before = Utc::now()
+            - chrono::Duration::from_std(longest_timeout).unwrap_or(chrono::Duration::zero());
+        let prefix = SentinelId::owner_prefix(&self.instance);
+        let leftovers = match source.list_own(&prefix, before).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(source = %name, error = %e, "Start-up sweep could not list old sentinels.");
+                return;
+            }
+        };
+        if !leftovers.is_empty() {
+            tracing::info!(source = %name, count = leftovers.len(), "Deleting sentinels left by an earlier run.");
+        }
+        for id in leftovers {
+            let outcome = match source.delete(&id).await {
+                Ok(()) => "ok",
+                Err(e) => {
+                    tracing::warn!(source = %name, sentinel = %id, error = %e, "Sweep could not delete a sentinel.");
+                    "error"
+                }
+            };
+            self.metrics
+                .deletes
+                .with_label_values(&[name, outcome])
+                .inc();
+        }
+    }
+
+    async fn run_group(
+        self: Arc<Self>,
+        group: Arc<Group>,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) {
+        // Spread groups over the first moments so they do not all write at once.
+        let spread = group.interval.min(Duration::from_secs(2));
+        let first = Instant::now() + spread.mul_f64(rand::random::<f64>());
+        let mut ticker = tokio::time::interval_at(first, group.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let paths: Vec<Arc<PathHandle>> = group
+                .paths
+                .iter()
+                .filter(|p| p.try_reserve())
+                .cloned()
+                .collect();
+            if paths.is_empty() {
+                continue;
+            }
+            let request_timeout = paths
+                .iter()
+                .map(|p| p.spec.request_timeout.get())
+                .max()
+                .unwrap_or(Duration::from_secs(30));
+            let retention = paths
+                .iter()
+                .map(|p| p.spec.retention.get())
+                .max()
+                .unwrap_or_default();
+            let cycle = cycle::Cycle {
+                instance: self.instance.clone(),
+                source_name: group.source_name.clone(),
+                source: group.source.clone(),
+                paths,
+                metrics: self.metrics.clone(),
+                seq: group.seq.fetch_add(1, Ordering::Relaxed),
+                request_timeout,
+                retention,
+                shutdown: shutdown.clone(),
+            };
+            tracker.spawn(cycle.run());
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! One path's live state: in-flight sentinels, staleness, recent lags and outcome history.
+//!
+//! The engine reports what happened through the `on_*` methods; they update the path's
+//! metrics and its state together, so `/metrics`, the status page and the API never disagree.
+//! Everything kept is bounded: pending sentinels by `max_in_flight`, recent lags and history by
+//! fixed capacities.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use prometheus::{Gauge, Histogram, IntCounter, IntGauge};
+use tokio::time::Instant;
+
+use super::estimate::LagEstimate;
+use super::schedule::Expectation;
+use crate::config::PathSpec;
+use crate::connector::Target;
+use crate::metrics::Metrics;
+
+/// How a probe on one path ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Converged,
+    Timeout,
+    Mismatch,
+    Error,
+}
+
+impl Outcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Converged => "converged",
+            Outcome::Timeout => "timeout",
+            Outcome::Mismatch => "mismatch",
+            Outcome::Error => "error",
+        }
+    }
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Converged lags remembered for the schedule's learned window.
+const RECENT_LAGS: usize = 16;
+/// Resolved probes remembered for the status page (at most an hour of them).
+const HISTORY: usize = 720;
+const HISTORY_AGE: Duration = Duration::from_secs(3600);
+
+/// One resolved probe, as the status page remembers it.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved {
+    pub at: Instant,
+    pub outcome: Outcome,
+    pub estimate: Option<LagEstimate>,
+}
+
+/// The newest resolved probe (by write order, not resolution order).
+#[derive(Debug, Clone, Copy)]
+pub struct LastProbe {
+    pub seq: u64,
+    pub outcome: Outcome,
+}
+
+/// Mutable state of a path.
+#[derive(Debug, Default)]
+pub struct PathState {
+    /// Sentinels reserved for this path: being written, or written and unresolved.
+    pub reserved: u32,
+    /// Written and unresolved sentinels: seq to the instant the write was acknowledged.
+    pub pending: BTreeMap<u64, Instant>,
+    /// Acknowledgement of the oldest sentinel that resolved without being seen since the last
+    /// one that was seen. Keeps staleness rising through timeouts while a path is stuck.
+    pub unseen_since: Option<Instant>,
+    pub recent: VecDeque<Duration>,
+    pub history: VecDeque<Resolved>,
+    pub last_probe: Option<LastProbe>,
+    pub last_estimate: Option<LagEstimate>,
+    pub last_converged_at: Option<DateTime<Utc>>,
+    pub last_error: Option<(&'static str, DateTime<Utc>)>,
+    /// A write for this path has been attempted (readiness).
+    pub started: bool,
+}
+
+impl PathState {
+    /// Age of the oldest sentinel not yet seen at the target, zero if none.
+    pub fn staleness(&self, now: Instant) -> Duration {
+        let oldest = self.pending.values().next().copied();
+        let since = match (oldest, self.unseen_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        since.map_or(Duration::ZERO, |s| now.saturating_duration_since(s))
+    }
+
+    fn prune(&mut self, now: Instant) {
+        while self
+            .history
+            .front()
+            .is_some_and(|r| now.saturating_duration_since(r.at) > HISTORY_AGE)
+            || self.history.len() > HISTORY
+        {
+            self.history.pop_front();
+        }
+    }
+}
+
+struct PathMetrics {
+    lag: Histogram,
+    last_lag: Gauge,
+    uncertainty: Gauge,
+    staleness: Gauge,
+    last_converged: Gauge,
+    probes: [IntCounter; 4],
+    in_flight: IntGauge,
+    skipped: IntCounter,
+    monotonic: IntCounter,
+}
+
+/// A path with its target connector, metrics and state.
+pub struct PathHandle {
+    pub spec: PathSpec,
+    pub target: Arc<dyn Target>,
+    metrics: Metrics,
+    m: PathMetrics,
+    state: Mutex<PathState>,
+}
+
+impl PathHandle {
+    pub fn new(spec: PathSpec, target: Arc<dyn Target>, metrics: &Metrics) -> Self {
+        metrics.init_path(
+            &spec.source,
+            &spec.target,
+            spec.objective.get().as_secs_f64(),
+        );
+        let l = [spec.source.as_str(), spec.target.as_str()];
+        let outcome = |o: Outcome| metrics.probes.with_label_values(&[l[0], l[1], o.label()]);
+        let m = PathMetrics {
+            lag: metrics.lag.with_label_values(&l),
+            last_lag: metrics.last_lag.with_label_values(&l),
+            uncertainty: metrics.lag_uncertainty.with_label_values(&l),
+            staleness: metrics.staleness.with_label_values(&l),
+            last_converged: metrics.last_converged.with_label_values(&l),
+            probes: [
+                outcome(Outcome::Converged),
+                outcome(Outcome::Timeout),
+                outcome(Outcome::Mismatch),
+                outcome(Outcome::Error),
+            ],
+            in_flight: metrics.in_flight.with_label_values(&l),
+            skipped: metrics.probes_skipped.with_label_values(&l),
+            monotonic: metrics.monotonic_violations.with_label_values(&l),
+        };
+        PathHandle {
+            spec,
+            target,
+            metrics: metrics.clone(),
+            m,
+            state: Mutex::new(PathState::default()),
+        }
+    }
+
+    /// The state, for reading (status page, API, tests).
+    pub fn state(&self) -> MutexGuard<'_, PathState> {
+        // The state is plain data; a panic elsewhere must not take monitoring down with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reserves a slot for a new sentinel, or counts a skip when `max_in_flight` are pending.
+    pub fn try_reserve(&self) -> bool {
+        let mut s = self.state();
+        s.started = true;
+        if s.reserved >= self.spec.max_in_flight {
+            self.m.skipped.inc();
+            return false;
+        }
+        s.reserved += 1;
+        self.m.in_flight.set(i64::from(s.reserved));
+        true
+    }
+
+    /// Gives a reserved slot back without an outcome: the write failed (a measurement gap, not
+    /// lag) or the process is shutting down.
+    pub fn release(&self, seq: Option<u64>) {
+        let mut s = self.state();
+        s.reserved = s.reserved.saturating_sub(1);
+        if let Some(seq) = seq {
+            s.pending.remove(&seq);
+        }
+        self.m.in_flight.set(i64::from(s.reserved));
+    }
+
+    pub fn on_written(&self, seq: u64, acked: Instant) {
+        self.state().pending.insert(seq, acked);
+    }
+
+    pub fn on_write_failed(&self, kind: &'static str) {
+        self.state().last_error = Some((kind, Utc::now()));
+    }
+
+    pub fn on_lookup_error(&self, kind: &'static str) {
+        self.metrics
+            .lookup_errors
+            .with_label_values(&[&self.spec.source, &self.spec.target, kind])
+            .inc();
+        self.state().last_error = Some((kind, Utc::now()));
+    }
+
+    pub fn on_monotonic_violation(&self) {
+        self.m.monotonic.inc();
+    }
+
+    /// Records how a sentinel ended on this path and frees its slot.
+    pub fn on_resolved(
+        &self,
+        seq: u64,
+        acked: Instant,
+        outcome: Outcome,
+        estimate: Option<LagEstimate>,
+    ) {
+        let now = Instant::now();
+        let mut s = self.state();
+        s.pending.remove(&seq);
+        s.reserved = s.reserved.saturating_sub(1);
+        self.m.in_flight.set(i64::from(s.reserved));
+        self.m.probes[outcome.index()].inc();
+        match outcome {
+            Outcome::Converged | Outcome::Mismatch => {
+                if s.unseen_since.is_some_and(|u| u <= acked) {
+                    s.unseen_since = None;
+                }
+            }
+            Outcome::Timeout | Outcome::Error => {
+                s.unseen_since = Some(s.unseen_since.map_or(acked, |u| u.min(acked)));
+            }
+        }
+        if outcome == Outcome::Mismatch {
+            s.last_error = Some(("mismatch", Utc::now()));
+        }
+        if let (Outcome::Converged, Some(e)) = (outcome, estimate) {
+            self.m.lag.observe(e.lag.as_secs_f64());
+            self.m.last_lag.set(e.lag.as_secs_f64());
+            self.m.uncertainty.set(e.uncertainty.as_secs_f64());
+            let wall = Utc::now();
+            self.m
+                .last_converged
+                .set(wall.timestamp_millis() as f64 / 1000.0);
+            s.last_converged_at = Some(wall);
+            s.last_estimate = Some(e);
+            s.recent.push_back(e.lag);
+            if s.recent.len() > RECENT_LAGS {
+                s.recent.pop_front();
+            }
+        }
+        if s.last_probe.is_none_or(|l| seq >= l.seq) {
+            s.last_probe = Some(LastProbe { seq, outcome });
+        }
+        s.history.push_back(Resolved {
+            at: now,
+            outcome,
+            estimate,
+        });
+        s.prune(now);
+        self.m.staleness.set(s.staleness(now).as_secs_f64());
+    }
+
+    /// The learned window of recent lags, if there is enough history.
+    pub fn expectation(&self) -> Option<Expectation> {
+        let s = self.state();
+        let lags: Vec<Duration> = s.recent.iter().copied().collect();
+        Expectation::from_recent(&lags)
+    }
+
+    /// Brings time-dependent gauges (staleness) up to `now`; called before each scrape.
+    pub fn refresh(&self, now: Instant) {
+        let mut s = self.state();
+        s.prune(now);
+        self.m.staleness.set(s.staleness(now).as_secs_f64());
+    }
+}

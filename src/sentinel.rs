@@ -1,0 +1,157 @@
+//! Sentinels: the small records lagwatch writes and then looks for downstream.
+//!
+//! A sentinel's id is a UUID v7 (time-ordered, so listing a source by id also lists it by age)
+//! prefixed with the instance name, so the start-up sweep can find this instance's leftovers
+//! and never touch another instance's. Ids are opaque and never become metric labels.
+
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use uuid::Uuid;
+
+/// Prefix of every sentinel key, so sentinels are recognisable in a customer's tables.
+pub const KEY_PREFIX: &str = "lagwatch";
+
+/// Identity of one sentinel.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SentinelId {
+    uuid: Uuid,
+    key: String,
+}
+
+impl SentinelId {
+    /// A fresh, time-ordered id owned by `instance`.
+    pub fn new(instance: &str) -> Self {
+        Self::from_parts(instance, Uuid::now_v7())
+    }
+
+    pub fn from_parts(instance: &str, uuid: Uuid) -> Self {
+        SentinelId {
+            uuid,
+            key: format!("{}{}", Self::owner_prefix(instance), uuid),
+        }
+    }
+
+    /// Parses a key written by [`SentinelId::key`]; `None` if it is not a sentinel key.
+    pub fn parse(key: &str) -> Option<Self> {
+        let rest = key.strip_prefix(KEY_PREFIX)?.strip_prefix('-')?;
+        // The UUID is the last 36 characters, after the instance name and a dash.
+        let split = rest.len().checked_sub(36)?;
+        let (owner, uuid) = (rest.get(..split)?, rest.get(split..)?);
+        if owner.len() < 2 || !owner.ends_with('-') {
+            return None;
+        }
+        let uuid = Uuid::parse_str(uuid).ok()?;
+        Some(SentinelId {
+            uuid,
+            key: key.to_string(),
+        })
+    }
+
+    /// The prefix every key of `instance` starts with, for listing own sentinels.
+    pub fn owner_prefix(instance: &str) -> String {
+        format!("{KEY_PREFIX}-{instance}-")
+    }
+
+    /// The string stored in the sentinel's key column.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The UUID, for systems whose records need a GUID primary key (Dataverse).
+    pub fn uuid(&self) -> Uuid {
+        self.uuid
+    }
+}
+
+impl fmt::Debug for SentinelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key)
+    }
+}
+
+impl fmt::Display for SentinelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key)
+    }
+}
+
+/// One sentinel as written to a source.
+#[derive(Debug, Clone)]
+pub struct Sentinel {
+    pub id: SentinelId,
+    /// Sequence number within this instance and source (restarts begin again at 0).
+    pub seq: u64,
+    /// Wall-clock write time, informational (lag is measured on the monotonic clock).
+    pub written_at: DateTime<Utc>,
+    /// The payload stored in the record. Carries nothing sensitive: instance, seq, time.
+    pub payload: String,
+    /// Checksum of `payload`; a replica holding other content is a `mismatch`.
+    pub checksum: u64,
+}
+
+impl Sentinel {
+    pub fn new(instance: &str, seq: u64, written_at: DateTime<Utc>) -> Self {
+        let id = SentinelId::new(instance);
+        let payload = serde_json::json!({
+            "instance": instance,
+            "seq": seq,
+            "written_at": written_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        })
+        .to_string();
+        let checksum = checksum(&payload);
+        Sentinel {
+            id,
+            seq,
+            written_at,
+            payload,
+            checksum,
+        }
+    }
+
+    /// Whether content read back from a replica is this sentinel's content.
+    pub fn matches(&self, observed: &str) -> bool {
+        checksum(observed) == self.checksum
+    }
+}
+
+/// 64-bit FNV-1a: stable across versions and platforms, which a std hasher is not.
+pub fn checksum(data: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_carry_the_owner_and_round_trip() {
+        let id = SentinelId::new("prod-eu");
+        assert!(id.key().starts_with("lagwatch-prod-eu-"));
+        let back = SentinelId::parse(id.key()).unwrap();
+        assert_eq!(back, id);
+        assert_eq!(back.uuid().get_version_num(), 7);
+        assert!(SentinelId::parse("customer-record-1").is_none());
+    }
+
+    #[test]
+    fn ids_are_time_ordered() {
+        let a = SentinelId::new("x");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = SentinelId::new("x");
+        assert!(a.key() < b.key());
+    }
+
+    #[test]
+    fn checksum_detects_changed_content() {
+        let s = Sentinel::new("x", 7, Utc::now());
+        assert!(s.matches(&s.payload));
+        assert!(!s.matches(&s.payload.replace("\"seq\":7", "\"seq\":8")));
+        assert_eq!(checksum("a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

@@ -1,0 +1,310 @@
+//! What the status page and `/api/v1/paths` show: one view per path, derived from its state.
+//!
+//! A path is `converging` (healthy: sentinels arrive within the objective), `lagging` (they
+//! arrive, above the objective), `stuck` (a sentinel timed out or has been pending longer than
+//! the timeout), `failing` (reads or writes error, or content arrives changed), or `starting`
+//! (nothing resolved yet).
+
+use std::fmt::Write as _;
+
+use chrono::SecondsFormat;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::probe::{Engine, Outcome, PathHandle};
+
+/// The health of a path, as an operator reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathStatus {
+    Starting,
+    Converging,
+    Lagging,
+    Stuck,
+    Failing,
+}
+
+impl PathStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            PathStatus::Starting => "starting",
+            PathStatus::Converging => "converging",
+            PathStatus::Lagging => "lagging",
+            PathStatus::Stuck => "stuck",
+            PathStatus::Failing => "failing",
+        }
+    }
+}
+
+/// When a write made now is expected to show at the target, from the last hour's lags.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpectedConvergence {
+    pub p50_seconds: f64,
+    pub p95_seconds: f64,
+    pub samples: usize,
+    /// A phrase an application can show its users ("about 3 minutes").
+    pub text: String,
+}
+
+/// One path as the status page and the API show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathView {
+    pub source: String,
+    pub target: String,
+    pub state: PathStatus,
+    pub objective_seconds: f64,
+    pub timeout_seconds: f64,
+    pub interval_seconds: f64,
+    pub last_lag_seconds: Option<f64>,
+    pub lag_uncertainty_seconds: Option<f64>,
+    pub staleness_seconds: f64,
+    pub p50_seconds_1h: Option<f64>,
+    pub p95_seconds_1h: Option<f64>,
+    pub success_ratio_1h: Option<f64>,
+    pub probes_1h: usize,
+    pub in_flight: u32,
+    pub last_outcome: Option<Outcome>,
+    pub last_error_kind: Option<&'static str>,
+    pub last_error_at: Option<String>,
+    pub last_converged_at: Option<String>,
+    /// `None` while the path is stuck or failing: no honest promise can be made then.
+    pub expected_convergence: Option<ExpectedConvergence>,
+}
+
+fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let idx = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted.get(idx).copied()
+}
+
+/// A duration for people: "850 ms", "12 s", "3 min 20 s", "2 h 5 min".
+pub fn human(seconds: f64) -> String {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return "–".to_string();
+    }
+    if seconds < 1.0 {
+        return format!("{:.0} ms", seconds * 1000.0);
+    }
+    if seconds < 10.0 {
+        return format!("{seconds:.1} s");
+    }
+    let s = seconds.round() as u64;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 if s.is_multiple_of(60) => format!("{} min", s / 60),
+        60..=3599 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// A rounded phrase for end users: "a few seconds", "about 40 seconds", "about 3 minutes".
+fn about(seconds: f64) -> String {
+    match seconds {
+        s if s < 5.0 => "a few seconds".to_string(),
+        s if s < 90.0 => format!("about {} seconds", ((s / 5.0).round() * 5.0) as u64),
+        s if s < 5400.0 => format!("about {} minutes", (s / 60.0).round() as u64),
+        s => format!("about {} hours", (s / 3600.0).round() as u64),
+    }
+}
+
+impl PathView {
+    pub fn of(path: &PathHandle, now: Instant) -> PathView {
+        let spec = &path.spec;
+        let s = path.state();
+        let staleness = s.staleness(now);
+        let mut lags: Vec<f64> = s
+            .history
+            .iter()
+            .filter(|r| r.outcome == Outcome::Converged)
+            .filter_map(|r| r.estimate.map(|e| e.lag.as_secs_f64()))
+            .collect();
+        lags.sort_by(f64::total_cmp);
+        let probes = s.history.len();
+        let converged = s
+            .history
+            .iter()
+            .filter(|r| r.outcome == Outcome::Converged)
+            .count();
+        let last_outcome = s.last_probe.map(|l| l.outcome);
+        let error_after_convergence = match (s.last_error, s.last_converged_at) {
+            (Some((_, e)), Some(c)) => e > c,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let timeout = spec.timeout.get();
+        let objective = spec.objective.get();
+        let last_lag = s.last_estimate.map(|e| e.lag);
+        let state = if matches!(last_outcome, Some(Outcome::Error | Outcome::Mismatch))
+            || (error_after_convergence && last_outcome != Some(Outcome::Timeout))
+        {
+            PathStatus::Failing
+        } else if last_outcome == Some(Outcome::Timeout) || staleness >= timeout {
+            PathStatus::Stuck
+        } else if last_lag.is_some_and(|l| l > objective) || staleness > objective {
+            PathStatus::Lagging
+        } else if last_outcome.is_some() {
+            PathStatus::Converging
+        } else {
+            PathStatus::Starting
+        };
+        let p50 = quantile(&lags, 0.5);
+        let p95 = quantile(&lags, 0.95);
+        let expected = match (state, p50, p95) {
+            (PathStatus::Converging | PathStatus::Lagging, Some(p50), Some(p95)) => {
+                Some(ExpectedConvergence {
+                    p50_seconds: p50,
+                    p95_seconds: p95,
+                    samples: lags.len(),
+                    text: about(p50),
+                })
+            }
+            _ => None,
+        };
+        let rfc = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+        PathView {
+            source: spec.source.clone(),
+            target: spec.target.clone(),
+            state,
+            objective_seconds: objective.as_secs_f64(),
+            timeout_seconds: timeout.as_secs_f64(),
+            interval_seconds: spec.interval.get().as_secs_f64(),
+            last_lag_seconds: last_lag.map(|d| d.as_secs_f64()),
+            lag_uncertainty_seconds: s.last_estimate.map(|e| e.uncertainty.as_secs_f64()),
+            staleness_seconds: staleness.as_secs_f64(),
+            p50_seconds_1h: p50,
+            p95_seconds_1h: p95,
+            success_ratio_1h: (probes > 0).then(|| converged as f64 / probes as f64),
+            probes_1h: probes,
+            in_flight: s.reserved,
+            last_outcome,
+            last_error_kind: s.last_error.map(|(k, _)| k),
+            last_error_at: s.last_error.map(|(_, t)| rfc(t)),
+            last_converged_at: s.last_converged_at.map(rfc),
+            expected_convergence: expected,
+        }
+    }
+}
+
+/// Views of every path of the engine, in config order.
+pub fn views(engine: &Engine) -> Vec<PathView> {
+    let now = Instant::now();
+    engine
+        .paths()
+        .iter()
+        .map(|p| PathView::of(p, now))
+        .collect()
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(human).unwrap_or_else(|| "–".to_string())
+}
+
+/// The status page: plain HTML that refreshes itself, readable without JavaScript.
+pub fn render_html(instance: &str, views: &[PathView]) -> String {
+    let mut h = String::with_capacity(4096 + views.len() * 800);
+    let _ = write!(
+        h,
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="5">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>lagwatch · {inst}</title>
+<style>
+body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1b1f24;background:#fafbfc}}
+h1{{font-size:1.4rem;margin:0 0 .2rem}} p.sub{{color:#57606a;margin:0 0 1.2rem}}
+table{{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px #0001}}
+th,td{{padding:.5rem .7rem;border-bottom:1px solid #e4e7eb;text-align:left;white-space:nowrap}}
+th{{background:#f3f4f6;font-weight:600;font-size:.85rem;color:#404850}}
+td.num{{text-align:right;font-variant-numeric:tabular-nums}}
+.state{{display:inline-block;padding:.1rem .55rem;border-radius:1rem;font-weight:600;font-size:.85rem}}
+.converging{{background:#dafbe1;color:#116329}} .lagging{{background:#fff8c5;color:#7d4e00}}
+.stuck{{background:#ffebe9;color:#a40e26}} .failing{{background:#a40e26;color:#fff}} .starting{{background:#eaeef2;color:#404850}}
+footer{{margin-top:1rem;color:#57606a;font-size:.85rem}} a{{color:#0969da}}
+</style></head><body>
+<h1>lagwatch</h1>
+<p class="sub">Instance <b>{inst}</b> · {n} paths · refreshes every 5 s</p>
+<table>
+<thead><tr><th>Path</th><th>State</th><th>Last lag</th><th>p50 / p95 (1 h)</th><th>Success (1 h)</th><th>Staleness</th><th>Objective</th><th>In flight</th><th>Last error</th></tr></thead>
+<tbody>
+"#,
+        inst = esc(instance),
+        n = views.len()
+    );
+    for v in views {
+        let last = match (v.last_lag_seconds, v.lag_uncertainty_seconds) {
+            (Some(l), Some(u)) => format!("{} ± {}", human(l), human(u)),
+            _ => "–".to_string(),
+        };
+        let success = v
+            .success_ratio_1h
+            .map(|r| format!("{:.1} % of {}", r * 100.0, v.probes_1h))
+            .unwrap_or_else(|| "–".to_string());
+        let _ = writeln!(
+            h,
+            r#"<tr data-path="{src}->{tgt}"><td>{src} → {tgt}</td><td><span class="state {st}">{st}</span></td><td class="num">{last}</td><td class="num">{p50} / {p95}</td><td class="num">{success}</td><td class="num">{stale}</td><td class="num">{obj}</td><td class="num">{inflight}</td><td>{err}</td></tr>"#,
+            src = esc(&v.source),
+            tgt = esc(&v.target),
+            st = v.state.label(),
+            p50 = opt(v.p50_seconds_1h),
+            p95 = opt(v.p95_seconds_1h),
+            stale = human(v.staleness_seconds),
+            obj = human(v.objective_seconds),
+            inflight = v.in_flight,
+            err = v
+                .last_error_kind
+                .map(esc)
+                .unwrap_or_else(|| "–".to_string()),
+        );
+    }
+    let _ = write!(
+        h,
+        r#"</tbody></table>
+<footer>Lag is the midpoint of the interval in which the sentinel is known to have arrived; ± is half that interval.
+<a href="/metrics">/metrics</a> · <a href="/api/v1/paths">/api/v1/paths</a> · <a href="/readyz">/readyz</a></footer>
+</body></html>
+"#
+    );
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human(0.25), "250 ms");
+        assert_eq!(human(3.21), "3.2 s");
+        assert_eq!(human(42.0), "42 s");
+        assert_eq!(human(200.0), "3 min 20 s");
+        assert_eq!(human(180.0), "3 min");
+        assert_eq!(human(7500.0), "2 h 5 min");
+        assert_eq!(about(185.0), "about 3 minutes");
+        assert_eq!(about(2.0), "a few seconds");
+        assert_eq!(about(41.0), "about 40 seconds");
+    }
+
+    #[test]
+    fn quantiles_pick_ranks() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), Some(51.0));
+        assert_eq!(quantile(&v, 0.95), Some(95.0));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn html_escapes_and_has_no_script() {
+        let h = render_html("<x>", &[]);
+        assert!(h.contains("&lt;x&gt;"));
+        assert!(!h.contains("<script"));
+    }
+}

@@ -1,0 +1,107 @@
+//! The registry of system kinds: how a `kind:` in YAML becomes a [`Source`] and/or [`Target`].
+//!
+//! Adding a kind is one new file implementing [`SystemKind`] for its config struct, plus one
+//! line in [`REGISTRY`]. A kind's config struct is typed strictly (unknown keys are errors) and
+//! its `Debug` must not print secrets (use `config::Secret`).
+
+pub mod simulated;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::config::{self, Issue};
+use crate::connector::{Source, Target};
+use crate::metrics::Metrics;
+
+/// A configured system kind: what it can do and how to build it.
+pub trait SystemKind: fmt::Debug + Send + Sync + 'static {
+    /// The `kind:` value, also used in messages.
+    fn kind(&self) -> &'static str;
+    /// `Ok` if sentinels can be written into it, else the reason why not.
+    fn can_write(&self) -> Result<(), String>;
+    /// `Ok` if sentinels can be looked up in it, else the reason why not.
+    fn can_read(&self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Builds the connectors. Opens no connection; reachability is checked by probing.
+    ///
+    /// # Errors
+    /// An [`Issue`] naming the key under `systems.<name>` that makes it impossible.
+    fn build(&self, name: &str, cx: &BuildContext) -> Result<System, Issue>;
+}
+
+/// A built system: whichever roles its kind supports.
+#[derive(Clone)]
+pub struct System {
+    pub name: String,
+    pub kind: &'static str,
+    pub source: Option<Arc<dyn Source>>,
+    pub target: Option<Arc<dyn Target>>,
+}
+
+/// What every kind's constructor gets from the framework.
+#[derive(Clone)]
+pub struct BuildContext {
+    pub metrics: Metrics,
+    /// The shared in-process world of `simulated` systems (sources and their replicas).
+    pub landscape: Arc<simulated::Landscape>,
+}
+
+impl BuildContext {
+    pub fn new(metrics: Metrics) -> Self {
+        BuildContext {
+            metrics,
+            landscape: Arc::new(simulated::Landscape::new()),
+        }
+    }
+}
+
+type Decoder = fn(&str, serde_json::Value) -> Result<Box<dyn SystemKind>, Issue>;
+
+/// Every kind lagwatch knows: `kind:` name and the decoder of its config block.
+pub const REGISTRY: &[(&str, Decoder)] = &[("simulated", simulated::decode)];
+
+/// Types one `systems.<name>` block by its `kind`.
+///
+/// # Errors
+/// An [`Issue`] for a missing or unknown kind, or for the kind's own config errors.
+pub fn parse(key: &str, value: serde_json::Value) -> Result<Box<dyn SystemKind>, Issue> {
+    let serde_json::Value::Object(mut map) = value else {
+        return Err(Issue::new(
+            key,
+            "a system must be a mapping with at least a kind",
+        ));
+    };
+    let kind = match map.remove("kind") {
+        Some(serde_json::Value::String(k)) => k,
+        Some(_) => {
+            return Err(Issue::new(
+                format!("{key}.kind"),
+                "the kind must be a string",
+            ));
+        }
+        None => return Err(Issue::new(format!("{key}.kind"), "required key is missing")),
+    };
+    let Some((_, decoder)) = REGISTRY.iter().find(|(k, _)| *k == kind) else {
+        let known: Vec<&str> = REGISTRY.iter().map(|(k, _)| *k).collect();
+        return Err(Issue::new(
+            format!("{key}.kind"),
+            format!(
+                "unknown kind \"{kind}\"; the kinds lagwatch knows are: {}",
+                known.join(", ")
+            ),
+        ));
+    };
+    decoder(key, serde_json::Value::Object(map))
+}
+
+/// Decodes a kind's config struct; the helper every kind's `decode` starts with.
+///
+/// # Errors
+/// As [`config::decode`].
+pub fn decode_as<T: serde::de::DeserializeOwned>(
+    key: &str,
+    value: serde_json::Value,
+) -> Result<T, Issue> {
+    config::decode(key, value)
+}
