@@ -30,6 +30,7 @@ pub(crate) struct Cycle {
     pub request_timeout: Duration,
     pub retention: Duration,
     pub shutdown: CancellationToken,
+    pub records: tokio::sync::broadcast::Sender<super::ProbeRecord>,
 }
 
 /// How long cleanup may take once shutdown has begun.
@@ -148,9 +149,20 @@ impl Cycle {
         let mut last_miss: Option<Instant> = None;
         let mut first_hit: Option<(Instant, LagEstimate)> = None;
         let mut answered = false;
+        let mut reads = 0u32;
 
-        let finish = |outcome: Outcome, estimate: Option<LagEstimate>| {
+        let finish = |outcome: Outcome, estimate: Option<LagEstimate>, reads: u32| {
             path.on_resolved(self.seq, acked, outcome, estimate);
+            if self.records.receiver_count() > 0 {
+                let _ = self.records.send(super::ProbeRecord {
+                    source: self.source_name.clone(),
+                    target: Arc::from(spec.target.as_str()),
+                    sentinel: sentinel.id.clone(),
+                    outcome,
+                    estimate,
+                    reads,
+                });
+            }
             Some(outcome)
         };
 
@@ -163,18 +175,18 @@ impl Cycle {
             if let Some((hit_at, est)) = first_hit
                 && at >= hit_at + confirm
             {
-                return finish(Outcome::Converged, Some(est));
+                return finish(Outcome::Converged, Some(est), reads);
             }
             if at >= deadline {
                 if let Some((_, est)) = first_hit {
-                    return finish(Outcome::Converged, Some(est));
+                    return finish(Outcome::Converged, Some(est), reads);
                 }
                 let outcome = if answered {
                     Outcome::Timeout
                 } else {
                     Outcome::Error
                 };
-                return finish(outcome, None);
+                return finish(outcome, None, reads);
             }
             tokio::select! {
                 _ = self.shutdown.cancelled() => {
@@ -191,6 +203,7 @@ impl Cycle {
                 .min(deadline.saturating_duration_since(Instant::now()))
                 .max(Duration::from_millis(1));
             let req_sent = Instant::now();
+            reads += 1;
             let result = bounded(limit, path.target.lookup(&sentinel.id)).await;
             let req_answered = Instant::now();
             match result {
@@ -209,13 +222,13 @@ impl Cycle {
                     {
                         let est = estimate::estimate(sent, acked, last_miss, req_answered);
                         tracing::warn!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, "Target holds the sentinel with different content.");
-                        return finish(Outcome::Mismatch, Some(est));
+                        return finish(Outcome::Mismatch, Some(est), reads);
                     }
                     if first_hit.is_none() {
                         let est = estimate::estimate(sent, acked, last_miss, req_answered);
                         first_hit = Some((req_answered, est));
                         if confirm.is_zero() {
-                            return finish(Outcome::Converged, Some(est));
+                            return finish(Outcome::Converged, Some(est), reads);
                         }
                     }
                 }

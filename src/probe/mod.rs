@@ -28,6 +28,26 @@ use crate::sentinel::SentinelId;
 use crate::systems::System;
 pub use path::{Outcome, PathHandle};
 
+use estimate::LagEstimate;
+use tokio::sync::broadcast;
+
+/// One sentinel resolved on one path, as published to [`Engine::subscribe`]rs: the record
+/// benchmarks and tests compare with ground truth. Never exported as a metric (it carries the
+/// sentinel id).
+#[derive(Debug, Clone)]
+pub struct ProbeRecord {
+    pub source: Arc<str>,
+    pub target: Arc<str>,
+    pub sentinel: SentinelId,
+    pub outcome: Outcome,
+    pub estimate: Option<LagEstimate>,
+    /// Lookups sent to the target for this sentinel (including confirmation reads).
+    pub reads: u32,
+}
+
+/// Records buffered per subscriber before the oldest are dropped.
+const RECORD_BUFFER: usize = 65_536;
+
 /// Why the engine could not be assembled from a config and its built systems.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -54,6 +74,7 @@ pub struct Engine {
     paths: Vec<Arc<PathHandle>>,
     sources: Vec<(Arc<str>, Arc<dyn Source>, Duration)>,
     metrics: Metrics,
+    records: broadcast::Sender<ProbeRecord>,
 }
 
 impl Engine {
@@ -129,6 +150,7 @@ impl Engine {
             paths,
             sources,
             metrics,
+            records: broadcast::channel(RECORD_BUFFER).0,
         })
     }
 
@@ -139,6 +161,12 @@ impl Engine {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// A stream of every resolved probe from now on. A slow subscriber loses the oldest
+    /// records (it sees `Lagged`), never slows the engine.
+    pub fn subscribe(&self) -> broadcast::Receiver<ProbeRecord> {
+        self.records.subscribe()
     }
 
     /// True once every path has started its first probe.
@@ -250,6 +278,7 @@ impl Engine {
                 request_timeout,
                 retention,
                 shutdown: shutdown.clone(),
+                records: self.records.clone(),
             };
             tracker.spawn(cycle.run());
         }
