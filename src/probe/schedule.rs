@@ -64,8 +64,10 @@ pub struct Expectation {
 
 /// Fewest converged probes before a path's history shapes its schedule.
 pub const MIN_SAMPLES: usize = 4;
-/// Margin added around the observed range, as a fraction of it.
+/// Margin added around the observed range, as a fraction of its ends...
 const MARGIN: f64 = 0.05;
+/// ...and as a fraction of its width.
+const SPREAD_MARGIN: f64 = 0.1;
 
 impl Expectation {
     /// The window learned from recent lag estimates, or `None` with too little history.
@@ -73,8 +75,12 @@ impl Expectation {
         if lags.len() < MIN_SAMPLES {
             return None;
         }
-        let lo = lags.iter().min()?.as_secs_f64() * (1.0 - MARGIN);
-        let hi = lags.iter().max()?.as_secs_f64() * (1.0 + MARGIN);
+        let min = lags.iter().min()?.as_secs_f64();
+        let max = lags.iter().max()?.as_secs_f64();
+        // A wide spread says the next lag may well fall outside what was seen: widen with it.
+        let spread = (max - min) * SPREAD_MARGIN;
+        let lo = (min * (1.0 - MARGIN) - spread).max(0.0);
+        let hi = max * (1.0 + MARGIN) + spread;
         Some(Expectation {
             lo: Duration::from_secs_f64(lo),
             hi: Duration::from_secs_f64(hi),
@@ -116,10 +122,14 @@ pub fn next_offset(
             });
         }
         if t < hi {
-            let spread = (hi / lo.max(1e-3)).max(1.0);
+            let spread = (hi / lo.max(policy.first.as_secs_f64()).max(min_gap)).max(1.0);
             let needed = (spread.powf(1.0 / f64::from(policy.window_reads.max(1))) - 1.0) / 2.0;
-            let precision = policy.precision.max(needed);
-            let gap = jittered((2.0 * precision * t).max(min_gap), policy, unit).max(min_gap);
+            // Never coarser than the geometric fallback would be.
+            let coarsest = ((policy.factor - 1.0) / 2.0).max(policy.precision);
+            let precision = needed.clamp(policy.precision, coarsest);
+            // Jitter only shortens gaps here, so the precision promised is kept.
+            let gap = (2.0 * precision * t).max(min_gap);
+            let gap = (gap * (1.0 - policy.jitter * unit.clamp(0.0, 1.0))).max(min_gap);
             return Duration::from_secs_f64(t + gap);
         }
     }
@@ -252,7 +262,7 @@ mod tests {
         };
         assert_eq!(Expectation::from_recent(&s(&[10, 11, 12])), None);
         let e = Expectation::from_recent(&s(&[10, 11, 12, 20])).unwrap();
-        assert_eq!(e.lo, Duration::from_secs_f64(9.5));
-        assert_eq!(e.hi, Duration::from_secs_f64(21.0));
+        assert_eq!(e.lo, Duration::from_secs_f64(8.5));
+        assert_eq!(e.hi, Duration::from_secs_f64(22.0));
     }
 }

@@ -4,7 +4,8 @@
 //! `write_latency` (committing half-way through the call). A system with `replica_of: <source>`
 //! is a replica: each committed write becomes visible after a lag drawn from its distribution
 //! (fixed, uniform, or log-normal by median and p99), unless it is dropped; it can transform the
-//! content (mismatch), show a record briefly before it settles (flap, as search replicas do),
+//! content (mismatch), show a record early and lose it again before it settles (flap: visible
+//! from 40 % to 70 % of the lag, then hidden until the lag, as a search replica can),
 //! and suffer scheduled outages that either stall replication or fail reads.
 //!
 //! The landscape records the exact instant each record became (stably) visible in each
@@ -458,7 +459,7 @@ impl Landscape {
             }
             let visible_at = (!dropped).then_some(visible);
             let glimpse = (flap && !dropped && lag > Duration::from_millis(100))
-                .then(|| (now + lag.mul_f64(0.5), now + lag.mul_f64(0.6)));
+                .then(|| (now + lag.mul_f64(0.4), now + lag.mul_f64(0.7)));
             let payload = if mismatch {
                 payload.replace("\"instance\"", "\"Instance\"")
             } else {

@@ -1,0 +1,390 @@
+//! Behaviour of the probe engine through the public API, on the simulated landscape with
+//! paused time: measured lag against ground truth, outcomes, staleness and bounds.
+
+mod common;
+
+use std::time::Duration;
+
+use lagwatch::probe::{Outcome, ProbeRecord};
+use tokio::sync::broadcast::Receiver;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+async fn collect(rx: &mut Receiver<ProbeRecord>, n: usize) -> Vec<ProbeRecord> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        out.push(rx.recv().await.expect("engine keeps publishing"));
+    }
+    out
+}
+
+fn counter(app: &lagwatch::app::App, name_and_labels: &str) -> f64 {
+    app.engine
+        .metrics()
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no series {name_and_labels}"))
+}
+
+const LANDSCAPE: &str = r#"
+instance: t
+systems:
+  src: { kind: simulated, seed: 11 }
+  fixed: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 3s } }
+  uniform: { kind: simulated, replica_of: src, lag: { distribution: uniform, min: 1s, max: 20s } }
+  wide: { kind: simulated, replica_of: src, lag: { distribution: log_normal, median: 30s, p99: 4m } }
+  quick: { kind: simulated, replica_of: src, lag: { distribution: log_normal, median: 300ms, p99: 2s } }
+paths:
+  - { source: src, target: fixed, interval: 10s, timeout: 10m, objective: 1m }
+  - { source: src, target: uniform, interval: 10s, timeout: 10m, objective: 1m }
+  - { source: src, target: wide, interval: 10s, timeout: 10m, objective: 1m, max_in_flight: 100 }
+  - { source: src, target: quick, interval: 10s, timeout: 10m, objective: 1m }
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn every_converged_lag_is_within_its_stated_uncertainty_of_the_truth() {
+    let app = common::app(LANDSCAPE);
+    let mut rx = app.engine.subscribe();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
+    let records = collect(&mut rx, 400).await;
+    stop.cancel();
+    run.await.unwrap();
+
+    let mut checked = 0;
+    for r in &records {
+        assert_eq!(r.outcome, Outcome::Converged, "{r:?}");
+        let est = r.estimate.expect("a converged probe has an estimate");
+        let truth = app
+            .landscape
+            .truth(&r.target, r.sentinel.key())
+            .and_then(|t| t.lag())
+            .expect("ground truth is recorded");
+        assert!(
+            est.contains(truth, Duration::ZERO),
+            "{}: truth {truth:?} outside {:?} ± {:?}",
+            r.target,
+            est.lag,
+            est.uncertainty
+        );
+        // The bound is useful, not just true (wide distributions cost precision; see schedule).
+        let allowed = truth.mul_f64(0.5) + Duration::from_millis(400);
+        assert!(
+            est.uncertainty <= allowed,
+            "{}: {est:?} for {truth:?}",
+            r.target
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 400);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_schedule_learns_and_tightens_the_bound() {
+    let app = common::app(
+        r#"
+instance: t
+systems:
+  src: { kind: simulated, seed: 3 }
+  lake: { kind: simulated, replica_of: src, lag: { distribution: uniform, min: 570s, max: 630s } }
+paths:
+  - { source: src, target: lake, interval: 5m, timeout: 30m, objective: 15m }
+"#,
+    );
+    let mut rx = app.engine.subscribe();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
+    let records = collect(&mut rx, 40).await;
+    stop.cancel();
+    run.await.unwrap();
+    let late = &records[10..];
+    let mean_reads = late.iter().map(|r| f64::from(r.reads)).sum::<f64>() / late.len() as f64;
+    assert!(mean_reads <= 8.0, "mean reads {mean_reads}");
+    for r in late {
+        let est = r.estimate.unwrap();
+        let truth = app
+            .landscape
+            .truth("lake", r.sentinel.key())
+            .unwrap()
+            .lag()
+            .unwrap();
+        assert!(est.contains(truth, Duration::ZERO));
+        assert!(
+            est.uncertainty.as_secs_f64() <= 0.03 * truth.as_secs_f64() + 0.1,
+            "{est:?} for {truth:?} after learning"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_record_times_out_and_a_changed_one_is_a_mismatch() {
+    let app = common::app(
+        r#"
+instance: t
+systems:
+  src: { kind: simulated }
+  lossy: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 1s }, drop_probability: 1 }
+  mangled: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 1s }, mismatch_probability: 1 }
+paths:
+  - { source: src, target: lossy, interval: 10s, timeout: 30s, objective: 5s }
+  - { source: src, target: mangled, interval: 10s, timeout: 30s, objective: 5s }
+"#,
+    );
+    let mut rx = app.engine.subscribe();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
+    let records = collect(&mut rx, 20).await;
+    stop.cancel();
+    run.await.unwrap();
+    for r in &records {
+        match &*r.target {
+            "lossy" => assert_eq!(r.outcome, Outcome::Timeout, "{r:?}"),
+            "mangled" => assert_eq!(r.outcome, Outcome::Mismatch, "{r:?}"),
+            other => panic!("unexpected target {other}"),
+        }
+        assert!(r.outcome != Outcome::Converged);
+    }
+    assert!(
+        counter(
+            &app,
+            "lagwatch_probes_total{outcome=\"timeout\",source=\"src\",target=\"lossy\"}"
+        ) >= 5.0
+    );
+    assert!(
+        counter(
+            &app,
+            "lagwatch_probes_total{outcome=\"mismatch\",source=\"src\",target=\"mangled\"}"
+        ) >= 5.0
+    );
+    assert_eq!(
+        counter(
+            &app,
+            "lagwatch_lag_seconds_count{source=\"src\",target=\"lossy\"}"
+        ),
+        0.0,
+        "no lag from a lost record"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn read_errors_only_end_as_error_and_never_as_lag() {
+    let app = common::app(
+        r#"
+instance: t
+systems:
+  src: { kind: simulated }
+  down: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 1s }, outages: [ { start: 0s, duration: 1h, mode: unavailable } ] }
+paths:
+  - { source: src, target: down, interval: 10s, timeout: 30s, objective: 5s }
+"#,
+    );
+    let mut rx = app.engine.subscribe();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
+    let records = collect(&mut rx, 5).await;
+    stop.cancel();
+    run.await.unwrap();
+    assert!(
+        records
+            .iter()
+            .all(|r| r.outcome == Outcome::Error && r.estimate.is_none())
+    );
+    assert!(
+        counter(
+            &app,
+            "lagwatch_lookup_errors_total{kind=\"unavailable\",source=\"src\",target=\"down\"}"
+        ) > 0.0
+    );
+    assert!(
+        counter(
+            &app,
+            "lagwatch_requests_total{operation=\"lookup\",status=\"5xx\",system=\"down\"}"
+        ) > 0.0
+    );
+    let views = lagwatch::status::views(&app.engine);
+    assert_eq!(views[0].state, lagwatch::status::PathStatus::Failing);
+}
+
+#[tokio::test(start_paused = true)]
+async fn staleness_rises_during_an_outage_and_falls_after_it() {
+    let app = common::app(
+        r#"
+instance: t
+systems:
+  src: { kind: simulated }
+  env2: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 2s }, outages: [ { start: 60s, duration: 5m, mode: stall } ] }
+paths:
+  - { source: src, target: env2, interval: 10s, timeout: 1m, objective: 20s }
+"#,
+    );
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
+    let path = app.engine.paths()[0].clone();
+    let start = Instant::now();
+    let staleness_at = |secs: u64| {
+        let path = path.clone();
+        async move {
+            tokio::time::sleep_until(start + Duration::from_secs(secs)).await;
+            path.state().staleness(Instant::now())
+        }
+    };
+    let before = staleness_at(50).await;
+    assert!(before <= Duration::from_secs(12), "healthy: {before:?}");
+    let mut prev = Duration::ZERO;
+    for t in [120, 180, 240, 300, 350] {
+        let s = staleness_at(t).await;
+        assert!(
+            s > prev,
+            "staleness keeps rising through timeouts: {s:?} at {t}s"
+        );
+        assert!(s >= Duration::from_secs(t - 65), "{s:?} at {t}s");
+        prev = s;
+    }
+    let view = lagwatch::status::views(&app.engine).remove(0);
+    assert_eq!(view.state, lagwatch::status::PathStatus::Stuck);
+    let after = staleness_at(420).await;
+    assert!(after <= Duration::from_secs(12), "recovered: {after:?}");
+    stop.cancel();
+    run.await.unwrap();
+    assert!(
+        counter(
+            &app,
+            "lagwatch_probes_total{outcome=\"timeout\",source=\"src\",target=\"env2\"}"
+        ) >= 20.0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_flight_stays_bounded_during_a_long_outage() {
+    let app = common::app(
+        r#"
+instance: t
+systems:
+  src: { kind: simulated }
+  stuck: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 1s }, outages: [ { start: 5s, duration: 6h, mode: stall } ] }
+paths:
+  - { source: src, target: stuck, interval: 1s, timeout: 2h, objective: 10s, max_in_flight: 3 }
+"#,
+    );
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
+    let path = app.engine.paths()[0].clone();
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let s = path.state();
+        assert!(
+            s.reserved <= 3 && s.pending.len() <= 3,
+            "{} reserved",
+            s.reserved
+        );
+    }
+    stop.cancel();
+    run.await.unwrap();
+    assert!(
+        counter(
+            &app,
+            "lagwatch_probes_skipped_total{source=\"src\",target=\"stuck\"}"
+        ) > 7000.0
+    );
+    assert!(
+        app.landscape.source_keys("src").is_empty(),
+        "shutdown deletes in-flight sentinels"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_record_shown_then_lost_counts_a_monotonic_violation_and_lag_is_measured_to_the_last_miss()
+ {
+    let app = common::app(
+        r#"
+instance: t
+systems:
+  src: { kind: simulated }
+  search: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 20s }, flap_probability: 1 }
+paths:
+  - { source: src, target: search, interval: 30s, timeout: 2m, objective: 1m, confirm: 15s }
+"#,
+    );
+    let mut rx = app.engine.subscribe();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
+    let records = collect(&mut rx, 12).await;
+    stop.cancel();
+    run.await.unwrap();
+    for r in &records {
+        let est = r.estimate.unwrap();
+        let truth = app
+            .landscape
+            .truth("search", r.sentinel.key())
+            .unwrap()
+            .lag()
+            .unwrap();
+        assert_eq!(truth, Duration::from_secs(20));
+        assert!(est.contains(truth, Duration::ZERO), "{est:?}");
+    }
+    let violations = counter(
+        &app,
+        "lagwatch_monotonic_read_violations_total{source=\"src\",target=\"search\"}",
+    );
+    assert!(
+        violations >= 1.0,
+        "the glimpse (8-14 s) was seen at least once"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn sentinels_are_cleaned_up_and_the_sweep_removes_only_own_leftovers() {
+    let app = common::app(
+        r#"
+instance: mine
+systems:
+  src: { kind: simulated }
+  rep: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 1s } }
+paths:
+  - { source: src, target: rep, interval: 10s, timeout: 1m, objective: 5s }
+"#,
+    );
+    let old = chrono::Utc::now() - chrono::Duration::hours(3);
+    let own = lagwatch::sentinel::SentinelId::new("mine");
+    let other = lagwatch::sentinel::SentinelId::new("other");
+    let recent_own = lagwatch::sentinel::SentinelId::new("mine");
+    app.landscape.insert_leftover("src", own.key(), old);
+    app.landscape.insert_leftover("src", other.key(), old);
+    app.landscape
+        .insert_leftover("src", recent_own.key(), chrono::Utc::now());
+    let mut rx = app.engine.subscribe();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
+    collect(&mut rx, 5).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let keys = app.landscape.source_keys("src");
+    assert!(
+        !keys.contains(&own.key().to_string()),
+        "own old leftover swept"
+    );
+    assert!(
+        keys.contains(&other.key().to_string()),
+        "another instance's sentinel untouched"
+    );
+    assert!(
+        keys.contains(&recent_own.key().to_string()),
+        "younger than the longest timeout: maybe in flight"
+    );
+    assert!(keys.len() <= 3, "resolved sentinels are deleted: {keys:?}");
+    stop.cancel();
+    run.await.unwrap();
+    assert!(
+        counter(
+            &app,
+            "lagwatch_sentinel_deletes_total{outcome=\"ok\",source=\"src\"}"
+        ) >= 6.0
+    );
+    assert_eq!(
+        counter(
+            &app,
+            "lagwatch_read_your_writes_violations_total{source=\"src\"}"
+        ),
+        0.0
+    );
+}
