@@ -1,0 +1,292 @@
+//! The HTTP surface through real sockets: the metric contract on `/metrics`, the status page,
+//! the JSON API, readiness, and the demo binary end to end.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+/// The metric contract of the probe engine: name, type and label names.
+const CONTRACT: &[(&str, &str, &[&str])] = &[
+    ("lagwatch_lag_seconds", "histogram", &["source", "target"]),
+    ("lagwatch_last_lag_seconds", "gauge", &["source", "target"]),
+    ("lagwatch_lag_uncertainty_seconds", "gauge", &["source", "target"]),
+    ("lagwatch_staleness_seconds", "gauge", &["source", "target"]),
+    ("lagwatch_last_converged_timestamp_seconds", "gauge", &["source", "target"]),
+    ("lagwatch_probes_total", "counter", &["source", "target", "outcome"]),
+    ("lagwatch_probes_in_flight", "gauge", &["source", "target"]),
+    ("lagwatch_lag_objective_seconds", "gauge", &["source", "target"]),
+    ("lagwatch_sentinel_writes_total", "counter", &["source", "outcome"]),
+    ("lagwatch_read_your_writes_violations_total", "counter", &["source"]),
+    ("lagwatch_monotonic_read_violations_total", "counter", &["source", "target"]),
+    ("lagwatch_requests_total", "counter", &["system", "operation", "status"]),
+    ("lagwatch_request_duration_seconds", "histogram", &["system", "operation"]),
+    ("lagwatch_build_info", "gauge", &["version", "revision"]),
+];
+
+const YAML: &str = r#"
+instance: http
+systems:
+  src: { kind: simulated }
+  a: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 200ms } }
+  b: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 1s } }
+paths:
+  - { source: src, target: a, interval: 1s, timeout: 10s, objective: 1s }
+  - { source: src, target: b, interval: 1s, timeout: 10s, objective: 5s }
+"#;
+
+/// Parses the exposition with an independent parser and returns, per metric family, its type
+/// and the label names seen (without `le`).
+fn families(text: &str) -> BTreeMap<String, (String, BTreeSet<String>)> {
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition format");
+    let mut out: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
+    for (name, help) in &scrape.docs {
+        assert!(!help.trim().is_empty(), "{name} has HELP text");
+    }
+    for s in &scrape.samples {
+        // The parser reports a histogram's _sum and _count as samples of their own.
+        let base = ["_sum", "_count"]
+            .iter()
+            .find_map(|suffix| s.metric.strip_suffix(suffix))
+            .filter(|base| scrape.docs.contains_key(*base));
+        let (family, kind) = match (&s.value, base) {
+            (_, Some(base)) => (base.to_string(), "histogram"),
+            (prometheus_parse::Value::Histogram(_), _) => (s.metric.clone(), "histogram"),
+            (prometheus_parse::Value::Counter(_), _) => (s.metric.clone(), "counter"),
+            (prometheus_parse::Value::Gauge(_), _) => (s.metric.clone(), "gauge"),
+            _ => (s.metric.clone(), "other"),
+        };
+        let entry = out
+            .entry(family)
+            .or_insert_with(|| (kind.to_string(), BTreeSet::new()));
+        for (k, _) in s.labels.iter() {
+            entry.1.insert(k.clone());
+        }
+    }
+    for name in out.keys() {
+        assert!(scrape.docs.contains_key(name), "{name} has HELP");
+    }
+    out
+}
+
+fn check_contract(text: &str) {
+    let fams = families(text);
+    for (name, kind, labels) in CONTRACT {
+        let (seen_kind, seen_labels) = fams
+            .get(*name)
+            .unwrap_or_else(|| panic!("{name} is exported"));
+        assert_eq!(seen_kind, kind, "{name} type");
+        let want: BTreeSet<String> = labels.iter().map(|l| l.to_string()).collect();
+        assert_eq!(seen_labels, &want, "{name} labels");
+    }
+    assert!(
+        !text.contains("lagwatch-http-") && !text.contains("lagwatch-demo-"),
+        "no sentinel id in any label"
+    );
+}
+
+#[tokio::test]
+async fn metrics_follow_the_contract_from_the_first_scrape() {
+    let app = common::app(YAML);
+    // Before any probe ran: every series exists at 0.
+    let text = app.engine.metrics().render();
+    check_contract(&text);
+    for outcome in ["converged", "timeout", "mismatch", "error"] {
+        let series = format!(
+            "lagwatch_probes_total{{outcome=\"{outcome}\",source=\"src\",target=\"a\"}} 0"
+        );
+        assert!(text.contains(&series), "{series}");
+    }
+    assert!(text.contains("lagwatch_lag_objective_seconds{source=\"src\",target=\"b\"} 5"));
+    assert!(text.contains("le=\"0.05\"") && text.contains("le=\"86400\""), "lag buckets span 50 ms to 24 h");
+}
+
+fn promtool_check(text: &str) {
+    let required = std::env::var("LAGWATCH_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
+    let mut child = match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(!required, "promtool is required in CI but cannot run: {e}");
+            eprintln!("promtool not installed; skipping its lint (CI installs it)");
+            return;
+        }
+    };
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_metrics_page_and_api_agree() {
+    let app = common::app(YAML);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let app = std::sync::Arc::new(app);
+    let runner = {
+        let app = app.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move { app.run(listener, stop).await })
+    };
+    let get = |path: &'static str| tokio::task::spawn_blocking(move || common::http_get(addr, path));
+
+    let (status, _, body) = get("/healthz").await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    // Converge a few probes on both paths.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, _, body) = get("/api/v1/paths").await.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let done = v["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["probes_1h"].as_u64().unwrap_or(0) >= 3);
+        if done {
+            assert_eq!(v["instance"], "http");
+            assert_eq!(v["paths"][0]["state"], "converging");
+            assert!(v["paths"][0]["expected_convergence"]["p95_seconds"].as_f64().unwrap() < 1.0);
+            assert!(v["paths"][1]["last_lag_seconds"].as_f64().unwrap() > 0.9);
+            break;
+        }
+        assert!(Instant::now() < deadline, "paths converge: {body}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (status, _, _) = get("/readyz").await.unwrap();
+    assert_eq!(status, 200);
+    let (status, ctype, text) = get("/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(ctype, "text/plain; version=0.0.4; charset=utf-8");
+    check_contract(&text);
+    promtool_check(&text);
+    let (status, ctype, page) = get("/").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(ctype.starts_with("text/html"));
+    assert!(page.contains("http-equiv=\"refresh\""), "refreshes without JavaScript");
+    assert!(page.contains("data-path=\"src->a\"") && page.contains("data-path=\"src->b\""));
+    assert!(page.contains("class=\"state converging\""));
+    stop.cancel();
+    runner.await.unwrap().unwrap();
+}
+
+struct Demo {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_demo() -> Demo {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start lagwatch demo");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("lagwatch listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    Demo { child, addr }
+}
+
+fn terminate(mut demo: Demo) {
+    let pid = demo.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(code) = demo.child.try_wait().unwrap() {
+            assert!(code.success(), "SIGTERM ends the demo cleanly: {code:?}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "demo stops within 15 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_demo_binary_serves_metrics_and_the_status_page_on_port_zero() {
+    let demo = start_demo();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while common::http_get(demo.addr, "/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "demo gets ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, _, text) = common::http_get(demo.addr, "/metrics");
+    assert_eq!(status, 200);
+    check_contract(&text);
+    for target in ["fno", "lake", "search", "dataverse2"] {
+        assert!(text.contains(&format!(
+            "lagwatch_probes_in_flight{{source=\"dataverse\",target=\"{target}\"}}"
+        )));
+    }
+    let (status, _, page) = common::http_get(demo.addr, "/");
+    assert_eq!(status, 200);
+    for target in ["fno", "lake", "search", "dataverse2"] {
+        assert!(page.contains(&format!("data-path=\"dataverse->{target}\"")), "{target} row");
+    }
+    terminate(demo);
+}
+
+/// The demo is shaped so that every state shows within two minutes.
+#[test]
+fn the_demo_shows_every_state_within_two_minutes() {
+    let demo = start_demo();
+    let want: BTreeMap<&str, &str> = [
+        ("fno", "converging"),
+        ("lake", "lagging"),
+        ("search", "failing"),
+        ("dataverse2", "stuck"),
+    ]
+    .into_iter()
+    .collect();
+    let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(130);
+    loop {
+        let (status, _, body) = common::http_get(demo.addr, "/api/v1/paths");
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        for p in v["paths"].as_array().unwrap() {
+            seen.entry(p["target"].as_str().unwrap().to_string())
+                .or_default()
+                .insert(p["state"].as_str().unwrap().to_string());
+        }
+        if want.iter().all(|(t, s)| seen.get(*t).is_some_and(|v| v.contains(*s))) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "states seen so far: {seen:?}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let text = common::http_get(demo.addr, "/metrics").2;
+    assert!(text.contains("lagwatch_monotonic_read_violations_total{source=\"dataverse\",target=\"search\"}"));
+    terminate(demo);
+}
