@@ -388,3 +388,30 @@ paths:
         0.0
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_source_that_misses_its_own_write_counts_read_your_writes_violations() {
+    let app = common::app(
+        r#"
+instance: t
+systems:
+  src: { kind: simulated, stale_read_probability: 1 }
+  rep: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 1s } }
+paths:
+  - { source: src, target: rep, interval: 10s, timeout: 1m, objective: 5s }
+"#,
+    );
+    let mut rx = app.engine.subscribe();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
+    let records = collect(&mut rx, 4).await;
+    stop.cancel();
+    run.await.unwrap();
+    assert!(records.iter().all(|r| r.outcome == Outcome::Converged));
+    assert!(
+        counter(
+            &app,
+            "lagwatch_read_your_writes_violations_total{source=\"src\"}"
+        ) >= 4.0
+    );
+}

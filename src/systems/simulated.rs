@@ -92,6 +92,10 @@ pub struct SimulatedConfig {
     pub mismatch_probability: f64,
     #[serde(default)]
     pub flap_probability: f64,
+    /// Source only: share of reads that miss a record the source has acknowledged (a source
+    /// that breaks read-your-own-writes, as a stale read replica behind a load balancer does).
+    #[serde(default)]
+    pub stale_read_probability: f64,
     #[serde(default)]
     pub outages: Vec<Outage>,
     /// Seed of the random draws, for reproducible runs.
@@ -115,6 +119,7 @@ pub fn decode(key: &str, value: serde_json::Value) -> Result<Box<dyn SystemKind>
         ("drop_probability", c.drop_probability),
         ("mismatch_probability", c.mismatch_probability),
         ("flap_probability", c.flap_probability),
+        ("stale_read_probability", c.stale_read_probability),
     ] {
         if !(0.0..=1.0).contains(&p) {
             return Err(Issue::new(
@@ -140,6 +145,12 @@ pub fn decode(key: &str, value: serde_json::Value) -> Result<Box<dyn SystemKind>
     }
     if let Some(lag) = &c.lag {
         check_lag(&format!("{key}.lag"), lag)?;
+    }
+    if c.replica_of.is_some() && c.stale_read_probability > 0.0 {
+        return Err(Issue::new(
+            format!("{key}.stale_read_probability"),
+            "only a source (without replica_of) has stale reads; a replica's lag is its own",
+        ));
     }
     for (i, o) in c.outages.iter().enumerate() {
         if let Some(every) = o.every
@@ -211,6 +222,7 @@ impl SystemKind for SimulatedConfig {
             write_latency: self.write_latency.get(),
             read_latency: self.read_latency.get(),
             replica: self.replica_of.is_some(),
+            stale_read_probability: self.stale_read_probability,
         });
         match &self.replica_of {
             None => {
@@ -566,6 +578,7 @@ struct SimNode {
     write_latency: Duration,
     read_latency: Duration,
     replica: bool,
+    stale_read_probability: f64,
 }
 
 impl SimNode {
@@ -607,7 +620,11 @@ impl Source for SimNode {
     }
 
     async fn read(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+        let stale = rand::random::<f64>() < self.stale_read_probability;
         self.call("read", self.read_latency, |_| {
+            if stale {
+                return Ok(Lookup::Absent);
+            }
             Ok(self.landscape.read_source(&self.name, id.key()))
         })
         .await
