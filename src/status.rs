@@ -259,10 +259,11 @@ footer{{margin-top:1rem;color:#57606a;font-size:.85rem}} a{{color:#0969da}}
             stale = human(v.staleness_seconds),
             obj = human(v.objective_seconds),
             inflight = v.in_flight,
-            err = v
-                .last_error_kind
-                .map(esc)
-                .unwrap_or_else(|| "–".to_string()),
+            err = match (v.last_error_kind, v.last_outcome) {
+                (Some(kind), _) => esc(kind),
+                (None, Some(Outcome::Timeout)) => "timeout".to_string(),
+                _ => "–".to_string(),
+            },
         );
     }
     let _ = write!(
