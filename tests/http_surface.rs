@@ -15,17 +15,53 @@ use tokio_util::sync::CancellationToken;
 const CONTRACT: &[(&str, &str, &[&str])] = &[
     ("lagwatch_lag_seconds", "histogram", &["source", "target"]),
     ("lagwatch_last_lag_seconds", "gauge", &["source", "target"]),
-    ("lagwatch_lag_uncertainty_seconds", "gauge", &["source", "target"]),
+    (
+        "lagwatch_lag_uncertainty_seconds",
+        "gauge",
+        &["source", "target"],
+    ),
     ("lagwatch_staleness_seconds", "gauge", &["source", "target"]),
-    ("lagwatch_last_converged_timestamp_seconds", "gauge", &["source", "target"]),
-    ("lagwatch_probes_total", "counter", &["source", "target", "outcome"]),
+    (
+        "lagwatch_last_converged_timestamp_seconds",
+        "gauge",
+        &["source", "target"],
+    ),
+    (
+        "lagwatch_probes_total",
+        "counter",
+        &["source", "target", "outcome"],
+    ),
     ("lagwatch_probes_in_flight", "gauge", &["source", "target"]),
-    ("lagwatch_lag_objective_seconds", "gauge", &["source", "target"]),
-    ("lagwatch_sentinel_writes_total", "counter", &["source", "outcome"]),
-    ("lagwatch_read_your_writes_violations_total", "counter", &["source"]),
-    ("lagwatch_monotonic_read_violations_total", "counter", &["source", "target"]),
-    ("lagwatch_requests_total", "counter", &["system", "operation", "status"]),
-    ("lagwatch_request_duration_seconds", "histogram", &["system", "operation"]),
+    (
+        "lagwatch_lag_objective_seconds",
+        "gauge",
+        &["source", "target"],
+    ),
+    (
+        "lagwatch_sentinel_writes_total",
+        "counter",
+        &["source", "outcome"],
+    ),
+    (
+        "lagwatch_read_your_writes_violations_total",
+        "counter",
+        &["source"],
+    ),
+    (
+        "lagwatch_monotonic_read_violations_total",
+        "counter",
+        &["source", "target"],
+    ),
+    (
+        "lagwatch_requests_total",
+        "counter",
+        &["system", "operation", "status"],
+    ),
+    (
+        "lagwatch_request_duration_seconds",
+        "histogram",
+        &["system", "operation"],
+    ),
     ("lagwatch_build_info", "gauge", &["version", "revision"]),
 ];
 
@@ -98,13 +134,15 @@ async fn metrics_follow_the_contract_from_the_first_scrape() {
     let text = app.engine.metrics().render();
     check_contract(&text);
     for outcome in ["converged", "timeout", "mismatch", "error"] {
-        let series = format!(
-            "lagwatch_probes_total{{outcome=\"{outcome}\",source=\"src\",target=\"a\"}} 0"
-        );
+        let series =
+            format!("lagwatch_probes_total{{outcome=\"{outcome}\",source=\"src\",target=\"a\"}} 0");
         assert!(text.contains(&series), "{series}");
     }
     assert!(text.contains("lagwatch_lag_objective_seconds{source=\"src\",target=\"b\"} 5"));
-    assert!(text.contains("le=\"0.05\"") && text.contains("le=\"86400\""), "lag buckets span 50 ms to 24 h");
+    assert!(
+        text.contains("le=\"0.05\"") && text.contains("le=\"86400\""),
+        "lag buckets span 50 ms to 24 h"
+    );
 }
 
 fn promtool_check(text: &str) {
@@ -124,7 +162,12 @@ fn promtool_check(text: &str) {
         }
     };
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -146,7 +189,8 @@ async fn served_metrics_page_and_api_agree() {
         let stop = stop.clone();
         tokio::spawn(async move { app.run(listener, stop).await })
     };
-    let get = |path: &'static str| tokio::task::spawn_blocking(move || common::http_get(addr, path));
+    let get =
+        |path: &'static str| tokio::task::spawn_blocking(move || common::http_get(addr, path));
 
     let (status, _, body) = get("/healthz").await.unwrap();
     assert_eq!((status, body.as_str()), (200, "ok\n"));
@@ -163,7 +207,12 @@ async fn served_metrics_page_and_api_agree() {
         if done {
             assert_eq!(v["instance"], "http");
             assert_eq!(v["paths"][0]["state"], "converging");
-            assert!(v["paths"][0]["expected_convergence"]["p95_seconds"].as_f64().unwrap() < 1.0);
+            assert!(
+                v["paths"][0]["expected_convergence"]["p95_seconds"]
+                    .as_f64()
+                    .unwrap()
+                    < 1.0
+            );
             assert!(v["paths"][1]["last_lag_seconds"].as_f64().unwrap() > 0.9);
             break;
         }
@@ -180,7 +229,10 @@ async fn served_metrics_page_and_api_agree() {
     let (status, ctype, page) = get("/").await.unwrap();
     assert_eq!(status, 200);
     assert!(ctype.starts_with("text/html"));
-    assert!(page.contains("http-equiv=\"refresh\""), "refreshes without JavaScript");
+    assert!(
+        page.contains("http-equiv=\"refresh\""),
+        "refreshes without JavaScript"
+    );
     assert!(page.contains("data-path=\"src->a\"") && page.contains("data-path=\"src->b\""));
     assert!(page.contains("class=\"state converging\""));
     stop.cancel();
@@ -228,7 +280,10 @@ fn terminate(mut demo: Demo) {
             assert!(code.success(), "SIGTERM ends the demo cleanly: {code:?}");
             return;
         }
-        assert!(Instant::now() < deadline, "demo stops within 15 s of SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "demo stops within 15 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -252,7 +307,10 @@ fn the_demo_binary_serves_metrics_and_the_status_page_on_port_zero() {
     let (status, _, page) = common::http_get(demo.addr, "/");
     assert_eq!(status, 200);
     for target in ["fno", "lake", "search", "dataverse2"] {
-        assert!(page.contains(&format!("data-path=\"dataverse->{target}\"")), "{target} row");
+        assert!(
+            page.contains(&format!("data-path=\"dataverse->{target}\"")),
+            "{target} row"
+        );
     }
     terminate(demo);
 }
@@ -280,13 +338,18 @@ fn the_demo_shows_every_state_within_two_minutes() {
                 .or_default()
                 .insert(p["state"].as_str().unwrap().to_string());
         }
-        if want.iter().all(|(t, s)| seen.get(*t).is_some_and(|v| v.contains(*s))) {
+        if want
+            .iter()
+            .all(|(t, s)| seen.get(*t).is_some_and(|v| v.contains(*s)))
+        {
             break;
         }
         assert!(Instant::now() < deadline, "states seen so far: {seen:?}");
         std::thread::sleep(Duration::from_secs(1));
     }
     let text = common::http_get(demo.addr, "/metrics").2;
-    assert!(text.contains("lagwatch_monotonic_read_violations_total{source=\"dataverse\",target=\"search\"}"));
+    assert!(text.contains(
+        "lagwatch_monotonic_read_violations_total{source=\"dataverse\",target=\"search\"}"
+    ));
     terminate(demo);
 }

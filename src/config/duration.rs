@@ -89,8 +89,49 @@ pub fn parse(input: &str) -> Result<Duration, String> {
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse(&s).map(Dur).map_err(serde::de::Error::custom)
+        d.deserialize_any(DurVisitor)
+    }
+}
+
+/// Accepts strings in the strict grammar; a bare number (`timeout: 30`) gets a message saying
+/// the unit is missing rather than "expected a string".
+struct DurVisitor;
+
+impl DurVisitor {
+    fn no_unit<E: serde::de::Error>(number: impl fmt::Display) -> E {
+        E::custom(format!(
+            "the duration {number} has no unit: write a number and a unit (ms, s, m, h, d) with no spaces, such as {number}s"
+        ))
+    }
+}
+
+impl serde::de::Visitor<'_> for DurVisitor {
+    type Value = Dur;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration such as 30s, 15m or 1h30m")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Dur, E> {
+        parse(v).map(Dur).map_err(E::custom)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Dur, E> {
+        Err(Self::no_unit(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Dur, E> {
+        if v < 0 {
+            return Err(E::custom(format!("a duration cannot be negative, not {v}")));
+        }
+        Err(Self::no_unit(v))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Dur, E> {
+        if v < 0.0 {
+            return Err(E::custom(format!("a duration cannot be negative, not {v}")));
+        }
+        Err(Self::no_unit(v))
     }
 }
 
@@ -118,5 +159,18 @@ mod tests {
             assert!(err.contains(&format!("\"{bad}\"")), "{err}");
         }
         assert!(parse("1000d").unwrap_err().contains("longer than a year"));
+    }
+
+    #[test]
+    fn a_bare_number_is_told_it_lacks_a_unit() {
+        let err = serde_json::from_str::<Dur>("30").unwrap_err().to_string();
+        assert!(err.contains("the duration 30 has no unit"), "{err}");
+        assert!(err.contains("such as 30s"), "{err}");
+        let err = serde_json::from_str::<Dur>("true").unwrap_err().to_string();
+        assert!(err.contains("expected a duration such as 30s"), "{err}");
+        assert_eq!(
+            serde_json::from_str::<Dur>("\"1h30m\"").unwrap(),
+            Dur::secs(5400)
+        );
     }
 }

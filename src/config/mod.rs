@@ -216,7 +216,12 @@ impl Config {
         let tree: serde_json::Value =
             serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax {
                 file: file.to_string(),
-                message: e.to_string(),
+                // One line, "... at line 9, column 3": the default rendering adds a
+                // multi-line snippet and hints at Rust options (`DuplicateKeyPolicy`).
+                message: e.render_with_options(serde_saphyr::render_options! {
+                    formatter: &serde_saphyr::UserMessageFormatter,
+                    snippets: serde_saphyr::SnippetMode::Off,
+                }),
             })?;
         from_tree(tree).map_err(|issue| ConfigError::Invalid {
             file: file.to_string(),
@@ -253,10 +258,10 @@ impl Config {
             }
             let _ = writeln!(
                 out,
-                "  {name}: kind {} ({}) {:?}",
+                "  {name}: kind {} ({}): {}",
                 sys.kind(),
                 roles.join(", "),
-                sys
+                sys.describe()
             );
         }
         let _ = writeln!(out, "paths ({}):", self.paths.len());
@@ -277,6 +282,20 @@ impl Config {
                 Dur(p.poll.max_gap),
             );
         }
+        let mut groups: Vec<(&str, Dur, Vec<&str>)> = Vec::new();
+        for p in &self.paths {
+            match groups
+                .iter_mut()
+                .find(|(s, i, _)| *s == p.source && *i == p.interval)
+            {
+                Some((_, _, targets)) => targets.push(&p.target),
+                None => groups.push((&p.source, p.interval, vec![&p.target])),
+            }
+        }
+        let _ = writeln!(out, "sentinel writes ({}):", groups.len());
+        for (source, interval, targets) in groups {
+            let _ = writeln!(out, "  {source} every {interval} -> {}", targets.join(", "));
+        }
         out
     }
 }
@@ -290,12 +309,12 @@ pub fn decode<T: DeserializeOwned>(prefix: &str, value: serde_json::Value) -> Re
     })
 }
 
+/// Joins a key prefix and a relative path; empty means the top level of the file.
 fn join_key(prefix: &str, path: &str) -> String {
     let path = if path == "." { "" } else { path };
     match (prefix.is_empty(), path.is_empty()) {
-        (true, true) => "(top level)".to_string(),
+        (_, true) => prefix.to_string(),
         (true, false) => path.to_string(),
-        (false, true) => prefix.to_string(),
         (false, false) if path.starts_with('[') => format!("{prefix}{path}"),
         (false, false) => format!("{prefix}.{path}"),
     }
@@ -304,27 +323,118 @@ fn join_key(prefix: &str, path: &str) -> String {
 /// Rewrites serde's messages into sentences for people who write YAML, not Rust.
 fn humanize(prefix: &str, path: &str, message: &str) -> Issue {
     let key = join_key(prefix, path);
-    if let Some(rest) = message.strip_prefix("missing field `") {
+    let (key, reason) = if let Some(rest) = message.strip_prefix("missing field `") {
         let field = rest.trim_end_matches('`');
-        return Issue::new(join_key(&key, field), "required key is missing");
-    }
-    if message.starts_with("unknown field `") {
-        let expected = message
-            .split_once("expected one of ")
-            .map(|(_, list)| list.replace('`', ""));
-        let reason = match expected {
+        (join_key(&key, field), "required key is missing".to_string())
+    } else if message.starts_with("unknown field `") {
+        // serde_path_to_error already put the unknown key itself into the path.
+        let reason = match quoted_list(message) {
             Some(list) => format!("unknown key; the keys allowed here are: {list}"),
             None => "unknown key; no keys are allowed here".to_string(),
         };
-        return Issue::new(key, reason);
-    }
-    let reason = message
-        .replace("invalid type: ", "wrong type: found ")
-        .replace("u32", "a whole number")
-        .replace("f64", "a number")
-        .replace("struct ", "")
-        .replace("a map", "a mapping");
+        (key, reason)
+    } else if let Some(rest) = message.strip_prefix("unknown variant `") {
+        let value = rest.split('`').next().unwrap_or_default();
+        let reason = match quoted_list(message) {
+            Some(list) => format!("unknown value \"{value}\"; the values allowed here are: {list}"),
+            None => format!("unknown value \"{value}\""),
+        };
+        (key, reason)
+    } else if let Some(rest) = message.strip_prefix("invalid type: ") {
+        (key, wrong_type(rest, false))
+    } else if let Some(rest) = message.strip_prefix("invalid value: ") {
+        (key, wrong_type(rest, true))
+    } else if message == "invalid socket address syntax" {
+        (
+            key,
+            "invalid address: write an IP address and a port, such as 0.0.0.0:9464 (host names are not accepted)".to_string(),
+        )
+    } else {
+        (key, message.to_string())
+    };
+    let key = if key.is_empty() {
+        "(top level)".to_string()
+    } else {
+        key
+    };
     Issue::new(key, reason)
+}
+
+/// The back-quoted names after "expected" in a serde message (`a`, `a` or `b`, one of `a`,
+/// `b`, `c`), as a plain comma-separated list.
+fn quoted_list(message: &str) -> Option<String> {
+    let (_, expected) = message.split_once(", expected ")?;
+    let names: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    (!names.is_empty()).then(|| names.join(", "))
+}
+
+/// "integer `30`, expected a string" -> "expected a string, found the number 30".
+fn wrong_type(rest: &str, out_of_range: bool) -> String {
+    let Some((found, expected)) = rest.split_once(", expected ") else {
+        return rest.to_string();
+    };
+    let found_scalar = ["integer ", "floating point ", "boolean "]
+        .iter()
+        .any(|p| found.starts_with(p));
+    let hint = if expected == "a string" && found_scalar {
+        " (put it in quotes to use it as text)"
+    } else {
+        ""
+    };
+    format!(
+        "expected {}, found {}{hint}",
+        expected_phrase(expected, out_of_range),
+        found_phrase(found)
+    )
+}
+
+/// Says what serde's `Unexpected` describes in YAML words.
+fn found_phrase(found: &str) -> String {
+    let inner = |s: &str| s.trim_matches('`').to_string();
+    if let Some(v) = found.strip_prefix("integer ") {
+        format!("the number {}", inner(v))
+    } else if let Some(v) = found.strip_prefix("floating point ") {
+        format!("the number {}", inner(v))
+    } else if let Some(v) = found.strip_prefix("boolean ") {
+        inner(v)
+    } else if let Some(v) = found.strip_prefix("string ") {
+        format!("the text {v}")
+    } else {
+        match found {
+            "unit value" | "null" => "an empty value".to_string(),
+            "sequence" => "a list".to_string(),
+            "map" => "a mapping".to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Says what serde's `Expected` (often a Rust type name) means in YAML words.
+fn expected_phrase(expected: &str, out_of_range: bool) -> String {
+    let whole = |max: &str| {
+        if out_of_range {
+            format!("a whole number from 0 to {max}")
+        } else {
+            "a whole number".to_string()
+        }
+    };
+    match expected {
+        "u8" => whole("255"),
+        "u16" => whole("65535"),
+        "u32" => whole("4294967295"),
+        "u64" | "usize" => whole("18446744073709551615"),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".to_string(),
+        "f32" | "f64" => "a number".to_string(),
+        "a boolean" => "true or false".to_string(),
+        "a sequence" => "a list".to_string(),
+        "a map" | "map" => "a mapping".to_string(),
+        // serde_json's message for an enum given as something other than a name.
+        "string or map" => "a string".to_string(),
+        "socket address" => "an IP address and a port, such as 0.0.0.0:9464".to_string(),
+        other if other.starts_with("struct ") => "a mapping".to_string(),
+        other if other.starts_with("enum ") => "a string".to_string(),
+        other => other.to_string(),
+    }
 }
 
 fn valid_name(name: &str) -> bool {
@@ -374,6 +484,10 @@ fn from_tree(tree: serde_json::Value) -> Result<Config, Issue> {
         }
         let spec = systems::parse(&key, value)?;
         systems.insert(name, spec);
+    }
+
+    for (name, spec) in &systems {
+        spec.validate(name, &systems)?;
     }
 
     if raw.paths.is_empty() {

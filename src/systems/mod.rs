@@ -23,12 +23,26 @@ pub trait SystemKind: fmt::Debug + Send + Sync + 'static {
     fn can_read(&self) -> Result<(), String> {
         Ok(())
     }
+    /// One line for `check-config` output; secrets must stay redacted.
+    fn describe(&self) -> String {
+        format!("{self:?}")
+    }
+    /// Checks references to other systems once all are parsed (default: none).
+    ///
+    /// # Errors
+    /// An [`Issue`] naming the key under `systems.<name>` that refers to something wrong.
+    fn validate(&self, _name: &str, _systems: &Systems) -> Result<(), Issue> {
+        Ok(())
+    }
     /// Builds the connectors. Opens no connection; reachability is checked by probing.
     ///
     /// # Errors
     /// An [`Issue`] naming the key under `systems.<name>` that makes it impossible.
     fn build(&self, name: &str, cx: &BuildContext) -> Result<System, Issue>;
 }
+
+/// All parsed systems by name.
+pub type Systems = std::collections::BTreeMap<String, Box<dyn SystemKind>>;
 
 /// A built system: whichever roles its kind supports.
 #[derive(Clone)]

@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::{BuildContext, System, SystemKind, decode_as};
+use super::{BuildContext, System, SystemKind, Systems, decode_as};
 use crate::config::{Dur, Issue};
 use crate::connector::{ConnectorError, Lookup, Source, Target};
 use crate::metrics::Metrics;
@@ -36,6 +36,17 @@ pub enum Distribution {
     Fixed,
     Uniform,
     LogNormal,
+}
+
+impl Distribution {
+    /// The name as written in YAML.
+    pub fn name(self) -> &'static str {
+        match self {
+            Distribution::Fixed => "fixed",
+            Distribution::Uniform => "uniform",
+            Distribution::LogNormal => "log_normal",
+        }
+    }
 }
 
 /// A lag distribution: `fixed` uses `value`; `uniform` uses `min` and `max`; `log_normal`
@@ -171,8 +182,8 @@ fn check_lag(key: &str, l: &LagSpec) -> Result<(), Issue> {
             Issue::new(
                 format!("{key}.{name}"),
                 format!(
-                    "required key is missing for a {:?} distribution",
-                    l.distribution
+                    "required key is missing for a {} distribution",
+                    l.distribution.name()
                 ),
             )
         })
@@ -211,6 +222,80 @@ impl SystemKind for SimulatedConfig {
                 "it is a read-only replica of \"{src}\"; write to \"{src}\" instead"
             )),
             None => Ok(()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let Some(src) = &self.replica_of else {
+            return format!(
+                "writes take {}, reads {}{}",
+                self.write_latency,
+                self.read_latency,
+                if self.stale_read_probability > 0.0 {
+                    format!(", {} of read-backs stale", self.stale_read_probability)
+                } else {
+                    String::new()
+                }
+            );
+        };
+        let lag = self
+            .lag
+            .as_ref()
+            .map_or(String::new(), |l| match l.distribution {
+                Distribution::Fixed => format!("fixed {}", l.value.unwrap_or_default()),
+                Distribution::Uniform => format!(
+                    "uniform {} to {}",
+                    l.min.unwrap_or_default(),
+                    l.max.unwrap_or_default()
+                ),
+                Distribution::LogNormal => format!(
+                    "log-normal, median {}, p99 {}",
+                    l.median.unwrap_or_default(),
+                    l.p99.unwrap_or_default()
+                ),
+            });
+        let mut extras = Vec::new();
+        for (what, p) in [
+            ("dropped", self.drop_probability),
+            ("changed", self.mismatch_probability),
+            ("flapping", self.flap_probability),
+        ] {
+            if p > 0.0 {
+                extras.push(format!("{p} {what}"));
+            }
+        }
+        if !self.outages.is_empty() {
+            extras.push(format!("{} scheduled outage(s)", self.outages.len()));
+        }
+        let extras = if extras.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", extras.join(", "))
+        };
+        format!("replica of {src}, lag {lag}{extras}")
+    }
+
+    fn validate(&self, name: &str, systems: &Systems) -> Result<(), Issue> {
+        let Some(src) = &self.replica_of else {
+            return Ok(());
+        };
+        let key = format!("systems.{name}.replica_of");
+        match systems.get(src) {
+            None => Err(Issue::new(
+                key,
+                format!(
+                    "unknown system \"{src}\"; a replica copies a simulated source defined under systems"
+                ),
+            )),
+            Some(other) if other.kind() != "simulated" || other.can_write().is_err() => {
+                Err(Issue::new(
+                    key,
+                    format!(
+                        "\"{src}\" is not a simulated source (a simulated system without replica_of)"
+                    ),
+                ))
+            }
+            Some(_) => Ok(()),
         }
     }
 

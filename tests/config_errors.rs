@@ -1,0 +1,420 @@
+//! Every rule of the configuration checker, one broken file each (`testdata/config/bad/`), with
+//! the exact message a user sees: the file, the key path, and a sentence saying why.
+//!
+//! The messages are frozen on purpose: changing one is a user-visible change and should show
+//! up in review as an edit to this table.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lagwatch::config::Config;
+
+/// One broken file and the error it must produce.
+struct Case {
+    /// File name under `testdata/config/bad/`.
+    file: &'static str,
+    /// The key path the error names; `None` for YAML syntax errors, which have none.
+    key: Option<&'static str>,
+    /// The sentence after the key (for syntax errors, after the file).
+    reason: &'static str,
+}
+
+const fn case(file: &'static str, key: &'static str, reason: &'static str) -> Case {
+    Case {
+        file,
+        key: Some(key),
+        reason,
+    }
+}
+
+const fn syntax(file: &'static str, reason: &'static str) -> Case {
+    Case {
+        file,
+        key: None,
+        reason,
+    }
+}
+
+const CASES: &[Case] = &[
+    // Unknown keys, at every depth.
+    case(
+        "unknown_key_top.yaml",
+        "interval",
+        "unknown key; the keys allowed here are: instance, server, defaults, systems, paths",
+    ),
+    case(
+        "unknown_key_defaults.yaml",
+        "defaults.timout",
+        "unknown key; the keys allowed here are: interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll",
+    ),
+    case(
+        "unknown_key_server.yaml",
+        "server.port",
+        "unknown key; the keys allowed here are: listen",
+    ),
+    case(
+        "unknown_key_path.yaml",
+        "paths[1].objectve",
+        "unknown key; the keys allowed here are: source, target, interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll",
+    ),
+    case(
+        "unknown_key_poll.yaml",
+        "paths[0].poll.max_interval",
+        "unknown key; the keys allowed here are: first, factor, max_gap, jitter, precision",
+    ),
+    case(
+        "unknown_key_system.yaml",
+        "systems.primary.latency",
+        "unknown key; the keys allowed here are: replica_of, write_latency, read_latency, lag, drop_probability, mismatch_probability, flap_probability, stale_read_probability, outages, seed",
+    ),
+    case(
+        "unknown_key_lag.yaml",
+        "systems.replica.lag.p95",
+        "unknown key; the keys allowed here are: distribution, value, min, max, median, p99",
+    ),
+    case(
+        "unknown_key_outage.yaml",
+        "systems.replica.outages[0].length",
+        "unknown key; the keys allowed here are: start, duration, every, mode",
+    ),
+    // Missing keys.
+    case(
+        "empty.yaml",
+        "(top level)",
+        "the file must be a mapping with the keys instance, systems and paths",
+    ),
+    case(
+        "missing_instance.yaml",
+        "instance",
+        "required key is missing",
+    ),
+    case("missing_systems.yaml", "systems", "required key is missing"),
+    case("missing_paths.yaml", "paths", "required key is missing"),
+    case(
+        "missing_path_source.yaml",
+        "paths[0].source",
+        "required key is missing",
+    ),
+    case(
+        "missing_path_target.yaml",
+        "paths[0].target",
+        "required key is missing",
+    ),
+    case(
+        "missing_kind.yaml",
+        "systems.replica.kind",
+        "required key is missing",
+    ),
+    case(
+        "missing_replica_lag.yaml",
+        "systems.replica.lag",
+        "a replica needs a lag distribution",
+    ),
+    case(
+        "missing_lag_distribution.yaml",
+        "systems.replica.lag.distribution",
+        "required key is missing",
+    ),
+    case(
+        "replica_of_unknown.yaml",
+        "systems.replica.replica_of",
+        "unknown system \"primry\"; a replica copies a simulated source defined under systems",
+    ),
+    case(
+        "replica_of_replica.yaml",
+        "systems.chained.replica_of",
+        "\"replica\" is not a simulated source (a simulated system without replica_of)",
+    ),
+    case(
+        "missing_lag_field.yaml",
+        "systems.replica.lag.p99",
+        "required key is missing for a log_normal distribution",
+    ),
+    // Values that do not parse.
+    case(
+        "bad_duration.yaml",
+        "paths[0].timeout",
+        "invalid duration \"5 mins\": write a number and a unit (ms, s, m, h, d) with no spaces, such as 30s, 15m or 1h30m",
+    ),
+    case(
+        "wrong_type_duration.yaml",
+        "defaults.interval",
+        "the duration 30 has no unit: write a number and a unit (ms, s, m, h, d) with no spaces, such as 30s",
+    ),
+    case(
+        "wrong_type_number.yaml",
+        "paths[0].max_in_flight",
+        "expected a whole number, found the text \"lots\"",
+    ),
+    case(
+        "wrong_type_instance.yaml",
+        "instance",
+        "expected a string, found the number 2024 (put it in quotes to use it as text)",
+    ),
+    case(
+        "wrong_type_paths.yaml",
+        "paths",
+        "expected a list, found a mapping",
+    ),
+    case(
+        "wrong_type_path_entry.yaml",
+        "paths[0]",
+        "expected a mapping, found the text \"primary -> replica\"",
+    ),
+    case(
+        "bad_listen.yaml",
+        "server.listen",
+        "invalid address: write an IP address and a port, such as 0.0.0.0:9464 (host names are not accepted)",
+    ),
+    case(
+        "unknown_kind.yaml",
+        "systems.replica.kind",
+        "unknown kind \"dataverse\"; the kinds lagwatch knows are: simulated",
+    ),
+    case(
+        "unknown_distribution.yaml",
+        "systems.replica.lag.distribution",
+        "unknown value \"normal\"; the values allowed here are: fixed, uniform, log_normal",
+    ),
+    case(
+        "unknown_outage_mode.yaml",
+        "systems.replica.outages[0].mode",
+        "unknown value \"down\"; the values allowed here are: stall, unavailable",
+    ),
+    case(
+        "bad_probability.yaml",
+        "systems.replica.drop_probability",
+        "a probability is between 0 and 1, not 5",
+    ),
+    case(
+        "bad_instance_name.yaml",
+        "instance",
+        "\"Prod EU\" is not a valid instance name: use 1 to 32 lowercase letters, digits or dashes; it is written into every sentinel and must stay the same across restarts",
+    ),
+    // Rules between keys.
+    case(
+        "unknown_system.yaml",
+        "paths[1].target",
+        "unknown system \"replca\"; the systems defined are: primary, replica",
+    ),
+    case(
+        "source_is_replica.yaml",
+        "paths[0].source",
+        "system \"replica\" (kind simulated) cannot be a source: it is a read-only replica of \"primary\"; write to \"primary\" instead",
+    ),
+    case(
+        "timeout_below_first_poll.yaml",
+        "paths[0].timeout",
+        "the timeout (200ms) must be longer than the first poll (250ms), or no sentinel is ever read",
+    ),
+    case(
+        "timeout_below_poll_first_override.yaml",
+        "paths[0].timeout",
+        "the timeout (3s) must be longer than the first poll (5s), or no sentinel is ever read",
+    ),
+    case(
+        "objective_over_timeout.yaml",
+        "paths[0].objective",
+        "the objective (15m) is longer than the timeout (10m): lags above the timeout are never measured",
+    ),
+    case(
+        "duplicate_path.yaml",
+        "paths[1]",
+        "duplicate path primary -> replica: paths[0] already measures it",
+    ),
+    // YAML syntax.
+    syntax(
+        "yaml_duplicate_key.yaml",
+        "not valid YAML: duplicate mapping key `primary` is not allowed here at line 9, column 3",
+    ),
+    syntax(
+        "yaml_unclosed_bracket.yaml",
+        "not valid YAML: unclosed bracket '[' at line 9, column 8",
+    ),
+];
+
+fn bad_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/config/bad")
+}
+
+fn expected_message(path: &Path, c: &Case) -> String {
+    match c.key {
+        Some(key) => format!("{}: {key}: {}", path.display(), c.reason),
+        None => format!("{}: {}", path.display(), c.reason),
+    }
+}
+
+#[test]
+fn every_bad_file_is_in_the_table_and_every_row_has_a_file() {
+    let on_disk: BTreeSet<String> = std::fs::read_dir(bad_dir())
+        .expect("testdata/config/bad exists")
+        .map(|e| {
+            e.expect("readable entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.ends_with(".yaml"))
+        .collect();
+    let in_table: BTreeSet<String> = CASES.iter().map(|c| c.file.to_string()).collect();
+    assert_eq!(
+        in_table.len(),
+        CASES.len(),
+        "a file is listed twice in CASES"
+    );
+    let untested: Vec<_> = on_disk.difference(&in_table).collect();
+    let missing: Vec<_> = in_table.difference(&on_disk).collect();
+    assert!(
+        untested.is_empty(),
+        "bad files without a row in CASES: {untested:?}"
+    );
+    assert!(
+        missing.is_empty(),
+        "rows in CASES without a file: {missing:?}"
+    );
+}
+
+#[test]
+fn every_bad_file_fails_with_its_exact_message_and_key() {
+    let mut failures = Vec::new();
+    for c in CASES {
+        let path = bad_dir().join(c.file);
+        let err = match Config::load(&path) {
+            Ok(_) => {
+                failures.push(format!("{}: loaded without error", c.file));
+                continue;
+            }
+            Err(e) => e,
+        };
+        let expected = expected_message(&path, c);
+        let actual = err.to_string();
+        if actual != expected {
+            failures.push(format!(
+                "{}:\n    expected: {expected}\n    actual:   {actual}",
+                c.file
+            ));
+        }
+        if err.key() != c.key {
+            failures.push(format!(
+                "{}: key() is {:?}, expected {:?}",
+                c.file,
+                err.key(),
+                c.key
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// Words that mean a Rust or serde detail leaked into a message meant for YAML writers.
+const LEAKS: &[&str] = &[
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "usize",
+    "i64",
+    "f64",
+    "Dur",
+    "Raw",
+    "Config",
+    "Settings",
+    "struct",
+    "variant",
+    "enum",
+    "identifier",
+    "Option",
+    "unit value",
+    "serde",
+    "Policy",
+    "Options",
+    "<input>",
+    "\n",
+];
+
+#[test]
+fn no_message_leaks_rust_names() {
+    for c in CASES {
+        for leak in LEAKS {
+            assert!(
+                !c.reason.contains(leak),
+                "{}: the message mentions {leak:?}: {}",
+                c.file,
+                c.reason
+            );
+        }
+    }
+}
+
+#[test]
+fn check_config_rejects_every_bad_file_with_exit_code_2() {
+    for c in CASES {
+        let path = bad_dir().join(c.file);
+        let out = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}: exit status {:?}, stderr: {stderr}",
+            c.file,
+            out.status
+        );
+        let file = path.display().to_string();
+        assert!(
+            stderr.contains(&file),
+            "{}: no file name in: {stderr}",
+            c.file
+        );
+        if let Some(key) = c.key {
+            assert!(
+                stderr.contains(key),
+                "{}: no key {key} in: {stderr}",
+                c.file
+            );
+        }
+        assert!(
+            stderr.contains(c.reason),
+            "{}: no reason in: {stderr}",
+            c.file
+        );
+        assert!(
+            stderr.contains(&expected_message(&path, c)),
+            "{}: stderr is not the message: {stderr}",
+            c.file
+        );
+        assert!(out.stdout.is_empty(), "{}: printed to stdout", c.file);
+    }
+}
+
+#[test]
+fn check_config_accepts_the_demo_and_prints_every_system_and_path() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
+        .arg("check-config")
+        .arg(&demo)
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert!(
+        stdout.contains(&format!("{}: valid", demo.display())),
+        "{stdout}"
+    );
+
+    let config = Config::load(&demo).expect("the demo loads");
+    assert!(!config.systems.is_empty() && !config.paths.is_empty());
+    for (name, system) in &config.systems {
+        let line = format!("  {name}: kind {}", system.kind());
+        assert!(stdout.contains(&line), "no line {line:?} in:\n{stdout}");
+    }
+    for p in &config.paths {
+        let line = format!("  {} -> {}: every {}", p.source, p.target, p.interval);
+        assert!(stdout.contains(&line), "no line {line:?} in:\n{stdout}");
+    }
+}

@@ -1,0 +1,71 @@
+//! Every configuration under `examples/` is one a user may copy: it must load, build, and pass
+//! `lagwatch check-config`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lagwatch::app::App;
+use lagwatch::config::Config;
+
+fn examples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("examples/ exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn the_examples_are_there() {
+    let names: Vec<String> = examples()
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+        .collect();
+    for expected in ["demo.yaml", "minimal.yaml", "estate.yaml"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "examples/{expected} is missing; found {names:?}"
+        );
+    }
+}
+
+#[test]
+fn every_example_loads_and_builds() {
+    for path in examples() {
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!config.paths.is_empty(), "{}: no paths", path.display());
+        if let Err(e) = App::build(config) {
+            panic!("{}: does not build: {e}", path.display());
+        }
+    }
+}
+
+#[test]
+fn every_example_passes_check_config() {
+    for path in examples() {
+        let out = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .expect("the binary runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: check-config failed:\n{stderr}",
+            path.display()
+        );
+        assert!(
+            stdout.contains(&format!("{}: valid", path.display())),
+            "{}: unexpected output:\n{stdout}",
+            path.display()
+        );
+    }
+}
