@@ -36,7 +36,8 @@ pub(crate) struct Cycle {
 /// How long cleanup may take once shutdown has begun.
 const SHUTDOWN_CLEANUP: Duration = Duration::from_secs(5);
 
-async fn bounded<T>(
+/// Runs one connector call with a deadline; running out of time is [`ConnectorError::Timeout`].
+pub(crate) async fn bounded<T>(
     limit: Duration,
     f: impl Future<Output = Result<T, ConnectorError>>,
 ) -> Result<T, ConnectorError> {

@@ -45,6 +45,9 @@ pub struct ProbeRecord {
     pub reads: u32,
 }
 
+/// Deadline of each request of the start-up sweep.
+const SWEEP_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Records buffered per subscriber before the oldest are dropped.
 const RECORD_BUFFER: usize = 65_536;
 
@@ -188,7 +191,13 @@ impl Engine {
         let tracker = TaskTracker::new();
         for (name, source, longest) in self.sources.clone() {
             let engine = self.clone();
-            tracker.spawn(async move { engine.sweep(&name, source, longest).await });
+            let shutdown = shutdown.clone();
+            tracker.spawn(async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = engine.sweep(&name, source, longest) => {}
+                }
+            });
         }
         for group in &self.groups {
             let engine = self.clone();
@@ -208,7 +217,8 @@ impl Engine {
         let before = Utc::now()
             - chrono::Duration::from_std(longest_timeout).unwrap_or(chrono::Duration::zero());
         let prefix = SentinelId::owner_prefix(&self.instance);
-        let leftovers = match source.list_own(&prefix, before).await {
+        let limit = SWEEP_REQUEST_TIMEOUT;
+        let leftovers = match cycle::bounded(limit, source.list_own(&prefix, before)).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(source = %name, error = %e, "Start-up sweep could not list old sentinels.");
@@ -219,7 +229,7 @@ impl Engine {
             tracing::info!(source = %name, count = leftovers.len(), "Deleting sentinels left by an earlier run.");
         }
         for id in leftovers {
-            let outcome = match source.delete(&id).await {
+            let outcome = match cycle::bounded(limit, source.delete(&id)).await {
                 Ok(()) => "ok",
                 Err(e) => {
                     tracing::warn!(source = %name, sentinel = %id, error = %e, "Sweep could not delete a sentinel.");
