@@ -252,12 +252,16 @@ impl Drop for Demo {
 }
 
 fn start_demo() -> Demo {
+    start(&["demo", "--listen", "127.0.0.1:0"])
+}
+
+fn start(args: &[&str]) -> Demo {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
-        .args(["demo", "--listen", "127.0.0.1:0"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start lagwatch demo");
+        .expect("start lagwatch");
     let stdout = child.stdout.take().unwrap();
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).unwrap();
@@ -352,4 +356,20 @@ fn the_demo_shows_every_state_within_two_minutes() {
         "lagwatch_monotonic_read_violations_total{source=\"dataverse\",target=\"search\"}"
     ));
     terminate(demo);
+}
+
+#[test]
+fn run_mode_serves_a_config_file_and_stops_on_sigterm() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/minimal.yaml");
+    let lw = start(&["run", "--config", config, "--listen", "127.0.0.1:0"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while common::http_get(lw.addr, "/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "run mode gets ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, _, text) = common::http_get(lw.addr, "/metrics");
+    assert!(
+        text.contains("lagwatch_lag_objective_seconds{source=\"crm\",target=\"reporting\"} 300")
+    );
+    terminate(lw);
 }
