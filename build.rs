@@ -4,7 +4,10 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=LAGWATCH_REVISION");
-    println!("cargo:rerun-if-changed=.git/HEAD");
+    // HEAD names the branch; a commit changes the branch's ref (loose or packed), not HEAD.
+    for f in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
+        println!("cargo:rerun-if-changed={f}");
+    }
     let rev = std::env::var("LAGWATCH_REVISION")
         .ok()
         .filter(|r| !r.is_empty())

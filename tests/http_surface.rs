@@ -295,7 +295,7 @@ fn terminate(mut demo: Demo) {
 #[test]
 fn the_demo_binary_serves_metrics_and_the_status_page_on_port_zero() {
     let demo = start_demo();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(25);
     while common::http_get(demo.addr, "/readyz").0 != 200 {
         assert!(Instant::now() < deadline, "demo gets ready");
         std::thread::sleep(Duration::from_millis(200));
@@ -362,7 +362,7 @@ fn the_demo_shows_every_state_within_two_minutes() {
 fn run_mode_serves_a_config_file_and_stops_on_sigterm() {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/minimal.yaml");
     let lw = start(&["run", "--config", config, "--listen", "127.0.0.1:0"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(25);
     while common::http_get(lw.addr, "/readyz").0 != 200 {
         assert!(Instant::now() < deadline, "run mode gets ready");
         std::thread::sleep(Duration::from_millis(200));

@@ -159,6 +159,7 @@ impl Cycle {
                     source: self.source_name.clone(),
                     target: Arc::from(spec.target.as_str()),
                     sentinel: sentinel.id.clone(),
+                    seq: self.seq,
                     outcome,
                     estimate,
                     reads,

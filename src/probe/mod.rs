@@ -39,6 +39,8 @@ pub struct ProbeRecord {
     pub source: Arc<str>,
     pub target: Arc<str>,
     pub sentinel: SentinelId,
+    /// Write order within the source group (restarts at 0 with the process).
+    pub seq: u64,
     pub outcome: Outcome,
     pub estimate: Option<LagEstimate>,
     /// Lookups sent to the target for this sentinel (including confirmation reads).
@@ -249,8 +251,9 @@ impl Engine {
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) {
-        // Spread groups over the first moments so they do not all write at once.
-        let spread = group.interval.min(Duration::from_secs(2));
+        // Spread groups over the first interval (at most 10 s, so readiness comes quickly) so
+        // they do not all write at once, and stay spread afterwards.
+        let spread = group.interval.min(Duration::from_secs(10));
         let first = Instant::now() + spread.mul_f64(rand::random::<f64>());
         let mut ticker = tokio::time::interval_at(first, group.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -66,7 +66,7 @@ pub struct Expectation {
 pub const MIN_SAMPLES: usize = 4;
 /// Margin added around the observed range, as a fraction of its ends...
 const MARGIN: f64 = 0.05;
-/// ...and as a fraction of its width.
+/// ...and as a power of its ratio (max / min).
 const SPREAD_MARGIN: f64 = 0.1;
 
 impl Expectation {
@@ -75,12 +75,13 @@ impl Expectation {
         if lags.len() < MIN_SAMPLES {
             return None;
         }
-        let min = lags.iter().min()?.as_secs_f64();
-        let max = lags.iter().max()?.as_secs_f64();
-        // A wide spread says the next lag may well fall outside what was seen: widen with it.
-        let spread = (max - min) * SPREAD_MARGIN;
-        let lo = (min * (1.0 - MARGIN) - spread).max(0.0);
-        let hi = max * (1.0 + MARGIN) + spread;
+        let min = lags.iter().min()?.as_secs_f64().max(1e-3);
+        let max = lags.iter().max()?.as_secs_f64().max(min);
+        // A wide spread says the next lag may well fall outside what was seen: widen with it,
+        // on a log scale, so a wide window still starts well above zero.
+        let widen = (max / min).powf(SPREAD_MARGIN);
+        let lo = min * (1.0 - MARGIN) / widen;
+        let hi = max * (1.0 + MARGIN) * widen;
         Some(Expectation {
             lo: Duration::from_secs_f64(lo),
             hi: Duration::from_secs_f64(hi),
@@ -269,7 +270,11 @@ mod tests {
         };
         assert_eq!(Expectation::from_recent(&s(&[10, 11, 12])), None);
         let e = Expectation::from_recent(&s(&[10, 11, 12, 20])).unwrap();
-        assert_eq!(e.lo, Duration::from_secs_f64(8.5));
-        assert_eq!(e.hi, Duration::from_secs_f64(22.0));
+        let widen = 2f64.powf(0.1);
+        assert!((e.lo.as_secs_f64() - 9.5 / widen).abs() < 1e-6, "{e:?}");
+        assert!((e.hi.as_secs_f64() - 21.0 * widen).abs() < 1e-6, "{e:?}");
+        // A wide history still gives a window well above zero.
+        let e = Expectation::from_recent(&s(&[3, 10, 30, 300])).unwrap();
+        assert!(e.lo.as_secs_f64() > 1.5, "{e:?}");
     }
 }
