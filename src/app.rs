@@ -44,8 +44,10 @@ impl App {
         let cx = BuildContext::new(metrics.clone());
         let mut systems: HashMap<String, System> = HashMap::new();
         for (name, spec) in &config.systems {
+            let limits = config.limits.get(name).copied().unwrap_or_default();
+            let gate = cx.gate(name, limits);
             let system = spec
-                .build(name, &cx)
+                .build(name, &cx, gate)
                 .map_err(|issue| ConfigError::Invalid {
                     file: config.file.clone(),
                     key: issue.key,

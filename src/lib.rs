@@ -6,6 +6,7 @@
 //!   [`connector::Target`]. [`systems::simulated`] is the in-process landscape with ground truth.
 //! - [`connector`]: the pluggable roles and their error type.
 //! - [`sentinel`]: sentinel ids, payloads and checksums.
+//! - [`gate`]: per-system throttling, concurrency and request budget.
 //! - [`probe`]: the engine: groups, cycles, the poll schedule and the lag estimator.
 //! - [`metrics`]: every exported metric, declared once.
 //! - [`status`]: the per-path view behind the status page and the API.
@@ -16,6 +17,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod connector;
+pub mod gate;
 pub mod http;
 pub mod metrics;
 pub mod probe;

@@ -7,8 +7,8 @@
 //! scrape.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Lag buckets, 50 ms to 24 h, with common objectives (1 s, 5 s, 30 s, 1 m, 5 m, 15 m, 1 h) as
@@ -62,6 +62,9 @@ pub struct Metrics {
     pub monotonic_violations: IntCounterVec,
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
+    pub throttled: IntCounterVec,
+    pub throttle_wait: CounterVec,
+    pub budget_used: GaugeVec,
     pub build_info: IntGaugeVec,
 }
 
@@ -181,6 +184,27 @@ impl Metrics {
                 REQUEST_BUCKETS,
                 &["system", "operation"],
             ),
+            throttled: counter(
+                "lagwatch_throttled_total",
+                "Throttling responses (HTTP 429) from a system; lagwatch then sends it nothing until Retry-After has passed.",
+                &["system"],
+            ),
+            throttle_wait: {
+                let c = must(CounterVec::new(
+                    Opts::new(
+                        "lagwatch_throttle_wait_seconds_total",
+                        "Time calls spent waiting for a system's throttling pause, request budget or concurrency slot.",
+                    ),
+                    &["system"],
+                ));
+                must(registry.register(Box::new(c.clone())));
+                c
+            },
+            budget_used: gauge(
+                "lagwatch_request_budget_used_ratio",
+                "Share of a system's request budget used in the current window (1 = polls are being stretched).",
+                &["system"],
+            ),
             build_info: igauge(
                 "lagwatch_build_info",
                 "Always 1; labels carry the version and source revision of this build.",
@@ -230,6 +254,9 @@ impl Metrics {
 
     /// Creates the request series of one system at 0.
     pub fn init_system(&self, system: &str, operations: &[&str]) {
+        self.throttled.with_label_values(&[system]);
+        self.throttle_wait.with_label_values(&[system]);
+        self.budget_used.with_label_values(&[system]);
         for op in operations {
             self.request_duration.with_label_values(&[system, op]);
             for st in STATUS_CLASSES {

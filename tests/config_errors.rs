@@ -66,7 +66,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_system.yaml",
         "systems.primary.latency",
-        "unknown key; the keys allowed here are: replica_of, write_latency, read_latency, lag, drop_probability, mismatch_probability, flap_probability, stale_read_probability, outages, seed",
+        "unknown key; the keys allowed here are: replica_of, write_latency, read_latency, lag, drop_probability, mismatch_probability, flap_probability, stale_read_probability, outages, throttle, seed, and on every system: kind, limits",
     ),
     case(
         "unknown_key_lag.yaml",
@@ -115,6 +115,16 @@ const CASES: &[Case] = &[
         "missing_lag_distribution.yaml",
         "systems.replica.lag.distribution",
         "required key is missing",
+    ),
+    case(
+        "limits_zero_concurrency.yaml",
+        "systems.primary.limits.max_concurrency",
+        "at least 1 request must be allowed in flight",
+    ),
+    case(
+        "unknown_key_limits.yaml",
+        "systems.primary.limits.window",
+        "unknown key; the keys allowed here are: max_concurrency, requests, per, default_retry_after",
     ),
     case(
         "replica_of_unknown.yaml",

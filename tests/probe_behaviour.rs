@@ -420,3 +420,108 @@ paths:
         ) >= 4.0
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn throttling_is_honoured_and_never_measured_as_lag() {
+    let app = common::app(
+        r#"
+instance: t
+systems:
+  src: { kind: simulated }
+  rep:
+    kind: simulated
+    replica_of: src
+    lag: { distribution: fixed, value: 3s }
+    throttle: { requests: 6, per: 10s, retry_after: 20s }
+paths:
+  - { source: src, target: rep, interval: 2s, timeout: 2m, objective: 10s, max_in_flight: 5 }
+"#,
+    );
+    let mut rx = app.engine.subscribe();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
+    let started = Instant::now();
+    let records = collect(&mut rx, 30).await;
+    let elapsed = started.elapsed();
+    stop.cancel();
+    run.await.unwrap();
+    for r in records.iter().filter(|r| r.outcome == Outcome::Converged) {
+        let est = r.estimate.unwrap();
+        let truth = app
+            .landscape
+            .truth("rep", r.sentinel.key())
+            .unwrap()
+            .lag()
+            .unwrap();
+        assert!(est.contains(truth, Duration::ZERO), "{est:?} vs {truth:?}");
+    }
+    let converged = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Converged)
+        .count();
+    assert!(
+        converged >= 25,
+        "throttling stretches polls, it does not fail probes: {converged}"
+    );
+    let throttled = counter(&app, "lagwatch_throttled_total{system=\"rep\"}");
+    // Every 429 starts a 20 s pause in which nothing is sent (sending would lengthen it and
+    // be answered 429 again), so there is at most one 429 per 26 s cycle (+ concurrency).
+    let cycles = elapsed.as_secs_f64() / 26.0;
+    assert!(throttled >= 1.0, "the simulated limit was hit");
+    assert!(
+        throttled <= cycles * 5.0 + 5.0,
+        "{throttled} 429s in {elapsed:?}"
+    );
+    assert!(counter(&app, "lagwatch_throttle_wait_seconds_total{system=\"rep\"}") > 10.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_budget_stretches_polls_instead_of_failing_them() {
+    let app = common::app(
+        r#"
+instance: t
+systems:
+  src: { kind: simulated }
+  rep:
+    kind: simulated
+    replica_of: src
+    lag: { distribution: uniform, min: 5s, max: 40s }
+    limits: { requests: 20, per: 1m, max_concurrency: 2 }
+paths:
+  - { source: src, target: rep, interval: 5s, timeout: 10m, objective: 1m, max_in_flight: 6 }
+"#,
+    );
+    let mut rx = app.engine.subscribe();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
+    let started = Instant::now();
+    let records = collect(&mut rx, 40).await;
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    stop.cancel();
+    run.await.unwrap();
+    assert!(
+        records.iter().all(|r| r.outcome == Outcome::Converged),
+        "none fail"
+    );
+    for r in &records {
+        let est = r.estimate.unwrap();
+        let truth = app
+            .landscape
+            .truth("rep", r.sentinel.key())
+            .unwrap()
+            .lag()
+            .unwrap();
+        assert!(est.contains(truth, Duration::ZERO), "{est:?} vs {truth:?}");
+    }
+    let lookups = counter(
+        &app,
+        "lagwatch_requests_total{operation=\"lookup\",status=\"2xx\",system=\"rep\"}",
+    );
+    assert!(
+        lookups <= 20.0 * (minutes + 1.0) + 2.0,
+        "{lookups} lookups in {minutes:.1} min"
+    );
+    app.engine.refresh();
+    let used = counter(&app, "lagwatch_request_budget_used_ratio{system=\"rep\"}");
+    assert!(used <= 1.0 + 1e-9, "{used}");
+}

@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 pub use duration::Dur;
 pub use secret::Secret;
 
+use crate::gate::Limits;
 use crate::probe::schedule::PollPolicy;
 use crate::systems::{self, SystemKind};
 
@@ -80,6 +81,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Named systems, each typed by its kind's own config (see `systems`).
     pub systems: BTreeMap<String, Box<dyn SystemKind>>,
+    /// Each system's `limits:` (throttling pause, concurrency, request budget).
+    pub limits: BTreeMap<String, Limits>,
     pub paths: Vec<PathSpec>,
 }
 
@@ -474,6 +477,7 @@ fn from_tree(tree: serde_json::Value) -> Result<Config, Issue> {
         return Err(Issue::new("systems", "at least one system is required"));
     }
     let mut systems = BTreeMap::new();
+    let mut limits = BTreeMap::new();
     for (name, value) in raw.systems {
         let key = format!("systems.{name}");
         if !valid_name(&name) {
@@ -482,7 +486,8 @@ fn from_tree(tree: serde_json::Value) -> Result<Config, Issue> {
                 "system names are metric labels: use 1 to 64 letters, digits, '-' or '_'",
             ));
         }
-        let spec = systems::parse(&key, value)?;
+        let (spec, system_limits) = systems::parse(&key, value)?;
+        limits.insert(name.clone(), system_limits);
         systems.insert(name, spec);
     }
 
@@ -515,6 +520,7 @@ fn from_tree(tree: serde_json::Value) -> Result<Config, Issue> {
         instance: raw.instance,
         server: raw.server,
         systems,
+        limits,
         paths,
     })
 }

@@ -16,6 +16,7 @@ use super::estimate::{self, LagEstimate};
 use super::path::{Outcome, PathHandle};
 use super::schedule;
 use crate::connector::{ConnectorError, Lookup, Source};
+use crate::gate::{Gate, Permit};
 use crate::metrics::Metrics;
 use crate::sentinel::Sentinel;
 
@@ -24,6 +25,7 @@ pub(crate) struct Cycle {
     pub instance: Arc<str>,
     pub source_name: Arc<str>,
     pub source: Arc<dyn Source>,
+    pub source_gate: Arc<Gate>,
     pub paths: Vec<Arc<PathHandle>>,
     pub metrics: Metrics,
     pub seq: u64,
@@ -47,12 +49,41 @@ pub(crate) async fn bounded<T>(
     }
 }
 
+/// Waits for the gate, at most `limit`; `None` if no admission came in time.
+async fn admit(gate: &Gate, limit: Duration) -> Option<Permit> {
+    timeout(limit, gate.admit()).await.ok()
+}
+
+/// Tells the gate about throttling, so every caller of that system pauses.
+fn note<T>(gate: &Gate, result: &Result<T, ConnectorError>) {
+    if let Err(ConnectorError::Throttled { retry_after }) = result {
+        gate.throttled(*retry_after);
+    }
+}
+
 impl Cycle {
     pub(crate) async fn run(self) {
         let sentinel = Sentinel::new(&self.instance, self.seq, Utc::now());
-        let sent = Instant::now();
-        let written = bounded(self.request_timeout, self.source.write(&sentinel)).await;
-        let acked = Instant::now();
+        // Waiting for the gate happens before the clock starts: it is not replication lag.
+        let permit = tokio::select! {
+            _ = self.shutdown.cancelled() => None,
+            p = admit(&self.source_gate, self.request_timeout) => p,
+        };
+        let (sent, written, acked) = match permit {
+            Some(permit) => {
+                let sent = Instant::now();
+                let written = bounded(self.request_timeout, self.source.write(&sentinel)).await;
+                let acked = Instant::now();
+                drop(permit);
+                note(&self.source_gate, &written);
+                (sent, written, acked)
+            }
+            None => {
+                let now = Instant::now();
+                let err = ConnectorError::Throttled { retry_after: None };
+                (now, Err(err), now)
+            }
+        };
         if let Err(e) = written {
             let outcome = if matches!(e, ConnectorError::Throttled { .. }) {
                 "throttled"
@@ -102,7 +133,12 @@ impl Cycle {
         } else {
             self.request_timeout
         };
-        let outcome = match bounded(limit, self.source.delete(&sentinel.id)).await {
+        let deleted = match admit(&self.source_gate, limit).await {
+            Some(_permit) => bounded(limit, self.source.delete(&sentinel.id)).await,
+            None => Err(ConnectorError::Throttled { retry_after: None }),
+        };
+        note(&self.source_gate, &deleted);
+        let outcome = match deleted {
             Ok(()) => "ok",
             Err(e) => {
                 tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, error = %e, "Sentinel delete failed; the next start-up sweep removes it.");
@@ -116,7 +152,13 @@ impl Cycle {
     }
 
     async fn read_your_write(&self, sentinel: &Sentinel) {
-        match bounded(self.request_timeout, self.source.read(&sentinel.id)).await {
+        let Some(permit) = admit(&self.source_gate, self.request_timeout).await else {
+            return;
+        };
+        let read = bounded(self.request_timeout, self.source.read(&sentinel.id)).await;
+        drop(permit);
+        note(&self.source_gate, &read);
+        match read {
             Ok(Lookup::Absent) => {
                 self.metrics
                     .ryw_violations
@@ -197,17 +239,30 @@ impl Cycle {
                 }
                 _ = sleep_until(at) => {}
             }
-            prev = Some(offset);
-
+            let Some(permit) = admit(
+                &path.gate,
+                deadline.saturating_duration_since(Instant::now()),
+            )
+            .await
+            else {
+                // Throttled or out of budget until the deadline: resolved on the next turn.
+                prev = Some(deadline.saturating_duration_since(acked));
+                continue;
+            };
             let limit = spec
                 .request_timeout
                 .get()
                 .min(deadline.saturating_duration_since(Instant::now()))
                 .max(Duration::from_millis(1));
             let req_sent = Instant::now();
+            // Continue the schedule from when the read really went out, so a wait at the gate
+            // stretches the schedule instead of causing a burst of catch-up reads.
+            prev = Some(req_sent.saturating_duration_since(acked).max(offset));
             reads += 1;
             let result = bounded(limit, path.target.lookup(&sentinel.id)).await;
             let req_answered = Instant::now();
+            drop(permit);
+            note(&path.gate, &result);
             match result {
                 Ok(Lookup::Absent) => {
                     answered = true;

@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::connector::Source;
+use crate::gate::Gate;
 use crate::metrics::Metrics;
 use crate::sentinel::SentinelId;
 use crate::systems::System;
@@ -67,6 +68,7 @@ pub enum EngineError {
 struct Group {
     source_name: Arc<str>,
     source: Arc<dyn Source>,
+    gate: Arc<Gate>,
     interval: Duration,
     paths: Vec<Arc<PathHandle>>,
     seq: AtomicU64,
@@ -78,6 +80,7 @@ pub struct Engine {
     groups: Vec<Arc<Group>>,
     paths: Vec<Arc<PathHandle>>,
     sources: Vec<(Arc<str>, Arc<dyn Source>, Duration)>,
+    gates: Vec<Arc<Gate>>,
     metrics: Metrics,
     records: broadcast::Sender<ProbeRecord>,
 }
@@ -109,7 +112,11 @@ impl Engine {
                 .target
                 .clone()
                 .ok_or_else(|| EngineError::NotATarget(spec.target.clone()))?;
-            let handle = Arc::new(PathHandle::new(spec.clone(), target, &metrics));
+            let target_gate = systems
+                .get(&spec.target)
+                .map(|s| s.gate.clone())
+                .ok_or_else(|| EngineError::MissingSystem(spec.target.clone()))?;
+            let handle = Arc::new(PathHandle::new(spec.clone(), target, target_gate, &metrics));
             paths.push(handle.clone());
             let interval = spec.interval.get();
             match groups
@@ -120,6 +127,7 @@ impl Engine {
                 None => groups.push(Group {
                     source_name: Arc::from(spec.source.as_str()),
                     source,
+                    gate: src.gate.clone(),
                     interval,
                     paths: vec![handle],
                     seq: AtomicU64::new(0),
@@ -154,6 +162,7 @@ impl Engine {
             groups,
             paths,
             sources,
+            gates: systems.values().map(|s| s.gate.clone()).collect(),
             metrics,
             records: broadcast::channel(RECORD_BUFFER).0,
         })
@@ -185,6 +194,9 @@ impl Engine {
         for p in &self.paths {
             p.refresh(now);
         }
+        for g in &self.gates {
+            g.refresh();
+        }
     }
 
     /// Runs until `shutdown` is cancelled, then lets in-flight cycles clean up (bounded by their
@@ -192,12 +204,17 @@ impl Engine {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
         for (name, source, longest) in self.sources.clone() {
+            let gate = self
+                .groups
+                .iter()
+                .find(|g| g.source_name == name)
+                .map(|g| g.gate.clone());
             let engine = self.clone();
             let shutdown = shutdown.clone();
             tracker.spawn(async move {
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
-                    _ = engine.sweep(&name, source, longest) => {}
+                    _ = engine.sweep(&name, source, gate, longest) => {}
                 }
             });
         }
@@ -215,12 +232,27 @@ impl Engine {
 
     /// Deletes this instance's sentinels left behind by an earlier run: only those older than
     /// the longest timeout of the source's paths, so nothing still in flight is touched.
-    async fn sweep(&self, name: &str, source: Arc<dyn Source>, longest_timeout: Duration) {
+    async fn sweep(
+        &self,
+        name: &str,
+        source: Arc<dyn Source>,
+        gate: Option<Arc<Gate>>,
+        longest_timeout: Duration,
+    ) {
+        let admit = || async {
+            match &gate {
+                Some(g) => Some(g.admit().await),
+                None => None,
+            }
+        };
         let before = Utc::now()
             - chrono::Duration::from_std(longest_timeout).unwrap_or(chrono::Duration::zero());
         let prefix = SentinelId::owner_prefix(&self.instance);
         let limit = SWEEP_REQUEST_TIMEOUT;
-        let leftovers = match cycle::bounded(limit, source.list_own(&prefix, before)).await {
+        let permit = admit().await;
+        let listed = cycle::bounded(limit, source.list_own(&prefix, before)).await;
+        drop(permit);
+        let leftovers = match listed {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(source = %name, error = %e, "Start-up sweep could not list old sentinels.");
@@ -231,7 +263,10 @@ impl Engine {
             tracing::info!(source = %name, count = leftovers.len(), "Deleting sentinels left by an earlier run.");
         }
         for id in leftovers {
-            let outcome = match cycle::bounded(limit, source.delete(&id)).await {
+            let permit = admit().await;
+            let deleted = cycle::bounded(limit, source.delete(&id)).await;
+            drop(permit);
+            let outcome = match deleted {
                 Ok(()) => "ok",
                 Err(e) => {
                     tracing::warn!(source = %name, sentinel = %id, error = %e, "Sweep could not delete a sentinel.");
@@ -285,6 +320,7 @@ impl Engine {
                 instance: self.instance.clone(),
                 source_name: group.source_name.clone(),
                 source: group.source.clone(),
+                source_gate: group.gate.clone(),
                 paths,
                 metrics: self.metrics.clone(),
                 seq: group.seq.fetch_add(1, Ordering::Relaxed),

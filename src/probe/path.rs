@@ -17,6 +17,7 @@ use super::estimate::LagEstimate;
 use super::schedule::Expectation;
 use crate::config::PathSpec;
 use crate::connector::Target;
+use crate::gate::Gate;
 use crate::metrics::Metrics;
 
 /// How a probe on one path ended.
@@ -123,13 +124,20 @@ struct PathMetrics {
 pub struct PathHandle {
     pub spec: PathSpec,
     pub target: Arc<dyn Target>,
+    /// The target system's admission control.
+    pub gate: Arc<Gate>,
     metrics: Metrics,
     m: PathMetrics,
     state: Mutex<PathState>,
 }
 
 impl PathHandle {
-    pub fn new(spec: PathSpec, target: Arc<dyn Target>, metrics: &Metrics) -> Self {
+    pub fn new(
+        spec: PathSpec,
+        target: Arc<dyn Target>,
+        gate: Arc<Gate>,
+        metrics: &Metrics,
+    ) -> Self {
         metrics.init_path(
             &spec.source,
             &spec.target,
@@ -156,6 +164,7 @@ impl PathHandle {
         PathHandle {
             spec,
             target,
+            gate,
             metrics: metrics.clone(),
             m,
             state: Mutex::new(PathState::default()),

@@ -6,11 +6,13 @@
 
 pub mod simulated;
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::config::{self, Issue};
 use crate::connector::{Source, Target};
+use crate::gate::{Gate, Limits};
 use crate::metrics::Metrics;
 
 /// A configured system kind: what it can do and how to build it.
@@ -34,11 +36,13 @@ pub trait SystemKind: fmt::Debug + Send + Sync + 'static {
     fn validate(&self, _name: &str, _systems: &Systems) -> Result<(), Issue> {
         Ok(())
     }
-    /// Builds the connectors. Opens no connection; reachability is checked by probing.
+    /// Builds the connectors. Opens no connection; reachability is checked by probing. `gate`
+    /// is the system's admission control: connectors report each request they send and each
+    /// throttling answer to it.
     ///
     /// # Errors
     /// An [`Issue`] naming the key under `systems.<name>` that makes it impossible.
-    fn build(&self, name: &str, cx: &BuildContext) -> Result<System, Issue>;
+    fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue>;
 }
 
 /// All parsed systems by name.
@@ -49,6 +53,8 @@ pub type Systems = std::collections::BTreeMap<String, Box<dyn SystemKind>>;
 pub struct System {
     pub name: String,
     pub kind: &'static str,
+    /// Admission control every call to this system goes through (see `gate`).
+    pub gate: Arc<Gate>,
     pub source: Option<Arc<dyn Source>>,
     pub target: Option<Arc<dyn Target>>,
 }
@@ -59,6 +65,7 @@ pub struct BuildContext {
     pub metrics: Metrics,
     /// The shared in-process world of `simulated` systems (sources and their replicas).
     pub landscape: Arc<simulated::Landscape>,
+    gates: Arc<Mutex<HashMap<String, Arc<Gate>>>>,
 }
 
 impl BuildContext {
@@ -66,7 +73,18 @@ impl BuildContext {
         BuildContext {
             metrics,
             landscape: Arc::new(simulated::Landscape::new()),
+            gates: Arc::default(),
         }
+    }
+
+    /// The gate of system `name`, created with `limits` on first use.
+    pub fn gate(&self, name: &str, limits: Limits) -> Arc<Gate> {
+        self.gates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Gate::new(name, limits, &self.metrics)))
+            .clone()
     }
 }
 
@@ -79,7 +97,7 @@ pub const REGISTRY: &[(&str, Decoder)] = &[("simulated", simulated::decode)];
 ///
 /// # Errors
 /// An [`Issue`] for a missing or unknown kind, or for the kind's own config errors.
-pub fn parse(key: &str, value: serde_json::Value) -> Result<Box<dyn SystemKind>, Issue> {
+pub fn parse(key: &str, value: serde_json::Value) -> Result<(Box<dyn SystemKind>, Limits), Issue> {
     let serde_json::Value::Object(mut map) = value else {
         return Err(Issue::new(
             key,
@@ -106,7 +124,39 @@ pub fn parse(key: &str, value: serde_json::Value) -> Result<Box<dyn SystemKind>,
             ),
         ));
     };
-    decoder(key, serde_json::Value::Object(map))
+    let limits = match map.remove("limits") {
+        None => Limits::default(),
+        Some(v) => {
+            let lkey = format!("{key}.limits");
+            let l: Limits = config::decode(&lkey, v)?;
+            if l.max_concurrency == 0 {
+                return Err(Issue::new(
+                    format!("{lkey}.max_concurrency"),
+                    "at least 1 request must be allowed in flight",
+                ));
+            }
+            if l.requests == 0 || l.per.get().is_zero() {
+                return Err(Issue::new(
+                    format!("{lkey}.requests"),
+                    "the request budget must allow at least 1 request per window longer than 0s",
+                ));
+            }
+            l
+        }
+    };
+    let spec = decoder(key, serde_json::Value::Object(map)).map_err(|mut issue| {
+        // The kind's own struct does not know the keys every system has.
+        let direct = issue
+            .key
+            .strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(|rest| !rest.contains(['.', '[']));
+        if direct && issue.reason.starts_with("unknown key; the keys allowed here are:") {
+            issue.reason.push_str(", and on every system: kind, limits");
+        }
+        issue
+    })?;
+    Ok((spec, limits))
 }
 
 /// Decodes a kind's config struct; the helper every kind's `decode` starts with.

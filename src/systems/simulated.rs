@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use super::{BuildContext, System, SystemKind, Systems, decode_as};
 use crate::config::{Dur, Issue};
 use crate::connector::{ConnectorError, Lookup, Source, Target};
+use crate::gate::Gate;
 use crate::metrics::Metrics;
 use crate::sentinel::{Sentinel, SentinelId};
 
@@ -109,6 +110,8 @@ pub struct SimulatedConfig {
     pub stale_read_probability: f64,
     #[serde(default)]
     pub outages: Vec<Outage>,
+    /// Service protection: 429 with Retry-After beyond a request rate.
+    pub throttle: Option<ThrottleSpec>,
     /// Seed of the random draws, for reproducible runs.
     pub seed: Option<u64>,
 }
@@ -174,6 +177,15 @@ pub fn decode(key: &str, value: serde_json::Value) -> Result<Box<dyn SystemKind>
         }
     }
     Ok(Box::new(c))
+}
+
+/// Checks a lag distribution the way a `simulated` replica's `lag` is checked (for other
+/// configurations that reuse [`LagSpec`], such as the emulator's scenarios).
+///
+/// # Errors
+/// An [`Issue`] naming the missing or inconsistent key under `key`.
+pub fn validate_lag(key: &str, l: &LagSpec) -> Result<(), Issue> {
+    check_lag(key, l)
 }
 
 fn check_lag(key: &str, l: &LagSpec) -> Result<(), Issue> {
@@ -299,7 +311,7 @@ impl SystemKind for SimulatedConfig {
         }
     }
 
-    fn build(&self, name: &str, cx: &BuildContext) -> Result<System, Issue> {
+    fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
         let node = Arc::new(SimNode {
             name: name.to_string(),
             landscape: cx.landscape.clone(),
@@ -308,6 +320,8 @@ impl SystemKind for SimulatedConfig {
             read_latency: self.read_latency.get(),
             replica: self.replica_of.is_some(),
             stale_read_probability: self.stale_read_probability,
+            gate: gate.clone(),
+            throttle: self.throttle.map(|t| Mutex::new(Throttle::new(t))),
         });
         match &self.replica_of {
             None => {
@@ -315,6 +329,7 @@ impl SystemKind for SimulatedConfig {
                 Ok(System {
                     name: name.to_string(),
                     kind: self.kind(),
+                    gate,
                     source: Some(node.clone()),
                     target: Some(node),
                 })
@@ -328,6 +343,7 @@ impl SystemKind for SimulatedConfig {
                 Ok(System {
                     name: name.to_string(),
                     kind: self.kind(),
+                    gate,
                     source: None,
                     target: Some(node),
                 })
@@ -385,6 +401,31 @@ struct ReplicaRecord {
     visible_at: Option<Instant>,
     /// A brief early appearance, `[from, to)`, before the record settles at `visible_at`.
     glimpse: Option<(Instant, Instant)>,
+    /// The mismatch draw hit: the content arrives changed.
+    mismatched: bool,
+}
+
+/// What a replica holds for one record: the replicated content and when it is visible. For
+/// code that serves a replica over a protocol (the emulator) and shapes the content itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaEntry {
+    /// The payload as committed to the source (with the landscape's own mismatch change
+    /// applied when `mismatched`).
+    pub payload: String,
+    /// When it became stably visible; `None` if the replica dropped it.
+    pub visible_at: Option<Instant>,
+    /// A brief early appearance `[from, to)` before it settles (flap).
+    pub glimpse: Option<(Instant, Instant)>,
+    /// The record arrives with changed content.
+    pub mismatched: bool,
+}
+
+impl ReplicaEntry {
+    /// Whether a read at `now` sees the record (settled, or inside its glimpse).
+    pub fn visible(&self, now: Instant) -> bool {
+        self.visible_at.is_some_and(|v| now >= v)
+            || self.glimpse.is_some_and(|(a, b)| now >= a && now < b)
+    }
 }
 
 struct Replica {
@@ -447,6 +488,51 @@ impl Landscape {
                 records: HashMap::new(),
             },
         );
+    }
+
+    /// The instant the landscape was created: outages are scheduled relative to it.
+    pub fn started_at(&self) -> Instant {
+        self.start
+    }
+
+    /// Registers a source (a no-op if it exists); a `seed` reseeds the shared random draws.
+    pub fn register_source(&self, name: &str, seed: Option<u64>) {
+        self.add_source(name, seed);
+    }
+
+    /// Registers (or replaces) a replica of `source` with the given behaviour.
+    pub fn register_replica(&self, name: &str, source: &str, spec: ReplicaSpec) {
+        self.add_replica(name, source, spec);
+    }
+
+    /// Commits a write of `key` to `source` at `now`: every replica of the source draws its
+    /// lag, drop, mismatch and flap, exactly as a simulated source's write does, and the ground
+    /// truth is recorded.
+    pub fn commit_record(&self, source: &str, key: &str, payload: &str, now: Instant) {
+        self.commit(source, key, payload, now);
+    }
+
+    /// Deletes `key` from `source` and from every replica of it, immediately.
+    pub fn delete_record(&self, source: &str, key: &str) {
+        self.delete(source, key);
+    }
+
+    /// What `replica` holds for `key` (visible or not yet), if anything.
+    pub fn replica_entry(&self, replica: &str, key: &str) -> Option<ReplicaEntry> {
+        let w = self.world();
+        let rec = w.replicas.get(replica)?.records.get(key)?;
+        Some(ReplicaEntry {
+            payload: rec.payload.clone(),
+            visible_at: rec.visible_at,
+            glimpse: rec.glimpse,
+            mismatched: rec.mismatched,
+        })
+    }
+
+    /// If `replica` is in an `unavailable` outage at `now`, when that outage ends.
+    pub fn unavailable_until(&self, replica: &str, now: Instant) -> Option<Instant> {
+        let spec = self.world().replicas.get(replica)?.spec.clone();
+        self.outage(&spec, now, OutageMode::Unavailable)
     }
 
     /// Ground truth of `key` in `replica`, while it is remembered.
@@ -569,6 +655,7 @@ impl Landscape {
                         payload,
                         visible_at,
                         glimpse,
+                        mismatched: mismatch,
                     },
                 );
             }
@@ -664,6 +751,58 @@ struct SimNode {
     read_latency: Duration,
     replica: bool,
     stale_read_probability: f64,
+    gate: Arc<Gate>,
+    throttle: Option<Mutex<Throttle>>,
+}
+
+/// Simulated service protection: at most `requests` per `per`, then 429 with `retry_after`,
+/// lengthened for every request that arrives while throttled (as Dataverse does).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleSpec {
+    pub requests: u32,
+    pub per: Dur,
+    pub retry_after: Dur,
+}
+
+struct Throttle {
+    spec: ThrottleSpec,
+    window_start: Option<Instant>,
+    count: u32,
+    blocked_until: Option<Instant>,
+}
+
+impl Throttle {
+    fn new(spec: ThrottleSpec) -> Self {
+        Throttle {
+            spec,
+            window_start: None,
+            count: 0,
+            blocked_until: None,
+        }
+    }
+
+    /// `Some(retry_after)` if this request is refused.
+    fn check(&mut self, now: Instant) -> Option<Duration> {
+        if let Some(until) = self.blocked_until.filter(|u| *u > now) {
+            // Sending while throttled lengthens the penalty.
+            let until = until + self.spec.retry_after.get() / 2;
+            self.blocked_until = Some(until);
+            return Some(until - now);
+        }
+        let start = *self.window_start.get_or_insert(now);
+        if now.saturating_duration_since(start) >= self.spec.per.get() {
+            self.window_start = Some(now);
+            self.count = 0;
+        }
+        self.count += 1;
+        if self.count > self.spec.requests {
+            let until = now + self.spec.retry_after.get();
+            self.blocked_until = Some(until);
+            return Some(self.spec.retry_after.get());
+        }
+        None
+    }
 }
 
 impl SimNode {
@@ -676,8 +815,19 @@ impl SimNode {
         f: impl FnOnce(Instant) -> Result<T, ConnectorError>,
     ) -> Result<T, ConnectorError> {
         let started = Instant::now();
+        self.gate.record_request();
         tokio::time::sleep(latency / 2).await;
-        let r = f(Instant::now());
+        let refused = self.throttle.as_ref().and_then(|t| {
+            t.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .check(Instant::now())
+        });
+        let r = match refused {
+            Some(retry_after) => Err(ConnectorError::Throttled {
+                retry_after: Some(retry_after),
+            }),
+            None => f(Instant::now()),
+        };
         tokio::time::sleep(latency - latency / 2).await;
         let status = match &r {
             Ok(_) => "2xx",

@@ -1,0 +1,261 @@
+//! Per-system admission control: throttling (429 + Retry-After), a concurrency cap, and a
+//! request budget over a sliding window.
+//!
+//! The engine asks the gate before every call to a system ([`Gate::admit`]) and waits there,
+//! *before* it takes the timestamps a lag estimate is built from, so waiting stretches the poll
+//! schedule but never inflates a measured lag. The connector layer tells the gate about every
+//! request it actually sent ([`Gate::record_request`]) and about throttling it met
+//! ([`Gate::throttled`]). While a system is throttled nothing is sent to it at all: Dataverse
+//! lengthens the penalty of clients that keep sending.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use prometheus::{Counter, Gauge, IntCounter};
+use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::config::Dur;
+use crate::metrics::Metrics;
+
+/// Limits of one system, configurable per system under `limits:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Requests in flight at once (Dataverse allows 52 per user; stay well under).
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: u32,
+    /// Requests allowed per `per` window (Dataverse allows 6,000 per 5 minutes per user).
+    #[serde(default = "default_requests")]
+    pub requests: u32,
+    #[serde(default = "default_per")]
+    pub per: Dur,
+    /// Pause after a 429 that carries no Retry-After.
+    #[serde(default = "default_retry_after")]
+    pub default_retry_after: Dur,
+}
+
+fn default_concurrency() -> u32 {
+    8
+}
+fn default_requests() -> u32 {
+    1000
+}
+fn default_per() -> Dur {
+    Dur::secs(300)
+}
+fn default_retry_after() -> Dur {
+    Dur::secs(30)
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_concurrency: default_concurrency(),
+            requests: default_requests(),
+            per: default_per(),
+            default_retry_after: default_retry_after(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    throttled_until: Option<Instant>,
+    sent: VecDeque<Instant>,
+}
+
+/// The gate of one system. Shared by every path and source using that system.
+pub struct Gate {
+    limits: Limits,
+    slots: std::sync::Arc<Semaphore>,
+    state: Mutex<State>,
+    throttled_total: IntCounter,
+    wait_seconds: Counter,
+    used_ratio: Gauge,
+}
+
+/// Held while a call is in flight; dropping it frees the concurrency slot.
+pub struct Permit {
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Gate {
+    pub fn new(system: &str, limits: Limits, metrics: &Metrics) -> Self {
+        let l = [system];
+        Gate {
+            slots: std::sync::Arc::new(Semaphore::new(limits.max_concurrency.max(1) as usize)),
+            limits,
+            state: Mutex::new(State::default()),
+            throttled_total: metrics.throttled.with_label_values(&l),
+            wait_seconds: metrics.throttle_wait.with_label_values(&l),
+            used_ratio: metrics.budget_used.with_label_values(&l),
+        }
+    }
+
+    /// A gate with default limits and throwaway metrics, for tests and tools.
+    pub fn unlimited_for_tests() -> Self {
+        Gate::new(
+            "test",
+            Limits {
+                max_concurrency: 1024,
+                requests: u32::MAX,
+                ..Limits::default()
+            },
+            &Metrics::new(),
+        )
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long a new request must wait now, if at all.
+    fn wait_needed(&self, now: Instant) -> Option<Instant> {
+        let mut s = self.state();
+        let window = self.limits.per.get();
+        while s
+            .sent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+        {
+            s.sent.pop_front();
+        }
+        let throttle = s.throttled_until.filter(|t| *t > now);
+        let budget = (s.sent.len() >= self.limits.requests as usize)
+            .then(|| s.sent.front().map(|t| *t + window))
+            .flatten();
+        match (throttle, budget) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Waits until a request may be sent: not throttled, within budget, a slot free.
+    pub async fn admit(&self) -> Permit {
+        let started = Instant::now();
+        while let Some(until) = self.wait_needed(Instant::now()) {
+            tokio::time::sleep_until(until).await;
+        }
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .unwrap_or_else(|_| unreachable!("the gate's semaphore is never closed"));
+        let waited = started.elapsed();
+        if !waited.is_zero() {
+            self.wait_seconds.inc_by(waited.as_secs_f64());
+        }
+        Permit { _slot: slot }
+    }
+
+    /// Counts one request actually sent to the system (budget accounting).
+    pub fn record_request(&self) {
+        let now = Instant::now();
+        let mut s = self.state();
+        s.sent.push_back(now);
+        let cap = self.limits.requests as usize;
+        while s.sent.len() > cap.saturating_add(1024) {
+            s.sent.pop_front();
+        }
+    }
+
+    /// The system answered 429: send nothing more until `retry_after` has passed.
+    pub fn throttled(&self, retry_after: Option<Duration>) {
+        self.throttled_total.inc();
+        let pause = retry_after.unwrap_or(self.limits.default_retry_after.get());
+        let until = Instant::now() + pause;
+        let mut s = self.state();
+        s.throttled_until = Some(s.throttled_until.map_or(until, |t| t.max(until)));
+    }
+
+    /// Share of the request budget used in the current window, refreshed for scrapes.
+    pub fn refresh(&self) {
+        let now = Instant::now();
+        let window = self.limits.per.get();
+        let s = self.state();
+        let used = s
+            .sent
+            .iter()
+            .filter(|t| now.saturating_duration_since(**t) < window)
+            .count();
+        self.used_ratio
+            .set(used as f64 / f64::from(self.limits.requests.max(1)));
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(requests: u32, per: u64) -> Gate {
+        Gate::new(
+            "g",
+            Limits {
+                max_concurrency: 2,
+                requests,
+                per: Dur::secs(per),
+                default_retry_after: Dur::secs(7),
+            },
+            &Metrics::new(),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_stops_all_sending_until_it_passes() {
+        let g = gate(100, 60);
+        g.throttled(Some(Duration::from_secs(37)));
+        let t0 = Instant::now();
+        let _p = g.admit().await;
+        assert_eq!(t0.elapsed(), Duration::from_secs(37));
+        g.throttled(None);
+        let t1 = Instant::now();
+        let _q = g.admit().await;
+        assert_eq!(
+            t1.elapsed(),
+            Duration::from_secs(7),
+            "default pause without Retry-After"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_budget_stretches_instead_of_failing() {
+        let g = gate(3, 10);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            let _p = g.admit().await;
+            g.record_request();
+        }
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+        let _p = g.admit().await;
+        assert_eq!(
+            t0.elapsed(),
+            Duration::from_secs(10),
+            "waits for the window to slide"
+        );
+        g.refresh();
+        assert!((g.used_ratio.get() - 0.0).abs() < 1e-9);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrency_is_capped() {
+        let g = std::sync::Arc::new(gate(100, 60));
+        let a = g.admit().await;
+        let _b = g.admit().await;
+        let g2 = g.clone();
+        let third = tokio::spawn(async move {
+            let _c = g2.admit().await;
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!third.is_finished(), "a third call waits for a slot");
+        drop(a);
+        third.await.unwrap();
+    }
+}
