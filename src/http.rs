@@ -53,9 +53,25 @@ pub async fn serve(
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
-    s.engine.refresh();
-    let body = s.engine.metrics().render();
-    ([(header::CONTENT_TYPE, Metrics::content_type())], body).into_response()
+    // Rendering thousands of series is CPU work of tens of milliseconds: keep it off the
+    // runtime's workers, whose timers time the probes.
+    let engine = s.engine.clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        engine.refresh();
+        engine.metrics().render()
+    })
+    .await;
+    match rendered {
+        Ok(body) => ([(header::CONTENT_TYPE, Metrics::content_type())], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "Rendering metrics failed.");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "rendering metrics failed\n",
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn healthz() -> &'static str {
