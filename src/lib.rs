@@ -9,6 +9,7 @@
 //! - [`gate`]: per-system throttling, concurrency and request budget.
 //! - [`probe`]: the engine: groups, cycles, the poll schedule and the lag estimator.
 //! - [`metrics`]: every exported metric, declared once.
+//! - [`net`]: the HTTP layer of every HTTP connector (auth, budget, metrics, errors).
 //! - [`status`]: the per-path view behind the status page and the API.
 //! - [`http`]: the axum server.
 //! - [`app`]: assembly of all of the above; [`cli`]: the command line.
@@ -20,6 +21,7 @@ pub mod connector;
 pub mod gate;
 pub mod http;
 pub mod metrics;
+pub mod net;
 pub mod probe;
 pub mod sentinel;
 pub mod shutdown;

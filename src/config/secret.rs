@@ -26,6 +26,15 @@ impl Secret {
         &self.reference
     }
 
+    /// Wraps a secret obtained at run time (an access token); `origin` says where it came from
+    /// and is the only part ever printed.
+    pub fn runtime(value: impl Into<String>, origin: &str) -> Self {
+        Secret {
+            value: value.into(),
+            reference: origin.to_string(),
+        }
+    }
+
     /// Resolves an `env:` or `file:` reference.
     ///
     /// # Errors

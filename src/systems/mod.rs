@@ -4,6 +4,7 @@
 //! line in [`REGISTRY`]. A kind's config struct is typed strictly (unknown keys are errors) and
 //! its `Debug` must not print secrets (use `config::Secret`).
 
+pub mod dataverse;
 pub mod simulated;
 
 use std::collections::HashMap;
@@ -151,7 +152,11 @@ pub fn parse(key: &str, value: serde_json::Value) -> Result<(Box<dyn SystemKind>
             .strip_prefix(key)
             .and_then(|rest| rest.strip_prefix('.'))
             .is_some_and(|rest| !rest.contains(['.', '[']));
-        if direct && issue.reason.starts_with("unknown key; the keys allowed here are:") {
+        if direct
+            && issue
+                .reason
+                .starts_with("unknown key; the keys allowed here are:")
+        {
             issue.reason.push_str(", and on every system: kind, limits");
         }
         issue

@@ -1,0 +1,312 @@
+//! `dataverse`: the Dataverse Web API (v9.2), as a source and as a target.
+//!
+//! Writes use upsert-create-only: `PATCH {table}({sentinel uuid})` with `If-None-Match: *`, so
+//! the client chooses the record id and a retried write can never create a duplicate (a 412 on
+//! the retry means the first attempt landed). `POST` with `Prefer: return=representation` is
+//! available for tables where upsert is not allowed. Reads select only the key and payload
+//! columns. Another environment is a target of the same kind, looked up by the key column.
+//! Shapes follow Microsoft's Web API documentation (see `docs/` fact sheet §1): OData headers
+//! on every request, `{"error":{"code","message"}}` bodies turned into typed errors.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use reqwest::{Client, RequestBuilder, StatusCode};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::connector::{ConnectorError, Lookup, Source, Target};
+use crate::net::{HttpSystem, Reply, excerpt};
+use crate::sentinel::{Sentinel, SentinelId};
+
+/// How sentinels are created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CreateMode {
+    /// `PATCH table(id)` + `If-None-Match: *`: idempotent under retries.
+    #[default]
+    Upsert,
+    /// `POST table` with the id in the body and `Prefer: return=representation`.
+    Post,
+}
+
+/// Where sentinels live in a Dataverse environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableMap {
+    /// Web API base, `https://org.crm.dynamics.com/api/data/v9.2` (no trailing slash).
+    pub base: String,
+    /// Entity set name, e.g. `accounts`.
+    pub table: String,
+    /// Primary key column, e.g. `accountid`.
+    pub id_column: String,
+    /// Column holding the sentinel key, e.g. `accountnumber`.
+    pub key_column: String,
+    /// Column holding the payload, e.g. `description`.
+    pub payload_column: String,
+    /// Fixed extra fields written with every sentinel (`customertypecode: 3`, a company bind).
+    pub fields: Map<String, Value>,
+    pub create: CreateMode,
+}
+
+/// The connector: one environment, one table.
+pub struct Dataverse {
+    http: HttpSystem,
+    map: Arc<TableMap>,
+}
+
+/// Largest number of pages the start-up sweep reads.
+const MAX_SWEEP_PAGES: usize = 200;
+/// Page size asked for by the sweep.
+const SWEEP_PAGE: u32 = 500;
+
+fn odata(req: RequestBuilder) -> RequestBuilder {
+    req.header("Accept", "application/json")
+        .header("OData-MaxVersion", "4.0")
+        .header("OData-Version", "4.0")
+}
+
+/// Quotes a string literal for `$filter`: single quotes are doubled.
+pub fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The error a Dataverse error body describes, or the status and an excerpt.
+fn api_error(reply: &Reply) -> ConnectorError {
+    #[derive(Deserialize)]
+    struct Body {
+        error: Inner,
+    }
+    #[derive(Deserialize)]
+    struct Inner {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    let detail = match serde_json::from_slice::<Body>(&reply.body) {
+        Ok(b) if b.error.code.is_empty() => excerpt(b.error.message.as_bytes()),
+        Ok(b) => format!("{}: {}", b.error.code, excerpt(b.error.message.as_bytes())),
+        Err(_) => excerpt(&reply.body),
+    };
+    ConnectorError::BadResponse {
+        status: reply.status.as_u16(),
+        detail,
+    }
+}
+
+impl Dataverse {
+    pub fn new(http: HttpSystem, map: TableMap) -> Self {
+        Dataverse {
+            http,
+            map: Arc::new(map),
+        }
+    }
+
+    fn record_url(&self, id: &SentinelId) -> String {
+        format!("{}/{}({})", self.map.base, self.map.table, id.uuid())
+    }
+
+    fn collection_url(&self) -> String {
+        format!("{}/{}", self.map.base, self.map.table)
+    }
+
+    fn body(&self, s: &Sentinel, with_id: bool) -> Value {
+        let mut body = self.map.fields.clone();
+        body.insert(
+            self.map.key_column.clone(),
+            Value::String(s.id.key().to_string()),
+        );
+        body.insert(
+            self.map.payload_column.clone(),
+            Value::String(s.payload.clone()),
+        );
+        if with_id {
+            body.insert(
+                self.map.id_column.clone(),
+                Value::String(s.id.uuid().to_string()),
+            );
+        }
+        Value::Object(body)
+    }
+
+    fn select(&self) -> String {
+        format!("{},{}", self.map.key_column, self.map.payload_column)
+    }
+
+    /// The payload column of a returned row, if it is a string.
+    fn payload_of(&self, row: &Value) -> Option<String> {
+        row.get(&self.map.payload_column)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+}
+
+#[derive(Deserialize)]
+struct Collection {
+    #[serde(default)]
+    value: Vec<Value>,
+    #[serde(rename = "@odata.nextLink")]
+    next_link: Option<String>,
+}
+
+#[async_trait]
+impl Source for Dataverse {
+    async fn write(&self, s: &Sentinel) -> Result<(), ConnectorError> {
+        let reply = match self.map.create {
+            CreateMode::Upsert => {
+                let url = self.record_url(&s.id);
+                let body = self.body(s, false);
+                self.http
+                    .send("write", |c: &Client| {
+                        odata(c.patch(&url))
+                            .header("If-None-Match", "*")
+                            .json(&body)
+                    })
+                    .await?
+            }
+            CreateMode::Post => {
+                let url = self.collection_url();
+                let body = self.body(s, true);
+                let select = self.map.id_column.clone();
+                self.http
+                    .send("write", |c: &Client| {
+                        odata(c.post(&url))
+                            .query(&[("$select", select.as_str())])
+                            .header("Prefer", "return=representation")
+                            .json(&body)
+                    })
+                    .await?
+            }
+        };
+        match reply.status {
+            StatusCode::NO_CONTENT | StatusCode::CREATED | StatusCode::OK => Ok(()),
+            // Create-only upsert of an id that exists: an earlier attempt of this very write
+            // landed (ids are fresh UUIDs), so the sentinel is there.
+            StatusCode::PRECONDITION_FAILED if self.map.create == CreateMode::Upsert => Ok(()),
+            _ => Err(api_error(&reply)),
+        }
+    }
+
+    async fn read(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+        let url = self.record_url(id);
+        let select = self.select();
+        let reply = self
+            .http
+            .send("read", |c: &Client| {
+                odata(c.get(&url))
+                    .header("If-None-Match", "null")
+                    .query(&[("$select", select.as_str())])
+            })
+            .await?;
+        match reply.status {
+            StatusCode::OK => {
+                let row: Value = reply.json()?;
+                Ok(Lookup::Present {
+                    payload: self.payload_of(&row),
+                })
+            }
+            StatusCode::NOT_FOUND => Ok(Lookup::Absent),
+            _ => Err(api_error(&reply)),
+        }
+    }
+
+    async fn delete(&self, id: &SentinelId) -> Result<(), ConnectorError> {
+        let url = self.record_url(id);
+        let reply = self
+            .http
+            .send("delete", |c: &Client| odata(c.delete(&url)))
+            .await?;
+        match reply.status {
+            StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(api_error(&reply)),
+        }
+    }
+
+    async fn list_own(
+        &self,
+        prefix: &str,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<SentinelId>, ConnectorError> {
+        let filter = format!(
+            "startswith({},{}) and createdon lt {}",
+            self.map.key_column,
+            literal(prefix),
+            before.to_rfc3339_opts(SecondsFormat::Secs, true)
+        );
+        let select = format!("{},{}", self.map.id_column, self.map.key_column);
+        let mut next = Some(self.collection_url());
+        let mut first = true;
+        let mut out = Vec::new();
+        for _ in 0..MAX_SWEEP_PAGES {
+            let Some(url) = next.take() else { break };
+            let query_first = first;
+            let reply = self
+                .http
+                .send("list", |c: &Client| {
+                    let req = odata(c.get(&url))
+                        .header("If-None-Match", "null")
+                        .header("Prefer", format!("odata.maxpagesize={SWEEP_PAGE}"));
+                    if query_first {
+                        req.query(&[("$select", select.as_str()), ("$filter", filter.as_str())])
+                    } else {
+                        req
+                    }
+                })
+                .await?;
+            first = false;
+            if reply.status != StatusCode::OK {
+                return Err(api_error(&reply));
+            }
+            let page: Collection = reply.json()?;
+            out.extend(
+                page.value
+                    .iter()
+                    .filter_map(|row| row.get(&self.map.key_column)?.as_str())
+                    .filter_map(SentinelId::parse),
+            );
+            next = page.next_link;
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Target for Dataverse {
+    async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+        let url = self.collection_url();
+        let select = self.select();
+        let filter = format!("{} eq {}", self.map.key_column, literal(id.key()));
+        let reply = self
+            .http
+            .send("lookup", |c: &Client| {
+                odata(c.get(&url)).header("If-None-Match", "null").query(&[
+                    ("$select", select.as_str()),
+                    ("$filter", filter.as_str()),
+                    ("$top", "1"),
+                ])
+            })
+            .await?;
+        if reply.status != StatusCode::OK {
+            return Err(api_error(&reply));
+        }
+        let page: Collection = reply.json()?;
+        Ok(match page.value.first() {
+            Some(row) => Lookup::Present {
+                payload: self.payload_of(row),
+            },
+            None => Lookup::Absent,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_double_quotes() {
+        assert_eq!(literal("O'Bryan"), "'O''Bryan'");
+        assert_eq!(literal("lagwatch-x-"), "'lagwatch-x-'");
+    }
+}

@@ -1,0 +1,377 @@
+//! The Dataverse connector against a fake that follows the documented Web API shapes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use lagwatch::config::Secret;
+use lagwatch::connector::{ConnectorError, Lookup, Source, Target};
+use lagwatch::gate::Gate;
+use lagwatch::metrics::Metrics;
+use lagwatch::net::{Auth, BearerTokens, HttpSystem};
+use lagwatch::sentinel::{Sentinel, SentinelId};
+use lagwatch::systems::dataverse::{CreateMode, Dataverse, TableMap};
+use serde_json::json;
+use wiremock::matchers::{body_json, header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Hands out `t1`, `t2`, … and remembers which were rejected.
+#[derive(Default)]
+struct FakeTokens {
+    issued: AtomicUsize,
+    rejected: AtomicUsize,
+}
+
+#[async_trait]
+impl BearerTokens for FakeTokens {
+    async fn bearer(&self) -> Result<Secret, ConnectorError> {
+        let n = self.issued.load(Ordering::SeqCst).max(1) + self.rejected.load(Ordering::SeqCst);
+        self.issued.fetch_add(1, Ordering::SeqCst);
+        Ok(Secret::runtime(format!("t{n}"), "test"))
+    }
+    fn rejected(&self, _token: &Secret) {
+        self.rejected.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+struct Fixture {
+    server: MockServer,
+    dv: Dataverse,
+    tokens: Arc<FakeTokens>,
+    metrics: Metrics,
+}
+
+async fn fixture(create: CreateMode) -> Fixture {
+    let server = MockServer::start().await;
+    let tokens = Arc::new(FakeTokens::default());
+    let metrics = Metrics::new();
+    let http = HttpSystem::new(
+        "crm",
+        lagwatch::net::client().unwrap(),
+        Arc::new(Gate::unlimited_for_tests()),
+        metrics.clone(),
+        Auth::Bearer(tokens.clone()),
+    );
+    let mut fields = serde_json::Map::new();
+    fields.insert("customertypecode".into(), json!(3));
+    let dv = Dataverse::new(
+        http,
+        TableMap {
+            base: format!("{}/api/data/v9.2", server.uri()),
+            table: "accounts".into(),
+            id_column: "accountid".into(),
+            key_column: "accountnumber".into(),
+            payload_column: "description".into(),
+            fields,
+            create,
+        },
+    );
+    Fixture {
+        server,
+        dv,
+        tokens,
+        metrics,
+    }
+}
+
+fn sentinel() -> Sentinel {
+    Sentinel::new("test", 7, Utc::now())
+}
+
+fn record_path(s: &SentinelId) -> String {
+    format!("/api/data/v9.2/accounts({})", s.uuid())
+}
+
+#[tokio::test]
+async fn write_is_an_upsert_create_only_with_odata_headers() {
+    let f = fixture(CreateMode::Upsert).await;
+    let s = sentinel();
+    Mock::given(method("PATCH"))
+        .and(path(record_path(&s.id)))
+        .and(header("If-None-Match", "*"))
+        .and(header("OData-Version", "4.0"))
+        .and(header("OData-MaxVersion", "4.0"))
+        .and(header("Accept", "application/json"))
+        .and(header("Authorization", "Bearer t1"))
+        .and(body_json(json!({
+            "accountnumber": s.id.key(),
+            "description": s.payload,
+            "customertypecode": 3
+        })))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&f.server)
+        .await;
+    f.dv.write(&s).await.unwrap();
+    let text = f.metrics.render();
+    assert!(
+        text.contains(
+            "lagwatch_requests_total{operation=\"write\",status=\"2xx\",system=\"crm\"} 1"
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_retried_write_that_already_landed_is_not_an_error() {
+    let f = fixture(CreateMode::Upsert).await;
+    let s = sentinel();
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(412).set_body_json(json!({
+            "error": {"code": "0x80040237", "message": "A record with matching key values already exists."}
+        })))
+        .mount(&f.server)
+        .await;
+    f.dv.write(&s).await.unwrap();
+}
+
+#[tokio::test]
+async fn post_mode_asks_for_the_representation() {
+    let f = fixture(CreateMode::Post).await;
+    let s = sentinel();
+    Mock::given(method("POST"))
+        .and(path("/api/data/v9.2/accounts"))
+        .and(header("Prefer", "return=representation"))
+        .and(query_param("$select", "accountid"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "@odata.etag": "W/\"9123456\"", "accountid": s.id.uuid().to_string()
+        })))
+        .expect(1)
+        .mount(&f.server)
+        .await;
+    f.dv.write(&s).await.unwrap();
+}
+
+#[tokio::test]
+async fn error_bodies_become_typed_errors() {
+    let f = fixture(CreateMode::Upsert).await;
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": {"code": "0x80048d19", "message": "Error identified in Payload provided by the user for Entity :'accounts'"}
+        })))
+        .mount(&f.server)
+        .await;
+    let err = f.dv.write(&sentinel()).await.unwrap_err();
+    match &err {
+        ConnectorError::BadResponse { status, detail } => {
+            assert_eq!(*status, 400);
+            assert!(
+                detail.starts_with("0x80048d19: Error identified"),
+                "{detail}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.kind(), "bad_response");
+}
+
+#[tokio::test]
+async fn read_back_selects_only_the_needed_columns() {
+    let f = fixture(CreateMode::Upsert).await;
+    let s = sentinel();
+    Mock::given(method("GET"))
+        .and(path(record_path(&s.id)))
+        .and(query_param("$select", "accountnumber,description"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "@odata.etag": "W/\"1\"", "accountnumber": s.id.key(), "description": s.payload
+        })))
+        .mount(&f.server)
+        .await;
+    let got = f.dv.read(&s.id).await.unwrap();
+    assert_eq!(
+        got,
+        Lookup::Present {
+            payload: Some(s.payload.clone())
+        }
+    );
+    let other = sentinel();
+    Mock::given(method("GET"))
+        .and(path(record_path(&other.id)))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "error": {"code": "0x80040217", "message": "account With Id = … Does Not Exist"}
+        })))
+        .mount(&f.server)
+        .await;
+    assert_eq!(f.dv.read(&other.id).await.unwrap(), Lookup::Absent);
+}
+
+#[tokio::test]
+async fn lookup_in_another_environment_filters_on_the_key_column() {
+    let f = fixture(CreateMode::Upsert).await;
+    let s = sentinel();
+    Mock::given(method("GET"))
+        .and(path("/api/data/v9.2/accounts"))
+        .and(query_param("$select", "accountnumber,description"))
+        .and(query_param(
+            "$filter",
+            format!("accountnumber eq '{}'", s.id.key()).as_str(),
+        ))
+        .and(query_param("$top", "1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "@odata.context": "…", "value": []
+        })))
+        .up_to_n_times(1)
+        .mount(&f.server)
+        .await;
+    assert_eq!(f.dv.lookup(&s.id).await.unwrap(), Lookup::Absent);
+    Mock::given(method("GET"))
+        .and(path("/api/data/v9.2/accounts"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [{"accountnumber": s.id.key(), "description": "changed"}]
+        })))
+        .mount(&f.server)
+        .await;
+    assert_eq!(
+        f.dv.lookup(&s.id).await.unwrap(),
+        Lookup::Present {
+            payload: Some("changed".into())
+        }
+    );
+}
+
+#[tokio::test]
+async fn throttling_carries_retry_after() {
+    let f = fixture(CreateMode::Upsert).await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "37")
+                .set_body_json(json!({"error": {"code": "0x80072322", "message": "Number of requests exceeded the limit of 6000 over time window of 300 seconds."}})),
+        )
+        .mount(&f.server)
+        .await;
+    let err = f.dv.lookup(&sentinel().id).await.unwrap_err();
+    assert!(
+        matches!(err, ConnectorError::Throttled { retry_after: Some(d) } if d == Duration::from_secs(37)),
+        "{err:?}"
+    );
+    assert!(
+        f.metrics.render().contains(
+            "lagwatch_requests_total{operation=\"lookup\",status=\"4xx\",system=\"crm\"} 1"
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_401_refreshes_the_token_once_and_retries() {
+    let f = fixture(CreateMode::Upsert).await;
+    Mock::given(method("GET"))
+        .and(header("Authorization", "Bearer t1"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"error": {"code": "", "message": "ExpiredAuthTicket"}})),
+        )
+        .expect(1)
+        .mount(&f.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(header("Authorization", "Bearer t2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": []})))
+        .expect(1)
+        .mount(&f.server)
+        .await;
+    assert_eq!(f.dv.lookup(&sentinel().id).await.unwrap(), Lookup::Absent);
+    assert_eq!(f.tokens.rejected.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_second_401_is_an_auth_error_without_the_token() {
+    let f = fixture(CreateMode::Upsert).await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"error": {"code": "", "message": "InvalidAuthTicket"}})),
+        )
+        .expect(2)
+        .mount(&f.server)
+        .await;
+    let err = f.dv.lookup(&sentinel().id).await.unwrap_err();
+    assert_eq!(err.kind(), "auth");
+    let shown = format!("{err} {err:?}");
+    assert!(
+        !shown.contains("Bearer") && !shown.contains("t1") && !shown.contains("t2"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn garbage_and_oversized_bodies_are_errors_not_panics() {
+    let f = fixture(CreateMode::Upsert).await;
+    Mock::given(method("GET"))
+        .and(path("/api/data/v9.2/accounts"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>proxy error</html>"))
+        .mount(&f.server)
+        .await;
+    let err = f.dv.lookup(&sentinel().id).await.unwrap_err();
+    assert_eq!(err.kind(), "bad_response");
+    let s = sentinel();
+    Mock::given(method("GET"))
+        .and(path(record_path(&s.id)))
+        .respond_with(ResponseTemplate::new(200).set_body_string("x".repeat(5 * 1024 * 1024)))
+        .mount(&f.server)
+        .await;
+    let err = f.dv.read(&s.id).await.unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
+    Mock::given(method("DELETE"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("Service Unavailable"))
+        .mount(&f.server)
+        .await;
+    let err = f.dv.delete(&s.id).await.unwrap_err();
+    assert_eq!(err.kind(), "unavailable");
+}
+
+#[tokio::test]
+async fn delete_tolerates_an_already_deleted_record() {
+    let f = fixture(CreateMode::Upsert).await;
+    let s = sentinel();
+    Mock::given(method("DELETE"))
+        .and(path(record_path(&s.id)))
+        .respond_with(ResponseTemplate::new(404))
+        .expect(1)
+        .mount(&f.server)
+        .await;
+    f.dv.delete(&s.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_sweep_filters_on_own_prefix_and_age_and_follows_next_links() {
+    let f = fixture(CreateMode::Upsert).await;
+    let a = SentinelId::new("test");
+    let b = SentinelId::new("test");
+    let before = Utc::now();
+    let next = format!("{}/api/data/v9.2/accounts?$skiptoken=page2", f.server.uri());
+    Mock::given(method("GET"))
+        .and(path("/api/data/v9.2/accounts"))
+        .and(query_param("$select", "accountid,accountnumber"))
+        .and(query_param(
+            "$filter",
+            format!(
+                "startswith(accountnumber,'lagwatch-test-') and createdon lt {}",
+                before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+            .as_str(),
+        ))
+        .and(header("Prefer", "odata.maxpagesize=500"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [{"accountid": a.uuid().to_string(), "accountnumber": a.key()}],
+            "@odata.nextLink": next
+        })))
+        .expect(1)
+        .mount(&f.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/data/v9.2/accounts"))
+        .and(query_param("$skiptoken", "page2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [
+                {"accountid": b.uuid().to_string(), "accountnumber": b.key()},
+                {"accountid": "00000000-0000-0000-0000-000000000000", "accountnumber": "not-a-sentinel"}
+            ]
+        })))
+        .expect(1)
+        .mount(&f.server)
+        .await;
+    let ids = f.dv.list_own("lagwatch-test-", before).await.unwrap();
+    assert_eq!(ids, vec![a, b]);
+}
