@@ -7,6 +7,7 @@
 //! - [`connector`]: the pluggable roles and their error type.
 //! - [`sentinel`]: sentinel ids, payloads and checksums.
 //! - [`gate`]: per-system throttling, concurrency and request budget.
+//! - [`clock`]: clock offsets of monitored systems from HTTP `Date` headers.
 //! - [`probe`]: the engine: groups, cycles, the poll schedule and the lag estimator.
 //! - [`metrics`]: every exported metric, declared once.
 //! - [`net`]: the HTTP layer of every HTTP connector (auth, budget, metrics, errors).
@@ -16,6 +17,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod connector;
 pub mod gate;

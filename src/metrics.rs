@@ -65,6 +65,8 @@ pub struct Metrics {
     pub throttled: IntCounterVec,
     pub throttle_wait: CounterVec,
     pub budget_used: GaugeVec,
+    pub clock_offset: GaugeVec,
+    pub clock_offset_uncertainty: GaugeVec,
     pub build_info: IntGaugeVec,
 }
 
@@ -203,6 +205,16 @@ impl Metrics {
             budget_used: gauge(
                 "lagwatch_request_budget_used_ratio",
                 "Share of a system's request budget used in the current window (1 = polls are being stretched).",
+                &["system"],
+            ),
+            clock_offset: gauge(
+                "lagwatch_clock_offset_seconds",
+                "Clock offset of a system (its clock minus lagwatch's), from HTTP Date headers; exported once measured.",
+                &["system"],
+            ),
+            clock_offset_uncertainty: gauge(
+                "lagwatch_clock_offset_uncertainty_seconds",
+                "Half-width of the bounds on lagwatch_clock_offset_seconds.",
                 &["system"],
             ),
             build_info: igauge(

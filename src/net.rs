@@ -9,12 +9,13 @@
 //! never sleeps or loops: waiting for throttling is the engine's job (at the gate).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, RequestBuilder, StatusCode};
 
+use crate::clock::{self, ClockTracker};
 use crate::config::Secret;
 use crate::connector::{ConnectorError, status_class};
 use crate::gate::Gate;
@@ -127,12 +128,14 @@ pub struct HttpSystem {
     metrics: Metrics,
     auth: Auth,
     max_body: usize,
+    clock: Arc<ClockTracker>,
 }
 
 impl HttpSystem {
     pub fn new(name: &str, client: Client, gate: Arc<Gate>, metrics: Metrics, auth: Auth) -> Self {
         HttpSystem {
             name: Arc::from(name),
+            clock: Arc::new(ClockTracker::new(name, &metrics)),
             client,
             gate,
             metrics,
@@ -201,7 +204,14 @@ impl HttpSystem {
         }
         self.gate.record_request();
         let started = Instant::now();
+        let sent_wall = SystemTime::now();
         let result = self.exchange(req).await;
+        if let Ok(reply) = &result
+            && let Some(date) = reply.header("date").and_then(clock::parse_http_date)
+        {
+            self.clock
+                .observe(clock::bounds(sent_wall, SystemTime::now(), date));
+        }
         let status = match &result {
             Ok(reply) => status_class(reply.status.as_u16()),
             Err(_) => "transport_error",

@@ -375,3 +375,26 @@ async fn the_sweep_filters_on_own_prefix_and_age_and_follows_next_links() {
     let ids = f.dv.list_own("lagwatch-test-", before).await.unwrap();
     assert_eq!(ids, vec![a, b]);
 }
+
+#[tokio::test]
+async fn server_date_headers_give_the_clock_offset() {
+    let f = fixture(CreateMode::Upsert).await;
+    let ahead = (Utc::now() + chrono::Duration::seconds(120)).to_rfc2822();
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Date", ahead.as_str())
+                .set_body_json(json!({"value": []})),
+        )
+        .mount(&f.server)
+        .await;
+    f.dv.lookup(&sentinel().id).await.unwrap();
+    let text = f.metrics.render();
+    let offset: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("lagwatch_clock_offset_seconds{system=\"crm\"} "))
+        .and_then(|v| v.parse().ok())
+        .expect("offset exported");
+    assert!((offset - 120.0).abs() <= 1.0, "{offset}");
+    assert!(text.contains("lagwatch_clock_offset_uncertainty_seconds{system=\"crm\"}"));
+}
