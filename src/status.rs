@@ -118,7 +118,7 @@ impl PathView {
             .history
             .iter()
             .filter(|r| r.outcome == Outcome::Converged)
-            .filter_map(|r| r.estimate.map(|e| e.lag.as_secs_f64()))
+            .filter_map(|r| r.lag())
             .collect();
         lags.sort_by(f64::total_cmp);
         let probes = s.history.len();

@@ -50,12 +50,21 @@ const RECENT_LAGS: usize = 16;
 const HISTORY: usize = 720;
 const HISTORY_AGE: Duration = Duration::from_secs(3600);
 
-/// One resolved probe, as the status page remembers it.
+/// One resolved probe, as the status page remembers it: 16 bytes, so an hour of history for
+/// a thousand paths stays in the low megabytes.
 #[derive(Debug, Clone, Copy)]
 pub struct Resolved {
     pub at: Instant,
+    /// The lag in seconds; NaN when the probe did not converge.
+    lag_seconds: f32,
     pub outcome: Outcome,
-    pub estimate: Option<LagEstimate>,
+}
+
+impl Resolved {
+    /// The lag of a converged probe.
+    pub fn lag(&self) -> Option<f64> {
+        (!self.lag_seconds.is_nan()).then_some(f64::from(self.lag_seconds))
+    }
 }
 
 /// The newest resolved probe (by write order, not resolution order).
@@ -266,10 +275,14 @@ impl PathHandle {
         if s.last_probe.is_none_or(|l| seq >= l.seq) {
             s.last_probe = Some(LastProbe { seq, outcome });
         }
+        let lag_seconds = match (outcome, estimate) {
+            (Outcome::Converged, Some(e)) => e.lag.as_secs_f32(),
+            _ => f32::NAN,
+        };
         s.history.push_back(Resolved {
             at: now,
+            lag_seconds,
             outcome,
-            estimate,
         });
         s.prune(now);
         self.m.staleness.set(s.staleness(now).as_secs_f64());
