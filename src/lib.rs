@@ -20,6 +20,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connector;
+pub mod emulator;
 pub mod gate;
 pub mod http;
 pub mod metrics;

@@ -1,0 +1,561 @@
+//! An emulated Dynamics 365 estate on one loopback listener, over real HTTP.
+//!
+//! Why: lagwatch's connectors speak the documented protocols of Dataverse, Entra ID, F&O,
+//! Azure AI Search and Elasticsearch. Testing them (and running `lagwatch demo`) needs servers
+//! that answer those protocols the way the documents say, replicate between each other with
+//! realistic lags and failures, and know the true instant each record became visible, so a
+//! measured lag can be checked against the truth. The emulator follows the protocol fact
+//! sheet (`d365-protocols.md`), not any particular client; where the documents leave a detail
+//! open, the choice is noted on the service.
+//!
+//! Services, each under a path prefix of one listener (connectors take base URLs):
+//!
+//! | prefix | service | fact sheet |
+//! |---|---|---|
+//! | `/{env}/api/data/v9.2/` | Dataverse Web API ([`dataverse`]) | §1, §2 |
+//! | `/entra/{tenant}/oauth2/v2.0/token` | Entra client-credentials tokens ([`entra`]) | §3.1 |
+//! | `/fno/{env}/data/` | F&O OData, filled by dual-write ([`fno`]) | §4 |
+//! | `/search/{service}/` | Azure AI Search ([`search`]) | §6.1 |
+//! | `/es/{cluster}/` | Elasticsearch/OpenSearch ([`elastic`]) | §6.3 |
+//! | `/_truth/{replica}/{key}` | ground truth (below) | — |
+//! | `/` | JSON description of the services | — |
+//!
+//! Replication reuses [`Landscape`] of `systems::simulated`: every replica of the scenario is
+//! a landscape replica (lag distribution, drop/mismatch/flap probabilities, `stall` and
+//! `unavailable` outages), fed by the Dataverse entity set it names. A dual-write map `state`
+//! (`running`, `paused`, `stopped`) and `paused` windows become a stall outage or a certain
+//! drop. All instants are `tokio::time::Instant`, so in-process tests under paused time
+//! ([`Emulator::handle`]) run minutes of lag in milliseconds. Wall-clock values the services
+//! return (`createdon`, `Date`, truth timestamps) are derived from the same clock: the wall
+//! time when the emulator started plus the tokio time elapsed since.
+//!
+//! Ground truth: `GET /_truth/{replica}/{key}` (no authentication), where `key` is the value
+//! of the replica's `key` column (default the record id) or the Dataverse record id, answers
+//!
+//! ```json
+//! {"replica":"fno","key":"SENT-1","record_id":"…","committed_at":"2026-05-01T10:00:00.123456789Z",
+//!  "committed_at_unix":1777629600.123456789,"visible_at":"…","visible_at_unix":…,
+//!  "lag_seconds":0.41,"searchable_at":null,"searchable_at_unix":null,"flap":null,
+//!  "mismatched":false,"dropped":false,"queued":false,"visible_now":true,"now":"…"}
+//! ```
+//!
+//! Timestamps are RFC 3339 UTC with nanoseconds plus the same instant as Unix seconds with a
+//! fraction. `visible_at` is when the record became stably visible to reads by key (null if it
+//! never will: `dropped`, or `queued` behind a paused map); `searchable_at` (Elasticsearch
+//! only) is when `_search` finds it; `flap` is an early `{from, to}` appearance before
+//! `visible_at`. Unknown replica or key → 404.
+//!
+//! A scenario (the full demo is `examples/scenarios/demo.yaml`):
+//!
+//! ```yaml
+//! seed: 7
+//! credentials:
+//!   - { tenant: contoso, client_id: lagwatch-app, client_secret: demo-secret }
+//! dataverse:
+//!   crm:
+//!     throttle: { requests: 50, per: 10s, retry_after: 5s }
+//!     tables:
+//!       accounts:
+//!         id: accountid
+//!         columns: { name: string, accountnumber: string, customertypecode: int }
+//! fno:
+//!   fin: { default_company: dat }
+//! replicas:
+//!   fno:
+//!     source: crm/accounts
+//!     target: { kind: fno, env: fin, entity: CustomersV3, company: usmf }
+//!     key: accountnumber
+//!     map: { accountnumber: CustomerAccount, name: OrganizationName }
+//!     transform: { OrganizationName: uppercase }
+//!     lag: { distribution: log_normal, median: 400ms, p99: 1500ms }
+//!     paused: [ { start: 5m, duration: 1m, every: 15m } ]
+//! ```
+//!
+//! Left out: writes to F&O, search and Elasticsearch (they are read-only replicas here),
+//! `$expand`, `$orderby` in F&O, batch requests, delete replication lag (a deleted record
+//! leaves every replica at once), Elasticsearch's idle-shard refresh and `_refresh`, the lake.
+
+// Handlers return a finished error `Response` early through `Result<_, Response>`; it is
+// large, but only built on the error path of one request.
+#![allow(clippy::result_large_err)]
+
+pub mod dataverse;
+pub mod elastic;
+pub mod entra;
+pub mod fno;
+mod odata;
+mod replication;
+pub mod scenario;
+pub mod search;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::systems::simulated::Landscape;
+
+pub use replication::GroundTruth;
+pub use scenario::Scenario;
+
+use odata::percent_decode;
+
+/// A scenario that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    #[error("{file}: cannot read the scenario: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("scenario: not valid YAML: {message}")]
+    Syntax { message: String },
+    #[error("scenario: {key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// The emulated estate: services, replication and ground truth. Cheap to share (`Arc`).
+pub struct Emulator {
+    scenario: Scenario,
+    landscape: Arc<Landscape>,
+    replicas: Vec<replication::ReplicaDef>,
+    started: Instant,
+    started_wall: DateTime<Utc>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    tables: HashMap<(String, String), dataverse::TableStore>,
+    versions: HashMap<String, u64>,
+    tokens: HashMap<String, entra::Token>,
+    throttles: HashMap<(String, String), dataverse::ThrottleState>,
+    indexes: HashMap<String, replication::ReplicaIndex>,
+}
+
+/// One request, decoded: what every service handler works from.
+pub(crate) struct Req {
+    pub method: Method,
+    /// Path segments after the service prefix, percent-decoded.
+    pub segments: Vec<String>,
+    pub query: odata::QueryString,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// `Host` of the request (for absolute URLs), default `localhost`.
+    pub host: String,
+    /// The request path as sent (for messages).
+    pub path: String,
+}
+
+impl Req {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub(crate) fn hv(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A JSON response.
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut r = Response::new(Body::from(body.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    r
+}
+
+/// An empty response.
+pub(crate) fn empty_response(status: StatusCode) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    r
+}
+
+/// Base64 (standard or URL-safe alphabet, padding optional).
+pub(crate) fn b64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for c in s.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Base64, standard alphabet, padded.
+pub(crate) fn b64_encode(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// RFC 3339 UTC with nanoseconds.
+pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+impl Emulator {
+    /// Builds the estate of a validated scenario; the replication clock starts now.
+    pub fn new(scenario: Scenario) -> Arc<Emulator> {
+        let landscape = Arc::new(Landscape::new());
+        let replicas = replication::ReplicaDef::build_all(&scenario);
+        let mut seed = scenario.seed;
+        for r in &replicas {
+            landscape.register_source(&r.landscape_source, seed.take());
+            landscape.register_replica(&r.name, &r.landscape_source, r.spec.clone());
+        }
+        let mut state = State::default();
+        for (env, e) in &scenario.dataverse {
+            state.versions.insert(env.clone(), 1_000_000);
+            for set in e.tables.keys() {
+                state
+                    .tables
+                    .insert((env.clone(), set.clone()), dataverse::TableStore::default());
+            }
+        }
+        for r in &replicas {
+            state
+                .indexes
+                .insert(r.name.clone(), replication::ReplicaIndex::default());
+        }
+        Arc::new(Emulator {
+            scenario,
+            started: landscape.started_at(),
+            started_wall: Utc::now(),
+            landscape,
+            replicas,
+            state: Mutex::new(state),
+        })
+    }
+
+    /// The scenario being served.
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// The replication model behind the replicas (its ground truth is keyed by replica name
+    /// and Dataverse record id).
+    pub fn landscape(&self) -> &Arc<Landscape> {
+        &self.landscape
+    }
+
+    /// The emulator's wall clock at a tokio instant: start wall time + elapsed tokio time.
+    pub fn wall_time(&self, at: Instant) -> DateTime<Utc> {
+        match at.checked_duration_since(self.started) {
+            Some(d) => self.started_wall + chrono::Duration::from_std(d).unwrap_or_default(),
+            None => {
+                let back = self.started.saturating_duration_since(at);
+                self.started_wall - chrono::Duration::from_std(back).unwrap_or_default()
+            }
+        }
+    }
+
+    pub(crate) fn wall_now(&self) -> DateTime<Utc> {
+        self.wall_time(Instant::now())
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain maps behind; keep serving them.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The axum router serving every service; state is shared with this handle.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let emu = self.clone();
+        Router::new().fallback(move |req: Request| {
+            let emu = emu.clone();
+            async move { emu.handle(req).await }
+        })
+    }
+
+    /// Serves the router on `listener` until `shutdown` is cancelled.
+    ///
+    /// # Errors
+    /// Accept errors of the listener.
+    pub async fn serve(
+        self: &Arc<Self>,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+    }
+
+    /// Handles one request in-process, exactly as the router does (tests under paused time
+    /// call this instead of going through a socket).
+    pub async fn handle(&self, req: Request) -> Response {
+        let (parts, body) = req.into_parts();
+        let body = match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(b) => b,
+            Err(_) => {
+                return self.finish(json_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &json!({"error": {"code": "", "message": "request body too large or unreadable"}}),
+                ));
+            }
+        };
+        let path = parts.uri.path().to_string();
+        let segments: Result<Vec<String>, String> = path
+            .split('/')
+            .skip(1)
+            .map(|s| percent_decode(s, false))
+            .collect();
+        let query = odata::QueryString::parse(parts.uri.query());
+        let (segments, query) = match (segments, query) {
+            (Ok(s), Ok(q)) => (s, q),
+            (Err(e), _) | (_, Err(e)) => {
+                return self.finish(json_response(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"error": {"code": "", "message": e}}),
+                ));
+            }
+        };
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty())
+            .unwrap_or("localhost")
+            .to_string();
+        let mut req = Req {
+            method: parts.method,
+            segments,
+            query,
+            headers: parts.headers,
+            body,
+            host,
+            path,
+        };
+        let response = self.dispatch(&mut req);
+        self.finish(response)
+    }
+
+    /// Adds the `Date` header (from the emulator clock).
+    fn finish(&self, mut r: Response) -> Response {
+        let date = self
+            .wall_now()
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        r.headers_mut().insert(header::DATE, hv(&date));
+        r
+    }
+
+    fn dispatch(&self, req: &mut Req) -> Response {
+        let first = req.segments.first().cloned().unwrap_or_default();
+        let take = |req: &mut Req, n: usize| -> Vec<String> {
+            let n = n.min(req.segments.len());
+            req.segments.drain(..n).collect()
+        };
+        match first.as_str() {
+            "" if req.segments.len() <= 1 => self.describe_services(req),
+            "entra" => {
+                take(req, 1);
+                match req.segments.as_slice() {
+                    [tenant, o, v, t] if o == "oauth2" && v == "v2.0" && t == "token" => {
+                        if req.method != Method::POST {
+                            return empty_response(StatusCode::METHOD_NOT_ALLOWED);
+                        }
+                        let tenant = tenant.clone();
+                        self.token_endpoint(req, &tenant)
+                    }
+                    _ => not_found(req),
+                }
+            }
+            "fno" => {
+                let s = take(req, 2);
+                match (s.get(1), req.segments.first()) {
+                    (Some(env), Some(d)) if d == "data" && self.scenario.fno.contains_key(env) => {
+                        take(req, 1);
+                        let env = env.clone();
+                        self.fno(req, &env)
+                    }
+                    _ => not_found(req),
+                }
+            }
+            "search" => {
+                let s = take(req, 2);
+                match s.get(1) {
+                    Some(svc) if self.scenario.search.contains_key(svc) => {
+                        let svc = svc.clone();
+                        self.search(req, &svc)
+                    }
+                    _ => not_found(req),
+                }
+            }
+            "es" => {
+                let s = take(req, 2);
+                match s.get(1) {
+                    Some(c) if self.scenario.elasticsearch.contains_key(c) => {
+                        let c = c.clone();
+                        self.elastic(req, &c)
+                    }
+                    _ => not_found(req),
+                }
+            }
+            "_truth" => match req.segments.as_slice() {
+                [_, replica, key] if req.method == Method::GET => self.truth_endpoint(replica, key),
+                _ => not_found(req),
+            },
+            env if self.scenario.dataverse.contains_key(env) => {
+                let s = take(req, 4);
+                match s.as_slice() {
+                    [env, api, data, version]
+                        if api == "api" && data == "data" && version.starts_with("v9.") =>
+                    {
+                        let env = env.clone();
+                        self.dataverse(req, &env)
+                    }
+                    _ => not_found(req),
+                }
+            }
+            _ => not_found(req),
+        }
+    }
+
+    /// Resources tokens may be issued for, as seen from `host`.
+    pub(crate) fn known_resources(&self, host: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for env in self.scenario.dataverse.keys() {
+            out.extend(self.dataverse_resources(env, host));
+        }
+        for env in self.scenario.fno.keys() {
+            out.extend(self.fno_resources(env, host));
+        }
+        for svc in self.scenario.search.keys() {
+            out.extend(self.search_resources(svc, host));
+        }
+        out
+    }
+
+    fn describe_services(&self, req: &Req) -> Response {
+        let base = format!("http://{}", req.host);
+        json_response(StatusCode::OK, &self.describe_json(&base))
+    }
+
+    /// Services and their base URLs under `base` (such as `http://127.0.0.1:8080`).
+    pub fn describe_json(&self, base: &str) -> Value {
+        let s = &self.scenario;
+        let tenants: Vec<&str> = {
+            let mut t: Vec<&str> = s.credentials.iter().map(|c| c.tenant.as_str()).collect();
+            t.dedup();
+            t
+        };
+        json!({
+            "token_endpoints": tenants.iter().map(|t| format!("{base}/entra/{t}/oauth2/v2.0/token")).collect::<Vec<_>>(),
+            "dataverse": s.dataverse.iter().map(|(env, e)| json!({
+                "env": env,
+                "url": format!("{base}/{env}/api/data/v9.2/"),
+                "scope": format!("{}/.default", self.dataverse_resources(env, "").first().cloned().unwrap_or_default()),
+                "entity_sets": e.tables.keys().collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "fno": s.fno.keys().map(|env| json!({
+                "env": env,
+                "url": format!("{base}/fno/{env}/data/"),
+                "scope": format!("{}/.default", self.fno_resources(env, "").first().cloned().unwrap_or_default()),
+            })).collect::<Vec<_>>(),
+            "search": s.search.keys().map(|svc| json!({
+                "service": svc,
+                "url": format!("{base}/search/{svc}/"),
+            })).collect::<Vec<_>>(),
+            "elasticsearch": s.elasticsearch.keys().map(|c| json!({
+                "cluster": c,
+                "url": format!("{base}/es/{c}/"),
+            })).collect::<Vec<_>>(),
+            "replicas": self.replicas.iter().map(|r| json!({
+                "name": r.name,
+                "source": format!("{}/{}", r.env, r.set),
+                "target": r.describe_target(),
+                "truth": format!("{base}/_truth/{}/{{key}}", r.name),
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+fn not_found(req: &Req) -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({"error": {"code": "", "message": format!("no emulated endpoint at {}", req.path)}}),
+    )
+}
+
+/// Serves `scenario` on an already-bound listener until `shutdown` is cancelled.
+///
+/// # Errors
+/// Accept errors of the listener.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    scenario: Scenario,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    Emulator::new(scenario).serve(listener, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        for s in ["", "a", "ab", "abc", "abcd", "id:key"] {
+            assert_eq!(
+                b64_decode(&b64_encode(s.as_bytes())).as_deref(),
+                Some(s.as_bytes())
+            );
+        }
+        assert_eq!(b64_encode(b"id:key"), "aWQ6a2V5");
+        assert!(b64_decode("a*b").is_none());
+    }
+
+    #[test]
+    fn the_demo_scenario_is_valid() {
+        let s = Scenario::demo().unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.dataverse.contains_key("crm"));
+        assert!(s.replicas.len() >= 3);
+    }
+}

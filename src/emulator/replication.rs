@@ -1,0 +1,451 @@
+//! Replication from Dataverse entity sets to the targets, on the simulated
+//! [`Landscape`](crate::systems::simulated::Landscape).
+//!
+//! Each scenario replica is one landscape source (`emulator:<replica>`) with one landscape
+//! replica (`<replica>`), so every replica draws its own lag, drop, mismatch and flap per
+//! write, and a replica's `filter` decides per write whether the record goes to it at all. The
+//! payload committed is the Dataverse row as JSON; reads map it to the target's fields
+//! (`map`, `transform`) when served. A mismatched record (the landscape's mismatch draw) arrives
+//! with every mapped text field except the key's changed (a `~` appended), so content checks
+//! notice it while lookups by key still find it. An update commits again; until the new
+//! version arrives the replica keeps showing the version it had.
+
+use std::collections::{HashMap, VecDeque};
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::systems::simulated::{ReplicaEntry, ReplicaSpec};
+
+use super::odata::{Dialect, Filter, parse_filter};
+use super::scenario::{self, FOREVER, Scenario, Target, Transform};
+use super::{Emulator, json_response, rfc3339};
+
+/// Most key → record entries remembered per replica for the truth endpoint.
+const KEY_CAPACITY: usize = 200_000;
+
+/// A resolved scenario replica.
+pub(crate) struct ReplicaDef {
+    pub name: String,
+    pub env: String,
+    pub set: String,
+    pub target: Target,
+    pub key_column: String,
+    /// The target field filled from the key column, if the map has one.
+    pub key_field: Option<String>,
+    pub map: Vec<(String, String)>,
+    pub transform: HashMap<String, Transform>,
+    pub filter: Option<Filter>,
+    pub spec: ReplicaSpec,
+    pub landscape_source: String,
+}
+
+impl ReplicaDef {
+    pub fn build_all(s: &Scenario) -> Vec<ReplicaDef> {
+        let mut out = Vec::new();
+        for (name, r) in &s.replicas {
+            let (env, set) = r.source_parts();
+            let Some(table) = s.dataverse.get(env).and_then(|e| e.tables.get(set)) else {
+                continue;
+            };
+            let key_column = r.key.clone().unwrap_or_else(|| table.id_column(set));
+            let map = scenario::resolved_map(r, table, set);
+            let key_field = map
+                .iter()
+                .find(|(from, _)| *from == key_column)
+                .map(|(_, to)| to.clone());
+            out.push(ReplicaDef {
+                name: name.clone(),
+                env: env.to_string(),
+                set: set.to_string(),
+                target: r.target.clone(),
+                key_column,
+                key_field,
+                map,
+                transform: r.transform.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                filter: r.filter.as_deref().and_then(|f| parse_filter(f).ok()),
+                spec: r.landscape_spec(),
+                landscape_source: format!("emulator:{name}"),
+            });
+        }
+        out
+    }
+
+    pub fn describe_target(&self) -> String {
+        match &self.target {
+            Target::Fno {
+                env,
+                entity,
+                company,
+            } => format!("fno {env}/{entity} ({company})"),
+            Target::Search { service, index } => format!("search {service}/{index}"),
+            Target::Elasticsearch { cluster, index } => format!("elasticsearch {cluster}/{index}"),
+            Target::Dataverse { env, table } => format!("dataverse {env}/{table}"),
+        }
+    }
+
+    /// The target-side fields of a replicated row.
+    pub fn shape(&self, entry: &ReplicaEntry) -> Map<String, Value> {
+        let source: Map<String, Value> = serde_json::from_str(&entry.payload).unwrap_or_default();
+        let mut out = Map::new();
+        for (from, to) in &self.map {
+            let mut v = source.get(from).cloned().unwrap_or(Value::Null);
+            if let (Some(t), Value::String(s)) = (self.transform.get(to), &v) {
+                v = Value::String(t.apply(s));
+            }
+            if entry.mismatched
+                && self.key_field.as_deref() != Some(to.as_str())
+                && let Value::String(s) = &v
+            {
+                v = Value::String(format!("{s}~"));
+            }
+            out.insert(to.clone(), v);
+        }
+        out
+    }
+}
+
+/// What the emulator remembers per replica beyond the landscape.
+#[derive(Default)]
+pub(crate) struct ReplicaIndex {
+    /// Key value (and record id) → record, kept after deletion for the truth endpoint.
+    by_key: HashMap<String, Uuid>,
+    key_order: VecDeque<String>,
+    /// Records currently replicated: id → (key value, order of first replication).
+    pub live: HashMap<Uuid, (String, u64)>,
+    /// The version a replica showed before an update, until the update arrives.
+    prior: HashMap<Uuid, ReplicaEntry>,
+    /// Flap and mismatch of the latest version, kept after deletion for the truth endpoint.
+    meta: HashMap<Uuid, (Option<(Instant, Instant)>, bool)>,
+    seq: u64,
+}
+
+impl ReplicaIndex {
+    fn remember(&mut self, key: String, id: Uuid) {
+        if self.by_key.insert(key.clone(), id).is_none() {
+            self.key_order.push_back(key);
+        }
+        while self.key_order.len() > KEY_CAPACITY {
+            if let Some(old) = self.key_order.pop_front()
+                && let Some(id) = self.by_key.remove(&old)
+            {
+                self.meta.remove(&id);
+            }
+        }
+    }
+}
+
+/// A replicated row as a target sees it.
+pub(crate) struct TargetRow {
+    /// The replica it came through.
+    pub replica: String,
+    pub id: Uuid,
+    pub key: String,
+    pub fields: Map<String, Value>,
+    pub entry: ReplicaEntry,
+    pub seq: u64,
+}
+
+/// How a target reads.
+#[derive(Clone, Copy)]
+pub(crate) enum Visibility {
+    /// Reads by key and queries: visible once settled, or during a flap.
+    Read,
+    /// Elasticsearch `_search`: settled and refreshed.
+    Search { refresh: std::time::Duration },
+}
+
+/// Ground truth of one record in one replica. Instants are tokio instants; see
+/// [`Emulator::wall_time`] for wall-clock values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroundTruth {
+    pub replica: String,
+    /// The replica key value.
+    pub key: String,
+    pub record_id: Uuid,
+    /// When the Dataverse write committed.
+    pub committed_at: Instant,
+    /// When the record became stably visible to reads by key; `None` if it never will.
+    pub visible_at: Option<Instant>,
+    /// Elasticsearch only: when `_search` finds it.
+    pub searchable_at: Option<Instant>,
+    /// An early appearance `[from, to)` before `visible_at`.
+    pub flap: Option<(Instant, Instant)>,
+    pub mismatched: bool,
+    /// Never arrives because the replica dropped it (or the map is stopped).
+    pub dropped: bool,
+    /// Waits behind a paused map: arrives only when the map resumes.
+    pub queued: bool,
+}
+
+impl GroundTruth {
+    /// The true lag, if the record arrived (or will).
+    pub fn lag(&self) -> Option<std::time::Duration> {
+        self.visible_at
+            .map(|v| v.saturating_duration_since(self.committed_at))
+    }
+}
+
+fn key_text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// First refresh tick (every `refresh` from `origin`) at or after `at`.
+fn next_tick(origin: Instant, at: Instant, refresh: std::time::Duration) -> Instant {
+    let since = at.saturating_duration_since(origin).as_nanos();
+    let step = refresh.as_nanos().max(1);
+    let ticks = since.div_ceil(step);
+    let nanos = u64::try_from(ticks.saturating_mul(step)).unwrap_or(u64::MAX);
+    origin + std::time::Duration::from_nanos(nanos)
+}
+
+impl Emulator {
+    /// Replicates a committed Dataverse row to every replica of `(env, set)` it qualifies for.
+    pub(crate) fn replicate(&self, env: &str, set: &str, id: Uuid, row: &Map<String, Value>) {
+        let now = Instant::now();
+        let payload = Value::Object(row.clone()).to_string();
+        let id_text = id.to_string();
+        let mut st = self.state();
+        for r in self
+            .replicas
+            .iter()
+            .filter(|r| r.env == env && r.set == set)
+        {
+            if r.filter
+                .as_ref()
+                .is_some_and(|f| !f.matches(row, Dialect::DATAVERSE))
+            {
+                continue;
+            }
+            let Some(key) = key_text(row.get(&r.key_column)) else {
+                continue;
+            };
+            let Some(index) = st.indexes.get_mut(&r.name) else {
+                continue;
+            };
+            if let Some(previous) = self.landscape.replica_entry(&r.name, &id_text) {
+                index.prior.insert(id, previous);
+            }
+            self.landscape
+                .commit_record(&r.landscape_source, &id_text, &payload, now);
+            if let Some(e) = self.landscape.replica_entry(&r.name, &id_text) {
+                index.meta.insert(id, (e.glimpse, e.mismatched));
+            }
+            index.seq += 1;
+            let seq = index.seq;
+            let entry = index.live.entry(id).or_insert((key.clone(), seq));
+            if entry.0 != key {
+                entry.0 = key.clone();
+            }
+            index.remember(key, id);
+            index.remember(id_text.clone(), id);
+        }
+    }
+
+    /// Removes a deleted Dataverse row from every replica of `(env, set)`.
+    pub(crate) fn unreplicate(&self, env: &str, set: &str, id: Uuid) {
+        let id_text = id.to_string();
+        let mut st = self.state();
+        for r in self
+            .replicas
+            .iter()
+            .filter(|r| r.env == env && r.set == set)
+        {
+            self.landscape.delete_record(&r.landscape_source, &id_text);
+            if let Some(index) = st.indexes.get_mut(&r.name) {
+                index.live.remove(&id);
+                index.prior.remove(&id);
+            }
+        }
+    }
+
+    /// The replicas whose target satisfies `pred`.
+    pub(crate) fn replicas_for(&self, pred: impl Fn(&Target) -> bool) -> Vec<&ReplicaDef> {
+        self.replicas.iter().filter(|r| pred(&r.target)).collect()
+    }
+
+    /// `Some(end)` if any of `replicas` is in an `unavailable` outage now.
+    pub(crate) fn unavailable(&self, replicas: &[&ReplicaDef]) -> Option<Instant> {
+        let now = Instant::now();
+        replicas
+            .iter()
+            .filter_map(|r| self.landscape.unavailable_until(&r.name, now))
+            .max()
+    }
+
+    /// The version of record `id` that `r` shows now, if any.
+    fn visible_entry(
+        &self,
+        r: &ReplicaDef,
+        index: &ReplicaIndex,
+        id: Uuid,
+        now: Instant,
+        vis: Visibility,
+    ) -> Option<ReplicaEntry> {
+        let current = self.landscape.replica_entry(&r.name, &id.to_string())?;
+        let shows = |e: &ReplicaEntry| match vis {
+            Visibility::Read => e.visible(now),
+            Visibility::Search { refresh } => e
+                .visible_at
+                .is_some_and(|v| now >= next_tick(self.started, v, refresh)),
+        };
+        if shows(&current) {
+            return Some(current);
+        }
+        index.prior.get(&id).filter(|p| shows(p)).cloned()
+    }
+
+    /// Every row `replicas` show now, in replication order.
+    pub(crate) fn target_rows(&self, replicas: &[&ReplicaDef], vis: Visibility) -> Vec<TargetRow> {
+        let now = Instant::now();
+        let st = self.state();
+        let mut out = Vec::new();
+        for r in replicas {
+            let Some(index) = st.indexes.get(&r.name) else {
+                continue;
+            };
+            for (id, (key, seq)) in &index.live {
+                if let Some(entry) = self.visible_entry(r, index, *id, now, vis) {
+                    out.push(TargetRow {
+                        replica: r.name.clone(),
+                        id: *id,
+                        key: key.clone(),
+                        fields: r.shape(&entry),
+                        entry,
+                        seq: *seq,
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|r| r.seq);
+        out
+    }
+
+    /// The row with replica key `key` (document id), if one of `replicas` shows it now.
+    pub(crate) fn target_row_by_key(
+        &self,
+        replicas: &[&ReplicaDef],
+        key: &str,
+        vis: Visibility,
+    ) -> Option<TargetRow> {
+        let now = Instant::now();
+        let st = self.state();
+        for r in replicas {
+            let Some(index) = st.indexes.get(&r.name) else {
+                continue;
+            };
+            let Some(id) = index.by_key.get(key).copied() else {
+                continue;
+            };
+            let Some((k, seq)) = index.live.get(&id).cloned().filter(|(k, _)| k == key) else {
+                continue;
+            };
+            if let Some(entry) = self.visible_entry(r, index, id, now, vis) {
+                return Some(TargetRow {
+                    replica: r.name.clone(),
+                    id,
+                    key: k,
+                    fields: r.shape(&entry),
+                    entry,
+                    seq,
+                });
+            }
+        }
+        None
+    }
+
+    /// Ground truth of the record with key (or Dataverse id) `key` in `replica`.
+    pub fn truth(&self, replica: &str, key: &str) -> Option<GroundTruth> {
+        let r = self.replicas.iter().find(|r| r.name == replica)?;
+        let (id, key_value, meta) = {
+            let st = self.state();
+            let index = st.indexes.get(replica)?;
+            let id = index.by_key.get(key).copied().or_else(|| {
+                let canonical = Uuid::parse_str(key).ok()?.to_string();
+                index.by_key.get(&canonical).copied()
+            })?;
+            let key_value = index
+                .live
+                .get(&id)
+                .map(|(k, _)| k.clone())
+                .unwrap_or_else(|| key.to_string());
+            (id, key_value, index.meta.get(&id).copied())
+        };
+        let t = self.landscape.truth(replica, &id.to_string())?;
+        let horizon = self.started + FOREVER.get() / 2;
+        let queued = t.visible_at.is_some_and(|v| v > horizon);
+        let visible_at = t.visible_at.filter(|_| !queued);
+        let searchable_at = match (&r.target, visible_at) {
+            (Target::Elasticsearch { cluster, .. }, Some(v)) => {
+                let refresh = self
+                    .scenario
+                    .elasticsearch
+                    .get(cluster)
+                    .map(|c| c.refresh_interval.get())
+                    .unwrap_or(std::time::Duration::from_secs(1));
+                Some(next_tick(self.started, v, refresh))
+            }
+            _ => None,
+        };
+        let (flap, mismatched) = meta.unwrap_or((None, false));
+        Some(GroundTruth {
+            replica: replica.to_string(),
+            key: key_value,
+            record_id: id,
+            committed_at: t.committed_at,
+            visible_at,
+            searchable_at,
+            flap,
+            mismatched,
+            dropped: t.visible_at.is_none(),
+            queued,
+        })
+    }
+
+    pub(crate) fn truth_endpoint(&self, replica: &str, key: &str) -> Response {
+        let Some(t) = self.truth(replica, key) else {
+            return json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"error": format!("no record with key \"{key}\" was replicated to \"{replica}\"")}),
+            );
+        };
+        let now = Instant::now();
+        let at = |i: Option<Instant>| i.map(|i| rfc3339(self.wall_time(i)));
+        let unix = |i: Option<Instant>| {
+            i.map(|i| {
+                let w = self.wall_time(i);
+                w.timestamp() as f64 + f64::from(w.timestamp_subsec_nanos()) / 1e9
+            })
+        };
+        let visible_now = t.visible_at.is_some_and(|v| now >= v);
+        json_response(
+            StatusCode::OK,
+            &json!({
+                "replica": t.replica,
+                "key": t.key,
+                "record_id": t.record_id.to_string(),
+                "committed_at": at(Some(t.committed_at)),
+                "committed_at_unix": unix(Some(t.committed_at)),
+                "visible_at": at(t.visible_at),
+                "visible_at_unix": unix(t.visible_at),
+                "lag_seconds": t.lag().map(|d| d.as_secs_f64()),
+                "searchable_at": at(t.searchable_at),
+                "searchable_at_unix": unix(t.searchable_at),
+                "flap": t.flap.map(|(a, b)| json!({"from": at(Some(a)), "to": at(Some(b))})),
+                "mismatched": t.mismatched,
+                "dropped": t.dropped,
+                "queued": t.queued,
+                "visible_now": visible_now,
+                "now": rfc3339(self.wall_time(now)),
+            }),
+        )
+    }
+}

@@ -1,0 +1,659 @@
+//! The scenario file: which services the emulated estate runs and how records replicate.
+//!
+//! YAML, strict like lagwatch's own configuration (unknown keys are errors, durations use the
+//! same grammar). Every error names the key path. See the module docs of [`crate::emulator`]
+//! for an example.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::config::{self, Dur, Issue};
+use crate::systems::simulated::{self, LagSpec, Outage, OutageMode, ReplicaSpec};
+
+use super::EmulatorError;
+use super::odata::{self, Filter};
+
+/// Path prefixes the other services use; a Dataverse environment cannot take these names.
+pub(crate) const RESERVED: &[&str] = &["entra", "fno", "search", "es", "_truth"];
+
+/// Columns every emulated Dataverse table has besides its configured ones.
+pub(crate) const SYSTEM_COLUMNS: &[&str] = &["createdon", "modifiedon", "versionnumber"];
+
+/// A validated scenario. Build it with [`Scenario::from_yaml`] or [`Scenario::demo`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Seed of the replication draws, for reproducible runs.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// App registrations the token endpoint knows.
+    #[serde(default)]
+    pub credentials: Vec<Credential>,
+    /// Dataverse environments by name (the first path segment of their Web API).
+    #[serde(default)]
+    pub dataverse: BTreeMap<String, DataverseEnv>,
+    /// Finance & Operations environments by name.
+    #[serde(default)]
+    pub fno: BTreeMap<String, FnoEnv>,
+    /// Azure AI Search services by name.
+    #[serde(default)]
+    pub search: BTreeMap<String, SearchService>,
+    /// Elasticsearch/OpenSearch clusters by name.
+    #[serde(default)]
+    pub elasticsearch: BTreeMap<String, ElasticCluster>,
+    /// Replication paths by name (the name used by the ground-truth endpoint).
+    #[serde(default)]
+    pub replicas: BTreeMap<String, Replica>,
+}
+
+/// One app registration (client credentials). The values are emulator test data.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    /// Tenant id or domain, as it appears in the token URL.
+    pub tenant: String,
+    pub client_id: String,
+    /// The accepted `client_secret`; none means secrets are refused.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Accept `client_assertion` JWTs (certificate / federated credentials) whose `iss` and
+    /// `sub` are the client id and whose `exp` has not passed. Signatures are not checked.
+    #[serde(default)]
+    pub accept_assertions: bool,
+    /// `expires_in` of issued tokens, in seconds.
+    #[serde(default = "default_expires_in")]
+    pub expires_in: u64,
+}
+
+fn default_expires_in() -> u64 {
+    3599
+}
+
+/// A Dataverse environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataverseEnv {
+    /// The resource tokens must be issued for (scope = resource + `/.default`); default
+    /// `https://<env>.crm.dynamics.com`. The emulated URL `http://<host>/<env>` is accepted too.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// Service protection: a request budget per caller.
+    #[serde(default)]
+    pub throttle: Option<Throttle>,
+    /// Entity sets by name (`accounts`).
+    pub tables: BTreeMap<String, Table>,
+}
+
+/// A request budget: more than `requests` within `per` → 429 with `Retry-After`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Throttle {
+    pub requests: u32,
+    pub per: Dur,
+    /// The first penalty; each request sent while throttled lengthens it by this much.
+    pub retry_after: Dur,
+    /// Longest penalty; default 5m (the documented window).
+    #[serde(default = "default_max_retry_after")]
+    pub max_retry_after: Dur,
+}
+
+fn default_max_retry_after() -> Dur {
+    Dur::secs(300)
+}
+
+/// An entity set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Table {
+    /// Logical name of the table (`account`); default the set name without its final `s`.
+    #[serde(default)]
+    pub logical_name: Option<String>,
+    /// Primary id column; default `<logical name>id`.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Writable columns and their types.
+    #[serde(default)]
+    pub columns: BTreeMap<String, ColumnType>,
+}
+
+impl Table {
+    pub(crate) fn logical(&self, set: &str) -> String {
+        self.logical_name
+            .clone()
+            .unwrap_or_else(|| set.strip_suffix('s').unwrap_or(set).to_string())
+    }
+
+    pub(crate) fn id_column(&self, set: &str) -> String {
+        self.id
+            .clone()
+            .unwrap_or_else(|| format!("{}id", self.logical(set)))
+    }
+
+    /// Every readable column: id, configured ones, system ones.
+    pub(crate) fn has_column(&self, set: &str, c: &str) -> bool {
+        c == self.id_column(set) || self.columns.contains_key(c) || SYSTEM_COLUMNS.contains(&c)
+    }
+}
+
+/// Type of a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    String,
+    Int,
+    Bool,
+}
+
+/// A Finance & Operations environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FnoEnv {
+    /// Token resource; default `https://<env>.operations.dynamics.com`.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// The caller's default company: without `cross-company=true` only its rows are returned.
+    #[serde(default = "default_company")]
+    pub default_company: String,
+}
+
+fn default_company() -> String {
+    "dat".to_string()
+}
+
+/// An Azure AI Search service.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchService {
+    /// Accepted `api-key` values. Bearer tokens for `https://search.azure.com` work too.
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+}
+
+/// An Elasticsearch/OpenSearch cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticCluster {
+    /// Basic-auth users and passwords.
+    #[serde(default)]
+    pub users: BTreeMap<String, String>,
+    /// API keys as `id:key` (clients send `Authorization: ApiKey base64(id:key)`).
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// How often indexed documents become searchable.
+    #[serde(default = "default_refresh")]
+    pub refresh_interval: Dur,
+}
+
+fn default_refresh() -> Dur {
+    Dur::secs(1)
+}
+
+/// State of a replication (a dual-write table map's states, §4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MapState {
+    /// Records arrive after the lag.
+    #[default]
+    Running,
+    /// Records queue and never arrive while the emulator runs.
+    Paused,
+    /// Records are never replicated.
+    Stopped,
+}
+
+/// A window during which replication is paused (records queue and arrive when it ends).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub start: Dur,
+    pub duration: Dur,
+    #[serde(default)]
+    pub every: Option<Dur>,
+}
+
+/// Where a replica's records appear.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Target {
+    /// An F&O data entity, filled by dual-write.
+    Fno {
+        env: String,
+        entity: String,
+        #[serde(default = "default_data_area")]
+        company: String,
+    },
+    /// An Azure AI Search index.
+    Search { service: String, index: String },
+    /// An Elasticsearch/OpenSearch index.
+    Elasticsearch { cluster: String, index: String },
+    /// An entity set of another Dataverse environment.
+    Dataverse { env: String, table: String },
+}
+
+fn default_data_area() -> String {
+    "usmf".to_string()
+}
+
+/// One replication path from a Dataverse entity set to a target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replica {
+    /// `<env>/<entity set>` of the source.
+    pub source: String,
+    pub target: Target,
+    /// Source column identifying a record in the target (document id, truth key); default
+    /// the id column.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Source column → target field; default every column under its own name (required for
+    /// F&O targets).
+    #[serde(default)]
+    pub map: Option<BTreeMap<String, String>>,
+    /// Target field → transformation applied on the way.
+    #[serde(default)]
+    pub transform: BTreeMap<String, Transform>,
+    /// Only source rows matching this `$filter` replicate (a dual-write map's source filter).
+    #[serde(default)]
+    pub filter: Option<String>,
+    pub lag: LagSpec,
+    #[serde(default)]
+    pub drop_probability: f64,
+    #[serde(default)]
+    pub mismatch_probability: f64,
+    #[serde(default)]
+    pub flap_probability: f64,
+    /// Outages: `stall` pauses replication, `unavailable` fails reads with 503.
+    #[serde(default)]
+    pub outages: Vec<Outage>,
+    #[serde(default)]
+    pub state: MapState,
+    /// Pause windows (records queue and arrive when the window ends).
+    #[serde(default)]
+    pub paused: Vec<Window>,
+}
+
+/// A value transformation on the way to the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transform {
+    Uppercase,
+    Lowercase,
+}
+
+impl Transform {
+    pub(crate) fn apply(self, s: &str) -> String {
+        match self {
+            Transform::Uppercase => s.to_uppercase(),
+            Transform::Lowercase => s.to_lowercase(),
+        }
+    }
+}
+
+/// A long pause: "queued until resumed" for the life of any emulator run.
+pub(crate) const FOREVER: Dur = Dur::secs(100 * 365 * 86400);
+
+impl Replica {
+    /// `(env, set)` of the source.
+    pub fn source_parts(&self) -> (&str, &str) {
+        self.source.split_once('/').unwrap_or((&self.source, ""))
+    }
+
+    /// The landscape behaviour of this replica.
+    pub(crate) fn landscape_spec(&self) -> ReplicaSpec {
+        let mut outages = self.outages.clone();
+        for w in &self.paused {
+            outages.push(Outage {
+                start: w.start,
+                duration: w.duration,
+                every: w.every,
+                mode: OutageMode::Stall,
+            });
+        }
+        if self.state == MapState::Paused {
+            outages.push(Outage {
+                start: Dur::secs(0),
+                duration: FOREVER,
+                every: None,
+                mode: OutageMode::Stall,
+            });
+        }
+        ReplicaSpec {
+            lag: self.lag.clone(),
+            drop_probability: if self.state == MapState::Stopped {
+                1.0
+            } else {
+                self.drop_probability
+            },
+            mismatch_probability: self.mismatch_probability,
+            flap_probability: self.flap_probability,
+            outages,
+        }
+    }
+}
+
+fn issue(key: impl Into<String>, reason: impl Into<String>) -> Issue {
+    Issue::new(key, reason)
+}
+
+fn check_name(key: &str, name: &str) -> Result<(), Issue> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(issue(
+            key,
+            format!("\"{name}\" is not a usable name: use letters, digits, '-', '_' or '.'"),
+        ));
+    }
+    Ok(())
+}
+
+impl Scenario {
+    /// Parses and validates a scenario.
+    ///
+    /// # Errors
+    /// [`EmulatorError::Syntax`] for bad YAML, [`EmulatorError::Invalid`] naming the key.
+    pub fn from_yaml(text: &str) -> Result<Scenario, EmulatorError> {
+        let tree: serde_json::Value =
+            serde_saphyr::from_str(text).map_err(|e| EmulatorError::Syntax {
+                message: e.render_with_options(serde_saphyr::render_options! {
+                    formatter: &serde_saphyr::UserMessageFormatter,
+                    snippets: serde_saphyr::SnippetMode::Off,
+                }),
+            })?;
+        let s: Scenario = config::decode("", tree).map_err(EmulatorError::from)?;
+        s.validate().map_err(EmulatorError::from)?;
+        Ok(s)
+    }
+
+    /// Reads and validates a scenario file.
+    ///
+    /// # Errors
+    /// [`EmulatorError::Read`], or as [`Scenario::from_yaml`].
+    pub fn load(path: &std::path::Path) -> Result<Scenario, EmulatorError> {
+        let text = std::fs::read_to_string(path).map_err(|source| EmulatorError::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Scenario::from_yaml(&text)
+    }
+
+    /// The built-in demo scenario (`examples/scenarios/demo.yaml`).
+    ///
+    /// # Errors
+    /// Only if the shipped file is broken (a test checks it is not).
+    pub fn demo() -> Result<Scenario, EmulatorError> {
+        Scenario::from_yaml(include_str!("../../examples/scenarios/demo.yaml"))
+    }
+
+    fn validate(&self) -> Result<(), Issue> {
+        for (i, c) in self.credentials.iter().enumerate() {
+            check_name(&format!("credentials[{i}].tenant"), &c.tenant)?;
+            if c.client_id.is_empty() {
+                return Err(issue(
+                    format!("credentials[{i}].client_id"),
+                    "must not be empty",
+                ));
+            }
+            if !(1..=86_400).contains(&c.expires_in) {
+                return Err(issue(
+                    format!("credentials[{i}].expires_in"),
+                    "seconds between 1 and 86400",
+                ));
+            }
+            if c.client_secret.is_none() && !c.accept_assertions {
+                return Err(issue(
+                    format!("credentials[{i}]"),
+                    "give a client_secret or set accept_assertions: true",
+                ));
+            }
+        }
+        for (env, e) in &self.dataverse {
+            let key = format!("dataverse.{env}");
+            check_name(&key, env)?;
+            if RESERVED.contains(&env.as_str()) {
+                return Err(issue(
+                    key,
+                    format!("\"{env}\" is a path prefix of another service; pick another name"),
+                ));
+            }
+            if let Some(t) = e.throttle {
+                if t.requests == 0 || t.per.get().is_zero() || t.retry_after.get().is_zero() {
+                    return Err(issue(
+                        format!("{key}.throttle"),
+                        "requests, per and retry_after must be above zero",
+                    ));
+                }
+                if t.max_retry_after < t.retry_after {
+                    return Err(issue(
+                        format!("{key}.throttle.max_retry_after"),
+                        "must be at least retry_after",
+                    ));
+                }
+            }
+            for (set, t) in &e.tables {
+                let tkey = format!("{key}.tables.{set}");
+                check_name(&tkey, set)?;
+                let id = t.id_column(set);
+                if t.columns.contains_key(&id) {
+                    return Err(issue(
+                        format!("{tkey}.columns.{id}"),
+                        "the id column is implicit; do not list it under columns",
+                    ));
+                }
+                for c in t.columns.keys() {
+                    if SYSTEM_COLUMNS.contains(&c.as_str()) {
+                        return Err(issue(
+                            format!("{tkey}.columns.{c}"),
+                            "a system column every table has; do not list it",
+                        ));
+                    }
+                }
+            }
+        }
+        for name in self.fno.keys() {
+            check_name(&format!("fno.{name}"), name)?;
+        }
+        for name in self.search.keys() {
+            check_name(&format!("search.{name}"), name)?;
+        }
+        for (name, c) in &self.elasticsearch {
+            check_name(&format!("elasticsearch.{name}"), name)?;
+            if c.refresh_interval.get().is_zero() {
+                return Err(issue(
+                    format!("elasticsearch.{name}.refresh_interval"),
+                    "must be above zero",
+                ));
+            }
+        }
+        for (name, r) in &self.replicas {
+            self.validate_replica(name, r)?;
+        }
+        Ok(())
+    }
+
+    fn validate_replica(&self, name: &str, r: &Replica) -> Result<(), Issue> {
+        let key = format!("replicas.{name}");
+        check_name(&key, name)?;
+        let (env, set) = r.source_parts();
+        let Some(table) = self.dataverse.get(env).and_then(|e| e.tables.get(set)) else {
+            return Err(issue(
+                format!("{key}.source"),
+                format!(
+                    "\"{}\" is not <dataverse env>/<entity set> of a table defined under dataverse",
+                    r.source
+                ),
+            ));
+        };
+        let has = |c: &str| table.has_column(set, c);
+        if let Some(k) = &r.key
+            && !has(k)
+        {
+            return Err(issue(
+                format!("{key}.key"),
+                format!("\"{k}\" is not a column of {}", r.source),
+            ));
+        }
+        if let Some(map) = &r.map {
+            for (from, to) in map {
+                if !has(from) {
+                    return Err(issue(
+                        format!("{key}.map.{from}"),
+                        format!("\"{from}\" is not a column of {}", r.source),
+                    ));
+                }
+                if to.is_empty() || to.starts_with('@') || to == "dataAreaId" {
+                    return Err(issue(
+                        format!("{key}.map.{from}"),
+                        format!("\"{to}\" cannot be a target field"),
+                    ));
+                }
+            }
+        }
+        if let Some(f) = &r.filter {
+            let parsed: Filter = odata::parse_filter(f)
+                .map_err(|e| issue(format!("{key}.filter"), format!("invalid filter: {e}")))?;
+            if let Some(c) = parsed.fields().into_iter().find(|c| !has(c)) {
+                return Err(issue(
+                    format!("{key}.filter"),
+                    format!("\"{c}\" is not a column of {}", r.source),
+                ));
+            }
+        }
+        simulated::validate_lag(&format!("{key}.lag"), &r.lag)?;
+        for (field, p) in [
+            ("drop_probability", r.drop_probability),
+            ("mismatch_probability", r.mismatch_probability),
+            ("flap_probability", r.flap_probability),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(issue(
+                    format!("{key}.{field}"),
+                    format!("a probability is between 0 and 1, not {p}"),
+                ));
+            }
+        }
+        let windows = r
+            .outages
+            .iter()
+            .map(|o| (o.duration, o.every, "outages"))
+            .chain(r.paused.iter().map(|w| (w.duration, w.every, "paused")));
+        for (i, (duration, every, what)) in windows.enumerate() {
+            if let Some(every) = every
+                && every <= duration
+            {
+                return Err(issue(
+                    format!("{key}.{what}"),
+                    format!("window {i} must repeat less often than it lasts"),
+                ));
+            }
+        }
+        let targets: Vec<String> = self.target_fields(r, table, set);
+        for field in r.transform.keys() {
+            if !targets.contains(field) {
+                return Err(issue(
+                    format!("{key}.transform.{field}"),
+                    format!("\"{field}\" is not a target field of the map"),
+                ));
+            }
+        }
+        match &r.target {
+            Target::Fno { env, entity, .. } => {
+                if !self.fno.contains_key(env) {
+                    return Err(issue(
+                        format!("{key}.target.env"),
+                        format!("unknown F&O environment \"{env}\"; define it under fno"),
+                    ));
+                }
+                check_name(&format!("{key}.target.entity"), entity)?;
+                if r.map.as_ref().is_none_or(BTreeMap::is_empty) {
+                    return Err(issue(
+                        format!("{key}.map"),
+                        "an F&O target needs a field map (source column: F&O field)",
+                    ));
+                }
+            }
+            Target::Search { service, index } => {
+                if !self.search.contains_key(service) {
+                    return Err(issue(
+                        format!("{key}.target.service"),
+                        format!("unknown search service \"{service}\"; define it under search"),
+                    ));
+                }
+                check_name(&format!("{key}.target.index"), index)?;
+            }
+            Target::Elasticsearch { cluster, index } => {
+                if !self.elasticsearch.contains_key(cluster) {
+                    return Err(issue(
+                        format!("{key}.target.cluster"),
+                        format!("unknown cluster \"{cluster}\"; define it under elasticsearch"),
+                    ));
+                }
+                check_name(&format!("{key}.target.index"), index)?;
+            }
+            Target::Dataverse {
+                env: tenv,
+                table: tset,
+            } => {
+                let Some(tt) = self.dataverse.get(tenv).and_then(|e| e.tables.get(tset)) else {
+                    return Err(issue(
+                        format!("{key}.target"),
+                        format!("\"{tenv}/{tset}\" is not a table defined under dataverse"),
+                    ));
+                };
+                if tenv == env && tset == set {
+                    return Err(issue(
+                        format!("{key}.target"),
+                        "a table cannot replicate into itself",
+                    ));
+                }
+                for f in &targets {
+                    if !tt.columns.contains_key(f) {
+                        return Err(issue(
+                            format!("{key}.map"),
+                            format!("\"{f}\" is not a writable column of {tenv}/{tset}"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The target fields a replica fills, in map order.
+    fn target_fields(&self, r: &Replica, table: &Table, set: &str) -> Vec<String> {
+        resolved_map(r, table, set)
+            .into_iter()
+            .map(|(_, to)| to)
+            .collect()
+    }
+}
+
+/// The field map of a replica: explicit, or every column (plus the id for search targets)
+/// under its own name.
+pub(crate) fn resolved_map(r: &Replica, table: &Table, set: &str) -> Vec<(String, String)> {
+    if let Some(map) = &r.map {
+        return map.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
+    }
+    let mut out = Vec::new();
+    if matches!(
+        r.target,
+        Target::Search { .. } | Target::Elasticsearch { .. }
+    ) {
+        let id = table.id_column(set);
+        out.push((id.clone(), id));
+    }
+    out.extend(table.columns.keys().map(|c| (c.clone(), c.clone())));
+    out
+}
+
+impl From<Issue> for EmulatorError {
+    fn from(i: Issue) -> Self {
+        EmulatorError::Invalid {
+            key: i.key,
+            reason: i.reason,
+        }
+    }
+}
