@@ -44,6 +44,15 @@ pub enum Command {
     },
     /// Validate a configuration file and print what it resolves to.
     CheckConfig { file: PathBuf },
+    /// Serve emulated Dynamics 365 APIs (Dataverse, Entra, F&O, Azure AI Search,
+    /// Elasticsearch) on loopback, replicating per a scenario, with a ground-truth endpoint.
+    Emulate {
+        #[arg(long, default_value = "127.0.0.1:9470")]
+        listen: SocketAddr,
+        /// Scenario file; the built-in demo scenario if absent.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
 }
 
 /// Exit code for an invalid configuration.
@@ -56,6 +65,7 @@ pub const EXIT_BAD_CONFIG: u8 = 2;
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::CheckConfig { file } => Ok(check_config(&file)),
+        Command::Emulate { listen, scenario } => emulate(listen, scenario).await,
         Command::Demo { listen } => {
             let config = Config::from_yaml("examples/demo.yaml (built in)", DEMO_CONFIG)
                 .context("the built-in demo configuration is invalid")?;
@@ -98,6 +108,29 @@ fn check_config(file: &std::path::Path) -> ExitCode {
             ExitCode::from(EXIT_BAD_CONFIG)
         }
     }
+}
+
+async fn emulate(listen: SocketAddr, scenario: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let scenario = match &scenario {
+        Some(path) => crate::emulator::Scenario::load(path),
+        None => crate::emulator::Scenario::demo(),
+    };
+    let scenario = match scenario {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+        }
+    };
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    println!("lagwatch emulator listening on http://{local}");
+    crate::emulator::serve(listener, scenario, crate::shutdown::on_signal())
+        .await
+        .context("serving the emulator")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<ExitCode> {

@@ -267,7 +267,8 @@ fn start(args: &[&str]) -> Demo {
     BufReader::new(stdout).read_line(&mut line).unwrap();
     let addr = line
         .trim()
-        .strip_prefix("lagwatch listening on http://")
+        .split_once("listening on http://")
+        .map(|(_, a)| a)
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .parse()
         .unwrap();
@@ -372,4 +373,14 @@ fn run_mode_serves_a_config_file_and_stops_on_sigterm() {
         text.contains("lagwatch_lag_objective_seconds{source=\"crm\",target=\"reporting\"} 300")
     );
     terminate(lw);
+}
+
+#[test]
+fn the_emulator_command_serves_the_demo_scenario() {
+    let emu = start(&["emulate", "--listen", "127.0.0.1:0"]);
+    let (status, _, body) = common::http_get(emu.addr, "/_truth/fno/not-a-key");
+    assert_eq!(status, 404, "{body}");
+    let (status, _, body) = common::http_get(emu.addr, "/crm/api/data/v9.2/accounts");
+    assert_eq!(status, 401, "the Web API wants a bearer token: {body}");
+    terminate(emu);
 }
