@@ -5,6 +5,7 @@
 //! - [`systems`]: the registry of system kinds; each kind builds a [`connector::Source`] and/or
 //!   [`connector::Target`]. [`systems::simulated`] is the in-process landscape with ground truth.
 //! - [`connector`]: the pluggable roles and their error type.
+//! - [`auth`]: Entra ID tokens (client secret, workload and managed identity) and their cache.
 //! - [`sentinel`]: sentinel ids, payloads and checksums.
 //! - [`gate`]: per-system throttling, concurrency and request budget.
 //! - [`clock`]: clock offsets of monitored systems from HTTP `Date` headers.
@@ -16,6 +17,7 @@
 //! - [`app`]: assembly of all of the above; [`cli`]: the command line.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
