@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, RequestBuilder, StatusCode};
 
+use crate::auth::TokenCache;
 use crate::clock::{self, ClockTracker};
 use crate::config::Secret;
 use crate::connector::{ConnectorError, status_class};
@@ -31,6 +32,35 @@ pub trait BearerTokens: Send + Sync {
     async fn bearer(&self) -> Result<Secret, ConnectorError>;
     /// The system answered 401 to `token`: forget it so the next call fetches a new one.
     fn rejected(&self, token: &Secret);
+}
+
+/// Bearer tokens for one scope from an Entra ID token cache.
+pub struct EntraBearer {
+    cache: TokenCache,
+    scope: String,
+}
+
+impl EntraBearer {
+    pub fn new(cache: TokenCache, scope: String) -> Self {
+        EntraBearer { cache, scope }
+    }
+}
+
+#[async_trait]
+impl BearerTokens for EntraBearer {
+    async fn bearer(&self) -> Result<Secret, ConnectorError> {
+        match self.cache.token(&self.scope).await {
+            Ok(t) => Ok(Secret::runtime(t.expose(), "Entra ID access token")),
+            Err(e) if e.kind() == "transport" => {
+                Err(ConnectorError::Transport(format!("token endpoint: {e}")))
+            }
+            Err(e) => Err(ConnectorError::Auth(e.to_string())),
+        }
+    }
+
+    fn rejected(&self, token: &Secret) {
+        self.cache.invalidate(&self.scope, token.expose());
+    }
 }
 
 /// How requests to a system authenticate.

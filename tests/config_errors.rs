@@ -180,7 +180,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_kind.yaml",
         "systems.replica.kind",
-        "unknown kind \"dataverse\"; the kinds lagwatch knows are: simulated",
+        "unknown kind \"salesforce\"; the kinds lagwatch knows are: simulated, dataverse",
     ),
     case(
         "unknown_distribution.yaml",

@@ -16,8 +16,12 @@ use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::{BuildContext, System, SystemKind, decode_as};
+use crate::auth::{self, AuthConfig, TokenCache};
+use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Source, Target};
-use crate::net::{HttpSystem, Reply, excerpt};
+use crate::gate::Gate;
+use crate::net::{Auth, EntraBearer, HttpSystem, Reply, excerpt};
 use crate::sentinel::{Sentinel, SentinelId};
 
 /// How sentinels are created.
@@ -47,6 +51,137 @@ pub struct TableMap {
     /// Fixed extra fields written with every sentinel (`customertypecode: 3`, a company bind).
     pub fields: Map<String, Value>,
     pub create: CreateMode,
+}
+
+/// Config of a `kind: dataverse` system.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataverseConfig {
+    /// Environment URL, `https://<org>.crm.dynamics.com`.
+    pub url: String,
+    /// Web API version.
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    /// Entity set name of the sentinel table, e.g. `accounts`.
+    pub table: String,
+    /// Its primary key column, e.g. `accountid`.
+    pub id_column: String,
+    /// The string column that holds the sentinel key, e.g. `accountnumber`.
+    pub key_column: String,
+    /// The text column that holds the payload, e.g. `description`.
+    pub payload_column: String,
+    /// Fixed fields written with every sentinel: `customertypecode: 3` and a company bind
+    /// (`"msdyn_company@odata.bind": "/cdm_companies(<guid>)"`) for dual-write.
+    #[serde(default)]
+    pub fields: Map<String, Value>,
+    #[serde(default)]
+    pub create: CreateMode,
+    pub auth: AuthConfig,
+    /// Token scope; `<environment URL>/.default` when absent.
+    pub scope: Option<String>,
+}
+
+fn default_api_version() -> String {
+    "v9.2".to_string()
+}
+
+/// Registry entry: types and checks a `kind: dataverse` block.
+///
+/// # Errors
+/// An [`Issue`] naming the offending key.
+pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
+    let c: DataverseConfig = decode_as(key, value)?;
+    match url::Url::parse(&c.url) {
+        Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
+        _ => {
+            return Err(Issue::new(
+                format!("{key}.url"),
+                format!(
+                    "\"{}\" is not an environment URL such as https://contoso.crm.dynamics.com",
+                    c.url
+                ),
+            ));
+        }
+    }
+    for (name, v) in [
+        ("table", &c.table),
+        ("id_column", &c.id_column),
+        ("key_column", &c.key_column),
+        ("payload_column", &c.payload_column),
+    ] {
+        if v.is_empty() || !v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+            return Err(Issue::new(
+                format!("{key}.{name}"),
+                format!("\"{v}\" is not a Dataverse logical name (letters, digits, _)"),
+            ));
+        }
+    }
+    c.auth.validate(&format!("{key}.auth"))?;
+    Ok(Box::new(c))
+}
+
+impl SystemKind for DataverseConfig {
+    fn kind(&self) -> &'static str {
+        "dataverse"
+    }
+
+    fn can_write(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} table {} (key {}, payload {}), {:?} writes, auth {:?}",
+            self.url,
+            self.table,
+            self.key_column,
+            self.payload_column,
+            self.create,
+            self.auth.method
+        )
+    }
+
+    fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
+        let key = format!("systems.{name}");
+        let source = auth::build(&self.auth, cx.http.clone())
+            .map_err(|e| Issue::new(format!("{key}.auth"), e.to_string()))?;
+        let scope = match &self.scope {
+            Some(s) => s.clone(),
+            None => auth::scope_for(&self.url)
+                .map_err(|e| Issue::new(format!("{key}.url"), e.to_string()))?,
+        };
+        let bearer = EntraBearer::new(TokenCache::new(source), scope);
+        let http = HttpSystem::new(
+            name,
+            cx.http.clone(),
+            gate.clone(),
+            cx.metrics.clone(),
+            Auth::Bearer(Arc::new(bearer)),
+        );
+        let connector = Arc::new(Dataverse::new(
+            http,
+            TableMap {
+                base: format!(
+                    "{}/api/data/{}",
+                    self.url.trim_end_matches('/'),
+                    self.api_version
+                ),
+                table: self.table.clone(),
+                id_column: self.id_column.clone(),
+                key_column: self.key_column.clone(),
+                payload_column: self.payload_column.clone(),
+                fields: self.fields.clone(),
+                create: self.create,
+            },
+        ));
+        Ok(System {
+            name: name.to_string(),
+            kind: self.kind(),
+            gate,
+            source: Some(connector.clone()),
+            target: Some(connector),
+        })
+    }
 }
 
 /// The connector: one environment, one table.

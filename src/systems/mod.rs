@@ -66,6 +66,8 @@ pub struct BuildContext {
     pub metrics: Metrics,
     /// The shared in-process world of `simulated` systems (sources and their replicas).
     pub landscape: Arc<simulated::Landscape>,
+    /// The HTTP client every HTTP connector shares (one connection pool, TLS verification on).
+    pub http: reqwest::Client,
     gates: Arc<Mutex<HashMap<String, Arc<Gate>>>>,
 }
 
@@ -74,6 +76,7 @@ impl BuildContext {
         BuildContext {
             metrics,
             landscape: Arc::new(simulated::Landscape::new()),
+            http: crate::net::client().unwrap_or_default(),
             gates: Arc::default(),
         }
     }
@@ -92,7 +95,10 @@ impl BuildContext {
 type Decoder = fn(&str, serde_json::Value) -> Result<Box<dyn SystemKind>, Issue>;
 
 /// Every kind lagwatch knows: `kind:` name and the decoder of its config block.
-pub const REGISTRY: &[(&str, Decoder)] = &[("simulated", simulated::decode)];
+pub const REGISTRY: &[(&str, Decoder)] = &[
+    ("simulated", simulated::decode),
+    ("dataverse", dataverse::decode),
+];
 
 /// Types one `systems.<name>` block by its `kind`.
 ///
