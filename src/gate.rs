@@ -20,21 +20,38 @@ use tokio::time::Instant;
 use crate::config::Dur;
 use crate::metrics::Metrics;
 
-/// Limits of one system, configurable per system under `limits:`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Limits of one system. Each kind has defaults (`SystemKind::default_limits`); a system's
+/// `limits:` block overrides them key by key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Requests in flight at once (Dataverse allows 52 per user; stay well under).
-    #[serde(default = "default_concurrency")]
     pub max_concurrency: u32,
     /// Requests allowed per `per` window (Dataverse allows 6,000 per 5 minutes per user).
-    #[serde(default = "default_requests")]
     pub requests: u32,
-    #[serde(default = "default_per")]
     pub per: Dur,
     /// Pause after a 429 that carries no Retry-After.
-    #[serde(default = "default_retry_after")]
     pub default_retry_after: Dur,
+}
+
+/// A `limits:` block as written: every key optional, laid over the kind's defaults.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsOverride {
+    pub max_concurrency: Option<u32>,
+    pub requests: Option<u32>,
+    pub per: Option<Dur>,
+    pub default_retry_after: Option<Dur>,
+}
+
+impl LimitsOverride {
+    pub fn over(self, base: Limits) -> Limits {
+        Limits {
+            max_concurrency: self.max_concurrency.unwrap_or(base.max_concurrency),
+            requests: self.requests.unwrap_or(base.requests),
+            per: self.per.unwrap_or(base.per),
+            default_retry_after: self.default_retry_after.unwrap_or(base.default_retry_after),
+        }
+    }
 }
 
 fn default_concurrency() -> u32 {

@@ -266,6 +266,13 @@ impl Config {
                 roles.join(", "),
                 sys.describe()
             );
+            if let Some(l) = self.limits.get(name) {
+                let _ = writeln!(
+                    out,
+                    "    limits: {} in flight, {} requests per {}, {} pause after a 429 without Retry-After",
+                    l.max_concurrency, l.requests, l.per, l.default_retry_after
+                );
+            }
         }
         let _ = writeln!(out, "paths ({}):", self.paths.len());
         for p in &self.paths {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{self, Issue};
 use crate::connector::{Source, Target};
-use crate::gate::{Gate, Limits};
+use crate::gate::{Gate, Limits, LimitsOverride};
 use crate::metrics::Metrics;
 
 /// A configured system kind: what it can do and how to build it.
@@ -25,6 +25,11 @@ pub trait SystemKind: fmt::Debug + Send + Sync + 'static {
     /// `Ok` if sentinels can be looked up in it, else the reason why not.
     fn can_read(&self) -> Result<(), String> {
         Ok(())
+    }
+    /// Admission limits when the system's `limits:` does not say otherwise: the system's
+    /// documented service protection, with room to spare.
+    fn default_limits(&self) -> Limits {
+        Limits::default()
     }
     /// One line for `check-config` output; secrets must stay redacted.
     fn describe(&self) -> String {
@@ -131,25 +136,9 @@ pub fn parse(key: &str, value: serde_json::Value) -> Result<(Box<dyn SystemKind>
             ),
         ));
     };
-    let limits = match map.remove("limits") {
-        None => Limits::default(),
-        Some(v) => {
-            let lkey = format!("{key}.limits");
-            let l: Limits = config::decode(&lkey, v)?;
-            if l.max_concurrency == 0 {
-                return Err(Issue::new(
-                    format!("{lkey}.max_concurrency"),
-                    "at least 1 request must be allowed in flight",
-                ));
-            }
-            if l.requests == 0 || l.per.get().is_zero() {
-                return Err(Issue::new(
-                    format!("{lkey}.requests"),
-                    "the request budget must allow at least 1 request per window longer than 0s",
-                ));
-            }
-            l
-        }
+    let overrides = match map.remove("limits") {
+        None => LimitsOverride::default(),
+        Some(v) => config::decode(&format!("{key}.limits"), v)?,
     };
     let spec = decoder(key, serde_json::Value::Object(map)).map_err(|mut issue| {
         // The kind's own struct does not know the keys every system has.
@@ -167,6 +156,20 @@ pub fn parse(key: &str, value: serde_json::Value) -> Result<(Box<dyn SystemKind>
         }
         issue
     })?;
+    let limits = overrides.over(spec.default_limits());
+    let lkey = format!("{key}.limits");
+    if limits.max_concurrency == 0 {
+        return Err(Issue::new(
+            format!("{lkey}.max_concurrency"),
+            "at least 1 request must be allowed in flight",
+        ));
+    }
+    if limits.requests == 0 || limits.per.get().is_zero() {
+        return Err(Issue::new(
+            format!("{lkey}.requests"),
+            "the request budget must allow at least 1 request per window longer than 0s",
+        ));
+    }
     Ok((spec, limits))
 }
 
