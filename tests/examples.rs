@@ -65,7 +65,11 @@ fn every_example_loads_and_builds() {
 fn every_example_passes_check_config() {
     for path in examples() {
         let out = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
-            .envs(EXAMPLE_SECRETS.iter().map(|n| (n, "example-not-a-real-secret")))
+            .envs(
+                EXAMPLE_SECRETS
+                    .iter()
+                    .map(|n| (n, "example-not-a-real-secret")),
+            )
             .arg("check-config")
             .arg(&path)
             .output()
