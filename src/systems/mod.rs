@@ -4,7 +4,12 @@
 //! line in [`REGISTRY`]. A kind's config struct is typed strictly (unknown keys are errors) and
 //! its `Debug` must not print secrets (use `config::Secret`).
 
+pub mod azure_search;
 pub mod dataverse;
+pub mod dataverse_search;
+pub mod elasticsearch;
+pub mod fo_odata;
+pub mod http;
 pub mod simulated;
 
 use std::collections::HashMap;

@@ -1,0 +1,189 @@
+//! `azure_search`: an Azure AI Search index fed from Dataverse (by push code or an indexer).
+//!
+//! Why: a search index is often what users of an integration see first, and its freshness is
+//! set by a push pipeline or an indexer schedule (at least 5 minutes, fact sheet §6.1), not by
+//! Dataverse. Two ways to look, chosen by [`SearchMode`] (fact sheet §6.1, data-plane
+//! `api-version` `2025-09-01`):
+//!
+//! - `lookup`, when the sentinel key is the document key:
+//!   `GET {endpoint}/indexes/{index}/docs/{key}?api-version=…&$select={key_field},{payload_field}`
+//!   → `200` with the document's fields, or `404` → [`Lookup::Absent`]. Keys are
+//!   case-sensitive and must be URL-safe; sentinel keys (`lagwatch-<instance>-<uuid>`) are,
+//!   and are percent-encoded anyway. A 404 whose body is an error naming the index ("The
+//!   index 'x' for service 'y' was not found.") is an error, not a miss: a missing document's
+//!   404 is not documented to carry a body (§6.1 marks it ❓), a missing index's does.
+//! - `filter`, when the key is an ordinary filterable field:
+//!   `POST {endpoint}/indexes/{index}/docs/search?api-version=…` with
+//!   `{"filter":"{key_field} eq '{key}'","select":"{key_field},{payload_field}","top":1}` →
+//!   `{"value":[{"@search.score":…,…fields}]}`; an empty `value` is `Absent`. Filter string
+//!   equality is exact, so a returned document with another key is an error, never a hit.
+//!
+//! Both measure searchability after the index's own refresh. Authentication is either the
+//! `api-key` header (a query key is enough) or an Entra bearer token for
+//! `https://search.azure.com/.default` with a search data reader role (§6.1); both are the
+//! system's `auth` in [`HttpSystem`]. Errors come as `{"error":{"code","message"}}`.
+
+use async_trait::async_trait;
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+use super::dataverse::literal;
+use super::fo_odata::{Collection, odata_error, odata_error_detail};
+use super::http::{encode_component, payload_text};
+use crate::connector::{ConnectorError, Lookup, Target};
+use crate::net::{HttpSystem, Reply, excerpt};
+use crate::sentinel::SentinelId;
+
+/// Latest stable data-plane version (fact sheet §6.1).
+pub const DEFAULT_API_VERSION: &str = "2025-09-01";
+
+/// How the sentinel is found in the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SearchMode {
+    /// The document key is the sentinel key: one `GET …/docs/{key}`.
+    #[default]
+    Lookup,
+    /// The sentinel key is in a filterable field: one `POST …/docs/search` with a filter.
+    Filter,
+}
+
+/// Where sentinels land in an Azure AI Search service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchIndex {
+    /// Service endpoint, `https://<service>.search.windows.net` (no trailing slash).
+    pub endpoint: String,
+    /// Index name.
+    pub index: String,
+    /// Data-plane `api-version`; [`DEFAULT_API_VERSION`] unless the service needs another.
+    pub api_version: String,
+    /// `lookup` (the document key is the sentinel key) or `filter` (the key is a field).
+    pub mode: SearchMode,
+    /// Field holding the sentinel key: the index's key field in `lookup` mode, a filterable
+    /// string field in `filter` mode. Must be retrievable.
+    pub key_field: String,
+    /// Retrievable field holding the sentinel payload, compared with what was written.
+    pub payload_field: String,
+}
+
+/// The connector: one index of one search service.
+pub struct AzureSearch {
+    http: HttpSystem,
+    index: SearchIndex,
+}
+
+impl AzureSearch {
+    pub fn new(http: HttpSystem, index: SearchIndex) -> Self {
+        AzureSearch { http, index }
+    }
+
+    fn docs_url(&self) -> String {
+        format!(
+            "{}/indexes/{}/docs",
+            self.index.endpoint,
+            encode_component(&self.index.index)
+        )
+    }
+
+    fn select(&self) -> String {
+        format!("{},{}", self.index.key_field, self.index.payload_field)
+    }
+
+    fn payload(&self, doc: &Value) -> Option<String> {
+        doc.get(&self.index.payload_field).and_then(payload_text)
+    }
+
+    async fn by_key(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+        let url = format!("{}/{}", self.docs_url(), encode_component(id.key()));
+        let select = self.select();
+        let version = self.index.api_version.as_str();
+        let reply = self
+            .http
+            .send("lookup", |c: &Client| {
+                c.get(&url)
+                    .header("Accept", "application/json")
+                    .header("Content-Type", "application/json")
+                    .query(&[("api-version", version), ("$select", select.as_str())])
+            })
+            .await?;
+        match reply.status {
+            StatusCode::OK => {
+                let doc: Value = reply.json()?;
+                if !doc.is_object() {
+                    return Err(not_a_document(&reply));
+                }
+                Ok(Lookup::Present {
+                    payload: self.payload(&doc),
+                })
+            }
+            StatusCode::NOT_FOUND if index_missing(&reply.body) => Err(odata_error(&reply)),
+            StatusCode::NOT_FOUND => Ok(Lookup::Absent),
+            _ => Err(odata_error(&reply)),
+        }
+    }
+
+    async fn by_filter(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+        let url = format!("{}/search", self.docs_url());
+        let version = self.index.api_version.as_str();
+        let body = json!({
+            "filter": format!("{} eq {}", self.index.key_field, literal(id.key())),
+            "select": self.select(),
+            "top": 1,
+        });
+        let reply = self
+            .http
+            .send("lookup", |c: &Client| {
+                c.post(&url)
+                    .header("Accept", "application/json")
+                    .query(&[("api-version", version)])
+                    .json(&body)
+            })
+            .await?;
+        if reply.status != StatusCode::OK {
+            return Err(odata_error(&reply));
+        }
+        let page: Collection = reply.json()?;
+        let Some(doc) = page.value.first() else {
+            return Ok(Lookup::Absent);
+        };
+        match doc.get(&self.index.key_field) {
+            Some(Value::String(k)) if k == id.key() => {}
+            None => {}
+            Some(other) => {
+                return Err(ConnectorError::BadResponse {
+                    status: reply.status.as_u16(),
+                    detail: format!(
+                        "filtered on {} eq '{}' and got a document with {}",
+                        self.index.key_field,
+                        id.key(),
+                        excerpt(other.to_string().as_bytes())
+                    ),
+                });
+            }
+        }
+        Ok(Lookup::Present {
+            payload: self.payload(doc),
+        })
+    }
+}
+
+fn not_a_document(reply: &Reply) -> ConnectorError {
+    ConnectorError::BadResponse {
+        status: reply.status.as_u16(),
+        detail: format!("expected a document object, got {}", excerpt(&reply.body)),
+    }
+}
+
+/// Whether a 404 says the index (not the document) does not exist.
+fn index_missing(body: &[u8]) -> bool {
+    odata_error_detail(body).is_some_and(|m| m.to_ascii_lowercase().contains("index '"))
+}
+
+#[async_trait]
+impl Target for AzureSearch {
+    async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+        match self.index.mode {
+            SearchMode::Lookup => self.by_key(id).await,
+            SearchMode::Filter => self.by_filter(id).await,
+        }
+    }
+}

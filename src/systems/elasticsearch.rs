@@ -1,0 +1,198 @@
+//! `elasticsearch`: an Elasticsearch or OpenSearch index fed from Dynamics 365 by a pipeline.
+//!
+//! Why two modes: Elasticsearch has two notions of "arrived" that differ by the index's
+//! **refresh interval** (fact sheet §6.3). A document `GET` is real-time: it finds a document as
+//! soon as it is indexed. A search only finds it after the next refresh — every 1 s by default,
+//! but only on shards searched in the last 30 s (`index.search.idle.after`), so an idle index
+//! can take longer, and the first search waits for a refresh. The configuration says which one
+//! is measured, with [`EsMode`]:
+//!
+//! - `indexed`: `GET {base}/{index}/_doc/{id}` (the document `_id` is the sentinel key) →
+//!   `{"_index","_id","found":true,"_source":{…}}`, or `404 {"found":false}` →
+//!   [`Lookup::Absent`]. A 404 with an `error` body (`index_not_found_exception`) is an error:
+//!   the index is missing, which is not "not yet".
+//! - `searchable`: `POST {base}/{index}/_search` with
+//!   `{"query":{"term":{"<key_field>":"<key>"}},"size":1}` on a `keyword` field →
+//!   `hits.hits[0]._source`; no hit is `Absent`. A term query is exact, so a hit with another
+//!   key is an error, never a hit.
+//!
+//! Authentication (the system's `auth` in [`HttpSystem`]): basic (user and password), or an
+//! API key sent as `Authorization: ApiKey <base64(id:api_key)>` (a header credential). Errors
+//! come as `{"error":{"type","reason",…},"status":n}`. OpenSearch answers the same shapes.
+
+use async_trait::async_trait;
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+use super::http::{encode_component, payload_text};
+use crate::connector::{ConnectorError, Lookup, Target};
+use crate::net::{HttpSystem, Reply, excerpt};
+use crate::sentinel::SentinelId;
+
+/// Which arrival is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EsMode {
+    /// The document is indexed (real-time `GET` by `_id`): pipeline lag only.
+    #[default]
+    Indexed,
+    /// The document is searchable (`_search` with a term query): pipeline lag plus refresh.
+    Searchable,
+}
+
+/// Where sentinels land in an Elasticsearch/OpenSearch cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EsIndex {
+    /// Cluster URL, `https://es.example.com:9200` (no trailing slash).
+    pub base: String,
+    /// Index (or alias) name.
+    pub index: String,
+    /// `indexed` (document GET, real-time) or `searchable` (search, after a refresh).
+    pub mode: EsMode,
+    /// `keyword` field holding the sentinel key, for `searchable` mode (in `indexed` mode the
+    /// document `_id` must be the sentinel key). A `text` field would be analysed and never
+    /// match a term query; with dynamic mapping use `<field>.keyword`.
+    pub key_field: String,
+    /// `_source` field holding the payload, compared with what was written.
+    pub payload_field: String,
+}
+
+/// The connector: one index of one cluster.
+pub struct Elasticsearch {
+    http: HttpSystem,
+    index: EsIndex,
+}
+
+/// The error an Elasticsearch body describes (`{"error":{"type","reason"}}` or
+/// `{"error":"text"}`), or the status and an excerpt.
+fn es_error(reply: &Reply) -> ConnectorError {
+    let detail = serde_json::from_slice::<Value>(&reply.body)
+        .ok()
+        .and_then(|v| match v.get("error")? {
+            Value::String(s) => Some(excerpt(s.as_bytes())),
+            e @ Value::Object(_) => {
+                let kind = e.get("type").and_then(Value::as_str).unwrap_or("error");
+                let reason = e.get("reason").and_then(Value::as_str).unwrap_or("");
+                Some(format!("{kind}: {}", excerpt(reason.as_bytes())))
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| excerpt(&reply.body));
+    ConnectorError::BadResponse {
+        status: reply.status.as_u16(),
+        detail,
+    }
+}
+
+fn bad(reply: &Reply, detail: String) -> ConnectorError {
+    ConnectorError::BadResponse {
+        status: reply.status.as_u16(),
+        detail,
+    }
+}
+
+impl Elasticsearch {
+    pub fn new(http: HttpSystem, index: EsIndex) -> Self {
+        Elasticsearch { http, index }
+    }
+
+    fn index_url(&self) -> String {
+        format!(
+            "{}/{}",
+            self.index.base,
+            encode_component(&self.index.index)
+        )
+    }
+
+    fn payload(&self, source: Option<&Value>) -> Option<String> {
+        source?
+            .get(&self.index.payload_field)
+            .and_then(payload_text)
+    }
+
+    async fn indexed(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+        let url = format!("{}/_doc/{}", self.index_url(), encode_component(id.key()));
+        let reply = self
+            .http
+            .send("lookup", |c: &Client| {
+                c.get(&url).header("Accept", "application/json")
+            })
+            .await?;
+        if !matches!(reply.status, StatusCode::OK | StatusCode::NOT_FOUND) {
+            return Err(es_error(&reply));
+        }
+        let doc: Value = reply.json()?;
+        if doc.get("error").is_some() {
+            return Err(es_error(&reply));
+        }
+        match doc.get("found").and_then(Value::as_bool) {
+            Some(true) if reply.status == StatusCode::OK => Ok(Lookup::Present {
+                payload: self.payload(doc.get("_source")),
+            }),
+            Some(false) => Ok(Lookup::Absent),
+            _ => Err(bad(
+                &reply,
+                format!(
+                    "expected a document with \"found\", got {}",
+                    excerpt(&reply.body)
+                ),
+            )),
+        }
+    }
+
+    async fn searchable(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+        let url = format!("{}/_search", self.index_url());
+        let mut term = serde_json::Map::new();
+        term.insert(self.index.key_field.clone(), json!(id.key()));
+        let body = json!({"query": {"term": term}, "size": 1});
+        let reply = self
+            .http
+            .send("lookup", |c: &Client| {
+                c.post(&url)
+                    .header("Accept", "application/json")
+                    .json(&body)
+            })
+            .await?;
+        if reply.status != StatusCode::OK {
+            return Err(es_error(&reply));
+        }
+        let answer: Value = reply.json()?;
+        let Some(hits) = answer.pointer("/hits/hits").and_then(Value::as_array) else {
+            return Err(bad(
+                &reply,
+                format!("expected hits.hits, got {}", excerpt(&reply.body)),
+            ));
+        };
+        let Some(hit) = hits.first() else {
+            return Ok(Lookup::Absent);
+        };
+        let source = hit.get("_source");
+        match source.and_then(|s| s.get(&self.index.key_field)) {
+            None => {}
+            Some(Value::String(k)) if k == id.key() => {}
+            Some(other) => {
+                return Err(bad(
+                    &reply,
+                    format!(
+                        "term query on {} = {} returned a document with {}",
+                        self.index.key_field,
+                        id.key(),
+                        excerpt(other.to_string().as_bytes())
+                    ),
+                ));
+            }
+        }
+        Ok(Lookup::Present {
+            payload: self.payload(source),
+        })
+    }
+}
+
+#[async_trait]
+impl Target for Elasticsearch {
+    async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+        match self.index.mode {
+            EsMode::Indexed => self.indexed(id).await,
+            EsMode::Searchable => self.searchable(id).await,
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! `fo_odata`: Finance & Operations data entities over OData, the target of dual-write.
+//!
+//! Why: dual-write copies a Dataverse row into an F&O data entity (e.g. `accounts` →
+//! `CustomersV3`). lagwatch writes the sentinel in Dataverse and looks for it here, by the
+//! entity field the Dataverse key column is mapped to (fact sheet §4.1):
+//!
+//! ```http
+//! GET {base}/data/{EntitySet}?cross-company=true&$filter={key_field} eq '{key}'&$select={key_field},{payload_field}&$top=1
+//! Accept: application/json
+//! OData-MaxVersion: 4.0
+//! OData-Version: 4.0
+//! → 200 {"@odata.context":"…","value":[{"@odata.etag":"…","CustomerAccount":"…","…":"…"}]}
+//! ```
+//!
+//! `cross-company=true` because by default F&O only returns rows of the caller's default
+//! company (§4.1); with a configured `data_area_id` the filter adds `and dataAreaId eq '…'`.
+//! Literals have single quotes doubled. F&O string `eq` is case-insensitive and treats `*` as a
+//! wildcard (§4.1), so a returned row whose key differs from the sentinel's (other than in
+//! case) is a [`ConnectorError::BadResponse`], never a hit. An empty `value` is
+//! [`Lookup::Absent`]; a 404 means the entity set does not exist and is an error. Throttling is
+//! priority-based with `429` + `Retry-After` seconds (§4.2), handled by [`HttpSystem`]. Auth is
+//! an Entra bearer token for `https://<env>.operations.dynamics.com/.default`.
+//!
+//! Dual-write is synchronous while a map is *Running* (§4.3): the F&O row is committed in the
+//! same transaction as the Dataverse write, so "not there yet" soon stops being a lag and
+//! becomes a paused or stopped map; [`dual_write_signal`] classifies that.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::{Client, RequestBuilder, StatusCode};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::dataverse::literal;
+use super::http::payload_text;
+use crate::connector::{ConnectorError, Lookup, Target};
+use crate::net::{HttpSystem, Reply, excerpt};
+use crate::sentinel::SentinelId;
+
+/// Where dual-written sentinels land in an F&O environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityMap {
+    /// Environment URL, `https://<env>.operations.dynamics.com` (no trailing slash); requests
+    /// go to `<base>/data/<entity_set>`.
+    pub base: String,
+    /// Public collection name of the data entity the dual-write map writes, e.g. `CustomersV3`
+    /// for the "Customers V3 to accounts" map.
+    pub entity_set: String,
+    /// Entity field the Dataverse key column is mapped to, e.g. `CustomerAccount` (mapped from
+    /// `accountnumber`). Lookups filter on it.
+    pub key_field: String,
+    /// Entity field the Dataverse payload column is mapped to, e.g. `OrganizationName` (from
+    /// `name`); its content is compared with the sentinel's to detect transformations.
+    pub payload_field: String,
+    /// Legal entity the sentinel's company maps to, e.g. `usmf`. When set, only rows of that
+    /// company count (`and dataAreaId eq 'usmf'`); when absent, any company does.
+    pub data_area_id: Option<String>,
+}
+
+/// Headers of every F&O and Dataverse OData request (fact sheet §1.2, §4.1).
+pub(crate) fn odata(req: RequestBuilder) -> RequestBuilder {
+    req.header("Accept", "application/json")
+        .header("OData-MaxVersion", "4.0")
+        .header("OData-Version", "4.0")
+}
+
+/// The error an OData-style body `{"error":{"code","message"}}` describes (F&O, Azure AI
+/// Search, Dataverse), or the status and an excerpt of whatever came instead.
+pub(crate) fn odata_error(reply: &Reply) -> ConnectorError {
+    ConnectorError::BadResponse {
+        status: reply.status.as_u16(),
+        detail: odata_error_detail(&reply.body).unwrap_or_else(|| excerpt(&reply.body)),
+    }
+}
+
+/// `code: message` of an OData error body, if it is one.
+pub(crate) fn odata_error_detail(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Body {
+        error: Inner,
+    }
+    #[derive(Deserialize)]
+    struct Inner {
+        #[serde(default)]
+        code: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+    }
+    let b: Body = serde_json::from_slice(body).ok()?;
+    let message = excerpt(b.error.message.unwrap_or_default().as_bytes());
+    Some(match b.error.code.filter(|c| !c.is_empty()) {
+        Some(code) => format!("{code}: {message}"),
+        None => message,
+    })
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Collection {
+    pub value: Vec<Value>,
+}
+
+/// The connector: one entity set of one F&O environment.
+pub struct FoOdata {
+    http: HttpSystem,
+    map: EntityMap,
+}
+
+impl FoOdata {
+    pub fn new(http: HttpSystem, map: EntityMap) -> Self {
+        FoOdata { http, map }
+    }
+
+    fn filter(&self, id: &SentinelId) -> String {
+        let mut f = format!("{} eq {}", self.map.key_field, literal(id.key()));
+        if let Some(company) = &self.map.data_area_id {
+            f.push_str(&format!(" and dataAreaId eq {}", literal(company)));
+        }
+        f
+    }
+}
+
+#[async_trait]
+impl Target for FoOdata {
+    async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+        let url = format!("{}/data/{}", self.map.base, self.map.entity_set);
+        let filter = self.filter(id);
+        let select = format!("{},{}", self.map.key_field, self.map.payload_field);
+        let reply = self
+            .http
+            .send("lookup", |c: &Client| {
+                odata(c.get(&url)).query(&[
+                    ("cross-company", "true"),
+                    ("$filter", filter.as_str()),
+                    ("$select", select.as_str()),
+                    ("$top", "1"),
+                ])
+            })
+            .await?;
+        if reply.status != StatusCode::OK {
+            return Err(odata_error(&reply));
+        }
+        let page: Collection = reply.json()?;
+        let Some(row) = page.value.first() else {
+            return Ok(Lookup::Absent);
+        };
+        if let Some(found) = row.get(&self.map.key_field).and_then(Value::as_str)
+            && !found.eq_ignore_ascii_case(id.key())
+        {
+            return Err(ConnectorError::BadResponse {
+                status: reply.status.as_u16(),
+                detail: format!(
+                    "asked for {} {} and got a row with {}",
+                    self.map.key_field,
+                    id.key(),
+                    excerpt(found.as_bytes())
+                ),
+            });
+        }
+        Ok(Lookup::Present {
+            payload: row.get(&self.map.payload_field).and_then(payload_text),
+        })
+    }
+}
+
+/// How long a sentinel may be missing from F&O, after Dataverse acknowledged it, before the
+/// map is taken as not running. Not a documented figure: a running map commits the F&O row
+/// inside the Dataverse write (fact sheet §4.3), so this only absorbs the first poll gaps and
+/// clock granularity.
+pub const DEFAULT_SYNC_GRACE: Duration = Duration::from_secs(30);
+
+/// What one F&O lookup means on a dual-write path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DualWriteSignal {
+    /// The row is in F&O: the map is running. (Content that differs is still the engine's
+    /// ordinary `mismatch`: a field mapping or transform changed it.)
+    Synced,
+    /// Not in F&O yet, but still within the grace a synchronous map gets: keep polling.
+    Pending,
+    /// Accepted by Dataverse, still absent from F&O after the grace although the map should
+    /// be synchronous.
+    ///
+    /// What the engine should report: **the map is not running**, not a slow path. Per the
+    /// fact sheet §4.3 a *Running* map writes F&O in the same transaction as Dataverse (a failed
+    /// dual-write rolls the Dataverse write back, so the write would not have been
+    /// acknowledged), hence a missing row means the table map is *Paused* (changes queue for at
+    /// most one day / 1 GB, then block), *Stopped*/*Not running*, still *Initializing*, or the
+    /// sentinel fails the map's filter or company rules (e.g. no company lookup,
+    /// `customertypecode` ≠ 3 for `CustomersV3-accounts`). Report it as a distinct
+    /// "dual-write paused" condition of the path (a state or reason, and a counter), keep
+    /// polling so the resume is seen, and keep the lag of a sentinel that arrives after a
+    /// catch-up out of the lag histogram and the learned window: that number measures how long
+    /// the map was paused, not replication latency.
+    MapNotRunning,
+}
+
+/// Classifies one lookup of a dual-write target, `since_ack` after Dataverse acknowledged the
+/// sentinel's write; `grace` is how long a synchronous map may still miss it (see
+/// [`DEFAULT_SYNC_GRACE`]). Errors are not classified: they are lookup errors as on any path.
+pub fn dual_write_signal(lookup: &Lookup, since_ack: Duration, grace: Duration) -> DualWriteSignal {
+    match lookup {
+        Lookup::Present { .. } => DualWriteSignal::Synced,
+        Lookup::Absent if since_ack <= grace => DualWriteSignal::Pending,
+        Lookup::Absent => DualWriteSignal::MapNotRunning,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_row_after_the_grace_is_a_stopped_map_not_lag() {
+        let grace = DEFAULT_SYNC_GRACE;
+        let present = Lookup::Present { payload: None };
+        assert_eq!(
+            dual_write_signal(&present, Duration::from_secs(3600), grace),
+            DualWriteSignal::Synced
+        );
+        assert_eq!(
+            dual_write_signal(&Lookup::Absent, Duration::from_secs(1), grace),
+            DualWriteSignal::Pending
+        );
+        assert_eq!(
+            dual_write_signal(&Lookup::Absent, grace, grace),
+            DualWriteSignal::Pending
+        );
+        assert_eq!(
+            dual_write_signal(&Lookup::Absent, grace + Duration::from_millis(1), grace),
+            DualWriteSignal::MapNotRunning
+        );
+    }
+
+    #[test]
+    fn odata_error_bodies_are_read() {
+        assert_eq!(
+            odata_error_detail(br#"{"error":{"code":"","message":"No  such\nentity"}}"#),
+            Some("No such entity".to_string())
+        );
+        assert_eq!(
+            odata_error_detail(br#"{"error":{"code":"X1","message":"m"}}"#),
+            Some("X1: m".to_string())
+        );
+        assert_eq!(odata_error_detail(b"<html>"), None);
+    }
+}
