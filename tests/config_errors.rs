@@ -180,7 +180,58 @@ const CASES: &[Case] = &[
     case(
         "unknown_kind.yaml",
         "systems.replica.kind",
-        "unknown kind \"salesforce\"; the kinds lagwatch knows are: simulated, dataverse",
+        "unknown kind \"salesforce\"; the kinds lagwatch knows are: simulated, dataverse, fo_odata, azure_search, dataverse_search, elasticsearch, http",
+    ),
+    // The Dynamics 365 and search kinds.
+    case(
+        "fo_odata_as_source.yaml",
+        "paths[0].source",
+        "system \"fno\" (kind fo_odata) cannot be a source: F&O is written by dual-write, not by lagwatch; write sentinels into the Dataverse table the map reads and probe this system as a target",
+    ),
+    case(
+        "fo_odata_bad_company.yaml",
+        "systems.fno.data_area_id",
+        "\"us-mf\" is not a legal entity id (1 to 4 letters or digits, e.g. usmf)",
+    ),
+    case(
+        "search_basic_auth.yaml",
+        "systems.search.auth.method",
+        "this kind does not take method basic; the methods it takes are: client_secret, client_certificate, workload_identity, managed_identity, api_key",
+    ),
+    case(
+        "search_bad_index.yaml",
+        "systems.search.index",
+        "\"Sentinels\" is not an index name (lower-case letters, digits, -)",
+    ),
+    case(
+        "es_searchable_without_key_field.yaml",
+        "systems.es.key_field",
+        "searchable mode finds the sentinel with a term query on this keyword field; name it (e.g. key or key.keyword)",
+    ),
+    case(
+        "es_unknown_auth_key.yaml",
+        "systems.es.auth.passwd",
+        "unknown key; the keys allowed here are: method, username, password",
+    ),
+    case(
+        "http_unknown_placeholder.yaml",
+        "systems.api.lookup.url",
+        "unknown placeholder {key}; the placeholders here are: {id}, {uuid}",
+    ),
+    case(
+        "http_pointer_in_write.yaml",
+        "systems.api.write.payload_pointer",
+        "payload_pointer belongs in read and lookup, not here",
+    ),
+    case(
+        "http_without_lookup.yaml",
+        "systems.api.lookup",
+        "an http system needs a lookup (or read) request: how to find a sentinel in it",
+    ),
+    case(
+        "dataverse_search_bad_entity.yaml",
+        "systems.crm-search.entity",
+        "\"lw sentinel\" is not a Dataverse logical name (letters, digits, _)",
     ),
     case(
         "unknown_distribution.yaml",

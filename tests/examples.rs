@@ -8,7 +8,12 @@ use lagwatch::app::App;
 use lagwatch::config::Config;
 
 /// Secrets the examples reference (`env:` names) and a stand-in value for tests.
-const EXAMPLE_SECRETS: &[&str] = &["LAGWATCH_DATAVERSE_SECRET"];
+const EXAMPLE_SECRETS: &[&str] = &[
+    "LAGWATCH_DATAVERSE_SECRET",
+    "LAGWATCH_ENTRA_SECRET",
+    "LAGWATCH_SEARCH_KEY",
+    "LAGWATCH_ES_PASSWORD",
+];
 
 fn provide_example_secrets() {
     static ONCE: std::sync::Once = std::sync::Once::new();

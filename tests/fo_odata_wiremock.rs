@@ -83,7 +83,7 @@ async fn fixture(data_area_id: Option<&str>) -> Fixture {
             base: server.uri(),
             entity_set: "CustomersV3".into(),
             key_field: "CustomerAccount".into(),
-            payload_field: "OrganizationName".into(),
+            payload_field: Some("OrganizationName".into()),
             data_area_id: data_area_id.map(str::to_string),
         },
     );

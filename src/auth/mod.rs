@@ -60,6 +60,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod credential;
 pub mod entra;
 mod fake;
 pub mod managed;
@@ -74,6 +75,7 @@ use tokio::time::Instant;
 
 pub use cache::TokenCache;
 pub use config::{AuthConfig, AuthMethod};
+pub use credential::{Accepts, ApiKeyStyle, Credential};
 pub use entra::ClientCredentials;
 #[doc(hidden)]
 pub use fake::StaticTokenSource;

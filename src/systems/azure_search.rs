@@ -23,6 +23,8 @@
 //! `https://search.azure.com/.default` with a search data reader role (§6.1); both are the
 //! system's `auth` in [`HttpSystem`]. Errors come as `{"error":{"code","message"}}`.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -30,7 +32,11 @@ use serde_json::{Value, json};
 use super::dataverse::literal;
 use super::fo_odata::{Collection, odata_error, odata_error_detail};
 use super::http::{encode_component, payload_text};
+use super::{BuildContext, System, SystemKind, check_names, check_url, decode_as};
+use crate::auth::{Accepts, ApiKeyStyle, Credential, SEARCH_SCOPE};
+use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Target};
+use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
 use crate::sentinel::SentinelId;
 
@@ -38,7 +44,8 @@ use crate::sentinel::SentinelId;
 pub const DEFAULT_API_VERSION: &str = "2025-09-01";
 
 /// How the sentinel is found in the index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SearchMode {
     /// The document key is the sentinel key: one `GET …/docs/{key}`.
     #[default]
@@ -63,6 +70,131 @@ pub struct SearchIndex {
     pub key_field: String,
     /// Retrievable field holding the sentinel payload, compared with what was written.
     pub payload_field: String,
+}
+
+/// Config of a `kind: azure_search` system.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureSearchConfig {
+    /// Service endpoint, `https://<service>.search.windows.net`.
+    pub endpoint: String,
+    pub index: String,
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    #[serde(default)]
+    pub mode: SearchMode,
+    pub key_field: String,
+    pub payload_field: String,
+    /// `api_key` (a query key is enough) or an Entra method.
+    #[serde(deserialize_with = "crate::auth::credential::raw")]
+    pub auth: Value,
+    /// Entra token scope; `https://search.azure.com/.default` when absent.
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(skip)]
+    credential: Option<Credential>,
+}
+
+fn default_api_version() -> String {
+    DEFAULT_API_VERSION.to_string()
+}
+
+/// Registry entry: types and checks a `kind: azure_search` block.
+///
+/// # Errors
+/// An [`Issue`] naming the offending key.
+pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
+    let mut c: AzureSearchConfig = decode_as(key, value)?;
+    check_url(
+        &format!("{key}.endpoint"),
+        &c.endpoint,
+        "a search service endpoint such as https://contoso.search.windows.net",
+    )?;
+    let index_ok = !c.index.is_empty()
+        && c.index.len() <= 128
+        && c.index
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+    if !index_ok {
+        return Err(Issue::new(
+            format!("{key}.index"),
+            format!(
+                "\"{}\" is not an index name (lower-case letters, digits, -)",
+                c.index
+            ),
+        ));
+    }
+    check_names(
+        key,
+        "a field name",
+        &[
+            ("key_field", &c.key_field),
+            ("payload_field", &c.payload_field),
+        ],
+    )?;
+    c.credential = Some(Credential::decode(
+        &format!("{key}.auth"),
+        c.auth.clone(),
+        Accepts::ENTRA_OR_KEY,
+    )?);
+    Ok(Box::new(c))
+}
+
+impl SystemKind for AzureSearchConfig {
+    fn kind(&self) -> &'static str {
+        "azure_search"
+    }
+
+    fn can_write(&self) -> Result<(), String> {
+        Err(
+            "a search index is fed by its pipeline or indexer; write sentinels into the \
+             system it indexes and probe this one as a target"
+                .to_string(),
+        )
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} index {} ({:?} on {}, payload {}), auth {}",
+            self.endpoint,
+            self.index,
+            self.mode,
+            self.key_field,
+            self.payload_field,
+            self.credential.as_ref().map_or("?", Credential::method)
+        )
+    }
+
+    fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
+        let http = super::http_system(
+            name,
+            cx,
+            &gate,
+            self.credential.as_ref(),
+            || {
+                Ok(self
+                    .scope
+                    .clone()
+                    .unwrap_or_else(|| SEARCH_SCOPE.to_string()))
+            },
+            Some(ApiKeyStyle {
+                header: "api-key",
+                prefix: "",
+            }),
+        )?;
+        let connector = Arc::new(AzureSearch::new(
+            http,
+            SearchIndex {
+                endpoint: self.endpoint.trim_end_matches('/').to_string(),
+                index: self.index.clone(),
+                api_version: self.api_version.clone(),
+                mode: self.mode,
+                key_field: self.key_field.clone(),
+                payload_field: self.payload_field.clone(),
+            },
+        ));
+        Ok(System::target_only(name, self.kind(), gate, connector))
+    }
 }
 
 /// The connector: one index of one search service.

@@ -91,31 +91,21 @@ fn default_api_version() -> String {
 /// An [`Issue`] naming the offending key.
 pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
     let c: DataverseConfig = decode_as(key, value)?;
-    match url::Url::parse(&c.url) {
-        Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
-        _ => {
-            return Err(Issue::new(
-                format!("{key}.url"),
-                format!(
-                    "\"{}\" is not an environment URL such as https://contoso.crm.dynamics.com",
-                    c.url
-                ),
-            ));
-        }
-    }
-    for (name, v) in [
-        ("table", &c.table),
-        ("id_column", &c.id_column),
-        ("key_column", &c.key_column),
-        ("payload_column", &c.payload_column),
-    ] {
-        if v.is_empty() || !v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
-            return Err(Issue::new(
-                format!("{key}.{name}"),
-                format!("\"{v}\" is not a Dataverse logical name (letters, digits, _)"),
-            ));
-        }
-    }
+    super::check_url(
+        &format!("{key}.url"),
+        &c.url,
+        "an environment URL such as https://contoso.crm.dynamics.com",
+    )?;
+    super::check_names(
+        key,
+        "a Dataverse logical name",
+        &[
+            ("table", &c.table),
+            ("id_column", &c.id_column),
+            ("key_column", &c.key_column),
+            ("payload_column", &c.payload_column),
+        ],
+    )?;
     c.auth.validate(&format!("{key}.auth"))?;
     Ok(Box::new(c))
 }
@@ -137,7 +127,7 @@ impl SystemKind for DataverseConfig {
             self.key_column,
             self.payload_column,
             self.create,
-            self.auth.method
+            self.auth.method.as_str()
         )
     }
 

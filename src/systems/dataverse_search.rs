@@ -33,6 +33,8 @@
 //! stay under it, and a `429` with `Retry-After` is handled by [`HttpSystem`] like any other.
 //! Authentication is the same Entra bearer token as the environment's Web API.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use reqwest::{Client, StatusCode};
 use serde::Deserialize;
@@ -40,7 +42,11 @@ use serde_json::{Map, Value, json};
 
 use super::fo_odata::{odata, odata_error};
 use super::http::payload_text;
+use super::{BuildContext, System, SystemKind, check_names, check_url, decode_as};
+use crate::auth::{Accepts, Credential};
+use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Target};
+use crate::gate::{Gate, Limits};
 use crate::net::{HttpSystem, Reply, excerpt};
 use crate::sentinel::SentinelId;
 
@@ -58,6 +64,120 @@ pub struct SearchTable {
     /// Column holding the payload, e.g. `description`; must be in the index's view columns to
     /// be returned.
     pub payload_column: String,
+}
+
+/// Config of a `kind: dataverse_search` system.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataverseSearchConfig {
+    /// Environment URL, `https://<org>.crm.dynamics.com`.
+    pub url: String,
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    /// Logical (singular) table name, e.g. `account`.
+    pub entity: String,
+    pub key_column: String,
+    pub payload_column: String,
+    #[serde(deserialize_with = "crate::auth::credential::raw")]
+    pub auth: Value,
+    /// Token scope; `<environment URL>/.default` when absent.
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(skip)]
+    credential: Option<Credential>,
+}
+
+fn default_api_version() -> String {
+    "v9.2".to_string()
+}
+
+/// Registry entry: types and checks a `kind: dataverse_search` block.
+///
+/// # Errors
+/// An [`Issue`] naming the offending key.
+pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
+    let mut c: DataverseSearchConfig = decode_as(key, value)?;
+    check_url(
+        &format!("{key}.url"),
+        &c.url,
+        "an environment URL such as https://contoso.crm.dynamics.com",
+    )?;
+    check_names(
+        key,
+        "a Dataverse logical name",
+        &[
+            ("entity", &c.entity),
+            ("key_column", &c.key_column),
+            ("payload_column", &c.payload_column),
+        ],
+    )?;
+    c.credential = Some(Credential::decode(
+        &format!("{key}.auth"),
+        c.auth.clone(),
+        Accepts::ENTRA,
+    )?);
+    Ok(Box::new(c))
+}
+
+impl SystemKind for DataverseSearchConfig {
+    fn kind(&self) -> &'static str {
+        "dataverse_search"
+    }
+
+    fn can_write(&self) -> Result<(), String> {
+        Err(
+            "Dataverse search indexes a table; write sentinels into that table with a \
+             dataverse system and probe this one as a target"
+                .to_string(),
+        )
+    }
+
+    /// Dataverse search allows one request per second per user (fact sheet §6.2): keep
+    /// under it, one at a time.
+    fn default_limits(&self) -> Limits {
+        Limits {
+            max_concurrency: 1,
+            requests: 50,
+            per: crate::config::Dur::secs(60),
+            ..Limits::default()
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} search on {} (key {}, payload {}), auth {}",
+            self.url,
+            self.entity,
+            self.key_column,
+            self.payload_column,
+            self.credential.as_ref().map_or("?", Credential::method)
+        )
+    }
+
+    fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
+        let http = super::http_system(
+            name,
+            cx,
+            &gate,
+            self.credential.as_ref(),
+            || super::scope_or_derived(name, self.scope.as_deref(), &self.url),
+            None,
+        )?;
+        let connector = Arc::new(DataverseSearch::new(
+            http,
+            SearchTable {
+                base: format!(
+                    "{}/api/data/{}",
+                    self.url.trim_end_matches('/'),
+                    self.api_version
+                ),
+                entity: self.entity.clone(),
+                key_column: self.key_column.clone(),
+                payload_column: self.payload_column.clone(),
+            },
+        ));
+        Ok(System::target_only(name, self.kind(), gate, connector))
+    }
 }
 
 /// The connector: one table of one environment's search index.

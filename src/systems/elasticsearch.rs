@@ -20,17 +20,24 @@
 //! API key sent as `Authorization: ApiKey <base64(id:api_key)>` (a header credential). Errors
 //! come as `{"error":{"type","reason",…},"status":n}`. OpenSearch answers the same shapes.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
 use super::http::{encode_component, payload_text};
+use super::{BuildContext, System, SystemKind, check_url, decode_as};
+use crate::auth::{Accepts, ApiKeyStyle, Credential};
+use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Target};
+use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
 use crate::sentinel::SentinelId;
 
 /// Which arrival is measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EsMode {
     /// The document is indexed (real-time `GET` by `_id`): pipeline lag only.
     #[default]
@@ -54,6 +61,130 @@ pub struct EsIndex {
     pub key_field: String,
     /// `_source` field holding the payload, compared with what was written.
     pub payload_field: String,
+}
+
+/// Config of a `kind: elasticsearch` system (Elasticsearch or OpenSearch).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticsearchConfig {
+    /// Cluster URL, `https://es.example.com:9200`.
+    pub url: String,
+    pub index: String,
+    #[serde(default)]
+    pub mode: EsMode,
+    /// `keyword` field with the sentinel key; needed in `searchable` mode.
+    #[serde(default)]
+    pub key_field: Option<String>,
+    pub payload_field: String,
+    /// `basic`, `api_key` (the encoded key Elasticsearch returns) or `none`.
+    #[serde(deserialize_with = "crate::auth::credential::raw")]
+    pub auth: Value,
+    #[serde(skip)]
+    credential: Option<Credential>,
+}
+
+/// Registry entry: types and checks a `kind: elasticsearch` block.
+///
+/// # Errors
+/// An [`Issue`] naming the offending key.
+pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
+    let mut c: ElasticsearchConfig = decode_as(key, value)?;
+    check_url(
+        &format!("{key}.url"),
+        &c.url,
+        "a cluster URL such as https://es.example.com:9200",
+    )?;
+    let index_ok = !c.index.is_empty()
+        && !c.index.starts_with(['-', '_', '+'])
+        && c.index.chars().all(|ch| {
+            !ch.is_ascii_uppercase()
+                && !matches!(
+                    ch,
+                    '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ' ' | ',' | '#' | ':'
+                )
+        });
+    if !index_ok {
+        return Err(Issue::new(
+            format!("{key}.index"),
+            format!(
+                "\"{}\" is not an index name (lower case, no spaces or \\/*?\"<>|,#:, not starting with -, _ or +)",
+                c.index
+            ),
+        ));
+    }
+    match (&c.mode, &c.key_field) {
+        (EsMode::Searchable, None) => {
+            return Err(Issue::new(
+                format!("{key}.key_field"),
+                "searchable mode finds the sentinel with a term query on this keyword field; \
+                 name it (e.g. key or key.keyword)",
+            ));
+        }
+        (EsMode::Indexed, Some(_)) => {
+            return Err(Issue::new(
+                format!("{key}.key_field"),
+                "indexed mode reads the document whose _id is the sentinel key; key_field is \
+                 only for searchable mode, remove it",
+            ));
+        }
+        _ => {}
+    }
+    c.credential = Some(Credential::decode(
+        &format!("{key}.auth"),
+        c.auth.clone(),
+        Accepts::STATIC,
+    )?);
+    Ok(Box::new(c))
+}
+
+impl SystemKind for ElasticsearchConfig {
+    fn kind(&self) -> &'static str {
+        "elasticsearch"
+    }
+
+    fn can_write(&self) -> Result<(), String> {
+        Err(
+            "an index is fed by its pipeline; write sentinels into the system it copies and \
+             probe this one as a target"
+                .to_string(),
+        )
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} index {} ({:?}, payload {}), auth {}",
+            self.url,
+            self.index,
+            self.mode,
+            self.payload_field,
+            self.credential.as_ref().map_or("?", Credential::method)
+        )
+    }
+
+    fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
+        let http = super::http_system(
+            name,
+            cx,
+            &gate,
+            self.credential.as_ref(),
+            || Err(Issue::new(format!("systems.{name}.auth"), "no Entra scope")),
+            Some(ApiKeyStyle {
+                header: "Authorization",
+                prefix: "ApiKey ",
+            }),
+        )?;
+        let connector = Arc::new(Elasticsearch::new(
+            http,
+            EsIndex {
+                base: self.url.trim_end_matches('/').to_string(),
+                index: self.index.clone(),
+                mode: self.mode,
+                key_field: self.key_field.clone().unwrap_or_default(),
+                payload_field: self.payload_field.clone(),
+            },
+        ));
+        Ok(System::target_only(name, self.kind(), gate, connector))
+    }
 }
 
 /// The connector: one index of one cluster.

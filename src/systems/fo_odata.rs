@@ -32,9 +32,15 @@ use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use super::dataverse::literal;
 use super::http::payload_text;
+use super::{BuildContext, System, SystemKind, check_names, check_url, decode_as};
+use crate::auth::{self, Accepts, Credential};
+use crate::config::{Dur, Issue};
 use crate::connector::{ConnectorError, Lookup, Target};
+use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
 use crate::sentinel::SentinelId;
 
@@ -52,7 +58,7 @@ pub struct EntityMap {
     pub key_field: String,
     /// Entity field the Dataverse payload column is mapped to, e.g. `OrganizationName` (from
     /// `name`); its content is compared with the sentinel's to detect transformations.
-    pub payload_field: String,
+    pub payload_field: Option<String>,
     /// Legal entity the sentinel's company maps to, e.g. `usmf`. When set, only rows of that
     /// company count (`and dataAreaId eq 'usmf'`); when absent, any company does.
     pub data_area_id: Option<String>,
@@ -125,7 +131,10 @@ impl Target for FoOdata {
     async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
         let url = format!("{}/data/{}", self.map.base, self.map.entity_set);
         let filter = self.filter(id);
-        let select = format!("{},{}", self.map.key_field, self.map.payload_field);
+        let select = match &self.map.payload_field {
+            Some(p) => format!("{},{p}", self.map.key_field),
+            None => self.map.key_field.clone(),
+        };
         let reply = self
             .http
             .send("lookup", |c: &Client| {
@@ -158,8 +167,140 @@ impl Target for FoOdata {
             });
         }
         Ok(Lookup::Present {
-            payload: row.get(&self.map.payload_field).and_then(payload_text),
+            payload: self
+                .map
+                .payload_field
+                .as_ref()
+                .and_then(|p| row.get(p))
+                .and_then(payload_text),
         })
+    }
+}
+
+/// Config of a `kind: fo_odata` system: the F&O side of a dual-write table map.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FoOdataConfig {
+    /// Environment URL, `https://<env>.operations.dynamics.com`.
+    pub url: String,
+    /// Public collection name of the data entity, e.g. `CustomersV3`.
+    pub entity_set: String,
+    /// Entity field the Dataverse key column maps to, e.g. `CustomerAccount`.
+    pub key_field: String,
+    /// Entity field the map fills from the Dataverse payload column, compared with what was
+    /// written (a transform or wrong mapping is a `mismatch`). Without it only presence is
+    /// measured: the stock account ↔ customer maps carry no free-text column long enough.
+    #[serde(default)]
+    pub payload_field: Option<String>,
+    /// Legal entity (company) the sentinels belong to, e.g. `usmf`; any company when absent.
+    #[serde(default)]
+    pub data_area_id: Option<String>,
+    /// How long after the source acknowledged a sentinel it may still be missing before the
+    /// map counts as not running (see [`DEFAULT_SYNC_GRACE`]).
+    #[serde(default)]
+    pub sync_grace: Option<Dur>,
+    #[serde(deserialize_with = "auth::credential::raw")]
+    pub auth: Value,
+    /// Token scope; `<environment URL>/.default` when absent.
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(skip)]
+    credential: Option<Credential>,
+}
+
+/// Registry entry: types and checks a `kind: fo_odata` block.
+///
+/// # Errors
+/// An [`Issue`] naming the offending key.
+pub fn decode(key: &str, value: Value) -> Result<Box<dyn super::SystemKind>, Issue> {
+    let mut c: FoOdataConfig = decode_as(key, value)?;
+    check_url(
+        &format!("{key}.url"),
+        &c.url,
+        "an F&O environment URL such as https://contoso.operations.dynamics.com",
+    )?;
+    check_names(
+        key,
+        "an OData name",
+        &[
+            ("entity_set", &c.entity_set),
+            ("key_field", &c.key_field),
+            ("payload_field", c.payload_field.as_deref().unwrap_or("x")),
+        ],
+    )?;
+    if let Some(company) = &c.data_area_id
+        && (company.is_empty()
+            || company.len() > 4
+            || !company.chars().all(|ch| ch.is_ascii_alphanumeric()))
+    {
+        return Err(Issue::new(
+            format!("{key}.data_area_id"),
+            format!("\"{company}\" is not a legal entity id (1 to 4 letters or digits, e.g. usmf)"),
+        ));
+    }
+    c.credential = Some(Credential::decode(
+        &format!("{key}.auth"),
+        c.auth.clone(),
+        Accepts::ENTRA,
+    )?);
+    Ok(Box::new(c))
+}
+
+impl FoOdataConfig {
+    /// The dual-write grace of this target.
+    pub fn grace(&self) -> Duration {
+        self.sync_grace.map_or(DEFAULT_SYNC_GRACE, |d| d.get())
+    }
+}
+
+impl SystemKind for FoOdataConfig {
+    fn kind(&self) -> &'static str {
+        "fo_odata"
+    }
+
+    fn can_write(&self) -> Result<(), String> {
+        Err(
+            "F&O is written by dual-write, not by lagwatch; write sentinels into the Dataverse \
+             table the map reads and probe this system as a target"
+                .to_string(),
+        )
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} entity {} (key {}, payload {}{}), auth {}",
+            self.url,
+            self.entity_set,
+            self.key_field,
+            self.payload_field.as_deref().unwrap_or("not compared"),
+            self.data_area_id
+                .as_ref()
+                .map(|c| format!(", company {c}"))
+                .unwrap_or_default(),
+            self.credential.as_ref().map_or("?", Credential::method)
+        )
+    }
+
+    fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
+        let http = super::http_system(
+            name,
+            cx,
+            &gate,
+            self.credential.as_ref(),
+            || super::scope_or_derived(name, self.scope.as_deref(), &self.url),
+            None,
+        )?;
+        let connector = Arc::new(FoOdata::new(
+            http,
+            EntityMap {
+                base: self.url.trim_end_matches('/').to_string(),
+                entity_set: self.entity_set.clone(),
+                key_field: self.key_field.clone(),
+                payload_field: self.payload_field.clone(),
+                data_area_id: self.data_area_id.clone(),
+            },
+        ));
+        Ok(System::target_only(name, self.kind(), gate, connector))
     }
 }
 

@@ -32,7 +32,8 @@
 //! `BadResponse`. Credentials belong in the system's `auth` (bearer, API-key header or basic,
 //! handled by [`HttpSystem`]), not in templates: headers and URLs here are not redacted.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -40,8 +41,11 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, Method};
 use serde_json::Value;
 
+use super::{BuildContext, System, SystemKind, decode_as};
+use crate::auth::{Accepts, Credential};
 use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Source, Target};
+use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply};
 use crate::sentinel::{Sentinel, SentinelId};
 
@@ -312,6 +316,238 @@ fn unexpected(op: &str, reply: &Reply) -> ConnectorError {
             detail: format!("{op} answered an unexpected status: {detail}"),
         },
         other => other,
+    }
+}
+
+/// One operation as written in YAML: the request, and for reads and lists where the answer
+/// keeps what matters. One shape for every operation so that a key in the wrong operation gets
+/// a sentence saying where it belongs.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestBlock {
+    #[serde(default = "default_method")]
+    method: String,
+    url: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    success: Vec<u16>,
+    #[serde(default)]
+    payload_pointer: Option<String>,
+    #[serde(default)]
+    present_when: Option<PresentBlock>,
+    #[serde(default)]
+    items_pointer: Option<String>,
+    #[serde(default)]
+    key_pointer: Option<String>,
+}
+
+fn default_method() -> String {
+    "GET".to_string()
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresentBlock {
+    pointer: String,
+    equals: Value,
+}
+
+/// Config of a `kind: http` system: one request template per operation.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default)]
+    write: Option<RequestBlock>,
+    #[serde(default)]
+    read: Option<RequestBlock>,
+    #[serde(default)]
+    delete: Option<RequestBlock>,
+    #[serde(default)]
+    lookup: Option<RequestBlock>,
+    #[serde(default)]
+    list: Option<RequestBlock>,
+    /// Any method; `api_key` needs a `header`.
+    #[serde(deserialize_with = "crate::auth::credential::raw")]
+    auth: Value,
+    /// Entra token scope; derived from the first template URL's host when absent.
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(skip)]
+    credential: Option<Credential>,
+    #[serde(skip)]
+    map: HttpMap,
+}
+
+/// The request of operation `key`; `extras` are the answer keys this operation takes.
+fn request(key: &str, b: &RequestBlock, extras: &[&str]) -> Result<HttpRequest, Issue> {
+    for (field, present) in [
+        ("payload_pointer", b.payload_pointer.is_some()),
+        ("present_when", b.present_when.is_some()),
+        ("items_pointer", b.items_pointer.is_some()),
+        ("key_pointer", b.key_pointer.is_some()),
+    ] {
+        if present && !extras.contains(&field) {
+            let belongs = if field.ends_with("_pointer") && field != "payload_pointer" {
+                "list"
+            } else {
+                "read and lookup"
+            };
+            return Err(Issue::new(
+                format!("{key}.{field}"),
+                format!("{field} belongs in {belongs}, not here"),
+            ));
+        }
+    }
+    let method = Method::from_bytes(b.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+        Issue::new(
+            format!("{key}.method"),
+            format!("\"{}\" is not an HTTP method", b.method),
+        )
+    })?;
+    Ok(HttpRequest {
+        method,
+        url: b.url.clone(),
+        headers: b.headers.clone().into_iter().collect(),
+        body: b.body.clone(),
+        success: b.success.clone(),
+    })
+}
+
+fn read(key: &str, b: &RequestBlock) -> Result<HttpRead, Issue> {
+    Ok(HttpRead {
+        request: request(key, b, &["payload_pointer", "present_when"])?,
+        payload_pointer: b.payload_pointer.clone(),
+        present_when: b.present_when.as_ref().map(|w| PresentWhen {
+            pointer: w.pointer.clone(),
+            equals: w.equals.clone(),
+        }),
+    })
+}
+
+fn list(key: &str, b: &RequestBlock) -> Result<HttpList, Issue> {
+    let need = |field: &str, v: &Option<String>| {
+        v.clone().ok_or_else(|| {
+            Issue::new(
+                format!("{key}.{field}"),
+                format!("a list request needs {field}: where the answer keeps it"),
+            )
+        })
+    };
+    Ok(HttpList {
+        request: request(key, b, &["items_pointer", "key_pointer"])?,
+        items_pointer: need("items_pointer", &b.items_pointer)?,
+        key_pointer: need("key_pointer", &b.key_pointer)?,
+    })
+}
+
+/// Registry entry: types and checks a `kind: http` block.
+///
+/// # Errors
+/// An [`Issue`] naming the offending key.
+pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
+    let mut c: HttpConfig = decode_as(key, value)?;
+    let at = |op: &str| format!("{key}.{op}");
+    c.map = HttpMap {
+        write: c
+            .write
+            .as_ref()
+            .map(|b| request(&at("write"), b, &[]))
+            .transpose()?,
+        read: c.read.as_ref().map(|b| read(&at("read"), b)).transpose()?,
+        delete: c
+            .delete
+            .as_ref()
+            .map(|b| request(&at("delete"), b, &[]))
+            .transpose()?,
+        lookup: c
+            .lookup
+            .as_ref()
+            .map(|b| read(&at("lookup"), b))
+            .transpose()?,
+        list: c.list.as_ref().map(|b| list(&at("list"), b)).transpose()?,
+    };
+    if c.map.read.is_none() && c.map.lookup.is_none() {
+        return Err(Issue::new(
+            at("lookup"),
+            "an http system needs a lookup (or read) request: how to find a sentinel in it",
+        ));
+    }
+    c.map.check(key)?;
+    c.credential = Some(Credential::decode(
+        &at("auth"),
+        c.auth.clone(),
+        Accepts::ANY,
+    )?);
+    Ok(Box::new(c))
+}
+
+impl HttpConfig {
+    fn first_url(&self) -> &str {
+        let m = &self.map;
+        m.lookup
+            .as_ref()
+            .or(m.read.as_ref())
+            .map(|r| r.request.url.as_str())
+            .unwrap_or_default()
+    }
+}
+
+impl SystemKind for HttpConfig {
+    fn kind(&self) -> &'static str {
+        "http"
+    }
+
+    fn can_write(&self) -> Result<(), String> {
+        if self.map.write.is_some() {
+            Ok(())
+        } else {
+            Err("it has no write request".to_string())
+        }
+    }
+
+    fn describe(&self) -> String {
+        let ops: Vec<&str> = [
+            ("write", self.map.write.is_some()),
+            ("read", self.map.read.is_some()),
+            ("lookup", self.map.lookup.is_some()),
+            ("delete", self.map.delete.is_some()),
+            ("list", self.map.list.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(n, on)| on.then_some(n))
+        .collect();
+        format!(
+            "{} ({}), auth {}",
+            self.first_url(),
+            ops.join(", "),
+            self.credential.as_ref().map_or("?", Credential::method)
+        )
+    }
+
+    fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
+        let http = super::http_system(
+            name,
+            cx,
+            &gate,
+            self.credential.as_ref(),
+            || super::scope_or_derived(name, self.scope.as_deref(), self.first_url()),
+            None,
+        )?;
+        let connector = Arc::new(HttpKind::new(http, self.map.clone()));
+        Ok(System {
+            name: name.to_string(),
+            kind: self.kind(),
+            gate,
+            source: self
+                .map
+                .write
+                .is_some()
+                .then(|| connector.clone() as Arc<dyn Source>),
+            target: Some(connector),
+        })
     }
 }
 

@@ -70,6 +70,24 @@ pub struct System {
     pub target: Option<Arc<dyn Target>>,
 }
 
+impl System {
+    /// A system that is only read: sentinels are written elsewhere and copied into it.
+    pub fn target_only(
+        name: &str,
+        kind: &'static str,
+        gate: Arc<Gate>,
+        target: Arc<dyn Target>,
+    ) -> Self {
+        System {
+            name: name.to_string(),
+            kind,
+            gate,
+            source: None,
+            target: Some(target),
+        }
+    }
+}
+
 /// What every kind's constructor gets from the framework.
 #[derive(Clone)]
 pub struct BuildContext {
@@ -108,6 +126,11 @@ type Decoder = fn(&str, serde_json::Value) -> Result<Box<dyn SystemKind>, Issue>
 pub const REGISTRY: &[(&str, Decoder)] = &[
     ("simulated", simulated::decode),
     ("dataverse", dataverse::decode),
+    ("fo_odata", fo_odata::decode),
+    ("azure_search", azure_search::decode),
+    ("dataverse_search", dataverse_search::decode),
+    ("elasticsearch", elasticsearch::decode),
+    ("http", http::decode),
 ];
 
 /// Types one `systems.<name>` block by its `kind`.
@@ -187,4 +210,75 @@ pub fn decode_as<T: serde::de::DeserializeOwned>(
     value: serde_json::Value,
 ) -> Result<T, Issue> {
     config::decode(key, value)
+}
+
+/// Checks that `url` at `key` is an absolute `http(s)` URL with a host; `what` describes the
+/// expected URL with an example, for the message. `http` is allowed for emulators and
+/// in-cluster services.
+///
+/// # Errors
+/// An [`Issue`] at `key` quoting the value.
+pub fn check_url(key: &str, url: &str, what: &str) -> Result<(), Issue> {
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => Ok(()),
+        _ => Err(Issue::new(key, format!("\"{url}\" is not {what}"))),
+    }
+}
+
+/// Checks that each `(field, value)` under `key` is a name made of letters, digits and `_`
+/// (OData entity sets and properties, Dataverse logical names), which are then safe to place
+/// in URLs and filters unquoted. `what` names the kind of name in the message.
+///
+/// # Errors
+/// An [`Issue`] at `key.field` quoting the value.
+pub fn check_names(key: &str, what: &str, names: &[(&str, &str)]) -> Result<(), Issue> {
+    for (field, v) in names {
+        if v.is_empty() || !v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+            return Err(Issue::new(
+                format!("{key}.{field}"),
+                format!("\"{v}\" is not {what} (letters, digits, _)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The [`HttpSystem`](crate::net::HttpSystem) of system `name`, authenticated with its decoded
+/// `auth:` block. `scope` gives the Entra token scope when the method needs one; `style` says
+/// how an API key is sent when the block does not name a header.
+///
+/// # Errors
+/// An [`Issue`] under `systems.<name>.auth` when the credential cannot be built.
+pub fn http_system(
+    name: &str,
+    cx: &BuildContext,
+    gate: &Arc<Gate>,
+    credential: Option<&crate::auth::Credential>,
+    scope: impl FnOnce() -> Result<String, Issue>,
+    style: Option<crate::auth::ApiKeyStyle>,
+) -> Result<crate::net::HttpSystem, Issue> {
+    let key = format!("systems.{name}.auth");
+    let credential =
+        credential.ok_or_else(|| Issue::new(&key, "the auth block was not decoded"))?;
+    let auth = credential.http_auth(&key, cx.http.clone(), scope, style)?;
+    Ok(crate::net::HttpSystem::new(
+        name,
+        cx.http.clone(),
+        gate.clone(),
+        cx.metrics.clone(),
+        auth,
+    ))
+}
+
+/// The scope for an Entra token: the configured one, else derived from `url` (errors at
+/// `systems.<name>.url`).
+///
+/// # Errors
+/// An [`Issue`] when no scope can be derived from the URL.
+pub fn scope_or_derived(name: &str, scope: Option<&str>, url: &str) -> Result<String, Issue> {
+    match scope {
+        Some(s) => Ok(s.to_string()),
+        None => crate::auth::scope_for(url)
+            .map_err(|e| Issue::new(format!("systems.{name}.url"), e.to_string())),
+    }
 }

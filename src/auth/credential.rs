@@ -1,0 +1,381 @@
+//! The `auth:` block of any HTTP system: an Entra ID method, or the static credential that
+//! some services take instead (an API key, a user and password).
+//!
+//! Why one block for every kind: users learn one shape, and `method` says which credential it
+//! is. Each kind says which methods its service accepts ([`Accepts`]), so a Dataverse system
+//! asked to use a password gets a clear error at load time instead of a 401 at run time.
+//!
+//! ```yaml
+//! auth: { method: client_secret, tenant_id: …, client_id: …, client_secret: env:NAME }
+//! auth: { method: api_key, key: env:SEARCH_QUERY_KEY }          # header set by the kind
+//! auth: { method: api_key, key: file:/run/secrets/k, header: X-Api-Key }
+//! auth: { method: basic, username: lagwatch, password: env:ES_PASSWORD }
+//! auth: { method: none }
+//! ```
+
+use std::sync::Arc;
+
+use reqwest::header::HeaderName;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{AuthConfig, TokenCache};
+use crate::config::{self, Issue, Secret};
+use crate::net::{Auth, EntraBearer};
+
+/// The Entra ID methods, handled by [`AuthConfig`].
+const ENTRA: &[&str] = &[
+    "client_secret",
+    "client_certificate",
+    "workload_identity",
+    "managed_identity",
+];
+
+/// Which credentials a kind's service takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepts {
+    pub entra: bool,
+    pub api_key: bool,
+    pub basic: bool,
+    pub none: bool,
+}
+
+impl Accepts {
+    /// Dataverse, F&O, Dataverse search: Entra ID only.
+    pub const ENTRA: Accepts = Accepts {
+        entra: true,
+        api_key: false,
+        basic: false,
+        none: false,
+    };
+
+    /// Azure AI Search: Entra ID or an API key.
+    pub const ENTRA_OR_KEY: Accepts = Accepts {
+        entra: true,
+        api_key: true,
+        basic: false,
+        none: false,
+    };
+    /// Elasticsearch / OpenSearch: an API key, a user and password, or nothing.
+    pub const STATIC: Accepts = Accepts {
+        entra: false,
+        api_key: true,
+        basic: true,
+        none: true,
+    };
+    /// The generic `http` kind: anything.
+    pub const ANY: Accepts = Accepts {
+        entra: true,
+        api_key: true,
+        basic: true,
+        none: true,
+    };
+
+    fn methods(self) -> Vec<&'static str> {
+        let mut m = Vec::new();
+        if self.entra {
+            m.extend_from_slice(ENTRA);
+        }
+        if self.api_key {
+            m.push("api_key");
+        }
+        if self.basic {
+            m.push("basic");
+        }
+        if self.none {
+            m.push("none");
+        }
+        m
+    }
+}
+
+/// How an API key is sent when the config does not name a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiKeyStyle {
+    /// Header name, e.g. `api-key` (Azure AI Search) or `Authorization` (Elasticsearch).
+    pub header: &'static str,
+    /// Written before the key unless the key already starts with it, e.g. `ApiKey `.
+    pub prefix: &'static str,
+}
+
+/// A parsed `auth:` block. `Debug` is safe: secrets are redacting [`Secret`]s.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Entra(AuthConfig),
+    ApiKey { key: Secret, header: Option<String> },
+    Basic { username: String, password: Secret },
+    None,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiKeyBlock {
+    #[allow(dead_code)]
+    method: String,
+    /// `env:NAME` or `file:/path`.
+    key: Secret,
+    header: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BasicBlock {
+    #[allow(dead_code)]
+    method: String,
+    username: String,
+    password: Secret,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoneBlock {
+    #[allow(dead_code)]
+    method: String,
+}
+
+impl Credential {
+    /// Types and checks an `auth:` block found at `key` (`systems.search.auth`) for a kind
+    /// whose service takes `accepts`.
+    ///
+    /// # Errors
+    /// An [`Issue`] naming the key: a missing or unknown method, one the kind does not take,
+    /// or what the method's own settings lack.
+    pub fn decode(key: &str, value: Value, accepts: Accepts) -> Result<Credential, Issue> {
+        let allowed = accepts.methods();
+        let method = match value.get("method") {
+            Some(Value::String(m)) => m.clone(),
+            Some(_) => {
+                return Err(Issue::new(
+                    format!("{key}.method"),
+                    "the method must be a string",
+                ));
+            }
+            None if value.is_object() => {
+                return Err(Issue::new(
+                    format!("{key}.method"),
+                    format!(
+                        "required key is missing; the methods this kind takes are: {}",
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+            None => {
+                return Err(Issue::new(
+                    key,
+                    "auth must be a mapping with a method, such as method: client_secret",
+                ));
+            }
+        };
+        if !allowed.contains(&method.as_str()) {
+            let known = ENTRA.contains(&method.as_str())
+                || matches!(method.as_str(), "api_key" | "basic" | "none");
+            let why = if known {
+                format!("this kind does not take method {method}")
+            } else {
+                format!("unknown method \"{method}\"")
+            };
+            return Err(Issue::new(
+                format!("{key}.method"),
+                format!("{why}; the methods it takes are: {}", allowed.join(", ")),
+            ));
+        }
+        match method.as_str() {
+            "api_key" => {
+                let b: ApiKeyBlock = config::decode(key, value)?;
+                if let Some(h) = &b.header
+                    && HeaderName::from_bytes(h.as_bytes()).is_err()
+                {
+                    return Err(Issue::new(
+                        format!("{key}.header"),
+                        format!("\"{h}\" is not a valid header name"),
+                    ));
+                }
+                if b.key.expose().trim().is_empty() {
+                    return Err(Issue::new(
+                        format!("{key}.key"),
+                        format!("the key read from {} is empty", b.key.reference()),
+                    ));
+                }
+                Ok(Credential::ApiKey {
+                    key: b.key,
+                    header: b.header,
+                })
+            }
+            "basic" => {
+                let b: BasicBlock = config::decode(key, value)?;
+                if b.username.is_empty() || b.username.contains(':') {
+                    return Err(Issue::new(
+                        format!("{key}.username"),
+                        "a user name must be non-empty and cannot contain ':'",
+                    ));
+                }
+                Ok(Credential::Basic {
+                    username: b.username,
+                    password: b.password,
+                })
+            }
+            "none" => {
+                let _: NoneBlock = config::decode(key, value)?;
+                Ok(Credential::None)
+            }
+            _ => {
+                let c: AuthConfig = config::decode(key, value)?;
+                c.validate(key)?;
+                Ok(Credential::Entra(c))
+            }
+        }
+    }
+
+    /// The method name, for `check-config` output.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Credential::Entra(c) => c.method.as_str(),
+            Credential::ApiKey { .. } => "api_key",
+            Credential::Basic { .. } => "basic",
+            Credential::None => "none",
+        }
+    }
+
+    /// What the HTTP layer sends. `scope` is asked for only by Entra methods (it may fail for
+    /// a URL it cannot be derived from); `style` says how a key without its own header goes.
+    ///
+    /// # Errors
+    /// An [`Issue`] at `key` when the token source cannot be built or the scope derived.
+    pub fn http_auth(
+        &self,
+        key: &str,
+        http: reqwest::Client,
+        scope: impl FnOnce() -> Result<String, Issue>,
+        style: Option<ApiKeyStyle>,
+    ) -> Result<Auth, Issue> {
+        match self {
+            Credential::Entra(c) => {
+                let source = super::build(c, http).map_err(|e| Issue::new(key, e.to_string()))?;
+                let bearer = EntraBearer::new(TokenCache::new(source), scope()?);
+                Ok(Auth::Bearer(Arc::new(bearer)))
+            }
+            Credential::ApiKey { key: k, header } => {
+                let (name, value) = match (header, style) {
+                    (Some(h), _) => (h.as_str(), k.clone()),
+                    (None, Some(s)) => {
+                        let v = if k.expose().starts_with(s.prefix) {
+                            k.clone()
+                        } else {
+                            Secret::runtime(format!("{}{}", s.prefix, k.expose()), k.reference())
+                        };
+                        (s.header, v)
+                    }
+                    (None, None) => {
+                        return Err(Issue::new(
+                            format!("{key}.header"),
+                            "say which header carries the key, e.g. header: X-Api-Key",
+                        ));
+                    }
+                };
+                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    Issue::new(
+                        format!("{key}.header"),
+                        format!("\"{name}\" is not a valid header name"),
+                    )
+                })?;
+                Ok(Auth::Header { name, value })
+            }
+            Credential::Basic { username, password } => Ok(Auth::Basic {
+                user: username.clone(),
+                password: password.clone(),
+            }),
+            Credential::None => Ok(Auth::None),
+        }
+    }
+}
+
+/// Deserializes as the raw block; kinds call [`Credential::decode`] on it with their key, so
+/// errors inside it carry the full key path.
+pub fn raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    Value::deserialize(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const SEARCH: Accepts = Accepts::ENTRA_OR_KEY;
+
+    fn err(v: Value, accepts: Accepts) -> String {
+        match Credential::decode("systems.s.auth", v, accepts) {
+            Err(i) => format!("{}: {}", i.key, i.reason),
+            Ok(c) => panic!("accepted {c:?}"),
+        }
+    }
+
+    #[test]
+    fn methods_a_kind_does_not_take_are_named() {
+        assert_eq!(
+            err(
+                json!({"method":"basic","username":"u","password":"env:PATH"}),
+                Accepts::ENTRA
+            ),
+            "systems.s.auth.method: this kind does not take method basic; the methods it \
+             takes are: client_secret, client_certificate, workload_identity, managed_identity"
+        );
+        assert_eq!(
+            err(json!({"method":"apikey"}), SEARCH),
+            "systems.s.auth.method: unknown method \"apikey\"; the methods it takes are: \
+             client_secret, client_certificate, workload_identity, managed_identity, api_key"
+        );
+        assert!(err(json!({}), SEARCH).starts_with("systems.s.auth.method: required key"));
+        assert!(
+            err(
+                json!({"method":"api_key","key":"env:PATH","user":"x"}),
+                SEARCH
+            )
+            .starts_with("systems.s.auth.user: unknown key")
+        );
+    }
+
+    #[test]
+    fn api_keys_take_the_kind_header_and_prefix_unless_told_otherwise() {
+        let es = ApiKeyStyle {
+            header: "Authorization",
+            prefix: "ApiKey ",
+        };
+        let c = Credential::ApiKey {
+            key: Secret::runtime("abc", "test"),
+            header: None,
+        };
+        let auth = c
+            .http_auth("k", reqwest::Client::new(), || unreachable!(), Some(es))
+            .expect("auth");
+        let Auth::Header { name, value } = auth else {
+            panic!("{auth:?}")
+        };
+        assert_eq!(
+            (name.as_str(), value.expose()),
+            ("authorization", "ApiKey abc")
+        );
+        let c = Credential::ApiKey {
+            key: Secret::runtime("ApiKey abc", "test"),
+            header: None,
+        };
+        let Auth::Header { value, .. } = c
+            .http_auth("k", reqwest::Client::new(), || unreachable!(), Some(es))
+            .expect("auth")
+        else {
+            panic!()
+        };
+        assert_eq!(value.expose(), "ApiKey abc");
+        let c = Credential::ApiKey {
+            key: Secret::runtime("abc", "test"),
+            header: Some("X-Api-Key".into()),
+        };
+        let Auth::Header { name, value } = c
+            .http_auth("k", reqwest::Client::new(), || unreachable!(), Some(es))
+            .expect("auth")
+        else {
+            panic!()
+        };
+        assert_eq!((name.as_str(), value.expose()), ("x-api-key", "abc"));
+    }
+}
