@@ -507,8 +507,8 @@ fn config_errors_name_the_key() {
         ),
         (
             json!({"method": "client_certificate", "tenant_id": TENANT, "client_id": CLIENT}),
-            "systems.crm.auth.method",
-            "not supported yet; use client_secret, workload_identity or managed_identity",
+            "systems.crm.auth.certificate",
+            "method client_certificate needs certificate",
         ),
         (json!({"method": "password"}), "systems.crm.auth.method", ""),
         (
@@ -552,7 +552,7 @@ fn valid_configs_validate_and_debug_shows_no_secret() {
     .unwrap();
     let e = auth::build(&config, http()).err().unwrap();
     assert_eq!(e.kind(), "config");
-    assert!(e.to_string().contains("not supported yet"), "{e}");
+    assert!(e.to_string().contains("needs certificate"), "{e}");
 }
 
 #[test]

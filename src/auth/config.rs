@@ -12,6 +12,14 @@
 //!   client_secret: env:LAGWATCH_CLIENT_SECRET   # or file:/run/secrets/entra
 //!   authority: https://login.microsoftonline.com  # optional; http allowed for emulators
 //!
+//! auth:                                  # an app registration with a certificate
+//!   method: client_certificate
+//!   tenant_id: 00000000-0000-0000-0000-000000000001
+//!   client_id: 11111111-2222-3333-4444-555555555555
+//!   certificate: file:/run/secrets/lagwatch-app.pem  # the certificate and its unencrypted
+//!                                        # RSA key (PKCS#8 or PKCS#1) in one PEM; or env:NAME
+//!   authority: https://login.microsoftonline.com  # optional; http allowed for emulators
+//!
 //! auth:                                  # Kubernetes with Azure Workload Identity
 //!   method: workload_identity            # tenant_id, client_id, token_file and authority
 //!                                        # default to AZURE_TENANT_ID, AZURE_CLIENT_ID,
@@ -24,9 +32,11 @@
 //! ```
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::certificate::{ClientCertificate, pem_reference};
 use super::entra::{DEFAULT_AUTHORITY, token_url, valid_tenant};
 use super::managed::{IMDS_ENDPOINT, endpoint_url};
 use super::{AuthError, Redacted};
@@ -39,7 +49,6 @@ pub enum AuthMethod {
     ClientSecret,
     WorkloadIdentity,
     ManagedIdentity,
-    /// Recognised so the error can say it is not supported yet.
     ClientCertificate,
 }
 
@@ -59,7 +68,8 @@ impl AuthMethod {
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     pub method: AuthMethod,
-    /// Directory (tenant) id or domain: `client_secret`, `workload_identity`.
+    /// Directory (tenant) id or domain: `client_secret`, `client_certificate`,
+    /// `workload_identity`.
     #[serde(default)]
     pub tenant_id: Option<String>,
     /// Application (client) id; for `managed_identity` the client id of a user-assigned
@@ -69,10 +79,14 @@ pub struct AuthConfig {
     /// `env:NAME` or `file:/path`: `client_secret` only.
     #[serde(default)]
     pub client_secret: Option<Secret>,
+    /// `file:/path` (or `env:NAME`) of a PEM text with the certificate and its unencrypted RSA
+    /// private key: `client_certificate` only. Read at load time; checked by [`Self::validate`].
+    #[serde(default, deserialize_with = "pem_reference")]
+    pub certificate: Option<Secret>,
     /// The projected federated token: `workload_identity` only.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
-    /// Entra authority host: `client_secret`, `workload_identity`.
+    /// Entra authority host: `client_secret`, `client_certificate`, `workload_identity`.
     #[serde(default)]
     pub authority: Option<String>,
     /// IMDS URL override: `managed_identity` only.
@@ -87,6 +101,12 @@ pub(crate) enum Plan {
         tenant_id: String,
         client_id: String,
         secret: Secret,
+    },
+    ClientCertificate {
+        authority: String,
+        tenant_id: String,
+        client_id: String,
+        certificate: Arc<ClientCertificate>,
     },
     WorkloadIdentity {
         authority: String,
@@ -104,8 +124,6 @@ pub(crate) enum Plan {
         client_id: Option<String>,
     },
 }
-
-const SUPPORTED: &str = "use client_secret, workload_identity or managed_identity";
 
 impl AuthConfig {
     /// Checks that the chosen method has what it needs and nothing it does not use; `key` is
@@ -164,13 +182,45 @@ impl AuthConfig {
         };
 
         match self.method {
-            AuthMethod::ClientCertificate => Err(Issue::new(
-                at("method"),
-                format!("client_certificate is not supported yet; {SUPPORTED}"),
-            )),
+            AuthMethod::ClientCertificate => {
+                unused("client_secret", self.client_secret.is_some())?;
+                unused("token_file", self.token_file.is_some())?;
+                unused("endpoint", self.endpoint.is_some())?;
+                let missing = |field: &str| {
+                    Issue::new(
+                        at(field),
+                        format!("method client_certificate needs {field}"),
+                    )
+                };
+                let tenant_id =
+                    non_empty("tenant_id", &self.tenant_id)?.ok_or_else(|| missing("tenant_id"))?;
+                let tenant_id = tenant(Some(tenant_id), "tenant_id")?;
+                let client_id =
+                    non_empty("client_id", &self.client_id)?.ok_or_else(|| missing("client_id"))?;
+                let pem = self.certificate.as_ref().ok_or_else(|| {
+                    Issue::new(
+                        at("certificate"),
+                        "method client_certificate needs certificate, a reference such as file:/path/to/cert-and-key.pem (the certificate and its unencrypted RSA private key in one PEM file)",
+                    )
+                })?;
+                let certificate =
+                    ClientCertificate::from_pem(pem.expose().as_bytes()).map_err(|why| {
+                        Issue::new(at("certificate"), format!("{}: {why}", pem.reference()))
+                    })?;
+                let authority = non_empty("authority", &self.authority)?
+                    .unwrap_or_else(|| DEFAULT_AUTHORITY.to_string());
+                authority_ok(&authority, "authority", &tenant_id)?;
+                Ok(Plan::ClientCertificate {
+                    authority,
+                    tenant_id,
+                    client_id,
+                    certificate: Arc::new(certificate),
+                })
+            }
             AuthMethod::ClientSecret => {
                 unused("token_file", self.token_file.is_some())?;
                 unused("endpoint", self.endpoint.is_some())?;
+                unused("certificate", self.certificate.is_some())?;
                 let missing = |field: &str| {
                     Issue::new(at(field), format!("method client_secret needs {field}"))
                 };
@@ -198,6 +248,7 @@ impl AuthConfig {
             AuthMethod::WorkloadIdentity => {
                 unused("client_secret", self.client_secret.is_some())?;
                 unused("endpoint", self.endpoint.is_some())?;
+                unused("certificate", self.certificate.is_some())?;
                 let from = |field: &str, own: Option<String>, var: &str| {
                     own.or_else(|| env(var)).ok_or_else(|| {
                         Issue::new(
@@ -242,6 +293,7 @@ impl AuthConfig {
                 unused("client_secret", self.client_secret.is_some())?;
                 unused("token_file", self.token_file.is_some())?;
                 unused("authority", self.authority.is_some())?;
+                unused("certificate", self.certificate.is_some())?;
                 let client_id = non_empty("client_id", &self.client_id)?;
                 if let Some(endpoint) = non_empty("endpoint", &self.endpoint)? {
                     endpoint_url(&endpoint, "the managed identity endpoint")
@@ -382,6 +434,46 @@ mod tests {
         assert_eq!(authority, "http://127.0.0.1:1/entra");
         assert_eq!(tenant_id, "t2");
         assert_eq!(token_file, PathBuf::from("/own"));
+    }
+
+    #[test]
+    fn client_certificate_plans_with_the_default_authority() {
+        use crate::auth::certificate::test_pki::{TestKey, pem};
+        let key = TestKey::shared();
+        let dir = std::env::temp_dir().join(format!("lagwatch-plan-cert-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("app.pem");
+        let cert = key.current_certificate();
+        std::fs::write(
+            &f,
+            format!("{}{}", key.pkcs8_pem(), pem("CERTIFICATE", &cert)),
+        )
+        .unwrap();
+        let cfg = parse(serde_json::json!({
+            "method": "client_certificate", "tenant_id": "contoso.onmicrosoft.com",
+            "client_id": "c1", "certificate": format!("file:{}", f.display()),
+        }))
+        .unwrap();
+        let Ok(Plan::ClientCertificate {
+            authority,
+            tenant_id,
+            client_id,
+            certificate,
+        }) = plan(&cfg, &[])
+        else {
+            panic!("expected client_certificate")
+        };
+        assert_eq!(authority, DEFAULT_AUTHORITY);
+        assert_eq!(tenant_id, "contoso.onmicrosoft.com");
+        assert_eq!(client_id, "c1");
+        assert_eq!(certificate.thumbprint().len(), 40);
+        let cfg = parse(serde_json::json!({
+            "method": "client_certificate", "tenant_id": "t1", "client_id": "c1",
+            "certificate": format!("file:{}", f.display()), "token_file": "/x",
+        }))
+        .unwrap();
+        let e = plan(&cfg, &[]).err().unwrap();
+        assert_eq!(e.key, "systems.crm.auth.token_file");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The Entra ID v2 client-credentials grant (fact sheet §3.1), with a client secret or with a
-//! federated token (workload identity) as client assertion.
+//! The Entra ID v2 client-credentials grant (fact sheet §3.1), with a client secret, a
+//! certificate-signed JWT or a federated token (workload identity) as client assertion.
 //!
 //! ```http
 //! POST {authority}/{tenant}/oauth2/v2.0/token
@@ -12,7 +12,9 @@
 //! `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer` and
 //! `client_assertion=<content of the projected token file>`. Kubernetes rotates that file (the
 //! Azure Workload Identity webhook projects a service-account token valid for an hour and
-//! renews it well before), so it is read again on every fetch, never cached.
+//! renews it well before), so it is read again on every fetch, never cached. With a certificate
+//! (`client_certificate`) the assertion is a JWT signed with the certificate's key, made anew
+//! for every request with the token URL as audience (see [`super::certificate`]).
 //!
 //! Secrets travel only in the form body, never in the URL. Every request carries a fresh
 //! `client-request-id`, which Entra returns as `correlation_id` in errors.
@@ -25,11 +27,13 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use reqwest::header::ACCEPT;
 use url::Url;
 
+use super::certificate::ClientCertificate;
 use super::response::{Transient, read_token_response, transport_error};
 use super::{AccessToken, AuthError, Redacted, TokenSource};
 use crate::config::Secret;
@@ -42,9 +46,10 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer
 enum Credential {
     Secret(Secret),
     TokenFile(PathBuf),
+    Certificate(Arc<ClientCertificate>),
 }
 
-/// A confidential client: app id plus a secret or a federated token file.
+/// A confidential client: app id plus a secret, a certificate or a federated token file.
 pub struct ClientCredentials {
     http: reqwest::Client,
     token_url: Url,
@@ -57,6 +62,7 @@ impl fmt::Debug for ClientCredentials {
         let credential = match &self.credential {
             Credential::Secret(s) => format!("{s:?}"),
             Credential::TokenFile(p) => format!("token file {}", p.display()),
+            Credential::Certificate(c) => format!("certificate {}", c.thumbprint()),
         };
         f.debug_struct("ClientCredentials")
             .field("token_url", &self.token_url.as_str())
@@ -125,6 +131,27 @@ impl ClientCredentials {
             tenant_id,
             client_id,
             Credential::Secret(secret),
+            http,
+        )
+    }
+
+    /// Client credentials with a certificate: every fetch sends a new assertion signed with
+    /// the certificate's key (see [`super::certificate`]).
+    ///
+    /// # Errors
+    /// As [`ClientCredentials::with_secret`].
+    pub fn with_certificate(
+        authority: &str,
+        tenant_id: &str,
+        client_id: &str,
+        certificate: Arc<ClientCertificate>,
+        http: reqwest::Client,
+    ) -> Result<Self, AuthError> {
+        Self::new(
+            authority,
+            tenant_id,
+            client_id,
+            Credential::Certificate(certificate),
             http,
         )
     }
@@ -202,15 +229,19 @@ impl TokenSource for ClientCredentials {
         let assertion = match &self.credential {
             Credential::Secret(_) => None,
             Credential::TokenFile(path) => Some(Self::read_assertion(path).await?),
+            // The audience is the token URL exactly as requested.
+            Credential::Certificate(certificate) => {
+                Some(certificate.assertion(endpoint, &self.client_id)?)
+            }
         };
         let mut form: Vec<(&str, &str)> = vec![("client_id", &self.client_id), ("scope", scope)];
         match (&self.credential, &assertion) {
             (Credential::Secret(secret), _) => form.push(("client_secret", secret.expose())),
-            (Credential::TokenFile(_), Some(assertion)) => {
+            (_, Some(assertion)) => {
                 form.push(("client_assertion_type", JWT_BEARER));
                 form.push(("client_assertion", assertion.expose()));
             }
-            (Credential::TokenFile(_), None) => unreachable!("read above"),
+            (_, None) => unreachable!("made above"),
         }
         form.push(("grant_type", "client_credentials"));
         let request_id = uuid::Uuid::now_v7().to_string();

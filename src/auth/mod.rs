@@ -17,7 +17,7 @@
 //! | `client_secret` | Entra v2 client-credentials grant with an app secret | [`entra`] |
 //! | `workload_identity` | the same grant with the Kubernetes-projected federated token as `client_assertion`, re-read on every fetch | [`entra`] |
 //! | `managed_identity` | IMDS (VMs, AKS nodes, VM scale sets) or the App Service / Container Apps / Functions identity endpoint | [`managed`] |
-//! | `client_certificate` | not supported yet: rejected with a clear message | — |
+//! | `client_certificate` | the same grant with a JWT signed by the app certificate's RSA key as `client_assertion`, made anew for every fetch | [`entra`], [`certificate`] |
 //!
 //! # Why the token requests are implemented here and not with `azure_identity`
 //!
@@ -44,21 +44,24 @@
 //!
 //! # Certificates
 //!
-//! `client_certificate` would need an RS256/PS256 signature over a JWT. `azure_identity`'s
-//! `ClientCertificateCredential` needs OpenSSL (`libssl-dev` at build time). The crypto already
-//! in the build (`aws-lc-rs`, `rustls-pki-types`, through reqwest's rustls) could sign it, but
-//! only as new direct dependencies; until that is decided the method is rejected at
-//! configuration time with a message naming the supported methods.
+//! `client_certificate` needs an RS256 signature over a JWT and two certificate digests.
+//! `azure_identity`'s `ClientCertificateCredential` needs OpenSSL (`libssl-dev` at build time);
+//! `aws-lc-rs`, which reqwest's rustls already builds, does both, so it is a direct dependency
+//! at the version already in the tree (no new crate), with `base64` likewise. The PEM (the
+//! certificate and its unencrypted PKCS#8 or PKCS#1 RSA key) is read and checked at load time:
+//! see [`certificate`].
 //!
 //! # Secrets
 //!
-//! The client secret, the federated assertion, the App Service identity header and every access
-//! token live in redacting types ([`crate::config::Secret`], [`AccessToken`]); `Debug` and
-//! `Display` never print them, [`AuthError`] carries only Entra's error code, AADSTS numbers,
-//! trace and correlation ids (never `error_description`, which can echo the request), and
-//! nothing here logs a secret or a token.
+//! The client secret, the certificate PEM, every client assertion, the App Service identity
+//! header and every access token live in redacting types ([`crate::config::Secret`],
+//! [`AccessToken`]); `Debug` and `Display` never print them (a parsed certificate shows its
+//! thumbprint and expiry, its key stays inside `aws-lc-rs`), [`AuthError`] carries only
+//! Entra's error code, AADSTS numbers, trace and correlation ids (never `error_description`,
+//! which can echo the request), and nothing here logs a secret or a token.
 
 pub mod cache;
+pub mod certificate;
 pub mod config;
 pub mod credential;
 pub mod entra;
@@ -278,6 +281,18 @@ pub(crate) fn build_with_env(
             secret,
         } => Arc::new(ClientCredentials::with_secret(
             &authority, &tenant_id, &client_id, secret, http,
+        )?),
+        config::Plan::ClientCertificate {
+            authority,
+            tenant_id,
+            client_id,
+            certificate,
+        } => Arc::new(ClientCredentials::with_certificate(
+            &authority,
+            &tenant_id,
+            &client_id,
+            certificate,
+            http,
         )?),
         config::Plan::WorkloadIdentity {
             authority,

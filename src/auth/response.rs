@@ -69,11 +69,15 @@ fn hint(code: u64) -> Option<&'static str> {
             "the resource is not known in the tenant: check the system URL, or provision the service"
         }
         1002012 | 70011 => "invalid scope: one resource followed by /.default",
-        700024 => "the client assertion has expired (federated token file not refreshed?)",
+        700024 => {
+            "the client assertion is not within its valid time (federated token file not refreshed? clock off?)"
+        }
         70021 | 700213 => {
             "no federated credential of the app matches the token's issuer and subject"
         }
-        700027 => "the client assertion's signature was not accepted",
+        700027 => {
+            "the client assertion's signature was not accepted: is the certificate uploaded to this app registration, and not expired?"
+        }
         7000218 => "the request had neither a client secret nor a client assertion",
         53003 => "blocked by a Conditional Access policy",
         _ => return None,
