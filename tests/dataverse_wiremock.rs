@@ -1,40 +1,20 @@
 //! The Dataverse connector against a fake that follows the documented Web API shapes.
 
+mod common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::Utc;
-use lagwatch::config::Secret;
+use common::fakes::{self, FakeTokens, sentinel};
 use lagwatch::connector::{ConnectorError, Lookup, Source, Target};
-use lagwatch::gate::Gate;
 use lagwatch::metrics::Metrics;
-use lagwatch::net::{Auth, BearerTokens, HttpSystem};
-use lagwatch::sentinel::{Sentinel, SentinelId};
+use lagwatch::net::Auth;
+use lagwatch::sentinel::SentinelId;
 use lagwatch::systems::dataverse::{CreateMode, Dataverse, TableMap};
 use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-/// Hands out `t1`, `t2`, … and remembers which were rejected.
-#[derive(Default)]
-struct FakeTokens {
-    issued: AtomicUsize,
-    rejected: AtomicUsize,
-}
-
-#[async_trait]
-impl BearerTokens for FakeTokens {
-    async fn bearer(&self) -> Result<Secret, ConnectorError> {
-        let n = self.issued.load(Ordering::SeqCst).max(1) + self.rejected.load(Ordering::SeqCst);
-        self.issued.fetch_add(1, Ordering::SeqCst);
-        Ok(Secret::runtime(format!("t{n}"), "test"))
-    }
-    fn rejected(&self, _token: &Secret) {
-        self.rejected.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 struct Fixture {
     server: MockServer,
@@ -47,13 +27,7 @@ async fn fixture(create: CreateMode) -> Fixture {
     let server = MockServer::start().await;
     let tokens = Arc::new(FakeTokens::default());
     let metrics = Metrics::new();
-    let http = HttpSystem::new(
-        "crm",
-        lagwatch::net::client().unwrap(),
-        Arc::new(Gate::unlimited_for_tests()),
-        metrics.clone(),
-        Auth::Bearer(tokens.clone()),
-    );
+    let http = fakes::http_system_with("crm", Auth::Bearer(tokens.clone()), &metrics);
     let mut fields = serde_json::Map::new();
     fields.insert("customertypecode".into(), json!(3));
     let dv = Dataverse::new(
@@ -74,10 +48,6 @@ async fn fixture(create: CreateMode) -> Fixture {
         tokens,
         metrics,
     }
-}
-
-fn sentinel() -> Sentinel {
-    Sentinel::new("test", 7, Utc::now())
 }
 
 fn record_path(s: &SentinelId) -> String {
@@ -272,7 +242,8 @@ async fn a_401_refreshes_the_token_once_and_retries() {
         .mount(&f.server)
         .await;
     assert_eq!(f.dv.lookup(&sentinel().id).await.unwrap(), Lookup::Absent);
-    assert_eq!(f.tokens.rejected.load(Ordering::SeqCst), 1);
+    assert_eq!(f.tokens.rejected(), 1);
+    assert_eq!(f.tokens.issued(), 2);
 }
 
 #[tokio::test]

@@ -1,39 +1,16 @@
 //! The Elasticsearch/OpenSearch connector against a fake that follows the documented shapes
 //! (fact sheet §6.3).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+mod common;
 
-use async_trait::async_trait;
-use chrono::Utc;
-use lagwatch::config::Secret;
+use common::fakes::{self, answer_next, error_kind, present, sentinel};
+use common::shapes::{es_document, es_hits, es_index_not_found, es_missing, es_source};
 use lagwatch::connector::{ConnectorError, Lookup, Target};
-use lagwatch::gate::Gate;
-use lagwatch::metrics::Metrics;
-use lagwatch::net::{Auth, BearerTokens, HttpSystem};
-use lagwatch::sentinel::Sentinel;
+use lagwatch::net::Auth;
 use lagwatch::systems::elasticsearch::{Elasticsearch, EsIndex, EsMode};
-use reqwest::header::HeaderName;
-use serde_json::{Value, json};
+use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
-
-#[derive(Default)]
-struct FakeTokens {
-    rejected: AtomicUsize,
-}
-
-#[async_trait]
-impl BearerTokens for FakeTokens {
-    async fn bearer(&self) -> Result<Secret, ConnectorError> {
-        let n = self.rejected.load(Ordering::SeqCst) + 1;
-        Ok(Secret::runtime(format!("t{n}"), "test"))
-    }
-    fn rejected(&self, _token: &Secret) {
-        self.rejected.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 /// The request has no query string.
 struct NoQuery;
@@ -45,30 +22,17 @@ impl Match for NoQuery {
 }
 
 fn basic() -> Auth {
-    Auth::Basic {
-        user: "lagwatch".into(),
-        password: Secret::runtime("s3cret", "test"),
-    }
+    fakes::basic("lagwatch", "s3cret")
 }
 
 fn api_key() -> Auth {
-    Auth::Header {
-        name: HeaderName::from_static("authorization"),
-        value: Secret::runtime("ApiKey aWQ6a2V5", "test"),
-    }
+    fakes::key_header("authorization", "ApiKey aWQ6a2V5")
 }
 
 async fn es(mode: EsMode, auth: Auth) -> (MockServer, Elasticsearch) {
     let server = MockServer::start().await;
-    let http = HttpSystem::new(
-        "es",
-        lagwatch::net::client().unwrap(),
-        Arc::new(Gate::unlimited_for_tests()),
-        Metrics::new(),
-        auth,
-    );
     let target = Elasticsearch::new(
-        http,
+        fakes::http_system("es", auth),
         EsIndex {
             base: server.uri(),
             index: "crm-accounts".into(),
@@ -80,60 +44,8 @@ async fn es(mode: EsMode, auth: Auth) -> (MockServer, Elasticsearch) {
     (server, target)
 }
 
-fn sentinel() -> Sentinel {
-    Sentinel::new("test", 7, Utc::now())
-}
-
-fn present(result: Result<Lookup, ConnectorError>) -> String {
-    match result {
-        Ok(Lookup::Present { payload: Some(p) }) => p,
-        other => panic!("expected a present payload, got {other:?}"),
-    }
-}
-
-fn found(s: &Sentinel, payload: &str) -> Value {
-    json!({
-        "_index": "crm-accounts",
-        "_id": s.id.key(),
-        "_version": 1,
-        "_seq_no": 0,
-        "_primary_term": 1,
-        "found": true,
-        "_source": {"sentinel_key": s.id.key(), "payload": payload}
-    })
-}
-
-fn index_not_found() -> ResponseTemplate {
-    ResponseTemplate::new(404).set_body_json(json!({
-        "error": {
-            "root_cause": [{"type": "index_not_found_exception", "reason": "no such index [crm-accounts]"}],
-            "type": "index_not_found_exception",
-            "reason": "no such index [crm-accounts]",
-            "index": "crm-accounts"
-        },
-        "status": 404
-    }))
-}
-
-fn hits(sources: Vec<Value>) -> ResponseTemplate {
-    let n = sources.len();
-    let hits: Vec<Value> = sources
-        .into_iter()
-        .map(|src| json!({"_index": "crm-accounts", "_id": "x", "_score": 1.0, "_source": src}))
-        .collect();
-    ResponseTemplate::new(200).set_body_json(json!({
-        "took": 1,
-        "timed_out": false,
-        "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
-        "hits": {"total": {"value": n, "relation": "eq"}, "max_score": null, "hits": hits}
-    }))
-}
-
-fn throttled() -> ResponseTemplate {
-    ResponseTemplate::new(429)
-        .insert_header("Retry-After", "12")
-        .set_body_json(json!({"error": {"type": "es_rejected_execution_exception", "reason": "rejected"}, "status": 429}))
-}
+// Present, changed content, throttling, rejected credentials and truncated bodies are in the
+// shared contract (tests/conformance.rs); what follows is particular to Elasticsearch.
 
 #[tokio::test]
 async fn indexed_mode_gets_the_document_by_id_with_basic_auth() {
@@ -145,7 +57,7 @@ async fn indexed_mode_gets_the_document_by_id_with_basic_auth() {
         .and(NoQuery)
         .and(header("Authorization", "Basic bGFnd2F0Y2g6czNjcmV0"))
         .and(header("Accept", "application/json"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(found(&s, &s.payload)))
+        .respond_with(es_document(s.id.key(), &s.payload))
         .expect(1)
         .mount(&server)
         .await;
@@ -153,29 +65,17 @@ async fn indexed_mode_gets_the_document_by_id_with_basic_auth() {
 }
 
 #[tokio::test]
-async fn indexed_mode_absent_mismatch_and_missing_index() {
+async fn indexed_mode_tells_a_missing_document_from_a_missing_index() {
     let (server, t) = es(EsMode::Indexed, api_key()).await;
     let s = sentinel();
     Mock::given(method("GET"))
         .and(header("Authorization", "ApiKey aWQ6a2V5"))
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
-            "_index": "crm-accounts", "_id": s.id.key(), "found": false
-        })))
+        .respond_with(es_missing(s.id.key()))
         .up_to_n_times(1)
         .mount(&server)
         .await;
     assert_eq!(t.lookup(&s.id).await.unwrap(), Lookup::Absent);
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(found(&s, "changed")))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_eq!(present(t.lookup(&s.id).await), "changed");
-    Mock::given(method("GET"))
-        .respond_with(index_not_found())
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+    answer_next(&server, es_index_not_found()).await;
     match t.lookup(&s.id).await.unwrap_err() {
         ConnectorError::BadResponse {
             status: 404,
@@ -189,64 +89,18 @@ async fn indexed_mode_absent_mismatch_and_missing_index() {
         e => panic!("{e:?}"),
     }
     // A 404 that is neither a document answer nor an error (a proxy's page).
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(404).set_body_string("<html>Not Found</html>"))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_eq!(t.lookup(&s.id).await.unwrap_err().kind(), "bad_response");
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"_id": "x"})))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_eq!(t.lookup(&s.id).await.unwrap_err().kind(), "bad_response");
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
-            "error": {"type": "security_exception", "reason": "unable to authenticate"}, "status": 401
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    assert!(matches!(
-        t.lookup(&s.id).await,
-        Err(ConnectorError::Auth(_))
-    ));
-}
-
-#[tokio::test]
-async fn indexed_mode_throttling_garbage_and_bearer_401() {
-    let (server, t) = es(
-        EsMode::Indexed,
-        Auth::Bearer(Arc::new(FakeTokens::default())),
+    answer_next(
+        &server,
+        ResponseTemplate::new(404).set_body_string("<html>Not Found</html>"),
     )
     .await;
-    let s = sentinel();
-    Mock::given(method("GET"))
-        .respond_with(throttled())
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    let r = t.lookup(&s.id).await;
-    assert!(
-        matches!(r, Err(ConnectorError::Throttled { retry_after: Some(d) }) if d == Duration::from_secs(12)),
-        "{r:?}"
-    );
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("{\"found\": tr"))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_eq!(t.lookup(&s.id).await.unwrap_err().kind(), "bad_response");
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(401))
-        .expect(2)
-        .mount(&server)
-        .await;
-    assert!(matches!(
-        t.lookup(&s.id).await,
-        Err(ConnectorError::Auth(_))
-    ));
+    assert_eq!(error_kind(t.lookup(&s.id).await), "bad_response");
+    answer_next(
+        &server,
+        ResponseTemplate::new(200).set_body_json(json!({"_id": "x"})),
+    )
+    .await;
+    assert_eq!(error_kind(t.lookup(&s.id).await), "bad_response");
 }
 
 #[tokio::test]
@@ -262,67 +116,29 @@ async fn searchable_mode_posts_a_term_query() {
             "query": {"term": {"sentinel_key": s.id.key()}},
             "size": 1
         })))
-        .respond_with(hits(vec![]))
+        .respond_with(es_hits(vec![]))
         .up_to_n_times(1)
         .expect(1)
         .mount(&server)
         .await;
     assert_eq!(t.lookup(&s.id).await.unwrap(), Lookup::Absent);
-    Mock::given(method("POST"))
-        .respond_with(hits(vec![
-            json!({"sentinel_key": s.id.key(), "payload": s.payload}),
-        ]))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+    answer_next(&server, es_hits(vec![es_source(s.id.key(), &s.payload)])).await;
     assert!(s.matches(&present(t.lookup(&s.id).await)));
-    Mock::given(method("POST"))
-        .respond_with(hits(vec![
-            json!({"sentinel_key": s.id.key(), "payload": s.payload.to_uppercase()}),
-        ]))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert!(!s.matches(&present(t.lookup(&s.id).await)));
 }
 
 #[tokio::test]
 async fn searchable_mode_errors() {
     let (server, t) = es(EsMode::Searchable, basic()).await;
     let s = sentinel();
-    Mock::given(method("POST"))
-        .respond_with(hits(vec![
-            json!({"sentinel_key": "someone-else", "payload": "x"}),
-        ]))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_eq!(t.lookup(&s.id).await.unwrap_err().kind(), "bad_response");
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"took": 1})))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_eq!(t.lookup(&s.id).await.unwrap_err().kind(), "bad_response");
-    Mock::given(method("POST"))
-        .respond_with(index_not_found())
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_eq!(t.lookup(&s.id).await.unwrap_err().kind(), "bad_response");
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("{\"hits\": {\"hits\": [tr"))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_eq!(t.lookup(&s.id).await.unwrap_err().kind(), "bad_response");
-    Mock::given(method("POST"))
-        .respond_with(throttled())
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert!(matches!(
-        t.lookup(&s.id).await,
-        Err(ConnectorError::Throttled { retry_after: Some(d) }) if d == Duration::from_secs(12)
-    ));
+    // A term query is exact: a hit with another key is an error, never a hit.
+    answer_next(&server, es_hits(vec![es_source("someone-else", "x")])).await;
+    assert_eq!(error_kind(t.lookup(&s.id).await), "bad_response");
+    answer_next(
+        &server,
+        ResponseTemplate::new(200).set_body_json(json!({"took": 1})),
+    )
+    .await;
+    assert_eq!(error_kind(t.lookup(&s.id).await), "bad_response");
+    answer_next(&server, es_index_not_found()).await;
+    assert_eq!(error_kind(t.lookup(&s.id).await), "bad_response");
 }

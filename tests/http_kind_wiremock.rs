@@ -1,39 +1,19 @@
 //! The generic `http` kind: templates, escaping, status handling and JSON pointers, against a
 //! fake REST API.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::Utc;
-use lagwatch::config::Secret;
+use common::fakes::{self, answer_next, error_kind, present};
 use lagwatch::connector::{ConnectorError, Lookup, Source, Target};
-use lagwatch::gate::Gate;
-use lagwatch::metrics::Metrics;
-use lagwatch::net::{Auth, BearerTokens, HttpSystem};
 use lagwatch::sentinel::{Sentinel, SentinelId};
 use lagwatch::systems::http::{HttpKind, HttpList, HttpMap, HttpRead, HttpRequest, PresentWhen};
 use reqwest::Method;
 use serde_json::{Value, json};
-use wiremock::matchers::{body_json, header, method, path, query_param};
+use wiremock::matchers::{any, body_json, header, method, path, query_param};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
-
-#[derive(Default)]
-struct FakeTokens {
-    rejected: AtomicUsize,
-}
-
-#[async_trait]
-impl BearerTokens for FakeTokens {
-    async fn bearer(&self) -> Result<Secret, ConnectorError> {
-        let n = self.rejected.load(Ordering::SeqCst) + 1;
-        Ok(Secret::runtime(format!("t{n}"), "test"))
-    }
-    fn rejected(&self, _token: &Secret) {
-        self.rejected.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 /// The raw (still percent-encoded) path is exactly this.
 struct RawPath(String);
@@ -42,16 +22,6 @@ impl Match for RawPath {
     fn matches(&self, request: &Request) -> bool {
         request.url.path() == self.0
     }
-}
-
-fn http() -> HttpSystem {
-    HttpSystem::new(
-        "api",
-        lagwatch::net::client().unwrap(),
-        Arc::new(Gate::unlimited_for_tests()),
-        Metrics::new(),
-        Auth::Bearer(Arc::new(FakeTokens::default())),
-    )
 }
 
 /// A typical REST resource: `PUT/GET/DELETE /items/{id}`, the payload at `/record/data`.
@@ -77,7 +47,10 @@ fn rest_map(base: &str) -> HttpMap {
 
 async fn fixture(map: impl FnOnce(&str) -> HttpMap) -> (MockServer, HttpKind) {
     let server = MockServer::start().await;
-    let kind = HttpKind::new(http(), map(&server.uri()));
+    let kind = HttpKind::new(
+        fakes::http_system("api", fakes::bearer()),
+        map(&server.uri()),
+    );
     (server, kind)
 }
 
@@ -96,13 +69,6 @@ fn encoded(key: &str) -> String {
         }
     }
     out
-}
-
-fn present(result: Result<Lookup, ConnectorError>) -> String {
-    match result {
-        Ok(Lookup::Present { payload: Some(p) }) => p,
-        other => panic!("expected a present payload, got {other:?}"),
-    }
 }
 
 #[tokio::test]
@@ -134,42 +100,35 @@ async fn write_escapes_the_key_in_the_url_and_the_payload_in_json() {
 async fn read_follows_the_payload_pointer_and_404_is_absent() {
     let (server, kind) = fixture(rest_map).await;
     let s = awkward_sentinel();
-    let raw = format!("/items/{}", encoded(s.id.key()));
     Mock::given(method("GET"))
-        .and(RawPath(raw.clone()))
+        .and(RawPath(format!("/items/{}", encoded(s.id.key()))))
         .respond_with(ResponseTemplate::new(404).set_body_string("no such item"))
         .up_to_n_times(1)
         .expect(1)
         .mount(&server)
         .await;
     assert_eq!(kind.read(&s.id).await.unwrap(), Lookup::Absent);
-    Mock::given(method("GET"))
-        .and(RawPath(raw.clone()))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"record": {"key": s.id.key(), "data": s.payload}})),
-        )
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+    answer_next(
+        &server,
+        ResponseTemplate::new(200)
+            .set_body_json(json!({"record": {"key": s.id.key(), "data": s.payload}})),
+    )
+    .await;
     assert!(s.matches(&present(kind.read(&s.id).await)));
     // Stored as a JSON object rather than text: its compact JSON is the written payload.
     let stored: Value = serde_json::from_str(&s.payload).unwrap();
-    Mock::given(method("GET"))
-        .and(RawPath(raw.clone()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"record": {"data": stored}})))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+    answer_next(
+        &server,
+        ResponseTemplate::new(200).set_body_json(json!({"record": {"data": stored}})),
+    )
+    .await;
     assert!(s.matches(&present(kind.read(&s.id).await)));
-    Mock::given(method("GET"))
-        .and(RawPath(raw))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"record": {"data": "changed"}})),
-        )
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+    // Without a lookup request, a lookup uses the read.
+    answer_next(
+        &server,
+        ResponseTemplate::new(200).set_body_json(json!({"record": {"data": "changed"}})),
+    )
+    .await;
     assert_eq!(present(kind.lookup(&s.id).await), "changed");
 }
 
@@ -202,22 +161,22 @@ async fn lookups_count_as_present_only_when_the_expected_value_is_there() {
         .mount(&server)
         .await;
     assert_eq!(kind.lookup(&s.id).await.unwrap(), Lookup::Absent);
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+    answer_next(
+        &server,
+        ResponseTemplate::new(200).set_body_json(json!({
             "count": 1, "items": [{"data": s.payload}]
-        })))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+        })),
+    )
+    .await;
     assert!(s.matches(&present(kind.lookup(&s.id).await)));
     // Without a read request, the source's read-back uses the lookup.
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+    answer_next(
+        &server,
+        ResponseTemplate::new(200).set_body_json(json!({
             "count": 1, "items": [{"data": s.payload.to_uppercase()}]
-        })))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+        })),
+    )
+    .await;
     assert!(!s.matches(&present(kind.read(&s.id).await)));
 }
 
@@ -237,28 +196,18 @@ async fn without_present_when_a_missing_payload_is_absent() {
     assert_eq!(kind.lookup(&s.id).await.unwrap(), Lookup::Absent);
 }
 
+// Throttling, a rejected key and a truncated body are in the shared contract
+// (tests/conformance.rs).
+
 #[tokio::test]
-async fn conformance_errors() {
+async fn unexpected_statuses_and_a_twice_rejected_token_are_errors() {
     let (server, kind) = fixture(search_map).await;
     let s = awkward_sentinel();
-    Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("content-type", "application/json")
-                .set_body_string("{\"count\": 1, \"items\": [ {\"trunc"),
-        )
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert!(matches!(
-        kind.lookup(&s.id).await,
-        Err(ConnectorError::BadResponse { status: 200, .. })
-    ));
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(400).set_body_string("bad query"))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+    answer_next(
+        &server,
+        ResponseTemplate::new(400).set_body_string("bad query"),
+    )
+    .await;
     match kind.lookup(&s.id).await.unwrap_err() {
         ConnectorError::BadResponse {
             status: 400,
@@ -268,29 +217,13 @@ async fn conformance_errors() {
         }
         e => panic!("{e:?}"),
     }
-    Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(429)
-                .insert_header("Retry-After", "12")
-                .set_body_string("slow down"),
-        )
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    let r = kind.lookup(&s.id).await;
-    assert!(
-        matches!(r, Err(ConnectorError::Throttled { retry_after: Some(d) }) if d == Duration::from_secs(12)),
-        "{r:?}"
-    );
-    Mock::given(method("GET"))
+    // A bearer token is refreshed once after a 401; a second 401 is final.
+    Mock::given(any())
         .respond_with(ResponseTemplate::new(401))
         .expect(2)
         .mount(&server)
         .await;
-    assert!(matches!(
-        kind.lookup(&s.id).await,
-        Err(ConnectorError::Auth(_))
-    ));
+    assert_eq!(error_kind(kind.lookup(&s.id).await), "auth");
 }
 
 #[tokio::test]
@@ -302,17 +235,13 @@ async fn success_statuses_are_configurable() {
     })
     .await;
     let s = awkward_sentinel();
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(409).set_body_string("exists"))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+    answer_next(
+        &server,
+        ResponseTemplate::new(409).set_body_string("exists"),
+    )
+    .await;
     kind.write(&s).await.unwrap();
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(200))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+    answer_next(&server, ResponseTemplate::new(200)).await;
     assert!(matches!(
         kind.write(&s).await,
         Err(ConnectorError::BadResponse { status: 200, .. })
@@ -323,34 +252,29 @@ async fn success_statuses_are_configurable() {
 async fn delete_accepts_gone_records_and_rejects_other_answers() {
     let (server, kind) = fixture(rest_map).await;
     let s = awkward_sentinel();
-    let raw = format!("/items/{}", encoded(s.id.key()));
     Mock::given(method("DELETE"))
-        .and(RawPath(raw))
+        .and(RawPath(format!("/items/{}", encoded(s.id.key()))))
         .respond_with(ResponseTemplate::new(404))
         .up_to_n_times(1)
         .expect(1)
         .mount(&server)
         .await;
     kind.delete(&s.id).await.unwrap();
-    Mock::given(method("DELETE"))
-        .respond_with(ResponseTemplate::new(204))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+    answer_next(&server, ResponseTemplate::new(204)).await;
     kind.delete(&s.id).await.unwrap();
-    Mock::given(method("DELETE"))
-        .respond_with(ResponseTemplate::new(409).set_body_string("locked"))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_eq!(kind.delete(&s.id).await.unwrap_err().kind(), "bad_response");
+    answer_next(
+        &server,
+        ResponseTemplate::new(409).set_body_string("locked"),
+    )
+    .await;
+    assert_eq!(error_kind(kind.delete(&s.id).await), "bad_response");
 }
 
 #[tokio::test]
 async fn operations_that_are_not_configured_send_nothing() {
     let (server, kind) = fixture(search_map).await;
     let s = awkward_sentinel();
-    Mock::given(wiremock::matchers::any())
+    Mock::given(any())
         .respond_with(ResponseTemplate::new(500))
         .expect(0)
         .mount(&server)
@@ -362,7 +286,7 @@ async fn operations_that_are_not_configured_send_nothing() {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(kind.write(&s).await.unwrap_err().kind(), "transport");
+    assert_eq!(error_kind(kind.write(&s).await), "transport");
 }
 
 #[tokio::test]

@@ -1,123 +1,47 @@
 //! Azure AI Search and Dataverse search connectors against fakes that follow the documented
 //! shapes (fact sheet §6.1, §6.2).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+mod common;
 
-use async_trait::async_trait;
-use chrono::Utc;
-use lagwatch::config::Secret;
+use common::fakes::{
+    self, ExactQuery, answer_next, bearer, error_kind, present, sentinel, truncated_json,
+};
+use common::shapes::{
+    search_doc, search_index_not_found, search_results, searchquery, searchquery_hit,
+};
 use lagwatch::connector::{ConnectorError, Lookup, Target};
-use lagwatch::gate::Gate;
-use lagwatch::metrics::Metrics;
-use lagwatch::net::{Auth, BearerTokens, HttpSystem};
-use lagwatch::sentinel::{Sentinel, SentinelId};
+use lagwatch::net::Auth;
+use lagwatch::sentinel::SentinelId;
 use lagwatch::systems::azure_search::{AzureSearch, DEFAULT_API_VERSION, SearchIndex, SearchMode};
 use lagwatch::systems::dataverse_search::{DataverseSearch, SearchTable};
-use reqwest::header::HeaderName;
 use serde_json::{Value, json};
-use wiremock::matchers::{body_json, header, method, path};
-use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
-
-#[derive(Default)]
-struct FakeTokens {
-    rejected: AtomicUsize,
-}
-
-#[async_trait]
-impl BearerTokens for FakeTokens {
-    async fn bearer(&self) -> Result<Secret, ConnectorError> {
-        let n = self.rejected.load(Ordering::SeqCst) + 1;
-        Ok(Secret::runtime(format!("t{n}"), "test"))
-    }
-    fn rejected(&self, _token: &Secret) {
-        self.rejected.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// The query string is exactly these pairs, in this order (decoded).
-struct ExactQuery(Vec<(String, String)>);
-
-impl ExactQuery {
-    fn of(pairs: &[(&str, &str)]) -> Self {
-        ExactQuery(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
-}
-
-impl Match for ExactQuery {
-    fn matches(&self, request: &Request) -> bool {
-        let got: Vec<(String, String)> = request
-            .url
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        got == self.0
-    }
-}
-
-fn http(name: &str, auth: Auth) -> HttpSystem {
-    HttpSystem::new(
-        name,
-        lagwatch::net::client().unwrap(),
-        Arc::new(Gate::unlimited_for_tests()),
-        Metrics::new(),
-        auth,
-    )
-}
-
-fn bearer() -> Auth {
-    Auth::Bearer(Arc::new(FakeTokens::default()))
-}
+use wiremock::matchers::{any, body_json, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn api_key() -> Auth {
-    Auth::Header {
-        name: HeaderName::from_static("api-key"),
-        value: Secret::runtime("query-key-1", "test"),
-    }
+    fakes::key_header("api-key", "query-key-1")
 }
 
-fn sentinel() -> Sentinel {
-    Sentinel::new("test", 7, Utc::now())
+/// A rejected token is refreshed once: two requests, then an `Auth` error.
+async fn assert_bearer_401_is_final_after_one_refresh(server: &MockServer, t: &dyn Target) {
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(401).insert_header("WWW-Authenticate", "Bearer"))
+        .expect(2)
+        .mount(server)
+        .await;
+    let r = t.lookup(&sentinel().id).await;
+    assert!(matches!(r, Err(ConnectorError::Auth(_))), "{r:?}");
 }
 
-fn present(result: Result<Lookup, ConnectorError>) -> String {
-    match result {
-        Ok(Lookup::Present { payload: Some(p) }) => p,
-        other => panic!("expected a present payload, got {other:?}"),
-    }
-}
-
-fn malformed() -> ResponseTemplate {
-    ResponseTemplate::new(200)
-        .insert_header("content-type", "application/json")
-        .set_body_string("{\"value\": [ {\"truncated")
-}
-
-fn throttled() -> ResponseTemplate {
-    ResponseTemplate::new(429)
-        .insert_header("Retry-After", "12")
-        .set_body_json(json!({"error": {"code": "", "message": "Too many requests"}}))
-}
-
-fn assert_throttled(result: Result<Lookup, ConnectorError>) {
-    assert!(
-        matches!(result, Err(ConnectorError::Throttled { retry_after: Some(d) }) if d == Duration::from_secs(12)),
-        "{result:?}"
-    );
-}
+// Present, changed content, throttling, a rejected key and truncated bodies are in the shared
+// contract (tests/conformance.rs); what follows is particular to each search API.
 
 // ---------------------------------------------------------------- Azure AI Search
 
 async fn azure(mode: SearchMode, auth: Auth) -> (MockServer, AzureSearch) {
     let server = MockServer::start().await;
     let target = AzureSearch::new(
-        http("search", auth),
+        fakes::http_system("search", auth),
         SearchIndex {
             endpoint: server.uri(),
             index: "sentinels".into(),
@@ -128,10 +52,6 @@ async fn azure(mode: SearchMode, auth: Auth) -> (MockServer, AzureSearch) {
         },
     );
     (server, target)
-}
-
-fn doc(key: &str, payload: &str) -> Value {
-    json!({"sentinel_key": key, "payload": payload})
 }
 
 #[tokio::test]
@@ -146,7 +66,7 @@ async fn azure_lookup_mode_gets_the_document_by_key_with_the_api_key() {
         ]))
         .and(header("api-key", "query-key-1"))
         .and(header("Accept", "application/json"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(doc(s.id.key(), &s.payload)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(search_doc(s.id.key(), &s.payload)))
         .expect(1)
         .mount(&server)
         .await;
@@ -168,9 +88,7 @@ async fn azure_lookup_mode_reads_a_404_as_absent_unless_the_index_is_missing() {
     let other = sentinel();
     Mock::given(method("GET"))
         .and(path(format!("/indexes/sentinels/docs/{}", other.id.key())))
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
-            "error": {"code": "", "message": "The index 'sentinels' for service 'contoso' was not found."}
-        })))
+        .respond_with(search_index_not_found())
         .mount(&server)
         .await;
     match t.lookup(&other.id).await.unwrap_err() {
@@ -199,44 +117,16 @@ async fn azure_lookup_mode_percent_encodes_the_key() {
 }
 
 #[tokio::test]
-async fn azure_lookup_mode_conformance() {
+async fn azure_lookup_mode_wants_a_document_object_and_refreshes_a_rejected_token() {
     let (server, t) = azure(SearchMode::Lookup, bearer()).await;
     let s = sentinel();
-    Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(doc(s.id.key(), &s.payload.to_uppercase())),
-        )
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert!(!s.matches(&present(t.lookup(&s.id).await)));
-    Mock::given(method("GET"))
-        .respond_with(malformed())
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_eq!(t.lookup(&s.id).await.unwrap_err().kind(), "bad_response");
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([1, 2])))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_eq!(t.lookup(&s.id).await.unwrap_err().kind(), "bad_response");
-    Mock::given(method("GET"))
-        .respond_with(throttled())
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_throttled(t.lookup(&s.id).await);
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(401))
-        .expect(2)
-        .mount(&server)
-        .await;
-    assert!(matches!(
-        t.lookup(&s.id).await,
-        Err(ConnectorError::Auth(_))
-    ));
+    answer_next(
+        &server,
+        ResponseTemplate::new(200).set_body_json(json!([1, 2])),
+    )
+    .await;
+    assert_eq!(error_kind(t.lookup(&s.id).await), "bad_response");
+    assert_bearer_401_is_final_after_one_refresh(&server, &t).await;
 }
 
 #[tokio::test]
@@ -253,74 +143,30 @@ async fn azure_filter_mode_posts_the_documented_search() {
             "select": "sentinel_key,payload",
             "top": 1
         })))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "@odata.context": "https://contoso.search.windows.net/indexes('sentinels')/$metadata#docs(*)",
-            "value": []
-        })))
+        .respond_with(search_results(vec![]))
         .up_to_n_times(1)
         .expect(1)
         .mount(&server)
         .await;
     assert_eq!(t.lookup(&s.id).await.unwrap(), Lookup::Absent);
-    let mut hit = doc(s.id.key(), &s.payload);
-    hit["@search.score"] = json!(1.0);
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": [hit]})))
-        .mount(&server)
-        .await;
+    answer_next(
+        &server,
+        search_results(vec![search_doc(s.id.key(), &s.payload)]),
+    )
+    .await;
     assert!(s.matches(&present(t.lookup(&s.id).await)));
 }
 
 #[tokio::test]
-async fn azure_filter_mode_conformance() {
+async fn azure_filter_mode_errors() {
     let (server, t) = azure(SearchMode::Filter, bearer()).await;
     let s = sentinel();
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"value": [doc(s.id.key(), "changed")]})),
-        )
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_eq!(present(t.lookup(&s.id).await), "changed");
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"value": [doc("other-key", "x")]})),
-        )
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_eq!(t.lookup(&s.id).await.unwrap_err().kind(), "bad_response");
-    Mock::given(method("POST"))
-        .respond_with(malformed())
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_eq!(t.lookup(&s.id).await.unwrap_err().kind(), "bad_response");
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
-            "error": {"code": "", "message": "The index 'sentinels' for service 'contoso' was not found."}
-        })))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_eq!(t.lookup(&s.id).await.unwrap_err().kind(), "bad_response");
-    Mock::given(method("POST"))
-        .respond_with(throttled())
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_throttled(t.lookup(&s.id).await);
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(401))
-        .expect(2)
-        .mount(&server)
-        .await;
-    assert!(matches!(
-        t.lookup(&s.id).await,
-        Err(ConnectorError::Auth(_))
-    ));
+    // Filter equality is exact: a document with another key is an error, never a hit.
+    answer_next(&server, search_results(vec![search_doc("other-key", "x")])).await;
+    assert_eq!(error_kind(t.lookup(&s.id).await), "bad_response");
+    answer_next(&server, search_index_not_found()).await;
+    assert_eq!(error_kind(t.lookup(&s.id).await), "bad_response");
+    assert_bearer_401_is_final_after_one_refresh(&server, &t).await;
 }
 
 // ---------------------------------------------------------------- Dataverse search
@@ -328,7 +174,7 @@ async fn azure_filter_mode_conformance() {
 async fn dataverse_search() -> (MockServer, DataverseSearch) {
     let server = MockServer::start().await;
     let target = DataverseSearch::new(
-        http("crm-search", bearer()),
+        fakes::http_system("crm-search", bearer()),
         SearchTable {
             base: format!("{}/api/data/v9.2", server.uri()),
             entity: "account".into(),
@@ -337,37 +183,6 @@ async fn dataverse_search() -> (MockServer, DataverseSearch) {
         },
     );
     (server, target)
-}
-
-/// A `searchquery` answer: the results are escaped JSON inside the `response` string (§6.2).
-fn search_response(error: Value, hits: Vec<Value>) -> ResponseTemplate {
-    let count = hits.len();
-    let inner = json!({
-        "Error": error,
-        "Value": hits,
-        "Facets": {},
-        "QueryContext": null,
-        "Count": count
-    });
-    ResponseTemplate::new(200).set_body_json(json!({
-        "@odata.context": "https://org.crm.dynamics.com/api/data/v9.2/$metadata#Microsoft.Dynamics.CRM.searchqueryResponse",
-        "response": inner.to_string()
-    }))
-}
-
-fn hit(key: &str, payload: &str) -> Value {
-    json!({
-        "Id": "8b35eda1-ef69-ee11-9ae7-000d3a88a4a2",
-        "EntityName": "account",
-        "ObjectTypeCode": 0,
-        "Attributes": {
-            "@search.objecttypecode": 1,
-            "accountnumber": key,
-            "description": payload
-        },
-        "Highlights": {"accountnumber": [format!("{{crmhit}}{key}{{/crmhit}}")]},
-        "Score": 4.95
-    })
 }
 
 #[tokio::test]
@@ -389,7 +204,7 @@ async fn dataverse_search_posts_the_documented_searchquery() {
             "top": 1,
             "count": true
         })))
-        .respond_with(search_response(Value::Null, vec![]))
+        .respond_with(searchquery(Value::Null, vec![]))
         .expect(1)
         .mount(&server)
         .await;
@@ -400,34 +215,26 @@ async fn dataverse_search_posts_the_documented_searchquery() {
 async fn dataverse_search_finds_only_the_exact_key() {
     let (server, t) = dataverse_search().await;
     let s = sentinel();
-    Mock::given(method("POST"))
-        .respond_with(search_response(
+    // Dataverse compares text ignoring case.
+    answer_next(
+        &server,
+        searchquery(
             Value::Null,
-            vec![hit(&s.id.key().to_uppercase(), &s.payload)],
-        ))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+            vec![searchquery_hit(&s.id.key().to_uppercase(), &s.payload)],
+        ),
+    )
+    .await;
     assert!(s.matches(&present(t.lookup(&s.id).await)));
-    Mock::given(method("POST"))
-        .respond_with(search_response(
-            Value::Null,
-            vec![hit(s.id.key(), &s.payload.replace("test", "TEST"))],
-        ))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert!(!s.matches(&present(t.lookup(&s.id).await)));
     // Relevance search ranked another record first: not our sentinel, so not there yet.
     let other = sentinel();
-    Mock::given(method("POST"))
-        .respond_with(search_response(
+    answer_next(
+        &server,
+        searchquery(
             Value::Null,
-            vec![hit(other.id.key(), &other.payload)],
-        ))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+            vec![searchquery_hit(other.id.key(), &other.payload)],
+        ),
+    )
+    .await;
     assert_eq!(t.lookup(&s.id).await.unwrap(), Lookup::Absent);
 }
 
@@ -435,41 +242,30 @@ async fn dataverse_search_finds_only_the_exact_key() {
 async fn dataverse_search_errors() {
     let (server, t) = dataverse_search().await;
     let s = sentinel();
-    Mock::given(method("POST"))
-        .respond_with(search_response(
+    answer_next(
+        &server,
+        searchquery(
             json!({"code": "SearchIndexNotReady", "message": "The search index is being built."}),
             vec![],
-        ))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+        ),
+    )
+    .await;
     match t.lookup(&s.id).await.unwrap_err() {
         ConnectorError::BadResponse { detail, .. } => {
             assert!(detail.contains("being built"), "{detail}")
         }
         e => panic!("{e:?}"),
     }
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"response": "{\"Value\": [tru"})),
-        )
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_eq!(t.lookup(&s.id).await.unwrap_err().kind(), "bad_response");
-    Mock::given(method("POST"))
-        .respond_with(malformed())
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_eq!(t.lookup(&s.id).await.unwrap_err().kind(), "bad_response");
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+    // The envelope itself cut off (the contract cuts off the JSON inside `response`).
+    answer_next(&server, truncated_json()).await;
+    assert_eq!(error_kind(t.lookup(&s.id).await), "bad_response");
+    answer_next(
+        &server,
+        ResponseTemplate::new(400).set_body_json(json!({
             "error": {"code": "0x80048d0b", "message": "Dataverse search is not enabled."}
-        })))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
+        })),
+    )
+    .await;
     match t.lookup(&s.id).await.unwrap_err() {
         ConnectorError::BadResponse {
             status: 400,
@@ -479,19 +275,4 @@ async fn dataverse_search_errors() {
         }
         e => panic!("{e:?}"),
     }
-    Mock::given(method("POST"))
-        .respond_with(throttled())
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    assert_throttled(t.lookup(&s.id).await);
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(401))
-        .expect(2)
-        .mount(&server)
-        .await;
-    assert!(matches!(
-        t.lookup(&s.id).await,
-        Err(ConnectorError::Auth(_))
-    ));
 }

@@ -1,6 +1,9 @@
 //! Helpers shared by the behaviour tests.
 #![allow(dead_code)]
 
+pub mod fakes;
+pub mod shapes;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
