@@ -12,9 +12,6 @@ use tokio::net::TcpListener;
 use crate::app::{App, AppError};
 use crate::config::Config;
 
-/// The demo configuration, shipped as `examples/demo.yaml`.
-pub const DEMO_CONFIG: &str = include_str!("../examples/demo.yaml");
-
 #[derive(Debug, Parser)]
 #[command(
     name = "lagwatch",
@@ -67,9 +64,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::CheckConfig { file } => Ok(check_config(&file)),
         Command::Emulate { listen, scenario } => emulate(listen, scenario).await,
         Command::Demo { listen } => {
-            let config = Config::from_yaml("examples/demo.yaml (built in)", DEMO_CONFIG)
-                .context("the built-in demo configuration is invalid")?;
-            serve(config, listen).await
+            // The emulator outlives the monitor, which deletes its sentinels on the way out.
+            let emulator_stop = tokio_util::sync::CancellationToken::new();
+            let (demo, config) = crate::demo::Demo::start(emulator_stop.clone())
+                .await
+                .context("starting the demo")?;
+            println!(
+                "lagwatch demo: emulated Dynamics 365 estate on {} (ground truth under /_truth/)",
+                demo.emulator_url
+            );
+            let result = serve(config, listen, crate::shutdown::on_signal()).await;
+            emulator_stop.cancel();
+            demo.finish().await;
+            result
         }
         Command::Run { config, listen } => {
             let cfg = match Config::load(&config) {
@@ -82,7 +89,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let listen = listen
                 .or(cfg.server.listen)
                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 9464)));
-            serve(cfg, listen).await
+            serve(cfg, listen, crate::shutdown::on_signal()).await
         }
     }
 }
@@ -133,7 +140,11 @@ async fn emulate(listen: SocketAddr, scenario: Option<PathBuf>) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<ExitCode> {
+async fn serve(
+    mut config: Config,
+    listen: SocketAddr,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<ExitCode> {
     if config.file.is_empty() {
         config.file = "config".to_string();
     }
@@ -152,7 +163,6 @@ async fn serve(mut config: Config, listen: SocketAddr) -> anyhow::Result<ExitCod
     tracing::info!(address = %local, paths = app.engine.paths().len(), "lagwatch is running.");
     // Tests and scripts read this line to find the port when listening on port 0.
     println!("lagwatch listening on http://{local}");
-    let shutdown = crate::shutdown::on_signal();
     app.run(listener, shutdown).await.context("serving HTTP")?;
     tracing::info!("lagwatch stopped.");
     Ok(ExitCode::SUCCESS)

@@ -14,6 +14,7 @@
 //! - [`net`]: the HTTP layer of every HTTP connector (auth, budget, metrics, errors).
 //! - [`status`]: the per-path view behind the status page and the API.
 //! - [`http`]: the axum server.
+//! - [`emulator`]: the emulated Dynamics 365 APIs; [`demo`]: the emulator and a monitor of it.
 //! - [`app`]: assembly of all of the above; [`cli`]: the command line.
 
 pub mod app;
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connector;
+pub mod demo;
 pub mod emulator;
 pub mod gate;
 pub mod http;

@@ -454,7 +454,7 @@ fn check_config_rejects_every_bad_file_with_exit_code_2() {
 
 #[test]
 fn check_config_accepts_the_demo_and_prints_every_system_and_path() {
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.yaml");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-simulated.yaml");
     let out = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
         .arg("check-config")
         .arg(&demo)

@@ -13,6 +13,9 @@ const EXAMPLE_SECRETS: &[&str] = &[
     "LAGWATCH_ENTRA_SECRET",
     "LAGWATCH_SEARCH_KEY",
     "LAGWATCH_ES_PASSWORD",
+    "LAGWATCH_DEMO_CLIENT_SECRET",
+    "LAGWATCH_DEMO_SEARCH_KEY",
+    "LAGWATCH_DEMO_ES_PASSWORD",
 ];
 
 fn provide_example_secrets() {
@@ -46,7 +49,13 @@ fn the_examples_are_there() {
         .iter()
         .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
         .collect();
-    for expected in ["demo.yaml", "minimal.yaml", "estate.yaml"] {
+    for expected in [
+        "demo.yaml",
+        "demo-simulated.yaml",
+        "minimal.yaml",
+        "estate.yaml",
+        "d365-estate.yaml",
+    ] {
         assert!(
             names.iter().any(|n| n == expected),
             "examples/{expected} is missing; found {names:?}"

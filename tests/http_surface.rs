@@ -263,15 +263,17 @@ fn start(args: &[&str]) -> Demo {
         .spawn()
         .expect("start lagwatch");
     let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .split_once("listening on http://")
-        .map(|(_, a)| a)
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
+    // The demo first says where its emulator is; the monitor's own line comes next.
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("lagwatch says where it listens")
+            .expect("readable stdout");
+        if let Some((_, a)) = line.trim().split_once(" listening on http://") {
+            break a.parse().unwrap();
+        }
+    };
     Demo { child, addr }
 }
 
@@ -304,16 +306,16 @@ fn the_demo_binary_serves_metrics_and_the_status_page_on_port_zero() {
     let (status, _, text) = common::http_get(demo.addr, "/metrics");
     assert_eq!(status, 200);
     check_contract(&text);
-    for target in ["fno", "lake", "search", "dataverse2"] {
+    for target in ["fno", "search", "es", "crm2"] {
         assert!(text.contains(&format!(
-            "lagwatch_probes_in_flight{{source=\"dataverse\",target=\"{target}\"}}"
+            "lagwatch_probes_in_flight{{source=\"crm\",target=\"{target}\"}}"
         )));
     }
     let (status, _, page) = common::http_get(demo.addr, "/");
     assert_eq!(status, 200);
-    for target in ["fno", "lake", "search", "dataverse2"] {
+    for target in ["fno", "search", "es", "crm2"] {
         assert!(
-            page.contains(&format!("data-path=\"dataverse->{target}\"")),
+            page.contains(&format!("data-path=\"crm->{target}\"")),
             "{target} row"
         );
     }
@@ -326,9 +328,9 @@ fn the_demo_shows_every_state_within_two_minutes() {
     let demo = start_demo();
     let want: BTreeMap<&str, &str> = [
         ("fno", "converging"),
-        ("lake", "lagging"),
-        ("search", "failing"),
-        ("dataverse2", "stuck"),
+        ("search", "lagging"),
+        ("es", "failing"),
+        ("crm2", "stuck"),
     ]
     .into_iter()
     .collect();
@@ -353,9 +355,25 @@ fn the_demo_shows_every_state_within_two_minutes() {
         std::thread::sleep(Duration::from_secs(1));
     }
     let text = common::http_get(demo.addr, "/metrics").2;
-    assert!(text.contains(
-        "lagwatch_monotonic_read_violations_total{source=\"dataverse\",target=\"search\"}"
-    ));
+    assert!(
+        text.contains("lagwatch_monotonic_read_violations_total{source=\"crm\",target=\"search\"}")
+    );
+    // The demo runs over HTTP: every system answered requests, and none leaked a secret.
+    for (system, operation) in [
+        ("crm", "write"),
+        ("fno", "lookup"),
+        ("search", "lookup"),
+        ("es", "lookup"),
+        ("crm2", "lookup"),
+    ] {
+        let series = format!(
+            "lagwatch_requests_total{{operation=\"{operation}\",status=\"2xx\",system=\"{system}\"}}"
+        );
+        assert!(text.contains(&series), "{series}");
+    }
+    for (_, secret) in lagwatch::demo::DEMO_SECRETS {
+        assert!(!text.contains(secret));
+    }
     terminate(demo);
 }
 
