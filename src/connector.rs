@@ -99,4 +99,13 @@ pub trait Source: Send + Sync + 'static {
 pub trait Target: Send + Sync + 'static {
     /// Exactly one lookup.
     async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError>;
+
+    /// For a target that replication writes in the same transaction as the source (dual-write
+    /// while its map runs): how long after the source acknowledged a sentinel it may still be
+    /// missing. Missing later means the replication is not running, which the engine reports
+    /// as its own outcome (`halted`) instead of a lag. `None`: an asynchronous target, where
+    /// missing only ever means "not yet".
+    fn synchronous_within(&self) -> Option<std::time::Duration> {
+        None
+    }
 }

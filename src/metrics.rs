@@ -22,7 +22,7 @@ pub const LAG_BUCKETS: &[f64] = &[
 pub const REQUEST_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Outcomes of a probe on one path.
-pub const OUTCOMES: &[&str] = &["converged", "timeout", "mismatch", "error"];
+pub const OUTCOMES: &[&str] = &["converged", "timeout", "mismatch", "error", "halted"];
 /// Outcomes of a sentinel write.
 pub const WRITE_OUTCOMES: &[&str] = &["ok", "error", "throttled"];
 /// Status classes of a request.
@@ -132,7 +132,7 @@ impl Metrics {
             ),
             probes: counter(
                 "lagwatch_probes_total",
-                "Resolved probes by outcome: converged, timeout (never seen), mismatch (seen with other content), error (only errors until the timeout).",
+                "Resolved probes by outcome: converged, timeout (never seen), mismatch (seen with other content), error (only errors until the timeout), halted (still missing from a synchronous target such as dual-write after its grace: the replication is not running).",
                 &["source", "target", "outcome"],
             ),
             in_flight: igauge(

@@ -2,8 +2,9 @@
 //!
 //! A path is `converging` (healthy: sentinels arrive within the objective), `lagging` (they
 //! arrive, above the objective), `stuck` (a sentinel timed out or has been pending longer than
-//! the timeout), `failing` (reads or writes error, or content arrives changed), or `starting`
-//! (nothing resolved yet).
+//! the timeout), `failing` (reads or writes error, or content arrives changed), `halted` (a
+//! synchronous target such as dual-write lacks a sentinel after its grace: the replication is
+//! not running), or `starting` (nothing resolved yet).
 
 use std::fmt::Write as _;
 
@@ -22,6 +23,7 @@ pub enum PathStatus {
     Lagging,
     Stuck,
     Failing,
+    Halted,
 }
 
 impl PathStatus {
@@ -32,6 +34,7 @@ impl PathStatus {
             PathStatus::Lagging => "lagging",
             PathStatus::Stuck => "stuck",
             PathStatus::Failing => "failing",
+            PathStatus::Halted => "halted",
         }
     }
 }
@@ -136,9 +139,11 @@ impl PathView {
         let timeout = spec.timeout.get();
         let objective = spec.objective.get();
         let last_lag = s.last_estimate.map(|e| e.lag);
-        let state = if matches!(last_outcome, Some(Outcome::Error | Outcome::Mismatch))
-            || (error_after_convergence && last_outcome != Some(Outcome::Timeout))
-        {
+        let state = if matches!(last_outcome, Some(Outcome::Error | Outcome::Mismatch)) {
+            PathStatus::Failing
+        } else if last_outcome == Some(Outcome::Halted) {
+            PathStatus::Halted
+        } else if error_after_convergence && last_outcome != Some(Outcome::Timeout) {
             PathStatus::Failing
         } else if last_outcome == Some(Outcome::Timeout) || staleness >= timeout {
             PathStatus::Stuck
@@ -227,7 +232,7 @@ th{{background:#f3f4f6;font-weight:600;font-size:.85rem;color:#404850}}
 td.num{{text-align:right;font-variant-numeric:tabular-nums}}
 .state{{display:inline-block;padding:.1rem .55rem;border-radius:1rem;font-weight:600;font-size:.85rem}}
 .converging{{background:#dafbe1;color:#116329}} .lagging{{background:#fff8c5;color:#7d4e00}}
-.stuck{{background:#ffebe9;color:#a40e26}} .failing{{background:#a40e26;color:#fff}} .starting{{background:#eaeef2;color:#404850}}
+.stuck{{background:#ffebe9;color:#a40e26}} .failing{{background:#a40e26;color:#fff}} .halted{{background:#6e40c9;color:#fff}} .starting{{background:#eaeef2;color:#404850}}
 footer{{margin-top:1rem;color:#57606a;font-size:.85rem}} a{{color:#0969da}}
 </style></head><body>
 <h1>lagwatch</h1>
@@ -262,6 +267,7 @@ footer{{margin-top:1rem;color:#57606a;font-size:.85rem}} a{{color:#0969da}}
             err = match (v.last_error_kind, v.last_outcome) {
                 (Some(kind), _) => esc(kind),
                 (None, Some(Outcome::Timeout)) => "timeout".to_string(),
+                (None, Some(Outcome::Halted)) => "replication not running".to_string(),
                 _ => "–".to_string(),
             },
         );

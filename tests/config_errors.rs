@@ -194,6 +194,11 @@ const CASES: &[Case] = &[
         "\"us-mf\" is not a legal entity id (1 to 4 letters or digits, e.g. usmf)",
     ),
     case(
+        "fo_odata_timeout_within_grace.yaml",
+        "paths[0].timeout",
+        "the timeout (45s) must be longer than the sync_grace of system \"fno\" (1m), or a stopped replication is reported as a timeout instead of halted",
+    ),
+    case(
         "search_basic_auth.yaml",
         "systems.search.auth.method",
         "this kind does not take method basic; the methods it takes are: client_secret, client_certificate, workload_identity, managed_identity, api_key",

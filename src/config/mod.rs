@@ -688,6 +688,18 @@ fn resolve_path(
             ),
         ));
     }
+    if let Some(grace) = target.synchronous_within()
+        && timeout.get() <= grace
+    {
+        return Err(Issue::new(
+            timeout_key,
+            format!(
+                "the timeout ({timeout}) must be longer than the sync_grace of system \"{}\" ({}), or a stopped replication is reported as a timeout instead of halted",
+                raw.target,
+                Dur(grace)
+            ),
+        ));
+    }
     if objective > timeout {
         return Err(Issue::new(
             objective_key,

@@ -266,6 +266,13 @@ impl Cycle {
             match result {
                 Ok(Lookup::Absent) => {
                     answered = true;
+                    if first_hit.is_none()
+                        && let Some(grace) = path.target.synchronous_within()
+                        && req_sent.saturating_duration_since(acked) > grace
+                    {
+                        tracing::warn!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, grace = ?grace, "Synchronous target still lacks the sentinel after its grace: replication is not running.");
+                        return finish(Outcome::Halted, None, reads);
+                    }
                     if first_hit.take().is_some() {
                         path.on_monotonic_violation();
                         tracing::info!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, "Target lost a sentinel it had shown; measuring to the last miss.");

@@ -28,6 +28,9 @@ pub enum Outcome {
     Timeout,
     Mismatch,
     Error,
+    /// Still absent from a synchronous target after its grace: the replication is not
+    /// running (a paused or stopped dual-write map), which is no lag at all.
+    Halted,
 }
 
 impl Outcome {
@@ -37,6 +40,7 @@ impl Outcome {
             Outcome::Timeout => "timeout",
             Outcome::Mismatch => "mismatch",
             Outcome::Error => "error",
+            Outcome::Halted => "halted",
         }
     }
     fn index(self) -> usize {
@@ -123,7 +127,7 @@ struct PathMetrics {
     uncertainty: Gauge,
     staleness: Gauge,
     last_converged: Gauge,
-    probes: [IntCounter; 4],
+    probes: [IntCounter; 5],
     in_flight: IntGauge,
     skipped: IntCounter,
     monotonic: IntCounter,
@@ -165,6 +169,7 @@ impl PathHandle {
                 outcome(Outcome::Timeout),
                 outcome(Outcome::Mismatch),
                 outcome(Outcome::Error),
+                outcome(Outcome::Halted),
             ],
             in_flight: metrics.in_flight.with_label_values(&l),
             skipped: metrics.probes_skipped.with_label_values(&l),
@@ -250,7 +255,7 @@ impl PathHandle {
                     s.unseen_since = None;
                 }
             }
-            Outcome::Timeout | Outcome::Error => {
+            Outcome::Timeout | Outcome::Error | Outcome::Halted => {
                 s.unseen_since = Some(s.unseen_since.map_or(acked, |u| u.min(acked)));
             }
         }

@@ -110,11 +110,24 @@ pub(crate) struct Collection {
 pub struct FoOdata {
     http: HttpSystem,
     map: EntityMap,
+    sync_grace: Duration,
 }
 
 impl FoOdata {
+    /// A target with the [`DEFAULT_SYNC_GRACE`].
     pub fn new(http: HttpSystem, map: EntityMap) -> Self {
-        FoOdata { http, map }
+        FoOdata {
+            http,
+            map,
+            sync_grace: DEFAULT_SYNC_GRACE,
+        }
+    }
+
+    /// How long a sentinel may be missing after the source acknowledged it before the map
+    /// counts as not running.
+    pub fn with_sync_grace(mut self, grace: Duration) -> Self {
+        self.sync_grace = grace;
+        self
     }
 
     fn filter(&self, id: &SentinelId) -> String {
@@ -128,6 +141,10 @@ impl FoOdata {
 
 #[async_trait]
 impl Target for FoOdata {
+    fn synchronous_within(&self) -> Option<Duration> {
+        Some(self.sync_grace)
+    }
+
     async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
         let url = format!("{}/data/{}", self.map.base, self.map.entity_set);
         let filter = self.filter(id);
@@ -266,6 +283,10 @@ impl SystemKind for FoOdataConfig {
         )
     }
 
+    fn synchronous_within(&self) -> Option<Duration> {
+        Some(self.grace())
+    }
+
     fn describe(&self) -> String {
         format!(
             "{} entity {} (key {}, payload {}{}), auth {}",
@@ -290,16 +311,19 @@ impl SystemKind for FoOdataConfig {
             || super::scope_or_derived(name, self.scope.as_deref(), &self.url),
             None,
         )?;
-        let connector = Arc::new(FoOdata::new(
-            http,
-            EntityMap {
-                base: self.url.trim_end_matches('/').to_string(),
-                entity_set: self.entity_set.clone(),
-                key_field: self.key_field.clone(),
-                payload_field: self.payload_field.clone(),
-                data_area_id: self.data_area_id.clone(),
-            },
-        ));
+        let connector = Arc::new(
+            FoOdata::new(
+                http,
+                EntityMap {
+                    base: self.url.trim_end_matches('/').to_string(),
+                    entity_set: self.entity_set.clone(),
+                    key_field: self.key_field.clone(),
+                    payload_field: self.payload_field.clone(),
+                    data_area_id: self.data_area_id.clone(),
+                },
+            )
+            .with_sync_grace(self.grace()),
+        );
         Ok(System::target_only(name, self.kind(), gate, connector))
     }
 }

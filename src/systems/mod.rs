@@ -36,6 +36,11 @@ pub trait SystemKind: fmt::Debug + Send + Sync + 'static {
     fn default_limits(&self) -> Limits {
         Limits::default()
     }
+    /// As [`Target::synchronous_within`](crate::connector::Target::synchronous_within), known
+    /// from the configuration so a path's timeout can be checked against it.
+    fn synchronous_within(&self) -> Option<std::time::Duration> {
+        None
+    }
     /// One line for `check-config` output; secrets must stay redacted.
     fn describe(&self) -> String {
         format!("{self:?}")
