@@ -256,10 +256,15 @@ fn start_demo() -> Demo {
 }
 
 fn start(args: &[&str]) -> Demo {
+    start_with(args, Stdio::null(), "info")
+}
+
+fn start_with(args: &[&str], stderr: Stdio, log: &str) -> Demo {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
         .args(args)
+        .env("RUST_LOG", log)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("start lagwatch");
     let stdout = child.stdout.take().unwrap();
@@ -325,7 +330,13 @@ fn the_demo_binary_serves_metrics_and_the_status_page_on_port_zero() {
 /// The demo is shaped so that every state shows within two minutes.
 #[test]
 fn the_demo_shows_every_state_within_two_minutes() {
-    let demo = start_demo();
+    // Debug logs go to a file, to check that no secret ever reaches them.
+    let log = std::env::temp_dir().join(format!("lagwatch-demo-log-{}", std::process::id()));
+    let demo = start_with(
+        &["demo", "--listen", "127.0.0.1:0"],
+        Stdio::from(std::fs::File::create(&log).expect("log file")),
+        "debug",
+    );
     let want: BTreeMap<&str, &str> = [
         ("fno", "converging"),
         ("search", "lagging"),
@@ -371,10 +382,22 @@ fn the_demo_shows_every_state_within_two_minutes() {
         );
         assert!(text.contains(&series), "{series}");
     }
-    for (_, secret) in lagwatch::demo::DEMO_SECRETS {
-        assert!(!text.contains(secret));
-    }
+    let page = common::http_get(demo.addr, "/").2;
+    let api = common::http_get(demo.addr, "/api/v1/paths").2;
     terminate(demo);
+    let logs = std::fs::read_to_string(&log).expect("logs");
+    let _ = std::fs::remove_file(&log);
+    assert!(logs.contains("DEBUG"), "debug logging was on");
+    for (_, secret) in lagwatch::demo::DEMO_SECRETS {
+        for (what, body) in [
+            ("/metrics", &text),
+            ("/", &page),
+            ("the API", &api),
+            ("the logs", &logs),
+        ] {
+            assert!(!body.contains(secret), "a secret reached {what}");
+        }
+    }
 }
 
 #[test]
