@@ -2,16 +2,12 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::fakes::{self, ExactQuery, answer_next, error_kind, sentinel, truncated_json};
 use common::shapes::{fo_page, fo_row};
 use lagwatch::connector::{ConnectorError, Lookup, Target};
 use lagwatch::metrics::Metrics;
 use lagwatch::sentinel::SentinelId;
-use lagwatch::systems::fo_odata::{
-    DEFAULT_SYNC_GRACE, DualWriteSignal, EntityMap, FoOdata, dual_write_signal,
-};
+use lagwatch::systems::fo_odata::{EntityMap, FoOdata};
 use serde_json::json;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -158,25 +154,4 @@ async fn garbage_and_missing_entity_sets_are_errors_not_panics() {
         }
         other => panic!("{other:?}"),
     }
-}
-
-#[test]
-fn a_row_still_missing_after_the_grace_means_the_map_is_not_running() {
-    let absent = Lookup::Absent;
-    assert_eq!(
-        dual_write_signal(&absent, Duration::from_secs(2), DEFAULT_SYNC_GRACE),
-        DualWriteSignal::Pending
-    );
-    assert_eq!(
-        dual_write_signal(&absent, Duration::from_secs(600), DEFAULT_SYNC_GRACE),
-        DualWriteSignal::MapNotRunning
-    );
-    assert_eq!(
-        dual_write_signal(
-            &Lookup::Present { payload: None },
-            Duration::from_secs(600),
-            DEFAULT_SYNC_GRACE
-        ),
-        DualWriteSignal::Synced
-    );
 }

@@ -17,11 +17,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{BuildContext, System, SystemKind, decode_as};
-use crate::auth::{self, AuthConfig, TokenCache};
+use crate::auth::{Accepts, Credential};
 use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Source, Target};
 use crate::gate::Gate;
-use crate::net::{Auth, EntraBearer, HttpSystem, Reply, excerpt};
+use crate::net::{HttpSystem, Reply, excerpt};
 use crate::sentinel::{Sentinel, SentinelId};
 
 /// How sentinels are created.
@@ -76,9 +76,13 @@ pub struct DataverseConfig {
     pub fields: Map<String, Value>,
     #[serde(default)]
     pub create: CreateMode,
-    pub auth: AuthConfig,
+    /// An Entra method (see `auth::credential`).
+    #[serde(deserialize_with = "crate::auth::credential::raw")]
+    pub auth: Value,
     /// Token scope; `<environment URL>/.default` when absent.
     pub scope: Option<String>,
+    #[serde(skip)]
+    credential: Option<Credential>,
 }
 
 fn default_api_version() -> String {
@@ -90,7 +94,7 @@ fn default_api_version() -> String {
 /// # Errors
 /// An [`Issue`] naming the offending key.
 pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
-    let c: DataverseConfig = decode_as(key, value)?;
+    let mut c: DataverseConfig = decode_as(key, value)?;
     super::check_url(
         &format!("{key}.url"),
         &c.url,
@@ -106,7 +110,11 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
             ("payload_column", &c.payload_column),
         ],
     )?;
-    c.auth.validate(&format!("{key}.auth"))?;
+    c.credential = Some(Credential::decode(
+        &format!("{key}.auth"),
+        c.auth.clone(),
+        Accepts::ENTRA,
+    )?);
     Ok(Box::new(c))
 }
 
@@ -127,27 +135,19 @@ impl SystemKind for DataverseConfig {
             self.key_column,
             self.payload_column,
             self.create,
-            self.auth.method.as_str()
+            self.credential.as_ref().map_or("?", Credential::method)
         )
     }
 
     fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
-        let key = format!("systems.{name}");
-        let source = auth::build(&self.auth, cx.http.clone())
-            .map_err(|e| Issue::new(format!("{key}.auth"), e.to_string()))?;
-        let scope = match &self.scope {
-            Some(s) => s.clone(),
-            None => auth::scope_for(&self.url)
-                .map_err(|e| Issue::new(format!("{key}.url"), e.to_string()))?,
-        };
-        let bearer = EntraBearer::new(TokenCache::new(source), scope);
-        let http = HttpSystem::new(
+        let http = super::http_system(
             name,
-            cx.http.clone(),
-            gate.clone(),
-            cx.metrics.clone(),
-            Auth::Bearer(Arc::new(bearer)),
-        );
+            cx,
+            &gate,
+            self.credential.as_ref(),
+            || super::scope_or_derived(name, self.scope.as_deref(), &self.url),
+            None,
+        )?;
         let connector = Arc::new(Dataverse::new(
             http,
             TableMap {

@@ -22,8 +22,14 @@
 //! an Entra bearer token for `https://<env>.operations.dynamics.com/.default`.
 //!
 //! Dual-write is synchronous while a map is *Running* (§4.3): the F&O row is committed in the
-//! same transaction as the Dataverse write, so "not there yet" soon stops being a lag and
-//! becomes a paused or stopped map; [`dual_write_signal`] classifies that.
+//! same transaction as the Dataverse write (a failed dual-write rolls the Dataverse write back,
+//! so it would not have been acknowledged). A row still missing [`DEFAULT_SYNC_GRACE`] (or the
+//! configured `sync_grace`) after the acknowledgement therefore means the table map is
+//! *Paused* (changes queue for at most one day / 1 GB, then block), *Stopped*, still
+//! *Initializing*, or the sentinel fails the map's filter or company rules (no company,
+//! `customertypecode` ≠ 3 for "Customers V3 to accounts"). The target declares the grace
+//! through [`Target::synchronous_within`], and the engine ends such a probe as `halted`: no
+//! lag is recorded, the path shows state `halted`, and the next sentinels show the resume.
 
 use std::time::Duration;
 
@@ -141,6 +147,7 @@ impl FoOdata {
 
 #[async_trait]
 impl Target for FoOdata {
+    /// Dual-write commits the F&O row with the Dataverse write while the map runs.
     fn synchronous_within(&self) -> Option<Duration> {
         Some(self.sync_grace)
     }
@@ -289,7 +296,7 @@ impl SystemKind for FoOdataConfig {
 
     fn describe(&self) -> String {
         format!(
-            "{} entity {} (key {}, payload {}{}), auth {}",
+            "{} entity {} (key {}, payload {}{}), sync grace {}, auth {}",
             self.url,
             self.entity_set,
             self.key_field,
@@ -298,6 +305,7 @@ impl SystemKind for FoOdataConfig {
                 .as_ref()
                 .map(|c| format!(", company {c}"))
                 .unwrap_or_default(),
+            crate::config::Dur(self.grace()),
             self.credential.as_ref().map_or("?", Credential::method)
         )
     }
@@ -334,67 +342,9 @@ impl SystemKind for FoOdataConfig {
 /// clock granularity.
 pub const DEFAULT_SYNC_GRACE: Duration = Duration::from_secs(30);
 
-/// What one F&O lookup means on a dual-write path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DualWriteSignal {
-    /// The row is in F&O: the map is running. (Content that differs is still the engine's
-    /// ordinary `mismatch`: a field mapping or transform changed it.)
-    Synced,
-    /// Not in F&O yet, but still within the grace a synchronous map gets: keep polling.
-    Pending,
-    /// Accepted by Dataverse, still absent from F&O after the grace although the map should
-    /// be synchronous.
-    ///
-    /// What the engine should report: **the map is not running**, not a slow path. Per the
-    /// fact sheet §4.3 a *Running* map writes F&O in the same transaction as Dataverse (a failed
-    /// dual-write rolls the Dataverse write back, so the write would not have been
-    /// acknowledged), hence a missing row means the table map is *Paused* (changes queue for at
-    /// most one day / 1 GB, then block), *Stopped*/*Not running*, still *Initializing*, or the
-    /// sentinel fails the map's filter or company rules (e.g. no company lookup,
-    /// `customertypecode` ≠ 3 for `CustomersV3-accounts`). Report it as a distinct
-    /// "dual-write paused" condition of the path (a state or reason, and a counter), keep
-    /// polling so the resume is seen, and keep the lag of a sentinel that arrives after a
-    /// catch-up out of the lag histogram and the learned window: that number measures how long
-    /// the map was paused, not replication latency.
-    MapNotRunning,
-}
-
-/// Classifies one lookup of a dual-write target, `since_ack` after Dataverse acknowledged the
-/// sentinel's write; `grace` is how long a synchronous map may still miss it (see
-/// [`DEFAULT_SYNC_GRACE`]). Errors are not classified: they are lookup errors as on any path.
-pub fn dual_write_signal(lookup: &Lookup, since_ack: Duration, grace: Duration) -> DualWriteSignal {
-    match lookup {
-        Lookup::Present { .. } => DualWriteSignal::Synced,
-        Lookup::Absent if since_ack <= grace => DualWriteSignal::Pending,
-        Lookup::Absent => DualWriteSignal::MapNotRunning,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_missing_row_after_the_grace_is_a_stopped_map_not_lag() {
-        let grace = DEFAULT_SYNC_GRACE;
-        let present = Lookup::Present { payload: None };
-        assert_eq!(
-            dual_write_signal(&present, Duration::from_secs(3600), grace),
-            DualWriteSignal::Synced
-        );
-        assert_eq!(
-            dual_write_signal(&Lookup::Absent, Duration::from_secs(1), grace),
-            DualWriteSignal::Pending
-        );
-        assert_eq!(
-            dual_write_signal(&Lookup::Absent, grace, grace),
-            DualWriteSignal::Pending
-        );
-        assert_eq!(
-            dual_write_signal(&Lookup::Absent, grace + Duration::from_millis(1), grace),
-            DualWriteSignal::MapNotRunning
-        );
-    }
 
     #[test]
     fn odata_error_bodies_are_read() {
