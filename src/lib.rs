@@ -8,6 +8,7 @@
 //! - [`auth`]: Entra ID tokens (client secret, workload and managed identity) and their cache.
 //! - [`sentinel`]: sentinel ids, payloads and checksums.
 //! - [`gate`]: per-system throttling, concurrency and request budget.
+//! - [`lake`]: reading analytics lakes (Synapse Link folders) with a cursor, not re-reading.
 //! - [`clock`]: clock offsets of monitored systems from HTTP `Date` headers.
 //! - [`probe`]: the engine: groups, cycles, the poll schedule and the lag estimator.
 //! - [`metrics`]: every exported metric, declared once.
@@ -27,6 +28,7 @@ pub mod demo;
 pub mod emulator;
 pub mod gate;
 pub mod http;
+pub mod lake;
 pub mod metrics;
 pub mod net;
 pub mod probe;

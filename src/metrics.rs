@@ -67,6 +67,9 @@ pub struct Metrics {
     pub budget_used: GaugeVec,
     pub clock_offset: GaugeVec,
     pub clock_offset_uncertainty: GaugeVec,
+    pub lake_objects_listed: IntCounterVec,
+    pub lake_bytes_read: IntCounterVec,
+    pub lake_last_folder: GaugeVec,
     pub build_info: IntGaugeVec,
 }
 
@@ -216,6 +219,21 @@ impl Metrics {
                 "lagwatch_clock_offset_uncertainty_seconds",
                 "Half-width of the bounds on lagwatch_clock_offset_seconds.",
                 &["system"],
+            ),
+            lake_objects_listed: counter(
+                "lagwatch_lake_objects_listed_total",
+                "Folders and files listed while scanning a lake target for new data (per poll cost).",
+                &["target"],
+            ),
+            lake_bytes_read: counter(
+                "lagwatch_lake_bytes_read_total",
+                "Bytes read from a lake target's files (manifests, change logs, data).",
+                &["target"],
+            ),
+            lake_last_folder: gauge(
+                "lagwatch_lake_last_folder_timestamp_seconds",
+                "Time in the name of a lake target's newest complete incremental folder; an old value means the export is stuck.",
+                &["target"],
             ),
             build_info: igauge(
                 "lagwatch_build_info",

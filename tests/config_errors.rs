@@ -180,7 +180,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_kind.yaml",
         "systems.replica.kind",
-        "unknown kind \"salesforce\"; the kinds lagwatch knows are: simulated, dataverse, fo_odata, azure_search, dataverse_search, elasticsearch, http",
+        "unknown kind \"salesforce\"; the kinds lagwatch knows are: simulated, dataverse, fo_odata, azure_search, dataverse_search, elasticsearch, http, synapse_link_csv",
     ),
     // The Dynamics 365 and search kinds.
     case(
@@ -197,6 +197,11 @@ const CASES: &[Case] = &[
         "fo_odata_timeout_within_grace.yaml",
         "paths[0].timeout",
         "the timeout (45s) must be longer than the sync_grace of system \"fno\" (1m), or a stopped replication is reported as a timeout instead of halted",
+    ),
+    case(
+        "lake_azure_url.yaml",
+        "systems.lake.url",
+        "\"abfss://dataverse-contoso@contosolake.dfs.core.windows.net/\": reading the lake from Azure storage is not supported yet; mount or copy the container and use a file:// URL",
     ),
     case(
         "search_basic_auth.yaml",

@@ -11,6 +11,7 @@ pub mod elasticsearch;
 pub mod fo_odata;
 pub mod http;
 pub mod simulated;
+pub mod synapse_link_csv;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -136,6 +137,7 @@ pub const REGISTRY: &[(&str, Decoder)] = &[
     ("dataverse_search", dataverse_search::decode),
     ("elasticsearch", elasticsearch::decode),
     ("http", http::decode),
+    ("synapse_link_csv", synapse_link_csv::decode),
 ];
 
 /// Types one `systems.<name>` block by its `kind`.
