@@ -60,6 +60,8 @@ const WINDOW: usize = 32;
 
 /// Tracks one system's offset and exports it.
 pub struct ClockTracker {
+    system: String,
+    metrics: Metrics,
     samples: Mutex<VecDeque<OffsetBounds>>,
     offset: Gauge,
     uncertainty: Gauge,
@@ -68,6 +70,8 @@ pub struct ClockTracker {
 impl ClockTracker {
     pub fn new(system: &str, metrics: &Metrics) -> Self {
         ClockTracker {
+            system: system.to_string(),
+            metrics: metrics.clone(),
             samples: Mutex::new(VecDeque::with_capacity(WINDOW)),
             offset: metrics.clock_offset.with_label_values(&[system]),
             uncertainty: metrics
@@ -93,6 +97,7 @@ impl ClockTracker {
             s.pop_front();
         };
         self.offset.set(best.midpoint());
+        self.metrics.set_clock_offset(&self.system, best.midpoint());
         self.uncertainty.set(best.half_width());
         best
     }

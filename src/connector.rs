@@ -108,4 +108,16 @@ pub trait Target: Send + Sync + 'static {
     fn synchronous_within(&self) -> Option<std::time::Duration> {
         None
     }
+
+    /// Whether the target records when its own pipeline applied a record (a lake's
+    /// `SinkCreatedOn`), so `applied_at` is worth asking and the apply-lag series exist.
+    fn records_apply_time(&self) -> bool {
+        false
+    }
+
+    /// When the target's pipeline applied the sentinel, by the target's clock, if it recorded
+    /// it; asked once after a lookup found the sentinel. No call to the system.
+    async fn applied_at(&self, _id: &SentinelId) -> Option<DateTime<Utc>> {
+        None
+    }
 }

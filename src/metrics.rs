@@ -70,7 +70,11 @@ pub struct Metrics {
     pub lake_objects_listed: IntCounterVec,
     pub lake_bytes_read: IntCounterVec,
     pub lake_last_folder: GaugeVec,
+    pub apply_lag: HistogramVec,
     pub build_info: IntGaugeVec,
+    /// Latest clock offset estimate per system (seconds, its clock minus ours), for the
+    /// engine to correct timestamps a system wrote (see `clock::ClockTracker`).
+    offsets: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, f64>>>,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -235,12 +239,19 @@ impl Metrics {
                 "Time in the name of a lake target's newest complete incremental folder; an old value means the export is stuck.",
                 &["target"],
             ),
+            apply_lag: hist(
+                "lagwatch_apply_lag_seconds",
+                "Lag by the target's own clock: the time the target's pipeline says it applied a sentinel (a lake's SinkCreatedOn) minus its write time, corrected by the source's clock offset. Exported for targets that record it.",
+                LAG_BUCKETS,
+                path,
+            ),
             build_info: igauge(
                 "lagwatch_build_info",
                 "Always 1; labels carry the version and source revision of this build.",
                 &["version", "revision"],
             ),
             registry,
+            offsets: std::sync::Arc::default(),
         };
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION"), crate::REVISION])
@@ -252,6 +263,23 @@ impl Metrics {
             let _ = m.registry.register(Box::new(pc));
         }
         m
+    }
+
+    /// Remembers the latest clock offset estimate of `system`.
+    pub fn set_clock_offset(&self, system: &str, seconds: f64) {
+        self.offsets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(system.to_string(), seconds);
+    }
+
+    /// The latest clock offset estimate of `system` (its clock minus lagwatch's), once measured.
+    pub fn clock_offset_of(&self, system: &str) -> Option<f64> {
+        self.offsets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(system)
+            .copied()
     }
 
     /// Creates every series of one path at 0.

@@ -38,6 +38,23 @@ pub(crate) struct Cycle {
 /// How long cleanup may take once shutdown has begun.
 const SHUTDOWN_CLEANUP: Duration = Duration::from_secs(5);
 
+/// Seconds from a write (lagwatch's clock) to when the target applied it (the target's
+/// clock, taken to agree with the source's: both are the vendor's services), using the
+/// source's clock offset when measured; never negative.
+pub(crate) fn apply_lag(
+    written: chrono::DateTime<Utc>,
+    source_offset_seconds: Option<f64>,
+    applied: chrono::DateTime<Utc>,
+) -> f64 {
+    let shift =
+        chrono::Duration::microseconds((source_offset_seconds.unwrap_or(0.0) * 1e6).round() as i64);
+    let lag = (applied - (written + shift))
+        .num_microseconds()
+        .unwrap_or(0) as f64
+        / 1e6;
+    lag.max(0.0)
+}
+
 /// Runs one connector call with a deadline; running out of time is [`ConnectorError::Timeout`].
 pub(crate) async fn bounded<T>(
     limit: Duration,
@@ -173,9 +190,30 @@ impl Cycle {
         }
     }
 
+    /// Polls one target (see [`Cycle::poll_until_resolved`]); for a converged sentinel on a
+    /// target that records when its pipeline applied it, also the apply lag: that time minus
+    /// the write time, both on the source's clock (our write time shifted by its offset).
+    async fn poll_target(
+        &self,
+        path: &PathHandle,
+        sentinel: &Sentinel,
+        sent: Instant,
+        acked: Instant,
+    ) -> Option<Outcome> {
+        let outcome = self.poll_until_resolved(path, sentinel, sent, acked).await;
+        if outcome == Some(Outcome::Converged)
+            && path.target.records_apply_time()
+            && let Some(applied) = path.target.applied_at(&sentinel.id).await
+        {
+            let offset = self.metrics.clock_offset_of(&self.source_name);
+            path.on_applied(apply_lag(sentinel.written_at, offset, applied));
+        }
+        outcome
+    }
+
     /// Polls one target until the sentinel is seen and confirmed, or the path's timeout.
     /// Returns `None` if shutdown interrupted it (the slot is released without an outcome).
-    async fn poll_target(
+    async fn poll_until_resolved(
         &self,
         path: &PathHandle,
         sentinel: &Sentinel,
@@ -302,5 +340,23 @@ impl Cycle {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apply_lag_is_measured_on_the_source_clock() {
+        let t = |s: &str| s.parse::<chrono::DateTime<Utc>>().unwrap();
+        let written = t("2026-11-02T10:00:00Z");
+        let applied = t("2026-11-02T10:05:02Z");
+        assert_eq!(apply_lag(written, None, applied), 302.0);
+        // The source runs 2 s ahead of us: the write happened at 10:00:02 by its clock.
+        assert_eq!(apply_lag(written, Some(2.0), applied), 300.0);
+        assert_eq!(apply_lag(written, Some(-0.5), applied), 302.5);
+        // Clock trouble never makes a negative lag.
+        assert_eq!(apply_lag(applied, None, written), 0.0);
     }
 }

@@ -129,6 +129,8 @@ struct PathMetrics {
     last_converged: Gauge,
     probes: [IntCounter; 5],
     in_flight: IntGauge,
+    /// Only for targets that record when they applied a record.
+    apply_lag: Option<Histogram>,
     skipped: IntCounter,
     monotonic: IntCounter,
 }
@@ -172,6 +174,9 @@ impl PathHandle {
                 outcome(Outcome::Halted),
             ],
             in_flight: metrics.in_flight.with_label_values(&l),
+            apply_lag: target
+                .records_apply_time()
+                .then(|| metrics.apply_lag.with_label_values(&l)),
             skipped: metrics.probes_skipped.with_label_values(&l),
             monotonic: metrics.monotonic_violations.with_label_values(&l),
         };
@@ -233,6 +238,13 @@ impl PathHandle {
 
     pub fn on_monotonic_violation(&self) {
         self.m.monotonic.inc();
+    }
+
+    /// Records the lag the target's own clock gives a converged sentinel.
+    pub fn on_applied(&self, seconds: f64) {
+        if let Some(h) = &self.m.apply_lag {
+            h.observe(seconds);
+        }
     }
 
     /// Records how a sentinel ended on this path and frees its slot.

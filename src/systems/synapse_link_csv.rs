@@ -166,4 +166,13 @@ impl Target for SynapseLinkCsv {
             None => Lookup::Absent,
         })
     }
+
+    /// Rows carry `SinkCreatedOn`, the export's own time of writing them.
+    fn records_apply_time(&self) -> bool {
+        true
+    }
+
+    async fn applied_at(&self, id: &SentinelId) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.cursor.lock().await.found(id.key())?.sink_at
+    }
 }
