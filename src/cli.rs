@@ -49,6 +49,11 @@ pub enum Command {
         /// Scenario file; the built-in demo scenario if absent.
         #[arg(long)]
         scenario: Option<PathBuf>,
+        /// Directory the scenario's lakes (Synapse Link incremental update folders) are
+        /// written under, one folder per container; default a new directory in the system
+        /// temp dir.
+        #[arg(long)]
+        lake_dir: Option<PathBuf>,
     },
 }
 
@@ -62,7 +67,11 @@ pub const EXIT_BAD_CONFIG: u8 = 2;
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::CheckConfig { file } => Ok(check_config(&file)),
-        Command::Emulate { listen, scenario } => emulate(listen, scenario).await,
+        Command::Emulate {
+            listen,
+            scenario,
+            lake_dir,
+        } => emulate(listen, scenario, lake_dir).await,
         Command::Demo { listen } => {
             // The emulator outlives the monitor, which deletes its sentinels on the way out.
             let emulator_stop = tokio_util::sync::CancellationToken::new();
@@ -117,7 +126,11 @@ fn check_config(file: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn emulate(listen: SocketAddr, scenario: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+async fn emulate(
+    listen: SocketAddr,
+    scenario: Option<PathBuf>,
+    lake_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let scenario = match &scenario {
         Some(path) => crate::emulator::Scenario::load(path),
         None => crate::emulator::Scenario::demo(),
@@ -133,8 +146,23 @@ async fn emulate(listen: SocketAddr, scenario: Option<PathBuf>) -> anyhow::Resul
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
+    let emulator = crate::emulator::Emulator::with_options(
+        scenario,
+        crate::emulator::EmulatorOptions {
+            lake_root: lake_dir,
+            ..Default::default()
+        },
+    );
+    if let Some(root) = emulator.lake_root() {
+        emulator
+            .flush_lake()
+            .await
+            .with_context(|| format!("cannot write the lakes under {}", root.display()))?;
+        println!("lagwatch emulator writing lakes under {}", root.display());
+    }
     println!("lagwatch emulator listening on http://{local}");
-    crate::emulator::serve(listener, scenario, crate::shutdown::on_signal())
+    emulator
+        .serve(listener, crate::shutdown::on_signal())
         .await
         .context("serving the emulator")?;
     Ok(ExitCode::SUCCESS)

@@ -20,6 +20,11 @@
 //! | `/_truth/{replica}/{key}` | ground truth (below) | — |
 //! | `/` | JSON description of the services | — |
 //!
+//! Analytics lakes are not served over HTTP: a lake replica writes Synapse Link incremental
+//! update folders as files under a directory ([`lake`], fact sheet §5.3–§5.5;
+//! [`Emulator::with_lake_root`], `lagwatch emulate --lake-dir`), through the [`LakeSink`]
+//! trait.
+//!
 //! Replication reuses [`Landscape`] of `systems::simulated`: every replica of the scenario is
 //! a landscape replica (lag distribution, drop/mismatch/flap probabilities, `stall` and
 //! `unavailable` outages), fed by the Dataverse entity set it names. A dual-write map `state`
@@ -35,15 +40,18 @@
 //! ```json
 //! {"replica":"fno","key":"SENT-1","record_id":"…","committed_at":"2026-05-01T10:00:00.123456789Z",
 //!  "committed_at_unix":1777629600.123456789,"visible_at":"…","visible_at_unix":…,
-//!  "lag_seconds":0.41,"searchable_at":null,"searchable_at_unix":null,"flap":null,
-//!  "mismatched":false,"dropped":false,"queued":false,"visible_now":true,"now":"…"}
+//!  "lag_seconds":0.41,"searchable_at":null,"searchable_at_unix":null,"sink_at":null,
+//!  "sink_at_unix":null,"folder":null,"flap":null,"mismatched":false,"dropped":false,
+//!  "queued":false,"visible_now":true,"now":"…"}
 //! ```
 //!
 //! Timestamps are RFC 3339 UTC with nanoseconds plus the same instant as Unix seconds with a
 //! fraction. `visible_at` is when the record became stably visible to reads by key (null if it
 //! never will: `dropped`, or `queued` behind a paused map); `searchable_at` (Elasticsearch
 //! only) is when `_search` finds it; `flap` is an early `{from, to}` appearance before
-//! `visible_at`. Unknown replica or key → 404.
+//! `visible_at`. For a lake replica `visible_at` is when the incremental folder holding the
+//! row closed, `sink_at` when the row was appended to it (its `SinkCreatedOn`), and `folder`
+//! that folder's name. Unknown replica or key → 404.
 //!
 //! A scenario (the full demo is `examples/scenarios/demo.yaml`):
 //!
@@ -73,7 +81,8 @@
 //!
 //! Left out: writes to F&O, search and Elasticsearch (they are read-only replicas here),
 //! `$expand`, `$orderby` in F&O, batch requests, delete replication lag (a deleted record
-//! leaves every replica at once), Elasticsearch's idle-shard refresh and `_refresh`, the lake.
+//! leaves every replica at once; a lake gets its delete row at once), Elasticsearch's
+//! idle-shard refresh and `_refresh`; for the lake see [`lake`].
 
 // Handlers return a finished error `Response` early through `Result<_, Response>`; it is
 // large, but only built on the error path of one request.
@@ -83,12 +92,15 @@ pub mod dataverse;
 pub mod elastic;
 pub mod entra;
 pub mod fno;
+pub mod lake;
+pub mod lake_sink;
 mod odata;
 mod replication;
 pub mod scenario;
 pub mod search;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
@@ -103,6 +115,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::systems::simulated::Landscape;
 
+pub use lake_sink::{LakeSink, LocalDirSink};
 pub use replication::GroundTruth;
 pub use scenario::Scenario;
 
@@ -123,6 +136,26 @@ pub enum EmulatorError {
     Invalid { key: String, reason: String },
 }
 
+/// Options of an emulator beyond its scenario.
+#[derive(Clone, Default)]
+pub struct EmulatorOptions {
+    /// Directory the lakes are written under (`<dir>/<container>/…`). Default: a new
+    /// directory `lagwatch-lake-<uuid>` under the system temp dir, made only if the scenario
+    /// has lakes. See [`Emulator::lake_root`].
+    pub lake_root: Option<PathBuf>,
+    /// Another storage for the lakes than a local directory; overrides `lake_root`.
+    pub lake_sink: Option<Arc<dyn LakeSink>>,
+}
+
+impl std::fmt::Debug for EmulatorOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorOptions")
+            .field("lake_root", &self.lake_root)
+            .field("lake_sink", &self.lake_sink.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}
+
 /// Largest request body accepted.
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
@@ -134,6 +167,7 @@ pub struct Emulator {
     started: Instant,
     started_wall: DateTime<Utc>,
     state: Mutex<State>,
+    lakes: lake::Lakes,
 }
 
 #[derive(Default)]
@@ -240,8 +274,28 @@ pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 impl Emulator {
-    /// Builds the estate of a validated scenario; the replication clock starts now.
+    /// Builds the estate of a validated scenario; the replication clock starts now. Lakes, if
+    /// any, are written under a new directory in the system temp dir ([`Emulator::lake_root`]).
     pub fn new(scenario: Scenario) -> Arc<Emulator> {
+        Emulator::with_options(scenario, EmulatorOptions::default())
+    }
+
+    /// As [`Emulator::new`], writing the scenario's lakes under `lake_root`
+    /// (`<lake_root>/<container>/…`).
+    pub fn with_lake_root(scenario: Scenario, lake_root: impl Into<PathBuf>) -> Arc<Emulator> {
+        Emulator::with_options(
+            scenario,
+            EmulatorOptions {
+                lake_root: Some(lake_root.into()),
+                ..EmulatorOptions::default()
+            },
+        )
+    }
+
+    /// Builds the estate with `options`. Nothing is written yet: the lakes' folders are made
+    /// by the first request, [`Emulator::flush_lake`] (which reports storage errors) or the
+    /// background task started here when the scenario has lakes and a tokio runtime runs.
+    pub fn with_options(scenario: Scenario, options: EmulatorOptions) -> Arc<Emulator> {
         let landscape = Arc::new(Landscape::new());
         let replicas = replication::ReplicaDef::build_all(&scenario);
         let mut seed = scenario.seed;
@@ -263,14 +317,19 @@ impl Emulator {
                 .indexes
                 .insert(r.name.clone(), replication::ReplicaIndex::default());
         }
-        Arc::new(Emulator {
+        let started = landscape.started_at();
+        let lakes = lake::Lakes::build(&scenario, &replicas, &options, started);
+        let emu = Arc::new(Emulator {
             scenario,
-            started: landscape.started_at(),
+            started,
             started_wall: Utc::now(),
             landscape,
             replicas,
             state: Mutex::new(state),
-        })
+            lakes,
+        });
+        emu.spawn_lake_task();
+        emu
     }
 
     /// The scenario being served.
@@ -330,6 +389,10 @@ impl Emulator {
     /// Handles one request in-process, exactly as the router does (tests under paused time
     /// call this instead of going through a socket).
     pub async fn handle(&self, req: Request) -> Response {
+        if self.lakes.is_due(Instant::now()) {
+            // Storage errors are logged by the flush; requests are served regardless.
+            let _ = self.flush_lake().await;
+        }
         let (parts, body) = req.into_parts();
         let body = match axum::body::to_bytes(body, MAX_BODY).await {
             Ok(b) => b,
@@ -507,6 +570,7 @@ impl Emulator {
                 "cluster": c,
                 "url": format!("{base}/es/{c}/"),
             })).collect::<Vec<_>>(),
+            "lakes": self.describe_lakes(),
             "replicas": self.replicas.iter().map(|r| json!({
                 "name": r.name,
                 "source": format!("{}/{}", r.env, r.set),

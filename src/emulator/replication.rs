@@ -84,6 +84,7 @@ impl ReplicaDef {
             Target::Search { service, index } => format!("search {service}/{index}"),
             Target::Elasticsearch { cluster, index } => format!("elasticsearch {cluster}/{index}"),
             Target::Dataverse { env, table } => format!("dataverse {env}/{table}"),
+            Target::Lake { lake, table } => format!("lake {lake}/{table}"),
         }
     }
 
@@ -168,8 +169,12 @@ pub struct GroundTruth {
     pub record_id: Uuid,
     /// When the Dataverse write committed.
     pub committed_at: Instant,
-    /// When the record became stably visible to reads by key; `None` if it never will.
+    /// When the record became stably visible to reads by key; `None` if it never will. For
+    /// a lake: when the incremental folder holding the row closed.
     pub visible_at: Option<Instant>,
+    /// Lake only: when the row reached the export and was appended to the open folder (its
+    /// `SinkCreatedOn`/`SinkModifiedOn`).
+    pub sink_at: Option<Instant>,
     /// Elasticsearch only: when `_search` finds it.
     pub searchable_at: Option<Instant>,
     /// An early appearance `[from, to)` before `visible_at`.
@@ -238,6 +243,9 @@ impl Emulator {
                 .commit_record(&r.landscape_source, &id_text, &payload, now);
             if let Some(e) = self.landscape.replica_entry(&r.name, &id_text) {
                 index.meta.insert(id, (e.glimpse, e.mismatched));
+                if matches!(r.target, Target::Lake { .. }) {
+                    self.lake_commit(r, id, &e);
+                }
             }
             index.seq += 1;
             let seq = index.seq;
@@ -253,12 +261,21 @@ impl Emulator {
     /// Removes a deleted Dataverse row from every replica of `(env, set)`.
     pub(crate) fn unreplicate(&self, env: &str, set: &str, id: Uuid) {
         let id_text = id.to_string();
+        let now = Instant::now();
         let mut st = self.state();
         for r in self
             .replicas
             .iter()
             .filter(|r| r.env == env && r.set == set)
         {
+            if matches!(r.target, Target::Lake { .. }) {
+                let arrived = |e: Option<&ReplicaEntry>| {
+                    e.and_then(|e| e.visible_at).is_some_and(|v| v <= now)
+                };
+                let exported = arrived(self.landscape.replica_entry(&r.name, &id_text).as_ref())
+                    || arrived(st.indexes.get(&r.name).and_then(|i| i.prior.get(&id)));
+                self.lake_delete(r, id, exported, now);
+            }
             self.landscape.delete_record(&r.landscape_source, &id_text);
             if let Some(index) = st.indexes.get_mut(&r.name) {
                 index.live.remove(&id);
@@ -396,12 +413,20 @@ impl Emulator {
             _ => None,
         };
         let (flap, mismatched) = meta.unwrap_or((None, false));
+        let (visible_at, sink_at) = match (&r.target, visible_at) {
+            (Target::Lake { .. }, Some(sink)) => (
+                self.lake_folder_of(replica, sink).map(|(close, _)| close),
+                Some(sink),
+            ),
+            (_, v) => (v, None),
+        };
         Some(GroundTruth {
             replica: replica.to_string(),
             key: key_value,
             record_id: id,
             committed_at: t.committed_at,
             visible_at,
+            sink_at,
             searchable_at,
             flap,
             mismatched,
@@ -426,6 +451,10 @@ impl Emulator {
             })
         };
         let visible_now = t.visible_at.is_some_and(|v| now >= v);
+        let folder = t
+            .sink_at
+            .and_then(|s| self.lake_folder_of(replica, s))
+            .map(|(_, name)| name);
         json_response(
             StatusCode::OK,
             &json!({
@@ -439,6 +468,9 @@ impl Emulator {
                 "lag_seconds": t.lag().map(|d| d.as_secs_f64()),
                 "searchable_at": at(t.searchable_at),
                 "searchable_at_unix": unix(t.searchable_at),
+                "sink_at": at(t.sink_at),
+                "sink_at_unix": unix(t.sink_at),
+                "folder": folder,
                 "flap": t.flap.map(|(a, b)| json!({"from": at(Some(a)), "to": at(Some(b))})),
                 "mismatched": t.mismatched,
                 "dropped": t.dropped,

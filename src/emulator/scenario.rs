@@ -17,6 +17,10 @@ use super::odata::{self, Filter};
 /// Path prefixes the other services use; a Dataverse environment cannot take these names.
 pub(crate) const RESERVED: &[&str] = &["entra", "fno", "search", "es", "_truth"];
 
+/// Incremental folder interval of a lake replica that does not set one: the documented
+/// minimum of Synapse Link (fact sheet §5.3).
+pub const DEFAULT_FOLDER_INTERVAL: Dur = Dur::secs(300);
+
 /// Columns every emulated Dataverse table has besides its configured ones.
 pub(crate) const SYSTEM_COLUMNS: &[&str] = &["createdon", "modifiedon", "versionnumber"];
 
@@ -42,6 +46,9 @@ pub struct Scenario {
     /// Elasticsearch/OpenSearch clusters by name.
     #[serde(default)]
     pub elasticsearch: BTreeMap<String, ElasticCluster>,
+    /// Analytics lakes (ADLS Gen2 storage accounts) Synapse Link exports into, by name.
+    #[serde(default)]
+    pub lakes: BTreeMap<String, Lake>,
     /// Replication paths by name (the name used by the ground-truth endpoint).
     #[serde(default)]
     pub replicas: BTreeMap<String, Replica>,
@@ -189,6 +196,18 @@ fn default_refresh() -> Dur {
     Dur::secs(1)
 }
 
+/// An analytics lake: one Synapse Link export (incremental update folders, fact sheet §5.3)
+/// into a container of a storage account. Its files are written under the emulator's lake
+/// root directory as `<root>/<container>/` (see [`crate::emulator::lake`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lake {
+    /// Container (file system) name, `dataverse-<environment>-<organization>`, e.g.
+    /// `dataverse-contoso-unq1234`; Azure container rules (3-63 lower-case letters, digits
+    /// and single hyphens).
+    pub container: String,
+}
+
 /// State of a replication (a dual-write table map's states, §4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -229,6 +248,13 @@ pub enum Target {
     Elasticsearch { cluster: String, index: String },
     /// An entity set of another Dataverse environment.
     Dataverse { env: String, table: String },
+    /// A table of an analytics lake (Synapse Link incremental update folders).
+    Lake {
+        lake: String,
+        /// Table (entity) name in the export: folder name and `model.json` entity, e.g.
+        /// `account`.
+        table: String,
+    },
 }
 
 fn default_data_area() -> String {
@@ -271,6 +297,11 @@ pub struct Replica {
     /// Pause windows (records queue and arrive when the window ends).
     #[serde(default)]
     pub paused: Vec<Window>,
+    /// Lake targets only: how often the export starts a new incremental update folder
+    /// (real exports: 5 min to 24 h). One value per lake: replicas of a lake that set it must
+    /// agree, those that do not share it; 5m if none sets it.
+    #[serde(default)]
+    pub folder_interval: Option<Dur>,
 }
 
 /// A value transformation on the way to the target.
@@ -334,6 +365,32 @@ impl Replica {
 
 fn issue(key: impl Into<String>, reason: impl Into<String>) -> Issue {
     Issue::new(key, reason)
+}
+
+/// Columns Synapse Link adds to every exported table (fact sheet §5.5).
+pub(crate) const EXPORT_COLUMNS: &[&str] = &["Id", "SinkCreatedOn", "SinkModifiedOn", "IsDelete"];
+
+/// Azure container naming: 3-63 characters, lower-case letters, digits and single hyphens,
+/// starting and ending with a letter or digit.
+fn check_container(key: &str, name: &str) -> Result<(), Issue> {
+    let ok = (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(issue(
+            key,
+            format!(
+                "\"{name}\" is not a container name: 3-63 lower-case letters, digits and single \
+                 hyphens, such as dataverse-contoso-unq1234"
+            ),
+        ))
+    }
 }
 
 fn check_name(key: &str, name: &str) -> Result<(), Issue> {
@@ -468,8 +525,82 @@ impl Scenario {
                 ));
             }
         }
+        for (name, l) in &self.lakes {
+            let key = format!("lakes.{name}");
+            check_name(&key, name)?;
+            check_container(&format!("{key}.container"), &l.container)?;
+            if let Some((other, _)) = self
+                .lakes
+                .iter()
+                .find(|(n, o)| *n < name && o.container == l.container)
+            {
+                return Err(issue(
+                    format!("{key}.container"),
+                    format!(
+                        "lake {other} already uses container \"{}\"; both would write the same folder",
+                        l.container
+                    ),
+                ));
+            }
+        }
         for (name, r) in &self.replicas {
             self.validate_replica(name, r)?;
+        }
+        self.validate_lake_replicas()
+    }
+
+    /// What replicas into one lake must agree on: one export of one environment, one folder
+    /// cadence, one replica per table.
+    fn validate_lake_replicas(&self) -> Result<(), Issue> {
+        let mut lakes: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+        let mut intervals: BTreeMap<&str, (&str, Dur)> = BTreeMap::new();
+        let mut tables: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+        for (name, r) in &self.replicas {
+            let Target::Lake { lake, table } = &r.target else {
+                continue;
+            };
+            let key = format!("replicas.{name}");
+            if let Some(interval) = r.folder_interval {
+                match intervals.get(lake.as_str()) {
+                    Some(&(first, every)) if every != interval => {
+                        return Err(issue(
+                            format!("{key}.folder_interval"),
+                            format!(
+                                "replica {first} starts a folder of lake {lake} every {every}; \
+                                 the replicas of one lake share its folders, so give them one \
+                                 interval (or set it on one replica only)"
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        intervals.insert(lake, (name, interval));
+                    }
+                }
+            }
+            let env = r.source_parts().0;
+            match lakes.get(lake.as_str()) {
+                Some(&(first, first_env)) => {
+                    if first_env != env {
+                        return Err(issue(
+                            format!("{key}.source"),
+                            format!(
+                                "lake {lake} is the export of Dataverse environment {first_env} \
+                                 (replica {first}); one export covers one environment"
+                            ),
+                        ));
+                    }
+                }
+                None => {
+                    lakes.insert(lake, (name, env));
+                }
+            }
+            if let Some(other) = tables.insert((lake, table), name) {
+                return Err(issue(
+                    format!("{key}.target.table"),
+                    format!("table {table} of lake {lake} is already filled by replica {other}"),
+                ));
+            }
         }
         Ok(())
     }
@@ -550,6 +681,12 @@ impl Scenario {
                 ));
             }
         }
+        if r.folder_interval.is_some() && !matches!(r.target, Target::Lake { .. }) {
+            return Err(issue(
+                format!("{key}.folder_interval"),
+                "only lake targets write incremental update folders",
+            ));
+        }
         let targets: Vec<String> = self.target_fields(r, table, set);
         for field in r.transform.keys() {
             if !targets.contains(field) {
@@ -618,6 +755,83 @@ impl Scenario {
                     }
                 }
             }
+            Target::Lake {
+                lake,
+                table: ltable,
+            } => {
+                self.validate_lake_target(&key, r, table, set, lake, ltable)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_lake_target(
+        &self,
+        key: &str,
+        r: &Replica,
+        table: &Table,
+        set: &str,
+        lake: &str,
+        ltable: &str,
+    ) -> Result<(), Issue> {
+        if !self.lakes.contains_key(lake) {
+            return Err(issue(
+                format!("{key}.target.lake"),
+                format!("unknown lake \"{lake}\"; define it under lakes"),
+            ));
+        }
+        check_name(&format!("{key}.target.table"), ltable)?;
+        if r.map.is_some() {
+            return Err(issue(
+                format!("{key}.map"),
+                "a lake export copies the table's columns as they are; remove map",
+            ));
+        }
+        if let Some(field) = r.transform.keys().next() {
+            return Err(issue(
+                format!("{key}.transform.{field}"),
+                "a lake export copies values as they are; remove transform",
+            ));
+        }
+        if r.flap_probability != 0.0 {
+            return Err(issue(
+                format!("{key}.flap_probability"),
+                "a lake export only appends rows; it cannot show a row and lose it again (use 0)",
+            ));
+        }
+        if let Some(i) = r
+            .outages
+            .iter()
+            .position(|o| o.mode == OutageMode::Unavailable)
+        {
+            return Err(issue(
+                format!("{key}.outages[{i}].mode"),
+                "a lake's files are read from storage, not served: only stall outages apply",
+            ));
+        }
+        if let Some(every) = r.folder_interval
+            && every < Dur::secs(1)
+        {
+            return Err(issue(
+                format!("{key}.folder_interval"),
+                "at least 1s (real exports: 5m to 24h)",
+            ));
+        }
+        let id = table.id_column(set);
+        if let Some(c) = table
+            .columns
+            .keys()
+            .chain(std::iter::once(&id))
+            .find(|c| EXPORT_COLUMNS.iter().any(|e| e.eq_ignore_ascii_case(c)))
+        {
+            return Err(issue(
+                format!("{key}.source"),
+                format!(
+                    "column \"{c}\" of {} has the name of a column the export adds ({})",
+                    r.source,
+                    EXPORT_COLUMNS.join(", ")
+                ),
+            ));
         }
         Ok(())
     }

@@ -1,0 +1,897 @@
+//! The analytics lake: Synapse Link for Dataverse exporting incremental update folders
+//! (fact sheet §5.3–§5.5), written as real files.
+//!
+//! Why real files: lagwatch reads a lake by listing folders and reading `model.json`,
+//! `changelog.info` and headerless CSV files, so the emulator has to produce exactly those, on
+//! the schedule the export keeps, and know when each row became readable.
+//!
+//! # Layout
+//!
+//! Under the sink's root (a directory: `lagwatch emulate --lake-dir`), per scenario lake:
+//!
+//! ```text
+//! <container>/model.json                          CDM manifest of every table of the lake
+//! <container>/Changelog/changelog.info            the folder being written now (no newline)
+//! <container>/2026-11-02T10.15.00.000Z/model.json CDM manifest (all tables), written at open
+//! <container>/2026-11-02T10.15.00.000Z/account/2026.csv   rows appended during the interval
+//! <container>/2026-11-02T10.15.30.000Z/model.json
+//! ```
+//!
+//! - Folder names are the UTC instant the folder opened, `yyyy-MM-dd'T'HH.mm.ss.SSS'Z'`
+//!   (the documented format with `.` for `:`, which is not portable in file names). Folder
+//!   `k` opens at emulator start + `k × folder_interval` and closes when folder `k + 1` opens:
+//!   the writer first creates folder `k + 1` with its `model.json`, then replaces
+//!   `changelog.info` with its name. A reader must only read folders older than the one
+//!   `changelog.info` names.
+//! - Every folder has a `model.json` from the moment it exists; table folders and CSV files
+//!   appear only when rows were appended. When a folder closes with files in it, its
+//!   `model.json` is rewritten with their `partitions`.
+//! - `model.json` (CDM, as read by Microsoft's `dataverse-to-sql`): `{"name":"cdm",
+//!   "version":"1.0","entities":[{"$type":"LocalEntity","name":"account","annotations":[…],
+//!   "attributes":[…],"partitions":[{"name":"2026","location":"file:///…/account/2026.csv",
+//!   "fileFormatSettings":{"$type":"CsvFormatSettings","columnHeaders":false,…}}]}]}`.
+//!   Attributes, in CSV order: `Id` (guid), `SinkCreatedOn`, `SinkModifiedOn` (dateTime), the
+//!   table's configured columns in name order (string/int64/boolean), its id column (guid),
+//!   `createdon` (dateTimeOffset), `modifiedon` (dateTime), `versionnumber` (int64),
+//!   `IsDelete` (boolean).
+//! - CSV: no header; one row per change, appended; RFC 4180 quoting (a field with `,`, `"`,
+//!   CR or LF is quoted and `"` doubled), rows end with `\n`. Datetimes with 7 fractional
+//!   digits: `SinkCreatedOn`/`SinkModifiedOn`/`modifiedon` as `2026-11-02T10:15:07.1234567Z`,
+//!   `createdon` as `2026-11-02T10:15:07.0000000+00:00`; booleans `True`/`False`; null empty.
+//!   Partitions by year of `createdon`: `account/2026.csv`.
+//! - A row's `SinkCreatedOn` = `SinkModifiedOn` = the instant it reached the export (commit +
+//!   the replica's lag, after stalls): the *sink* instant. It is appended to the folder open at
+//!   that instant and becomes readable when that folder closes. A delete appends a row with
+//!   only `Id`, the sink times and `IsDelete` = `True`, at once, if a version of the row had
+//!   reached the export.
+//! - `model.json` and `changelog.info` are written to a dot-named temporary file and renamed.
+//!
+//! # Ground truth
+//!
+//! For a lake replica `visible_at` is the instant the row's folder closed, and `sink_at` the
+//! instant it was appended (what `SinkCreatedOn` says).
+//!
+//! # Time
+//!
+//! Folders roll on `tokio::time`, so paused-time tests run hours of folders in milliseconds.
+//! The files are brought up to date (rows whose sink instant has passed appended, folders
+//! whose close instant has passed closed) by:
+//! - every request the emulator handles, before handling it;
+//! - [`Emulator::flush_lake`], for tests that read the files without a request;
+//! - a background task, spawned by the constructor when the scenario has lakes and a tokio
+//!   runtime is running, that wakes at the next close or sink instant (this is what keeps
+//!   `lagwatch emulate`'s files current while nobody sends requests).
+//!
+//! Left out: the initial full copy (the emulated tables start empty), the extra empty folder
+//! real exports sometimes leave after retries, folder retention (nothing is ever deleted),
+//! `Microsoft.Athena.TrickleFeedService/` and `OptionsetMetadata/`, stalls of the folder
+//! schedule itself (a `stall` outage delays rows, folders keep rolling), in-place (table mode)
+//! CSV, Delta/Fabric.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike as _, Utc};
+use serde_json::{Map, Value, json};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::systems::simulated::ReplicaEntry;
+
+use super::Emulator;
+use super::lake_sink::{LakeSink, LocalDirSink, write_atomic};
+use super::replication::ReplicaDef;
+use super::scenario::{ColumnType, DEFAULT_FOLDER_INTERVAL, FOREVER, Scenario, Target};
+
+/// Where `changelog.info` is, under the container.
+pub const CHANGELOG: &str = "Changelog/changelog.info";
+
+/// Most rows waiting for their sink instant per lake; the oldest are forgotten first.
+const PENDING_CAPACITY: usize = 200_000;
+
+/// A folder name: the UTC instant with milliseconds, `.` as time separator.
+pub fn folder_name(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H.%M.%S%.3fZ").to_string()
+}
+
+/// Seconds with 7 fractional digits (the export's `SSSSSSS`).
+fn seconds7(t: DateTime<Utc>) -> String {
+    let frac = (t.timestamp_subsec_nanos() / 100).min(9_999_999);
+    format!("{}.{frac:07}", t.format("%Y-%m-%dT%H:%M:%S"))
+}
+
+/// A datetime as the export writes it: `2026-11-02T10:15:07.1234567Z`.
+pub fn export_time(t: DateTime<Utc>) -> String {
+    format!("{}Z", seconds7(t))
+}
+
+/// A `dateTimeOffset` as the export writes it: `2026-11-02T10:15:07.1234567+00:00`.
+pub fn export_time_offset(t: DateTime<Utc>) -> String {
+    format!("{}+00:00", seconds7(t))
+}
+
+/// One CSV field, quoted when it holds a delimiter, a quote or a line break (RFC 4180).
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// A JSON value as CSV text: strings as they are, `True`/`False`, null empty.
+fn value_text(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Bool(b)) => if *b { "True" } else { "False" }.to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// What a CSV column holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cell {
+    /// `Id`: the row's GUID.
+    Id,
+    /// `SinkCreatedOn`, `SinkModifiedOn`: when the row reached the export.
+    Sink,
+    /// A configured column of the source table.
+    Field(String),
+    /// The table's own id column (`accountid`).
+    RecordId,
+    CreatedOn,
+    ModifiedOn,
+    VersionNumber,
+    IsDelete,
+}
+
+#[derive(Debug, Clone)]
+struct Column {
+    name: String,
+    data_type: &'static str,
+    max_length: i64,
+    cell: Cell,
+}
+
+impl Column {
+    fn new(name: &str, data_type: &'static str, cell: Cell) -> Self {
+        Column {
+            name: name.to_string(),
+            data_type,
+            max_length: if data_type == "string" { 4000 } else { -1 },
+            cell,
+        }
+    }
+}
+
+/// The values of an upserted row: the replica-shaped fields and the source row (system
+/// columns).
+type RowValues<'a> = (&'a Map<String, Value>, &'a Map<String, Value>);
+
+/// One exported table of a lake.
+#[derive(Debug, Clone)]
+pub(crate) struct LakeTable {
+    /// The scenario replica filling it.
+    pub replica: String,
+    /// Entity name: folder and `model.json` entity.
+    pub table: String,
+    columns: Vec<Column>,
+}
+
+impl LakeTable {
+    /// Column names in CSV order.
+    pub fn column_names(&self) -> Vec<&str> {
+        self.columns.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// The CSV line (with `\n`) of a row: `Some((shaped fields, source row))` for an upsert,
+    /// `None` for a delete marker.
+    fn line(&self, id: Uuid, row: Option<RowValues<'_>>, sink: DateTime<Utc>) -> String {
+        let date = |v: Option<&Value>, offset: bool| -> String {
+            let Some(Value::String(s)) = v else {
+                return value_text(v);
+            };
+            match DateTime::parse_from_rfc3339(s) {
+                Ok(t) if offset => export_time_offset(t.with_timezone(&Utc)),
+                Ok(t) => export_time(t.with_timezone(&Utc)),
+                Err(_) => s.clone(),
+            }
+        };
+        let mut fields = Vec::with_capacity(self.columns.len());
+        for c in &self.columns {
+            let text = match (&c.cell, row) {
+                (Cell::Id, _) => id.to_string(),
+                (Cell::Sink, _) => export_time(sink),
+                (Cell::IsDelete, None) => "True".to_string(),
+                (_, None) | (Cell::IsDelete, Some(_)) => String::new(),
+                (Cell::Field(f), Some((shaped, _))) => value_text(shaped.get(f)),
+                (Cell::RecordId, Some(_)) => id.to_string(),
+                (Cell::CreatedOn, Some((_, src))) => date(src.get("createdon"), true),
+                (Cell::ModifiedOn, Some((_, src))) => date(src.get("modifiedon"), false),
+                (Cell::VersionNumber, Some((_, src))) => value_text(src.get("versionnumber")),
+            };
+            fields.push(csv_field(&text));
+        }
+        let mut line = fields.join(",");
+        line.push('\n');
+        line
+    }
+}
+
+/// One lake of the scenario, resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct LakeDef {
+    pub name: String,
+    pub container: String,
+    pub interval: Duration,
+    pub tables: Vec<LakeTable>,
+}
+
+/// A row waiting for its sink instant (or for the next flush).
+#[derive(Debug, Clone)]
+struct PendingRow {
+    sink: Instant,
+    seq: u64,
+    id: Uuid,
+    table: usize,
+    partition: String,
+    line: String,
+}
+
+/// Writer position of one lake.
+#[derive(Debug, Default)]
+struct Writer {
+    started: bool,
+    /// Index of the open folder.
+    index: u64,
+    /// `(table, partition)` files written into the open folder.
+    files: BTreeSet<(usize, String)>,
+    /// Last error reported, so a failing directory is logged once per distinct error.
+    last_error: Option<String>,
+}
+
+/// The lakes of an emulator: definitions, rows in flight, writer state.
+pub(crate) struct Lakes {
+    pub defs: Vec<LakeDef>,
+    sink: Option<Arc<dyn LakeSink>>,
+    root: Option<PathBuf>,
+    pending: Mutex<Vec<Vec<PendingRow>>>,
+    /// Earliest instant a flush has something to do.
+    due: Mutex<Instant>,
+    writers: tokio::sync::Mutex<Vec<Writer>>,
+    /// Wakes the background task when a row is committed.
+    pub wake: Arc<Notify>,
+    seq: AtomicU64,
+}
+
+impl Lakes {
+    pub fn build(
+        s: &Scenario,
+        replicas: &[ReplicaDef],
+        options: &super::EmulatorOptions,
+        started: Instant,
+    ) -> Lakes {
+        let mut defs = Vec::new();
+        for (name, lake) in &s.lakes {
+            let mut interval = None;
+            let mut tables = Vec::new();
+            for r in replicas {
+                let Target::Lake { lake: l, table } = &r.target else {
+                    continue;
+                };
+                if l != name {
+                    continue;
+                }
+                let Some(replica) = s.replicas.get(&r.name) else {
+                    continue;
+                };
+                if interval.is_none() {
+                    interval = replica.folder_interval;
+                }
+                let Some(t) = s.dataverse.get(&r.env).and_then(|e| e.tables.get(&r.set)) else {
+                    continue;
+                };
+                let mut columns = vec![
+                    Column::new("Id", "guid", Cell::Id),
+                    Column::new("SinkCreatedOn", "dateTime", Cell::Sink),
+                    Column::new("SinkModifiedOn", "dateTime", Cell::Sink),
+                ];
+                for (c, ty) in &t.columns {
+                    let data_type = match ty {
+                        ColumnType::String => "string",
+                        ColumnType::Int => "int64",
+                        ColumnType::Bool => "boolean",
+                    };
+                    columns.push(Column::new(c, data_type, Cell::Field(c.clone())));
+                }
+                columns.extend([
+                    Column::new(&t.id_column(&r.set), "guid", Cell::RecordId),
+                    Column::new("createdon", "dateTimeOffset", Cell::CreatedOn),
+                    Column::new("modifiedon", "dateTime", Cell::ModifiedOn),
+                    Column::new("versionnumber", "int64", Cell::VersionNumber),
+                    Column::new("IsDelete", "boolean", Cell::IsDelete),
+                ]);
+                tables.push(LakeTable {
+                    replica: r.name.clone(),
+                    table: table.clone(),
+                    columns,
+                });
+            }
+            defs.push(LakeDef {
+                name: name.clone(),
+                container: lake.container.clone(),
+                interval: interval.unwrap_or(DEFAULT_FOLDER_INTERVAL).get(),
+                tables,
+            });
+        }
+        let (sink, root): (Option<Arc<dyn LakeSink>>, Option<PathBuf>) = if defs.is_empty() {
+            (None, None)
+        } else if let Some(sink) = &options.lake_sink {
+            (Some(sink.clone()), None)
+        } else {
+            let root = options.lake_root.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("lagwatch-lake-{}", Uuid::now_v7()))
+            });
+            let local = LocalDirSink::new(root);
+            let root = local.root().to_path_buf();
+            (Some(Arc::new(local)), Some(root))
+        };
+        Lakes {
+            pending: Mutex::new(vec![Vec::new(); defs.len()]),
+            writers: tokio::sync::Mutex::new(defs.iter().map(|_| Writer::default()).collect()),
+            defs,
+            sink,
+            root,
+            due: Mutex::new(started),
+            wake: Arc::new(Notify::new()),
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Vec<Vec<PendingRow>>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn due(&self) -> MutexGuard<'_, Instant> {
+        self.due.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `(lake, table)` indexes of a replica's table.
+    fn locate(&self, replica: &str) -> Option<(usize, usize)> {
+        self.defs.iter().enumerate().find_map(|(li, d)| {
+            d.tables
+                .iter()
+                .position(|t| t.replica == replica)
+                .map(|ti| (li, ti))
+        })
+    }
+
+    /// The lake a replica writes into.
+    pub fn of_replica(&self, replica: &str) -> Option<&LakeDef> {
+        self.locate(replica).map(|(li, _)| &self.defs[li])
+    }
+
+    /// Whether a flush has something to do at `now`.
+    pub fn is_due(&self, now: Instant) -> bool {
+        !self.defs.is_empty() && now >= *self.due()
+    }
+
+    /// When a flush next has something to do (`None` without lakes).
+    pub fn next_due(&self) -> Option<Instant> {
+        (!self.defs.is_empty()).then(|| *self.due())
+    }
+
+    fn push(&self, li: usize, row: PendingRow) {
+        let sink = row.sink;
+        {
+            let mut pending = self.pending();
+            let rows = &mut pending[li];
+            rows.push(row);
+            if rows.len() > PENDING_CAPACITY {
+                let oldest = rows
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, r)| r.seq)
+                    .map(|(i, _)| i);
+                if let Some(i) = oldest {
+                    rows.swap_remove(i);
+                }
+            }
+        }
+        {
+            let mut due = self.due();
+            *due = (*due).min(sink);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Removes and returns the rows of lake `li` whose sink instant satisfies `pred`, in sink
+    /// order.
+    fn take(&self, li: usize, pred: impl Fn(Instant) -> bool) -> Vec<PendingRow> {
+        let mut pending = self.pending();
+        let (mut due, rest): (Vec<PendingRow>, Vec<PendingRow>) = std::mem::take(&mut pending[li])
+            .into_iter()
+            .partition(|r| pred(r.sink));
+        pending[li] = rest;
+        due.sort_by_key(|r| (r.sink, r.seq));
+        due
+    }
+
+    /// Puts rows back after a failed write (they are tried again on the next flush).
+    fn restore(&self, li: usize, rows: Vec<PendingRow>) {
+        if rows.is_empty() {
+            return;
+        }
+        let mut pending = self.pending();
+        pending[li].extend(rows);
+    }
+}
+
+fn nanos(d: Duration) -> u128 {
+    d.as_nanos().max(1)
+}
+
+impl Emulator {
+    /// Directory the lakes are written under, if the scenario has lakes written to a local
+    /// directory.
+    pub fn lake_root(&self) -> Option<&Path> {
+        self.lakes.root.as_deref()
+    }
+
+    /// Directory of lake `lake` (`<lake root>/<container>`).
+    pub fn lake_dir(&self, lake: &str) -> Option<PathBuf> {
+        let def = self.lakes.defs.iter().find(|d| d.name == lake)?;
+        Some(self.lake_root()?.join(&def.container))
+    }
+
+    /// Index of the folder of `def` open at `at`.
+    fn folder_index(&self, def: &LakeDef, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.started).as_nanos();
+        u64::try_from(since / nanos(def.interval)).unwrap_or(u64::MAX)
+    }
+
+    /// When folder `k` of `def` opens (and folder `k - 1` closes).
+    fn folder_opens(&self, def: &LakeDef, k: u64) -> Instant {
+        let n = nanos(def.interval).saturating_mul(u128::from(k));
+        self.started + Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
+    /// The close instant of the folder a row sinking at `sink` goes into, and that folder's
+    /// name.
+    pub(crate) fn lake_folder_of(&self, replica: &str, sink: Instant) -> Option<(Instant, String)> {
+        let def = self.lakes.of_replica(replica)?;
+        let k = self.folder_index(def, sink);
+        let name = folder_name(self.wall_time(self.folder_opens(def, k)));
+        Some((self.folder_opens(def, k.saturating_add(1)), name))
+    }
+
+    /// Queues the version `entry` of record `id` for the lake table of replica `r` (called
+    /// right after the landscape committed it).
+    pub(crate) fn lake_commit(&self, r: &ReplicaDef, id: Uuid, entry: &ReplicaEntry) {
+        let Some((li, ti)) = self.lakes.locate(&r.name) else {
+            return;
+        };
+        let Some(sink) = entry.visible_at else {
+            return; // dropped: never reaches the export
+        };
+        if sink > self.started + FOREVER.get() / 2 {
+            return; // queued behind a paused map for the life of the emulator
+        }
+        let source: Map<String, Value> = serde_json::from_str(&entry.payload).unwrap_or_default();
+        let shaped = r.shape(entry);
+        let sink_wall = self.wall_time(sink);
+        let year = source
+            .get("createdon")
+            .and_then(Value::as_str)
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map_or(sink_wall.year(), |t| t.with_timezone(&Utc).year());
+        let table = &self.lakes.defs[li].tables[ti];
+        let line = table.line(id, Some((&shaped, &source)), sink_wall);
+        self.lakes.push(
+            li,
+            PendingRow {
+                sink,
+                seq: self.lakes.seq.fetch_add(1, Ordering::Relaxed),
+                id,
+                table: ti,
+                partition: year.to_string(),
+                line,
+            },
+        );
+    }
+
+    /// Record `id` was deleted at `now`: versions that have not reached the export never will;
+    /// if one had, a delete row is appended. `exported` says whether a version had.
+    pub(crate) fn lake_delete(&self, r: &ReplicaDef, id: Uuid, exported: bool, now: Instant) {
+        let Some((li, ti)) = self.lakes.locate(&r.name) else {
+            return;
+        };
+        let still_due = {
+            let mut pending = self.lakes.pending();
+            pending[li].retain(|p| !(p.id == id && p.table == ti && p.sink > now));
+            pending[li].iter().any(|p| p.id == id && p.table == ti)
+        };
+        if !(exported || still_due) {
+            return;
+        }
+        let sink_wall = self.wall_time(now);
+        let line = self.lakes.defs[li].tables[ti].line(id, None, sink_wall);
+        self.lakes.push(
+            li,
+            PendingRow {
+                sink: now,
+                seq: self.lakes.seq.fetch_add(1, Ordering::Relaxed),
+                id,
+                table: ti,
+                partition: sink_wall.year().to_string(),
+                line,
+            },
+        );
+    }
+
+    /// Brings every lake's files up to now: appends the rows whose sink instant has passed to
+    /// the folder open at that instant, and closes every folder whose close instant has passed
+    /// (opening the next, then naming it in `changelog.info`). Requests and the background
+    /// task do this on their own; tests reading files directly call it first.
+    ///
+    /// # Errors
+    /// The first storage error; whatever failed is tried again on the next flush.
+    pub async fn flush_lake(&self) -> std::io::Result<()> {
+        let Some(sink) = self.lakes.sink.clone() else {
+            return Ok(());
+        };
+        let mut writers = self.lakes.writers.lock().await;
+        let now = Instant::now();
+        let mut first_error = None;
+        let mut next = now + Duration::from_secs(24 * 3600);
+        for (li, w) in writers.iter_mut().enumerate() {
+            let def = &self.lakes.defs[li];
+            match self.advance_lake(sink.as_ref(), li, w, now).await {
+                Ok(()) => {
+                    w.last_error = None;
+                    next = next.min(self.folder_opens(def, w.index.saturating_add(1)));
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    if w.last_error.as_deref() != Some(text.as_str()) {
+                        tracing::warn!(lake = %def.name, error = %text, "emulated lake: cannot write");
+                        w.last_error = Some(text);
+                    }
+                    next = next.min(now + def.interval.min(Duration::from_secs(1)));
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        {
+            // Rows still pending are due at their sink instant; those left behind by an error
+            // (sink instant passed) are retried with the failed lake, at `next`.
+            let pending = self.lakes.pending();
+            let mut due = self.lakes.due();
+            *due = pending
+                .iter()
+                .flatten()
+                .map(|r| r.sink)
+                .filter(|s| *s > now)
+                .fold(next, Instant::min);
+        }
+        drop(writers);
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn advance_lake(
+        &self,
+        sink: &dyn LakeSink,
+        li: usize,
+        w: &mut Writer,
+        now: Instant,
+    ) -> std::io::Result<()> {
+        let def = &self.lakes.defs[li];
+        let c = &def.container;
+        if !w.started {
+            // From folder 0 even if the first flush comes late (or storage failed for a
+            // while): every row then lands in the folder its ground truth names.
+            let k = 0;
+            sink.create_dir(&format!("{c}/Changelog")).await?;
+            write_atomic(
+                sink,
+                &format!("{c}/model.json"),
+                &self.model_json(def, None),
+            )
+            .await?;
+            self.open_folder(sink, def, k).await?;
+            w.started = true;
+            w.index = k;
+            w.files.clear();
+        }
+        loop {
+            let close = self.folder_opens(def, w.index.saturating_add(1));
+            if close > now {
+                break;
+            }
+            let rows = self.lakes.take(li, |s| s < close);
+            self.append_rows(sink, li, w, rows).await?;
+            if !w.files.is_empty() {
+                let name = self.folder_name_of(def, w.index);
+                let model = self.model_json(def, Some((&name, &w.files)));
+                write_atomic(sink, &format!("{c}/{name}/model.json"), &model).await?;
+            }
+            self.open_folder(sink, def, w.index + 1).await?;
+            w.index += 1;
+            w.files.clear();
+        }
+        let rows = self.lakes.take(li, |s| s <= now);
+        self.append_rows(sink, li, w, rows).await
+    }
+
+    fn folder_name_of(&self, def: &LakeDef, k: u64) -> String {
+        folder_name(self.wall_time(self.folder_opens(def, k)))
+    }
+
+    /// Creates folder `k` with its `model.json`, then names it in `changelog.info` (which
+    /// closes the previous one).
+    async fn open_folder(&self, sink: &dyn LakeSink, def: &LakeDef, k: u64) -> std::io::Result<()> {
+        let c = &def.container;
+        let name = self.folder_name_of(def, k);
+        sink.create_dir(&format!("{c}/{name}")).await?;
+        let model = self.model_json(def, Some((&name, &BTreeSet::new())));
+        write_atomic(sink, &format!("{c}/{name}/model.json"), &model).await?;
+        write_atomic(sink, &format!("{c}/{CHANGELOG}"), name.as_bytes()).await
+    }
+
+    /// Appends rows to the open folder, one write per file.
+    async fn append_rows(
+        &self,
+        sink: &dyn LakeSink,
+        li: usize,
+        w: &mut Writer,
+        rows: Vec<PendingRow>,
+    ) -> std::io::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let def = &self.lakes.defs[li];
+        let folder = self.folder_name_of(def, w.index);
+        let mut files: BTreeMap<(usize, String), String> = BTreeMap::new();
+        for r in &rows {
+            files
+                .entry((r.table, r.partition.clone()))
+                .or_default()
+                .push_str(&r.line);
+        }
+        for ((ti, partition), text) in &files {
+            let table = &def.tables[*ti].table;
+            let dir = format!("{}/{folder}/{table}", def.container);
+            let result = async {
+                sink.create_dir(&dir).await?;
+                sink.append(&format!("{dir}/{partition}.csv"), text.as_bytes())
+                    .await
+            }
+            .await;
+            if let Err(e) = result {
+                // Files appended before this one keep their rows; the rest are tried again.
+                let retry = rows
+                    .into_iter()
+                    .filter(|r| (r.table, &r.partition) >= (*ti, partition))
+                    .collect();
+                self.lakes.restore(li, retry);
+                return Err(e);
+            }
+            w.files.insert((*ti, partition.clone()));
+        }
+        Ok(())
+    }
+
+    /// The CDM `model.json` of a lake: every table, with the partitions of `folder`'s files
+    /// (`None`: the container's root manifest, without partitions).
+    fn model_json(
+        &self,
+        def: &LakeDef,
+        folder: Option<(&str, &BTreeSet<(usize, String)>)>,
+    ) -> Vec<u8> {
+        let sink = self.lakes.sink.as_ref();
+        let completed = self
+            .wall_time(self.started)
+            .format("%-m/%-d/%Y %-I:%M:%S %p")
+            .to_string();
+        let entities: Vec<Value> = def
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(ti, t)| {
+                let partitions: Vec<Value> = folder
+                    .map(|(name, files)| {
+                        files
+                            .iter()
+                            .filter(|(i, _)| *i == ti)
+                            .map(|(_, p)| {
+                                let path = format!("{}/{name}/{}/{p}.csv", def.container, t.table);
+                                json!({
+                                    "name": p,
+                                    "location": sink.map(|s| s.url(&path)).unwrap_or(path),
+                                    "fileFormatSettings": {
+                                        "$type": "CsvFormatSettings",
+                                        "columnHeaders": false,
+                                        "delimiter": ",",
+                                        "quoteStyle": "QuoteStyle.Csv",
+                                        "csvStyle": "CsvStyle.QuoteAlways",
+                                        "encoding": "UTF-8",
+                                    },
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json!({
+                    "$type": "LocalEntity",
+                    "name": t.table,
+                    "description": t.table,
+                    "annotations": [
+                        {"name": "Athena:PartitionGranularity", "value": "Year"},
+                        {"name": "Athena:InitialSyncState", "value": "Completed"},
+                        {"name": "Athena:InitialSyncDataCompletedTime", "value": completed},
+                    ],
+                    "attributes": t.columns.iter().map(|c| json!({
+                        "name": c.name,
+                        "dataType": c.data_type,
+                        "maxLength": c.max_length,
+                    })).collect::<Vec<_>>(),
+                    "partitions": partitions,
+                })
+            })
+            .collect();
+        let model = json!({
+            "name": "cdm",
+            "description": "cdm",
+            "version": "1.0",
+            "entities": entities,
+        });
+        serde_json::to_vec_pretty(&model).unwrap_or_default()
+    }
+
+    /// Describes the lakes for the service description.
+    pub(crate) fn describe_lakes(&self) -> Vec<Value> {
+        self.lakes
+            .defs
+            .iter()
+            .map(|d| {
+                json!({
+                    "lake": d.name,
+                    "container": d.container,
+                    "path": self.lake_dir(&d.name).map(|p| p.display().to_string()),
+                    "folder_interval_seconds": d.interval.as_secs_f64(),
+                    "tables": d.tables.iter().map(|t| json!({
+                        "table": t.table,
+                        "replica": t.replica,
+                        "columns": t.column_names(),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect()
+    }
+
+    /// Starts the background task that keeps the lake files current (see the module docs).
+    /// Nothing without lakes or outside a tokio runtime.
+    pub(crate) fn spawn_lake_task(self: &Arc<Self>) {
+        if self.lakes.defs.is_empty() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let weak = Arc::downgrade(self);
+        let wake = self.lakes.wake.clone();
+        rt.spawn(async move {
+            loop {
+                let notified = wake.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let due = {
+                    let Some(emu) = weak.upgrade() else {
+                        return;
+                    };
+                    if emu.lakes.is_due(Instant::now()) {
+                        // Errors are logged by the flush and retried at the next due instant.
+                        let _ = emu.flush_lake().await;
+                    }
+                    match emu.lakes.next_due() {
+                        Some(d) => d,
+                        None => return,
+                    }
+                };
+                tokio::select! {
+                    () = tokio::time::sleep_until(due) => {}
+                    () = &mut notified => {}
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_names_use_dots_and_milliseconds() {
+        let t = "2026-11-02T10:15:00.123456Z"
+            .parse::<DateTime<Utc>>()
+            .unwrap();
+        assert_eq!(folder_name(t), "2026-11-02T10.15.00.123Z");
+        let t = "2026-11-02T10:15:00Z".parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(folder_name(t), "2026-11-02T10.15.00.000Z");
+    }
+
+    #[test]
+    fn export_times_have_seven_digits() {
+        let t = "2026-11-02T10:15:07.123456789Z"
+            .parse::<DateTime<Utc>>()
+            .unwrap();
+        assert_eq!(export_time(t), "2026-11-02T10:15:07.1234567Z");
+        assert_eq!(export_time_offset(t), "2026-11-02T10:15:07.1234567+00:00");
+        let t = "2026-11-02T10:15:07Z".parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(export_time(t), "2026-11-02T10:15:07.0000000Z");
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_needed() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field(""), "");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv_field("cr\r"), "\"cr\r\"");
+        assert_eq!(value_text(Some(&json!(true))), "True");
+        assert_eq!(value_text(Some(&json!(3))), "3");
+        assert_eq!(value_text(Some(&Value::Null)), "");
+        assert_eq!(value_text(None), "");
+    }
+
+    fn table() -> LakeTable {
+        LakeTable {
+            replica: "lake".into(),
+            table: "account".into(),
+            columns: vec![
+                Column::new("Id", "guid", Cell::Id),
+                Column::new("SinkCreatedOn", "dateTime", Cell::Sink),
+                Column::new("SinkModifiedOn", "dateTime", Cell::Sink),
+                Column::new("name", "string", Cell::Field("name".into())),
+                Column::new("accountid", "guid", Cell::RecordId),
+                Column::new("createdon", "dateTimeOffset", Cell::CreatedOn),
+                Column::new("modifiedon", "dateTime", Cell::ModifiedOn),
+                Column::new("versionnumber", "int64", Cell::VersionNumber),
+                Column::new("IsDelete", "boolean", Cell::IsDelete),
+            ],
+        }
+    }
+
+    #[test]
+    fn rows_follow_the_column_order() {
+        let id = Uuid::parse_str("6f1c5d4e-0000-4000-8000-000000000001").unwrap();
+        let sink = "2026-11-02T10:15:07.5Z".parse::<DateTime<Utc>>().unwrap();
+        let shaped: Map<String, Value> =
+            serde_json::from_value(json!({"name": "a, \"b\"\nc"})).unwrap();
+        let source: Map<String, Value> = serde_json::from_value(json!({
+            "createdon": "2026-11-02T10:15:05Z",
+            "modifiedon": "2026-11-02T10:15:06Z",
+            "versionnumber": 1000001
+        }))
+        .unwrap();
+        assert_eq!(
+            table().line(id, Some((&shaped, &source)), sink),
+            "6f1c5d4e-0000-4000-8000-000000000001,2026-11-02T10:15:07.5000000Z,\
+             2026-11-02T10:15:07.5000000Z,\"a, \"\"b\"\"\nc\",6f1c5d4e-0000-4000-8000-000000000001,\
+             2026-11-02T10:15:05.0000000+00:00,2026-11-02T10:15:06.0000000Z,1000001,\n"
+        );
+        assert_eq!(
+            table().line(id, None, sink),
+            "6f1c5d4e-0000-4000-8000-000000000001,2026-11-02T10:15:07.5000000Z,\
+             2026-11-02T10:15:07.5000000Z,,,,,,True\n"
+        );
+    }
+}

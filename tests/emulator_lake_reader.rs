@@ -1,0 +1,128 @@
+//! The contract between the emulated lake (writer) and lagwatch's Synapse Link reader: what
+//! the emulator writes, the reader's cursor finds, only once the folder holding it closed,
+//! with the payload and `SinkCreatedOn` the emulator's ground truth states.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use lagwatch::emulator::{Emulator, Scenario};
+use lagwatch::lake::LocalStore;
+use lagwatch::lake::synapse::{Cursor, TableSpec};
+use serde_json::{Value, json};
+use tokio::time::{Instant, advance};
+
+const SCENARIO: &str = r#"
+credentials:
+  - { tenant: contoso, client_id: app-1, client_secret: s3cret }
+dataverse:
+  crm:
+    tables:
+      accounts:
+        id: accountid
+        columns: { name: string, description: string }
+lakes:
+  dl: { container: dataverse-contoso-unq1234 }
+replicas:
+  lake:
+    source: crm/accounts
+    target: { kind: lake, lake: dl, table: account }
+    key: name
+    lag: { distribution: uniform, min: 1s, max: 50s }
+    folder_interval: 30s
+"#;
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn call(emu: &Emulator, req: Request<Body>) -> Value {
+    let resp = emu.handle(req).await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+async fn token(emu: &Emulator) -> String {
+    let req = Request::builder()
+        .method("POST")
+        .uri("/entra/contoso/oauth2/v2.0/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(
+            "grant_type=client_credentials&client_id=app-1&client_secret=s3cret&scope=https://crm.crm.dynamics.com/.default",
+        ))
+        .expect("request");
+    call(emu, req).await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_reader_finds_what_the_emulator_wrote_when_its_folder_closed() {
+    let dir = TempDir(
+        std::env::temp_dir().join(format!("lagwatch-lake-contract-{}", uuid::Uuid::now_v7())),
+    );
+    let emu: Arc<Emulator> =
+        Emulator::with_lake_root(Scenario::from_yaml(SCENARIO).expect("scenario"), &dir.0);
+    emu.flush_lake().await.expect("lake");
+    let token = token(&emu).await;
+    let store = LocalStore::new(emu.lake_dir("dl").expect("dir"));
+    let mut cursor = Cursor::new(
+        TableSpec {
+            table: "account".into(),
+            key_column: "name".into(),
+            payload_column: Some("description".into()),
+            key_prefix: "lagwatch-t-".into(),
+        },
+        emu.wall_time(Instant::now()) - chrono::Duration::seconds(1),
+        Duration::from_secs(3600),
+    );
+    let payload = "{\"instance\":\"t\",\"seq\":1}, with \"quotes\"\nand a newline";
+    let mut keys = Vec::new();
+    for i in 0..8 {
+        let key = format!("lagwatch-t-{i}");
+        let req = Request::builder()
+            .method("POST")
+            .uri("/crm/api/data/v9.2/accounts")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(
+                json!({"name": key, "description": payload}).to_string(),
+            ))
+            .expect("request");
+        call(&emu, req).await;
+        keys.push(key);
+        advance(Duration::from_secs(7)).await;
+    }
+    // Poll every second for 3 minutes: each key is found exactly from its truth's visible_at.
+    for _ in 0..180 {
+        emu.flush_lake().await.expect("flush");
+        cursor.scan(&store).await.expect("scan");
+        let now = Instant::now();
+        for key in &keys {
+            let t = emu.truth("lake", key).expect("truth");
+            let visible = t.visible_at.expect("visible");
+            match cursor.found(key) {
+                Some(f) => {
+                    assert!(now >= visible, "{key} read before its folder closed");
+                    assert_eq!(f.payload.as_deref(), Some(payload));
+                    let sink = emu.wall_time(t.sink_at.expect("sink"));
+                    let got = f.sink_at.expect("SinkCreatedOn");
+                    assert!((got - sink).num_microseconds().unwrap_or(i64::MAX).abs() < 1);
+                }
+                None => assert!(now < visible, "{key} missing after its folder closed"),
+            }
+        }
+        advance(Duration::from_secs(1)).await;
+    }
+    assert!(keys.iter().all(|k| cursor.found(k).is_some()));
+}
