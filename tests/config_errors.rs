@@ -200,8 +200,8 @@ const CASES: &[Case] = &[
     ),
     case(
         "lake_azure_url.yaml",
-        "systems.lake.url",
-        "\"abfss://dataverse-contoso@contosolake.dfs.core.windows.net/\": reading the lake from Azure storage is not supported yet; mount or copy the container and use a file:// URL",
+        "systems.lake.auth",
+        "required for a lake in Azure Storage: an Entra method (client_secret, client_certificate, workload_identity, managed_identity), shared_key, sas, or none for anonymous read access",
     ),
     case(
         "search_basic_auth.yaml",

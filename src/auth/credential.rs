@@ -10,11 +10,18 @@
 //! auth: { method: api_key, key: env:SEARCH_QUERY_KEY }          # header set by the kind
 //! auth: { method: api_key, key: file:/run/secrets/k, header: X-Api-Key }
 //! auth: { method: basic, username: lagwatch, password: env:ES_PASSWORD }
+//! auth: { method: shared_key, account_key: env:LAKE_ACCOUNT_KEY }  # Azure Storage only
+//! auth: { method: sas, token: file:/run/secrets/lake-sas }         # Azure Storage only
 //! auth: { method: none }
 //! ```
+//!
+//! `shared_key` and `sas` are not headers the HTTP layer can add once: a Shared Key signature
+//! covers each request's date, path and query, and a SAS token goes into each URL. The storage
+//! kinds apply them per request ([`crate::lake::blob`]); [`Credential::http_auth`] refuses them.
 
 use std::sync::Arc;
 
+use base64::Engine as _;
 use reqwest::header::HeaderName;
 use serde::Deserialize;
 use serde_json::Value;
@@ -38,6 +45,8 @@ pub struct Accepts {
     pub api_key: bool,
     pub basic: bool,
     pub none: bool,
+    /// Azure Storage's own credentials: `shared_key` (account key) and `sas`.
+    pub storage: bool,
 }
 
 impl Accepts {
@@ -47,6 +56,7 @@ impl Accepts {
         api_key: false,
         basic: false,
         none: false,
+        storage: false,
     };
 
     /// Azure AI Search: Entra ID or an API key.
@@ -55,6 +65,7 @@ impl Accepts {
         api_key: true,
         basic: false,
         none: false,
+        storage: false,
     };
     /// Elasticsearch / OpenSearch: an API key, a user and password, or nothing.
     pub const STATIC: Accepts = Accepts {
@@ -62,6 +73,7 @@ impl Accepts {
         api_key: true,
         basic: true,
         none: true,
+        storage: false,
     };
     /// The generic `http` kind: anything.
     pub const ANY: Accepts = Accepts {
@@ -69,6 +81,17 @@ impl Accepts {
         api_key: true,
         basic: true,
         none: true,
+        storage: false,
+    };
+
+    /// Azure Storage (the lake kinds): Entra ID, the account key, a SAS token, or nothing (a
+    /// container with anonymous read access, an emulator).
+    pub const STORAGE: Accepts = Accepts {
+        entra: true,
+        api_key: false,
+        basic: false,
+        none: true,
+        storage: true,
     };
 
     fn methods(self) -> Vec<&'static str> {
@@ -81,6 +104,9 @@ impl Accepts {
         }
         if self.basic {
             m.push("basic");
+        }
+        if self.storage {
+            m.extend_from_slice(&["shared_key", "sas"]);
         }
         if self.none {
             m.push("none");
@@ -102,8 +128,22 @@ pub struct ApiKeyStyle {
 #[derive(Debug, Clone)]
 pub enum Credential {
     Entra(AuthConfig),
-    ApiKey { key: Secret, header: Option<String> },
-    Basic { username: String, password: Secret },
+    ApiKey {
+        key: Secret,
+        header: Option<String>,
+    },
+    Basic {
+        username: String,
+        password: Secret,
+    },
+    /// An Azure Storage account key (base64, checked at load time).
+    SharedKey {
+        account_key: Secret,
+    },
+    /// An Azure Storage SAS token, normalised to `sv=…&sig=…` (no leading `?`).
+    Sas {
+        token: Secret,
+    },
     None,
 }
 
@@ -124,6 +164,24 @@ struct BasicBlock {
     method: String,
     username: String,
     password: Secret,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharedKeyBlock {
+    #[allow(dead_code)]
+    method: String,
+    /// `env:NAME` or `file:/path`: key1 or key2 of the storage account.
+    account_key: Secret,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SasBlock {
+    #[allow(dead_code)]
+    method: String,
+    /// `env:NAME` or `file:/path`: the token, `sv=…&sig=…`, with or without a leading `?`.
+    token: Secret,
 }
 
 #[derive(Deserialize)]
@@ -168,7 +226,10 @@ impl Credential {
         };
         if !allowed.contains(&method.as_str()) {
             let known = ENTRA.contains(&method.as_str())
-                || matches!(method.as_str(), "api_key" | "basic" | "none");
+                || matches!(
+                    method.as_str(),
+                    "api_key" | "basic" | "none" | "shared_key" | "sas"
+                );
             let why = if known {
                 format!("this kind does not take method {method}")
             } else {
@@ -218,6 +279,37 @@ impl Credential {
                 let _: NoneBlock = config::decode(key, value)?;
                 Ok(Credential::None)
             }
+            "shared_key" => {
+                let b: SharedKeyBlock = config::decode(key, value)?;
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(b.account_key.expose().trim())
+                    .unwrap_or_default();
+                if decoded.is_empty() {
+                    return Err(Issue::new(
+                        format!("{key}.account_key"),
+                        format!(
+                            "the key read from {} is not a base64 account key (key1 or key2 \
+                             under the storage account's Access keys)",
+                            b.account_key.reference()
+                        ),
+                    ));
+                }
+                Ok(Credential::SharedKey {
+                    account_key: b.account_key,
+                })
+            }
+            "sas" => {
+                let b: SasBlock = config::decode(key, value)?;
+                let token = sas_token(b.token.expose()).map_err(|why| {
+                    Issue::new(
+                        format!("{key}.token"),
+                        format!("the token read from {} {why}", b.token.reference()),
+                    )
+                })?;
+                Ok(Credential::Sas {
+                    token: Secret::runtime(token, b.token.reference()),
+                })
+            }
             _ => {
                 let c: AuthConfig = config::decode(key, value)?;
                 c.validate(key)?;
@@ -232,6 +324,8 @@ impl Credential {
             Credential::Entra(c) => c.method.as_str(),
             Credential::ApiKey { .. } => "api_key",
             Credential::Basic { .. } => "basic",
+            Credential::SharedKey { .. } => "shared_key",
+            Credential::Sas { .. } => "sas",
             Credential::None => "none",
         }
     }
@@ -284,9 +378,37 @@ impl Credential {
                 user: username.clone(),
                 password: password.clone(),
             }),
+            Credential::SharedKey { .. } | Credential::Sas { .. } => Err(Issue::new(
+                format!("{key}.method"),
+                format!(
+                    "{} is applied to each request by the storage kinds; this kind cannot use it",
+                    self.method()
+                ),
+            )),
             Credential::None => Ok(Auth::None),
         }
     }
+}
+
+/// A SAS token as written in a secret (`?sv=…&sig=…` or `sv=…&sig=…`), normalised without the
+/// `?`; the reason (never quoting the token) when it is not one.
+fn sas_token(raw: &str) -> Result<String, &'static str> {
+    let t = raw.trim();
+    if t.contains("://") {
+        return Err("is a URL; give only the SAS token, the part after the ?");
+    }
+    let t = t.strip_prefix('?').unwrap_or(t);
+    if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c == '#') {
+        return Err("is not a SAS token (sv=…&sig=…, without spaces)");
+    }
+    let names: Vec<&str> = t
+        .split('&')
+        .map(|kv| kv.split_once('=').map_or(kv, |(k, _)| k))
+        .collect();
+    if !names.contains(&"sig") || !names.contains(&"sv") {
+        return Err("is not a SAS token: it needs at least sv= and sig=");
+    }
+    Ok(t.to_string())
 }
 
 /// Deserializes as the raw block; kinds call [`Credential::decode`] on it with their key, so
@@ -333,6 +455,82 @@ mod tests {
             )
             .starts_with("systems.s.auth.user: unknown key")
         );
+    }
+
+    /// A secret file holding `text`, as a `file:` reference.
+    fn secret_file(text: &str) -> String {
+        let path = std::env::temp_dir().join(format!(
+            "lagwatch-cred-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::write(&path, text).unwrap();
+        format!("file:{}", path.display())
+    }
+
+    #[test]
+    fn storage_methods_only_where_accepted_and_checked_at_load() {
+        let store = Accepts::STORAGE;
+        assert_eq!(
+            err(json!({"method":"basic"}), store),
+            "systems.s.auth.method: this kind does not take method basic; the methods it \
+             takes are: client_secret, client_certificate, workload_identity, managed_identity, \
+             shared_key, sas, none"
+        );
+        assert_eq!(
+            err(json!({"method":"sas","token":"env:PATH"}), SEARCH),
+            "systems.s.auth.method: this kind does not take method sas; the methods it takes \
+             are: client_secret, client_certificate, workload_identity, managed_identity, api_key"
+        );
+        let bad_key = secret_file("not base64!");
+        assert!(
+            err(json!({"method":"shared_key","account_key": bad_key}), store)
+                .starts_with("systems.s.auth.account_key: the key read from file:")
+        );
+        assert!(
+            err(json!({"method":"shared_key","key":"env:PATH"}), store).starts_with(
+                "systems.s.auth.key: unknown key; the keys allowed here are: method, account_key"
+            )
+        );
+        let key = secret_file("RGV2ZWxvcG1lbnQga2V5\n");
+        let c = Credential::decode(
+            "k",
+            json!({"method":"shared_key","account_key": key}),
+            store,
+        )
+        .unwrap();
+        assert_eq!(c.method(), "shared_key");
+        assert!(
+            c.http_auth("k", reqwest::Client::new(), || unreachable!(), None)
+                .is_err()
+        );
+
+        for (token, why) in [
+            (
+                "https://a.blob.core.windows.net/c?sv=1&sig=SECRETSIG",
+                "is a URL",
+            ),
+            ("sv=2024-11-04&sp=rl", "needs at least sv= and sig="),
+            ("sv=1&sig=SECRET SIG", "is not a SAS token"),
+        ] {
+            let e = err(json!({"method":"sas","token": secret_file(token)}), store);
+            assert!(
+                e.starts_with("systems.s.auth.token: the token read from file:"),
+                "{e}"
+            );
+            assert!(e.contains(why) && !e.contains("SECRET"), "{e}");
+        }
+        let c = Credential::decode(
+            "k",
+            json!({"method":"sas","token": secret_file("?sv=2024-11-04&ss=b&sig=abc%3D\n")}),
+            store,
+        )
+        .unwrap();
+        let Credential::Sas { token } = &c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(token.expose(), "sv=2024-11-04&ss=b&sig=abc%3D");
+        assert!(!format!("{c:?}").contains("abc"));
     }
 
     #[test]

@@ -10,12 +10,14 @@
 //!   `lagwatch_lake_objects_listed_total` and `lagwatch_lake_bytes_read_total` count exactly
 //!   what each poll cost;
 //! - [`cdm`]: the CDM `model.json` that gives headerless CSV files their column order;
-//! - [`synapse`]: the incremental-update-folder layout and its cursor.
+//! - [`synapse`]: the incremental-update-folder layout and its cursor;
+//! - [`blob`]: Azure Blob Storage (also ADLS Gen2, OneLake, Azurite) over the Blob REST API.
 //!
 //! Storage is reached through this small trait instead of the `object_store` crate: the scans
 //! need two calls, and the HTTP stores can then go through lagwatch's own HTTP layer (gate,
 //! budget, request metrics, Entra tokens) instead of a second HTTP client stack.
 
+pub mod blob;
 pub mod cdm;
 pub mod synapse;
 
@@ -35,6 +37,14 @@ pub enum LakeError {
     /// The store answered with content that is not what the layout documents.
     #[error("{path}: {reason}")]
     Malformed { path: String, reason: String },
+    /// A request to an HTTP store failed; the connector error keeps its kind (throttled,
+    /// auth, unavailable, …) so the engine and the gate react as to any other system.
+    #[error("{path}: {error}")]
+    Remote {
+        path: String,
+        #[source]
+        error: ConnectorError,
+    },
 }
 
 impl From<LakeError> for ConnectorError {
@@ -45,6 +55,19 @@ impl From<LakeError> for ConnectorError {
             LakeError::Malformed { .. } => ConnectorError::BadResponse {
                 status: 200,
                 detail: e.to_string(),
+            },
+            LakeError::Remote { path, error } => match error {
+                ConnectorError::Auth(m) => ConnectorError::Auth(format!("{path}: {m}")),
+                ConnectorError::Transport(m) => ConnectorError::Transport(format!("{path}: {m}")),
+                ConnectorError::Unavailable { status, detail } => ConnectorError::Unavailable {
+                    status,
+                    detail: format!("{path}: {detail}"),
+                },
+                ConnectorError::BadResponse { status, detail } => ConnectorError::BadResponse {
+                    status,
+                    detail: format!("{path}: {detail}"),
+                },
+                e @ (ConnectorError::Throttled { .. } | ConnectorError::Timeout) => e,
             },
         }
     }

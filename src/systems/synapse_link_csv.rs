@@ -7,6 +7,27 @@
 //! did — and answers from what complete folders held. A lookup never answers from an older
 //! scan than its own, so "absent" always means "absent when this request was sent", which the
 //! lag estimate relies on. Scans are serialised per target; they are cheap when nothing changed.
+//!
+//! Where the lake is read from, by `url`:
+//!
+//! - `file:///mnt/lake/<container>`: a local (mounted or copied) folder, no `auth`;
+//! - Azure Storage, through the Blob REST API ([`crate::lake::blob`]):
+//!   `https://<account>.blob.core.windows.net/<container>[/<folder>]`, the same with `.dfs.`,
+//!   `abfss://<container>@<account>.dfs.core.windows.net/[<folder>]`, OneLake
+//!   (`https://onelake.dfs.fabric.microsoft.com/<workspace>/<item>/<folder>`) and emulators
+//!   (`http://127.0.0.1:10000/devstoreaccount1/<container>`). `auth` is required: an Entra
+//!   method (token scope `https://storage.azure.com/.default`, role Storage Blob Data Reader),
+//!   `shared_key` (the account key), `sas` (a token with read and list permissions) or `none`
+//!   (anonymous read access). OneLake takes Entra only.
+//!
+//! ```yaml
+//! lake:
+//!   kind: synapse_link_csv
+//!   url: abfss://dataverse-contoso-unq1234@contosolake.dfs.core.windows.net/
+//!   table: account
+//!   key_column: name
+//!   auth: { method: managed_identity }
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +39,11 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::{BuildContext, System, SystemKind, check_names, decode_as};
+use crate::auth::{Accepts, Credential, STORAGE_SCOPE};
 use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
+use crate::lake::blob::{BlobAuth, BlobLocation, BlobStore, Service, SharedKey, URL_FORMS};
 use crate::lake::synapse::{Cursor, TableSpec};
 use crate::lake::{LakeStore, LocalStore, Metered};
 use crate::sentinel::{KEY_PREFIX, SentinelId};
@@ -34,7 +57,8 @@ const START_MARGIN: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SynapseLinkCsvConfig {
-    /// The export's container: `file:///lake/dataverse-contoso-unq1234` for a local copy.
+    /// The export's container (or the folder in it that holds the export):
+    /// `file:///lake/dataverse-contoso-unq1234` for a local copy, else an Azure Storage URL.
     pub url: String,
     /// Table (entity) name as in `model.json`, e.g. `account`.
     pub table: String,
@@ -43,6 +67,18 @@ pub struct SynapseLinkCsvConfig {
     /// Column holding the payload, compared with what was written; presence only when absent.
     #[serde(default)]
     pub payload_column: Option<String>,
+    /// How to authenticate to Azure Storage; required for storage URLs, absent for `file://`.
+    #[serde(default)]
+    pub auth: Option<Value>,
+    #[serde(skip)]
+    credential: Option<Credential>,
+}
+
+/// Where a lake is read from.
+#[derive(Debug, Clone)]
+enum LakeUrl {
+    Local(std::path::PathBuf),
+    Blob(BlobLocation),
 }
 
 /// Registry entry: types and checks a `kind: synapse_link_csv` block.
@@ -50,8 +86,40 @@ pub struct SynapseLinkCsvConfig {
 /// # Errors
 /// An [`Issue`] naming the offending key.
 pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
-    let c: SynapseLinkCsvConfig = decode_as(key, value)?;
-    local_root(&c.url).map_err(|why| Issue::new(format!("{key}.url"), why))?;
+    let mut c: SynapseLinkCsvConfig = decode_as(key, value)?;
+    let lake = lake_url(&c.url).map_err(|why| Issue::new(format!("{key}.url"), why))?;
+    let akey = format!("{key}.auth");
+    match (&lake, &c.auth) {
+        (LakeUrl::Local(_), None) => {}
+        (LakeUrl::Local(_), Some(_)) => {
+            return Err(Issue::new(
+                akey,
+                "a file:// lake is read from the local file system and takes no auth; remove it",
+            ));
+        }
+        (LakeUrl::Blob(_), None) => {
+            return Err(Issue::new(
+                akey,
+                "required for a lake in Azure Storage: an Entra method (client_secret, \
+                 client_certificate, workload_identity, managed_identity), shared_key, sas, or \
+                 none for anonymous read access",
+            ));
+        }
+        (LakeUrl::Blob(loc), Some(auth)) => {
+            let credential = Credential::decode(&akey, auth.clone(), Accepts::STORAGE)?;
+            if loc.service == Service::OneLake && !matches!(credential, Credential::Entra(_)) {
+                return Err(Issue::new(
+                    format!("{akey}.method"),
+                    format!(
+                        "OneLake takes Entra ID only (client_secret, client_certificate, \
+                         workload_identity, managed_identity), not {}",
+                        credential.method()
+                    ),
+                ));
+            }
+            c.credential = Some(credential);
+        }
+    }
     check_names(
         key,
         "a Dataverse logical name",
@@ -64,20 +132,25 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
     Ok(Box::new(c))
 }
 
-/// The local folder of a `file://` URL.
-fn local_root(url: &str) -> Result<std::path::PathBuf, String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("\"{url}\" is not a URL ({e})"))?;
-    match parsed.scheme() {
-        "file" => parsed
-            .to_file_path()
-            .map_err(|()| format!("\"{url}\" is not a local folder URL such as file:///lake/c")),
-        "abfs" | "abfss" | "az" | "azure" | "adl" | "https" | "http" => Err(format!(
-            "\"{url}\": reading the lake from Azure storage is not supported yet; mount or copy \
-             the container and use a file:// URL"
+/// The local folder of a `file://` URL, or the Azure Storage location of any other.
+fn lake_url(url: &str) -> Result<LakeUrl, String> {
+    match url
+        .split_once(':')
+        .map(|(scheme, _)| scheme.to_ascii_lowercase())
+    {
+        Some(s) if s == "file" => {
+            let parsed =
+                url::Url::parse(url).map_err(|e| format!("\"{url}\" is not a URL ({e})"))?;
+            parsed
+                .to_file_path()
+                .map(LakeUrl::Local)
+                .map_err(|()| format!("\"{url}\" is not a local folder URL such as file:///lake/c"))
+        }
+        Some(s) if matches!(s.as_str(), "az" | "azure" | "adl" | "wasb" | "wasbs") => Err(format!(
+            "\"{url}\": write the lake's URL in one of these forms: file:///path/to/container, \
+                 {URL_FORMS}"
         )),
-        other => Err(format!(
-            "\"{url}\": unknown scheme {other}; use file:///path/to/container"
-        )),
+        _ => BlobLocation::parse(url).map(LakeUrl::Blob),
     }
 }
 
@@ -96,22 +169,29 @@ impl SystemKind for SynapseLinkCsvConfig {
 
     fn describe(&self) -> String {
         format!(
-            "{} table {} (key {}, payload {}), incremental update folders",
+            "{} table {} (key {}, payload {}), incremental update folders{}",
             self.url,
             self.table,
             self.key_column,
             self.payload_column.as_deref().unwrap_or("not compared"),
+            self.credential
+                .as_ref()
+                .map_or(String::new(), |c| format!(", auth {}", c.method())),
         )
     }
 
     fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
-        let root =
-            local_root(&self.url).map_err(|why| Issue::new(format!("systems.{name}.url"), why))?;
-        let store = Metered::new(
-            LocalStore::new(root),
-            cx.metrics.lake_objects_listed.with_label_values(&[name]),
-            cx.metrics.lake_bytes_read.with_label_values(&[name]),
-        );
+        let lake =
+            lake_url(&self.url).map_err(|why| Issue::new(format!("systems.{name}.url"), why))?;
+        let listed = cx.metrics.lake_objects_listed.with_label_values(&[name]);
+        let read = cx.metrics.lake_bytes_read.with_label_values(&[name]);
+        let store: Box<dyn LakeStore> = match lake {
+            LakeUrl::Local(root) => Box::new(Metered::new(LocalStore::new(root), listed, read)),
+            LakeUrl::Blob(location) => {
+                let blob = self.blob_store(name, cx, &gate, location)?;
+                Box::new(Metered::new(blob, listed, read))
+            }
+        };
         let since = chrono::Utc::now()
             - chrono::Duration::from_std(START_MARGIN).unwrap_or(chrono::Duration::zero());
         let cursor = Cursor::new(
@@ -125,11 +205,49 @@ impl SystemKind for SynapseLinkCsvConfig {
             REMEMBER,
         );
         let target = Arc::new(SynapseLinkCsv {
-            store: Box::new(store),
+            store,
             cursor: Mutex::new(cursor),
             last_folder: cx.metrics.lake_last_folder.with_label_values(&[name]),
         });
         Ok(System::target_only(name, self.kind(), gate, target))
+    }
+}
+
+impl SynapseLinkCsvConfig {
+    /// The Azure Storage reader of `location`, authenticated with the decoded `auth:` block.
+    fn blob_store(
+        &self,
+        name: &str,
+        cx: &BuildContext,
+        gate: &Arc<Gate>,
+        location: BlobLocation,
+    ) -> Result<BlobStore, Issue> {
+        let akey = format!("systems.{name}.auth");
+        let credential = self
+            .credential
+            .as_ref()
+            .ok_or_else(|| Issue::new(&akey, "the auth block was not decoded"))?;
+        // The HTTP layer adds Entra tokens; account keys and SAS tokens are applied per request.
+        let (http_credential, auth) = match credential {
+            Credential::SharedKey { account_key } => (
+                Credential::None,
+                BlobAuth::SharedKey(
+                    SharedKey::new(&location.account, account_key.expose())
+                        .map_err(|why| Issue::new(format!("{akey}.account_key"), why))?,
+                ),
+            ),
+            Credential::Sas { token } => (Credential::None, BlobAuth::Sas(token.clone())),
+            other => (other.clone(), BlobAuth::Http),
+        };
+        let http = super::http_system(
+            name,
+            cx,
+            gate,
+            Some(&http_credential),
+            || Ok(STORAGE_SCOPE.to_string()),
+            None,
+        )?;
+        Ok(BlobStore::new(http, location, auth))
     }
 }
 
@@ -174,5 +292,89 @@ impl Target for SynapseLinkCsv {
 
     async fn applied_at(&self, id: &SentinelId) -> Option<chrono::DateTime<chrono::Utc>> {
         self.cursor.lock().await.found(id.key())?.sink_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn issue(v: Value) -> String {
+        match decode("systems.lake", v) {
+            Err(i) => format!("{}: {}", i.key, i.reason),
+            Ok(k) => panic!("accepted {k:?}"),
+        }
+    }
+
+    fn lake(url: &str, auth: Option<Value>) -> Value {
+        let mut v = json!({"url": url, "table": "account", "key_column": "name"});
+        if let Some(a) = auth {
+            v["auth"] = a;
+        }
+        v
+    }
+
+    #[test]
+    fn storage_urls_need_auth_and_local_folders_take_none() {
+        let url = "abfss://dataverse-contoso@contosolake.dfs.core.windows.net/";
+        assert!(
+            issue(lake(url, None))
+                .starts_with("systems.lake.auth: required for a lake in Azure Storage")
+        );
+        let ok = decode(
+            "systems.lake",
+            lake(url, Some(json!({"method": "managed_identity"}))),
+        )
+        .expect("managed identity");
+        assert!(
+            ok.describe().ends_with(", auth managed_identity"),
+            "{}",
+            ok.describe()
+        );
+        assert!(
+            issue(lake("file:///lake/c", Some(json!({"method": "none"}))))
+                .starts_with("systems.lake.auth: a file:// lake")
+        );
+        assert!(decode("systems.lake", lake("file:///lake/c", None)).is_ok());
+        assert!(
+            decode(
+                "systems.lake",
+                lake(
+                    "http://127.0.0.1:10000/devstoreaccount1/lake",
+                    Some(json!({"method": "none"}))
+                )
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn onelake_takes_entra_only_and_bad_urls_name_the_forms() {
+        let onelake = "https://onelake.dfs.fabric.microsoft.com/ws/Lake.Lakehouse/Files/dv";
+        assert_eq!(
+            issue(lake(onelake, Some(json!({"method": "none"})))),
+            "systems.lake.auth.method: OneLake takes Entra ID only (client_secret, \
+             client_certificate, workload_identity, managed_identity), not none"
+        );
+        assert!(
+            issue(lake(onelake, Some(json!({"method": "basic"}))))
+                .starts_with("systems.lake.auth.method: this kind does not take method basic")
+        );
+        let e = issue(lake("az://c/x", None));
+        assert!(
+            e.starts_with("systems.lake.url: \"az://c/x\": write the lake's URL"),
+            "{e}"
+        );
+        let e = issue(lake(
+            "https://a.blob.core.windows.net/c?sv=1&sig=SECRET",
+            None,
+        ));
+        assert!(
+            e.starts_with("systems.lake.url: a storage URL takes no query")
+                && !e.contains("SECRET"),
+            "{e}"
+        );
     }
 }
