@@ -29,6 +29,9 @@ pub const DEMO_CONFIG: &str = include_str!("../examples/demo.yaml");
 /// The address `examples/demo.yaml` expects the emulator at (`lagwatch emulate`'s default).
 pub const EMULATOR_ORIGIN: &str = "http://127.0.0.1:9470";
 
+/// Where `examples/demo.yaml` expects the emulated lake (`lagwatch emulate --lake-dir`).
+pub const LAKE_URL_ROOT: &str = "file:///tmp/lagwatch-demo-lake/";
+
 /// The secrets `examples/demo.yaml` references, and their values in the demo scenario.
 /// They are fake and only open the emulator.
 pub const DEMO_SECRETS: &[(&str, &str)] = &[
@@ -72,14 +75,15 @@ impl Demo {
     /// [`DemoError`] if the built-in files are broken, loopback cannot be bound, or the
     /// credential files cannot be written.
     pub async fn start(shutdown: CancellationToken) -> Result<(Demo, Config), DemoError> {
-        let emulator = Emulator::new(Scenario::demo()?);
+        let secrets = SecretDir::create()?;
+        let lake_root = secrets.path.join("lake");
+        let emulator = Emulator::with_lake_root(Scenario::demo()?, &lake_root);
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .map_err(DemoError::Listen)?;
         let addr = listener.local_addr().map_err(DemoError::Listen)?;
         let emulator_url = format!("http://{addr}");
-        let secrets = SecretDir::create()?;
-        let yaml = adapt(DEMO_CONFIG, &emulator_url, &secrets.path);
+        let yaml = adapt(DEMO_CONFIG, &emulator_url, &secrets.path, &lake_root);
         let config = Config::from_yaml("examples/demo.yaml (built in)", &yaml)?;
         let server = {
             let emulator = emulator.clone();
@@ -107,9 +111,15 @@ impl Demo {
     }
 }
 
-/// `examples/demo.yaml` pointed at an emulator on `origin`, with its secrets read from `dir`.
-pub fn adapt(yaml: &str, origin: &str, dir: &Path) -> String {
-    let mut out = yaml.replace(EMULATOR_ORIGIN, origin);
+/// `examples/demo.yaml` pointed at an emulator on `origin` writing its lake under `lake`, with
+/// its secrets read from `dir`.
+pub fn adapt(yaml: &str, origin: &str, dir: &Path, lake: &Path) -> String {
+    let lake_url = url::Url::from_directory_path(lake)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|()| format!("file://{}/", lake.display()));
+    let mut out = yaml
+        .replace(EMULATOR_ORIGIN, origin)
+        .replace(LAKE_URL_ROOT, &lake_url);
     for (name, _) in DEMO_SECRETS {
         let file = dir.join(name);
         out = out.replace(&format!("env:{name}"), &format!("file:{}", file.display()));
@@ -180,10 +190,16 @@ mod tests {
     #[test]
     fn the_demo_config_is_pointed_at_the_emulator_and_its_secret_files() {
         let dir = Path::new("/run/demo");
-        let yaml = adapt(DEMO_CONFIG, "http://127.0.0.1:5555", dir);
+        let yaml = adapt(
+            DEMO_CONFIG,
+            "http://127.0.0.1:5555",
+            dir,
+            Path::new("/run/demo/lake"),
+        );
         assert!(!yaml.contains(EMULATOR_ORIGIN));
         assert!(!yaml.contains("env:LAGWATCH_DEMO_"));
         assert!(yaml.contains("url: http://127.0.0.1:5555/crm\n"));
+        assert!(yaml.contains("url: file:///run/demo/lake/dataverse-demo-crm\n"));
         for (name, value) in DEMO_SECRETS {
             assert!(yaml.contains(&format!("file:/run/demo/{name}")), "{name}");
             // Only the header comment, telling how to run it by hand, names the fake values.
@@ -202,7 +218,7 @@ mod tests {
         let (demo, config) = Demo::start(stop.clone()).await.expect("demo starts");
         assert!(demo.emulator_url.starts_with("http://127.0.0.1:"));
         let names: Vec<&str> = config.systems.keys().map(String::as_str).collect();
-        assert_eq!(names, ["crm", "crm2", "es", "fno", "search"]);
+        assert_eq!(names, ["crm", "crm2", "es", "fno", "lake", "search"]);
         let dir = demo.secrets.path.clone();
         assert!(dir.join("LAGWATCH_DEMO_CLIENT_SECRET").exists());
         stop.cancel();

@@ -30,7 +30,7 @@ async fn every_demo_path_measures_the_true_lag_through_the_emulator() {
     let mut other: Vec<ProbeRecord> = Vec::new();
     // The search path's lag is 20-35 s, so its third probe converges after about 45 s.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(100);
-    while ["fno", "search", "es", "crm2"]
+    while ["fno", "search", "es", "crm2", "lake"]
         .iter()
         .any(|t| converged.get(*t).is_none_or(|v| v.len() < WANT))
     {
@@ -101,6 +101,33 @@ async fn every_demo_path_measures_the_true_lag_through_the_emulator() {
     assert!(
         text.contains("lagwatch_clock_offset_seconds{system=\"crm\"}"),
         "Date headers seen"
+    );
+    // The lake's rows carry the export's own time: the apply lag is measured for the lake path
+    // only, and never exceeds the observed lag (the export wrote the row before its folder
+    // completed).
+    let apply_count = |target: &str| -> f64 {
+        let series =
+            format!("lagwatch_apply_lag_seconds_count{{source=\"crm\",target=\"{target}\"}}");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        apply_count("lake") >= WANT as f64,
+        "apply lag per lake probe"
+    );
+    assert_eq!(apply_count("fno"), 0.0);
+    let sum = |name: &str| -> f64 {
+        let series = format!("{name}{{source=\"crm\",target=\"lake\"}}");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series}"))
+    };
+    let apply_mean = sum("lagwatch_apply_lag_seconds_sum") / apply_count("lake");
+    let observed_mean = sum("lagwatch_lag_seconds_sum") / sum("lagwatch_lag_seconds_count");
+    assert!(
+        apply_mean > 0.0 && apply_mean < observed_mean,
+        "apply {apply_mean} s vs observed {observed_mean} s"
     );
     for (_, secret) in DEMO_SECRETS {
         assert!(!text.contains(secret), "a secret reached /metrics");

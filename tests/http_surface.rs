@@ -342,6 +342,8 @@ fn the_demo_shows_every_state_within_two_minutes() {
         ("search", "lagging"),
         ("es", "failing"),
         ("crm2", "stuck"),
+        // The lake converges within or above its objective depending on the folder cadence.
+        ("lake", "converging|lagging"),
     ]
     .into_iter()
     .collect();
@@ -356,10 +358,10 @@ fn the_demo_shows_every_state_within_two_minutes() {
                 .or_default()
                 .insert(p["state"].as_str().unwrap().to_string());
         }
-        if want
-            .iter()
-            .all(|(t, s)| seen.get(*t).is_some_and(|v| v.contains(*s)))
-        {
+        if want.iter().all(|(t, s)| {
+            seen.get(*t)
+                .is_some_and(|v| s.split('|').any(|s| v.contains(s)))
+        }) {
             break;
         }
         assert!(Instant::now() < deadline, "states seen so far: {seen:?}");
