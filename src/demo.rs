@@ -100,13 +100,15 @@ impl Demo {
         ))
     }
 
-    /// Waits for the emulator to stop (after `shutdown`) and removes the credential files.
+    /// Waits for the emulator to stop (after `shutdown`), stops its lake writer, and removes
+    /// the credential files and the lake.
     pub async fn finish(self) {
         match self.server.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "The demo emulator stopped with an error."),
             Err(e) => tracing::warn!(error = %e, "The demo emulator task failed."),
         }
+        self.emulator.stop_lake().await;
         drop(self.secrets);
     }
 }

@@ -268,6 +268,8 @@ pub(crate) struct Lakes {
     /// Wakes the background task when a row is committed.
     pub wake: Arc<Notify>,
     seq: AtomicU64,
+    /// Set by [`Emulator::stop_lake`]: nothing is written any more.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Lakes {
@@ -351,6 +353,7 @@ impl Lakes {
             due: Mutex::new(started),
             wake: Arc::new(Notify::new()),
             seq: AtomicU64::new(0),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -547,6 +550,9 @@ impl Emulator {
             return Ok(());
         };
         let mut writers = self.lakes.writers.lock().await;
+        if self.lakes.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
         let now = Instant::now();
         let mut first_error = None;
         let mut next = now + Duration::from_secs(24 * 3600);
@@ -775,6 +781,17 @@ impl Emulator {
             .collect()
     }
 
+    /// Stops writing lakes for good (the background task ends; later flushes do nothing), so
+    /// their directory can be removed without being written again. Waits for a flush in
+    /// progress.
+    pub async fn stop_lake(&self) {
+        let _writers = self.lakes.writers.lock().await;
+        self.lakes
+            .stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.lakes.wake.notify_one();
+    }
+
     /// Starts the background task that keeps the lake files current (see the module docs).
     /// Nothing without lakes or outside a tokio runtime.
     pub(crate) fn spawn_lake_task(self: &Arc<Self>) {
@@ -795,6 +812,9 @@ impl Emulator {
                     let Some(emu) = weak.upgrade() else {
                         return;
                     };
+                    if emu.lakes.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                        return;
+                    }
                     if emu.lakes.is_due(Instant::now()) {
                         // Errors are logged by the flush and retried at the next due instant.
                         let _ = emu.flush_lake().await;
