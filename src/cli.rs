@@ -51,7 +51,7 @@ pub enum Command {
         scenario: Option<PathBuf>,
         /// Directory the scenario's lakes (Synapse Link incremental update folders) are
         /// written under, one folder per container; default a new directory in the system
-        /// temp dir.
+        /// temp dir, removed on exit.
         #[arg(long)]
         lake_dir: Option<PathBuf>,
     },

@@ -270,6 +270,18 @@ pub(crate) struct Lakes {
     seq: AtomicU64,
     /// Set by [`Emulator::stop_lake`]: nothing is written any more.
     stopped: std::sync::atomic::AtomicBool,
+    /// The root was made up here (no `lake_root` given): removed when the lakes are dropped.
+    owned_root: bool,
+}
+
+impl Drop for Lakes {
+    fn drop(&mut self) {
+        if self.owned_root
+            && let Some(root) = &self.root
+        {
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
 }
 
 impl Lakes {
@@ -344,7 +356,9 @@ impl Lakes {
             let root = local.root().to_path_buf();
             (Some(Arc::new(local)), Some(root))
         };
+        let owned_root = root.is_some() && options.lake_root.is_none();
         Lakes {
+            owned_root,
             pending: Mutex::new(vec![Vec::new(); defs.len()]),
             writers: tokio::sync::Mutex::new(defs.iter().map(|_| Writer::default()).collect()),
             defs,

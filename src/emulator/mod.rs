@@ -141,7 +141,7 @@ pub enum EmulatorError {
 pub struct EmulatorOptions {
     /// Directory the lakes are written under (`<dir>/<container>/…`). Default: a new
     /// directory `lagwatch-lake-<uuid>` under the system temp dir, made only if the scenario
-    /// has lakes. See [`Emulator::lake_root`].
+    /// has lakes and removed when the emulator is dropped. See [`Emulator::lake_root`].
     pub lake_root: Option<PathBuf>,
     /// Another storage for the lakes than a local directory; overrides `lake_root`.
     pub lake_sink: Option<Arc<dyn LakeSink>>,
