@@ -411,10 +411,50 @@ fn sas_token(raw: &str) -> Result<String, &'static str> {
     Ok(t.to_string())
 }
 
-/// Deserializes as the raw block; kinds call [`Credential::decode`] on it with their key, so
-/// errors inside it carry the full key path.
-pub fn raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-    Value::deserialize(d)
+/// The `auth:` field of a kind's config struct. Serde keeps the block as written; the kind's
+/// `decode` then calls [`AuthBlock::resolve`] with the block's key, so every error inside it
+/// carries the full key path (`systems.search.auth.key`), which serde alone could not give.
+#[derive(Clone, Default)]
+pub struct AuthBlock {
+    raw: Value,
+    credential: Option<Credential>,
+}
+
+impl<'de> Deserialize<'de> for AuthBlock {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(AuthBlock {
+            raw: Value::deserialize(d)?,
+            credential: None,
+        })
+    }
+}
+
+/// Only the resolved credential (which redacts its secrets), never the block as written.
+impl std::fmt::Debug for AuthBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("AuthBlock").field(&self.credential).finish()
+    }
+}
+
+impl AuthBlock {
+    /// Types the block found at `key` for a kind whose service takes `accepts`.
+    ///
+    /// # Errors
+    /// As [`Credential::decode`].
+    pub fn resolve(&mut self, key: &str, accepts: Accepts) -> Result<&Credential, Issue> {
+        let credential = Credential::decode(key, self.raw.clone(), accepts)?;
+        Ok(self.credential.insert(credential))
+    }
+
+    /// The credential, once [`AuthBlock::resolve`] succeeded.
+    pub fn credential(&self) -> Option<&Credential> {
+        self.credential.as_ref()
+    }
+
+    /// The method name for `check-config` output (`?` before resolution).
+    pub fn method(&self) -> &'static str {
+        self.credential.as_ref().map_or("?", Credential::method)
+    }
 }
 
 #[cfg(test)]

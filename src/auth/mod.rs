@@ -78,7 +78,7 @@ use tokio::time::Instant;
 
 pub use cache::TokenCache;
 pub use config::{AuthConfig, AuthMethod};
-pub use credential::{Accepts, ApiKeyStyle, Credential};
+pub use credential::{Accepts, ApiKeyStyle, AuthBlock, Credential};
 pub use entra::ClientCredentials;
 #[doc(hidden)]
 pub use fake::StaticTokenSource;

@@ -33,7 +33,7 @@ use super::dataverse::literal;
 use super::fo_odata::{Collection, odata_error, odata_error_detail};
 use super::http::{encode_component, payload_text};
 use super::{BuildContext, System, SystemKind, check_names, check_url, decode_as};
-use crate::auth::{Accepts, ApiKeyStyle, Credential, SEARCH_SCOPE};
+use crate::auth::{Accepts, ApiKeyStyle, AuthBlock, SEARCH_SCOPE};
 use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
@@ -86,13 +86,10 @@ pub struct AzureSearchConfig {
     pub key_field: String,
     pub payload_field: String,
     /// `api_key` (a query key is enough) or an Entra method.
-    #[serde(deserialize_with = "crate::auth::credential::raw")]
-    pub auth: Value,
+    pub auth: AuthBlock,
     /// Entra token scope; `https://search.azure.com/.default` when absent.
     #[serde(default)]
     pub scope: Option<String>,
-    #[serde(skip)]
-    credential: Option<Credential>,
 }
 
 fn default_api_version() -> String {
@@ -132,11 +129,8 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
             ("payload_field", &c.payload_field),
         ],
     )?;
-    c.credential = Some(Credential::decode(
-        &format!("{key}.auth"),
-        c.auth.clone(),
-        Accepts::ENTRA_OR_KEY,
-    )?);
+    c.auth
+        .resolve(&format!("{key}.auth"), Accepts::ENTRA_OR_KEY)?;
     Ok(Box::new(c))
 }
 
@@ -161,7 +155,7 @@ impl SystemKind for AzureSearchConfig {
             self.mode,
             self.key_field,
             self.payload_field,
-            self.credential.as_ref().map_or("?", Credential::method)
+            self.auth.method()
         )
     }
 
@@ -170,7 +164,7 @@ impl SystemKind for AzureSearchConfig {
             name,
             cx,
             &gate,
-            self.credential.as_ref(),
+            self.auth.credential(),
             || {
                 Ok(self
                     .scope

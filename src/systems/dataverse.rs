@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{BuildContext, System, SystemKind, decode_as};
-use crate::auth::{Accepts, Credential};
+use crate::auth::{Accepts, AuthBlock};
 use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Source, Target};
 use crate::gate::Gate;
@@ -77,16 +77,18 @@ pub struct DataverseConfig {
     #[serde(default)]
     pub create: CreateMode,
     /// An Entra method (see `auth::credential`).
-    #[serde(deserialize_with = "crate::auth::credential::raw")]
-    pub auth: Value,
+    pub auth: AuthBlock,
     /// Token scope; `<environment URL>/.default` when absent.
     pub scope: Option<String>,
-    #[serde(skip)]
-    credential: Option<Credential>,
 }
 
-fn default_api_version() -> String {
+pub(crate) fn default_api_version() -> String {
     "v9.2".to_string()
+}
+
+/// The Web API base of an environment: `<url>/api/data/<version>`, no trailing slash.
+pub(crate) fn web_api_base(url: &str, api_version: &str) -> String {
+    format!("{}/api/data/{api_version}", url.trim_end_matches('/'))
 }
 
 /// Registry entry: types and checks a `kind: dataverse` block.
@@ -110,11 +112,7 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
             ("payload_column", &c.payload_column),
         ],
     )?;
-    c.credential = Some(Credential::decode(
-        &format!("{key}.auth"),
-        c.auth.clone(),
-        Accepts::ENTRA,
-    )?);
+    c.auth.resolve(&format!("{key}.auth"), Accepts::ENTRA)?;
     Ok(Box::new(c))
 }
 
@@ -129,13 +127,13 @@ impl SystemKind for DataverseConfig {
 
     fn describe(&self) -> String {
         format!(
-            "{} table {} (key {}, payload {}), {:?} writes, auth {:?}",
+            "{} table {} (key {}, payload {}), {:?} writes, auth {}",
             self.url,
             self.table,
             self.key_column,
             self.payload_column,
             self.create,
-            self.credential.as_ref().map_or("?", Credential::method)
+            self.auth.method()
         )
     }
 
@@ -144,18 +142,14 @@ impl SystemKind for DataverseConfig {
             name,
             cx,
             &gate,
-            self.credential.as_ref(),
+            self.auth.credential(),
             || super::scope_or_derived(name, self.scope.as_deref(), &self.url),
             None,
         )?;
         let connector = Arc::new(Dataverse::new(
             http,
             TableMap {
-                base: format!(
-                    "{}/api/data/{}",
-                    self.url.trim_end_matches('/'),
-                    self.api_version
-                ),
+                base: web_api_base(&self.url, &self.api_version),
                 table: self.table.clone(),
                 id_column: self.id_column.clone(),
                 key_column: self.key_column.clone(),

@@ -43,7 +43,7 @@ use serde_json::{Map, Value, json};
 use super::fo_odata::{odata, odata_error};
 use super::http::payload_text;
 use super::{BuildContext, System, SystemKind, check_names, check_url, decode_as};
-use crate::auth::{Accepts, Credential};
+use crate::auth::{Accepts, AuthBlock};
 use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::{Gate, Limits};
@@ -72,23 +72,16 @@ pub struct SearchTable {
 pub struct DataverseSearchConfig {
     /// Environment URL, `https://<org>.crm.dynamics.com`.
     pub url: String,
-    #[serde(default = "default_api_version")]
+    #[serde(default = "super::dataverse::default_api_version")]
     pub api_version: String,
     /// Logical (singular) table name, e.g. `account`.
     pub entity: String,
     pub key_column: String,
     pub payload_column: String,
-    #[serde(deserialize_with = "crate::auth::credential::raw")]
-    pub auth: Value,
+    pub auth: AuthBlock,
     /// Token scope; `<environment URL>/.default` when absent.
     #[serde(default)]
     pub scope: Option<String>,
-    #[serde(skip)]
-    credential: Option<Credential>,
-}
-
-fn default_api_version() -> String {
-    "v9.2".to_string()
 }
 
 /// Registry entry: types and checks a `kind: dataverse_search` block.
@@ -111,11 +104,7 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
             ("payload_column", &c.payload_column),
         ],
     )?;
-    c.credential = Some(Credential::decode(
-        &format!("{key}.auth"),
-        c.auth.clone(),
-        Accepts::ENTRA,
-    )?);
+    c.auth.resolve(&format!("{key}.auth"), Accepts::ENTRA)?;
     Ok(Box::new(c))
 }
 
@@ -150,7 +139,7 @@ impl SystemKind for DataverseSearchConfig {
             self.entity,
             self.key_column,
             self.payload_column,
-            self.credential.as_ref().map_or("?", Credential::method)
+            self.auth.method()
         )
     }
 
@@ -159,18 +148,14 @@ impl SystemKind for DataverseSearchConfig {
             name,
             cx,
             &gate,
-            self.credential.as_ref(),
+            self.auth.credential(),
             || super::scope_or_derived(name, self.scope.as_deref(), &self.url),
             None,
         )?;
         let connector = Arc::new(DataverseSearch::new(
             http,
             SearchTable {
-                base: format!(
-                    "{}/api/data/{}",
-                    self.url.trim_end_matches('/'),
-                    self.api_version
-                ),
+                base: super::dataverse::web_api_base(&self.url, &self.api_version),
                 entity: self.entity.clone(),
                 key_column: self.key_column.clone(),
                 payload_column: self.payload_column.clone(),

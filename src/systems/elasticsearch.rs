@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use super::http::{encode_component, payload_text};
 use super::{BuildContext, System, SystemKind, check_url, decode_as};
-use crate::auth::{Accepts, ApiKeyStyle, Credential};
+use crate::auth::{Accepts, ApiKeyStyle, AuthBlock};
 use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
@@ -77,10 +77,7 @@ pub struct ElasticsearchConfig {
     pub key_field: Option<String>,
     pub payload_field: String,
     /// `basic`, `api_key` (the encoded key Elasticsearch returns) or `none`.
-    #[serde(deserialize_with = "crate::auth::credential::raw")]
-    pub auth: Value,
-    #[serde(skip)]
-    credential: Option<Credential>,
+    pub auth: AuthBlock,
 }
 
 /// Registry entry: types and checks a `kind: elasticsearch` block.
@@ -129,11 +126,7 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
         }
         _ => {}
     }
-    c.credential = Some(Credential::decode(
-        &format!("{key}.auth"),
-        c.auth.clone(),
-        Accepts::STATIC,
-    )?);
+    c.auth.resolve(&format!("{key}.auth"), Accepts::STATIC)?;
     Ok(Box::new(c))
 }
 
@@ -157,7 +150,7 @@ impl SystemKind for ElasticsearchConfig {
             self.index,
             self.mode,
             self.payload_field,
-            self.credential.as_ref().map_or("?", Credential::method)
+            self.auth.method()
         )
     }
 
@@ -166,7 +159,7 @@ impl SystemKind for ElasticsearchConfig {
             name,
             cx,
             &gate,
-            self.credential.as_ref(),
+            self.auth.credential(),
             || Err(Issue::new(format!("systems.{name}.auth"), "no Entra scope")),
             Some(ApiKeyStyle {
                 header: "Authorization",

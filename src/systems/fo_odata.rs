@@ -43,7 +43,7 @@ use std::sync::Arc;
 use super::dataverse::literal;
 use super::http::payload_text;
 use super::{BuildContext, System, SystemKind, check_names, check_url, decode_as};
-use crate::auth::{self, Accepts, Credential};
+use crate::auth::{Accepts, AuthBlock};
 use crate::config::{Dur, Issue};
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
@@ -223,13 +223,10 @@ pub struct FoOdataConfig {
     /// map counts as not running (see [`DEFAULT_SYNC_GRACE`]).
     #[serde(default)]
     pub sync_grace: Option<Dur>,
-    #[serde(deserialize_with = "auth::credential::raw")]
-    pub auth: Value,
+    pub auth: AuthBlock,
     /// Token scope; `<environment URL>/.default` when absent.
     #[serde(default)]
     pub scope: Option<String>,
-    #[serde(skip)]
-    credential: Option<Credential>,
 }
 
 /// Registry entry: types and checks a `kind: fo_odata` block.
@@ -262,11 +259,7 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn super::SystemKind>, Iss
             format!("\"{company}\" is not a legal entity id (1 to 4 letters or digits, e.g. usmf)"),
         ));
     }
-    c.credential = Some(Credential::decode(
-        &format!("{key}.auth"),
-        c.auth.clone(),
-        Accepts::ENTRA,
-    )?);
+    c.auth.resolve(&format!("{key}.auth"), Accepts::ENTRA)?;
     Ok(Box::new(c))
 }
 
@@ -306,7 +299,7 @@ impl SystemKind for FoOdataConfig {
                 .map(|c| format!(", company {c}"))
                 .unwrap_or_default(),
             crate::config::Dur(self.grace()),
-            self.credential.as_ref().map_or("?", Credential::method)
+            self.auth.method()
         )
     }
 
@@ -315,7 +308,7 @@ impl SystemKind for FoOdataConfig {
             name,
             cx,
             &gate,
-            self.credential.as_ref(),
+            self.auth.credential(),
             || super::scope_or_derived(name, self.scope.as_deref(), &self.url),
             None,
         )?;

@@ -42,7 +42,7 @@ use reqwest::{Client, Method};
 use serde_json::Value;
 
 use super::{BuildContext, System, SystemKind, decode_as};
-use crate::auth::{Accepts, Credential};
+use crate::auth::{Accepts, AuthBlock};
 use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Source, Target};
 use crate::gate::Gate;
@@ -370,13 +370,10 @@ pub struct HttpConfig {
     #[serde(default)]
     list: Option<RequestBlock>,
     /// Any method; `api_key` needs a `header`.
-    #[serde(deserialize_with = "crate::auth::credential::raw")]
-    auth: Value,
+    auth: AuthBlock,
     /// Entra token scope; derived from the first template URL's host when absent.
     #[serde(default)]
     scope: Option<String>,
-    #[serde(skip)]
-    credential: Option<Credential>,
     #[serde(skip)]
     map: HttpMap,
 }
@@ -476,11 +473,7 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
         ));
     }
     c.map.check(key)?;
-    c.credential = Some(Credential::decode(
-        &at("auth"),
-        c.auth.clone(),
-        Accepts::ANY,
-    )?);
+    c.auth.resolve(&format!("{key}.auth"), Accepts::ANY)?;
     Ok(Box::new(c))
 }
 
@@ -523,7 +516,7 @@ impl SystemKind for HttpConfig {
             "{} ({}), auth {}",
             self.first_url(),
             ops.join(", "),
-            self.credential.as_ref().map_or("?", Credential::method)
+            self.auth.method()
         )
     }
 
@@ -532,7 +525,7 @@ impl SystemKind for HttpConfig {
             name,
             cx,
             &gate,
-            self.credential.as_ref(),
+            self.auth.credential(),
             || super::scope_or_derived(name, self.scope.as_deref(), self.first_url()),
             None,
         )?;

@@ -39,7 +39,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::{BuildContext, System, SystemKind, check_names, decode_as};
-use crate::auth::{Accepts, Credential, STORAGE_SCOPE};
+use crate::auth::{Accepts, AuthBlock, Credential, STORAGE_SCOPE};
 use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
@@ -69,9 +69,7 @@ pub struct SynapseLinkCsvConfig {
     pub payload_column: Option<String>,
     /// How to authenticate to Azure Storage; required for storage URLs, absent for `file://`.
     #[serde(default)]
-    pub auth: Option<Value>,
-    #[serde(skip)]
-    credential: Option<Credential>,
+    pub auth: Option<AuthBlock>,
 }
 
 /// Where a lake is read from.
@@ -89,7 +87,7 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
     let mut c: SynapseLinkCsvConfig = decode_as(key, value)?;
     let lake = lake_url(&c.url).map_err(|why| Issue::new(format!("{key}.url"), why))?;
     let akey = format!("{key}.auth");
-    match (&lake, &c.auth) {
+    match (&lake, &mut c.auth) {
         (LakeUrl::Local(_), None) => {}
         (LakeUrl::Local(_), Some(_)) => {
             return Err(Issue::new(
@@ -106,7 +104,7 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
             ));
         }
         (LakeUrl::Blob(loc), Some(auth)) => {
-            let credential = Credential::decode(&akey, auth.clone(), Accepts::STORAGE)?;
+            let credential = auth.resolve(&akey, Accepts::STORAGE)?;
             if loc.service == Service::OneLake && !matches!(credential, Credential::Entra(_)) {
                 return Err(Issue::new(
                     format!("{akey}.method"),
@@ -117,7 +115,6 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
                     ),
                 ));
             }
-            c.credential = Some(credential);
         }
     }
     check_names(
@@ -174,9 +171,9 @@ impl SystemKind for SynapseLinkCsvConfig {
             self.table,
             self.key_column,
             self.payload_column.as_deref().unwrap_or("not compared"),
-            self.credential
+            self.auth
                 .as_ref()
-                .map_or(String::new(), |c| format!(", auth {}", c.method())),
+                .map_or(String::new(), |a| format!(", auth {}", a.method())),
         )
     }
 
@@ -224,8 +221,9 @@ impl SynapseLinkCsvConfig {
     ) -> Result<BlobStore, Issue> {
         let akey = format!("systems.{name}.auth");
         let credential = self
-            .credential
+            .auth
             .as_ref()
+            .and_then(AuthBlock::credential)
             .ok_or_else(|| Issue::new(&akey, "the auth block was not decoded"))?;
         // The HTTP layer adds Entra tokens; account keys and SAS tokens are applied per request.
         let (http_credential, auth) = match credential {
