@@ -515,6 +515,9 @@ impl LakeSink for Broken {
     async fn rename(&self, _: &str, _: &str) -> io::Result<()> {
         Err(io::Error::other("disk on fire"))
     }
+    async fn delete(&self, _: &str) -> io::Result<()> {
+        Err(io::Error::other("disk on fire"))
+    }
     fn url(&self, path: &str) -> String {
         format!("broken:///{path}")
     }

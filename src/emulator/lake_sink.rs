@@ -29,6 +29,17 @@ pub trait LakeSink: Send + Sync + 'static {
     async fn append(&self, path: &str, bytes: &[u8]) -> io::Result<()>;
     /// Renames a file, replacing the target if it exists.
     async fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Deletes a file; an absent file is fine (retention and compaction delete what they
+    /// replaced, and may be retried).
+    async fn delete(&self, path: &str) -> io::Result<()>;
+    /// Writes `path` so that readers see either the old content or the new, never a part.
+    /// The default writes a temporary name and renames it; a store whose whole-object write
+    /// is atomic already (a blob put) overrides it with one write.
+    async fn write_atomic(&self, path: &str, bytes: &[u8]) -> io::Result<()> {
+        let tmp = temp_name(path);
+        self.write(&tmp, bytes).await?;
+        self.rename(&tmp, path).await
+    }
     /// The URL of a path, as `model.json` partitions name their files.
     fn url(&self, path: &str) -> String;
 }
@@ -48,9 +59,7 @@ pub fn temp_name(path: &str) -> String {
 /// # Errors
 /// The sink's I/O errors.
 pub async fn write_atomic(sink: &dyn LakeSink, path: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = temp_name(path);
-    sink.write(&tmp, bytes).await?;
-    sink.rename(&tmp, path).await
+    sink.write_atomic(path, bytes).await
 }
 
 /// A directory on the local file system (`lagwatch emulate --lake-dir`).
@@ -112,6 +121,13 @@ impl LakeSink for LocalDirSink {
         tokio::fs::rename(self.resolve(from)?, self.resolve(to)?).await
     }
 
+    async fn delete(&self, path: &str) -> io::Result<()> {
+        match tokio::fs::remove_file(self.resolve(path)?).await {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         let full = self.root.join(path);
         url::Url::from_file_path(&full)
@@ -160,6 +176,11 @@ mod tests {
             !root.join("c/.model.json.tmp").exists(),
             "temp file renamed"
         );
+        sink.delete("c/model.json").await.unwrap();
+        assert!(!root.join("c/model.json").exists());
+        sink.delete("c/model.json")
+            .await
+            .expect("deleting twice is fine");
         for bad in ["", "../x", "/etc/x", "c/../../x"] {
             let e = sink.write(bad, b"x").await.unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad}");
