@@ -180,7 +180,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_kind.yaml",
         "systems.replica.kind",
-        "unknown kind \"salesforce\"; the kinds lagwatch knows are: simulated, dataverse, fo_odata, azure_search, dataverse_search, elasticsearch, http, synapse_link_csv",
+        "unknown kind \"salesforce\"; the kinds lagwatch knows are: simulated, dataverse, fo_odata, azure_search, dataverse_search, elasticsearch, http, synapse_link_csv, delta",
     ),
     // The Dynamics 365 and search kinds.
     case(

@@ -19,6 +19,7 @@
 
 pub mod blob;
 pub mod cdm;
+pub mod delta;
 pub mod synapse;
 
 use std::path::{Component, Path, PathBuf};

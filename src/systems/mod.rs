@@ -7,9 +7,11 @@
 pub mod azure_search;
 pub mod dataverse;
 pub mod dataverse_search;
+pub mod delta;
 pub mod elasticsearch;
 pub mod fo_odata;
 pub mod http;
+pub mod lake_access;
 pub mod simulated;
 pub mod synapse_link_csv;
 
@@ -138,6 +140,7 @@ pub const REGISTRY: &[(&str, Decoder)] = &[
     ("elasticsearch", elasticsearch::decode),
     ("http", http::decode),
     ("synapse_link_csv", synapse_link_csv::decode),
+    ("delta", delta::decode),
 ];
 
 /// Types one `systems.<name>` block by its `kind`.

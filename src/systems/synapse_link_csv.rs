@@ -38,14 +38,13 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::{BuildContext, System, SystemKind, check_names, decode_as};
-use crate::auth::{Accepts, AuthBlock, Credential, STORAGE_SCOPE};
+use super::{BuildContext, System, SystemKind, check_names, decode_as, lake_access};
+use crate::auth::AuthBlock;
 use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
-use crate::lake::blob::{BlobAuth, BlobLocation, BlobStore, Service, SharedKey, URL_FORMS};
+use crate::lake::LakeStore;
 use crate::lake::synapse::{Cursor, TableSpec};
-use crate::lake::{LakeStore, LocalStore, Metered};
 use crate::sentinel::{KEY_PREFIX, SentinelId};
 
 /// How long found sentinels are remembered (longer than any sensible lake timeout).
@@ -72,51 +71,13 @@ pub struct SynapseLinkCsvConfig {
     pub auth: Option<AuthBlock>,
 }
 
-/// Where a lake is read from.
-#[derive(Debug, Clone)]
-enum LakeUrl {
-    Local(std::path::PathBuf),
-    Blob(BlobLocation),
-}
-
 /// Registry entry: types and checks a `kind: synapse_link_csv` block.
 ///
 /// # Errors
 /// An [`Issue`] naming the offending key.
 pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
     let mut c: SynapseLinkCsvConfig = decode_as(key, value)?;
-    let lake = lake_url(&c.url).map_err(|why| Issue::new(format!("{key}.url"), why))?;
-    let akey = format!("{key}.auth");
-    match (&lake, &mut c.auth) {
-        (LakeUrl::Local(_), None) => {}
-        (LakeUrl::Local(_), Some(_)) => {
-            return Err(Issue::new(
-                akey,
-                "a file:// lake is read from the local file system and takes no auth; remove it",
-            ));
-        }
-        (LakeUrl::Blob(_), None) => {
-            return Err(Issue::new(
-                akey,
-                "required for a lake in Azure Storage: an Entra method (client_secret, \
-                 client_certificate, workload_identity, managed_identity), shared_key, sas, or \
-                 none for anonymous read access",
-            ));
-        }
-        (LakeUrl::Blob(loc), Some(auth)) => {
-            let credential = auth.resolve(&akey, Accepts::STORAGE)?;
-            if loc.service == Service::OneLake && !matches!(credential, Credential::Entra(_)) {
-                return Err(Issue::new(
-                    format!("{akey}.method"),
-                    format!(
-                        "OneLake takes Entra ID only (client_secret, client_certificate, \
-                         workload_identity, managed_identity), not {}",
-                        credential.method()
-                    ),
-                ));
-            }
-        }
-    }
+    lake_access::check(key, &c.url, &mut c.auth)?;
     check_names(
         key,
         "a Dataverse logical name",
@@ -127,28 +88,6 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
         ],
     )?;
     Ok(Box::new(c))
-}
-
-/// The local folder of a `file://` URL, or the Azure Storage location of any other.
-fn lake_url(url: &str) -> Result<LakeUrl, String> {
-    match url
-        .split_once(':')
-        .map(|(scheme, _)| scheme.to_ascii_lowercase())
-    {
-        Some(s) if s == "file" => {
-            let parsed =
-                url::Url::parse(url).map_err(|e| format!("\"{url}\" is not a URL ({e})"))?;
-            parsed
-                .to_file_path()
-                .map(LakeUrl::Local)
-                .map_err(|()| format!("\"{url}\" is not a local folder URL such as file:///lake/c"))
-        }
-        Some(s) if matches!(s.as_str(), "az" | "azure" | "adl" | "wasb" | "wasbs") => Err(format!(
-            "\"{url}\": write the lake's URL in one of these forms: file:///path/to/container, \
-                 {URL_FORMS}"
-        )),
-        _ => BlobLocation::parse(url).map(LakeUrl::Blob),
-    }
 }
 
 impl SystemKind for SynapseLinkCsvConfig {
@@ -178,17 +117,7 @@ impl SystemKind for SynapseLinkCsvConfig {
     }
 
     fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
-        let lake =
-            lake_url(&self.url).map_err(|why| Issue::new(format!("systems.{name}.url"), why))?;
-        let listed = cx.metrics.lake_objects_listed.with_label_values(&[name]);
-        let read = cx.metrics.lake_bytes_read.with_label_values(&[name]);
-        let store: Box<dyn LakeStore> = match lake {
-            LakeUrl::Local(root) => Box::new(Metered::new(LocalStore::new(root), listed, read)),
-            LakeUrl::Blob(location) => {
-                let blob = self.blob_store(name, cx, &gate, location)?;
-                Box::new(Metered::new(blob, listed, read))
-            }
-        };
+        let store = lake_access::open(name, &self.url, self.auth.as_ref(), cx, &gate)?;
         let since = chrono::Utc::now()
             - chrono::Duration::from_std(START_MARGIN).unwrap_or(chrono::Duration::zero());
         let cursor = Cursor::new(
@@ -207,45 +136,6 @@ impl SystemKind for SynapseLinkCsvConfig {
             last_folder: cx.metrics.lake_last_folder.with_label_values(&[name]),
         });
         Ok(System::target_only(name, self.kind(), gate, target))
-    }
-}
-
-impl SynapseLinkCsvConfig {
-    /// The Azure Storage reader of `location`, authenticated with the decoded `auth:` block.
-    fn blob_store(
-        &self,
-        name: &str,
-        cx: &BuildContext,
-        gate: &Arc<Gate>,
-        location: BlobLocation,
-    ) -> Result<BlobStore, Issue> {
-        let akey = format!("systems.{name}.auth");
-        let credential = self
-            .auth
-            .as_ref()
-            .and_then(AuthBlock::credential)
-            .ok_or_else(|| Issue::new(&akey, "the auth block was not decoded"))?;
-        // The HTTP layer adds Entra tokens; account keys and SAS tokens are applied per request.
-        let (http_credential, auth) = match credential {
-            Credential::SharedKey { account_key } => (
-                Credential::None,
-                BlobAuth::SharedKey(
-                    SharedKey::new(&location.account, account_key.expose())
-                        .map_err(|why| Issue::new(format!("{akey}.account_key"), why))?,
-                ),
-            ),
-            Credential::Sas { token } => (Credential::None, BlobAuth::Sas(token.clone())),
-            other => (other.clone(), BlobAuth::Http),
-        };
-        let http = super::http_system(
-            name,
-            cx,
-            gate,
-            Some(&http_credential),
-            || Ok(STORAGE_SCOPE.to_string()),
-            None,
-        )?;
-        Ok(BlobStore::new(http, location, auth))
     }
 }
 

@@ -1,0 +1,990 @@
+//! Delta Lake tables (Link to Fabric in OneLake, Synapse Link's Delta conversion), read from
+//! the transaction log so that a poll costs what changed, never the size of the table.
+//!
+//! A Delta table is a folder of Parquet data files plus `_delta_log/`: one JSON file of
+//! actions per commit (`00000000000000000042.json`: `add` and `remove` of data files,
+//! `metaData`, `protocol`, `commitInfo`), Parquet checkpoints that sum the log up every few
+//! commits (`…42.checkpoint.parquet`, named by `_last_checkpoint`), and log retention that
+//! deletes old commit files once a checkpoint covers them.
+//!
+//! The [`DeltaCursor`] keeps the version it has applied and the set of live data files, each
+//! marked *accounted* (its rows were read, or it is older than lagwatch, so it cannot hold a
+//! sentinel) or not. A poll:
+//!
+//! 1. reads the next commit file (`GET …/<next>.json`; a 404 means nothing new, and then
+//!    `_last_checkpoint` tells whether log retention has moved past the cursor, in which case
+//!    it catches up from that checkpoint instead);
+//! 2. applies each new commit: `add` with `dataChange: true` is new rows (to read, unless its
+//!    column statistics prove no key in it starts with lagwatch's prefix); `remove` drops a
+//!    file; `add` with `dataChange: false` is rows moved by compaction (OPTIMIZE) — already
+//!    accounted for, unless the commit removed a file whose rows were never read (it vanished
+//!    before it could be read, or arrived in a checkpoint), in which case the compacted file
+//!    is read;
+//! 3. reads the data files that are live and not accounted for, keeping only rows whose key
+//!    starts with the sentinel prefix.
+//!
+//! So an idle poll is two small requests, a poll after a commit reads that commit and its new
+//! files, and a compaction costs nothing. State changes only after each step completes, so a
+//! poll abandoned at its deadline, or failed, is resumed by the next.
+//!
+//! Supported: reader versions 1–3 with the reader features `columnMapping` (name and id
+//! modes), `deletionVectors` (deleted rows may still be seen as present: a sentinel only needs
+//! its first appearance), `timestampNtz`, `typeWidening` and `vacuumProtocolCheck`; classic
+//! single- and multi-part checkpoints. Not supported, with a typed error naming it: V2
+//! checkpoints (sidecar files), data file paths that are absolute URLs (shallow clones), and a
+//! key column that is a partition column.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::Field;
+use parquet::schema::types::Type;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::synapse::parse_datetime;
+use super::{LakeError, LakeStore};
+
+/// The transaction log's folder under the table root.
+pub const LOG_DIR: &str = "_delta_log";
+/// The hint naming the newest checkpoint.
+pub const LAST_CHECKPOINT: &str = "_delta_log/_last_checkpoint";
+
+/// The reader features this reader understands (protocol reader version 3).
+const READER_FEATURES: &[&str] = &[
+    "columnMapping",
+    "deletionVectors",
+    "timestampNtz",
+    "typeWidening",
+    "typeWidening-preview",
+    "vacuumProtocolCheck",
+];
+
+/// Most sentinel rows remembered at once; the oldest go first.
+const MAX_FOUND: usize = 100_000;
+
+/// The commit file of version `v`.
+pub fn commit_path(v: u64) -> String {
+    format!("{LOG_DIR}/{v:020}.json")
+}
+
+/// The checkpoint files of version `v`: one, or `parts` of a multi-part checkpoint.
+pub fn checkpoint_paths(v: u64, parts: Option<u32>) -> Vec<String> {
+    match parts {
+        Some(n) if n > 1 => (1..=n)
+            .map(|i| format!("{LOG_DIR}/{v:020}.checkpoint.{i:010}.{n:010}.parquet"))
+            .collect(),
+        _ => vec![format!("{LOG_DIR}/{v:020}.checkpoint.parquet")],
+    }
+}
+
+/// Which rows a cursor looks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaSpec {
+    /// Column (logical name, as in the table's schema) holding the sentinel key.
+    pub key_column: String,
+    /// Column holding the payload; `None`: presence only.
+    pub payload_column: Option<String>,
+    /// Only keys starting with this are kept (`lagwatch-<instance>-`).
+    pub key_prefix: String,
+}
+
+/// A sentinel row found in a data file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub payload: Option<String>,
+    /// `SinkCreatedOn` (else `SinkModifiedOn`) of the row, when the table has one.
+    pub sink_at: Option<DateTime<Utc>>,
+    /// When the cursor read it (drives forgetting).
+    pub read_at: DateTime<Utc>,
+}
+
+/// What a scan did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// Commits applied in this scan.
+    pub commits: usize,
+    /// Data files read in this scan.
+    pub files_read: usize,
+    /// Whether the scan started from a checkpoint (start-up or catching up).
+    pub from_checkpoint: bool,
+    /// Time of the newest commit seen so far.
+    pub newest_commit: Option<DateTime<Utc>>,
+}
+
+// ---- the log's actions -------------------------------------------------------------------
+
+/// One line of a commit file, or one row of a checkpoint. Unknown actions (`txn`, `cdc`,
+/// `domainMetadata`, …) are ignored.
+#[derive(Debug, Default, Deserialize)]
+struct Action {
+    #[serde(default)]
+    add: Option<Add>,
+    #[serde(default)]
+    remove: Option<Remove>,
+    #[serde(default, rename = "metaData")]
+    meta_data: Option<MetaData>,
+    #[serde(default)]
+    protocol: Option<Protocol>,
+    #[serde(default, rename = "commitInfo")]
+    commit_info: Option<Value>,
+    #[serde(default, rename = "checkpointMetadata")]
+    checkpoint_metadata: Option<Value>,
+    #[serde(default)]
+    sidecar: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Add {
+    path: String,
+    #[serde(default)]
+    modification_time: Option<i64>,
+    #[serde(default)]
+    data_change: Option<bool>,
+    #[serde(default)]
+    stats: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Remove {
+    path: String,
+    #[serde(default)]
+    data_change: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaData {
+    schema_string: String,
+    #[serde(default)]
+    partition_columns: Option<Vec<String>>,
+    #[serde(default)]
+    configuration: Option<HashMap<String, Value>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Protocol {
+    min_reader_version: i64,
+    #[serde(default)]
+    reader_features: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LastCheckpoint {
+    version: u64,
+    #[serde(default)]
+    parts: Option<u32>,
+}
+
+fn malformed(path: &str, reason: impl Into<String>) -> LakeError {
+    LakeError::Malformed {
+        path: path.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The actions of one commit file.
+fn parse_commit(path: &str, bytes: &[u8]) -> Result<Vec<Action>, LakeError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| malformed(path, "not UTF-8 text"))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let action: Action = serde_json::from_str(line).map_err(|e| {
+            malformed(
+                path,
+                format!(
+                    "line {}: not a Delta log action ({e}): {}",
+                    i + 1,
+                    crate::net::excerpt(line.as_bytes())
+                ),
+            )
+        })?;
+        out.push(action);
+    }
+    Ok(out)
+}
+
+/// A relative data file path as the log writes it (a URI path, percent-encoded).
+fn data_path(log_file: &str, raw: &str) -> Result<String, LakeError> {
+    if raw.contains("://") || raw.starts_with('/') {
+        return Err(malformed(
+            log_file,
+            format!(
+                "data file \"{}\" is an absolute URL (a shallow clone?); only files inside the \
+                 table are supported",
+                crate::net::excerpt(raw.as_bytes())
+            ),
+        ));
+    }
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| malformed(log_file, "a data file path is not UTF-8 once decoded"))?;
+    if decoded
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(malformed(
+            log_file,
+            format!("data file \"{decoded}\" is not a path inside the table"),
+        ));
+    }
+    Ok(decoded.into_owned())
+}
+
+fn check_protocol(path: &str, p: &Protocol) -> Result<(), LakeError> {
+    if p.min_reader_version > 3 || p.min_reader_version < 1 {
+        return Err(malformed(
+            path,
+            format!(
+                "the table needs Delta reader version {}; lagwatch reads versions 1 to 3",
+                p.min_reader_version
+            ),
+        ));
+    }
+    if let Some(features) = &p.reader_features {
+        let unsupported: Vec<&str> = features
+            .iter()
+            .map(String::as_str)
+            .filter(|f| !READER_FEATURES.contains(f))
+            .collect();
+        if !unsupported.is_empty() {
+            return Err(malformed(
+                path,
+                format!(
+                    "the table needs reader features lagwatch does not have: {}",
+                    unsupported.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+// ---- the table's columns -----------------------------------------------------------------
+
+/// A column as stored in the data files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Physical {
+    name: String,
+    /// Parquet field id, with column mapping mode `id`.
+    id: Option<i32>,
+}
+
+/// Where the columns the cursor needs are in the data files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Columns {
+    key: Physical,
+    payload: Option<Physical>,
+    sink: Option<Physical>,
+}
+
+/// The physical columns of `spec` in the table described by `meta`.
+fn columns(path: &str, meta: &MetaData, spec: &DeltaSpec) -> Result<Columns, LakeError> {
+    let schema: Value = serde_json::from_str(&meta.schema_string)
+        .map_err(|e| malformed(path, format!("metaData.schemaString is not JSON ({e})")))?;
+    let Some(fields) = schema.get("fields").and_then(Value::as_array) else {
+        return Err(malformed(path, "metaData.schemaString has no fields"));
+    };
+    let mapping = meta
+        .configuration
+        .as_ref()
+        .and_then(|c| c.get("delta.columnMapping.mode"))
+        .and_then(Value::as_str)
+        .unwrap_or("none");
+    let partitions = meta.partition_columns.as_deref().unwrap_or_default();
+    let find = |logical: &str| -> Option<Physical> {
+        let field = fields.iter().find(|f| {
+            f.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.eq_ignore_ascii_case(logical))
+        })?;
+        let name = field.get("name").and_then(Value::as_str)?;
+        let md = field.get("metadata");
+        let physical = md
+            .and_then(|m| m.get("delta.columnMapping.physicalName"))
+            .and_then(Value::as_str)
+            .filter(|_| mapping != "none")
+            .unwrap_or(name);
+        let id = md
+            .and_then(|m| m.get("delta.columnMapping.id"))
+            .and_then(Value::as_i64)
+            .filter(|_| mapping == "id")
+            .and_then(|i| i32::try_from(i).ok());
+        Some(Physical {
+            name: physical.to_string(),
+            id,
+        })
+    };
+    let Some(key) = find(&spec.key_column) else {
+        return Err(malformed(
+            path,
+            format!("the table has no column {}", spec.key_column),
+        ));
+    };
+    if partitions
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case(&spec.key_column))
+    {
+        return Err(malformed(
+            path,
+            format!(
+                "{} is a partition column; the key column must be a data column",
+                spec.key_column
+            ),
+        ));
+    }
+    let payload = match &spec.payload_column {
+        None => None,
+        Some(p) => {
+            Some(find(p).ok_or_else(|| malformed(path, format!("the table has no column {p}")))?)
+        }
+    };
+    let sink = find("SinkCreatedOn").or_else(|| find("SinkModifiedOn"));
+    Ok(Columns { key, payload, sink })
+}
+
+/// Whether a file's statistics allow a key starting with `prefix` (no statistics: yes).
+///
+/// Writers truncate string statistics (a prefix of the minimum; a maximum at least as large
+/// as the true one), so this stays conservative.
+fn may_hold(stats: Option<&str>, key: &str, prefix: &str) -> bool {
+    let Some(stats) = stats.and_then(|s| serde_json::from_str::<Value>(s).ok()) else {
+        return true;
+    };
+    if stats.get("numRecords").and_then(Value::as_u64) == Some(0) {
+        return false;
+    }
+    let stat = |which: &str| {
+        stats
+            .get(which)
+            .and_then(|m| m.get(key))
+            .and_then(Value::as_str)
+    };
+    if let Some(max) = stat("maxValues")
+        && max < prefix
+        && !max.starts_with(prefix)
+    {
+        return false;
+    }
+    if let Some(min) = stat("minValues")
+        && min > prefix
+        && !min.starts_with(prefix)
+    {
+        return false;
+    }
+    true
+}
+
+// ---- Parquet -----------------------------------------------------------------------------
+
+fn parquet_error(path: &str, e: &parquet::errors::ParquetError) -> LakeError {
+    malformed(path, format!("not a readable Parquet file ({e})"))
+}
+
+/// The rows of a checkpoint file as log actions.
+fn checkpoint_actions(path: &str, bytes: Vec<u8>) -> Result<Vec<Action>, LakeError> {
+    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))
+        .map_err(|e| parquet_error(path, &e))?;
+    let rows = reader
+        .get_row_iter(None)
+        .map_err(|e| parquet_error(path, &e))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let row = row.map_err(|e| parquet_error(path, &e))?;
+        let action: Action = serde_json::from_value(row.to_json_value()).map_err(|e| {
+            malformed(
+                path,
+                format!("a checkpoint row is not a Delta action ({e})"),
+            )
+        })?;
+        out.push(action);
+    }
+    Ok(out)
+}
+
+fn field_text(f: &Field) -> Option<String> {
+    match f {
+        Field::Null => None,
+        Field::Str(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn field_time(f: &Field) -> Option<DateTime<Utc>> {
+    match f {
+        Field::TimestampMicros(us) => DateTime::from_timestamp_micros(*us),
+        Field::TimestampMillis(ms) => DateTime::from_timestamp_millis(*ms),
+        Field::Str(s) => parse_datetime(s),
+        _ => None,
+    }
+}
+
+/// The sentinel rows (key starting with `prefix`) of one data file.
+fn data_rows(
+    path: &str,
+    bytes: Vec<u8>,
+    cols: &Columns,
+    prefix: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, Found)>, LakeError> {
+    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))
+        .map_err(|e| parquet_error(path, &e))?;
+    let schema = reader.metadata().file_metadata().schema();
+    let fields = schema.get_fields();
+    let locate = |c: &Physical| -> Option<Arc<Type>> {
+        fields
+            .iter()
+            .find(|f| {
+                f.name() == c.name
+                    || c.id.is_some_and(|id| {
+                        f.get_basic_info().has_id() && f.get_basic_info().id() == id
+                    })
+            })
+            .cloned()
+    };
+    let Some(key) = locate(&cols.key) else {
+        return Err(malformed(
+            path,
+            format!("has no column {} (the table's key column)", cols.key.name),
+        ));
+    };
+    let payload = cols.payload.as_ref().and_then(locate);
+    let sink = cols.sink.as_ref().and_then(locate);
+    let names: Vec<String> = [Some(&key), payload.as_ref(), sink.as_ref()]
+        .iter()
+        .map(|t| t.map(|t| t.name().to_string()).unwrap_or_default())
+        .collect();
+    let mut projected: Vec<Arc<Type>> = vec![key];
+    projected.extend(payload.iter().cloned());
+    projected.extend(sink.iter().cloned());
+    let mut seen = HashSet::new();
+    projected.retain(|t| seen.insert(t.name().to_string()));
+    let projection = Type::group_type_builder(schema.name())
+        .with_fields(projected)
+        .build()
+        .map_err(|e| parquet_error(path, &e))?;
+    let rows = reader
+        .get_row_iter(Some(projection))
+        .map_err(|e| parquet_error(path, &e))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let row = row.map_err(|e| parquet_error(path, &e))?;
+        let get = |name: &str| {
+            row.get_column_iter()
+                .find(|(n, _)| !name.is_empty() && n.as_str() == name)
+                .map(|(_, f)| f)
+        };
+        let Some(Field::Str(k)) = get(&names[0]) else {
+            continue;
+        };
+        if !k.starts_with(prefix) {
+            continue;
+        }
+        let payload = cols
+            .payload
+            .as_ref()
+            .map(|_| get(&names[1]).and_then(field_text).unwrap_or_default());
+        out.push((
+            k.clone(),
+            Found {
+                payload,
+                sink_at: get(&names[2]).and_then(field_time),
+                read_at: now,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+// ---- the cursor --------------------------------------------------------------------------
+
+/// Reading position in one Delta table.
+#[derive(Debug)]
+pub struct DeltaCursor {
+    spec: DeltaSpec,
+    /// Data files written before this (ms since the epoch) cannot hold a sentinel.
+    since_ms: i64,
+    /// The next commit to apply; `None` until the first scan found the table's state.
+    next: Option<u64>,
+    /// Live data files: `true` once their rows are accounted for.
+    live: HashMap<String, bool>,
+    columns: Option<Columns>,
+    found: HashMap<String, Found>,
+    keep: Duration,
+    newest_commit: Option<DateTime<Utc>>,
+}
+
+impl DeltaCursor {
+    /// A cursor that skips data files written before `since` (lagwatch's start minus a
+    /// margin for clock offset) and remembers found sentinels for `keep`.
+    pub fn new(spec: DeltaSpec, since: DateTime<Utc>, keep: Duration) -> Self {
+        DeltaCursor {
+            spec,
+            since_ms: since.timestamp_millis(),
+            next: None,
+            live: HashMap::new(),
+            columns: None,
+            found: HashMap::new(),
+            keep,
+            newest_commit: None,
+        }
+    }
+
+    /// The sentinel with key `key`, if a data file held it.
+    pub fn found(&self, key: &str) -> Option<&Found> {
+        self.found.get(key)
+    }
+
+    /// The version of the newest commit applied, once known.
+    pub fn version(&self) -> Option<u64> {
+        self.next.and_then(|n| n.checked_sub(1))
+    }
+
+    /// Live data files whose rows are not accounted for yet (read failed, or file missing).
+    pub fn unread(&self) -> usize {
+        self.live.values().filter(|a| !**a).count()
+    }
+
+    /// Brings the cursor up to the table's newest commit and reads the new data files.
+    ///
+    /// # Errors
+    /// [`LakeError`] when the store fails or the log or a data file is not what the Delta
+    /// protocol documents; the cursor keeps what it had applied and resumes on the next scan.
+    pub async fn scan(&mut self, store: &dyn LakeStore) -> Result<Scan, LakeError> {
+        let mut scan = Scan::default();
+        let mut next = match self.next {
+            Some(n) => n,
+            None => {
+                scan.from_checkpoint = self.bootstrap(store).await?;
+                self.next.unwrap_or(0)
+            }
+        };
+        loop {
+            let path = commit_path(next);
+            if let Some(bytes) = store.get(&path).await? {
+                let actions = parse_commit(&path, &bytes)?;
+                self.apply_commit(&path, &actions)?;
+                next += 1;
+                self.next = Some(next);
+                scan.commits += 1;
+                continue;
+            }
+            // Nothing at `next`: either nothing new, or log retention moved past the cursor.
+            let Some(last) = self.last_checkpoint(store).await? else {
+                break;
+            };
+            if last.version < next {
+                break;
+            }
+            if store.get(&path).await?.is_some() {
+                continue; // committed meanwhile; apply it normally
+            }
+            self.restore_from(store, &last).await?;
+            scan.from_checkpoint = true;
+            next = last.version + 1;
+        }
+        scan.files_read = self.read_pending(store).await?;
+        scan.newest_commit = self.newest_commit;
+        self.forget_old();
+        Ok(scan)
+    }
+
+    async fn last_checkpoint(
+        &self,
+        store: &dyn LakeStore,
+    ) -> Result<Option<LastCheckpoint>, LakeError> {
+        let Some(bytes) = store.get(LAST_CHECKPOINT).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            malformed(
+                LAST_CHECKPOINT,
+                format!(
+                    "not a checkpoint hint ({e}): {}",
+                    crate::net::excerpt(&bytes)
+                ),
+            )
+        })
+    }
+
+    /// First scan: the table's state from its newest checkpoint (or from commit 0). Returns
+    /// whether a checkpoint was used.
+    async fn bootstrap(&mut self, store: &dyn LakeStore) -> Result<bool, LakeError> {
+        let last = match self.last_checkpoint(store).await? {
+            Some(l) => l,
+            None => {
+                let first = commit_path(0);
+                if let Some(bytes) = store.get(&first).await? {
+                    self.apply_commit(&first, &parse_commit(&first, &bytes)?)?;
+                    self.next = Some(1);
+                    return Ok(false);
+                }
+                // No hint and no first commit: log retention without `_last_checkpoint`, or
+                // no table. One listing of the log tells.
+                self.find_checkpoint(store).await?
+            }
+        };
+        self.restore_from(store, &last).await?;
+        self.next = Some(last.version + 1);
+        Ok(true)
+    }
+
+    /// The newest checkpoint in a listing of the log.
+    async fn find_checkpoint(&self, store: &dyn LakeStore) -> Result<LastCheckpoint, LakeError> {
+        let listing = store.list(LOG_DIR).await?;
+        let mut best: Option<LastCheckpoint> = None;
+        for f in &listing.files {
+            let Some((v, rest)) = f.name.split_once(".checkpoint") else {
+                continue;
+            };
+            let Ok(version) = v.parse::<u64>() else {
+                continue;
+            };
+            let parts = rest
+                .strip_suffix(".parquet")
+                .and_then(|r| r.rsplit('.').next())
+                .and_then(|n| n.parse::<u32>().ok());
+            if best.as_ref().is_none_or(|b| b.version < version) {
+                best = Some(LastCheckpoint { version, parts });
+            }
+        }
+        best.ok_or_else(|| {
+            malformed(
+                LOG_DIR,
+                "has no commit 0, no _last_checkpoint and no checkpoint: not a Delta table \
+                 (yet), or the URL does not point at a table's root",
+            )
+        })
+    }
+
+    /// Replaces the live set with a checkpoint's, keeping what was known about each file.
+    async fn restore_from(
+        &mut self,
+        store: &dyn LakeStore,
+        last: &LastCheckpoint,
+    ) -> Result<(), LakeError> {
+        let mut actions = Vec::new();
+        let mut first = String::new();
+        for path in checkpoint_paths(last.version, last.parts) {
+            let Some(bytes) = store.get(&path).await? else {
+                return Err(malformed(
+                    &path,
+                    "missing, though _last_checkpoint (or the log) names it",
+                ));
+            };
+            actions.extend(checkpoint_actions(&path, bytes)?);
+            if first.is_empty() {
+                first = path;
+            }
+        }
+        let mut live = HashMap::new();
+        for a in &actions {
+            if a.checkpoint_metadata.is_some() || a.sidecar.is_some() {
+                return Err(malformed(
+                    &first,
+                    "a V2 checkpoint (with sidecar files); lagwatch reads classic checkpoints",
+                ));
+            }
+            if let Some(p) = &a.protocol {
+                check_protocol(&first, p)?;
+            }
+            if let Some(m) = &a.meta_data {
+                self.columns = Some(columns(&first, m, &self.spec)?);
+            }
+            if let Some(add) = &a.add {
+                let path = data_path(&first, &add.path)?;
+                let accounted = self.live.get(&path).copied().unwrap_or_else(|| {
+                    add.modification_time.unwrap_or(i64::MAX) < self.since_ms || !self.may_hold(add)
+                });
+                live.insert(path, accounted);
+            }
+        }
+        if self.columns.is_none() {
+            return Err(malformed(&first, "has no metaData action"));
+        }
+        self.live = live;
+        Ok(())
+    }
+
+    fn may_hold(&self, add: &Add) -> bool {
+        let key = self.columns.as_ref().map_or("", |c| c.key.name.as_str());
+        may_hold(add.stats.as_deref(), key, &self.spec.key_prefix)
+    }
+
+    /// Applies one commit's actions to the live set.
+    fn apply_commit(&mut self, path: &str, actions: &[Action]) -> Result<(), LakeError> {
+        for a in actions {
+            if let Some(p) = &a.protocol {
+                check_protocol(path, p)?;
+            }
+            if let Some(m) = &a.meta_data {
+                self.columns = Some(columns(path, m, &self.spec)?);
+            }
+        }
+        if self.columns.is_none() {
+            return Err(malformed(
+                path,
+                "no metaData action before this commit: the log is incomplete",
+            ));
+        }
+        // Removes first: a file removed and re-added in one commit (a deletion vector
+        // update) keeps what was known about it.
+        let mut removed: HashMap<String, bool> = HashMap::new();
+        let mut rows_unaccounted_moved = false;
+        for r in actions.iter().filter_map(|a| a.remove.as_ref()) {
+            let p = data_path(path, &r.path)?;
+            if let Some(accounted) = self.live.remove(&p) {
+                if !accounted && r.data_change == Some(false) {
+                    rows_unaccounted_moved = true;
+                }
+                removed.insert(p, accounted);
+            }
+        }
+        let mut newest = None;
+        for add in actions.iter().filter_map(|a| a.add.as_ref()) {
+            let p = data_path(path, &add.path)?;
+            let accounted = if let Some(&before) = removed.get(&p) {
+                before
+            } else if add.data_change == Some(false) {
+                !rows_unaccounted_moved
+            } else {
+                add.modification_time.unwrap_or(i64::MAX) < self.since_ms || !self.may_hold(add)
+            };
+            self.live.insert(p, accounted);
+            newest = newest.max(add.modification_time);
+        }
+        let committed = actions
+            .iter()
+            .filter_map(|a| a.commit_info.as_ref())
+            .find_map(|c| {
+                c.get("inCommitTimestamp")
+                    .or_else(|| c.get("timestamp"))
+                    .and_then(Value::as_i64)
+            })
+            .or(newest)
+            .and_then(DateTime::from_timestamp_millis);
+        if let Some(t) = committed {
+            self.newest_commit = Some(self.newest_commit.map_or(t, |n| n.max(t)));
+        }
+        Ok(())
+    }
+
+    /// Reads every live file whose rows are not accounted for. Returns how many were read.
+    async fn read_pending(&mut self, store: &dyn LakeStore) -> Result<usize, LakeError> {
+        let Some(cols) = self.columns.clone() else {
+            return Ok(0);
+        };
+        let mut pending: Vec<String> = self
+            .live
+            .iter()
+            .filter(|(_, a)| !**a)
+            .map(|(p, _)| p.clone())
+            .collect();
+        pending.sort();
+        let mut read = 0;
+        for path in pending {
+            // Missing: vacuumed or not yet visible; stays unaccounted, so a compaction that
+            // removes it makes its replacement be read.
+            let Some(bytes) = store.get(&path).await? else {
+                continue;
+            };
+            let rows = data_rows(&path, bytes, &cols, &self.spec.key_prefix, Utc::now())?;
+            read += 1;
+            for (key, found) in rows {
+                self.found.entry(key).or_insert(found);
+            }
+            if let Some(a) = self.live.get_mut(&path) {
+                *a = true;
+            }
+        }
+        Ok(read)
+    }
+
+    fn forget_old(&mut self) {
+        let keep = chrono::Duration::from_std(self.keep).unwrap_or(chrono::Duration::MAX);
+        let now = Utc::now();
+        self.found
+            .retain(|_, f| now.signed_duration_since(f.read_at) <= keep);
+        if self.found.len() > MAX_FOUND {
+            let mut by_age: Vec<(DateTime<Utc>, String)> = self
+                .found
+                .iter()
+                .map(|(k, f)| (f.read_at, k.clone()))
+                .collect();
+            by_age.sort();
+            for (_, k) in by_age.into_iter().take(self.found.len() - MAX_FOUND) {
+                self.found.remove(&k);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_file_names_follow_the_protocol() {
+        assert_eq!(commit_path(42), "_delta_log/00000000000000000042.json");
+        assert_eq!(
+            checkpoint_paths(10, None),
+            ["_delta_log/00000000000000000010.checkpoint.parquet"]
+        );
+        assert_eq!(
+            checkpoint_paths(10, Some(2)),
+            [
+                "_delta_log/00000000000000000010.checkpoint.0000000001.0000000002.parquet",
+                "_delta_log/00000000000000000010.checkpoint.0000000002.0000000002.parquet"
+            ]
+        );
+    }
+
+    #[test]
+    fn data_paths_are_decoded_and_stay_inside_the_table() {
+        assert_eq!(
+            data_path("l", "year=2026/part%20one.parquet").unwrap(),
+            "year=2026/part one.parquet"
+        );
+        for bad in [
+            "abfss://c@a.dfs.core.windows.net/t/x.parquet",
+            "/etc/x",
+            "../x.parquet",
+            "a//b",
+            "%2E%2E/x",
+        ] {
+            assert!(data_path("l", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn statistics_skip_files_that_cannot_hold_the_prefix() {
+        let p = "lagwatch-i1-";
+        let stats = |min: &str, max: &str| {
+            serde_json::json!({"numRecords": 5, "minValues": {"name": min}, "maxValues": {"name": max}})
+                .to_string()
+        };
+        assert!(may_hold(None, "name", p));
+        assert!(may_hold(Some("not json"), "name", p));
+        assert!(!may_hold(Some(&stats("a", "b")), "name", p));
+        assert!(!may_hold(Some(&stats("m", "z")), "name", p));
+        assert!(may_hold(Some(&stats("a", "z")), "name", p));
+        assert!(may_hold(
+            Some(&stats("lagwatch-i1-0", "lagwatch-i1-9")),
+            "name",
+            p
+        ));
+        // Truncated statistics: the minimum is a prefix, the maximum stays above the truth.
+        assert!(may_hold(
+            Some(&stats("lagwatch-i", "lagwatch-i1-\u{10FFFF}")),
+            "name",
+            p
+        ));
+        assert!(may_hold(Some(&stats("a", "lagwatch-i1-")), "name", p));
+        assert!(!may_hold(Some(&stats("a", "lagwatch-i0")), "name", p));
+        assert!(may_hold(Some(&stats("a", "z")), "other", p));
+        assert!(!may_hold(Some(r#"{"numRecords":0}"#), "name", p));
+    }
+
+    #[test]
+    fn protocols_beyond_the_reader_are_named() {
+        let p = |v: i64, f: Option<&[&str]>| Protocol {
+            min_reader_version: v,
+            reader_features: f.map(|f| f.iter().map(|s| s.to_string()).collect()),
+        };
+        assert!(check_protocol("l", &p(1, None)).is_ok());
+        assert!(check_protocol("l", &p(3, Some(&["deletionVectors", "columnMapping"]))).is_ok());
+        let e = check_protocol("l", &p(3, Some(&["v2Checkpoint", "deletionVectors"])))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "l: the table needs reader features lagwatch does not have: v2Checkpoint"
+        );
+        assert!(
+            check_protocol("l", &p(4, None))
+                .unwrap_err()
+                .to_string()
+                .contains("reader version 4")
+        );
+    }
+
+    #[test]
+    fn garbage_log_lines_are_typed_errors() {
+        let e = parse_commit("c.json", b"{\"add\":{\"path\":\"x\"}}\n{oops\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("c.json: line 2: not a Delta log action"),
+            "{e}"
+        );
+        assert!(parse_commit("c.json", b"{\"add\":{\"size\":1}}").is_err());
+        assert!(parse_commit("c.json", &[0xff, 0xfe]).is_err());
+        let ok = parse_commit(
+            "c.json",
+            b"{\"txn\":{}}\n\n{\"commitInfo\":{\"timestamp\":1}}\n",
+        )
+        .unwrap();
+        assert_eq!(ok.len(), 2);
+    }
+
+    #[test]
+    fn column_mapping_names_the_physical_columns() {
+        let meta = MetaData {
+            schema_string: serde_json::json!({"type": "struct", "fields": [
+                {"name": "Id", "type": "string", "nullable": true, "metadata": {
+                    "delta.columnMapping.id": 1, "delta.columnMapping.physicalName": "col-a"}},
+                {"name": "name", "type": "string", "nullable": true, "metadata": {
+                    "delta.columnMapping.id": 2, "delta.columnMapping.physicalName": "col-b"}},
+                {"name": "SinkModifiedOn", "type": "timestamp", "nullable": true, "metadata": {
+                    "delta.columnMapping.id": 3, "delta.columnMapping.physicalName": "col-c"}}
+            ]})
+            .to_string(),
+            partition_columns: Some(vec![]),
+            configuration: Some(HashMap::from([(
+                "delta.columnMapping.mode".to_string(),
+                Value::from("id"),
+            )])),
+        };
+        let spec = DeltaSpec {
+            key_column: "Name".into(),
+            payload_column: None,
+            key_prefix: "lagwatch-".into(),
+        };
+        let c = columns("l", &meta, &spec).unwrap();
+        assert_eq!(
+            c.key,
+            Physical {
+                name: "col-b".into(),
+                id: Some(2)
+            }
+        );
+        assert_eq!(c.sink.unwrap().name, "col-c");
+        let mut unmapped = meta.clone();
+        unmapped.configuration = None;
+        assert_eq!(columns("l", &unmapped, &spec).unwrap().key.name, "name");
+        let missing = DeltaSpec {
+            key_column: "nope".into(),
+            ..spec.clone()
+        };
+        assert_eq!(
+            columns("l", &meta, &missing).unwrap_err().to_string(),
+            "l: the table has no column nope"
+        );
+        let mut partitioned = unmapped;
+        partitioned.partition_columns = Some(vec!["name".into()]);
+        assert!(
+            columns("l", &partitioned, &spec)
+                .unwrap_err()
+                .to_string()
+                .contains("partition column")
+        );
+    }
+}

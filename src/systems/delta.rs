@@ -1,0 +1,220 @@
+//! `delta`: a Delta Lake table as a target — Link to Fabric's tables in OneLake, Synapse
+//! Link's Delta conversion in ADLS Gen2, or any Delta table a pipeline fills from Dataverse.
+//!
+//! Why: Link to Fabric refreshes its tables "up to 60 minutes" after a change (fact sheet
+//! §5.6), and nothing in Dataverse shows how far behind a table is. Each lookup brings the
+//! table's [`DeltaCursor`] up to date from the transaction log — one `GET` of the next commit
+//! (and of `_last_checkpoint`) when nothing changed, the new commits and their new data files
+//! when something did — and answers from what it has read. A lookup never answers from an
+//! older scan than its own, so "absent" means "absent when this request was sent".
+//!
+//! `url` is the table's root folder (the one holding `_delta_log/`), in the forms of
+//! [`super::lake_access`]: `file:///…`, `abfss://<container>@<account>.dfs.core.windows.net/
+//! <path>`, `https://<account>.blob|dfs.core.windows.net/<container>/<path>`, OneLake
+//! `https://onelake.dfs.fabric.microsoft.com/<workspace>/<lakehouse>.Lakehouse/Tables/<table>`.
+//!
+//! ```yaml
+//! fabric:
+//!   kind: delta
+//!   url: https://onelake.dfs.fabric.microsoft.com/Contoso/Dataverse.Lakehouse/Tables/account
+//!   key_column: name
+//!   auth: { method: workload_identity }
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use prometheus::Gauge;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::{BuildContext, System, SystemKind, check_names, decode_as, lake_access};
+use crate::auth::AuthBlock;
+use crate::config::Issue;
+use crate::connector::{ConnectorError, Lookup, Target};
+use crate::gate::Gate;
+use crate::lake::LakeStore;
+use crate::lake::delta::{DeltaCursor, DeltaSpec};
+use crate::sentinel::{KEY_PREFIX, SentinelId};
+
+/// How long found sentinels are remembered (longer than any sensible lake timeout).
+const REMEMBER: Duration = Duration::from_secs(24 * 3600);
+/// Data files written this long before start-up are skipped unread; covers clock offsets.
+const START_MARGIN: Duration = Duration::from_secs(600);
+
+/// Config of a `kind: delta` system.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaConfig {
+    /// The table's root folder, the one holding `_delta_log/`.
+    pub url: String,
+    /// Column holding the sentinel key, e.g. `name`.
+    pub key_column: String,
+    /// Column holding the payload, compared with what was written; presence only when absent.
+    #[serde(default)]
+    pub payload_column: Option<String>,
+    /// How to authenticate to Azure Storage; required for storage URLs, absent for `file://`.
+    #[serde(default)]
+    pub auth: Option<AuthBlock>,
+}
+
+/// Registry entry: types and checks a `kind: delta` block.
+///
+/// # Errors
+/// An [`Issue`] naming the offending key.
+pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
+    let mut c: DeltaConfig = decode_as(key, value)?;
+    lake_access::check(key, &c.url, &mut c.auth)?;
+    check_names(
+        key,
+        "a column name",
+        &[
+            ("key_column", &c.key_column),
+            ("payload_column", c.payload_column.as_deref().unwrap_or("x")),
+        ],
+    )?;
+    Ok(Box::new(c))
+}
+
+impl SystemKind for DeltaConfig {
+    fn kind(&self) -> &'static str {
+        "delta"
+    }
+
+    fn can_write(&self) -> Result<(), String> {
+        Err(
+            "a Delta table is written by its pipeline (Link to Fabric, Synapse Link); write \
+             sentinels into the Dataverse table it copies and probe this system as a target"
+                .to_string(),
+        )
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} Delta table (key {}, payload {}){}",
+            self.url,
+            self.key_column,
+            self.payload_column.as_deref().unwrap_or("not compared"),
+            self.auth
+                .as_ref()
+                .map_or(String::new(), |a| format!(", auth {}", a.method())),
+        )
+    }
+
+    fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
+        let store = lake_access::open(name, &self.url, self.auth.as_ref(), cx, &gate)?;
+        let since = chrono::Utc::now()
+            - chrono::Duration::from_std(START_MARGIN).unwrap_or(chrono::Duration::zero());
+        let cursor = DeltaCursor::new(
+            DeltaSpec {
+                key_column: self.key_column.clone(),
+                payload_column: self.payload_column.clone(),
+                key_prefix: format!("{KEY_PREFIX}-"),
+            },
+            since,
+            REMEMBER,
+        );
+        let target = Arc::new(DeltaTarget::new(
+            store,
+            cursor,
+            cx.metrics.lake_last_folder.with_label_values(&[name]),
+        ));
+        Ok(System::target_only(name, self.kind(), gate, target))
+    }
+}
+
+/// The connector: one Delta table.
+pub struct DeltaTarget {
+    store: Box<dyn LakeStore>,
+    cursor: Mutex<DeltaCursor>,
+    last_commit: Gauge,
+}
+
+impl DeltaTarget {
+    /// A target reading `store` with `cursor`; `last_commit` gets the newest commit's time.
+    pub fn new(store: Box<dyn LakeStore>, cursor: DeltaCursor, last_commit: Gauge) -> Self {
+        DeltaTarget {
+            store,
+            cursor: Mutex::new(cursor),
+            last_commit,
+        }
+    }
+}
+
+#[async_trait]
+impl Target for DeltaTarget {
+    async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+        let mut cursor = self.cursor.lock().await;
+        let scan = cursor.scan(self.store.as_ref()).await?;
+        if let Some(t) = scan.newest_commit {
+            self.last_commit.set(t.timestamp_millis() as f64 / 1000.0);
+        }
+        Ok(match cursor.found(id.key()) {
+            Some(f) => Lookup::Present {
+                payload: f.payload.clone(),
+            },
+            None => Lookup::Absent,
+        })
+    }
+
+    /// Dataverse's lake tables carry `SinkCreatedOn`, the pipeline's own time of writing.
+    fn records_apply_time(&self) -> bool {
+        true
+    }
+
+    async fn applied_at(&self, id: &SentinelId) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.cursor.lock().await.found(id.key())?.sink_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn issue(v: Value) -> String {
+        match decode("systems.fabric", v) {
+            Err(i) => format!("{}: {}", i.key, i.reason),
+            Ok(k) => panic!("accepted {k:?}"),
+        }
+    }
+
+    #[test]
+    fn a_delta_table_takes_the_lake_url_and_auth_rules() {
+        let onelake = "https://onelake.dfs.fabric.microsoft.com/ws/L.Lakehouse/Tables/account";
+        let ok = decode(
+            "systems.fabric",
+            json!({"url": onelake, "key_column": "name", "auth": {"method": "managed_identity"}}),
+        )
+        .expect("valid");
+        assert_eq!(
+            ok.describe(),
+            format!(
+                "{onelake} Delta table (key name, payload not compared), auth managed_identity"
+            )
+        );
+        assert_eq!(
+            issue(json!({"url": onelake, "key_column": "name", "auth": {"method": "none"}})),
+            "systems.fabric.auth.method: OneLake takes Entra ID only (client_secret, \
+             client_certificate, workload_identity, managed_identity), not none"
+        );
+        assert!(
+            issue(json!({"url": onelake, "key_column": "name"}))
+                .starts_with("systems.fabric.auth: required for a lake in Azure Storage")
+        );
+        assert!(
+            issue(json!({"url": "file:///lake/t", "key_column": "name", "table": "x"}))
+                .contains("table")
+        );
+        assert!(
+            decode(
+                "systems.fabric",
+                json!({"url": "file:///lake/t", "key_column": "name"})
+            )
+            .is_ok()
+        );
+    }
+}
