@@ -4,7 +4,8 @@
 //! Blob signed with the emulator's public account key, then read by the kind built from YAML
 //! with an `http://127.0.0.1:<port>/devstoreaccount1/<container>/<folder>` URL, with Shared Key,
 //! a SAS token and anonymous access; a wrong key is an auth error; listings follow `NextMarker`
-//! pages. Each test starts its own Azurite on a free port and stops it (by its process) when it
+//! pages. The emulator's `BlobSink` writes, appends, renames and deletes blobs there that
+//! lagwatch's `BlobStore` reads back. Each test starts its own Azurite on a free port and stops it (by its process) when it
 //! ends. Without Azurite the tests skip, unless `LAGWATCH_REQUIRE_TOOLS=1` (CI), where they fail.
 
 mod common;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lagwatch::config::{Config, Secret};
 use lagwatch::connector::{ConnectorError, Lookup, Target};
+use lagwatch::emulator::{BlobSink, BlobSinkError, LakeSink};
 use lagwatch::lake::LakeStore;
 use lagwatch::lake::blob::{
     API_VERSION, BlobAuth, BlobLocation, BlobStore, SharedKey, encode_path,
@@ -180,6 +182,31 @@ impl Azurite {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         assert_eq!(status.as_u16(), 201, "PUT {url}: {text}");
+    }
+
+    /// `x-ms-blob-type` of a blob (`BlockBlob`, `AppendBlob`), from a signed Get Blob
+    /// Properties; `None` when it does not exist.
+    async fn blob_type(&self, container: &str, name: &str) -> Option<String> {
+        let url = url::Url::parse(&format!(
+            "{}/{container}/{}",
+            self.base(),
+            encode_path(name)
+        ))
+        .unwrap();
+        let mut h = HeaderMap::new();
+        let date = Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        h.insert("x-ms-date", HeaderValue::from_str(&date).unwrap());
+        h.insert("x-ms-version", HeaderValue::from_static(API_VERSION));
+        let auth = self.key.authorization("HEAD", &url, &h);
+        h.insert("authorization", HeaderValue::from_str(&auth).unwrap());
+        let resp = self.http.head(url).headers(h).send().await.unwrap();
+        if resp.status().as_u16() == 404 {
+            return None;
+        }
+        assert_eq!(resp.status().as_u16(), 200, "HEAD {container}/{name}");
+        resp.headers()
+            .get("x-ms-blob-type")
+            .map(|v| v.to_str().unwrap().to_string())
     }
 
     /// Create Container; `public` gives anonymous read access to blobs and listings.
@@ -554,4 +581,167 @@ async fn a_public_container_is_read_without_credentials() {
         matches!(&e, ConnectorError::Auth(m) if m.contains("HTTP 403 AuthorizationFailure")),
         "{e:?}"
     );
+}
+
+/// lagwatch's own reader of `container`, signed with the account key.
+fn reader(az: &Azurite, container: &str) -> BlobStore {
+    let metrics = Metrics::new();
+    let http = common::fakes::http_system_with("lake", Auth::None, &metrics);
+    let location = BlobLocation::parse(&format!("{}/{container}", az.base())).unwrap();
+    let key = SharedKey::new(ACCOUNT, DEV_KEY).unwrap();
+    BlobStore::new(http, location, BlobAuth::SharedKey(key))
+}
+
+#[tokio::test]
+async fn the_blob_sink_writes_appends_renames_and_deletes_what_blob_store_reads() {
+    let Some(az) = Azurite::start().await else {
+        return;
+    };
+    let c = "sink-unit";
+    let sink = BlobSink::new(&az.base(), ACCOUNT, DEV_KEY).unwrap();
+    let store = reader(&az, c);
+    // Folders are implicit: nothing is created, not even the container.
+    sink.create_dir(&format!("{c}/f/account")).await.unwrap();
+    assert_eq!(az.blob_type(c, "f").await, None);
+
+    // The first write creates the container.
+    sink.write(&format!("{c}/f/model.json"), b"{}")
+        .await
+        .unwrap();
+    assert_eq!(store.get("f/model.json").await.unwrap().unwrap(), b"{}");
+    sink.write(&format!("{c}/f/model.json"), b"{\"v\":2}")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("f/model.json").await.unwrap().unwrap(),
+        b"{\"v\":2}"
+    );
+    assert_eq!(
+        az.blob_type(c, "f/model.json").await.as_deref(),
+        Some("BlockBlob")
+    );
+
+    // write_atomic is one put: a blob at the default temporary name is left alone (the
+    // default temp + rename would have replaced and deleted it).
+    sink.write(&format!("{c}/Changelog/.changelog.info.tmp"), b"untouched")
+        .await
+        .unwrap();
+    for name in ["2026-11-02T10.15.00.000Z", "2026-11-02T10.15.30.000Z"] {
+        sink.write_atomic(&format!("{c}/Changelog/changelog.info"), name.as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .get("Changelog/changelog.info")
+                .await
+                .unwrap()
+                .unwrap(),
+            name.as_bytes()
+        );
+    }
+    assert_eq!(
+        store
+            .get("Changelog/.changelog.info.tmp")
+            .await
+            .unwrap()
+            .unwrap(),
+        b"untouched"
+    );
+
+    // Appends create an append blob, then add to it; odd names round-trip.
+    let csv = "f/account/2026-11-02T10:15 a+b.csv";
+    sink.append(&format!("{c}/{csv}"), b"a,1\n").await.unwrap();
+    sink.append(&format!("{c}/{csv}"), b"b,\"x\"\"y\"\n")
+        .await
+        .unwrap();
+    sink.append(&format!("{c}/{csv}"), b"").await.unwrap();
+    assert_eq!(
+        store.get(csv).await.unwrap().unwrap(),
+        b"a,1\nb,\"x\"\"y\"\n"
+    );
+    assert_eq!(az.blob_type(c, csv).await.as_deref(), Some("AppendBlob"));
+    // An empty append still makes the file.
+    sink.append(&format!("{c}/f/account/empty.csv"), b"")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("f/account/empty.csv").await.unwrap().unwrap(),
+        b""
+    );
+    // Block and append semantics do not mix: appending to a block blob is refused.
+    let e = sink
+        .append(&format!("{c}/f/model.json"), b"x")
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("HTTP 409") && text.contains("InvalidBlobType"),
+        "{text}"
+    );
+    let inner = e.get_ref().and_then(|e| e.downcast_ref::<BlobSinkError>());
+    assert_eq!(inner.and_then(BlobSinkError::code), Some("InvalidBlobType"));
+
+    let listing = store.list("f").await.unwrap();
+    assert_eq!(listing.dirs, ["account"]);
+    assert_eq!(
+        listing
+            .files
+            .iter()
+            .map(|f| (f.name.as_str(), f.size))
+            .collect::<Vec<_>>(),
+        [("model.json", 7)]
+    );
+
+    // Rename: the content moves, the old name is gone.
+    sink.rename(&format!("{c}/f/model.json"), &format!("{c}/g/model.json"))
+        .await
+        .unwrap();
+    assert_eq!(store.get("f/model.json").await.unwrap(), None);
+    assert_eq!(
+        store.get("g/model.json").await.unwrap().unwrap(),
+        b"{\"v\":2}"
+    );
+    let e = sink
+        .rename(&format!("{c}/f/model.json"), &format!("{c}/h"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
+
+    // Delete: gone; twice, or in a container that does not exist, is fine.
+    sink.delete(&format!("{c}/{csv}")).await.unwrap();
+    assert_eq!(store.get(csv).await.unwrap(), None);
+    sink.delete(&format!("{c}/{csv}")).await.unwrap();
+    sink.delete("no-such-container/x").await.unwrap();
+
+    assert_eq!(
+        sink.url(&format!("{c}/{csv}")),
+        format!("{}/{c}/f/account/2026-11-02T10%3A15%20a%2Bb.csv", az.base())
+    );
+    for bad in ["", "sink-unit", "sink-unit/../x", "Bad_Container/x"] {
+        let e = sink.write(bad, b"x").await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{bad:?}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn a_blob_sink_with_a_wrong_key_fails_without_showing_it() {
+    let Some(az) = Azurite::start().await else {
+        return;
+    };
+    let wrong = "V3JvbmdXcm9uZ1dyb25nV3JvbmdXcm9uZ1dyb25nV3JvbmdXcm9uZw==";
+    let sink = BlobSink::for_account_url(&az.base(), wrong).unwrap();
+    let e = sink.write("lake/model.json", b"{}").await.unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+    let text = format!("{e} {e:?}");
+    assert!(
+        text.contains("create container lake: HTTP 403 AuthorizationFailure")
+            || text.contains("create container lake: HTTP 403 AuthenticationFailed"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(wrong) && !text.contains("Signature"),
+        "{text}"
+    );
+    // Nothing was written.
+    assert_eq!(az.blob_type("lake", "model.json").await, None);
 }
