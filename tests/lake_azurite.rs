@@ -5,7 +5,9 @@
 //! with an `http://127.0.0.1:<port>/devstoreaccount1/<container>/<folder>` URL, with Shared Key,
 //! a SAS token and anonymous access; a wrong key is an auth error; listings follow `NextMarker`
 //! pages. The emulator's `BlobSink` writes, appends, renames and deletes blobs there that
-//! lagwatch's `BlobStore` reads back. Each test starts its own Azurite on a free port and stops it (by its process) when it
+//! lagwatch's `BlobStore` reads back, and an emulator writing its lake through it is read by
+//! the kind, which finds each sentinel when its folder closes, with the ground truth's sink
+//! instant. Each test starts its own Azurite on a free port and stops it (by its process) when it
 //! ends. Without Azurite the tests skip, unless `LAGWATCH_REQUIRE_TOOLS=1` (CI), where they fail.
 
 mod common;
@@ -18,7 +20,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lagwatch::config::{Config, Secret};
 use lagwatch::connector::{ConnectorError, Lookup, Target};
-use lagwatch::emulator::{BlobSink, BlobSinkError, LakeSink};
+use lagwatch::emulator::lake::folder_name;
+use lagwatch::emulator::{BlobSink, BlobSinkError, Emulator, EmulatorOptions, LakeSink, Scenario};
 use lagwatch::lake::LakeStore;
 use lagwatch::lake::blob::{
     API_VERSION, BlobAuth, BlobLocation, BlobStore, SharedKey, encode_path,
@@ -28,6 +31,8 @@ use lagwatch::net::Auth;
 use lagwatch::sentinel::SentinelId;
 use lagwatch::systems::BuildContext;
 use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::Value;
+use tokio::time::Instant;
 
 /// The emulator's well-known account and key (public constants of Azurite and the docs).
 const ACCOUNT: &str = "devstoreaccount1";
@@ -744,4 +749,204 @@ async fn a_blob_sink_with_a_wrong_key_fails_without_showing_it() {
     );
     // Nothing was written.
     assert_eq!(az.blob_type("lake", "model.json").await, None);
+}
+
+/// A lake replica whose rows sink 1 to 3 s after their commit into 2 s folders.
+const LAKE_SCENARIO: &str = r#"
+credentials:
+  - { tenant: contoso, client_id: app-1, client_secret: s3cret }
+dataverse:
+  crm:
+    tables:
+      accounts:
+        id: accountid
+        columns: { name: string, description: string }
+lakes:
+  dl: { container: dataverse-contoso-blob }
+replicas:
+  lake:
+    source: crm/accounts
+    target: { kind: lake, lake: dl, table: account }
+    key: name
+    lag: { distribution: uniform, min: 1s, max: 3s }
+    folder_interval: 2s
+"#;
+
+const LAKE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// One request to the emulator in-process; panics unless it succeeds.
+async fn emulator_call(emu: &Emulator, req: axum::http::Request<axum::body::Body>) -> Value {
+    let resp = emu.handle(req).await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+/// Creates an account named `name` in the emulated Dataverse.
+async fn create_account(emu: &Emulator, token: &str, name: &str, description: &str) {
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/crm/api/data/v9.2/accounts")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            serde_json::json!({"name": name, "description": description}).to_string(),
+        ))
+        .expect("request");
+    emulator_call(emu, req).await;
+}
+
+#[tokio::test]
+async fn the_emulator_writes_its_lake_to_azurite_and_the_kind_reads_it_when_folders_close() {
+    let Some(az) = Azurite::start().await else {
+        return;
+    };
+    let c = "dataverse-contoso-blob";
+    let sink = Arc::new(BlobSink::new(&az.base(), ACCOUNT, DEV_KEY).unwrap());
+    let emu = Emulator::with_options(
+        Scenario::from_yaml(LAKE_SCENARIO).unwrap_or_else(|e| panic!("{e}")),
+        EmulatorOptions {
+            lake_sink: Some(sink.clone()),
+            ..EmulatorOptions::default()
+        },
+    );
+    emu.flush_lake().await.expect("lake written to Azurite");
+    assert_eq!(emu.lake_root(), None, "no local directory");
+    let store = reader(&az, c);
+    assert!(
+        store
+            .get("Changelog/changelog.info")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let key = secret(&az.dir, "key", DEV_KEY);
+    let (lake, _) = lake_target(
+        &format!("{}/{c}", az.base()),
+        &format!("{{ method: shared_key, account_key: \"{key}\" }}"),
+    );
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/entra/contoso/oauth2/v2.0/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(
+            "grant_type=client_credentials&client_id=app-1&client_secret=s3cret&scope=https://crm.crm.dynamics.com/.default",
+        ))
+        .expect("request");
+    let token = emulator_call(&emu, req).await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+
+    // Sentinels written into Dataverse; each is absent right after its write (it sinks 1 s
+    // later at the earliest).
+    let mut sentinels = Vec::new();
+    for i in 0..3 {
+        let id = SentinelId::new("lake");
+        let payload = format!("payload {i}, \"quoted\"");
+        create_account(&emu, &token, id.key(), &payload).await;
+        assert_eq!(lake.lookup(&id).await.unwrap(), Lookup::Absent);
+        sentinels.push((id, payload));
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+
+    // Poll: a sentinel is found exactly from the close of the folder holding it, with the
+    // emulator's sink instant as its SinkCreatedOn; until then it is in Azurite but unread.
+    let mut found = std::collections::HashSet::new();
+    let mut unread_in_storage = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while found.len() < sentinels.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "found {} of {}",
+            found.len(),
+            sentinels.len()
+        );
+        let before = Instant::now();
+        emu.flush_lake().await.expect("flush");
+        for (id, payload) in &sentinels {
+            let truth = emu.truth("lake", id.key()).expect("truth");
+            let visible = truth.visible_at.expect("visible_at");
+            let sink_at = truth.sink_at.expect("sink_at");
+            match lake.lookup(id).await.unwrap() {
+                Lookup::Absent => {
+                    assert!(
+                        visible > before,
+                        "{} missing after its folder closed",
+                        id.key()
+                    );
+                    if sink_at <= before {
+                        let folder = folder_name(emu.wall_time(visible - LAKE_INTERVAL));
+                        let dir = format!("{folder}/account");
+                        let mut text = String::new();
+                        for f in store.list(&dir).await.unwrap().files {
+                            let bytes = store.get(&format!("{dir}/{}", f.name)).await.unwrap();
+                            text.push_str(&String::from_utf8_lossy(&bytes.unwrap_or_default()));
+                        }
+                        assert!(text.contains(id.key()), "{} appended to {dir}", id.key());
+                        unread_in_storage += 1;
+                    }
+                }
+                Lookup::Present { payload: got } => {
+                    assert!(
+                        Instant::now() >= visible,
+                        "{} read before its folder closed",
+                        id.key()
+                    );
+                    assert_eq!(got.as_deref(), Some(payload.as_str()));
+                    let want = emu.wall_time(sink_at);
+                    let got = lake.applied_at(id).await.expect("SinkCreatedOn");
+                    let behind = (want - got).num_nanoseconds().expect("small");
+                    assert!(
+                        (0..100).contains(&behind),
+                        "SinkCreatedOn {got} is the truth's sink_at {want} to 100 ns"
+                    );
+                    found.insert(id.key().to_string());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        unread_in_storage > 0,
+        "a sentinel was seen in an open folder's CSV and not reported"
+    );
+
+    // The closed folder's model.json names its CSV by blob URL; CSVs are append blobs,
+    // manifests and changelog.info block blobs; no temporary blobs were left.
+    let truth = emu.truth("lake", sentinels[0].0.key()).expect("truth");
+    let folder = folder_name(emu.wall_time(truth.visible_at.expect("visible") - LAKE_INTERVAL));
+    let model: Value = serde_json::from_slice(
+        &store
+            .get(&format!("{folder}/model.json"))
+            .await
+            .unwrap()
+            .expect("model.json"),
+    )
+    .expect("JSON");
+    let location = model["entities"][0]["partitions"][0]["location"]
+        .as_str()
+        .expect("a partition")
+        .to_string();
+    let csv = location
+        .strip_prefix(&format!("{}/{c}/", az.base()))
+        .unwrap_or_else(|| panic!("{location} is a blob URL in {c}"));
+    assert!(csv.starts_with(&format!("{folder}/account/")), "{csv}");
+    assert_eq!(az.blob_type(c, csv).await.as_deref(), Some("AppendBlob"));
+    for block in [
+        "model.json".to_string(),
+        format!("{folder}/model.json"),
+        "Changelog/changelog.info".to_string(),
+    ] {
+        assert_eq!(
+            az.blob_type(c, &block).await.as_deref(),
+            Some("BlockBlob"),
+            "{block}"
+        );
+    }
+    assert_eq!(store.list("Changelog").await.unwrap().files.len(), 1);
+    emu.stop_lake().await;
 }
