@@ -950,3 +950,58 @@ async fn the_emulator_writes_its_lake_to_azurite_and_the_kind_reads_it_when_fold
     assert_eq!(store.list("Changelog").await.unwrap().files.len(), 1);
     emu.stop_lake().await;
 }
+
+#[tokio::test]
+async fn emulate_writes_the_lake_to_a_blob_url_with_the_key_from_the_environment() {
+    let Some(az) = Azurite::start().await else {
+        return;
+    };
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/scenarios/lake.yaml");
+    let emulate = |key: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lagwatch"));
+        cmd.args(["emulate", "--listen", "127.0.0.1:0", "--scenario"])
+            .arg(&scenario)
+            .args(["--lake-blob-url", &az.base()])
+            .env_remove(lagwatch::cli::LAKE_KEY_ENV)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(key) = key {
+            cmd.env(lagwatch::cli::LAKE_KEY_ENV, key);
+        }
+        cmd
+    };
+
+    // Without the key in the environment: refused before anything is written.
+    let out = emulate(None).output().expect("lagwatch runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(lagwatch::cli::LAKE_KEY_ENV), "{stderr}");
+
+    let mut child = emulate(Some(DEV_KEY)).spawn().expect("lagwatch runs");
+    let store = reader(&az, "dataverse-contoso-unq1234");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut open = None;
+    while open.is_none() && std::time::Instant::now() < deadline {
+        open = store.get("Changelog/changelog.info").await.ok().flatten();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let open = String::from_utf8(open.unwrap_or_else(|| panic!("no changelog.info; {stdout}")))
+        .expect("UTF-8");
+    assert!(
+        stdout.contains(&format!("writing lakes to {}", az.base())),
+        "{stdout}"
+    );
+    assert!(
+        store
+            .get(&format!("{open}/model.json"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!format!("{stdout}{stderr}").contains(DEV_KEY));
+}

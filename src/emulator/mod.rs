@@ -24,7 +24,7 @@
 //! update folders as files under a directory ([`lake`], fact sheet §5.3–§5.5;
 //! [`Emulator::with_lake_root`], `lagwatch emulate --lake-dir`), through the [`LakeSink`]
 //! trait, or as blobs in Azure Storage or Azurite ([`BlobSink`] in
-//! [`EmulatorOptions::lake_sink`]).
+//! [`EmulatorOptions::lake_sink`], `lagwatch emulate --lake-blob-url`).
 //!
 //! Replication reuses [`Landscape`] of `systems::simulated`: every replica of the scenario is
 //! a landscape replica (lag distribution, drop/mismatch/flap probabilities, `stall` and
