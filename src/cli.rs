@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -54,8 +55,17 @@ pub enum Command {
         /// temp dir, removed on exit.
         #[arg(long)]
         lake_dir: Option<PathBuf>,
+        /// Write the lakes to this Azure Storage account instead, one container per lake:
+        /// `https://<account>.blob.core.windows.net`, or `http://127.0.0.1:10000/<account>`
+        /// for Azurite. The account key is read from LAGWATCH_EMULATOR_LAKE_KEY (never from
+        /// the command line, where other users could see it).
+        #[arg(long, value_name = "URL", conflicts_with = "lake_dir")]
+        lake_blob_url: Option<String>,
     },
 }
+
+/// The environment variable `emulate --lake-blob-url` reads the account key from.
+pub const LAKE_KEY_ENV: &str = "LAGWATCH_EMULATOR_LAKE_KEY";
 
 /// Exit code for an invalid configuration.
 pub const EXIT_BAD_CONFIG: u8 = 2;
@@ -71,7 +81,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             listen,
             scenario,
             lake_dir,
-        } => emulate(listen, scenario, lake_dir).await,
+            lake_blob_url,
+        } => emulate(listen, scenario, lake_dir, lake_blob_url).await,
         Command::Demo { listen } => {
             // The emulator outlives the monitor, which deletes its sentinels on the way out.
             let emulator_stop = tokio_util::sync::CancellationToken::new();
@@ -130,7 +141,25 @@ async fn emulate(
     listen: SocketAddr,
     scenario: Option<PathBuf>,
     lake_dir: Option<PathBuf>,
+    lake_blob_url: Option<String>,
 ) -> anyhow::Result<ExitCode> {
+    let lake_sink = match &lake_blob_url {
+        None => None,
+        Some(url) => {
+            let key = std::env::var(LAKE_KEY_ENV).unwrap_or_default();
+            if key.trim().is_empty() {
+                eprintln!("error: --lake-blob-url needs the account key in {LAKE_KEY_ENV}");
+                return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+            }
+            match crate::emulator::BlobSink::for_account_url(url, &key) {
+                Ok(sink) => Some(Arc::new(sink) as Arc<dyn crate::emulator::LakeSink>),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+                }
+            }
+        }
+    };
     let scenario = match &scenario {
         Some(path) => crate::emulator::Scenario::load(path),
         None => crate::emulator::Scenario::demo(),
@@ -150,7 +179,7 @@ async fn emulate(
         scenario,
         crate::emulator::EmulatorOptions {
             lake_root: lake_dir,
-            ..Default::default()
+            lake_sink,
         },
     );
     if let Some(root) = emulator.lake_root() {
@@ -159,6 +188,12 @@ async fn emulate(
             .await
             .with_context(|| format!("cannot write the lakes under {}", root.display()))?;
         println!("lagwatch emulator writing lakes under {}", root.display());
+    } else if let Some(url) = lake_blob_url.filter(|_| !emulator.scenario().lakes.is_empty()) {
+        emulator
+            .flush_lake()
+            .await
+            .with_context(|| format!("cannot write the lakes to {url}"))?;
+        println!("lagwatch emulator writing lakes to {url}");
     }
     println!("lagwatch emulator listening on http://{local}");
     emulator

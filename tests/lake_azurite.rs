@@ -4,7 +4,10 @@
 //! Blob signed with the emulator's public account key, then read by the kind built from YAML
 //! with an `http://127.0.0.1:<port>/devstoreaccount1/<container>/<folder>` URL, with Shared Key,
 //! a SAS token and anonymous access; a wrong key is an auth error; listings follow `NextMarker`
-//! pages. Each test starts its own Azurite on a free port and stops it (by its process) when it
+//! pages. The emulator's `BlobSink` writes, appends, renames and deletes blobs there that
+//! lagwatch's `BlobStore` reads back, and an emulator writing its lake through it is read by
+//! the kind, which finds each sentinel when its folder closes, with the ground truth's sink
+//! instant. Each test starts its own Azurite on a free port and stops it (by its process) when it
 //! ends. Without Azurite the tests skip, unless `LAGWATCH_REQUIRE_TOOLS=1` (CI), where they fail.
 
 mod common;
@@ -17,6 +20,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lagwatch::config::{Config, Secret};
 use lagwatch::connector::{ConnectorError, Lookup, Target};
+use lagwatch::emulator::lake::folder_name;
+use lagwatch::emulator::{BlobSink, BlobSinkError, Emulator, EmulatorOptions, LakeSink, Scenario};
 use lagwatch::lake::LakeStore;
 use lagwatch::lake::blob::{
     API_VERSION, BlobAuth, BlobLocation, BlobStore, SharedKey, encode_path,
@@ -26,6 +31,8 @@ use lagwatch::net::Auth;
 use lagwatch::sentinel::SentinelId;
 use lagwatch::systems::BuildContext;
 use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::Value;
+use tokio::time::Instant;
 
 /// The emulator's well-known account and key (public constants of Azurite and the docs).
 const ACCOUNT: &str = "devstoreaccount1";
@@ -180,6 +187,31 @@ impl Azurite {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         assert_eq!(status.as_u16(), 201, "PUT {url}: {text}");
+    }
+
+    /// `x-ms-blob-type` of a blob (`BlockBlob`, `AppendBlob`), from a signed Get Blob
+    /// Properties; `None` when it does not exist.
+    async fn blob_type(&self, container: &str, name: &str) -> Option<String> {
+        let url = url::Url::parse(&format!(
+            "{}/{container}/{}",
+            self.base(),
+            encode_path(name)
+        ))
+        .unwrap();
+        let mut h = HeaderMap::new();
+        let date = Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        h.insert("x-ms-date", HeaderValue::from_str(&date).unwrap());
+        h.insert("x-ms-version", HeaderValue::from_static(API_VERSION));
+        let auth = self.key.authorization("HEAD", &url, &h);
+        h.insert("authorization", HeaderValue::from_str(&auth).unwrap());
+        let resp = self.http.head(url).headers(h).send().await.unwrap();
+        if resp.status().as_u16() == 404 {
+            return None;
+        }
+        assert_eq!(resp.status().as_u16(), 200, "HEAD {container}/{name}");
+        resp.headers()
+            .get("x-ms-blob-type")
+            .map(|v| v.to_str().unwrap().to_string())
     }
 
     /// Create Container; `public` gives anonymous read access to blobs and listings.
@@ -554,4 +586,422 @@ async fn a_public_container_is_read_without_credentials() {
         matches!(&e, ConnectorError::Auth(m) if m.contains("HTTP 403 AuthorizationFailure")),
         "{e:?}"
     );
+}
+
+/// lagwatch's own reader of `container`, signed with the account key.
+fn reader(az: &Azurite, container: &str) -> BlobStore {
+    let metrics = Metrics::new();
+    let http = common::fakes::http_system_with("lake", Auth::None, &metrics);
+    let location = BlobLocation::parse(&format!("{}/{container}", az.base())).unwrap();
+    let key = SharedKey::new(ACCOUNT, DEV_KEY).unwrap();
+    BlobStore::new(http, location, BlobAuth::SharedKey(key))
+}
+
+#[tokio::test]
+async fn the_blob_sink_writes_appends_renames_and_deletes_what_blob_store_reads() {
+    let Some(az) = Azurite::start().await else {
+        return;
+    };
+    let c = "sink-unit";
+    let sink = BlobSink::new(&az.base(), ACCOUNT, DEV_KEY).unwrap();
+    let store = reader(&az, c);
+    // Folders are implicit: nothing is created, not even the container.
+    sink.create_dir(&format!("{c}/f/account")).await.unwrap();
+    assert_eq!(az.blob_type(c, "f").await, None);
+
+    // The first write creates the container.
+    sink.write(&format!("{c}/f/model.json"), b"{}")
+        .await
+        .unwrap();
+    assert_eq!(store.get("f/model.json").await.unwrap().unwrap(), b"{}");
+    sink.write(&format!("{c}/f/model.json"), b"{\"v\":2}")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("f/model.json").await.unwrap().unwrap(),
+        b"{\"v\":2}"
+    );
+    assert_eq!(
+        az.blob_type(c, "f/model.json").await.as_deref(),
+        Some("BlockBlob")
+    );
+
+    // write_atomic is one put: a blob at the default temporary name is left alone (the
+    // default temp + rename would have replaced and deleted it).
+    sink.write(&format!("{c}/Changelog/.changelog.info.tmp"), b"untouched")
+        .await
+        .unwrap();
+    for name in ["2026-11-02T10.15.00.000Z", "2026-11-02T10.15.30.000Z"] {
+        sink.write_atomic(&format!("{c}/Changelog/changelog.info"), name.as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .get("Changelog/changelog.info")
+                .await
+                .unwrap()
+                .unwrap(),
+            name.as_bytes()
+        );
+    }
+    assert_eq!(
+        store
+            .get("Changelog/.changelog.info.tmp")
+            .await
+            .unwrap()
+            .unwrap(),
+        b"untouched"
+    );
+
+    // Appends create an append blob, then add to it; odd names round-trip.
+    let csv = "f/account/2026-11-02T10:15 a+b.csv";
+    sink.append(&format!("{c}/{csv}"), b"a,1\n").await.unwrap();
+    sink.append(&format!("{c}/{csv}"), b"b,\"x\"\"y\"\n")
+        .await
+        .unwrap();
+    sink.append(&format!("{c}/{csv}"), b"").await.unwrap();
+    assert_eq!(
+        store.get(csv).await.unwrap().unwrap(),
+        b"a,1\nb,\"x\"\"y\"\n"
+    );
+    assert_eq!(az.blob_type(c, csv).await.as_deref(), Some("AppendBlob"));
+    // An empty append still makes the file.
+    sink.append(&format!("{c}/f/account/empty.csv"), b"")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("f/account/empty.csv").await.unwrap().unwrap(),
+        b""
+    );
+    // Block and append semantics do not mix: appending to a block blob is refused.
+    let e = sink
+        .append(&format!("{c}/f/model.json"), b"x")
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("HTTP 409") && text.contains("InvalidBlobType"),
+        "{text}"
+    );
+    let inner = e.get_ref().and_then(|e| e.downcast_ref::<BlobSinkError>());
+    assert_eq!(inner.and_then(BlobSinkError::code), Some("InvalidBlobType"));
+
+    let listing = store.list("f").await.unwrap();
+    assert_eq!(listing.dirs, ["account"]);
+    assert_eq!(
+        listing
+            .files
+            .iter()
+            .map(|f| (f.name.as_str(), f.size))
+            .collect::<Vec<_>>(),
+        [("model.json", 7)]
+    );
+
+    // Rename: the content moves, the old name is gone.
+    sink.rename(&format!("{c}/f/model.json"), &format!("{c}/g/model.json"))
+        .await
+        .unwrap();
+    assert_eq!(store.get("f/model.json").await.unwrap(), None);
+    assert_eq!(
+        store.get("g/model.json").await.unwrap().unwrap(),
+        b"{\"v\":2}"
+    );
+    let e = sink
+        .rename(&format!("{c}/f/model.json"), &format!("{c}/h"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
+
+    // Delete: gone; twice, or in a container that does not exist, is fine.
+    sink.delete(&format!("{c}/{csv}")).await.unwrap();
+    assert_eq!(store.get(csv).await.unwrap(), None);
+    sink.delete(&format!("{c}/{csv}")).await.unwrap();
+    sink.delete("no-such-container/x").await.unwrap();
+
+    assert_eq!(
+        sink.url(&format!("{c}/{csv}")),
+        format!("{}/{c}/f/account/2026-11-02T10%3A15%20a%2Bb.csv", az.base())
+    );
+    for bad in ["", "sink-unit", "sink-unit/../x", "Bad_Container/x"] {
+        let e = sink.write(bad, b"x").await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{bad:?}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn a_blob_sink_with_a_wrong_key_fails_without_showing_it() {
+    let Some(az) = Azurite::start().await else {
+        return;
+    };
+    let wrong = "V3JvbmdXcm9uZ1dyb25nV3JvbmdXcm9uZ1dyb25nV3JvbmdXcm9uZw==";
+    let sink = BlobSink::for_account_url(&az.base(), wrong).unwrap();
+    let e = sink.write("lake/model.json", b"{}").await.unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+    let text = format!("{e} {e:?}");
+    assert!(
+        text.contains("create container lake: HTTP 403 AuthorizationFailure")
+            || text.contains("create container lake: HTTP 403 AuthenticationFailed"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(wrong) && !text.contains("Signature"),
+        "{text}"
+    );
+    // Nothing was written.
+    assert_eq!(az.blob_type("lake", "model.json").await, None);
+}
+
+/// A lake replica whose rows sink 1 to 3 s after their commit into 2 s folders.
+const LAKE_SCENARIO: &str = r#"
+credentials:
+  - { tenant: contoso, client_id: app-1, client_secret: s3cret }
+dataverse:
+  crm:
+    tables:
+      accounts:
+        id: accountid
+        columns: { name: string, description: string }
+lakes:
+  dl: { container: dataverse-contoso-blob }
+replicas:
+  lake:
+    source: crm/accounts
+    target: { kind: lake, lake: dl, table: account }
+    key: name
+    lag: { distribution: uniform, min: 1s, max: 3s }
+    folder_interval: 2s
+"#;
+
+const LAKE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// One request to the emulator in-process; panics unless it succeeds.
+async fn emulator_call(emu: &Emulator, req: axum::http::Request<axum::body::Body>) -> Value {
+    let resp = emu.handle(req).await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+/// Creates an account named `name` in the emulated Dataverse.
+async fn create_account(emu: &Emulator, token: &str, name: &str, description: &str) {
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/crm/api/data/v9.2/accounts")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            serde_json::json!({"name": name, "description": description}).to_string(),
+        ))
+        .expect("request");
+    emulator_call(emu, req).await;
+}
+
+#[tokio::test]
+async fn the_emulator_writes_its_lake_to_azurite_and_the_kind_reads_it_when_folders_close() {
+    let Some(az) = Azurite::start().await else {
+        return;
+    };
+    let c = "dataverse-contoso-blob";
+    let sink = Arc::new(BlobSink::new(&az.base(), ACCOUNT, DEV_KEY).unwrap());
+    let emu = Emulator::with_options(
+        Scenario::from_yaml(LAKE_SCENARIO).unwrap_or_else(|e| panic!("{e}")),
+        EmulatorOptions {
+            lake_sink: Some(sink.clone()),
+            ..EmulatorOptions::default()
+        },
+    );
+    emu.flush_lake().await.expect("lake written to Azurite");
+    assert_eq!(emu.lake_root(), None, "no local directory");
+    let store = reader(&az, c);
+    assert!(
+        store
+            .get("Changelog/changelog.info")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let key = secret(&az.dir, "key", DEV_KEY);
+    let (lake, _) = lake_target(
+        &format!("{}/{c}", az.base()),
+        &format!("{{ method: shared_key, account_key: \"{key}\" }}"),
+    );
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/entra/contoso/oauth2/v2.0/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(
+            "grant_type=client_credentials&client_id=app-1&client_secret=s3cret&scope=https://crm.crm.dynamics.com/.default",
+        ))
+        .expect("request");
+    let token = emulator_call(&emu, req).await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+
+    // Sentinels written into Dataverse; each is absent right after its write (it sinks 1 s
+    // later at the earliest).
+    let mut sentinels = Vec::new();
+    for i in 0..3 {
+        let id = SentinelId::new("lake");
+        let payload = format!("payload {i}, \"quoted\"");
+        create_account(&emu, &token, id.key(), &payload).await;
+        assert_eq!(lake.lookup(&id).await.unwrap(), Lookup::Absent);
+        sentinels.push((id, payload));
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+
+    // Poll: a sentinel is found exactly from the close of the folder holding it, with the
+    // emulator's sink instant as its SinkCreatedOn; until then it is in Azurite but unread.
+    let mut found = std::collections::HashSet::new();
+    let mut unread_in_storage = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while found.len() < sentinels.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "found {} of {}",
+            found.len(),
+            sentinels.len()
+        );
+        let before = Instant::now();
+        emu.flush_lake().await.expect("flush");
+        for (id, payload) in &sentinels {
+            let truth = emu.truth("lake", id.key()).expect("truth");
+            let visible = truth.visible_at.expect("visible_at");
+            let sink_at = truth.sink_at.expect("sink_at");
+            match lake.lookup(id).await.unwrap() {
+                Lookup::Absent => {
+                    assert!(
+                        visible > before,
+                        "{} missing after its folder closed",
+                        id.key()
+                    );
+                    if sink_at <= before {
+                        let folder = folder_name(emu.wall_time(visible - LAKE_INTERVAL));
+                        let dir = format!("{folder}/account");
+                        let mut text = String::new();
+                        for f in store.list(&dir).await.unwrap().files {
+                            let bytes = store.get(&format!("{dir}/{}", f.name)).await.unwrap();
+                            text.push_str(&String::from_utf8_lossy(&bytes.unwrap_or_default()));
+                        }
+                        assert!(text.contains(id.key()), "{} appended to {dir}", id.key());
+                        unread_in_storage += 1;
+                    }
+                }
+                Lookup::Present { payload: got } => {
+                    assert!(
+                        Instant::now() >= visible,
+                        "{} read before its folder closed",
+                        id.key()
+                    );
+                    assert_eq!(got.as_deref(), Some(payload.as_str()));
+                    let want = emu.wall_time(sink_at);
+                    let got = lake.applied_at(id).await.expect("SinkCreatedOn");
+                    let behind = (want - got).num_nanoseconds().expect("small");
+                    assert!(
+                        (0..100).contains(&behind),
+                        "SinkCreatedOn {got} is the truth's sink_at {want} to 100 ns"
+                    );
+                    found.insert(id.key().to_string());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        unread_in_storage > 0,
+        "a sentinel was seen in an open folder's CSV and not reported"
+    );
+
+    // The closed folder's model.json names its CSV by blob URL; CSVs are append blobs,
+    // manifests and changelog.info block blobs; no temporary blobs were left.
+    let truth = emu.truth("lake", sentinels[0].0.key()).expect("truth");
+    let folder = folder_name(emu.wall_time(truth.visible_at.expect("visible") - LAKE_INTERVAL));
+    let model: Value = serde_json::from_slice(
+        &store
+            .get(&format!("{folder}/model.json"))
+            .await
+            .unwrap()
+            .expect("model.json"),
+    )
+    .expect("JSON");
+    let location = model["entities"][0]["partitions"][0]["location"]
+        .as_str()
+        .expect("a partition")
+        .to_string();
+    let csv = location
+        .strip_prefix(&format!("{}/{c}/", az.base()))
+        .unwrap_or_else(|| panic!("{location} is a blob URL in {c}"));
+    assert!(csv.starts_with(&format!("{folder}/account/")), "{csv}");
+    assert_eq!(az.blob_type(c, csv).await.as_deref(), Some("AppendBlob"));
+    for block in [
+        "model.json".to_string(),
+        format!("{folder}/model.json"),
+        "Changelog/changelog.info".to_string(),
+    ] {
+        assert_eq!(
+            az.blob_type(c, &block).await.as_deref(),
+            Some("BlockBlob"),
+            "{block}"
+        );
+    }
+    assert_eq!(store.list("Changelog").await.unwrap().files.len(), 1);
+    emu.stop_lake().await;
+}
+
+#[tokio::test]
+async fn emulate_writes_the_lake_to_a_blob_url_with_the_key_from_the_environment() {
+    let Some(az) = Azurite::start().await else {
+        return;
+    };
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/scenarios/lake.yaml");
+    let emulate = |key: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lagwatch"));
+        cmd.args(["emulate", "--listen", "127.0.0.1:0", "--scenario"])
+            .arg(&scenario)
+            .args(["--lake-blob-url", &az.base()])
+            .env_remove(lagwatch::cli::LAKE_KEY_ENV)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(key) = key {
+            cmd.env(lagwatch::cli::LAKE_KEY_ENV, key);
+        }
+        cmd
+    };
+
+    // Without the key in the environment: refused before anything is written.
+    let out = emulate(None).output().expect("lagwatch runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(lagwatch::cli::LAKE_KEY_ENV), "{stderr}");
+
+    let mut child = emulate(Some(DEV_KEY)).spawn().expect("lagwatch runs");
+    let store = reader(&az, "dataverse-contoso-unq1234");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut open = None;
+    while open.is_none() && std::time::Instant::now() < deadline {
+        open = store.get("Changelog/changelog.info").await.ok().flatten();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let open = String::from_utf8(open.unwrap_or_else(|| panic!("no changelog.info; {stdout}")))
+        .expect("UTF-8");
+    assert!(
+        stdout.contains(&format!("writing lakes to {}", az.base())),
+        "{stdout}"
+    );
+    assert!(
+        store
+            .get(&format!("{open}/model.json"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!format!("{stdout}{stderr}").contains(DEV_KEY));
 }

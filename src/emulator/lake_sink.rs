@@ -3,9 +3,8 @@
 //!
 //! The lake writer ([`super::lake`]) needs four storage calls: create a folder, write a whole
 //! file, append to a file, rename a file. [`LocalDirSink`] does them with `tokio::fs` under a
-//! root directory; an Azure Blob / ADLS Gen2 sink (Azurite) would be one more implementation
-//! (folders implicit, a whole-file write being one atomic put, appends as append blobs or ADLS
-//! append + flush).
+//! root directory; [`super::BlobSink`] does them against Azure Blob Storage or Azurite (folders
+//! implicit, a whole-file write being one atomic put, appends as append blobs).
 //!
 //! Paths are relative to the sink's root, `/`-separated, without a leading `/`; the first
 //! segment is the container (`dataverse-contoso-unq1234/Changelog/changelog.info`).

@@ -23,7 +23,8 @@
 //! Analytics lakes are not served over HTTP: a lake replica writes Synapse Link incremental
 //! update folders as files under a directory ([`lake`], fact sheet §5.3–§5.5;
 //! [`Emulator::with_lake_root`], `lagwatch emulate --lake-dir`), through the [`LakeSink`]
-//! trait.
+//! trait, or as blobs in Azure Storage or Azurite ([`BlobSink`] in
+//! [`EmulatorOptions::lake_sink`], `lagwatch emulate --lake-blob-url`).
 //!
 //! Replication reuses [`Landscape`] of `systems::simulated`: every replica of the scenario is
 //! a landscape replica (lag distribution, drop/mismatch/flap probabilities, `stall` and
@@ -88,6 +89,7 @@
 // large, but only built on the error path of one request.
 #![allow(clippy::result_large_err)]
 
+pub mod blob_sink;
 pub mod dataverse;
 pub mod elastic;
 pub mod entra;
@@ -115,6 +117,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::systems::simulated::Landscape;
 
+pub use blob_sink::{BlobSink, BlobSinkError};
 pub use lake_sink::{LakeSink, LocalDirSink};
 pub use replication::GroundTruth;
 pub use scenario::Scenario;

@@ -227,7 +227,7 @@ fn named_host(host: &str) -> Option<(Service, String, String)> {
 }
 
 /// Container naming rules of Azure Storage (and `$root`, `$web`, `$logs`).
-fn container_name_ok(name: &str) -> bool {
+pub fn container_name_ok(name: &str) -> bool {
     if matches!(name, "$root" | "$web" | "$logs") {
         return true;
     }
