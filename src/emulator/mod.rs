@@ -89,6 +89,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod dataverse;
+pub mod delta;
 pub mod elastic;
 pub mod entra;
 pub mod fno;
