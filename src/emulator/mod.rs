@@ -91,6 +91,7 @@
 
 pub mod blob_sink;
 pub mod dataverse;
+pub mod delta;
 pub mod elastic;
 pub mod entra;
 pub mod fno;

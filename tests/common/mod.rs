@@ -1,6 +1,7 @@
 //! Helpers shared by the behaviour tests.
 #![allow(dead_code)]
 
+pub mod delta;
 pub mod fakes;
 pub mod shapes;
 
