@@ -236,7 +236,7 @@ impl Metrics {
             ),
             lake_last_folder: gauge(
                 "lagwatch_lake_last_folder_timestamp_seconds",
-                "Time in the name of a lake target's newest complete incremental folder; an old value means the export is stuck.",
+                "Time of a lake target's newest data: the name of its newest complete incremental folder (synapse_link_csv, layout incremental) or the last-modified time of its newest partition file (layout table); an old value means the export is stuck.",
                 &["target"],
             ),
             apply_lag: hist(

@@ -12,6 +12,8 @@
 //!   what each poll cost;
 //! - [`cdm`]: the CDM `model.json` that gives headerless CSV files their column order;
 //! - [`synapse`]: the incremental-update-folder layout and its cursor;
+//! - [`table`]: the table layout (one CSV file per partition, upserted in place) and its
+//!   cursor, which reads only the bytes appended since the last poll;
 //! - [`blob`]: Azure Blob Storage (also ADLS Gen2, OneLake, Azurite) over the Blob REST API.
 //!
 //! Storage is reached through this small trait instead of the `object_store` crate: the scans
@@ -21,6 +23,7 @@
 pub mod blob;
 pub mod cdm;
 pub mod synapse;
+pub mod table;
 
 use std::path::{Component, Path, PathBuf};
 
