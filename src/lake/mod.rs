@@ -252,18 +252,23 @@ impl LakeStore for LocalStore {
 }
 
 /// A local file's listing entry. Its version is the modification time in nanoseconds and the
-/// size: a rewrite in place changes the first even when the size stays the same (file systems
-/// keep nanoseconds, or at worst seconds, where a same-size rewrite within one second is the
-/// one change this cannot tell).
+/// size, and on Unix the inode: a file rewritten by renaming a new one over it (how a writer
+/// replaces a file atomically) gets a new inode even within one tick of the file system's
+/// clock, which is coarser than nanoseconds; a same-size write in place within one tick is
+/// the one change this cannot tell.
 fn local_entry(name: String, meta: &std::fs::Metadata) -> FileEntry {
     let modified = meta.modified().ok();
     let nanos = modified
         .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let inode = 0;
     FileEntry {
         name,
         size: meta.len(),
-        version: Some(format!("{nanos}-{}", meta.len())),
+        version: Some(format!("{inode}-{nanos}-{}", meta.len())),
         modified: modified.map(DateTime::<Utc>::from),
     }
 }
