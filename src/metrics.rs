@@ -236,7 +236,7 @@ impl Metrics {
             ),
             lake_last_folder: gauge(
                 "lagwatch_lake_last_folder_timestamp_seconds",
-                "Time of a lake target's newest complete incremental folder (synapse_link_csv) or newest commit (delta); an old value means the lake is stuck.",
+                "Time of a lake target's newest data: its newest complete incremental folder (synapse_link_csv, layout incremental), the last-modified time of its newest partition file (layout table), or its newest commit (delta); an old value means the lake is stuck.",
                 &["target"],
             ),
             apply_lag: hist(

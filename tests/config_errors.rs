@@ -204,6 +204,11 @@ const CASES: &[Case] = &[
         "required for a lake in Azure Storage: an Entra method (client_secret, client_certificate, workload_identity, managed_identity), shared_key, sas, or none for anonymous read access",
     ),
     case(
+        "lake_bad_layout.yaml",
+        "systems.lake.layout",
+        "unknown value \"tables\"; the values allowed here are: incremental, table",
+    ),
+    case(
         "search_basic_auth.yaml",
         "systems.search.auth.method",
         "this kind does not take method basic; the methods it takes are: client_secret, client_certificate, workload_identity, managed_identity, api_key",

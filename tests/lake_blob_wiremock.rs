@@ -1,8 +1,10 @@
 //! The Azure Blob Storage lake store against a fake of the documented Blob REST API (fact sheet
-//! §5.7): the exact List Blobs and Get Blob requests (path, `restype`/`comp`/`prefix`/
-//! `delimiter`/`marker`, `x-ms-version`, `x-ms-date`, a Shared Key signature over what was
-//! sent, a SAS in the query, a bearer token), `EnumerationResults` pages made relative to the
-//! folder, and storage error XML turned into typed errors that never quote a SAS.
+//! §5.7): the exact List Blobs, Get Blob (whole and with `Range: bytes=<start>-`) and Get Blob
+//! Properties requests (path, `restype`/`comp`/`prefix`/`delimiter`/`marker`, `x-ms-version`,
+//! `x-ms-date`, a Shared Key signature over what was sent, a SAS in the query, a bearer token),
+//! `EnumerationResults` pages made relative to the folder with sizes, ETags and last-modified
+//! times, `206`/`416` answers to range reads, and storage error XML turned into typed errors
+//! that never quote a SAS.
 
 mod common;
 
@@ -75,8 +77,9 @@ async fn list_sends_the_documented_request_follows_next_marker_and_makes_names_r
     let first = format!(
         "<EnumerationResults ContainerName=\"lake\"><Prefix>{prefix}</Prefix><Delimiter>/</Delimiter>\
          <Blobs>\
-         <Blob><Name>{prefix}model.json</Name><Properties><Content-Length>1234</Content-Length>\
-         <BlobType>BlockBlob</BlobType></Properties></Blob>\
+         <Blob><Name>{prefix}model.json</Name><Properties>\
+         <Last-Modified>Mon, 02 Nov 2026 10:15:07 GMT</Last-Modified><Etag>0x8DCFB1A2C3D4E5F</Etag>\
+         <Content-Length>1234</Content-Length><BlobType>BlockBlob</BlobType></Properties></Blob>\
          <BlobPrefix><Name>{prefix}account/</Name></BlobPrefix>\
          </Blobs><NextMarker>2!96!MDAw+/=</NextMarker></EnumerationResults>"
     );
@@ -121,13 +124,12 @@ async fn list_sends_the_documented_request_follows_next_marker_and_makes_names_r
     assert_eq!(
         listing.files,
         [
-            FileEntry {
-                name: "a & b.csv".into(),
-                size: 7
-            },
+            FileEntry::new("a & b.csv", 7),
             FileEntry {
                 name: "model.json".into(),
-                size: 1234
+                size: 1234,
+                version: Some("0x8DCFB1A2C3D4E5F".into()),
+                modified: Some("2026-11-02T10:15:07Z".parse().unwrap()),
             },
         ]
     );
@@ -216,6 +218,133 @@ async fn get_reads_the_blob_and_404_is_none_unless_the_container_is_missing() {
     );
     let e = ConnectorError::from(s.list("").await.unwrap_err());
     assert_eq!(e.kind(), "bad_response", "{e}");
+}
+
+#[tokio::test]
+async fn a_range_read_asks_for_the_bytes_from_its_start_and_416_is_an_empty_read() {
+    let server = MockServer::start().await;
+    let blob = "/devstoreaccount1/lake/x/account/2026.csv";
+    Mock::given(method("GET"))
+        .and(path(blob))
+        .and(header("range", "bytes=100-"))
+        .and(header("x-ms-version", API_VERSION))
+        .respond_with(
+            ResponseTemplate::new(206)
+                .insert_header("content-range", "bytes 100-109/110")
+                .set_body_string("0123456789"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(blob))
+        .and(header("range", "bytes=110-"))
+        .respond_with(
+            storage_error(
+                416,
+                "InvalidRange",
+                "The range specified is invalid for the current size of the resource.",
+            )
+            .insert_header("content-range", "bytes */110"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    // A server that ignores Range answers 200 with the whole blob: cut here.
+    Mock::given(method("GET"))
+        .and(path("/devstoreaccount1/lake/x/whole.csv"))
+        .and(header("range", "bytes=3-"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("abcdefg"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // A part that does not start where asked is not the file's end.
+    Mock::given(method("GET"))
+        .and(path("/devstoreaccount1/lake/x/shifted.csv"))
+        .respond_with(
+            ResponseTemplate::new(206)
+                .insert_header("content-range", "bytes 0-3/4")
+                .set_body_string("abcd"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/devstoreaccount1/lake/x/gone.csv"))
+        .respond_with(storage_error(
+            404,
+            "BlobNotFound",
+            "The specified blob does not exist.",
+        ))
+        .mount(&server)
+        .await;
+    let s = store(&server, "/x", BlobAuth::SharedKey(shared_key()));
+    assert_eq!(
+        s.get_range("account/2026.csv", 100).await.unwrap().unwrap(),
+        b"0123456789"
+    );
+    assert_eq!(
+        s.get_range("account/2026.csv", 110).await.unwrap().unwrap(),
+        b""
+    );
+    assert_eq!(s.get_range("whole.csv", 3).await.unwrap().unwrap(), b"defg");
+    let e = s.get_range("shifted.csv", 2).await.unwrap_err();
+    assert!(
+        matches!(&e, LakeError::Malformed { reason, .. } if reason.contains("starting at 0")),
+        "{e}"
+    );
+    assert_eq!(s.get_range("gone.csv", 0).await.unwrap(), None);
+    // The Range header is part of what the Shared Key signature covers.
+    let requests = server.received_requests().await.unwrap();
+    assert!(requests.iter().all(|r| r.headers.contains_key("range")));
+    for r in &requests {
+        assert_signed(r);
+    }
+}
+
+#[tokio::test]
+async fn stat_is_a_head_request_giving_size_etag_and_last_modified() {
+    let server = MockServer::start().await;
+    Mock::given(method("HEAD"))
+        .and(path("/devstoreaccount1/lake/model.json"))
+        .and(header("x-ms-version", API_VERSION))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-length", "5120")
+                .insert_header("etag", "\"0x8DCFB1A2C3D4E5F\"")
+                .insert_header("last-modified", "Mon, 02 Nov 2026 10:15:07 GMT"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path("/devstoreaccount1/lake/none.json"))
+        .respond_with(ResponseTemplate::new(404).insert_header("x-ms-error-code", "BlobNotFound"))
+        .mount(&server)
+        .await;
+    let s = store(&server, "", BlobAuth::SharedKey(shared_key()));
+    let e = s.stat("model.json").await.unwrap().expect("exists");
+    assert_eq!(
+        e,
+        FileEntry {
+            name: "model.json".into(),
+            size: 5120,
+            version: Some("\"0x8DCFB1A2C3D4E5F\"".into()),
+            modified: Some("2026-11-02T10:15:07Z".parse().unwrap()),
+        }
+    );
+    assert_eq!(s.stat("none.json").await.unwrap(), None);
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests[0].method.as_str(), "HEAD");
+    let got = requests[0]
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert_eq!(
+        got,
+        shared_key().authorization("HEAD", &requests[0].url, &requests[0].headers),
+        "signed as a HEAD"
+    );
 }
 
 #[tokio::test]

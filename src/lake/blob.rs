@@ -3,15 +3,22 @@
 //! Why the Blob API for every flavour: it works on plain accounts, on ADLS Gen2 accounts with a
 //! hierarchical namespace (where Synapse Link writes), on OneLake and on Azurite, so one client
 //! covers `https://…blob…`, `https://…dfs…`, `abfss://…` and OneLake URLs, which
-//! [`BlobLocation::parse`] maps to a blob endpoint. The two calls a scan needs (fact sheet §5.7):
+//! [`BlobLocation::parse`] maps to a blob endpoint. The calls a scan needs (fact sheet §5.7):
 //!
 //! - [`LakeStore::list`]: `GET {endpoint}/{container}?restype=container&comp=list&delimiter=/`
 //!   `&prefix={dir}/[&marker=…]`, following `NextMarker` until the listing ends. In the
 //!   `EnumerationResults` XML, `Blobs/BlobPrefix/Name` are the sub-folders and `Blobs/Blob`
-//!   (`Name`, `Properties/Content-Length`) the files; a blob whose `Properties/ResourceType`
-//!   is `directory` (hierarchical namespace) is a folder too.
+//!   (`Name`, `Properties/Content-Length`, `Properties/Etag`, `Properties/Last-Modified`) the
+//!   files; a blob whose `Properties/ResourceType` is `directory` (hierarchical namespace) is a
+//!   folder too.
 //! - [`LakeStore::get`]: `GET {endpoint}/{container}/{path}`; `404` is `None`, unless the error
 //!   code says the container itself is missing.
+//! - [`LakeStore::get_range`]: the same Get Blob with `Range: bytes={start}-`: `206 Partial
+//!   Content` carries the bytes from `start` on (its `Content-Range` must start there), `416
+//!   Range Not Satisfiable` means `start` is at or past the end (an empty read), and a `200`
+//!   (a server that ignores ranges) is cut to `start` here.
+//! - [`LakeStore::stat`]: Get Blob Properties, `HEAD {endpoint}/{container}/{path}`: size,
+//!   `ETag` and `Last-Modified` without a body.
 //!
 //! Every request carries `x-ms-version` ([`API_VERSION`]) and `x-ms-date`, and is sent with
 //! [`HttpSystem::send`], so the system's gate, request budget, request metrics (operation
@@ -28,8 +35,9 @@
 //! metrics (the HTTP layer strips URLs from transport errors, and errors here name the path
 //! inside the lake only).
 //!
-//! Files are read whole: up to [`MAX_OBJECT_BYTES`] (the export's per-interval change files
-//! are small; a bigger file is an error, not an allocation). Listings keep the default cap of
+//! Files are read whole or from an offset to their end: up to [`MAX_OBJECT_BYTES`] per read
+//! (the export's per-interval change files are small, and a table-layout partition is read
+//! whole only when it was rewritten; a bigger read is an error, not an allocation). Listings keep the default cap of
 //! the HTTP layer, which a page of at most 5,000 entries stays well under.
 
 use std::collections::BTreeSet;
@@ -38,9 +46,10 @@ use std::fmt;
 use async_trait::async_trait;
 use aws_lc_rs::hmac;
 use base64::Engine as _;
+use chrono::{DateTime, Utc};
 use quick_xml::events::Event;
 use reqwest::header::{HeaderMap, HeaderValue};
-use reqwest::{Client, RequestBuilder};
+use reqwest::{Client, Method, RequestBuilder};
 
 use super::{FileEntry, LakeError, LakeStore, Listing};
 use crate::config::Secret;
@@ -480,6 +489,20 @@ impl BlobStore {
         url_path: &str,
         query: &[(&str, String)],
     ) -> Result<Reply, ConnectorError> {
+        self.call_with(http, Method::GET, url_path, query, None)
+            .await
+    }
+
+    /// One request of `method` to `url_path` (already encoded) with `query` (not encoded) and,
+    /// when `range_from` is set, `Range: bytes={range_from}-`, authenticated.
+    async fn call_with(
+        &self,
+        http: &HttpSystem,
+        method: Method,
+        url_path: &str,
+        query: &[(&str, String)],
+        range_from: Option<u64>,
+    ) -> Result<Reply, ConnectorError> {
         let mut url = url_path.to_string();
         let mut sep = '?';
         for (k, v) in query {
@@ -498,13 +521,38 @@ impl BlobStore {
             detail: "the request URL could not be formed".to_string(),
         })?;
         let auth = &self.auth;
-        http.send(OPERATION, |client: &Client| request(client, &url, auth))
-            .await
+        http.send(OPERATION, |client: &Client| {
+            request(client, &method, &url, auth, range_from)
+        })
+        .await
+    }
+
+    /// The blob URL of `path`, refusing the lake's root (which is not a file).
+    fn blob_url(&self, path: &str) -> Result<String, LakeError> {
+        let name = self.blob_name(path)?;
+        if name.is_empty() {
+            return Err(LakeError::Malformed {
+                path: path.to_string(),
+                reason: "not a file inside the lake".to_string(),
+            });
+        }
+        Ok(format!(
+            "{}/{}",
+            self.location.container_url(),
+            encode_path(&name)
+        ))
     }
 }
 
-/// The GET request for `url`, with the version and date headers and a Shared Key signature.
-fn request(client: &Client, url: &url::Url, auth: &BlobAuth) -> RequestBuilder {
+/// The request for `url`, with the version, date and (for a range read) `Range` headers and a
+/// Shared Key signature over them.
+fn request(
+    client: &Client,
+    method: &Method,
+    url: &url::Url,
+    auth: &BlobAuth,
+    range_from: Option<u64>,
+) -> RequestBuilder {
     let mut headers = HeaderMap::new();
     let date = chrono::Utc::now()
         .format("%a, %d %b %Y %H:%M:%S GMT")
@@ -513,13 +561,18 @@ fn request(client: &Client, url: &url::Url, auth: &BlobAuth) -> RequestBuilder {
     if let Ok(v) = HeaderValue::from_str(&date) {
         headers.insert("x-ms-date", v);
     }
+    if let Some(start) = range_from
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes={start}-"))
+    {
+        headers.insert(reqwest::header::RANGE, v);
+    }
     if let BlobAuth::SharedKey(key) = auth
-        && let Ok(mut v) = HeaderValue::from_str(&key.authorization("GET", url, &headers))
+        && let Ok(mut v) = HeaderValue::from_str(&key.authorization(method.as_str(), url, &headers))
     {
         v.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, v);
     }
-    client.get(url.clone()).headers(headers)
+    client.request(method.clone(), url.clone()).headers(headers)
 }
 
 #[async_trait]
@@ -584,6 +637,8 @@ impl LakeStore for BlobStore {
                     files.push(FileEntry {
                         name: rel.to_string(),
                         size: b.size,
+                        version: b.etag,
+                        modified: b.last_modified,
                     });
                 }
             }
@@ -613,30 +668,96 @@ impl LakeStore for BlobStore {
     }
 
     async fn get(&self, path: &str) -> Result<Option<Vec<u8>>, LakeError> {
-        let name = self.blob_name(path)?;
-        if name.is_empty() {
-            return Err(LakeError::Malformed {
-                path: path.to_string(),
-                reason: "not a file inside the lake".to_string(),
-            });
-        }
-        let url = format!("{}/{}", self.location.container_url(), encode_path(&name));
+        let url = self.blob_url(path)?;
         let reply = self
             .call(&self.get_http, &url, &[])
             .await
             .map_err(|e| remote(path, e))?;
         match reply.status.as_u16() {
             200 => Ok(Some(reply.body)),
-            404 if !matches!(
-                error_code(&reply).as_deref(),
-                Some("ContainerNotFound" | "ResourceNotFound")
-            ) =>
-            {
-                Ok(None)
-            }
+            404 if blob_missing(&reply) => Ok(None),
             _ => Err(storage_error(path, &reply)),
         }
     }
+
+    async fn get_range(&self, path: &str, start: u64) -> Result<Option<Vec<u8>>, LakeError> {
+        let url = self.blob_url(path)?;
+        let reply = self
+            .call_with(&self.get_http, Method::GET, &url, &[], Some(start))
+            .await
+            .map_err(|e| remote(path, e))?;
+        match reply.status.as_u16() {
+            206 => {
+                // `Content-Range: bytes <first>-<last>/<length>`: the part must start where asked.
+                let first = reply
+                    .header("content-range")
+                    .and_then(|r| r.trim().strip_prefix("bytes "))
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|f| f.trim().parse::<u64>().ok());
+                match first {
+                    Some(f) if f != start => Err(LakeError::Malformed {
+                        path: path.to_string(),
+                        reason: format!(
+                            "asked for the bytes from {start} on, got a part starting at {f}"
+                        ),
+                    }),
+                    _ => Ok(Some(reply.body)),
+                }
+            }
+            // A server that ignores `Range` sends the whole blob.
+            200 => {
+                let from = usize::try_from(start).unwrap_or(usize::MAX);
+                Ok(Some(reply.body.get(from..).unwrap_or_default().to_vec()))
+            }
+            // `InvalidRange`: `start` is at or past the end of the blob.
+            416 => Ok(Some(Vec::new())),
+            404 if blob_missing(&reply) => Ok(None),
+            _ => Err(storage_error(path, &reply)),
+        }
+    }
+
+    async fn stat(&self, path: &str) -> Result<Option<FileEntry>, LakeError> {
+        let url = self.blob_url(path)?;
+        let reply = self
+            .call_with(&self.list_http, Method::HEAD, &url, &[], None)
+            .await
+            .map_err(|e| remote(path, e))?;
+        match reply.status.as_u16() {
+            200 => {
+                let size = reply
+                    .header("content-length")
+                    .and_then(|l| l.trim().parse::<u64>().ok())
+                    .ok_or_else(|| LakeError::Malformed {
+                        path: path.to_string(),
+                        reason: "Get Blob Properties answered without a Content-Length".to_string(),
+                    })?;
+                Ok(Some(FileEntry {
+                    name: path.rsplit('/').next().unwrap_or(path).to_string(),
+                    size,
+                    version: reply.header("etag").map(str::to_string),
+                    modified: reply.header("last-modified").and_then(http_date),
+                }))
+            }
+            // A HEAD answer has no body: the error code is in `x-ms-error-code` only.
+            404 if blob_missing(&reply) => Ok(None),
+            _ => Err(storage_error(path, &reply)),
+        }
+    }
+}
+
+/// Whether a `404` means the blob is absent (and not the container, which is a wrong URL).
+fn blob_missing(reply: &Reply) -> bool {
+    !matches!(
+        error_code(reply).as_deref(),
+        Some("ContainerNotFound" | "ResourceNotFound")
+    )
+}
+
+/// An RFC 1123 date as Azure Storage writes `Last-Modified`.
+fn http_date(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc2822(text.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// `name` relative to the listing's `prefix`.
@@ -778,6 +899,10 @@ pub struct ListedBlob {
     pub size: u64,
     /// A directory of a hierarchical-namespace account (`Properties/ResourceType`).
     pub directory: bool,
+    /// `Properties/Etag`: changes with every write of the blob.
+    pub etag: Option<String>,
+    /// `Properties/Last-Modified`.
+    pub last_modified: Option<DateTime<Utc>>,
 }
 
 /// One page of a List Blobs answer.
@@ -839,10 +964,18 @@ pub fn parse_list_page(body: &[u8]) -> Result<ListPage, String> {
                             ));
                         }
                     };
+                    let text = |n: &str| {
+                        props
+                            .and_then(|p| p.child(n))
+                            .map(|c| c.text.trim().to_string())
+                            .filter(|t| !t.is_empty())
+                    };
                     page.blobs.push(ListedBlob {
                         name,
                         size,
                         directory,
+                        etag: text("Etag"),
+                        last_modified: text("Last-Modified").as_deref().and_then(http_date),
                     });
                 }
                 _ => {}
@@ -1115,7 +1248,8 @@ mod tests {
         let body = "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?>\
             <EnumerationResults ServiceEndpoint=\"https://a.blob.core.windows.net/\" ContainerName=\"c\">\
             <Prefix>x/</Prefix><Delimiter>/</Delimiter><Blobs>\
-            <Blob><Name>x/a&amp;b.csv</Name><Properties><Content-Length>12</Content-Length></Properties></Blob>\
+            <Blob><Name>x/a&amp;b.csv</Name><Properties><Last-Modified>Mon, 02 Nov 2026 10:15:07 GMT</Last-Modified>\
+            <Etag>0x8DCF1A2B3C4D5E6</Etag><Content-Length>12</Content-Length></Properties></Blob>\
             <BlobPrefix><Name>x/2026-11-02T10.15.00.000Z/</Name></BlobPrefix>\
             <Blob><Name>x/dir</Name><Properties><ResourceType>directory</ResourceType></Properties></Blob>\
             <Blob><Name Encoded=\"true\">x/%EF%BF%BEodd</Name><Properties><Content-Length>0</Content-Length></Properties></Blob>\
@@ -1128,17 +1262,23 @@ mod tests {
                 ListedBlob {
                     name: "x/a&b.csv".into(),
                     size: 12,
-                    directory: false
+                    directory: false,
+                    etag: Some("0x8DCF1A2B3C4D5E6".into()),
+                    last_modified: Some("2026-11-02T10:15:07Z".parse().unwrap()),
                 },
                 ListedBlob {
                     name: "x/dir".into(),
                     size: 0,
-                    directory: true
+                    directory: true,
+                    etag: None,
+                    last_modified: None,
                 },
                 ListedBlob {
                     name: "x/\u{fffe}odd".into(),
                     size: 0,
-                    directory: false
+                    directory: false,
+                    etag: None,
+                    last_modified: None,
                 },
             ]
         );

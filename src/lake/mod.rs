@@ -5,26 +5,31 @@
 //! has to scan what is new since the last scan and remember what it found. This module holds
 //! the parts every lake kind shares:
 //!
-//! - [`LakeStore`]: the two storage calls a scan needs (list one folder, read one object),
-//!   implemented for a local folder ([`LocalStore`], `file://`) and metered by [`Metered`] so
+//! - [`LakeStore`]: the storage calls a scan needs (list one folder, read one object, read the
+//!   end of one object from an offset, look at one object's size and version), implemented
+//!   for a local folder ([`LocalStore`], `file://`) and metered by [`Metered`] so
 //!   `lagwatch_lake_objects_listed_total` and `lagwatch_lake_bytes_read_total` count exactly
 //!   what each poll cost;
 //! - [`cdm`]: the CDM `model.json` that gives headerless CSV files their column order;
 //! - [`synapse`]: the incremental-update-folder layout and its cursor;
+//! - [`table`]: the table layout (one CSV file per partition, upserted in place) and its
+//!   cursor, which reads only the bytes appended since the last poll;
 //! - [`blob`]: Azure Blob Storage (also ADLS Gen2, OneLake, Azurite) over the Blob REST API.
 //!
 //! Storage is reached through this small trait instead of the `object_store` crate: the scans
-//! need two calls, and the HTTP stores can then go through lagwatch's own HTTP layer (gate,
+//! need a handful of calls, and the HTTP stores can then go through lagwatch's own HTTP layer (gate,
 //! budget, request metrics, Entra tokens) instead of a second HTTP client stack.
 
 pub mod blob;
 pub mod cdm;
 pub mod delta;
 pub mod synapse;
+pub mod table;
 
 use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use prometheus::IntCounter;
 
 use crate::connector::ConnectorError;
@@ -80,6 +85,24 @@ pub struct FileEntry {
     /// Name within the listed folder (no `/`).
     pub name: String,
     pub size: u64,
+    /// Changes whenever the content changes, even at the same size (a file rewritten in place):
+    /// a blob's ETag, a local file's modification time in nanoseconds and size. `None` when
+    /// the store does not say; then only the size tells that a file changed.
+    pub version: Option<String>,
+    /// When the file was last written, by the store's clock, if the store says.
+    pub modified: Option<DateTime<Utc>>,
+}
+
+impl FileEntry {
+    /// An entry with only a name and a size (stores or tests that know nothing more).
+    pub fn new(name: impl Into<String>, size: u64) -> Self {
+        FileEntry {
+            name: name.into(),
+            size,
+            version: None,
+            modified: None,
+        }
+    }
 }
 
 /// What one folder holds, one level deep.
@@ -98,6 +121,23 @@ pub trait LakeStore: Send + Sync + 'static {
     async fn list(&self, dir: &str) -> Result<Listing, LakeError>;
     /// The whole object at `path`, or `None` if it does not exist.
     async fn get(&self, path: &str) -> Result<Option<Vec<u8>>, LakeError>;
+    /// The bytes of the object at `path` from offset `start` to its end (empty when `start` is
+    /// at or past the end), or `None` if it does not exist. This is what keeps a poll of a
+    /// file that only grows as cheap as what was appended, however big the file is.
+    async fn get_range(&self, path: &str, start: u64) -> Result<Option<Vec<u8>>, LakeError>;
+    /// The listing entry of the object at `path` (size, version, modification time), or `None`
+    /// if it does not exist: how a scan tells whether one file changed without reading it.
+    /// The default lists the parent folder; stores with a cheaper call (a blob's `HEAD`)
+    /// override it.
+    async fn stat(&self, path: &str) -> Result<Option<FileEntry>, LakeError> {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        Ok(self
+            .list(dir)
+            .await?
+            .files
+            .into_iter()
+            .find(|f| f.name == name))
+    }
 }
 
 /// A local folder (`file://` URLs, the demo's lake, tests).
@@ -156,10 +196,7 @@ impl LakeStore for LocalStore {
             if meta.is_dir() {
                 listing.dirs.push(name);
             } else if meta.is_file() {
-                listing.files.push(FileEntry {
-                    name,
-                    size: meta.len(),
-                });
+                listing.files.push(local_entry(name, &meta));
             }
         }
         listing.dirs.sort();
@@ -173,6 +210,67 @@ impl LakeStore for LocalStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(store_error(path, &e)),
         }
+    }
+
+    async fn get_range(&self, path: &str, start: u64) -> Result<Option<Vec<u8>>, LakeError> {
+        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+        let mut file = match tokio::fs::File::open(self.resolve(path)?).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(store_error(path, &e)),
+        };
+        let len = file
+            .metadata()
+            .await
+            .map_err(|e| store_error(path, &e))?
+            .len();
+        if start >= len {
+            return Ok(Some(Vec::new()));
+        }
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|e| store_error(path, &e))?;
+        // The file may still grow while it is read: what is there at the end of the read counts.
+        let mut bytes = Vec::with_capacity(usize::try_from(len - start).unwrap_or(0));
+        file.read_to_end(&mut bytes)
+            .await
+            .map_err(|e| store_error(path, &e))?;
+        Ok(Some(bytes))
+    }
+
+    async fn stat(&self, path: &str) -> Result<Option<FileEntry>, LakeError> {
+        let full = self.resolve(path)?;
+        match tokio::fs::metadata(&full).await {
+            Ok(meta) if meta.is_file() => {
+                let name = path.rsplit('/').next().unwrap_or(path).to_string();
+                Ok(Some(local_entry(name, &meta)))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(store_error(path, &e)),
+        }
+    }
+}
+
+/// A local file's listing entry. Its version is the modification time in nanoseconds and the
+/// size, and on Unix the inode: a file rewritten by renaming a new one over it (how a writer
+/// replaces a file atomically) gets a new inode even within one tick of the file system's
+/// clock, which is coarser than nanoseconds; a same-size write in place within one tick is
+/// the one change this cannot tell.
+fn local_entry(name: String, meta: &std::fs::Metadata) -> FileEntry {
+    let modified = meta.modified().ok();
+    let nanos = modified
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    FileEntry {
+        name,
+        size: meta.len(),
+        version: Some(format!("{inode}-{nanos}-{}", meta.len())),
+        modified: modified.map(DateTime::<Utc>::from),
     }
 }
 
@@ -209,6 +307,23 @@ impl<S: LakeStore> LakeStore for Metered<S> {
         }
         Ok(b)
     }
+
+    async fn get_range(&self, path: &str, start: u64) -> Result<Option<Vec<u8>>, LakeError> {
+        let b = self.inner.get_range(path, start).await?;
+        if let Some(b) = &b {
+            self.bytes_read.inc_by(b.len() as u64);
+        }
+        Ok(b)
+    }
+
+    /// Counted as one object listed: it is one listing entry's worth of metadata.
+    async fn stat(&self, path: &str) -> Result<Option<FileEntry>, LakeError> {
+        let e = self.inner.stat(path).await?;
+        if e.is_some() {
+            self.objects_listed.inc();
+        }
+        Ok(e)
+    }
 }
 
 #[cfg(test)]
@@ -223,18 +338,64 @@ mod tests {
         let store = LocalStore::new(&dir);
         let l = store.list("a").await.unwrap();
         assert_eq!(l.dirs, ["b"]);
+        assert_eq!(l.files.len(), 1);
+        assert_eq!((l.files[0].name.as_str(), l.files[0].size), ("x.csv", 4));
+        assert!(l.files[0].modified.is_some());
         assert_eq!(
-            l.files,
-            [FileEntry {
-                name: "x.csv".into(),
-                size: 4
-            }]
+            store.stat("a/x.csv").await.unwrap().as_ref(),
+            Some(&l.files[0])
+        );
+        assert_eq!(store.stat("a/none.csv").await.unwrap(), None);
+        assert_eq!(
+            store.stat("a/b").await.unwrap(),
+            None,
+            "a folder is not a file"
         );
         assert_eq!(store.list("missing").await.unwrap(), Listing::default());
         assert_eq!(store.get("a/x.csv").await.unwrap().unwrap(), b"1,2\n");
         assert_eq!(store.get("a/none.csv").await.unwrap(), None);
         assert!(store.get("../etc/passwd").await.is_err());
         assert!(store.get("/etc/passwd").await.is_err());
+        assert!(store.get_range("../etc/passwd", 0).await.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_range_read_returns_the_end_of_a_file_and_its_version_follows_rewrites() {
+        let dir = std::env::temp_dir().join(format!("lagwatch-lake-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("p.csv"), "0123456789").unwrap();
+        let store = LocalStore::new(&dir);
+        assert_eq!(
+            store.get_range("p.csv", 0).await.unwrap().unwrap(),
+            b"0123456789"
+        );
+        assert_eq!(store.get_range("p.csv", 7).await.unwrap().unwrap(), b"789");
+        assert_eq!(store.get_range("p.csv", 10).await.unwrap().unwrap(), b"");
+        assert_eq!(store.get_range("p.csv", 99).await.unwrap().unwrap(), b"");
+        assert_eq!(store.get_range("none.csv", 0).await.unwrap(), None);
+        let before = store.stat("p.csv").await.unwrap().unwrap();
+        // Rewritten in place at the same size: the version changes, the size does not.
+        let file = std::fs::File::options()
+            .write(true)
+            .open(dir.join("p.csv"))
+            .unwrap();
+        std::fs::write(dir.join("p.csv"), "abcdefghij").unwrap();
+        file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+            .unwrap();
+        let after = store.stat("p.csv").await.unwrap().unwrap();
+        assert_eq!(after.size, before.size);
+        assert_ne!(after.version, before.version);
+
+        let listed = IntCounter::new("l", "t").unwrap();
+        let read = IntCounter::new("r", "t").unwrap();
+        let metered = Metered::new(LocalStore::new(&dir), listed.clone(), read.clone());
+        assert_eq!(
+            metered.get_range("p.csv", 6).await.unwrap().unwrap(),
+            b"ghij"
+        );
+        assert!(metered.stat("p.csv").await.unwrap().is_some());
+        assert_eq!((listed.get(), read.get()), (1, 4));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -78,14 +78,118 @@ pub struct TableSpec {
     pub key_prefix: String,
 }
 
-/// A sentinel row found in a complete folder.
+/// A sentinel row a cursor found (in a complete incremental folder, or in a table-layout
+/// partition file).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     pub payload: Option<String>,
     /// `SinkCreatedOn` (else `SinkModifiedOn`) of the row, when the export wrote one.
     pub sink_at: Option<DateTime<Utc>>,
-    /// Time in the name of the folder that held it.
-    pub folder: DateTime<Utc>,
+    /// The lake's own time of the row, from which it is forgotten after the cursor's `keep`:
+    /// the time in the name of the incremental folder that held it, or (table layout) the
+    /// last-modified time of the partition file when a scan first read the row (the scan's
+    /// wall-clock time if the store does not say). A row rewritten in place keeps it.
+    pub observed: DateTime<Utc>,
+}
+
+/// Where the columns a cursor needs are in a table's CSV rows, from `model.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Columns {
+    /// How many fields every row has.
+    pub count: usize,
+    pub key_at: usize,
+    pub payload_at: Option<usize>,
+    /// `SinkCreatedOn`, else `SinkModifiedOn`.
+    pub sink_at: Option<usize>,
+}
+
+impl Columns {
+    /// The positions of `spec`'s columns in the `model.json` at `model_path`.
+    ///
+    /// # Errors
+    /// [`LakeError::Malformed`] when the manifest is not CDM, does not list the table, or the
+    /// table lacks the key or payload column.
+    pub(crate) fn of(
+        bytes: &[u8],
+        model_path: &str,
+        spec: &TableSpec,
+    ) -> Result<Columns, LakeError> {
+        let Some(columns) = cdm::columns(bytes, model_path, &spec.table)? else {
+            return Err(LakeError::Malformed {
+                path: model_path.to_string(),
+                reason: format!("does not list table {}", spec.table),
+            });
+        };
+        let at = |name: &str| columns.iter().position(|c| c.eq_ignore_ascii_case(name));
+        let Some(key_at) = at(&spec.key_column) else {
+            return Err(LakeError::Malformed {
+                path: model_path.to_string(),
+                reason: format!("table {} has no column {}", spec.table, spec.key_column),
+            });
+        };
+        let payload_at = match &spec.payload_column {
+            None => None,
+            Some(p) => Some(at(p).ok_or_else(|| LakeError::Malformed {
+                path: model_path.to_string(),
+                reason: format!("table {} has no column {p}", spec.table),
+            })?),
+        };
+        Ok(Columns {
+            count: columns.len(),
+            key_at,
+            payload_at,
+            sink_at: at("SinkCreatedOn").or_else(|| at("SinkModifiedOn")),
+        })
+    }
+
+    /// The sentinel in `record`, if its key starts with `prefix` (other rows are not kept, so
+    /// memory follows lagwatch's own sentinels, not the table).
+    pub(crate) fn sentinel(
+        &self,
+        record: &csv::StringRecord,
+        prefix: &str,
+        observed: DateTime<Utc>,
+    ) -> Option<(String, Found)> {
+        let key = record.get(self.key_at).unwrap_or_default();
+        if !key.starts_with(prefix) {
+            return None;
+        }
+        Some((
+            key.to_string(),
+            Found {
+                payload: self
+                    .payload_at
+                    .and_then(|i| record.get(i))
+                    .map(str::to_string),
+                sink_at: self
+                    .sink_at
+                    .and_then(|i| record.get(i))
+                    .and_then(parse_datetime),
+                observed,
+            },
+        ))
+    }
+}
+
+/// Forgets found sentinels observed more than `keep` before `newest`, then the oldest beyond
+/// [`MAX_FOUND`]: the bound on a cursor's memory.
+pub(crate) fn forget_old(
+    found: &mut HashMap<String, Found>,
+    newest: Option<DateTime<Utc>>,
+    keep: Duration,
+) {
+    let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+    if let Some(newest) = newest {
+        found.retain(|_, f| newest.signed_duration_since(f.observed) <= keep);
+    }
+    if found.len() > MAX_FOUND {
+        let mut by_age: Vec<(DateTime<Utc>, String)> =
+            found.iter().map(|(k, f)| (f.observed, k.clone())).collect();
+        by_age.sort();
+        for (_, k) in by_age.into_iter().take(found.len() - MAX_FOUND) {
+            found.remove(&k);
+        }
+    }
 }
 
 /// What a scan saw.
@@ -113,7 +217,7 @@ pub struct Cursor {
 }
 
 /// Most sentinel rows remembered at once; the oldest go first.
-const MAX_FOUND: usize = 100_000;
+pub(crate) const MAX_FOUND: usize = 100_000;
 
 impl Cursor {
     /// A cursor that reads folders closed at or after `since` (lagwatch's start, minus a
@@ -201,27 +305,8 @@ impl Cursor {
         }
         scan.newest_complete = self.newest_complete;
         self.last_open = Some(open);
-        self.forget_old();
+        forget_old(&mut self.found, self.newest_complete, self.keep);
         Ok(scan)
-    }
-
-    fn forget_old(&mut self) {
-        let keep = chrono::Duration::from_std(self.keep).unwrap_or(chrono::Duration::MAX);
-        if let Some(newest) = self.newest_complete {
-            self.found
-                .retain(|_, f| newest.signed_duration_since(f.folder) <= keep);
-        }
-        if self.found.len() > MAX_FOUND {
-            let mut by_age: Vec<(DateTime<Utc>, String)> = self
-                .found
-                .iter()
-                .map(|(k, f)| (f.folder, k.clone()))
-                .collect();
-            by_age.sort();
-            for (_, k) in by_age.into_iter().take(self.found.len() - MAX_FOUND) {
-                self.found.remove(&k);
-            }
-        }
     }
 
     /// The sentinel rows of one complete folder.
@@ -244,30 +329,7 @@ impl Cursor {
                 reason: "missing, so the CSV files' columns are unknown".to_string(),
             });
         };
-        let Some(columns) = cdm::columns(&model, &model_path, &self.spec.table)? else {
-            return Err(LakeError::Malformed {
-                path: model_path,
-                reason: format!("does not list table {}", self.spec.table),
-            });
-        };
-        let at = |name: &str| columns.iter().position(|c| c.eq_ignore_ascii_case(name));
-        let Some(key_at) = at(&self.spec.key_column) else {
-            return Err(LakeError::Malformed {
-                path: model_path,
-                reason: format!(
-                    "table {} has no column {}",
-                    self.spec.table, self.spec.key_column
-                ),
-            });
-        };
-        let payload_at = match &self.spec.payload_column {
-            None => None,
-            Some(p) => Some(at(p).ok_or_else(|| LakeError::Malformed {
-                path: model_path.clone(),
-                reason: format!("table {} has no column {p}", self.spec.table),
-            })?),
-        };
-        let sink_at = at("SinkCreatedOn").or_else(|| at("SinkModifiedOn"));
+        let columns = Columns::of(&model, &model_path, &self.spec)?;
         let mut out = Vec::new();
         for f in csvs {
             let path = format!("{dir}/{}", f.name);
@@ -283,29 +345,18 @@ impl Cursor {
                     path: path.clone(),
                     reason: format!("not CSV ({e})"),
                 })?;
-                if record.len() != columns.len() {
+                if record.len() != columns.count {
                     return Err(LakeError::Malformed {
                         path: path.clone(),
                         reason: format!(
                             "a row on line {} has {} fields; model.json lists {} columns",
                             record.position().map_or(0, |p| p.line()),
                             record.len(),
-                            columns.len()
+                            columns.count
                         ),
                     });
                 }
-                let key = record.get(key_at).unwrap_or_default();
-                if !key.starts_with(&self.spec.key_prefix) {
-                    continue;
-                }
-                out.push((
-                    key.to_string(),
-                    Found {
-                        payload: payload_at.and_then(|i| record.get(i)).map(str::to_string),
-                        sink_at: sink_at.and_then(|i| record.get(i)).and_then(parse_datetime),
-                        folder: time,
-                    },
-                ));
+                out.extend(columns.sentinel(&record, &self.spec.key_prefix, time));
             }
         }
         Ok(out)

@@ -1,12 +1,19 @@
-//! `synapse_link_csv`: the analytics lake as Synapse Link for Dataverse writes it in CSV, with
-//! incremental update folders, as a target.
+//! `synapse_link_csv`: the analytics lake as Synapse Link for Dataverse writes it in CSV, as a
+//! target, in either of its layouts (`layout:`):
+//!
+//! - `incremental` (default): incremental update folders. Each lookup brings the export's
+//!   [`Cursor`] up to date — one read of `Changelog/changelog.info` when nothing completed, the
+//!   new folders' files when something did — and answers from what complete folders held.
+//! - `table`: one CSV file per table partition (`account/2026.csv`), appended to and, in
+//!   in-place update mode, rewritten where it is. Each lookup brings the [`TableCursor`] up to
+//!   date — a look at `model.json`, one listing of the table's folder, and for each partition
+//!   file that changed a range read of what was appended behind the bytes already read (the
+//!   whole file only when it was rewritten before that point).
 //!
 //! Why: the lake is the slowest hop of an estate (folders every 5 minutes to a day) and the
-//! least visible one. Each lookup brings the export's [`Cursor`] up to date — one read of
-//! `Changelog/changelog.info` when nothing completed, the new folders' files when something
-//! did — and answers from what complete folders held. A lookup never answers from an older
-//! scan than its own, so "absent" always means "absent when this request was sent", which the
-//! lag estimate relies on. Scans are serialised per target; they are cheap when nothing changed.
+//! least visible one. A lookup never answers from an older scan than its own, so "absent"
+//! always means "absent when this request was sent", which the lag estimate relies on. Scans
+//! are serialised per target; they are cheap when nothing changed.
 //!
 //! Where the lake is read from, by `url`:
 //!
@@ -27,6 +34,7 @@
 //!   table: account
 //!   key_column: name
 //!   auth: { method: managed_identity }
+//!   layout: table          # default: incremental
 //! ```
 
 use std::sync::Arc;
@@ -43,8 +51,9 @@ use crate::auth::AuthBlock;
 use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
-use crate::lake::LakeStore;
-use crate::lake::synapse::{Cursor, TableSpec};
+use crate::lake::synapse::{Cursor, Found, TableSpec};
+use crate::lake::table::TableCursor;
+use crate::lake::{LakeError, LakeStore};
 use crate::sentinel::{KEY_PREFIX, SentinelId};
 
 /// How long found sentinels are remembered (longer than any sensible lake timeout).
@@ -69,6 +78,21 @@ pub struct SynapseLinkCsvConfig {
     /// How to authenticate to Azure Storage; required for storage URLs, absent for `file://`.
     #[serde(default)]
     pub auth: Option<AuthBlock>,
+    /// How the export lays out its files: `incremental` (incremental update folders, the
+    /// default) or `table` (one CSV file per table partition, updated in place or append-only).
+    #[serde(default)]
+    pub layout: Layout,
+}
+
+/// The folder structure of a Synapse Link CSV export (fact sheet §5.2, §5.3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// Timestamped incremental update folders and `Changelog/changelog.info`.
+    #[default]
+    Incremental,
+    /// `model.json` and `<table>/<partition>.csv` at the container's root.
+    Table,
 }
 
 /// Registry entry: types and checks a `kind: synapse_link_csv` block.
@@ -105,11 +129,15 @@ impl SystemKind for SynapseLinkCsvConfig {
 
     fn describe(&self) -> String {
         format!(
-            "{} table {} (key {}, payload {}), incremental update folders{}",
+            "{} table {} (key {}, payload {}), {}{}",
             self.url,
             self.table,
             self.key_column,
             self.payload_column.as_deref().unwrap_or("not compared"),
+            match self.layout {
+                Layout::Incremental => "incremental update folders",
+                Layout::Table => "table layout (partition files read from where they grew)",
+            },
             self.auth
                 .as_ref()
                 .map_or(String::new(), |a| format!(", auth {}", a.method())),
@@ -118,40 +146,83 @@ impl SystemKind for SynapseLinkCsvConfig {
 
     fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
         let store = lake_access::open(name, &self.url, self.auth.as_ref(), cx, &gate)?;
-        let since = chrono::Utc::now()
-            - chrono::Duration::from_std(START_MARGIN).unwrap_or(chrono::Duration::zero());
-        let cursor = Cursor::new(
-            TableSpec {
-                table: self.table.clone(),
-                key_column: self.key_column.clone(),
-                payload_column: self.payload_column.clone(),
-                key_prefix: format!("{KEY_PREFIX}-"),
-            },
-            since,
-            REMEMBER,
-        );
-        let target = Arc::new(SynapseLinkCsv {
+        let spec = TableSpec {
+            table: self.table.clone(),
+            key_column: self.key_column.clone(),
+            payload_column: self.payload_column.clone(),
+            key_prefix: format!("{KEY_PREFIX}-"),
+        };
+        let reader = match self.layout {
+            Layout::Incremental => {
+                let since = chrono::Utc::now()
+                    - chrono::Duration::from_std(START_MARGIN).unwrap_or(chrono::Duration::zero());
+                Reader::from(Cursor::new(spec, since, REMEMBER))
+            }
+            Layout::Table => Reader::from(TableCursor::new(spec, REMEMBER)),
+        };
+        let target = Arc::new(SynapseLinkCsv::new(
             store,
-            cursor: Mutex::new(cursor),
-            last_folder: cx.metrics.lake_last_folder.with_label_values(&[name]),
-        });
+            reader,
+            cx.metrics.lake_last_folder.with_label_values(&[name]),
+        ));
         Ok(System::target_only(name, self.kind(), gate, target))
+    }
+}
+
+/// The cursor of one layout.
+#[derive(Debug)]
+pub enum Reader {
+    Incremental(Cursor),
+    Table(TableCursor),
+}
+
+impl From<Cursor> for Reader {
+    fn from(c: Cursor) -> Self {
+        Reader::Incremental(c)
+    }
+}
+
+impl From<TableCursor> for Reader {
+    fn from(c: TableCursor) -> Self {
+        Reader::Table(c)
+    }
+}
+
+impl Reader {
+    /// Brings the cursor up to date; the time `last_folder` shows: the newest complete
+    /// folder's (incremental), the newest partition file's last-modified time (table).
+    async fn scan(
+        &mut self,
+        store: &dyn LakeStore,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, LakeError> {
+        Ok(match self {
+            Reader::Incremental(c) => c.scan(store).await?.newest_complete,
+            Reader::Table(c) => c.scan(store).await?.newest_file,
+        })
+    }
+
+    fn found(&self, key: &str) -> Option<&Found> {
+        match self {
+            Reader::Incremental(c) => c.found(key),
+            Reader::Table(c) => c.found(key),
+        }
     }
 }
 
 /// The connector: one table of one export.
 pub struct SynapseLinkCsv {
     store: Box<dyn LakeStore>,
-    cursor: Mutex<Cursor>,
+    cursor: Mutex<Reader>,
     last_folder: Gauge,
 }
 
 impl SynapseLinkCsv {
-    /// A target reading `store` with `cursor`; `last_folder` gets the newest complete folder.
-    pub fn new(store: Box<dyn LakeStore>, cursor: Cursor, last_folder: Gauge) -> Self {
+    /// A target reading `store` with `cursor` (a [`Cursor`] or a [`TableCursor`]);
+    /// `last_folder` gets the newest complete folder, or the newest partition file's time.
+    pub fn new(store: Box<dyn LakeStore>, cursor: impl Into<Reader>, last_folder: Gauge) -> Self {
         SynapseLinkCsv {
             store,
-            cursor: Mutex::new(cursor),
+            cursor: Mutex::new(cursor.into()),
             last_folder,
         }
     }
@@ -161,8 +232,7 @@ impl SynapseLinkCsv {
 impl Target for SynapseLinkCsv {
     async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
         let mut cursor = self.cursor.lock().await;
-        let scan = cursor.scan(self.store.as_ref()).await?;
-        if let Some(t) = scan.newest_complete {
+        if let Some(t) = cursor.scan(self.store.as_ref()).await? {
             self.last_folder.set(t.timestamp_millis() as f64 / 1000.0);
         }
         Ok(match cursor.found(id.key()) {
@@ -235,6 +305,22 @@ mod tests {
                 )
             )
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_layout_is_incremental_unless_table_is_asked_for() {
+        let d = |v: Value| decode("systems.lake", v).expect("decodes").describe();
+        assert!(d(lake("file:///lake/c", None)).contains("incremental update folders"));
+        let mut v = lake("file:///lake/c", None);
+        v["layout"] = json!("table");
+        assert!(d(v).contains("table layout"));
+        let mut v = lake("file:///lake/c", None);
+        v["layout"] = json!("tables");
+        assert_eq!(
+            issue(v),
+            "systems.lake.layout: unknown value \"tables\"; the values allowed here are: \
+             incremental, table"
         );
     }
 
