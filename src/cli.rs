@@ -49,8 +49,8 @@ pub enum Command {
         /// Scenario file; the built-in demo scenario if absent.
         #[arg(long)]
         scenario: Option<PathBuf>,
-        /// Directory the scenario's lakes (Synapse Link incremental update folders) are
-        /// written under, one folder per container; default a new directory in the system
+        /// Directory the scenario's lakes (Synapse Link incremental update folders or table
+        /// layout) are written under, one folder per container; default a new directory in the system
         /// temp dir, removed on exit.
         #[arg(long)]
         lake_dir: Option<PathBuf>,
