@@ -5,8 +5,9 @@
 //! with an `http://127.0.0.1:<port>/devstoreaccount1/<container>/<folder>` URL, with Shared Key,
 //! a SAS token and anonymous access; a wrong key is an auth error; listings follow `NextMarker`
 //! pages; the table layout (`layout: table`) is polled with Get Blob Properties, one listing and
-//! `Range` reads of what was appended to a partition blob. Each test starts its own Azurite on a free port and stops it (by its process) when it
-//! ends. Without Azurite the tests skip, unless `LAGWATCH_REQUIRE_TOOLS=1` (CI), where they fail.
+//! `Range` reads of what was appended to a partition blob. Each test starts its own Azurite on
+//! a free port and stops it (by its process) when it ends. Without Azurite the tests skip,
+//! unless `LAGWATCH_REQUIRE_TOOLS=1` (CI), where they fail.
 
 mod common;
 
