@@ -50,8 +50,8 @@ pub enum Command {
         #[arg(long)]
         scenario: Option<PathBuf>,
         /// Directory the scenario's lakes (Synapse Link incremental update folders or table
-        /// layout) are written under, one folder per container; default a new directory in the system
-        /// temp dir, removed on exit.
+        /// layout) are written under, one folder per container; default a new directory in the
+        /// system temp dir, removed on exit.
         #[arg(long)]
         lake_dir: Option<PathBuf>,
     },

@@ -37,8 +37,9 @@
 //!
 //! Files are read whole or from an offset to their end: up to [`MAX_OBJECT_BYTES`] per read
 //! (the export's per-interval change files are small, and a table-layout partition is read
-//! whole only when it was rewritten; a bigger read is an error, not an allocation). Listings keep the default cap of
-//! the HTTP layer, which a page of at most 5,000 entries stays well under.
+//! whole only when it was rewritten; a bigger read is an error, not an allocation). Listings
+//! keep the default cap of the HTTP layer, which a page of at most 5,000 entries stays well
+//! under.
 
 use std::collections::BTreeSet;
 use std::fmt;
