@@ -612,6 +612,9 @@ async fn the_table_layout_is_polled_with_range_reads_of_what_was_appended() {
         stat.version.is_some() && stat.modified.is_some(),
         "{stat:?}"
     );
+    // The properties and the listing name the same version.
+    let at_root = store.list("").await.unwrap();
+    assert_eq!(at_root.files, std::slice::from_ref(&stat));
     assert_eq!(store.stat("none.json").await.unwrap(), None);
     let listed = store.list("account").await.unwrap();
     assert_eq!(listed.files[0].size, len);

@@ -735,7 +735,7 @@ impl LakeStore for BlobStore {
                 Ok(Some(FileEntry {
                     name: path.rsplit('/').next().unwrap_or(path).to_string(),
                     size,
-                    version: reply.header("etag").map(str::to_string),
+                    version: reply.header("etag").map(etag),
                     modified: reply.header("last-modified").and_then(http_date),
                 }))
             }
@@ -752,6 +752,12 @@ fn blob_missing(reply: &Reply) -> bool {
         error_code(reply).as_deref(),
         Some("ContainerNotFound" | "ResourceNotFound")
     )
+}
+
+/// An ETag without the quotes the `ETag` header has and listings leave out, so a `stat` and a
+/// listing give the same version.
+fn etag(text: &str) -> String {
+    text.trim().trim_matches('"').to_string()
 }
 
 /// An RFC 1123 date as Azure Storage writes `Last-Modified`.
@@ -975,7 +981,7 @@ pub fn parse_list_page(body: &[u8]) -> Result<ListPage, String> {
                         name,
                         size,
                         directory,
-                        etag: text("Etag"),
+                        etag: text("Etag").as_deref().map(etag),
                         last_modified: text("Last-Modified").as_deref().and_then(http_date),
                     });
                 }
