@@ -7,7 +7,13 @@
 //! sentinel) — wall time, bytes read and objects listed, through the `synapse_link_csv`
 //! target and its metered store.
 //!
-//! `cargo bench --bench lake`   (writes up to ~150 MB under the temp dir, removed afterwards)
+//! The table layout (`layout: table`) the same way: one partition file of 10,000, 100,000 or
+//! 1,000,000 rows; the start-up poll (which positions the cursor at the file's end), an idle
+//! poll, the poll after one appended row (the sentinel), and, for contrast, the poll after the
+//! file was rewritten in place (one early row updated, the sentinel appended), which reads the
+//! file whole.
+//!
+//! `cargo bench --bench lake`   (writes up to ~320 MB under the temp dir, removed afterwards)
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -16,6 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use lagwatch::connector::{Lookup, Target};
 use lagwatch::lake::synapse::{Cursor, TableSpec};
+use lagwatch::lake::table::TableCursor;
 use lagwatch::lake::{LocalStore, Metered};
 use lagwatch::sentinel::SentinelId;
 use lagwatch::systems::synapse_link_csv::SynapseLinkCsv;
@@ -151,6 +158,91 @@ async fn main() {
         let _ = std::fs::remove_dir_all(&root);
     }
     println!("{report}");
+    println!("{}", table_layout().await);
+}
+
+fn spec() -> TableSpec {
+    TableSpec {
+        table: "account".into(),
+        key_column: "name".into(),
+        payload_column: Some("description".into()),
+        key_prefix: "lagwatch-".into(),
+    }
+}
+
+fn cell(m: &Measure) -> String {
+    format!(
+        "{:.2} ms, {} B, {} objects",
+        m.time.as_secs_f64() * 1000.0,
+        m.bytes,
+        m.objects
+    )
+}
+
+/// The table layout: one partition file of `n` rows, polled at start-up, idle, after one
+/// appended row, and after an in-place rewrite.
+async fn table_layout() -> String {
+    let mut report = String::from(
+        "| partition rows | file size | start-up poll | idle poll | poll after one appended row | poll after an in-place rewrite |\n|---|---|---|---|---|---|\n",
+    );
+    for n in SIZES {
+        let root: PathBuf = std::env::temp_dir().join(format!("lagwatch-lake-table-bench-{n}"));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("account")).expect("mkdir");
+        std::fs::write(root.join("model.json"), MODEL).expect("model");
+        let file = root.join("account/2026.csv");
+        let mut csv = String::new();
+        rows(&mut csv, n, |i| format!("business-{i}"));
+        std::fs::write(&file, &csv).expect("csv");
+        let size = csv.len();
+        drop(csv);
+
+        let read = IntCounter::new("read", "bench").expect("counter");
+        let listed = IntCounter::new("listed", "bench").expect("counter");
+        let target = SynapseLinkCsv::new(
+            Box::new(Metered::new(
+                LocalStore::new(&root),
+                listed.clone(),
+                read.clone(),
+            )),
+            TableCursor::new(spec(), Duration::from_secs(86_400)),
+            Gauge::new("g", "bench").expect("gauge"),
+        );
+        let id = SentinelId::new("bench");
+        let (_, start) = poll(&target, &id, &read, &listed).await;
+        let (_, idle) = poll(&target, &id, &read, &listed).await;
+        let mut one = String::new();
+        rows(&mut one, 1, |_| id.key().to_string());
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, one.as_bytes()))
+            .expect("append");
+        let (found, append) = poll(&target, &id, &read, &listed).await;
+        assert!(matches!(found, Lookup::Present { .. }), "sentinel found");
+        // In-place update mode: an early row updated (longer), another sentinel appended; the
+        // file replaced by rename, as a writer replaces it atomically.
+        let other = SentinelId::new("bench");
+        let text = std::fs::read_to_string(&file).expect("read");
+        let mut text = text.replacen("Contoso account 1,", "Contoso account 1 (updated),", 1);
+        rows(&mut text, 1, |_| other.key().to_string());
+        let tmp = root.join("account/.2026.csv.tmp");
+        std::fs::write(&tmp, text).expect("tmp");
+        std::fs::rename(&tmp, &file).expect("rename");
+        let (found, rewrite) = poll(&target, &other, &read, &listed).await;
+        assert!(matches!(found, Lookup::Present { .. }), "sentinel found");
+        let _ = writeln!(
+            report,
+            "| {n} | {:.1} MB | {} | {} | {} | {} |",
+            size as f64 / 1e6,
+            cell(&start),
+            cell(&idle),
+            cell(&append),
+            cell(&rewrite)
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    report
 }
 
 fn walk(p: &Path) -> u64 {

@@ -50,9 +50,9 @@ pub enum Command {
         /// Scenario file; the built-in demo scenario if absent.
         #[arg(long)]
         scenario: Option<PathBuf>,
-        /// Directory the scenario's lakes (Synapse Link incremental update folders) are
-        /// written under, one folder per container; default a new directory in the system
-        /// temp dir, removed on exit.
+        /// Directory the scenario's lakes (Synapse Link incremental update folders or table
+        /// layout) are written under, one folder per container; default a new directory in the
+        /// system temp dir, removed on exit.
         #[arg(long)]
         lake_dir: Option<PathBuf>,
         /// Write the lakes to this Azure Storage account instead, one container per lake:

@@ -4,11 +4,13 @@
 //! Blob signed with the emulator's public account key, then read by the kind built from YAML
 //! with an `http://127.0.0.1:<port>/devstoreaccount1/<container>/<folder>` URL, with Shared Key,
 //! a SAS token and anonymous access; a wrong key is an auth error; listings follow `NextMarker`
-//! pages. The emulator's `BlobSink` writes, appends, renames and deletes blobs there that
-//! lagwatch's `BlobStore` reads back, and an emulator writing its lake through it is read by
-//! the kind, which finds each sentinel when its folder closes, with the ground truth's sink
-//! instant. Each test starts its own Azurite on a free port and stops it (by its process) when it
-//! ends. Without Azurite the tests skip, unless `LAGWATCH_REQUIRE_TOOLS=1` (CI), where they fail.
+//! pages; the table layout (`layout: table`) is polled with Get Blob Properties, one listing and
+//! `Range` reads of what was appended to a partition blob. The emulator's `BlobSink` writes,
+//! appends, renames and deletes blobs there that lagwatch's `BlobStore` reads back, and an
+//! emulator writing its lake through it is read by the kind, which finds each sentinel when its
+//! folder closes, with the ground truth's sink instant. Each test starts its own Azurite on a
+//! free port and stops it (by its process) when it ends. Without Azurite the tests skip, unless
+//! `LAGWATCH_REQUIRE_TOOLS=1` (CI), where they fail.
 
 mod common;
 
@@ -293,11 +295,16 @@ fn folder(minutes_ago: i64) -> (String, DateTime<Utc>) {
 
 /// The `lake` target built from YAML as `lagwatch run` builds it, with its metrics.
 fn lake_target(url: &str, auth: &str) -> (Arc<dyn Target>, Metrics) {
+    lake_target_with(url, auth, "incremental")
+}
+
+/// [`lake_target`] with a `layout`.
+fn lake_target_with(url: &str, auth: &str, layout: &str) -> (Arc<dyn Target>, Metrics) {
     let yaml = format!(
         "instance: test\n\
          systems:\n  crm:\n    kind: simulated\n  lake:\n    kind: synapse_link_csv\n    \
          url: {url}\n    table: account\n    key_column: name\n    payload_column: description\n    \
-         auth: {auth}\n\
+         auth: {auth}\n    layout: {layout}\n\
          paths:\n  - source: crm\n    target: lake\n    timeout: 2h\n    objective: 30m\n"
     );
     let config = Config::from_yaml("lake.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
@@ -1004,4 +1011,159 @@ async fn emulate_writes_the_lake_to_a_blob_url_with_the_key_from_the_environment
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!format!("{stdout}{stderr}").contains(DEV_KEY));
+}
+
+#[tokio::test]
+async fn the_table_layout_is_polled_with_range_reads_of_what_was_appended() {
+    let Some(az) = Azurite::start().await else {
+        return;
+    };
+    let c = "dataverse-contoso-tables";
+    let root = "exports/contoso";
+    az.container(c, false).await;
+    let part = format!("{root}/account/2026.csv");
+    let mut csv: String = (0..1000)
+        .map(|i| row(&format!("business-{i}"), "Contoso account"))
+        .collect();
+    az.blob(c, &format!("{root}/model.json"), MODEL).await;
+    az.blob(c, &part, csv.as_str()).await;
+
+    // The store's range reads and properties against the real service.
+    let key = SharedKey::new(ACCOUNT, DEV_KEY).unwrap();
+    let store = BlobStore::new(
+        common::fakes::http_system("lake", Auth::None),
+        BlobLocation::parse(&format!("{}/{c}/{root}", az.base())).unwrap(),
+        BlobAuth::SharedKey(key),
+    );
+    let len = csv.len() as u64;
+    assert_eq!(
+        store
+            .get_range("account/2026.csv", len - 10)
+            .await
+            .unwrap()
+            .unwrap(),
+        &csv.as_bytes()[csv.len() - 10..]
+    );
+    for past in [len, len + 100] {
+        assert_eq!(
+            store
+                .get_range("account/2026.csv", past)
+                .await
+                .unwrap()
+                .unwrap(),
+            b"",
+            "416 at {past}"
+        );
+    }
+    assert_eq!(store.get_range("account/none.csv", 0).await.unwrap(), None);
+    let stat = store.stat("model.json").await.unwrap().expect("model.json");
+    assert_eq!(stat.size, MODEL.len() as u64);
+    assert!(
+        stat.version.is_some() && stat.modified.is_some(),
+        "{stat:?}"
+    );
+    // The properties and the listing name the same version.
+    let at_root = store.list("").await.unwrap();
+    assert_eq!(at_root.files, std::slice::from_ref(&stat));
+    assert_eq!(store.stat("none.json").await.unwrap(), None);
+    let listed = store.list("account").await.unwrap();
+    assert_eq!(listed.files[0].size, len);
+    assert!(listed.files[0].version.is_some());
+
+    let key = secret(&az.dir, "key", DEV_KEY);
+    let (lake, metrics) = lake_target_with(
+        &format!("{}/{c}/{root}", az.base()),
+        &format!("{{ method: shared_key, account_key: \"{key}\" }}"),
+        "table",
+    );
+    let id = SentinelId::new("lake");
+    // Start-up: model.json's properties and body, the table's listing, 64 bytes of the file.
+    let before = counters(&metrics);
+    assert_eq!(lake.lookup(&id).await.unwrap(), Lookup::Absent);
+    let after = counters(&metrics);
+    assert_eq!(after.requests - before.requests, 4);
+    assert_eq!(after.read - before.read, MODEL.len() as u64 + 64);
+    // Idle: Get Blob Properties of model.json and one listing; nothing read.
+    let before = counters(&metrics);
+    assert_eq!(lake.lookup(&id).await.unwrap(), Lookup::Absent);
+    let after = counters(&metrics);
+    assert_eq!(
+        (after.requests - before.requests, after.read - before.read),
+        (2, 0)
+    );
+    assert_eq!(after.listed - before.listed, 1 + 1);
+
+    // The export appends the sentinel (here: the blob put again, longer).
+    let sentinel = row(id.key(), "t1");
+    csv.push_str(&sentinel);
+    az.blob(c, &part, csv.as_str()).await;
+    let before = counters(&metrics);
+    assert_eq!(
+        lake.lookup(&id).await.unwrap(),
+        Lookup::Present {
+            payload: Some("t1".into())
+        }
+    );
+    let after = counters(&metrics);
+    assert_eq!(
+        after.requests - before.requests,
+        3,
+        "properties, listing, range read"
+    );
+    assert_eq!(after.read - before.read, 64 + sentinel.len() as u64);
+    let last = metrics.lake_last_folder.with_label_values(&["lake"]).get();
+    assert!(
+        (Utc::now().timestamp() as f64 - last).abs() < 600.0,
+        "{last}"
+    );
+    assert_eq!(
+        metrics
+            .requests
+            .with_label_values(&["lake", "lookup", "4xx"])
+            .get(),
+        0
+    );
+
+    // Rewritten in place (a row updated before the point read, a sentinel inserted among the
+    // rows): the range read finds the fingerprint gone, and the file is read whole, once.
+    let second = SentinelId::new("lake");
+    let mut rows: Vec<String> = csv.lines().map(|l| format!("{l}\n")).collect();
+    rows[5] = row(
+        "business-5",
+        "Contoso account, now with a longer description",
+    );
+    rows.insert(100, row(second.key(), "t2"));
+    let rewritten: String = rows.concat();
+    az.blob(c, &part, rewritten.as_str()).await;
+    let before = counters(&metrics);
+    assert_eq!(
+        lake.lookup(&second).await.unwrap(),
+        Lookup::Present {
+            payload: Some("t2".into())
+        }
+    );
+    let after = counters(&metrics);
+    let tail = rewritten.len() as u64 - (csv.len() as u64 - 64);
+    assert_eq!(after.read - before.read, tail + rewritten.len() as u64);
+    assert_eq!(after.requests - before.requests, 4);
+    // Shorter than the point read (rows deleted): read whole without a range read.
+    let third = SentinelId::new("lake");
+    let mut rows: Vec<String> = rewritten
+        .lines()
+        .skip(10)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    rows.push(row(third.key(), "t3"));
+    let shorter: String = rows.concat();
+    az.blob(c, &part, shorter.as_str()).await;
+    let before = counters(&metrics);
+    assert!(matches!(
+        lake.lookup(&third).await,
+        Ok(Lookup::Present { .. })
+    ));
+    let after = counters(&metrics);
+    assert_eq!(after.read - before.read, shorter.len() as u64);
+    assert_eq!(after.requests - before.requests, 3);
+    // Presence is what is measured: the first sentinel stays found though its row is gone.
+    assert!(matches!(lake.lookup(&id).await, Ok(Lookup::Present { .. })));
 }

@@ -328,7 +328,7 @@ async fn stat_is_a_head_request_giving_size_etag_and_last_modified() {
         FileEntry {
             name: "model.json".into(),
             size: 5120,
-            version: Some("\"0x8DCFB1A2C3D4E5F\"".into()),
+            version: Some("0x8DCFB1A2C3D4E5F".into()),
             modified: Some("2026-11-02T10:15:07Z".parse().unwrap()),
         }
     );

@@ -1,11 +1,17 @@
 //! The analytics lake: Synapse Link for Dataverse exporting incremental update folders
-//! (fact sheet §5.3–§5.5), written as real files.
+//! (fact sheet §5.3–§5.5) or, for a lake with `layout: table`, one CSV file per table
+//! partition (§5.2, written by [`super::lake_table`]), as real files.
 //!
 //! Why real files: lagwatch reads a lake by listing folders and reading `model.json`,
 //! `changelog.info` and headerless CSV files, so the emulator has to produce exactly those, on
 //! the schedule the export keeps, and know when each row became readable.
 //!
 //! # Layout
+//!
+//! The table layout is described in [`super::lake_table`]: `model.json` and
+//! `<table>/<yyyy>.csv` (or `<yyyy-MM>.csv`) at the container's root, creates appended,
+//! updates and deletes rewriting the file in place (or, append-only, appended too); a row is
+//! visible at its sink instant. The rest of this section is the incremental layout.
 //!
 //! Under the sink's root (a directory: `lagwatch emulate --lake-dir`), per scenario lake:
 //!
@@ -48,8 +54,9 @@
 //!
 //! # Ground truth
 //!
-//! For a lake replica `visible_at` is the instant the row's folder closed, and `sink_at` the
-//! instant it was appended (what `SinkCreatedOn` says).
+//! For a lake replica `visible_at` is the instant the row's folder closed (table layout: the
+//! instant it was put into its partition file, its sink instant), and `sink_at` the instant
+//! it was appended (what `SinkCreatedOn` says).
 //!
 //! # Time
 //!
@@ -65,8 +72,9 @@
 //! Left out: the initial full copy (the emulated tables start empty), the extra empty folder
 //! real exports sometimes leave after retries, folder retention (nothing is ever deleted),
 //! `Microsoft.Athena.TrickleFeedService/` and `OptionsetMetadata/`, stalls of the folder
-//! schedule itself (a `stall` outage delays rows, folders keep rolling), in-place (table mode)
-//! CSV, Delta/Fabric.
+//! schedule itself (a `stall` outage delays rows, folders keep rolling), Delta/Fabric; in the
+//! table layout, the initial snapshot and `Microsoft.Athena.TrickleFeedService/`, and the
+//! sync batching of the real export (each row is written at its own sink instant).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -84,8 +92,11 @@ use crate::systems::simulated::ReplicaEntry;
 
 use super::Emulator;
 use super::lake_sink::{LakeSink, LocalDirSink, write_atomic};
+use super::lake_table::TableFiles;
 use super::replication::ReplicaDef;
-use super::scenario::{ColumnType, DEFAULT_FOLDER_INTERVAL, FOREVER, Scenario, Target};
+use super::scenario::{
+    ColumnType, DEFAULT_FOLDER_INTERVAL, FOREVER, Partitioning, Scenario, Target, UpdateMode,
+};
 
 /// Where `changelog.info` is, under the container.
 pub const CHANGELOG: &str = "Changelog/changelog.info";
@@ -231,17 +242,31 @@ pub(crate) struct LakeDef {
     pub container: String,
     pub interval: Duration,
     pub tables: Vec<LakeTable>,
+    /// `Some` for the table layout (partitioning, update mode); `None`: incremental folders.
+    pub table_layout: Option<(Partitioning, UpdateMode)>,
+}
+
+impl LakeDef {
+    /// The partition file name (without `.csv`) of a row created at `t`.
+    fn partition(&self, t: DateTime<Utc>) -> String {
+        match self.table_layout {
+            Some((Partitioning::Month, _)) => format!("{:04}-{:02}", t.year(), t.month()),
+            _ => t.year().to_string(),
+        }
+    }
 }
 
 /// A row waiting for its sink instant (or for the next flush).
 #[derive(Debug, Clone)]
-struct PendingRow {
-    sink: Instant,
-    seq: u64,
-    id: Uuid,
-    table: usize,
-    partition: String,
-    line: String,
+pub(crate) struct PendingRow {
+    pub sink: Instant,
+    pub seq: u64,
+    pub id: Uuid,
+    pub table: usize,
+    pub partition: String,
+    pub line: String,
+    /// A delete (the line is the delete marker row).
+    pub delete: bool,
 }
 
 /// Writer position of one lake.
@@ -252,6 +277,8 @@ struct Writer {
     index: u64,
     /// `(table, partition)` files written into the open folder.
     files: BTreeSet<(usize, String)>,
+    /// Table layout: the partition files.
+    table: TableFiles,
     /// Last error reported, so a failing directory is logged once per distinct error.
     last_error: Option<String>,
 }
@@ -342,6 +369,7 @@ impl Lakes {
                 container: lake.container.clone(),
                 interval: interval.unwrap_or(DEFAULT_FOLDER_INTERVAL).get(),
                 tables,
+                table_layout: lake.table_layout(),
             });
         }
         let (sink, root): (Option<Arc<dyn LakeSink>>, Option<PathBuf>) = if defs.is_empty() {
@@ -480,12 +508,24 @@ impl Emulator {
     }
 
     /// The close instant of the folder a row sinking at `sink` goes into, and that folder's
-    /// name.
+    /// name (`None` for the table layout, which has no folders).
     pub(crate) fn lake_folder_of(&self, replica: &str, sink: Instant) -> Option<(Instant, String)> {
         let def = self.lakes.of_replica(replica)?;
+        if def.table_layout.is_some() {
+            return None;
+        }
         let k = self.folder_index(def, sink);
         let name = folder_name(self.wall_time(self.folder_opens(def, k)));
         Some((self.folder_opens(def, k.saturating_add(1)), name))
+    }
+
+    /// When a row of `replica` that reached the export at `sink` becomes readable: the close
+    /// of its folder, or (table layout) `sink` itself, when it is put into its file.
+    pub(crate) fn lake_visible_at(&self, replica: &str, sink: Instant) -> Option<Instant> {
+        match self.lakes.of_replica(replica)?.table_layout {
+            Some(_) => Some(sink),
+            None => self.lake_folder_of(replica, sink).map(|(close, _)| close),
+        }
     }
 
     /// Queues the version `entry` of record `id` for the lake table of replica `r` (called
@@ -503,13 +543,13 @@ impl Emulator {
         let source: Map<String, Value> = serde_json::from_str(&entry.payload).unwrap_or_default();
         let shaped = r.shape(entry);
         let sink_wall = self.wall_time(sink);
-        let year = source
+        let def = &self.lakes.defs[li];
+        let created = source
             .get("createdon")
             .and_then(Value::as_str)
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map_or(sink_wall.year(), |t| t.with_timezone(&Utc).year());
-        let table = &self.lakes.defs[li].tables[ti];
-        let line = table.line(id, Some((&shaped, &source)), sink_wall);
+            .map_or(sink_wall, |t| t.with_timezone(&Utc));
+        let line = def.tables[ti].line(id, Some((&shaped, &source)), sink_wall);
         self.lakes.push(
             li,
             PendingRow {
@@ -517,8 +557,9 @@ impl Emulator {
                 seq: self.lakes.seq.fetch_add(1, Ordering::Relaxed),
                 id,
                 table: ti,
-                partition: year.to_string(),
+                partition: def.partition(created),
                 line,
+                delete: false,
             },
         );
     }
@@ -538,7 +579,8 @@ impl Emulator {
             return;
         }
         let sink_wall = self.wall_time(now);
-        let line = self.lakes.defs[li].tables[ti].line(id, None, sink_wall);
+        let def = &self.lakes.defs[li];
+        let line = def.tables[ti].line(id, None, sink_wall);
         self.lakes.push(
             li,
             PendingRow {
@@ -546,8 +588,10 @@ impl Emulator {
                 seq: self.lakes.seq.fetch_add(1, Ordering::Relaxed),
                 id,
                 table: ti,
-                partition: sink_wall.year().to_string(),
+                // The table layout puts it where the record's rows are (see `lake_table`).
+                partition: def.partition(sink_wall),
                 line,
+                delete: true,
             },
         );
     }
@@ -575,7 +619,9 @@ impl Emulator {
             match self.advance_lake(sink.as_ref(), li, w, now).await {
                 Ok(()) => {
                     w.last_error = None;
-                    next = next.min(self.folder_opens(def, w.index.saturating_add(1)));
+                    if def.table_layout.is_none() {
+                        next = next.min(self.folder_opens(def, w.index.saturating_add(1)));
+                    }
                 }
                 Err(e) => {
                     let text = e.to_string();
@@ -613,6 +659,9 @@ impl Emulator {
     ) -> std::io::Result<()> {
         let def = &self.lakes.defs[li];
         let c = &def.container;
+        if let Some((_, mode)) = def.table_layout {
+            return self.advance_table(sink, li, w, now, mode).await;
+        }
         if !w.started {
             // From folder 0 even if the first flush comes late (or storage failed for a
             // while): every row then lands in the folder its ground truth names.
@@ -647,6 +696,46 @@ impl Emulator {
         }
         let rows = self.lakes.take(li, |s| s <= now);
         self.append_rows(sink, li, w, rows).await
+    }
+
+    /// The table layout: `model.json` first, then every row whose sink instant has passed
+    /// into its partition file (see [`super::lake_table`]), then `model.json` again if a file
+    /// was added, so its partitions name every file.
+    async fn advance_table(
+        &self,
+        sink: &dyn LakeSink,
+        li: usize,
+        w: &mut Writer,
+        now: Instant,
+        mode: UpdateMode,
+    ) -> std::io::Result<()> {
+        let def = &self.lakes.defs[li];
+        let model = format!("{}/model.json", def.container);
+        if !w.started {
+            sink.create_dir(&def.container).await?;
+            write_atomic(
+                sink,
+                &model,
+                &self.model_json(def, Some(("", &w.table.written))),
+            )
+            .await?;
+            w.started = true;
+        }
+        let rows = self.lakes.take(li, |s| s <= now);
+        let written = w.table.write(sink, def, mode, rows).await;
+        if w.table.model_stale {
+            write_atomic(
+                sink,
+                &model,
+                &self.model_json(def, Some(("", &w.table.written))),
+            )
+            .await?;
+            w.table.model_stale = false;
+        }
+        written.map_err(|(e, rows)| {
+            self.lakes.restore(li, rows);
+            e
+        })
     }
 
     fn folder_name_of(&self, def: &LakeDef, k: u64) -> String {
@@ -708,7 +797,8 @@ impl Emulator {
     }
 
     /// The CDM `model.json` of a lake: every table, with the partitions of `folder`'s files
-    /// (`None`: the container's root manifest, without partitions).
+    /// (`None`: the container's root manifest, without partitions; `""`: the root manifest of
+    /// the table layout, whose files are at the root).
     fn model_json(
         &self,
         def: &LakeDef,
@@ -719,6 +809,10 @@ impl Emulator {
             .wall_time(self.started)
             .format("%-m/%-d/%Y %-I:%M:%S %p")
             .to_string();
+        let granularity = match def.table_layout {
+            Some((Partitioning::Month, _)) => "Month",
+            _ => "Year",
+        };
         let entities: Vec<Value> = def
             .tables
             .iter()
@@ -730,7 +824,11 @@ impl Emulator {
                             .iter()
                             .filter(|(i, _)| *i == ti)
                             .map(|(_, p)| {
-                                let path = format!("{}/{name}/{}/{p}.csv", def.container, t.table);
+                                let path = if name.is_empty() {
+                                    format!("{}/{}/{p}.csv", def.container, t.table)
+                                } else {
+                                    format!("{}/{name}/{}/{p}.csv", def.container, t.table)
+                                };
                                 json!({
                                     "name": p,
                                     "location": sink.map(|s| s.url(&path)).unwrap_or(path),
@@ -752,7 +850,7 @@ impl Emulator {
                     "name": t.table,
                     "description": t.table,
                     "annotations": [
-                        {"name": "Athena:PartitionGranularity", "value": "Year"},
+                        {"name": "Athena:PartitionGranularity", "value": granularity},
                         {"name": "Athena:InitialSyncState", "value": "Completed"},
                         {"name": "Athena:InitialSyncDataCompletedTime", "value": completed},
                     ],
@@ -784,7 +882,16 @@ impl Emulator {
                     "lake": d.name,
                     "container": d.container,
                     "path": self.lake_dir(&d.name).map(|p| p.display().to_string()),
-                    "folder_interval_seconds": d.interval.as_secs_f64(),
+                    "layout": if d.table_layout.is_some() { "table" } else { "incremental" },
+                    "update_mode": d.table_layout.map(|(_, m)| match m {
+                        UpdateMode::InPlace => "in_place",
+                        UpdateMode::AppendOnly => "append_only",
+                    }),
+                    "partition": d.table_layout.map(|(p, _)| match p {
+                        Partitioning::Year => "year",
+                        Partitioning::Month => "month",
+                    }),
+                    "folder_interval_seconds": d.table_layout.is_none().then_some(d.interval.as_secs_f64()),
                     "tables": d.tables.iter().map(|t| json!({
                         "table": t.table,
                         "replica": t.replica,

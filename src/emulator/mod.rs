@@ -21,7 +21,8 @@
 //! | `/` | JSON description of the services | — |
 //!
 //! Analytics lakes are not served over HTTP: a lake replica writes Synapse Link incremental
-//! update folders as files under a directory ([`lake`], fact sheet §5.3–§5.5;
+//! update folders, or the table layout's partition files ([`lake_table`]), as files under a
+//! directory ([`lake`], fact sheet §5.2–§5.5;
 //! [`Emulator::with_lake_root`], `lagwatch emulate --lake-dir`), through the [`LakeSink`]
 //! trait, or as blobs in Azure Storage or Azurite ([`BlobSink`] in
 //! [`EmulatorOptions::lake_sink`], `lagwatch emulate --lake-blob-url`).
@@ -51,8 +52,9 @@
 //! never will: `dropped`, or `queued` behind a paused map); `searchable_at` (Elasticsearch
 //! only) is when `_search` finds it; `flap` is an early `{from, to}` appearance before
 //! `visible_at`. For a lake replica `visible_at` is when the incremental folder holding the
-//! row closed, `sink_at` when the row was appended to it (its `SinkCreatedOn`), and `folder`
-//! that folder's name. Unknown replica or key → 404.
+//! row closed (table layout: when the row was put into its partition file, `sink_at`),
+//! `sink_at` when the row was appended (its `SinkCreatedOn`), and `folder` that folder's name
+//! (null in the table layout). Unknown replica or key → 404.
 //!
 //! A scenario (the full demo is `examples/scenarios/demo.yaml`):
 //!
@@ -97,6 +99,7 @@ pub mod entra;
 pub mod fno;
 pub mod lake;
 pub mod lake_sink;
+pub mod lake_table;
 mod odata;
 mod replication;
 pub mod scenario;

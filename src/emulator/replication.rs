@@ -414,10 +414,7 @@ impl Emulator {
         };
         let (flap, mismatched) = meta.unwrap_or((None, false));
         let (visible_at, sink_at) = match (&r.target, visible_at) {
-            (Target::Lake { .. }, Some(sink)) => (
-                self.lake_folder_of(replica, sink).map(|(close, _)| close),
-                Some(sink),
-            ),
+            (Target::Lake { .. }, Some(sink)) => (self.lake_visible_at(replica, sink), Some(sink)),
             (_, v) => (v, None),
         };
         Some(GroundTruth {

@@ -196,9 +196,10 @@ fn default_refresh() -> Dur {
     Dur::secs(1)
 }
 
-/// An analytics lake: one Synapse Link export (incremental update folders, fact sheet §5.3)
-/// into a container of a storage account. Its files are written under the emulator's lake
-/// root directory as `<root>/<container>/` (see [`crate::emulator::lake`]).
+/// An analytics lake: one Synapse Link export (incremental update folders, fact sheet §5.3,
+/// or the table layout, §5.2) into a container of a storage account. Its files are written
+/// under the emulator's lake root directory as `<root>/<container>/` (see
+/// [`crate::emulator::lake`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lake {
@@ -206,6 +207,62 @@ pub struct Lake {
     /// `dataverse-contoso-unq1234`; Azure container rules (3-63 lower-case letters, digits
     /// and single hyphens).
     pub container: String,
+    /// How the export lays out its files: `incremental` (update folders, the default) or
+    /// `table` (`<table>/<partition>.csv` at the container's root).
+    #[serde(default)]
+    pub layout: LakeLayout,
+    /// Table layout only: partition files by the `year` (default, `2026.csv`) or `month`
+    /// (`2026-11.csv`) of the row's `createdon`.
+    #[serde(default)]
+    pub partition: Option<Partitioning>,
+    /// Table layout only: `in_place` (default: creates appended, updates and deletes rewrite
+    /// the partition file) or `append_only` (every change appended, deletes as `IsDelete` rows).
+    #[serde(default)]
+    pub update_mode: Option<UpdateMode>,
+}
+
+impl Lake {
+    /// The table layout's settings, with defaults; `None` for incremental folders.
+    pub fn table_layout(&self) -> Option<(Partitioning, UpdateMode)> {
+        (self.layout == LakeLayout::Table).then(|| {
+            (
+                self.partition.unwrap_or_default(),
+                self.update_mode.unwrap_or_default(),
+            )
+        })
+    }
+}
+
+/// The folder structure of a Synapse Link CSV export.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LakeLayout {
+    /// Timestamped incremental update folders and `Changelog/changelog.info` (§5.3).
+    #[default]
+    Incremental,
+    /// One CSV file per table partition, at the container's root (§5.2).
+    Table,
+}
+
+/// How a table-layout export splits a table into files, by `createdon`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partitioning {
+    #[default]
+    Year,
+    Month,
+}
+
+/// How a table-layout export applies updates and deletes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateMode {
+    /// Creates appended; an update replaces the row and a delete removes it, each by
+    /// rewriting the partition file.
+    #[default]
+    InPlace,
+    /// Every version appended, deletes as rows with only `Id`, the sink times and `IsDelete`.
+    AppendOnly,
 }
 
 /// State of a replication (a dual-write table map's states, §4.3).
@@ -529,6 +586,20 @@ impl Scenario {
             let key = format!("lakes.{name}");
             check_name(&key, name)?;
             check_container(&format!("{key}.container"), &l.container)?;
+            if l.layout == LakeLayout::Incremental {
+                for (field, set) in [
+                    ("partition", l.partition.is_some()),
+                    ("update_mode", l.update_mode.is_some()),
+                ] {
+                    if set {
+                        return Err(issue(
+                            format!("{key}.{field}"),
+                            "only a table-layout lake (layout: table) has partition files; \
+                             remove it or set layout: table",
+                        ));
+                    }
+                }
+            }
             if let Some((other, _)) = self
                 .lakes
                 .iter()
@@ -560,6 +631,20 @@ impl Scenario {
                 continue;
             };
             let key = format!("replicas.{name}");
+            if r.folder_interval.is_some()
+                && self
+                    .lakes
+                    .get(lake.as_str())
+                    .is_some_and(|l| l.layout == LakeLayout::Table)
+            {
+                return Err(issue(
+                    format!("{key}.folder_interval"),
+                    format!(
+                        "lake {lake} has the table layout: rows go into its partition files as \
+                         they reach the export, there are no folders; remove folder_interval"
+                    ),
+                ));
+            }
             if let Some(interval) = r.folder_interval {
                 match intervals.get(lake.as_str()) {
                     Some(&(first, every)) if every != interval => {

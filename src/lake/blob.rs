@@ -37,8 +37,9 @@
 //!
 //! Files are read whole or from an offset to their end: up to [`MAX_OBJECT_BYTES`] per read
 //! (the export's per-interval change files are small, and a table-layout partition is read
-//! whole only when it was rewritten; a bigger read is an error, not an allocation). Listings keep the default cap of
-//! the HTTP layer, which a page of at most 5,000 entries stays well under.
+//! whole only when it was rewritten; a bigger read is an error, not an allocation). Listings
+//! keep the default cap of the HTTP layer, which a page of at most 5,000 entries stays well
+//! under.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -734,7 +735,7 @@ impl LakeStore for BlobStore {
                 Ok(Some(FileEntry {
                     name: path.rsplit('/').next().unwrap_or(path).to_string(),
                     size,
-                    version: reply.header("etag").map(str::to_string),
+                    version: reply.header("etag").map(etag),
                     modified: reply.header("last-modified").and_then(http_date),
                 }))
             }
@@ -751,6 +752,12 @@ fn blob_missing(reply: &Reply) -> bool {
         error_code(reply).as_deref(),
         Some("ContainerNotFound" | "ResourceNotFound")
     )
+}
+
+/// An ETag without the quotes the `ETag` header has and listings leave out, so a `stat` and a
+/// listing give the same version.
+fn etag(text: &str) -> String {
+    text.trim().trim_matches('"').to_string()
 }
 
 /// An RFC 1123 date as Azure Storage writes `Last-Modified`.
@@ -974,7 +981,7 @@ pub fn parse_list_page(body: &[u8]) -> Result<ListPage, String> {
                         name,
                         size,
                         directory,
-                        etag: text("Etag"),
+                        etag: text("Etag").as_deref().map(etag),
                         last_modified: text("Last-Modified").as_deref().and_then(http_date),
                     });
                 }

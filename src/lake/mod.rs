@@ -17,8 +17,8 @@
 //! - [`blob`]: Azure Blob Storage (also ADLS Gen2, OneLake, Azurite) over the Blob REST API.
 //!
 //! Storage is reached through this small trait instead of the `object_store` crate: the scans
-//! need a handful of calls, and the HTTP stores can then go through lagwatch's own HTTP layer (gate,
-//! budget, request metrics, Entra tokens) instead of a second HTTP client stack.
+//! need a handful of calls, and the HTTP stores can then go through lagwatch's own HTTP layer
+//! (gate, budget, request metrics, Entra tokens) instead of a second HTTP client stack.
 
 pub mod blob;
 pub mod cdm;
