@@ -30,7 +30,7 @@ async fn every_demo_path_measures_the_true_lag_through_the_emulator() {
     let mut other: Vec<ProbeRecord> = Vec::new();
     // The search path's lag is 20-35 s, so its third probe converges after about 45 s.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(100);
-    while ["fno", "search", "es", "crm2", "lake"]
+    while ["fno", "search", "es", "crm2", "lake", "fabric"]
         .iter()
         .any(|t| converged.get(*t).is_none_or(|v| v.len() < WANT))
     {
@@ -115,6 +115,10 @@ async fn every_demo_path_measures_the_true_lag_through_the_emulator() {
     assert!(
         apply_count("lake") >= WANT as f64,
         "apply lag per lake probe"
+    );
+    assert!(
+        apply_count("fabric") >= WANT as f64,
+        "apply lag per Delta probe"
     );
     assert_eq!(apply_count("fno"), 0.0);
     let sum = |name: &str| -> f64 {

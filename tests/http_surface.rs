@@ -344,6 +344,7 @@ fn the_demo_shows_every_state_within_two_minutes() {
         ("crm2", "stuck"),
         // The lake converges within or above its objective depending on the folder cadence.
         ("lake", "converging|lagging"),
+        ("fabric", "converging"),
     ]
     .into_iter()
     .collect();

@@ -5,7 +5,8 @@
 //! with an `http://127.0.0.1:<port>/devstoreaccount1/<container>/<folder>` URL, with Shared Key,
 //! a SAS token and anonymous access; a wrong key is an auth error; listings follow `NextMarker`
 //! pages; the table layout (`layout: table`) is polled with Get Blob Properties, one listing and
-//! `Range` reads of what was appended to a partition blob. The emulator's `BlobSink` writes,
+//! `Range` reads of what was appended to a partition blob; a Delta table written there by the
+//! emulator's `DeltaWriter` is read by the `delta` kind from its log. The emulator's `BlobSink` writes,
 //! appends, renames and deletes blobs there that lagwatch's `BlobStore` reads back, and an
 //! emulator writing its lake through it is read by the kind, which finds each sentinel when its
 //! folder closes, with the ground truth's sink instant. Each test starts its own Azurite on a
@@ -1166,4 +1167,115 @@ async fn the_table_layout_is_polled_with_range_reads_of_what_was_appended() {
     assert_eq!(after.requests - before.requests, 3);
     // Presence is what is measured: the first sentinel stays found though its row is gone.
     assert!(matches!(lake.lookup(&id).await, Ok(Lookup::Present { .. })));
+}
+
+/// The `delta` kind built from YAML for a table at `url`.
+fn delta_target(url: &str, auth: &str) -> (Arc<dyn Target>, Metrics) {
+    let yaml = format!(
+        "instance: test\n\
+         systems:\n  crm:\n    kind: simulated\n  lake:\n    kind: delta\n    \
+         url: {url}\n    key_column: name\n    payload_column: description\n    \
+         auth: {auth}\n\
+         paths:\n  - source: crm\n    target: lake\n    timeout: 2h\n    objective: 30m\n"
+    );
+    let config = Config::from_yaml("lake.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
+    let metrics = Metrics::new();
+    let cx = BuildContext::new(metrics.clone());
+    let gate = cx.gate("lake", config.limits["lake"]);
+    let system = config.systems["lake"]
+        .build("lake", &cx, gate)
+        .unwrap_or_else(|e| panic!("{}: {}", e.key, e.reason));
+    (system.target.expect("a target"), metrics)
+}
+
+#[tokio::test]
+async fn a_delta_table_in_azurite_is_read_from_its_log_through_compaction_and_checkpoint() {
+    use lagwatch::emulator::delta::{Cell, DeltaSchema, DeltaType, DeltaWriter};
+    let Some(az) = Azurite::start().await else {
+        return;
+    };
+    let root = "fabric-contoso/deltalake/account";
+    let sink = Arc::new(BlobSink::new(&az.base(), ACCOUNT, DEV_KEY).unwrap());
+    let mut w = DeltaWriter::new(sink, root).with_tombstone_retention(Duration::ZERO);
+    w.create(
+        DeltaSchema::new([
+            ("Id", DeltaType::String),
+            ("SinkCreatedOn", DeltaType::Timestamp),
+            ("name", DeltaType::String),
+            ("description", DeltaType::String),
+        ])
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let sink_at: DateTime<Utc> = "2026-11-27T03:00:00.123456Z".parse().unwrap();
+    let row = |name: &str, description: &str| {
+        vec![
+            Some(Cell::Str(uuid::Uuid::now_v7().to_string())),
+            Some(Cell::Timestamp(sink_at)),
+            Some(Cell::Str(name.to_string())),
+            Some(Cell::Str(description.to_string())),
+        ]
+    };
+    let business: Vec<_> = (0..20).map(|i| row(&format!("Account {i}"), "x")).collect();
+    w.append(&business).await.unwrap();
+
+    let key = secret(&az.dir, "key", DEV_KEY);
+    let auth = format!("{{ method: shared_key, account_key: \"{key}\" }}");
+    let url = format!("{}/{root}", az.base());
+    let (lake, metrics) = delta_target(&url, &auth);
+    let id = SentinelId::new("lake");
+    assert_eq!(lake.lookup(&id).await.unwrap(), Lookup::Absent);
+    // Idle: the next commit and _last_checkpoint, both absent; nothing listed or read.
+    let before = counters(&metrics);
+    assert_eq!(lake.lookup(&id).await.unwrap(), Lookup::Absent);
+    let after = counters(&metrics);
+    assert_eq!(
+        (
+            after.requests - before.requests,
+            after.read - before.read,
+            after.listed - before.listed
+        ),
+        (2, 0, 0)
+    );
+
+    // One commit with the sentinel: the commit, its data file, then the idle pair.
+    w.append(&[row(id.key(), "p1")]).await.unwrap();
+    let before = counters(&metrics);
+    assert_eq!(
+        lake.lookup(&id).await.unwrap(),
+        Lookup::Present {
+            payload: Some("p1".into())
+        }
+    );
+    let after = counters(&metrics);
+    assert_eq!(after.requests - before.requests, 4);
+    let file = w.files().last().map(|f| f.size).unwrap();
+    assert!(after.read - before.read > u64::try_from(file).unwrap());
+    assert_eq!(lake.applied_at(&id).await, Some(sink_at));
+
+    // Compacted, checkpointed, log expired and vacuumed: a lagwatch starting now finds the
+    // sentinel from the checkpoint and the compacted file; the running one reads only the log.
+    w.compact().await.unwrap().expect("compacted");
+    let cp = w.checkpoint().await.unwrap();
+    w.expire_log(cp).await.unwrap();
+    w.vacuum(Duration::ZERO).await.unwrap();
+    let before = counters(&metrics);
+    assert!(matches!(
+        lake.lookup(&id).await.unwrap(),
+        Lookup::Present { .. }
+    ));
+    let after = counters(&metrics);
+    let compacted = w.files().last().map(|f| f.size).unwrap();
+    assert!(
+        after.read - before.read < u64::try_from(compacted).unwrap(),
+        "the compacted file is not read again"
+    );
+    let (fresh, _) = delta_target(&url, &auth);
+    assert_eq!(
+        fresh.lookup(&id).await.unwrap(),
+        Lookup::Present {
+            payload: Some("p1".into())
+        }
+    );
 }

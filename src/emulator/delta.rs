@@ -336,7 +336,7 @@ pub struct RemoveFile {
 /// The writer's clock (wall time: Delta timestamps are milliseconds since the epoch).
 type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 /// Where data file and table ids come from.
-type Ids = Box<dyn FnMut() -> Uuid + Send>;
+type Ids = Box<dyn FnMut() -> Uuid + Send + Sync>;
 
 /// A live file and its rows (kept for compaction).
 #[derive(Debug, Clone)]
@@ -411,7 +411,7 @@ impl DeltaWriter {
 
     /// Replaces the id source (the table id, then one id per data file, in that order).
     #[must_use]
-    pub fn with_ids(mut self, ids: impl FnMut() -> Uuid + Send + 'static) -> Self {
+    pub fn with_ids(mut self, ids: impl FnMut() -> Uuid + Send + Sync + 'static) -> Self {
         self.ids = Box::new(ids);
         self
     }

@@ -91,11 +91,13 @@ use uuid::Uuid;
 use crate::systems::simulated::ReplicaEntry;
 
 use super::Emulator;
+use super::lake_delta::{self, DeltaTables, wall_clock};
 use super::lake_sink::{LakeSink, LocalDirSink, write_atomic};
 use super::lake_table::TableFiles;
 use super::replication::ReplicaDef;
 use super::scenario::{
-    ColumnType, DEFAULT_FOLDER_INTERVAL, FOREVER, Partitioning, Scenario, Target, UpdateMode,
+    ColumnType, DEFAULT_FOLDER_INTERVAL, FOREVER, LakeLayout, Partitioning, Scenario, Target,
+    UpdateMode,
 };
 
 /// Where `changelog.info` is, under the container.
@@ -201,6 +203,14 @@ impl LakeTable {
         self.columns.iter().map(|c| c.name.as_str()).collect()
     }
 
+    /// `(name, CDM data type)` of each column, in CSV order.
+    pub fn column_types(&self) -> Vec<(&str, &'static str)> {
+        self.columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.data_type))
+            .collect()
+    }
+
     /// The CSV line (with `\n`) of a row: `Some((shaped fields, source row))` for an upsert,
     /// `None` for a delete marker.
     fn line(&self, id: Uuid, row: Option<RowValues<'_>>, sink: DateTime<Utc>) -> String {
@@ -242,8 +252,11 @@ pub(crate) struct LakeDef {
     pub container: String,
     pub interval: Duration,
     pub tables: Vec<LakeTable>,
-    /// `Some` for the table layout (partitioning, update mode); `None`: incremental folders.
+    /// `Some` for the table layout (partitioning, update mode); `None`: incremental folders
+    /// or Delta.
     pub table_layout: Option<(Partitioning, UpdateMode)>,
+    /// Delta tables (`layout: delta`, [`super::lake_delta`]), refreshed every `interval`.
+    pub delta: bool,
 }
 
 impl LakeDef {
@@ -279,6 +292,8 @@ struct Writer {
     files: BTreeSet<(usize, String)>,
     /// Table layout: the partition files.
     table: TableFiles,
+    /// Delta layout: the tables' writers.
+    delta: DeltaTables,
     /// Last error reported, so a failing directory is logged once per distinct error.
     last_error: Option<String>,
 }
@@ -370,6 +385,7 @@ impl Lakes {
                 interval: interval.unwrap_or(DEFAULT_FOLDER_INTERVAL).get(),
                 tables,
                 table_layout: lake.table_layout(),
+                delta: lake.layout == LakeLayout::Delta,
             });
         }
         let (sink, root): (Option<Arc<dyn LakeSink>>, Option<PathBuf>) = if defs.is_empty() {
@@ -511,7 +527,7 @@ impl Emulator {
     /// name (`None` for the table layout, which has no folders).
     pub(crate) fn lake_folder_of(&self, replica: &str, sink: Instant) -> Option<(Instant, String)> {
         let def = self.lakes.of_replica(replica)?;
-        if def.table_layout.is_some() {
+        if def.table_layout.is_some() || def.delta {
             return None;
         }
         let k = self.folder_index(def, sink);
@@ -522,7 +538,13 @@ impl Emulator {
     /// When a row of `replica` that reached the export at `sink` becomes readable: the close
     /// of its folder, or (table layout) `sink` itself, when it is put into its file.
     pub(crate) fn lake_visible_at(&self, replica: &str, sink: Instant) -> Option<Instant> {
-        match self.lakes.of_replica(replica)?.table_layout {
+        let def = self.lakes.of_replica(replica)?;
+        if def.delta {
+            // Committed when the refresh interval it reached the export in ends.
+            let k = self.folder_index(def, sink);
+            return Some(self.folder_opens(def, k.saturating_add(1)));
+        }
+        match def.table_layout {
             Some(_) => Some(sink),
             None => self.lake_folder_of(replica, sink).map(|(close, _)| close),
         }
@@ -662,6 +684,9 @@ impl Emulator {
         if let Some((_, mode)) = def.table_layout {
             return self.advance_table(sink, li, w, now, mode).await;
         }
+        if def.delta {
+            return self.advance_delta(li, w, now).await;
+        }
         if !w.started {
             // From folder 0 even if the first flush comes late (or storage failed for a
             // while): every row then lands in the folder its ground truth names.
@@ -696,6 +721,34 @@ impl Emulator {
         }
         let rows = self.lakes.take(li, |s| s <= now);
         self.append_rows(sink, li, w, rows).await
+    }
+
+    /// The Delta layout: the tables created, then one commit per ended refresh interval with
+    /// the rows that reached the export during it (see [`super::lake_delta`]).
+    async fn advance_delta(&self, li: usize, w: &mut Writer, now: Instant) -> std::io::Result<()> {
+        let def = &self.lakes.defs[li];
+        let Some(sink) = self.lakes.sink.clone() else {
+            return Ok(());
+        };
+        if !w.started {
+            w.delta
+                .create(sink, def, wall_clock(self.started, self.started_wall))
+                .await?;
+            w.started = true;
+            w.index = 0;
+        }
+        loop {
+            let close = self.folder_opens(def, w.index.saturating_add(1));
+            if close > now {
+                return Ok(());
+            }
+            let rows = self.lakes.take(li, |s| s < close);
+            if let Err((e, retry)) = w.delta.refresh(def, rows).await {
+                self.lakes.restore(li, retry);
+                return Err(e);
+            }
+            w.index += 1;
+        }
     }
 
     /// The table layout: `model.json` first, then every row whose sink instant has passed
@@ -882,7 +935,7 @@ impl Emulator {
                     "lake": d.name,
                     "container": d.container,
                     "path": self.lake_dir(&d.name).map(|p| p.display().to_string()),
-                    "layout": if d.table_layout.is_some() { "table" } else { "incremental" },
+                    "layout": if d.delta { "delta" } else if d.table_layout.is_some() { "table" } else { "incremental" },
                     "update_mode": d.table_layout.map(|(_, m)| match m {
                         UpdateMode::InPlace => "in_place",
                         UpdateMode::AppendOnly => "append_only",
@@ -892,6 +945,7 @@ impl Emulator {
                         Partitioning::Month => "month",
                     }),
                     "folder_interval_seconds": d.table_layout.is_none().then_some(d.interval.as_secs_f64()),
+                    "delta_tables": d.delta.then(|| d.tables.iter().map(|t| lake_delta::table_root(&d.container, &t.table)).collect::<Vec<_>>()),
                     "tables": d.tables.iter().map(|t| json!({
                         "table": t.table,
                         "replica": t.replica,

@@ -98,6 +98,7 @@ pub mod elastic;
 pub mod entra;
 pub mod fno;
 pub mod lake;
+pub mod lake_delta;
 pub mod lake_sink;
 pub mod lake_table;
 mod odata;

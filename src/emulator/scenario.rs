@@ -242,6 +242,9 @@ pub enum LakeLayout {
     Incremental,
     /// One CSV file per table partition, at the container's root (§5.2).
     Table,
+    /// Delta tables under `deltalake/<table>/`, as Link to Fabric keeps them (§5.6), committed
+    /// once per refresh interval (the replica's `folder_interval`).
+    Delta,
 }
 
 /// How a table-layout export splits a table into files, by `createdon`.
@@ -586,7 +589,7 @@ impl Scenario {
             let key = format!("lakes.{name}");
             check_name(&key, name)?;
             check_container(&format!("{key}.container"), &l.container)?;
-            if l.layout == LakeLayout::Incremental {
+            if l.layout != LakeLayout::Table {
                 for (field, set) in [
                     ("partition", l.partition.is_some()),
                     ("update_mode", l.update_mode.is_some()),
