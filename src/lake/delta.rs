@@ -46,7 +46,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::synapse::parse_datetime;
-use super::{LakeError, LakeStore};
+use super::{Found, LakeCursor, LakeError, LakeStore};
 
 /// The transaction log's folder under the table root.
 pub const LOG_DIR: &str = "_delta_log";
@@ -90,16 +90,6 @@ pub struct DeltaSpec {
     pub payload_column: Option<String>,
     /// Only keys starting with this are kept (`lagwatch-<instance>-`).
     pub key_prefix: String,
-}
-
-/// A sentinel row found in a data file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
-    pub payload: Option<String>,
-    /// `SinkCreatedOn` (else `SinkModifiedOn`) of the row, when the table has one.
-    pub sink_at: Option<DateTime<Utc>>,
-    /// When the cursor read it (drives forgetting).
-    pub read_at: DateTime<Utc>,
 }
 
 /// What a scan did.
@@ -497,7 +487,7 @@ fn data_rows(
             Found {
                 payload,
                 sink_at: get(&names[2]).and_then(field_time),
-                read_at: now,
+                observed: now,
             },
         ));
     }
@@ -812,18 +802,29 @@ impl DeltaCursor {
         let keep = chrono::Duration::from_std(self.keep).unwrap_or(chrono::Duration::MAX);
         let now = Utc::now();
         self.found
-            .retain(|_, f| now.signed_duration_since(f.read_at) <= keep);
+            .retain(|_, f| now.signed_duration_since(f.observed) <= keep);
         if self.found.len() > MAX_FOUND {
             let mut by_age: Vec<(DateTime<Utc>, String)> = self
                 .found
                 .iter()
-                .map(|(k, f)| (f.read_at, k.clone()))
+                .map(|(k, f)| (f.observed, k.clone()))
                 .collect();
             by_age.sort();
             for (_, k) in by_age.into_iter().take(self.found.len() - MAX_FOUND) {
                 self.found.remove(&k);
             }
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl LakeCursor for DeltaCursor {
+    async fn refresh(&mut self, store: &dyn LakeStore) -> Result<Option<DateTime<Utc>>, LakeError> {
+        Ok(self.scan(store).await?.newest_commit)
+    }
+
+    fn found(&self, key: &str) -> Option<&Found> {
+        DeltaCursor::found(self, key)
     }
 }
 

@@ -25,6 +25,9 @@ pub mod cdm;
 pub mod delta;
 pub mod synapse;
 pub mod table;
+pub mod target;
+
+pub use target::LakeTarget;
 
 use std::path::{Component, Path, PathBuf};
 
@@ -77,6 +80,40 @@ impl From<LakeError> for ConnectorError {
             },
         }
     }
+}
+
+/// A sentinel row a cursor found (in a complete incremental folder, a table-layout partition
+/// file, or a Delta data file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub payload: Option<String>,
+    /// `SinkCreatedOn` (else `SinkModifiedOn`) of the row, when the export wrote one.
+    pub sink_at: Option<DateTime<Utc>>,
+    /// The lake's own time of the row, from which it is forgotten after the cursor's `keep`:
+    /// the time in the name of the incremental folder that held it, (table layout) the
+    /// last-modified time of the partition file when a scan first read the row (the scan's
+    /// wall-clock time if the store does not say; a row rewritten in place keeps it), or
+    /// (Delta) the time the data file was read.
+    pub observed: DateTime<Utc>,
+}
+
+/// A reading position in one lake table: the role every lake layout plays for [`LakeTarget`].
+///
+/// Why a trait: the layouts differ in what they read (folders and `changelog.info`, partition
+/// files from an offset, a transaction log) but a lookup is the same for all — bring the
+/// cursor up to date, then answer from what it has found.
+#[async_trait]
+pub trait LakeCursor: Send + Sync + 'static {
+    /// Reads what changed since the last scan. Returns the time of the lake's newest data
+    /// (newest complete folder, partition file or commit), once known, for
+    /// `lagwatch_lake_last_folder_timestamp_seconds`.
+    ///
+    /// # Errors
+    /// [`LakeError`] when the store fails or the lake is not the documented layout; the cursor
+    /// resumes on the next scan.
+    async fn refresh(&mut self, store: &dyn LakeStore) -> Result<Option<DateTime<Utc>>, LakeError>;
+    /// The sentinel with key `key`, if a scan found it.
+    fn found(&self, key: &str) -> Option<&Found>;
 }
 
 /// One file in a listing.

@@ -78,19 +78,7 @@ pub struct TableSpec {
     pub key_prefix: String,
 }
 
-/// A sentinel row a cursor found (in a complete incremental folder, or in a table-layout
-/// partition file).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
-    pub payload: Option<String>,
-    /// `SinkCreatedOn` (else `SinkModifiedOn`) of the row, when the export wrote one.
-    pub sink_at: Option<DateTime<Utc>>,
-    /// The lake's own time of the row, from which it is forgotten after the cursor's `keep`:
-    /// the time in the name of the incremental folder that held it, or (table layout) the
-    /// last-modified time of the partition file when a scan first read the row (the scan's
-    /// wall-clock time if the store does not say). A row rewritten in place keeps it.
-    pub observed: DateTime<Utc>,
-}
+pub use super::Found;
 
 /// Where the columns a cursor needs are in a table's CSV rows, from `model.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,6 +348,17 @@ impl Cursor {
             }
         }
         Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl super::LakeCursor for Cursor {
+    async fn refresh(&mut self, store: &dyn LakeStore) -> Result<Option<DateTime<Utc>>, LakeError> {
+        Ok(self.scan(store).await?.newest_complete)
+    }
+
+    fn found(&self, key: &str) -> Option<&Found> {
+        Cursor::found(self, key)
     }
 }
 

@@ -446,6 +446,17 @@ fn parse(
     Ok(parsed)
 }
 
+#[async_trait::async_trait]
+impl super::LakeCursor for TableCursor {
+    async fn refresh(&mut self, store: &dyn LakeStore) -> Result<Option<DateTime<Utc>>, LakeError> {
+        Ok(self.scan(store).await?.newest_file)
+    }
+
+    fn found(&self, key: &str) -> Option<&Found> {
+        TableCursor::found(self, key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

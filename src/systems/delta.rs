@@ -24,20 +24,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use prometheus::Gauge;
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::Mutex;
 
 use super::{BuildContext, System, SystemKind, check_names, decode_as, lake_access};
 use crate::auth::AuthBlock;
 use crate::config::Issue;
-use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
-use crate::lake::LakeStore;
+use crate::lake::LakeTarget;
 use crate::lake::delta::{DeltaCursor, DeltaSpec};
-use crate::sentinel::{KEY_PREFIX, SentinelId};
+use crate::sentinel::KEY_PREFIX;
 
 /// How long found sentinels are remembered (longer than any sensible lake timeout).
 const REMEMBER: Duration = Duration::from_secs(24 * 3600);
@@ -125,49 +121,8 @@ impl SystemKind for DeltaConfig {
     }
 }
 
-/// The connector: one Delta table.
-pub struct DeltaTarget {
-    store: Box<dyn LakeStore>,
-    cursor: Mutex<DeltaCursor>,
-    last_commit: Gauge,
-}
-
-impl DeltaTarget {
-    /// A target reading `store` with `cursor`; `last_commit` gets the newest commit's time.
-    pub fn new(store: Box<dyn LakeStore>, cursor: DeltaCursor, last_commit: Gauge) -> Self {
-        DeltaTarget {
-            store,
-            cursor: Mutex::new(cursor),
-            last_commit,
-        }
-    }
-}
-
-#[async_trait]
-impl Target for DeltaTarget {
-    async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
-        let mut cursor = self.cursor.lock().await;
-        let scan = cursor.scan(self.store.as_ref()).await?;
-        if let Some(t) = scan.newest_commit {
-            self.last_commit.set(t.timestamp_millis() as f64 / 1000.0);
-        }
-        Ok(match cursor.found(id.key()) {
-            Some(f) => Lookup::Present {
-                payload: f.payload.clone(),
-            },
-            None => Lookup::Absent,
-        })
-    }
-
-    /// Dataverse's lake tables carry `SinkCreatedOn`, the pipeline's own time of writing.
-    fn records_apply_time(&self) -> bool {
-        true
-    }
-
-    async fn applied_at(&self, id: &SentinelId) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.cursor.lock().await.found(id.key())?.sink_at
-    }
-}
+/// The connector: one Delta table, read with a [`DeltaCursor`].
+pub type DeltaTarget = LakeTarget;
 
 #[cfg(test)]
 mod tests {

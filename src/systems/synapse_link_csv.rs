@@ -40,21 +40,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use prometheus::Gauge;
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::Mutex;
 
 use super::{BuildContext, System, SystemKind, check_names, decode_as, lake_access};
 use crate::auth::AuthBlock;
 use crate::config::Issue;
-use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
-use crate::lake::synapse::{Cursor, Found, TableSpec};
+use crate::lake::LakeTarget;
+use crate::lake::synapse::{Cursor, TableSpec};
 use crate::lake::table::TableCursor;
-use crate::lake::{LakeError, LakeStore};
-use crate::sentinel::{KEY_PREFIX, SentinelId};
+use crate::sentinel::KEY_PREFIX;
 
 /// How long found sentinels are remembered (longer than any sensible lake timeout).
 const REMEMBER: Duration = Duration::from_secs(24 * 3600);
@@ -152,106 +148,22 @@ impl SystemKind for SynapseLinkCsvConfig {
             payload_column: self.payload_column.clone(),
             key_prefix: format!("{KEY_PREFIX}-"),
         };
-        let reader = match self.layout {
+        let newest = cx.metrics.lake_last_folder.with_label_values(&[name]);
+        let target = Arc::new(match self.layout {
             Layout::Incremental => {
                 let since = chrono::Utc::now()
                     - chrono::Duration::from_std(START_MARGIN).unwrap_or(chrono::Duration::zero());
-                Reader::from(Cursor::new(spec, since, REMEMBER))
+                LakeTarget::new(store, Cursor::new(spec, since, REMEMBER), newest)
             }
-            Layout::Table => Reader::from(TableCursor::new(spec, REMEMBER)),
-        };
-        let target = Arc::new(SynapseLinkCsv::new(
-            store,
-            reader,
-            cx.metrics.lake_last_folder.with_label_values(&[name]),
-        ));
+            Layout::Table => LakeTarget::new(store, TableCursor::new(spec, REMEMBER), newest),
+        });
         Ok(System::target_only(name, self.kind(), gate, target))
     }
 }
 
-/// The cursor of one layout.
-#[derive(Debug)]
-pub enum Reader {
-    Incremental(Cursor),
-    Table(TableCursor),
-}
-
-impl From<Cursor> for Reader {
-    fn from(c: Cursor) -> Self {
-        Reader::Incremental(c)
-    }
-}
-
-impl From<TableCursor> for Reader {
-    fn from(c: TableCursor) -> Self {
-        Reader::Table(c)
-    }
-}
-
-impl Reader {
-    /// Brings the cursor up to date; the time `last_folder` shows: the newest complete
-    /// folder's (incremental), the newest partition file's last-modified time (table).
-    async fn scan(
-        &mut self,
-        store: &dyn LakeStore,
-    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, LakeError> {
-        Ok(match self {
-            Reader::Incremental(c) => c.scan(store).await?.newest_complete,
-            Reader::Table(c) => c.scan(store).await?.newest_file,
-        })
-    }
-
-    fn found(&self, key: &str) -> Option<&Found> {
-        match self {
-            Reader::Incremental(c) => c.found(key),
-            Reader::Table(c) => c.found(key),
-        }
-    }
-}
-
-/// The connector: one table of one export.
-pub struct SynapseLinkCsv {
-    store: Box<dyn LakeStore>,
-    cursor: Mutex<Reader>,
-    last_folder: Gauge,
-}
-
-impl SynapseLinkCsv {
-    /// A target reading `store` with `cursor` (a [`Cursor`] or a [`TableCursor`]);
-    /// `last_folder` gets the newest complete folder, or the newest partition file's time.
-    pub fn new(store: Box<dyn LakeStore>, cursor: impl Into<Reader>, last_folder: Gauge) -> Self {
-        SynapseLinkCsv {
-            store,
-            cursor: Mutex::new(cursor.into()),
-            last_folder,
-        }
-    }
-}
-
-#[async_trait]
-impl Target for SynapseLinkCsv {
-    async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
-        let mut cursor = self.cursor.lock().await;
-        if let Some(t) = cursor.scan(self.store.as_ref()).await? {
-            self.last_folder.set(t.timestamp_millis() as f64 / 1000.0);
-        }
-        Ok(match cursor.found(id.key()) {
-            Some(f) => Lookup::Present {
-                payload: f.payload.clone(),
-            },
-            None => Lookup::Absent,
-        })
-    }
-
-    /// Rows carry `SinkCreatedOn`, the export's own time of writing them.
-    fn records_apply_time(&self) -> bool {
-        true
-    }
-
-    async fn applied_at(&self, id: &SentinelId) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.cursor.lock().await.found(id.key())?.sink_at
-    }
-}
+/// The connector: one table of one export, read with a [`Cursor`] (incremental folders) or a
+/// [`TableCursor`] (table layout).
+pub type SynapseLinkCsv = LakeTarget;
 
 #[cfg(test)]
 mod tests {
