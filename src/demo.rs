@@ -220,7 +220,10 @@ mod tests {
         let (demo, config) = Demo::start(stop.clone()).await.expect("demo starts");
         assert!(demo.emulator_url.starts_with("http://127.0.0.1:"));
         let names: Vec<&str> = config.systems.keys().map(String::as_str).collect();
-        assert_eq!(names, ["crm", "crm2", "es", "fabric", "fno", "lake", "search"]);
+        assert_eq!(
+            names,
+            ["crm", "crm2", "es", "fabric", "fno", "lake", "search"]
+        );
         let dir = demo.secrets.path.clone();
         assert!(dir.join("LAGWATCH_DEMO_CLIENT_SECRET").exists());
         stop.cancel();

@@ -170,6 +170,17 @@ async fn a_sentinel_compacted_checkpointed_expired_and_vacuumed_behind_the_reade
         "a null payload reads as empty text, as in the CSV export"
     );
     assert_eq!(p.target.applied_at(&id).await, Some(sentinel_sink()));
+    // Caught up: the next poll is idle again (the next commit and the hint), not another
+    // read of the checkpoint.
+    let read = p.read.get();
+    assert!(matches!(
+        p.target.lookup(&id).await.unwrap(),
+        Lookup::Present { .. }
+    ));
+    let hint = std::fs::metadata(table.join("_delta_log/_last_checkpoint"))
+        .unwrap()
+        .len();
+    assert_eq!(p.read.get() - read, hint);
 }
 
 #[tokio::test]

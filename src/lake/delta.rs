@@ -580,6 +580,7 @@ impl DeltaCursor {
             self.restore_from(store, &last).await?;
             scan.from_checkpoint = true;
             next = last.version + 1;
+            self.next = Some(next);
         }
         scan.files_read = self.read_pending(store).await?;
         scan.newest_commit = self.newest_commit;
