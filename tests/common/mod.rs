@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod delta;
+pub mod demo;
 pub mod fakes;
 pub mod shapes;
 

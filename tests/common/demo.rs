@@ -1,0 +1,73 @@
+//! Starting the `lagwatch` binary as a user does and stopping it with SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `lagwatch` binary (the demo, or `run`/`emulate`), killed when dropped.
+pub struct Demo {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `lagwatch demo` on a free loopback port.
+pub fn start_demo() -> Demo {
+    start(&["demo", "--listen", "127.0.0.1:0"])
+}
+
+/// `lagwatch <args>`, logging at info to nowhere.
+pub fn start(args: &[&str]) -> Demo {
+    start_with(args, Stdio::null(), "info")
+}
+
+/// `lagwatch <args>` with `RUST_LOG=log` and stderr to `stderr`; returns once it says where it
+/// listens.
+pub fn start_with(args: &[&str], stderr: Stdio, log: &str) -> Demo {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
+        .args(args)
+        .env("RUST_LOG", log)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("start lagwatch");
+    let stdout = child.stdout.take().unwrap();
+    // The demo first says where its emulator is; the monitor's own line comes next.
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("lagwatch says where it listens")
+            .expect("readable stdout");
+        if let Some((_, a)) = line.trim().split_once(" listening on http://") {
+            break a.parse().unwrap();
+        }
+    };
+    Demo { child, addr }
+}
+
+/// SIGTERM, then waits up to 15 s for a clean exit.
+pub fn terminate(mut demo: Demo) {
+    let pid = demo.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(code) = demo.child.try_wait().unwrap() {
+            assert!(code.success(), "SIGTERM ends the demo cleanly: {code:?}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "demo stops within 15 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
