@@ -1,0 +1,1113 @@
+//! The Grafana dashboards under `dashboards/` follow the project's conventions and query only
+//! what lagwatch exports.
+//!
+//! Conventions (grafana/dashboard-linter's rules where they apply, plus ours): one `datasource`
+//! variable used by every panel and target, no `__inputs`; a title, description and known unit
+//! on every panel; `$__rate_interval` as the range of every range selector; counters (and
+//! histogram `_bucket`/`_sum`/`_count` series) only inside `rate`/`increase`/`irate`, and
+//! nothing else inside them; `job` and `instance` matchers on every selector; unique panel ids
+//! and a `gridPos` for each, without overlaps; a stable uid per file; `editable: false`; and a
+//! runbook link on every panel that charts a metric an alert is built on.
+//!
+//! Every PromQL expression is parsed with `promql-parser` after the Grafana variables are
+//! replaced, and every metric and label it names is checked against the `/metrics` text of a
+//! lagwatch built in-process. `the_checks_catch_broken_dashboards` breaks a copy of a
+//! dashboard in each of those ways and expects the check to say so.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use promql_parser::parser::{self, Expr, LabelModifier};
+use serde_json::{Value, json};
+
+/// The alerts a dashboard may link a runbook of (`docs/runbooks/<AlertName>.md`). The SLO
+/// burn-rate alerts are reached through the dashboards' "Runbooks" link until their names are
+/// settled.
+const ALERTS: &[&str] = &[
+    "LagwatchLagAboveObjective",
+    "LagwatchPathNotConverging",
+    "LagwatchDualWritePaused",
+    "LagwatchReadYourWritesViolated",
+    "LagwatchSentinelWritesFailing",
+    "LagwatchSourceThrottled",
+    "LagwatchClockOffsetHigh",
+    "LagwatchDown",
+    "LagwatchLakeStale",
+];
+
+/// A panel that charts the metric (series) on the left must link the runbook on the right.
+const ALERT_BACKED: &[(&str, &str)] = &[
+    ("lagwatch_lag_seconds_bucket", "LagwatchLagAboveObjective"),
+    (
+        "lagwatch_lag_objective_seconds",
+        "LagwatchLagAboveObjective",
+    ),
+    ("lagwatch_staleness_seconds", "LagwatchPathNotConverging"),
+    ("lagwatch_probes_total", "LagwatchPathNotConverging"),
+    (
+        "lagwatch_read_your_writes_violations_total",
+        "LagwatchReadYourWritesViolated",
+    ),
+    (
+        "lagwatch_sentinel_writes_total",
+        "LagwatchSentinelWritesFailing",
+    ),
+    ("lagwatch_throttled_total", "LagwatchSourceThrottled"),
+    ("lagwatch_clock_offset_seconds", "LagwatchClockOffsetHigh"),
+    (
+        "lagwatch_lake_last_folder_timestamp_seconds",
+        "LagwatchLakeStale",
+    ),
+    ("up", "LagwatchDown"),
+];
+
+/// Where a runbook link starts: the dashboards' `runbook_base` constant variable.
+const RUNBOOK_PREFIX: &str = "${runbook_base}/docs/runbooks/";
+
+/// Grafana unit ids (from Grafana's value formats) the dashboards may use.
+const UNITS: &[&str] = &[
+    "s",
+    "ms",
+    "percentunit",
+    "short",
+    "none",
+    "reqps",
+    "cps",
+    "ops",
+    "Bps",
+    "bytes",
+    "dateTimeAsIso",
+];
+
+/// Series Prometheus adds to every scrape, with their labels: not in `/metrics`, but real.
+const SCRAPE_SERIES: &[&str] = &["up"];
+
+/// Labels Prometheus attaches to every scraped series.
+const TARGET_LABELS: &[&str] = &["job", "instance"];
+
+/// What `$__rate_interval` is replaced with before parsing: a duration no panel would write by
+/// hand (7m13s), so a range selector is known to have used the variable.
+const RATE_INTERVAL_STANDIN: &str = "7m13s";
+const RATE_INTERVAL_SECONDS: u64 = 433;
+
+/// Variables Grafana defines itself.
+const BUILTIN_VARIABLES: &[&str] = &[
+    "__rate_interval",
+    "__interval",
+    "__range",
+    "__url_time_range",
+    "__data",
+    "__all",
+];
+
+/// A lagwatch with a simulated path, an HTTP target (clock offsets, request metrics) and two lake
+/// targets (lake and apply-lag metrics). Nothing is contacted: building opens no connection.
+const YAML: &str = r#"
+instance: dash
+systems:
+  crm: { kind: simulated }
+  replica: { kind: simulated, replica_of: crm, lag: { distribution: fixed, value: 1s } }
+  es:
+    kind: elasticsearch
+    url: http://127.0.0.1:9/es
+    index: sentinels
+    mode: searchable
+    key_field: name
+    payload_field: description
+    auth: { method: none }
+  lake:
+    kind: synapse_link_csv
+    url: file:///nonexistent/lagwatch-dashboards-test/lake
+    table: account
+    key_column: name
+    payload_column: description
+  fabric:
+    kind: delta
+    url: file:///nonexistent/lagwatch-dashboards-test/fabric
+    key_column: name
+    payload_column: description
+paths:
+  - { source: crm, target: replica, objective: 5s }
+  - { source: crm, target: es, objective: 5s }
+  - { source: crm, target: lake, objective: 5m }
+  - { source: crm, target: fabric, objective: 5m }
+"#;
+
+/// One series name of the exposition.
+#[derive(Debug, Default)]
+struct Series {
+    /// A counter, or a histogram's `_bucket`, `_sum` or `_count`: only meaningful as a rate.
+    counter_like: bool,
+    labels: BTreeSet<String>,
+}
+
+/// What lagwatch's `/metrics` offers: series name → kind and label names.
+struct Exposition {
+    series: BTreeMap<String, Series>,
+}
+
+impl Exposition {
+    fn parse(text: &str) -> Exposition {
+        let mut types: BTreeMap<&str, &str> = BTreeMap::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+                types.insert(name, kind.trim());
+            }
+        }
+        let mut series: BTreeMap<String, Series> = BTreeMap::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let end = line.find(['{', ' ']).expect("a sample line has a name");
+            let name = &line[..end];
+            let kind = types.get(name).copied().or_else(|| {
+                ["_bucket", "_sum", "_count"].iter().find_map(|suffix| {
+                    let base = name.strip_suffix(suffix)?;
+                    types
+                        .get(base)
+                        .filter(|k| **k == "histogram" || **k == "summary")
+                        .map(|_| "counter")
+                })
+            });
+            let kind = kind.unwrap_or_else(|| panic!("{name} has a TYPE"));
+            let entry = series.entry(name.to_string()).or_default();
+            entry.counter_like = kind == "counter";
+            entry.labels.extend(label_names(&line[end..]));
+        }
+        for name in SCRAPE_SERIES {
+            series.insert(name.to_string(), Series::default());
+        }
+        Exposition { series }
+    }
+}
+
+/// The label names of a sample line's `{...}` part (empty without one).
+fn label_names(rest: &str) -> Vec<String> {
+    let Some(mut s) = rest.strip_prefix('{') else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    loop {
+        s = s.trim_start_matches(',');
+        if s.starts_with('}') || s.is_empty() {
+            return out;
+        }
+        let (name, after) = s.split_once("=\"").expect("label=\"value\"");
+        out.push(name.to_string());
+        // Skip the quoted value, honouring backslash escapes.
+        let mut chars = after.char_indices();
+        let close = loop {
+            match chars.next().expect("closed label value") {
+                (_, '\\') => {
+                    chars.next();
+                }
+                (i, '"') => break i,
+                _ => {}
+            }
+        };
+        s = &after[close + 1..];
+    }
+}
+
+/// lagwatch's own `/metrics` text, from an app built in-process.
+fn exposition() -> Exposition {
+    let app = common::app(YAML);
+    let metrics = app.engine.metrics();
+    // A lookup error's series appears with the first error of its kind; make one exist.
+    metrics
+        .lookup_errors
+        .with_label_values(&["crm", "es", "transport"])
+        .inc();
+    Exposition::parse(&metrics.render())
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn dashboard_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("dashboards"))
+        .expect("dashboards/ exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn load(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("readable dashboard");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every panel, rows included, and the panels of collapsed rows.
+fn all_panels(dash: &Value) -> Vec<&Value> {
+    let mut out = Vec::new();
+    for p in dash["panels"].as_array().into_iter().flatten() {
+        out.push(p);
+        for inner in p["panels"].as_array().into_iter().flatten() {
+            out.push(inner);
+        }
+    }
+    out
+}
+
+/// The names of the variables a text refers to: `$name`, `${name}` and `${name:format}`
+/// (`${__data.fields.x}` gives `__data`).
+fn variables_in(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        rest = &rest[i + 1..];
+        let braced = rest.starts_with('{');
+        let body = if braced { &rest[1..] } else { rest };
+        let name: String = body
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !name.is_empty() {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// Replaces Grafana variables so the text parses as PromQL: `$__rate_interval` becomes
+/// [`RATE_INTERVAL_STANDIN`], any other variable an identifier (fine inside a label value, an
+/// unknown metric anywhere else).
+fn substitute(expr: &str) -> String {
+    let expr = expr
+        .replace("${__rate_interval}", RATE_INTERVAL_STANDIN)
+        .replace("$__rate_interval", RATE_INTERVAL_STANDIN);
+    let mut out = String::with_capacity(expr.len());
+    let mut rest = expr.as_str();
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i + 1..];
+        if let Some(body) = rest.strip_prefix('{') {
+            let end = body.find('}').map_or(body.len(), |e| e + 1);
+            rest = &body[end.min(body.len())..];
+        } else {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            rest = &rest[end..];
+        }
+        out.push_str("grafana_variable");
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What checking one expression found.
+#[derive(Default)]
+struct ExprReport {
+    /// Series names the expression selects.
+    metrics: BTreeSet<String>,
+    problems: Vec<String>,
+}
+
+/// Parses a (Grafana) PromQL expression and checks it against the exposition.
+fn check_expr(expr: &str, expo: &Exposition) -> ExprReport {
+    let mut report = ExprReport::default();
+    if expr.contains(RATE_INTERVAL_STANDIN) {
+        report
+            .problems
+            .push(format!("uses {RATE_INTERVAL_STANDIN} literally"));
+    }
+    match parser::parse(&substitute(expr)) {
+        Ok(ast) => walk(&ast, false, expo, &mut report),
+        Err(e) => report
+            .problems
+            .push(format!("does not parse as PromQL: {e}")),
+    }
+    report
+}
+
+fn walk(e: &Expr, in_rate: bool, expo: &Exposition, r: &mut ExprReport) {
+    match e {
+        Expr::Aggregate(a) => {
+            check_grouping(a.modifier.as_ref(), &[&a.expr], expo, r);
+            walk(&a.expr, false, expo, r);
+            if let Some(p) = &a.param {
+                walk(p, false, expo, r);
+            }
+        }
+        Expr::Unary(u) => walk(&u.expr, false, expo, r),
+        Expr::Binary(b) => {
+            let matching = b.modifier.as_ref().and_then(|m| m.matching.as_ref());
+            check_grouping(matching, &[&b.lhs, &b.rhs], expo, r);
+            walk(&b.lhs, false, expo, r);
+            walk(&b.rhs, false, expo, r);
+        }
+        Expr::Paren(p) => walk(&p.expr, false, expo, r),
+        Expr::Subquery(s) => {
+            r.problems
+                .push("uses a subquery (write a rate over $__rate_interval)".into());
+            walk(&s.expr, false, expo, r);
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+        Expr::VectorSelector(vs) => {
+            let name = selector(vs, expo, r);
+            if in_rate {
+                r.problems
+                    .push(format!("rate/increase of {name} without a range"));
+            }
+            if expo.series.get(&name).is_some_and(|s| s.counter_like) || is_counter_name(&name) {
+                r.problems.push(format!(
+                    "counter {name} used outside rate()/increase()/irate()"
+                ));
+            }
+        }
+        Expr::MatrixSelector(ms) => {
+            let name = selector(&ms.vs, expo, r);
+            if ms.range != Duration::from_secs(RATE_INTERVAL_SECONDS) {
+                r.problems.push(format!(
+                    "range selector on {name} does not use $__rate_interval"
+                ));
+            }
+            let counter =
+                expo.series.get(&name).is_some_and(|s| s.counter_like) || is_counter_name(&name);
+            if !in_rate && counter {
+                r.problems.push(format!(
+                    "counter {name} used outside rate()/increase()/irate()"
+                ));
+            }
+            if in_rate && !counter && expo.series.contains_key(&name) {
+                r.problems
+                    .push(format!("rate/increase of {name}, which is a gauge"));
+            }
+        }
+        Expr::Call(c) => {
+            let rate_like = matches!(c.func.name, "rate" | "increase" | "irate");
+            for arg in &c.args.args {
+                walk(arg, rate_like, expo, r);
+            }
+        }
+    }
+}
+
+fn is_counter_name(name: &str) -> bool {
+    ["_total", "_bucket", "_count", "_sum"]
+        .iter()
+        .any(|s| name.ends_with(s))
+}
+
+/// Checks one selector's metric and matchers; returns its metric name.
+fn selector(
+    vs: &promql_parser::parser::VectorSelector,
+    expo: &Exposition,
+    r: &mut ExprReport,
+) -> String {
+    let name = vs
+        .name
+        .clone()
+        .or_else(|| {
+            vs.matchers
+                .matchers
+                .iter()
+                .find(|m| m.name == "__name__")
+                .map(|m| m.value.clone())
+        })
+        .unwrap_or_default();
+    r.metrics.insert(name.clone());
+    let Some(series) = expo.series.get(&name) else {
+        r.problems.push(format!(
+            "{name:?} is not exported by lagwatch (not in its /metrics)"
+        ));
+        return name;
+    };
+    let matchers: Vec<&str> = vs
+        .matchers
+        .matchers
+        .iter()
+        .chain(vs.matchers.or_matchers.iter().flatten())
+        .map(|m| m.name.as_str())
+        .filter(|n| *n != "__name__")
+        .collect();
+    for label in &matchers {
+        if !series.labels.contains(*label) && !TARGET_LABELS.contains(label) {
+            r.problems
+                .push(format!("{name} has no label {label:?} to match on"));
+        }
+    }
+    for label in TARGET_LABELS {
+        if !matchers.contains(label) {
+            r.problems
+                .push(format!("{name} selector has no {label} matcher"));
+        }
+    }
+    name
+}
+
+/// `by (...)`/`on (...)` labels must exist on some series the expression selects.
+fn check_grouping(
+    m: Option<&LabelModifier>,
+    operands: &[&Expr],
+    expo: &Exposition,
+    r: &mut ExprReport,
+) {
+    let Some(LabelModifier::Include(labels)) = m else {
+        return;
+    };
+    let mut inner = ExprReport::default();
+    for e in operands {
+        walk(e, false, expo, &mut inner);
+    }
+    let known: BTreeSet<&str> = inner
+        .metrics
+        .iter()
+        .filter_map(|n| expo.series.get(n))
+        .flat_map(|s| s.labels.iter().map(String::as_str))
+        .chain(TARGET_LABELS.iter().copied())
+        .collect();
+    for label in &labels.labels {
+        if !known.contains(label.as_str()) {
+            r.problems
+                .push(format!("groups by {label:?}, which no selected series has"));
+        }
+    }
+}
+
+/// Checks a dashboard; returns every problem found (empty when it follows the conventions).
+fn check_dashboard(file: &str, dash: &Value, expo: &Exposition) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut bad = |what: String| problems.push(format!("{file}: {what}"));
+
+    // The dashboard.
+    if dash.get("__inputs").is_some() || dash.to_string().contains("${DS_") {
+        bad("uses __inputs / ${DS_...}: file provisioning does not resolve them".into());
+    }
+    if dash["editable"] != json!(false) {
+        bad("editable is not false".into());
+    }
+    let stem = file.trim_end_matches(".json");
+    if dash["uid"] != json!(stem) {
+        bad(format!(
+            "uid {} is not the file's stable uid {stem:?}",
+            dash["uid"]
+        ));
+    }
+    if dash["schemaVersion"] != json!(41) {
+        bad("schemaVersion is not 41".into());
+    }
+    if dash["title"].as_str().is_none_or(str::is_empty) {
+        bad("no title".into());
+    }
+
+    // Variables.
+    let vars = dash["templating"]["list"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let defined: BTreeSet<String> = vars
+        .iter()
+        .filter_map(|v| v["name"].as_str().map(str::to_string))
+        .chain(BUILTIN_VARIABLES.iter().map(|s| s.to_string()))
+        .collect();
+    let datasources: Vec<&Value> = vars.iter().filter(|v| v["type"] == "datasource").collect();
+    match datasources.as_slice() {
+        [ds] if ds["name"] == "datasource"
+            && ds["label"] == "Data source"
+            && ds["query"] == "prometheus" => {}
+        _ => bad("needs exactly one datasource variable: name datasource, label \"Data source\", query prometheus".into()),
+    }
+    let templated = json!({"type": "prometheus", "uid": "${datasource}"});
+    for v in vars.iter().filter(|v| v["type"] == "query") {
+        let name = v["name"].as_str().unwrap_or("?");
+        if v["datasource"] != templated {
+            bad(format!(
+                "variable {name} does not use the datasource variable"
+            ));
+        }
+        if v["refresh"] != json!(2) {
+            bad(format!(
+                "variable {name} does not refresh on time range change"
+            ));
+        }
+        let query = v["query"]["query"]
+            .as_str()
+            .or(v["query"].as_str())
+            .unwrap_or("");
+        let inner = query
+            .strip_prefix("label_values(")
+            .and_then(|q| q.strip_suffix(')'))
+            .and_then(|q| q.rsplit_once(','));
+        let Some((sel, label)) = inner else {
+            bad(format!(
+                "variable {name}: expected label_values(selector, label), got {query:?}"
+            ));
+            continue;
+        };
+        let report = check_expr(sel, expo);
+        // label_values() selectors need no job/instance matchers: they list them.
+        for p in report.problems.iter().filter(|p| !p.ends_with(" matcher")) {
+            bad(format!("variable {name}: {p}"));
+        }
+        let label = label.trim();
+        for m in &report.metrics {
+            if expo
+                .series
+                .get(m)
+                .is_some_and(|s| !s.labels.contains(label))
+                && !TARGET_LABELS.contains(&label)
+            {
+                bad(format!("variable {name}: {m} has no label {label}"));
+            }
+        }
+        for used in variables_in(query) {
+            if !defined.contains(&used) {
+                bad(format!(
+                    "variable {name} refers to undefined variable ${used}"
+                ));
+            }
+        }
+    }
+    match vars.iter().find(|v| v["name"] == "runbook_base") {
+        Some(v)
+            if v["type"] == "constant"
+                && v["query"]
+                    .as_str()
+                    .is_some_and(|q| q.starts_with("https://")) => {}
+        _ => bad("needs the constant variable runbook_base (an https URL)".into()),
+    }
+    for link in dash["links"].as_array().into_iter().flatten() {
+        for used in variables_in(link["url"].as_str().unwrap_or("")) {
+            if !defined.contains(&used) {
+                bad(format!(
+                    "dashboard link refers to undefined variable ${used}"
+                ));
+            }
+        }
+    }
+
+    // Panels.
+    let mut ids = BTreeSet::new();
+    let mut boxes: Vec<(String, [i64; 4])> = Vec::new();
+    for panel in all_panels(dash) {
+        let title = panel["title"].as_str().unwrap_or("").to_string();
+        let what = format!("panel {title:?}");
+        match panel["id"].as_i64() {
+            Some(id) if !ids.insert(id) => bad(format!("{what}: duplicate panel id {id}")),
+            Some(_) => {}
+            None => bad(format!("{what}: no numeric id")),
+        }
+        let g = &panel["gridPos"];
+        let pos = ["x", "y", "w", "h"].map(|k| g[k].as_i64());
+        match pos {
+            [Some(x), Some(y), Some(w), Some(h)] if w > 0 && h > 0 && x >= 0 && x + w <= 24 => {
+                for (other, [ox, oy, ow, oh]) in &boxes {
+                    if x < ox + ow && *ox < x + w && y < oy + oh && *oy < y + h {
+                        bad(format!("{what}: gridPos overlaps panel {other:?}"));
+                    }
+                }
+                boxes.push((title.clone(), [x, y, w, h]));
+            }
+            _ => bad(format!(
+                "{what}: no gridPos with x, y, w, h inside the 24 columns"
+            )),
+        }
+        for used in variables_in(&title) {
+            if !defined.contains(&used) {
+                bad(format!(
+                    "{what}: title refers to undefined variable ${used}"
+                ));
+            }
+        }
+        if panel["type"] == "row" {
+            continue;
+        }
+        if title.is_empty() {
+            bad(format!("{what}: no title"));
+        }
+        if panel["description"]
+            .as_str()
+            .is_none_or(|d| d.trim().is_empty())
+        {
+            bad(format!("{what}: no description"));
+        }
+        let unit = panel["fieldConfig"]["defaults"]["unit"]
+            .as_str()
+            .unwrap_or("");
+        if !UNITS.contains(&unit) {
+            bad(format!(
+                "{what}: unit {unit:?} is missing or not a known Grafana unit"
+            ));
+        }
+        if panel["type"] == "heatmap"
+            && !UNITS.contains(&panel["options"]["yAxis"]["unit"].as_str().unwrap_or(""))
+        {
+            bad(format!("{what}: heatmap without a y-axis unit"));
+        }
+        if panel["datasource"] != templated {
+            bad(format!("{what}: datasource is not {templated}"));
+        }
+        let targets = panel["targets"].as_array().cloned().unwrap_or_default();
+        if targets.is_empty() {
+            bad(format!("{what}: no targets"));
+        }
+        let mut metrics = BTreeSet::new();
+        let mut refs = BTreeSet::new();
+        for t in &targets {
+            if t["datasource"] != templated {
+                bad(format!("{what}: a target's datasource is not {templated}"));
+            }
+            if !refs.insert(t["refId"].as_str().unwrap_or("").to_string()) {
+                bad(format!("{what}: duplicate or missing refId"));
+            }
+            let expr = t["expr"].as_str().unwrap_or("");
+            let report = check_expr(expr, expo);
+            for p in report.problems {
+                bad(format!("{what}: {p} in `{expr}`"));
+            }
+            for used in variables_in(expr) {
+                if !defined.contains(&used) {
+                    bad(format!("{what}: refers to undefined variable ${used}"));
+                }
+            }
+            metrics.extend(report.metrics);
+        }
+
+        // Runbook links.
+        let mut linked = BTreeSet::new();
+        let links = panel["links"].as_array().into_iter().flatten();
+        let data_links = panel["fieldConfig"]["defaults"]["links"]
+            .as_array()
+            .into_iter()
+            .flatten();
+        for link in links.chain(data_links) {
+            let url = link["url"].as_str().unwrap_or("");
+            for used in variables_in(url) {
+                if !defined.contains(&used) {
+                    bad(format!("{what}: link refers to undefined variable ${used}"));
+                }
+            }
+            if !url.contains("runbook") {
+                continue;
+            }
+            let alert = url
+                .strip_prefix(RUNBOOK_PREFIX)
+                .and_then(|a| a.strip_suffix(".md"))
+                .unwrap_or(url);
+            if ALERTS.contains(&alert) {
+                linked.insert(alert.to_string());
+            } else {
+                bad(format!(
+                    "{what}: runbook link {url:?} is not {RUNBOOK_PREFIX}<known alert>.md (unknown alert)"
+                ));
+            }
+        }
+        for (metric, alert) in ALERT_BACKED {
+            if metrics.contains(*metric) && !linked.contains(*alert) {
+                bad(format!(
+                    "{what}: charts {metric} but has no runbook link to {alert}"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Runbook alerts a dashboard links from its panels.
+fn linked_alerts(dash: &Value) -> BTreeSet<String> {
+    all_panels(dash)
+        .into_iter()
+        .flat_map(|p| p["links"].as_array().cloned().unwrap_or_default())
+        .filter_map(|l| {
+            l["url"]
+                .as_str()?
+                .strip_prefix(RUNBOOK_PREFIX)?
+                .strip_suffix(".md")
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+#[test]
+fn the_dashboards_follow_the_conventions_and_query_lagwatchs_metrics() {
+    let expo = exposition();
+    let files = dashboard_files();
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["lagwatch-overview.json", "lagwatch-path.json"],
+        "the dashboards"
+    );
+    let mut problems = Vec::new();
+    let mut uids = BTreeSet::new();
+    let mut bases = BTreeSet::new();
+    for (path, name) in files.iter().zip(&names) {
+        let dash = load(path);
+        problems.extend(check_dashboard(name, &dash, &expo));
+        assert!(
+            uids.insert(dash["uid"].to_string()),
+            "{name}: uid is unique"
+        );
+        let base = dash["templating"]["list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["name"] == "runbook_base")
+            .map(|v| v["query"].to_string());
+        bases.insert(base);
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    assert_eq!(bases.len(), 1, "every dashboard has the same runbook base");
+
+    // The overview links every alert's runbook somewhere.
+    let overview = load(&repo().join("dashboards/lagwatch-overview.json"));
+    let linked = linked_alerts(&overview);
+    for alert in ALERTS {
+        assert!(
+            linked.contains(*alert),
+            "the overview links the runbook of {alert}"
+        );
+    }
+    // The path dashboard is chosen by $source and $target.
+    let path = load(&repo().join("dashboards/lagwatch-path.json"));
+    for var in ["source", "target"] {
+        assert!(
+            path["templating"]["list"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["name"] == var && v["type"] == "query" && v["multi"] == json!(false)),
+            "lagwatch-path.json has a single-valued ${var} variable"
+        );
+    }
+}
+
+#[test]
+fn the_exposition_offers_what_the_checks_rely_on() {
+    // The check is only as good as the metric list: every family of metrics.rs must be in it.
+    let expo = exposition();
+    for name in [
+        "lagwatch_lag_seconds_bucket",
+        "lagwatch_lag_seconds_count",
+        "lagwatch_apply_lag_seconds_bucket",
+        "lagwatch_lookup_errors_total",
+        "lagwatch_clock_offset_seconds",
+        "lagwatch_lake_last_folder_timestamp_seconds",
+        "lagwatch_lake_bytes_read_total",
+        "lagwatch_lake_objects_listed_total",
+        "lagwatch_request_duration_seconds_bucket",
+        "process_cpu_seconds_total",
+    ] {
+        assert!(expo.series.contains_key(name), "{name} is in /metrics");
+    }
+    assert!(expo.series["lagwatch_probes_total"].counter_like);
+    assert!(expo.series["lagwatch_lag_seconds_bucket"].counter_like);
+    assert!(!expo.series["lagwatch_staleness_seconds"].counter_like);
+    assert!(
+        expo.series["lagwatch_lag_seconds_bucket"]
+            .labels
+            .contains("le")
+    );
+    let families = expo
+        .series
+        .keys()
+        .filter(|n| n.starts_with("lagwatch_"))
+        .count();
+    // 26 families, three of them histograms (_bucket, _sum, _count). A new family whose
+    // series appear only on an event needs one made in exposition().
+    assert_eq!(families, 26 - 3 + 3 * 3, "{:?}", expo.series.keys());
+}
+
+#[test]
+fn expressions_are_parsed_and_checked() {
+    let expo = exposition();
+    let ok = check_expr(
+        r#"sum by (source, target) (rate(lagwatch_probes_total{job=~"$job", instance=~"$instance", source="$source"}[$__rate_interval]))"#,
+        &expo,
+    );
+    assert!(ok.problems.is_empty(), "{:?}", ok.problems);
+    assert!(ok.metrics.contains("lagwatch_probes_total"));
+    let sel = r#"{job=~"$job", instance=~"$instance"}"#;
+    for (expr, expected) in [
+        (
+            format!("rate(lagwatch_probes_total{sel}[5m])"),
+            "does not use $__rate_interval",
+        ),
+        (format!("lagwatch_probes_total{sel}"), "outside rate"),
+        (
+            format!("sum(lagwatch_lag_seconds_count{sel})"),
+            "outside rate",
+        ),
+        (
+            format!("rate(lagwatch_staleness_seconds{sel}[$__rate_interval])"),
+            "gauge",
+        ),
+        (format!("lagwatch_lag_secondz{sel}"), "not exported"),
+        (
+            r#"lagwatch_staleness_seconds{job=~"$job"}"#.to_string(),
+            "no instance matcher",
+        ),
+        (
+            format!("lagwatch_staleness_seconds{{path=\"x\", {}", &sel[1..]),
+            "no label \"path\"",
+        ),
+        (
+            format!("sum by (path) (lagwatch_staleness_seconds{sel})"),
+            "groups by \"path\"",
+        ),
+        (
+            format!("sum(lagwatch_staleness_seconds{sel}"),
+            "does not parse",
+        ),
+        (format!("$metric{sel}"), "not exported"),
+        (
+            format!("rate(lagwatch_probes_total{sel}[7m13s])"),
+            "literally",
+        ),
+    ] {
+        let report = check_expr(&expr, &expo);
+        assert!(
+            report.problems.iter().any(|p| p.contains(expected)),
+            "`{expr}` should be rejected with {expected:?}, got {:?}",
+            report.problems
+        );
+    }
+}
+
+/// A broken copy of the overview in each way the conventions forbid, and what the check says.
+#[test]
+fn the_checks_catch_broken_dashboards() {
+    let expo = exposition();
+    let good = load(&repo().join("dashboards/lagwatch-overview.json"));
+    let file = "lagwatch-overview.json";
+    assert!(check_dashboard(file, &good, &expo).is_empty());
+
+    // The first panel that is not a row, and the first one with a runbook link.
+    let first = good["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|p| p["type"] != "row")
+        .unwrap();
+    let linked = good["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|p| p["links"].as_array().is_some_and(|l| !l.is_empty()))
+        .unwrap();
+    type Breakage = (&'static str, Box<dyn Fn(&mut Value)>, &'static str);
+    let cases: Vec<Breakage> = vec![
+        (
+            "no unit",
+            Box::new(move |d| {
+                d["panels"][first]["fieldConfig"]["defaults"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("unit");
+            }),
+            "unit",
+        ),
+        (
+            "an unknown unit",
+            Box::new(move |d| {
+                d["panels"][first]["fieldConfig"]["defaults"]["unit"] = json!("seconds")
+            }),
+            "not a known Grafana unit",
+        ),
+        (
+            "no description",
+            Box::new(move |d| d["panels"][first]["description"] = json!("")),
+            "no description",
+        ),
+        (
+            "a fixed data source",
+            Box::new(move |d| {
+                d["panels"][first]["datasource"] =
+                    json!({"type": "prometheus", "uid": "prometheus"})
+            }),
+            "datasource is not",
+        ),
+        (
+            "a target with a fixed data source",
+            Box::new(move |d| {
+                d["panels"][first]["targets"][0]["datasource"] = json!({"uid": "P1809F7CD0C75ACF3"})
+            }),
+            "a target's datasource",
+        ),
+        (
+            "__inputs",
+            Box::new(|d| d["__inputs"] = json!([{"name": "DS_PROMETHEUS", "type": "datasource"}])),
+            "__inputs",
+        ),
+        (
+            "no datasource variable",
+            Box::new(|d| {
+                d["templating"]["list"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|v| v["type"] != "datasource")
+            }),
+            "exactly one datasource variable",
+        ),
+        (
+            "editable",
+            Box::new(|d| d["editable"] = json!(true)),
+            "editable",
+        ),
+        (
+            "another uid",
+            Box::new(|d| d["uid"] = json!("abc123XYZ")),
+            "stable uid",
+        ),
+        (
+            "a duplicate panel id",
+            Box::new(move |d| d["panels"][first + 1]["id"] = d["panels"][first]["id"].clone()),
+            "duplicate panel id",
+        ),
+        (
+            "no gridPos",
+            Box::new(move |d| {
+                d["panels"][first]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("gridPos");
+            }),
+            "no gridPos",
+        ),
+        (
+            "overlapping panels",
+            Box::new(move |d| {
+                d["panels"][first + 1]["gridPos"] = d["panels"][first]["gridPos"].clone()
+            }),
+            "overlaps",
+        ),
+        (
+            "a fixed range",
+            Box::new(|d| {
+                let text = d.to_string().replace("[$__rate_interval]", "[5m]");
+                *d = serde_json::from_str(&text).unwrap();
+            }),
+            "does not use $__rate_interval",
+        ),
+        (
+            "a counter without rate",
+            Box::new(move |d| {
+                d["panels"][first]["targets"][0]["expr"] = json!(
+                    r#"sum by (source, target) (lagwatch_probes_total{job=~"$job", instance=~"$instance"})"#
+                )
+            }),
+            "outside rate",
+        ),
+        (
+            "a metric lagwatch does not export",
+            Box::new(|d| {
+                let text = d
+                    .to_string()
+                    .replace("lagwatch_staleness_seconds", "lagwatch_staleness");
+                *d = serde_json::from_str(&text).unwrap();
+            }),
+            "not exported",
+        ),
+        (
+            "invalid PromQL",
+            Box::new(move |d| d["panels"][first]["targets"][0]["expr"] = json!("sum(rate(")),
+            "does not parse",
+        ),
+        (
+            "an undefined variable",
+            Box::new(move |d| {
+                d["panels"][first]["targets"][0]["expr"] =
+                    json!(r#"lagwatch_staleness_seconds{job=~"$job", instance=~"$nope"}"#)
+            }),
+            "undefined variable $nope",
+        ),
+        (
+            "an alert-backed panel without its runbook",
+            Box::new(move |d| d["panels"][linked]["links"] = json!([])),
+            "no runbook link",
+        ),
+        (
+            "a runbook of an unknown alert",
+            Box::new(move |d| {
+                d["panels"][linked]["links"][0]["url"] =
+                    json!("${runbook_base}/docs/runbooks/LagwatchSomethingElse.md")
+            }),
+            "unknown alert",
+        ),
+        (
+            "a variable from a fixed data source",
+            Box::new(|d| {
+                for v in d["templating"]["list"].as_array_mut().unwrap() {
+                    if v["type"] == "query" {
+                        v["datasource"] = json!({"type": "prometheus", "uid": "prometheus"});
+                    }
+                }
+            }),
+            "does not use the datasource variable",
+        ),
+        (
+            "a variable on a metric lagwatch does not export",
+            Box::new(|d| {
+                for v in d["templating"]["list"].as_array_mut().unwrap() {
+                    if v["name"] == "job" {
+                        v["query"]["query"] = json!("label_values(lagwatch_info, job)");
+                    }
+                }
+            }),
+            "variable job: \"lagwatch_info\" is not exported",
+        ),
+    ];
+    for (name, breakage, expected) in cases {
+        let mut broken = good.clone();
+        breakage(&mut broken);
+        let problems = check_dashboard(file, &broken, &expo);
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "a dashboard with {name} should be rejected with {expected:?}; got {problems:#?}"
+        );
+    }
+}
+
+#[test]
+fn the_provisioning_examples_parse() {
+    let dir = repo().join("dashboards/provisioning");
+    let read = |rel: &str| -> Value {
+        let text = std::fs::read_to_string(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    };
+    let providers = read("dashboards/lagwatch.yaml");
+    assert_eq!(providers["apiVersion"], json!(1));
+    let provider = &providers["providers"][0];
+    assert_eq!(provider["type"], "file");
+    assert!(
+        provider["options"]["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with('/'))
+    );
+    assert_eq!(
+        provider["allowUiUpdates"],
+        json!(false),
+        "dashboards are code"
+    );
+
+    let sources = read("datasources/prometheus.yaml");
+    assert_eq!(sources["apiVersion"], json!(1));
+    let ds = &sources["datasources"][0];
+    assert_eq!(ds["type"], "prometheus");
+    assert!(ds["url"].as_str().is_some_and(|u| u.starts_with("http")));
+    assert!(ds["uid"].as_str().is_some_and(|u| !u.is_empty()));
+
+    // The YAML reader used here rejects what Grafana would choke on.
+    assert!(
+        serde_saphyr::from_str::<Value>("apiVersion: 1\nproviders:\n  - name: a\n   type: file\n")
+            .is_err()
+    );
+}
