@@ -54,6 +54,7 @@ pub struct Metrics {
     pub probes: IntCounterVec,
     pub in_flight: IntGaugeVec,
     pub objective: GaugeVec,
+    pub timeout: GaugeVec,
     pub probes_skipped: IntCounterVec,
     pub lookup_errors: IntCounterVec,
     pub writes: IntCounterVec,
@@ -150,6 +151,11 @@ impl Metrics {
             objective: gauge(
                 "lagwatch_lag_objective_seconds",
                 "Configured lag objective of the path, so one alert rule serves every path.",
+                path,
+            ),
+            timeout: gauge(
+                "lagwatch_probe_timeout_seconds",
+                "Configured timeout of the path: a sentinel not seen by then counts as not converged. Lets alerts say \"no convergence for N timeouts\" with one rule for every path.",
                 path,
             ),
             probes_skipped: counter(
@@ -283,7 +289,13 @@ impl Metrics {
     }
 
     /// Creates every series of one path at 0.
-    pub fn init_path(&self, source: &str, target: &str, objective_seconds: f64) {
+    pub fn init_path(
+        &self,
+        source: &str,
+        target: &str,
+        objective_seconds: f64,
+        timeout_seconds: f64,
+    ) {
         let l = &[source, target];
         self.lag.with_label_values(l);
         self.last_lag.with_label_values(l);
@@ -294,6 +306,7 @@ impl Metrics {
         self.probes_skipped.with_label_values(l);
         self.monotonic_violations.with_label_values(l);
         self.objective.with_label_values(l).set(objective_seconds);
+        self.timeout.with_label_values(l).set(timeout_seconds);
         for o in OUTCOMES {
             self.probes.with_label_values(&[source, target, o]);
         }

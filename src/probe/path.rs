@@ -157,6 +157,7 @@ impl PathHandle {
             &spec.source,
             &spec.target,
             spec.objective.get().as_secs_f64(),
+            spec.timeout.get().as_secs_f64(),
         );
         let l = [spec.source.as_str(), spec.target.as_str()];
         let outcome = |o: Outcome| metrics.probes.with_label_values(&[l[0], l[1], o.label()]);
