@@ -55,6 +55,7 @@ pub struct Metrics {
     pub in_flight: IntGaugeVec,
     pub objective: GaugeVec,
     pub timeout: GaugeVec,
+    pub within_objective: IntCounterVec,
     pub probes_skipped: IntCounterVec,
     pub lookup_errors: IntCounterVec,
     pub writes: IntCounterVec,
@@ -151,6 +152,11 @@ impl Metrics {
             objective: gauge(
                 "lagwatch_lag_objective_seconds",
                 "Configured lag objective of the path, so one alert rule serves every path.",
+                path,
+            ),
+            within_objective: counter(
+                "lagwatch_probes_within_objective_total",
+                "Probes of the path that converged with a lag (the midpoint estimate, as in lagwatch_lag_seconds) at or below the path's objective: the good events of an objective, exact for any objective.",
                 path,
             ),
             timeout: gauge(
@@ -304,6 +310,7 @@ impl Metrics {
         self.last_converged.with_label_values(l);
         self.in_flight.with_label_values(l);
         self.probes_skipped.with_label_values(l);
+        self.within_objective.with_label_values(l);
         self.monotonic_violations.with_label_values(l);
         self.objective.with_label_values(l).set(objective_seconds);
         self.timeout.with_label_values(l).set(timeout_seconds);

@@ -83,6 +83,34 @@ async fn every_converged_lag_is_within_its_stated_uncertainty_of_the_truth() {
         coarse.len() <= 20,
         "more than 5 % coarse bounds: {coarse:#?}"
     );
+    // Probes within the 1m objective: all of them on paths whose lag never reaches it, some
+    // but not all on the wide one (p99 4m).
+    for target in ["fixed", "uniform", "quick", "wide"] {
+        let labels = format!("source=\"src\",target=\"{target}\"");
+        let converged = counter(
+            &app,
+            &format!("lagwatch_probes_total{{outcome=\"converged\",{labels}}}"),
+        );
+        let within = counter(
+            &app,
+            &format!("lagwatch_probes_within_objective_total{{{labels}}}"),
+        );
+        assert!(converged > 0.0, "{target}");
+        if target == "wide" {
+            let late = records
+                .iter()
+                .filter(|r| &*r.target == "wide")
+                .filter(|r| r.estimate.is_some_and(|e| e.lag > Duration::from_secs(60)))
+                .count();
+            assert!(late > 0, "some wide lags exceed the objective");
+            assert!(
+                within > 0.0 && within < converged,
+                "{within} of {converged}"
+            );
+        } else {
+            assert_eq!(within, converged, "{target}");
+        }
+    }
 }
 
 #[tokio::test(start_paused = true)]

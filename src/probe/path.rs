@@ -133,6 +133,8 @@ struct PathMetrics {
     apply_lag: Option<Histogram>,
     skipped: IntCounter,
     monotonic: IntCounter,
+    /// Converged with a lag at or below the objective (exact "good" events for SLO rules).
+    within_objective: IntCounter,
 }
 
 /// A path with its target connector, metrics and state.
@@ -180,6 +182,7 @@ impl PathHandle {
                 .then(|| metrics.apply_lag.with_label_values(&l)),
             skipped: metrics.probes_skipped.with_label_values(&l),
             monotonic: metrics.monotonic_violations.with_label_values(&l),
+            within_objective: metrics.within_objective.with_label_values(&l),
         };
         PathHandle {
             spec,
@@ -277,6 +280,9 @@ impl PathHandle {
         }
         if let (Outcome::Converged, Some(e)) = (outcome, estimate) {
             self.m.lag.observe(e.lag.as_secs_f64());
+            if e.lag <= self.spec.objective.get() {
+                self.m.within_objective.inc();
+            }
             self.m.last_lag.set(e.lag.as_secs_f64());
             self.m.uncertainty.set(e.uncertainty.as_secs_f64());
             let wall = Utc::now();
