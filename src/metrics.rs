@@ -12,7 +12,8 @@ use prometheus::{
 };
 
 /// Lag buckets, 50 ms to 24 h, with common objectives (1 s, 5 s, 30 s, 1 m, 5 m, 15 m, 1 h) as
-/// bucket bounds so "within objective" ratios are exact.
+/// bucket bounds, so quantiles near them are sharp and rules can fall back on the bucket at the
+/// objective; `lagwatch_probes_within_objective_total` is exact for any objective.
 pub const LAG_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0,
     1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0,
