@@ -42,6 +42,16 @@ pub enum ConnectorError {
 impl ConnectorError {
     /// Bounded label value: `throttled`, `auth`, `transport`, `unavailable`, `bad_response`,
     /// `timeout`.
+    /// Every value [`kind`](Self::kind) can take, so the error series exist at 0 from start-up.
+    pub const KINDS: [&'static str; 6] = [
+        "throttled",
+        "auth",
+        "transport",
+        "unavailable",
+        "bad_response",
+        "timeout",
+    ];
+
     pub fn kind(&self) -> &'static str {
         match self {
             ConnectorError::Throttled { .. } => "throttled",
@@ -119,5 +129,30 @@ pub trait Target: Send + Sync + 'static {
     /// it; asked once after a lookup found the sentinel. No call to the system.
     async fn applied_at(&self, _id: &SentinelId) -> Option<DateTime<Utc>> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_kind_is_listed_for_the_zero_series() {
+        let all = [
+            ConnectorError::Throttled { retry_after: None },
+            ConnectorError::Auth(String::new()),
+            ConnectorError::Transport(String::new()),
+            ConnectorError::Unavailable {
+                status: 503,
+                detail: String::new(),
+            },
+            ConnectorError::BadResponse {
+                status: 200,
+                detail: String::new(),
+            },
+            ConnectorError::Timeout,
+        ];
+        let kinds: Vec<&str> = all.iter().map(ConnectorError::kind).collect();
+        assert_eq!(kinds, ConnectorError::KINDS);
     }
 }

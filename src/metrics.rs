@@ -318,6 +318,10 @@ impl Metrics {
         for o in OUTCOMES {
             self.probes.with_label_values(&[source, target, o]);
         }
+        for kind in crate::connector::ConnectorError::KINDS {
+            self.lookup_errors
+                .with_label_values(&[source, target, kind]);
+        }
     }
 
     /// Creates every series of one source at 0.
