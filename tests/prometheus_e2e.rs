@@ -1,0 +1,423 @@
+//! The shipped dashboards and rules against a real Prometheus and Alertmanager (Debian
+//! packages `prometheus` and `prometheus-alertmanager`, installed by
+//! `scripts/install-test-tools`): `lagwatch demo` is scraped every second with the rules of
+//! `alerts/` loaded; Alertmanager routes to a webhook receiver inside this test.
+//!
+//! After warm-up: every rule evaluates without error, every series a rule selects exists, every
+//! dashboard expression returns data through the HTTP API, and the demo's stuck path (crm → crm2,
+//! whose replication stalls for 40 s every 3 minutes) pages: an alert with its `source` and
+//! `target` labels reaches the webhook.
+//!
+//! Time is compressed in one place only: the rules are loaded with every `for:` hold divided by
+//! 60 (10m → 10s), because the demo's stalls last 40 s, not hours; the expressions, labels and
+//! thresholds are the shipped ones. Without the binaries the test skips, unless
+//! `LAGWATCH_REQUIRE_TOOLS=1` (CI), where it fails.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::demo::{start_demo, terminate};
+use promql_parser::parser::{self, Expr};
+use serde_json::Value;
+
+/// The alerts that say a path is behind: what the stuck path must raise.
+const PAGES: &[&str] = &["LagwatchLagAboveObjective", "LagwatchPathNotConverging"];
+
+fn required() -> bool {
+    std::env::var("LAGWATCH_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+}
+
+/// The first of `names` that runs with `--version`.
+fn binary(names: &[&str]) -> Option<PathBuf> {
+    names.iter().find_map(|n| {
+        Command::new(n)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()
+            .filter(|s| s.success())
+            .map(|_| PathBuf::from(n))
+    })
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Bodies POSTed to the webhook, in arrival order.
+type Received = Arc<Mutex<Vec<String>>>;
+
+/// A minimal HTTP receiver for Alertmanager's webhook notifications.
+fn webhook() -> (SocketAddr, Received) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let got: Received = Arc::default();
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let Ok(n) = s.read(&mut chunk) else {
+                    break None;
+                };
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                    continue;
+                };
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    break Some(body.to_string());
+                }
+            };
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            if let Some(b) = body {
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push(b);
+            }
+        }
+    });
+    (addr, got)
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The rule files of `alerts/` (not their tests).
+fn rule_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("alerts"))
+        .expect("alerts/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "rule files in alerts/");
+    files
+}
+
+/// A rule file with every `for:` hold divided by 60 (at least 1 s).
+fn compressed(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            let Some(value) = trimmed.strip_prefix("for:") else {
+                return line.to_string();
+            };
+            let indent = &line[..line.len() - trimmed.len()];
+            let hold = humantime::parse_duration(value.trim()).expect("a for: duration");
+            let secs = (hold.as_secs() / 60).max(1);
+            format!("{indent}for: {secs}s")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Instant query; the `result` array.
+fn query(prom: SocketAddr, q: &str) -> Vec<Value> {
+    let enc: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
+    let (status, _, body) = common::http_get(prom, &format!("/api/v1/query?query={enc}"));
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    assert_eq!(status, 200, "{q}: {body}");
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+fn wait_ready(addr: SocketAddr, what: &str, proc: &mut Proc) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if std::net::TcpStream::connect(addr).is_ok() && common::http_get(addr, "/-/ready").0 == 200
+        {
+            return;
+        }
+        if let Ok(Some(code)) = proc.0.try_wait() {
+            panic!("{what} exited: {code}");
+        }
+        assert!(Instant::now() < deadline, "{what} ready within 30 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every vector selector of an expression, as text (`metric{matchers}`).
+fn selectors(expr: &Expr, out: &mut Vec<String>) {
+    match expr {
+        Expr::VectorSelector(vs) => out.push(vs.to_string()),
+        Expr::MatrixSelector(ms) => out.push(ms.vs.to_string()),
+        Expr::Aggregate(a) => {
+            selectors(&a.expr, out);
+            if let Some(p) = &a.param {
+                selectors(p, out);
+            }
+        }
+        Expr::Unary(u) => selectors(&u.expr, out),
+        Expr::Binary(b) => {
+            selectors(&b.lhs, out);
+            selectors(&b.rhs, out);
+        }
+        Expr::Paren(p) => selectors(&p.expr, out),
+        Expr::Subquery(s) => selectors(&s.expr, out),
+        Expr::Call(c) => c.args.args.iter().for_each(|a| selectors(a, out)),
+        Expr::Extension(_) | Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
+    }
+}
+
+/// `(file, record or alert name, expression)` of every rule.
+fn rules() -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for f in rule_files() {
+        let text = std::fs::read_to_string(&f).expect("rule file");
+        let v: Value = serde_saphyr::from_str(&text).expect("YAML");
+        for g in v["groups"].as_array().into_iter().flatten() {
+            for r in g["rules"].as_array().into_iter().flatten() {
+                let name = r["record"].as_str().or(r["alert"].as_str()).unwrap_or("?");
+                out.push((
+                    f.file_name().unwrap().to_string_lossy().into_owned(),
+                    name.to_string(),
+                    r["expr"].as_str().expect("expr").to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Every panel expression of the dashboards, with Grafana's variables set for one demo path.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(repo().join("dashboards")).expect("dashboards/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let dash: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("JSON");
+        let mut panels: Vec<&Value> = Vec::new();
+        for p in dash["panels"].as_array().into_iter().flatten() {
+            panels.push(p);
+            panels.extend(p["panels"].as_array().into_iter().flatten());
+        }
+        for p in panels {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                let Some(expr) = t["expr"].as_str() else {
+                    continue;
+                };
+                let q = expr
+                    .replace("${__rate_interval}", "30s")
+                    .replace("$__rate_interval", "30s")
+                    .replace("${job}", "lagwatch")
+                    .replace("$job", "lagwatch")
+                    .replace("${instance}", ".+")
+                    .replace("$instance", ".+")
+                    .replace("$source", "crm")
+                    .replace("$target", "fabric");
+                out.push((format!("{} / {}", path.display(), p["title"]), q));
+            }
+        }
+    }
+    assert!(out.len() > 40, "dashboards have their panels");
+    out
+}
+
+#[test]
+fn the_demo_scraped_by_prometheus_feeds_every_panel_and_rule_and_pages_on_its_stuck_path() {
+    let (Some(prometheus), Some(alertmanager)) = (
+        binary(&["prometheus"]),
+        binary(&["prometheus-alertmanager", "alertmanager"]),
+    ) else {
+        assert!(
+            !required(),
+            "prometheus and alertmanager are required (LAGWATCH_REQUIRE_TOOLS=1): run \
+             scripts/install-test-tools"
+        );
+        eprintln!("skipped: no prometheus / alertmanager (scripts/install-test-tools)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("lagwatch-prom-e2e-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(dir.join("rules")).expect("temp dir");
+    let _cleanup = Cleanup(dir.clone());
+
+    let demo = start_demo();
+    let (hook, received) = webhook();
+
+    let am_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    std::fs::write(
+        dir.join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: test\n  group_by: [alertname, source, target]\n  \
+             group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: test\n    webhook_configs:\n      - url: http://{hook}/\n"
+        ),
+    )
+    .unwrap();
+    let mut am = Proc(
+        Command::new(&alertmanager)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("alertmanager.yml").display()
+            ))
+            .arg(format!("--storage.path={}", dir.join("am").display()))
+            .arg(format!("--web.listen-address={am_addr}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("alertmanager starts"),
+    );
+    wait_ready(am_addr, "alertmanager", &mut am);
+
+    for f in rule_files() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        std::fs::write(
+            dir.join("rules").join(f.file_name().unwrap()),
+            compressed(&text),
+        )
+        .unwrap();
+    }
+    let prom_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - {}/rules/*.yml\n\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{am_addr}']\n\
+             scrape_configs:\n  - job_name: lagwatch\n    static_configs:\n      - targets: ['{}']\n",
+            dir.display(),
+            demo.addr
+        ),
+    )
+    .unwrap();
+    let mut prom = Proc(
+        Command::new(&prometheus)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={prom_addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus starts"),
+    );
+    wait_ready(prom_addr, "prometheus", &mut prom);
+
+    // The stuck path pages: crm2 stalls 50 s after start for 40 s (every 3 minutes).
+    let deadline = Instant::now() + Duration::from_secs(200);
+    let page = loop {
+        let got = received.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let firing = got.iter().find_map(|body| {
+            let v: Value = serde_json::from_str(body).ok()?;
+            v["alerts"]
+                .as_array()?
+                .iter()
+                .find(|a| {
+                    a["status"] == "firing"
+                        && a["labels"]["source"] == "crm"
+                        && a["labels"]["target"] == "crm2"
+                })
+                .cloned()
+        });
+        if let Some(a) = firing {
+            break a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no page for crm -> crm2 within 200 s; received: {got:?}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let name = page["labels"]["alertname"].as_str().unwrap_or_default();
+    assert!(
+        ["critical", "warning"].contains(&page["labels"]["severity"].as_str().unwrap_or("")),
+        "{page}"
+    );
+    let runbook = page["annotations"]["runbook_url"].as_str().unwrap_or("");
+    assert!(
+        runbook.ends_with(&format!("docs/runbooks/{name}.md")),
+        "{page}"
+    );
+    assert!(repo().join(format!("docs/runbooks/{name}.md")).exists());
+    // The healthy path beside it (dual-write, near-immediate) raises no such alert.
+    let (_, _, body) = common::http_get(prom_addr, "/api/v1/alerts");
+    let v: Value = serde_json::from_str(&body).expect("alerts JSON");
+    for a in v["data"]["alerts"].as_array().into_iter().flatten() {
+        let about_fno = a["labels"]["target"] == "fno";
+        let lag_alert = PAGES.contains(&a["labels"]["alertname"].as_str().unwrap_or(""));
+        assert!(!(about_fno && lag_alert), "the healthy path alerts: {a}");
+    }
+
+    // Every rule evaluated without error.
+    let (_, _, body) = common::http_get(prom_addr, "/api/v1/rules");
+    let v: Value = serde_json::from_str(&body).expect("rules JSON");
+    let mut loaded = 0;
+    for g in v["data"]["groups"].as_array().into_iter().flatten() {
+        for r in g["rules"].as_array().into_iter().flatten() {
+            loaded += 1;
+            assert_eq!(r["health"], "ok", "{r}");
+        }
+    }
+    assert_eq!(loaded, rules().len(), "every rule loaded");
+    // Every series a rule selects exists (no typo, no missing metric or label).
+    for (file, name, expr) in rules() {
+        let parsed = parser::parse(&expr).unwrap_or_else(|e| panic!("{file} {name}: {e}"));
+        let mut sels = Vec::new();
+        selectors(&parsed, &mut sels);
+        for s in sels {
+            assert!(
+                !query(prom_addr, &format!("count({s})")).is_empty(),
+                "{file} {name}: no series for {s}"
+            );
+        }
+    }
+    // Every dashboard panel returns data.
+    for (panel, q) in dashboard_queries() {
+        assert!(!query(prom_addr, &q).is_empty(), "{panel}: no data for {q}");
+    }
+    drop(prom);
+    drop(am);
+    terminate(demo);
+}
+
+/// Removes the test's directory when dropped.
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
