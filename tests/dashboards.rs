@@ -23,10 +23,10 @@ use std::time::Duration;
 use promql_parser::parser::{self, Expr, LabelModifier};
 use serde_json::{Value, json};
 
-/// The alerts a dashboard may link a runbook of (`docs/runbooks/<AlertName>.md`). The SLO
-/// burn-rate alerts are reached through the dashboards' "Runbooks" link until their names are
-/// settled.
+/// The alerts a dashboard may link a runbook of (`docs/runbooks/<AlertName>.md`); each must be
+/// an alert of `alerts/lagwatch.alerts.yml` (checked below).
 const ALERTS: &[&str] = &[
+    "LagwatchObjectiveBudgetBurn",
     "LagwatchLagAboveObjective",
     "LagwatchPathNotConverging",
     "LagwatchDualWritePaused",
@@ -47,6 +47,7 @@ const ALERT_BACKED: &[(&str, &str)] = &[
     ),
     ("lagwatch_staleness_seconds", "LagwatchPathNotConverging"),
     ("lagwatch_probes_total", "LagwatchPathNotConverging"),
+    ("lagwatch_probes_total", "LagwatchObjectiveBudgetBurn"),
     (
         "lagwatch_read_your_writes_violations_total",
         "LagwatchReadYourWritesViolated",
@@ -1110,4 +1111,20 @@ fn the_provisioning_examples_parse() {
         serde_saphyr::from_str::<Value>("apiVersion: 1\nproviders:\n  - name: a\n   type: file\n")
             .is_err()
     );
+}
+
+#[test]
+fn every_linked_alert_is_a_shipped_alert_with_a_runbook() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules = std::fs::read_to_string(root.join("alerts/lagwatch.alerts.yml")).expect("rules");
+    for alert in ALERTS {
+        assert!(
+            rules.contains(&format!("alert: {alert}\n")),
+            "{alert} is not an alert of alerts/lagwatch.alerts.yml"
+        );
+        assert!(
+            root.join(format!("docs/runbooks/{alert}.md")).exists(),
+            "{alert} has no runbook"
+        );
+    }
 }
