@@ -238,6 +238,9 @@ async fn in_place_mode_appends_creates_and_rewrites_the_file_for_updates_and_del
     // An update replaces the row where it is; a delete removes it; a create is appended.
     let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
     let before = inode(&file);
+    // Held open so its inode cannot be reused by the rewrites' new files (two rewrites: the
+    // second could otherwise get the first one's freed inode back).
+    let held = std::fs::File::open(&file).unwrap();
     e.update(&b, "b, updated").await;
     e.delete(&a).await;
     let f = e.create("SENT-F", "f").await;
@@ -255,6 +258,7 @@ async fn in_place_mode_appends_creates_and_rewrites_the_file_for_updates_and_del
         "no delete rows in place"
     );
     assert_ne!(inode(&file), before, "rewritten by rename (atomic)");
+    drop(held);
     assert_eq!(
         entries(&c.join("account")),
         [format!("{month}.csv")],
