@@ -45,7 +45,7 @@ use parquet::schema::types::Type;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::synapse::parse_datetime;
+use super::synapse::{forget_old, parse_datetime};
 use super::{Found, LakeCursor, LakeError, LakeStore};
 
 /// The transaction log's folder under the table root.
@@ -62,9 +62,6 @@ const READER_FEATURES: &[&str] = &[
     "typeWidening-preview",
     "vacuumProtocolCheck",
 ];
-
-/// Most sentinel rows remembered at once; the oldest go first.
-const MAX_FOUND: usize = 100_000;
 
 /// The commit file of version `v`.
 pub fn commit_path(v: u64) -> String {
@@ -584,7 +581,8 @@ impl DeltaCursor {
         }
         scan.files_read = self.read_pending(store).await?;
         scan.newest_commit = self.newest_commit;
-        self.forget_old();
+        // Rows are dated by when they were read, so "newest" is now.
+        forget_old(&mut self.found, Some(Utc::now()), self.keep);
         Ok(scan)
     }
 
@@ -797,24 +795,6 @@ impl DeltaCursor {
             }
         }
         Ok(read)
-    }
-
-    fn forget_old(&mut self) {
-        let keep = chrono::Duration::from_std(self.keep).unwrap_or(chrono::Duration::MAX);
-        let now = Utc::now();
-        self.found
-            .retain(|_, f| now.signed_duration_since(f.observed) <= keep);
-        if self.found.len() > MAX_FOUND {
-            let mut by_age: Vec<(DateTime<Utc>, String)> = self
-                .found
-                .iter()
-                .map(|(k, f)| (f.observed, k.clone()))
-                .collect();
-            by_age.sort();
-            for (_, k) in by_age.into_iter().take(self.found.len() - MAX_FOUND) {
-                self.found.remove(&k);
-            }
-        }
     }
 }
 
