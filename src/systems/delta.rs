@@ -22,7 +22,6 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -34,11 +33,6 @@ use crate::gate::Gate;
 use crate::lake::LakeTarget;
 use crate::lake::delta::{DeltaCursor, DeltaSpec};
 use crate::sentinel::KEY_PREFIX;
-
-/// How long found sentinels are remembered (longer than any sensible lake timeout).
-const REMEMBER: Duration = Duration::from_secs(24 * 3600);
-/// Data files written this long before start-up are skipped unread; covers clock offsets.
-const START_MARGIN: Duration = Duration::from_secs(600);
 
 /// Config of a `kind: delta` system.
 #[derive(Debug, Clone, Deserialize)]
@@ -101,8 +95,7 @@ impl SystemKind for DeltaConfig {
 
     fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
         let store = lake_access::open(name, &self.url, self.auth.as_ref(), cx, &gate)?;
-        let since = chrono::Utc::now()
-            - chrono::Duration::from_std(START_MARGIN).unwrap_or(chrono::Duration::zero());
+        let since = lake_access::start_since();
         let cursor = DeltaCursor::new(
             DeltaSpec {
                 key_column: self.key_column.clone(),
@@ -110,7 +103,7 @@ impl SystemKind for DeltaConfig {
                 key_prefix: format!("{KEY_PREFIX}-"),
             },
             since,
-            REMEMBER,
+            lake_access::REMEMBER,
         );
         let target = Arc::new(DeltaTarget::new(
             store,

@@ -15,6 +15,19 @@ use crate::gate::Gate;
 use crate::lake::blob::{BlobAuth, BlobLocation, BlobStore, Service, SharedKey, URL_FORMS};
 use crate::lake::{LakeStore, LocalStore, Metered};
 
+/// How long a lake target remembers the sentinels it found (longer than any sensible lake
+/// timeout).
+pub const REMEMBER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// Lake data that closed or was written this long before start-up is skipped unread; the
+/// margin covers clock offsets between lagwatch and the storage.
+pub const START_MARGIN: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The instant before which lake data cannot hold this lagwatch's sentinels.
+pub fn start_since() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+        - chrono::Duration::from_std(START_MARGIN).unwrap_or(chrono::Duration::zero())
+}
+
 /// Where a lake is read from.
 #[derive(Debug, Clone)]
 pub enum LakeUrl {

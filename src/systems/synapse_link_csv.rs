@@ -38,7 +38,6 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -51,11 +50,6 @@ use crate::lake::LakeTarget;
 use crate::lake::synapse::{Cursor, TableSpec};
 use crate::lake::table::TableCursor;
 use crate::sentinel::KEY_PREFIX;
-
-/// How long found sentinels are remembered (longer than any sensible lake timeout).
-const REMEMBER: Duration = Duration::from_secs(24 * 3600);
-/// Folders that closed this long before start-up are skipped unread; covers clock offsets.
-const START_MARGIN: Duration = Duration::from_secs(600);
 
 /// Config of a `kind: synapse_link_csv` system.
 #[derive(Debug, Clone, Deserialize)]
@@ -151,11 +145,16 @@ impl SystemKind for SynapseLinkCsvConfig {
         let newest = cx.metrics.lake_last_folder.with_label_values(&[name]);
         let target = Arc::new(match self.layout {
             Layout::Incremental => {
-                let since = chrono::Utc::now()
-                    - chrono::Duration::from_std(START_MARGIN).unwrap_or(chrono::Duration::zero());
-                LakeTarget::new(store, Cursor::new(spec, since, REMEMBER), newest)
+                let since = lake_access::start_since();
+                LakeTarget::new(
+                    store,
+                    Cursor::new(spec, since, lake_access::REMEMBER),
+                    newest,
+                )
             }
-            Layout::Table => LakeTarget::new(store, TableCursor::new(spec, REMEMBER), newest),
+            Layout::Table => {
+                LakeTarget::new(store, TableCursor::new(spec, lake_access::REMEMBER), newest)
+            }
         });
         Ok(System::target_only(name, self.kind(), gate, target))
     }
