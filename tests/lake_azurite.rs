@@ -301,11 +301,17 @@ fn lake_target(url: &str, auth: &str) -> (Arc<dyn Target>, Metrics) {
 
 /// [`lake_target`] with a `layout`.
 fn lake_target_with(url: &str, auth: &str, layout: &str) -> (Arc<dyn Target>, Metrics) {
+    target_from_yaml(&format!(
+        "kind: synapse_link_csv\n    url: {url}\n    table: account\n    key_column: name\n    \
+         payload_column: description\n    auth: {auth}\n    layout: {layout}\n"
+    ))
+}
+
+/// The target system `lake` built from YAML; `block` is its body, keys indented by 4.
+fn target_from_yaml(block: &str) -> (Arc<dyn Target>, Metrics) {
     let yaml = format!(
         "instance: test\n\
-         systems:\n  crm:\n    kind: simulated\n  lake:\n    kind: synapse_link_csv\n    \
-         url: {url}\n    table: account\n    key_column: name\n    payload_column: description\n    \
-         auth: {auth}\n    layout: {layout}\n\
+         systems:\n  crm:\n    kind: simulated\n  lake:\n    {block}\
          paths:\n  - source: crm\n    target: lake\n    timeout: 2h\n    objective: 30m\n"
     );
     let config = Config::from_yaml("lake.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
@@ -1171,21 +1177,10 @@ async fn the_table_layout_is_polled_with_range_reads_of_what_was_appended() {
 
 /// The `delta` kind built from YAML for a table at `url`.
 fn delta_target(url: &str, auth: &str) -> (Arc<dyn Target>, Metrics) {
-    let yaml = format!(
-        "instance: test\n\
-         systems:\n  crm:\n    kind: simulated\n  lake:\n    kind: delta\n    \
-         url: {url}\n    key_column: name\n    payload_column: description\n    \
-         auth: {auth}\n\
-         paths:\n  - source: crm\n    target: lake\n    timeout: 2h\n    objective: 30m\n"
-    );
-    let config = Config::from_yaml("lake.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
-    let metrics = Metrics::new();
-    let cx = BuildContext::new(metrics.clone());
-    let gate = cx.gate("lake", config.limits["lake"]);
-    let system = config.systems["lake"]
-        .build("lake", &cx, gate)
-        .unwrap_or_else(|e| panic!("{}: {}", e.key, e.reason));
-    (system.target.expect("a target"), metrics)
+    target_from_yaml(&format!(
+        "kind: delta\n    url: {url}\n    key_column: name\n    payload_column: description\n    \
+         auth: {auth}\n"
+    ))
 }
 
 #[tokio::test]
