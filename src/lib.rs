@@ -11,6 +11,7 @@
 //! - [`lake`]: reading analytics lakes (Synapse Link folders) with a cursor, not re-reading.
 //! - [`clock`]: clock offsets of monitored systems from HTTP `Date` headers.
 //! - [`probe`]: the engine: groups, cycles, the poll schedule and the lag estimator.
+//! - [`reconcile`]: source-versus-replica comparison, discrepancy state and metrics.
 //! - [`metrics`]: every exported metric, declared once.
 //! - [`net`]: the HTTP layer of every HTTP connector (auth, budget, metrics, errors).
 //! - [`status`]: the per-path view behind the status page and the API.
@@ -32,6 +33,7 @@ pub mod lake;
 pub mod metrics;
 pub mod net;
 pub mod probe;
+pub mod reconcile;
 pub mod sentinel;
 pub mod shutdown;
 pub mod status;

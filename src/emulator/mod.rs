@@ -105,6 +105,7 @@ mod odata;
 mod replication;
 pub mod scenario;
 pub mod search;
+pub mod seed;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -122,6 +122,9 @@ pub struct Table {
     /// Writable columns and their types.
     #[serde(default)]
     pub columns: BTreeMap<String, ColumnType>,
+    /// Rows present from the start, generated (see [`super::seed`]).
+    #[serde(default)]
+    pub seed: Option<super::seed::Seed>,
 }
 
 impl Table {
@@ -362,6 +365,9 @@ pub struct Replica {
     /// agree, those that do not share it; 5m if none sets it.
     #[serde(default)]
     pub folder_interval: Option<Dur>,
+    /// Exact drift of this replica's copy of the source table's seeded rows.
+    #[serde(default)]
+    pub drift: Option<super::seed::Drift>,
 }
 
 /// A value transformation on the way to the target.
@@ -568,6 +574,16 @@ impl Scenario {
                         ));
                     }
                 }
+                if let Some(seed) = &t.seed {
+                    if let Some(c) = seed.values.keys().find(|c| !t.columns.contains_key(*c)) {
+                        return Err(issue(
+                            format!("{tkey}.seed.values.{c}"),
+                            "not a column of the table; list it under columns first",
+                        ));
+                    }
+                    super::seed::DriftPlan::new(seed, super::seed::Drift::default())
+                        .map_err(|e| issue(format!("{tkey}.seed"), e))?;
+                }
             }
         }
         for name in self.fno.keys() {
@@ -619,6 +635,22 @@ impl Scenario {
         }
         for (name, r) in &self.replicas {
             self.validate_replica(name, r)?;
+            if let Some(drift) = r.drift {
+                let (env, set) = r.source_parts();
+                let seed = self
+                    .dataverse
+                    .get(env)
+                    .and_then(|e| e.tables.get(set))
+                    .and_then(|t| t.seed.as_ref())
+                    .ok_or_else(|| {
+                        issue(
+                            format!("replicas.{name}.drift"),
+                            format!("drift applies to seeded rows, and {} has no seed", r.source),
+                        )
+                    })?;
+                super::seed::DriftPlan::new(seed, drift)
+                    .map_err(|e| issue(format!("replicas.{name}.drift"), e))?;
+            }
         }
         self.validate_lake_replicas()
     }

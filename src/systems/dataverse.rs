@@ -164,6 +164,7 @@ impl SystemKind for DataverseConfig {
             gate,
             source: Some(connector.clone()),
             target: Some(connector),
+            inventory: None,
         })
     }
 }

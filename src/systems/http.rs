@@ -540,6 +540,7 @@ impl SystemKind for HttpConfig {
                 .is_some()
                 .then(|| connector.clone() as Arc<dyn Source>),
             target: Some(connector),
+            inventory: None,
         })
     }
 }

@@ -76,6 +76,8 @@ pub struct System {
     pub gate: Arc<Gate>,
     pub source: Option<Arc<dyn Source>>,
     pub target: Option<Arc<dyn Target>>,
+    /// Listing of rows for reconciliation, for kinds that support it.
+    pub inventory: Option<Arc<dyn crate::reconcile::inventory::Inventory>>,
 }
 
 impl System {
@@ -92,7 +94,18 @@ impl System {
             gate,
             source: None,
             target: Some(target),
+            inventory: None,
         }
+    }
+
+    /// The same system with an inventory, for kinds that can list their rows.
+    #[must_use]
+    pub fn with_inventory(
+        mut self,
+        inventory: Arc<dyn crate::reconcile::inventory::Inventory>,
+    ) -> Self {
+        self.inventory = Some(inventory);
+        self
     }
 }
 

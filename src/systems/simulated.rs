@@ -332,6 +332,7 @@ impl SystemKind for SimulatedConfig {
                     gate,
                     source: Some(node.clone()),
                     target: Some(node),
+                    inventory: None,
                 })
             }
             Some(src) => {
@@ -346,6 +347,7 @@ impl SystemKind for SimulatedConfig {
                     gate,
                     source: None,
                     target: Some(node),
+                    inventory: None,
                 })
             }
         }
