@@ -143,7 +143,7 @@ impl DriftPlan {
         }
         let prime = [1_000_003u64, 999_983, 1_000_033]
             .into_iter()
-            .find(|p| seed.rows == 0 || seed.rows % p != 0)
+            .find(|p| !seed.rows.is_multiple_of(*p))
             .unwrap_or(1);
         Ok(DriftPlan {
             rows: seed.rows,
