@@ -2,4 +2,7 @@
 //! (something was lost or went stale) from lag (it is still on its way).
 //!
 //! - [`inventory`]: the capability a system kind implements to list its rows.
+pub mod diff;
 pub mod inventory;
+pub mod sort;
+pub mod spec;
