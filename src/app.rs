@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::probe::{Engine, EngineError};
+use crate::reconcile::Reconciler;
 use crate::systems::simulated::Landscape;
 use crate::systems::{BuildContext, System};
 
@@ -29,6 +30,8 @@ pub enum AppError {
 pub struct App {
     pub config: Config,
     pub engine: Arc<Engine>,
+    /// Reconciliation entries of every path (none unless configured).
+    pub reconciler: Arc<Reconciler>,
     /// The simulated landscape (empty unless the config uses `simulated` systems); tests read
     /// its ground truth.
     pub landscape: Arc<Landscape>,
@@ -55,10 +58,19 @@ impl App {
                 })?;
             systems.insert(name.clone(), system);
         }
-        let engine = Arc::new(Engine::new(&config, &systems, metrics)?);
+        let engine = Arc::new(Engine::new(&config, &systems, metrics.clone())?);
+        let reconciler =
+            Reconciler::build(&config, &systems, engine.paths(), &metrics).map_err(|issue| {
+                ConfigError::Invalid {
+                    file: config.file.clone(),
+                    key: issue.key,
+                    reason: issue.reason,
+                }
+            })?;
         Ok(App {
             config,
             engine,
+            reconciler: Arc::new(reconciler),
             landscape: cx.landscape,
         })
     }
@@ -73,9 +85,11 @@ impl App {
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
         let engine = self.engine.clone().run(shutdown.clone());
+        let reconciler = tokio::spawn(self.reconciler.clone().run(shutdown.clone()));
         let server = crate::http::serve(
             listener,
             self.engine.clone(),
+            self.reconciler.clone(),
             &self.config.instance,
             shutdown.clone(),
         );
@@ -89,6 +103,7 @@ impl App {
             },
             engine
         );
+        let _ = reconciler.await;
         served
     }
 }

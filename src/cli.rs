@@ -1,4 +1,4 @@
-//! Command line: `demo`, `run`, `check-config`. This and `main.rs` are the only places that use
+//! Command line: `demo`, `run`, `check-config`, `reconcile`, `emulate`. This and `main.rs` are the only places that use
 //! `anyhow`; everything below returns typed errors.
 
 use std::net::SocketAddr;
@@ -42,6 +42,24 @@ pub enum Command {
     },
     /// Validate a configuration file and print what it resolves to.
     CheckConfig { file: PathBuf },
+    /// Run the reconciliation of one path once and print its discrepant keys. Exits 1 when
+    /// persistent discrepancies exist (found by this run and the previous one, remembered under
+    /// state_dir), 3 when the run failed, 2 for a bad configuration.
+    Reconcile {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The path, as SOURCE/TARGET (system names of the file).
+        #[arg(long)]
+        path: String,
+        /// Only the reconciliation entry of this name (default: every entry of the path).
+        #[arg(long)]
+        table: Option<String>,
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+        /// Overrides state_dir of the file: where discrepancies are remembered between runs.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
     /// Serve emulated Dynamics 365 APIs (Dataverse, Entra, F&O, Azure AI Search,
     /// Elasticsearch) on loopback, replicating per a scenario, with a ground-truth endpoint.
     Emulate {
@@ -64,6 +82,18 @@ pub enum Command {
     },
 }
 
+/// Output format of `reconcile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Json,
+    Csv,
+}
+
+/// Exit code of `reconcile` when persistent discrepancies exist.
+pub const EXIT_PERSISTENT: u8 = 1;
+/// Exit code of `reconcile` when a run failed.
+pub const EXIT_RUN_FAILED: u8 = 3;
+
 /// The environment variable `emulate --lake-blob-url` reads the account key from.
 pub const LAKE_KEY_ENV: &str = "LAGWATCH_EMULATOR_LAKE_KEY";
 
@@ -77,6 +107,13 @@ pub const EXIT_BAD_CONFIG: u8 = 2;
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::CheckConfig { file } => Ok(check_config(&file)),
+        Command::Reconcile {
+            config,
+            path,
+            table,
+            format,
+            state_dir,
+        } => Ok(reconcile(&config, &path, table.as_deref(), format, state_dir).await),
         Command::Emulate {
             listen,
             scenario,
@@ -134,6 +171,143 @@ fn check_config(file: &std::path::Path) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_BAD_CONFIG)
         }
+    }
+}
+
+async fn reconcile(
+    file: &std::path::Path,
+    path: &str,
+    table: Option<&str>,
+    format: Format,
+    state_dir: Option<PathBuf>,
+) -> ExitCode {
+    let mut config = match Config::load(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    if state_dir.is_some() {
+        config.state_dir = state_dir;
+    }
+    let Some((source, target)) = path.split_once('/') else {
+        eprintln!("error: --path {path}: write it as SOURCE/TARGET, e.g. crm/fno");
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    };
+    let has_state = config.state_dir.is_some();
+    let app = match App::build(config) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    let entries = app.reconciler.find(source, target, table);
+    if entries.is_empty() {
+        let known: Vec<String> = app
+            .reconciler
+            .entries()
+            .iter()
+            .map(|e| format!("{}/{} (table {})", e.source, e.target, e.spec.name))
+            .collect();
+        eprintln!(
+            "error: {}: no reconciliation of {path}{}; configured: {}",
+            file.display(),
+            table.map(|t| format!(" named {t}")).unwrap_or_default(),
+            if known.is_empty() {
+                "none (add reconcile: under a path)".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    }
+    if !has_state {
+        eprintln!(
+            "note: no state_dir: nothing is remembered from earlier runs, so every discrepancy is transient and the exit code cannot report persistent ones"
+        );
+    }
+    let cancel = crate::shutdown::on_signal();
+    let mut runs = Vec::new();
+    let mut failed = false;
+    let mut persistent = 0u64;
+    for e in &entries {
+        match e.run_once(&cancel).await {
+            Ok(out) => {
+                persistent += out.tally.persistent_total();
+                runs.push((e.clone(), e.last_run(), e.discrepancies()));
+            }
+            Err(err) => {
+                eprintln!(
+                    "error: reconciling {}/{} table {}: {err}",
+                    e.source, e.target, e.spec.name
+                );
+                failed = true;
+                runs.push((e.clone(), e.last_run(), Vec::new()));
+            }
+        }
+    }
+    match format {
+        Format::Json => {
+            let body: Vec<serde_json::Value> = runs
+                .iter()
+                .map(|(e, last, keys)| {
+                    serde_json::json!({
+                        "source": e.source,
+                        "target": e.target,
+                        "table": e.spec.name,
+                        "run": last,
+                        "discrepancies": keys,
+                    })
+                })
+                .collect();
+            let text = serde_json::to_string_pretty(&serde_json::json!({ "runs": body }))
+                .unwrap_or_default();
+            println!("{text}");
+        }
+        Format::Csv => {
+            println!(
+                "source,target,table,key,kind,persistence,first_seen,source_version,replica_version,source_changed"
+            );
+            for (_, _, keys) in &runs {
+                for d in keys {
+                    let fields = [
+                        d.source.clone(),
+                        d.target.clone(),
+                        d.table.clone(),
+                        d.key.clone(),
+                        d.kind.label().to_string(),
+                        d.persistence.to_string(),
+                        d.first_seen
+                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        d.source_version.clone().unwrap_or_default(),
+                        d.replica_version.clone().unwrap_or_default(),
+                        d.source_changed
+                            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                            .unwrap_or_default(),
+                    ];
+                    let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                    println!("{}", line.join(","));
+                }
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(EXIT_RUN_FAILED)
+    } else if persistent > 0 {
+        ExitCode::from(EXIT_PERSISTENT)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// A CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
     }
 }
 

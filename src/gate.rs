@@ -189,6 +189,19 @@ impl Gate {
         s.throttled_until = Some(s.throttled_until.map_or(until, |t| t.max(until)));
     }
 
+    /// Share of the request budget used in the current window (0 to 1 and beyond).
+    pub fn used_share(&self) -> f64 {
+        let now = Instant::now();
+        let window = self.limits.per.get();
+        let s = self.state();
+        let used = s
+            .sent
+            .iter()
+            .filter(|t| now.saturating_duration_since(**t) < window)
+            .count();
+        used as f64 / f64::from(self.limits.requests.max(1))
+    }
+
     /// Share of the request budget used in the current window, refreshed for scrapes.
     pub fn refresh(&self) {
         let now = Instant::now();

@@ -1,5 +1,6 @@
-//! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, the status page `/` and
-//! `/api/v1/paths`. Handlers only read engine state; nothing probes on request.
+//! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, the status page `/`,
+//! `/api/v1/paths`, `/api/v1/reconciliations` and `/api/v1/discrepancies`. Handlers only read
+//! engine and reconciliation state; nothing probes or reconciles on request.
 
 use std::sync::Arc;
 
@@ -15,24 +16,30 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::probe::Engine;
-use crate::status::{self, PathView};
+use crate::reconcile::diff::Kind;
+use crate::reconcile::{DiscrepancyView, Reconciler};
+use crate::status::{self, PathView, ReconcileView};
 
 #[derive(Clone)]
 struct AppState {
     engine: Arc<Engine>,
+    reconciler: Arc<Reconciler>,
     instance: Arc<str>,
 }
 
 /// The router, for tests that want to call it without a socket.
-pub fn router(engine: Arc<Engine>, instance: &str) -> Router {
+pub fn router(engine: Arc<Engine>, reconciler: Arc<Reconciler>, instance: &str) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/paths", get(paths))
+        .route("/api/v1/reconciliations", get(reconciliations))
+        .route("/api/v1/discrepancies", get(discrepancies))
         .with_state(AppState {
             engine,
+            reconciler,
             instance: Arc::from(instance),
         })
 }
@@ -44,10 +51,11 @@ pub fn router(engine: Arc<Engine>, instance: &str) -> Router {
 pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
+    reconciler: Arc<Reconciler>,
     instance: &str,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(engine, instance))
+    axum::serve(listener, router(engine, reconciler, instance))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }
@@ -103,7 +111,11 @@ async fn readyz(State(s): State<AppState>) -> Response {
 }
 
 async fn index(State(s): State<AppState>) -> Html<String> {
-    Html(status::render_html(&s.instance, &status::views(&s.engine)))
+    Html(status::render_html(
+        &s.instance,
+        &status::views(&s.engine),
+        &status::reconcile_views(&s.reconciler),
+    ))
 }
 
 #[derive(Serialize)]
@@ -119,4 +131,131 @@ async fn paths(State(s): State<AppState>) -> Json<PathsResponse> {
         generated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         paths: status::views(&s.engine),
     })
+}
+
+#[derive(Serialize)]
+struct ReconciliationsResponse {
+    instance: String,
+    generated_at: String,
+    reconciliations: Vec<ReconcileView>,
+}
+
+async fn reconciliations(State(s): State<AppState>) -> Json<ReconciliationsResponse> {
+    Json(ReconciliationsResponse {
+        instance: s.instance.to_string(),
+        generated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        reconciliations: status::reconcile_views(&s.reconciler),
+    })
+}
+
+/// Most keys in one page of `/api/v1/discrepancies`, and the default.
+const MAX_LIMIT: usize = 1000;
+const DEFAULT_LIMIT: usize = 100;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiscrepancyQuery {
+    source: Option<String>,
+    target: Option<String>,
+    table: Option<String>,
+    kind: Option<String>,
+    persistence: Option<String>,
+    limit: Option<usize>,
+    /// The `next` of the previous page.
+    after: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DiscrepanciesResponse {
+    generated_at: String,
+    /// Matching keys in all (this page and the others).
+    total: usize,
+    discrepancies: Vec<DiscrepancyView>,
+    /// Pass as `after=` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+    /// Some entry remembered fewer keys than it found (its `max_keys`): counts in the metrics
+    /// are exact, this list is not complete.
+    truncated: bool,
+}
+
+fn bad_query(reason: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({ "error": reason })),
+    )
+        .into_response()
+}
+
+/// Position of a key across entries: source, target, table, key.
+fn cursor(d: &DiscrepancyView) -> String {
+    let raw = format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        d.source, d.target, d.table, d.key
+    );
+    raw.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn discrepancies(
+    State(s): State<AppState>,
+    query: Result<axum::extract::Query<DiscrepancyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(axum::extract::Query(q)) = query else {
+        return bad_query(
+            "unknown or malformed parameter; accepted: source, target, table, kind, persistence, limit, after",
+        );
+    };
+    let kind = match q.kind.as_deref() {
+        None => None,
+        Some(k) => match Kind::parse(k) {
+            Some(k) => Some(k),
+            None => return bad_query("kind must be one of missing, extra, stale, mismatched"),
+        },
+    };
+    if let Some(p) = q.persistence.as_deref()
+        && !matches!(p, "transient" | "persistent")
+    {
+        return bad_query("persistence must be transient or persistent");
+    }
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return bad_query("limit must be between 1 and 1000");
+    }
+    let entries: Vec<_> = s
+        .reconciler
+        .entries()
+        .iter()
+        .filter(|e| q.source.as_deref().is_none_or(|v| e.source == v))
+        .filter(|e| q.target.as_deref().is_none_or(|v| e.target == v))
+        .filter(|e| q.table.as_deref().is_none_or(|v| e.spec.name == v))
+        .cloned()
+        .collect();
+    let truncated = entries
+        .iter()
+        .any(|e| e.last_run().is_some_and(|r| r.truncated));
+    let mut all: Vec<(String, DiscrepancyView)> = entries
+        .iter()
+        .flat_map(|e| e.discrepancies())
+        .filter(|d| kind.is_none_or(|k| d.kind == k))
+        .filter(|d| q.persistence.as_deref().is_none_or(|p| d.persistence == p))
+        .map(|d| (cursor(&d), d))
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let total = all.len();
+    let start = match &q.after {
+        None => 0,
+        Some(after) => all.partition_point(|(c, _)| c <= after),
+    };
+    let page: Vec<(String, DiscrepancyView)> =
+        all.into_iter().skip(start).take(limit + 1).collect();
+    let more = page.len() > limit;
+    let next = more.then(|| page[limit - 1].0.clone());
+    Json(DiscrepanciesResponse {
+        generated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        total,
+        discrepancies: page.into_iter().take(limit).map(|(_, d)| d).collect(),
+        next,
+        truncated,
+    })
+    .into_response()
 }

@@ -75,6 +75,8 @@ pub struct Metrics {
     pub lake_last_folder: GaugeVec,
     pub apply_lag: HistogramVec,
     pub build_info: IntGaugeVec,
+    /// The reconciliation families (`lagwatch_discrepancies`, `lagwatch_reconcile_*`).
+    pub reconcile: crate::reconcile::metrics::ReconcileMetrics,
     /// Latest clock offset estimate per system (seconds, its clock minus ours), for the
     /// engine to correct timestamps a system wrote (see `clock::ClockTracker`).
     offsets: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, f64>>>,
@@ -263,6 +265,7 @@ impl Metrics {
                 "Always 1; labels carry the version and source revision of this build.",
                 &["version", "revision"],
             ),
+            reconcile: crate::reconcile::metrics::ReconcileMetrics::register(&registry),
             registry,
             offsets: std::sync::Arc::default(),
         };

@@ -213,8 +213,117 @@ fn opt(v: Option<f64>) -> String {
     v.map(human).unwrap_or_else(|| "–".to_string())
 }
 
+/// One reconciliation entry as the status page and `/api/v1/reconciliations` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconcileView {
+    pub source: String,
+    pub target: String,
+    pub table: String,
+    pub interval_seconds: f64,
+    /// The settle window a run started now would use.
+    pub settle_window_seconds: f64,
+    pub last_run: Option<crate::reconcile::RunSummary>,
+    /// Where the discrepant keys are listed.
+    pub discrepancies_url: String,
+}
+
+/// Views of every reconciliation entry, in config order.
+pub fn reconcile_views(reconciler: &crate::reconcile::Reconciler) -> Vec<ReconcileView> {
+    reconciler
+        .entries()
+        .iter()
+        .map(|e| ReconcileView {
+            source: e.source.clone(),
+            target: e.target.clone(),
+            table: e.spec.name.clone(),
+            interval_seconds: e.spec.interval.get().as_secs_f64(),
+            settle_window_seconds: e.settle_window().as_secs_f64(),
+            last_run: e.last_run(),
+            discrepancies_url: format!(
+                "/api/v1/discrepancies?source={}&target={}&table={}",
+                url_component(&e.source),
+                url_component(&e.target),
+                url_component(&e.spec.name)
+            ),
+        })
+        .collect()
+}
+
+/// Names are letters, digits, `-`, `_` and `.`; anything else is percent-encoded anyway.
+fn url_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn reconcile_rows(h: &mut String, views: &[ReconcileView]) {
+    if views.is_empty() {
+        return;
+    }
+    let _ = write!(
+        h,
+        r#"<h2>Reconciliation</h2>
+<table>
+<thead><tr><th>Path</th><th>Table</th><th>Last run</th><th>Missing</th><th>Extra</th><th>Stale</th><th>Mismatched</th><th>In flight</th><th>Settle window</th><th>Keys</th></tr></thead>
+<tbody>
+"#
+    );
+    for v in views {
+        let count = |kind: &str| match &v.last_run {
+            Some(r) => match r.discrepancies.get(kind) {
+                Some([t, p]) if *p > 0 => format!("<b>{p}</b> + {t}"),
+                Some([t, _]) => t.to_string(),
+                None => "–".to_string(),
+            },
+            None => "–".to_string(),
+        };
+        let last = match &v.last_run {
+            None => "not yet".to_string(),
+            Some(r) if r.outcome == "success" => format!(
+                "ok, {} rows ({})",
+                r.compared,
+                r.finished.format("%H:%M:%S UTC")
+            ),
+            Some(r) => format!(
+                "<span class=\"state failing\">error</span> {}",
+                esc(r.error.as_deref().unwrap_or_default())
+            ),
+        };
+        let _ = writeln!(
+            h,
+            r#"<tr data-reconcile="{src}->{tgt}/{tbl}"><td>{src} → {tgt}</td><td>{tbl}</td><td>{last}</td><td class="num">{mi}</td><td class="num">{ex}</td><td class="num">{st}</td><td class="num">{mm}</td><td class="num">{un}</td><td class="num">{settle}</td><td><a href="{url}">keys</a></td></tr>"#,
+            src = esc(&v.source),
+            tgt = esc(&v.target),
+            tbl = esc(&v.table),
+            mi = count("missing"),
+            ex = count("extra"),
+            st = count("stale"),
+            mm = count("mismatched"),
+            un = v
+                .last_run
+                .as_ref()
+                .map_or_else(|| "–".to_string(), |r| r.unsettled.to_string()),
+            settle = human(v.settle_window_seconds),
+            url = esc(&v.discrepancies_url),
+        );
+    }
+    h.push_str(
+        "</tbody></table>\n<p class=\"sub\">Discrepancies past the settle window; <b>bold</b>: persistent (also found by the previous run). In flight: keys that differ but changed inside the settle window.</p>\n",
+    );
+}
+
 /// The status page: plain HTML that refreshes itself, readable without JavaScript.
-pub fn render_html(instance: &str, views: &[PathView]) -> String {
+pub fn render_html(
+    instance: &str,
+    views: &[PathView],
+    reconciliations: &[ReconcileView],
+) -> String {
     let mut h = String::with_capacity(4096 + views.len() * 800);
     let _ = write!(
         h,
@@ -225,7 +334,7 @@ pub fn render_html(instance: &str, views: &[PathView]) -> String {
 <title>lagwatch · {inst}</title>
 <style>
 body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1b1f24;background:#fafbfc}}
-h1{{font-size:1.4rem;margin:0 0 .2rem}} p.sub{{color:#57606a;margin:0 0 1.2rem}}
+h1{{font-size:1.4rem;margin:0 0 .2rem}} h2{{font-size:1.1rem;margin:1.5rem 0 .5rem}} p.sub{{color:#57606a;margin:0 0 1.2rem}}
 table{{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px #0001}}
 th,td{{padding:.5rem .7rem;border-bottom:1px solid #e4e7eb;text-align:left;white-space:nowrap}}
 th{{background:#f3f4f6;font-weight:600;font-size:.85rem;color:#404850}}
@@ -272,11 +381,12 @@ footer{{margin-top:1rem;color:#57606a;font-size:.85rem}} a{{color:#0969da}}
             },
         );
     }
+    h.push_str("</tbody></table>\n");
+    reconcile_rows(&mut h, reconciliations);
     let _ = write!(
         h,
-        r#"</tbody></table>
-<footer>Lag is the midpoint of the interval in which the sentinel is known to have arrived; ± is half that interval.
-<a href="/metrics">/metrics</a> · <a href="/api/v1/paths">/api/v1/paths</a> · <a href="/readyz">/readyz</a></footer>
+        r#"<footer>Lag is the midpoint of the interval in which the sentinel is known to have arrived; ± is half that interval.
+<a href="/metrics">/metrics</a> · <a href="/api/v1/paths">/api/v1/paths</a> · <a href="/api/v1/reconciliations">/api/v1/reconciliations</a> · <a href="/api/v1/discrepancies">/api/v1/discrepancies</a> · <a href="/readyz">/readyz</a></footer>
 </body></html>
 "#
     );
@@ -310,7 +420,7 @@ mod tests {
 
     #[test]
     fn html_escapes_and_has_no_script() {
-        let h = render_html("<x>", &[]);
+        let h = render_html("<x>", &[], &[]);
         assert!(h.contains("&lt;x&gt;"));
         assert!(!h.contains("<script"));
     }

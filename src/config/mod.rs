@@ -84,6 +84,9 @@ pub struct Config {
     /// Each system's `limits:` (throttling pause, concurrency, request budget).
     pub limits: BTreeMap<String, Limits>,
     pub paths: Vec<PathSpec>,
+    /// Where state that must survive a restart is kept (reconciliation's remembered
+    /// discrepancies); `None`: in memory only.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// Settings of the HTTP server.
@@ -115,6 +118,8 @@ pub struct PathSpec {
     /// Deadline of one request to the source or target.
     pub request_timeout: Dur,
     pub poll: PollPolicy,
+    /// Tables compared between source and target (see `reconcile::spec`).
+    pub reconcile: Vec<crate::reconcile::spec::ReconcileSpec>,
 }
 
 /// Path settings that may be given per path or once under `defaults`.
@@ -156,6 +161,8 @@ struct RawPath {
     retention: Option<Dur>,
     request_timeout: Option<Dur>,
     poll: Option<PollSettings>,
+    #[serde(default)]
+    reconcile: Vec<crate::reconcile::spec::RawReconcile>,
 }
 
 impl RawPath {
@@ -183,6 +190,8 @@ struct RawConfig {
     defaults: PathSettings,
     systems: BTreeMap<String, serde_json::Value>,
     paths: Vec<RawPath>,
+    #[serde(default)]
+    state_dir: Option<std::path::PathBuf>,
 }
 
 /// Built-in path defaults; `defaults:` in the file overrides them, a path overrides both.
@@ -529,6 +538,7 @@ fn from_tree(tree: serde_json::Value) -> Result<Config, Issue> {
         systems,
         limits,
         paths,
+        state_dir: raw.state_dir,
     })
 }
 
@@ -708,7 +718,36 @@ fn resolve_path(
             ),
         ));
     }
+    let mut reconcile: Vec<crate::reconcile::spec::ReconcileSpec> = Vec::new();
+    for (j, r) in raw.reconcile.into_iter().enumerate() {
+        let rkey = format!("{key}.reconcile[{j}]");
+        let spec = r.validate(&rkey, &raw.target)?;
+        if reconcile.iter().any(|o| o.name == spec.name) {
+            return Err(Issue::new(
+                format!("{rkey}.name"),
+                format!(
+                    "another reconciliation of this path is already named \"{}\"; give each a distinct name",
+                    spec.name
+                ),
+            ));
+        }
+        for (side, system) in [("source", &raw.source), ("target", &raw.target)] {
+            if let Some(kind) = systems.get(system)
+                && let Err(why) = kind.can_list()
+            {
+                return Err(Issue::new(
+                    format!("{rkey}.{side}"),
+                    format!(
+                        "system \"{system}\" (kind {}) cannot be reconciled: {why}",
+                        kind.kind()
+                    ),
+                ));
+            }
+        }
+        reconcile.push(spec);
+    }
     Ok(PathSpec {
+        reconcile,
         source: raw.source,
         target: raw.target,
         interval,

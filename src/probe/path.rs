@@ -319,6 +319,16 @@ impl PathHandle {
         Expectation::from_recent(&lags)
     }
 
+    /// The highest recent converged lag, once there are enough of them: with the 16 kept it
+    /// stands for the path's recent p99 (reconciliation's settle window is derived from it).
+    pub fn recent_high(&self) -> Option<Duration> {
+        let s = self.state();
+        if s.recent.len() < super::schedule::MIN_SAMPLES {
+            return None;
+        }
+        s.recent.iter().copied().max()
+    }
+
     /// Brings time-dependent gauges (staleness) up to `now`; called before each scrape.
     pub fn refresh(&self, now: Instant) {
         let mut s = self.state();

@@ -44,6 +44,11 @@ pub trait SystemKind: fmt::Debug + Send + Sync + 'static {
     fn synchronous_within(&self) -> Option<std::time::Duration> {
         None
     }
+    /// `Ok` if its rows can be listed for reconciliation (its built [`System`] then has an
+    /// `inventory`), else the reason why not.
+    fn can_list(&self) -> Result<(), String> {
+        Err("this kind does not list its rows".to_string())
+    }
     /// One line for `check-config` output; secrets must stay redacted.
     fn describe(&self) -> String {
         format!("{self:?}")
