@@ -41,7 +41,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_top.yaml",
         "interval",
-        "unknown key; the keys allowed here are: instance, server, defaults, systems, paths",
+        "unknown key; the keys allowed here are: instance, server, defaults, systems, paths, state_dir",
     ),
     case(
         "unknown_key_defaults.yaml",
@@ -56,7 +56,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_path.yaml",
         "paths[1].objectve",
-        "unknown key; the keys allowed here are: source, target, interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll",
+        "unknown key; the keys allowed here are: source, target, interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, reconcile",
     ),
     case(
         "unknown_key_poll.yaml",
@@ -298,6 +298,32 @@ const CASES: &[Case] = &[
         "duplicate_path.yaml",
         "paths[1]",
         "duplicate path primary -> replica: paths[0] already measures it",
+    ),
+    // Reconciliation entries.
+    case(
+        "reconcile_key_arity.yaml",
+        "paths[0].reconcile[0].target.key",
+        "1 key column(s) here but 2 on the source: both sides need the same number, in the same order",
+    ),
+    case(
+        "reconcile_without_changed.yaml",
+        "paths[0].reconcile[0].source.changed",
+        "required: the settle window needs to know when each source row last changed (Dataverse: modifiedon)",
+    ),
+    case(
+        "reconcile_cannot_list.yaml",
+        "paths[0].reconcile[0].source",
+        "system \"primary\" (kind simulated) cannot be reconciled: this kind does not list its rows",
+    ),
+    case(
+        "reconcile_unknown_key.yaml",
+        "paths[0].reconcile[0].source.normalise",
+        "unknown key; the keys allowed here are: table, key, version, changed, compare, normalize",
+    ),
+    case(
+        "reconcile_bad_normalize.yaml",
+        "paths[0].reconcile[0].source.normalize[1]",
+        "unknown value \"casefold\"; the values allowed here are: trim, lowercase, collapse_spaces, empty_is_null",
     ),
     // YAML syntax.
     syntax(
