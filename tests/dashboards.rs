@@ -36,6 +36,8 @@ const ALERTS: &[&str] = &[
     "LagwatchClockOffsetHigh",
     "LagwatchDown",
     "LagwatchLakeStale",
+    "LagwatchDiscrepanciesPersisting",
+    "LagwatchReconcileFailing",
 ];
 
 /// A panel that charts the metric (series) on the left must link the runbook on the right.
@@ -63,6 +65,12 @@ const ALERT_BACKED: &[(&str, &str)] = &[
         "LagwatchLakeStale",
     ),
     ("up", "LagwatchDown"),
+    ("lagwatch_discrepancies", "LagwatchDiscrepanciesPersisting"),
+    (
+        "lagwatch_reconcile_last_success_timestamp_seconds",
+        "LagwatchReconcileFailing",
+    ),
+    ("lagwatch_reconcile_runs_total", "LagwatchReconcileFailing"),
 ];
 
 /// Where a runbook link starts: the dashboards' `runbook_base` constant variable.
@@ -224,6 +232,9 @@ fn exposition() -> Exposition {
         .lookup_errors
         .with_label_values(&["crm", "es", "transport"])
         .inc();
+    // Reconciliation series exist per configured entry; the simulated kind cannot be
+    // reconciled, so create one entry's series as a configured one would.
+    metrics.reconcile.init("crm", "fabric", "account", 900.0);
     Exposition::parse(&metrics.render())
 }
 
@@ -822,9 +833,9 @@ fn the_exposition_offers_what_the_checks_rely_on() {
         .keys()
         .filter(|n| n.starts_with("lagwatch_"))
         .count();
-    // 28 families, three of them histograms (_bucket, _sum, _count). A new family whose
+    // 37 families, four of them histograms (_bucket, _sum, _count). A new family whose
     // series appear only on an event needs one made in exposition().
-    assert_eq!(families, 28 - 3 + 3 * 3, "{:?}", expo.series.keys());
+    assert_eq!(families, 37 - 4 + 4 * 3, "{:?}", expo.series.keys());
 }
 
 #[test]
