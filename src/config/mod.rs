@@ -300,6 +300,43 @@ impl Config {
                 p.poll.factor,
                 Dur(p.poll.max_gap),
             );
+            for r in &p.reconcile {
+                let side = |s: &crate::reconcile::spec::Side| {
+                    format!(
+                        "{}key [{}]{}{}",
+                        s.table
+                            .as_deref()
+                            .map(|t| format!("{t}: "))
+                            .unwrap_or_default(),
+                        s.key.join(", "),
+                        s.version
+                            .as_deref()
+                            .map(|v| format!(", version {v}"))
+                            .unwrap_or_default(),
+                        if s.compare.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", compare [{}]", s.compare.join(", "))
+                        }
+                    )
+                };
+                let _ = writeln!(
+                    out,
+                    "    reconcile {}: every {}, {}, settle floor {}; source {}; target {}",
+                    r.name,
+                    r.interval,
+                    r.changed_within.map_or_else(
+                        || "whole table".to_string(),
+                        |w| format!("rows changed within {w}")
+                    ),
+                    r.settle_floor,
+                    side(&r.source),
+                    side(&r.target),
+                );
+            }
+        }
+        if let Some(dir) = &self.state_dir {
+            let _ = writeln!(out, "state_dir: {}", dir.display());
         }
         let mut groups: Vec<(&str, Dur, Vec<&str>)> = Vec::new();
         for p in &self.paths {
