@@ -32,6 +32,8 @@ pub const STATUS_CLASSES: &[&str] = &["2xx", "4xx", "5xx", "transport_error"];
 pub const SOURCE_OPERATIONS: &[&str] = &["write", "read", "delete", "list"];
 /// Operations a target performs.
 pub const TARGET_OPERATIONS: &[&str] = &["lookup"];
+/// Operations of a system that lists its rows for reconciliation (one page per request).
+pub const INVENTORY_OPERATIONS: &[&str] = &["inventory"];
 /// Error kinds of a failed lookup (see `ConnectorError::kind`). Their series appear on the
 /// first error, so a healthy path does not carry six zero series.
 pub const ERROR_KINDS: &[&str] = &[

@@ -155,6 +155,9 @@ impl Engine {
             if sys.target.is_some() && paths.iter().any(|p| &p.spec.target == name) {
                 ops.extend(crate::metrics::TARGET_OPERATIONS);
             }
+            if sys.inventory.is_some() {
+                ops.extend(crate::metrics::INVENTORY_OPERATIONS);
+            }
             metrics.init_system(name, &ops);
         }
         Ok(Engine {

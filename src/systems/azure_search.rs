@@ -32,12 +32,14 @@ use serde_json::{Value, json};
 use super::dataverse::literal;
 use super::fo_odata::{Collection, odata_error, odata_error_detail};
 use super::http::{encode_component, payload_text};
+use super::http_inventory::{OPERATION, check_query, collection_objects, page_size, refused};
 use super::{BuildContext, System, SystemKind, check_names, check_url, decode_as};
 use crate::auth::{Accepts, ApiKeyStyle, AuthBlock, SEARCH_SCOPE};
 use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
+use crate::reconcile::inventory::{Inventory, InventoryPage, InventoryQuery, json_row};
 use crate::sentinel::SentinelId;
 
 /// Latest stable data-plane version (fact sheet §6.1).
@@ -107,20 +109,7 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
         &c.endpoint,
         "a search service endpoint such as https://contoso.search.windows.net",
     )?;
-    let index_ok = !c.index.is_empty()
-        && c.index.len() <= 128
-        && c.index
-            .chars()
-            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
-    if !index_ok {
-        return Err(Issue::new(
-            format!("{key}.index"),
-            format!(
-                "\"{}\" is not an index name (lower-case letters, digits, -)",
-                c.index
-            ),
-        ));
-    }
+    index_name(&c.index).map_err(|reason| Issue::new(format!("{key}.index"), reason))?;
     check_names(
         key,
         "a field name",
@@ -132,6 +121,25 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
     c.auth
         .resolve(&format!("{key}.auth"), Accepts::ENTRA_OR_KEY)?;
     Ok(Box::new(c))
+}
+
+/// Checks an index name: lower-case letters, digits and `-`, at most 128 characters.
+///
+/// # Errors
+/// A sentence quoting the name.
+pub fn index_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{name}\" is not an index name (lower-case letters, digits, -)"
+        ))
+    }
 }
 
 impl SystemKind for AzureSearchConfig {
@@ -187,7 +195,10 @@ impl SystemKind for AzureSearchConfig {
                 payload_field: self.payload_field.clone(),
             },
         ));
-        Ok(System::target_only(name, self.kind(), gate, connector))
+        Ok(
+            System::target_only(name, self.kind(), gate, connector.clone())
+                .with_inventory(connector),
+        )
     }
 }
 
@@ -203,10 +214,14 @@ impl AzureSearch {
     }
 
     fn docs_url(&self) -> String {
+        self.docs_url_of(&self.index.index)
+    }
+
+    fn docs_url_of(&self, index: &str) -> String {
         format!(
             "{}/indexes/{}/docs",
             self.index.endpoint,
-            encode_component(&self.index.index)
+            encode_component(index)
         )
     }
 
@@ -311,5 +326,129 @@ impl Target for AzureSearch {
             SearchMode::Lookup => self.by_key(id).await,
             SearchMode::Filter => self.by_filter(id).await,
         }
+    }
+}
+
+/// Most documents one search request returns (`$top`); more would come back cut at this many,
+/// with a next-page link.
+pub const MAX_INVENTORY_PAGE: u32 = 1000;
+
+/// Lists every document of an index for reconciliation, by keyset paging:
+/// `GET {endpoint}/indexes/{index}/docs?api-version=…&search=*&$select={columns}&$top={n}&$orderby={first} asc`,
+/// then the same with `&$filter={first} gt {last value}`, where `first` is the query's first
+/// column (the runner lists the row key first). The continuation is the last document's value
+/// of that column as JSON (`"key-0042"`), so a string and a number keep their literal forms.
+///
+/// Why keyset and not `$skip`: `$skip` cannot go past 100,000 documents, and Microsoft's
+/// advice for reading further is exactly this, an `$orderby` on a field unique per document
+/// with a range `$filter`. Each page costs the same however deep it is, and a document added
+/// or removed while listing does not shift the pages after it. The first column must therefore
+/// be unique, sortable and filterable (the document key is). The configured `key_field` is not
+/// used: it names where probes look for sentinels, which need not be the key of the index read.
+/// A `changed_since` scope is not sent (the field's type in the index is not known here); the
+/// runner filters.
+#[async_trait]
+impl Inventory for AzureSearch {
+    fn check(&self, query: &InventoryQuery) -> Result<(), String> {
+        check_query(query, index_name)
+    }
+
+    async fn page(
+        &self,
+        query: &InventoryQuery,
+        next: Option<&str>,
+    ) -> Result<InventoryPage, ConnectorError> {
+        self.check(query).map_err(refused)?;
+        let after = next.map(keyset_literal).transpose().map_err(refused)?;
+        let key = query
+            .columns
+            .first()
+            .map(String::as_str)
+            .unwrap_or_default();
+        let top = page_size(query.page_size, MAX_INVENTORY_PAGE);
+        let url = self.docs_url_of(query.table.as_deref().unwrap_or(&self.index.index));
+        let mut params = vec![
+            ("api-version", self.index.api_version.clone()),
+            ("search", "*".to_string()),
+            ("$select", query.columns.join(",")),
+            ("$top", top.to_string()),
+            ("$orderby", format!("{key} asc")),
+        ];
+        if let Some(after) = after {
+            params.push(("$filter", format!("{key} gt {after}")));
+        }
+        let reply = self
+            .http
+            .send(OPERATION, |c: &Client| {
+                c.get(&url)
+                    .header("Accept", "application/json")
+                    .query(&params)
+            })
+            .await?;
+        if reply.status != StatusCode::OK {
+            return Err(odata_error(&reply));
+        }
+        let body: Value = reply.json()?;
+        let docs = collection_objects(&reply, &body)?;
+        let rows = docs.iter().map(|d| json_row(d, &query.columns)).collect();
+        // A short page without a next-page link is the end; a full page, or one the service cut
+        // short and says so, continues after its last key.
+        let more = docs.len() >= top as usize || body.get("@odata.nextLink").is_some();
+        let next = match docs.last() {
+            Some(last) if more => Some(match last.get(key) {
+                Some(v @ (Value::String(_) | Value::Number(_))) => v.to_string(),
+                other => {
+                    return Err(ConnectorError::BadResponse {
+                        status: reply.status.as_u16(),
+                        detail: format!(
+                            "the last document has {} for {key}, so the next page cannot start \
+                             after it; the first column must be the document key",
+                            other.map_or("no value".to_string(), Value::to_string)
+                        ),
+                    });
+                }
+            }),
+            _ => None,
+        };
+        Ok(InventoryPage { rows, next })
+    }
+}
+
+/// The OData literal of a continuation (the JSON of the last key): a string quoted with single
+/// quotes doubled, a number as written.
+///
+/// # Errors
+/// A sentence when the continuation is not a JSON string or number.
+pub fn keyset_literal(continuation: &str) -> Result<String, String> {
+    match serde_json::from_str::<Value>(continuation) {
+        Ok(Value::String(s)) => Ok(literal(&s)),
+        Ok(Value::Number(n)) => Ok(n.to_string()),
+        _ => Err(format!(
+            "the continuation {} is not a key this inventory returned",
+            excerpt(continuation.as_bytes())
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyset_continuations_become_odata_literals() {
+        assert_eq!(keyset_literal(r#""O'Bryan""#).unwrap(), "'O''Bryan'");
+        assert_eq!(keyset_literal(r#""a''b""#).unwrap(), "'a''''b'");
+        assert_eq!(keyset_literal("42").unwrap(), "42");
+        for bad in ["O'Bryan", "null", "[1]", "{}", ""] {
+            assert!(keyset_literal(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn index_names_follow_the_service_rules() {
+        assert!(index_name("accounts-2").is_ok());
+        assert!(index_name("Accounts").is_err());
+        assert!(index_name("a/b").is_err());
+        assert!(index_name(&"a".repeat(129)).is_err());
     }
 }

@@ -27,12 +27,14 @@ use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
 use super::http::{encode_component, payload_text};
+use super::http_inventory::{OPERATION, check_query, page_size, refused};
 use super::{BuildContext, System, SystemKind, check_url, decode_as};
 use crate::auth::{Accepts, ApiKeyStyle, AuthBlock};
 use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
+use crate::reconcile::inventory::{Inventory, InventoryPage, InventoryQuery, json_row};
 use crate::sentinel::SentinelId;
 
 /// Which arrival is measured.
@@ -91,24 +93,7 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
         &c.url,
         "a cluster URL such as https://es.example.com:9200",
     )?;
-    let index_ok = !c.index.is_empty()
-        && !c.index.starts_with(['-', '_', '+'])
-        && c.index.chars().all(|ch| {
-            !ch.is_ascii_uppercase()
-                && !matches!(
-                    ch,
-                    '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ' ' | ',' | '#' | ':'
-                )
-        });
-    if !index_ok {
-        return Err(Issue::new(
-            format!("{key}.index"),
-            format!(
-                "\"{}\" is not an index name (lower case, no spaces or \\/*?\"<>|,#:, not starting with -, _ or +)",
-                c.index
-            ),
-        ));
-    }
+    index_name(&c.index).map_err(|reason| Issue::new(format!("{key}.index"), reason))?;
     match (&c.mode, &c.key_field) {
         (EsMode::Searchable, None) => {
             return Err(Issue::new(
@@ -128,6 +113,30 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
     }
     c.auth.resolve(&format!("{key}.auth"), Accepts::STATIC)?;
     Ok(Box::new(c))
+}
+
+/// Checks an index (or alias) name: lower case, none of `\/*?"<>|,#:` or a space, not starting
+/// with `-`, `_` or `+`.
+///
+/// # Errors
+/// A sentence quoting the name.
+pub fn index_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && !name.starts_with(['-', '_', '+'])
+        && name.chars().all(|ch| {
+            !ch.is_ascii_uppercase()
+                && !matches!(
+                    ch,
+                    '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ' ' | ',' | '#' | ':'
+                )
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{name}\" is not an index name (lower case, no spaces or \\/*?\"<>|,#:, not starting with -, _ or +)"
+        ))
+    }
 }
 
 impl SystemKind for ElasticsearchConfig {
@@ -176,7 +185,10 @@ impl SystemKind for ElasticsearchConfig {
                 payload_field: self.payload_field.clone(),
             },
         ));
-        Ok(System::target_only(name, self.kind(), gate, connector))
+        Ok(
+            System::target_only(name, self.kind(), gate, connector.clone())
+                .with_inventory(connector),
+        )
     }
 }
 
@@ -220,11 +232,11 @@ impl Elasticsearch {
     }
 
     fn index_url(&self) -> String {
-        format!(
-            "{}/{}",
-            self.index.base,
-            encode_component(&self.index.index)
-        )
+        self.index_url_of(&self.index.index)
+    }
+
+    fn index_url_of(&self, index: &str) -> String {
+        format!("{}/{}", self.index.base, encode_component(index))
     }
 
     fn payload(&self, source: Option<&Value>) -> Option<String> {
@@ -317,6 +329,133 @@ impl Target for Elasticsearch {
         match self.index.mode {
             EsMode::Indexed => self.indexed(id).await,
             EsMode::Searchable => self.searchable(id).await,
+        }
+    }
+}
+
+/// Most hits one search returns: `from + size` may not pass `index.max_result_window`, 10,000
+/// by default.
+pub const MAX_INVENTORY_PAGE: u32 = 10_000;
+
+/// Lists every document of an index for reconciliation, with `search_after`:
+/// `POST {url}/{index}/_search` with
+/// `{"size":n,"sort":[{"<first>":"asc"}],"_source":[columns],"query":{"match_all":{}},"track_total_hits":false}`
+/// and, after the first page, `"search_after":<the last hit's sort values>`. `first` is the
+/// query's first column (the runner lists the row key first), which must be unique per document
+/// and sortable: a `keyword`, numeric or date field with doc values (`_id` cannot be sorted on
+/// by default since Elasticsearch 8, and a `text` field not at all). The configured `key_field`
+/// is not used: `indexed` mode has none, and it names where probes look, not the row key of
+/// the index read. The continuation is the JSON array of the last hit's `sort` values.
+/// `track_total_hits: false` spares counting every match for a total nobody reads.
+///
+/// Why no point in time (PIT): a PIT would keep every page on one snapshot, but it must be
+/// opened and closed by requests of their own that the one-page-per-call contract has no place
+/// for (the runner may also stop between pages, leaving it to expire), it pins segments on the
+/// cluster for as long as its keep-alive, and Elasticsearch and OpenSearch open it with
+/// different APIs. Without it a document written while listing may or may not be seen, which
+/// reconciliation already treats as lag; keyset order on a unique key never skips or repeats
+/// a document that stays. A `changed_since` scope is not sent (the field's mapping is not
+/// known here); the runner filters.
+#[async_trait]
+impl Inventory for Elasticsearch {
+    fn check(&self, query: &InventoryQuery) -> Result<(), String> {
+        check_query(query, index_name)
+    }
+
+    async fn page(
+        &self,
+        query: &InventoryQuery,
+        next: Option<&str>,
+    ) -> Result<InventoryPage, ConnectorError> {
+        self.check(query).map_err(refused)?;
+        let after = next
+            .map(|n| match serde_json::from_str::<Value>(n) {
+                Ok(v @ Value::Array(_)) => Ok(v),
+                _ => Err(refused(format!(
+                    "the continuation {} is not the sort values this inventory returned",
+                    excerpt(n.as_bytes())
+                ))),
+            })
+            .transpose()?;
+        let key = query
+            .columns
+            .first()
+            .map(String::as_str)
+            .unwrap_or_default();
+        let size = page_size(query.page_size, MAX_INVENTORY_PAGE);
+        let mut sort = serde_json::Map::new();
+        sort.insert(key.to_string(), json!("asc"));
+        let mut body = json!({
+            "size": size,
+            "sort": [sort],
+            "_source": query.columns,
+            "query": {"match_all": {}},
+            "track_total_hits": false,
+        });
+        if let (Some(after), Some(b)) = (after, body.as_object_mut()) {
+            b.insert("search_after".to_string(), after);
+        }
+        let url = format!(
+            "{}/_search",
+            self.index_url_of(query.table.as_deref().unwrap_or(&self.index.index))
+        );
+        let reply = self
+            .http
+            .send(OPERATION, |c: &Client| {
+                c.post(&url)
+                    .header("Accept", "application/json")
+                    .json(&body)
+            })
+            .await?;
+        if reply.status != StatusCode::OK {
+            return Err(es_error(&reply));
+        }
+        let answer: Value = reply.json()?;
+        let Some(hits) = answer.pointer("/hits/hits").and_then(Value::as_array) else {
+            return Err(bad(
+                &reply,
+                format!("expected hits.hits, got {}", excerpt(&reply.body)),
+            ));
+        };
+        let rows = hits
+            .iter()
+            .map(|hit| match hit.get("_source").and_then(Value::as_object) {
+                Some(source) => Ok(json_row(source, &query.columns)),
+                None => Err(bad(
+                    &reply,
+                    format!(
+                        "a hit without a _source object (is _source disabled?): {}",
+                        excerpt(hit.to_string().as_bytes())
+                    ),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // A short page is the last one; a full one continues after its last hit.
+        let next = match hits.last() {
+            Some(last) if hits.len() >= size as usize => match last.get("sort") {
+                Some(v @ Value::Array(_)) => Some(v.to_string()),
+                _ => {
+                    return Err(bad(
+                        &reply,
+                        "the last hit has no sort values to search after".to_string(),
+                    ));
+                }
+            },
+            _ => None,
+        };
+        Ok(InventoryPage { rows, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_names_follow_the_cluster_rules() {
+        assert!(index_name("accounts-2026.01").is_ok());
+        for bad in ["", "Accounts", "_x", "a,b", "a b", "a/b", "a*"] {
+            assert!(index_name(bad).is_err(), "{bad}");
         }
     }
 }

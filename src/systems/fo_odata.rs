@@ -42,12 +42,14 @@ use std::sync::Arc;
 
 use super::dataverse::literal;
 use super::http::payload_text;
+use super::http_inventory::{ODataLister, check_query, odata_table, refused};
 use super::{BuildContext, System, SystemKind, check_names, check_url, decode_as};
 use crate::auth::{Accepts, AuthBlock};
 use crate::config::{Dur, Issue};
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
+use crate::reconcile::inventory::{Inventory, InventoryPage, InventoryQuery};
 use crate::sentinel::SentinelId;
 
 /// Where dual-written sentinels land in an F&O environment.
@@ -201,6 +203,54 @@ impl Target for FoOdata {
     }
 }
 
+/// Most rows F&O returns per page with server-driven paging (fact sheet §4.1).
+pub const MAX_INVENTORY_PAGE: u32 = 10_000;
+
+/// Lists an entity set for reconciliation: `GET {base}/data/{entity}?cross-company=true&$select=…`
+/// (`&$filter=dataAreaId eq '…'` with a configured company), `Prefer: odata.maxpagesize`, then
+/// each `@odata.nextLink` exactly, once it is checked to be on the configured origin (it
+/// carries our bearer token).
+///
+/// `cross-company=true` for the same reason as lookups: without it F&O lists only the caller's
+/// default company. `dataAreaId` is an ordinary column to ask for, which a company-striped key
+/// needs. A `changed_since` scope is not sent: F&O entities share no change-time field and the
+/// date literal form of its `$filter` is not documented (fact sheet §4.1, §8), so every row
+/// comes back and the runner filters, as the query contract allows.
+#[async_trait]
+impl Inventory for FoOdata {
+    fn check(&self, query: &InventoryQuery) -> Result<(), String> {
+        check_query(query, odata_table)
+    }
+
+    async fn page(
+        &self,
+        query: &InventoryQuery,
+        next: Option<&str>,
+    ) -> Result<InventoryPage, ConnectorError> {
+        self.check(query).map_err(refused)?;
+        let lister = ODataLister {
+            http: &self.http,
+            base: &self.map.base,
+            max_page: MAX_INVENTORY_PAGE,
+            headers: odata,
+            error: odata_error,
+        };
+        lister
+            .page(query, next, || {
+                let entity = query.table.as_deref().unwrap_or(&self.map.entity_set);
+                let mut params = vec![
+                    ("cross-company", "true".to_string()),
+                    ("$select", query.columns.join(",")),
+                ];
+                if let Some(company) = &self.map.data_area_id {
+                    params.push(("$filter", format!("dataAreaId eq {}", literal(company))));
+                }
+                (format!("{}/data/{entity}", self.map.base), params)
+            })
+            .await
+    }
+}
+
 /// Config of a `kind: fo_odata` system: the F&O side of a dual-write table map.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -325,7 +375,10 @@ impl SystemKind for FoOdataConfig {
             )
             .with_sync_grace(self.grace()),
         );
-        Ok(System::target_only(name, self.kind(), gate, connector))
+        Ok(
+            System::target_only(name, self.kind(), gate, connector.clone())
+                .with_inventory(connector),
+        )
     }
 }
 

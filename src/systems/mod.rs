@@ -11,6 +11,7 @@ pub mod delta;
 pub mod elasticsearch;
 pub mod fo_odata;
 pub mod http;
+pub mod http_inventory;
 pub mod lake_access;
 pub mod simulated;
 pub mod synapse_link_csv;
@@ -261,7 +262,7 @@ pub fn check_url(key: &str, url: &str, what: &str) -> Result<(), Issue> {
 /// An [`Issue`] at `key.field` quoting the value.
 pub fn check_names(key: &str, what: &str, names: &[(&str, &str)]) -> Result<(), Issue> {
     for (field, v) in names {
-        if v.is_empty() || !v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+        if !is_name(v) {
             return Err(Issue::new(
                 format!("{key}.{field}"),
                 format!("\"{v}\" is not {what} (letters, digits, _)"),
@@ -269,6 +270,12 @@ pub fn check_names(key: &str, what: &str, names: &[(&str, &str)]) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Whether `v` is a non-empty name of letters, digits and `_`, safe unquoted in URLs, OData
+/// filters and JSON field lists (see [`check_names`]).
+pub fn is_name(v: &str) -> bool {
+    !v.is_empty() && v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
 }
 
 /// The [`HttpSystem`](crate::net::HttpSystem) of system `name`, authenticated with its decoded
