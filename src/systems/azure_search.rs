@@ -147,6 +147,9 @@ impl SystemKind for AzureSearchConfig {
         "azure_search"
     }
 
+    fn can_list(&self) -> Result<(), String> {
+        Ok(())
+    }
     fn can_write(&self) -> Result<(), String> {
         Err(
             "a search index is fed by its pipeline or indexer; write sentinels into the \

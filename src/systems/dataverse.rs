@@ -123,6 +123,9 @@ impl SystemKind for DataverseConfig {
         "dataverse"
     }
 
+    fn can_list(&self) -> Result<(), String> {
+        Ok(())
+    }
     fn can_write(&self) -> Result<(), String> {
         Ok(())
     }
@@ -387,7 +390,23 @@ impl Source for Dataverse {
                     .filter_map(|row| row.get(&self.map.key_column)?.as_str())
                     .filter_map(SentinelId::parse),
             );
-            next = page.next_link;
+            // The bearer token goes with every request: never follow a link off the service.
+            next = match page.next_link {
+                None => None,
+                Some(link) => {
+                    let bad = |detail: String| ConnectorError::BadResponse {
+                        status: 200,
+                        detail,
+                    };
+                    let base = url::Url::parse(&self.collection_url())
+                        .map_err(|e| bad(format!("the configured URL is not a URL ({e})")))?;
+                    Some(
+                        super::http_inventory::same_origin(&base, &link)
+                            .map_err(bad)?
+                            .to_string(),
+                    )
+                }
+            };
         }
         Ok(out)
     }

@@ -144,6 +144,9 @@ impl SystemKind for ElasticsearchConfig {
         "elasticsearch"
     }
 
+    fn can_list(&self) -> Result<(), String> {
+        Ok(())
+    }
     fn can_write(&self) -> Result<(), String> {
         Err(
             "an index is fed by its pipeline; write sentinels into the system it copies and \

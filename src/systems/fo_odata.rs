@@ -325,6 +325,9 @@ impl SystemKind for FoOdataConfig {
         "fo_odata"
     }
 
+    fn can_list(&self) -> Result<(), String> {
+        Ok(())
+    }
     fn can_write(&self) -> Result<(), String> {
         Err(
             "F&O is written by dual-write, not by lagwatch; write sentinels into the Dataverse \
