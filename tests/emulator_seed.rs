@@ -608,6 +608,213 @@ async fn fno_pages_the_mapped_copies_per_company() {
 }
 
 #[tokio::test]
+async fn azure_search_lists_the_copies_by_keyset_paging() {
+    let srv = start(SCENARIO).await;
+    write_sentinel(&srv, &srv.token(CRM).await).await;
+    let truth = srv.truth("search").await;
+    let held = truth.held(|_| true);
+    let docs = format!("{}/search/srch/indexes/accounts/docs", srv.base);
+    // GET with $filter gt the last key, POST alike: both list every document once, in order.
+    for post in [false, true] {
+        let mut last: Option<String> = None;
+        let mut keys: Vec<String> = Vec::new();
+        let mut rows = Vec::new();
+        let mut pages = 0;
+        loop {
+            let filter = last.as_ref().map(|k| format!("accountnumber gt '{k}'"));
+            let (status, body) = if post {
+                let mut b = json!({"search": "*", "orderby": "accountnumber asc", "top": 500,
+                    "select": "accountnumber,name,description", "count": pages == 0});
+                if let Some(f) = &filter {
+                    b["filter"] = json!(f);
+                }
+                srv.json(
+                    srv.http
+                        .post(format!("{docs}/search?api-version=2024-07-01"))
+                        .header("api-key", "k1")
+                        .json(&b),
+                )
+                .await
+            } else {
+                let mut q = vec![
+                    ("api-version", "2024-07-01".to_string()),
+                    ("search", "*".into()),
+                    ("$orderby", "accountnumber asc".into()),
+                    ("$top", "500".into()),
+                    ("$select", "accountnumber,name,description".into()),
+                    ("$count", (pages == 0).to_string()),
+                ];
+                if let Some(f) = filter {
+                    q.push(("$filter", f));
+                }
+                srv.json(srv.http.get(&docs).query(&q).header("api-key", "k1"))
+                    .await
+            };
+            assert_eq!(status, 200, "{body}");
+            if pages == 0 {
+                assert_eq!(body["@odata.count"], json!(held.len() + 1));
+            }
+            pages += 1;
+            let value = body["value"].as_array().expect("value");
+            if value.is_empty() {
+                break;
+            }
+            for d in value {
+                let d = d.as_object().expect("doc").clone();
+                assert!(d.contains_key("@search.score"));
+                assert!(!d.contains_key("accountid"), "$select");
+                keys.push(text(&d, "accountnumber").to_string());
+                rows.push(d);
+            }
+            last = keys.last().cloned();
+        }
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted, "key order");
+        assert_eq!(
+            keys.first().map(String::as_str),
+            Some("SENT-1"),
+            "live rows merged in"
+        );
+        let (seeded, _) = by_index(rows, "accountnumber");
+        assert_eq!(seeded.keys().copied().collect::<BTreeSet<_>>(), held);
+        for (&i, d) in &seeded {
+            assert_eq!(
+                text(d, "description"),
+                expect_text(&truth, "description", i)
+            );
+        }
+    }
+    // A document by key, a missing one, the count, and $top above 1000.
+    let i = *held.iter().next().expect("held");
+    let r = srv
+        .http
+        .get(format!(
+            "{docs}/accountnumber-{i:08}?api-version=2024-07-01"
+        ))
+        .header("api-key", "k1")
+        .send()
+        .await
+        .expect("lookup");
+    assert_eq!(r.status(), 200);
+    let gone = *truth.missing.iter().next().expect("missing");
+    let r = srv
+        .http
+        .get(format!(
+            "{docs}/accountnumber-{gone:08}?api-version=2024-07-01"
+        ))
+        .header("api-key", "k1")
+        .send()
+        .await
+        .expect("lookup");
+    assert_eq!(r.status(), 404);
+    let r = srv
+        .http
+        .get(format!("{docs}/$count?api-version=2024-07-01"))
+        .header("api-key", "k1")
+        .send()
+        .await
+        .expect("count");
+    assert_eq!(r.text().await.ok(), Some((held.len() + 1).to_string()));
+    let (status, body) = srv
+        .json(
+            srv.http
+                .get(&docs)
+                .query(&[
+                    ("api-version", "2024-07-01"),
+                    ("$top", "1500"),
+                    ("$select", "accountnumber"),
+                ])
+                .header("api-key", "k1"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["value"].as_array().map(Vec::len), Some(1000));
+    let next = body["@odata.nextLink"].as_str().expect("a next page");
+    assert!(
+        next.contains("$skip=1000") && next.contains("$top=500"),
+        "{next}"
+    );
+}
+
+#[tokio::test]
+async fn elasticsearch_lists_the_copies_with_search_after() {
+    let srv = start(SCENARIO).await;
+    write_sentinel(&srv, &srv.token(CRM).await).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a refresh for the sentinel
+    let truth = srv.truth("es").await;
+    let held = truth.held(|_| true);
+    let search = format!("{}/es/logs/accounts/_search", srv.base);
+    let mut after: Option<Value> = None;
+    let mut rows = Vec::new();
+    let mut ids = Vec::new();
+    loop {
+        let mut body = json!({
+            "size": 700,
+            "query": {"match_all": {}},
+            "sort": [{"accountnumber": "asc"}],
+            "_source": ["accountnumber", "description"],
+            "track_total_hits": true,
+        });
+        if let Some(a) = &after {
+            body["search_after"] = json!([a]);
+        }
+        let (status, r) = srv.json(srv.http.post(&search).json(&body)).await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(
+            r["hits"]["total"],
+            json!({"value": held.len() + 1, "relation": "eq"})
+        );
+        let hits = r["hits"]["hits"].as_array().expect("hits");
+        let Some(last) = hits.last() else { break };
+        after = Some(last["sort"][0].clone());
+        for h in hits {
+            let src = h["_source"].as_object().expect("_source").clone();
+            assert_eq!(src.len(), 2, "_source filtering: {src:?}");
+            assert_eq!(h["_id"].as_str(), Some(text(&src, "accountnumber")));
+            ids.push(text(&src, "accountnumber").to_string());
+            rows.push(src);
+        }
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
+    assert_eq!(ids.first().map(String::as_str), Some("SENT-1"));
+    let (seeded, _) = by_index(rows, "accountnumber");
+    assert_eq!(seeded.keys().copied().collect::<BTreeSet<_>>(), held);
+    for (&i, d) in &seeded {
+        assert_eq!(
+            text(d, "description"),
+            expect_text(&truth, "description", i)
+        );
+    }
+    // Default total tracking, the result window, and a document by id.
+    let (_, r) = srv
+        .json(srv.http.post(&search).json(&json!({"size": 1})))
+        .await;
+    assert_eq!(
+        r["hits"]["total"],
+        json!({"value": held.len() + 1, "relation": "eq"})
+    );
+    let (status, _) = srv
+        .json(srv.http.post(&search).json(&json!({"size": 10_001})))
+        .await;
+    assert_eq!(status, 400);
+    let i = *truth.stale.iter().next().expect("stale");
+    let (status, doc) = srv
+        .json(srv.http.get(format!(
+            "{}/es/logs/accounts/_doc/accountnumber-{i:08}",
+            srv.base
+        )))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        doc["_source"]["description"],
+        json!(format!("description-{i:08} (previous)"))
+    );
+}
+
+#[tokio::test]
 async fn the_drift_truth_endpoint_answers_counts_and_404s() {
     let srv = start(SCENARIO).await;
     let (status, v) = srv

@@ -25,7 +25,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::odata::Dialect;
+use super::odata::{Dialect, Filter, Lit, Op};
 use super::replication::ReplicaDef;
 use super::scenario::{ColumnType, Table};
 use super::seed::{
@@ -67,6 +67,33 @@ pub(crate) fn key_text(v: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
+    }
+}
+
+/// Ordinal order of JSON scalars: strings by bytes (Azure AI Search and Elasticsearch keyword
+/// order), numbers by value; values of different types by type (null, bool, number, string).
+pub(crate) fn cmp_json(a: &Value, b: &Value) -> Ordering {
+    fn rank(v: &Value) -> u8 {
+        match v {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Number(_) => 2,
+            Value::String(_) => 3,
+            Value::Array(_) => 4,
+            Value::Object(_) => 5,
+        }
+    }
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => x
+                .as_f64()
+                .partial_cmp(&y.as_f64())
+                .unwrap_or(Ordering::Equal),
+        },
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        _ => rank(a).cmp(&rank(b)),
     }
 }
 
@@ -182,7 +209,9 @@ impl<'a> SeedView<'a> {
     pub fn doc(&self, i: u64) -> Option<Doc> {
         let r = self.replica?;
         let (copy, _, _) = self.copy_row(i)?;
+        let id = copy.get(&r.key_column).and_then(key_text)?;
         Some(Doc {
+            id,
             fields: r.shape_row(&copy, false),
         })
     }
@@ -199,6 +228,18 @@ impl<'a> SeedView<'a> {
         match self.table.columns.get(&key) {
             Some(t) => generated_value(&key, *t, self.seed, i),
             None => self.settled_row(i).remove(&key).unwrap_or(Value::Null),
+        }
+    }
+
+    /// The value of the replica's key field in row `i` (the key column through its
+    /// transform).
+    fn target_key(&self, i: u64) -> Value {
+        let t = self
+            .replica
+            .and_then(|r| r.key_field.as_ref().and_then(|f| r.transform.get(f)));
+        match (t, self.key_value(i)) {
+            (Some(t), Value::String(s)) => Value::String(t.apply(&s)),
+            (_, v) => v,
         }
     }
 
@@ -221,6 +262,31 @@ impl<'a> SeedView<'a> {
             Some(ColumnType::String) => self.rows() <= ORDERED_STRING_ROWS,
             _ => false,
         }
+    }
+
+    /// Whether target field `field` sorts the replica's documents in index order: it is
+    /// filled from the key column, which drift leaves alone, and that column is ordered.
+    pub fn ordered_on(&self, field: &str) -> bool {
+        self.replica
+            .is_some_and(|r| r.key_field.as_deref() == Some(field))
+            && self.key_ordered()
+    }
+
+    /// The first index whose key field is after `bound` (at or after, when `inclusive`);
+    /// `rows` if none. Only meaningful when [`ordered_on`](Self::ordered_on) the key field.
+    fn first_after(&self, bound: &Value, inclusive: bool) -> u64 {
+        let (mut lo, mut hi) = (0u64, self.rows());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let o = cmp_json(&self.target_key(mid), bound);
+            let after = o == Ordering::Greater || (inclusive && o == Ordering::Equal);
+            if after {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo
     }
 
     /// The index of the row whose key (source key column text, compared case-insensitively
@@ -277,8 +343,9 @@ impl<'a> SeedView<'a> {
     }
 }
 
-/// A document of a keyed target: its fields.
+/// A document of a keyed target: its id (key text) and fields.
 pub(crate) struct Doc {
+    pub id: String,
     pub fields: Map<String, Value>,
 }
 
@@ -342,6 +409,147 @@ pub(crate) fn walk_segments<T>(
         pos.tail += 1;
     }
     (out, None)
+}
+
+/// In which order a keyed walk visits documents.
+pub(crate) enum Order {
+    /// Views in index order, one after the other, then the live documents.
+    Index,
+    /// By the value of `field`, ascending, only documents after `after` (`(value, inclusive)`).
+    Key {
+        field: String,
+        after: Option<(Value, bool)>,
+    },
+}
+
+/// Visits the documents of `views` and `live` in `order` until `visit` returns `false`.
+///
+/// # Errors
+/// Key order on a field some view's documents do not grow with (a sentence for a 400).
+pub(crate) fn walk_docs(
+    views: &[SeedView],
+    live: Vec<Doc>,
+    order: &Order,
+    mut visit: impl FnMut(Doc) -> bool,
+) -> Result<(), String> {
+    match order {
+        Order::Index => {
+            for v in views {
+                for i in 0..v.rows() {
+                    if let Some(d) = v.doc(i)
+                        && !visit(d)
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+            for d in live {
+                if !visit(d) {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        }
+        Order::Key { field, after } => {
+            if let Some(v) = views.iter().find(|v| !v.ordered_on(field)) {
+                return Err(format!(
+                    "ordering on '{field}' over the seeded rows of {}/{} is not supported by the \
+                     emulator: only the field filled from a generated key column is ordered",
+                    v.env, v.set
+                ));
+            }
+            let is_after = |x: &Value| match after {
+                None => true,
+                Some((b, inclusive)) => {
+                    let o = cmp_json(x, b);
+                    o == Ordering::Greater || (*inclusive && o == Ordering::Equal)
+                }
+            };
+            let mut live: Vec<(Value, Doc)> = live
+                .into_iter()
+                .filter_map(|d| {
+                    let k = d.fields.get(field).cloned().unwrap_or(Value::Null);
+                    (!k.is_null() && is_after(&k)).then_some((k, d))
+                })
+                .collect();
+            live.sort_by(|a, b| cmp_json(&a.0, &b.0));
+            let mut live = live.into_iter().peekable();
+            let mut next: Vec<u64> = views
+                .iter()
+                .map(|v| after.as_ref().map_or(0, |(b, inc)| v.first_after(b, *inc)))
+                .collect();
+            // Each view's next held document, looked up lazily.
+            let mut heads: Vec<Option<(Value, Doc)>> = views.iter().map(|_| None).collect();
+            loop {
+                for (k, v) in views.iter().enumerate() {
+                    while heads[k].is_none() && next[k] < v.rows() {
+                        let i = next[k];
+                        next[k] += 1;
+                        if let Some(d) = v.doc(i) {
+                            heads[k] = Some((v.target_key(i), d));
+                        }
+                    }
+                }
+                let best_view = heads
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, h)| h.as_ref().map(|(key, _)| (k, key)))
+                    .min_by(|a, b| cmp_json(a.1, b.1))
+                    .map(|(k, key)| (k, key.clone()));
+                let take_live = match (&best_view, live.peek()) {
+                    (None, None) => return Ok(()),
+                    (None, Some(_)) => true,
+                    (Some(_), None) => false,
+                    (Some((_, key)), Some((lk, _))) => cmp_json(lk, key) == Ordering::Less,
+                };
+                let doc = if take_live {
+                    live.next().map(|(_, d)| d)
+                } else {
+                    best_view.and_then(|(k, _)| heads[k].take()).map(|(_, d)| d)
+                };
+                if let Some(d) = doc
+                    && !visit(d)
+                {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// A lower bound on `field` that `filter` implies (`field gt|ge literal`, possibly inside
+/// `and`s): where a keyset page starts. The filter is still applied to every row.
+pub(crate) fn lower_bound(filter: &Filter, field: &str) -> Option<(Value, bool)> {
+    match filter {
+        Filter::Cmp {
+            field: f,
+            op: op @ (Op::Gt | Op::Ge),
+            lit,
+        } if f == field => {
+            let v = match lit {
+                Lit::Str(s) => Value::String(s.clone()),
+                Lit::Int(i) => json!(i),
+                Lit::Float(x) => json!(x),
+                _ => return None,
+            };
+            Some((v, *op == Op::Ge))
+        }
+        Filter::And(a, b) => match (lower_bound(a, field), lower_bound(b, field)) {
+            (Some(x), Some(y)) => Some(match cmp_json(&x.0, &y.0) {
+                Ordering::Greater => x,
+                Ordering::Less => y,
+                Ordering::Equal => {
+                    if x.1 {
+                        y
+                    } else {
+                        x
+                    }
+                }
+            }),
+            (x, y) => x.or(y),
+        },
+        _ => None,
+    }
 }
 
 impl Emulator {
@@ -495,5 +703,16 @@ mod tests {
         let (page, next) = walk_segments(&rows, Vec::<String>::new(), Cursor::default(), 5, row);
         assert_eq!(page.len(), 5);
         assert_eq!(next, None, "exactly full and nothing after: no next page");
+    }
+
+    #[test]
+    fn bounds_come_from_key_comparisons_under_and() {
+        let f = super::super::odata::parse_filter("k gt 'a-1' and k ge 'a-2' and n eq 3")
+            .expect("parses");
+        assert_eq!(lower_bound(&f, "k"), Some((json!("a-2"), true)));
+        let f = super::super::odata::parse_filter("k gt 'a-1' or k gt 'a-2'").expect("parses");
+        assert_eq!(lower_bound(&f, "k"), None);
+        assert_eq!(cmp_json(&json!(2), &json!(10)), Ordering::Less);
+        assert_eq!(cmp_json(&json!("k-2"), &json!("k-10")), Ordering::Greater);
     }
 }
