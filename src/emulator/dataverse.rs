@@ -13,8 +13,8 @@
 //! - `GET /{set}({id})?$select=…` → `200` / `404`; `If-None-Match` with the row's ETag → `304`.
 //! - `GET /{set}?$select&$filter&$top&$orderby&$count=true` with server-driven paging:
 //!   `Prefer: odata.maxpagesize=N` (at most 5,000, the default), `@odata.nextLink` absolute
-//!   URLs with a `$skiptoken` paging cookie. With `$top` the result is not paged. `$skip` is
-//!   refused as Dataverse does.
+//!   URLs with a `$skiptoken` paging cookie. With `$top` (at most 5,000) the result is not
+//!   paged. `$skip` is refused as Dataverse does.
 //! - `DELETE /{set}({id})` → `204` / `404`.
 //! - `GET WhoAmI` and the service document, for connectivity checks.
 //!
@@ -28,6 +28,16 @@
 //! penalty by `retry_after` (up to `max_retry_after`), as the documents warn. Sets that are
 //! targets of a Dataverse replica also show the replicated rows (read-only copies; local rows
 //! win, and `DELETE` hides a copy).
+//!
+//! Seeded rows ([`super::seed`], served through [`super::seeded`]): a set lists its own
+//! seeded rows (source view: deleted rows absent, in-flight rows modified at the time of the
+//! request), then each Dataverse replica's copy of a seeded source into it (its drift; the
+//! source's ids, the mapped columns, the copy's version and times), then the stored rows and
+//! the live replicated ones. A page walks row indices from the position its paging cookie
+//! carries, so it costs the rows it walks, not the table; `$count` is arithmetic without
+//! `$filter` and a pass over the table with one. `$orderby` over a set with seeded rows is
+//! refused (400). Seeded rows are found by id (`GET /{set}({id})`) and are read-only
+//! (`PATCH`/`DELETE` → 405).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -44,6 +54,7 @@ use super::odata::percent_encode;
 use super::odata::{self, Dialect, Filter};
 use super::replication::Visibility;
 use super::scenario::{ColumnType, SYSTEM_COLUMNS, Table, Target, Throttle};
+use super::seeded::{Cursor, SeedView, walk_segments};
 use super::{Emulator, Req, hv, json_response};
 
 /// Largest page (§1.3).
@@ -356,6 +367,15 @@ impl Emulator {
             (&Method::POST, None) => self.create(req, &cx),
             (&Method::GET, None) => self.query(req, &cx),
             (&Method::GET, Some(id)) => self.retrieve(req, &cx, id),
+            (&Method::PATCH | &Method::DELETE, Some(id))
+                if self.seeded_by_id(&cx, id).is_some() =>
+            {
+                dv_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "0x80060888",
+                    "Seeded rows are read-only in the emulator.",
+                )
+            }
             (&Method::PATCH, Some(id)) => self.upsert(req, &cx, id),
             (&Method::DELETE, Some(id)) => self.delete(&cx, id),
             _ => dv_error(
@@ -515,6 +535,56 @@ impl Emulator {
             out.push((r.id, version, m));
         }
         Ok(out)
+    }
+
+    /// The seeded rows this set shows, as segments of its listing: its own seed (source
+    /// view), then the copies of every Dataverse replica into it whose source is seeded.
+    fn dv_segments<'a>(&'a self, cx: &Cx<'a>) -> Vec<SeedView<'a>> {
+        let mut out: Vec<SeedView<'a>> = self.source_view(cx.env, cx.set).into_iter().collect();
+        let replicas = self.replicas_for(
+            |t| matches!(t, Target::Dataverse { env, table } if env == cx.env && table == cx.set),
+        );
+        out.extend(self.replica_views(&replicas));
+        out
+    }
+
+    /// Row `i` of seeded segment `v` as this set shows it: the source row, or the replica's
+    /// copy in the target table's columns (the source's id, the mapped columns, the copy's
+    /// system columns); `None` when the view does not hold it.
+    fn seeded_dv_row(
+        cx: &Cx,
+        v: &SeedView,
+        i: u64,
+        now: DateTime<Utc>,
+    ) -> Option<(Map<String, Value>, u64)> {
+        let Some(r) = v.replica else {
+            return v.source_row(i, now);
+        };
+        let (copy, version, _) = v.copy_row(i)?;
+        let shaped = r.shape_row(&copy, false);
+        let mut m = Map::new();
+        m.insert(
+            cx.table.id_column(cx.set),
+            Value::String(v.id(i).to_string()),
+        );
+        for c in cx.table.columns.keys() {
+            m.insert(c.clone(), shaped.get(c).cloned().unwrap_or(Value::Null));
+        }
+        for c in SYSTEM_COLUMNS {
+            m.insert(
+                (*c).to_string(),
+                copy.get(*c).cloned().unwrap_or(Value::Null),
+            );
+        }
+        Some((m, version))
+    }
+
+    /// The seeded row with id `id` this set shows now, with its version.
+    fn seeded_by_id(&self, cx: &Cx, id: Uuid) -> Option<(Map<String, Value>, u64)> {
+        let now = self.wall_now();
+        self.dv_segments(cx)
+            .iter()
+            .find_map(|v| Self::seeded_dv_row(cx, v, v.index_of_id(id)?, now))
     }
 
     fn representation(
@@ -739,7 +809,7 @@ impl Emulator {
                 .and_then(|s| s.rows.get(&id))
                 .map(|row| (Self::full_row(cx, id, row), row.versionnumber))
         };
-        let found = match local {
+        let found = match local.or_else(|| self.seeded_by_id(cx, id)) {
             Some(f) => Some(f),
             None => match self.replicated_rows(cx) {
                 Ok(rows) => rows
@@ -857,15 +927,19 @@ impl Emulator {
             .and_then(|(_, v)| v.parse::<usize>().ok())
             .filter(|n| *n > 0);
         let page_size = max_page.unwrap_or(MAX_PAGE).min(MAX_PAGE);
-        let page = match req.query.get("$skiptoken") {
-            None => 1,
-            Some(t) => match page_of(t) {
+        let (page, from) = match req.query.get("$skiptoken") {
+            None => (1, Cursor::default()),
+            Some(t) => match position_of(t) {
                 Some(p) => p,
                 None => {
                     return bad_request("The $skiptoken is not a paging cookie of this service.");
                 }
             },
         };
+        let segments = self.dv_segments(cx);
+        if !segments.is_empty() && !order.is_empty() {
+            return bad_request("$orderby over seeded rows is not supported by the emulator.");
+        }
 
         let mut rows: Vec<(u64, u64, Map<String, Value>)> = {
             let st = self.state();
@@ -912,32 +986,52 @@ impl Emulator {
             }
             a.0.cmp(&b.0)
         });
-        let total = rows.len();
-        let id_col = cx.table.id_column(cx.set);
-        let (chosen, next): (Vec<_>, Option<usize>) = match top {
-            Some(t) => (rows.into_iter().take(t.min(MAX_PAGE)).collect(), None),
-            None => {
-                let start = (page - 1).saturating_mul(page_size);
-                let chosen: Vec<_> = rows.into_iter().skip(start).take(page_size).collect();
-                let more = start + chosen.len() < total;
-                (chosen, more.then_some(page + 1))
-            }
+        let now = self.wall_now();
+        let seeded_row = |s: usize, i: u64| -> Option<(u64, Map<String, Value>)> {
+            let (m, v) = Self::seeded_dv_row(cx, &segments[s], i, now)?;
+            filter
+                .as_ref()
+                .is_none_or(|f| f.matches(&m, Dialect::DATAVERSE))
+                .then_some((v, m))
         };
+        let total = if count {
+            let seeded: u64 = segments
+                .iter()
+                .enumerate()
+                .map(|(s, v)| match &filter {
+                    None => v.held_count(),
+                    Some(_) => (0..v.rows())
+                        .filter(|&i| seeded_row(s, i).is_some())
+                        .count() as u64,
+                })
+                .sum();
+            seeded + rows.len() as u64
+        } else {
+            0
+        };
+        let seg_rows: Vec<u64> = segments.iter().map(SeedView::rows).collect();
+        let tail: Vec<(u64, Map<String, Value>)> =
+            rows.into_iter().map(|(_, v, m)| (v, m)).collect();
+        let want = top.map_or(page_size, |t| t.min(MAX_PAGE));
+        let (chosen, next) = walk_segments(&seg_rows, tail, from, want, seeded_row);
+        // With `$top` the result is not paged.
+        let next = next.filter(|_| top.is_none());
+        let id_col = cx.table.id_column(cx.set);
         let last_id = chosen
             .last()
-            .and_then(|(_, _, m)| m.get(&id_col))
+            .and_then(|(_, m)| m.get(&id_col))
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
         let first_id = chosen
             .first()
-            .and_then(|(_, _, m)| m.get(&id_col))
+            .and_then(|(_, m)| m.get(&id_col))
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
         let value: Vec<Value> = chosen
             .iter()
-            .map(|(_, v, m)| Value::Object(Self::representation(m, *v, select.as_deref(), &id_col)))
+            .map(|(v, m)| Value::Object(Self::representation(m, *v, select.as_deref(), &id_col)))
             .collect();
         let mut body = Map::new();
         body.insert(
@@ -948,12 +1042,13 @@ impl Emulator {
             body.insert("@odata.count".into(), json!(total));
         }
         body.insert("value".into(), Value::Array(value));
-        if let Some(next_page) = next {
+        if let Some(position) = next {
+            let next_page = page + 1;
             let cookie = format!(
                 "<cookie pagenumber=\"{next_page}\" pagingcookie=\"{}\" istracking=\"False\" />",
                 encode(&format!(
-                    "<cookie page=\"{}\"><{id_col} last=\"{{{}}}\" first=\"{{{}}}\" /></cookie>",
-                    next_page - 1,
+                    "<cookie page=\"{page}\" position=\"{}\"><{id_col} last=\"{{{}}}\" first=\"{{{}}}\" /></cookie>",
+                    position.encode(),
                     last_id.to_uppercase(),
                     first_id.to_uppercase()
                 ))
@@ -990,11 +1085,17 @@ struct Cx<'a> {
     base: &'a str,
 }
 
-/// The page number of a paging cookie (`<cookie pagenumber="2" …`).
-fn page_of(token: &str) -> Option<usize> {
+/// The page number of a paging cookie (`<cookie pagenumber="2" pagingcookie="…" …`) and the
+/// position it carries: the emulator keeps where the next page starts (seeded segment, row
+/// index, rows of the tail served) in the inner cookie, where Dataverse keeps the first and
+/// last ids of the page.
+fn position_of(token: &str) -> Option<(usize, Cursor)> {
     let rest = token.split_once("pagenumber=\"")?.1;
     let n: usize = rest.split_once('"')?.0.parse().ok()?;
-    (n >= 1).then_some(n)
+    let inner = token.split_once("pagingcookie=\"")?.1.split_once('"')?.0;
+    let inner = odata::percent_decode(inner, false).ok()?;
+    let pos = inner.split_once("position=\"")?.1.split_once('"')?.0;
+    Some((n, Cursor::decode(pos)?)).filter(|(n, _)| *n >= 1)
 }
 
 fn parse_orderby(s: &str, cx: &Cx) -> Result<Vec<(String, bool)>, String> {
@@ -1063,10 +1164,24 @@ mod tests {
 
     #[test]
     fn paging_cookies_round_trip() {
+        let inner = encode("<cookie page=\"2\" position=\"1.42.3\"><id last=\"{A}\" /></cookie>");
         assert_eq!(
-            page_of("<cookie pagenumber=\"3\" pagingcookie=\"x\" />"),
-            Some(3)
+            position_of(&format!(
+                "<cookie pagenumber=\"3\" pagingcookie=\"{inner}\" istracking=\"False\" />"
+            )),
+            Some((
+                3,
+                Cursor {
+                    seg: 1,
+                    i: 42,
+                    tail: 3
+                }
+            ))
         );
-        assert_eq!(page_of("junk"), None);
+        assert_eq!(position_of("junk"), None);
+        assert_eq!(
+            position_of("<cookie pagenumber=\"3\" pagingcookie=\"x\" />"),
+            None
+        );
     }
 }

@@ -8,7 +8,11 @@
 //!   `{"@odata.context":…,"value":[…]}`. Without `cross-company=true` only rows of the
 //!   environment's `default_company` are returned (§4.1). `$filter` supports the shared
 //!   subset (`eq ne gt ge lt le and or not`, parentheses) with F&O's wildcard equality
-//!   (`Field eq '*text*'`); `$count=true` adds `@odata.count`.
+//!   (`Field eq '*text*'`); `$count=true` adds `@odata.count`. Server-driven paging:
+//!   `Prefer: odata.maxpagesize=N`, at most 10,000 rows, which is also the page without the
+//!   preference (§4.1 gives 10,000 as the maximum page); `@odata.nextLink` repeats the query
+//!   with an opaque `$skiptoken` (the documents do not show F&O's own form; clients follow the
+//!   link as it is). `$top` above the page size is paged too, the link carrying what is left.
 //! - `GET /{Entity}(dataAreaId='usmf',CustomerAccount='…')` by key (⚠ in §4.1) → the row or 404.
 //! - `GET /` → the service document.
 //!
@@ -16,8 +20,13 @@
 //! resource (default `https://<env>.operations.dynamics.com`), else `401`. While a replica
 //! is in an `unavailable` outage reads of its entity fail with `503`. The dual-write map
 //! state (`running`, `paused` windows, `stopped`) decides when rows appear, through the
-//! replica's landscape model. Writes and server-driven paging are left out (the sentinel
-//! lookups this emulates return one row).
+//! replica's landscape model. Writes are left out.
+//!
+//! Seeded rows ([`super::seeded`]): an entity lists each replica's copy of its source's
+//! seeded rows (the drift, then `map` and `transform`, the replica's `company`, an ETag over
+//! a RecId of the replica's own range) before the live rows; the replica's `filter` decides
+//! per seeded row. A company other than the caller's is left out without a walk. A key
+//! lookup finds a seeded row when the key names the replica's key field.
 
 use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
@@ -26,10 +35,19 @@ use serde_json::{Map, Value, json};
 use super::odata::{self, Dialect, Filter};
 use super::replication::{ReplicaDef, Visibility};
 use super::scenario::Target;
+use super::seeded::{Cursor, SeedView, walk_segments};
 use super::{Emulator, Req, b64_encode, hv, json_response};
 
 /// RecIds of emulated rows start here (a typical F&O RecId range).
 const RECID_BASE: u64 = 5_637_144_576;
+
+/// RecIds of seeded rows: each seeded view (replica) gets its own span above the live rows'.
+const SEEDED_RECID_BASE: u64 = RECID_BASE + 1_000_000_000;
+const SEEDED_RECID_SPAN: u64 = 10_000_000_000;
+
+/// Largest page of server-driven paging, and the page when the client asks for none
+/// (fact sheet §4.1: "server-driven paging, max page 10,000").
+const MAX_PAGE: usize = 10_000;
 
 fn fno_error(status: StatusCode, message: &str) -> Response {
     let mut r = json_response(status, &json!({"error": {"code": "", "message": message}}));
@@ -225,20 +243,13 @@ impl Emulator {
         for r in self.target_rows(&replicas, Visibility::Read) {
             let company = replicas
                 .iter()
-                .filter(|d| d.name == r.replica)
-                .find_map(|d| match &d.target {
-                    Target::Fno { company, .. } => Some(company.clone()),
-                    _ => None,
-                })
+                .find(|d| d.name == r.replica)
+                .map(|d| company_of(d))
                 .unwrap_or_default();
             let mut row = Map::new();
-            let recid = RECID_BASE + r.seq;
             row.insert(
                 "@odata.etag".into(),
-                Value::String(format!(
-                    "W/\"{}\"",
-                    b64_encode(format!("'1,{recid}'").as_bytes())
-                )),
+                Value::String(etag(RECID_BASE + r.seq)),
             );
             row.insert("dataAreaId".into(), Value::String(company));
             for (k, v) in r.fields {
@@ -246,6 +257,7 @@ impl Emulator {
             }
             rows.push(row);
         }
+        let views = self.replica_views(&replicas);
         if let Some(key) = &key {
             if let Some((k, _)) = key.iter().find(|(k, _)| !fields.contains(k)) {
                 return fno_error(
@@ -253,13 +265,20 @@ impl Emulator {
                     &format!("Could not find a property named '{k}' on type '{type_name}'."),
                 );
             }
-            let found = rows.into_iter().find(|row| {
+            let matches_key = |row: &Map<String, Value>| {
                 key.iter().all(|(k, v)| {
                     row.get(k)
                         .and_then(Value::as_str)
                         .is_some_and(|x| x.eq_ignore_ascii_case(v))
                 })
+            };
+            let seeded = views.iter().enumerate().find_map(|(seg, v)| {
+                let field = v.replica.and_then(|r| r.key_field.as_ref())?;
+                let (_, value) = key.iter().find(|(k, _)| k == field)?;
+                let row = seeded_row(seg, v, v.index_of_key(value, true)?)?;
+                matches_key(&row).then_some(row)
             });
+            let found = seeded.or_else(|| rows.into_iter().find(|row| matches_key(row)));
             return match found {
                 Some(row) => {
                     let mut body = Map::new();
@@ -276,18 +295,64 @@ impl Emulator {
                 ),
             };
         }
+        let in_scope =
+            |company: &str| cross_company || company.eq_ignore_ascii_case(&default_company);
         rows.retain(|row| {
-            cross_company
-                || row
-                    .get("dataAreaId")
-                    .and_then(Value::as_str)
-                    .is_some_and(|c| c.eq_ignore_ascii_case(&default_company))
+            row.get("dataAreaId")
+                .and_then(Value::as_str)
+                .is_some_and(in_scope)
         });
         rows.retain(|row| filter.as_ref().is_none_or(|f| f.matches(row, Dialect::FNO)));
-        let total = rows.len();
-        let value: Vec<Value> = rows
+        // Views of another company than the caller's are left out whole, without a walk.
+        let seg_rows: Vec<u64> = views
+            .iter()
+            .map(|v| {
+                let company = v.replica.map(company_of).unwrap_or_default();
+                if in_scope(&company) { v.rows() } else { 0 }
+            })
+            .collect();
+        let listed = |seg: usize, i: u64| -> Option<Map<String, Value>> {
+            let row = seeded_row(seg, &views[seg], i)?;
+            filter
+                .as_ref()
+                .is_none_or(|f| f.matches(&row, Dialect::FNO))
+                .then_some(row)
+        };
+        let total = if req.query.get("$count") == Some("true") {
+            let seeded: u64 = views
+                .iter()
+                .enumerate()
+                .filter(|(seg, _)| seg_rows[*seg] > 0)
+                .map(|(seg, v)| match &filter {
+                    None => v.held_count(),
+                    Some(_) => (0..v.rows()).filter(|&i| listed(seg, i).is_some()).count() as u64,
+                })
+                .sum();
+            Some(seeded + rows.len() as u64)
+        } else {
+            None
+        };
+        let max_page = preferred_page_size(req);
+        let from = match req.query.get("$skiptoken") {
+            None => Cursor::default(),
+            Some(t) => match Cursor::decode(t) {
+                Some(c) => c,
+                None => {
+                    return fno_error(
+                        StatusCode::BAD_REQUEST,
+                        "The $skiptoken is not one this service issued.",
+                    );
+                }
+            },
+        };
+        let want = top.map_or(max_page.unwrap_or(MAX_PAGE), |t| {
+            t.min(max_page.unwrap_or(MAX_PAGE))
+        });
+        let (chosen, next) = walk_segments(&seg_rows, rows, from, want, listed);
+        // `$top` asks for that many rows at most: a page of them ends the listing.
+        let next = next.filter(|_| top.is_none_or(|t| t > want));
+        let value: Vec<Value> = chosen
             .into_iter()
-            .take(top.unwrap_or(usize::MAX))
             .map(|row| Value::Object(project(row, select.as_deref())))
             .collect();
         let cols = select
@@ -299,12 +364,77 @@ impl Emulator {
             "@odata.context".into(),
             Value::String(format!("{base}$metadata#{entity}{cols}")),
         );
-        if req.query.get("$count") == Some("true") {
+        if let Some(total) = total {
             body.insert("@odata.count".into(), json!(total));
         }
         body.insert("value".into(), Value::Array(value));
-        fno_json(&Value::Object(body))
+        if let Some(position) = next {
+            let mut rest = req.query.encode_without(&["$skiptoken", "$top"]);
+            if let Some(t) = top {
+                let left = t - want;
+                rest = format!(
+                    "{rest}{}$top={left}",
+                    if rest.is_empty() { "" } else { "&" }
+                );
+            }
+            let sep = if rest.is_empty() { "" } else { "&" };
+            body.insert(
+                "@odata.nextLink".into(),
+                Value::String(format!(
+                    "{base}{entity}?{rest}{sep}$skiptoken={}",
+                    position.encode()
+                )),
+            );
+        }
+        let mut r = fno_json(&Value::Object(body));
+        if let Some(n) = max_page {
+            r.headers_mut()
+                .insert("preference-applied", hv(&format!("odata.maxpagesize={n}")));
+        }
+        r
     }
+}
+
+/// The company (`dataAreaId`) of an F&O replica's rows.
+fn company_of(r: &ReplicaDef) -> String {
+    match &r.target {
+        Target::Fno { company, .. } => company.clone(),
+        _ => String::new(),
+    }
+}
+
+/// A weak ETag over a RecId, as F&O sends them.
+fn etag(recid: u64) -> String {
+    format!("W/\"{}\"", b64_encode(format!("'1,{recid}'").as_bytes()))
+}
+
+/// Row `i` of seeded view `v` (the `seg`th of the entity) as an F&O row: the replica's copy
+/// under its map, its company and an ETag over a RecId of its own range.
+fn seeded_row(seg: usize, v: &SeedView, i: u64) -> Option<Map<String, Value>> {
+    let doc = v.doc(i)?;
+    let company = v.replica.map(company_of).unwrap_or_default();
+    let recid = SEEDED_RECID_BASE + (seg as u64) * SEEDED_RECID_SPAN + i;
+    let mut row = Map::new();
+    row.insert("@odata.etag".into(), Value::String(etag(recid)));
+    row.insert("dataAreaId".into(), Value::String(company));
+    for (k, v) in doc.fields {
+        row.insert(k, v);
+    }
+    Some(row)
+}
+
+/// `Prefer: odata.maxpagesize=N`, capped at the largest page F&O serves.
+fn preferred_page_size(req: &Req) -> Option<usize> {
+    req.headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("odata.maxpagesize"))
+        .and_then(|(_, v)| v.trim().trim_matches('"').parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .map(|n| n.min(MAX_PAGE))
 }
 
 fn known_fields(replicas: &[&ReplicaDef]) -> Vec<String> {

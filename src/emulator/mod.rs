@@ -18,6 +18,7 @@
 //! | `/search/{service}/` | Azure AI Search ([`search`]) | §6.1 |
 //! | `/es/{cluster}/` | Elasticsearch/OpenSearch ([`elastic`]) | §6.3 |
 //! | `/_truth/{replica}/{key}` | ground truth (below) | — |
+//! | `/_truth/_drift/{replica}` | seeded rows' drift (below) | — |
 //! | `/` | JSON description of the services | — |
 //!
 //! Analytics lakes are not served over HTTP: a lake replica writes Synapse Link incremental
@@ -55,6 +56,26 @@
 //! row closed (table layout: when the row was put into its partition file, `sink_at`),
 //! `sink_at` when the row was appended (its `SinkCreatedOn`), and `folder` that folder's name
 //! (null in the table layout). Unknown replica or key → 404.
+//!
+//! Drift truth: `GET /_truth/_drift/{replica}` (no authentication) lists the exact drift of a
+//! replica's copy of its source's seeded rows ([`seed`], served by [`seeded`]):
+//!
+//! ```json
+//! {"replica":"fno","source":"crm/accounts","key":"accountnumber",
+//!  "rows":{"source":995,"replica":990},
+//!  "counts":{"missing":3,"stale":2,"extra":1,"changed":2,"in_flight":4,"deleted":4},
+//!  "keys":{"missing":["accountnumber-00000017",…],"stale":[…],"extra":[…],"changed":[…],
+//!          "in_flight":[…],"deleted":[…]},
+//!  "truncated":false}
+//! ```
+//!
+//! Keys are the text of the replica's `key` column (default the id) in the source, by row
+//! index; each list holds at most 10,000 keys, and `truncated` says a list was cut. `deleted`
+//! are the source's deleted rows that are gone from the replica too (the others are `extra`);
+//! `in_flight` rows show the version before in the replica. `rows` counts the source's rows
+//! and the replica's copies (without live rows). With a replica `filter`, only rows it passes
+//! are counted (the drift was picked among all rows, so the counts may be below the scenario's).
+//! A replica whose source has no seed answers zeros; an unknown replica → 404.
 //!
 //! A scenario (the full demo is `examples/scenarios/demo.yaml`):
 //!
@@ -106,6 +127,7 @@ mod replication;
 pub mod scenario;
 pub mod search;
 pub mod seed;
+mod seeded;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -511,6 +533,9 @@ impl Emulator {
                 }
             }
             "_truth" => match req.segments.as_slice() {
+                [_, d, replica] if d == "_drift" && req.method == Method::GET => {
+                    self.drift_truth_endpoint(replica)
+                }
                 [_, replica, key] if req.method == Method::GET => self.truth_endpoint(replica, key),
                 _ => not_found(req),
             },
@@ -585,6 +610,7 @@ impl Emulator {
                 "source": format!("{}/{}", r.env, r.set),
                 "target": r.describe_target(),
                 "truth": format!("{base}/_truth/{}/{{key}}", r.name),
+                "drift_truth": format!("{base}/_truth/_drift/{}", r.name),
             })).collect::<Vec<_>>(),
         })
     }

@@ -91,13 +91,19 @@ impl ReplicaDef {
     /// The target-side fields of a replicated row.
     pub fn shape(&self, entry: &ReplicaEntry) -> Map<String, Value> {
         let source: Map<String, Value> = serde_json::from_str(&entry.payload).unwrap_or_default();
+        self.shape_row(&source, entry.mismatched)
+    }
+
+    /// The target-side fields of a source row (`map`, `transform`); `mismatched` appends `~`
+    /// to every mapped text field but the key's.
+    pub fn shape_row(&self, source: &Map<String, Value>, mismatched: bool) -> Map<String, Value> {
         let mut out = Map::new();
         for (from, to) in &self.map {
             let mut v = source.get(from).cloned().unwrap_or(Value::Null);
             if let (Some(t), Value::String(s)) = (self.transform.get(to), &v) {
                 v = Value::String(t.apply(s));
             }
-            if entry.mismatched
+            if mismatched
                 && self.key_field.as_deref() != Some(to.as_str())
                 && let Value::String(s) = &v
             {

@@ -728,6 +728,12 @@ impl Scenario {
     fn validate_replica(&self, name: &str, r: &Replica) -> Result<(), Issue> {
         let key = format!("replicas.{name}");
         check_name(&key, name)?;
+        if name == "_drift" {
+            return Err(issue(
+                key,
+                "\"_drift\" names the drift truth endpoint (/_truth/_drift/{replica}); pick another name",
+            ));
+        }
         let (env, set) = r.source_parts();
         let Some(table) = self.dataverse.get(env).and_then(|e| e.tables.get(set)) else {
             return Err(issue(

@@ -12,6 +12,18 @@
 //!   `filter` is the shared OData subset with case-sensitive string equality; `search` is `*`
 //!   or text that must occur in a text field (case-insensitive; quotes for a phrase).
 //! - `GET /indexes/{index}/docs/$count` → the number of documents as text.
+//! - `$orderby` (`orderby`): `field [asc|desc]`, comma-separated. `top` defaults to 50; above
+//!   1,000 the answer holds 1,000 documents and `@odata.nextLink` (GET: the query with
+//!   `$skip`/`$top` moved on; POST: with `@search.nextPageParameters`), as the service does.
+//!
+//! Seeded rows ([`super::seeded`]): each replica's copy of its source's seeded rows is in
+//! the index as documents (the drift, then `map`/`transform`; the key is the source key
+//! column's text), before the live documents. A full listing pages by key: `$orderby=<key
+//! field> asc` with `$filter=<key field> gt '<last key>'`. Index order is key order for
+//! generated keys, so the bound becomes a start index by binary search and the live documents
+//! are merged in: a page costs its rows, never a sort of the index. Other orders over seeded
+//! documents are refused (400). `$count` and `docs/$count` are arithmetic without a filter
+//! or search text, and otherwise count by walking from the key bound.
 //!
 //! `api-version` is required (any documented stable version, §6.1, or a `-preview`); else
 //! `400`. Authentication: an `api-key` header from the scenario, or a bearer token for
@@ -25,6 +37,7 @@ use serde_json::{Map, Value, json};
 use super::odata::{self, Dialect, Filter};
 use super::replication::{ReplicaDef, Visibility};
 use super::scenario::Target;
+use super::seeded::{Doc, Order, SeedView, cmp_json, lower_bound, walk_docs};
 use super::{Emulator, Req, empty_response, hv, json_response};
 
 /// Stable data-plane versions (§6.1).
@@ -45,10 +58,29 @@ struct SearchRequest {
     search: String,
     filter: Option<String>,
     select: Option<String>,
+    orderby: Option<String>,
     top: Option<usize>,
     skip: usize,
     count: bool,
+    /// Where the next page of a `top` above [`MAX_TOP`] is asked for: the GET query, or
+    /// the POST body.
+    next: NextPage,
 }
+
+/// How a request's next page is written.
+enum NextPage {
+    /// `GET …/docs?…`: the other query parameters and the URL of the collection.
+    Get { url: String, rest: String },
+    /// `POST …/docs/search`: the body and the URL it was posted to.
+    Post {
+        url: String,
+        body: Map<String, Value>,
+    },
+}
+
+/// Most documents one search returns (`top` above it gets a next page, as the service
+/// answers: `@odata.nextLink`, and `@search.nextPageParameters` for POST).
+const MAX_TOP: usize = 1000;
 
 impl Emulator {
     pub(crate) fn search_resources(&self, service: &str, host: &str) -> Vec<String> {
@@ -125,7 +157,12 @@ impl Emulator {
                 self.lookup(req, &replicas, &key)
             }
             (&Method::GET, [d, c]) if d == "docs" && c == "$count" => {
-                let n = self.target_rows(&replicas, Visibility::Read).len();
+                let seeded: u64 = self
+                    .replica_views(&replicas)
+                    .iter()
+                    .map(SeedView::held_count)
+                    .sum();
+                let n = seeded + self.target_rows(&replicas, Visibility::Read).len() as u64;
                 let mut r = empty_response(StatusCode::OK);
                 *r.body_mut() = axum::body::Body::from(n.to_string());
                 r.headers_mut()
@@ -148,9 +185,14 @@ impl Emulator {
                     search: req.query.get("search").unwrap_or("*").to_string(),
                     filter: req.query.get("$filter").map(str::to_string),
                     select: req.query.get("$select").map(str::to_string),
+                    orderby: req.query.get("$orderby").map(str::to_string),
                     top,
                     skip,
                     count: req.query.get("$count") == Some("true"),
+                    next: NextPage::Get {
+                        url: format!("http://{}{}", req.host, req.path),
+                        rest: req.query.encode_without(&["$skip", "$top"]),
+                    },
                 };
                 self.run_search(&replicas, &sr, &context)
             }
@@ -190,9 +232,19 @@ impl Emulator {
                     search: text("search").unwrap_or_else(|| "*".to_string()),
                     filter: text("filter"),
                     select: text("select"),
+                    orderby: text("orderby"),
                     top,
                     skip,
                     count: body.get("count").and_then(Value::as_bool).unwrap_or(false),
+                    next: NextPage::Post {
+                        url: format!(
+                            "http://{}{}?{}",
+                            req.host,
+                            req.path,
+                            req.query.encode_without(&[])
+                        ),
+                        body: body.as_object().cloned().unwrap_or_default(),
+                    },
                 };
                 self.run_search(&replicas, &sr, &context)
             }
@@ -224,10 +276,19 @@ impl Emulator {
             }
             Some(Err(e)) => return search_error(StatusCode::BAD_REQUEST, &e),
         };
-        match self.target_row_by_key(replicas, key, Visibility::Read) {
-            Some(row) => json_response(
+        let seeded = self.replica_views(replicas).iter().find_map(|v| {
+            v.doc(v.index_of_key(key, false)?)
+                .filter(|d| d.id == key)
+                .map(|d| d.fields)
+        });
+        let found = seeded.or_else(|| {
+            self.target_row_by_key(replicas, key, Visibility::Read)
+                .map(|r| r.fields)
+        });
+        match found {
+            Some(fields) => json_response(
                 StatusCode::OK,
-                &Value::Object(project(row.fields, select.as_deref())),
+                &Value::Object(project(fields, select.as_deref())),
             ),
             None => empty_response(StatusCode::NOT_FOUND),
         }
@@ -272,27 +333,92 @@ impl Emulator {
             Some(Err(e)) => return search_error(StatusCode::BAD_REQUEST, &e),
         };
         let text = sr.search.trim().trim_matches('"').to_lowercase();
-        let mut rows: Vec<Map<String, Value>> = self
-            .target_rows(replicas, Visibility::Read)
-            .into_iter()
-            .map(|r| r.fields)
-            .filter(|f| {
-                filter
-                    .as_ref()
-                    .is_none_or(|flt| flt.matches(f, Dialect::SEARCH))
-            })
-            .filter(|f| {
-                text.is_empty()
+        let matches = |f: &Map<String, Value>| {
+            filter
+                .as_ref()
+                .is_none_or(|flt| flt.matches(f, Dialect::SEARCH))
+                && (text.is_empty()
                     || text == "*"
                     || f.values()
-                        .any(|v| v.as_str().is_some_and(|s| s.to_lowercase().contains(&text)))
+                        .any(|v| v.as_str().is_some_and(|s| s.to_lowercase().contains(&text))))
+        };
+        let views = self.replica_views(replicas);
+        let mut live: Vec<Doc> = self
+            .target_rows(replicas, Visibility::Read)
+            .into_iter()
+            .map(|r| Doc {
+                id: r.key,
+                fields: r.fields,
             })
             .collect();
-        let total = rows.len();
-        let value: Vec<Value> = rows
-            .drain(..)
-            .skip(sr.skip)
-            .take(sr.top.unwrap_or(50))
+        let order = match sr.orderby.as_deref().map(|o| parse_orderby(o, &fields)) {
+            None => Order::Index,
+            Some(Err(e)) => return search_error(StatusCode::BAD_REQUEST, &e),
+            Some(Ok(keys)) => match keys.as_slice() {
+                [(field, false)] if !views.is_empty() => Order::Key {
+                    field: field.clone(),
+                    after: filter.as_ref().and_then(|f| lower_bound(f, field)),
+                },
+                _ if !views.is_empty() => {
+                    return search_error(
+                        StatusCode::BAD_REQUEST,
+                        "$orderby over seeded documents is supported on the key field, \
+                         ascending, only (by the emulator)",
+                    );
+                }
+                _ => {
+                    live.sort_by(|a, b| {
+                        for (f, desc) in &keys {
+                            let o = cmp_json(
+                                a.fields.get(f).unwrap_or(&Value::Null),
+                                b.fields.get(f).unwrap_or(&Value::Null),
+                            );
+                            let o = if *desc { o.reverse() } else { o };
+                            if o != std::cmp::Ordering::Equal {
+                                return o;
+                            }
+                        }
+                        std::cmp::Ordering::Equal
+                    });
+                    Order::Index
+                }
+            },
+        };
+        let top = sr.top.unwrap_or(50);
+        let page = top.min(MAX_TOP);
+        // Counting needs every match unless it is arithmetic (no filter, no search text).
+        let plain = filter.is_none() && (text.is_empty() || text == "*");
+        let walk_all = sr.count && !plain;
+        let mut seen = 0usize;
+        let mut chosen: Vec<Map<String, Value>> = Vec::new();
+        let mut more = false;
+        let walked = walk_docs(&views, live, &order, |d| {
+            if !matches(&d.fields) {
+                return true;
+            }
+            seen += 1;
+            if seen > sr.skip.saturating_add(page) {
+                more = true;
+                return walk_all;
+            }
+            if seen > sr.skip {
+                chosen.push(d.fields);
+            }
+            true
+        });
+        if let Err(e) = walked {
+            return search_error(StatusCode::BAD_REQUEST, &e);
+        }
+        let total = if walk_all {
+            seen as u64
+        } else if sr.count {
+            let live_count = self.target_rows(replicas, Visibility::Read).len() as u64;
+            views.iter().map(SeedView::held_count).sum::<u64>() + live_count
+        } else {
+            0
+        };
+        let value: Vec<Value> = chosen
+            .into_iter()
             .map(|f| {
                 let mut m = Map::new();
                 m.insert("@search.score".into(), json!(1.0));
@@ -305,9 +431,51 @@ impl Emulator {
         if sr.count {
             body.insert("@odata.count".into(), json!(total));
         }
+        if more && top > page {
+            let (skip, left) = (sr.skip.saturating_add(page), top - page);
+            match &sr.next {
+                NextPage::Get { url, rest } => {
+                    let sep = if rest.is_empty() { "" } else { "&" };
+                    body.insert(
+                        "@odata.nextLink".into(),
+                        Value::String(format!("{url}?{rest}{sep}$skip={skip}&$top={left}")),
+                    );
+                }
+                NextPage::Post { url, body: params } => {
+                    let mut params = params.clone();
+                    params.insert("skip".into(), json!(skip));
+                    params.insert("top".into(), json!(left));
+                    body.insert("@odata.nextLink".into(), Value::String(url.clone()));
+                    body.insert("@search.nextPageParameters".into(), Value::Object(params));
+                }
+            }
+        }
         body.insert("value".into(), Value::Array(value));
         json_response(StatusCode::OK, &Value::Object(body))
     }
+}
+
+/// `$orderby`: `field [asc|desc]` items of known fields.
+fn parse_orderby(s: &str, fields: &[String]) -> Result<Vec<(String, bool)>, String> {
+    s.split(',')
+        .map(|item| {
+            let mut parts = item.split_whitespace();
+            let field = parts.next().unwrap_or_default().to_string();
+            let desc = match parts.next().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("asc") => false,
+                Some("desc") => true,
+                Some(other) => {
+                    return Err(format!("Invalid expression: '{other}' is not asc or desc."));
+                }
+            };
+            if !fields.contains(&field) {
+                return Err(format!(
+                    "Invalid expression: Could not find a property named '{field}' on type 'search.document'."
+                ));
+            }
+            Ok((field, desc))
+        })
+        .collect()
 }
 
 fn known_fields(replicas: &[&ReplicaDef]) -> Vec<String> {

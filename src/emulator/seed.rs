@@ -111,6 +111,9 @@ pub struct DriftPlan {
     pub in_flight: u64,
     pub drift: Drift,
     prime: u64,
+    /// `prime⁻¹ mod rows`, kept so that [`position_of`](Self::position_of), called for every
+    /// row a page walks, is one multiplication.
+    inverse: u64,
 }
 
 /// Version of row `i` before its one update.
@@ -145,12 +148,14 @@ impl DriftPlan {
             .into_iter()
             .find(|p| !seed.rows.is_multiple_of(*p))
             .unwrap_or(1);
+        let n = seed.rows.max(1);
         Ok(DriftPlan {
             rows: seed.rows,
             deleted: seed.deleted,
             in_flight: seed.in_flight,
             drift,
             prime,
+            inverse: mod_inverse(prime % n, n),
         })
     }
 
@@ -162,8 +167,7 @@ impl DriftPlan {
     /// Permutation position of row `i`: the inverse of [`index_at`](Self::index_at).
     pub fn position_of(&self, i: u64) -> u64 {
         let n = self.rows.max(1);
-        let inv = mod_inverse(self.prime % n, n);
-        ((u128::from(i) * u128::from(inv)) % u128::from(n)) as u64
+        ((u128::from(i) * u128::from(self.inverse)) % u128::from(n)) as u64
     }
 
     /// What row `i` is in the source.
@@ -273,17 +277,22 @@ pub fn generated_fields(
 ) -> Map<String, Value> {
     let mut m = Map::new();
     for (c, t) in columns {
-        let v = match seed.values.get(c) {
-            Some(v) => v.clone(),
-            None => match t {
-                ColumnType::String => Value::String(format!("{c}-{i:08}")),
-                ColumnType::Int => json!(i),
-                ColumnType::Bool => Value::Bool(i % 2 == 1),
-            },
-        };
-        m.insert(c.clone(), v);
+        m.insert(c.clone(), generated_value(c, *t, seed, i));
     }
     m
+}
+
+/// The value of one column `c` of type `t` in row `i` (as in [`generated_fields`]), for
+/// callers that need only the key column of many rows.
+pub fn generated_value(c: &str, t: ColumnType, seed: &Seed, i: u64) -> Value {
+    match seed.values.get(c) {
+        Some(v) => v.clone(),
+        None => match t {
+            ColumnType::String => Value::String(format!("{c}-{i:08}")),
+            ColumnType::Int => json!(i),
+            ColumnType::Bool => Value::Bool(i % 2 == 1),
+        },
+    }
 }
 
 /// Source version of row `i` given its fate.
