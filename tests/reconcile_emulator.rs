@@ -1,0 +1,434 @@
+//! Reconciliation through the emulator over loopback HTTP: lagwatch's real connectors read a
+//! seeded Dataverse table and its replicas, and every discrepancy found is checked against the
+//! emulator's ground truth of the drift it injected (`/_truth/_drift/{replica}`).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lagwatch::app::App;
+use lagwatch::config::Config;
+use lagwatch::emulator::{Emulator, Scenario};
+use lagwatch::reconcile::diff::Kind;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "reconcile-test-secret";
+
+/// A seeded `crm/accounts` replicated to `crm2` (drifted) and `crm3` (clean).
+fn scenario(rows: u64, lag: &str) -> String {
+    format!(
+        r#"
+credentials:
+  - {{ tenant: contoso, client_id: lagwatch-test, client_secret: {SECRET} }}
+dataverse:
+  crm:
+    tables:
+      accounts:
+        id: accountid
+        columns: {{ name: string, accountnumber: string, customertypecode: int, description: string }}
+        seed: {{ rows: {rows}, values: {{ customertypecode: 3 }}, deleted: 6, in_flight: 5 }}
+  crm2:
+    tables:
+      accounts:
+        id: accountid
+        columns: {{ name: string, accountnumber: string, customertypecode: int, description: string }}
+  crm3:
+    tables:
+      accounts:
+        id: accountid
+        columns: {{ name: string, accountnumber: string, customertypecode: int, description: string }}
+replicas:
+  crm2:
+    source: crm/accounts
+    target: {{ kind: dataverse, env: crm2, table: accounts }}
+    key: name
+    lag: {{ distribution: fixed, value: {lag} }}
+    drift: {{ missing: 7, stale: 4, extra: 3, changed: 2 }}
+  crm3:
+    source: crm/accounts
+    target: {{ kind: dataverse, env: crm3, table: accounts }}
+    key: name
+    lag: {{ distribution: fixed, value: {lag} }}
+"#
+    )
+}
+
+fn dataverse(name: &str, origin: &str, secret_file: &Path) -> String {
+    format!(
+        r#"
+  {name}:
+    kind: dataverse
+    url: {origin}/{name}
+    table: accounts
+    id_column: accountid
+    key_column: name
+    payload_column: description
+    fields: {{ customertypecode: 3 }}
+    scope: https://{name}.crm.dynamics.com/.default
+    auth:
+      method: client_secret
+      tenant_id: contoso
+      client_id: lagwatch-test
+      client_secret: file:{secret}
+      authority: {origin}/entra
+"#,
+        secret = secret_file.display()
+    )
+}
+
+fn reconcile_entry(interval: &str) -> String {
+    format!(
+        r#"
+    reconcile:
+      - name: accounts
+        interval: {interval}
+        settle_floor: 1s
+        page_size: 500
+        source: {{ key: name, version: versionnumber, changed: modifiedon, compare: [accountnumber, description] }}
+        target: {{ key: name, version: versionnumber, compare: [accountnumber, description] }}
+"#
+    )
+}
+
+/// The monitor's config: crm → crm2 and crm → crm3, each with a reconciliation.
+fn config(origin: &str, dir: &Path, interval: &str, probe_every: &str) -> String {
+    let secret = dir.join("secret");
+    std::fs::write(&secret, SECRET).expect("secret file");
+    format!(
+        r#"
+instance: rtest
+state_dir: {state}
+systems:{crm}{crm2}{crm3}
+paths:
+  - source: crm
+    target: crm2
+    interval: {probe_every}
+    objective: 1s
+    timeout: 30s{entry}
+  - source: crm
+    target: crm3
+    interval: {probe_every}
+    objective: 1s
+    timeout: 30s{entry}
+"#,
+        state = dir.join("state").display(),
+        crm = dataverse("crm", origin, &secret),
+        crm2 = dataverse("crm2", origin, &secret),
+        crm3 = dataverse("crm3", origin, &secret),
+        entry = reconcile_entry(interval),
+    )
+}
+
+struct Estate {
+    origin: String,
+    stop: CancellationToken,
+    _emulator: Arc<Emulator>,
+}
+
+async fn estate(rows: u64, lag: &str) -> Estate {
+    let scenario = Scenario::from_yaml(&scenario(rows, lag)).expect("scenario");
+    let emulator = Emulator::new(scenario);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let stop = CancellationToken::new();
+    let (e, s) = (emulator.clone(), stop.clone());
+    tokio::spawn(async move { e.serve(listener, s).await });
+    Estate {
+        origin,
+        stop,
+        _emulator: emulator,
+    }
+}
+
+/// The drifted keys the emulator says it injected into `replica`, by fate.
+async fn drift_truth(origin: &str, replica: &str) -> Value {
+    reqwest::get(format!("{origin}/_truth/_drift/{replica}"))
+        .await
+        .expect("truth")
+        .json()
+        .await
+        .expect("truth json")
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_array()
+        .expect("a list of keys")
+        .iter()
+        .map(|k| k.as_str().expect("key").to_string())
+        .collect()
+}
+
+fn build(text: &str) -> App {
+    let config = Config::from_yaml("reconcile-test.yaml", text).unwrap_or_else(|e| panic!("{e}"));
+    App::build(config).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_drift_is_found_with_its_exact_keys_and_becomes_persistent() {
+    let estate = estate(3000, "500ms").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let app = build(&config(&estate.origin, dir.path(), "1h", "1h"));
+    let cancel = CancellationToken::new();
+    let drifted = &app.reconciler.find("crm", "crm2", None)[0];
+    let clean = &app.reconciler.find("crm", "crm3", None)[0];
+    // No probes ran: the settle window is twice the objective (1 s), the floor is 1 s.
+    assert_eq!(drifted.settle_window(), Duration::from_secs(2));
+
+    let first = drifted.run_once(&cancel).await.expect("first run");
+    let t = &first.tally;
+    // Seeded rows: 3000, 6 deleted in the source (3 of them still in crm2), 5 updated just now.
+    assert_eq!(t.count(Kind::Missing, false), 7, "{t:?}");
+    assert_eq!(t.count(Kind::Stale, false), 4);
+    assert_eq!(
+        t.count(Kind::Mismatched, false),
+        2,
+        "changed content, same version"
+    );
+    assert_eq!(
+        t.count(Kind::Extra, false),
+        0,
+        "extras are dated by a first sighting"
+    );
+    assert_eq!(t.persistent_total(), 0);
+    assert_eq!(t.unsettled, 3 + 5, "3 extras seen once, 5 rows in flight");
+    assert_eq!(t.compared, 3000 - 6 + 3);
+    assert_eq!(first.source.rows, 2994);
+    assert_eq!(first.target.rows, 3000 - 6 + 3 - 7);
+    assert_eq!(first.source.pages, 6, "500-row pages");
+
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let second = drifted.run_once(&cancel).await.expect("second run");
+    let t = &second.tally;
+    for (kind, n) in [
+        (Kind::Missing, 7),
+        (Kind::Stale, 4),
+        (Kind::Mismatched, 2),
+        (Kind::Extra, 3),
+    ] {
+        assert_eq!(t.count(kind, true), n, "{kind:?} persistent: {t:?}");
+        assert_eq!(t.count(kind, false), 0, "{kind:?} transient");
+    }
+    assert_eq!(t.unsettled, 5, "in-flight rows are never judged");
+
+    // The keys are exactly those the emulator drifted.
+    let truth = drift_truth(&estate.origin, "crm2").await;
+    let found = drifted.discrepancies();
+    let of = |k: Kind| -> BTreeSet<String> {
+        found
+            .iter()
+            .filter(|d| d.kind == k)
+            .map(|d| d.key.clone())
+            .collect()
+    };
+    assert_eq!(of(Kind::Missing), keys(&truth["keys"]["missing"]));
+    assert_eq!(of(Kind::Stale), keys(&truth["keys"]["stale"]));
+    assert_eq!(of(Kind::Mismatched), keys(&truth["keys"]["changed"]));
+    assert_eq!(of(Kind::Extra), keys(&truth["keys"]["extra"]));
+    let stale = found
+        .iter()
+        .find(|d| d.kind == Kind::Stale)
+        .expect("a stale key");
+    let (s, r): (u64, u64) = (
+        stale
+            .source_version
+            .as_deref()
+            .expect("source version")
+            .parse()
+            .expect("number"),
+        stale
+            .replica_version
+            .as_deref()
+            .expect("replica version")
+            .parse()
+            .expect("number"),
+    );
+    assert!(s > r, "the replica holds the older version");
+
+    // The clean replica: nothing judged, the in-flight rows unsettled.
+    let c = clean.run_once(&cancel).await.expect("clean run");
+    assert_eq!(c.tally.total(), 0, "{:?}", c.tally);
+    assert_eq!(c.tally.unsettled, 5);
+
+    // Metrics and the API say the same.
+    let text = app.engine.metrics().render();
+    for (kind, n) in [
+        ("missing", 7),
+        ("stale", 4),
+        ("mismatched", 2),
+        ("extra", 3),
+    ] {
+        let line = format!(
+            "lagwatch_discrepancies{{kind=\"{kind}\",persistence=\"persistent\",source=\"crm\",table=\"accounts\",target=\"crm2\"}} {n}"
+        );
+        assert!(text.contains(&line), "missing {line}");
+    }
+    assert!(text.contains(
+        "lagwatch_reconcile_runs_total{outcome=\"success\",source=\"crm\",table=\"accounts\",target=\"crm2\"} 2"
+    ));
+    assert!(text.contains(
+        "lagwatch_reconcile_unsettled{source=\"crm\",table=\"accounts\",target=\"crm2\"} 5"
+    ));
+
+    let router = lagwatch::http::router(app.engine.clone(), app.reconciler.clone(), "rtest");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let api = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let get = |q: String| {
+        let url = format!("{api}/api/v1/discrepancies?{q}");
+        async move {
+            let r = reqwest::get(url).await.expect("api");
+            (r.status().as_u16(), r.json::<Value>().await.expect("json"))
+        }
+    };
+    let (status, all) = get("source=crm&target=crm2&kind=stale".into()).await;
+    assert_eq!(status, 200);
+    assert_eq!(all["total"], 4);
+    let (_, page1) = get("source=crm&limit=10".into()).await;
+    assert_eq!(page1["total"], 16);
+    assert_eq!(page1["discrepancies"].as_array().expect("list").len(), 10);
+    let next = page1["next"].as_str().expect("a next page").to_string();
+    let (_, page2) = get(format!("source=crm&limit=10&after={next}")).await;
+    assert_eq!(page2["discrepancies"].as_array().expect("list").len(), 6);
+    assert!(page2.get("next").is_none());
+    let mut paged: Vec<String> = page1["discrepancies"]
+        .as_array()
+        .into_iter()
+        .chain(page2["discrepancies"].as_array())
+        .flatten()
+        .map(|d| d["key"].as_str().expect("key").to_string())
+        .collect();
+    let n = paged.len();
+    paged.dedup();
+    assert_eq!(paged.len(), n, "pages do not overlap");
+    let (status, err) = get("kind=lost".into()).await;
+    assert_eq!(status, 400);
+    assert!(
+        err["error"]
+            .as_str()
+            .expect("error")
+            .contains("missing, extra")
+    );
+
+    // A restart remembers: a new app on the same state_dir judges persistence at once.
+    let again = build(&config(&estate.origin, dir.path(), "1h", "1h"));
+    let third = again.reconciler.find("crm", "crm2", None)[0]
+        .run_once(&cancel)
+        .await
+        .expect("after restart");
+    assert_eq!(third.tally.count(Kind::Missing, true), 7);
+    estate.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_in_flight_is_never_reported_as_drift_while_probes_run() {
+    // Sentinels written every second replicate 2 s later; reconciliation runs every second.
+    let estate = estate(200, "2s").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let app = Arc::new(build(&config(&estate.origin, dir.path(), "1s", "1s")));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let stop = CancellationToken::new();
+    let run = {
+        let (app, stop) = (app.clone(), stop.clone());
+        tokio::spawn(async move { app.run(listener, stop).await })
+    };
+    let clean = app.reconciler.find("crm", "crm3", None)[0].clone();
+    let mut runs_seen = 0;
+    let mut max_unsettled = 0;
+    let mut settle_from_probes = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if let Some(last) = clean.last_run() {
+            assert_eq!(last.outcome, "success", "{:?}", last.error);
+            let judged: u64 = last.discrepancies.values().map(|[t, p]| t + p).sum();
+            assert_eq!(
+                judged,
+                0,
+                "in-flight rows reported as drift: {:?}",
+                clean.discrepancies()
+            );
+            max_unsettled = max_unsettled.max(last.unsettled);
+            runs_seen += 1;
+            // Once probes converged, the window follows their lag (about 2 s), not the
+            // objective-based fallback.
+            if (3.9..=6.0).contains(&last.settle_window_seconds) {
+                settle_from_probes = true;
+            }
+        }
+    }
+    stop.cancel();
+    run.await.expect("join").expect("served");
+    estate.stop.cancel();
+    assert!(runs_seen > 10, "reconciliation kept running");
+    assert!(
+        max_unsettled > 5,
+        "sentinels in flight were seen unsettled beside the 5 seeded in-flight rows"
+    );
+    assert!(
+        settle_from_probes,
+        "the settle window came from the probes' lag"
+    );
+    // The drifted replica ran beside it and found its drift.
+    let drifted = app.reconciler.find("crm", "crm2", None)[0].clone();
+    let last = drifted.last_run().expect("ran");
+    assert_eq!(last.discrepancies["missing"].iter().sum::<u64>(), 7);
+}
+
+fn lagwatch() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lagwatch"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_exits_non_zero_once_discrepancies_persist() {
+    let estate = estate(500, "500ms").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("lagwatch.yaml");
+    std::fs::write(&file, config(&estate.origin, dir.path(), "1h", "1h")).expect("config");
+    let run = |path: &str, format: &str| {
+        let out = lagwatch()
+            .args(["reconcile", "--config"])
+            .arg(&file)
+            .args(["--path", path, "--format", format])
+            .output()
+            .expect("runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, csv, err) = run("crm/crm2", "csv");
+    assert_eq!(code, Some(0), "first run: nothing persistent yet; {err}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "source,target,table,key,kind,persistence,first_seen,source_version,replica_version,source_changed"
+    );
+    assert_eq!(lines.len(), 1 + 7 + 4 + 2, "{csv}");
+    std::thread::sleep(Duration::from_millis(2200));
+    let (code, json, err) = run("crm/crm2", "json");
+    assert_eq!(code, Some(1), "second run: persistent discrepancies; {err}");
+    let v: Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(
+        v["runs"][0]["run"]["discrepancies"]["extra"],
+        serde_json::json!([0, 3])
+    );
+    let (code, _, err) = run("crm/crm3", "json");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run("crm/nowhere", "json");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no reconciliation of crm/nowhere; configured: crm/crm2 (table accounts), crm/crm3 (table accounts)"), "{err}");
+    estate.stop.cancel();
+    let (code, _, err) = run("crm/crm2", "json");
+    assert_eq!(code, Some(3), "the emulator is gone: the run fails; {err}");
+    assert!(err.contains("reading target crm2"), "{err}");
+}
