@@ -62,7 +62,7 @@
 //!
 //! ```json
 //! {"replica":"fno","source":"crm/accounts","key":"accountnumber",
-//!  "rows":{"source":995,"replica":990},
+//!  "rows":{"source":995,"replica":993},
 //!  "counts":{"missing":3,"stale":2,"extra":1,"changed":2,"in_flight":4,"deleted":4},
 //!  "keys":{"missing":["accountnumber-00000017",…],"stale":[…],"extra":[…],"changed":[…],
 //!          "in_flight":[…],"deleted":[…]},
