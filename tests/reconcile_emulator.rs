@@ -432,3 +432,182 @@ async fn the_cli_exits_non_zero_once_discrepancies_persist() {
     assert_eq!(code, Some(3), "the emulator is gone: the run fails; {err}");
     assert!(err.contains("reading target crm2"), "{err}");
 }
+
+/// F&O (dual-write, compared by mapped fields), Azure AI Search and Elasticsearch replicas of a
+/// seeded table, each drifted differently.
+const OTHER_TARGETS: &str = r#"
+credentials:
+  - { tenant: contoso, client_id: lagwatch-test, client_secret: reconcile-test-secret }
+dataverse:
+  crm:
+    tables:
+      accounts:
+        id: accountid
+        columns: { name: string, accountnumber: string, customertypecode: int, description: string }
+        seed: { rows: 1200, values: { customertypecode: 3 }, deleted: 4, in_flight: 3 }
+fno:
+  fin: { default_company: dat }
+search:
+  srch: { api_keys: [search-key] }
+elasticsearch:
+  logs: { users: { elastic: es-password }, refresh_interval: 1s }
+replicas:
+  fno:
+    source: crm/accounts
+    target: { kind: fno, env: fin, entity: CustomersV3, company: usmf }
+    key: name
+    map: { accountnumber: CustomerAccount, name: OrganizationName }
+    lag: { distribution: fixed, value: 500ms }
+    drift: { missing: 5, changed: 3, extra: 2 }
+  search:
+    source: crm/accounts
+    target: { kind: search, service: srch, index: accounts }
+    key: name
+    lag: { distribution: fixed, value: 500ms }
+    drift: { missing: 4, stale: 2 }
+  es:
+    source: crm/accounts
+    target: { kind: elasticsearch, cluster: logs, index: accounts }
+    key: name
+    lag: { distribution: fixed, value: 500ms }
+    drift: { missing: 3, extra: 1, changed: 2 }
+"#;
+
+fn other_targets_config(origin: &str, dir: &Path) -> String {
+    let secret = dir.join("secret");
+    std::fs::write(&secret, SECRET).expect("secret file");
+    let write = |name: &str, value: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, value).expect("secret file");
+        p.display().to_string()
+    };
+    let search_key = write("search-key", "search-key");
+    let es_password = write("es-password", "es-password");
+    let entry = |source: &str, target: &str| {
+        format!(
+            r#"
+    reconcile:
+      - name: accounts
+        settle_floor: 1s
+        page_size: 300
+        source: {{ key: name, changed: modifiedon, compare: [{source}] }}
+        target: {{ key: {target}, compare: [{target_compare}] }}
+"#,
+            target = target.split(':').next().unwrap_or_default(),
+            target_compare = target.split(':').nth(1).unwrap_or_default(),
+        )
+    };
+    format!(
+        r#"
+instance: rtest
+systems:{crm}
+  fno:
+    kind: fo_odata
+    url: {origin}/fno/fin
+    entity_set: CustomersV3
+    key_field: OrganizationName
+    data_area_id: usmf
+    sync_grace: 10s
+    scope: https://fin.operations.dynamics.com/.default
+    auth: {{ method: client_secret, tenant_id: contoso, client_id: lagwatch-test, client_secret: "file:{secret}", authority: {origin}/entra }}
+  search:
+    kind: azure_search
+    endpoint: {origin}/search/srch
+    index: accounts
+    mode: lookup
+    key_field: name
+    payload_field: description
+    auth: {{ method: api_key, key: "file:{search_key}" }}
+  es:
+    kind: elasticsearch
+    url: {origin}/es/logs
+    index: accounts
+    mode: searchable
+    key_field: name
+    payload_field: description
+    auth: {{ method: basic, username: elastic, password: "file:{es_password}" }}
+paths:
+  - source: crm
+    target: fno
+    objective: 1s
+    timeout: 30s{fno}
+  - source: crm
+    target: search
+    objective: 1s
+    timeout: 30s{search}
+  - source: crm
+    target: es
+    objective: 1s
+    timeout: 30s{es}
+"#,
+        crm = dataverse("crm", origin, &secret),
+        secret = secret.display(),
+        fno = entry("accountnumber", "OrganizationName:CustomerAccount"),
+        search = entry("description", "name:description"),
+        es = entry("description", "name:description"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f_and_o_search_and_elasticsearch_replicas_are_reconciled_through_their_apis() {
+    let scenario = Scenario::from_yaml(OTHER_TARGETS).expect("scenario");
+    let emulator = Emulator::new(scenario);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let stop = CancellationToken::new();
+    {
+        let (e, s) = (emulator.clone(), stop.clone());
+        tokio::spawn(async move { e.serve(listener, s).await });
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let app = build(&other_targets_config(&origin, dir.path()));
+    let cancel = CancellationToken::new();
+    // (target, missing, mismatched, extra): stale search rows carry changed text and no
+    // version column is compared, so they are mismatched.
+    let want = [("fno", 5, 3, 2), ("search", 4, 2, 0), ("es", 3, 2, 1)];
+    for (target, ..) in want {
+        let entry = &app.reconciler.find("crm", target, None)[0];
+        let first = entry
+            .run_once(&cancel)
+            .await
+            .unwrap_or_else(|e| panic!("{target}: {e}"));
+        assert_eq!(first.tally.persistent_total(), 0, "{target}");
+    }
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    for (target, missing, mismatched, extra) in want {
+        let entry = &app.reconciler.find("crm", target, None)[0];
+        let out = entry
+            .run_once(&cancel)
+            .await
+            .unwrap_or_else(|e| panic!("{target}: {e}"));
+        let t = &out.tally;
+        assert_eq!(t.count(Kind::Missing, true), missing, "{target}: {t:?}");
+        assert_eq!(
+            t.count(Kind::Mismatched, true),
+            mismatched,
+            "{target}: {t:?}"
+        );
+        assert_eq!(t.count(Kind::Extra, true), extra, "{target}: {t:?}");
+        assert_eq!(t.total(), missing + mismatched + extra, "{target}: {t:?}");
+        assert_eq!(
+            t.unsettled, 0,
+            "{target}: in-flight rows keep their compared text"
+        );
+        assert!(
+            out.target.pages >= 4,
+            "{target}: paged ({} pages)",
+            out.target.pages
+        );
+        let truth = drift_truth(&origin, target).await;
+        let missing_keys: BTreeSet<String> = entry
+            .discrepancies()
+            .iter()
+            .filter(|d| d.kind == Kind::Missing)
+            .map(|d| d.key.clone())
+            .collect();
+        assert_eq!(missing_keys, keys(&truth["keys"]["missing"]), "{target}");
+    }
+    stop.cancel();
+}
