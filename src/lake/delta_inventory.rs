@@ -21,7 +21,8 @@
 //!    file; its memory is bounded by the largest data file of the table and its rows** (Fabric
 //!    and Spark write files of up to about 1 GB; the emulator's seeded files are small).
 //!
-//! Removed files are never read. The continuation is this reader's state as JSON: the step,
+//! The query's `page_size` and `changed_since` are not used (a page is a file; the runner
+//! filters). Removed files are never read. The continuation is this reader's state as JSON: the step,
 //! the live files still to read (paths and modification times) and the resolved columns. A
 //! live file that is missing when its turn comes (vacuumed under a reader slower than the
 //! table's retention) is an error, not a silent gap.

@@ -28,6 +28,10 @@
 //! splitting of the table layout's cursor, [`record_bounds`]); a record longer than a page
 //! makes the next read twice as long, up to [`MAX_RECORD_BYTES`].
 //!
+//! The query's `page_size` is not used: a row count would not bound memory (a row may be a
+//! few bytes or megabytes), the byte range does. Nor is `changed_since`: a lake cannot be
+//! filtered before it is read, so every row comes back and the runner filters.
+//!
 //! The continuation is this reader's own state as JSON: the folders still to read (listed
 //! once per run), the current folder's files and sizes, the resolved column positions, the
 //! offset, and the 64 bytes before it. Each range read starts 64 bytes early and checks those
