@@ -25,7 +25,7 @@
 //! [`PAGE_BYTES`] from the offset where the last page's last complete record ended
 //! ([`LakeStore::get_slice`]), so a page holds at most that many bytes and their rows. A
 //! record is complete at a line feed outside quotes (quoted fields may hold line feeds: the
-//! splitting of the table layout's cursor, [`record_bounds`]); a record longer than a page
+//! splitting of the table layout's cursor, `table::record_bounds`); a record longer than a page
 //! makes the next read twice as long, up to [`MAX_RECORD_BYTES`].
 //!
 //! The query's `page_size` is not used: a row count would not bound memory (a row may be a
