@@ -9,7 +9,10 @@
 //! emulator's `DeltaWriter` is read by the `delta` kind from its log. The emulator's `BlobSink` writes,
 //! appends, renames and deletes blobs there that lagwatch's `BlobStore` reads back, and an
 //! emulator writing its lake through it is read by the kind, which finds each sentinel when its
-//! folder closes, with the ground truth's sink instant. Each test starts its own Azurite on a
+//! folder closes, with the ground truth's sink instant; an emulator's seeded lake replicas
+//! (incremental CSV and Delta) written there are listed by the reconciliation inventory, in
+//! bounded `Range` reads, with exactly the keys and versions the seed says. Each test starts
+//! its own Azurite on a
 //! free port and stops it (by its process) when it ends. Without Azurite the tests skip, unless
 //! `LAGWATCH_REQUIRE_TOOLS=1` (CI), where they fail.
 
@@ -309,6 +312,12 @@ fn lake_target_with(url: &str, auth: &str, layout: &str) -> (Arc<dyn Target>, Me
 
 /// The target system `lake` built from YAML; `block` is its body, keys indented by 4.
 fn target_from_yaml(block: &str) -> (Arc<dyn Target>, Metrics) {
+    let (system, metrics) = system_from_yaml(block);
+    (system.target.expect("a target"), metrics)
+}
+
+/// The system `lake` built from YAML (all its roles); `block` as for [`target_from_yaml`].
+fn system_from_yaml(block: &str) -> (lagwatch::systems::System, Metrics) {
     let yaml = format!(
         "instance: test\n\
          systems:\n  crm:\n    kind: simulated\n  lake:\n    {block}\
@@ -321,7 +330,7 @@ fn target_from_yaml(block: &str) -> (Arc<dyn Target>, Metrics) {
     let system = config.systems["lake"]
         .build("lake", &cx, gate)
         .unwrap_or_else(|e| panic!("{}: {}", e.key, e.reason));
-    (system.target.expect("a target"), metrics)
+    (system, metrics)
 }
 
 struct Counters {
@@ -1273,4 +1282,121 @@ async fn a_delta_table_in_azurite_is_read_from_its_log_through_compaction_and_ch
             payload: Some("p1".into())
         }
     );
+}
+
+/// Seeded lake replicas in the incremental and the Delta layout, with drift.
+const SEEDED_SCENARIO: &str = r#"
+dataverse:
+  crm:
+    tables:
+      accounts:
+        id: accountid
+        columns: { name: string, description: string }
+        seed: { rows: 3000, deleted: 20, in_flight: 5 }
+lakes:
+  dl: { container: dataverse-contoso-seeded }
+  fab: { container: fabric-contoso-seeded, layout: delta }
+replicas:
+  to_dl:
+    source: crm/accounts
+    target: { kind: lake, lake: dl, table: account }
+    lag: { distribution: uniform, min: 1s, max: 3s }
+    folder_interval: 2s
+    drift: { missing: 7, stale: 5, extra: 3, changed: 4 }
+  to_fab:
+    source: crm/accounts
+    target: { kind: lake, lake: fab, table: account }
+    lag: { distribution: uniform, min: 1s, max: 3s }
+    folder_interval: 2s
+    drift: { missing: 2, extra: 20 }
+"#;
+
+/// Every page of `inv`, folded as a change log: key (`Id`) → `versionnumber`.
+async fn fold_versions(
+    inv: &dyn lagwatch::reconcile::inventory::Inventory,
+) -> std::collections::BTreeMap<String, String> {
+    let q = lagwatch::reconcile::inventory::InventoryQuery {
+        table: None,
+        columns: vec!["Id".into(), "versionnumber".into()],
+        changed_since: None,
+        page_size: 5000,
+    };
+    let mut held = std::collections::BTreeMap::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = inv.page(&q, next.as_deref()).await.expect("page");
+        for r in page.rows {
+            let key = r.values[0].clone().expect("Id");
+            if r.deleted {
+                held.remove(&key);
+            } else {
+                held.insert(key, r.values[1].clone().expect("version"));
+            }
+        }
+        match page.next {
+            Some(n) => next = Some(n),
+            None => return held,
+        }
+    }
+}
+
+/// What seed.rs says replica `replica` of [`SEEDED_SCENARIO`] holds: key → version.
+fn seeded_versions(s: &Scenario, replica: &str) -> std::collections::BTreeMap<String, String> {
+    use lagwatch::emulator::seed::{DriftPlan, replica_copy, row_id};
+    let seed = s.dataverse["crm"].tables["accounts"]
+        .seed
+        .clone()
+        .expect("seed");
+    let plan = DriftPlan::new(&seed, s.replicas[replica].drift.unwrap_or_default()).unwrap();
+    (0..seed.rows)
+        .filter_map(|i| {
+            let (_, v) = replica_copy(
+                &serde_json::Map::new(),
+                "accountid",
+                i,
+                plan.replica_fate(i),
+            )?;
+            Some((row_id("crm", "accounts", i).to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn seeded_lake_replicas_in_azurite_are_listed_by_the_inventory_in_bounded_ranges() {
+    use lagwatch::lake::inventory::{CsvInventory, CsvLayout};
+    let Some(az) = Azurite::start().await else {
+        return;
+    };
+    let scenario = Scenario::from_yaml(SEEDED_SCENARIO).unwrap_or_else(|e| panic!("{e}"));
+    let sink = Arc::new(BlobSink::new(&az.base(), ACCOUNT, DEV_KEY).unwrap());
+    let emu = Emulator::with_options(
+        scenario.clone(),
+        EmulatorOptions {
+            lake_sink: Some(sink),
+            ..EmulatorOptions::default()
+        },
+    );
+    emu.flush_lake().await.expect("seeded into Azurite");
+    // The initial-sync folder closes when the next one opens.
+    tokio::time::sleep(LAKE_INTERVAL + Duration::from_millis(200)).await;
+    emu.flush_lake().await.expect("flush");
+
+    // CSV: lagwatch's blob reader, 8 KiB ranges of the seeded file (Range: bytes=a-b).
+    let store: Arc<dyn LakeStore> = Arc::new(reader(&az, "dataverse-contoso-seeded"));
+    let inv = CsvInventory::new(store, "account", CsvLayout::Incremental).with_page_bytes(8192);
+    let got = fold_versions(&inv).await;
+    assert_eq!(got, seeded_versions(&scenario, "to_dl"));
+
+    // Delta: the kind from YAML, its inventory metered like its probes.
+    let key = secret(&az.dir, "key", DEV_KEY);
+    let (system, metrics) = system_from_yaml(&format!(
+        "kind: delta\n    url: {}/fabric-contoso-seeded/deltalake/account\n    \
+         key_column: name\n    auth: {{ method: shared_key, account_key: \"{key}\" }}\n",
+        az.base()
+    ));
+    let inv = system.inventory.expect("an inventory");
+    let got = fold_versions(inv.as_ref()).await;
+    assert_eq!(got, seeded_versions(&scenario, "to_fab"));
+    assert!(metrics.lake_bytes_read.with_label_values(&["lake"]).get() > 0);
+    emu.stop_lake().await;
 }

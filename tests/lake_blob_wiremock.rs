@@ -1,6 +1,7 @@
 //! The Azure Blob Storage lake store against a fake of the documented Blob REST API (fact sheet
-//! §5.7): the exact List Blobs, Get Blob (whole and with `Range: bytes=<start>-`) and Get Blob
-//! Properties requests (path, `restype`/`comp`/`prefix`/`delimiter`/`marker`, `x-ms-version`,
+//! §5.7): the exact List Blobs, Get Blob (whole, with `Range: bytes=<start>-`, and bounded with
+//! `Range: bytes=<start>-<last>`) and Get Blob Properties requests (path,
+//! `restype`/`comp`/`prefix`/`delimiter`/`marker`, `x-ms-version`,
 //! `x-ms-date`, a Shared Key signature over what was sent, a SAS in the query, a bearer token),
 //! `EnumerationResults` pages made relative to the folder with sizes, ETags and last-modified
 //! times, `206`/`416` answers to range reads, and storage error XML turned into typed errors
@@ -297,6 +298,66 @@ async fn a_range_read_asks_for_the_bytes_from_its_start_and_416_is_an_empty_read
     let requests = server.received_requests().await.unwrap();
     assert!(requests.iter().all(|r| r.headers.contains_key("range")));
     for r in &requests {
+        assert_signed(r);
+    }
+}
+
+#[tokio::test]
+async fn a_bounded_range_read_asks_for_its_last_byte_too() {
+    let server = MockServer::start().await;
+    let blob = "/devstoreaccount1/lake/x/account/2026.csv";
+    Mock::given(method("GET"))
+        .and(path(blob))
+        .and(header("range", "bytes=100-103"))
+        .respond_with(
+            ResponseTemplate::new(206)
+                .insert_header("content-range", "bytes 100-103/110")
+                .set_body_string("0123"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Near the end the service sends what there is.
+    Mock::given(method("GET"))
+        .and(path(blob))
+        .and(header("range", "bytes=108-1107"))
+        .respond_with(
+            ResponseTemplate::new(206)
+                .insert_header("content-range", "bytes 108-109/110")
+                .set_body_string("89"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(blob))
+        .and(header("range", "bytes=110-119"))
+        .respond_with(storage_error(
+            416,
+            "InvalidRange",
+            "The range specified is invalid for the current size of the resource.",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // A server that ignores Range: the part asked for is cut out of the whole blob.
+    Mock::given(method("GET"))
+        .and(path("/devstoreaccount1/lake/x/whole.csv"))
+        .and(header("range", "bytes=2-4"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("abcdefg"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let s = store(&server, "/x", BlobAuth::SharedKey(shared_key()));
+    let f = "account/2026.csv";
+    assert_eq!(s.get_slice(f, 100, 4).await.unwrap().unwrap(), b"0123");
+    assert_eq!(s.get_slice(f, 108, 1000).await.unwrap().unwrap(), b"89");
+    assert_eq!(s.get_slice(f, 110, 10).await.unwrap().unwrap(), b"");
+    assert_eq!(
+        s.get_slice("whole.csv", 2, 3).await.unwrap().unwrap(),
+        b"cde"
+    );
+    for r in &server.received_requests().await.unwrap() {
         assert_signed(r);
     }
 }

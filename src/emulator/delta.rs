@@ -37,7 +37,9 @@
 //!   only nulls has no min/max.
 //! - Compaction is one commit that `remove`s every live file and `add`s one file holding their
 //!   rows in order, both with `dataChange: false`, like Delta's OPTIMIZE. Removed files stay on
-//!   storage until [`DeltaWriter::vacuum`].
+//!   storage until [`DeltaWriter::vacuum`]. Files of an initial load
+//!   ([`DeltaWriter::append_sealed`]) are sealed: compaction leaves them alone, as OPTIMIZE
+//!   leaves files of its target size, and the writer does not keep their rows.
 //! - Checkpoints are classic V1 checkpoints (`<version>.checkpoint.parquet`, one row per action:
 //!   protocol, metaData, every live add, every unexpired remove), with the protocol's column
 //!   names and nested types (maps and lists with three-level repetition); fields the protocol
@@ -342,7 +344,11 @@ type Ids = Box<dyn FnMut() -> Uuid + Send + Sync>;
 #[derive(Debug, Clone)]
 struct LiveFile {
     add: AddFile,
+    /// Empty for a sealed file.
     rows: Vec<Row>,
+    /// Written by [`DeltaWriter::append_sealed`]: its rows are not kept and compaction leaves
+    /// it alone.
+    sealed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -483,7 +489,8 @@ impl DeltaWriter {
             .collect()
     }
 
-    /// The rows of the table as of the latest version, in file order (what a reader sees).
+    /// The rows of the table as of the latest version, in file order (what a reader sees),
+    /// but those of sealed files ([`append_sealed`](Self::append_sealed)), which are not kept.
     pub fn rows(&self) -> Vec<&Row> {
         self.table
             .iter()
@@ -579,26 +586,77 @@ impl DeltaWriter {
         self.commit(version, &actions).await?;
         let state = self.state_mut()?;
         state.version = version;
-        state.files.push(LiveFile { add, rows });
+        state.files.push(LiveFile {
+            add,
+            rows,
+            sealed: false,
+        });
         Ok(version)
     }
 
-    /// Rewrites every live file into one, like OPTIMIZE: one commit removing them all and
-    /// adding the new file, both with `dataChange: false`. Returns the new version, or `None`
-    /// (nothing written) when there are fewer than two live files.
+    /// Appends rows as data files of one commit, one file per batch of `batches`, without
+    /// keeping their rows: an initial load (a seeded table) too big to hold in memory, written
+    /// a batch at a time. The files are sealed: [`compact`](Self::compact) leaves them alone,
+    /// as OPTIMIZE leaves files of its target size, and [`rows`](Self::rows) does not list
+    /// their rows. Returns the new version, or `None` (nothing written) when no batch has rows.
+    ///
+    /// Sealed files belong before the files of later appends (an initial load): compaction
+    /// puts its file after them, which keeps the table's rows in commit order only then.
+    ///
+    /// # Errors
+    /// As [`append`](Self::append); data files written before a failed commit are orphans.
+    pub async fn append_sealed<I>(&mut self, batches: I) -> Result<Option<i64>, DeltaError>
+    where
+        I: Iterator<Item = Vec<Row>> + Send,
+    {
+        let version = self.state()?.version + 1;
+        let now = self.now_ms();
+        let mut adds = Vec::new();
+        for batch in batches {
+            if batch.is_empty() {
+                continue;
+            }
+            let rows = normalize_rows(&self.state()?.schema, &batch)?;
+            adds.push(self.write_data_file(&rows, now, true).await?);
+        }
+        if adds.is_empty() {
+            return Ok(None);
+        }
+        let mut actions = vec![commit_info(
+            now,
+            "WRITE",
+            json!({"mode": "Append", "partitionBy": "[]"}),
+            true,
+        )];
+        actions.extend(adds.iter().map(add_json));
+        self.commit(version, &actions).await?;
+        let state = self.state_mut()?;
+        state.version = version;
+        state.files.extend(adds.into_iter().map(|add| LiveFile {
+            add,
+            rows: Vec::new(),
+            sealed: true,
+        }));
+        Ok(Some(version))
+    }
+
+    /// Rewrites every live file that is not sealed into one, like OPTIMIZE: one commit
+    /// removing them all and adding the new file after the sealed ones, both with
+    /// `dataChange: false`. Returns the new version, or `None` (nothing written) when there
+    /// are fewer than two such files.
     ///
     /// # Errors
     /// [`DeltaError::NotCreated`]; parquet and sink errors (the table is then unchanged).
     pub async fn compact(&mut self) -> Result<Option<i64>, DeltaError> {
         let state = self.state()?;
-        if state.files.len() < 2 {
+        let small: Vec<&LiveFile> = state.files.iter().filter(|f| !f.sealed).collect();
+        if small.len() < 2 {
             return Ok(None);
         }
         let version = state.version + 1;
-        let rows: Vec<Row> = state.files.iter().flat_map(|f| f.rows.clone()).collect();
+        let rows: Vec<Row> = small.iter().flat_map(|f| f.rows.clone()).collect();
         let now = self.now_ms();
-        let removed: Vec<RemoveFile> = state
-            .files
+        let removed: Vec<RemoveFile> = small
             .iter()
             .map(|f| RemoveFile {
                 path: f.add.path.clone(),
@@ -619,7 +677,12 @@ impl DeltaWriter {
         self.commit(version, &actions).await?;
         let state = self.state_mut()?;
         state.version = version;
-        state.files = vec![LiveFile { add, rows }];
+        state.files.retain(|f| f.sealed);
+        state.files.push(LiveFile {
+            add,
+            rows,
+            sealed: false,
+        });
         state
             .tombstones
             .extend(removed.into_iter().map(|remove| Tombstone {

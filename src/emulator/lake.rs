@@ -69,12 +69,15 @@
 //!   runtime is running, that wakes at the next close or sink instant (this is what keeps
 //!   `lagwatch emulate`'s files current while nobody sends requests).
 //!
-//! Left out: the initial full copy (the emulated tables start empty), the extra empty folder
+//! Seeded rows ([`super::seed`]) are the initial full copy: a lake replica of a seeded table
+//! starts with its copy of them, drift included, in the first folder, the partition files or
+//! the first Delta commit ([`super::lake_seed`]).
+//!
+//! Left out: the extra empty folder
 //! real exports sometimes leave after retries, folder retention (nothing is ever deleted),
 //! `Microsoft.Athena.TrickleFeedService/` and `OptionsetMetadata/`, stalls of the folder
-//! schedule itself (a `stall` outage delays rows, folders keep rolling), Delta/Fabric; in the
-//! table layout, the initial snapshot and `Microsoft.Athena.TrickleFeedService/`, and the
-//! sync batching of the real export (each row is written at its own sink instant).
+//! schedule itself (a `stall` outage delays rows, folders keep rolling); in the table layout,
+//! `Microsoft.Athena.TrickleFeedService/`, and the sync batching of the real export (each row is written at its own sink instant).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -92,6 +95,7 @@ use crate::systems::simulated::ReplicaEntry;
 
 use super::Emulator;
 use super::lake_delta::{self, DeltaTables, wall_clock};
+use super::lake_seed::{self, LakeSeed};
 use super::lake_sink::{LakeSink, LocalDirSink, write_atomic};
 use super::lake_table::TableFiles;
 use super::replication::ReplicaDef;
@@ -195,6 +199,9 @@ pub(crate) struct LakeTable {
     /// Entity name: folder and `model.json` entity.
     pub table: String,
     columns: Vec<Column>,
+    /// The replica's copy of its source's seeded rows, written at start-up
+    /// ([`super::lake_seed`]).
+    pub seed: Option<LakeSeed>,
 }
 
 impl LakeTable {
@@ -213,7 +220,7 @@ impl LakeTable {
 
     /// The CSV line (with `\n`) of a row: `Some((shaped fields, source row))` for an upsert,
     /// `None` for a delete marker.
-    fn line(&self, id: Uuid, row: Option<RowValues<'_>>, sink: DateTime<Utc>) -> String {
+    pub(crate) fn line(&self, id: Uuid, row: Option<RowValues<'_>>, sink: DateTime<Utc>) -> String {
         let date = |v: Option<&Value>, offset: bool| -> String {
             let Some(Value::String(s)) = v else {
                 return value_text(v);
@@ -261,7 +268,7 @@ pub(crate) struct LakeDef {
 
 impl LakeDef {
     /// The partition file name (without `.csv`) of a row created at `t`.
-    fn partition(&self, t: DateTime<Utc>) -> String {
+    pub(crate) fn partition(&self, t: DateTime<Utc>) -> String {
         match self.table_layout {
             Some((Partitioning::Month, _)) => format!("{:04}-{:02}", t.year(), t.month()),
             _ => t.year().to_string(),
@@ -377,6 +384,7 @@ impl Lakes {
                     replica: r.name.clone(),
                     table: table.clone(),
                     columns,
+                    seed: LakeSeed::of(s, &r.name, &r.env, &r.set, &r.key_column),
                 });
             }
             defs.push(LakeDef {
@@ -699,9 +707,18 @@ impl Emulator {
             )
             .await?;
             self.open_folder(sink, def, k).await?;
+            w.files.clear();
+            // The initial sync: the seeded rows are in the first folder.
+            let folder = self.folder_name_of(def, k);
+            for (ti, t) in def.tables.iter().enumerate() {
+                let dir = format!("{c}/{folder}/{}", t.table);
+                let written =
+                    lake_seed::write_csv(sink, def, ti, &dir, self.started_wall, true, |_, _| {})
+                        .await?;
+                w.files.extend(written.into_iter().map(|p| (ti, p)));
+            }
             w.started = true;
             w.index = k;
-            w.files.clear();
         }
         loop {
             let close = self.folder_opens(def, w.index.saturating_add(1));
@@ -734,6 +751,8 @@ impl Emulator {
             w.delta
                 .create(sink, def, wall_clock(self.started, self.started_wall))
                 .await?;
+            // The initial sync: the seeded rows are the tables' first commit.
+            w.delta.seed(def, self.started_wall).await?;
             w.started = true;
             w.index = 0;
         }
@@ -772,10 +791,21 @@ impl Emulator {
                 &self.model_json(def, Some(("", &w.table.written))),
             )
             .await?;
+            // The initial sync: the seeded rows open their partition files.
+            w.table.seed(sink, def, mode, self.started_wall).await?;
             w.started = true;
         }
         let rows = self.lakes.take(li, |s| s <= now);
-        let written = w.table.write(sink, def, mode, rows).await;
+        let started = self.started_wall;
+        let regenerate = |ti: usize, i: u64| {
+            def.tables
+                .get(ti)?
+                .seed
+                .as_ref()?
+                .row(def, ti, i, started, false)
+                .map(|r| r.line)
+        };
+        let written = w.table.write(sink, def, mode, rows, &regenerate).await;
         if w.table.model_stale {
             write_atomic(
                 sink,
@@ -1062,6 +1092,7 @@ mod tests {
                 Column::new("versionnumber", "int64", Cell::VersionNumber),
                 Column::new("IsDelete", "boolean", Cell::IsDelete),
             ],
+            seed: None,
         }
     }
 

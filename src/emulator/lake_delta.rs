@@ -15,7 +15,9 @@
 //! replaced by one, `dataChange: false`), and once [`CHECKPOINT_EVERY`] commits have passed
 //! since the last checkpoint a checkpoint is written; files replaced more than
 //! [`VACUUM_AFTER`] ago are vacuumed. Rows are the export's change rows, as the CSV export
-//! writes them (a delete is a row with `IsDelete`), not a merged current state.
+//! writes them (a delete is a row with `IsDelete`), not a merged current state. A seeded
+//! table's rows ([`super::lake_seed`]) are version 1, right after the table's creation, in
+//! sealed files that compaction leaves alone (as OPTIMIZE leaves files of its target size).
 
 use std::io;
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use tokio::time::Instant;
 
 use super::delta::{Cell, DeltaError, DeltaSchema, DeltaType, DeltaWriter, Row};
 use super::lake::{LakeDef, PendingRow};
+use super::lake_seed::DELTA_BATCH;
 use super::lake_sink::LakeSink;
 use crate::lake::synapse::parse_datetime;
 
@@ -53,6 +56,8 @@ fn io_error(e: DeltaError) -> io::Error {
 pub(crate) struct DeltaTables {
     writers: Vec<DeltaWriter>,
     refreshes: u64,
+    /// Tables (in order) whose seeded rows are committed.
+    seeded: usize,
 }
 
 impl std::fmt::Debug for DeltaTables {
@@ -91,6 +96,44 @@ impl DeltaTables {
                 .with_tombstone_retention(VACUUM_AFTER);
             w.create(schema).await.map_err(io_error)?;
             self.writers.push(w);
+        }
+        Ok(())
+    }
+
+    /// Commits each table's seeded rows ([`super::lake_seed`]) as its first commit after
+    /// version 0: data files of [`DELTA_BATCH`] rows, generated one batch at a time, in one
+    /// commit. A row whose delete reached the export is followed by its delete row in the same
+    /// batch. Files are sealed (never compacted, their rows not kept by the writer): a million
+    /// seeded rows cost one batch of memory. Tables already seeded are skipped, so a start-up
+    /// retried after a storage error commits them once.
+    ///
+    /// # Errors
+    /// The writer's (storage, parquet); the table is then not seeded and is tried again.
+    pub(crate) async fn seed(&mut self, def: &LakeDef, started: DateTime<Utc>) -> io::Result<()> {
+        while self.seeded < self.writers.len() {
+            let ti = self.seeded;
+            if let Some(seed) = def.tables.get(ti).and_then(|t| t.seed.as_ref()) {
+                let rows = seed.rows();
+                let mut i = 0;
+                let batches = std::iter::from_fn(|| {
+                    let mut batch = Vec::new();
+                    while i < rows && batch.len() < DELTA_BATCH {
+                        if let Some(r) = seed.row(def, ti, i, started, true) {
+                            batch.push(cells(def, ti, &r.line));
+                            if let Some(d) = &r.delete {
+                                batch.push(cells(def, ti, d));
+                            }
+                        }
+                        i += 1;
+                    }
+                    (!batch.is_empty()).then_some(batch)
+                });
+                self.writers[ti]
+                    .append_sealed(batches)
+                    .await
+                    .map_err(io_error)?;
+            }
+            self.seeded += 1;
         }
         Ok(())
     }

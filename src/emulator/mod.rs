@@ -120,6 +120,7 @@ pub mod entra;
 pub mod fno;
 pub mod lake;
 pub mod lake_delta;
+pub mod lake_seed;
 pub mod lake_sink;
 pub mod lake_table;
 mod odata;

@@ -16,7 +16,8 @@
 //! - [`LakeStore::get_range`]: the same Get Blob with `Range: bytes={start}-`: `206 Partial
 //!   Content` carries the bytes from `start` on (its `Content-Range` must start there), `416
 //!   Range Not Satisfiable` means `start` is at or past the end (an empty read), and a `200`
-//!   (a server that ignores ranges) is cut to `start` here.
+//!   (a server that ignores ranges) is cut to `start` here. [`LakeStore::get_slice`] is the
+//!   same with `Range: bytes={start}-{start + len - 1}`.
 //! - [`LakeStore::stat`]: Get Blob Properties, `HEAD {endpoint}/{container}/{path}`: size,
 //!   `ETag` and `Last-Modified` without a body.
 //!
@@ -495,14 +496,14 @@ impl BlobStore {
     }
 
     /// One request of `method` to `url_path` (already encoded) with `query` (not encoded) and,
-    /// when `range_from` is set, `Range: bytes={range_from}-`, authenticated.
+    /// when `range` is set, `Range: bytes={first}-[{last}]`, authenticated.
     async fn call_with(
         &self,
         http: &HttpSystem,
         method: Method,
         url_path: &str,
         query: &[(&str, String)],
-        range_from: Option<u64>,
+        range: Option<ByteRange>,
     ) -> Result<Reply, ConnectorError> {
         let mut url = url_path.to_string();
         let mut sep = '?';
@@ -523,7 +524,7 @@ impl BlobStore {
         })?;
         let auth = &self.auth;
         http.send(OPERATION, |client: &Client| {
-            request(client, &method, &url, auth, range_from)
+            request(client, &method, &url, auth, range)
         })
         .await
     }
@@ -545,6 +546,22 @@ impl BlobStore {
     }
 }
 
+/// The bytes a range read asks for: from `first` to `last` inclusive, or to the end.
+#[derive(Debug, Clone, Copy)]
+struct ByteRange {
+    first: u64,
+    last: Option<u64>,
+}
+
+impl ByteRange {
+    fn header(self) -> String {
+        match self.last {
+            Some(last) => format!("bytes={}-{last}", self.first),
+            None => format!("bytes={}-", self.first),
+        }
+    }
+}
+
 /// The request for `url`, with the version, date and (for a range read) `Range` headers and a
 /// Shared Key signature over them.
 fn request(
@@ -552,7 +569,7 @@ fn request(
     method: &Method,
     url: &url::Url,
     auth: &BlobAuth,
-    range_from: Option<u64>,
+    range: Option<ByteRange>,
 ) -> RequestBuilder {
     let mut headers = HeaderMap::new();
     let date = chrono::Utc::now()
@@ -562,8 +579,8 @@ fn request(
     if let Ok(v) = HeaderValue::from_str(&date) {
         headers.insert("x-ms-date", v);
     }
-    if let Some(start) = range_from
-        && let Ok(v) = HeaderValue::from_str(&format!("bytes={start}-"))
+    if let Some(range) = range
+        && let Ok(v) = HeaderValue::from_str(&range.header())
     {
         headers.insert(reqwest::header::RANGE, v);
     }
@@ -682,9 +699,56 @@ impl LakeStore for BlobStore {
     }
 
     async fn get_range(&self, path: &str, start: u64) -> Result<Option<Vec<u8>>, LakeError> {
+        self.read_range(
+            path,
+            ByteRange {
+                first: start,
+                last: None,
+            },
+        )
+        .await
+    }
+
+    /// `Range: bytes={start}-{start + len - 1}`: the service sends at most `len` bytes, so a
+    /// page of a big file costs the page, not the file.
+    async fn get_slice(
+        &self,
+        path: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<Option<Vec<u8>>, LakeError> {
+        if len == 0 {
+            // No range names zero bytes; an existence check answers the same question.
+            return Ok(self.stat(path).await?.map(|_| Vec::new()));
+        }
+        let mut bytes = self
+            .read_range(
+                path,
+                ByteRange {
+                    first: start,
+                    last: Some(start.saturating_add(len - 1)),
+                },
+            )
+            .await?;
+        // A server that ignores `Range` sent the rest of the blob: keep the part asked for.
+        if let Some(b) = &mut bytes {
+            b.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+        }
+        Ok(bytes)
+    }
+
+    async fn stat(&self, path: &str) -> Result<Option<FileEntry>, LakeError> {
+        self.properties(path).await
+    }
+}
+
+impl BlobStore {
+    /// One Get Blob of `range`.
+    async fn read_range(&self, path: &str, range: ByteRange) -> Result<Option<Vec<u8>>, LakeError> {
+        let start = range.first;
         let url = self.blob_url(path)?;
         let reply = self
-            .call_with(&self.get_http, Method::GET, &url, &[], Some(start))
+            .call_with(&self.get_http, Method::GET, &url, &[], Some(range))
             .await
             .map_err(|e| remote(path, e))?;
         match reply.status.as_u16() {
@@ -717,7 +781,8 @@ impl LakeStore for BlobStore {
         }
     }
 
-    async fn stat(&self, path: &str) -> Result<Option<FileEntry>, LakeError> {
+    /// Get Blob Properties (`HEAD`): size, ETag and modification time.
+    async fn properties(&self, path: &str) -> Result<Option<FileEntry>, LakeError> {
         let url = self.blob_url(path)?;
         let reply = self
             .call_with(&self.list_http, Method::HEAD, &url, &[], None)

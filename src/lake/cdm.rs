@@ -23,6 +23,16 @@ struct Entity {
 #[derive(Deserialize)]
 struct Attribute {
     name: String,
+    #[serde(default, rename = "dataType")]
+    data_type: Option<String>,
+}
+
+/// One column of a table, in CSV order: its name and CDM data type (`string`, `int64`,
+/// `boolean`, `dateTime`, `dateTimeOffset`, `guid`, …; empty when the manifest gives none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub data_type: String,
 }
 
 /// The column names of `table`, in CSV order, from the `model.json` at `path`; `None` if the
@@ -32,6 +42,19 @@ struct Attribute {
 /// # Errors
 /// [`LakeError::Malformed`] if the bytes are not a CDM manifest or the table has no attributes.
 pub fn columns(bytes: &[u8], path: &str, table: &str) -> Result<Option<Vec<String>>, LakeError> {
+    Ok(typed_columns(bytes, path, table)?.map(|c| c.into_iter().map(|c| c.name).collect()))
+}
+
+/// As [`columns`], with each column's CDM data type: what a reader needs to turn a CSV field
+/// into comparable text (`True` is a boolean, `2026-11-02T10:15:07.0000000Z` a datetime).
+///
+/// # Errors
+/// As [`columns`].
+pub fn typed_columns(
+    bytes: &[u8],
+    path: &str,
+    table: &str,
+) -> Result<Option<Vec<Column>>, LakeError> {
     let model: Model = serde_json::from_slice(bytes).map_err(|e| LakeError::Malformed {
         path: path.to_string(),
         reason: format!("not a CDM model.json ({e})"),
@@ -50,7 +73,14 @@ pub fn columns(bytes: &[u8], path: &str, table: &str) -> Result<Option<Vec<Strin
         });
     }
     Ok(Some(
-        entity.attributes.into_iter().map(|a| a.name).collect(),
+        entity
+            .attributes
+            .into_iter()
+            .map(|a| Column {
+                name: a.name,
+                data_type: a.data_type.unwrap_or_default(),
+            })
+            .collect(),
     ))
 }
 
@@ -70,6 +100,11 @@ mod tests {
             ["Id", "SinkCreatedOn", "name"]
         );
         assert_eq!(columns(m, "model.json", "lead").unwrap(), None);
+        let typed = typed_columns(m, "model.json", "account").unwrap().unwrap();
+        assert_eq!(
+            (typed[1].name.as_str(), typed[1].data_type.as_str()),
+            ("SinkCreatedOn", "dateTime")
+        );
     }
 
     #[test]

@@ -107,69 +107,73 @@ pub struct Scan {
 /// One line of a commit file, or one row of a checkpoint. Unknown actions (`txn`, `cdc`,
 /// `domainMetadata`, …) are ignored.
 #[derive(Debug, Default, Deserialize)]
-struct Action {
+pub(crate) struct Action {
     #[serde(default)]
-    add: Option<Add>,
+    pub(crate) add: Option<Add>,
     #[serde(default)]
-    remove: Option<Remove>,
+    pub(crate) remove: Option<Remove>,
     #[serde(default, rename = "metaData")]
-    meta_data: Option<MetaData>,
+    pub(crate) meta_data: Option<MetaData>,
     #[serde(default)]
-    protocol: Option<Protocol>,
+    pub(crate) protocol: Option<Protocol>,
     #[serde(default, rename = "commitInfo")]
-    commit_info: Option<Value>,
+    pub(crate) commit_info: Option<Value>,
     #[serde(default, rename = "checkpointMetadata")]
-    checkpoint_metadata: Option<Value>,
+    pub(crate) checkpoint_metadata: Option<Value>,
     #[serde(default)]
-    sidecar: Option<Value>,
+    pub(crate) sidecar: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Add {
-    path: String,
+pub(crate) struct Add {
+    pub(crate) path: String,
     #[serde(default)]
-    modification_time: Option<i64>,
+    pub(crate) modification_time: Option<i64>,
     #[serde(default)]
-    data_change: Option<bool>,
+    pub(crate) data_change: Option<bool>,
     #[serde(default)]
-    stats: Option<String>,
+    pub(crate) stats: Option<String>,
+    /// Rows of the file deleted without rewriting it; `None` (or null in a checkpoint) when
+    /// every row of the file is live.
+    #[serde(default, rename = "deletionVector")]
+    pub(crate) deletion_vector: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Remove {
-    path: String,
+pub(crate) struct Remove {
+    pub(crate) path: String,
     #[serde(default)]
-    data_change: Option<bool>,
+    pub(crate) data_change: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct MetaData {
-    schema_string: String,
+pub(crate) struct MetaData {
+    pub(crate) schema_string: String,
     #[serde(default)]
-    partition_columns: Option<Vec<String>>,
+    pub(crate) partition_columns: Option<Vec<String>>,
     #[serde(default)]
-    configuration: Option<HashMap<String, Value>>,
+    pub(crate) configuration: Option<HashMap<String, Value>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Protocol {
-    min_reader_version: i64,
+pub(crate) struct Protocol {
+    pub(crate) min_reader_version: i64,
     #[serde(default)]
-    reader_features: Option<Vec<String>>,
+    pub(crate) reader_features: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
-struct LastCheckpoint {
-    version: u64,
+pub(crate) struct LastCheckpoint {
+    pub(crate) version: u64,
     #[serde(default)]
-    parts: Option<u32>,
+    pub(crate) parts: Option<u32>,
 }
 
-fn malformed(path: &str, reason: impl Into<String>) -> LakeError {
+pub(crate) fn malformed(path: &str, reason: impl Into<String>) -> LakeError {
     LakeError::Malformed {
         path: path.to_string(),
         reason: reason.into(),
@@ -177,7 +181,7 @@ fn malformed(path: &str, reason: impl Into<String>) -> LakeError {
 }
 
 /// The actions of one commit file.
-fn parse_commit(path: &str, bytes: &[u8]) -> Result<Vec<Action>, LakeError> {
+pub(crate) fn parse_commit(path: &str, bytes: &[u8]) -> Result<Vec<Action>, LakeError> {
     let text = std::str::from_utf8(bytes).map_err(|_| malformed(path, "not UTF-8 text"))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -200,7 +204,7 @@ fn parse_commit(path: &str, bytes: &[u8]) -> Result<Vec<Action>, LakeError> {
 }
 
 /// A relative data file path as the log writes it (a URI path, percent-encoded).
-fn data_path(log_file: &str, raw: &str) -> Result<String, LakeError> {
+pub(crate) fn data_path(log_file: &str, raw: &str) -> Result<String, LakeError> {
     if raw.contains("://") || raw.starts_with('/') {
         return Err(malformed(
             log_file,
@@ -226,7 +230,7 @@ fn data_path(log_file: &str, raw: &str) -> Result<String, LakeError> {
     Ok(decoded.into_owned())
 }
 
-fn check_protocol(path: &str, p: &Protocol) -> Result<(), LakeError> {
+pub(crate) fn check_protocol(path: &str, p: &Protocol) -> Result<(), LakeError> {
     if p.min_reader_version > 3 || p.min_reader_version < 1 {
         return Err(malformed(
             path,
@@ -258,11 +262,11 @@ fn check_protocol(path: &str, p: &Protocol) -> Result<(), LakeError> {
 // ---- the table's columns -----------------------------------------------------------------
 
 /// A column as stored in the data files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Physical {
-    name: String,
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub(crate) struct Physical {
+    pub(crate) name: String,
     /// Parquet field id, with column mapping mode `id`.
-    id: Option<i32>,
+    pub(crate) id: Option<i32>,
 }
 
 /// Where the columns the cursor needs are in the data files.
@@ -273,22 +277,41 @@ struct Columns {
     sink: Option<Physical>,
 }
 
-/// The physical columns of `spec` in the table described by `meta`.
-fn columns(path: &str, meta: &MetaData, spec: &DeltaSpec) -> Result<Columns, LakeError> {
-    let schema: Value = serde_json::from_str(&meta.schema_string)
-        .map_err(|e| malformed(path, format!("metaData.schemaString is not JSON ({e})")))?;
-    let Some(fields) = schema.get("fields").and_then(Value::as_array) else {
-        return Err(malformed(path, "metaData.schemaString has no fields"));
-    };
-    let mapping = meta
-        .configuration
-        .as_ref()
-        .and_then(|c| c.get("delta.columnMapping.mode"))
-        .and_then(Value::as_str)
-        .unwrap_or("none");
-    let partitions = meta.partition_columns.as_deref().unwrap_or_default();
-    let find = |logical: &str| -> Option<Physical> {
-        let field = fields.iter().find(|f| {
+/// A table's logical columns, from its `metaData`: what maps a column name to the column in
+/// the data files (column mapping, fact sheet §5.6 tables use it).
+#[derive(Debug, Clone)]
+pub(crate) struct TableSchema {
+    fields: Vec<Value>,
+    /// `delta.columnMapping.mode`: `none`, `name` or `id`.
+    mapping: String,
+    partitions: Vec<String>,
+}
+
+impl TableSchema {
+    /// The schema of `meta` (read from `path`).
+    pub(crate) fn of(path: &str, meta: &MetaData) -> Result<TableSchema, LakeError> {
+        let schema: Value = serde_json::from_str(&meta.schema_string)
+            .map_err(|e| malformed(path, format!("metaData.schemaString is not JSON ({e})")))?;
+        let Some(fields) = schema.get("fields").and_then(Value::as_array) else {
+            return Err(malformed(path, "metaData.schemaString has no fields"));
+        };
+        let mapping = meta
+            .configuration
+            .as_ref()
+            .and_then(|c| c.get("delta.columnMapping.mode"))
+            .and_then(Value::as_str)
+            .unwrap_or("none");
+        Ok(TableSchema {
+            fields: fields.clone(),
+            mapping: mapping.to_string(),
+            partitions: meta.partition_columns.clone().unwrap_or_default(),
+        })
+    }
+
+    /// The data file column of logical column `logical` (names compare case-insensitively, as
+    /// Spark's do), if the table has it.
+    pub(crate) fn find(&self, logical: &str) -> Option<Physical> {
+        let field = self.fields.iter().find(|f| {
             f.get("name")
                 .and_then(Value::as_str)
                 .is_some_and(|n| n.eq_ignore_ascii_case(logical))
@@ -298,28 +321,38 @@ fn columns(path: &str, meta: &MetaData, spec: &DeltaSpec) -> Result<Columns, Lak
         let physical = md
             .and_then(|m| m.get("delta.columnMapping.physicalName"))
             .and_then(Value::as_str)
-            .filter(|_| mapping != "none")
+            .filter(|_| self.mapping != "none")
             .unwrap_or(name);
         let id = md
             .and_then(|m| m.get("delta.columnMapping.id"))
             .and_then(Value::as_i64)
-            .filter(|_| mapping == "id")
+            .filter(|_| self.mapping == "id")
             .and_then(|i| i32::try_from(i).ok());
         Some(Physical {
             name: physical.to_string(),
             id,
         })
-    };
+    }
+
+    /// Whether `logical` is a partition column (its values are in the log, not the files).
+    pub(crate) fn is_partition(&self, logical: &str) -> bool {
+        self.partitions
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(logical))
+    }
+}
+
+/// The physical columns of `spec` in the table described by `meta`.
+fn columns(path: &str, meta: &MetaData, spec: &DeltaSpec) -> Result<Columns, LakeError> {
+    let schema = TableSchema::of(path, meta)?;
+    let find = |logical: &str| schema.find(logical);
     let Some(key) = find(&spec.key_column) else {
         return Err(malformed(
             path,
             format!("the table has no column {}", spec.key_column),
         ));
     };
-    if partitions
-        .iter()
-        .any(|p| p.eq_ignore_ascii_case(&spec.key_column))
-    {
+    if schema.is_partition(&spec.key_column) {
         return Err(malformed(
             path,
             format!(
@@ -372,12 +405,12 @@ fn may_hold(stats: Option<&str>, key: &str, prefix: &str) -> bool {
 
 // ---- Parquet -----------------------------------------------------------------------------
 
-fn parquet_error(path: &str, e: &parquet::errors::ParquetError) -> LakeError {
+pub(crate) fn parquet_error(path: &str, e: &parquet::errors::ParquetError) -> LakeError {
     malformed(path, format!("not a readable Parquet file ({e})"))
 }
 
 /// The rows of a checkpoint file as log actions.
-fn checkpoint_actions(path: &str, bytes: Vec<u8>) -> Result<Vec<Action>, LakeError> {
+pub(crate) fn checkpoint_actions(path: &str, bytes: Vec<u8>) -> Result<Vec<Action>, LakeError> {
     let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))
         .map_err(|e| parquet_error(path, &e))?;
     let rows = reader
@@ -414,6 +447,19 @@ fn field_time(f: &Field) -> Option<DateTime<Utc>> {
     }
 }
 
+/// The top-level column of a data file that holds `c`: by field id with column mapping mode
+/// `id`, else by (physical) name.
+pub(crate) fn locate(fields: &[Arc<Type>], c: &Physical) -> Option<Arc<Type>> {
+    fields
+        .iter()
+        .find(|f| {
+            f.name() == c.name
+                || c.id
+                    .is_some_and(|id| f.get_basic_info().has_id() && f.get_basic_info().id() == id)
+        })
+        .cloned()
+}
+
 /// The sentinel rows (key starting with `prefix`) of one data file.
 fn data_rows(
     path: &str,
@@ -426,17 +472,7 @@ fn data_rows(
         .map_err(|e| parquet_error(path, &e))?;
     let schema = reader.metadata().file_metadata().schema();
     let fields = schema.get_fields();
-    let locate = |c: &Physical| -> Option<Arc<Type>> {
-        fields
-            .iter()
-            .find(|f| {
-                f.name() == c.name
-                    || c.id.is_some_and(|id| {
-                        f.get_basic_info().has_id() && f.get_basic_info().id() == id
-                    })
-            })
-            .cloned()
-    };
+    let locate = |c: &Physical| locate(fields, c);
     let Some(key) = locate(&cols.key) else {
         return Err(malformed(
             path,
@@ -489,6 +525,35 @@ fn data_rows(
         ));
     }
     Ok(out)
+}
+
+/// The newest checkpoint in a listing of the log: where to start when there is neither a
+/// `_last_checkpoint` nor a commit 0 (log retention without the hint).
+pub(crate) async fn find_checkpoint(store: &dyn LakeStore) -> Result<LastCheckpoint, LakeError> {
+    let listing = store.list(LOG_DIR).await?;
+    let mut best: Option<LastCheckpoint> = None;
+    for f in &listing.files {
+        let Some((v, rest)) = f.name.split_once(".checkpoint") else {
+            continue;
+        };
+        let Ok(version) = v.parse::<u64>() else {
+            continue;
+        };
+        let parts = rest
+            .strip_suffix(".parquet")
+            .and_then(|r| r.rsplit('.').next())
+            .and_then(|n| n.parse::<u32>().ok());
+        if best.as_ref().is_none_or(|b| b.version < version) {
+            best = Some(LastCheckpoint { version, parts });
+        }
+    }
+    best.ok_or_else(|| {
+        malformed(
+            LOG_DIR,
+            "has no commit 0, no _last_checkpoint and no checkpoint: not a Delta table \
+             (yet), or the URL does not point at a table's root",
+        )
+    })
 }
 
 // ---- the cursor --------------------------------------------------------------------------
@@ -618,40 +683,12 @@ impl DeltaCursor {
                 }
                 // No hint and no first commit: log retention without `_last_checkpoint`, or
                 // no table. One listing of the log tells.
-                self.find_checkpoint(store).await?
+                find_checkpoint(store).await?
             }
         };
         self.restore_from(store, &last).await?;
         self.next = Some(last.version + 1);
         Ok(true)
-    }
-
-    /// The newest checkpoint in a listing of the log.
-    async fn find_checkpoint(&self, store: &dyn LakeStore) -> Result<LastCheckpoint, LakeError> {
-        let listing = store.list(LOG_DIR).await?;
-        let mut best: Option<LastCheckpoint> = None;
-        for f in &listing.files {
-            let Some((v, rest)) = f.name.split_once(".checkpoint") else {
-                continue;
-            };
-            let Ok(version) = v.parse::<u64>() else {
-                continue;
-            };
-            let parts = rest
-                .strip_suffix(".parquet")
-                .and_then(|r| r.rsplit('.').next())
-                .and_then(|n| n.parse::<u32>().ok());
-            if best.as_ref().is_none_or(|b| b.version < version) {
-                best = Some(LastCheckpoint { version, parts });
-            }
-        }
-        best.ok_or_else(|| {
-            malformed(
-                LOG_DIR,
-                "has no commit 0, no _last_checkpoint and no checkpoint: not a Delta table \
-                 (yet), or the URL does not point at a table's root",
-            )
-        })
     }
 
     /// Replaces the live set with a checkpoint's, keeping what was known about each file.

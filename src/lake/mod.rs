@@ -14,7 +14,9 @@
 //! - [`synapse`]: the incremental-update-folder layout and its cursor;
 //! - [`table`]: the table layout (one CSV file per partition, upserted in place) and its
 //!   cursor, which reads only the bytes appended since the last poll;
-//! - [`blob`]: Azure Blob Storage (also ADLS Gen2, OneLake, Azurite) over the Blob REST API.
+//! - [`blob`]: Azure Blob Storage (also ADLS Gen2, OneLake, Azurite) over the Blob REST API;
+//! - [`inventory`] and [`delta_inventory`]: every row of a table, page by page, for
+//!   reconciliation (the `Inventory` capability), one store call per page.
 //!
 //! Storage is reached through this small trait instead of the `object_store` crate: the scans
 //! need a handful of calls, and the HTTP stores can then go through lagwatch's own HTTP layer
@@ -23,6 +25,8 @@
 pub mod blob;
 pub mod cdm;
 pub mod delta;
+pub mod delta_inventory;
+pub mod inventory;
 pub mod synapse;
 pub mod table;
 pub mod target;
@@ -162,6 +166,22 @@ pub trait LakeStore: Send + Sync + 'static {
     /// at or past the end), or `None` if it does not exist. This is what keeps a poll of a
     /// file that only grows as cheap as what was appended, however big the file is.
     async fn get_range(&self, path: &str, start: u64) -> Result<Option<Vec<u8>>, LakeError>;
+    /// At most `len` bytes of the object at `path` from offset `start` (fewer when the object
+    /// ends first, empty when `start` is at or past its end), or `None` if it does not exist.
+    /// This is what bounds the memory of a reader that goes through a big file page by page
+    /// (reconciliation's inventory). The default reads to the end and cuts, which is correct
+    /// but not bounded; the stores lagwatch ships override it with a bounded read.
+    async fn get_slice(
+        &self,
+        path: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<Option<Vec<u8>>, LakeError> {
+        Ok(self.get_range(path, start).await?.map(|mut b| {
+            b.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+            b
+        }))
+    }
     /// The listing entry of the object at `path` (size, version, modification time), or `None`
     /// if it does not exist: how a scan tells whether one file changed without reading it.
     /// The default lists the parent folder; stores with a cheaper call (a blob's `HEAD`)
@@ -275,6 +295,36 @@ impl LakeStore for LocalStore {
         Ok(Some(bytes))
     }
 
+    async fn get_slice(
+        &self,
+        path: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<Option<Vec<u8>>, LakeError> {
+        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+        let mut file = match tokio::fs::File::open(self.resolve(path)?).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(store_error(path, &e)),
+        };
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|e| store_error(path, &e))?;
+        // Capacity from what is there, not from `len`: a generous `len` costs no memory.
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| store_error(path, &e))?
+            .len();
+        let want = len.min(size.saturating_sub(start));
+        let mut bytes = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
+        file.take(len)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| store_error(path, &e))?;
+        Ok(Some(bytes))
+    }
+
     async fn stat(&self, path: &str) -> Result<Option<FileEntry>, LakeError> {
         let full = self.resolve(path)?;
         match tokio::fs::metadata(&full).await {
@@ -353,6 +403,19 @@ impl<S: LakeStore> LakeStore for Metered<S> {
         Ok(b)
     }
 
+    async fn get_slice(
+        &self,
+        path: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<Option<Vec<u8>>, LakeError> {
+        let b = self.inner.get_slice(path, start, len).await?;
+        if let Some(b) = &b {
+            self.bytes_read.inc_by(b.len() as u64);
+        }
+        Ok(b)
+    }
+
     /// Counted as one object listed: it is one listing entry's worth of metadata.
     async fn stat(&self, path: &str) -> Result<Option<FileEntry>, LakeError> {
         let e = self.inner.stat(path).await?;
@@ -360,6 +423,37 @@ impl<S: LakeStore> LakeStore for Metered<S> {
             self.objects_listed.inc();
         }
         Ok(e)
+    }
+}
+
+/// A shared store is a store: a lake kind's target (probing) and its inventory
+/// (reconciliation) read through one metered store, so one HTTP system, one token cache and
+/// one set of `lagwatch_lake_*` counters serve both.
+#[async_trait]
+impl<S: LakeStore + ?Sized> LakeStore for std::sync::Arc<S> {
+    async fn list(&self, dir: &str) -> Result<Listing, LakeError> {
+        (**self).list(dir).await
+    }
+
+    async fn get(&self, path: &str) -> Result<Option<Vec<u8>>, LakeError> {
+        (**self).get(path).await
+    }
+
+    async fn get_range(&self, path: &str, start: u64) -> Result<Option<Vec<u8>>, LakeError> {
+        (**self).get_range(path, start).await
+    }
+
+    async fn get_slice(
+        &self,
+        path: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<Option<Vec<u8>>, LakeError> {
+        (**self).get_slice(path, start, len).await
+    }
+
+    async fn stat(&self, path: &str) -> Result<Option<FileEntry>, LakeError> {
+        (**self).stat(path).await
     }
 }
 
@@ -411,6 +505,18 @@ mod tests {
         assert_eq!(store.get_range("p.csv", 10).await.unwrap().unwrap(), b"");
         assert_eq!(store.get_range("p.csv", 99).await.unwrap().unwrap(), b"");
         assert_eq!(store.get_range("none.csv", 0).await.unwrap(), None);
+        // A bounded read stops at `len` or at the end, whichever comes first.
+        assert_eq!(
+            store.get_slice("p.csv", 2, 3).await.unwrap().unwrap(),
+            b"234"
+        );
+        assert_eq!(
+            store.get_slice("p.csv", 8, 9).await.unwrap().unwrap(),
+            b"89"
+        );
+        assert_eq!(store.get_slice("p.csv", 12, 9).await.unwrap().unwrap(), b"");
+        assert_eq!(store.get_slice("none.csv", 0, 9).await.unwrap(), None);
+        assert!(store.get_slice("../p.csv", 0, 9).await.is_err());
         let before = store.stat("p.csv").await.unwrap().unwrap();
         // Rewritten in place at the same size: the version changes, the size does not.
         let file = std::fs::File::options()
@@ -433,6 +539,16 @@ mod tests {
         );
         assert!(metered.stat("p.csv").await.unwrap().is_some());
         assert_eq!((listed.get(), read.get()), (1, 4));
+        let shared: std::sync::Arc<dyn LakeStore> = std::sync::Arc::new(metered);
+        assert_eq!(
+            shared.get_slice("p.csv", 1, 2).await.unwrap().unwrap(),
+            b"bc"
+        );
+        assert_eq!(
+            read.get(),
+            6,
+            "a bounded read through a shared store is metered"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

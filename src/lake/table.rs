@@ -379,7 +379,13 @@ fn tail_of(bytes: &[u8]) -> Vec<u8> {
 
 /// The length of the complete records at the start of `data`: up to and including the last
 /// line feed outside a quoted field (RFC 4180: every `"` toggles quoting, `""` toggles twice).
-fn complete_len(data: &[u8]) -> usize {
+pub(crate) fn complete_len(data: &[u8]) -> usize {
+    record_bounds(data).0
+}
+
+/// [`complete_len`], and whether `data` ends inside a quoted field (so what follows the last
+/// complete record cannot be a whole record yet, even at the end of a file).
+pub(crate) fn record_bounds(data: &[u8]) -> (usize, bool) {
     let mut quoted = false;
     let mut end = 0;
     for (i, &b) in data.iter().enumerate() {
@@ -389,7 +395,7 @@ fn complete_len(data: &[u8]) -> usize {
             _ => {}
         }
     }
-    end
+    (end, quoted)
 }
 
 /// Parses the complete records of `data` (which starts at a record boundary), keeping the

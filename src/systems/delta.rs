@@ -8,6 +8,9 @@
 //! when something did — and answers from what it has read. A lookup never answers from an
 //! older scan than its own, so "absent" means "absent when this request was sent".
 //!
+//! The system also has an inventory for reconciliation ([`DeltaInventory`]): the rows of the
+//! snapshot's live data files, read file by file through the same metered store.
+//!
 //! `url` is the table's root folder (the one holding `_delta_log/`), in the forms of
 //! [`super::lake_access`]: `file:///…`, `abfss://<container>@<account>.dfs.core.windows.net/
 //! <path>`, `https://<account>.blob|dfs.core.windows.net/<container>/<path>`, OneLake
@@ -30,8 +33,9 @@ use super::{BuildContext, System, SystemKind, check_names, decode_as, lake_acces
 use crate::auth::AuthBlock;
 use crate::config::Issue;
 use crate::gate::Gate;
-use crate::lake::LakeTarget;
 use crate::lake::delta::{DeltaCursor, DeltaSpec};
+use crate::lake::delta_inventory::DeltaInventory;
+use crate::lake::{LakeStore, LakeTarget};
 use crate::sentinel::KEY_PREFIX;
 
 /// Config of a `kind: delta` system.
@@ -94,7 +98,14 @@ impl SystemKind for DeltaConfig {
     }
 
     fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
-        let store = lake_access::open(name, &self.url, self.auth.as_ref(), cx, &gate)?;
+        // One metered store for probing and reconciliation: one HTTP system, one token cache.
+        let store: Arc<dyn LakeStore> = Arc::from(lake_access::open(
+            name,
+            &self.url,
+            self.auth.as_ref(),
+            cx,
+            &gate,
+        )?);
         let since = lake_access::start_since();
         let cursor = DeltaCursor::new(
             DeltaSpec {
@@ -106,11 +117,12 @@ impl SystemKind for DeltaConfig {
             lake_access::REMEMBER,
         );
         let target = Arc::new(DeltaTarget::new(
-            store,
+            Box::new(store.clone()),
             cursor,
             cx.metrics.lake_last_folder.with_label_values(&[name]),
         ));
-        Ok(System::target_only(name, self.kind(), gate, target))
+        let inventory = Arc::new(DeltaInventory::new(store, self.url.clone()));
+        Ok(System::target_only(name, self.kind(), gate, target).with_inventory(inventory))
     }
 }
 

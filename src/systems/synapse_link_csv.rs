@@ -10,6 +10,9 @@
 //!   file that changed a range read of what was appended behind the bytes already read (the
 //!   whole file only when it was rewritten before that point).
 //!
+//! The system also has an inventory for reconciliation ([`CsvInventory`]): the table's rows as
+//! the export's change log, read page by page through the same metered store.
+//!
 //! Why: the lake is the slowest hop of an estate (folders every 5 minutes to a day) and the
 //! least visible one. A lookup never answers from an older scan than its own, so "absent"
 //! always means "absent when this request was sent", which the lag estimate relies on. Scans
@@ -46,9 +49,10 @@ use super::{BuildContext, System, SystemKind, check_names, decode_as, lake_acces
 use crate::auth::AuthBlock;
 use crate::config::Issue;
 use crate::gate::Gate;
-use crate::lake::LakeTarget;
+use crate::lake::inventory::{CsvInventory, CsvLayout};
 use crate::lake::synapse::{Cursor, TableSpec};
 use crate::lake::table::TableCursor;
+use crate::lake::{LakeStore, LakeTarget};
 use crate::sentinel::KEY_PREFIX;
 
 /// Config of a `kind: synapse_link_csv` system.
@@ -135,7 +139,14 @@ impl SystemKind for SynapseLinkCsvConfig {
     }
 
     fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
-        let store = lake_access::open(name, &self.url, self.auth.as_ref(), cx, &gate)?;
+        // One metered store for probing and reconciliation: one HTTP system, one token cache.
+        let store: Arc<dyn LakeStore> = Arc::from(lake_access::open(
+            name,
+            &self.url,
+            self.auth.as_ref(),
+            cx,
+            &gate,
+        )?);
         let spec = TableSpec {
             table: self.table.clone(),
             key_column: self.key_column.clone(),
@@ -143,20 +154,28 @@ impl SystemKind for SynapseLinkCsvConfig {
             key_prefix: format!("{KEY_PREFIX}-"),
         };
         let newest = cx.metrics.lake_last_folder.with_label_values(&[name]);
+        let shared = Box::new(store.clone());
         let target = Arc::new(match self.layout {
             Layout::Incremental => {
                 let since = lake_access::start_since();
                 LakeTarget::new(
-                    store,
+                    shared,
                     Cursor::new(spec, since, lake_access::REMEMBER),
                     newest,
                 )
             }
-            Layout::Table => {
-                LakeTarget::new(store, TableCursor::new(spec, lake_access::REMEMBER), newest)
-            }
+            Layout::Table => LakeTarget::new(
+                shared,
+                TableCursor::new(spec, lake_access::REMEMBER),
+                newest,
+            ),
         });
-        Ok(System::target_only(name, self.kind(), gate, target))
+        let layout = match self.layout {
+            Layout::Incremental => CsvLayout::Incremental,
+            Layout::Table => CsvLayout::Table,
+        };
+        let inventory = Arc::new(CsvInventory::new(store, self.table.clone(), layout));
+        Ok(System::target_only(name, self.kind(), gate, target).with_inventory(inventory))
     }
 }
 
