@@ -611,3 +611,138 @@ async fn f_and_o_search_and_elasticsearch_replicas_are_reconciled_through_their_
     }
     stop.cancel();
 }
+
+/// A Synapse Link incremental export and a Link to Fabric Delta table of a seeded table.
+const LAKES: &str = r#"
+credentials:
+  - { tenant: contoso, client_id: lagwatch-test, client_secret: reconcile-test-secret }
+dataverse:
+  crm:
+    tables:
+      accounts:
+        id: accountid
+        columns: { name: string, accountnumber: string, customertypecode: int, description: string }
+        seed: { rows: 1500, values: { customertypecode: 3 }, deleted: 6, in_flight: 4 }
+lakes:
+  inc: { container: rec-incremental }
+  fab: { container: rec-fabric, layout: delta }
+replicas:
+  inc:
+    source: crm/accounts
+    target: { kind: lake, lake: inc, table: account }
+    lag: { distribution: fixed, value: 200ms }
+    folder_interval: 2s
+    drift: { missing: 4, stale: 3, extra: 2, changed: 2 }
+  fab:
+    source: crm/accounts
+    target: { kind: lake, lake: fab, table: account }
+    lag: { distribution: fixed, value: 200ms }
+    folder_interval: 2s
+    drift: { missing: 2, extra: 1, changed: 1 }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lake_exports_are_reconciled_as_change_logs_keyed_on_the_record_id() {
+    let lake = tempfile::tempdir().expect("lake dir");
+    let scenario = Scenario::from_yaml(LAKES).expect("scenario");
+    let emulator = Emulator::with_lake_root(scenario, lake.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let stop = CancellationToken::new();
+    {
+        let (e, s) = (emulator.clone(), stop.clone());
+        tokio::spawn(async move { e.serve(listener, s).await });
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, SECRET).expect("secret");
+    // Lake delete rows carry only `Id`, so the key is the record id on both sides.
+    let entry = r#"
+    reconcile:
+      - name: account
+        settle_floor: 1s
+        page_size: 400
+        source: { key: accountid, version: versionnumber, changed: modifiedon, compare: [accountnumber, description] }
+        target: { key: Id, version: versionnumber, compare: [accountnumber, description] }
+"#;
+    let root = lake.path().display();
+    let text = format!(
+        r#"
+instance: rtest
+systems:{crm}
+  inc:
+    kind: synapse_link_csv
+    url: file://{root}/rec-incremental
+    table: account
+    key_column: name
+    payload_column: description
+  fab:
+    kind: delta
+    url: file://{root}/rec-fabric/deltalake/account
+    key_column: name
+    payload_column: description
+paths:
+  - source: crm
+    target: inc
+    objective: 1s
+    timeout: 1m{entry}
+  - source: crm
+    target: fab
+    objective: 1s
+    timeout: 1m{entry}
+"#,
+        crm = dataverse("crm", &origin, &secret),
+    );
+    let app = build(&text);
+    let cancel = CancellationToken::new();
+    // The seeded rows are in the first folder / commit: readable once it closed.
+    let want = [("inc", 4, 3, 2, 2), ("fab", 2, 0, 1, 1)];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for (target, ..) in want {
+        let entry = app.reconciler.find("crm", target, None)[0].clone();
+        loop {
+            // Before the emulator's first write the export does not exist yet: an error.
+            let first = entry.run_once(&cancel).await;
+            if first.as_ref().is_ok_and(|f| f.target.rows > 0) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{target}: the lake fills: {:?}",
+                first.err()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    for (target, missing, stale, mismatched, extra) in want {
+        let entry = &app.reconciler.find("crm", target, None)[0];
+        let out = entry
+            .run_once(&cancel)
+            .await
+            .unwrap_or_else(|e| panic!("{target}: {e}"));
+        let t = &out.tally;
+        assert_eq!(t.count(Kind::Missing, true), missing, "{target}: {t:?}");
+        assert_eq!(t.count(Kind::Stale, true), stale, "{target}: {t:?}");
+        assert_eq!(
+            t.count(Kind::Mismatched, true),
+            mismatched,
+            "{target}: {t:?}"
+        );
+        assert_eq!(t.count(Kind::Extra, true), extra, "{target}: {t:?}");
+        assert_eq!(
+            t.total(),
+            missing + stale + mismatched + extra,
+            "{target}: {t:?}"
+        );
+        assert_eq!(t.unsettled, 4, "{target}: the in-flight rows");
+        assert!(
+            out.target.pages > 3,
+            "{target}: read in pages ({})",
+            out.target.pages
+        );
+    }
+    stop.cancel();
+}

@@ -77,6 +77,9 @@ impl SystemKind for DeltaConfig {
         "delta"
     }
 
+    fn can_list(&self) -> Result<(), String> {
+        Ok(())
+    }
     fn can_write(&self) -> Result<(), String> {
         Err(
             "a Delta table is written by its pipeline (Link to Fabric, Synapse Link); write \

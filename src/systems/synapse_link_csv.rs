@@ -113,6 +113,9 @@ impl SystemKind for SynapseLinkCsvConfig {
         "synapse_link_csv"
     }
 
+    fn can_list(&self) -> Result<(), String> {
+        Ok(())
+    }
     fn can_write(&self) -> Result<(), String> {
         Err(
             "the lake is written by Synapse Link; write sentinels into the Dataverse table it \
