@@ -5,7 +5,9 @@
 //! is only correct when both sides use the same order. So every side is sorted here, by the
 //! bytes of the normalised key. At most `chunk` records are held in memory; full chunks are
 //! sorted and spilled to a temporary file, and the runs are merged lazily at the end. Memory
-//! is `chunk` records plus one per run, whatever the table size.
+//! is `chunk` records plus one per run, whatever the table size; a side that spilled at all
+//! spills its last partial chunk too, so a finished side waiting for the other to be read holds
+//! no chunk.
 //!
 //! Each record carries the sequence in which it was read, so records of the same key come out
 //! in reading order — what a change log ([`InventoryShape::Changes`]) needs to keep the last.
@@ -92,6 +94,11 @@ impl Sorter {
     /// # Errors
     /// I/O errors of the spill files (reading them back can also fail later, per item).
     pub fn finish(mut self) -> io::Result<Sorted> {
+        // Once a side spilled, its rest spills too: the merged side then holds only its
+        // readers while the other side is read, so two chunks are never in memory at once.
+        if !self.runs.is_empty() && !self.buf.is_empty() {
+            self.spill()?;
+        }
         self.buf
             .sort_unstable_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         let mut readers = Vec::with_capacity(self.runs.len());

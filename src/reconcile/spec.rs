@@ -42,8 +42,8 @@ pub mod default {
     pub const PAGE_SIZE: u32 = 5000;
     /// Discrepant keys remembered per entry (with their versions, for the API and persistence).
     pub const MAX_KEYS: usize = 100_000;
-    /// Records held in memory per side before sorting spills to disk.
-    pub const SORT_CHUNK: usize = 200_000;
+    /// Records held in memory per side before sorting spills to disk (about 20 MB).
+    pub const SORT_CHUNK: usize = 100_000;
 }
 
 /// One normalisation step applied to key and compared values of a side.
