@@ -94,7 +94,8 @@ fn reconcile_entry(interval: &str) -> String {
 }
 
 /// The monitor's config: crm → crm2 and crm → crm3, each with a reconciliation.
-fn config(origin: &str, dir: &Path, interval: &str, probe_every: &str) -> String {
+/// `timeout` is also the settle window until probes have measured the lag.
+fn config(origin: &str, dir: &Path, interval: &str, probe_every: &str, timeout: &str) -> String {
     let secret = dir.join("secret");
     std::fs::write(&secret, SECRET).expect("secret file");
     format!(
@@ -107,12 +108,12 @@ paths:
     target: crm2
     interval: {probe_every}
     objective: 1s
-    timeout: 30s{entry}
+    timeout: {timeout}{entry}
   - source: crm
     target: crm3
     interval: {probe_every}
     objective: 1s
-    timeout: 30s{entry}
+    timeout: {timeout}{entry}
 "#,
         state = dir.join("state").display(),
         crm = dataverse("crm", origin, &secret),
@@ -172,11 +173,11 @@ fn build(text: &str) -> App {
 async fn every_kind_of_drift_is_found_with_its_exact_keys_and_becomes_persistent() {
     let estate = estate(3000, "500ms").await;
     let dir = tempfile::tempdir().expect("dir");
-    let app = build(&config(&estate.origin, dir.path(), "1h", "1h"));
+    let app = build(&config(&estate.origin, dir.path(), "1h", "1h", "2s"));
     let cancel = CancellationToken::new();
     let drifted = &app.reconciler.find("crm", "crm2", None)[0];
     let clean = &app.reconciler.find("crm", "crm3", None)[0];
-    // No probes ran: the settle window is twice the objective (1 s), the floor is 1 s.
+    // No probes ran: the settle window is the path's timeout (2 s); the floor is 1 s.
     assert_eq!(drifted.settle_window(), Duration::from_secs(2));
 
     let first = drifted.run_once(&cancel).await.expect("first run");
@@ -201,7 +202,7 @@ async fn every_kind_of_drift_is_found_with_its_exact_keys_and_becomes_persistent
     assert_eq!(first.target.rows, 3000 - 6 + 3 - 7);
     assert_eq!(first.source.pages, 6, "500-row pages");
 
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
     let second = drifted.run_once(&cancel).await.expect("second run");
     let t = &second.tally;
     for (kind, n) in [
@@ -317,7 +318,7 @@ async fn every_kind_of_drift_is_found_with_its_exact_keys_and_becomes_persistent
     );
 
     // A restart remembers: a new app on the same state_dir judges persistence at once.
-    let again = build(&config(&estate.origin, dir.path(), "1h", "1h"));
+    let again = build(&config(&estate.origin, dir.path(), "1h", "1h", "2s"));
     let third = again.reconciler.find("crm", "crm2", None)[0]
         .run_once(&cancel)
         .await
@@ -331,7 +332,13 @@ async fn replication_in_flight_is_never_reported_as_drift_while_probes_run() {
     // Sentinels written every second replicate 2 s later; reconciliation runs every second.
     let estate = estate(200, "2s").await;
     let dir = tempfile::tempdir().expect("dir");
-    let app = Arc::new(build(&config(&estate.origin, dir.path(), "1s", "1s")));
+    let app = Arc::new(build(&config(
+        &estate.origin,
+        dir.path(),
+        "1s",
+        "1s",
+        "30s",
+    )));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -392,7 +399,7 @@ async fn the_cli_exits_non_zero_once_discrepancies_persist() {
     let estate = estate(500, "500ms").await;
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("lagwatch.yaml");
-    std::fs::write(&file, config(&estate.origin, dir.path(), "1h", "1h")).expect("config");
+    std::fs::write(&file, config(&estate.origin, dir.path(), "1h", "1h", "2s")).expect("config");
     let run = |path: &str, format: &str| {
         let out = lagwatch()
             .args(["reconcile", "--config"])
@@ -414,7 +421,7 @@ async fn the_cli_exits_non_zero_once_discrepancies_persist() {
         "source,target,table,key,kind,persistence,first_seen,source_version,replica_version,source_changed"
     );
     assert_eq!(lines.len(), 1 + 7 + 4 + 2, "{csv}");
-    std::thread::sleep(Duration::from_millis(2200));
+    std::thread::sleep(Duration::from_millis(3200));
     let (code, json, err) = run("crm/crm2", "json");
     assert_eq!(code, Some(1), "second run: persistent discrepancies; {err}");
     let v: Value = serde_json::from_str(&json).expect("json");
@@ -507,7 +514,7 @@ systems:{crm}
     entity_set: CustomersV3
     key_field: OrganizationName
     data_area_id: usmf
-    sync_grace: 10s
+    sync_grace: 1s
     scope: https://fin.operations.dynamics.com/.default
     auth: {{ method: client_secret, tenant_id: contoso, client_id: lagwatch-test, client_secret: "file:{secret}", authority: {origin}/entra }}
   search:
@@ -530,15 +537,15 @@ paths:
   - source: crm
     target: fno
     objective: 1s
-    timeout: 30s{fno}
+    timeout: 2s{fno}
   - source: crm
     target: search
     objective: 1s
-    timeout: 30s{search}
+    timeout: 2s{search}
   - source: crm
     target: es
     objective: 1s
-    timeout: 30s{es}
+    timeout: 2s{es}
 "#,
         crm = dataverse("crm", origin, &secret),
         secret = secret.display(),
@@ -575,7 +582,7 @@ async fn f_and_o_search_and_elasticsearch_replicas_are_reconciled_through_their_
             .unwrap_or_else(|e| panic!("{target}: {e}"));
         assert_eq!(first.tally.persistent_total(), 0, "{target}");
     }
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
     for (target, missing, mismatched, extra) in want {
         let entry = &app.reconciler.find("crm", target, None)[0];
         let out = entry
@@ -687,11 +694,11 @@ paths:
   - source: crm
     target: inc
     objective: 1s
-    timeout: 1m{entry}
+    timeout: 2s{entry}
   - source: crm
     target: fab
     objective: 1s
-    timeout: 1m{entry}
+    timeout: 2s{entry}
 "#,
         crm = dataverse("crm", &origin, &secret),
     );
@@ -716,7 +723,7 @@ paths:
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
     for (target, missing, stale, mismatched, extra) in want {
         let entry = &app.reconciler.find("crm", target, None)[0];
         let out = entry
@@ -745,4 +752,39 @@ paths:
         );
     }
     stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_windowed_run_reads_only_recently_changed_source_rows() {
+    let estate = estate(3000, "500ms").await;
+    let dir = tempfile::tempdir().expect("dir");
+    // Every seeded row changed more than an hour ago but the 5 in flight (changed now).
+    let text = config(&estate.origin, dir.path(), "1h", "1h", "2s").replacen(
+        "interval: 1h\n        settle_floor",
+        "interval: 1h\n        changed_within: 30m\n        settle_floor",
+        1,
+    );
+    let app = build(&text);
+    let entry = &app.reconciler.find("crm", "crm2", None)[0];
+    assert!(entry.spec.changed_within.is_some());
+    let out = entry
+        .run_once(&CancellationToken::new())
+        .await
+        .expect("windowed run");
+    assert_eq!(
+        out.source.rows, 5,
+        "the $filter on modifiedon ran on the server"
+    );
+    assert_eq!(
+        out.target.rows,
+        3000 - 6 + 3 - 7,
+        "the replica is read whole"
+    );
+    assert_eq!(
+        out.tally.compared, 5,
+        "replica-only keys are outside a window's judgement"
+    );
+    assert_eq!(out.tally.total(), 0);
+    assert_eq!(out.tally.unsettled, 5);
+    estate.stop.cancel();
 }

@@ -11,8 +11,9 @@
 //!
 //! The settle window is derived from the path's live lag: twice the highest of its recent
 //! converged probe lags (which, with 16 kept, stands for the p99), never less than the
-//! entry's `settle_floor`; before the path has converged a few probes (and in the one-shot
-//! CLI), twice its objective stands in.
+//! entry's `settle_floor`. Before the path has converged a few probes (and in the one-shot
+//! CLI) nothing is known of its lag but its timeout, which then stands in: a path whose lag
+//! exceeds its objective must not have its rows in flight judged as drift.
 
 pub mod diff;
 pub mod inventory;
@@ -76,7 +77,8 @@ pub struct EntryHandle {
     runner: Runner,
     store: Store,
     path: Option<Arc<PathHandle>>,
-    objective: Duration,
+    /// The settle window while the path's lag is unknown: its timeout.
+    fallback: Duration,
     metrics: Metrics,
     state: Mutex<EntryState>,
 }
@@ -115,8 +117,8 @@ impl EntryHandle {
             .path
             .as_ref()
             .and_then(|p| p.recent_high())
-            .unwrap_or(self.objective);
-        floor.max(basis.saturating_mul(2))
+            .map_or(self.fallback, |high| high.saturating_mul(2));
+        floor.max(basis)
     }
 
     pub fn last_run(&self) -> Option<RunSummary> {
@@ -158,16 +160,20 @@ impl EntryHandle {
         let settle = self.settle_window();
         let started = Utc::now();
         let t0 = std::time::Instant::now();
-        let result = self.runner.run(&prev, settle, cancel).await;
+        // The source's `changed` times are on its clock: move the cutoff onto it.
+        let offset = self.metrics.clock_offset_of(&self.source).unwrap_or(0.0);
+        let result = self.runner.run(&prev, settle, offset, cancel).await;
         let m = &self.metrics.reconcile;
         let e = [
             self.source.as_str(),
             self.target.as_str(),
             self.spec.name.as_str(),
         ];
-        m.duration
-            .with_label_values(&e)
-            .observe(t0.elapsed().as_secs_f64());
+        if !matches!(result, Err(RunError::Cancelled)) {
+            m.duration
+                .with_label_values(&e)
+                .observe(t0.elapsed().as_secs_f64());
+        }
         match &result {
             Ok(out) => {
                 if let Err(err) = self.store.save(&out.state) {
@@ -311,7 +317,20 @@ impl Reconciler {
         paths: &[Arc<PathHandle>],
         metrics: &Metrics,
     ) -> Result<Reconciler, Issue> {
-        let work_dir = std::env::temp_dir();
+        // Sorted runs spill beside the state when there is one (containers often mount only
+        // that directory writable), else into the temp dir.
+        let work_dir = config
+            .state_dir
+            .as_ref()
+            .map_or_else(std::env::temp_dir, |d| d.join("tmp"));
+        if config.state_dir.is_some()
+            && let Err(e) = std::fs::create_dir_all(&work_dir)
+        {
+            return Err(Issue::new(
+                "state_dir",
+                format!("cannot create {}: {e}", work_dir.display()),
+            ));
+        }
         let mut entries = Vec::new();
         for (i, path) in config.paths.iter().enumerate() {
             for (j, spec) in path.reconcile.iter().enumerate() {
@@ -376,7 +395,7 @@ impl Reconciler {
                         .iter()
                         .find(|p| p.spec.source == path.source && p.spec.target == path.target)
                         .cloned(),
-                    objective: path.objective.get(),
+                    fallback: path.timeout.get(),
                     metrics: metrics.clone(),
                     state: Mutex::new(EntryState {
                         remembered,

@@ -1,6 +1,8 @@
 //! One reconciliation run: read both sides through their inventories, sort, diff, judge.
 //!
 //! The replica is read completely **before** the source. With `cutoff = run start − settle`
+//! (moved onto the source's clock by its measured offset, and one second earlier because
+//! Dataverse stores `modifiedon` in whole seconds)
 //! and replication no slower than the settle window, a source row that changed before the
 //! cutoff had reached the replica before the replica was read, and a source change made after
 //! the replica was read shows in the source read with a `changed` time after the cutoff, so
@@ -30,6 +32,9 @@ use super::spec::{self, ReconcileSpec, RowError};
 use crate::connector::ConnectorError;
 use crate::gate::Gate;
 
+/// Coarsest precision of a `changed` time: Dataverse writes `modifiedon` in whole seconds, so
+/// a row changed at 10:00:00.9 says 10:00:00; the cutoff moves back by this much.
+const CHANGED_PRECISION: Duration = Duration::from_secs(1);
 /// Share of a system's request budget above which reconciliation waits for the probes.
 const BUDGET_SHARE: f64 = 0.5;
 /// Retries of a page after a transient failure, with doubling backoff from 1 s.
@@ -121,11 +126,14 @@ impl Runner {
         &self,
         prev: &State,
         settle: Duration,
+        source_clock_offset: f64,
         cancel: &CancellationToken,
     ) -> Result<RunOutput, RunError> {
         let started = Utc::now();
-        let settle_td = chrono::TimeDelta::from_std(settle).unwrap_or(chrono::TimeDelta::MAX);
-        let cutoff = started - settle_td;
+        let settle_td = chrono::TimeDelta::from_std(settle + CHANGED_PRECISION)
+            .unwrap_or(chrono::TimeDelta::MAX);
+        let offset = chrono::TimeDelta::milliseconds((source_clock_offset * 1000.0) as i64);
+        let cutoff = started - settle_td + offset;
         let since = self.spec.changed_within.and_then(|w| {
             chrono::TimeDelta::from_std(w.get())
                 .ok()
@@ -520,6 +528,7 @@ mod tests {
             .run(
                 &State::default(),
                 Duration::from_secs(60),
+                0.0,
                 &CancellationToken::new(),
             )
             .await
@@ -558,6 +567,7 @@ mod tests {
             .run(
                 &State::default(),
                 Duration::from_secs(1),
+                0.0,
                 &CancellationToken::new(),
             )
             .await
@@ -588,6 +598,7 @@ mod tests {
             .run(
                 &State::default(),
                 Duration::from_secs(1),
+                0.0,
                 &CancellationToken::new(),
             )
             .await
@@ -608,6 +619,7 @@ mod tests {
             .run(
                 &State::default(),
                 Duration::from_secs(1),
+                0.0,
                 &CancellationToken::new(),
             )
             .await
@@ -631,6 +643,7 @@ mod tests {
             .run(
                 &State::default(),
                 Duration::from_secs(1),
+                0.0,
                 &CancellationToken::new(),
             )
             .await
