@@ -286,7 +286,7 @@ fn reconcile_rows(h: &mut String, views: &[ReconcileView]) {
         let last = match &v.last_run {
             None => "not yet".to_string(),
             Some(r) if r.outcome == "success" => format!(
-                "ok, {} rows ({})",
+                "ok, {} keys ({})",
                 r.compared,
                 r.finished.format("%H:%M:%S UTC")
             ),

@@ -129,8 +129,43 @@ fn the_status_page_renders_every_demo_path_with_its_state_in_chromium() {
         assert!(Instant::now() < deadline, "paths still starting: {paths:?}");
         std::thread::sleep(Duration::from_secs(1));
     };
+    // And until every reconciliation ran once (the first run is 10 s after start).
+    let reconciliations: Vec<serde_json::Value> = loop {
+        let (_, _, body) = common::http_get(demo.addr, "/api/v1/reconciliations");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        let all = v["reconciliations"].as_array().cloned().unwrap_or_default();
+        if !all.is_empty() && all.iter().all(|r| !r["last_run"].is_null()) {
+            break all;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reconciliations not run: {all:?}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
     let url = format!("http://{}/", demo.addr);
     let dom = headless(&browser, &url, &["--dump-dom".to_string()]);
+    // Every reconciliation is a row linking to its keys, and the link answers. (The DOM
+    // serializer escapes `>` and `&` in attribute values.)
+    let unescaped = dom.replace("&gt;", ">").replace("&amp;", "&");
+    for r in &reconciliations {
+        let row = format!(
+            "<tr data-reconcile=\"{}->{}/{}\">",
+            r["source"].as_str().unwrap_or_default(),
+            r["target"].as_str().unwrap_or_default(),
+            r["table"].as_str().unwrap_or_default()
+        );
+        assert!(unescaped.contains(&row), "no row {row}");
+        let link = r["discrepancies_url"].as_str().expect("a link");
+        assert!(
+            unescaped.contains(&format!("href=\"{link}\"")),
+            "no link {link}"
+        );
+        let (status, _, body) = common::http_get(demo.addr, link);
+        assert_eq!(status, 200, "{link}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert!(v["total"].is_u64(), "{link}: {body}");
+    }
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
     let _ = std::fs::remove_file(&shot);
     headless(
