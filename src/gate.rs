@@ -204,16 +204,7 @@ impl Gate {
 
     /// Share of the request budget used in the current window, refreshed for scrapes.
     pub fn refresh(&self) {
-        let now = Instant::now();
-        let window = self.limits.per.get();
-        let s = self.state();
-        let used = s
-            .sent
-            .iter()
-            .filter(|t| now.saturating_duration_since(**t) < window)
-            .count();
-        self.used_ratio
-            .set(used as f64 / f64::from(self.limits.requests.max(1)));
+        self.used_ratio.set(self.used_share());
     }
 
     pub fn limits(&self) -> &Limits {

@@ -131,7 +131,11 @@ struct Estate {
 
 async fn estate(rows: u64, lag: &str) -> Estate {
     let scenario = Scenario::from_yaml(&scenario(rows, lag)).expect("scenario");
-    let emulator = Emulator::new(scenario);
+    serve(Emulator::new(scenario)).await
+}
+
+/// Serves `emulator` on a loopback port until the estate's `stop`.
+async fn serve(emulator: Arc<Emulator>) -> Estate {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -558,16 +562,8 @@ paths:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f_and_o_search_and_elasticsearch_replicas_are_reconciled_through_their_apis() {
     let scenario = Scenario::from_yaml(OTHER_TARGETS).expect("scenario");
-    let emulator = Emulator::new(scenario);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let origin = format!("http://{}", listener.local_addr().expect("addr"));
-    let stop = CancellationToken::new();
-    {
-        let (e, s) = (emulator.clone(), stop.clone());
-        tokio::spawn(async move { e.serve(listener, s).await });
-    }
+    let estate = serve(Emulator::new(scenario)).await;
+    let origin = estate.origin.clone();
     let dir = tempfile::tempdir().expect("dir");
     let app = build(&other_targets_config(&origin, dir.path()));
     let cancel = CancellationToken::new();
@@ -616,7 +612,7 @@ async fn f_and_o_search_and_elasticsearch_replicas_are_reconciled_through_their_
             .collect();
         assert_eq!(missing_keys, keys(&truth["keys"]["missing"]), "{target}");
     }
-    stop.cancel();
+    estate.stop.cancel();
 }
 
 /// A Synapse Link incremental export and a Link to Fabric Delta table of a seeded table.
@@ -652,16 +648,8 @@ replicas:
 async fn lake_exports_are_reconciled_as_change_logs_keyed_on_the_record_id() {
     let lake = tempfile::tempdir().expect("lake dir");
     let scenario = Scenario::from_yaml(LAKES).expect("scenario");
-    let emulator = Emulator::with_lake_root(scenario, lake.path());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let origin = format!("http://{}", listener.local_addr().expect("addr"));
-    let stop = CancellationToken::new();
-    {
-        let (e, s) = (emulator.clone(), stop.clone());
-        tokio::spawn(async move { e.serve(listener, s).await });
-    }
+    let estate = serve(Emulator::with_lake_root(scenario, lake.path())).await;
+    let origin = estate.origin.clone();
     let dir = tempfile::tempdir().expect("dir");
     let secret = dir.path().join("secret");
     std::fs::write(&secret, SECRET).expect("secret");
@@ -751,7 +739,7 @@ paths:
             out.target.pages
         );
     }
-    stop.cancel();
+    estate.stop.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
