@@ -776,3 +776,97 @@ async fn a_windowed_run_reads_only_recently_changed_source_rows() {
     assert_eq!(out.tally.unsettled, 5);
     estate.stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_held_back_past_the_settle_window_is_transient_and_then_heals() {
+    // crm4 stalls for its first 8 s: a row written now arrives only then.
+    let scenario = format!(
+        r#"
+credentials:
+  - {{ tenant: contoso, client_id: lagwatch-test, client_secret: {SECRET} }}
+dataverse:
+  crm:
+    tables:
+      accounts:
+        id: accountid
+        columns: {{ name: string, accountnumber: string, customertypecode: int, description: string }}
+  crm4:
+    tables:
+      accounts:
+        id: accountid
+        columns: {{ name: string, accountnumber: string, customertypecode: int, description: string }}
+replicas:
+  crm4:
+    source: crm/accounts
+    target: {{ kind: dataverse, env: crm4, table: accounts }}
+    key: name
+    lag: {{ distribution: fixed, value: 200ms }}
+    outages: [ {{ start: 0s, duration: 8s, mode: stall }} ]
+"#
+    );
+    let estate = serve(Emulator::new(
+        Scenario::from_yaml(&scenario).expect("scenario"),
+    ))
+    .await;
+    let origin = estate.origin.clone();
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{origin}/entra/contoso/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "lagwatch-test"),
+            ("client_secret", SECRET),
+            ("scope", "https://crm.crm.dynamics.com/.default"),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token json");
+    let created = http
+        .post(format!("{origin}/crm/api/data/v9.2/accounts"))
+        .bearer_auth(token["access_token"].as_str().expect("access token"))
+        .json(&serde_json::json!({"name": "held-back", "accountnumber": "HB-1", "customertypecode": 3}))
+        .send()
+        .await
+        .expect("create");
+    assert!(created.status().is_success(), "{}", created.status());
+    let written = std::time::Instant::now();
+
+    let dir = tempfile::tempdir().expect("dir");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, SECRET).expect("secret");
+    let text = format!(
+        "instance: rtest\nsystems:{}{}\npaths:\n  - source: crm\n    target: crm4\n    objective: 1s\n    timeout: 2s{}",
+        dataverse("crm", &origin, &secret),
+        dataverse("crm4", &origin, &secret),
+        reconcile_entry("1h"),
+    );
+    let app = build(&text);
+    let entry = &app.reconciler.find("crm", "crm4", None)[0];
+    let cancel = CancellationToken::new();
+    // Settle window 2 s (the timeout) + 1 s for whole-second modifiedon: judged after 4 s.
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(written.elapsed())).await;
+    let held = entry.run_once(&cancel).await.expect("run during the stall");
+    assert_eq!(
+        held.tally.count(Kind::Missing, false),
+        1,
+        "{:?}",
+        held.tally
+    );
+    assert_eq!(held.tally.total(), 1);
+    let keys: Vec<String> = entry.discrepancies().into_iter().map(|d| d.key).collect();
+    assert_eq!(keys, ["held-back"]);
+
+    tokio::time::sleep(Duration::from_secs(9).saturating_sub(written.elapsed())).await;
+    let healed = entry.run_once(&cancel).await.expect("run after the stall");
+    assert_eq!(healed.tally.total(), 0, "{:?}", healed.tally);
+    assert_eq!(healed.tally.healed, [1, 0, 0, 0], "healed as missing");
+    assert!(entry.discrepancies().is_empty());
+    let text = app.engine.metrics().render();
+    assert!(text.contains(
+        "lagwatch_discrepancies_healed_total{kind=\"missing\",source=\"crm\",table=\"accounts\",target=\"crm4\"} 1"
+    ));
+    estate.stop.cancel();
+}
