@@ -70,6 +70,7 @@ pub struct Metrics {
     pub throttled: IntCounterVec,
     pub throttle_wait: CounterVec,
     pub budget_used: GaugeVec,
+    pub system_up: IntGaugeVec,
     pub clock_offset: GaugeVec,
     pub clock_offset_uncertainty: GaugeVec,
     pub lake_objects_listed: IntCounterVec,
@@ -229,6 +230,11 @@ impl Metrics {
             budget_used: gauge(
                 "lagwatch_request_budget_used_ratio",
                 "Share of a system's request budget used in the current window (1 = polls are being stretched).",
+                &["system"],
+            ),
+            system_up: igauge(
+                "lagwatch_system_up",
+                "1 if the last request to a system got an answer below HTTP 500, 0 if it failed in transport, timed out or got a 5xx; exported from the first request on.",
                 &["system"],
             ),
             clock_offset: gauge(

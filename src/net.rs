@@ -149,6 +149,29 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(delta.to_std().unwrap_or(Duration::ZERO))
 }
 
+/// Counts a request whose future was dropped before it finished (a deadline passed).
+struct Abandoned<'a> {
+    system: &'a HttpSystem,
+    operation: &'static str,
+    started: Instant,
+    armed: bool,
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let s = self.system;
+            s.metrics.observe_request(
+                &s.name,
+                self.operation,
+                "transport_error",
+                self.started.elapsed().as_secs_f64(),
+            );
+            s.metrics.system_up.with_label_values(&[&s.name]).set(0);
+        }
+    }
+}
+
 /// One monitored system as seen over HTTP.
 #[derive(Clone)]
 pub struct HttpSystem {
@@ -235,7 +258,17 @@ impl HttpSystem {
         self.gate.record_request();
         let started = Instant::now();
         let sent_wall = SystemTime::now();
+        // A caller's deadline drops this future mid-request: the guard still counts the
+        // request (as a transport error) and marks the system down, so a target slower than
+        // the deadline is visible in /metrics, not silent.
+        let mut abandoned = Abandoned {
+            system: self,
+            operation,
+            started,
+            armed: true,
+        };
         let result = self.exchange(req).await;
+        abandoned.armed = false;
         if let Ok(reply) = &result
             && let Some(date) = reply.header("date").and_then(clock::parse_http_date)
         {
@@ -246,6 +279,16 @@ impl HttpSystem {
             Ok(reply) => status_class(reply.status.as_u16()),
             Err(_) => "transport_error",
         };
+        let up = match &result {
+            Ok(reply) => reply.status.as_u16() < 500,
+            // The system answered, with a body over the cap.
+            Err(ConnectorError::BadResponse { .. }) => true,
+            Err(_) => false,
+        };
+        self.metrics
+            .system_up
+            .with_label_values(&[&self.name])
+            .set(i64::from(up));
         self.metrics.observe_request(
             &self.name,
             operation,
