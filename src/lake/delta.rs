@@ -173,6 +173,30 @@ pub(crate) struct LastCheckpoint {
     pub(crate) parts: Option<u32>,
 }
 
+/// More parts than any writer splits a checkpoint into. A hint (or a checkpoint file name)
+/// naming more is garbage, refused before a path is made for every part: `"parts":
+/// 4294967295` would otherwise be four billion strings.
+pub const MAX_CHECKPOINT_PARTS: u32 = 10_000;
+
+impl LastCheckpoint {
+    /// The hint if it can be followed: at most [`MAX_CHECKPOINT_PARTS`] parts, and a version
+    /// after which a commit can still follow.
+    pub(crate) fn checked(self, path: &str) -> Result<LastCheckpoint, LakeError> {
+        if let Some(n) = self.parts.filter(|&n| n > MAX_CHECKPOINT_PARTS) {
+            return Err(malformed(
+                path,
+                format!(
+                    "names a checkpoint in {n} parts, more than the {MAX_CHECKPOINT_PARTS} read"
+                ),
+            ));
+        }
+        if self.version == u64::MAX {
+            return Err(malformed(path, "names the last possible version"));
+        }
+        Ok(self)
+    }
+}
+
 pub(crate) fn malformed(path: &str, reason: impl Into<String>) -> LakeError {
     LakeError::Malformed {
         path: path.to_string(),
@@ -543,8 +567,11 @@ pub(crate) async fn find_checkpoint(store: &dyn LakeStore) -> Result<LastCheckpo
             .strip_suffix(".parquet")
             .and_then(|r| r.rsplit('.').next())
             .and_then(|n| n.parse::<u32>().ok());
+        let Ok(found) = (LastCheckpoint { version, parts }).checked(LOG_DIR) else {
+            continue; // not a name a writer gives a checkpoint
+        };
         if best.as_ref().is_none_or(|b| b.version < version) {
-            best = Some(LastCheckpoint { version, parts });
+            best = Some(found);
         }
     }
     best.ok_or_else(|| {
@@ -658,7 +685,7 @@ impl DeltaCursor {
         let Some(bytes) = store.get(LAST_CHECKPOINT).await? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        let last: LastCheckpoint = serde_json::from_slice(&bytes).map_err(|e| {
             malformed(
                 LAST_CHECKPOINT,
                 format!(
@@ -666,7 +693,8 @@ impl DeltaCursor {
                     crate::net::excerpt(&bytes)
                 ),
             )
-        })
+        })?;
+        last.checked(LAST_CHECKPOINT).map(Some)
     }
 
     /// First scan: the table's state from its newest checkpoint (or from commit 0). Returns
@@ -849,6 +877,21 @@ impl LakeCursor for DeltaCursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checkpoint_hints_that_cannot_be_followed_are_refused() {
+        // `parts: 4294967295` made a path for every part before reading the first.
+        let hint = |json: &str| {
+            serde_json::from_str::<LastCheckpoint>(json)
+                .unwrap()
+                .checked(LAST_CHECKPOINT)
+        };
+        assert!(hint(r#"{"version":3,"parts":4294967295}"#).is_err());
+        assert!(hint(r#"{"version":3,"parts":10001}"#).is_err());
+        assert!(hint(r#"{"version":18446744073709551615}"#).is_err());
+        assert_eq!(hint(r#"{"version":3,"parts":2}"#).unwrap().parts, Some(2));
+        assert_eq!(hint(r#"{"version":3}"#).unwrap().version, 3);
+    }
 
     #[test]
     fn log_file_names_follow_the_protocol() {
