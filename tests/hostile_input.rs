@@ -1362,3 +1362,60 @@ fn parquet_page_size_claims_are_bounded() {
         );
     });
 }
+
+/// Regression (found by `PROPTEST_CASES=20000`): a data file whose footer gives a column chunk a
+/// negative offset or size made the `parquet` crate panic ("column start and length should not
+/// be negative"); `delta::open_parquet` now refuses it as `Malformed`. The shrunk case, in hex.
+#[test]
+fn parquet_footer_with_a_negative_column_chunk_is_malformed() {
+    let hex: String = [
+        "5041523115041558153a4c150415001200002c54120000006c616777617463682d686f7374696c652d31521600003215",
+        "00151215162c1504151015061506000009200200000004010103021504152415284c150415001200001244090000007b",
+        "22736571223a317d01000000701500151215162c1504151015061506000009200200000004010103021912021918126c",
+        "616777617463682d686f7374696c652d311918126c616777617463682d686f7374696c652d3215021916002926000400",
+        "191202191801701918097b22736571223a317d15021916002926000400191c165e153816000019164800191c16da0115",
+        "38160000191614001502193c480c737061726b5f736368656d61150400150c250218046e616d6525004c1c000000150c",
+        "2502180b6465736372697074696f6e25004c1c0000001604191c192c26001c150c19350006101918046e616d65150216",
+        "0416a801168301265e26081c360028126c616777617463682d686f7374696c652d3218126c616777617463682d686f73",
+        "74696c652d31111100192c15041500150200150015101502003c164829260004000016ba03151a169202156e0026001c",
+        "150c193500061019180b6465736372697074696f6e150216041674167c26da012696011c360028097b22736571223a31",
+        "7d180170111100192c15041500150200150015101502003c161429260004000016d403151c168003153a00169c021604",
+        "2608168a021400002819706172717565742d72732076657273696f6e2036302e312e30192c1c00001c00000044010000",
+        "50415231",
+    ]
+    .concat();
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let rt = runtime();
+    rt.block_on(async {
+        let store = Arc::new(MemStore::default());
+        store.put(
+            "_delta_log/00000000000000000000.json",
+            lines(&delta_commit0()[..3]),
+        );
+        store.put("part-0.parquet", bytes);
+        let mut cursor = DeltaCursor::new(delta_spec(), when(), Duration::from_secs(3600));
+        let r = cursor.scan(store.as_ref()).await;
+        assert!(matches!(r, Err(LakeError::Malformed { .. })), "{r:?}");
+        let q = InventoryQuery {
+            table: None,
+            columns: vec!["name".into()],
+            changed_since: None,
+            page_size: 10,
+        };
+        let inv = DeltaInventory::new(store, "lake");
+        let mut next = None;
+        for _ in 0..4 {
+            match inv.page(&q, next.as_deref()).await {
+                Ok(p) if p.next.is_some() => next = p.next,
+                Ok(_) => break,
+                Err(e) => {
+                    assert!(matches!(e, ConnectorError::BadResponse { .. }), "{e:?}");
+                    break;
+                }
+            }
+        }
+    });
+}

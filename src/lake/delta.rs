@@ -433,10 +433,39 @@ pub(crate) fn parquet_error(path: &str, e: &parquet::errors::ParquetError) -> La
     malformed(path, format!("not a readable Parquet file ({e})"))
 }
 
-/// The rows of a checkpoint file as log actions.
-pub(crate) fn checkpoint_actions(path: &str, bytes: Vec<u8>) -> Result<Vec<Action>, LakeError> {
+/// A Parquet file opened from its footer, with every column chunk checked to lie within the
+/// file: the `parquet` crate panics on a negative chunk offset or size
+/// (`ColumnChunkMetaData::byte_range`), which a corrupt or hostile footer can hold.
+pub(crate) fn open_parquet(
+    path: &str,
+    bytes: Vec<u8>,
+) -> Result<SerializedFileReader<bytes::Bytes>, LakeError> {
+    let len = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
     let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))
         .map_err(|e| parquet_error(path, &e))?;
+    for rg in reader.metadata().row_groups() {
+        for c in rg.columns() {
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            let inside = start >= 0
+                && c.data_page_offset() >= 0
+                && c.compressed_size() >= 0
+                && start
+                    .checked_add(c.compressed_size())
+                    .is_some_and(|end| end <= len);
+            if !inside {
+                return Err(malformed(
+                    path,
+                    "not a readable Parquet file (a column chunk outside the file)",
+                ));
+            }
+        }
+    }
+    Ok(reader)
+}
+
+/// The rows of a checkpoint file as log actions.
+pub(crate) fn checkpoint_actions(path: &str, bytes: Vec<u8>) -> Result<Vec<Action>, LakeError> {
+    let reader = open_parquet(path, bytes)?;
     let rows = reader
         .get_row_iter(None)
         .map_err(|e| parquet_error(path, &e))?;
@@ -492,8 +521,7 @@ fn data_rows(
     prefix: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, Found)>, LakeError> {
-    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))
-        .map_err(|e| parquet_error(path, &e))?;
+    let reader = open_parquet(path, bytes)?;
     let schema = reader.metadata().file_metadata().schema();
     let fields = schema.get_fields();
     let locate = |c: &Physical| locate(fields, c);

@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate};
-use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::reader::FileReader;
 use parquet::record::Field;
 use parquet::schema::types::Type;
 use serde::{Deserialize, Serialize};
@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 use super::delta::{
     Action, LAST_CHECKPOINT, LOG_DIR, LastCheckpoint, MAX_CHECKPOINT_PARTS, Physical, TableSchema,
     check_protocol, checkpoint_actions, checkpoint_paths, commit_path, data_path, find_checkpoint,
-    locate, malformed, parquet_error, parse_commit,
+    locate, malformed, open_parquet, parquet_error, parse_commit,
 };
 use super::inventory::{DELETE_COLUMNS, bool_text, canonical_time};
 use super::{LakeError, LakeStore};
@@ -435,8 +435,7 @@ fn data_rows(
     bytes: Vec<u8>,
     resolved: &Resolved,
 ) -> Result<Vec<InventoryRow>, LakeError> {
-    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))
-        .map_err(|e| parquet_error(path, &e))?;
+    let reader = open_parquet(path, bytes)?;
     let schema = reader.metadata().file_metadata().schema();
     let fields = schema.get_fields();
     // Per requested column (then the delete marker), the file's column name, if it has one (a
