@@ -173,6 +173,30 @@ pub(crate) struct LastCheckpoint {
     pub(crate) parts: Option<u32>,
 }
 
+/// More parts than any writer splits a checkpoint into. A hint (or a checkpoint file name)
+/// naming more is garbage, refused before a path is made for every part: `"parts":
+/// 4294967295` would otherwise be four billion strings.
+pub const MAX_CHECKPOINT_PARTS: u32 = 10_000;
+
+impl LastCheckpoint {
+    /// The hint if it can be followed: at most [`MAX_CHECKPOINT_PARTS`] parts, and a version
+    /// after which a commit can still follow.
+    pub(crate) fn checked(self, path: &str) -> Result<LastCheckpoint, LakeError> {
+        if let Some(n) = self.parts.filter(|&n| n > MAX_CHECKPOINT_PARTS) {
+            return Err(malformed(
+                path,
+                format!(
+                    "names a checkpoint in {n} parts, more than the {MAX_CHECKPOINT_PARTS} read"
+                ),
+            ));
+        }
+        if self.version == u64::MAX {
+            return Err(malformed(path, "names the last possible version"));
+        }
+        Ok(self)
+    }
+}
+
 pub(crate) fn malformed(path: &str, reason: impl Into<String>) -> LakeError {
     LakeError::Malformed {
         path: path.to_string(),
@@ -409,10 +433,39 @@ pub(crate) fn parquet_error(path: &str, e: &parquet::errors::ParquetError) -> La
     malformed(path, format!("not a readable Parquet file ({e})"))
 }
 
-/// The rows of a checkpoint file as log actions.
-pub(crate) fn checkpoint_actions(path: &str, bytes: Vec<u8>) -> Result<Vec<Action>, LakeError> {
+/// A Parquet file opened from its footer, with every column chunk checked to lie within the
+/// file: the `parquet` crate panics on a negative chunk offset or size
+/// (`ColumnChunkMetaData::byte_range`), which a corrupt or hostile footer can hold.
+pub(crate) fn open_parquet(
+    path: &str,
+    bytes: Vec<u8>,
+) -> Result<SerializedFileReader<bytes::Bytes>, LakeError> {
+    let len = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
     let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))
         .map_err(|e| parquet_error(path, &e))?;
+    for rg in reader.metadata().row_groups() {
+        for c in rg.columns() {
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            let inside = start >= 0
+                && c.data_page_offset() >= 0
+                && c.compressed_size() >= 0
+                && start
+                    .checked_add(c.compressed_size())
+                    .is_some_and(|end| end <= len);
+            if !inside {
+                return Err(malformed(
+                    path,
+                    "not a readable Parquet file (a column chunk outside the file)",
+                ));
+            }
+        }
+    }
+    Ok(reader)
+}
+
+/// The rows of a checkpoint file as log actions.
+pub(crate) fn checkpoint_actions(path: &str, bytes: Vec<u8>) -> Result<Vec<Action>, LakeError> {
+    let reader = open_parquet(path, bytes)?;
     let rows = reader
         .get_row_iter(None)
         .map_err(|e| parquet_error(path, &e))?;
@@ -468,8 +521,7 @@ fn data_rows(
     prefix: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, Found)>, LakeError> {
-    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))
-        .map_err(|e| parquet_error(path, &e))?;
+    let reader = open_parquet(path, bytes)?;
     let schema = reader.metadata().file_metadata().schema();
     let fields = schema.get_fields();
     let locate = |c: &Physical| locate(fields, c);
@@ -543,8 +595,11 @@ pub(crate) async fn find_checkpoint(store: &dyn LakeStore) -> Result<LastCheckpo
             .strip_suffix(".parquet")
             .and_then(|r| r.rsplit('.').next())
             .and_then(|n| n.parse::<u32>().ok());
+        let Ok(found) = (LastCheckpoint { version, parts }).checked(LOG_DIR) else {
+            continue; // not a name a writer gives a checkpoint
+        };
         if best.as_ref().is_none_or(|b| b.version < version) {
-            best = Some(LastCheckpoint { version, parts });
+            best = Some(found);
         }
     }
     best.ok_or_else(|| {
@@ -658,7 +713,7 @@ impl DeltaCursor {
         let Some(bytes) = store.get(LAST_CHECKPOINT).await? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        let last: LastCheckpoint = serde_json::from_slice(&bytes).map_err(|e| {
             malformed(
                 LAST_CHECKPOINT,
                 format!(
@@ -666,7 +721,8 @@ impl DeltaCursor {
                     crate::net::excerpt(&bytes)
                 ),
             )
-        })
+        })?;
+        last.checked(LAST_CHECKPOINT).map(Some)
     }
 
     /// First scan: the table's state from its newest checkpoint (or from commit 0). Returns
@@ -849,6 +905,21 @@ impl LakeCursor for DeltaCursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checkpoint_hints_that_cannot_be_followed_are_refused() {
+        // `parts: 4294967295` made a path for every part before reading the first.
+        let hint = |json: &str| {
+            serde_json::from_str::<LastCheckpoint>(json)
+                .unwrap()
+                .checked(LAST_CHECKPOINT)
+        };
+        assert!(hint(r#"{"version":3,"parts":4294967295}"#).is_err());
+        assert!(hint(r#"{"version":3,"parts":10001}"#).is_err());
+        assert!(hint(r#"{"version":18446744073709551615}"#).is_err());
+        assert_eq!(hint(r#"{"version":3,"parts":2}"#).unwrap().parts, Some(2));
+        assert_eq!(hint(r#"{"version":3}"#).unwrap().version, 3);
+    }
 
     #[test]
     fn log_file_names_follow_the_protocol() {

@@ -40,15 +40,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate};
-use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::reader::FileReader;
 use parquet::record::Field;
 use parquet::schema::types::Type;
 use serde::{Deserialize, Serialize};
 
 use super::delta::{
-    Action, LAST_CHECKPOINT, LOG_DIR, LastCheckpoint, Physical, TableSchema, check_protocol,
-    checkpoint_actions, checkpoint_paths, commit_path, data_path, find_checkpoint, locate,
-    malformed, parquet_error, parse_commit,
+    Action, LAST_CHECKPOINT, LOG_DIR, LastCheckpoint, MAX_CHECKPOINT_PARTS, Physical, TableSchema,
+    check_protocol, checkpoint_actions, checkpoint_paths, commit_path, data_path, find_checkpoint,
+    locate, malformed, open_parquet, parquet_error, parse_commit,
 };
 use super::inventory::{DELETE_COLUMNS, bool_text, canonical_time};
 use super::{LakeError, LakeStore};
@@ -247,15 +247,17 @@ impl DeltaInventory {
             Step::Hint => {
                 state.step = match store.get(LAST_CHECKPOINT).await? {
                     Some(bytes) => {
-                        let last: LastCheckpoint = serde_json::from_slice(&bytes).map_err(|e| {
-                            malformed(
-                                LAST_CHECKPOINT,
-                                format!(
-                                    "not a checkpoint hint ({e}): {}",
-                                    crate::net::excerpt(&bytes)
-                                ),
-                            )
-                        })?;
+                        let last: LastCheckpoint = serde_json::from_slice::<LastCheckpoint>(&bytes)
+                            .map_err(|e| {
+                                malformed(
+                                    LAST_CHECKPOINT,
+                                    format!(
+                                        "not a checkpoint hint ({e}): {}",
+                                        crate::net::excerpt(&bytes)
+                                    ),
+                                )
+                            })?
+                            .checked(LAST_CHECKPOINT)?;
                         Step::Checkpoint {
                             version: last.version,
                             parts: last.parts,
@@ -278,6 +280,9 @@ impl DeltaInventory {
                 parts,
                 part,
             } => {
+                if parts.is_some_and(|n| n > MAX_CHECKPOINT_PARTS) {
+                    return Err(bad_continuation("checkpoint parts"));
+                }
                 let paths = checkpoint_paths(version, parts);
                 let path = paths
                     .get(usize::try_from(part).unwrap_or(usize::MAX))
@@ -307,7 +312,9 @@ impl DeltaInventory {
                         return Err(malformed(path, "has no metaData action").into());
                     }
                     state.loaded = true;
-                    state.step = Step::Commit { next: version + 1 };
+                    state.step = Step::Commit {
+                        next: version.saturating_add(1),
+                    };
                 }
             }
             Step::Commit { next } => {
@@ -324,7 +331,9 @@ impl DeltaInventory {
                             .into());
                         }
                         state.loaded = true;
-                        state.step = Step::Commit { next: next + 1 };
+                        state.step = Step::Commit {
+                            next: next.saturating_add(1),
+                        };
                     }
                     None if !state.loaded => state.step = Step::ListLog,
                     None => {
@@ -426,8 +435,7 @@ fn data_rows(
     bytes: Vec<u8>,
     resolved: &Resolved,
 ) -> Result<Vec<InventoryRow>, LakeError> {
-    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))
-        .map_err(|e| parquet_error(path, &e))?;
+    let reader = open_parquet(path, bytes)?;
     let schema = reader.metadata().file_metadata().schema();
     let fields = schema.get_fields();
     // Per requested column (then the delete marker), the file's column name, if it has one (a
