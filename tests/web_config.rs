@@ -163,6 +163,9 @@ async fn basic_auth_guards_everything_but_the_probes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 500);
+    // ... but not for the probes, which are about the process, not this file.
+    let r = client.get(url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
     stop.cancel();
 }
 
@@ -295,6 +298,50 @@ async fn client_certificates_are_required_and_verified() {
         .await;
     assert!(refused.is_err(), "unknown client certificate accepted");
     stop.cancel();
+}
+
+/// The binary as a user runs it: `run --web.config.file` says https, serves with TLS and basic
+/// auth, and stops cleanly on SIGTERM.
+#[test]
+fn run_with_web_config_serves_https() {
+    let dir = temp_dir("cli");
+    let ca = write_server_pki(&dir);
+    let file = dir.join("web.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  alice: {}\n",
+            hash("s3cret")
+        ),
+    )
+    .unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-simulated.yaml");
+    let demo = common::demo::start(&[
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        config.to_str().unwrap(),
+        "--web.config.file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(demo.scheme, "https");
+    let url = format!("https://127.0.0.1:{}/metrics", demo.addr.port());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (denied, allowed) = runtime.block_on(async {
+        let client = tls_client(&ca).build().unwrap();
+        let denied = client.get(&url).send().await.unwrap().status();
+        let allowed = client
+            .get(&url)
+            .basic_auth("alice", Some("s3cret"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        (denied, allowed)
+    });
+    assert_eq!((denied.as_u16(), allowed.as_u16()), (401, 200));
+    common::demo::terminate(demo);
 }
 
 #[test]

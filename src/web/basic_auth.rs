@@ -101,7 +101,9 @@ fn verify(config: &WebConfig, cache: &Cache, user: &str, password: &str) -> bool
 }
 
 enum Decision {
-    Allow(WebConfig),
+    /// Answer, adding the headers of this file (none when the file is broken and the path
+    /// is open).
+    Allow(Option<WebConfig>),
     Deny(WebConfig),
     Broken,
 }
@@ -115,17 +117,20 @@ pub async fn layer(State(web): State<Arc<WebSecurity>>, request: Request, next: 
     let decision = tokio::task::spawn_blocking(move || {
         let config = match checker.current() {
             Ok(c) => c,
+            // Liveness and readiness are about the process, not this file: a probe that
+            // failed over it would restart a pod into a start-up that refuses the file.
+            Err(_) if open => return Decision::Allow(None),
             Err(e) => {
                 tracing::error!(error = %e, "The web config is invalid now: answering 500 until it is fixed.");
                 return Decision::Broken;
             }
         };
         if open || !config.requires_auth() {
-            return Decision::Allow(config);
+            return Decision::Allow(Some(config));
         }
         match creds {
             Some((user, password)) if verify(&config, &checker.cache, &user, &password) => {
-                Decision::Allow(config)
+                Decision::Allow(Some(config))
             }
             _ => Decision::Deny(config),
         }
@@ -140,7 +145,7 @@ pub async fn layer(State(web): State<Arc<WebSecurity>>, request: Request, next: 
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"lagwatch\", charset=\"UTF-8\""),
             );
-            (response, config)
+            (response, Some(config))
         }
         Decision::Broken => {
             return (
@@ -150,7 +155,7 @@ pub async fn layer(State(web): State<Arc<WebSecurity>>, request: Request, next: 
                 .into_response();
         }
     };
-    for (name, value) in config.headers {
+    for (name, value) in config.map(|c| c.headers).unwrap_or_default() {
         response.headers_mut().insert(name, value);
     }
     response
