@@ -9,7 +9,7 @@
 //! logged.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -46,15 +46,6 @@ impl Cache {
     }
 }
 
-/// A hash to verify against when the user is unknown, so that an unknown user costs as much
-/// time as a wrong password and response times do not tell which user names exist.
-fn decoy_hash() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| {
-        bcrypt::hash("lagwatch decoy password", bcrypt::DEFAULT_COST).unwrap_or_default()
-    })
-}
-
 /// `Authorization: Basic …` as (user, password).
 fn credentials(request: &Request) -> Option<(String, String)> {
     let value = request
@@ -77,7 +68,11 @@ fn credentials(request: &Request) -> Option<(String, String)> {
 /// Whether `user` and `password` match `config`. Blocking (bcrypt).
 fn verify(config: &WebConfig, cache: &Cache, user: &str, password: &str) -> bool {
     let Some(hash) = config.users.get(user) else {
-        let _ = bcrypt::verify(password, decoy_hash());
+        // Spend the time of a real check (against some configured user's hash, at its cost;
+        // the result is ignored), so response times do not tell which user names exist.
+        if let Some(decoy) = config.users.values().next() {
+            let _ = bcrypt::verify(password, decoy);
+        }
         return false;
     };
     let key = Cache::key(user, hash, password);

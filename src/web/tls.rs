@@ -30,6 +30,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections handshaken but not yet taken by the server.
 const BACKLOG: usize = 64;
 
+/// Most handshakes in progress at once; connections beyond are closed at once, so a flood of
+/// idle connections costs a bounded number of tasks and file reads.
+const MAX_HANDSHAKES: usize = 256;
+
 /// A rustls server configuration for `tls`, reading its files now. Blocking.
 ///
 /// # Errors
@@ -148,6 +152,7 @@ impl TlsListener {
     pub fn new(listener: TcpListener, web: Arc<WebSecurity>) -> std::io::Result<TlsListener> {
         let local = listener.local_addr()?;
         let (tx, ready) = mpsc::channel(BACKLOG);
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         let acceptor = tokio::spawn(async move {
             loop {
                 let (tcp, peer) = match listener.accept().await {
@@ -159,10 +164,16 @@ impl TlsListener {
                         continue;
                     }
                 };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, "Too many TLS handshakes in progress: closing the connection.");
+                    continue;
+                };
                 let tx = tx.clone();
                 let web = web.clone();
                 tokio::spawn(async move {
-                    if let Some(tls) = handshake(tcp, peer, web).await {
+                    let established = handshake(tcp, peer, web).await;
+                    drop(slot);
+                    if let Some(tls) = established {
                         let _ = tx.send((tls, peer)).await;
                     }
                 });
