@@ -378,7 +378,10 @@ fn headers(raw: Option<RawHeaders>) -> Result<Vec<(HeaderName, HeaderValue)>, Is
         }
         let value = HeaderValue::from_str(&value)
             .map_err(|_| Issue::new(key(name), "not a valid header value"))?;
-        out.push((HeaderName::from_static_lower(name), value));
+        // The file's keys are capitalised as usual; header names are stored lower case.
+        let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+            .expect("the five header names are valid");
+        out.push((name, value));
         Ok(())
     };
     push("Content-Security-Policy", raw.content_security_policy, &[])?;
@@ -399,18 +402,6 @@ fn headers(raw: Option<RawHeaders>) -> Result<Vec<(HeaderName, HeaderValue)>, Is
         &[],
     )?;
     Ok(out)
-}
-
-/// `HeaderName::from_static` wants lower case; the file's keys are the usual capitalisation.
-trait FromStaticLower {
-    fn from_static_lower(name: &str) -> HeaderName;
-}
-
-impl FromStaticLower for HeaderName {
-    fn from_static_lower(name: &str) -> HeaderName {
-        HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-            .expect("the five header names are valid")
-    }
 }
 
 /// The web-config file in force: what the server was started with, and the path to read it
