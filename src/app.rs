@@ -16,6 +16,7 @@ use crate::probe::{Engine, EngineError};
 use crate::reconcile::Reconciler;
 use crate::systems::simulated::Landscape;
 use crate::systems::{BuildContext, System};
+use crate::web::WebSecurity;
 
 /// Why lagwatch could not start.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +85,19 @@ impl App {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
+        self.run_secured(listener, None, shutdown).await
+    }
+
+    /// As [`App::run`], serving with the TLS and basic auth of a web-config file when given.
+    ///
+    /// # Errors
+    /// I/O errors of the HTTP listener.
+    pub async fn run_secured(
+        &self,
+        listener: TcpListener,
+        web: Option<Arc<WebSecurity>>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
         let engine = self.engine.clone().run(shutdown.clone());
         let reconciler = tokio::spawn(self.reconciler.clone().run(shutdown.clone()));
         let server = crate::http::serve(
@@ -91,6 +105,7 @@ impl App {
             self.engine.clone(),
             self.reconciler.clone(),
             &self.config.instance,
+            web,
             shutdown.clone(),
         );
         let (served, ()) = tokio::join!(

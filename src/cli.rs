@@ -31,6 +31,12 @@ pub enum Command {
         /// Address for /metrics, the status page and the API.
         #[arg(long, default_value = "127.0.0.1:9464")]
         listen: SocketAddr,
+        /// TLS for every endpoint and basic auth for all but /healthz and /readyz, in the
+        /// Prometheus exporter-toolkit web-config format (tls_server_config, basic_auth_users,
+        /// http_server_config.headers). Read again on every request and handshake; without
+        /// it, plain HTTP and no auth.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
     /// Monitor the systems of a configuration file.
     Run {
@@ -39,6 +45,12 @@ pub enum Command {
         /// Overrides server.listen of the file (default 0.0.0.0:9464).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// TLS for every endpoint and basic auth for all but /healthz and /readyz, in the
+        /// Prometheus exporter-toolkit web-config format (tls_server_config, basic_auth_users,
+        /// http_server_config.headers). Read again on every request and handshake; without
+        /// it, plain HTTP and no auth.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
     /// Validate a configuration file and print what it resolves to.
     CheckConfig { file: PathBuf },
@@ -120,7 +132,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             lake_dir,
             lake_blob_url,
         } => emulate(listen, scenario, lake_dir, lake_blob_url).await,
-        Command::Demo { listen } => {
+        Command::Demo {
+            listen,
+            web_config_file,
+        } => {
+            let web = match load_web_config(web_config_file.as_deref()) {
+                Ok(w) => w,
+                Err(code) => return Ok(code),
+            };
             // The emulator outlives the monitor, which deletes its sentinels on the way out.
             let emulator_stop = tokio_util::sync::CancellationToken::new();
             let (demo, config) = crate::demo::Demo::start(emulator_stop.clone())
@@ -130,12 +149,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "lagwatch demo: emulated Dynamics 365 estate on {} (ground truth under /_truth/)",
                 demo.emulator_url
             );
-            let result = serve(config, listen, crate::shutdown::on_signal()).await;
+            let result = serve(config, listen, web, crate::shutdown::on_signal()).await;
             emulator_stop.cancel();
             demo.finish().await;
             result
         }
-        Command::Run { config, listen } => {
+        Command::Run {
+            config,
+            listen,
+            web_config_file,
+        } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -146,7 +169,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let listen = listen
                 .or(cfg.server.listen)
                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 9464)));
-            serve(cfg, listen, crate::shutdown::on_signal()).await
+            let web = match load_web_config(web_config_file.as_deref()) {
+                Ok(w) => w,
+                Err(code) => return Ok(code),
+            };
+            serve(cfg, listen, web, crate::shutdown::on_signal()).await
         }
     }
 }
@@ -377,9 +404,23 @@ async fn emulate(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Validates `--web.config.file` before anything starts; a bad file is a bad configuration.
+fn load_web_config(
+    file: Option<&std::path::Path>,
+) -> Result<Option<Arc<crate::web::WebSecurity>>, ExitCode> {
+    match file.map(crate::web::WebSecurity::load).transpose() {
+        Ok(web) => Ok(web),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(EXIT_BAD_CONFIG))
+        }
+    }
+}
+
 async fn serve(
     mut config: Config,
     listen: SocketAddr,
+    web: Option<Arc<crate::web::WebSecurity>>,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<ExitCode> {
     if config.file.is_empty() {
@@ -398,9 +439,16 @@ async fn serve(
         .with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!(address = %local, paths = app.engine.paths().len(), "lagwatch is running.");
+    let scheme = if web.as_ref().is_some_and(|w| w.tls()) {
+        "https"
+    } else {
+        "http"
+    };
     // Tests and scripts read this line to find the port when listening on port 0.
-    println!("lagwatch listening on http://{local}");
-    app.run(listener, shutdown).await.context("serving HTTP")?;
+    println!("lagwatch listening on {scheme}://{local}");
+    app.run_secured(listener, web, shutdown)
+        .await
+        .context("serving HTTP")?;
     tracing::info!("lagwatch stopped.");
     Ok(ExitCode::SUCCESS)
 }

@@ -19,6 +19,8 @@ use crate::probe::Engine;
 use crate::reconcile::diff::Kind;
 use crate::reconcile::{DiscrepancyView, Reconciler};
 use crate::status::{self, PathView, ReconcileView};
+use crate::web::WebSecurity;
+use crate::web::tls::TlsListener;
 
 #[derive(Clone)]
 struct AppState {
@@ -44,7 +46,8 @@ pub fn router(engine: Arc<Engine>, reconciler: Arc<Reconciler>, instance: &str) 
         })
 }
 
-/// Serves on an already-bound listener until `shutdown` is cancelled.
+/// Serves on an already-bound listener until `shutdown` is cancelled: plain HTTP without a
+/// web-config file, otherwise with its TLS, basic auth and headers (see [`crate::web`]).
 ///
 /// # Errors
 /// I/O errors of the listener.
@@ -53,11 +56,34 @@ pub async fn serve(
     engine: Arc<Engine>,
     reconciler: Arc<Reconciler>,
     instance: &str,
+    web: Option<Arc<WebSecurity>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(engine, reconciler, instance))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let app = router(engine, reconciler, instance);
+    let stop = async move { shutdown.cancelled().await };
+    match web {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        Some(web) => {
+            let app = app.layer(axum::middleware::from_fn_with_state(
+                web.clone(),
+                crate::web::basic_auth::layer,
+            ));
+            if web.tls() {
+                let listener = TlsListener::new(listener, web)?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            } else {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+        }
+    }
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {

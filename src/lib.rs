@@ -15,7 +15,7 @@
 //! - [`metrics`]: every exported metric, declared once.
 //! - [`net`]: the HTTP layer of every HTTP connector (auth, budget, metrics, errors).
 //! - [`status`]: the per-path view behind the status page and the API.
-//! - [`http`]: the axum server.
+//! - [`http`]: the axum server; [`web`]: its TLS and basic auth (`--web.config.file`).
 //! - [`emulator`]: the emulated Dynamics 365 APIs; [`demo`]: the emulator and a monitor of it.
 //! - [`app`]: assembly of all of the above; [`cli`]: the command line.
 
@@ -38,6 +38,7 @@ pub mod sentinel;
 pub mod shutdown;
 pub mod status;
 pub mod systems;
+pub mod web;
 
 /// Source revision this binary was built from (`LAGWATCH_REVISION` or git at build time).
 pub const REVISION: &str = env!("LAGWATCH_REVISION");

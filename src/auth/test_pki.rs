@@ -64,6 +64,35 @@ impl TestKey {
 
     /// A self-signed certificate for this key, valid between the two Unix times.
     pub fn certificate(&self, cn: &str, not_before: i64, not_after: i64) -> Vec<u8> {
+        self.certificate_with_extensions(cn, not_before, not_after, None)
+    }
+
+    /// A self-signed certificate valid from a day ago for a year, for TLS servers and clients:
+    /// a subjectAltName with `localhost` and 127.0.0.1, which TLS clients match the host
+    /// against (they ignore the CN). Trusted as its own root, it verifies as a server or
+    /// client certificate.
+    pub fn localhost_certificate(&self) -> Vec<u8> {
+        let now = chrono::Utc::now().timestamp();
+        let names = [tlv(0x82, b"localhost"), tlv(0x87, &[127, 0, 0, 1])].concat();
+        let san = seq(&[
+            &tlv(0x06, &[0x55, 0x1D, 0x11]),
+            &tlv(0x04, &tlv(0x30, &names)),
+        ]);
+        self.certificate_with_extensions(
+            "localhost",
+            now - 86_400,
+            now + 365 * 86_400,
+            Some(tlv(0xA3, &seq(&[&san]))),
+        )
+    }
+
+    fn certificate_with_extensions(
+        &self,
+        cn: &str,
+        not_before: i64,
+        not_after: i64,
+        extensions: Option<Vec<u8>>,
+    ) -> Vec<u8> {
         let key = self.pair();
         let spki = AsDer::<PublicKeyX509Der>::as_der(key.public_key()).expect("SPKI");
         let sha256_with_rsa = seq(&[
@@ -85,6 +114,7 @@ impl TestKey {
             &seq(&[&time(not_before), &time(not_after)]),
             &name,
             spki.as_ref(),
+            extensions.as_deref().unwrap_or_default(),
         ]);
         let mut sig = vec![0; key.public_modulus_len()];
         key.sign(

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 pub struct Demo {
     pub child: Child,
     pub addr: SocketAddr,
+    /// `http`, or `https` when started with a web-config file that turns on TLS.
+    pub scheme: String,
 }
 
 impl Drop for Demo {
@@ -41,16 +43,22 @@ pub fn start_with(args: &[&str], stderr: Stdio, log: &str) -> Demo {
     let stdout = child.stdout.take().unwrap();
     // The demo first says where its emulator is; the monitor's own line comes next.
     let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
+    let (scheme, addr) = loop {
         let line = lines
             .next()
             .expect("lagwatch says where it listens")
             .expect("readable stdout");
-        if let Some((_, a)) = line.trim().split_once(" listening on http://") {
-            break a.parse().unwrap();
+        if let Some((_, url)) = line.trim().split_once(" listening on ")
+            && let Some((scheme, a)) = url.split_once("://")
+        {
+            break (scheme.to_string(), a.parse().unwrap());
         }
     };
-    Demo { child, addr }
+    Demo {
+        child,
+        addr,
+        scheme,
+    }
 }
 
 /// SIGTERM, then waits up to 15 s for a clean exit.
