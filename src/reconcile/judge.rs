@@ -91,8 +91,10 @@ pub fn kind_index(kind: Kind) -> usize {
 /// Judges one run's comparisons against the previous state.
 pub struct Judge<'a> {
     prev: &'a State,
-    /// Run start − settle window.
+    /// Run start − settle window, on lagwatch's clock: dates extra keys' first sightings.
     cutoff: DateTime<Utc>,
+    /// The same instant on the source's clock, for rows' `changed` times.
+    changed_cutoff: DateTime<Utc>,
     /// When this run's reads ended: the time a newly seen extra key is dated by.
     seen_at: DateTime<Utc>,
     windowed: bool,
@@ -113,6 +115,7 @@ impl<'a> Judge<'a> {
         Judge {
             prev,
             cutoff,
+            changed_cutoff: cutoff,
             seen_at,
             windowed,
             max_keys,
@@ -122,8 +125,17 @@ impl<'a> Judge<'a> {
         }
     }
 
+    /// The cutoff for `changed` times, when the source's clock differs from lagwatch's
+    /// (default: the same instant as `cutoff`).
+    #[must_use]
+    pub fn with_changed_cutoff(mut self, changed_cutoff: DateTime<Utc>) -> Self {
+        self.changed_cutoff = changed_cutoff;
+        self
+    }
+
     fn recent(&self, r: Option<&Record>) -> bool {
-        r.and_then(|r| r.changed).is_some_and(|c| c >= self.cutoff)
+        r.and_then(|r| r.changed)
+            .is_some_and(|c| c >= self.changed_cutoff)
     }
 
     /// Takes one comparison (in any order).
@@ -309,6 +321,26 @@ mod tests {
         let (tally, s3) = j.finish();
         assert_eq!(tally.count(Kind::Extra, true), 1);
         assert!(s3.entries["x"].judged && s3.entries["x"].runs == 3);
+    }
+
+    #[test]
+    fn extras_are_dated_on_lagwatchs_clock_whatever_the_source_clock_says() {
+        let (_, s1) = run(
+            &State::default(),
+            false,
+            vec![differ(Kind::Extra, "x", None, None)],
+        );
+        // Next run: on lagwatch's clock the window passed the first sighting (cutoff 250 >
+        // 200); the source's clock runs 100 s behind, which moves only the changed cutoff.
+        let mut j = Judge::new(&s1, t(250), t(400), false, 10).with_changed_cutoff(t(150));
+        j.add(differ(Kind::Extra, "x", None, None));
+        j.add(differ(Kind::Missing, "m", Some(160), None));
+        let (tally, _) = j.finish();
+        assert_eq!(tally.count(Kind::Extra, true), 1);
+        assert_eq!(
+            tally.unsettled, 1,
+            "m changed after the source-clock cutoff"
+        );
     }
 
     #[test]

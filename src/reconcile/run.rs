@@ -133,7 +133,9 @@ impl Runner {
         let settle_td = chrono::TimeDelta::from_std(settle + CHANGED_PRECISION)
             .unwrap_or(chrono::TimeDelta::MAX);
         let offset = chrono::TimeDelta::milliseconds((source_clock_offset * 1000.0) as i64);
-        let cutoff = started - settle_td + offset;
+        let cutoff = started - settle_td;
+        // Rows' `changed` times are on the source's clock; first sightings on ours.
+        let changed_cutoff = cutoff + offset;
         let since = self.spec.changed_within.and_then(|w| {
             chrono::TimeDelta::from_std(w.get())
                 .ok()
@@ -155,7 +157,8 @@ impl Runner {
             let dup_t = Rc::new(Cell::new(0u64));
             let s = Latest::new(source, shapes.0, err.clone(), dup_s.clone());
             let r = Latest::new(replica, shapes.1, err.clone(), dup_t.clone());
-            let mut judge = Judge::new(&prev, cutoff, seen_at, windowed, max_keys);
+            let mut judge = Judge::new(&prev, cutoff, seen_at, windowed, max_keys)
+                .with_changed_cutoff(changed_cutoff);
             for c in diff(s, r) {
                 judge.add(c);
             }
