@@ -110,3 +110,54 @@ fn the_service_monitor_scrapes_the_port_the_container_exposes() {
     );
     assert!(read("alerts/lagwatch.alerts.yml").contains("job=\"lagwatch\""));
 }
+
+#[test]
+fn the_deployment_runs_non_root_on_a_read_only_root_with_every_written_path_a_volume() {
+    let d = yaml(&read("deploy/kubernetes/deployment.yaml"));
+    assert_eq!(d["kind"], "Deployment");
+    let pod = &d["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    // The same user as the image's USER line.
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["runAsUser"], 10001);
+    assert!(read("Dockerfile").contains("USER 10001:10001"));
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
+    assert_eq!(c["ports"][0]["name"], "metrics");
+    assert_eq!(c["ports"][0]["containerPort"], 9464);
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    // Every place lagwatch writes is a mounted volume: the temp dir and the state_dir.
+    let mounts: Vec<&str> = c["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .map(|m| m["mountPath"].as_str().expect("path"))
+        .collect();
+    for path in ["/tmp", "/var/lib/lagwatch", "/etc/lagwatch"] {
+        assert!(mounts.contains(&path), "{path} is not mounted: {mounts:?}");
+    }
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("arg"))
+        .collect();
+    assert_eq!(args, ["run", "--config", "/etc/lagwatch/config.yaml"]);
+    // The Service the ServiceMonitor selects exposes the container's named port.
+    let svc = yaml(&read("deploy/kubernetes/service.yaml"));
+    assert_eq!(
+        svc["metadata"]["labels"]["app.kubernetes.io/name"],
+        "lagwatch"
+    );
+    assert_eq!(
+        svc["spec"]["selector"]["app.kubernetes.io/name"],
+        "lagwatch"
+    );
+    assert_eq!(svc["spec"]["ports"][0]["name"], "metrics");
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"],
+        "lagwatch"
+    );
+}
