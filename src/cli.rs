@@ -314,7 +314,10 @@ async fn reconcile(
                             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
                             .unwrap_or_default(),
                     ];
-                    let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                    let line: Vec<String> = fields
+                        .iter()
+                        .map(|f| crate::emulator::lake::csv_field(f))
+                        .collect();
                     println!("{}", line.join(","));
                 }
             }
@@ -326,15 +329,6 @@ async fn reconcile(
         ExitCode::from(EXIT_PERSISTENT)
     } else {
         ExitCode::SUCCESS
-    }
-}
-
-/// A CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
     }
 }
 

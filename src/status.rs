@@ -240,24 +240,13 @@ pub fn reconcile_views(reconciler: &crate::reconcile::Reconciler) -> Vec<Reconci
             settle_window_seconds: e.settle_window().as_secs_f64(),
             last_run: e.last_run(),
             discrepancies_url: format!(
-                "/api/v1/discrepancies?source={}&target={}&table={}",
-                url_component(&e.source),
-                url_component(&e.target),
-                url_component(&e.spec.name)
+                "/api/v1/discrepancies?{}",
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("source", &e.source)
+                    .append_pair("target", &e.target)
+                    .append_pair("table", &e.spec.name)
+                    .finish()
             ),
-        })
-        .collect()
-}
-
-/// Names are letters, digits, `-`, `_` and `.`; anything else is percent-encoded anyway.
-fn url_component(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
         })
         .collect()
 }

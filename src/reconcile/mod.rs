@@ -182,7 +182,7 @@ impl EntryHandle {
                 self.export(out);
                 let mut st = self.lock();
                 st.remembered = out.state.clone();
-                st.last = Some(summary(out, None));
+                st.last = Some(summary(out));
             }
             Err(RunError::Cancelled) => {}
             Err(err) => {
@@ -275,14 +275,14 @@ fn empty_summary() -> RunSummary {
     }
 }
 
-fn summary(out: &RunOutput, error: Option<String>) -> RunSummary {
+fn summary(out: &RunOutput) -> RunSummary {
     let t: &Tally = &out.tally;
     let (s, g): (&SideStats, &SideStats) = (&out.source, &out.target);
     RunSummary {
         started: out.started,
         finished: out.finished,
         outcome: "success",
-        error,
+        error: None,
         settle_window_seconds: out.settle.as_secs_f64(),
         discrepancies: Kind::ALL
             .iter()

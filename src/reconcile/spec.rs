@@ -26,8 +26,6 @@
 //! `version:` (one column per side, both or neither) says which copy is newer: values compare
 //! as whole numbers (`versionnumber`) or as instants (`modifiedon`, `SinkModifiedOn`).
 
-use std::fmt::Write as _;
-
 use serde::{Deserialize, Deserializer};
 
 use super::diff::Record;
@@ -426,14 +424,7 @@ fn canonical_version(v: &str) -> String {
 
 /// A key as people read it: compound parts joined with `|`.
 pub fn display_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for (i, part) in key.split(KEY_SEPARATOR).enumerate() {
-        if i > 0 {
-            out.push('|');
-        }
-        let _ = write!(out, "{part}");
-    }
-    out
+    key.replace(KEY_SEPARATOR, "|")
 }
 
 /// FNV-1a, 64 bits: stable across versions and platforms (the hash is persisted nowhere, but
