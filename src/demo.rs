@@ -84,7 +84,12 @@ impl Demo {
         let addr = listener.local_addr().map_err(DemoError::Listen)?;
         let emulator_url = format!("http://{addr}");
         let yaml = adapt(DEMO_CONFIG, &emulator_url, &secrets.path, &lake_root);
-        let config = Config::from_yaml("examples/demo.yaml (built in)", &yaml)?;
+        let mut config = Config::from_yaml("examples/demo.yaml (built in)", &yaml)?;
+        // The demo's probe ledger and remembered discrepancies live with its other private
+        // files, so /readyz and lagwatch_ledger_up show a working ledger; removed on exit.
+        config
+            .state_dir
+            .get_or_insert_with(|| secrets.path.join("state"));
         let server = {
             let emulator = emulator.clone();
             tokio::spawn(async move { emulator.serve(listener, shutdown).await })

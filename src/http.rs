@@ -115,11 +115,23 @@ async fn healthz() -> &'static str {
 async fn readyz(State(s): State<AppState>) -> Response {
     let paths = s.engine.paths();
     let started = paths.iter().filter(|p| p.state().started).count();
+    // The ledger never makes lagwatch unready (scrapes matter more than resume), but a
+    // probe of readiness is where an operator looks first, so it says what is degraded.
+    let ledger = match s.engine.ledger().map(|l| l.health()) {
+        Some(crate::ledger::Health::Down(reason)) => {
+            format!("ledger: unavailable, probing without resume ({reason})\n")
+        }
+        Some(crate::ledger::Health::Up) => "ledger: ok\n".to_string(),
+        Some(crate::ledger::Health::Disabled) => {
+            "ledger: disabled (no state_dir): a restart loses the probes in flight\n".to_string()
+        }
+        None => String::new(),
+    };
     if s.engine.ready() {
         (
             StatusCode::OK,
             format!(
-                "ready: config loaded, {started} of {} paths probing\n",
+                "ready: config loaded, {started} of {} paths probing\n{ledger}",
                 paths.len()
             ),
         )
@@ -128,7 +140,7 @@ async fn readyz(State(s): State<AppState>) -> Response {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
-                "not ready: {started} of {} paths have started their first probe\n",
+                "not ready: {started} of {} paths have started their first probe\n{ledger}",
                 paths.len()
             ),
         )

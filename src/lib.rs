@@ -30,6 +30,7 @@ pub mod emulator;
 pub mod gate;
 pub mod http;
 pub mod lake;
+pub mod ledger;
 pub mod metrics;
 pub mod net;
 pub mod probe;

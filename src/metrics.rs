@@ -78,6 +78,12 @@ pub struct Metrics {
     pub lake_last_folder: GaugeVec,
     pub apply_lag: HistogramVec,
     pub build_info: IntGaugeVec,
+    /// 1 while the probe ledger persists, 0 after it failed to open or write; no series
+    /// without a `state_dir` (nothing to persist by configuration).
+    pub ledger_up: IntGaugeVec,
+    pub ledger_errors: IntCounterVec,
+    pub probes_resumed: IntCounterVec,
+    pub sentinels_lost: IntCounterVec,
     /// The reconciliation families (`lagwatch_discrepancies`, `lagwatch_reconcile_*`).
     pub reconcile: crate::reconcile::metrics::ReconcileMetrics,
     /// Latest clock offset estimate per system (seconds, its clock minus ours), for the
@@ -273,6 +279,26 @@ impl Metrics {
                 "Always 1; labels carry the version and source revision of this build.",
                 &["version", "revision"],
             ),
+            ledger_up: igauge(
+                "lagwatch_ledger_up",
+                "1 while the probe ledger (state_dir/ledger.sqlite) persists in-flight sentinels, 0 after it failed to open or to write: a restart then loses their measurements. Absent without a state_dir.",
+                &[],
+            ),
+            ledger_errors: counter(
+                "lagwatch_ledger_errors_total",
+                "Probe ledger operations that failed, by operation (open, write).",
+                &["operation"],
+            ),
+            probes_resumed: counter(
+                "lagwatch_probes_resumed_total",
+                "Probes an earlier process left in flight, resumed from the ledger and ended by this one, by outcome. Their lags are measured on the wall clock across the restart and are not in lagwatch_lag_seconds.",
+                &["source", "target", "outcome"],
+            ),
+            sentinels_lost: counter(
+                "lagwatch_sentinels_lost_total",
+                "Sentinels of this instance the start-up sweep found in a source that the ledger did not know (lost by a ledger that was down, or written before it existed); deleted.",
+                &["source"],
+            ),
             reconcile: crate::reconcile::metrics::ReconcileMetrics::register(&registry),
             registry,
             offsets: std::sync::Arc::default(),
@@ -328,6 +354,7 @@ impl Metrics {
         self.timeout.with_label_values(l).set(timeout_seconds);
         for o in OUTCOMES {
             self.probes.with_label_values(&[source, target, o]);
+            self.probes_resumed.with_label_values(&[source, target, o]);
         }
         for kind in crate::connector::ConnectorError::KINDS {
             self.lookup_errors
@@ -344,6 +371,7 @@ impl Metrics {
             self.deletes.with_label_values(&[source, o]);
         }
         self.ryw_violations.with_label_values(&[source]);
+        self.sentinels_lost.with_label_values(&[source]);
     }
 
     /// Creates the request series of one system at 0.

@@ -80,7 +80,8 @@ impl fmt::Display for SentinelId {
 #[derive(Debug, Clone)]
 pub struct Sentinel {
     pub id: SentinelId,
-    /// Sequence number within this instance and source (restarts begin again at 0).
+    /// Sequence number within this instance and source (continued across restarts from the
+    /// ledger; from 0 without one).
     pub seq: u64,
     /// Wall-clock write time, informational (lag is measured on the monotonic clock).
     pub written_at: DateTime<Utc>,
@@ -92,7 +93,12 @@ pub struct Sentinel {
 
 impl Sentinel {
     pub fn new(instance: &str, seq: u64, written_at: DateTime<Utc>) -> Self {
-        let id = SentinelId::new(instance);
+        Self::restore(instance, SentinelId::new(instance), seq, written_at)
+    }
+
+    /// The sentinel an earlier process wrote, rebuilt from what the ledger kept: the same
+    /// payload and checksum, so a replica's copy still matches.
+    pub fn restore(instance: &str, id: SentinelId, seq: u64, written_at: DateTime<Utc>) -> Self {
         let payload = serde_json::json!({
             "instance": instance,
             "seq": seq,

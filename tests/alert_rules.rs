@@ -318,6 +318,8 @@ fn rules_read_only_metrics_lagwatch_exports_or_the_proposed_ones() {
     m.lake_last_folder.with_label_values(&["tgt"]);
     m.apply_lag.with_label_values(&["src", "tgt"]);
     m.reconcile.init("src", "tgt", "accounts", 3600.0);
+    m.ledger_up.with_label_values::<&str>(&[]);
+    m.ledger_errors.with_label_values(&["write"]);
     let mut exported = BTreeSet::new();
     for line in m.render().lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {

@@ -38,6 +38,7 @@ const ALERTS: &[&str] = &[
     "LagwatchLakeStale",
     "LagwatchDiscrepanciesPersisting",
     "LagwatchReconcileFailing",
+    "LagwatchLedgerDown",
 ];
 
 /// A panel that charts the metric (series) on the left must link the runbook on the right.
@@ -71,6 +72,7 @@ const ALERT_BACKED: &[(&str, &str)] = &[
         "LagwatchReconcileFailing",
     ),
     ("lagwatch_reconcile_runs_total", "LagwatchReconcileFailing"),
+    ("lagwatch_ledger_up", "LagwatchLedgerDown"),
 ];
 
 /// Where a runbook link starts: the dashboards' `runbook_base` constant variable.
@@ -237,6 +239,9 @@ fn exposition() -> Exposition {
     metrics.reconcile.init("crm", "fabric", "account", 900.0);
     // lagwatch_system_up is exported from a system's first request.
     metrics.system_up.with_label_values(&["es"]).set(1);
+    // The ledger's series exist with a state_dir.
+    metrics.ledger_up.with_label_values::<&str>(&[]).set(1);
+    metrics.ledger_errors.with_label_values(&["write"]);
     Exposition::parse(&metrics.render())
 }
 
@@ -835,9 +840,9 @@ fn the_exposition_offers_what_the_checks_rely_on() {
         .keys()
         .filter(|n| n.starts_with("lagwatch_"))
         .count();
-    // 38 families, four of them histograms (_bucket, _sum, _count). A new family whose
+    // 42 families, four of them histograms (_bucket, _sum, _count). A new family whose
     // series appear only on an event needs one made in exposition().
-    assert_eq!(families, 38 - 4 + 4 * 3, "{:?}", expo.series.keys());
+    assert_eq!(families, 42 - 4 + 4 * 3, "{:?}", expo.series.keys());
 }
 
 #[test]

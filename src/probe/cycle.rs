@@ -17,8 +17,9 @@ use super::path::{Outcome, PathHandle};
 use super::schedule;
 use crate::connector::{ConnectorError, Lookup, Source};
 use crate::gate::{Gate, Permit};
+use crate::ledger::Ledger;
 use crate::metrics::Metrics;
-use crate::sentinel::Sentinel;
+use crate::sentinel::{Sentinel, SentinelId};
 
 /// Everything one cycle needs.
 pub(crate) struct Cycle {
@@ -33,6 +34,67 @@ pub(crate) struct Cycle {
     pub retention: Duration,
     pub shutdown: CancellationToken,
     pub records: tokio::sync::broadcast::Sender<super::ProbeRecord>,
+    pub ledger: Arc<Ledger>,
+    /// Deletes owed to the source, retried by the engine's janitor.
+    pub owed: Arc<Owed>,
+}
+
+/// How polling one path for one sentinel ended.
+#[derive(Debug, Clone, Copy)]
+enum Polled {
+    Resolved(Outcome),
+    /// Shutdown stopped it; the last miss so far, for the ledger.
+    Interrupted {
+        last_miss: Option<Instant>,
+    },
+}
+
+/// A sentinel an earlier process left in flight, as the ledger gave it back.
+pub(crate) struct Resumed {
+    pub sentinel: Sentinel,
+    pub sent: Instant,
+    pub acked: Instant,
+    /// Per path (same order as the cycle's paths): the last miss persisted at shutdown.
+    pub last_misses: Vec<Option<Instant>>,
+}
+
+/// Deletes the source still owes: a failed delete, or a write whose fate is unknown.
+#[derive(Default)]
+pub(crate) struct Owed(std::sync::Mutex<Vec<(Arc<str>, SentinelId)>>);
+
+impl Owed {
+    pub(crate) fn push(&self, source: Arc<str>, id: SentinelId) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((source, id));
+    }
+
+    pub(crate) fn take(&self) -> Vec<(Arc<str>, SentinelId)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// The wall-clock instant of a monotonic one (for the ledger).
+pub(crate) fn wall_of(at: Instant) -> chrono::DateTime<Utc> {
+    let now = Instant::now();
+    let wall = Utc::now();
+    let back = now.saturating_duration_since(at);
+    let ahead = at.saturating_duration_since(now);
+    wall - chrono::Duration::from_std(back).unwrap_or_default()
+        + chrono::Duration::from_std(ahead).unwrap_or_default()
+}
+
+/// The monotonic instant of a wall-clock one from the ledger; `None` if it lies before this
+/// host's monotonic clock began (the machine restarted since). A wall time in the future (the
+/// clock stepped back) is taken as now.
+pub(crate) fn instant_of(wall: chrono::DateTime<Utc>) -> Option<Instant> {
+    let age = (Utc::now() - wall).to_std().unwrap_or(Duration::ZERO);
+    Instant::now().checked_sub(age)
 }
 
 /// How long cleanup may take once shutdown has begun.
@@ -81,11 +143,25 @@ fn note<T>(gate: &Gate, result: &Result<T, ConnectorError>) {
 impl Cycle {
     pub(crate) async fn run(self) {
         let sentinel = Sentinel::new(&self.instance, self.seq, Utc::now());
+        // Into the ledger before the write goes out, so a crash at any later point leaves a
+        // record of a sentinel that may exist. Before the clock starts: not lag.
+        let targets = self.paths.iter().map(|p| p.spec.target.clone()).collect();
+        let durable = self
+            .ledger
+            .begin(
+                sentinel.id.key(),
+                &self.source_name,
+                self.seq,
+                sentinel.written_at,
+                targets,
+            )
+            .await;
         // Waiting for the gate happens before the clock starts: it is not replication lag.
         let permit = tokio::select! {
             _ = self.shutdown.cancelled() => None,
             p = admit(&self.source_gate, self.request_timeout) => p,
         };
+        let sent_request = permit.is_some();
         let (sent, written, acked) = match permit {
             Some(permit) => {
                 let sent = Instant::now();
@@ -120,8 +196,25 @@ impl Cycle {
                 });
                 p.release(None);
             }
+            if !sent_request || outcome == "throttled" {
+                // Never sent, or refused (429): nothing exists to delete.
+                self.ledger.forget(sentinel.id.key()).await;
+            } else {
+                // A timeout, reset or 5xx may still have written it: the janitor deletes it
+                // (a delete of a record that does not exist succeeds).
+                self.ledger.undeleted(sentinel.id.key()).await;
+                self.owed
+                    .push(self.source_name.clone(), sentinel.id.clone());
+            }
             return;
         }
+        let acked_wall = Utc::now();
+        let sent_wall = acked_wall - chrono::Duration::from_std(acked - sent).unwrap_or_default();
+        let durable = durable
+            && self
+                .ledger
+                .acked(sentinel.id.key(), sent_wall, acked_wall)
+                .await;
         self.metrics
             .writes
             .with_label_values(&[&self.source_name, "ok"])
@@ -129,15 +222,63 @@ impl Cycle {
         for p in &self.paths {
             p.on_written(self.seq, acked);
         }
+        let misses = vec![None; self.paths.len()];
+        self.follow(sentinel, sent, acked, misses, durable, false)
+            .await;
+    }
 
-        let ryw = self.read_your_write(&sentinel);
+    /// Ends the polls of a sentinel an earlier process left in flight (its paths' slots are
+    /// already reserved), then deletes it.
+    pub(crate) async fn resume(self, r: Resumed) {
+        let durable = self.ledger.is_up();
+        self.follow(r.sentinel, r.sent, r.acked, r.last_misses, durable, true)
+            .await;
+    }
+
+    /// Polls every path of a written sentinel to its outcome, then deletes it. Interrupted by
+    /// shutdown with a working ledger, the sentinel is left for the next process to resume;
+    /// otherwise it is deleted within the shutdown grace.
+    async fn follow(
+        self,
+        sentinel: Sentinel,
+        sent: Instant,
+        acked: Instant,
+        last_misses: Vec<Option<Instant>>,
+        durable: bool,
+        resumed: bool,
+    ) {
+        let ryw = async {
+            if !resumed {
+                self.read_your_write(&sentinel).await;
+            }
+        };
         let polls = join_all(
             self.paths
                 .iter()
-                .map(|p| self.poll_target(p, &sentinel, sent, acked)),
+                .zip(last_misses)
+                .map(|(p, miss)| self.poll_target(p, &sentinel, sent, acked, miss, resumed)),
         );
         let ((), results) = tokio::join!(ryw, polls);
-        let interrupted = results.iter().any(Option::is_none);
+        let mut interrupted = false;
+        for (p, polled) in self.paths.iter().zip(&results) {
+            match *polled {
+                Polled::Resolved(_) => {
+                    self.ledger
+                        .resolved(sentinel.id.key(), &p.spec.target)
+                        .await;
+                }
+                Polled::Interrupted { last_miss } => {
+                    interrupted = true;
+                    self.ledger
+                        .interrupted(sentinel.id.key(), &p.spec.target, last_miss.map(wall_of))
+                        .await;
+                }
+            }
+        }
+        if interrupted && durable && self.ledger.is_up() {
+            tracing::debug!(source = %self.source_name, sentinel = %sentinel.id, "Shutting down: the sentinel stays in the source and the ledger for the next start to resume.");
+            return;
+        }
 
         if !interrupted && !self.retention.is_zero() {
             tokio::select! {
@@ -156,9 +297,15 @@ impl Cycle {
         };
         note(&self.source_gate, &deleted);
         let outcome = match deleted {
-            Ok(()) => "ok",
+            Ok(()) => {
+                self.ledger.forget(sentinel.id.key()).await;
+                "ok"
+            }
             Err(e) => {
-                tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, error = %e, "Sentinel delete failed; the next start-up sweep removes it.");
+                tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, error = %e, "Sentinel delete failed; it is retried (and the next start-up sweep would find it).");
+                self.ledger.undeleted(sentinel.id.key()).await;
+                self.owed
+                    .push(self.source_name.clone(), sentinel.id.clone());
                 "error"
             }
         };
@@ -199,41 +346,61 @@ impl Cycle {
         sentinel: &Sentinel,
         sent: Instant,
         acked: Instant,
-    ) -> Option<Outcome> {
-        let outcome = self.poll_until_resolved(path, sentinel, sent, acked).await;
-        if outcome == Some(Outcome::Converged)
+        last_miss: Option<Instant>,
+        resumed: bool,
+    ) -> Polled {
+        let polled = self
+            .poll_until_resolved(path, sentinel, sent, acked, last_miss, resumed)
+            .await;
+        if matches!(polled, Polled::Resolved(Outcome::Converged))
+            && !resumed
             && path.target.records_apply_time()
             && let Some(applied) = path.target.applied_at(&sentinel.id).await
         {
             let offset = self.metrics.clock_offset_of(&self.source_name);
             path.on_applied(apply_lag(sentinel.written_at, offset, applied));
         }
-        outcome
+        polled
     }
 
     /// Polls one target until the sentinel is seen and confirmed, or the path's timeout.
-    /// Returns `None` if shutdown interrupted it (the slot is released without an outcome).
+    /// Shutdown interrupts it (the slot is released without an outcome). A resumed probe whose
+    /// timeout passed while no process watched still gets one read: present is converged (with
+    /// the wide bound that honestly follows), absent a timeout.
     async fn poll_until_resolved(
         &self,
         path: &PathHandle,
         sentinel: &Sentinel,
         sent: Instant,
         acked: Instant,
-    ) -> Option<Outcome> {
+        resumed_miss: Option<Instant>,
+        resumed: bool,
+    ) -> Polled {
         let spec = &path.spec;
-        let deadline = acked + spec.timeout.get();
+        let mut deadline = acked + spec.timeout.get();
+        if resumed {
+            deadline = deadline.max(Instant::now() + spec.request_timeout.get());
+        }
         let expect = path.expectation();
         let confirm = spec.confirm.get();
         let confirm_gap = (confirm / 3).max(spec.poll.min_gap);
 
         let mut prev: Option<Duration> = None;
-        let mut last_miss: Option<Instant> = None;
+        let mut last_miss: Option<Instant> = resumed_miss;
         let mut first_hit: Option<(Instant, LagEstimate)> = None;
         let mut answered = false;
         let mut reads = 0u32;
 
         let finish = |outcome: Outcome, estimate: Option<LagEstimate>, reads: u32| {
-            path.on_resolved(self.seq, acked, outcome, estimate);
+            if let Some(unseen) = path.on_resolved(self.seq, acked, outcome, estimate, resumed) {
+                let (ledger, source, target) = (
+                    self.ledger.clone(),
+                    spec.source.clone(),
+                    spec.target.clone(),
+                );
+                let since = unseen.map(wall_of);
+                tokio::spawn(async move { ledger.unseen(&source, &target, since).await });
+            }
             if self.records.receiver_count() > 0 {
                 let _ = self.records.send(super::ProbeRecord {
                     source: self.source_name.clone(),
@@ -243,9 +410,10 @@ impl Cycle {
                     outcome,
                     estimate,
                     reads,
+                    resumed,
                 });
             }
-            Some(outcome)
+            Polled::Resolved(outcome)
         };
 
         loop {
@@ -273,7 +441,7 @@ impl Cycle {
             tokio::select! {
                 _ = self.shutdown.cancelled() => {
                     path.release(Some(self.seq));
-                    return None;
+                    return Polled::Interrupted { last_miss };
                 }
                 _ = sleep_until(at) => {}
             }

@@ -11,7 +11,7 @@ pub mod estimate;
 pub mod path;
 pub mod schedule;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,8 +24,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::connector::Source;
 use crate::gate::Gate;
+use crate::ledger::{Ledger, Snapshot};
 use crate::metrics::Metrics;
-use crate::sentinel::SentinelId;
+use crate::sentinel::{Sentinel, SentinelId};
 use crate::systems::System;
 pub use path::{Outcome, PathHandle};
 
@@ -40,12 +41,16 @@ pub struct ProbeRecord {
     pub source: Arc<str>,
     pub target: Arc<str>,
     pub sentinel: SentinelId,
-    /// Write order within the source group (restarts at 0 with the process).
+    /// Write order within the source (continued across restarts through the ledger).
     pub seq: u64,
     pub outcome: Outcome,
     pub estimate: Option<LagEstimate>,
     /// Lookups sent to the target for this sentinel (including confirmation reads).
     pub reads: u32,
+    /// Written by an earlier process and resumed from the ledger: the estimate spans the
+    /// restart on the wall clock (the lower bound is the last miss persisted at shutdown, 0
+    /// after a crash), and it is not in `lagwatch_lag_seconds`.
+    pub resumed: bool,
 }
 
 /// Deadline of each request of the start-up sweep.
@@ -53,6 +58,14 @@ const SWEEP_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Records buffered per subscriber before the oldest are dropped.
 const RECORD_BUFFER: usize = 65_536;
+
+/// How often owed deletes (failed deletes, writes of unknown fate) are retried.
+const JANITOR_PERIOD: Duration = Duration::from_secs(30);
+
+/// Once shutdown begins, how long the engine waits for its tasks (cycles deleting their
+/// sentinels within their own, shorter grace) before it returns regardless. Below
+/// Kubernetes' default 30 s termination grace, so lagwatch exits 0 before a SIGKILL.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Why the engine could not be assembled from a config and its built systems.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +96,10 @@ pub struct Engine {
     gates: Vec<Arc<Gate>>,
     metrics: Metrics,
     records: broadcast::Sender<ProbeRecord>,
+    state_dir: Option<std::path::PathBuf>,
+    /// Opened when the engine starts running (never by [`Engine::new`]).
+    ledger: std::sync::OnceLock<Arc<Ledger>>,
+    owed: Arc<cycle::Owed>,
 }
 
 impl Engine {
@@ -168,7 +185,20 @@ impl Engine {
             gates: systems.values().map(|s| s.gate.clone()).collect(),
             metrics,
             records: broadcast::channel(RECORD_BUFFER).0,
+            state_dir: config.state_dir.clone(),
+            ledger: std::sync::OnceLock::new(),
+            owed: Arc::default(),
         })
+    }
+
+    /// The probe ledger, once the engine runs.
+    pub fn ledger(&self) -> Option<&Arc<Ledger>> {
+        self.ledger.get()
+    }
+
+    /// Deletes still owed to sources (retried every 30 s).
+    pub fn owed_deletes(&self) -> usize {
+        self.owed.len()
     }
 
     /// Every path, in config order.
@@ -203,9 +233,29 @@ impl Engine {
     }
 
     /// Runs until `shutdown` is cancelled, then lets in-flight cycles clean up (bounded by their
-    /// own shutdown deadline) and returns.
+    /// own shutdown grace, and all of it by [`SHUTDOWN_DEADLINE`]) and returns.
+    ///
+    /// First it opens the ledger (in `state_dir`) and picks up what an earlier process left:
+    /// sentinels still in flight are polled to their outcomes, finished ones deleted, sequence
+    /// numbers continued and staleness carried over.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let ledger = match self.state_dir.clone() {
+            Some(dir) => {
+                let metrics = self.metrics.clone();
+                tokio::task::spawn_blocking(move || Ledger::open(&dir, &metrics))
+                    .await
+                    .unwrap_or_else(|_| Ledger::disabled())
+            }
+            None => Ledger::disabled(),
+        };
+        let ledger = self.ledger.get_or_init(|| ledger).clone();
+        let snapshot = ledger.take_snapshot();
+        let known: Arc<HashSet<String>> =
+            Arc::new(snapshot.entries.iter().map(|e| e.id.clone()).collect());
+        let count_lost = ledger.is_up();
+
         let tracker = TaskTracker::new();
+        self.resume(&snapshot, &ledger, &shutdown, &tracker);
         for (name, source, longest) in self.sources.clone() {
             let gate = self
                 .groups
@@ -214,33 +264,206 @@ impl Engine {
                 .map(|g| g.gate.clone());
             let engine = self.clone();
             let shutdown = shutdown.clone();
+            let known = known.clone();
             tracker.spawn(async move {
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
-                    _ = engine.sweep(&name, source, gate, longest) => {}
+                    _ = engine.sweep(&name, source, gate, longest, &known, count_lost) => {}
                 }
             });
+        }
+        {
+            let engine = self.clone();
+            let shutdown = shutdown.clone();
+            let ledger = ledger.clone();
+            tracker.spawn(async move { engine.janitor(ledger, shutdown).await });
         }
         for group in &self.groups {
             let engine = self.clone();
             let group = group.clone();
             let shutdown = shutdown.clone();
             let inner = tracker.clone();
-            tracker.spawn(async move { engine.run_group(group, shutdown, inner).await });
+            let ledger = ledger.clone();
+            tracker.spawn(async move { engine.run_group(group, shutdown, inner, ledger).await });
         }
         shutdown.cancelled().await;
         tracker.close();
-        tracker.wait().await;
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(deadline = ?SHUTDOWN_DEADLINE, "Shutdown deadline reached with requests still running; the ledger keeps what they had not finished.");
+        }
+    }
+
+    /// Takes up an earlier process's unfinished sentinels (see [`Engine::run`]).
+    fn resume(
+        &self,
+        snapshot: &Snapshot,
+        ledger: &Arc<Ledger>,
+        shutdown: &CancellationToken,
+        tracker: &TaskTracker,
+    ) {
+        for g in &self.groups {
+            if let Some(max) = snapshot.max_seq(&g.source_name) {
+                g.seq.fetch_max(max + 1, Ordering::Relaxed);
+            }
+        }
+        for p in &self.paths {
+            let key = (p.spec.source.clone(), p.spec.target.clone());
+            if let Some(since) = snapshot
+                .unseen
+                .get(&key)
+                .copied()
+                .and_then(cycle::instant_of)
+            {
+                p.restore_unseen(since);
+            }
+        }
+        for entry in &snapshot.entries {
+            let Some(group) = self.groups.iter().find(|g| *g.source_name == *entry.source) else {
+                tracing::warn!(source = %entry.source, sentinel = %entry.id, "The ledger holds a sentinel of a source no longer configured; kept until it is configured again.");
+                continue;
+            };
+            let Some(id) = SentinelId::parse(&entry.id) else {
+                continue;
+            };
+            let mut paths = Vec::new();
+            let mut misses = Vec::new();
+            for (target, miss) in &entry.probes {
+                match group_path(&self.groups, &entry.source, target) {
+                    Some(p) => {
+                        paths.push(p);
+                        misses.push(miss.and_then(cycle::instant_of));
+                    }
+                    None => {
+                        tracing::info!(source = %entry.source, target = %target, "A resumed sentinel's path is no longer configured; dropped from it.");
+                    }
+                }
+            }
+            let times = entry
+                .sent_at
+                .zip(entry.acked_at)
+                .and_then(|(s, a)| Some((cycle::instant_of(s)?, cycle::instant_of(a)?)));
+            let (sent, acked) = match times {
+                Some(t) if !entry.undeleted && !paths.is_empty() => t,
+                _ => {
+                    // Nothing left to measure (all paths done, the write's fate unknown, or
+                    // acknowledged before this host's clock began): only the delete is owed.
+                    self.owed.push(group.source_name.clone(), id);
+                    continue;
+                }
+            };
+            let sentinel = Sentinel::restore(&self.instance, id, entry.seq, entry.written_at);
+            for p in &paths {
+                p.reserve_resumed(entry.seq, acked);
+            }
+            tracing::info!(source = %entry.source, sentinel = %sentinel.id, paths = paths.len(), "Resuming a probe left in flight by an earlier run.");
+            let cycle = self.cycle(group, paths, entry.seq, shutdown, ledger);
+            tracker.spawn(cycle.resume(cycle::Resumed {
+                sentinel,
+                sent,
+                acked,
+                last_misses: misses,
+            }));
+        }
+    }
+
+    fn cycle(
+        &self,
+        group: &Group,
+        paths: Vec<Arc<PathHandle>>,
+        seq: u64,
+        shutdown: &CancellationToken,
+        ledger: &Arc<Ledger>,
+    ) -> cycle::Cycle {
+        let request_timeout = paths
+            .iter()
+            .map(|p| p.spec.request_timeout.get())
+            .max()
+            .unwrap_or(Duration::from_secs(30));
+        let retention = paths
+            .iter()
+            .map(|p| p.spec.retention.get())
+            .max()
+            .unwrap_or_default();
+        cycle::Cycle {
+            instance: self.instance.clone(),
+            source_name: group.source_name.clone(),
+            source: group.source.clone(),
+            source_gate: group.gate.clone(),
+            paths,
+            metrics: self.metrics.clone(),
+            seq,
+            request_timeout,
+            retention,
+            shutdown: shutdown.clone(),
+            records: self.records.clone(),
+            ledger: ledger.clone(),
+            owed: self.owed.clone(),
+        }
+    }
+
+    /// Retries owed deletes: at start (what the ledger left) and every [`JANITOR_PERIOD`].
+    async fn janitor(&self, ledger: Arc<Ledger>, shutdown: CancellationToken) {
+        loop {
+            for (source_name, id) in self.owed.take() {
+                if shutdown.is_cancelled() {
+                    self.owed.push(source_name, id);
+                    continue;
+                }
+                let Some(group) = self.groups.iter().find(|g| g.source_name == source_name) else {
+                    continue;
+                };
+                let permit = tokio::select! {
+                    _ = shutdown.cancelled() => None,
+                    p = tokio::time::timeout(SWEEP_REQUEST_TIMEOUT, group.gate.admit()) => p.ok(),
+                };
+                let deleted = match permit {
+                    Some(_permit) => {
+                        cycle::bounded(SWEEP_REQUEST_TIMEOUT, group.source.delete(&id)).await
+                    }
+                    None => Err(crate::connector::ConnectorError::Throttled { retry_after: None }),
+                };
+                if let Err(crate::connector::ConnectorError::Throttled { retry_after }) = &deleted {
+                    group.gate.throttled(*retry_after);
+                }
+                let outcome = match deleted {
+                    Ok(()) => {
+                        ledger.forget(id.key()).await;
+                        "ok"
+                    }
+                    Err(e) => {
+                        tracing::debug!(source = %source_name, sentinel = %id, error = %e, "Owed delete failed again; retrying later.");
+                        self.owed.push(source_name.clone(), id);
+                        "error"
+                    }
+                };
+                self.metrics
+                    .deletes
+                    .with_label_values(&[&source_name, outcome])
+                    .inc();
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(JANITOR_PERIOD) => {}
+            }
+        }
     }
 
     /// Deletes this instance's sentinels left behind by an earlier run: only those older than
     /// the longest timeout of the source's paths, so nothing still in flight is touched.
+    ///
+    /// Sentinels the ledger holds are skipped (they are being resumed); with a ledger that was
+    /// up, any other found is one it lost, counted in `lagwatch_sentinels_lost_total`.
     async fn sweep(
         &self,
         name: &str,
         source: Arc<dyn Source>,
         gate: Option<Arc<Gate>>,
         longest_timeout: Duration,
+        known: &HashSet<String>,
+        count_lost: bool,
     ) {
         let admit = || async {
             match &gate {
@@ -255,8 +478,11 @@ impl Engine {
         let permit = admit().await;
         let listed = cycle::bounded(limit, source.list_own(&prefix, before)).await;
         drop(permit);
-        let leftovers = match listed {
-            Ok(l) => l,
+        let leftovers: Vec<SentinelId> = match listed {
+            Ok(l) => l
+                .into_iter()
+                .filter(|id| !known.contains(id.key()))
+                .collect(),
             Err(e) => {
                 tracing::warn!(source = %name, error = %e, "Start-up sweep could not list old sentinels.");
                 return;
@@ -264,6 +490,12 @@ impl Engine {
         };
         if !leftovers.is_empty() {
             tracing::info!(source = %name, count = leftovers.len(), "Deleting sentinels left by an earlier run.");
+            if count_lost {
+                self.metrics
+                    .sentinels_lost
+                    .with_label_values(&[name])
+                    .inc_by(leftovers.len() as u64);
+            }
         }
         for id in leftovers {
             let permit = admit().await;
@@ -288,6 +520,7 @@ impl Engine {
         group: Arc<Group>,
         shutdown: CancellationToken,
         tracker: TaskTracker,
+        ledger: Arc<Ledger>,
     ) {
         // Spread groups over the first interval (at most 10 s, so readiness comes quickly) so
         // they do not all write at once, and stay spread afterwards.
@@ -309,30 +542,19 @@ impl Engine {
             if paths.is_empty() {
                 continue;
             }
-            let request_timeout = paths
-                .iter()
-                .map(|p| p.spec.request_timeout.get())
-                .max()
-                .unwrap_or(Duration::from_secs(30));
-            let retention = paths
-                .iter()
-                .map(|p| p.spec.retention.get())
-                .max()
-                .unwrap_or_default();
-            let cycle = cycle::Cycle {
-                instance: self.instance.clone(),
-                source_name: group.source_name.clone(),
-                source: group.source.clone(),
-                source_gate: group.gate.clone(),
-                paths,
-                metrics: self.metrics.clone(),
-                seq: group.seq.fetch_add(1, Ordering::Relaxed),
-                request_timeout,
-                retention,
-                shutdown: shutdown.clone(),
-                records: self.records.clone(),
-            };
+            let seq = group.seq.fetch_add(1, Ordering::Relaxed);
+            let cycle = self.cycle(&group, paths, seq, &shutdown, &ledger);
             tracker.spawn(cycle.run());
         }
     }
+}
+
+/// The path of `source` to `target` among the groups.
+fn group_path(groups: &[Arc<Group>], source: &str, target: &str) -> Option<Arc<PathHandle>> {
+    groups
+        .iter()
+        .filter(|g| *g.source_name == *source)
+        .flat_map(|g| g.paths.iter())
+        .find(|p| p.spec.target == target)
+        .cloned()
 }

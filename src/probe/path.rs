@@ -213,6 +213,21 @@ impl PathHandle {
         true
     }
 
+    /// Takes a slot for a sentinel an earlier process left in flight (from the ledger), even
+    /// past `max_in_flight`: it is out there already and must end in an outcome.
+    pub fn reserve_resumed(&self, seq: u64, acked: Instant) {
+        let mut s = self.state();
+        s.reserved += 1;
+        s.pending.insert(seq, acked);
+        self.m.in_flight.set(i64::from(s.reserved));
+    }
+
+    /// Restores "unseen since" from the ledger, so staleness keeps rising through a restart.
+    pub fn restore_unseen(&self, since: Instant) {
+        let mut s = self.state();
+        s.unseen_since = Some(s.unseen_since.map_or(since, |u| u.min(since)));
+    }
+
     /// Gives a reserved slot back without an outcome: the write failed (a measurement gap, not
     /// lag) or the process is shutting down.
     pub fn release(&self, seq: Option<u64>) {
@@ -251,16 +266,21 @@ impl PathHandle {
         }
     }
 
-    /// Records how a sentinel ended on this path and frees its slot.
+    /// Records how a sentinel ended on this path and frees its slot. A `resumed` probe (left
+    /// in flight by an earlier process) counts its outcome, but its lag, measured on the wall
+    /// clock across a restart, stays out of the lag histogram and the learned window.
+    /// Returns the new "unseen since" when it changed (for the ledger).
     pub fn on_resolved(
         &self,
         seq: u64,
         acked: Instant,
         outcome: Outcome,
         estimate: Option<LagEstimate>,
-    ) {
+        resumed: bool,
+    ) -> Option<Option<Instant>> {
         let now = Instant::now();
         let mut s = self.state();
+        let unseen_before = s.unseen_since;
         s.pending.remove(&seq);
         s.reserved = s.reserved.saturating_sub(1);
         self.m.in_flight.set(i64::from(s.reserved));
@@ -278,7 +298,19 @@ impl PathHandle {
         if outcome == Outcome::Mismatch {
             s.last_error = Some(("mismatch", Utc::now()));
         }
-        if let (Outcome::Converged, Some(e)) = (outcome, estimate) {
+        if resumed {
+            self.metrics
+                .probes_resumed
+                .with_label_values(&[&self.spec.source, &self.spec.target, outcome.label()])
+                .inc();
+            if outcome == Outcome::Converged {
+                let wall = Utc::now();
+                self.m
+                    .last_converged
+                    .set(wall.timestamp_millis() as f64 / 1000.0);
+                s.last_converged_at = Some(wall);
+            }
+        } else if let (Outcome::Converged, Some(e)) = (outcome, estimate) {
             self.m.lag.observe(e.lag.as_secs_f64());
             if e.lag <= self.spec.objective.get() {
                 self.m.within_objective.inc();
@@ -300,7 +332,7 @@ impl PathHandle {
             s.last_probe = Some(LastProbe { seq, outcome });
         }
         let lag_seconds = match (outcome, estimate) {
-            (Outcome::Converged, Some(e)) => e.lag.as_secs_f32(),
+            (Outcome::Converged, Some(e)) if !resumed => e.lag.as_secs_f32(),
             _ => f32::NAN,
         };
         s.history.push_back(Resolved {
@@ -310,6 +342,7 @@ impl PathHandle {
         });
         s.prune(now);
         self.m.staleness.set(s.staleness(now).as_secs_f64());
+        (s.unseen_since != unseen_before).then_some(s.unseen_since)
     }
 
     /// The learned window of recent lags, if there is enough history.

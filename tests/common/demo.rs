@@ -33,13 +33,15 @@ pub fn start(args: &[&str]) -> Demo {
 /// `lagwatch <args>` with `RUST_LOG=log` and stderr to `stderr`; returns once it says where it
 /// listens.
 pub fn start_with(args: &[&str], stderr: Stdio, log: &str) -> Demo {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
-        .args(args)
-        .env("RUST_LOG", log)
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("start lagwatch");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lagwatch"));
+    cmd.args(args).env("RUST_LOG", log).stderr(stderr);
+    start_command(cmd)
+}
+
+/// Spawns `cmd` (which runs the lagwatch binary, perhaps through a wrapper that `exec`s it)
+/// with stdout piped; returns once it says where it listens.
+pub fn start_command(mut cmd: Command) -> Demo {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start lagwatch");
     let stdout = child.stdout.take().unwrap();
     // The demo first says where its emulator is; the monitor's own line comes next.
     let mut lines = BufReader::new(stdout).lines();

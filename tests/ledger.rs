@@ -1,0 +1,667 @@
+//! The durable probe ledger through restarts and crashes: lagwatch (the library `App`, or the
+//! binary) against the emulator over loopback, sentinels left in flight by one process ended by
+//! the next, every measured lag checked against the emulator's ground truth, and the source
+//! checked for leftovers.
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lagwatch::app::App;
+use lagwatch::config::Config;
+use lagwatch::emulator::{Emulator, Scenario};
+use lagwatch::ledger::{Entry, Health, Ledger};
+use lagwatch::metrics::Metrics;
+use lagwatch::probe::{Outcome, ProbeRecord};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "ledger-test-secret";
+const INSTANCE: &str = "ltest";
+
+/// `crm/accounts` replicated to `crm2` with a fixed lag.
+fn scenario(lag: &str) -> String {
+    format!(
+        r#"
+credentials:
+  - {{ tenant: contoso, client_id: lagwatch-test, client_secret: {SECRET} }}
+dataverse:
+  crm:
+    tables:
+      accounts: {{ id: accountid, columns: {{ name: string, description: string }} }}
+  crm2:
+    tables:
+      accounts: {{ id: accountid, columns: {{ name: string, description: string }} }}
+replicas:
+  crm2:
+    source: crm/accounts
+    target: {{ kind: dataverse, env: crm2, table: accounts }}
+    key: name
+    lag: {{ distribution: fixed, value: {lag} }}
+"#
+    )
+}
+
+fn dataverse(name: &str, origin: &str, secret_file: &Path) -> String {
+    format!(
+        r#"
+  {name}:
+    kind: dataverse
+    url: {origin}/{name}
+    table: accounts
+    id_column: accountid
+    key_column: name
+    payload_column: description
+    scope: https://{name}.crm.dynamics.com/.default
+    auth:
+      method: client_secret
+      tenant_id: contoso
+      client_id: lagwatch-test
+      client_secret: file:{secret}
+      authority: {origin}/entra
+"#,
+        secret = secret_file.display()
+    )
+}
+
+/// crm → crm2 probed every `every`, with `state_dir` under `dir`.
+fn config(origin: &str, dir: &Path, every: &str, timeout: &str) -> String {
+    let secret = dir.join("secret");
+    std::fs::write(&secret, SECRET).expect("secret file");
+    format!(
+        r#"
+instance: {INSTANCE}
+state_dir: {state}
+systems:{crm}{crm2}
+paths:
+  - source: crm
+    target: crm2
+    interval: {every}
+    objective: 2s
+    timeout: {timeout}
+    confirm: 0s
+"#,
+        state = dir.join("state").display(),
+        crm = dataverse("crm", origin, &secret),
+        crm2 = dataverse("crm2", origin, &secret),
+    )
+}
+
+struct Estate {
+    origin: String,
+    emulator: Arc<Emulator>,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+async fn estate(lag: &str) -> Estate {
+    let emulator = Emulator::new(Scenario::from_yaml(&scenario(lag)).expect("scenario"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let stop = CancellationToken::new();
+    let (e, s) = (emulator.clone(), stop.clone());
+    tokio::spawn(async move { e.serve(listener, s).await });
+    Estate {
+        origin,
+        emulator,
+        _stop: stop.drop_guard(),
+    }
+}
+
+fn build(text: &str) -> App {
+    let config = Config::from_yaml("ledger-test.yaml", text).unwrap_or_else(|e| panic!("{e}"));
+    App::build(config).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Keys of this instance's sentinels that exist in the source right now (the Dataverse Web
+/// API, as any client would ask it).
+async fn sentinels_in_source(origin: &str) -> BTreeSet<String> {
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{origin}/entra/contoso/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "lagwatch-test"),
+            ("client_secret", SECRET),
+            ("scope", "https://crm.crm.dynamics.com/.default"),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token json");
+    let token = token["access_token"].as_str().expect("access_token");
+    let body: serde_json::Value = http
+        .get(format!("{origin}/crm/api/data/v9.2/accounts"))
+        .query(&[
+            ("$select", "name"),
+            (
+                "$filter",
+                &format!("startswith(name,'lagwatch-{INSTANCE}-')"),
+            ),
+        ])
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("list json");
+    body["value"]
+        .as_array()
+        .expect("value")
+        .iter()
+        .map(|r| r["name"].as_str().expect("name").to_string())
+        .collect()
+}
+
+/// The ledger's content, read as the next process would (the process using it has stopped).
+fn ledger_entries(dir: &Path) -> Vec<Entry> {
+    let ledger = Ledger::open(&dir.join("state"), &Metrics::new());
+    assert_eq!(ledger.health(), Health::Up);
+    ledger.take_snapshot().entries
+}
+
+fn ledger_ids(dir: &Path) -> BTreeSet<String> {
+    ledger_entries(dir).into_iter().map(|e| e.id).collect()
+}
+
+/// Asserts a converged record's estimate contains the emulator's truth (`slack` for the wall
+/// clock conversions of a resumed probe).
+fn check_truth(estate: &Estate, r: &ProbeRecord, slack: Duration) {
+    let truth = estate
+        .emulator
+        .truth("crm2", r.sentinel.key())
+        .unwrap_or_else(|| panic!("truth for {}", r.sentinel));
+    let visible = truth.visible_at.expect("visible");
+    let truth_lag = visible.saturating_duration_since(truth.committed_at);
+    let est = r.estimate.expect("a converged probe has an estimate");
+    assert!(
+        est.contains(truth_lag, slack),
+        "{}: measured {:?} ± {:?}, truth {truth_lag:?} (resumed: {})",
+        r.sentinel,
+        est.lag,
+        est.uncertainty,
+        r.resumed
+    );
+}
+
+/// Collects records until `done` says so or `limit` passes.
+async fn collect(
+    rx: &mut tokio::sync::broadcast::Receiver<ProbeRecord>,
+    limit: Duration,
+    mut done: impl FnMut(&[ProbeRecord]) -> bool,
+) -> Vec<ProbeRecord> {
+    let mut out = Vec::new();
+    let end = tokio::time::Instant::now() + limit;
+    while !done(&out) {
+        match tokio::time::timeout_at(end, rx.recv()).await {
+            Ok(Ok(r)) => out.push(r),
+            Ok(Err(RecvError::Lagged(n))) => panic!("lost {n} records"),
+            Ok(Err(RecvError::Closed)) | Err(_) => break,
+        }
+    }
+    out
+}
+
+fn metric(app: &App, line_start: &str) -> f64 {
+    let text = app.engine.metrics().render();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start))
+        .map(|v| v.trim().parse().expect("a number"))
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_restart_resumes_sentinels_in_flight_and_measures_them_once() {
+    let estate = estate("4s").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let text = config(&estate.origin, dir.path(), "1s", "30s");
+
+    // First process: a few seconds of probing, then SIGTERM-like shutdown with sentinels still
+    // on their way to crm2 (4 s behind).
+    let first = build(&text);
+    let mut rx = first.engine.subscribe();
+    let stop = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let run = {
+        let (app, stop) = (Arc::new(first), stop.clone());
+        let a = app.clone();
+        (
+            tokio::spawn(async move { a.run(listener, stop).await }),
+            app,
+        )
+    };
+    let before = collect(&mut rx, Duration::from_secs(20), |r| r.len() >= 2).await;
+    assert!(before.len() >= 2, "the first process measured something");
+    stop.cancel();
+    run.0.await.expect("join").expect("served");
+    let after_stop = collect(&mut rx, Duration::from_millis(200), |_| false).await;
+    let first_ids: HashSet<String> = before
+        .iter()
+        .chain(&after_stop)
+        .map(|r| r.sentinel.key().to_string())
+        .collect();
+    assert_eq!(
+        metric(&run.1, "lagwatch_ledger_up "),
+        1.0,
+        "the ledger was up"
+    );
+
+    // What the first process left: in the ledger, and in the source, the same sentinels.
+    let pending = ledger_ids(dir.path());
+    assert!(
+        !pending.is_empty(),
+        "sentinels in flight at shutdown stay for the next start"
+    );
+    assert_eq!(sentinels_in_source(&estate.origin).await, pending);
+    assert!(
+        pending.iter().all(|id| !first_ids.contains(id)),
+        "none of them was counted by the first process"
+    );
+
+    // Second process: resumes exactly those, each converged once with the truth in its bound.
+    let second = Arc::new(build(&text));
+    let mut rx = second.engine.subscribe();
+    let stop = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let (a, s) = (second.clone(), stop.clone());
+    let run = tokio::spawn(async move { a.run(listener, s).await });
+    let want = pending.clone();
+    let records = collect(&mut rx, Duration::from_secs(30), |r| {
+        let resumed: HashSet<&str> = r
+            .iter()
+            .filter(|r| r.resumed)
+            .map(|r| r.sentinel.key())
+            .collect();
+        want.iter().all(|id| resumed.contains(id.as_str()))
+    })
+    .await;
+    let resumed: Vec<&ProbeRecord> = records.iter().filter(|r| r.resumed).collect();
+    let resumed_ids: BTreeSet<String> = resumed
+        .iter()
+        .map(|r| r.sentinel.key().to_string())
+        .collect();
+    assert_eq!(resumed_ids, pending, "every pending sentinel resumed");
+    assert_eq!(resumed.len(), pending.len(), "each exactly once");
+    for r in &resumed {
+        assert_eq!(r.outcome, Outcome::Converged);
+        check_truth(&estate, r, Duration::from_millis(20));
+    }
+    for r in records.iter().filter(|r| !r.resumed) {
+        if r.outcome == Outcome::Converged {
+            check_truth(&estate, r, Duration::from_millis(1));
+        }
+        assert!(
+            r.seq > resumed.iter().map(|r| r.seq).max().unwrap_or(0),
+            "numbering continues after the resumed sentinels"
+        );
+    }
+    assert_eq!(
+        metric(
+            &second,
+            "lagwatch_probes_resumed_total{outcome=\"converged\",source=\"crm\",target=\"crm2\"} "
+        ),
+        pending.len() as f64
+    );
+    assert_eq!(
+        metric(&second, "lagwatch_sentinels_lost_total{source=\"crm\"} "),
+        0.0
+    );
+    // The lag histogram holds only the second process's own measurements.
+    let own = records
+        .iter()
+        .filter(|r| !r.resumed && r.outcome == Outcome::Converged)
+        .count();
+    assert_eq!(
+        metric(
+            &second,
+            "lagwatch_lag_seconds_count{source=\"crm\",target=\"crm2\"} "
+        ),
+        own as f64
+    );
+
+    // Resumed sentinels are deleted from the source once measured.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let left = sentinels_in_source(&estate.origin).await;
+    assert!(
+        pending.iter().all(|id| !left.contains(id)),
+        "resumed sentinels deleted: {left:?}"
+    );
+    stop.cancel();
+    run.await.expect("join").expect("served");
+    // Whatever the second left in flight is in its ledger, and nothing else is in the source.
+    assert_eq!(
+        sentinels_in_source(&estate.origin).await,
+        ledger_ids(dir.path())
+    );
+}
+
+/// Runs `app` on its own runtime for `for_` and then drops that runtime with every task still
+/// running: no shutdown, no cleanup, as when the process is killed.
+fn run_and_crash(app: App, for_: Duration) -> Vec<ProbeRecord> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let records = rt.block_on(async {
+            let app = Arc::new(app);
+            let mut rx = app.engine.subscribe();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let a = app.clone();
+            tokio::spawn(async move { a.run(listener, CancellationToken::new()).await });
+            collect(&mut rx, for_, |_| false).await
+        });
+        rt.shutdown_background();
+        records
+    })
+    .join()
+    .expect("crashing thread")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_the_next_process_ends_every_probe_and_leaks_nothing() {
+    let estate = estate("3s").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let text = config(&estate.origin, dir.path(), "500ms", "30s");
+    let crashed = tokio::task::spawn_blocking({
+        let app = build(&text);
+        move || run_and_crash(app, Duration::from_secs(6))
+    })
+    .await
+    .expect("crash");
+    let measured: HashSet<String> = crashed
+        .iter()
+        .map(|r| r.sentinel.key().to_string())
+        .collect();
+    let entries = ledger_entries(dir.path());
+    let pending: BTreeSet<String> = entries.iter().map(|e| e.id.clone()).collect();
+    // Acknowledged with paths still waiting: these must be resumed; the rest only deleted.
+    let resumable: BTreeSet<String> = entries
+        .iter()
+        .filter(|e| e.acked_at.is_some() && !e.probes.is_empty() && !e.undeleted)
+        .map(|e| e.id.clone())
+        .collect();
+    assert!(!resumable.is_empty(), "the crash left sentinels in flight");
+    assert!(pending.iter().all(|id| !measured.contains(id)));
+    let in_source = sentinels_in_source(&estate.origin).await;
+    assert!(
+        in_source.is_subset(&pending),
+        "every sentinel in the source is known to the ledger: {in_source:?} vs {pending:?}"
+    );
+
+    let next = Arc::new(build(&text));
+    let mut rx = next.engine.subscribe();
+    let stop = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let (a, s) = (next.clone(), stop.clone());
+    let run = tokio::spawn(async move { a.run(listener, s).await });
+    let records = collect(&mut rx, Duration::from_secs(30), |r| {
+        let done: HashSet<&str> = r.iter().map(|r| r.sentinel.key()).collect();
+        resumable.iter().all(|id| done.contains(id.as_str()))
+    })
+    .await;
+    for r in records.iter().filter(|r| r.resumed) {
+        assert!(pending.contains(r.sentinel.key()));
+        assert!(!measured.contains(r.sentinel.key()), "never counted twice");
+        assert_eq!(r.outcome, Outcome::Converged);
+        check_truth(&estate, r, Duration::from_millis(20));
+    }
+    let resumed: BTreeSet<String> = records
+        .iter()
+        .filter(|r| r.resumed)
+        .map(|r| r.sentinel.key().to_string())
+        .collect();
+    assert_eq!(resumed, resumable, "acknowledged sentinels were resumed");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.cancel();
+    run.await.expect("join").expect("served");
+    // Writes caught mid-flight by the crash were deleted (owed deletes), resumed ones after
+    // their outcome: the source holds exactly what the second process left in its ledger.
+    let left = sentinels_in_source(&estate.origin).await;
+    assert!(
+        pending.iter().all(|id| !left.contains(id)),
+        "nothing of the crashed process is left: {left:?}"
+    );
+    assert_eq!(left, ledger_ids(dir.path()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinels_the_ledger_lost_are_found_by_the_sweep_and_counted() {
+    let estate = estate("3s").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let text = config(&estate.origin, dir.path(), "500ms", "4s");
+    tokio::task::spawn_blocking({
+        let app = build(&text);
+        move || run_and_crash(app, Duration::from_secs(3))
+    })
+    .await
+    .expect("crash");
+    let orphans = sentinels_in_source(&estate.origin).await;
+    assert!(!orphans.is_empty());
+    // The ledger is lost with the disk it was on.
+    std::fs::remove_dir_all(dir.path().join("state")).expect("remove state");
+    // The sweep takes only sentinels older than the longest timeout (4 s).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let next = Arc::new(build(&text));
+    let stop = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let (a, s) = (next.clone(), stop.clone());
+    let run = tokio::spawn(async move { a.run(listener, s).await });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = sentinels_in_source(&estate.origin).await;
+        if orphans.iter().all(|id| !left.contains(id)) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "orphans not swept: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        metric(&next, "lagwatch_sentinels_lost_total{source=\"crm\"} "),
+        orphans.len() as f64
+    );
+    stop.cancel();
+    run.await.expect("join").expect("served");
+}
+
+/// Reads one sample of `/metrics` of a running binary.
+fn scrape(addr: std::net::SocketAddr, line_start: &str) -> Option<f64> {
+    let (_, _, body) = common::http_get(addr, "/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(line_start))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + limit;
+    while !f() {
+        assert!(std::time::Instant::now() < end, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Whether this machine lets a test mount a filesystem in a private mount namespace (root, as
+/// on CI). Required when CI says so.
+fn can_mount(dir: &Path) -> bool {
+    let ok = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs -o size=64k tmpfs \"$1\"")
+        .arg("sh")
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok && std::env::var_os("LAGWATCH_REQUIRE_TOOLS").is_some() {
+        panic!("cannot mount a tmpfs in a private mount namespace (unshare -m, as root)");
+    }
+    ok
+}
+
+/// The ledger's disk fills up while lagwatch runs: a real ENOSPC from a small tmpfs mounted
+/// (in a private mount namespace, so nothing leaks onto the host) where state_dir is. Probing
+/// goes on, `/metrics` and `/readyz` say the ledger is down, and it comes back by itself once
+/// space is freed.
+#[test]
+fn a_full_disk_degrades_the_ledger_and_it_recovers_when_space_returns() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let estate = rt.block_on(estate("1s"));
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    if !can_mount(&state) {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    }
+    let cfg = dir.path().join("lagwatch.yaml");
+    std::fs::write(&cfg, config(&estate.origin, dir.path(), "500ms", "30s")).expect("config");
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs -o size=16m tmpfs \"$1\" && exec \"$2\" run --listen 127.0.0.1:0 --config \"$3\"")
+        .arg("sh")
+        .arg(&state)
+        .arg(env!("CARGO_BIN_EXE_lagwatch"))
+        .arg(&cfg)
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::null());
+    let bin = common::demo::start_command(cmd);
+    let addr = bin.addr;
+    let converged = || {
+        scrape(
+            addr,
+            "lagwatch_probes_total{outcome=\"converged\",source=\"crm\",target=\"crm2\"} ",
+        )
+        .unwrap_or(0.0)
+    };
+    wait_until(
+        "ledger up and probes converging",
+        Duration::from_secs(20),
+        || scrape(addr, "lagwatch_ledger_up ") == Some(1.0) && converged() >= 1.0,
+    );
+
+    // Fill the ledger's filesystem, seen through the process's own mount namespace.
+    let filler = Path::new(&format!("/proc/{}/root", bin.child.id()))
+        .join(state.strip_prefix("/").expect("absolute"))
+        .join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).expect("filler in the tmpfs");
+        let chunk = vec![0u8; 64 * 1024];
+        let full = loop {
+            if let Err(e) = f.write_all(&chunk).and_then(|()| f.flush()) {
+                break e;
+            }
+        };
+        assert_eq!(full.raw_os_error(), Some(28), "ENOSPC: {full}");
+    }
+    wait_until("ledger reported down", Duration::from_secs(20), || {
+        scrape(addr, "lagwatch_ledger_up ") == Some(0.0)
+    });
+    assert!(
+        scrape(addr, "lagwatch_ledger_errors_total{operation=\"write\"} ").unwrap_or(0.0) >= 1.0
+    );
+    let (status, _, ready) = common::http_get(addr, "/readyz");
+    assert_eq!(status, 200, "{ready}");
+    assert!(
+        ready.contains("ledger: unavailable, probing without resume"),
+        "{ready}"
+    );
+    // Measuring goes on without the ledger.
+    let before = converged();
+    wait_until(
+        "probes converge with the disk full",
+        Duration::from_secs(20),
+        || converged() >= before + 2.0,
+    );
+
+    std::fs::remove_file(&filler).expect("free the space");
+    wait_until("ledger up again", Duration::from_secs(20), || {
+        scrape(addr, "lagwatch_ledger_up ") == Some(1.0)
+    });
+    let (_, _, ready) = common::http_get(addr, "/readyz");
+    assert!(ready.contains("ledger: ok"), "{ready}");
+    common::demo::terminate(bin);
+}
+
+/// A ledger that cannot be opened (its directory is a file) leaves lagwatch probing, says so
+/// in `/metrics` and `/readyz`, and is not touched.
+#[test]
+fn an_unusable_ledger_is_a_clear_error_and_a_fallback() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let estate = rt.block_on(estate("1s"));
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    let garbage = b"not a ledger at all\n".repeat(300);
+    std::fs::write(state.join("ledger.sqlite"), &garbage).expect("garbage ledger");
+    let cfg = dir.path().join("lagwatch.yaml");
+    std::fs::write(&cfg, config(&estate.origin, dir.path(), "500ms", "30s")).expect("config");
+    let log = dir.path().join("stderr.log");
+    let bin = common::demo::start_with(
+        &[
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            cfg.to_str().expect("utf-8"),
+        ],
+        std::fs::File::create(&log).expect("log").into(),
+        "info",
+    );
+    let addr = bin.addr;
+    wait_until(
+        "probes converging without the ledger",
+        Duration::from_secs(20),
+        || {
+            scrape(
+                addr,
+                "lagwatch_probes_total{outcome=\"converged\",source=\"crm\",target=\"crm2\"} ",
+            )
+            .unwrap_or(0.0)
+                >= 1.0
+        },
+    );
+    assert_eq!(scrape(addr, "lagwatch_ledger_up "), Some(0.0));
+    assert_eq!(
+        scrape(addr, "lagwatch_ledger_errors_total{operation=\"open\"} "),
+        Some(1.0)
+    );
+    let (status, _, ready) = common::http_get(addr, "/readyz");
+    assert_eq!(status, 200);
+    assert!(
+        ready.contains("ledger: unavailable, probing without resume"),
+        "{ready}"
+    );
+    assert!(ready.contains("ledger.sqlite"), "names the file: {ready}");
+    common::demo::terminate(bin);
+    let log = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        log.contains("The probe ledger cannot be used") && log.contains("ledger.sqlite"),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read(state.join("ledger.sqlite")).expect("still there"),
+        garbage,
+        "the file is left as it was"
+    );
+}
