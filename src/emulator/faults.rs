@@ -502,6 +502,27 @@ mod tests {
         assert_eq!(f.clock_offset(), chrono::Duration::zero());
     }
 
+    #[test]
+    fn scenarios_may_start_with_faults() {
+        let s = crate::emulator::Scenario::from_yaml(
+            "faults:\n  - { prefix: /fno/, mode: throttle, retry_after_seconds: 120 }\n  \
+             - { mode: clock, offset_seconds: -60 }\n",
+        )
+        .unwrap();
+        let emu = crate::emulator::Emulator::new(s);
+        assert_eq!(
+            emu.faults().pick("/fno/fin/data/X"),
+            Some(Mode::Throttle {
+                retry_after_seconds: 120
+            })
+        );
+        assert_eq!(emu.faults().clock_offset(), chrono::Duration::seconds(-60));
+        let bad =
+            crate::emulator::Scenario::from_yaml("faults:\n  - { prefix: /fno/, mode: melt }\n")
+                .unwrap_err();
+        assert!(bad.to_string().contains("faults[0]"), "{bad}");
+    }
+
     #[tokio::test]
     async fn truncated_bodies_are_cut_and_huge_ones_have_their_size() {
         let real = json_response(StatusCode::OK, &json!({"value": [{"a": "b"}]}));

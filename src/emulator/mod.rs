@@ -354,6 +354,14 @@ impl Emulator {
         }
         let started = landscape.started_at();
         let lakes = lake::Lakes::build(&scenario, &replicas, &options, started);
+        let faults = faults::Faults::default();
+        for f in &scenario.faults {
+            // Checked when the scenario was validated; a scenario built otherwise that holds a
+            // bad fault is served without it.
+            if let Err(e) = faults.add(f.to_string().as_bytes()) {
+                tracing::warn!(error = %e, "scenario fault ignored");
+            }
+        }
         let emu = Arc::new(Emulator {
             scenario,
             started,
@@ -362,7 +370,7 @@ impl Emulator {
             replicas,
             state: Mutex::new(state),
             lakes,
-            faults: faults::Faults::default(),
+            faults,
         });
         emu.spawn_lake_task();
         emu
