@@ -508,6 +508,27 @@ async fn a_5xx_storm_is_down_and_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flaky_5xx_storm_costs_reads_but_no_lag_is_wrong() {
+    // Half of the reads fail: probes still converge between the failures, and their bounds,
+    // built only from the answered reads, still hold the truth (checked in `finish`).
+    let rig = Rig::start(&["fno"], &[]).await;
+    let t0 = Instant::now();
+    rig.converges("fno", t0, 1, SETTLE).await;
+    let before = rig.metrics().await;
+    rig.fault(json!({"prefix": "/fno/", "mode": "status", "status": 500, "probability": 0.5}))
+        .await;
+    let storm = Instant::now();
+    rig.converges("fno", storm, 4, SETTLE).await;
+    let m = rig.metrics().await;
+    assert!(m.requests("fno", "5xx") > before.requests("fno", "5xx"));
+    assert!(m.lookup_errors("fno", "unavailable") > before.lookup_errors("fno", "unavailable"));
+    rig.clear().await;
+    rig.until("fno: up", SETTLE, |m| m.up("fno") == Some(1.0))
+        .await;
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_cut_mid_way_is_a_transport_error_and_recovers() {
     target_fault(
         "crm2",
