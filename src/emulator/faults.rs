@@ -28,7 +28,7 @@
 //! | `status` | `status` (500–599, default 503) | that status with an OData error body |
 //! | `throttle` | `retry_after_seconds` (default 120) | 429 with that `Retry-After` |
 //! | `garbage` | `body`: `html` (default) or `wrong_shape` | 200 with a non-JSON page, or JSON of the wrong shape |
-//! | `reset` | — | the real status and headers and part of the body, then the connection dropped |
+//! | `reset` | — | the real status and headers and part of the body, then the connection dropped (an answer without a body: handled, then the connection dropped with no answer) |
 //! | `truncated` | — | 200 and the real JSON body cut in half, with a matching `Content-Length` |
 //! | `huge` | `bytes` (default 64 MiB) | 200 with a JSON-looking body of that size, chunked, generated while sent |
 //! | `clock` | `offset_seconds` (no prefix) | every wall-clock value (`Date`, `createdon`, truth timestamps) moved by the offset |
@@ -381,6 +381,13 @@ pub async fn transform(mode: &Mode, response: Response) -> Response {
             .headers
             .insert(header::CONTENT_LENGTH, HeaderValue::from(head.len()));
         return Response::from_parts(parts, Body::from(head));
+    }
+    // Reset of an answer without a body (a 204 to a write): nothing to cut, so the request
+    // is handled (the write applied) and no answer at all comes back, the ambiguous failure.
+    if bytes.is_empty() {
+        return Response::new(Body::from_stream(futures::stream::once(async {
+            Err::<Bytes, _>(cut())
+        })));
     }
     // Reset: announce the full length, send half, pause so hyper flushes it, then fail.
     parts
