@@ -148,55 +148,11 @@ impl Rig {
         for f in before {
             post_fault(&http, &base, f).await;
         }
-
-        let secrets = tempfile::tempdir().unwrap();
-        for (file, value) in [
-            ("client_secret", "faults-secret"),
-            ("search_key", "faults-search-key"),
-            ("es_password", "faults-password"),
-        ] {
-            std::fs::write(secrets.path().join(file), value).unwrap();
-        }
-        let mut yaml = String::from(
-            "instance: faults\ndefaults:\n  interval: 1s\n  timeout: 6s\n  objective: 3s\n  request_timeout: 1s\n  \
-             max_in_flight: 12\nsystems:\n",
-        );
-        yaml.push_str(&system_yaml("crm", &base, secrets.path()));
-        for t in targets {
-            yaml.push_str(&system_yaml(t, &base, secrets.path()));
-        }
-        yaml.push_str("paths:\n");
-        for t in targets {
-            yaml.push_str(&format!("  - {{ source: crm, target: {t} }}\n"));
-        }
-        let config = Config::from_yaml("faults.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
-        let app = Arc::new(App::build(config).unwrap_or_else(|e| panic!("{e}")));
-
-        let records = Arc::new(Mutex::new(Vec::new()));
-        let mut rx = app.engine.subscribe();
-        {
-            let records = records.clone();
-            tokio::spawn(async move {
-                loop {
-                    match rx.recv().await {
-                        Ok(r) => records.lock().unwrap().push((Instant::now(), r)),
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                    }
-                }
-            });
-        }
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
-        let stop = CancellationToken::new();
-        let app_task = {
-            let (app, stop) = (app.clone(), stop.clone());
-            tokio::spawn(async move { app.run(listener, stop).await })
-        };
+        let (app_task, stop, metrics_url, records, secrets) = monitor(&base, targets).await;
         Rig {
             emulator,
             base,
-            metrics_url: format!("http://{addr}/metrics"),
+            metrics_url,
             http,
             records,
             stop,
@@ -204,6 +160,77 @@ impl Rig {
             app_task,
             _secrets: secrets,
         }
+    }
+
+    /// Stops the monitor (it must still be running: a crash would have ended its task),
+    /// checks what it published against the truth, and starts a new one (same instance) on
+    /// the same emulator, as a restart does.
+    async fn restart(&mut self, targets: &[&str], between: impl AsyncFnOnce(&Rig)) {
+        self.stop_monitor().await;
+        between(self).await;
+        let (app_task, stop, metrics_url, records, secrets) = monitor(&self.base, targets).await;
+        self.app_task = app_task;
+        self.stop = stop;
+        self.metrics_url = metrics_url;
+        self.records = records;
+        self._secrets = secrets;
+    }
+
+    async fn stop_monitor(&mut self) -> Vec<ProbeRecord> {
+        assert!(!self.app_task.is_finished(), "the monitor is still running");
+        self.stop.cancel();
+        (&mut self.app_task)
+            .await
+            .expect("no panic")
+            .expect("clean stop");
+        let records: Vec<ProbeRecord> = self
+            .records
+            .lock()
+            .unwrap()
+            .drain(..)
+            .map(|(_, r)| r)
+            .collect();
+        check_against_truth(&self.emulator, &records);
+        records
+    }
+
+    /// Names of this test's sentinels in the source, read through the emulated Web API.
+    async fn sentinels_in_source(&self) -> Vec<String> {
+        let token: Value = self
+            .http
+            .post(format!("{}/entra/contoso/oauth2/v2.0/token", self.base))
+            .form(&[
+                ("client_id", "lagwatch-faults"),
+                ("client_secret", "faults-secret"),
+                ("scope", "https://crm.crm.dynamics.com/.default"),
+                ("grant_type", "client_credentials"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let page: Value = self
+            .http
+            .get(format!("{}/crm/api/data/v9.2/accounts", self.base))
+            .query(&[
+                ("$select", "name"),
+                ("$filter", "startswith(name,'lagwatch-faults-')"),
+            ])
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page["value"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{page}"))
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
     }
 
     async fn fault(&self, fault: Value) {
@@ -281,23 +308,77 @@ impl Rig {
         }
     }
 
-    /// Stops the monitor (it must still be running: a crash would have ended its task) and
-    /// checks every published probe against the ground truth. Returns the records.
-    async fn finish(self) -> Vec<ProbeRecord> {
-        assert!(!self.app_task.is_finished(), "the monitor is still running");
-        self.stop.cancel();
-        self.app_task.await.expect("no panic").expect("clean stop");
+    /// Stops the monitor and the emulator, checking every published probe against the
+    /// ground truth. Returns the records.
+    async fn finish(mut self) -> Vec<ProbeRecord> {
+        let records = self.stop_monitor().await;
         self.emulator_stop.cancel();
-        let records: Vec<ProbeRecord> = self
-            .records
-            .lock()
-            .unwrap()
-            .drain(..)
-            .map(|(_, r)| r)
-            .collect();
-        check_against_truth(&self.emulator, &records);
         records
     }
+}
+
+type Monitor = (
+    JoinHandle<std::io::Result<()>>,
+    CancellationToken,
+    String,
+    Arc<Mutex<Vec<(Instant, ProbeRecord)>>>,
+    tempfile::TempDir,
+);
+
+/// A monitor (instance `faults`) probing `crm` → each of `targets` on the emulator at `base`
+/// every second, serving `/metrics` on loopback; its published records are collected.
+async fn monitor(base: &str, targets: &[&str]) -> Monitor {
+    let secrets = tempfile::tempdir().unwrap();
+    for (file, value) in [
+        ("client_secret", "faults-secret"),
+        ("search_key", "faults-search-key"),
+        ("es_password", "faults-password"),
+    ] {
+        std::fs::write(secrets.path().join(file), value).unwrap();
+    }
+    let mut yaml = String::from(
+        "instance: faults\ndefaults:\n  interval: 1s\n  timeout: 6s\n  objective: 3s\n  \
+         request_timeout: 1s\n  max_in_flight: 12\nsystems:\n",
+    );
+    yaml.push_str(&system_yaml("crm", base, secrets.path()));
+    for t in targets {
+        yaml.push_str(&system_yaml(t, base, secrets.path()));
+    }
+    yaml.push_str("paths:\n");
+    for t in targets {
+        yaml.push_str(&format!("  - {{ source: crm, target: {t} }}\n"));
+    }
+    let config = Config::from_yaml("faults.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
+    let app = Arc::new(App::build(config).unwrap_or_else(|e| panic!("{e}")));
+
+    let records = Arc::new(Mutex::new(Vec::new()));
+    let mut rx = app.engine.subscribe();
+    {
+        let records = records.clone();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(r) => records.lock().unwrap().push((Instant::now(), r)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let app_task = {
+        let (app, stop) = (app.clone(), stop.clone());
+        tokio::spawn(async move { app.run(listener, stop).await })
+    };
+    (
+        app_task,
+        stop,
+        format!("http://{addr}/metrics"),
+        records,
+        secrets,
+    )
 }
 
 async fn post_fault(http: &reqwest::Client, base: &str, fault: &Value) {
@@ -505,6 +586,61 @@ async fn a_5xx_storm_is_down_and_recovers() {
         },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_write_cut_after_it_was_applied_is_an_error_and_the_next_start_sweeps_it() {
+    // Every answer of the source is cut mid-body: writes (applied before the answer was cut),
+    // read-backs and deletes all fail. No probe starts from a failed write, no read-your-write
+    // violation is invented from a failed read, and the sentinels the failed writes left are
+    // deleted by the next start's sweep.
+    let mut rig = Rig::start(&["fno"], &[]).await;
+    let t0 = Instant::now();
+    rig.converges("fno", t0, 1, SETTLE).await;
+    let before = rig.metrics().await;
+    let write_errors =
+        |m: &Metrics| m.sum("lagwatch_sentinel_writes_total", &[("outcome", "error")]);
+    rig.fault(json!({"prefix": "/crm/", "mode": "reset"})).await;
+    let m = rig
+        .until("crm: down, writes fail", SETTLE, |m| {
+            m.up("crm") == Some(0.0) && write_errors(m) >= write_errors(&before) + 3.0
+        })
+        .await;
+    assert!(m.requests("crm", "transport_error") >= 3.0);
+    let cleared = rig.clear().await;
+    rig.converges("fno", cleared, 2, SETTLE).await;
+    let m = rig.metrics().await;
+    assert_eq!(
+        m.sum(
+            "lagwatch_read_your_writes_violations_total",
+            &[("source", "crm")]
+        ),
+        0.0
+    );
+    let leaked = Arc::new(Mutex::new(Vec::new()));
+    rig.restart(&["fno"], async |rig: &Rig| {
+        // What the stopped monitor left: the sentinels of the cut writes (it deleted its own
+        // in-flight ones on the way out). The sweep takes those older than the longest timeout.
+        *leaked.lock().unwrap() = rig.sentinels_in_source().await;
+        tokio::time::sleep_until(cleared + Duration::from_secs(7)).await;
+    })
+    .await;
+    let leaked = leaked.lock().unwrap().clone();
+    assert!(!leaked.is_empty(), "the cut writes were applied");
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let now = rig.sentinels_in_source().await;
+        if !leaked.iter().any(|l| now.contains(l)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the start-up sweep deletes {leaked:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    rig.converges("fno", Instant::now(), 1, SETTLE).await;
+    rig.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
