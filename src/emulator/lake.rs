@@ -539,7 +539,7 @@ impl Emulator {
             return None;
         }
         let k = self.folder_index(def, sink);
-        let name = folder_name(self.wall_time(self.folder_opens(def, k)));
+        let name = folder_name(self.unstepped_wall_time(self.folder_opens(def, k)));
         Some((self.folder_opens(def, k.saturating_add(1)), name))
     }
 
@@ -572,7 +572,7 @@ impl Emulator {
         }
         let source: Map<String, Value> = serde_json::from_str(&entry.payload).unwrap_or_default();
         let shaped = r.shape(entry);
-        let sink_wall = self.wall_time(sink);
+        let sink_wall = self.unstepped_wall_time(sink);
         let def = &self.lakes.defs[li];
         let created = source
             .get("createdon")
@@ -608,7 +608,7 @@ impl Emulator {
         if !(exported || still_due) {
             return;
         }
-        let sink_wall = self.wall_time(now);
+        let sink_wall = self.unstepped_wall_time(now);
         let def = &self.lakes.defs[li];
         let line = def.tables[ti].line(id, None, sink_wall);
         self.lakes.push(
@@ -822,7 +822,7 @@ impl Emulator {
     }
 
     fn folder_name_of(&self, def: &LakeDef, k: u64) -> String {
-        folder_name(self.wall_time(self.folder_opens(def, k)))
+        folder_name(self.unstepped_wall_time(self.folder_opens(def, k)))
     }
 
     /// Creates folder `k` with its `model.json`, then names it in `changelog.info` (which
@@ -889,7 +889,7 @@ impl Emulator {
     ) -> Vec<u8> {
         let sink = self.lakes.sink.as_ref();
         let completed = self
-            .wall_time(self.started)
+            .unstepped_wall_time(self.started)
             .format("%-m/%-d/%Y %-I:%M:%S %p")
             .to_string();
         let granularity = match def.table_layout {

@@ -19,6 +19,7 @@
 //! | `/es/{cluster}/` | Elasticsearch/OpenSearch ([`elastic`]) | §6.3 |
 //! | `/_truth/{replica}/{key}` | ground truth (below) | — |
 //! | `/_truth/_drift/{replica}` | seeded rows' drift (below) | — |
+//! | `/_faults` | fault injection: `POST` adds, `GET` lists, `DELETE` clears ([`faults`]) | — |
 //! | `/` | JSON description of the services | — |
 //!
 //! Analytics lakes are not served over HTTP: a lake replica writes Synapse Link incremental
@@ -117,6 +118,7 @@ pub mod dataverse;
 pub mod delta;
 pub mod elastic;
 pub mod entra;
+pub mod faults;
 pub mod fno;
 pub mod lake;
 pub mod lake_delta;
@@ -200,6 +202,7 @@ pub struct Emulator {
     started_wall: DateTime<Utc>,
     state: Mutex<State>,
     lakes: lake::Lakes,
+    faults: faults::Faults,
 }
 
 #[derive(Default)]
@@ -351,6 +354,14 @@ impl Emulator {
         }
         let started = landscape.started_at();
         let lakes = lake::Lakes::build(&scenario, &replicas, &options, started);
+        let faults = faults::Faults::default();
+        for f in &scenario.faults {
+            // Checked when the scenario was validated; a scenario built otherwise that holds a
+            // bad fault is served without it.
+            if let Err(e) = faults.add(f.to_string().as_bytes()) {
+                tracing::warn!(error = %e, "scenario fault ignored");
+            }
+        }
         let emu = Arc::new(Emulator {
             scenario,
             started,
@@ -359,6 +370,7 @@ impl Emulator {
             replicas,
             state: Mutex::new(state),
             lakes,
+            faults,
         });
         emu.spawn_lake_task();
         emu
@@ -375,8 +387,20 @@ impl Emulator {
         &self.landscape
     }
 
-    /// The emulator's wall clock at a tokio instant: start wall time + elapsed tokio time.
+    /// The faults in force ([`faults`]); tests may set them directly instead of over HTTP.
+    pub fn faults(&self) -> &faults::Faults {
+        &self.faults
+    }
+
+    /// The emulator's wall clock at a tokio instant: start wall time + elapsed tokio time,
+    /// stepped by a `clock` fault if one is in force.
     pub fn wall_time(&self, at: Instant) -> DateTime<Utc> {
+        self.unstepped_wall_time(at) + self.faults.clock_offset()
+    }
+
+    /// The wall clock without a `clock` fault's step: lakes name folders by it, and a step
+    /// must not rename folders already written.
+    pub(crate) fn unstepped_wall_time(&self, at: Instant) -> DateTime<Utc> {
         match at.checked_duration_since(self.started) {
             Some(d) => self.started_wall + chrono::Duration::from_std(d).unwrap_or_default(),
             None => {
@@ -395,13 +419,68 @@ impl Emulator {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The axum router serving every service; state is shared with this handle.
+    /// The axum router serving every service and `/_faults`; state is shared with this
+    /// handle. Faults apply here, on the socket path, because several of them (a dropped
+    /// connection, a body cut mid-way) only exist on a socket.
     pub fn router(self: &Arc<Self>) -> Router {
         let emu = self.clone();
         Router::new().fallback(move |req: Request| {
             let emu = emu.clone();
-            async move { emu.handle(req).await }
+            async move { emu.handle_faulted(req).await }
         })
+    }
+
+    /// [`Emulator::handle`] behind the fault in force for the request's path, if any.
+    async fn handle_faulted(&self, req: Request) -> Response {
+        let path = req.uri().path().to_string();
+        if path == "/_faults" {
+            return self.faults_endpoint(req).await;
+        }
+        let Some(mode) = self.faults.pick(&path) else {
+            return self.handle(req).await;
+        };
+        tracing::debug!(%path, ?mode, "emulated fault");
+        if let Some(response) = self.faults.immediate(&mode) {
+            return self.finish(response);
+        }
+        if let Some(delay) = faults::delay(&mode) {
+            tokio::time::sleep(delay).await;
+        }
+        let response = self.handle(req).await;
+        faults::transform(&mode, response).await
+    }
+
+    /// `GET`, `POST` and `DELETE /_faults` ([`faults`]).
+    async fn faults_endpoint(&self, req: Request) -> Response {
+        let (parts, body) = req.into_parts();
+        let ok = |emu: &Self, status| json_response(status, &emu.faults.describe());
+        let bad = |message: String| {
+            json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": {"code": "", "message": message}}),
+            )
+        };
+        let response = match parts.method {
+            Method::GET => ok(self, StatusCode::OK),
+            Method::POST => match axum::body::to_bytes(body, MAX_BODY).await {
+                Ok(bytes) => match self.faults.add(&bytes) {
+                    Ok(()) => ok(self, StatusCode::CREATED),
+                    Err(e) => bad(e),
+                },
+                Err(_) => bad("request body too large or unreadable".into()),
+            },
+            Method::DELETE => {
+                let prefix = parts.uri.query().and_then(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .find(|(k, _)| k == "prefix")
+                        .map(|(_, v)| v.into_owned())
+                });
+                self.faults.clear(prefix.as_deref());
+                ok(self, StatusCode::OK)
+            }
+            _ => empty_response(StatusCode::METHOD_NOT_ALLOWED),
+        };
+        self.finish(response)
     }
 
     /// Serves the router on `listener` until `shutdown` is cancelled.

@@ -52,6 +52,10 @@ pub struct Scenario {
     /// Replication paths by name (the name used by the ground-truth endpoint).
     #[serde(default)]
     pub replicas: BTreeMap<String, Replica>,
+    /// Faults in force from the start, as `POST /_faults` takes them ([`super::faults`]);
+    /// cleared like any other with `DELETE /_faults`.
+    #[serde(default)]
+    pub faults: Vec<serde_json::Value>,
 }
 
 /// One app registration (client credentials). The values are emulator test data.
@@ -512,6 +516,11 @@ impl Scenario {
     }
 
     fn validate(&self) -> Result<(), Issue> {
+        for (i, f) in self.faults.iter().enumerate() {
+            super::faults::Faults::default()
+                .add(f.to_string().as_bytes())
+                .map_err(|reason| issue(format!("faults[{i}]"), reason))?;
+        }
         for (i, c) in self.credentials.iter().enumerate() {
             check_name(&format!("credentials[{i}].tenant"), &c.tenant)?;
             if c.client_id.is_empty() {
