@@ -45,7 +45,13 @@ impl App {
     /// [`AppError::Config`] when a system cannot be built from its config.
     pub fn build(config: Config) -> Result<App, AppError> {
         let metrics = Metrics::new();
-        let cx = BuildContext::new(metrics.clone());
+        let cx = BuildContext::with_tls(metrics.clone(), &config.tls).map_err(|issue| {
+            ConfigError::Invalid {
+                file: config.file.clone(),
+                key: issue.key,
+                reason: issue.reason,
+            }
+        })?;
         let mut systems: HashMap<String, System> = HashMap::new();
         for (name, spec) in &config.systems {
             let limits = config.limits.get(name).copied().unwrap_or_default();

@@ -367,10 +367,26 @@ fn transport(e: reqwest::Error) -> ConnectorError {
 /// # Errors
 /// Only if the TLS backend cannot initialise.
 pub fn client() -> Result<Client, reqwest::Error> {
+    client_trusting(&[])
+}
+
+/// As [`client`], also trusting `extra_roots` (the config's `tls.ca_files`) on top of the
+/// platform's roots. Verification stays on: there is no way to build a client that skips it.
+///
+/// # Errors
+/// The TLS backend cannot be set up with these roots.
+pub fn client_trusting(
+    extra_roots: &[rustls_pki_types::CertificateDer<'static>],
+) -> Result<Client, reqwest::Error> {
+    let extra = extra_roots
+        .iter()
+        .map(|der| reqwest::Certificate::from_der(der))
+        .collect::<Result<Vec<_>, _>>()?;
     Client::builder()
         .user_agent(concat!("lagwatch/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(90))
+        .tls_certs_merge(extra)
         .build()
 }
 

@@ -41,7 +41,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_top.yaml",
         "interval",
-        "unknown key; the keys allowed here are: instance, server, defaults, systems, paths, state_dir",
+        "unknown key; the keys allowed here are: instance, server, defaults, systems, paths, state_dir, tls",
     ),
     case(
         "unknown_key_defaults.yaml",
@@ -324,6 +324,17 @@ const CASES: &[Case] = &[
         "reconcile_bad_normalize.yaml",
         "paths[0].reconcile[0].source.normalize[1]",
         "unknown value \"casefold\"; the values allowed here are: trim, lowercase, collapse_spaces, empty_is_null",
+    ),
+    // Outgoing TLS: the private CA files.
+    case(
+        "tls_ca_file_missing.yaml",
+        "tls.ca_files[0]",
+        "cannot read testdata/config/bad/no-such-ca.pem: No such file or directory (os error 2)",
+    ),
+    case(
+        "tls_ca_not_a_certificate.yaml",
+        "tls.ca_files[0]",
+        "testdata/config/bad/tls_ca_not_a_certificate.yaml: no certificate in it (expected one or more PEM blocks \"-----BEGIN CERTIFICATE-----\")",
     ),
     // YAML syntax.
     syntax(

@@ -86,6 +86,49 @@ impl TestKey {
         )
     }
 
+    /// A private CA's root certificate for this key (`CN=<cn>`, basicConstraints CA, key
+    /// usage keyCertSign), valid from a day ago for a year; see [`TestKey::issue_localhost`].
+    pub fn ca_certificate(&self, cn: &str) -> Vec<u8> {
+        let now = chrono::Utc::now().timestamp();
+        let critical = tlv(0x01, &[0xFF]);
+        let basic_constraints = seq(&[
+            &tlv(0x06, &[0x55, 0x1D, 0x13]),
+            &critical,
+            &tlv(0x04, &seq(&[&tlv(0x01, &[0xFF])])),
+        ]);
+        let key_usage = seq(&[
+            &tlv(0x06, &[0x55, 0x1D, 0x0F]),
+            &critical,
+            &tlv(0x04, &tlv(0x03, &[0x01, 0x06])),
+        ]);
+        self.certificate_with_extensions(
+            cn,
+            now - 86_400,
+            now + 365 * 86_400,
+            Some(tlv(0xA3, &seq(&[&basic_constraints, &key_usage]))),
+        )
+    }
+
+    /// A server certificate for `localhost` and 127.0.0.1 with this key, issued (signed) by
+    /// `ca`, whose root certificate is `ca.ca_certificate(ca_cn)`: what an internal PKI hands
+    /// out, trusted only by clients that trust that CA.
+    pub fn issue_localhost(&self, ca: &TestKey, ca_cn: &str) -> Vec<u8> {
+        let now = chrono::Utc::now().timestamp();
+        let names = [tlv(0x82, b"localhost"), tlv(0x87, &[127, 0, 0, 1])].concat();
+        let san = seq(&[
+            &tlv(0x06, &[0x55, 0x1D, 0x11]),
+            &tlv(0x04, &tlv(0x30, &names)),
+        ]);
+        build_certificate(
+            self,
+            "localhost",
+            ca,
+            ca_cn,
+            (now - 86_400, now + 365 * 86_400),
+            Some(tlv(0xA3, &seq(&[&san]))),
+        )
+    }
+
     fn certificate_with_extensions(
         &self,
         cn: &str,
@@ -93,42 +136,65 @@ impl TestKey {
         not_after: i64,
         extensions: Option<Vec<u8>>,
     ) -> Vec<u8> {
-        let key = self.pair();
-        let spki = AsDer::<PublicKeyX509Der>::as_der(key.public_key()).expect("SPKI");
-        let sha256_with_rsa = seq(&[
-            &tlv(
-                0x06,
-                &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x0B],
-            ),
-            &tlv(0x05, &[]),
-        ]);
-        let name = seq(&[&tlv(
+        build_certificate(self, cn, self, cn, (not_before, not_after), extensions)
+    }
+}
+
+/// A certificate for `subject`'s key named `subject_cn`, issued by `issuer_cn` and signed with
+/// `issuer`'s key (the same key and name: self-signed).
+fn build_certificate(
+    subject: &TestKey,
+    subject_cn: &str,
+    issuer: &TestKey,
+    issuer_cn: &str,
+    (not_before, not_after): (i64, i64),
+    extensions: Option<Vec<u8>>,
+) -> Vec<u8> {
+    let key = issuer.pair();
+    let subject_key = subject.pair();
+    let spki = AsDer::<PublicKeyX509Der>::as_der(subject_key.public_key()).expect("SPKI");
+    let sha256_with_rsa = seq(&[
+        &tlv(
+            0x06,
+            &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x0B],
+        ),
+        &tlv(0x05, &[]),
+    ]);
+    let name = |cn: &str| {
+        seq(&[&tlv(
             0x31,
             &seq(&[&tlv(0x06, &[0x55, 0x04, 0x03]), &tlv(0x0C, cn.as_bytes())]),
-        )]);
-        let tbs = seq(&[
-            &tlv(0xA0, &tlv(0x02, &[2])),
-            &tlv(0x02, &[0x01, 0x23, 0x45]),
-            &sha256_with_rsa,
-            &name,
-            &seq(&[&time(not_before), &time(not_after)]),
-            &name,
-            spki.as_ref(),
-            extensions.as_deref().unwrap_or_default(),
-        ]);
-        let mut sig = vec![0; key.public_modulus_len()];
-        key.sign(
-            &signature::RSA_PKCS1_SHA256,
-            &SystemRandom::new(),
-            &tbs,
-            &mut sig,
-        )
-        .expect("sign");
-        let mut bits = vec![0u8];
-        bits.extend_from_slice(&sig);
-        seq(&[&tbs, &sha256_with_rsa, &tlv(0x03, &bits)])
-    }
+        )])
+    };
+    let serial = if subject_cn == issuer_cn {
+        [0x01, 0x23, 0x45]
+    } else {
+        [0x01, 0x23, 0x46]
+    };
+    let tbs = seq(&[
+        &tlv(0xA0, &tlv(0x02, &[2])),
+        &tlv(0x02, &serial),
+        &sha256_with_rsa,
+        &name(issuer_cn),
+        &seq(&[&time(not_before), &time(not_after)]),
+        &name(subject_cn),
+        spki.as_ref(),
+        extensions.as_deref().unwrap_or_default(),
+    ]);
+    let mut sig = vec![0; key.public_modulus_len()];
+    key.sign(
+        &signature::RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        &tbs,
+        &mut sig,
+    )
+    .expect("sign");
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(&sig);
+    seq(&[&tbs, &sha256_with_rsa, &tlv(0x03, &bits)])
+}
 
+impl TestKey {
     /// A certificate valid from a day ago for a year.
     pub fn current_certificate(&self) -> Vec<u8> {
         let now = chrono::Utc::now().timestamp();

@@ -9,6 +9,7 @@
 
 pub mod duration;
 pub mod secret;
+pub mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -20,6 +21,7 @@ use serde::de::DeserializeOwned;
 
 pub use duration::Dur;
 pub use secret::Secret;
+pub use tls::OutgoingTls;
 
 use crate::gate::Limits;
 use crate::probe::schedule::PollPolicy;
@@ -87,6 +89,8 @@ pub struct Config {
     /// Where state that must survive a restart is kept (reconciliation's remembered
     /// discrepancies); `None`: in memory only.
     pub state_dir: Option<std::path::PathBuf>,
+    /// Extra trust for outgoing HTTPS (`tls.ca_files`); verification itself is always on.
+    pub tls: OutgoingTls,
 }
 
 /// Settings of the HTTP server.
@@ -192,6 +196,8 @@ struct RawConfig {
     paths: Vec<RawPath>,
     #[serde(default)]
     state_dir: Option<std::path::PathBuf>,
+    #[serde(default)]
+    tls: tls::RawTls,
 }
 
 /// Built-in path defaults; `defaults:` in the file overrides them, a path overrides both.
@@ -337,6 +343,9 @@ impl Config {
         }
         if let Some(dir) = &self.state_dir {
             let _ = writeln!(out, "state_dir: {}", dir.display());
+        }
+        if let Some(tls) = self.tls.describe() {
+            let _ = writeln!(out, "{tls}");
         }
         let mut groups: Vec<(&str, Dur, Vec<&str>)> = Vec::new();
         for p in &self.paths {
@@ -526,6 +535,8 @@ fn from_tree(tree: serde_json::Value) -> Result<Config, Issue> {
         ));
     }
 
+    let tls = OutgoingTls::load(raw.tls)?;
+
     if raw.systems.is_empty() {
         return Err(Issue::new("systems", "at least one system is required"));
     }
@@ -576,6 +587,7 @@ fn from_tree(tree: serde_json::Value) -> Result<Config, Issue> {
         limits,
         paths,
         state_dir: raw.state_dir,
+        tls,
     })
 }
 

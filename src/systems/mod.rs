@@ -128,12 +128,33 @@ pub struct BuildContext {
 
 impl BuildContext {
     pub fn new(metrics: Metrics) -> Self {
+        Self::with_client(metrics, crate::net::client().unwrap_or_default())
+    }
+
+    fn with_client(metrics: Metrics, http: reqwest::Client) -> Self {
         BuildContext {
             metrics,
             landscape: Arc::new(simulated::Landscape::new()),
-            http: crate::net::client().unwrap_or_default(),
+            http,
             gates: Arc::default(),
         }
+    }
+
+    /// As [`BuildContext::new`], with an HTTP client that also trusts the configured private
+    /// CAs (`tls.ca_files`), shared by every HTTP system and its token endpoint. Unlike `new`,
+    /// a client that cannot be built is an error: silently dropping configured trust would
+    /// turn into handshake failures that point nowhere near the cause.
+    ///
+    /// # Errors
+    /// An [`Issue`] at `tls.ca_files` when the TLS backend refuses the certificates.
+    pub fn with_tls(metrics: Metrics, tls: &config::OutgoingTls) -> Result<Self, Issue> {
+        let http = crate::net::client_trusting(&tls.extra_roots).map_err(|e| {
+            Issue::new(
+                "tls.ca_files",
+                format!("the HTTP client cannot trust these certificates: {e}"),
+            )
+        })?;
+        Ok(Self::with_client(metrics, http))
     }
 
     /// The gate of system `name`, created with `limits` on first use.
