@@ -81,6 +81,7 @@ pub struct Metrics {
     /// 1 while the probe ledger persists, 0 after it failed to open or write; no series
     /// without a `state_dir` (nothing to persist by configuration).
     pub ledger_up: IntGaugeVec,
+    pub token_errors: IntCounterVec,
     pub ledger_errors: IntCounterVec,
     pub probes_resumed: IntCounterVec,
     pub sentinels_lost: IntCounterVec,
@@ -278,6 +279,11 @@ impl Metrics {
                 "lagwatch_build_info",
                 "Always 1; labels carry the version and source revision of this build.",
                 &["version", "revision"],
+            ),
+            token_errors: counter(
+                "lagwatch_token_errors_total",
+                "Requests to a system that could not be sent because no Entra ID token could be had, by kind: transport (token endpoint unreachable, 5xx, or garbage) or auth (credentials refused). The system itself was not contacted.",
+                &["system", "kind"],
             ),
             ledger_up: igauge(
                 "lagwatch_ledger_up",

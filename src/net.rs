@@ -51,7 +51,9 @@ impl BearerTokens for EntraBearer {
     async fn bearer(&self) -> Result<Secret, ConnectorError> {
         match self.cache.token(&self.scope).await {
             Ok(t) => Ok(Secret::runtime(t.expose(), "Entra ID access token")),
-            Err(e) if e.kind() == "transport" => {
+            // Unreachable, 5xx or garbage: the token endpoint is failing, not the
+            // credentials; worth retrying, and not an `auth` problem to whoever reads it.
+            Err(e) if matches!(e.kind(), "transport" | "bad_response") => {
                 Err(ConnectorError::Transport(format!("token endpoint: {e}")))
             }
             Err(e) => Err(ConnectorError::Auth(e.to_string())),
@@ -172,6 +174,9 @@ impl Drop for Abandoned<'_> {
     }
 }
 
+/// Kinds of `lagwatch_token_errors_total`.
+pub const TOKEN_ERROR_KINDS: [&str; 2] = ["transport", "auth"];
+
 /// One monitored system as seen over HTTP.
 #[derive(Clone)]
 pub struct HttpSystem {
@@ -186,6 +191,11 @@ pub struct HttpSystem {
 
 impl HttpSystem {
     pub fn new(name: &str, client: Client, gate: Arc<Gate>, metrics: Metrics, auth: Auth) -> Self {
+        if matches!(auth, Auth::Bearer(_)) {
+            for kind in TOKEN_ERROR_KINDS {
+                metrics.token_errors.with_label_values(&[name, kind]);
+            }
+        }
         HttpSystem {
             name: Arc::from(name),
             clock: Arc::new(ClockTracker::new(name, &metrics)),
@@ -240,7 +250,19 @@ impl HttpSystem {
         match &self.auth {
             Auth::None => {}
             Auth::Bearer(tokens) => {
-                let token = tokens.bearer().await?;
+                // No token, no request: the failure is the token endpoint's (or the
+                // credentials'), so it is counted as such rather than against the system.
+                let token = tokens.bearer().await.inspect_err(|e| {
+                    let kind = if matches!(e, ConnectorError::Auth(_)) {
+                        "auth"
+                    } else {
+                        "transport"
+                    };
+                    self.metrics
+                        .token_errors
+                        .with_label_values(&[&self.name, kind])
+                        .inc();
+                })?;
                 req = req.bearer_auth(token.expose());
                 used_token = Some(token);
             }

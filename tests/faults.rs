@@ -847,6 +847,13 @@ async fn a_token_endpoint_that_is_down_or_answers_garbage_blocks_nothing_for_goo
         m.requests("crm", "2xx") == 0.0,
         "nothing reaches Dataverse without a token"
     );
+    // /metrics names the cause: the token, not the system.
+    assert!(
+        m.sum(
+            "lagwatch_token_errors_total",
+            &[("system", "crm"), ("kind", "transport")]
+        ) >= 2.0
+    );
     for (mode, body) in [
         (json!("garbage"), json!("wrong_shape")),
         (json!("huge"), Value::Null),
