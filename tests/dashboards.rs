@@ -38,6 +38,7 @@ const ALERTS: &[&str] = &[
     "LagwatchLakeStale",
     "LagwatchDiscrepanciesPersisting",
     "LagwatchReconcileFailing",
+    "LagwatchConfigReloadFailed",
 ];
 
 /// A panel that charts the metric (series) on the left must link the runbook on the right.
@@ -71,6 +72,10 @@ const ALERT_BACKED: &[(&str, &str)] = &[
         "LagwatchReconcileFailing",
     ),
     ("lagwatch_reconcile_runs_total", "LagwatchReconcileFailing"),
+    (
+        "lagwatch_config_last_reload_successful",
+        "LagwatchConfigReloadFailed",
+    ),
 ];
 
 /// Where a runbook link starts: the dashboards' `runbook_base` constant variable.
@@ -835,9 +840,9 @@ fn the_exposition_offers_what_the_checks_rely_on() {
         .keys()
         .filter(|n| n.starts_with("lagwatch_"))
         .count();
-    // 38 families, four of them histograms (_bucket, _sum, _count). A new family whose
+    // 40 families, four of them histograms (_bucket, _sum, _count). A new family whose
     // series appear only on an event needs one made in exposition().
-    assert_eq!(families, 38 - 4 + 4 * 3, "{:?}", expo.series.keys());
+    assert_eq!(families, 40 - 4 + 4 * 3, "{:?}", expo.series.keys());
 }
 
 #[test]
