@@ -165,6 +165,7 @@ fn sighup_swaps_a_valid_config_and_keeps_the_running_one_when_invalid() {
         "start time {started}, now {now}"
     );
     wait_until("path a converges", || converged(addr, "a") >= 1.0);
+    wait_until("ready", || common::http_get(addr, "/readyz").0 == 200);
     std::thread::sleep(Duration::from_millis(1100));
 
     // A valid new file: b goes, c comes, a keeps its counters.
@@ -172,6 +173,9 @@ fn sighup_swaps_a_valid_config_and_keeps_the_running_one_when_invalid() {
     std::fs::write(&config, OTHER_PATHS).expect("write config");
     hup(&lw);
     wait_until("the new paths are served", || targets(addr) == ["a", "c"]);
+    // The new paths start their first probe within 10 s; a ready monitor stays ready meanwhile.
+    let (status, _, body) = common::http_get(addr, "/readyz");
+    assert_eq!(status, 200, "ready across the reload: {body}");
     assert_eq!(metric(addr, OK), Some(1.0));
     let reloaded = metric(addr, TS).expect("timestamp");
     assert!(
