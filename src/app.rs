@@ -44,7 +44,16 @@ impl App {
     /// # Errors
     /// [`AppError::Config`] when a system cannot be built from its config.
     pub fn build(config: Config) -> Result<App, AppError> {
-        let metrics = Metrics::new();
+        App::build_with(config, Metrics::new())
+    }
+
+    /// As [`App::build`], registering its series in an existing registry: a configuration
+    /// reload builds the new monitor into the running registry so counters carry on instead
+    /// of resetting (which `rate()` would read as a counter reset of every series).
+    ///
+    /// # Errors
+    /// As [`App::build`].
+    pub fn build_with(config: Config, metrics: Metrics) -> Result<App, AppError> {
         let cx = BuildContext::with_tls(metrics.clone(), &config.tls).map_err(|issue| {
             ConfigError::Invalid {
                 file: config.file.clone(),

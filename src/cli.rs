@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::app::{App, AppError};
 use crate::config::Config;
+use crate::supervisor::{DEFAULT_LISTEN, Supervisor};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -149,7 +150,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "lagwatch demo: emulated Dynamics 365 estate on {} (ground truth under /_truth/)",
                 demo.emulator_url
             );
-            let result = serve(config, listen, web, crate::shutdown::on_signal()).await;
+            // The demo's configuration is generated at start-up: there is no file to re-read.
+            crate::shutdown::ignore_hangup(
+                "the demo's configuration is generated; restart the demo to change it",
+            );
+            let result = serve(config, listen, web, crate::shutdown::on_signal(), None).await;
             emulator_stop.cancel();
             demo.finish().await;
             result
@@ -159,21 +164,31 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             listen,
             web_config_file,
         } => {
-            let cfg = match Config::load(&config) {
+            let mut cfg = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return Ok(ExitCode::from(EXIT_BAD_CONFIG));
                 }
             };
-            let listen = listen
-                .or(cfg.server.listen)
-                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 9464)));
+            // Build errors name the file as check-config and a reload name it.
+            cfg.file = config.display().to_string();
+            // With --listen the file's server.listen does not matter, also not on reload.
+            let from_file = cfg.server.listen.unwrap_or(DEFAULT_LISTEN);
+            let supervisor = Supervisor::new(config, listen.is_none().then_some(from_file));
+            let listen = listen.unwrap_or(from_file);
             let web = match load_web_config(web_config_file.as_deref()) {
                 Ok(w) => w,
                 Err(code) => return Ok(code),
             };
-            serve(cfg, listen, web, crate::shutdown::on_signal()).await
+            serve(
+                cfg,
+                listen,
+                web,
+                crate::shutdown::on_signal(),
+                Some(supervisor),
+            )
+            .await
         }
     }
 }
@@ -416,6 +431,7 @@ async fn serve(
     listen: SocketAddr,
     web: Option<Arc<crate::web::WebSecurity>>,
     shutdown: tokio_util::sync::CancellationToken,
+    reload: Option<Supervisor>,
 ) -> anyhow::Result<ExitCode> {
     if config.file.is_empty() {
         config.file = "config".to_string();
@@ -440,9 +456,11 @@ async fn serve(
     };
     // Tests and scripts read this line to find the port when listening on port 0.
     println!("lagwatch listening on {scheme}://{local}");
-    app.run_secured(listener, web, shutdown)
-        .await
-        .context("serving HTTP")?;
+    match reload {
+        Some(supervisor) => supervisor.run(app, listener, web, shutdown).await,
+        None => app.run_secured(listener, web, shutdown).await,
+    }
+    .context("serving HTTP")?;
     tracing::info!("lagwatch stopped.");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,8 @@
 //! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, the status page `/`,
-//! `/api/v1/paths`, `/api/v1/reconciliations` and `/api/v1/discrepancies`. Handlers only read
-//! engine and reconciliation state; nothing probes or reconciles on request.
+//! `/api/v1/paths`, `/api/v1/reconciliations`, `/api/v1/discrepancies` and `POST /-/reload`.
+//! Handlers only read engine and reconciliation state; nothing probes or reconciles on request.
+//! They read the monitor in force per request ([`Live::current`]), so a configuration reload
+//! swaps what they see without restarting the server.
 
 use std::sync::Arc;
 
@@ -8,7 +10,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -19,18 +21,22 @@ use crate::probe::Engine;
 use crate::reconcile::diff::Kind;
 use crate::reconcile::{DiscrepancyView, Reconciler};
 use crate::status::{self, PathView, ReconcileView};
+use crate::supervisor::{Live, ReloadRequest};
 use crate::web::WebSecurity;
 use crate::web::tls::TlsListener;
 
 #[derive(Clone)]
 struct AppState {
-    engine: Arc<Engine>,
-    reconciler: Arc<Reconciler>,
-    instance: Arc<str>,
+    live: Live,
 }
 
 /// The router, for tests that want to call it without a socket.
 pub fn router(engine: Arc<Engine>, reconciler: Arc<Reconciler>, instance: &str) -> Router {
+    router_live(Live::fixed(engine, reconciler, instance))
+}
+
+/// The router over a monitor that a configuration reload may replace.
+pub fn router_live(live: Live) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
@@ -39,11 +45,8 @@ pub fn router(engine: Arc<Engine>, reconciler: Arc<Reconciler>, instance: &str) 
         .route("/api/v1/paths", get(paths))
         .route("/api/v1/reconciliations", get(reconciliations))
         .route("/api/v1/discrepancies", get(discrepancies))
-        .with_state(AppState {
-            engine,
-            reconciler,
-            instance: Arc::from(instance),
-        })
+        .route("/-/reload", post(reload).put(reload))
+        .with_state(AppState { live })
 }
 
 /// Serves on an already-bound listener until `shutdown` is cancelled: plain HTTP without a
@@ -59,7 +62,26 @@ pub async fn serve(
     web: Option<Arc<WebSecurity>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = router(engine, reconciler, instance);
+    serve_live(
+        listener,
+        Live::fixed(engine, reconciler, instance),
+        web,
+        shutdown,
+    )
+    .await
+}
+
+/// As [`serve`], over a monitor that a configuration reload may replace.
+///
+/// # Errors
+/// I/O errors of the listener.
+pub async fn serve_live(
+    listener: TcpListener,
+    live: Live,
+    web: Option<Arc<WebSecurity>>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = router_live(live);
     let stop = async move { shutdown.cancelled().await };
     match web {
         None => {
@@ -89,7 +111,7 @@ pub async fn serve(
 async fn metrics(State(s): State<AppState>) -> Response {
     // Rendering thousands of series is CPU work of tens of milliseconds: keep it off the
     // runtime's workers, whose timers time the probes.
-    let engine = s.engine.clone();
+    let engine = s.live.current().engine.clone();
     let rendered = tokio::task::spawn_blocking(move || {
         engine.refresh();
         engine.metrics().render()
@@ -113,11 +135,12 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
-    let paths = s.engine.paths();
+    let current = s.live.current();
+    let paths = current.engine.paths();
     let started = paths.iter().filter(|p| p.state().started).count();
     // The ledger never makes lagwatch unready (scrapes matter more than resume), but a
     // probe of readiness is where an operator looks first, so it says what is degraded.
-    let ledger = match s.engine.ledger().map(|l| l.health()) {
+    let ledger = match current.engine.ledger().map(|l| l.health()) {
         Some(crate::ledger::Health::Down(reason)) => {
             format!("ledger: unavailable, probing without resume ({reason})\n")
         }
@@ -127,7 +150,7 @@ async fn readyz(State(s): State<AppState>) -> Response {
         }
         None => String::new(),
     };
-    if s.engine.ready() {
+    if current.ready() {
         (
             StatusCode::OK,
             format!(
@@ -149,10 +172,11 @@ async fn readyz(State(s): State<AppState>) -> Response {
 }
 
 async fn index(State(s): State<AppState>) -> Html<String> {
+    let current = s.live.current();
     Html(status::render_html(
-        &s.instance,
-        &status::views(&s.engine),
-        &status::reconcile_views(&s.reconciler),
+        &current.instance,
+        &status::views(&current.engine),
+        &status::reconcile_views(&current.reconciler),
     ))
 }
 
@@ -164,10 +188,11 @@ struct PathsResponse {
 }
 
 async fn paths(State(s): State<AppState>) -> Json<PathsResponse> {
+    let current = s.live.current();
     Json(PathsResponse {
-        instance: s.instance.to_string(),
+        instance: current.instance.to_string(),
         generated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        paths: status::views(&s.engine),
+        paths: status::views(&current.engine),
     })
 }
 
@@ -179,11 +204,48 @@ struct ReconciliationsResponse {
 }
 
 async fn reconciliations(State(s): State<AppState>) -> Json<ReconciliationsResponse> {
+    let current = s.live.current();
     Json(ReconciliationsResponse {
-        instance: s.instance.to_string(),
+        instance: current.instance.to_string(),
         generated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        reconciliations: status::reconcile_views(&s.reconciler),
+        reconciliations: status::reconcile_views(&current.reconciler),
     })
+}
+
+/// `POST /-/reload` (and `PUT`, as Prometheus accepts): re-reads the configuration file and
+/// answers once the new one runs (200) or was rejected (500 with the `ConfigError` text that
+/// `check-config` prints, as Prometheus answers a failed reload). Behind basic auth when a
+/// web-config file sets it, like every endpoint but the probes.
+async fn reload(State(s): State<AppState>) -> Response {
+    let Some(tx) = s.live.reloader() else {
+        return (
+            StatusCode::FORBIDDEN,
+            "reload is available only under `lagwatch run --config`; this configuration cannot be re-read\n",
+        )
+            .into_response();
+    };
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    if tx.send(ReloadRequest { reply: Some(reply) }).await.is_err() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "lagwatch is shutting down\n",
+        )
+            .into_response();
+    }
+    match outcome.await {
+        Ok(Ok(text)) => (StatusCode::OK, text).into_response(),
+        Ok(Err(text)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reload rejected, the running configuration stays in force: {text}\n"),
+        )
+            .into_response(),
+        // The supervisor stopped (shutdown) before answering.
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "lagwatch is shutting down\n",
+        )
+            .into_response(),
+    }
 }
 
 /// Most keys in one page of `/api/v1/discrepancies`, and the default.
@@ -259,7 +321,8 @@ async fn discrepancies(
     if !(1..=MAX_LIMIT).contains(&limit) {
         return bad_query("limit must be between 1 and 1000");
     }
-    let entries: Vec<_> = s
+    let current = s.live.current();
+    let entries: Vec<_> = current
         .reconciler
         .entries()
         .iter()

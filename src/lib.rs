@@ -17,7 +17,8 @@
 //! - [`status`]: the per-path view behind the status page and the API.
 //! - [`http`]: the axum server; [`web`]: its TLS and basic auth (`--web.config.file`).
 //! - [`emulator`]: the emulated Dynamics 365 APIs; [`demo`]: the emulator and a monitor of it.
-//! - [`app`]: assembly of all of the above; [`cli`]: the command line.
+//! - [`app`]: assembly of all of the above; [`supervisor`]: `lagwatch run` with configuration
+//!   reload; [`cli`]: the command line.
 
 pub mod app;
 pub mod auth;
@@ -38,6 +39,7 @@ pub mod reconcile;
 pub mod sentinel;
 pub mod shutdown;
 pub mod status;
+pub mod supervisor;
 pub mod systems;
 pub mod web;
 

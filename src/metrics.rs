@@ -7,8 +7,8 @@
 //! scrape.
 
 use prometheus::{
-    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    CounterVec, Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Lag buckets, 50 ms to 24 h, with common objectives (1 s, 5 s, 30 s, 1 m, 5 m, 15 m, 1 h) as
@@ -85,6 +85,11 @@ pub struct Metrics {
     pub ledger_errors: IntCounterVec,
     pub probes_resumed: IntCounterVec,
     pub sentinels_lost: IntCounterVec,
+    /// 1 when the last configuration reload succeeded (or none was tried), 0 when the last
+    /// one was rejected and the previous configuration is still running.
+    pub config_reload_successful: IntGauge,
+    /// Unix time of the last successful configuration load (start-up or reload).
+    pub config_reload_success_timestamp: Gauge,
     /// The reconciliation families (`lagwatch_discrepancies`, `lagwatch_reconcile_*`).
     pub reconcile: crate::reconcile::metrics::ReconcileMetrics,
     /// Latest clock offset estimate per system (seconds, its clock minus ours), for the
@@ -305,6 +310,22 @@ impl Metrics {
                 "Sentinels of this instance the start-up sweep found in a source that the ledger did not know (lost by a ledger that was down, or written before it existed); deleted.",
                 &["source"],
             ),
+            config_reload_successful: {
+                let g = must(IntGauge::with_opts(Opts::new(
+                    "lagwatch_config_last_reload_successful",
+                    "1 if the last configuration reload (SIGHUP or POST /-/reload) succeeded or none was tried, 0 if it was rejected and the previous configuration is still running.",
+                )));
+                must(registry.register(Box::new(g.clone())));
+                g
+            },
+            config_reload_success_timestamp: {
+                let g = must(Gauge::with_opts(Opts::new(
+                    "lagwatch_config_last_reload_success_timestamp_seconds",
+                    "Unix time of the last successful configuration load: start-up, then every accepted reload.",
+                )));
+                must(registry.register(Box::new(g.clone())));
+                g
+            },
             reconcile: crate::reconcile::metrics::ReconcileMetrics::register(&registry),
             registry,
             offsets: std::sync::Arc::default(),
@@ -312,6 +333,8 @@ impl Metrics {
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION"), crate::REVISION])
             .set(1);
+        // The configuration this registry is created for was loaded just now.
+        m.config_reloaded(true);
         #[cfg(target_os = "linux")]
         {
             let pc = prometheus::process_collector::ProcessCollector::for_self();
@@ -319,6 +342,91 @@ impl Metrics {
             let _ = m.registry.register(Box::new(pc));
         }
         m
+    }
+
+    /// Records the result of a configuration load: on success the gauge goes to 1 and the
+    /// timestamp to now; on failure only the gauge drops to 0, so the timestamp keeps saying
+    /// since when the running configuration is in force.
+    pub fn config_reloaded(&self, ok: bool) {
+        self.config_reload_successful.set(i64::from(ok));
+        if ok {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default();
+            self.config_reload_success_timestamp.set(now);
+        }
+    }
+
+    /// Removes every series of a path that a reloaded configuration no longer has, so a
+    /// removed path does not linger in `/metrics` (and in alerts) with its last values.
+    pub fn forget_path(&self, source: &str, target: &str) {
+        let l = &[source, target];
+        let _ = self.lag.remove_label_values(l);
+        let _ = self.last_lag.remove_label_values(l);
+        let _ = self.lag_uncertainty.remove_label_values(l);
+        let _ = self.staleness.remove_label_values(l);
+        let _ = self.last_converged.remove_label_values(l);
+        let _ = self.in_flight.remove_label_values(l);
+        let _ = self.objective.remove_label_values(l);
+        let _ = self.timeout.remove_label_values(l);
+        let _ = self.within_objective.remove_label_values(l);
+        let _ = self.probes_skipped.remove_label_values(l);
+        let _ = self.monotonic_violations.remove_label_values(l);
+        let _ = self.apply_lag.remove_label_values(l);
+        for o in OUTCOMES {
+            let _ = self.probes.remove_label_values(&[source, target, o]);
+            let _ = self
+                .probes_resumed
+                .remove_label_values(&[source, target, o]);
+        }
+        for kind in crate::connector::ConnectorError::KINDS {
+            let _ = self
+                .lookup_errors
+                .remove_label_values(&[source, target, kind]);
+        }
+    }
+
+    /// Removes the series of a source that no path of a reloaded configuration writes to.
+    pub fn forget_source(&self, source: &str) {
+        for o in WRITE_OUTCOMES {
+            let _ = self.writes.remove_label_values(&[source, o]);
+        }
+        for o in ["ok", "error"] {
+            let _ = self.deletes.remove_label_values(&[source, o]);
+        }
+        let _ = self.ryw_violations.remove_label_values(&[source]);
+        let _ = self.sentinels_lost.remove_label_values(&[source]);
+    }
+
+    /// Removes the series of a system a reloaded configuration no longer has.
+    pub fn forget_system(&self, system: &str) {
+        let _ = self.throttled.remove_label_values(&[system]);
+        let _ = self.throttle_wait.remove_label_values(&[system]);
+        let _ = self.budget_used.remove_label_values(&[system]);
+        let _ = self.system_up.remove_label_values(&[system]);
+        let _ = self.clock_offset.remove_label_values(&[system]);
+        let _ = self.clock_offset_uncertainty.remove_label_values(&[system]);
+        let _ = self.lake_objects_listed.remove_label_values(&[system]);
+        let _ = self.lake_bytes_read.remove_label_values(&[system]);
+        let _ = self.lake_last_folder.remove_label_values(&[system]);
+        for kind in crate::net::TOKEN_ERROR_KINDS {
+            let _ = self.token_errors.remove_label_values(&[system, kind]);
+        }
+        let ops = SOURCE_OPERATIONS
+            .iter()
+            .chain(TARGET_OPERATIONS)
+            .chain(INVENTORY_OPERATIONS);
+        for op in ops {
+            let _ = self.request_duration.remove_label_values(&[system, op]);
+            for st in STATUS_CLASSES {
+                let _ = self.requests.remove_label_values(&[system, op, st]);
+            }
+        }
+        self.offsets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(system);
     }
 
     /// Remembers the latest clock offset estimate of `system`.

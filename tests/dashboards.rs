@@ -39,6 +39,7 @@ const ALERTS: &[&str] = &[
     "LagwatchDiscrepanciesPersisting",
     "LagwatchReconcileFailing",
     "LagwatchLedgerDown",
+    "LagwatchConfigReloadFailed",
 ];
 
 /// A panel that charts the metric (series) on the left must link the runbook on the right.
@@ -73,6 +74,10 @@ const ALERT_BACKED: &[(&str, &str)] = &[
     ),
     ("lagwatch_reconcile_runs_total", "LagwatchReconcileFailing"),
     ("lagwatch_ledger_up", "LagwatchLedgerDown"),
+    (
+        "lagwatch_config_last_reload_successful",
+        "LagwatchConfigReloadFailed",
+    ),
 ];
 
 /// Where a runbook link starts: the dashboards' `runbook_base` constant variable.
@@ -842,9 +847,9 @@ fn the_exposition_offers_what_the_checks_rely_on() {
         .keys()
         .filter(|n| n.starts_with("lagwatch_"))
         .count();
-    // 43 families, four of them histograms (_bucket, _sum, _count). A new family whose
+    // 45 families, four of them histograms (_bucket, _sum, _count). A new family whose
     // series appear only on an event needs one made in exposition().
-    assert_eq!(families, 43 - 4 + 4 * 3, "{:?}", expo.series.keys());
+    assert_eq!(families, 45 - 4 + 4 * 3, "{:?}", expo.series.keys());
 }
 
 #[test]

@@ -63,6 +63,12 @@ const CONTRACT: &[(&str, &str, &[&str])] = &[
         &["system", "operation"],
     ),
     ("lagwatch_build_info", "gauge", &["version", "revision"]),
+    ("lagwatch_config_last_reload_successful", "gauge", &[]),
+    (
+        "lagwatch_config_last_reload_success_timestamp_seconds",
+        "gauge",
+        &[],
+    ),
 ];
 
 const YAML: &str = r#"

@@ -125,4 +125,32 @@ impl ReconcileMetrics {
         self.settle_window.with_label_values(e);
         self.interval.with_label_values(e).set(interval_seconds);
     }
+
+    /// Removes every series of an entry a reloaded configuration no longer has.
+    pub fn forget(&self, source: &str, target: &str, table: &str) {
+        let e = &[source, target, table];
+        for kind in Kind::ALL {
+            for p in PERSISTENCE {
+                let _ = self.discrepancies.remove_label_values(&[
+                    source,
+                    target,
+                    table,
+                    kind.label(),
+                    p,
+                ]);
+            }
+            let _ = self
+                .healed
+                .remove_label_values(&[source, target, table, kind.label()]);
+        }
+        for o in RUN_OUTCOMES {
+            let _ = self.runs.remove_label_values(&[source, target, table, o]);
+        }
+        let _ = self.duration.remove_label_values(e);
+        let _ = self.rows_compared.remove_label_values(e);
+        let _ = self.unsettled.remove_label_values(e);
+        let _ = self.last_success.remove_label_values(e);
+        let _ = self.settle_window.remove_label_values(e);
+        let _ = self.interval.remove_label_values(e);
+    }
 }
