@@ -665,3 +665,65 @@ fn an_unusable_ledger_is_a_clear_error_and_a_fallback() {
         "the file is left as it was"
     );
 }
+
+/// POSTs to a running binary; returns (status, body).
+fn post(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("status");
+    (status, raw)
+}
+
+/// A reload hands the sentinels in flight to the new configuration through the ledger: they
+/// are resumed, not deleted and lost.
+#[test]
+fn a_reload_hands_the_probes_in_flight_over_through_the_ledger() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let estate = rt.block_on(estate("5s"));
+    let dir = tempfile::tempdir().expect("dir");
+    let cfg = dir.path().join("lagwatch.yaml");
+    std::fs::write(&cfg, config(&estate.origin, dir.path(), "1s", "30s")).expect("config");
+    let bin = common::demo::start(&[
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        cfg.to_str().expect("utf-8"),
+    ]);
+    let addr = bin.addr;
+    let metric = |line: &str| scrape(addr, line).unwrap_or(0.0);
+    wait_until("sentinels in flight", Duration::from_secs(20), || {
+        metric("lagwatch_probes_in_flight{source=\"crm\",target=\"crm2\"} ") >= 2.0
+    });
+    let (status, body) = post(addr, "/-/reload");
+    assert_eq!(status, 200, "{body}");
+    wait_until(
+        "the new configuration resumes them",
+        Duration::from_secs(30),
+        || {
+            metric(
+                "lagwatch_probes_resumed_total{outcome=\"converged\",source=\"crm\",target=\"crm2\"} ",
+            ) >= 2.0
+        },
+    );
+    assert_eq!(
+        metric(
+            "lagwatch_probes_resumed_total{outcome=\"timeout\",source=\"crm\",target=\"crm2\"} "
+        ),
+        0.0
+    );
+    common::demo::terminate(bin);
+}

@@ -1,0 +1,150 @@
+//! SIGTERM while a source hangs: lagwatch stops starting probes, keeps what is in flight in
+//! its ledger, and exits 0 within its shutdown deadline even though a write never answers.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use lagwatch::emulator::{Emulator, Scenario};
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "shutdown-test-secret";
+
+fn scenario() -> String {
+    format!(
+        r#"
+credentials:
+  - {{ tenant: contoso, client_id: lagwatch-test, client_secret: {SECRET} }}
+dataverse:
+  crm:
+    tables:
+      accounts: {{ id: accountid, columns: {{ name: string, description: string }} }}
+  crm2:
+    tables:
+      accounts: {{ id: accountid, columns: {{ name: string, description: string }} }}
+replicas:
+  crm2:
+    source: crm/accounts
+    target: {{ kind: dataverse, env: crm2, table: accounts }}
+    key: name
+    lag: {{ distribution: fixed, value: 3s }}
+"#
+    )
+}
+
+fn system(name: &str, origin: &str, secret: &std::path::Path) -> String {
+    format!(
+        r#"
+  {name}:
+    kind: dataverse
+    url: {origin}/{name}
+    table: accounts
+    id_column: accountid
+    key_column: name
+    payload_column: description
+    scope: https://{name}.crm.dynamics.com/.default
+    auth:
+      method: client_secret
+      tenant_id: contoso
+      client_id: lagwatch-test
+      client_secret: file:{secret}
+      authority: {origin}/entra
+"#,
+        secret = secret.display()
+    )
+}
+
+#[test]
+fn sigterm_ends_within_the_deadline_while_the_source_hangs() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let emulator = Emulator::new(Scenario::from_yaml(&scenario()).expect("scenario"));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let stop = CancellationToken::new();
+    {
+        let (e, s) = (emulator.clone(), stop.clone());
+        rt.spawn(async move { e.serve(listener, s).await });
+    }
+    let _stop = stop.drop_guard();
+    let dir = tempfile::tempdir().expect("dir");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, SECRET).expect("secret");
+    let cfg = dir.path().join("lagwatch.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "instance: stest\nstate_dir: {state}\nsystems:{crm}{crm2}\npaths:\n  - {{ source: crm, target: crm2, interval: 500ms, timeout: 60s, request_timeout: 60s, objective: 10s }}\n",
+            state = dir.path().join("state").display(),
+            crm = system("crm", &origin, &secret),
+            crm2 = system("crm2", &origin, &secret),
+        ),
+    )
+    .expect("config");
+    let mut bin = common::demo::start(&[
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        cfg.to_str().expect("utf-8"),
+    ]);
+    let addr = bin.addr;
+    let in_flight = || {
+        let (_, _, body) = common::http_get(addr, "/metrics");
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix("lagwatch_probes_in_flight{source=\"crm\",target=\"crm2\"} ")
+            })
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let end = Instant::now() + Duration::from_secs(20);
+    while in_flight() < 2.0 {
+        assert!(Instant::now() < end, "no sentinel in flight");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // From now on Dataverse answers nothing for 10 minutes: writes and deletes hang.
+    let r = rt
+        .block_on(
+            reqwest::Client::new()
+                .post(format!("{origin}/_faults"))
+                .json(&serde_json::json!({"prefix": "/crm/", "mode": "slow", "delay_seconds": 600}))
+                .send(),
+        )
+        .expect("fault");
+    assert!(r.status().is_success());
+    std::thread::sleep(Duration::from_secs(2));
+
+    let sent = Instant::now();
+    let pid = bin.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let code = loop {
+        if let Some(code) = bin.child.try_wait().expect("wait") {
+            break code;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(30),
+            "still running 30 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let took = sent.elapsed();
+    assert!(code.success(), "exit status {code:?}");
+    assert!(
+        took <= lagwatch::probe::SHUTDOWN_DEADLINE + Duration::from_secs(3),
+        "took {took:?}"
+    );
+    // What could not be deleted is in the ledger for the next start.
+    let ledger = lagwatch::ledger::Ledger::open(
+        &dir.path().join("state"),
+        &lagwatch::metrics::Metrics::new(),
+    );
+    assert!(!ledger.take_snapshot().entries.is_empty());
+}
