@@ -31,6 +31,10 @@ pub struct Limits {
     pub per: Dur,
     /// Pause after a 429 that carries no Retry-After.
     pub default_retry_after: Dur,
+    /// Longest pause a Retry-After can impose: a proxy or a bug asking for a day would
+    /// otherwise stop monitoring a system for a day. Dataverse's documented penalties are at
+    /// most 5 minutes.
+    pub max_retry_after: Dur,
 }
 
 /// A `limits:` block as written: every key optional, laid over the kind's defaults.
@@ -41,6 +45,7 @@ pub struct LimitsOverride {
     pub requests: Option<u32>,
     pub per: Option<Dur>,
     pub default_retry_after: Option<Dur>,
+    pub max_retry_after: Option<Dur>,
 }
 
 impl LimitsOverride {
@@ -50,6 +55,7 @@ impl LimitsOverride {
             requests: self.requests.unwrap_or(base.requests),
             per: self.per.unwrap_or(base.per),
             default_retry_after: self.default_retry_after.unwrap_or(base.default_retry_after),
+            max_retry_after: self.max_retry_after.unwrap_or(base.max_retry_after),
         }
     }
 }
@@ -66,6 +72,9 @@ fn default_per() -> Dur {
 fn default_retry_after() -> Dur {
     Dur::secs(30)
 }
+fn default_max_retry_after() -> Dur {
+    Dur::secs(900)
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -74,6 +83,7 @@ impl Default for Limits {
             requests: default_requests(),
             per: default_per(),
             default_retry_after: default_retry_after(),
+            max_retry_after: default_max_retry_after(),
         }
     }
 }
@@ -183,7 +193,15 @@ impl Gate {
     /// The system answered 429: send nothing more until `retry_after` has passed.
     pub fn throttled(&self, retry_after: Option<Duration>) {
         self.throttled_total.inc();
-        let pause = retry_after.unwrap_or(self.limits.default_retry_after.get());
+        let cap = self.limits.max_retry_after.get();
+        let pause = match retry_after {
+            Some(asked) if asked > cap => {
+                tracing::warn!(asked = ?asked, cap = ?cap, "A Retry-After longer than limits.max_retry_after; pausing for the maximum instead.");
+                cap
+            }
+            Some(asked) => asked,
+            None => self.limits.default_retry_after.get().min(cap),
+        };
         let until = Instant::now() + pause;
         let mut s = self.state();
         s.throttled_until = Some(s.throttled_until.map_or(until, |t| t.max(until)));
@@ -224,9 +242,19 @@ mod tests {
                 requests,
                 per: Dur::secs(per),
                 default_retry_after: Dur::secs(7),
+                max_retry_after: Dur::secs(600),
             },
             &Metrics::new(),
         )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_beyond_the_maximum_pauses_for_the_maximum() {
+        let g = gate(100, 60);
+        g.throttled(Some(Duration::from_secs(86_400)));
+        let t0 = Instant::now();
+        let _p = g.admit().await;
+        assert_eq!(t0.elapsed(), Duration::from_secs(600));
     }
 
     #[tokio::test(start_paused = true)]

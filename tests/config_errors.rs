@@ -124,7 +124,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_limits.yaml",
         "systems.primary.limits.window",
-        "unknown key; the keys allowed here are: max_concurrency, requests, per, default_retry_after",
+        "unknown key; the keys allowed here are: max_concurrency, requests, per, default_retry_after, max_retry_after",
     ),
     case(
         "replica_of_unknown.yaml",

@@ -284,8 +284,8 @@ impl Config {
             if let Some(l) = self.limits.get(name) {
                 let _ = writeln!(
                     out,
-                    "    limits: {} in flight, {} requests per {}, {} pause after a 429 without Retry-After",
-                    l.max_concurrency, l.requests, l.per, l.default_retry_after
+                    "    limits: {} in flight, {} requests per {}, {} pause after a 429 without Retry-After, at most {}",
+                    l.max_concurrency, l.requests, l.per, l.default_retry_after, l.max_retry_after
                 );
             }
         }
