@@ -40,7 +40,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate};
-use parquet::file::reader::FileReader;
 use parquet::record::Field;
 use parquet::schema::types::Type;
 use serde::{Deserialize, Serialize};
@@ -474,9 +473,7 @@ fn data_rows(
         .with_fields(projected)
         .build()
         .map_err(|e| parquet_error(path, &e))?;
-    let rows = reader
-        .get_row_iter(Some(projection))
-        .map_err(|e| parquet_error(path, &e))?;
+    let rows = reader.rows(Some(projection))?;
     let mut out = Vec::new();
     for row in rows {
         let row = row.map_err(|e| parquet_error(path, &e))?;
