@@ -1416,6 +1416,75 @@ fn parquet_page_headers_are_checked_before_decoding() {
     });
 }
 
+/// A data file holding none of the inventory's columns is all-null rows; their number was
+/// taken from the footer's `num_rows`, a claim: 2^40 rows sized a page of terabytes. They are
+/// now counted by reading a column, so the claim is only a claim.
+#[test]
+fn inventory_row_counts_are_read_not_claimed() {
+    use parquet::data_type::{ByteArray, ByteArrayType};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    let schema = Arc::new(
+        parquet::schema::parser::parse_message_type(
+            "message spark_schema { optional binary other (STRING); }",
+        )
+        .unwrap(),
+    );
+    let mut w =
+        SerializedFileWriter::new(Vec::new(), schema, Arc::new(WriterProperties::new())).unwrap();
+    let mut rg = w.next_row_group().unwrap();
+    let mut c = rg.next_column().unwrap().unwrap();
+    c.typed::<ByteArrayType>()
+        .write_batch(&[ByteArray::from("x")], Some(&[1, 0]), None)
+        .unwrap();
+    c.close().unwrap();
+    rg.close().unwrap();
+    let mut b = w.into_inner().unwrap();
+    // FileMetaData field 3 (num_rows, i64 zigzag 4) follows the last schema element's end.
+    let footer_len = u32::from_le_bytes(b[b.len() - 8..b.len() - 4].try_into().unwrap());
+    let footer = b.len() - 8 - footer_len as usize;
+    let at = footer
+        + b[footer..]
+            .windows(3)
+            .position(|w| w == [0x00, 0x16, 0x04])
+            .unwrap()
+        + 2;
+    let claim = [0x80, 0x80, 0x80, 0x80, 0x80, 0x40]; // zigzag varint of 2^40
+    b.splice(at..at + 1, claim);
+    let n = b.len() - 8;
+    b[n..n + 4].copy_from_slice(&(footer_len + 5).to_le_bytes());
+    let rt = runtime();
+    rt.block_on(async {
+        let store = Arc::new(MemStore::default());
+        store.put(
+            "_delta_log/00000000000000000000.json",
+            lines(&delta_commit0()[..3]),
+        );
+        store.put("part-0.parquet", b);
+        let q = InventoryQuery {
+            table: None,
+            columns: vec!["name".into()],
+            changed_since: None,
+            page_size: 10,
+        };
+        let inv = DeltaInventory::new(store, "lake");
+        let before = peak_rss().unwrap_or(0);
+        let mut rows = 0;
+        let mut next = None;
+        for _ in 0..4 {
+            let p = inv.page(&q, next.as_deref()).await.unwrap();
+            rows += p.rows.len();
+            next = p.next;
+            if next.is_none() {
+                break;
+            }
+        }
+        assert_eq!(rows, 2);
+        let grown = peak_rss().unwrap_or(0).saturating_sub(before);
+        assert!(grown < 16 << 20, "the peak grew by {grown} bytes");
+    });
+}
+
 /// Regression (found by `PROPTEST_CASES=20000`): a data file whose footer gives a column chunk a
 /// negative offset or size made the `parquet` crate panic ("column start and length should not
 /// be negative"); `delta::open_parquet` now refuses it as `Malformed`. The shrunk case, in hex.
