@@ -1395,6 +1395,20 @@ fn parquet_page_headers_are_checked_before_decoding() {
         let r = scan_data_file(b).await;
         assert!(is_malformed_because(&r, "uncompressed"), "{r:?}");
 
+        // A dictionary page claiming 2^30 values in 44 bytes (the crate sizes the dictionary
+        // by the claim: 2^30 byte arrays). Its header's field 7, then num_values (zigzag 4).
+        let mut b = parquet_example();
+        let at = (10..20)
+            .find(|&i| b[i..i + 3] == [0x4c, 0x15, 0x04])
+            .unwrap()
+            + 2;
+        b.splice(at..at + 1, [0x80, 0x80, 0x80, 0x80, 0x08]); // zigzag varint of 2^30
+        let r = scan_data_file(b).await;
+        assert!(
+            is_malformed_because(&r, "dictionary page claiming"),
+            "{r:?}"
+        );
+
         // Valid files are read, with every codec.
         for codec in [
             parquet::basic::Compression::UNCOMPRESSED,
