@@ -435,14 +435,12 @@ pub(crate) fn parquet_error(path: &str, e: &parquet::errors::ParquetError) -> La
 
 /// A Parquet file opened from its footer, with every column chunk checked to lie within the
 /// file: the `parquet` crate panics on a negative chunk offset or size
-/// (`ColumnChunkMetaData::byte_range`), which a corrupt or hostile footer can hold.
-pub(crate) fn open_parquet(
-    path: &str,
-    bytes: Vec<u8>,
-) -> Result<SerializedFileReader<bytes::Bytes>, LakeError> {
+/// (`ColumnChunkMetaData::byte_range`), which a corrupt or hostile footer can hold. Its rows
+/// are only reached through [`ParquetFile::rows`], which bounds the pages first.
+pub(crate) fn open_parquet(path: &str, bytes: Vec<u8>) -> Result<ParquetFile, LakeError> {
     let len = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
-    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))
-        .map_err(|e| parquet_error(path, &e))?;
+    let bytes = bytes::Bytes::from(bytes);
+    let reader = SerializedFileReader::new(bytes.clone()).map_err(|e| parquet_error(path, &e))?;
     for rg in reader.metadata().row_groups() {
         for c in rg.columns() {
             let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
@@ -460,15 +458,64 @@ pub(crate) fn open_parquet(
             }
         }
     }
-    Ok(reader)
+    Ok(ParquetFile {
+        path: path.to_string(),
+        bytes,
+        reader,
+    })
+}
+
+/// A Parquet file whose footer [`open_parquet`] checked. Reading rows is the one way to its
+/// pages, so no page is decoded before [`super::pages::check`] bounded what its header
+/// claims: the crate allocates what a header claims, not what the file holds.
+pub(crate) struct ParquetFile {
+    path: String,
+    /// The file (shared with `reader`, not a copy), for the page walk.
+    bytes: bytes::Bytes,
+    reader: SerializedFileReader<bytes::Bytes>,
+}
+
+impl ParquetFile {
+    pub(crate) fn metadata(&self) -> &parquet::file::metadata::ParquetMetaData {
+        self.reader.metadata()
+    }
+
+    /// The rows of the top-level columns of `projection` (all, with `None`), after checking
+    /// the pages of exactly the column chunks they are read from.
+    pub(crate) fn rows(
+        &self,
+        projection: Option<Type>,
+    ) -> Result<parquet::record::reader::RowIter<'_>, LakeError> {
+        let descr = self.metadata().file_metadata().schema_descr();
+        let wanted: Option<HashSet<&str>> = projection
+            .as_ref()
+            .map(|p| p.get_fields().iter().map(|f| f.name()).collect());
+        let read = |i: usize| {
+            wanted.as_ref().is_none_or(|w| {
+                descr
+                    .column(i)
+                    .path()
+                    .parts()
+                    .first()
+                    .is_some_and(|top| w.contains(top.as_str()))
+            })
+        };
+        super::pages::check(&self.bytes, self.metadata(), read).map_err(|reason| {
+            malformed(
+                &self.path,
+                format!("not a readable Parquet file ({reason})"),
+            )
+        })?;
+        self.reader
+            .get_row_iter(projection)
+            .map_err(|e| parquet_error(&self.path, &e))
+    }
 }
 
 /// The rows of a checkpoint file as log actions.
 pub(crate) fn checkpoint_actions(path: &str, bytes: Vec<u8>) -> Result<Vec<Action>, LakeError> {
     let reader = open_parquet(path, bytes)?;
-    let rows = reader
-        .get_row_iter(None)
-        .map_err(|e| parquet_error(path, &e))?;
+    let rows = reader.rows(None)?;
     let mut out = Vec::new();
     for row in rows {
         let row = row.map_err(|e| parquet_error(path, &e))?;
@@ -546,9 +593,7 @@ fn data_rows(
         .with_fields(projected)
         .build()
         .map_err(|e| parquet_error(path, &e))?;
-    let rows = reader
-        .get_row_iter(Some(projection))
-        .map_err(|e| parquet_error(path, &e))?;
+    let rows = reader.rows(Some(projection))?;
     let mut out = Vec::new();
     for row in rows {
         let row = row.map_err(|e| parquet_error(path, &e))?;

@@ -40,7 +40,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate};
-use parquet::file::reader::FileReader;
 use parquet::record::Field;
 use parquet::schema::types::Type;
 use serde::{Deserialize, Serialize};
@@ -461,22 +460,31 @@ fn data_rows(
         .collect();
     let width = resolved.columns.len();
     if projected.is_empty() {
-        // None of the columns is in this file: every row is all nulls.
-        let n = usize::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0);
-        return Ok((0..n)
-            .map(|_| InventoryRow {
+        // None of the columns is in this file: every row is all nulls. The rows are counted
+        // by reading the file's first column, not taken from the footer's `num_rows`: that
+        // is a claim, and a hostile one would size this page (2^40 rows, terabytes).
+        let Some(first) = fields.first().cloned() else {
+            return Ok(Vec::new());
+        };
+        let projection = Type::group_type_builder(schema.name())
+            .with_fields(vec![first])
+            .build()
+            .map_err(|e| parquet_error(path, &e))?;
+        let mut out = Vec::new();
+        for row in reader.rows(Some(projection))? {
+            row.map_err(|e| parquet_error(path, &e))?;
+            out.push(InventoryRow {
                 values: vec![None; width],
                 deleted: false,
-            })
-            .collect());
+            });
+        }
+        return Ok(out);
     }
     let projection = Type::group_type_builder(schema.name())
         .with_fields(projected)
         .build()
         .map_err(|e| parquet_error(path, &e))?;
-    let rows = reader
-        .get_row_iter(Some(projection))
-        .map_err(|e| parquet_error(path, &e))?;
+    let rows = reader.rows(Some(projection))?;
     let mut out = Vec::new();
     for row in rows {
         let row = row.map_err(|e| parquet_error(path, &e))?;

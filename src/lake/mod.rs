@@ -27,6 +27,7 @@ pub mod cdm;
 pub mod delta;
 pub mod delta_inventory;
 pub mod inventory;
+pub mod pages;
 pub mod synapse;
 pub mod table;
 pub mod target;
