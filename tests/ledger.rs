@@ -22,50 +22,11 @@ use tokio_util::sync::CancellationToken;
 const SECRET: &str = "ledger-test-secret";
 const INSTANCE: &str = "ltest";
 
-/// `crm/accounts` replicated to `crm2` with a fixed lag.
 fn scenario(lag: &str) -> String {
-    format!(
-        r#"
-credentials:
-  - {{ tenant: contoso, client_id: lagwatch-test, client_secret: {SECRET} }}
-dataverse:
-  crm:
-    tables:
-      accounts: {{ id: accountid, columns: {{ name: string, description: string }} }}
-  crm2:
-    tables:
-      accounts: {{ id: accountid, columns: {{ name: string, description: string }} }}
-replicas:
-  crm2:
-    source: crm/accounts
-    target: {{ kind: dataverse, env: crm2, table: accounts }}
-    key: name
-    lag: {{ distribution: fixed, value: {lag} }}
-"#
-    )
+    common::twin::scenario(SECRET, lag)
 }
 
-fn dataverse(name: &str, origin: &str, secret_file: &Path) -> String {
-    format!(
-        r#"
-  {name}:
-    kind: dataverse
-    url: {origin}/{name}
-    table: accounts
-    id_column: accountid
-    key_column: name
-    payload_column: description
-    scope: https://{name}.crm.dynamics.com/.default
-    auth:
-      method: client_secret
-      tenant_id: contoso
-      client_id: lagwatch-test
-      client_secret: file:{secret}
-      authority: {origin}/entra
-"#,
-        secret = secret_file.display()
-    )
-}
+use common::twin::dataverse;
 
 /// crm → crm2 probed every `every`, with `state_dir` under `dir`.
 fn config(origin: &str, dir: &Path, every: &str, timeout: &str) -> String {
@@ -109,6 +70,33 @@ async fn estate(lag: &str) -> Estate {
         origin,
         emulator,
         _stop: stop.drop_guard(),
+    }
+}
+
+/// A monitor running on a loopback port until its `stop` is cancelled.
+struct Running {
+    app: Arc<App>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    async fn start(app: App) -> Running {
+        let app = Arc::new(app);
+        let stop = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let (a, s) = (app.clone(), stop.clone());
+        let task = tokio::spawn(async move { a.run(listener, s).await });
+        Running { app, stop, task }
+    }
+
+    /// Shuts down as on SIGTERM and waits for it.
+    async fn stop(self) -> Arc<App> {
+        self.stop.cancel();
+        self.task.await.expect("join").expect("served");
+        self.app
     }
 }
 
@@ -227,22 +215,10 @@ async fn a_graceful_restart_resumes_sentinels_in_flight_and_measures_them_once()
     // on their way to crm2 (4 s behind).
     let first = build(&text);
     let mut rx = first.engine.subscribe();
-    let stop = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let run = {
-        let (app, stop) = (Arc::new(first), stop.clone());
-        let a = app.clone();
-        (
-            tokio::spawn(async move { a.run(listener, stop).await }),
-            app,
-        )
-    };
+    let first = Running::start(first).await;
     let before = collect(&mut rx, Duration::from_secs(20), |r| r.len() >= 2).await;
     assert!(before.len() >= 2, "the first process measured something");
-    stop.cancel();
-    run.0.await.expect("join").expect("served");
+    let first = first.stop().await;
     let after_stop = collect(&mut rx, Duration::from_millis(200), |_| false).await;
     let first_ids: HashSet<String> = before
         .iter()
@@ -250,7 +226,7 @@ async fn a_graceful_restart_resumes_sentinels_in_flight_and_measures_them_once()
         .map(|r| r.sentinel.key().to_string())
         .collect();
     assert_eq!(
-        metric(&run.1, "lagwatch_ledger_up "),
+        metric(&first, "lagwatch_ledger_up "),
         1.0,
         "the ledger was up"
     );
@@ -268,14 +244,9 @@ async fn a_graceful_restart_resumes_sentinels_in_flight_and_measures_them_once()
     );
 
     // Second process: resumes exactly those, each converged once with the truth in its bound.
-    let second = Arc::new(build(&text));
+    let second = build(&text);
     let mut rx = second.engine.subscribe();
-    let stop = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let (a, s) = (second.clone(), stop.clone());
-    let run = tokio::spawn(async move { a.run(listener, s).await });
+    let second = Running::start(second).await;
     let want = pending.clone();
     let records = collect(&mut rx, Duration::from_secs(30), |r| {
         let resumed: HashSet<&str> = r
@@ -308,13 +279,16 @@ async fn a_graceful_restart_resumes_sentinels_in_flight_and_measures_them_once()
     }
     assert_eq!(
         metric(
-            &second,
+            &second.app,
             "lagwatch_probes_resumed_total{outcome=\"converged\",source=\"crm\",target=\"crm2\"} "
         ),
         pending.len() as f64
     );
     assert_eq!(
-        metric(&second, "lagwatch_sentinels_lost_total{source=\"crm\"} "),
+        metric(
+            &second.app,
+            "lagwatch_sentinels_lost_total{source=\"crm\"} "
+        ),
         0.0
     );
     // The lag histogram holds only the second process's own measurements.
@@ -324,7 +298,7 @@ async fn a_graceful_restart_resumes_sentinels_in_flight_and_measures_them_once()
         .count();
     assert_eq!(
         metric(
-            &second,
+            &second.app,
             "lagwatch_lag_seconds_count{source=\"crm\",target=\"crm2\"} "
         ),
         own as f64
@@ -337,8 +311,7 @@ async fn a_graceful_restart_resumes_sentinels_in_flight_and_measures_them_once()
         pending.iter().all(|id| !left.contains(id)),
         "resumed sentinels deleted: {left:?}"
     );
-    stop.cancel();
-    run.await.expect("join").expect("served");
+    second.stop().await;
     // Whatever the second left in flight is in its ledger, and nothing else is in the source.
     assert_eq!(
         sentinels_in_source(&estate.origin).await,
@@ -403,14 +376,9 @@ async fn after_a_crash_the_next_process_ends_every_probe_and_leaks_nothing() {
         "every sentinel in the source is known to the ledger: {in_source:?} vs {pending:?}"
     );
 
-    let next = Arc::new(build(&text));
+    let next = build(&text);
     let mut rx = next.engine.subscribe();
-    let stop = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let (a, s) = (next.clone(), stop.clone());
-    let run = tokio::spawn(async move { a.run(listener, s).await });
+    let next = Running::start(next).await;
     let records = collect(&mut rx, Duration::from_secs(30), |r| {
         let done: HashSet<&str> = r.iter().map(|r| r.sentinel.key()).collect();
         resumable.iter().all(|id| done.contains(id.as_str()))
@@ -429,8 +397,7 @@ async fn after_a_crash_the_next_process_ends_every_probe_and_leaks_nothing() {
         .collect();
     assert_eq!(resumed, resumable, "acknowledged sentinels were resumed");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.cancel();
-    run.await.expect("join").expect("served");
+    next.stop().await;
     // Writes caught mid-flight by the crash were deleted (owed deletes), resumed ones after
     // their outcome: the source holds exactly what the second process left in its ledger.
     let left = sentinels_in_source(&estate.origin).await;
@@ -459,13 +426,7 @@ async fn sentinels_the_ledger_lost_are_found_by_the_sweep_and_counted() {
     // The sweep takes only sentinels older than the longest timeout (4 s).
     tokio::time::sleep(Duration::from_secs(5)).await;
 
-    let next = Arc::new(build(&text));
-    let stop = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let (a, s) = (next.clone(), stop.clone());
-    let run = tokio::spawn(async move { a.run(listener, s).await });
+    let next = Running::start(build(&text)).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let left = sentinels_in_source(&estate.origin).await;
@@ -479,11 +440,10 @@ async fn sentinels_the_ledger_lost_are_found_by_the_sweep_and_counted() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(
-        metric(&next, "lagwatch_sentinels_lost_total{source=\"crm\"} "),
+        metric(&next.app, "lagwatch_sentinels_lost_total{source=\"crm\"} "),
         orphans.len() as f64
     );
-    stop.cancel();
-    run.await.expect("join").expect("served");
+    next.stop().await;
 }
 
 /// Reads one sample of `/metrics` of a running binary.

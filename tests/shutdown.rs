@@ -10,54 +10,12 @@ use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "shutdown-test-secret";
 
-fn scenario() -> String {
-    format!(
-        r#"
-credentials:
-  - {{ tenant: contoso, client_id: lagwatch-test, client_secret: {SECRET} }}
-dataverse:
-  crm:
-    tables:
-      accounts: {{ id: accountid, columns: {{ name: string, description: string }} }}
-  crm2:
-    tables:
-      accounts: {{ id: accountid, columns: {{ name: string, description: string }} }}
-replicas:
-  crm2:
-    source: crm/accounts
-    target: {{ kind: dataverse, env: crm2, table: accounts }}
-    key: name
-    lag: {{ distribution: fixed, value: 3s }}
-"#
-    )
-}
-
-fn system(name: &str, origin: &str, secret: &std::path::Path) -> String {
-    format!(
-        r#"
-  {name}:
-    kind: dataverse
-    url: {origin}/{name}
-    table: accounts
-    id_column: accountid
-    key_column: name
-    payload_column: description
-    scope: https://{name}.crm.dynamics.com/.default
-    auth:
-      method: client_secret
-      tenant_id: contoso
-      client_id: lagwatch-test
-      client_secret: file:{secret}
-      authority: {origin}/entra
-"#,
-        secret = secret.display()
-    )
-}
-
 #[test]
 fn sigterm_ends_within_the_deadline_while_the_source_hangs() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let emulator = Emulator::new(Scenario::from_yaml(&scenario()).expect("scenario"));
+    let emulator = Emulator::new(
+        Scenario::from_yaml(&common::twin::scenario(SECRET, "3s")).expect("scenario"),
+    );
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
@@ -77,8 +35,8 @@ fn sigterm_ends_within_the_deadline_while_the_source_hangs() {
         format!(
             "instance: stest\nstate_dir: {state}\nsystems:{crm}{crm2}\npaths:\n  - {{ source: crm, target: crm2, interval: 500ms, timeout: 60s, request_timeout: 60s, objective: 10s }}\n",
             state = dir.path().join("state").display(),
-            crm = system("crm", &origin, &secret),
-            crm2 = system("crm2", &origin, &secret),
+            crm = common::twin::dataverse("crm", &origin, &secret),
+            crm2 = common::twin::dataverse("crm2", &origin, &secret),
         ),
     )
     .expect("config");

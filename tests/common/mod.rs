@@ -5,6 +5,7 @@ pub mod delta;
 pub mod demo;
 pub mod fakes;
 pub mod shapes;
+pub mod twin;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
