@@ -800,9 +800,10 @@ impl Report {
             );
             let _ = writeln!(
                 s,
-                "| sockets: max before warm-up / max after / end of soak (fds at end) | {} / {} / {} ({}) |",
+                "| sockets open at once: max before warm-up / max after / max in the last quarter (the check) / end of soak (fds at end) | {} / {} / {} / {} ({}) |",
                 sockets_max(0.0, self.warmup_s),
                 sockets_max(self.warmup_s, self.soak_s + 0.1),
+                sockets_max(self.soak_s * 0.75, self.soak_s + 0.1),
                 e.sockets,
                 e.fds
             );
