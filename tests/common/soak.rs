@@ -665,6 +665,8 @@ pub struct Report {
     pub idle_after: Option<Sample>,
     pub lives: Vec<LifeEnd>,
     pub outcomes: BTreeMap<String, u64>,
+    /// Outcomes other than converged by target kind, resumed or not, and life.
+    pub unconverged: BTreeMap<String, u64>,
     pub resumed: u64,
     pub records: u64,
     pub probes_expected: u64,
@@ -786,6 +788,16 @@ impl Report {
             self.probes_expected, self.records, self.resumed
         );
         let _ = writeln!(s, "| outcomes | {} |", outcomes.join(", "));
+        let unconverged: Vec<String> = self
+            .unconverged
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "| not converged, by target kind and life | {} |",
+            unconverged.join("; ")
+        );
         let _ = writeln!(s, "| records lost by the subscriber | {} |", self.lagged);
         if let (Some(w), Some(e)) = (warm, end) {
             let _ = writeln!(
@@ -1024,6 +1036,18 @@ fn check(o: &Options, r: &mut Report, records: &[Rec], earlier: &BTreeSet<String
     r.records = records.len() as u64;
     for rec in records {
         *r.outcomes.entry(rec.outcome.clone()).or_insert(0) += 1;
+        // Which kind of target, and whether resumed, for every outcome but `Converged`: the
+        // place to start when one looks wrong.
+        if rec.outcome != "Converged" {
+            let kind = rec.target.trim_end_matches(|c: char| c.is_ascii_digit());
+            let resumed = if rec.resumed { ", resumed" } else { "" };
+            *r.unconverged
+                .entry(format!(
+                    "{} ({kind}{resumed}, life {})",
+                    rec.outcome, rec.life
+                ))
+                .or_insert(0) += 1;
+        }
         r.resumed += u64::from(rec.resumed);
     }
     if r.lagged > 0 {
