@@ -369,3 +369,24 @@ async fn server_date_headers_give_the_clock_offset() {
     assert!((offset - 120.0).abs() <= 1.0, "{offset}");
     assert!(text.contains("lagwatch_clock_offset_uncertainty_seconds{system=\"crm\"}"));
 }
+
+/// A 200 to a create-only upsert that is not the record (a proxy's page, another shape) says
+/// nothing about the write: an error, so no probe waits for a sentinel that may not exist.
+#[tokio::test]
+async fn a_write_answered_by_a_page_that_is_not_the_record_is_an_error() {
+    for body in [
+        ResponseTemplate::new(200).set_body_string("<html>Bad Gateway</html>"),
+        ResponseTemplate::new(200).set_body_json(json!({"value": "not a list"})),
+    ] {
+        let f = fixture(CreateMode::Upsert).await;
+        Mock::given(method("PATCH"))
+            .respond_with(body)
+            .mount(&f.server)
+            .await;
+        let err = f.dv.write(&sentinel()).await.unwrap_err();
+        assert!(
+            matches!(err, ConnectorError::BadResponse { status: 200, .. }),
+            "{err:?}"
+        );
+    }
+}

@@ -197,6 +197,16 @@ pub fn literal(s: &str) -> String {
 }
 
 /// The error a Dataverse error body describes, or the status and an excerpt.
+impl Dataverse {
+    /// Whether a 200/201 body is a record's representation: a JSON object with the id column.
+    fn is_representation(&self, reply: &Reply) -> bool {
+        serde_json::from_slice::<Value>(&reply.body)
+            .ok()
+            .and_then(|v| v.as_object().map(|o| o.contains_key(&self.map.id_column)))
+            .unwrap_or(false)
+    }
+}
+
 fn api_error(reply: &Reply) -> ConnectorError {
     #[derive(Deserialize)]
     struct Body {
@@ -305,7 +315,20 @@ impl Source for Dataverse {
             }
         };
         match reply.status {
-            StatusCode::NO_CONTENT | StatusCode::CREATED | StatusCode::OK => Ok(()),
+            StatusCode::NO_CONTENT => Ok(()),
+            // A 200/201 is Dataverse's answer only with the record's representation. A 200
+            // carrying anything else (a proxy's HTML page, JSON of another shape) says nothing
+            // about the write, and counting it as written makes every path time out (and a
+            // synchronous target report `halted`) for a sentinel that may not exist: an
+            // error, whose sentinel the engine deletes in case it landed.
+            StatusCode::CREATED | StatusCode::OK if self.is_representation(&reply) => Ok(()),
+            StatusCode::CREATED | StatusCode::OK => Err(ConnectorError::BadResponse {
+                status: reply.status.as_u16(),
+                detail: format!(
+                    "a write answered without the record's representation: {}",
+                    excerpt(&reply.body)
+                ),
+            }),
             // Create-only upsert of an id that exists: an earlier attempt of this very write
             // landed (ids are fresh UUIDs), so the sentinel is there.
             StatusCode::PRECONDITION_FAILED if self.map.create == CreateMode::Upsert => Ok(()),
