@@ -58,25 +58,40 @@ pub(crate) struct Resumed {
     pub last_misses: Vec<Option<Instant>>,
 }
 
+/// A delete the source still owes.
+#[derive(Debug, Clone)]
+pub(crate) struct Debt {
+    pub source: Arc<str>,
+    pub id: SentinelId,
+    /// For a write whose fate is unknown (it timed out, or the process stopped mid-write):
+    /// the server may still apply it after a first delete found nothing, so the delete is
+    /// repeated until then; `None` for a sentinel known to exist (a failed delete).
+    pub repeat_until: Option<chrono::DateTime<Utc>>,
+}
+
 /// Deletes the source still owes: a failed delete, or a write whose fate is unknown.
 #[derive(Default)]
-pub(crate) struct Owed(std::sync::Mutex<Vec<(Arc<str>, SentinelId)>>);
+pub(crate) struct Owed(std::sync::Mutex<Vec<Debt>>);
 
 impl Owed {
-    pub(crate) fn push(&self, source: Arc<str>, id: SentinelId) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((source, id));
+    pub(crate) fn push(&self, debt: Debt) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(debt);
     }
 
-    pub(crate) fn take(&self) -> Vec<(Arc<str>, SentinelId)> {
+    pub(crate) fn take(&self) -> Vec<Debt> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub(crate) fn len(&self) -> usize {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
+}
+
+/// How long after an unanswered write its sentinel may still appear: the longest path
+/// timeout of the source, at least a minute.
+pub(crate) fn unknown_write_grace(longest_timeout: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(longest_timeout.max(Duration::from_secs(60)))
+        .unwrap_or(chrono::Duration::minutes(1))
 }
 
 /// The wall-clock instant of a monotonic one (for the ledger).
@@ -200,11 +215,21 @@ impl Cycle {
                 // Never sent, or refused (429): nothing exists to delete.
                 self.ledger.forget(sentinel.id.key()).await;
             } else {
-                // A timeout, reset or 5xx may still have written it: the janitor deletes it
-                // (a delete of a record that does not exist succeeds).
+                // A timeout, reset or 5xx may still have written it, now or later: the
+                // janitor deletes it, repeatedly until it can no longer appear (a delete of a
+                // record that does not exist succeeds).
                 self.ledger.undeleted(sentinel.id.key()).await;
-                self.owed
-                    .push(self.source_name.clone(), sentinel.id.clone());
+                let longest = self
+                    .paths
+                    .iter()
+                    .map(|p| p.spec.timeout.get())
+                    .max()
+                    .unwrap_or_default();
+                self.owed.push(Debt {
+                    source: self.source_name.clone(),
+                    id: sentinel.id.clone(),
+                    repeat_until: Some(sentinel.written_at + unknown_write_grace(longest)),
+                });
             }
             return;
         }
@@ -304,8 +329,11 @@ impl Cycle {
             Err(e) => {
                 tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, error = %e, "Sentinel delete failed; it is retried (and the next start-up sweep would find it).");
                 self.ledger.undeleted(sentinel.id.key()).await;
-                self.owed
-                    .push(self.source_name.clone(), sentinel.id.clone());
+                self.owed.push(Debt {
+                    source: self.source_name.clone(),
+                    id: sentinel.id.clone(),
+                    repeat_until: None,
+                });
                 "error"
             }
         };

@@ -196,7 +196,8 @@ impl Engine {
         self.ledger.get()
     }
 
-    /// Deletes still owed to sources (retried every 30 s).
+    /// Deletes still owed to sources (retried every 30 s; a write of unknown fate is deleted
+    /// again each round until it can no longer appear).
     pub fn owed_deletes(&self) -> usize {
         self.owed.len()
     }
@@ -349,8 +350,22 @@ impl Engine {
                 Some(t) if !entry.undeleted && !paths.is_empty() => t,
                 _ => {
                     // Nothing left to measure (all paths done, the write's fate unknown, or
-                    // acknowledged before this host's clock began): only the delete is owed.
-                    self.owed.push(group.source_name.clone(), id);
+                    // acknowledged before this host's clock began): only the delete is owed,
+                    // repeated while an unanswered write may still land.
+                    let longest = self
+                        .sources
+                        .iter()
+                        .find(|(n, _, _)| **n == *entry.source)
+                        .map(|(_, _, l)| *l)
+                        .unwrap_or_default();
+                    self.owed.push(cycle::Debt {
+                        source: group.source_name.clone(),
+                        id,
+                        repeat_until: entry
+                            .acked_at
+                            .is_none()
+                            .then(|| entry.written_at + cycle::unknown_write_grace(longest)),
+                    });
                     continue;
                 }
             };
@@ -407,12 +422,12 @@ impl Engine {
     /// Retries owed deletes: at start (what the ledger left) and every [`JANITOR_PERIOD`].
     async fn janitor(&self, ledger: Arc<Ledger>, shutdown: CancellationToken) {
         loop {
-            for (source_name, id) in self.owed.take() {
+            for debt in self.owed.take() {
                 if shutdown.is_cancelled() {
-                    self.owed.push(source_name, id);
+                    self.owed.push(debt);
                     continue;
                 }
-                let Some(group) = self.groups.iter().find(|g| g.source_name == source_name) else {
+                let Some(group) = self.groups.iter().find(|g| g.source_name == debt.source) else {
                     continue;
                 };
                 let permit = tokio::select! {
@@ -421,7 +436,7 @@ impl Engine {
                 };
                 let deleted = match permit {
                     Some(_permit) => {
-                        cycle::bounded(SWEEP_REQUEST_TIMEOUT, group.source.delete(&id)).await
+                        cycle::bounded(SWEEP_REQUEST_TIMEOUT, group.source.delete(&debt.id)).await
                     }
                     None => Err(crate::connector::ConnectorError::Throttled { retry_after: None }),
                 };
@@ -429,19 +444,29 @@ impl Engine {
                     group.gate.throttled(*retry_after);
                 }
                 let outcome = match deleted {
+                    Ok(()) if debt.repeat_until.is_some_and(|t| Utc::now() < t) => {
+                        // Gone for now; an unanswered write may still land: again next round.
+                        self.owed.push(debt);
+                        "ok"
+                    }
                     Ok(()) => {
-                        ledger.forget(id.key()).await;
+                        ledger.forget(debt.id.key()).await;
                         "ok"
                     }
                     Err(e) => {
-                        tracing::debug!(source = %source_name, sentinel = %id, error = %e, "Owed delete failed again; retrying later.");
-                        self.owed.push(source_name.clone(), id);
-                        "error"
+                        tracing::debug!(source = %debt.source, sentinel = %debt.id, error = %e, "Owed delete failed again; retrying later.");
+                        let source = debt.source.clone();
+                        self.owed.push(debt);
+                        self.metrics
+                            .deletes
+                            .with_label_values(&[&source, "error"])
+                            .inc();
+                        continue;
                     }
                 };
                 self.metrics
                     .deletes
-                    .with_label_values(&[&source_name, outcome])
+                    .with_label_values(&[&group.source_name, outcome])
                     .inc();
             }
             tokio::select! {
