@@ -292,6 +292,20 @@ async fn garbage_and_oversized_bodies_are_errors_not_panics() {
     assert_eq!(err.kind(), "unavailable");
 }
 
+/// Only 204 (and 404) confirm a delete: a proxy's 200 page must not make lagwatch forget a
+/// sentinel that is still there (the soak's garbage fault on DELETE did).
+#[tokio::test]
+async fn a_delete_answered_with_a_200_page_is_not_a_delete() {
+    let f = fixture(CreateMode::Upsert).await;
+    let s = sentinel();
+    Mock::given(method("DELETE"))
+        .and(path(record_path(&s.id)))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>proxy</html>"))
+        .mount(&f.server)
+        .await;
+    assert!(f.dv.delete(&s.id).await.is_err());
+}
+
 #[tokio::test]
 async fn delete_tolerates_an_already_deleted_record() {
     let f = fixture(CreateMode::Upsert).await;

@@ -366,7 +366,9 @@ impl Source for Dataverse {
             .send("delete", |c: &Client| odata(c.delete(&url)))
             .await?;
         match reply.status {
-            StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
+            // 204 is the documented answer. A 200 is not: a proxy's page or a garbled answer
+            // must not make lagwatch forget a sentinel that may still be there.
+            StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => Ok(()),
             _ => Err(api_error(&reply)),
         }
     }

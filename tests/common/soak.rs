@@ -969,13 +969,15 @@ async fn run_async(o: Options) -> Report {
     ends.push(end);
 
     // Life 3, clean: resumes what life 2 left, and is stopped once every resumed probe has
-    // ended and nothing of lives 1 and 2 is left in a source (owed deletes are retried every
-    // 30 s), or after a bound.
+    // ended, no delete is owed any more and nothing of lives 1 and 2 is left in a source, or
+    // after a bound. Owed deletes are retried every 30 s, and a write that got no answer is
+    // deleted again until its source's longest timeout (at least 60 s) has passed.
     let life = start_life(3, &yaml, &sink, &lagged).await;
-    let bound = Instant::now() + o.timeout + Duration::from_secs(45);
+    let bound = Instant::now() + o.timeout.max(Duration::from_secs(60)) + Duration::from_secs(75);
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let done = life.resumed.load(Ordering::Relaxed) >= owed
+            && life.app.engine.owed_deletes() == 0
             && sentinels_in_sources(&http, &o, &base)
                 .await
                 .is_disjoint(&earlier);
