@@ -37,6 +37,8 @@ pub(crate) struct Cycle {
     pub ledger: Arc<Ledger>,
     /// Deletes owed to the source, retried by the engine's janitor.
     pub owed: Arc<Owed>,
+    /// How long after an unanswered write its sentinel may still appear.
+    pub unknown_write_grace: chrono::Duration,
 }
 
 /// How polling one path for one sentinel ended.
@@ -85,13 +87,6 @@ impl Owed {
     pub(crate) fn len(&self) -> usize {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
-}
-
-/// How long after an unanswered write its sentinel may still appear: the longest path
-/// timeout of the source, at least a minute.
-pub(crate) fn unknown_write_grace(longest_timeout: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(longest_timeout.max(Duration::from_secs(60)))
-        .unwrap_or(chrono::Duration::minutes(1))
 }
 
 /// The wall-clock instant of a monotonic one (for the ledger).
@@ -144,12 +139,12 @@ pub(crate) async fn bounded<T>(
 }
 
 /// Waits for the gate, at most `limit`; `None` if no admission came in time.
-async fn admit(gate: &Gate, limit: Duration) -> Option<Permit> {
+pub(crate) async fn admit(gate: &Gate, limit: Duration) -> Option<Permit> {
     timeout(limit, gate.admit()).await.ok()
 }
 
 /// Tells the gate about throttling, so every caller of that system pauses.
-fn note<T>(gate: &Gate, result: &Result<T, ConnectorError>) {
+pub(crate) fn note<T>(gate: &Gate, result: &Result<T, ConnectorError>) {
     if let Err(ConnectorError::Throttled { retry_after }) = result {
         gate.throttled(*retry_after);
     }
@@ -219,16 +214,10 @@ impl Cycle {
                 // janitor deletes it, repeatedly until it can no longer appear (a delete of a
                 // record that does not exist succeeds).
                 self.ledger.undeleted(sentinel.id.key()).await;
-                let longest = self
-                    .paths
-                    .iter()
-                    .map(|p| p.spec.timeout.get())
-                    .max()
-                    .unwrap_or_default();
                 self.owed.push(Debt {
                     source: self.source_name.clone(),
                     id: sentinel.id.clone(),
-                    repeat_until: Some(sentinel.written_at + unknown_write_grace(longest)),
+                    repeat_until: Some(sentinel.written_at + self.unknown_write_grace),
                 });
             }
             return;

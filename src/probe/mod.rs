@@ -352,19 +352,11 @@ impl Engine {
                     // Nothing left to measure (all paths done, the write's fate unknown, or
                     // acknowledged before this host's clock began): only the delete is owed,
                     // repeated while an unanswered write may still land.
-                    let longest = self
-                        .sources
-                        .iter()
-                        .find(|(n, _, _)| **n == *entry.source)
-                        .map(|(_, _, l)| *l)
-                        .unwrap_or_default();
+                    let grace = self.unknown_write_grace(&group.source_name);
                     self.owed.push(cycle::Debt {
                         source: group.source_name.clone(),
                         id,
-                        repeat_until: entry
-                            .acked_at
-                            .is_none()
-                            .then(|| entry.written_at + cycle::unknown_write_grace(longest)),
+                        repeat_until: entry.acked_at.is_none().then(|| entry.written_at + grace),
                     });
                     continue;
                 }
@@ -416,7 +408,21 @@ impl Engine {
             records: self.records.clone(),
             ledger: ledger.clone(),
             owed: self.owed.clone(),
+            unknown_write_grace: self.unknown_write_grace(&group.source_name),
         }
+    }
+
+    /// How long after an unanswered write to `source` its sentinel may still appear: the
+    /// longest path timeout of the source, at least a minute.
+    fn unknown_write_grace(&self, source: &str) -> chrono::Duration {
+        let longest = self
+            .sources
+            .iter()
+            .find(|(n, _, _)| **n == *source)
+            .map(|(_, _, l)| *l)
+            .unwrap_or_default();
+        chrono::Duration::from_std(longest.max(Duration::from_secs(60)))
+            .unwrap_or(chrono::Duration::minutes(1))
     }
 
     /// Retries owed deletes: at start (what the ledger left) and every [`JANITOR_PERIOD`].
@@ -432,7 +438,7 @@ impl Engine {
                 };
                 let permit = tokio::select! {
                     _ = shutdown.cancelled() => None,
-                    p = tokio::time::timeout(SWEEP_REQUEST_TIMEOUT, group.gate.admit()) => p.ok(),
+                    p = cycle::admit(&group.gate, SWEEP_REQUEST_TIMEOUT) => p,
                 };
                 let deleted = match permit {
                     Some(_permit) => {
@@ -440,9 +446,7 @@ impl Engine {
                     }
                     None => Err(crate::connector::ConnectorError::Throttled { retry_after: None }),
                 };
-                if let Err(crate::connector::ConnectorError::Throttled { retry_after }) = &deleted {
-                    group.gate.throttled(*retry_after);
-                }
+                cycle::note(&group.gate, &deleted);
                 let outcome = match deleted {
                     Ok(()) if debt.repeat_until.is_some_and(|t| Utc::now() < t) => {
                         // Gone for now; an unanswered write may still land: again next round.
@@ -455,13 +459,8 @@ impl Engine {
                     }
                     Err(e) => {
                         tracing::debug!(source = %debt.source, sentinel = %debt.id, error = %e, "Owed delete failed again; retrying later.");
-                        let source = debt.source.clone();
                         self.owed.push(debt);
-                        self.metrics
-                            .deletes
-                            .with_label_values(&[&source, "error"])
-                            .inc();
-                        continue;
+                        "error"
                     }
                 };
                 self.metrics
