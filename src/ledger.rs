@@ -205,11 +205,6 @@ impl Ledger {
         }
     }
 
-    /// Where the ledger lives, when configured.
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
-    }
-
     pub fn health(&self) -> Health {
         lock(&self.health).clone()
     }
@@ -341,8 +336,9 @@ impl Ledger {
         .await
     }
 
-    /// Sentinels the ledger holds right now (tests, the soak check).
-    pub async fn count(&self) -> Option<u64> {
+    /// Sentinels the ledger holds right now.
+    #[cfg(test)]
+    async fn count(&self) -> Option<u64> {
         let db = self.db.clone()?;
         tokio::task::spawn_blocking(move || {
             let db = lock(&db);
