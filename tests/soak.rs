@@ -8,10 +8,14 @@
 //! Light on purpose (CI shares 2 cores with the rest of the suite): an 8 s interval gives
 //! about 25 probes and 150 requests per second. The tolerances carry headroom for a debug
 //! build under load: +48 MiB of RSS (a leak of 1 KiB per request would add ~10 MiB here, so
-//! this catches only gross leaks; the bench's 10 minutes is the finer instrument), +48
-//! sockets over the busiest warm-up moment (each fault changes how many connections are
-//! busy), and at most 4 sockets more than before once every monitor stopped (exact in
-//! practice: the harness's own client).
+//! this catches only gross leaks; the bench's 10 minutes is the finer instrument). Sockets:
+//! never more open at once than the 54 systems' concurrency caps allow (486; a socket leaked
+//! by one request in ten would pass it within the run), and at most 4 more than before
+//! once every monitor stopped (exact in practice: the harness's own client). The bench's
+//! warm-up-to-last-quarter growth check is off here: idle connections live 90 s, longer than
+//! this soak's last quarter, so a throttled system resuming with all 8 slots just before it
+//! shows there as growth (CI once saw 59 sockets during warm-up and 134 late, flat, after a
+//! throttle fault).
 
 #[path = "common/soak.rs"]
 mod soak;
@@ -35,7 +39,7 @@ fn soak_with_random_faults_loses_no_outcome_and_leaks_nothing() {
     o.gap = (0.5, 3.0);
     o.sample_every = Duration::from_secs(2);
     o.rss_tolerance_mib = 48.0;
-    o.socket_tolerance = 48;
+    o.socket_growth_tolerance = None;
     let report = soak::run(o);
     eprintln!("{}", report.markdown());
     assert!(report.records > 0, "probes ended");
