@@ -85,6 +85,8 @@ pub struct Metrics {
     pub ledger_errors: IntCounterVec,
     pub probes_resumed: IntCounterVec,
     pub sentinels_lost: IntCounterVec,
+    /// Sentinel deletes not yet confirmed, per source (set from the engine at each scrape).
+    pub deletes_owed: IntGaugeVec,
     /// 1 when the last configuration reload succeeded (or none was tried), 0 when the last
     /// one was rejected and the previous configuration is still running.
     pub config_reload_successful: IntGauge,
@@ -310,6 +312,11 @@ impl Metrics {
                 "Sentinels of this instance the start-up sweep found in a source that the ledger did not know (lost by a ledger that was down, or written before it existed); deleted.",
                 &["source"],
             ),
+            deletes_owed: igauge(
+                "lagwatch_sentinel_deletes_owed",
+                "Sentinels this process still has to delete from a source (a delete that failed, or a write whose fate is unknown), retried every 30 s. Growing means sentinel records are piling up in the source.",
+                &["source"],
+            ),
             config_reload_successful: {
                 let g = must(IntGauge::with_opts(Opts::new(
                     "lagwatch_config_last_reload_successful",
@@ -397,6 +404,7 @@ impl Metrics {
         }
         let _ = self.ryw_violations.remove_label_values(&[source]);
         let _ = self.sentinels_lost.remove_label_values(&[source]);
+        let _ = self.deletes_owed.remove_label_values(&[source]);
     }
 
     /// Removes the series of a system a reloaded configuration no longer has.
@@ -486,6 +494,7 @@ impl Metrics {
         }
         self.ryw_violations.with_label_values(&[source]);
         self.sentinels_lost.with_label_values(&[source]);
+        self.deletes_owed.with_label_values(&[source]);
     }
 
     /// Creates the request series of one system at 0.

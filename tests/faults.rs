@@ -644,6 +644,57 @@ async fn a_source_write_cut_after_it_was_applied_is_an_error_and_the_next_start_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_refuses_deletes_shows_sentinels_piling_up_and_drains_them() {
+    // The principal may create records but not delete them (403 on DELETE only): probes go on,
+    // each finished sentinel stays in the source, and lagwatch_sentinel_deletes_owed says how
+    // many; once deletes are allowed again the janitor (every 30 s) deletes them all.
+    let rig = Rig::start(&["fno"], &[]).await;
+    rig.converges("fno", Instant::now(), 1, SETTLE).await;
+    let owed = |m: &Metrics| m.sum("lagwatch_sentinel_deletes_owed", &[("source", "crm")]);
+    let delete_errors = |m: &Metrics| {
+        m.sum(
+            "lagwatch_sentinel_deletes_total",
+            &[("source", "crm"), ("outcome", "error")],
+        )
+    };
+    let before = rig.metrics().await;
+    assert_eq!(owed(&before), 0.0, "{}", before.relevant());
+
+    rig.fault(json!({"prefix": "/crm/", "methods": ["DELETE"], "mode": "status", "status": 403}))
+        .await;
+    let refused = Instant::now();
+    rig.converges("fno", refused, 3, SETTLE).await;
+    let m = rig
+        .until("crm: owed deletes counted", SETTLE, |m| {
+            owed(m) >= 3.0 && delete_errors(m) >= delete_errors(&before) + 3.0
+        })
+        .await;
+    let left = rig.sentinels_in_source().await;
+    assert!(
+        left.len() as f64 >= owed(&m),
+        "every owed delete is a sentinel still in the source: {} owed, {left:?}",
+        owed(&m)
+    );
+    assert!(m.requests("crm", "4xx") >= 3.0, "{}", m.relevant());
+
+    rig.clear().await;
+    // The next janitor round (at most 30 s away) deletes every one.
+    let m = rig
+        .until("crm: owed deletes drained", Duration::from_secs(45), |m| {
+            owed(m) == 0.0
+        })
+        .await;
+    assert!(delete_errors(&m) >= 3.0);
+    let now = rig.sentinels_in_source().await;
+    let kept: Vec<&String> = left.iter().filter(|id| now.contains(id)).collect();
+    assert!(
+        kept.is_empty(),
+        "refused sentinels deleted once allowed: {kept:?}"
+    );
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flaky_5xx_storm_costs_reads_but_no_lag_is_wrong() {
     // Half of the reads fail: probes still converge between the failures, and their bounds,
     // built only from the answered reads, still hold the truth (checked in `finish`).

@@ -18,14 +18,16 @@
 //!
 //! A fault is `{"prefix": "/fno/", "mode": "…", …parameters, "probability": 1.0}`. It applies
 //! to requests whose path starts with `prefix` (`/entra/`, `/fno/`, `/search/`, `/es/`, or a
-//! Dataverse environment such as `/crm2/`), with `probability` (default 1: always). The first
-//! matching fault wins. `/_truth` and `/_faults` are never faulted. Modes:
+//! Dataverse environment such as `/crm2/`), with `probability` (default 1: always), and, with
+//! `"methods": ["DELETE"]`, only to those methods (default: every method; a principal allowed
+//! to create records but not to delete them is `status` 403 on DELETE). The first matching
+//! fault wins. `/_truth` and `/_faults` are never faulted. Modes:
 //!
 //! | mode | parameters | the client sees |
 //! |---|---|---|
 //! | `down` | — | the connection closed, no response |
 //! | `slow` | `delay_seconds` | the real answer, `delay_seconds` later |
-//! | `status` | `status` (500–599, default 503) | that status with an OData error body |
+//! | `status` | `status` (400–599 but 429, default 503) | that status with an OData error body |
 //! | `throttle` | `retry_after_seconds` (default 120) | 429 with that `Retry-After` |
 //! | `garbage` | `body`: `html` (default) or `wrong_shape` | 200 with a non-JSON page, or JSON of the wrong shape |
 //! | `reset` | — | the real status and headers and part of the body, then the connection dropped (an answer without a body: handled, then the connection dropped with no answer) |
@@ -90,6 +92,9 @@ pub enum GarbageBody {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Fault {
     pub prefix: String,
+    /// Upper-case HTTP methods the fault applies to; empty: every method.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
     #[serde(flatten)]
     pub mode: Mode,
     pub probability: f64,
@@ -100,6 +105,7 @@ pub struct Fault {
 #[serde(deny_unknown_fields)]
 struct FaultSpec {
     prefix: Option<String>,
+    methods: Option<Vec<String>>,
     mode: String,
     probability: Option<f64>,
     delay_seconds: Option<f64>,
@@ -121,6 +127,9 @@ impl FaultSpec {
         if self.mode == "clock" {
             if self.prefix.is_some() {
                 return Err("clock: the emulator has one clock; give no prefix".into());
+            }
+            if self.methods.is_some() {
+                return Err("clock: the emulator has one clock; give no methods".into());
             }
             let offset = self
                 .offset_seconds
@@ -154,8 +163,8 @@ impl FaultSpec {
             }
             "status" => {
                 let status = self.status.unwrap_or(503);
-                if !(500..=599).contains(&status) {
-                    return Err("status: a 5xx status".into());
+                if !(400..=599).contains(&status) || status == 429 {
+                    return Err("status: a 4xx or 5xx status (429 is mode throttle)".into());
                 }
                 Mode::Status { status }
             }
@@ -184,8 +193,19 @@ impl FaultSpec {
             }
             other => return Err(format!("mode: unknown mode {other:?}")),
         };
+        let mut methods = Vec::new();
+        for m in self.methods.unwrap_or_default() {
+            let m = m.to_ascii_uppercase();
+            if !["GET", "POST", "PATCH", "PUT", "DELETE"].contains(&m.as_str()) {
+                return Err(format!(
+                    "methods: {m:?} is not one of GET, POST, PATCH, PUT, DELETE"
+                ));
+            }
+            methods.push(m);
+        }
         Ok(Parsed::Fault(Fault {
             prefix,
+            methods,
             mode,
             probability,
         }))
@@ -219,13 +239,17 @@ impl Faults {
         chrono::Duration::seconds(self.clock_offset_seconds.load(Ordering::Relaxed))
     }
 
-    /// The fault a request to `path` gets, if any (a probability is rolled per request).
-    pub fn pick(&self, path: &str) -> Option<Mode> {
+    /// The fault a `method` request to `path` gets, if any (a probability is rolled per
+    /// request).
+    pub fn pick(&self, method: &str, path: &str) -> Option<Mode> {
         if is_exempt(path) {
             return None;
         }
         let active = self.active();
-        let fault = active.iter().find(|f| path.starts_with(&f.prefix))?;
+        let fault = active.iter().find(|f| {
+            path.starts_with(&f.prefix)
+                && (f.methods.is_empty() || f.methods.iter().any(|m| m == method))
+        })?;
         (fault.probability >= 1.0 || rand::random::<f64>() < fault.probability)
             .then(|| fault.mode.clone())
     }
@@ -321,7 +345,11 @@ fn immediate(mode: &Mode) -> Option<Response> {
         }
         Mode::Status { status } => Some(error_json(
             StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-            "emulated server error",
+            if *status < 500 {
+                "emulated refusal"
+            } else {
+                "emulated server error"
+            },
         )),
         Mode::Throttle {
             retry_after_seconds,
@@ -460,7 +488,10 @@ mod tests {
             r#"{"prefix":"","mode":"down"}"#,
             r#"{"prefix":"/_truth/","mode":"down"}"#,
             r#"{"prefix":"/fno/","mode":"melt"}"#,
-            r#"{"prefix":"/fno/","mode":"status","status":404}"#,
+            r#"{"prefix":"/fno/","mode":"status","status":429}"#,
+            r#"{"prefix":"/fno/","mode":"status","status":302}"#,
+            r#"{"prefix":"/fno/","methods":["BREW"],"mode":"down"}"#,
+            r#"{"methods":["GET"],"mode":"clock","offset_seconds":5}"#,
             r#"{"prefix":"/fno/","mode":"slow"}"#,
             r#"{"prefix":"/fno/","mode":"slow","delay_seconds":-1}"#,
             r#"{"prefix":"/fno/","mode":"down","probability":0}"#,
@@ -479,7 +510,7 @@ mod tests {
             f.add(br#"[{"prefix":"/fno/","mode":"down"},{"mode":"x"}]"#)
                 .is_err()
         );
-        assert!(f.pick("/fno/fin/data/X").is_none());
+        assert!(f.pick("GET", "/fno/fin/data/X").is_none());
     }
 
     #[test]
@@ -490,23 +521,39 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            f.pick("/fno/fin/data/CustomersV3"),
+            f.pick("GET", "/fno/fin/data/CustomersV3"),
             Some(Mode::Throttle {
                 retry_after_seconds: 120
             })
         );
-        assert_eq!(f.pick("/crm/api"), Some(Mode::Status { status: 503 }));
-        assert_eq!(f.pick("/_truth/fno/k"), None);
-        assert_eq!(f.pick("/_faults"), None);
+        assert_eq!(
+            f.pick("GET", "/crm/api"),
+            Some(Mode::Status { status: 503 })
+        );
+        assert_eq!(f.pick("GET", "/_truth/fno/k"), None);
+        assert_eq!(f.pick("GET", "/_faults"), None);
         assert_eq!(f.clock_offset(), chrono::Duration::seconds(-3600));
         let listed = f.describe();
         assert_eq!(listed["faults"][0]["mode"], "throttle");
         assert_eq!(listed["faults"][0]["prefix"], "/fno/");
         f.clear(Some("/fno/"));
-        assert_eq!(f.pick("/fno/x"), Some(Mode::Status { status: 503 }));
+        assert_eq!(f.pick("GET", "/fno/x"), Some(Mode::Status { status: 503 }));
         f.clear(None);
-        assert_eq!(f.pick("/fno/x"), None);
+        assert_eq!(f.pick("GET", "/fno/x"), None);
         assert_eq!(f.clock_offset(), chrono::Duration::zero());
+    }
+
+    #[test]
+    fn faults_may_be_limited_to_methods() {
+        let f = faults(r#"{"prefix":"/crm/","methods":["delete"],"mode":"status","status":403}"#)
+            .unwrap();
+        assert_eq!(
+            f.pick("DELETE", "/crm/api/data/v9.2/accounts(1)"),
+            Some(Mode::Status { status: 403 })
+        );
+        assert_eq!(f.pick("GET", "/crm/api/data/v9.2/accounts(1)"), None);
+        assert_eq!(f.pick("POST", "/crm/api/data/v9.2/accounts"), None);
+        assert_eq!(f.describe()["faults"][0]["methods"], json!(["DELETE"]));
     }
 
     #[test]
@@ -518,7 +565,7 @@ mod tests {
         .unwrap();
         let emu = crate::emulator::Emulator::new(s);
         assert_eq!(
-            emu.faults().pick("/fno/fin/data/X"),
+            emu.faults().pick("GET", "/fno/fin/data/X"),
             Some(Mode::Throttle {
                 retry_after_seconds: 120
             })

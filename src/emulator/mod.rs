@@ -436,7 +436,7 @@ impl Emulator {
         if path == "/_faults" {
             return self.faults_endpoint(req).await;
         }
-        let Some(mode) = self.faults.pick(&path) else {
+        let Some(mode) = self.faults.pick(req.method().as_str(), &path) else {
             return self.handle(req).await;
         };
         tracing::debug!(%path, ?mode, "emulated fault");

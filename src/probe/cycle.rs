@@ -72,20 +72,43 @@ pub(crate) struct Debt {
 }
 
 /// Deletes the source still owes: a failed delete, or a write whose fate is unknown.
+///
+/// A debt stays listed until [`Owed::settle`]: the janitor works through a copy, so the count
+/// exported as `lagwatch_sentinel_deletes_owed` does not dip while a round is under way.
 #[derive(Default)]
 pub(crate) struct Owed(std::sync::Mutex<Vec<Debt>>);
 
 impl Owed {
-    pub(crate) fn push(&self, debt: Debt) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(debt);
+    fn debts(&self) -> std::sync::MutexGuard<'_, Vec<Debt>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn take(&self) -> Vec<Debt> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    /// Owes the delete of `debt.id`, once: a sentinel owed already (an engine restarted after
+    /// a rejected reload finds its debts in the ledger again) keeps the first debt.
+    pub(crate) fn push(&self, debt: Debt) {
+        let mut debts = self.debts();
+        if !debts.iter().any(|d| d.id == debt.id) {
+            debts.push(debt);
+        }
+    }
+
+    /// Every debt, for the janitor to retry; each stays owed until settled.
+    pub(crate) fn pending(&self) -> Vec<Debt> {
+        self.debts().clone()
+    }
+
+    /// The delete of `id` is no longer owed.
+    pub(crate) fn settle(&self, id: &SentinelId) {
+        self.debts().retain(|d| d.id != *id);
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.debts().len()
+    }
+
+    /// How many deletes `source` owes.
+    pub(crate) fn count(&self, source: &str) -> usize {
+        self.debts().iter().filter(|d| &*d.source == source).count()
     }
 }
 
@@ -543,5 +566,31 @@ mod tests {
         assert_eq!(apply_lag(written, Some(-0.5), applied), 302.5);
         // Clock trouble never makes a negative lag.
         assert_eq!(apply_lag(applied, None, written), 0.0);
+    }
+
+    #[test]
+    fn a_debt_is_owed_once_and_until_settled() {
+        let owed = Owed::default();
+        let debt = |source: &str, id: &SentinelId| Debt {
+            source: Arc::from(source),
+            id: id.clone(),
+            repeat_until: None,
+        };
+        let (a, b) = (SentinelId::new("t"), SentinelId::new("t"));
+        owed.push(debt("crm", &a));
+        owed.push(debt("crm", &a));
+        owed.push(debt("crm2", &b));
+        assert_eq!(
+            (owed.len(), owed.count("crm"), owed.count("crm2")),
+            (2, 1, 1)
+        );
+        // A janitor round works on a copy: the count holds until a delete is confirmed.
+        let round = owed.pending();
+        assert_eq!(round.len(), 2);
+        assert_eq!(owed.len(), 2);
+        owed.settle(&a);
+        assert_eq!((owed.count("crm"), owed.count("crm2")), (0, 1));
+        owed.settle(&a);
+        assert_eq!(owed.len(), 1);
     }
 }

@@ -231,6 +231,13 @@ impl Engine {
         for g in &self.gates {
             g.refresh();
         }
+        for (source, _, _) in &self.sources {
+            let owed = i64::try_from(self.owed.count(source)).unwrap_or(i64::MAX);
+            self.metrics
+                .deletes_owed
+                .with_label_values(&[source])
+                .set(owed);
+        }
     }
 
     /// Runs until `shutdown` is cancelled, then lets in-flight cycles clean up (bounded by their
@@ -428,12 +435,12 @@ impl Engine {
     /// Retries owed deletes: at start (what the ledger left) and every [`JANITOR_PERIOD`].
     async fn janitor(&self, ledger: Arc<Ledger>, shutdown: CancellationToken) {
         loop {
-            for debt in self.owed.take() {
+            for debt in self.owed.pending() {
                 if shutdown.is_cancelled() {
-                    self.owed.push(debt);
-                    continue;
+                    break;
                 }
                 let Some(group) = self.groups.iter().find(|g| g.source_name == debt.source) else {
+                    self.owed.settle(&debt.id);
                     continue;
                 };
                 let permit = tokio::select! {
@@ -448,18 +455,15 @@ impl Engine {
                 };
                 cycle::note(&group.gate, &deleted);
                 let outcome = match deleted {
-                    Ok(()) if debt.repeat_until.is_some_and(|t| Utc::now() < t) => {
-                        // Gone for now; an unanswered write may still land: again next round.
-                        self.owed.push(debt);
-                        "ok"
-                    }
+                    // Gone for now; an unanswered write may still land: again next round.
+                    Ok(()) if debt.repeat_until.is_some_and(|t| Utc::now() < t) => "ok",
                     Ok(()) => {
                         ledger.forget(debt.id.key()).await;
+                        self.owed.settle(&debt.id);
                         "ok"
                     }
                     Err(e) => {
                         tracing::debug!(source = %debt.source, sentinel = %debt.id, error = %e, "Owed delete failed again; retrying later.");
-                        self.owed.push(debt);
                         "error"
                     }
                 };
