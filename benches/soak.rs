@@ -8,7 +8,8 @@
 //! The emulator is a child `lagwatch emulate` (the release binary cargo builds for benches);
 //! the monitor runs in this process, which is the one measured.
 //!
-//! `cargo bench --bench soak` (`LAGWATCH_SOAK_SECONDS=N`, `LAGWATCH_SOAK_PATHS=N`)
+//! `cargo bench --bench soak` (`LAGWATCH_SOAK_SECONDS=N`, `LAGWATCH_SOAK_PATHS=N`,
+//! `LAGWATCH_SOAK_SEED=N` to replay a run's fault sequence, printed in its report)
 
 #[path = "../tests/common/soak.rs"]
 mod soak;

@@ -1,9 +1,11 @@
 //! The short soak that runs in CI: 200 paths (4 Dataverse sources × 50 targets) against the
 //! emulator (a child `lagwatch emulate`) with faults injected at random for about a minute,
-//! one graceful restart mid-way, then a clean restart that resumes what was left. It asserts
+//! one graceful restart mid-way, then a clean restart that resumes what was left (the fault
+//! sequence is seeded: `LAGWATCH_SOAK_SEED`, printed in the report, replays it). It asserts
 //! the invariants of the full soak (`benches/soak.rs`, whose figures are in BENCHMARKS.md):
 //! every sentinel written ends in exactly one outcome per path, nothing is leaked into a
-//! source, and neither memory nor open sockets grow after warm-up beyond a tolerance.
+//! source, memory does not grow after warm-up beyond a tolerance, and open sockets stay
+//! within what the systems' concurrency caps allow.
 //!
 //! Light on purpose (CI shares 2 cores with the rest of the suite): an 8 s interval gives
 //! about 25 probes and 150 requests per second. The tolerances carry headroom for a debug

@@ -91,6 +91,10 @@ pub struct Options {
     pub socket_growth_tolerance: Option<usize>,
     /// The `lagwatch` binary (for `lagwatch emulate`).
     pub binary: PathBuf,
+    /// Seeds the fault sequence (prefixes, modes, windows, gaps): `LAGWATCH_SOAK_SEED` or a
+    /// random one, printed in the report so a failing run's faults can be replayed (their
+    /// timing against the monitor's own rounds still varies).
+    pub seed: u64,
 }
 
 impl Options {
@@ -113,6 +117,10 @@ impl Options {
             rss_tolerance_mib: 32.0,
             socket_growth_tolerance: Some(32),
             binary,
+            seed: std::env::var("LAGWATCH_SOAK_SEED")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(rand::random),
         }
     }
 
@@ -557,12 +565,14 @@ fn random_fault(o: &Options, rng: &mut StdRng) -> Value {
 async fn drive_faults(
     o: Options,
     base: String,
+    start: Instant,
     until: Instant,
     gate: Arc<tokio::sync::Mutex<bool>>,
-) -> BTreeMap<String, u64> {
+) -> (BTreeMap<String, u64>, Vec<String>) {
     let http = reqwest::Client::new();
     let mut counts = BTreeMap::new();
-    let mut rng = StdRng::from_os_rng();
+    let mut log = Vec::new();
+    let mut rng = StdRng::seed_from_u64(o.seed);
     // One interval of calm first, so every path starts.
     tokio::time::sleep(o.interval).await;
     while Instant::now() < until {
@@ -586,12 +596,17 @@ async fn drive_faults(
         *counts
             .entry(fault["mode"].as_str().unwrap_or("?").to_string())
             .or_insert(0) += 1;
+        log.push(format!(
+            "{:.1}–{:.1} s {fault}",
+            start.elapsed().as_secs_f64(),
+            (start.elapsed() + window).as_secs_f64()
+        ));
         tokio::time::sleep(window.min(until.saturating_duration_since(Instant::now()))).await;
         let _g = gate.lock().await;
         clear_faults(&http, &base).await;
     }
     clear_faults(&http, &base).await;
-    counts
+    (counts, log)
 }
 
 async fn clear_faults(http: &reqwest::Client, base: &str) {
@@ -674,6 +689,9 @@ pub struct Report {
     pub total_s: f64,
     pub warmup_s: f64,
     pub faults: BTreeMap<String, u64>,
+    pub seed: u64,
+    /// Each fault injected: its window (seconds since the start) and the fault as posted.
+    pub fault_log: Vec<String>,
     pub samples: Vec<Sample>,
     /// Before the first monitor started, and after the last one stopped.
     pub idle_before: Option<Sample>,
@@ -764,9 +782,10 @@ impl Report {
             .collect();
         let _ = writeln!(
             s,
-            "| faults injected | {} ({}) |",
+            "| faults injected (seed, `LAGWATCH_SOAK_SEED`) | {} ({}; seed {}) |",
             self.faults.values().sum::<u64>(),
-            faults.join(", ")
+            faults.join(", "),
+            self.seed
         );
         for l in &self.lives {
             let _ = writeln!(
@@ -879,6 +898,15 @@ impl Report {
         for v in self.violations.iter().take(50) {
             let _ = writeln!(s, "- {v}");
         }
+        let _ = writeln!(
+            s,
+            "\n<details><summary>Faults as injected (seed {})</summary>\n",
+            self.seed
+        );
+        for f in &self.fault_log {
+            let _ = writeln!(s, "- {f}");
+        }
+        let _ = writeln!(s, "\n</details>");
         s
     }
 }
@@ -923,6 +951,7 @@ async fn run_async(o: Options) -> Report {
         timeout_s: o.timeout.as_secs(),
         warmup_s: o.warmup.as_secs_f64(),
         rss_tolerance_mib: o.rss_tolerance_mib,
+        seed: o.seed,
         socket_growth_tolerance: o.socket_growth_tolerance,
         socket_ceiling: o.socket_ceiling(),
         ..Report::default()
@@ -949,6 +978,7 @@ async fn run_async(o: Options) -> Report {
     let driver = tokio::spawn(drive_faults(
         o.clone(),
         base.clone(),
+        start,
         faults_until,
         gate.clone(),
     ));
@@ -972,7 +1002,7 @@ async fn run_async(o: Options) -> Report {
     tokio::time::sleep_until((start + o.soak).into()).await;
     report.soak_s = start.elapsed().as_secs_f64();
     let mut end = stop_life(life, &o).await;
-    report.faults = driver.await.expect("fault driver");
+    (report.faults, report.fault_log) = driver.await.expect("fault driver");
     end.ledger = ledger_entries(&state);
     end.in_source = sentinels_in_sources(&http, &o, &base).await;
     let owed: usize = end
