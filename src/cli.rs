@@ -52,6 +52,11 @@ pub enum Command {
         /// it, plain HTTP and no auth.
         #[arg(long = "web.config.file", value_name = "FILE")]
         web_config_file: Option<PathBuf>,
+        /// Reload the configuration on `POST /-/reload` (and `PUT`), as Prometheus's flag of
+        /// the same name. Off by default: anyone who can reach the port could otherwise make
+        /// lagwatch reload. SIGHUP reloads either way.
+        #[arg(long = "web.enable-lifecycle")]
+        web_enable_lifecycle: bool,
     },
     /// Validate a configuration file and print what it resolves to.
     CheckConfig { file: PathBuf },
@@ -163,6 +168,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             config,
             listen,
             web_config_file,
+            web_enable_lifecycle,
         } => {
             let mut cfg = match Config::load(&config) {
                 Ok(c) => c,
@@ -175,7 +181,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             cfg.file = config.display().to_string();
             // With --listen the file's server.listen does not matter, also not on reload.
             let from_file = cfg.server.listen.unwrap_or(DEFAULT_LISTEN);
-            let supervisor = Supervisor::new(config, listen.is_none().then_some(from_file));
+            let supervisor = Supervisor::new(config, listen.is_none().then_some(from_file))
+                .enable_lifecycle(web_enable_lifecycle);
             let listen = listen.unwrap_or(from_file);
             let web = match load_web_config(web_config_file.as_deref()) {
                 Ok(w) => w,
@@ -448,7 +455,19 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
-    tracing::info!(address = %local, paths = app.engine.paths().len(), "lagwatch is running.");
+    // How the configuration can be reloaded, next to where lagwatch listens: the first thing
+    // to check when `POST /-/reload` answers 403.
+    let reloads = match &reload {
+        Some(s) if s.lifecycle() => "SIGHUP or POST /-/reload (--web.enable-lifecycle)",
+        Some(_) => "SIGHUP only (POST /-/reload needs --web.enable-lifecycle)",
+        None => "none (the configuration is generated)",
+    };
+    tracing::info!(
+        address = %local,
+        paths = app.engine.paths().len(),
+        reload = reloads,
+        "lagwatch is running."
+    );
     let scheme = if web.as_ref().is_some_and(|w| w.tls()) {
         "https"
     } else {

@@ -1,5 +1,6 @@
 //! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, the status page `/`,
-//! `/api/v1/paths`, `/api/v1/reconciliations`, `/api/v1/discrepancies` and `POST /-/reload`.
+//! `/api/v1/paths`, `/api/v1/reconciliations`, `/api/v1/discrepancies` and `POST /-/reload`
+//! (only with `--web.enable-lifecycle`).
 //! Handlers only read engine and reconciliation state; nothing probes or reconciles on request.
 //! They read the monitor in force per request ([`Live::current`]), so a configuration reload
 //! swaps what they see without restarting the server.
@@ -21,7 +22,7 @@ use crate::probe::Engine;
 use crate::reconcile::diff::Kind;
 use crate::reconcile::{DiscrepancyView, Reconciler};
 use crate::status::{self, PathView, ReconcileView};
-use crate::supervisor::{Live, ReloadRequest};
+use crate::supervisor::{HttpReload, Live, ReloadRequest};
 use crate::web::WebSecurity;
 use crate::web::tls::TlsListener;
 
@@ -216,13 +217,28 @@ async fn reconciliations(State(s): State<AppState>) -> Json<ReconciliationsRespo
 /// answers once the new one runs (200) or was rejected (500 with the `ConfigError` text that
 /// `check-config` prints, as Prometheus answers a failed reload). Behind basic auth when a
 /// web-config file sets it, like every endpoint but the probes.
+///
+/// Opt-in with `--web.enable-lifecycle`, as in Prometheus: basic auth is optional, and a reload
+/// stops every probe in flight, so reaching the port should not be enough. Refusals answer 403
+/// before anything is asked of the supervisor: they are not reloads, so
+/// `lagwatch_config_last_reload_successful` does not change.
 async fn reload(State(s): State<AppState>) -> Response {
-    let Some(tx) = s.live.reloader() else {
-        return (
-            StatusCode::FORBIDDEN,
-            "reload is available only under `lagwatch run --config`; this configuration cannot be re-read\n",
-        )
-            .into_response();
+    let tx = match s.live.reloader() {
+        HttpReload::Enabled(tx) => tx,
+        HttpReload::Disabled => {
+            return (
+                StatusCode::FORBIDDEN,
+                "the lifecycle API is not enabled: start `lagwatch run` with --web.enable-lifecycle to reload over HTTP (SIGHUP reloads regardless)\n",
+            )
+                .into_response();
+        }
+        HttpReload::Unavailable => {
+            return (
+                StatusCode::FORBIDDEN,
+                "nothing to reload: this configuration was generated at start-up (as by `lagwatch demo`), not read from a file; restart to change it (reloading is for `lagwatch run --config FILE --web.enable-lifecycle`)\n",
+            )
+                .into_response();
+        }
     };
     let (reply, outcome) = tokio::sync::oneshot::channel();
     if tx.send(ReloadRequest { reply: Some(reply) }).await.is_err() {

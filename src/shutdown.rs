@@ -57,7 +57,7 @@ pub fn on_hangup() -> mpsc::Receiver<()> {
                 });
             }
             Err(e) => {
-                tracing::warn!(error = %e, "Cannot listen for SIGHUP; reload with POST /-/reload.");
+                tracing::warn!(error = %e, "Cannot listen for SIGHUP; reload with POST /-/reload (needs --web.enable-lifecycle).");
             }
         }
     }

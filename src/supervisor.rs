@@ -1,5 +1,6 @@
 //! Configuration reload: `lagwatch run` keeps one monitor (engine and reconciler) running and
-//! replaces it as a whole when SIGHUP or `POST /-/reload` asks for it.
+//! replaces it as a whole when SIGHUP or `POST /-/reload` (with `--web.enable-lifecycle`) asks
+//! for it.
 //!
 //! A reload loads the file and builds the new monitor against a throwaway registry first, so
 //! a rejected file changes nothing: not the running probes, not a single series. Only then is
@@ -64,12 +65,26 @@ pub struct ReloadRequest {
     pub reply: Option<oneshot::Sender<Result<String, String>>>,
 }
 
-/// The shared handle of the HTTP state: the current monitor, and where to ask for a reload
-/// (absent when the configuration cannot be reloaded, as in `lagwatch demo` and tests).
+/// What `POST /-/reload` may do. Reloading over HTTP is opt-in (`--web.enable-lifecycle`, as
+/// Prometheus and Alertmanager have it): anyone who can reach the port could otherwise make
+/// lagwatch stop every probe in flight and re-read its file, and basic auth is optional.
+/// SIGHUP needs access to the process, so it reloads regardless.
+#[derive(Clone)]
+pub enum HttpReload {
+    /// The configuration was not read from a file (`lagwatch demo`, tests): nothing to re-read.
+    Unavailable,
+    /// `lagwatch run` without `--web.enable-lifecycle`: only SIGHUP reloads.
+    Disabled,
+    /// `lagwatch run --web.enable-lifecycle`: requests go to the supervisor.
+    Enabled(mpsc::Sender<ReloadRequest>),
+}
+
+/// The shared handle of the HTTP state: the current monitor, and whether and where
+/// `POST /-/reload` asks for a reload.
 #[derive(Clone)]
 pub struct Live {
     current: Arc<RwLock<Arc<Current>>>,
-    reload: Option<mpsc::Sender<ReloadRequest>>,
+    reload: HttpReload,
 }
 
 impl Live {
@@ -82,7 +97,7 @@ impl Live {
                 instance: Arc::from(instance),
                 was_ready: false,
             }))),
-            reload: None,
+            reload: HttpReload::Unavailable,
         }
     }
 
@@ -94,9 +109,9 @@ impl Live {
             .clone()
     }
 
-    /// Where reload requests go, when this monitor can be reloaded.
-    pub fn reloader(&self) -> Option<&mpsc::Sender<ReloadRequest>> {
-        self.reload.as_ref()
+    /// What `POST /-/reload` may do for this monitor.
+    pub fn reloader(&self) -> &HttpReload {
+        &self.reload
     }
 
     fn replace(&self, next: Current) {
@@ -255,19 +270,36 @@ impl Running {
 pub struct Supervisor {
     file: PathBuf,
     listen_from_file: Option<SocketAddr>,
+    lifecycle: bool,
 }
 
 impl Supervisor {
     /// `file` is re-read on every reload; `listen_from_file` as in [`check_change`].
+    /// `POST /-/reload` stays refused until [`Supervisor::enable_lifecycle`].
     pub fn new(file: PathBuf, listen_from_file: Option<SocketAddr>) -> Supervisor {
         Supervisor {
             file,
             listen_from_file,
+            lifecycle: false,
         }
     }
 
-    /// Serves `app` on `listener` until `shutdown` is cancelled, reloading on SIGHUP and
-    /// `POST /-/reload`; returns once the last monitor's in-flight cycles cleaned up.
+    /// Whether `POST /-/reload` reloads (`--web.enable-lifecycle`); otherwise it answers 403
+    /// and only SIGHUP reloads.
+    #[must_use]
+    pub fn enable_lifecycle(mut self, enabled: bool) -> Supervisor {
+        self.lifecycle = enabled;
+        self
+    }
+
+    /// Whether `POST /-/reload` reloads, for the start-up log line.
+    pub fn lifecycle(&self) -> bool {
+        self.lifecycle
+    }
+
+    /// Serves `app` on `listener` until `shutdown` is cancelled, reloading on SIGHUP and, with
+    /// the lifecycle API enabled, on `POST /-/reload`; returns once the last monitor's
+    /// in-flight cycles cleaned up.
     ///
     /// # Errors
     /// I/O errors of the HTTP listener.
@@ -281,10 +313,16 @@ impl Supervisor {
         // SIGHUP is installed before anything is served, so a signal sent as soon as the
         // process says where it listens is a reload, never the default (terminate).
         let mut hangups = crate::shutdown::on_hangup();
+        // Without the lifecycle API the sender is dropped here and `requests` only ever
+        // yields `None`, which the loop below skips: SIGHUP and shutdown still reach it.
         let (tx, mut requests) = mpsc::channel::<ReloadRequest>(8);
         let live = Live {
             current: Arc::new(RwLock::new(Arc::new(Current::of(&app, false)))),
-            reload: Some(tx),
+            reload: if self.lifecycle {
+                HttpReload::Enabled(tx)
+            } else {
+                HttpReload::Disabled
+            },
         };
         let metrics = app.engine.metrics().clone();
         let server = {

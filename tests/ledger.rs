@@ -662,6 +662,7 @@ fn a_reload_hands_the_probes_in_flight_over_through_the_ledger() {
         "127.0.0.1:0",
         "--config",
         cfg.to_str().expect("utf-8"),
+        "--web.enable-lifecycle",
     ]);
     let addr = bin.addr;
     let metric = |line: &str| scrape(addr, line).unwrap_or(0.0);

@@ -1,5 +1,6 @@
 //! Configuration reload through the real binary: SIGHUP and `POST /-/reload`, a valid file
-//! swapped in, an invalid one rejected with the running configuration kept.
+//! swapped in, an invalid one rejected with the running configuration kept; `POST /-/reload`
+//! only with `--web.enable-lifecycle`.
 #![cfg(unix)]
 
 mod common;
@@ -129,29 +130,32 @@ fn config_error(file: &Path) -> String {
     }
 }
 
-fn start(dir: &Path) -> (Demo, std::path::PathBuf, std::path::PathBuf) {
+/// `lagwatch run` on TWO_PATHS; `lifecycle` passes `--web.enable-lifecycle`, without which
+/// `POST /-/reload` is refused.
+fn start(dir: &Path, lifecycle: bool) -> (Demo, std::path::PathBuf, std::path::PathBuf) {
     let config = dir.join("lagwatch.yaml");
     std::fs::write(&config, TWO_PATHS).expect("write config");
     let log = dir.join("stderr.log");
     let stderr = std::fs::File::create(&log).expect("log file");
-    let lw = start_with(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf-8 path"),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        Stdio::from(stderr),
-        "info",
-    );
+    let mut args = vec![
+        "run",
+        "--config",
+        config.to_str().expect("utf-8 path"),
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    if lifecycle {
+        args.push("--web.enable-lifecycle");
+    }
+    let lw = start_with(&args, Stdio::from(stderr), "info");
     (lw, config, log)
 }
 
 #[test]
 fn sighup_swaps_a_valid_config_and_keeps_the_running_one_when_invalid() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (lw, config, log) = start(dir.path());
+    // SIGHUP needs no --web.enable-lifecycle.
+    let (lw, config, log) = start(dir.path(), false);
     let addr = lw.addr;
     assert_eq!(targets(addr), ["a", "b"]);
     assert_eq!(metric(addr, OK), Some(1.0), "1 from start-up");
@@ -227,8 +231,14 @@ fn sighup_swaps_a_valid_config_and_keeps_the_running_one_when_invalid() {
 #[test]
 fn post_reload_answers_with_the_outcome() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (lw, config, _log) = start(dir.path());
+    let (lw, config, log) = start(dir.path(), true);
     let addr = lw.addr;
+    let logs = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        logs.contains("lagwatch is running.")
+            && logs.contains("SIGHUP or POST /-/reload (--web.enable-lifecycle)"),
+        "the start-up line says how to reload: {logs}"
+    );
 
     let (status, body) = request(addr, "GET", "/-/reload");
     assert_eq!(status, 405, "only POST or PUT reloads: {body}");
@@ -262,10 +272,57 @@ fn post_reload_answers_with_the_outcome() {
 }
 
 #[test]
+fn without_the_lifecycle_flag_post_reload_is_refused_and_sighup_still_reloads() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (lw, config, log) = start(dir.path(), false);
+    let addr = lw.addr;
+    let logs = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        logs.contains("lagwatch is running.")
+            && logs.contains("SIGHUP only (POST /-/reload needs --web.enable-lifecycle)"),
+        "the start-up line says POST /-/reload is off: {logs}"
+    );
+    assert_eq!(targets(addr), ["a", "b"]);
+    assert_eq!(metric(addr, OK), Some(1.0));
+    let started = metric(addr, TS).expect("timestamp from start-up");
+
+    // A changed file is not picked up over HTTP, and the refusal is no failed reload.
+    std::fs::write(&config, OTHER_PATHS).expect("write config");
+    for method in ["POST", "PUT"] {
+        let (status, body) = request(addr, method, "/-/reload");
+        assert_eq!(status, 403, "{method}: {body}");
+        assert!(
+            body.contains("lifecycle API is not enabled")
+                && body.contains("--web.enable-lifecycle"),
+            "{method}: {body}"
+        );
+    }
+    // The refusal is synchronous; give a reload that should not happen time to show anyway.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(targets(addr), ["a", "b"], "the changed file is not loaded");
+    assert_eq!(
+        metric(addr, OK),
+        Some(1.0),
+        "a refusal is not a failed reload"
+    );
+    assert_eq!(metric(addr, TS), Some(started), "nor a reload at all");
+
+    // SIGHUP reloads regardless of the flag.
+    hup(&lw);
+    wait_until("SIGHUP loads the new paths", || targets(addr) == ["a", "c"]);
+    assert_eq!(metric(addr, OK), Some(1.0));
+    terminate(lw);
+}
+
+#[test]
 fn the_demo_ignores_sighup_and_refuses_post_reload() {
     let lw = common::demo::start_demo();
     let (status, body) = request(lw.addr, "POST", "/-/reload");
     assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("nothing to reload") && body.contains("generated"),
+        "says why: {body}"
+    );
     hup(&lw);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
