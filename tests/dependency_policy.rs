@@ -1,0 +1,206 @@
+//! `scripts/audit`, the RustSec step of the dependency policy (`scripts/deny`, run first by
+//! `scripts/test`), against advisory databases made here: a git repository in the RustSec
+//! layout whose advisories name crates of this project's own `Cargo.lock`. The real database
+//! lives on github.com, which CI cannot reach; these tests show what the step does with a
+//! database (fails on a vulnerable or unsound version, passes a patched one), with a bad one,
+//! and without one. They need cargo-audit in `.tools/` (`scripts/install-test-tools`): without
+//! it they skip, unless `LAGWATCH_REQUIRE_TOOLS=1`, where they fail.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tool_present() -> bool {
+    let present = root().join(".tools/cargo-audit/bin/cargo-audit").exists();
+    if !present {
+        assert!(
+            !std::env::var("LAGWATCH_REQUIRE_TOOLS").is_ok_and(|v| v == "1"),
+            "cargo-audit is required (LAGWATCH_REQUIRE_TOOLS=1): run scripts/install-test-tools"
+        );
+        eprintln!("skipped: cargo-audit not installed (scripts/install-test-tools)");
+    }
+    present
+}
+
+/// The version of `name` in this project's Cargo.lock.
+fn locked_version(name: &str) -> String {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).expect("Cargo.lock");
+    let needle = format!("name = \"{name}\"\nversion = \"");
+    let at = lock.find(&needle).expect("crate in Cargo.lock") + needle.len();
+    lock[at..].split('"').next().expect("version").to_string()
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+        .env("GIT_COMMITTER_NAME", "test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+/// One advisory: (id, crate, informational kind or "" for a vulnerability, patched ranges).
+type Advisory<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+/// A fresh advisory database (a git repository in the RustSec layout) holding `advisories`.
+fn database(advisories: &[Advisory]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    git(dir.path(), &["init", "--quiet", "--initial-branch=main"]);
+    for (id, krate, informational, patched) in advisories {
+        let folder = dir.path().join("crates").join(krate);
+        std::fs::create_dir_all(&folder).expect("crate folder");
+        let informational = if informational.is_empty() {
+            String::new()
+        } else {
+            format!("informational = \"{informational}\"\n")
+        };
+        std::fs::write(
+            folder.join(format!("{id}.md")),
+            format!(
+                "```toml\n[advisory]\nid = \"{id}\"\npackage = \"{krate}\"\ndate = \"2026-11-01\"\n\
+                 {informational}\n[versions]\npatched = [{patched}]\n```\n\n\
+                 # A test advisory for {krate}\n\nMade by tests/dependency_policy.rs.\n"
+            ),
+        )
+        .expect("advisory");
+    }
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "--quiet", "-m", "advisories"]);
+    dir
+}
+
+fn audit(env: &[(&str, &str)]) -> (Output, String) {
+    let mut cmd = Command::new("bash");
+    cmd.arg(root().join("scripts/audit")).current_dir(root());
+    for var in [
+        "LAGWATCH_ADVISORY_DB",
+        "LAGWATCH_ADVISORY_DB_URL",
+        "LAGWATCH_ADVISORY_CACHE",
+        "LAGWATCH_REQUIRE_ADVISORIES",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("scripts/audit runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
+#[test]
+fn a_locked_version_with_a_vulnerability_fails_and_is_named() {
+    if !tool_present() {
+        return;
+    }
+    let tokio = locked_version("tokio");
+    let db = database(&[("RUSTSEC-2099-0001", "tokio", "", "\">= 99.0.0\"")]);
+    let (out, text) = audit(&[("LAGWATCH_ADVISORY_DB", db.path().to_str().unwrap())]);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("RUSTSEC-2099-0001"), "{text}");
+    assert!(text.contains(&format!("Version:   {tokio}")), "{text}");
+    assert!(text.contains("1 vulnerability found"), "{text}");
+}
+
+#[test]
+fn patched_versions_and_crates_not_used_pass() {
+    if !tool_present() {
+        return;
+    }
+    let tokio = locked_version("tokio");
+    let db = database(&[
+        // Our version is the first patched one.
+        ("RUSTSEC-2099-0002", "tokio", "", &format!("\">= {tokio}\"")),
+        (
+            "RUSTSEC-2099-0003",
+            "a-crate-lagwatch-does-not-use",
+            "",
+            "\">= 9.0.0\"",
+        ),
+        // Informational "unmaintained" is reported, not a failure.
+        ("RUSTSEC-2099-0004", "tokio", "unmaintained", ""),
+    ]);
+    let (out, text) = audit(&[("LAGWATCH_ADVISORY_DB", db.path().to_str().unwrap())]);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Loaded 3 security advisories"), "{text}");
+    assert!(!text.contains("RUSTSEC-2099-0002"), "{text}");
+}
+
+#[test]
+fn unsound_code_in_a_locked_version_fails() {
+    if !tool_present() {
+        return;
+    }
+    let db = database(&[("RUSTSEC-2099-0005", "tokio", "unsound", "\">= 99.0.0\"")]);
+    let (out, text) = audit(&[("LAGWATCH_ADVISORY_DB", db.path().to_str().unwrap())]);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("RUSTSEC-2099-0005"), "{text}");
+}
+
+#[test]
+fn a_database_given_that_is_not_one_fails_whatever_else_is_set() {
+    if !tool_present() {
+        return;
+    }
+    let empty = tempfile::tempdir().expect("temp dir");
+    let (out, text) = audit(&[("LAGWATCH_ADVISORY_DB", empty.path().to_str().unwrap())]);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("is not a git checkout of the advisory database"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_database_is_fetched_from_its_url_and_an_unreachable_one_warns_or_fails() {
+    if !tool_present() {
+        return;
+    }
+    // Fetched: a clone of the URL into the cache, then audited.
+    let db = database(&[("RUSTSEC-2099-0006", "tokio", "", "\">= 99.0.0\"")]);
+    let cache = tempfile::tempdir().expect("temp dir");
+    let cache_dir = cache.path().join("advisory-db");
+    let url = format!("file://{}", db.path().display());
+    let env = [
+        ("LAGWATCH_ADVISORY_DB_URL", url.as_str()),
+        ("LAGWATCH_ADVISORY_CACHE", cache_dir.to_str().unwrap()),
+    ];
+    let (out, text) = audit(&env);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("RUSTSEC-2099-0006"), "{text}");
+    assert!(cache_dir.join("crates/tokio/RUSTSEC-2099-0006.md").exists());
+
+    // Unreachable (a host that never resolves): a loud warning, exit 0 ...
+    let nowhere = cache.path().join("nowhere");
+    let env = [
+        (
+            "LAGWATCH_ADVISORY_DB_URL",
+            "https://advisory-db.invalid/advisory-db.git",
+        ),
+        ("LAGWATCH_ADVISORY_CACHE", nowhere.to_str().unwrap()),
+    ];
+    let (out, text) = audit(&env);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("WARNING: RustSec advisories NOT checked"),
+        "{text}"
+    );
+    assert!(text.contains("advisory-db.invalid"), "{text}");
+    // ... and a failure where CI asks for advisories.
+    let mut env = env.to_vec();
+    env.push(("LAGWATCH_REQUIRE_ADVISORIES", "1"));
+    let (out, text) = audit(&env);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("could not be fetched"), "{text}");
+}
