@@ -4,6 +4,9 @@
 //! ground truth's `visible_at` is the instant that folder closed. Paused tokio time, except
 //! where the background task and the `emulate` command are checked in real time.
 
+#[path = "common/entra.rs"]
+mod entra;
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -110,20 +113,8 @@ impl Estate {
             &dir.0,
         );
         emu.flush_lake().await.expect("lake written");
-        let r = Request::builder()
-            .method("POST")
-            .uri("/entra/contoso/oauth2/v2.0/token")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::from(
-                "grant_type=client_credentials&client_id=app-1&client_secret=s3cret&scope=https://crm.crm.dynamics.com/.default",
-            ))
-            .expect("request");
-        let resp = emu.handle(r).await;
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .expect("body");
-        let v: Value = serde_json::from_slice(&bytes).expect("token json");
-        let token = v["access_token"].as_str().expect("token").to_string();
+        let token =
+            entra::token_in_process(&emu, "app-1", "s3cret", "https://crm.crm.dynamics.com").await;
         Estate { emu, token, dir }
     }
 

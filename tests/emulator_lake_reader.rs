@@ -2,6 +2,9 @@
 //! the emulator writes, the reader's cursor finds, only once the folder holding it closed,
 //! with the payload and `SinkCreatedOn` the emulator's ground truth states.
 
+#[path = "common/entra.rs"]
+mod entra;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,18 +55,7 @@ async fn call(emu: &Emulator, req: Request<Body>) -> Value {
 }
 
 async fn token(emu: &Emulator) -> String {
-    let req = Request::builder()
-        .method("POST")
-        .uri("/entra/contoso/oauth2/v2.0/token")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from(
-            "grant_type=client_credentials&client_id=app-1&client_secret=s3cret&scope=https://crm.crm.dynamics.com/.default",
-        ))
-        .expect("request");
-    call(emu, req).await["access_token"]
-        .as_str()
-        .expect("token")
-        .to_string()
+    entra::token_in_process(emu, "app-1", "s3cret", "https://crm.crm.dynamics.com").await
 }
 
 #[tokio::test(start_paused = true)]

@@ -289,20 +289,7 @@ async fn send(
 }
 
 async fn token(emu: &Emulator) -> String {
-    let req = axum::http::Request::builder()
-        .method("POST")
-        .uri("/entra/contoso/oauth2/v2.0/token")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(axum::body::Body::from(
-            "grant_type=client_credentials&client_id=app-1&client_secret=s3cret&scope=https://crm.crm.dynamics.com/.default",
-        ))
-        .expect("request");
-    let resp = emu.handle(req).await;
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    let v: serde_json::Value = serde_json::from_slice(&bytes).expect("token");
-    v["access_token"].as_str().expect("token").to_string()
+    common::entra::token_in_process(emu, "app-1", "s3cret", "https://crm.crm.dynamics.com").await
 }
 
 /// The replica's seeded rows as folded from the lake: each must be what seed.rs says.

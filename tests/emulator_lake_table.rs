@@ -5,6 +5,9 @@
 //! sentinel exactly from that instant on, through creates, updates and deletes around it.
 //! Paused tokio time.
 
+#[path = "common/entra.rs"]
+mod entra;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,22 +91,11 @@ impl Estate {
             &dir.0,
         );
         emu.flush_lake().await.expect("lake written");
-        let req = Request::builder()
-            .method("POST")
-            .uri("/entra/contoso/oauth2/v2.0/token")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::from(
-                "grant_type=client_credentials&client_id=app-1&client_secret=s3cret&scope=https://crm.crm.dynamics.com/.default",
-            ))
-            .expect("request");
-        let resp = emu.handle(req).await;
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .expect("body");
-        let v: Value = serde_json::from_slice(&bytes).expect("token");
+        let token =
+            entra::token_in_process(&emu, "app-1", "s3cret", "https://crm.crm.dynamics.com").await;
         Estate {
             emu,
-            token: v["access_token"].as_str().expect("token").to_string(),
+            token,
             _dir: dir,
         }
     }

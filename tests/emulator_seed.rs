@@ -2,6 +2,9 @@
 //! replica's copy of it) with small pages, and what the pages show matches the drift the
 //! scenario asks for, the formulas of `emulator::seed`, and `/_truth/_drift/{replica}`.
 
+#[path = "common/entra.rs"]
+mod entra;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,21 +107,7 @@ async fn start(yaml: &str) -> Server {
 
 impl Server {
     async fn token(&self, resource: &str) -> String {
-        let r = self
-            .http
-            .post(format!("{}/entra/contoso/oauth2/v2.0/token", self.base))
-            .form(&[
-                ("client_id", "app-1"),
-                ("client_secret", "s3cret"),
-                ("grant_type", "client_credentials"),
-                ("scope", &format!("{resource}/.default")),
-            ])
-            .send()
-            .await
-            .expect("token request");
-        assert_eq!(r.status(), 200);
-        let v: Value = r.json().await.expect("token json");
-        v["access_token"].as_str().expect("token").to_string()
+        entra::token(&self.http, &self.base, "app-1", "s3cret", resource).await
     }
 
     async fn json(&self, rb: reqwest::RequestBuilder) -> (u16, Value) {

@@ -14,6 +14,9 @@
 //!
 //! Each fault has its own emulator and monitor, so the tests run concurrently.
 
+#[path = "common/entra.rs"]
+mod entra;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -196,21 +199,14 @@ impl Rig {
 
     /// Names of this test's sentinels in the source, read through the emulated Web API.
     async fn sentinels_in_source(&self) -> Vec<String> {
-        let token: Value = self
-            .http
-            .post(format!("{}/entra/contoso/oauth2/v2.0/token", self.base))
-            .form(&[
-                ("client_id", "lagwatch-faults"),
-                ("client_secret", "faults-secret"),
-                ("scope", "https://crm.crm.dynamics.com/.default"),
-                ("grant_type", "client_credentials"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let token = entra::token(
+            &self.http,
+            &self.base,
+            "lagwatch-faults",
+            "faults-secret",
+            "https://crm.crm.dynamics.com",
+        )
+        .await;
         let page: Value = self
             .http
             .get(format!("{}/crm/api/data/v9.2/accounts", self.base))
@@ -218,7 +214,7 @@ impl Rig {
                 ("$select", "name"),
                 ("$filter", "startswith(name,'lagwatch-faults-')"),
             ])
-            .bearer_auth(token["access_token"].as_str().unwrap())
+            .bearer_auth(&token)
             .send()
             .await
             .unwrap()

@@ -851,18 +851,9 @@ async fn the_emulator_writes_its_lake_to_azurite_and_the_kind_reads_it_when_fold
         &format!("{}/{c}", az.base()),
         &format!("{{ method: shared_key, account_key: \"{key}\" }}"),
     );
-    let req = axum::http::Request::builder()
-        .method("POST")
-        .uri("/entra/contoso/oauth2/v2.0/token")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(axum::body::Body::from(
-            "grant_type=client_credentials&client_id=app-1&client_secret=s3cret&scope=https://crm.crm.dynamics.com/.default",
-        ))
-        .expect("request");
-    let token = emulator_call(&emu, req).await["access_token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token =
+        common::entra::token_in_process(&emu, "app-1", "s3cret", "https://crm.crm.dynamics.com")
+            .await;
 
     // Sentinels written into Dataverse; each is absent right after its write (it sinks 1 s
     // later at the earliest).

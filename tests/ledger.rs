@@ -109,21 +109,14 @@ fn build(text: &str) -> App {
 /// API, as any client would ask it).
 async fn sentinels_in_source(origin: &str) -> BTreeSet<String> {
     let http = reqwest::Client::new();
-    let token: serde_json::Value = http
-        .post(format!("{origin}/entra/contoso/oauth2/v2.0/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "lagwatch-test"),
-            ("client_secret", SECRET),
-            ("scope", "https://crm.crm.dynamics.com/.default"),
-        ])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("token json");
-    let token = token["access_token"].as_str().expect("access_token");
+    let token = common::entra::token(
+        &http,
+        origin,
+        "lagwatch-test",
+        SECRET,
+        "https://crm.crm.dynamics.com",
+    )
+    .await;
     let body: serde_json::Value = http
         .get(format!("{origin}/crm/api/data/v9.2/accounts"))
         .query(&[

@@ -2,6 +2,9 @@
 //! seeded Dataverse table and its replicas, and every discrepancy found is checked against the
 //! emulator's ground truth of the drift it injected (`/_truth/_drift/{replica}`).
 
+#[path = "common/entra.rs"]
+mod entra;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
@@ -810,23 +813,17 @@ replicas:
     .await;
     let origin = estate.origin.clone();
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{origin}/entra/contoso/oauth2/v2.0/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "lagwatch-test"),
-            ("client_secret", SECRET),
-            ("scope", "https://crm.crm.dynamics.com/.default"),
-        ])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("token json");
+    let token = entra::token(
+        &http,
+        &origin,
+        "lagwatch-test",
+        SECRET,
+        "https://crm.crm.dynamics.com",
+    )
+    .await;
     let created = http
         .post(format!("{origin}/crm/api/data/v9.2/accounts"))
-        .bearer_auth(token["access_token"].as_str().expect("access token"))
+        .bearer_auth(&token)
         .json(&serde_json::json!({"name": "held-back", "accountnumber": "HB-1", "customertypecode": 3}))
         .send()
         .await

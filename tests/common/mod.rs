@@ -3,6 +3,7 @@
 
 pub mod delta;
 pub mod demo;
+pub mod entra;
 pub mod fakes;
 pub mod shapes;
 pub mod twin;

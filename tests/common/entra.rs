@@ -1,0 +1,76 @@
+//! Access tokens from the emulator's Entra ID endpoint (client credentials, tenant `contoso`),
+//! for tests that read or write the emulated estate as any client would: over HTTP, or through
+//! `Emulator::handle` for tests that run the emulator in process (paused clocks).
+//!
+//! Included with `#[path = "common/entra.rs"] mod entra;` (or through `common`), so a test
+//! binary that needs only this does not compile the other helpers.
+#![allow(dead_code)]
+
+use lagwatch::emulator::Emulator;
+use serde_json::Value;
+
+const TOKEN_PATH: &str = "/entra/contoso/oauth2/v2.0/token";
+
+fn form(client_id: &str, secret: &str, resource: &str) -> [(&'static str, String); 4] {
+    [
+        ("grant_type", "client_credentials".to_string()),
+        ("client_id", client_id.to_string()),
+        ("client_secret", secret.to_string()),
+        ("scope", format!("{resource}/.default")),
+    ]
+}
+
+/// A token for `resource` (such as `https://crm.crm.dynamics.com`) from the emulator at
+/// `origin`; panics unless it answers 200 with one.
+pub async fn token(
+    http: &reqwest::Client,
+    origin: &str,
+    client_id: &str,
+    secret: &str,
+    resource: &str,
+) -> String {
+    let r = http
+        .post(format!("{origin}{TOKEN_PATH}"))
+        .form(&form(client_id, secret, resource))
+        .send()
+        .await
+        .expect("token request");
+    let status = r.status();
+    let body: Value = r.json().await.expect("token json");
+    assert_eq!(status, 200, "{body}");
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+/// As [`token`], asked of an emulator in this process.
+pub async fn token_in_process(
+    emu: &Emulator,
+    client_id: &str,
+    secret: &str,
+    resource: &str,
+) -> String {
+    let body = form(client_id, secret, resource)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri(TOKEN_PATH)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(body))
+        .expect("request");
+    let resp = emu.handle(req).await;
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let v: Value = serde_json::from_slice(&bytes).expect("token json");
+    assert_eq!(status, 200, "{v}");
+    v["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
