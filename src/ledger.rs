@@ -17,11 +17,17 @@
 //! without being seen). Times are Unix microseconds.
 //!
 //! Failure is never fatal: a ledger that cannot be opened (unwritable directory, a file that is
-//! not a database, a failed integrity check) leaves lagwatch probing without resume, and a
-//! write that fails (disk full) loses durability for that sentinel only. Both set
-//! `lagwatch_ledger_up` to 0 and count `lagwatch_ledger_errors_total{operation}`; the reason is
-//! kept for `/readyz` and the logs. The next write that succeeds sets it back to 1. A corrupt
-//! file is left where it is (evidence for the operator), never overwritten.
+//! not a database, a failed integrity check) leaves lagwatch probing without resume. Both that
+//! and a write that fails (disk full) set `lagwatch_ledger_up` to 0 and count
+//! `lagwatch_ledger_errors_total{operation}`; the reason is kept for `/readyz` and the logs. A
+//! corrupt file is left where it is (evidence for the operator), never overwritten.
+//!
+//! Every change is applied to an in-memory copy of what the tables should hold before it is
+//! written. After a failed write the file is stale (a probe that ended meanwhile would still
+//! be there, and a restart would resume and count it a second time), so the next write
+//! rewrites the tables from that copy in one transaction; when it succeeds the ledger is up
+//! again and exact. What stays open: the process stopping (or crashing) while writes still
+//! fail leaves the stale file to the next start.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -143,6 +149,64 @@ pub struct Ledger {
     health: Mutex<Health>,
     snapshot: Mutex<Option<Snapshot>>,
     metrics: Option<Metrics>,
+    mirror: Arc<Mutex<Mirror>>,
+}
+
+/// What the tables should hold: every change lands here first, so a write that failed is
+/// made good by rewriting the tables from here (see the module documentation).
+#[derive(Debug, Default, Clone)]
+struct Mirror {
+    sentinels: HashMap<String, Entry>,
+    unseen: HashMap<(String, String), DateTime<Utc>>,
+    /// A write failed since the tables last matched this copy.
+    stale: bool,
+}
+
+impl Mirror {
+    fn from_snapshot(snapshot: &Snapshot) -> Mirror {
+        Mirror {
+            sentinels: snapshot
+                .entries
+                .iter()
+                .map(|e| (e.id.clone(), e.clone()))
+                .collect(),
+            unseen: snapshot.unseen.clone(),
+            stale: false,
+        }
+    }
+
+    /// Replaces the tables' content with this copy, in one transaction.
+    fn rewrite(&self, db: &mut Connection) -> rusqlite::Result<()> {
+        let tx = db.transaction()?;
+        tx.execute_batch("DELETE FROM probes; DELETE FROM sentinels; DELETE FROM unseen;")?;
+        for e in self.sentinels.values() {
+            tx.execute(
+                "INSERT INTO sentinels(id, source, seq, written_us, sent_us, acked_us, undeleted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    e.id,
+                    e.source,
+                    e.seq as i64,
+                    us(e.written_at),
+                    e.sent_at.map(us),
+                    e.acked_at.map(us),
+                    i64::from(e.undeleted)
+                ],
+            )?;
+            for (target, miss) in &e.probes {
+                tx.execute(
+                    "INSERT INTO probes(sentinel, target, last_miss_us) VALUES (?1, ?2, ?3)",
+                    params![e.id, target, miss.map(us)],
+                )?;
+            }
+        }
+        for ((source, target), since) in &self.unseen {
+            tx.execute(
+                "INSERT INTO unseen(source, target, since_us) VALUES (?1, ?2, ?3)",
+                params![source, target, us(*since)],
+            )?;
+        }
+        tx.commit()
+    }
 }
 
 fn us(t: DateTime<Utc>) -> i64 {
@@ -162,6 +226,7 @@ impl Ledger {
             health: Mutex::new(Health::Disabled),
             snapshot: Mutex::new(Some(Snapshot::default())),
             metrics: None,
+            mirror: Arc::default(),
         })
     }
 
@@ -182,12 +247,14 @@ impl Ledger {
                 if !snapshot.entries.is_empty() {
                     tracing::info!(ledger = %path.display(), sentinels = snapshot.entries.len(), "The ledger holds sentinels of an earlier run; resuming them.");
                 }
+                let mirror = Arc::new(Mutex::new(Mirror::from_snapshot(&snapshot)));
                 Arc::new(Ledger {
                     path: Some(path),
                     db: Some(Arc::new(Mutex::new(db))),
                     health: Mutex::new(Health::Up),
                     snapshot: Mutex::new(Some(snapshot)),
                     metrics: Some(metrics.clone()),
+                    mirror,
                 })
             }
             Err(e) => {
@@ -200,6 +267,7 @@ impl Ledger {
                     health: Mutex::new(Health::Down(e.to_string())),
                     snapshot: Mutex::new(Some(Snapshot::default())),
                     metrics: Some(metrics.clone()),
+                    mirror: Arc::default(),
                 })
             }
         }
@@ -229,6 +297,21 @@ impl Ledger {
         targets: Vec<String>,
     ) -> bool {
         let (id, source) = (id.to_string(), source.to_string());
+        self.change(|m| {
+            m.sentinels.insert(
+                id.clone(),
+                Entry {
+                    id: id.clone(),
+                    source: source.clone(),
+                    seq,
+                    written_at,
+                    sent_at: None,
+                    acked_at: None,
+                    undeleted: false,
+                    probes: targets.iter().map(|t| (t.clone(), None)).collect(),
+                },
+            );
+        });
         self.write(move |db| {
             let tx = db.transaction()?;
             tx.execute(
@@ -248,6 +331,11 @@ impl Ledger {
 
     /// The write was acknowledged at `acked_at` after being sent at `sent_at`.
     pub async fn acked(&self, id: &str, sent_at: DateTime<Utc>, acked_at: DateTime<Utc>) -> bool {
+        self.change(|m| {
+            if let Some(e) = m.sentinels.get_mut(id) {
+                (e.sent_at, e.acked_at) = (Some(sent_at), Some(acked_at));
+            }
+        });
         let id = id.to_string();
         self.write(move |db| {
             db.execute(
@@ -261,6 +349,11 @@ impl Ledger {
 
     /// One path is done with the sentinel (or no longer exists).
     pub async fn resolved(&self, id: &str, target: &str) -> bool {
+        self.change(|m| {
+            if let Some(e) = m.sentinels.get_mut(id) {
+                e.probes.retain(|(t, _)| t != target);
+            }
+        });
         let (id, target) = (id.to_string(), target.to_string());
         self.write(move |db| {
             db.execute(
@@ -279,6 +372,15 @@ impl Ledger {
         target: &str,
         last_miss: Option<DateTime<Utc>>,
     ) -> bool {
+        self.change(|m| {
+            if let Some(e) = m.sentinels.get_mut(id) {
+                for (t, miss) in &mut e.probes {
+                    if t == target {
+                        *miss = last_miss;
+                    }
+                }
+            }
+        });
         let (id, target) = (id.to_string(), target.to_string());
         self.write(move |db| {
             db.execute(
@@ -292,6 +394,12 @@ impl Ledger {
 
     /// Only the delete is left: it failed, or the write's fate is unknown. The engine retries.
     pub async fn undeleted(&self, id: &str) -> bool {
+        self.change(|m| {
+            if let Some(e) = m.sentinels.get_mut(id) {
+                e.probes.clear();
+                e.undeleted = true;
+            }
+        });
         let id = id.to_string();
         self.write(move |db| {
             let tx = db.transaction()?;
@@ -307,6 +415,9 @@ impl Ledger {
 
     /// The sentinel is gone from the source (or was never written): forget it.
     pub async fn forget(&self, id: &str) -> bool {
+        self.change(|m| {
+            m.sentinels.remove(id);
+        });
         let id = id.to_string();
         self.write(move |db| {
             let tx = db.transaction()?;
@@ -320,6 +431,13 @@ impl Ledger {
     /// A path's "unseen since" changed (`None`: a sentinel was seen again).
     pub async fn unseen(&self, source: &str, target: &str, since: Option<DateTime<Utc>>) -> bool {
         let (source, target) = (source.to_string(), target.to_string());
+        self.change(|m| {
+            let key = (source.clone(), target.clone());
+            match since {
+                Some(t) => m.unseen.insert(key, t),
+                None => m.unseen.remove(&key),
+            };
+        });
         self.write(move |db| {
             match since {
                 Some(t) => db.execute(
@@ -351,7 +469,16 @@ impl Ledger {
         .flatten()
     }
 
+    /// Applies a change to the in-memory copy (nothing to keep without a database).
+    fn change(&self, f: impl FnOnce(&mut Mirror)) {
+        if self.db.is_some() {
+            f(&mut lock(&self.mirror));
+        }
+    }
+
     /// Runs one write on the blocking pool; false (and the ledger reported down) if it failed.
+    /// After a failed write the tables are stale: this one rewrites them from the in-memory
+    /// copy instead, which already holds its change.
     async fn write(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<()> + Send + 'static,
@@ -359,15 +486,29 @@ impl Ledger {
         let Some(db) = self.db.clone() else {
             return false;
         };
+        let mirror = self.mirror.clone();
         let result = tokio::task::spawn_blocking(move || {
+            // The database lock is held throughout: no other write runs in between.
             let mut db = lock(&db);
-            f(&mut db)
+            let stale = {
+                let m = lock(&mirror);
+                m.stale.then(|| m.clone())
+            };
+            let written = match stale {
+                Some(copy) => copy.rewrite(&mut db),
+                None => f(&mut db),
+            };
+            lock(&mirror).stale = written.is_err();
+            written
         })
         .await;
         let outcome = match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(format!("ledger task failed: {e}")),
+            Err(e) => {
+                lock(&self.mirror).stale = true;
+                Err(format!("ledger task failed: {e}"))
+            }
         };
         self.note(outcome)
     }
@@ -380,7 +521,7 @@ impl Ledger {
         match outcome {
             Ok(()) => {
                 if *health != Health::Up {
-                    tracing::info!(ledger = ?self.path, "The probe ledger is writable again.");
+                    tracing::info!(ledger = ?self.path, "The probe ledger is writable again and was rewritten from memory.");
                 }
                 *health = Health::Up;
                 m.ledger_up.with_label_values::<&str>(&[]).set(1);
@@ -388,7 +529,7 @@ impl Ledger {
             }
             Err(reason) => {
                 if *health == Health::Up {
-                    tracing::error!(ledger = ?self.path, error = %reason, "Writing the probe ledger failed; sentinels written meanwhile are not resumed after a restart (the start-up sweep deletes them).");
+                    tracing::error!(ledger = ?self.path, error = %reason, "Writing the probe ledger failed; it is rewritten from memory by the next write that succeeds. Until then a restart cannot resume the sentinels in flight correctly.");
                 }
                 let path = self
                     .path
@@ -595,6 +736,54 @@ mod tests {
         assert!(l.unseen("crm", "lake", None).await);
         assert_eq!(l.count().await, Some(0));
         assert!(l.take_snapshot().entries.is_empty(), "taken once");
+    }
+
+    #[tokio::test]
+    async fn after_failed_writes_the_next_write_rewrites_the_tables_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Metrics::new();
+        let l = Ledger::open(dir.path(), &m);
+        let at = t("2026-11-27T10:00:00Z");
+        assert!(
+            l.begin(&id(1), "crm", 1, at, vec!["fno".into(), "lake".into()])
+                .await
+        );
+        assert!(l.begin(&id(2), "crm", 2, at, vec!["fno".into()]).await);
+        assert!(l.acked(&id(1), at, at).await && l.acked(&id(2), at, at).await);
+
+        // SQLite refuses every write (as with a full disk): the file goes stale.
+        let query_only = |on: bool| {
+            let db = l.db.clone().unwrap();
+            lock(&db)
+                .execute_batch(&format!("PRAGMA query_only = {}", i32::from(on)))
+                .unwrap();
+        };
+        query_only(true);
+        assert!(!l.resolved(&id(1), "fno").await);
+        assert!(!l.forget(&id(2)).await);
+        assert!(!l.unseen("crm", "lake", Some(at)).await);
+        assert!(matches!(l.health(), Health::Down(_)));
+        assert_eq!(
+            l.count().await,
+            Some(2),
+            "the file still holds the deleted one"
+        );
+
+        // The next write that succeeds brings the whole file up to date.
+        query_only(false);
+        let miss = t("2026-11-27T10:01:00Z");
+        assert!(l.interrupted(&id(1), "lake", Some(miss)).await);
+        assert_eq!(l.health(), Health::Up);
+        drop(l);
+        let snap = Ledger::open(dir.path(), &m).take_snapshot();
+        assert_eq!(snap.entries.len(), 1, "{:?}", snap.entries);
+        assert_eq!(snap.entries[0].id, id(1));
+        assert_eq!(snap.entries[0].acked_at, Some(at));
+        assert_eq!(
+            snap.entries[0].probes,
+            vec![("lake".to_string(), Some(miss))]
+        );
+        assert_eq!(snap.unseen.get(&("crm".into(), "lake".into())), Some(&at));
     }
 
     #[tokio::test]

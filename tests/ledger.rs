@@ -553,6 +553,47 @@ fn a_full_disk_degrades_the_ledger_and_it_recovers_when_space_returns() {
     });
     let (_, _, ready) = common::http_get(addr, "/readyz");
     assert!(ready.contains("ledger: ok"), "{ready}");
+
+    // The file is exact again: no sentinel that ended while the disk was full is left in it
+    // (a restart would resume it and count its probe a second time). Read the source first,
+    // then the ledger; a sentinel written in between, or deleted and not yet forgotten, is not
+    // a stale one: only those written 2 s before the source was read and gone from it count.
+    let ledger_file = filler.with_file_name(lagwatch::ledger::FILE_NAME);
+    let stale = || {
+        let listed_at = chrono::Utc::now();
+        let in_source = rt.block_on(sentinels_in_source(&estate.origin));
+        // A copy (file and write-ahead log): SQLite resolves the /proc/<pid>/root link to
+        // this namespace's view, where the tmpfs is not mounted.
+        let copy = tempfile::tempdir().expect("dir");
+        for suffix in ["", "-wal"] {
+            let from = format!("{}{suffix}", ledger_file.display());
+            if Path::new(&from).exists() {
+                std::fs::copy(&from, copy.path().join(format!("ledger.sqlite{suffix}")))
+                    .expect("copy the ledger");
+            }
+        }
+        let read = || -> rusqlite::Result<Vec<(String, i64)>> {
+            let db = rusqlite::Connection::open(copy.path().join("ledger.sqlite"))?;
+            let mut rows =
+                db.prepare("SELECT id, written_us FROM sentinels WHERE undeleted = 0")?;
+            rows.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        };
+        // Copied mid-write, the pair can be torn: then look again.
+        let Ok(held) = read() else {
+            return vec!["(a torn copy)".to_string()];
+        };
+        let before = (listed_at - chrono::Duration::seconds(2)).timestamp_micros();
+        held.into_iter()
+            .filter(|(id, written)| *written < before && !in_source.contains(id))
+            .map(|(id, _)| id)
+            .collect::<Vec<_>>()
+    };
+    wait_until(
+        "the ledger holds only sentinels still in the source",
+        Duration::from_secs(20),
+        || stale().is_empty(),
+    );
     common::demo::terminate(bin);
 }
 
