@@ -1,10 +1,16 @@
-//! `scripts/audit`, the RustSec step of the dependency policy (`scripts/deny`, run first by
-//! `scripts/test`), against advisory databases made here: a git repository in the RustSec
-//! layout whose advisories name crates of this project's own `Cargo.lock`. The real database
-//! lives on github.com, which CI cannot reach; these tests show what the step does with a
-//! database (fails on a vulnerable or unsound version, passes a patched one), with a bad one,
-//! and without one. They need cargo-audit in `.tools/` (`scripts/install-test-tools`): without
-//! it they skip, unless `LAGWATCH_REQUIRE_TOOLS=1`, where they fail.
+//! The steps of the dependency policy (`scripts/deny`, run first by `scripts/test`) that judge
+//! Cargo.lock against outside data, run against data made here.
+//!
+//! `scripts/audit` (RustSec advisories, cargo-audit) against advisory databases built as git
+//! repositories in the RustSec layout, whose advisories name crates of this project's own
+//! Cargo.lock: the real database lives on github.com, which CI cannot reach. They show what the
+//! step does with a database (fails on a vulnerable or unsound version, passes a patched one),
+//! with a bad one, and without one. They need cargo-audit in `.tools/`
+//! (`scripts/install-test-tools`): without it they skip, unless `LAGWATCH_REQUIRE_TOOLS=1`,
+//! where they fail.
+//!
+//! `scripts/check-yanked` against a sparse index served by wiremock: a yanked version fails,
+//! an index it cannot read (or that lacks the version) warns, or fails when required.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -203,4 +209,98 @@ fn the_database_is_fetched_from_its_url_and_an_unreachable_one_warns_or_fails() 
     let (out, text) = audit(&env);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("could not be fetched"), "{text}");
+}
+
+/// `scripts/check-yanked` against a sparse index served here (the crates.io layout: one file
+/// per crate, one JSON line per version).
+fn check_yanked(lock: &Path, env: &[(&str, &str)]) -> (Output, String) {
+    let mut cmd = Command::new("python3");
+    cmd.arg(root().join("scripts/check-yanked"))
+        .arg(lock)
+        .env_remove("LAGWATCH_REQUIRE_ADVISORIES");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("scripts/check-yanked runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yanked_version_fails_and_an_unreadable_index_warns_or_fails() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let index = MockServer::start().await;
+    let versions = |yanked_one: &str| {
+        ["1.0.0", "1.0.1"]
+            .iter()
+            .map(|v| {
+                format!(
+                    "{{\"name\":\"tokio\",\"vers\":\"{v}\",\"deps\":[],\"cksum\":\"00\",\"features\":{{}},\"yanked\":{}}}\n",
+                    *v == yanked_one
+                )
+            })
+            .collect::<String>()
+    };
+    Mock::given(method("GET"))
+        .and(path("/to/ki/tokio"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(versions("1.0.0")))
+        .mount(&index)
+        .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let lock = |version: &str| {
+        let f = dir.path().join(format!("Cargo-{version}.lock"));
+        std::fs::write(
+            &f,
+            format!(
+                "version = 4\n\n[[package]]\nname = \"tokio\"\nversion = \"{version}\"\n\
+                 source = \"registry+https://github.com/rust-lang/crates.io-index\"\n\n\
+                 [[package]]\nname = \"lagwatch\"\nversion = \"0.1.0\"\n"
+            ),
+        )
+        .expect("lock");
+        f
+    };
+    let uri = index.uri();
+    let at = [("LAGWATCH_CRATES_INDEX", uri.as_str())];
+    let run = |lock: PathBuf, env: Vec<(&'static str, String)>| {
+        tokio::task::block_in_place(|| {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            check_yanked(&lock, &env)
+        })
+    };
+    let owned = |env: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        env.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    };
+
+    let (out, text) = run(lock("1.0.0"), owned(&at));
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("yanked from crates.io: tokio 1.0.0"),
+        "{text}"
+    );
+
+    let (out, text) = run(lock("1.0.1"), owned(&at));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 crate versions from crates.io"), "{text}");
+
+    // A version the index does not list cannot be judged: a warning, not a pass in silence.
+    let (out, text) = run(lock("9.9.9"), owned(&at));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("WARNING: 1 crate(s) NOT checked"), "{text}");
+
+    let nowhere = [("LAGWATCH_CRATES_INDEX", "https://index.invalid/")];
+    let (out, text) = run(lock("1.0.1"), owned(&nowhere));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("WARNING: 1 crate(s) NOT checked"), "{text}");
+    let mut required = owned(&nowhere);
+    required.push(("LAGWATCH_REQUIRE_ADVISORIES", "1".to_string()));
+    let (out, text) = run(lock("1.0.1"), required);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("ERROR: 1 crate(s) NOT checked"), "{text}");
 }
