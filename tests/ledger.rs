@@ -439,22 +439,6 @@ async fn sentinels_the_ledger_lost_are_found_by_the_sweep_and_counted() {
     next.stop().await;
 }
 
-/// Reads one sample of `/metrics` of a running binary.
-fn scrape(addr: std::net::SocketAddr, line_start: &str) -> Option<f64> {
-    let (_, _, body) = common::http_get(addr, "/metrics");
-    body.lines()
-        .find_map(|l| l.strip_prefix(line_start))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let end = std::time::Instant::now() + limit;
-    while !f() {
-        assert!(std::time::Instant::now() < end, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// Whether this machine lets a test mount a filesystem in a private mount namespace (root, as
 /// on CI). Required when CI says so.
 fn can_mount(dir: &Path) -> bool {
@@ -499,17 +483,11 @@ fn a_full_disk_degrades_the_ledger_and_it_recovers_when_space_returns() {
         .stderr(std::process::Stdio::null());
     let bin = common::demo::start_command(cmd);
     let addr = bin.addr;
-    let converged = || {
-        scrape(
-            addr,
-            "lagwatch_probes_total{outcome=\"converged\",source=\"crm\",target=\"crm2\"} ",
-        )
-        .unwrap_or(0.0)
-    };
-    wait_until(
+    let converged = || common::probes(addr, "crm", "crm2", "converged");
+    common::wait_until(
         "ledger up and probes converging",
         Duration::from_secs(20),
-        || scrape(addr, "lagwatch_ledger_up ") == Some(1.0) && converged() >= 1.0,
+        || common::scrape(addr, "lagwatch_ledger_up ") == Some(1.0) && converged() >= 1.0,
     );
 
     // Fill the ledger's filesystem, seen through the process's own mount namespace.
@@ -527,11 +505,12 @@ fn a_full_disk_degrades_the_ledger_and_it_recovers_when_space_returns() {
         };
         assert_eq!(full.raw_os_error(), Some(28), "ENOSPC: {full}");
     }
-    wait_until("ledger reported down", Duration::from_secs(20), || {
-        scrape(addr, "lagwatch_ledger_up ") == Some(0.0)
+    common::wait_until("ledger reported down", Duration::from_secs(20), || {
+        common::scrape(addr, "lagwatch_ledger_up ") == Some(0.0)
     });
     assert!(
-        scrape(addr, "lagwatch_ledger_errors_total{operation=\"write\"} ").unwrap_or(0.0) >= 1.0
+        common::scrape(addr, "lagwatch_ledger_errors_total{operation=\"write\"} ").unwrap_or(0.0)
+            >= 1.0
     );
     let (status, _, ready) = common::http_get(addr, "/readyz");
     assert_eq!(status, 200, "{ready}");
@@ -541,15 +520,15 @@ fn a_full_disk_degrades_the_ledger_and_it_recovers_when_space_returns() {
     );
     // Measuring goes on without the ledger.
     let before = converged();
-    wait_until(
+    common::wait_until(
         "probes converge with the disk full",
         Duration::from_secs(20),
         || converged() >= before + 2.0,
     );
 
     std::fs::remove_file(&filler).expect("free the space");
-    wait_until("ledger up again", Duration::from_secs(20), || {
-        scrape(addr, "lagwatch_ledger_up ") == Some(1.0)
+    common::wait_until("ledger up again", Duration::from_secs(20), || {
+        common::scrape(addr, "lagwatch_ledger_up ") == Some(1.0)
     });
     let (_, _, ready) = common::http_get(addr, "/readyz");
     assert!(ready.contains("ledger: ok"), "{ready}");
@@ -589,7 +568,7 @@ fn a_full_disk_degrades_the_ledger_and_it_recovers_when_space_returns() {
             .map(|(id, _)| id)
             .collect::<Vec<_>>()
     };
-    wait_until(
+    common::wait_until(
         "the ledger holds only sentinels still in the source",
         Duration::from_secs(20),
         || stale().is_empty(),
@@ -623,11 +602,11 @@ fn an_unusable_ledger_is_a_clear_error_and_a_fallback() {
         "info",
     );
     let addr = bin.addr;
-    wait_until(
+    common::wait_until(
         "probes converging without the ledger",
         Duration::from_secs(20),
         || {
-            scrape(
+            common::scrape(
                 addr,
                 "lagwatch_probes_total{outcome=\"converged\",source=\"crm\",target=\"crm2\"} ",
             )
@@ -635,9 +614,9 @@ fn an_unusable_ledger_is_a_clear_error_and_a_fallback() {
                 >= 1.0
         },
     );
-    assert_eq!(scrape(addr, "lagwatch_ledger_up "), Some(0.0));
+    assert_eq!(common::scrape(addr, "lagwatch_ledger_up "), Some(0.0));
     assert_eq!(
-        scrape(addr, "lagwatch_ledger_errors_total{operation=\"open\"} "),
+        common::scrape(addr, "lagwatch_ledger_errors_total{operation=\"open\"} "),
         Some(1.0)
     );
     let (status, _, ready) = common::http_get(addr, "/readyz");
@@ -699,13 +678,13 @@ fn a_reload_hands_the_probes_in_flight_over_through_the_ledger() {
         "--web.enable-lifecycle",
     ]);
     let addr = bin.addr;
-    let metric = |line: &str| scrape(addr, line).unwrap_or(0.0);
-    wait_until("sentinels in flight", Duration::from_secs(20), || {
+    let metric = |line: &str| common::scrape(addr, line).unwrap_or(0.0);
+    common::wait_until("sentinels in flight", Duration::from_secs(20), || {
         metric("lagwatch_probes_in_flight{source=\"crm\",target=\"crm2\"} ") >= 2.0
     });
     let (status, body) = post(addr, "/-/reload");
     assert_eq!(status, 200, "{body}");
-    wait_until(
+    common::wait_until(
         "the new configuration resumes them",
         Duration::from_secs(30),
         || {

@@ -5,41 +5,20 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use lagwatch::emulator::{Emulator, Scenario};
-use tokio_util::sync::CancellationToken;
-
 const SECRET: &str = "shutdown-test-secret";
 
 #[test]
 fn sigterm_ends_within_the_deadline_while_the_source_hangs() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let emulator = Emulator::new(
-        Scenario::from_yaml(&common::twin::scenario(SECRET, "3s")).expect("scenario"),
-    );
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let origin = format!("http://{}", listener.local_addr().expect("addr"));
-    let stop = CancellationToken::new();
-    {
-        let (e, s) = (emulator.clone(), stop.clone());
-        rt.spawn(async move { e.serve(listener, s).await });
-    }
-    let _stop = stop.drop_guard();
+    let (_emulator, origin, _stop) = common::twin::serve(&rt, SECRET, "3s");
     let dir = tempfile::tempdir().expect("dir");
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, SECRET).expect("secret");
-    let cfg = dir.path().join("lagwatch.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "instance: stest\nstate_dir: {state}\nsystems:{crm}{crm2}\npaths:\n  - {{ source: crm, target: crm2, interval: 500ms, timeout: 60s, request_timeout: 60s, objective: 10s }}\n",
-            state = dir.path().join("state").display(),
-            crm = common::twin::dataverse("crm", &origin, &secret),
-            crm2 = common::twin::dataverse("crm2", &origin, &secret),
-        ),
-    )
-    .expect("config");
+    let cfg = common::twin::monitor_config(
+        dir.path(),
+        &origin,
+        SECRET,
+        "stest",
+        "  - { source: crm, target: crm2, interval: 500ms, timeout: 60s, request_timeout: 60s, objective: 10s }\n",
+    );
     let mut bin = common::demo::start(&[
         "run",
         "--listen",
@@ -49,13 +28,11 @@ fn sigterm_ends_within_the_deadline_while_the_source_hangs() {
     ]);
     let addr = bin.addr;
     let in_flight = || {
-        let (_, _, body) = common::http_get(addr, "/metrics");
-        body.lines()
-            .find_map(|l| {
-                l.strip_prefix("lagwatch_probes_in_flight{source=\"crm\",target=\"crm2\"} ")
-            })
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
+        common::scrape(
+            addr,
+            "lagwatch_probes_in_flight{source=\"crm\",target=\"crm2\"} ",
+        )
+        .unwrap_or(0.0)
     };
     let end = Instant::now() + Duration::from_secs(20);
     while in_flight() < 2.0 {

@@ -11,10 +11,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-use lagwatch::emulator::{Emulator, Scenario};
-use tokio_util::sync::CancellationToken;
+use std::time::Duration;
 
 const SECRET: &str = "wall-clock-secret";
 /// The emulated replication lag crm → crm2.
@@ -39,27 +36,13 @@ fn libfaketime() -> Option<PathBuf> {
     found
 }
 
-fn scrape(addr: std::net::SocketAddr, series: &str) -> Option<f64> {
-    let (_, _, body) = common::http_get(addr, "/metrics");
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// The lag histogram of crm → crm2: (sum, count, count at or below 10 s).
 fn lags(addr: std::net::SocketAddr) -> (f64, f64, f64) {
     let labels = "source=\"crm\",target=\"crm2\"";
     (
-        scrape(addr, &format!("lagwatch_lag_seconds_sum{{{labels}}} ")).unwrap_or(0.0),
-        scrape(addr, &format!("lagwatch_lag_seconds_count{{{labels}}} ")).unwrap_or(0.0),
-        scrape(
+        common::scrape(addr, &format!("lagwatch_lag_seconds_sum{{{labels}}} ")).unwrap_or(0.0),
+        common::scrape(addr, &format!("lagwatch_lag_seconds_count{{{labels}}} ")).unwrap_or(0.0),
+        common::scrape(
             addr,
             &format!("lagwatch_lag_seconds_bucket{{{labels},le=\"10\"}} "),
         )
@@ -80,35 +63,15 @@ fn stepping_lagwatchs_wall_clock_changes_no_measured_lag() {
         return;
     };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let emulator = Emulator::new(
-        Scenario::from_yaml(&common::twin::scenario(SECRET, &format!("{LAG_S}s")))
-            .expect("scenario"),
-    );
-    let stop = CancellationToken::new();
-    let origin = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let origin = format!("http://{}", listener.local_addr().expect("addr"));
-        let (e, s) = (emulator.clone(), stop.clone());
-        tokio::spawn(async move { e.serve(listener, s).await });
-        origin
-    });
-
+    let (_emulator, origin, _stop) = common::twin::serve(&rt, SECRET, &format!("{LAG_S}s"));
     let dir = tempfile::tempdir().expect("dir");
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, SECRET).expect("secret");
-    let cfg = dir.path().join("lagwatch.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "instance: wallclock\nstate_dir: {state}\nsystems:{crm}{crm2}\npaths:\n  - source: crm\n    target: crm2\n    interval: 1s\n    objective: 5s\n    timeout: 30s\n    confirm: 0s\n",
-            state = dir.path().join("state").display(),
-            crm = common::twin::dataverse("crm", &origin, &secret),
-            crm2 = common::twin::dataverse("crm2", &origin, &secret),
-        ),
-    )
-    .expect("config");
+    let cfg = common::twin::monitor_config(
+        dir.path(),
+        &origin,
+        SECRET,
+        "wallclock",
+        "  - { source: crm, target: crm2, interval: 1s, objective: 5s, timeout: 30s, confirm: 0s }\n",
+    );
     let offset = dir.path().join("faketime");
     step(&offset, "+0");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lagwatch"));
@@ -122,28 +85,14 @@ fn stepping_lagwatchs_wall_clock_changes_no_measured_lag() {
         .stderr(std::process::Stdio::null());
     let bin = common::demo::start_command(cmd);
     let addr = bin.addr;
-    let converged = || {
-        scrape(
-            addr,
-            "lagwatch_probes_total{outcome=\"converged\",source=\"crm\",target=\"crm2\"} ",
-        )
-        .unwrap_or(0.0)
-    };
+    let converged = || common::probes(addr, "crm", "crm2", "converged");
     let not_converged = || {
         ["timeout", "error", "halted"]
             .iter()
-            .map(|o| {
-                scrape(
-                    addr,
-                    &format!(
-                        "lagwatch_probes_total{{outcome=\"{o}\",source=\"crm\",target=\"crm2\"}} "
-                    ),
-                )
-                .unwrap_or(0.0)
-            })
+            .map(|o| common::probes(addr, "crm", "crm2", o))
             .sum::<f64>()
     };
-    wait_until("probes converge", Duration::from_secs(30), || {
+    common::wait_until("probes converge", Duration::from_secs(30), || {
         converged() >= 2.0
     });
 
@@ -152,7 +101,7 @@ fn stepping_lagwatchs_wall_clock_changes_no_measured_lag() {
         let before = lags(addr);
         let probes_before = converged();
         step(&offset, label);
-        wait_until(
+        common::wait_until(
             &format!("{label}: three probes converge"),
             Duration::from_secs(40),
             || converged() >= probes_before + 3.0,
@@ -178,16 +127,15 @@ fn stepping_lagwatchs_wall_clock_changes_no_measured_lag() {
             "{label}: lagwatch's wall clock is {skew:.0} s off ours (the step is in force)"
         );
         // The offset it reports for the system (its clock minus lagwatch's) shows the step.
-        wait_until(
+        common::wait_until(
             &format!("{label}: the clock offset of crm shows the step"),
             Duration::from_secs(30),
             || {
-                scrape(addr, "lagwatch_clock_offset_seconds{system=\"crm\"} ")
+                common::scrape(addr, "lagwatch_clock_offset_seconds{system=\"crm\"} ")
                     .is_some_and(|o| (o + offset_s).abs() < 30.0)
             },
         );
     }
     assert_eq!(not_converged(), 0.0, "no probe failed or timed out");
     common::demo::terminate(bin);
-    stop.cancel();
 }

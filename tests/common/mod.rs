@@ -70,3 +70,30 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// One sample of a running binary's `/metrics`: the value on the line that starts with
+/// `series` (name and labels as rendered, then a space).
+pub fn scrape(addr: SocketAddr, series: &str) -> Option<f64> {
+    let (_, _, body) = http_get(addr, "/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Polls `f` every 200 ms until it holds; panics naming `what` after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + limit;
+    while !f() {
+        assert!(std::time::Instant::now() < end, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `lagwatch_probes_total` of one path and outcome from a running binary (0 before any).
+pub fn probes(addr: SocketAddr, source: &str, target: &str, outcome: &str) -> f64 {
+    scrape(
+        addr,
+        &format!("lagwatch_probes_total{{outcome=\"{outcome}\",source=\"{source}\",target=\"{target}\"}} "),
+    )
+    .unwrap_or(0.0)
+}

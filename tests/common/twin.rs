@@ -1,7 +1,55 @@
 //! The smallest emulated estate with a path: Dataverse `crm/accounts` replicated to `crm2`
 //! with a fixed lag, and the monitor's systems for both (client-secret auth read from a file).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lagwatch::emulator::{Emulator, Scenario};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+/// The emulator of [`scenario`] served on a loopback port from `rt`: the emulator, its origin,
+/// and a guard that stops it when dropped.
+pub fn serve(
+    rt: &tokio::runtime::Runtime,
+    secret: &str,
+    lag: &str,
+) -> (Arc<Emulator>, String, DropGuard) {
+    let emulator = Emulator::new(Scenario::from_yaml(&scenario(secret, lag)).expect("scenario"));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let stop = CancellationToken::new();
+    let (e, s) = (emulator.clone(), stop.clone());
+    rt.spawn(async move { e.serve(listener, s).await });
+    (emulator, origin, stop.drop_guard())
+}
+
+/// Writes the client secret and a monitor configuration into `dir` (instance `instance`,
+/// `state_dir` under `dir`, the systems `crm` and `crm2` on `origin`, then `paths`, YAML list
+/// items); returns the configuration file.
+pub fn monitor_config(
+    dir: &Path,
+    origin: &str,
+    secret: &str,
+    instance: &str,
+    paths: &str,
+) -> PathBuf {
+    let secret_file = dir.join("secret");
+    std::fs::write(&secret_file, secret).expect("secret");
+    let cfg = dir.join("lagwatch.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "instance: {instance}\nstate_dir: {state}\nsystems:{crm}{crm2}\npaths:\n{paths}",
+            state = dir.join("state").display(),
+            crm = dataverse("crm", origin, &secret_file),
+            crm2 = dataverse("crm2", origin, &secret_file),
+        ),
+    )
+    .expect("config");
+    cfg
+}
 
 /// The emulator scenario; `secret` is the app registration's client secret.
 pub fn scenario(secret: &str, lag: &str) -> String {
