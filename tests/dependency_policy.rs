@@ -187,6 +187,18 @@ fn the_database_is_fetched_from_its_url_and_an_unreachable_one_warns_or_fails() 
     assert!(text.contains("RUSTSEC-2099-0006"), "{text}");
     assert!(cache_dir.join("crates/tokio/RUSTSEC-2099-0006.md").exists());
 
+    // The URL gone: the copy fetched before is used, and says so.
+    let moved = cache.path().join("moved");
+    std::fs::rename(db.path(), &moved).expect("move the database away");
+    let (out, text) = audit(&env);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("could not refresh the advisory database"),
+        "{text}"
+    );
+    assert!(text.contains("RUSTSEC-2099-0006"), "{text}");
+    std::fs::rename(&moved, db.path()).expect("move it back");
+
     // Unreachable (a host that never resolves): a loud warning, exit 0 ...
     let nowhere = cache.path().join("nowhere");
     let env = [
