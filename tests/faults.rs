@@ -199,34 +199,16 @@ impl Rig {
 
     /// Names of this test's sentinels in the source, read through the emulated Web API.
     async fn sentinels_in_source(&self) -> Vec<String> {
-        let token = entra::token(
+        entra::sentinels_in(
             &self.http,
             &self.base,
-            "lagwatch-faults",
-            "faults-secret",
-            "https://crm.crm.dynamics.com",
+            "crm",
+            ("lagwatch-faults", "faults-secret"),
+            "faults",
         )
-        .await;
-        let page: Value = self
-            .http
-            .get(format!("{}/crm/api/data/v9.2/accounts", self.base))
-            .query(&[
-                ("$select", "name"),
-                ("$filter", "startswith(name,'lagwatch-faults-')"),
-            ])
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        page["value"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{page}"))
-            .iter()
-            .map(|r| r["name"].as_str().unwrap().to_string())
-            .collect()
+        .await
+        .into_iter()
+        .collect()
     }
 
     async fn fault(&self, fault: Value) {

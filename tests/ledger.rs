@@ -109,36 +109,7 @@ fn build(text: &str) -> App {
 /// API, as any client would ask it).
 async fn sentinels_in_source(origin: &str) -> BTreeSet<String> {
     let http = reqwest::Client::new();
-    let token = common::entra::token(
-        &http,
-        origin,
-        "lagwatch-test",
-        SECRET,
-        "https://crm.crm.dynamics.com",
-    )
-    .await;
-    let body: serde_json::Value = http
-        .get(format!("{origin}/crm/api/data/v9.2/accounts"))
-        .query(&[
-            ("$select", "name"),
-            (
-                "$filter",
-                &format!("startswith(name,'lagwatch-{INSTANCE}-')"),
-            ),
-        ])
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("list json");
-    body["value"]
-        .as_array()
-        .expect("value")
-        .iter()
-        .map(|r| r["name"].as_str().expect("name").to_string())
-        .collect()
+    common::entra::sentinels_in(&http, origin, "crm", ("lagwatch-test", SECRET), INSTANCE).await
 }
 
 /// The ledger's content, read as the next process would (the process using it has stopped).

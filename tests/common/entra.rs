@@ -1,10 +1,13 @@
 //! Access tokens from the emulator's Entra ID endpoint (client credentials, tenant `contoso`),
 //! for tests that read or write the emulated estate as any client would: over HTTP, or through
-//! `Emulator::handle` for tests that run the emulator in process (paused clocks).
+//! `Emulator::handle` for tests that run the emulator in process (paused clocks); and the
+//! sentinels an emulated Dataverse environment holds, read with such a token.
 //!
 //! Included with `#[path = "common/entra.rs"] mod entra;` (or through `common`), so a test
 //! binary that needs only this does not compile the other helpers.
 #![allow(dead_code)]
+
+use std::collections::BTreeSet;
 
 use lagwatch::emulator::Emulator;
 use serde_json::Value;
@@ -73,4 +76,49 @@ pub async fn token_in_process(
         .as_str()
         .expect("access_token")
         .to_string()
+}
+
+/// Keys of `instance`'s sentinels in the `accounts` table of the emulated Dataverse
+/// environment `env` right now, read through its Web API (one page must hold them).
+pub async fn sentinels_in(
+    http: &reqwest::Client,
+    origin: &str,
+    env: &str,
+    (client_id, secret): (&str, &str),
+    instance: &str,
+) -> BTreeSet<String> {
+    let token = token(
+        http,
+        origin,
+        client_id,
+        secret,
+        &format!("https://{env}.crm.dynamics.com"),
+    )
+    .await;
+    let body: Value = http
+        .get(format!("{origin}/{env}/api/data/v9.2/accounts"))
+        .query(&[
+            ("$select", "name"),
+            (
+                "$filter",
+                &format!("startswith(name,'lagwatch-{instance}-')"),
+            ),
+        ])
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("list json");
+    assert!(
+        body.get("@odata.nextLink").is_none(),
+        "one page holds them: {body}"
+    );
+    body["value"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|r| r["name"].as_str().expect("name").to_string())
+        .collect()
 }

@@ -45,6 +45,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "entra.rs"]
+mod entra;
+
 use lagwatch::app::App;
 use lagwatch::config::Config;
 use lagwatch::ledger::{Entry, Health, Ledger};
@@ -623,40 +626,9 @@ async fn sentinels_in_sources(http: &reqwest::Client, o: &Options, base: &str) -
     let mut out = BTreeSet::new();
     for s in 0..o.sources {
         let src = source_name(s);
-        let token: Value = http
-            .post(format!("{base}/entra/contoso/oauth2/v2.0/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", "lagwatch-soak"),
-                ("client_secret", SECRET),
-                ("scope", &format!("https://{src}.crm.dynamics.com/.default")),
-            ])
-            .send()
-            .await
-            .expect("token")
-            .json()
-            .await
-            .expect("token json");
-        let body: Value = http
-            .get(format!("{base}/{src}/api/data/v9.2/accounts"))
-            .query(&[
-                ("$select", "name"),
-                (
-                    "$filter",
-                    &format!("startswith(name,'lagwatch-{INSTANCE}-')"),
-                ),
-            ])
-            .bearer_auth(token["access_token"].as_str().expect("access_token"))
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("list json");
-        assert!(body.get("@odata.nextLink").is_none(), "one page holds them");
-        for r in body["value"].as_array().expect("value") {
-            out.insert(r["name"].as_str().expect("name").to_string());
-        }
+        out.extend(
+            entra::sentinels_in(http, base, &src, ("lagwatch-soak", SECRET), INSTANCE).await,
+        );
     }
     out
 }
