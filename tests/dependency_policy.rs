@@ -93,10 +93,15 @@ fn audit(env: &[(&str, &str)]) -> (Output, String) {
     ] {
         cmd.env_remove(var);
     }
+    run(cmd, env)
+}
+
+/// Runs `cmd` with `env` set; its output, and stdout and stderr as one text.
+fn run(mut cmd: Command, env: &[(&str, &str)]) -> (Output, String) {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("scripts/audit runs");
+    let out = cmd.output().expect("the script runs");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -230,16 +235,7 @@ fn check_yanked(lock: &Path, env: &[(&str, &str)]) -> (Output, String) {
     cmd.arg(root().join("scripts/check-yanked"))
         .arg(lock)
         .env_remove("LAGWATCH_REQUIRE_ADVISORIES");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("scripts/check-yanked runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out, text)
+    run(cmd, env)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
