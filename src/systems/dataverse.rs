@@ -196,7 +196,6 @@ pub fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// The error a Dataverse error body describes, or the status and an excerpt.
 impl Dataverse {
     /// Whether a 200/201 body is a record's representation: a JSON object with the id column.
     fn is_representation(&self, reply: &Reply) -> bool {
@@ -207,6 +206,7 @@ impl Dataverse {
     }
 }
 
+/// The error a Dataverse error body describes, or the status and an excerpt.
 fn api_error(reply: &Reply) -> ConnectorError {
     #[derive(Deserialize)]
     struct Body {
