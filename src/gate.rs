@@ -12,10 +12,11 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use prometheus::{Counter, Gauge, IntCounter};
+use prometheus::{Counter, Gauge, IntCounter, IntCounterVec};
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Dur;
 use crate::metrics::Metrics;
@@ -92,6 +93,21 @@ impl Default for Limits {
 struct State {
     throttled_until: Option<Instant>,
     sent: VecDeque<Instant>,
+    /// A cleanup request sent during shutdown was throttled: send no more of them.
+    cleanup_refused: bool,
+}
+
+/// Why [`Gate::admit_within`] gave up without a permit. Nothing was sent, and this is not
+/// throttling by the system: it must never pause the system or count as a 429.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotAdmitted {
+    /// The gate's own wait (a throttling pause, the budget, the concurrency cap) outlasted the
+    /// caller's limit; counted in `lagwatch_admission_timeouts_total`.
+    #[error("not admitted by lagwatch's own limits for this system in time")]
+    TimedOut,
+    /// Shutdown began while waiting.
+    #[error("shutting down")]
+    ShuttingDown,
 }
 
 /// The gate of one system. Shared by every path and source using that system.
@@ -100,6 +116,9 @@ pub struct Gate {
     slots: std::sync::Arc<Semaphore>,
     state: Mutex<State>,
     throttled_total: IntCounter,
+    /// Created on the first admission timeout: a healthy system carries no zero series.
+    admission_timeouts: IntCounterVec,
+    system: String,
     wait_seconds: Counter,
     used_ratio: Gauge,
 }
@@ -117,6 +136,8 @@ impl Gate {
             limits,
             state: Mutex::new(State::default()),
             throttled_total: metrics.throttled.with_label_values(&l),
+            admission_timeouts: metrics.admission_timeouts.clone(),
+            system: system.to_owned(),
             wait_seconds: metrics.throttle_wait.with_label_values(&l),
             used_ratio: metrics.budget_used.with_label_values(&l),
         }
@@ -177,6 +198,48 @@ impl Gate {
             self.wait_seconds.inc_by(waited.as_secs_f64());
         }
         Permit { _slot: slot }
+    }
+
+    /// Waits for admission as [`Gate::admit`] does, but at most `limit` and only until
+    /// `shutdown`. A timeout is counted as an admission timeout of this system, never as
+    /// throttling.
+    ///
+    /// # Errors
+    /// [`NotAdmitted`] when no permit came in time or shutdown began.
+    pub async fn admit_within(
+        &self,
+        limit: Duration,
+        shutdown: &CancellationToken,
+    ) -> Result<Permit, NotAdmitted> {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => Err(NotAdmitted::ShuttingDown),
+            p = tokio::time::timeout(limit, self.admit()) => p.map_err(|_| {
+                self.admission_timeouts.with_label_values(&[&self.system]).inc();
+                NotAdmitted::TimedOut
+            }),
+        }
+    }
+
+    /// Admission for the deletes lagwatch sends once while it shuts down: only the
+    /// concurrency cap applies, not a throttling pause or the budget, because the process is
+    /// leaving and a sentinel left behind stays in the user's data. Once one of them is
+    /// throttled ([`Gate::refuse_cleanup`]) no further one is admitted; `None` then, or when
+    /// no slot frees within `limit`.
+    pub async fn admit_for_cleanup(&self, limit: Duration) -> Option<Permit> {
+        if self.state().cleanup_refused {
+            return None;
+        }
+        let slot = tokio::time::timeout(limit, self.slots.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()?;
+        Some(Permit { _slot: slot })
+    }
+
+    /// A cleanup request sent during shutdown was throttled: no more are admitted.
+    pub fn refuse_cleanup(&self) {
+        self.state().cleanup_refused = true;
     }
 
     /// Counts one request actually sent to the system (budget accounting).

@@ -68,6 +68,8 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
     pub throttled: IntCounterVec,
+    /// Calls given up before they were sent because the gate did not admit them in time.
+    pub admission_timeouts: IntCounterVec,
     pub throttle_wait: CounterVec,
     pub budget_used: GaugeVec,
     pub system_up: IntGaugeVec,
@@ -161,7 +163,7 @@ impl Metrics {
             ),
             probes: counter(
                 "lagwatch_probes_total",
-                "Resolved probes by outcome: converged, timeout (never seen), mismatch (seen with other content), error (only errors until the timeout), halted (still missing from a synchronous target such as dual-write after its grace: the replication is not running).",
+                "Resolved probes by outcome: converged, timeout (a read sent at or after the deadline answered absent), mismatch (seen with other content), error (never seen, and the reads at the deadline failed: unknown), halted (still missing from a synchronous target such as dual-write after its grace: the replication is not running).",
                 &["source", "target", "outcome"],
             ),
             in_flight: igauge(
@@ -228,6 +230,11 @@ impl Metrics {
             throttled: counter(
                 "lagwatch_throttled_total",
                 "Throttling responses (HTTP 429) from a system; lagwatch then sends it nothing until Retry-After has passed.",
+                &["system"],
+            ),
+            admission_timeouts: counter(
+                "lagwatch_admission_timeouts_total",
+                "Calls to a system that lagwatch gave up before sending because its own admission control (a throttling pause, the request budget or the concurrency cap) did not let them through in time. Nothing was sent; not throttling by the system.",
                 &["system"],
             ),
             throttle_wait: {

@@ -18,6 +18,17 @@ async fn collect(rx: &mut Receiver<ProbeRecord>, n: usize) -> Vec<ProbeRecord> {
     out
 }
 
+/// Runs the engine until `n` probes resolved, then stops it; the resolved probes.
+async fn run_until(app: &lagwatch::app::App, n: usize) -> Vec<ProbeRecord> {
+    let mut rx = app.engine.subscribe();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
+    let records = collect(&mut rx, n).await;
+    stop.cancel();
+    run.await.unwrap();
+    records
+}
+
 fn counter(app: &lagwatch::app::App, name_and_labels: &str) -> f64 {
     app.engine
         .metrics()
@@ -45,12 +56,7 @@ paths:
 #[tokio::test(start_paused = true)]
 async fn every_converged_lag_is_within_its_stated_uncertainty_of_the_truth() {
     let app = common::app(LANDSCAPE);
-    let mut rx = app.engine.subscribe();
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
-    let records = collect(&mut rx, 400).await;
-    stop.cancel();
-    run.await.unwrap();
+    let records = run_until(&app, 400).await;
 
     let mut checked = 0;
     let mut coarse = Vec::new();
@@ -125,12 +131,7 @@ paths:
   - { source: src, target: lake, interval: 5m, timeout: 30m, objective: 15m }
 "#,
     );
-    let mut rx = app.engine.subscribe();
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
-    let records = collect(&mut rx, 40).await;
-    stop.cancel();
-    run.await.unwrap();
+    let records = run_until(&app, 40).await;
     let late = &records[10..];
     let mean_reads = late.iter().map(|r| f64::from(r.reads)).sum::<f64>() / late.len() as f64;
     assert!(mean_reads <= 8.0, "mean reads {mean_reads}");
@@ -164,12 +165,7 @@ paths:
   - { source: src, target: mangled, interval: 10s, timeout: 30s, objective: 5s }
 "#,
     );
-    let mut rx = app.engine.subscribe();
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
-    let records = collect(&mut rx, 20).await;
-    stop.cancel();
-    run.await.unwrap();
+    let records = run_until(&app, 20).await;
     for r in &records {
         match &*r.target {
             "lossy" => assert_eq!(r.outcome, Outcome::Timeout, "{r:?}"),
@@ -212,12 +208,7 @@ paths:
   - { source: src, target: down, interval: 10s, timeout: 30s, objective: 5s }
 "#,
     );
-    let mut rx = app.engine.subscribe();
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
-    let records = collect(&mut rx, 5).await;
-    stop.cancel();
-    run.await.unwrap();
+    let records = run_until(&app, 5).await;
     assert!(
         records
             .iter()
@@ -339,12 +330,7 @@ paths:
   - { source: src, target: search, interval: 30s, timeout: 2m, objective: 1m, confirm: 15s }
 "#,
     );
-    let mut rx = app.engine.subscribe();
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
-    let records = collect(&mut rx, 12).await;
-    stop.cancel();
-    run.await.unwrap();
+    let records = run_until(&app, 12).await;
     for r in &records {
         let est = r.estimate.unwrap();
         let truth = app
@@ -434,12 +420,7 @@ paths:
   - { source: src, target: rep, interval: 10s, timeout: 1m, objective: 5s }
 "#,
     );
-    let mut rx = app.engine.subscribe();
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
-    let records = collect(&mut rx, 4).await;
-    stop.cancel();
-    run.await.unwrap();
+    let records = run_until(&app, 4).await;
     assert!(records.iter().all(|r| r.outcome == Outcome::Converged));
     assert!(
         counter(
@@ -552,4 +533,155 @@ paths:
     app.engine.refresh();
     let used = counter(&app, "lagwatch_request_budget_used_ratio{system=\"rep\"}");
     assert!(used <= 1.0 + 1e-9, "{used}");
+}
+
+/// Lags straddling the timeout (uniform from 0.6 to 0.98 of it) and a share of records that
+/// never arrive: every sentinel visible before its deadline converges, with a bound that
+/// holds the truth, and every dropped one ends `timeout`, never the other way round.
+#[tokio::test(start_paused = true)]
+async fn lags_near_the_timeout_converge_and_only_lost_records_time_out() {
+    let app = common::app(
+        r#"
+instance: t
+systems:
+  src: { kind: simulated, seed: 7 }
+  late: { kind: simulated, replica_of: src, seed: 8, lag: { distribution: uniform, min: 27s, max: 44100ms }, drop_probability: 0.2 }
+paths:
+  - { source: src, target: late, interval: 5s, timeout: 45s, objective: 40s, max_in_flight: 20 }
+"#,
+    );
+    let records = run_until(&app, 160).await;
+    let (mut converged, mut dropped) = (0, 0);
+    for r in &records {
+        let truth = app
+            .landscape
+            .truth("late", r.sentinel.key())
+            .expect("ground truth is recorded");
+        match truth.lag() {
+            Some(lag) => {
+                assert_eq!(
+                    r.outcome,
+                    Outcome::Converged,
+                    "visible {lag:?} after its write, before the 45 s deadline: {r:?}"
+                );
+                let est = r.estimate.expect("a converged probe has an estimate");
+                assert!(est.contains(lag, Duration::ZERO), "{est:?} vs {lag:?}");
+                converged += 1;
+            }
+            None => {
+                assert_eq!(r.outcome, Outcome::Timeout, "never arrived: {r:?}");
+                dropped += 1;
+            }
+        }
+    }
+    assert!(
+        dropped >= 10 && converged >= 100,
+        "{dropped} dropped, {converged} converged"
+    );
+    let lags = |lo: f64| {
+        records
+            .iter()
+            .filter_map(|r| r.estimate)
+            .filter(|e| e.lag.as_secs_f64() >= lo)
+            .count()
+    };
+    assert!(
+        lags(42.0) > 0,
+        "the histogram is not cut off below the timeout"
+    );
+    assert_eq!(
+        counter(
+            &app,
+            "lagwatch_probes_total{outcome=\"timeout\",source=\"src\",target=\"late\"}"
+        ),
+        f64::from(dropped)
+    );
+}
+
+/// A deadline reached while the reads around it fail is `error` (unknown), whatever earlier
+/// reads answered; reads that fail early but answer "absent" at the deadline are `timeout`.
+#[tokio::test(start_paused = true)]
+async fn a_deadline_read_that_fails_is_an_error_and_one_that_answers_absent_a_timeout() {
+    // Writes every 60 s, the first within 10 s of the start; deadlines 45 s after each write,
+    // so they fall in [45 s, 55 s) of every minute. `late_fail` fails from 40 s to 60 s of
+    // every minute (after early reads answered "absent"); `early_fail` from 0 s to 30 s.
+    let app = common::app(
+        r#"
+instance: t
+systems:
+  src: { kind: simulated }
+  late_fail: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 1s }, drop_probability: 1, outages: [ { start: 40s, duration: 20s, every: 60s, mode: unavailable } ] }
+  early_fail: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 1s }, drop_probability: 1, outages: [ { start: 0s, duration: 30s, every: 60s, mode: unavailable } ] }
+paths:
+  - { source: src, target: late_fail, interval: 60s, timeout: 45s, objective: 10s }
+  - { source: src, target: early_fail, interval: 60s, timeout: 45s, objective: 10s }
+"#,
+    );
+    let records = run_until(&app, 12).await;
+    for r in &records {
+        let expected = match &*r.target {
+            "late_fail" => Outcome::Error,
+            _ => Outcome::Timeout,
+        };
+        assert_eq!(r.outcome, expected, "{r:?}");
+        assert!(r.estimate.is_none());
+    }
+    for target in ["late_fail", "early_fail"] {
+        assert!(
+            counter(
+                &app,
+                &format!(
+                    "lagwatch_lookup_errors_total{{kind=\"unavailable\",source=\"src\",target=\"{target}\"}}"
+                )
+            ) > 0.0,
+            "{target}"
+        );
+    }
+}
+
+/// Waiting at lagwatch's own gate longer than a request may wait is not throttling: only the
+/// system's 429s count in `lagwatch_throttled_total` and pause the system, and a write that was
+/// never sent is not a throttled write.
+#[tokio::test(start_paused = true)]
+async fn admission_timeouts_never_count_as_throttling() {
+    let app = common::app(
+        r#"
+instance: t
+systems:
+  src: { kind: simulated, throttle: { requests: 4, per: 10s, retry_after: 15s } }
+  rep: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 2s } }
+paths:
+  - { source: src, target: rep, interval: 1s, timeout: 1m, objective: 10s, request_timeout: 10s, max_in_flight: 30 }
+"#,
+    );
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    stop.cancel();
+    run.await.unwrap();
+    let sent_429 = |op: &str| {
+        counter(
+            &app,
+            &format!("lagwatch_requests_total{{operation=\"{op}\",status=\"4xx\",system=\"src\"}}"),
+        )
+    };
+    let throttled = counter(&app, "lagwatch_throttled_total{system=\"src\"}");
+    let answered_429: f64 = ["write", "read", "delete"].into_iter().map(sent_429).sum();
+    assert!(answered_429 >= 1.0, "the source throttled");
+    assert_eq!(
+        throttled, answered_429,
+        "one throttle per 429 the source sent"
+    );
+    assert_eq!(
+        counter(
+            &app,
+            "lagwatch_sentinel_writes_total{outcome=\"throttled\",source=\"src\"}"
+        ),
+        sent_429("write"),
+        "a throttled write is one the source answered 429"
+    );
+    assert!(
+        counter(&app, "lagwatch_admission_timeouts_total{system=\"src\"}") > 0.0,
+        "writes waited longer than request_timeout at the gate"
+    );
 }

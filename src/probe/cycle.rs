@@ -16,7 +16,7 @@ use super::estimate::{self, LagEstimate};
 use super::path::{Outcome, PathHandle};
 use super::schedule;
 use crate::connector::{ConnectorError, Lookup, Source};
-use crate::gate::{Gate, Permit};
+use crate::gate::{Gate, NotAdmitted};
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::sentinel::{Sentinel, SentinelId};
@@ -161,16 +161,76 @@ pub(crate) async fn bounded<T>(
     }
 }
 
-/// Waits for the gate, at most `limit`; `None` if no admission came in time.
-pub(crate) async fn admit(gate: &Gate, limit: Duration) -> Option<Permit> {
-    timeout(limit, gate.admit()).await.ok()
-}
-
-/// Tells the gate about throttling, so every caller of that system pauses.
+/// Tells the gate about throttling the system answered with (a 429, a busy 503), so every
+/// caller of that system pauses. Only a system's answer may do that: a call that was never
+/// sent ([`NotAdmitted`]) never reaches here.
 pub(crate) fn note<T>(gate: &Gate, result: &Result<T, ConnectorError>) {
     if let Err(ConnectorError::Throttled { retry_after }) = result {
         gate.throttled(*retry_after);
     }
+}
+
+/// Why a sentinel delete did not happen.
+#[derive(Debug)]
+pub(crate) enum DeleteFailed {
+    /// Never sent: lagwatch's own admission gave up, or shutdown cleanup was refused.
+    NotSent(&'static str),
+    /// Sent, and the system failed it.
+    Failed(ConnectorError),
+}
+
+impl std::fmt::Display for DeleteFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeleteFailed::NotSent(why) => write!(f, "not sent: {why}"),
+            DeleteFailed::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Deletes one sentinel: with the gate's normal admission (at most `limit`) while running; once
+/// shutdown has begun, once, past any throttling pause (see [`Gate::admit_for_cleanup`]).
+/// Counts the delete in `lagwatch_sentinel_deletes_total` when it was sent.
+pub(crate) async fn delete_sentinel(
+    source_name: &str,
+    source: &dyn Source,
+    gate: &Gate,
+    metrics: &Metrics,
+    id: &SentinelId,
+    limit: Duration,
+    shutdown: &CancellationToken,
+) -> Result<(), DeleteFailed> {
+    let cleanup = async || {
+        gate.admit_for_cleanup(limit)
+            .await
+            .ok_or(DeleteFailed::NotSent(
+                "shutting down, and the system throttled cleanup or had no free slot",
+            ))
+    };
+    let permit = if shutdown.is_cancelled() {
+        cleanup().await?
+    } else {
+        match gate.admit_within(limit, shutdown).await {
+            Ok(permit) => permit,
+            Err(NotAdmitted::ShuttingDown) => cleanup().await?,
+            Err(NotAdmitted::TimedOut) => {
+                return Err(DeleteFailed::NotSent(
+                    "lagwatch's own limits for the source did not admit it in time",
+                ));
+            }
+        }
+    };
+    let deleted = bounded(limit, source.delete(id)).await;
+    drop(permit);
+    note(gate, &deleted);
+    if shutdown.is_cancelled() && matches!(deleted, Err(ConnectorError::Throttled { .. })) {
+        gate.refuse_cleanup();
+    }
+    metrics
+        .deletes
+        .with_label_values(&[source_name, if deleted.is_ok() { "ok" } else { "error" }])
+        .inc();
+    deleted.map_err(DeleteFailed::Failed)
 }
 
 impl Cycle {
@@ -190,47 +250,50 @@ impl Cycle {
             )
             .await;
         // Waiting for the gate happens before the clock starts: it is not replication lag.
-        let permit = tokio::select! {
-            _ = self.shutdown.cancelled() => None,
-            p = admit(&self.source_gate, self.request_timeout) => p,
-        };
-        let sent_request = permit.is_some();
-        let (sent, written, acked) = match permit {
-            Some(permit) => {
-                let sent = Instant::now();
-                let written = bounded(self.request_timeout, self.source.write(&sentinel)).await;
-                let acked = Instant::now();
-                drop(permit);
-                note(&self.source_gate, &written);
-                (sent, written, acked)
+        let permit = match self
+            .source_gate
+            .admit_within(self.request_timeout, &self.shutdown)
+            .await
+        {
+            Ok(permit) => permit,
+            Err(why) => {
+                // Nothing was sent, so nothing exists to delete; not a write and not throttling.
+                if why == NotAdmitted::TimedOut {
+                    tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, waited = ?self.request_timeout, "Sentinel write not sent: lagwatch's own limits for the source (a throttling pause, the request budget or the concurrency cap) did not admit it within request_timeout; no probe this round.");
+                }
+                for p in &self.paths {
+                    if why == NotAdmitted::TimedOut {
+                        p.on_write_failed("write_not_admitted");
+                    }
+                    p.release(None);
+                }
+                self.ledger.forget(sentinel.id.key()).await;
+                return;
             }
-            None => {
-                let now = Instant::now();
-                let err = ConnectorError::Throttled { retry_after: None };
-                (now, Err(err), now)
-            }
         };
+        let sent = Instant::now();
+        let written = bounded(self.request_timeout, self.source.write(&sentinel)).await;
+        let acked = Instant::now();
+        drop(permit);
+        note(&self.source_gate, &written);
         if let Err(e) = written {
-            let outcome = if matches!(e, ConnectorError::Throttled { .. }) {
-                "throttled"
-            } else {
-                "error"
-            };
+            let throttled = matches!(e, ConnectorError::Throttled { .. });
+            let outcome = if throttled { "throttled" } else { "error" };
             self.metrics
                 .writes
                 .with_label_values(&[&self.source_name, outcome])
                 .inc();
-            tracing::warn!(source = %self.source_name, error = %e, "Sentinel write failed; no probe this round.");
+            tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, error = %e, "Sentinel write failed; no probe this round.");
             for p in &self.paths {
-                p.on_write_failed(if outcome == "throttled" {
+                p.on_write_failed(if throttled {
                     "write_throttled"
                 } else {
                     "write_error"
                 });
                 p.release(None);
             }
-            if !sent_request || outcome == "throttled" {
-                // Never sent, or refused (429): nothing exists to delete.
+            if throttled {
+                // Refused (429): nothing exists to delete.
                 self.ledger.forget(sentinel.id.key()).await;
             } else {
                 // A timeout, reset or 5xx may still have written it, now or later: the
@@ -328,38 +391,48 @@ impl Cycle {
         } else {
             self.request_timeout
         };
-        let deleted = match admit(&self.source_gate, limit).await {
-            Some(_permit) => bounded(limit, self.source.delete(&sentinel.id)).await,
-            None => Err(ConnectorError::Throttled { retry_after: None }),
-        };
-        note(&self.source_gate, &deleted);
-        let outcome = match deleted {
+        let deleted = delete_sentinel(
+            &self.source_name,
+            self.source.as_ref(),
+            &self.source_gate,
+            &self.metrics,
+            &sentinel.id,
+            limit,
+            &self.shutdown,
+        )
+        .await;
+        match deleted {
             Ok(()) => {
                 self.ledger.forget(sentinel.id.key()).await;
-                "ok"
             }
             Err(e) => {
-                tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, error = %e, "Sentinel delete failed; it is retried (and the next start-up sweep would find it).");
+                if self.shutdown.is_cancelled() {
+                    tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, error = %e, "Sentinel left in the source at shutdown: its delete failed; the start-up sweep of the next run deletes it.");
+                } else {
+                    tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, error = %e, "Sentinel delete failed; it is retried every 30 s (and the next start-up sweep would find it).");
+                }
                 self.ledger.undeleted(sentinel.id.key()).await;
                 self.owed.push(Debt {
                     source: self.source_name.clone(),
                     id: sentinel.id.clone(),
                     repeat_until: None,
                 });
-                "error"
             }
-        };
-        self.metrics
-            .deletes
-            .with_label_values(&[&self.source_name, outcome])
-            .inc();
+        }
     }
 
     async fn read_your_write(&self, sentinel: &Sentinel) {
-        let Some(permit) = admit(&self.source_gate, self.request_timeout).await else {
+        let Ok(permit) = self
+            .source_gate
+            .admit_within(self.request_timeout, &self.shutdown)
+            .await
+        else {
             return;
         };
-        let read = bounded(self.request_timeout, self.source.read(&sentinel.id)).await;
+        let read = tokio::select! {
+            _ = self.shutdown.cancelled() => return,
+            r = bounded(self.request_timeout, self.source.read(&sentinel.id)) => r,
+        };
         drop(permit);
         note(&self.source_gate, &read);
         match read {
@@ -403,10 +476,18 @@ impl Cycle {
         polled
     }
 
-    /// Polls one target until the sentinel is seen and confirmed, or the path's timeout.
-    /// Shutdown interrupts it (the slot is released without an outcome). A resumed probe whose
-    /// timeout passed while no process watched still gets one read: present is converged (with
-    /// the wide bound that honestly follows), absent a timeout.
+    /// Polls one target until the sentinel is seen (and confirmed), or until the read at the
+    /// path's deadline (`acked + timeout`) settles it. The last read is scheduled at the
+    /// deadline itself, and what a read sent at or after the deadline answers decides:
+    ///
+    /// - absent: `timeout` — the sentinel was verifiably not there at the deadline;
+    /// - present: `converged`, its lag measured like any other (never cut off by the deadline);
+    /// - failed, or not admitted by lagwatch's own limits before `request_timeout` past the
+    ///   deadline: `error` — whether it arrived in time is unknown.
+    ///
+    /// Shutdown interrupts every wait and the request in flight (the slot is released without
+    /// an outcome). A resumed probe whose deadline passed while no process watched gets its
+    /// deadline read at once.
     async fn poll_until_resolved(
         &self,
         path: &PathHandle,
@@ -417,18 +498,15 @@ impl Cycle {
         resumed: bool,
     ) -> Polled {
         let spec = &path.spec;
-        let mut deadline = acked + spec.timeout.get();
-        if resumed {
-            deadline = deadline.max(Instant::now() + spec.request_timeout.get());
-        }
+        let deadline = acked + spec.timeout.get();
         let expect = path.expectation();
         let confirm = spec.confirm.get();
         let confirm_gap = (confirm / 3).max(spec.poll.min_gap);
+        let request_timeout = spec.request_timeout.get();
 
         let mut prev: Option<Duration> = None;
         let mut last_miss: Option<Instant> = resumed_miss;
         let mut first_hit: Option<(Instant, LagEstimate)> = None;
-        let mut answered = false;
         let mut reads = 0u32;
 
         let finish = |outcome: Outcome, estimate: Option<LagEstimate>, reads: u32| {
@@ -455,63 +533,53 @@ impl Cycle {
             }
             Polled::Resolved(outcome)
         };
+        let interrupted = |last_miss: Option<Instant>| {
+            path.release(Some(self.seq));
+            Polled::Interrupted { last_miss }
+        };
 
         loop {
             let offset = match (first_hit, prev) {
                 (Some(_), Some(p)) => p + confirm_gap,
                 _ => schedule::next_offset(prev, &spec.poll, expect.as_ref(), rand::random()),
             };
-            let at = acked + offset;
+            // The last read goes out at the deadline itself, never a gap before it.
+            let at = (acked + offset).min(deadline);
             if let Some((hit_at, est)) = first_hit
-                && at >= hit_at + confirm
+                && (acked + offset >= hit_at + confirm || acked + offset >= deadline)
             {
                 return finish(Outcome::Converged, Some(est), reads);
             }
-            if at >= deadline {
-                if let Some((_, est)) = first_hit {
-                    return finish(Outcome::Converged, Some(est), reads);
-                }
-                let outcome = if answered {
-                    Outcome::Timeout
-                } else {
-                    Outcome::Error
-                };
-                return finish(outcome, None, reads);
-            }
             tokio::select! {
-                _ = self.shutdown.cancelled() => {
-                    path.release(Some(self.seq));
-                    return Polled::Interrupted { last_miss };
-                }
+                _ = self.shutdown.cancelled() => return interrupted(last_miss),
                 _ = sleep_until(at) => {}
             }
-            let Some(permit) = admit(
-                &path.gate,
-                deadline.saturating_duration_since(Instant::now()),
-            )
-            .await
-            else {
-                // Throttled or out of budget until the deadline: resolved on the next turn.
-                prev = Some(deadline.saturating_duration_since(acked));
-                continue;
+            // A wait at the gate before the deadline delays the read; the deadline read may
+            // wait up to a request timeout past it. Never lag: the clock starts when admitted.
+            let limit = deadline.saturating_duration_since(Instant::now()) + request_timeout;
+            let permit = match path.gate.admit_within(limit, &self.shutdown).await {
+                Ok(permit) => permit,
+                Err(NotAdmitted::ShuttingDown) => return interrupted(last_miss),
+                Err(NotAdmitted::TimedOut) => {
+                    tracing::debug!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, "No read admitted by the deadline: the outcome is unknown.");
+                    return finish(Outcome::Error, None, reads);
+                }
             };
-            let limit = spec
-                .request_timeout
-                .get()
-                .min(deadline.saturating_duration_since(Instant::now()))
-                .max(Duration::from_millis(1));
             let req_sent = Instant::now();
             // Continue the schedule from when the read really went out, so a wait at the gate
             // stretches the schedule instead of causing a burst of catch-up reads.
-            prev = Some(req_sent.saturating_duration_since(acked).max(offset));
+            prev = Some(req_sent.saturating_duration_since(acked).max(at - acked));
+            let at_deadline = req_sent >= deadline;
             reads += 1;
-            let result = bounded(limit, path.target.lookup(&sentinel.id)).await;
+            let result = tokio::select! {
+                _ = self.shutdown.cancelled() => return interrupted(last_miss),
+                r = bounded(request_timeout, path.target.lookup(&sentinel.id)) => r,
+            };
             let req_answered = Instant::now();
             drop(permit);
             note(&path.gate, &result);
             match result {
                 Ok(Lookup::Absent) => {
-                    answered = true;
                     if first_hit.is_none()
                         && let Some(grace) = path.target.synchronous_within()
                         && req_sent.saturating_duration_since(acked) > grace
@@ -524,9 +592,11 @@ impl Cycle {
                         tracing::info!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, "Target lost a sentinel it had shown; measuring to the last miss.");
                     }
                     last_miss = Some(req_sent);
+                    if at_deadline {
+                        return finish(Outcome::Timeout, None, reads);
+                    }
                 }
                 Ok(Lookup::Present { payload }) => {
-                    answered = true;
                     if let Some(p) = payload
                         && !sentinel.matches(&p)
                     {
@@ -534,17 +604,25 @@ impl Cycle {
                         tracing::warn!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, "Target holds the sentinel with different content.");
                         return finish(Outcome::Mismatch, Some(est), reads);
                     }
-                    if first_hit.is_none() {
-                        let est = estimate::estimate(sent, acked, last_miss, req_answered);
-                        first_hit = Some((req_answered, est));
-                        if confirm.is_zero() {
-                            return finish(Outcome::Converged, Some(est), reads);
-                        }
+                    let (_, est) = *first_hit.get_or_insert_with(|| {
+                        (
+                            req_answered,
+                            estimate::estimate(sent, acked, last_miss, req_answered),
+                        )
+                    });
+                    if confirm.is_zero() || at_deadline {
+                        return finish(Outcome::Converged, Some(est), reads);
                     }
                 }
                 Err(e) => {
                     path.on_lookup_error(e.kind());
-                    tracing::debug!(source = %spec.source, target = %spec.target, error = %e, "Lookup failed.");
+                    tracing::debug!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, error = %e, "Lookup failed.");
+                    if at_deadline {
+                        if let Some((_, est)) = first_hit {
+                            return finish(Outcome::Converged, Some(est), reads);
+                        }
+                        return finish(Outcome::Error, None, reads);
+                    }
                 }
             }
         }

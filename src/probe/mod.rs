@@ -302,6 +302,9 @@ impl Engine {
         {
             tracing::warn!(deadline = ?SHUTDOWN_DEADLINE, "Shutdown deadline reached with requests still running; the ledger keeps what they had not finished.");
         }
+        for debt in self.owed.pending() {
+            tracing::warn!(source = %debt.source, sentinel = %debt.id, "Sentinel left in the source at shutdown: its delete is still owed; the ledger or the next start-up sweep deletes it.");
+        }
     }
 
     /// Takes up an earlier process's unfinished sentinels (see [`Engine::run`]).
@@ -443,34 +446,27 @@ impl Engine {
                     self.owed.settle(&debt.id);
                     continue;
                 };
-                let permit = tokio::select! {
-                    _ = shutdown.cancelled() => None,
-                    p = cycle::admit(&group.gate, SWEEP_REQUEST_TIMEOUT) => p,
-                };
-                let deleted = match permit {
-                    Some(_permit) => {
-                        cycle::bounded(SWEEP_REQUEST_TIMEOUT, group.source.delete(&debt.id)).await
-                    }
-                    None => Err(crate::connector::ConnectorError::Throttled { retry_after: None }),
-                };
-                cycle::note(&group.gate, &deleted);
-                let outcome = match deleted {
+                let deleted = cycle::delete_sentinel(
+                    &group.source_name,
+                    group.source.as_ref(),
+                    &group.gate,
+                    &self.metrics,
+                    &debt.id,
+                    SWEEP_REQUEST_TIMEOUT,
+                    &shutdown,
+                )
+                .await;
+                match deleted {
                     // Gone for now; an unanswered write may still land: again next round.
-                    Ok(()) if debt.repeat_until.is_some_and(|t| Utc::now() < t) => "ok",
+                    Ok(()) if debt.repeat_until.is_some_and(|t| Utc::now() < t) => {}
                     Ok(()) => {
                         ledger.forget(debt.id.key()).await;
                         self.owed.settle(&debt.id);
-                        "ok"
                     }
                     Err(e) => {
                         tracing::debug!(source = %debt.source, sentinel = %debt.id, error = %e, "Owed delete failed again; retrying later.");
-                        "error"
                     }
-                };
-                self.metrics
-                    .deletes
-                    .with_label_values(&[&group.source_name, outcome])
-                    .inc();
+                }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,

@@ -35,14 +35,41 @@ pub fn monitor_config(
     instance: &str,
     paths: &str,
 ) -> PathBuf {
+    let state = format!("state_dir: {}\n", dir.join("state").display());
+    write_config(
+        dir,
+        origin,
+        secret,
+        &format!("instance: {instance}\n{state}"),
+        paths,
+    )
+}
+
+/// [`monitor_config`] without a `state_dir`: no ledger, so shutdown deletes every sentinel.
+pub fn monitor_config_without_state(
+    dir: &Path,
+    origin: &str,
+    secret: &str,
+    instance: &str,
+    paths: &str,
+) -> PathBuf {
+    write_config(
+        dir,
+        origin,
+        secret,
+        &format!("instance: {instance}\n"),
+        paths,
+    )
+}
+
+fn write_config(dir: &Path, origin: &str, secret: &str, head: &str, paths: &str) -> PathBuf {
     let secret_file = dir.join("secret");
     std::fs::write(&secret_file, secret).expect("secret");
     let cfg = dir.join("lagwatch.yaml");
     std::fs::write(
         &cfg,
         format!(
-            "instance: {instance}\nstate_dir: {state}\nsystems:{crm}{crm2}\npaths:\n{paths}",
-            state = dir.join("state").display(),
+            "{head}systems:{crm}{crm2}\npaths:\n{paths}",
             crm = dataverse("crm", origin, &secret_file),
             crm2 = dataverse("crm2", origin, &secret_file),
         ),
