@@ -1,5 +1,5 @@
 //! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, the status page `/`,
-//! `/api/v1/paths`, `/api/v1/reconciliations`, `/api/v1/discrepancies` and `POST /-/reload`
+//! `/api/v1/paths`, `/api/v1/probes`, `/api/v1/reconciliations`, `/api/v1/discrepancies` and `POST /-/reload`
 //! (only with `--web.enable-lifecycle`).
 //! Handlers only read engine and reconciliation state; nothing probes or reconciles on request.
 //! They read the monitor in force per request ([`Live::current`]), so a configuration reload
@@ -18,7 +18,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
-use crate::probe::Engine;
+use crate::probe::trace::ProbeView;
+use crate::probe::{Engine, Outcome};
 use crate::reconcile::diff::Kind;
 use crate::reconcile::{DiscrepancyView, Reconciler};
 use crate::status::{self, PathView, ReconcileView};
@@ -44,6 +45,8 @@ pub fn router_live(live: Live) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/paths", get(paths))
+        .route("/api/v1/probes", get(probes))
+        .route("/paths/{source}/{target}", get(path_page))
         .route("/api/v1/reconciliations", get(reconciliations))
         .route("/api/v1/discrepancies", get(discrepancies))
         .route("/-/reload", post(reload).put(reload))
@@ -195,6 +198,137 @@ async fn paths(State(s): State<AppState>) -> Json<PathsResponse> {
         generated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         paths: status::views(&current.engine),
     })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProbesQuery {
+    source: Option<String>,
+    target: Option<String>,
+    outcome: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct ProbesResponse {
+    instance: String,
+    generated_at: String,
+    probes: Vec<ProbeView>,
+}
+
+/// Probes in one page of `/api/v1/probes` unless `limit` says otherwise.
+const PROBES_DEFAULT_LIMIT: usize = 100;
+
+/// `GET /api/v1/probes`: the most recent resolved probes, newest first, each with every read,
+/// so any metric can be traced back to the probes behind it.
+async fn probes(
+    State(s): State<AppState>,
+    query: Result<axum::extract::Query<ProbesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(axum::extract::Query(q)) = query else {
+        return bad_query(
+            "unknown or malformed parameter; accepted: source, target, outcome, limit",
+        );
+    };
+    let outcome = match q.outcome.as_deref() {
+        None => None,
+        Some(o) => match Outcome::parse(o) {
+            Some(o) => Some(o),
+            None => {
+                return bad_query(
+                    "outcome must be one of converged, timeout, mismatch, error, halted",
+                );
+            }
+        },
+    };
+    let limit = q.limit.unwrap_or(PROBES_DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return bad_query("limit must be between 1 and 1000");
+    }
+    let current = s.live.current();
+    let probes = probe_views(
+        &current.engine,
+        &current.instance,
+        |source, target| {
+            q.source.as_deref().is_none_or(|v| source == v)
+                && q.target.as_deref().is_none_or(|v| target == v)
+        },
+        outcome,
+        limit,
+    );
+    Json(ProbesResponse {
+        instance: current.instance.to_string(),
+        generated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        probes,
+    })
+    .into_response()
+}
+
+/// The most recent `limit` probes of the paths `wanted` accepts, newest (resolved) first.
+fn probe_views(
+    engine: &Engine,
+    instance: &str,
+    wanted: impl Fn(&str, &str) -> bool,
+    outcome: Option<Outcome>,
+    limit: usize,
+) -> Vec<ProbeView> {
+    let mut found: Vec<(chrono::DateTime<Utc>, ProbeView)> = Vec::new();
+    for path in engine.paths() {
+        let spec = &path.spec;
+        if !wanted(&spec.source, &spec.target) {
+            continue;
+        }
+        let rules = path.rules();
+        let state = path.state();
+        // Newest first within the path; at most `limit` of each can make the page.
+        found.extend(
+            state
+                .traces
+                .iter()
+                .rev()
+                .filter(|t| outcome.is_none_or(|o| t.outcome == o))
+                .take(limit)
+                .map(|t| {
+                    (
+                        t.resolved_at(),
+                        t.view(&spec.source, &spec.target, instance, rules),
+                    )
+                }),
+        );
+    }
+    found.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    found.truncate(limit);
+    found.into_iter().map(|(_, v)| v).collect()
+}
+
+/// `GET /paths/{source}/{target}`: the page of one path (404 for a path not configured).
+async fn path_page(
+    State(s): State<AppState>,
+    axum::extract::Path((source, target)): axum::extract::Path<(String, String)>,
+) -> Response {
+    let current = s.live.current();
+    let Some(view) = status::views(&current.engine)
+        .into_iter()
+        .find(|v| v.source == source && v.target == target)
+    else {
+        return (StatusCode::NOT_FOUND, "no such path\n").into_response();
+    };
+    let mut probes = probe_views(
+        &current.engine,
+        &current.instance,
+        |s, t| s == source && t == target,
+        None,
+        crate::probe::trace::RING,
+    );
+    // The page reads as a log of writes: newest write first.
+    probes.sort_by_key(|p| std::cmp::Reverse(p.seq));
+    Html(crate::path_page::render(
+        &current.instance,
+        &view,
+        &probes,
+        Utc::now(),
+    ))
+    .into_response()
 }
 
 #[derive(Serialize)]

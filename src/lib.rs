@@ -34,6 +34,7 @@ pub mod lake;
 pub mod ledger;
 pub mod metrics;
 pub mod net;
+pub mod path_page;
 pub mod probe;
 pub mod reconcile;
 pub mod sentinel;

@@ -68,7 +68,14 @@ pub struct PathView {
     pub in_flight: u32,
     pub last_outcome: Option<Outcome>,
     pub last_error_kind: Option<&'static str>,
+    /// The last error's message: what the system answered, or why nothing was sent.
+    pub last_error_message: Option<String>,
     pub last_error_at: Option<String>,
+    /// When the source last acknowledged a sentinel of this path.
+    pub last_written_at: Option<String>,
+    /// Writes fail: no sentinel has been written since `last_written_at` (or start-up), so
+    /// staleness (of sentinels written) says nothing; the status page shows this instead.
+    pub writes_failing: bool,
     pub last_converged_at: Option<String>,
     /// `None` while the path is stuck or failing: no honest promise can be made then.
     pub expected_convergence: Option<ExpectedConvergence>,
@@ -185,7 +192,12 @@ impl PathView {
             in_flight: s.reserved,
             last_outcome,
             last_error_kind: s.last_error.map(|(k, _)| k),
+            last_error_message: s.last_error_message.as_deref().map(str::to_string),
             last_error_at: s.last_error.map(|(_, t)| rfc(t)),
+            last_written_at: s.last_written_at.map(rfc),
+            writes_failing: s.last_error.is_some_and(|(k, at)| {
+                k.starts_with("write_") && s.last_written_at.is_none_or(|w| at > w)
+            }) && s.pending.is_empty(),
             last_converged_at: s.last_converged_at.map(rfc),
             expected_convergence: expected,
         }
@@ -202,7 +214,8 @@ pub fn views(engine: &Engine) -> Vec<PathView> {
         .collect()
 }
 
-fn esc(s: &str) -> String {
+/// HTML-escapes text for the status pages.
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -307,6 +320,62 @@ fn reconcile_rows(h: &mut String, views: &[ReconcileView]) {
     );
 }
 
+/// Where the status page of one path is.
+pub fn path_page_url(source: &str, target: &str) -> String {
+    let seg = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    format!("/paths/{}/{}", seg(source), seg(target))
+}
+
+/// Staleness, or, while writes fail, since when no sentinel was written (staleness only ages
+/// sentinels that exist, so it would read 0).
+fn staleness_cell(v: &PathView) -> String {
+    if v.writes_failing {
+        let since = v
+            .last_written_at
+            .as_deref()
+            .map_or_else(|| "start-up".to_string(), short_time);
+        format!("no sentinel written since {}", esc(&since))
+    } else {
+        human(v.staleness_seconds)
+    }
+}
+
+/// `HH:MM:SS UTC` of an RFC 3339 time.
+fn short_time(rfc: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc)
+        .map(|t| t.format("%H:%M:%S UTC").to_string())
+        .unwrap_or_else(|_| rfc.to_string())
+}
+
+/// The start of every status page up to `<body>`: refreshes itself every `refresh` seconds,
+/// shares one style (tables, state badges) and adds the page's own `css`.
+pub fn head(h: &mut String, title: &str, refresh: u32, css: &str) {
+    let _ = write!(
+        h,
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="{refresh}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1b1f24;background:#fafbfc}}
+h1{{font-size:1.4rem;margin:0 0 .2rem}} h2{{font-size:1.1rem;margin:1.5rem 0 .5rem}} p.sub{{color:#57606a;margin:0 0 1.2rem}}
+table{{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px #0001}}
+th,td{{padding:.5rem .7rem;border-bottom:1px solid #e4e7eb;text-align:left}}
+th{{background:#f3f4f6;font-weight:600;font-size:.85rem;color:#404850}}
+.state{{display:inline-block;padding:.1rem .55rem;border-radius:1rem;font-weight:600;font-size:.85rem}}
+.converging,.converged{{background:#dafbe1;color:#116329}} .lagging{{background:#fff8c5;color:#7d4e00}}
+.stuck,.timeout{{background:#ffebe9;color:#a40e26}} .failing,.error,.mismatch{{background:#a40e26;color:#fff}} .halted{{background:#6e40c9;color:#fff}} .starting{{background:#eaeef2;color:#404850}}
+a{{color:#0969da}}
+{css}
+</style></head><body>
+"#,
+        title = esc(title),
+    );
+}
+
 /// The status page: plain HTML that refreshes itself, readable without JavaScript.
 pub fn render_html(
     instance: &str,
@@ -314,26 +383,17 @@ pub fn render_html(
     reconciliations: &[ReconcileView],
 ) -> String {
     let mut h = String::with_capacity(4096 + views.len() * 800);
+    head(
+        &mut h,
+        &format!("lagwatch · {instance}"),
+        5,
+        "th,td{white-space:nowrap} td.num{text-align:right;font-variant-numeric:tabular-nums}\n\
+         div.msg{max-width:22rem;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}\n\
+         footer{margin-top:1rem;color:#57606a;font-size:.85rem}",
+    );
     let _ = write!(
         h,
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="refresh" content="5">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>lagwatch · {inst}</title>
-<style>
-body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1b1f24;background:#fafbfc}}
-h1{{font-size:1.4rem;margin:0 0 .2rem}} h2{{font-size:1.1rem;margin:1.5rem 0 .5rem}} p.sub{{color:#57606a;margin:0 0 1.2rem}}
-table{{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px #0001}}
-th,td{{padding:.5rem .7rem;border-bottom:1px solid #e4e7eb;text-align:left;white-space:nowrap}}
-th{{background:#f3f4f6;font-weight:600;font-size:.85rem;color:#404850}}
-td.num{{text-align:right;font-variant-numeric:tabular-nums}}
-.state{{display:inline-block;padding:.1rem .55rem;border-radius:1rem;font-weight:600;font-size:.85rem}}
-.converging{{background:#dafbe1;color:#116329}} .lagging{{background:#fff8c5;color:#7d4e00}}
-.stuck{{background:#ffebe9;color:#a40e26}} .failing{{background:#a40e26;color:#fff}} .halted{{background:#6e40c9;color:#fff}} .starting{{background:#eaeef2;color:#404850}}
-footer{{margin-top:1rem;color:#57606a;font-size:.85rem}} a{{color:#0969da}}
-</style></head><body>
-<h1>lagwatch</h1>
+        r#"<h1>lagwatch</h1>
 <p class="sub">Instance <b>{inst}</b> · {n} paths · refreshes every 5 s</p>
 <table>
 <thead><tr><th>Path</th><th>State</th><th>Last lag</th><th>p50 / p95 (1 h)</th><th>Success (1 h)</th><th>Staleness</th><th>Objective</th><th>In flight</th><th>Last error</th></tr></thead>
@@ -353,17 +413,22 @@ footer{{margin-top:1rem;color:#57606a;font-size:.85rem}} a{{color:#0969da}}
             .unwrap_or_else(|| "–".to_string());
         let _ = writeln!(
             h,
-            r#"<tr data-path="{src}->{tgt}"><td>{src} → {tgt}</td><td><span class="state {st}">{st}</span></td><td class="num">{last}</td><td class="num">{p50} / {p95}</td><td class="num">{success}</td><td class="num">{stale}</td><td class="num">{obj}</td><td class="num">{inflight}</td><td>{err}</td></tr>"#,
+            r#"<tr data-path="{src}->{tgt}"><td><a href="{page}">{src} → {tgt}</a></td><td><span class="state {st}">{st}</span></td><td class="num">{last}</td><td class="num">{p50} / {p95}</td><td class="num">{success}</td><td class="num">{stale}</td><td class="num">{obj}</td><td class="num">{inflight}</td><td><div class="msg" title="{title}">{err}</div></td></tr>"#,
             src = esc(&v.source),
             tgt = esc(&v.target),
+            page = esc(&path_page_url(&v.source, &v.target)),
+            title = esc(v.last_error_message.as_deref().unwrap_or_default()),
             st = v.state.label(),
             p50 = opt(v.p50_seconds_1h),
             p95 = opt(v.p95_seconds_1h),
-            stale = human(v.staleness_seconds),
+            stale = staleness_cell(v),
             obj = human(v.objective_seconds),
             inflight = v.in_flight,
             err = match (v.last_error_kind, v.last_outcome) {
-                (Some(kind), _) => esc(kind),
+                (Some(kind), _) => match &v.last_error_message {
+                    Some(m) => format!("{}: {}", esc(kind), esc(m)),
+                    None => esc(kind),
+                },
                 (None, Some(Outcome::Timeout)) => "timeout".to_string(),
                 (None, Some(Outcome::Halted)) => "replication not running".to_string(),
                 _ => "–".to_string(),

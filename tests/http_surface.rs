@@ -373,3 +373,113 @@ fn the_emulator_command_serves_the_demo_scenario() {
     assert_eq!(status, 401, "the Web API wants a bearer token: {body}");
     terminate(emu);
 }
+
+/// `/api/v1/probes` and the path page show every read of every probe, and the reads' times
+/// bracket the arrival the emulator's ground truth (`/_truth`) records.
+#[test]
+fn every_probe_and_read_is_shown_and_agrees_with_the_truth() {
+    const SECRET: &str = "probes-api-secret";
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (_emulator, origin, _stop) = common::twin::serve(&rt, SECRET, "1500ms");
+    let dir = tempfile::tempdir().expect("dir");
+    let cfg = common::twin::monitor_config(
+        dir.path(),
+        &origin,
+        SECRET,
+        "papi",
+        "  - { source: crm, target: crm2, interval: 1s, timeout: 30s, objective: 10s }\n",
+    );
+    let bin = start(&[
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        cfg.to_str().expect("utf-8"),
+    ]);
+    let probes = |query: &str| -> serde_json::Value {
+        let (status, ctype, body) = common::http_get(bin.addr, &format!("/api/v1/probes{query}"));
+        assert_eq!(status, 200, "{body}");
+        assert!(ctype.starts_with("application/json"));
+        serde_json::from_str(&body).expect("json")
+    };
+    common::wait_until("five probes resolved", Duration::from_secs(30), || {
+        probes("?source=crm&target=crm2")["probes"]
+            .as_array()
+            .is_some_and(|p| p.len() >= 5)
+    });
+    let v = probes("?source=crm&target=crm2&outcome=converged&limit=5");
+    assert_eq!(v["instance"], "papi");
+    let list = v["probes"].as_array().expect("probes");
+    assert_eq!(list.len(), 5, "limit");
+    let unix = |t: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(t.as_str().expect("time"))
+            .expect("rfc 3339")
+            .timestamp_micros() as f64
+            / 1e6
+    };
+    let http = reqwest::Client::new();
+    for p in list {
+        assert_eq!(p["outcome"], "converged", "{p}");
+        let key = p["sentinel"].as_str().expect("key");
+        assert!(key.starts_with("lagwatch-papi-"), "{key}");
+        let reads = p["reads"].as_array().expect("reads");
+        let hit = &reads[p["first_hit"].as_u64().expect("first hit") as usize];
+        assert_eq!(hit["result"], "present");
+        assert_eq!(reads.last().expect("a read")["result"], "present");
+        assert!(
+            p["why"].as_str().is_some_and(|w| w.starts_with("Seen by")),
+            "{p}"
+        );
+        let truth: serde_json::Value = rt
+            .block_on(async {
+                http.get(format!("{origin}/_truth/crm2/{key}"))
+                    .send()
+                    .await?
+                    .json()
+                    .await
+            })
+            .expect("truth");
+        let visible = truth["visible_at_unix"].as_f64().expect("visible");
+        // Both clocks are this machine's; the API's times have millisecond resolution.
+        let slack = 0.002;
+        assert!(visible <= unix(&hit["answered_at"]) + slack, "{p}\n{truth}");
+        if let Some(miss) = p["last_miss"].as_u64() {
+            let miss = &reads[miss as usize];
+            assert_eq!(miss["result"], "absent");
+            assert!(visible + slack >= unix(&miss["sent_at"]), "{p}\n{truth}");
+        }
+        let lag = p["lag_seconds"].as_f64().expect("lag");
+        let u = p["lag_uncertainty_seconds"].as_f64().expect("uncertainty");
+        let true_lag = truth["lag_seconds"].as_f64().expect("true lag");
+        assert!(
+            (true_lag - lag).abs() <= u + slack,
+            "{true_lag} vs {lag} ± {u}"
+        );
+    }
+    // Filters and bad queries.
+    assert_eq!(
+        probes("?outcome=timeout")["probes"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+    for bad in ["?outcome=late", "?limit=0", "?sentinel=x"] {
+        let (status, _, body) = common::http_get(bin.addr, &format!("/api/v1/probes{bad}"));
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    // The path page: linked from the main page, a table of probes with their reads, a plot.
+    let (_, _, main) = common::http_get(bin.addr, "/");
+    assert!(main.contains("href=\"/paths/crm/crm2\""), "{main}");
+    let (status, _, page) = common::http_get(bin.addr, "/paths/crm/crm2");
+    assert_eq!(status, 200);
+    assert!(page.contains("<svg") && !page.contains("<script"));
+    assert!(page.contains("class=\"probe converged\""));
+    let first = list[0]["sentinel"].as_str().expect("key");
+    assert!(
+        page.contains(&format!("data-sentinel=\"{first}\"")),
+        "{first}"
+    );
+    assert!(page.contains("first hit"));
+    assert_eq!(common::http_get(bin.addr, "/paths/crm/nowhere").0, 404);
+    terminate(bin);
+}

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::estimate::{self, LagEstimate};
 use super::path::{Outcome, PathHandle};
 use super::schedule;
+use super::trace::{ReadError, ReadResult, Recorder};
 use crate::connector::{ConnectorError, Lookup, Source};
 use crate::gate::{Gate, NotAdmitted};
 use crate::ledger::Ledger;
@@ -263,7 +264,7 @@ impl Cycle {
                 }
                 for p in &self.paths {
                     if why == NotAdmitted::TimedOut {
-                        p.on_write_failed("write_not_admitted");
+                        p.on_write_failed("write_not_admitted", &why.to_string());
                     }
                     p.release(None);
                 }
@@ -285,11 +286,14 @@ impl Cycle {
                 .inc();
             tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, error = %e, "Sentinel write failed; no probe this round.");
             for p in &self.paths {
-                p.on_write_failed(if throttled {
-                    "write_throttled"
-                } else {
-                    "write_error"
-                });
+                p.on_write_failed(
+                    if throttled {
+                        "write_throttled"
+                    } else {
+                        "write_error"
+                    },
+                    &e.to_string(),
+                );
                 p.release(None);
             }
             if throttled {
@@ -507,9 +511,22 @@ impl Cycle {
         let mut prev: Option<Duration> = None;
         let mut last_miss: Option<Instant> = resumed_miss;
         let mut first_hit: Option<(Instant, LagEstimate)> = None;
-        let mut reads = 0u32;
+        let mut rec = Recorder::new(acked);
+        let acked_wall = wall_of(acked);
 
-        let finish = |outcome: Outcome, estimate: Option<LagEstimate>, reads: u32| {
+        let finish = |outcome: Outcome, estimate: Option<LagEstimate>, rec: Recorder| {
+            let reads = u32::try_from(rec.len()).unwrap_or(u32::MAX);
+            let trace = rec.finish(
+                &sentinel.id,
+                self.seq,
+                sentinel.written_at,
+                acked_wall,
+                acked.saturating_duration_since(sent),
+                outcome,
+                estimate,
+                resumed,
+            );
+            path.record(trace);
             if let Some(unseen) = path.on_resolved(self.seq, acked, outcome, estimate, resumed) {
                 let (ledger, source, target) = (
                     self.ledger.clone(),
@@ -548,7 +565,7 @@ impl Cycle {
             if let Some((hit_at, est)) = first_hit
                 && (acked + offset >= hit_at + confirm || acked + offset >= deadline)
             {
-                return finish(Outcome::Converged, Some(est), reads);
+                return finish(Outcome::Converged, Some(est), rec);
             }
             tokio::select! {
                 _ = self.shutdown.cancelled() => return interrupted(last_miss),
@@ -562,7 +579,7 @@ impl Cycle {
                 Err(NotAdmitted::ShuttingDown) => return interrupted(last_miss),
                 Err(NotAdmitted::TimedOut) => {
                     tracing::debug!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, "No read admitted by the deadline: the outcome is unknown.");
-                    return finish(Outcome::Error, None, reads);
+                    return finish(Outcome::Error, None, rec);
                 }
             };
             let req_sent = Instant::now();
@@ -570,7 +587,6 @@ impl Cycle {
             // stretches the schedule instead of causing a burst of catch-up reads.
             prev = Some(req_sent.saturating_duration_since(acked).max(at - acked));
             let at_deadline = req_sent >= deadline;
-            reads += 1;
             let result = tokio::select! {
                 _ = self.shutdown.cancelled() => return interrupted(last_miss),
                 r = bounded(request_timeout, path.target.lookup(&sentinel.id)) => r,
@@ -578,6 +594,20 @@ impl Cycle {
             let req_answered = Instant::now();
             drop(permit);
             note(&path.gate, &result);
+            let read = match &result {
+                Ok(Lookup::Absent) => ReadResult::Absent,
+                Ok(Lookup::Present { payload: Some(p) }) if !sentinel.matches(p) => {
+                    ReadResult::Mismatch
+                }
+                Ok(Lookup::Present { .. }) => ReadResult::Present,
+                Err(_) => ReadResult::Error,
+            };
+            rec.read(
+                req_sent,
+                req_answered,
+                read,
+                result.as_ref().err().map(ReadError::of),
+            );
             match result {
                 Ok(Lookup::Absent) => {
                     if first_hit.is_none()
@@ -585,7 +615,7 @@ impl Cycle {
                         && req_sent.saturating_duration_since(acked) > grace
                     {
                         tracing::warn!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, grace = ?grace, "Synchronous target still lacks the sentinel after its grace: replication is not running.");
-                        return finish(Outcome::Halted, None, reads);
+                        return finish(Outcome::Halted, None, rec);
                     }
                     if first_hit.take().is_some() {
                         path.on_monotonic_violation();
@@ -593,7 +623,7 @@ impl Cycle {
                     }
                     last_miss = Some(req_sent);
                     if at_deadline {
-                        return finish(Outcome::Timeout, None, reads);
+                        return finish(Outcome::Timeout, None, rec);
                     }
                 }
                 Ok(Lookup::Present { payload }) => {
@@ -602,7 +632,7 @@ impl Cycle {
                     {
                         let est = estimate::estimate(sent, acked, last_miss, req_answered);
                         tracing::warn!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, "Target holds the sentinel with different content.");
-                        return finish(Outcome::Mismatch, Some(est), reads);
+                        return finish(Outcome::Mismatch, Some(est), rec);
                     }
                     let (_, est) = *first_hit.get_or_insert_with(|| {
                         (
@@ -611,17 +641,17 @@ impl Cycle {
                         )
                     });
                     if confirm.is_zero() || at_deadline {
-                        return finish(Outcome::Converged, Some(est), reads);
+                        return finish(Outcome::Converged, Some(est), rec);
                     }
                 }
                 Err(e) => {
-                    path.on_lookup_error(e.kind());
+                    path.on_lookup_error(e.kind(), &e.to_string());
                     tracing::debug!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, error = %e, "Lookup failed.");
                     if at_deadline {
                         if let Some((_, est)) = first_hit {
-                            return finish(Outcome::Converged, Some(est), reads);
+                            return finish(Outcome::Converged, Some(est), rec);
                         }
-                        return finish(Outcome::Error, None, reads);
+                        return finish(Outcome::Error, None, rec);
                     }
                 }
             }

@@ -10,6 +10,7 @@ pub mod cycle;
 pub mod estimate;
 pub mod path;
 pub mod schedule;
+pub mod trace;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

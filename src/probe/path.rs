@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::estimate::LagEstimate;
 use super::schedule::Expectation;
+use super::trace::{self, PathRules, ProbeTrace};
 use crate::config::PathSpec;
 use crate::connector::Target;
 use crate::gate::Gate;
@@ -42,6 +43,18 @@ impl Outcome {
             Outcome::Error => "error",
             Outcome::Halted => "halted",
         }
+    }
+    /// The outcome named by its label.
+    pub fn parse(label: &str) -> Option<Outcome> {
+        [
+            Outcome::Converged,
+            Outcome::Timeout,
+            Outcome::Mismatch,
+            Outcome::Error,
+            Outcome::Halted,
+        ]
+        .into_iter()
+        .find(|o| o.label() == label)
     }
     fn index(self) -> usize {
         self as usize
@@ -90,10 +103,16 @@ pub struct PathState {
     pub unseen_since: Option<Instant>,
     pub recent: VecDeque<Duration>,
     pub history: VecDeque<Resolved>,
+    /// The last [`trace::RING`] resolved probes, read by read (`/api/v1/probes`).
+    pub traces: VecDeque<ProbeTrace>,
     pub last_probe: Option<LastProbe>,
     pub last_estimate: Option<LagEstimate>,
     pub last_converged_at: Option<DateTime<Utc>>,
     pub last_error: Option<(&'static str, DateTime<Utc>)>,
+    /// The message of `last_error` (a connector error's text: never a secret).
+    pub last_error_message: Option<Box<str>>,
+    /// When the source last acknowledged a sentinel of this path.
+    pub last_written_at: Option<DateTime<Utc>>,
     /// A write for this path has been attempted (readiness).
     pub started: bool,
 }
@@ -240,19 +259,25 @@ impl PathHandle {
     }
 
     pub fn on_written(&self, seq: u64, acked: Instant) {
-        self.state().pending.insert(seq, acked);
+        let mut s = self.state();
+        s.pending.insert(seq, acked);
+        s.last_written_at = Some(Utc::now());
     }
 
-    pub fn on_write_failed(&self, kind: &'static str) {
-        self.state().last_error = Some((kind, Utc::now()));
+    pub fn on_write_failed(&self, kind: &'static str, message: &str) {
+        let mut s = self.state();
+        s.last_error = Some((kind, Utc::now()));
+        s.last_error_message = Some(message.into());
     }
 
-    pub fn on_lookup_error(&self, kind: &'static str) {
+    pub fn on_lookup_error(&self, kind: &'static str, message: &str) {
         self.metrics
             .lookup_errors
             .with_label_values(&[&self.spec.source, &self.spec.target, kind])
             .inc();
-        self.state().last_error = Some((kind, Utc::now()));
+        let mut s = self.state();
+        s.last_error = Some((kind, Utc::now()));
+        s.last_error_message = Some(message.into());
     }
 
     pub fn on_monotonic_violation(&self) {
@@ -270,6 +295,23 @@ impl PathHandle {
     /// in flight by an earlier process) counts its outcome, but its lag, measured on the wall
     /// clock across a restart, stays out of the lag histogram and the learned window.
     /// Returns the new "unseen since" when it changed (for the ledger).
+    /// Keeps a resolved probe's trace, dropping the oldest beyond [`trace::RING`].
+    pub fn record(&self, trace: ProbeTrace) {
+        let mut s = self.state();
+        if s.traces.len() >= trace::RING {
+            s.traces.pop_front();
+        }
+        s.traces.push_back(trace);
+    }
+
+    /// What an outcome's reason on this path refers to.
+    pub fn rules(&self) -> PathRules {
+        PathRules {
+            timeout: self.spec.timeout.get(),
+            sync_grace: self.target.synchronous_within(),
+        }
+    }
+
     pub fn on_resolved(
         &self,
         seq: u64,
@@ -297,6 +339,8 @@ impl PathHandle {
         }
         if outcome == Outcome::Mismatch {
             s.last_error = Some(("mismatch", Utc::now()));
+            s.last_error_message =
+                Some("the target holds the sentinel with different content".into());
         }
         if resumed {
             self.metrics

@@ -1,0 +1,518 @@
+//! What each probe did, read by read: the evidence behind every number lagwatch exports.
+//!
+//! A metric is an aggregate; an operator who doubts one needs the probes behind it. Each path
+//! keeps its most recent [`RING`] resolved probes as [`ProbeTrace`]s: when the sentinel was
+//! written and acknowledged, every read with the instants it was sent and answered and what it
+//! found (or the error, with its HTTP status and message), and the outcome. The lag bound, the
+//! first hit, the last miss and the reason for the outcome all follow from those reads, so
+//! anyone can check them against the target (or the emulator's `/_truth`).
+//!
+//! Traces are compact (times as milliseconds after the acknowledgement, the sentinel as its
+//! UUID, error details only for failed reads), so a thousand paths' rings stay in the tens of
+//! megabytes; see BENCHMARKS.md.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::estimate::LagEstimate;
+use super::path::Outcome;
+use crate::connector::ConnectorError;
+use crate::sentinel::SentinelId;
+
+/// Resolved probes kept per path.
+pub const RING: usize = 200;
+
+/// Longest error message kept per failed read (the rest is cut at a character boundary).
+const MESSAGE_CAP: usize = 300;
+
+/// What one read found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadResult {
+    Absent,
+    Present,
+    /// Present with different content.
+    Mismatch,
+    /// The request failed: see the read's error.
+    Error,
+}
+
+/// Why a read failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReadError {
+    /// As in `lagwatch_lookup_errors_total{kind}`.
+    pub kind: &'static str,
+    /// The HTTP status, when the system answered one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub message: Box<str>,
+}
+
+impl ReadError {
+    pub fn of(e: &ConnectorError) -> ReadError {
+        let status = match e {
+            ConnectorError::Unavailable { status, .. }
+            | ConnectorError::BadResponse { status, .. } => Some(*status),
+            ConnectorError::Throttled { .. } => Some(429),
+            _ => None,
+        };
+        let mut message = e.to_string();
+        if message.len() > MESSAGE_CAP {
+            let mut cut = MESSAGE_CAP;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        ReadError {
+            kind: e.kind(),
+            status,
+            message: message.into_boxed_str(),
+        }
+    }
+}
+
+/// One read, in milliseconds after the write was acknowledged.
+#[derive(Debug, Clone, Copy)]
+struct Read {
+    sent_ms: u32,
+    answered_ms: u32,
+    result: ReadResult,
+}
+
+fn ms_after(base: Instant, at: Instant) -> u32 {
+    u32::try_from(at.saturating_duration_since(base).as_millis()).unwrap_or(u32::MAX)
+}
+
+/// The reads of a probe as they happen; becomes a [`ProbeTrace`] when the probe resolves.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    acked: Instant,
+    reads: Vec<Read>,
+    errors: Vec<ReadError>,
+}
+
+impl Recorder {
+    pub(crate) fn new(acked: Instant) -> Recorder {
+        Recorder {
+            acked,
+            reads: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.reads.len()
+    }
+
+    pub(crate) fn read(
+        &mut self,
+        sent: Instant,
+        answered: Instant,
+        result: ReadResult,
+        error: Option<ReadError>,
+    ) {
+        self.reads.push(Read {
+            sent_ms: ms_after(self.acked, sent),
+            answered_ms: ms_after(self.acked, answered),
+            result,
+        });
+        if let Some(e) = error {
+            self.errors.push(e);
+        }
+    }
+
+    /// The finished trace. `acked_wall` is the acknowledgement on the wall clock.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn finish(
+        self,
+        sentinel: &SentinelId,
+        seq: u64,
+        written_at: DateTime<Utc>,
+        acked_wall: DateTime<Utc>,
+        write: Duration,
+        outcome: Outcome,
+        estimate: Option<LagEstimate>,
+        resumed: bool,
+    ) -> ProbeTrace {
+        let resolved_ms = ms_after(self.acked, Instant::now());
+        ProbeTrace {
+            uuid: sentinel.uuid(),
+            seq,
+            written_at,
+            acked_at: acked_wall,
+            write_ms: u32::try_from(write.as_millis()).unwrap_or(u32::MAX),
+            resolved_ms,
+            lag: estimate.map_or(f32::NAN, |e| e.lag.as_secs_f32()),
+            uncertainty: estimate.map_or(f32::NAN, |e| e.uncertainty.as_secs_f32()),
+            outcome,
+            resumed,
+            reads: self.reads.into_boxed_slice(),
+            errors: self.errors.into_boxed_slice(),
+        }
+    }
+}
+
+/// One resolved probe of one path.
+#[derive(Debug, Clone)]
+pub struct ProbeTrace {
+    uuid: Uuid,
+    pub seq: u64,
+    /// When the sentinel was created (its `written_at`), just before the write was sent.
+    pub written_at: DateTime<Utc>,
+    /// When the source acknowledged the write, on lagwatch's wall clock: every read's time is
+    /// counted from here.
+    pub acked_at: DateTime<Utc>,
+    write_ms: u32,
+    resolved_ms: u32,
+    lag: f32,
+    uncertainty: f32,
+    pub outcome: Outcome,
+    pub resumed: bool,
+    reads: Box<[Read]>,
+    /// The errors of the failed reads, in order.
+    errors: Box<[ReadError]>,
+}
+
+/// The facts of a path an outcome's reason refers to.
+#[derive(Debug, Clone, Copy)]
+pub struct PathRules {
+    pub timeout: Duration,
+    /// The grace of a synchronous target (`halted`).
+    pub sync_grace: Option<Duration>,
+}
+
+fn secs(ms: u32) -> f64 {
+    f64::from(ms) / 1000.0
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl ProbeTrace {
+    pub fn sentinel(&self, instance: &str) -> SentinelId {
+        SentinelId::from_parts(instance, self.uuid)
+    }
+
+    /// The lag estimate of a converged or mismatched probe.
+    pub fn estimate(&self) -> Option<LagEstimate> {
+        (!self.lag.is_nan()).then(|| LagEstimate {
+            lag: Duration::from_secs_f32(self.lag.max(0.0)),
+            uncertainty: Duration::from_secs_f32(self.uncertainty.max(0.0)),
+        })
+    }
+
+    /// When the probe resolved, on the wall clock.
+    pub fn resolved_at(&self) -> DateTime<Utc> {
+        self.acked_at + chrono::Duration::milliseconds(i64::from(self.resolved_ms))
+    }
+
+    pub fn reads(&self) -> usize {
+        self.reads.len()
+    }
+
+    /// Approximate heap and inline bytes this trace holds (for the memory budget).
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.reads.len() * std::mem::size_of::<Read>()
+            + self
+                .errors
+                .iter()
+                .map(|e| std::mem::size_of::<ReadError>() + e.message.len())
+                .sum::<usize>()
+    }
+
+    fn first_hit(&self) -> Option<(usize, &Read)> {
+        self.reads
+            .iter()
+            .enumerate()
+            .rev()
+            .take_while(|(_, r)| r.result != ReadResult::Absent)
+            .filter(|(_, r)| matches!(r.result, ReadResult::Present | ReadResult::Mismatch))
+            .last()
+    }
+
+    fn last_miss(&self) -> Option<(usize, &Read)> {
+        self.reads
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, r)| r.result == ReadResult::Absent)
+    }
+
+    /// Why the probe ended as it did, in words, from its reads and the path's rules (the
+    /// definitions in README, "How lag is measured").
+    pub fn why(&self, rules: PathRules) -> String {
+        let t = rules.timeout.as_secs_f64();
+        let last = self.reads.last();
+        let read_at = |r: &Read| {
+            format!(
+                "the read sent {:.3} s after the acknowledgement",
+                secs(r.sent_ms)
+            )
+        };
+        let resumed = if self.resumed {
+            " (resumed after a restart: the bound spans it)"
+        } else {
+            ""
+        };
+        match self.outcome {
+            Outcome::Converged => match (self.first_hit(), self.last_miss()) {
+                (Some((_, hit)), Some((_, miss))) => format!(
+                    "Seen by {} (answered at {:.3} s); the last read that missed was sent at {:.3} s, so it arrived in between{resumed}.",
+                    read_at(hit),
+                    secs(hit.answered_ms),
+                    secs(miss.sent_ms)
+                ),
+                (Some((_, hit)), None) => format!(
+                    "Seen by {} (answered at {:.3} s), the first read that got an answer{resumed}.",
+                    read_at(hit),
+                    secs(hit.answered_ms)
+                ),
+                _ => format!("Seen at the target{resumed}."),
+            },
+            Outcome::Timeout => match last {
+                Some(r) => format!(
+                    "Never seen: {}, at or after the {t} s deadline, answered absent.",
+                    read_at(r)
+                ),
+                None => format!("Never seen by the {t} s deadline."),
+            },
+            Outcome::Error => match (last, self.errors.last()) {
+                (Some(r), Some(e))
+                    if r.result == ReadResult::Error && r.sent_ms >= deadline_ms(rules) =>
+                {
+                    format!(
+                        "Unknown: never seen, and {} (at the {t} s deadline) failed: {}.",
+                        read_at(r),
+                        e.message
+                    )
+                }
+                _ => format!(
+                    "Unknown: never seen, and no read at the {t} s deadline got an answer (lagwatch's own limits for the target did not let one through in time)."
+                ),
+            },
+            Outcome::Mismatch => match last {
+                Some(r) => format!("{} found the sentinel with different content.", read_at(r)),
+                None => "Found with different content.".to_string(),
+            },
+            Outcome::Halted => {
+                let grace = rules
+                    .sync_grace
+                    .map_or(String::new(), |g| format!(" of {} s", g.as_secs_f64()));
+                match last {
+                    Some(r) => format!(
+                        "Missing from a synchronous target: {} answered absent after its grace{grace}, so the replication is not running.",
+                        read_at(r)
+                    ),
+                    None => "Missing from a synchronous target after its grace.".to_string(),
+                }
+            }
+        }
+    }
+
+    /// The JSON form served by `/api/v1/probes`.
+    pub fn view(&self, source: &str, target: &str, instance: &str, rules: PathRules) -> ProbeView {
+        let at = |ms: u32| rfc3339(self.acked_at + chrono::Duration::milliseconds(i64::from(ms)));
+        let mut errors = self.errors.iter();
+        let reads = self
+            .reads
+            .iter()
+            .map(|r| ReadView {
+                sent_at: at(r.sent_ms),
+                sent_after_ack_seconds: secs(r.sent_ms),
+                answered_at: at(r.answered_ms),
+                answered_after_ack_seconds: secs(r.answered_ms),
+                result: r.result,
+                error: if r.result == ReadResult::Error {
+                    errors.next().cloned()
+                } else {
+                    None
+                },
+            })
+            .collect();
+        let estimate = self.estimate();
+        ProbeView {
+            source: source.to_string(),
+            target: target.to_string(),
+            sentinel: self.sentinel(instance).key().to_string(),
+            seq: self.seq,
+            written_at: rfc3339(self.written_at),
+            acknowledged_at: rfc3339(self.acked_at),
+            write_seconds: secs(self.write_ms),
+            resolved_at: rfc3339(self.resolved_at()),
+            resolved_after_ack_seconds: secs(self.resolved_ms),
+            outcome: self.outcome,
+            why: self.why(rules),
+            lag_seconds: estimate.map(|e| e.lag.as_secs_f64()),
+            lag_uncertainty_seconds: estimate.map(|e| e.uncertainty.as_secs_f64()),
+            first_hit: self.first_hit().map(|(i, _)| i),
+            last_miss: self.last_miss().map(|(i, _)| i),
+            resumed: self.resumed,
+            reads,
+        }
+    }
+}
+
+fn deadline_ms(rules: PathRules) -> u32 {
+    u32::try_from(rules.timeout.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// One read as `/api/v1/probes` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadView {
+    pub sent_at: String,
+    pub sent_after_ack_seconds: f64,
+    pub answered_at: String,
+    pub answered_after_ack_seconds: f64,
+    pub result: ReadResult,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ReadError>,
+}
+
+/// One probe as `/api/v1/probes` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeView {
+    pub source: String,
+    pub target: String,
+    /// The sentinel's key, as written into the source (and as `/_truth/{replica}/{key}` takes).
+    pub sentinel: String,
+    pub seq: u64,
+    pub written_at: String,
+    pub acknowledged_at: String,
+    /// From sending the write to its acknowledgement.
+    pub write_seconds: f64,
+    pub resolved_at: String,
+    pub resolved_after_ack_seconds: f64,
+    pub outcome: Outcome,
+    /// The outcome's reason in words (README, "How lag is measured").
+    pub why: String,
+    pub lag_seconds: Option<f64>,
+    pub lag_uncertainty_seconds: Option<f64>,
+    /// Index in `reads` of the first read that found the sentinel (since the last miss).
+    pub first_hit: Option<usize>,
+    /// Index in `reads` of the last read that answered absent.
+    pub last_miss: Option<usize>,
+    pub resumed: bool,
+    pub reads: Vec<ReadView>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace(
+        outcome: Outcome,
+        reads: &[(u64, u64, ReadResult)],
+        error: Option<ReadError>,
+    ) -> ProbeTrace {
+        let acked = Instant::now();
+        let mut rec = Recorder::new(acked);
+        let mut error = error;
+        for (sent, answered, result) in reads {
+            let e = if *result == ReadResult::Error {
+                error.take()
+            } else {
+                None
+            };
+            rec.read(
+                acked + Duration::from_millis(*sent),
+                acked + Duration::from_millis(*answered),
+                *result,
+                e,
+            );
+        }
+        let id = SentinelId::new("t");
+        rec.finish(
+            &id,
+            1,
+            Utc::now(),
+            Utc::now(),
+            Duration::from_millis(20),
+            outcome,
+            None,
+            false,
+        )
+    }
+
+    const RULES: PathRules = PathRules {
+        timeout: Duration::from_secs(45),
+        sync_grace: None,
+    };
+
+    #[test]
+    fn first_hit_and_last_miss_come_from_the_reads() {
+        use ReadResult::*;
+        let t = trace(
+            Outcome::Converged,
+            &[
+                (250, 260, Absent),
+                (1000, 1010, Error),
+                (2000, 2010, Absent),
+                (3000, 3010, Present),
+                (3500, 3510, Present),
+            ],
+            Some(ReadError {
+                kind: "unavailable",
+                status: Some(503),
+                message: "down".into(),
+            }),
+        );
+        assert_eq!(t.first_hit().map(|(i, _)| i), Some(3));
+        assert_eq!(t.last_miss().map(|(i, _)| i), Some(2));
+        let v = t.view("a", "b", "t", RULES);
+        assert_eq!(v.reads[1].error.as_ref().map(|e| e.status), Some(Some(503)));
+        assert!(v.reads[0].error.is_none());
+        assert!(
+            v.why.contains("3.000 s") && v.why.contains("2.000 s"),
+            "{}",
+            v.why
+        );
+        assert!(v.sentinel.starts_with("lagwatch-t-"));
+    }
+
+    #[test]
+    fn the_reason_names_the_deadline_read() {
+        use ReadResult::*;
+        let timeout = trace(
+            Outcome::Timeout,
+            &[(250, 260, Absent), (45_000, 45_010, Absent)],
+            None,
+        );
+        assert!(
+            timeout.why(RULES).contains("45.000 s"),
+            "{}",
+            timeout.why(RULES)
+        );
+        let error = trace(
+            Outcome::Error,
+            &[(250, 260, Absent), (45_000, 45_010, Error)],
+            Some(ReadError {
+                kind: "timeout",
+                status: None,
+                message: "no answer within the request timeout".into(),
+            }),
+        );
+        let why = error.why(RULES);
+        assert!(
+            why.starts_with("Unknown") && why.contains("no answer"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn long_messages_are_cut_at_a_character_boundary() {
+        let e = ReadError::of(&ConnectorError::BadResponse {
+            status: 200,
+            detail: "é".repeat(400),
+        });
+        assert!(e.message.len() <= MESSAGE_CAP + '…'.len_utf8());
+        assert_eq!(e.status, Some(200));
+    }
+}
