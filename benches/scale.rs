@@ -26,8 +26,9 @@ const INTERVAL_S: u64 = 10;
 const RENDERS: usize = 50;
 /// USER_HZ: the unit of utime and stime in /proc (100 on every mainstream Linux build).
 const CLOCK_TICKS: f64 = 100.0;
-const AIM_RSS_MIB: f64 = 100.0;
-const AIM_RENDER_MS: f64 = 20.0;
+const AIM_RSS_MIB: f64 = 80.0;
+const AIM_RENDER_MS: f64 = 10.0;
+const AIM_SAMPLES_PER_PATH: f64 = 30.0;
 
 fn yaml() -> String {
     let mut y = String::from(
@@ -184,6 +185,8 @@ fn main() {
     let mut bytes = 0usize;
     let mut lines = 0usize;
     let mut last_body = String::new();
+    let mut om_ms = Vec::with_capacity(RENDERS);
+    let mut om_bytes = 0usize;
     for _ in 0..RENDERS {
         let t0 = Instant::now();
         app.engine.refresh();
@@ -195,8 +198,19 @@ fn main() {
         bytes = body.len();
         lines = body.lines().filter(|l| !l.starts_with('#')).count();
         last_body = body;
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
+        // The same scrape as Prometheus asks for it by default (OpenMetrics, with exemplars).
+        let t3 = Instant::now();
+        app.engine.refresh();
+        let om = app
+            .engine
+            .metrics()
+            .render_as(lagwatch::metrics::Format::OpenMetrics);
+        om_ms.push(t3.elapsed().as_secs_f64() * 1000.0);
+        om_bytes = om.len();
+        std::thread::sleep(Duration::from_millis(10));
     }
+    om_ms.sort_by(f64::total_cmp);
     let scrape_cpu = cpu_seconds() - cpu_end;
 
     let shutdown_at = Instant::now();
@@ -226,9 +240,13 @@ fn main() {
     let all_resolved = seen.len();
     let mut skipped = 0u64;
     let (mut history, mut history_cap, mut recent) = (0usize, 0usize, 0usize);
+    let (mut traces, mut trace_bytes, mut trace_slots) = (0usize, 0usize, 0usize);
     for p in app.engine.paths() {
         {
             let st = p.state();
+            traces += st.traces.len();
+            trace_bytes += st.traces.iter().map(|t| t.bytes()).sum::<usize>();
+            trace_slots += st.traces.capacity();
             history += st.history.len();
             history_cap += st.history.capacity();
             recent += st.recent.len();
@@ -236,9 +254,9 @@ fn main() {
         skipped += app
             .engine
             .metrics()
-            .probes_skipped
-            .with_label_values(&[&p.spec.source, &p.spec.target])
-            .get();
+            .paths
+            .get(&p.spec.source, &p.spec.target)
+            .map_or(0, |s| s.skipped.get());
     }
     refresh_ms.sort_by(f64::total_cmp);
     render_ms.sort_by(f64::total_cmp);
@@ -297,7 +315,20 @@ fn main() {
             "FAILS"
         }
     );
-    println!("| /metrics size | {bytes} bytes, {lines} samples |");
+    let per_path = lines as f64 / paths as f64;
+    println!(
+        "| /metrics size | {bytes} bytes, {lines} samples: {per_path:.1} per path (aim ≤ {AIM_SAMPLES_PER_PATH:.0}: {}) |",
+        if per_path <= AIM_SAMPLES_PER_PATH {
+            "holds"
+        } else {
+            "FAILS"
+        }
+    );
+    println!(
+        "| OpenMetrics scrape (refresh + render), p50 / p99 | {:.2} / {:.2} ms, {om_bytes} bytes |",
+        percentile(&om_ms, 0.5),
+        percentile(&om_ms, 0.99)
+    );
     println!(
         "| refresh, p50 / p99 | {:.2} / {:.2} ms |",
         percentile(&refresh_ms, 0.5),
@@ -357,6 +388,17 @@ fn main() {
         per_path_steady * paths,
         cap_steady * paths,
         ((cap_steady * paths).saturating_sub(history_cap) * entry) as f64 / 1048576.0
+    );
+    // Each path keeps its last RING resolved probes, read by read, for /api/v1/probes.
+    let per_trace = trace_bytes as f64 / traces.max(1) as f64;
+    let full = lagwatch::probe::trace::RING * paths;
+    println!(
+        "| probe rings now: traces / bytes | {traces} / {:.1} MiB ({per_trace:.0} B per probe, {trace_slots} slots) |",
+        trace_bytes as f64 / 1048576.0
+    );
+    println!(
+        "| probe rings when full (projected) | {full} traces → {:.1} MiB |",
+        (full as f64 * per_trace) / 1048576.0
     );
     let trend: Vec<String> = rss_trend
         .iter()

@@ -21,6 +21,17 @@ use crate::supervisor::{DEFAULT_LISTEN, Supervisor};
     about = "Measures replication lag of Dynamics 365 integrations with active probes."
 )]
 pub struct Args {
+    /// Format of the log lines on stderr: logfmt (`ts=… level=… module=… msg=… key=value`) or
+    /// json (one object per line, the same keys), as Prometheus's flag. `RUST_LOG` sets the
+    /// level.
+    #[arg(
+        long = "log.format",
+        value_enum,
+        default_value_t = crate::logging::LogFormat::Logfmt,
+        global = true,
+        value_name = "FORMAT"
+    )]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }

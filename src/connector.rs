@@ -63,6 +63,30 @@ impl ConnectorError {
         }
     }
 
+    /// The same error with `what` (the request, a lake path) before its message: `{what}:
+    /// {message}`. Kind and status stay; `Throttled` and `Timeout` carry no message and are
+    /// returned as they are, as is every error when `what` is empty.
+    #[must_use]
+    pub fn context(self, what: &str) -> ConnectorError {
+        if what.is_empty() {
+            return self;
+        }
+        let about = |m: String| format!("{what}: {m}");
+        match self {
+            ConnectorError::Auth(m) => ConnectorError::Auth(about(m)),
+            ConnectorError::Transport(m) => ConnectorError::Transport(about(m)),
+            ConnectorError::Unavailable { status, detail } => ConnectorError::Unavailable {
+                status,
+                detail: about(detail),
+            },
+            ConnectorError::BadResponse { status, detail } => ConnectorError::BadResponse {
+                status,
+                detail: about(detail),
+            },
+            e @ (ConnectorError::Throttled { .. } | ConnectorError::Timeout) => e,
+        }
+    }
+
     /// HTTP status class for `lagwatch_requests_total{status}`.
     pub fn status_class(&self) -> &'static str {
         match self {

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use prometheus::{Counter, Gauge, IntCounter, IntCounterVec};
+use prometheus::{CounterVec, IntCounterVec};
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -115,12 +115,12 @@ pub struct Gate {
     limits: Limits,
     slots: std::sync::Arc<Semaphore>,
     state: Mutex<State>,
-    throttled_total: IntCounter,
-    /// Created on the first admission timeout: a healthy system carries no zero series.
+    /// These three are created with their first event: a healthy system carries no zeros.
+    throttled_total: IntCounterVec,
     admission_timeouts: IntCounterVec,
+    wait_seconds: CounterVec,
     system: String,
-    wait_seconds: Counter,
-    used_ratio: Gauge,
+    series: std::sync::Arc<crate::metrics::series::SystemSeries>,
 }
 
 /// Held while a call is in flight; dropping it frees the concurrency slot.
@@ -130,16 +130,15 @@ pub struct Permit {
 
 impl Gate {
     pub fn new(system: &str, limits: Limits, metrics: &Metrics) -> Self {
-        let l = [system];
         Gate {
             slots: std::sync::Arc::new(Semaphore::new(limits.max_concurrency.max(1) as usize)),
             limits,
             state: Mutex::new(State::default()),
-            throttled_total: metrics.throttled.with_label_values(&l),
+            throttled_total: metrics.throttled.clone(),
             admission_timeouts: metrics.admission_timeouts.clone(),
+            wait_seconds: metrics.throttle_wait.clone(),
             system: system.to_owned(),
-            wait_seconds: metrics.throttle_wait.with_label_values(&l),
-            used_ratio: metrics.budget_used.with_label_values(&l),
+            series: metrics.systems.system(system),
         }
     }
 
@@ -181,21 +180,30 @@ impl Gate {
         }
     }
 
-    /// Waits until a request may be sent: not throttled, within budget, a slot free.
+    /// Waits until a request may be sent: not throttled, within budget, a slot free. Only a
+    /// real wait is counted in `lagwatch_throttle_wait_seconds_total`.
     pub async fn admit(&self) -> Permit {
         let started = Instant::now();
+        let mut waited = false;
         while let Some(until) = self.wait_needed(Instant::now()) {
+            waited = true;
             tokio::time::sleep_until(until).await;
         }
-        let slot = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .unwrap_or_else(|_| unreachable!("the gate's semaphore is never closed"));
-        let waited = started.elapsed();
-        if !waited.is_zero() {
-            self.wait_seconds.inc_by(waited.as_secs_f64());
+        let slot = match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                waited = true;
+                self.slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .unwrap_or_else(|_| unreachable!("the gate's semaphore is never closed"))
+            }
+        };
+        if waited {
+            self.wait_seconds
+                .with_label_values(&[&self.system])
+                .inc_by(started.elapsed().as_secs_f64());
         }
         Permit { _slot: slot }
     }
@@ -255,7 +263,9 @@ impl Gate {
 
     /// The system answered 429: send nothing more until `retry_after` has passed.
     pub fn throttled(&self, retry_after: Option<Duration>) {
-        self.throttled_total.inc();
+        self.throttled_total
+            .with_label_values(&[&self.system])
+            .inc();
         let cap = self.limits.max_retry_after.get();
         let pause = match retry_after {
             Some(asked) if asked > cap => {
@@ -285,7 +295,7 @@ impl Gate {
 
     /// Share of the request budget used in the current window, refreshed for scrapes.
     pub fn refresh(&self) {
-        self.used_ratio.set(self.used_share());
+        self.series.budget_used.set(self.used_share());
     }
 
     pub fn limits(&self) -> &Limits {
@@ -353,7 +363,7 @@ mod tests {
             "waits for the window to slide"
         );
         g.refresh();
-        assert!((g.used_ratio.get() - 0.0).abs() < 1e-9);
+        assert!((g.series.budget_used.get() - 0.0).abs() < 1e-9);
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::Metrics;
+use crate::metrics::Format;
 use crate::probe::trace::ProbeView;
 use crate::probe::{Engine, Outcome};
 use crate::reconcile::diff::Kind;
@@ -112,17 +112,20 @@ pub async fn serve_live(
     }
 }
 
-async fn metrics(State(s): State<AppState>) -> Response {
-    // Rendering thousands of series is CPU work of tens of milliseconds: keep it off the
-    // runtime's workers, whose timers time the probes.
+async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    // OpenMetrics (with exemplars) only for a scraper that asks for it; the text format 0.0.4
+    // otherwise, as before.
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    // Rendering thousands of series is CPU work of milliseconds: keep it off the runtime's
+    // workers, whose timers time the probes.
     let engine = s.live.current().engine.clone();
     let rendered = tokio::task::spawn_blocking(move || {
         engine.refresh();
-        engine.metrics().render()
+        engine.metrics().render_as(format)
     })
     .await;
     match rendered {
-        Ok(body) => ([(header::CONTENT_TYPE, Metrics::content_type())], body).into_response(),
+        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "Rendering metrics failed.");
             (
@@ -206,6 +209,8 @@ struct ProbesQuery {
     source: Option<String>,
     target: Option<String>,
     outcome: Option<String>,
+    /// A sentinel key (as an exemplar of `lagwatch_lag_seconds` names it).
+    sentinel: Option<String>,
     limit: Option<usize>,
 }
 
@@ -227,7 +232,7 @@ async fn probes(
 ) -> Response {
     let Ok(axum::extract::Query(q)) = query else {
         return bad_query(
-            "unknown or malformed parameter; accepted: source, target, outcome, limit",
+            "unknown or malformed parameter; accepted: source, target, outcome, sentinel, limit",
         );
     };
     let outcome = match q.outcome.as_deref() {
@@ -254,6 +259,7 @@ async fn probes(
                 && q.target.as_deref().is_none_or(|v| target == v)
         },
         outcome,
+        q.sentinel.as_deref(),
         limit,
     );
     Json(ProbesResponse {
@@ -270,6 +276,7 @@ fn probe_views(
     instance: &str,
     wanted: impl Fn(&str, &str) -> bool,
     outcome: Option<Outcome>,
+    sentinel: Option<&str>,
     limit: usize,
 ) -> Vec<ProbeView> {
     let mut found: Vec<(chrono::DateTime<Utc>, ProbeView)> = Vec::new();
@@ -287,6 +294,7 @@ fn probe_views(
                 .iter()
                 .rev()
                 .filter(|t| outcome.is_none_or(|o| t.outcome == o))
+                .filter(|t| sentinel.is_none_or(|k| t.sentinel(instance).key() == k))
                 .take(limit)
                 .map(|t| {
                     (
@@ -317,6 +325,7 @@ async fn path_page(
         &current.engine,
         &current.instance,
         |s, t| s == source && t == target,
+        None,
         None,
         crate::probe::trace::RING,
     );

@@ -18,7 +18,7 @@
 //! - [`http`]: the axum server; [`web`]: its TLS and basic auth (`--web.config.file`).
 //! - [`emulator`]: the emulated Dynamics 365 APIs; [`demo`]: the emulator and a monitor of it.
 //! - [`app`]: assembly of all of the above; [`supervisor`]: `lagwatch run` with configuration
-//!   reload; [`cli`]: the command line.
+//!   reload; [`cli`]: the command line; [`logging`]: `--log.format` and the default log filter.
 
 pub mod app;
 pub mod auth;
@@ -32,6 +32,7 @@ pub mod gate;
 pub mod http;
 pub mod lake;
 pub mod ledger;
+pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod path_page;

@@ -1,16 +1,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = lagwatch::cli::Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(lagwatch::logging::filter(
+            std::env::var("RUST_LOG").ok().as_deref(),
+        ))
+        .with_ansi(false)
+        .event_format(lagwatch::logging::Lines(args.log_format))
         .with_writer(std::io::stderr)
         .init();
     match lagwatch::cli::run(args).await {

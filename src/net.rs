@@ -2,18 +2,23 @@
 //!
 //! One call of [`HttpSystem::send`] is one request as the system sees it: it adds the
 //! credentials, counts the request against the system's [`Gate`] budget and in
-//! `lagwatch_requests_total` / `lagwatch_request_duration_seconds`, caps the body it reads,
+//! `lagwatch_requests_total` / `lagwatch_request_seconds_total`, caps the body it reads,
 //! retries exactly once after a 401 with a freshly fetched token, and turns throttling
 //! (429 + Retry-After), 5xx and transport failures into [`ConnectorError`]s. Every other status
 //! is handed back to the connector, which knows what a 404 or a 412 means for its API. It
 //! never sleeps or loops: waiting for throttling is the engine's job (at the gate).
+//!
+//! Every error it makes names the request ([`describe`]: method, host and path, never the
+//! query string or a header), and a transport error names its cause and the address
+//! (connection refused, DNS, TLS, timed out, reset), so a log line or a failed read in
+//! `/api/v1/probes` says which call failed and why.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Client, RequestBuilder, StatusCode};
+use reqwest::{Client, Request, RequestBuilder, StatusCode};
 
 use crate::auth::TokenCache;
 use crate::clock::{self, ClockTracker};
@@ -98,15 +103,25 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// The request this answers, as error messages name it ([`describe`]).
+    pub request: String,
 }
 
 impl Reply {
     /// Parses the body as JSON; garbage is [`ConnectorError::BadResponse`], never a panic.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConnectorError> {
-        serde_json::from_slice(&self.body).map_err(|e| ConnectorError::BadResponse {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| self.bad_response(format!("body is not the expected JSON: {e}")))
+    }
+
+    /// [`ConnectorError::BadResponse`] with this reply's status: `detail` says what is wrong
+    /// with the answer, after the request it answers.
+    pub fn bad_response(&self, detail: impl Into<String>) -> ConnectorError {
+        ConnectorError::BadResponse {
             status: self.status.as_u16(),
-            detail: format!("body is not the expected JSON: {e}"),
-        })
+            detail: detail.into(),
+        }
+        .context(&self.request)
     }
 
     /// A header as text, if present and valid.
@@ -116,10 +131,29 @@ impl Reply {
 
     /// The error of an unexpected status, with a short, secret-free excerpt of the body.
     pub fn unexpected(&self) -> ConnectorError {
-        ConnectorError::BadResponse {
-            status: self.status.as_u16(),
-            detail: excerpt(&self.body),
-        }
+        self.bad_response(excerpt(&self.body))
+    }
+}
+
+/// A request as error messages name it: method, host (with the port when the URL has one) and
+/// path, such as `GET crm.example.com/api/data/v9.2/accounts(…)`. Never the query string (it
+/// carries filters, and a SAS-signed blob URL its signature), credentials or headers.
+pub fn describe(request: &Request) -> String {
+    let url = request.url();
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{} {host}:{port}{}", request.method(), url.path()),
+        None => format!("{} {host}{}", request.method(), url.path()),
+    }
+}
+
+/// The address a request goes to, as a transport error names it: host and port.
+fn address(request: &Request) -> String {
+    let url = request.url();
+    let host = url.host_str().unwrap_or_default();
+    match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
     }
 }
 
@@ -245,14 +279,19 @@ impl HttpSystem {
         operation: &'static str,
         build: &impl Fn(&Client) -> RequestBuilder,
     ) -> Result<(Reply, Option<Secret>), ConnectorError> {
-        let mut req = build(&self.client);
+        // Built before the credentials are added, so what the request was can be named.
+        let request = build(&self.client).build().map_err(|e| {
+            ConnectorError::Transport(format!("the request could not be built: {}", cause(e, "")))
+        })?;
+        let what = describe(&request);
+        let mut req = RequestBuilder::from_parts(self.client.clone(), request);
         let mut used_token = None;
         match &self.auth {
             Auth::None => {}
             Auth::Bearer(tokens) => {
                 // No token, no request: the failure is the token endpoint's (or the
                 // credentials'), so it is counted as such rather than against the system.
-                let token = tokens.bearer().await.inspect_err(|e| {
+                let token = tokens.bearer().await.map_err(|e| {
                     let kind = if matches!(e, ConnectorError::Auth(_)) {
                         "auth"
                     } else {
@@ -262,13 +301,16 @@ impl HttpSystem {
                         .token_errors
                         .with_label_values(&[&self.name, kind])
                         .inc();
+                    e.context(&what)
                 })?;
                 req = req.bearer_auth(token.expose());
                 used_token = Some(token);
             }
             Auth::Header { name, value } => {
                 let mut v = HeaderValue::from_str(value.expose()).map_err(|_| {
-                    ConnectorError::Auth("the configured key is not a valid header value".into())
+                    ConnectorError::Auth(format!(
+                        "{what}: the configured key is not a valid header value"
+                    ))
                 })?;
                 v.set_sensitive(true);
                 req = req.header(name.clone(), v);
@@ -289,7 +331,7 @@ impl HttpSystem {
             started,
             armed: true,
         };
-        let result = self.exchange(req).await;
+        let result = self.exchange(req, what).await;
         abandoned.armed = false;
         if let Ok(reply) = &result
             && let Some(date) = reply.header("date").and_then(clock::parse_http_date)
@@ -320,28 +362,41 @@ impl HttpSystem {
         Ok((result?, used_token))
     }
 
-    async fn exchange(&self, req: RequestBuilder) -> Result<Reply, ConnectorError> {
-        let mut resp = req.send().await.map_err(transport)?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
+    /// Sends `req` (`what` names it in errors) and reads the answer, its body capped.
+    async fn exchange(&self, req: RequestBuilder, what: String) -> Result<Reply, ConnectorError> {
+        let request = req.build().map_err(|e| transport(&what, "", e))?;
+        let addr = address(&request);
+        let mut resp = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| transport(&what, &addr, e))?;
+        let mut reply = Reply {
+            status: resp.status(),
+            headers: resp.headers().clone(),
+            body: Vec::new(),
+            request: what,
+        };
+        let too_big = |reply: &Reply| {
+            reply.bad_response(format!("response body larger than {} bytes", self.max_body))
+        };
         if resp
             .content_length()
             .is_some_and(|n| n > self.max_body as u64)
         {
-            return Err(too_big(status, self.max_body));
+            return Err(too_big(&reply));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
-            if body.len() + chunk.len() > self.max_body {
-                return Err(too_big(status, self.max_body));
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| transport(&reply.request, &addr, e))?
+        {
+            if reply.body.len() + chunk.len() > self.max_body {
+                return Err(too_big(&reply));
             }
-            body.extend_from_slice(&chunk);
+            reply.body.extend_from_slice(&chunk);
         }
-        Ok(Reply {
-            status,
-            headers,
-            body,
-        })
+        Ok(reply)
     }
 
     fn classify(&self, reply: Reply) -> Result<Reply, ConnectorError> {
@@ -353,35 +408,101 @@ impl HttpSystem {
                 "HTTP {}: {}",
                 reply.status.as_u16(),
                 excerpt(&reply.body)
-            ))),
+            ))
+            .context(&reply.request)),
             s @ 500..=599 => Err(ConnectorError::Unavailable {
                 status: s,
                 detail: excerpt(&reply.body),
-            }),
+            }
+            .context(&reply.request)),
             _ => Ok(reply),
         }
     }
 }
 
-fn too_big(status: StatusCode, cap: usize) -> ConnectorError {
-    ConnectorError::BadResponse {
-        status: status.as_u16(),
-        detail: format!("response body larger than {cap} bytes"),
-    }
+/// A failed exchange of the request `what` with `addr`: the cause in words, after the request.
+fn transport(what: &str, addr: &str, e: reqwest::Error) -> ConnectorError {
+    let while_reading = e.is_body() || e.is_decode();
+    let cause = cause(e, addr);
+    ConnectorError::Transport(if while_reading {
+        format!("{what}: broken response body: {cause}")
+    } else {
+        format!("{what}: {cause}")
+    })
 }
 
-fn transport(e: reqwest::Error) -> ConnectorError {
-    // reqwest's Display can include the URL; ours never carry credentials in URLs.
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else if e.is_body() || e.is_decode() {
-        "broken response body"
+/// Why a request failed, found by walking `e`'s sources, with the address it concerns:
+/// `connection refused (127.0.0.1:9)`, `connection reset (…)`, `timed out (…)`,
+/// `DNS resolution failed (crm.example.com:443): …`, `TLS handshake failed (…): invalid peer
+/// certificate: UnknownIssuer`. Anything else is reqwest's own words with their causes. Never
+/// the URL: reqwest's message can carry it, query string included.
+fn cause(e: reqwest::Error, addr: &str) -> String {
+    let at = if addr.is_empty() {
+        String::new()
     } else {
-        "request failed"
+        format!(" ({addr})")
     };
-    ConnectorError::Transport(format!("{kind}: {}", e.without_url()))
+    let e = e.without_url();
+    let chain = sources(&e);
+    for s in &chain {
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return format!("TLS handshake failed{at}: {tls}");
+        }
+    }
+    for s in &chain {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            match io.kind() {
+                ConnectionRefused => return format!("connection refused{at}"),
+                ConnectionReset | ConnectionAborted | BrokenPipe => {
+                    return format!("connection reset{at}");
+                }
+                TimedOut => return format!("timed out{at}"),
+                _ => {}
+            }
+        }
+    }
+    // hyper-util's connector calls a failed name lookup "dns error"; the last source says why.
+    if let Some(i) = chain.iter().position(|s| s.to_string() == "dns error") {
+        let why = chain[i + 1..]
+            .last()
+            .map_or(String::new(), |s| format!(": {s}"));
+        return format!("DNS resolution failed{at}{why}");
+    }
+    if e.is_timeout() {
+        return format!("timed out{at}");
+    }
+    let mut out = chain
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ");
+    if e.is_connect() {
+        out = format!("cannot connect{at}: {out}");
+    } else {
+        out.push_str(&at);
+    }
+    out
+}
+
+/// `e` and its sources, outermost first. An `io::Error` wrapping another error is followed
+/// into that error (its own `source()` skips it: a TLS failure hides there).
+fn sources<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut out = Vec::new();
+    let mut next = Some(e);
+    while let Some(s) = next {
+        out.push(s);
+        next = match s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => s.source(),
+        };
+    }
+    out
 }
 
 /// The HTTP client every connector shares: TLS verification on, modest timeouts, a user agent.
@@ -430,6 +551,151 @@ mod tests {
             d > Duration::from_secs(100) && d <= Duration::from_secs(120),
             "{d:?}"
         );
+    }
+
+    /// The transport error of a GET of `url` with the shared client, as `send` makes it.
+    async fn failed(url: &str) -> String {
+        failed_with(&client().unwrap(), url).await
+    }
+
+    /// [`failed`] with `client`.
+    async fn failed_with(client: &Client, url: &str) -> String {
+        let req = client.get(url).build().expect("request");
+        let (what, addr) = (describe(&req), address(&req));
+        let e = client.execute(req).await.expect_err("the request fails");
+        let e = transport(&what, &addr, e);
+        assert_eq!(e.kind(), "transport", "{e}");
+        e.to_string()
+    }
+
+    /// A loopback server running `serve` on each connection; its port.
+    async fn server<F, Fut>(serve: F) -> u16
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream));
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn a_request_is_named_by_method_host_and_path_never_its_query() {
+        let c = Client::new();
+        let req = c
+            .get("https://user:pw@crm.example.com/api/data/v9.2/accounts(name='x')?$filter=a%20eq%201&sig=s3cr3t")
+            .build()
+            .unwrap();
+        assert_eq!(
+            describe(&req),
+            "GET crm.example.com/api/data/v9.2/accounts(name='x')"
+        );
+        assert_eq!(address(&req), "crm.example.com:443");
+        let req = c.delete("http://[::1]:9200/logs/_doc/k").build().unwrap();
+        assert_eq!(describe(&req), "DELETE [::1]:9200/logs/_doc/k");
+    }
+
+    #[test]
+    fn context_goes_before_the_message_and_keeps_kind_and_status() {
+        let e = ConnectorError::Unavailable {
+            status: 503,
+            detail: "busy".into(),
+        }
+        .context("GET h/p");
+        assert_eq!(
+            e.to_string(),
+            "system unavailable (HTTP 503): GET h/p: busy"
+        );
+        assert_eq!(e.kind(), "unavailable");
+        let t = ConnectorError::Timeout.context("GET h/p");
+        assert_eq!(t.kind(), "timeout");
+        let reply = Reply {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: b"<html>".to_vec(),
+            request: "GET h/p".into(),
+        };
+        let e = reply.json::<serde_json::Value>().unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "unexpected response (HTTP 200): GET h/p: body is not the expected JSON"
+            ),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_connection_refused_at_its_address() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let url = format!("http://127.0.0.1:{port}/api/data/v9.2/accounts?$filter=name%20eq%20'x'");
+        let expected = format!(
+            "transport error: GET 127.0.0.1:{port}/api/data/v9.2/accounts: connection refused (127.0.0.1:{port})"
+        );
+        assert_eq!(failed(&url).await, expected);
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_is_a_dns_failure() {
+        // The reserved `.invalid` domain never resolves (RFC 6761), with or without a network.
+        let message = failed("http://lagwatch-net.invalid/x?q=1").await;
+        let expected = "transport error: GET lagwatch-net.invalid/x: DNS resolution failed (lagwatch-net.invalid:80)";
+        assert!(message.starts_with(expected), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_does_not_speak_tls_is_a_tls_failure() {
+        use tokio::io::AsyncWriteExt as _;
+        let port = server(|mut s| async move {
+            let _ = s
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        })
+        .await;
+        let message = failed(&format!("https://127.0.0.1:{port}/x")).await;
+        let expected = format!(
+            "transport error: GET 127.0.0.1:{port}/x: TLS handshake failed (127.0.0.1:{port}): "
+        );
+        assert!(message.starts_with(&expected), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_times_out_and_a_reset_is_named() {
+        let silent = server(|s| async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(s);
+        })
+        .await;
+        let impatient = Client::builder()
+            .timeout(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let message = failed_with(&impatient, &format!("http://127.0.0.1:{silent}/slow")).await;
+        let expected =
+            format!("transport error: GET 127.0.0.1:{silent}/slow: timed out (127.0.0.1:{silent})");
+        assert_eq!(message, expected);
+        // Reads the request, then resets the connection (RST, not a clean close).
+        let resetting = server(|mut s| async move {
+            use tokio::io::AsyncReadExt as _;
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s.set_zero_linger();
+            drop(s);
+        })
+        .await;
+        let message = failed(&format!("http://127.0.0.1:{resetting}/r")).await;
+        let expected = format!(
+            "transport error: GET 127.0.0.1:{resetting}/r: connection reset (127.0.0.1:{resetting})"
+        );
+        assert_eq!(message, expected);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! arrive, above the objective), `stuck` (a sentinel timed out or has been pending longer than
 //! the timeout), `failing` (reads or writes error, or content arrives changed), `halted` (a
 //! synchronous target such as dual-write lacks a sentinel after its grace: the replication is
-//! not running), or `starting` (nothing resolved yet).
+//! not running), or `idle` (nothing resolved yet). The state itself is decided in
+//! `probe::path` (`PathState::status`), so `/metrics` (`lagwatch_path_state`) and these views
+//! agree.
 
 use std::fmt::Write as _;
 
@@ -14,30 +16,7 @@ use tokio::time::Instant;
 
 use crate::probe::{Engine, Outcome, PathHandle};
 
-/// The health of a path, as an operator reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PathStatus {
-    Starting,
-    Converging,
-    Lagging,
-    Stuck,
-    Failing,
-    Halted,
-}
-
-impl PathStatus {
-    pub fn label(self) -> &'static str {
-        match self {
-            PathStatus::Starting => "starting",
-            PathStatus::Converging => "converging",
-            PathStatus::Lagging => "lagging",
-            PathStatus::Stuck => "stuck",
-            PathStatus::Failing => "failing",
-            PathStatus::Halted => "halted",
-        }
-    }
-}
+pub use crate::probe::path::PathStatus;
 
 /// When a write made now is expected to show at the target, from the last hour's lags.
 #[derive(Debug, Clone, Serialize)]
@@ -138,29 +117,10 @@ impl PathView {
             .filter(|r| r.outcome == Outcome::Converged)
             .count();
         let last_outcome = s.last_probe.map(|l| l.outcome);
-        let error_after_convergence = match (s.last_error, s.last_converged_at) {
-            (Some((_, e)), Some(c)) => e > c,
-            (Some(_), None) => true,
-            _ => false,
-        };
         let timeout = spec.timeout.get();
         let objective = spec.objective.get();
         let last_lag = s.last_estimate.map(|e| e.lag);
-        let state = if matches!(last_outcome, Some(Outcome::Error | Outcome::Mismatch)) {
-            PathStatus::Failing
-        } else if last_outcome == Some(Outcome::Halted) {
-            PathStatus::Halted
-        } else if error_after_convergence && last_outcome != Some(Outcome::Timeout) {
-            PathStatus::Failing
-        } else if last_outcome == Some(Outcome::Timeout) || staleness >= timeout {
-            PathStatus::Stuck
-        } else if last_lag.is_some_and(|l| l > objective) || staleness > objective {
-            PathStatus::Lagging
-        } else if last_outcome.is_some() {
-            PathStatus::Converging
-        } else {
-            PathStatus::Starting
-        };
+        let state = s.status(now, objective, timeout);
         let p50 = quantile(&lags, 0.5);
         let p95 = quantile(&lags, 0.95);
         let expected = match (state, p50, p95) {
@@ -367,7 +327,7 @@ th,td{{padding:.5rem .7rem;border-bottom:1px solid #e4e7eb;text-align:left}}
 th{{background:#f3f4f6;font-weight:600;font-size:.85rem;color:#404850}}
 .state{{display:inline-block;padding:.1rem .55rem;border-radius:1rem;font-weight:600;font-size:.85rem}}
 .converging,.converged{{background:#dafbe1;color:#116329}} .lagging{{background:#fff8c5;color:#7d4e00}}
-.stuck,.timeout{{background:#ffebe9;color:#a40e26}} .failing,.error,.mismatch{{background:#a40e26;color:#fff}} .halted{{background:#6e40c9;color:#fff}} .starting{{background:#eaeef2;color:#404850}}
+.stuck,.timeout{{background:#ffebe9;color:#a40e26}} .failing,.error,.mismatch{{background:#a40e26;color:#fff}} .halted{{background:#6e40c9;color:#fff}} .idle{{background:#eaeef2;color:#404850}}
 a{{color:#0969da}}
 {css}
 </style></head><body>

@@ -5,11 +5,14 @@
 //! promtool is found on `PATH`, as in `http_surface.rs`. Without it the promtool test skips,
 //! unless `LAGWATCH_REQUIRE_TOOLS=1` (`scripts/test`, CI), where it fails.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lagwatch::metrics::{Metrics, SOURCE_OPERATIONS};
+use lagwatch::metrics::Metrics;
+use lagwatch::metrics::series::PathShape;
 use serde::Deserialize;
 
 /// Metrics the rules may read before lagwatch exports them (none now; when one is proposed,
@@ -307,16 +310,24 @@ fn every_alert_has_a_test_where_it_fires_and_one_where_it_stays_silent() {
 fn rules_read_only_metrics_lagwatch_exports_or_the_proposed_ones() {
     // Every family, with its children created (some appear only on first use).
     let m = Metrics::new();
-    m.init_path("src", "tgt", 300.0, 600.0);
+    m.paths.path(
+        "src",
+        "tgt",
+        PathShape {
+            objective: 300.0,
+            timeout: 600.0,
+            synchronous: true,
+            records_apply_time: true,
+        },
+    );
     m.init_source("src");
-    m.init_system("src", SOURCE_OPERATIONS);
-    m.lookup_errors.with_label_values(&["src", "tgt", "auth"]);
+    m.init_system("src");
+    common::every_series(&m, "src", "tgt");
     m.clock_offset.with_label_values(&["src"]);
     m.clock_offset_uncertainty.with_label_values(&["src"]);
     m.lake_objects_listed.with_label_values(&["tgt"]);
     m.lake_bytes_read.with_label_values(&["tgt"]);
     m.lake_last_folder.with_label_values(&["tgt"]);
-    m.apply_lag.with_label_values(&["src", "tgt"]);
     m.reconcile.init("src", "tgt", "accounts", 3600.0);
     m.ledger_up.with_label_values::<&str>(&[]);
     m.ledger_errors.with_label_values(&["write"]);

@@ -122,12 +122,19 @@ async fn error_bodies_become_typed_errors() {
         })))
         .mount(&f.server)
         .await;
-    let err = f.dv.write(&sentinel()).await.unwrap_err();
+    let s = sentinel();
+    let err = f.dv.write(&s).await.unwrap_err();
     match &err {
         ConnectorError::BadResponse { status, detail } => {
             assert_eq!(*status, 400);
+            // The request first (method, host, path), then the error Dataverse gave.
+            let request = format!(
+                "PATCH {}/api/data/v9.2/accounts({}): ",
+                f.server.uri().trim_start_matches("http://"),
+                s.id.uuid()
+            );
             assert!(
-                detail.starts_with("0x80048d19: Error identified"),
+                detail.starts_with(&format!("{request}0x80048d19: Error identified")),
                 "{detail}"
             );
         }

@@ -81,8 +81,13 @@ async fn indexed_mode_tells_a_missing_document_from_a_missing_index() {
             status: 404,
             detail,
         } => {
+            let request = format!(
+                "GET {}/crm-accounts/_doc/{}: ",
+                server.uri().trim_start_matches("http://"),
+                s.id.key()
+            );
             assert!(
-                detail.starts_with("index_not_found_exception: "),
+                detail.starts_with(&format!("{request}index_not_found_exception: ")),
                 "{detail}"
             )
         }

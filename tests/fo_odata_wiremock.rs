@@ -150,7 +150,14 @@ async fn garbage_and_missing_entity_sets_are_errors_not_panics() {
             status: 404,
             detail,
         } => {
-            assert!(detail.starts_with("No HTTP resource"), "{detail}");
+            let request = format!(
+                "GET {}/data/CustomersV3: ",
+                f.server.uri().trim_start_matches("http://")
+            );
+            assert!(
+                detail.starts_with(&format!("{request}No HTTP resource")),
+                "{detail}"
+            );
         }
         other => panic!("{other:?}"),
     }

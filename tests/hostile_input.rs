@@ -252,10 +252,15 @@ fn net_helpers() {
                 status: reqwest::StatusCode::OK,
                 headers: Default::default(),
                 body: bytes.clone(),
+                request: "GET example.com/api".to_string(),
             };
             match reply.json::<Value>() {
                 Ok(_) => {}
-                Err(ConnectorError::BadResponse { status: 200, .. }) => {}
+                // Garbage names the request it answered.
+                Err(ConnectorError::BadResponse {
+                    status: 200,
+                    detail,
+                }) => prop_assert!(detail.starts_with("GET example.com/api: "), "{detail}"),
                 Err(e) => panic!("not BadResponse: {e:?}"),
             }
             let e = net::excerpt(&bytes);

@@ -11,21 +11,11 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-/// The metric contract of the probe engine: name, type and label names.
+/// The metric contract of the probe engine: name, type and label names of the families that
+/// exist from the first scrape.
 const CONTRACT: &[(&str, &str, &[&str])] = &[
     ("lagwatch_lag_seconds", "histogram", &["source", "target"]),
-    ("lagwatch_last_lag_seconds", "gauge", &["source", "target"]),
-    (
-        "lagwatch_lag_uncertainty_seconds",
-        "gauge",
-        &["source", "target"],
-    ),
     ("lagwatch_staleness_seconds", "gauge", &["source", "target"]),
-    (
-        "lagwatch_last_converged_timestamp_seconds",
-        "gauge",
-        &["source", "target"],
-    ),
     (
         "lagwatch_probes_total",
         "counter",
@@ -38,6 +28,21 @@ const CONTRACT: &[(&str, &str, &[&str])] = &[
         &["source", "target"],
     ),
     (
+        "lagwatch_probe_timeout_seconds",
+        "gauge",
+        &["source", "target"],
+    ),
+    (
+        "lagwatch_probes_within_objective_total",
+        "counter",
+        &["source", "target"],
+    ),
+    (
+        "lagwatch_path_state",
+        "gauge",
+        &["source", "target", "state"],
+    ),
+    (
         "lagwatch_sentinel_writes_total",
         "counter",
         &["source", "outcome"],
@@ -47,27 +52,45 @@ const CONTRACT: &[(&str, &str, &[&str])] = &[
         "counter",
         &["source"],
     ),
-    (
-        "lagwatch_monotonic_read_violations_total",
-        "counter",
-        &["source", "target"],
-    ),
-    (
-        "lagwatch_requests_total",
-        "counter",
-        &["system", "operation", "status"],
-    ),
-    (
-        "lagwatch_request_duration_seconds",
-        "histogram",
-        &["system", "operation"],
-    ),
+    ("lagwatch_request_seconds_total", "counter", &["system"]),
+    ("lagwatch_request_budget_used_ratio", "gauge", &["system"]),
     ("lagwatch_build_info", "gauge", &["version", "revision"]),
     ("lagwatch_config_last_reload_successful", "gauge", &[]),
     (
         "lagwatch_config_last_reload_success_timestamp_seconds",
         "gauge",
         &[],
+    ),
+];
+
+/// Families that appear with their first event (a convergence, an error, a request), with
+/// their type and label names.
+const ON_FIRST_EVENT: &[(&str, &str, &[&str])] = &[
+    ("lagwatch_last_lag_seconds", "gauge", &["source", "target"]),
+    (
+        "lagwatch_lag_uncertainty_seconds",
+        "gauge",
+        &["source", "target"],
+    ),
+    (
+        "lagwatch_last_converged_timestamp_seconds",
+        "gauge",
+        &["source", "target"],
+    ),
+    (
+        "lagwatch_monotonic_read_violations_total",
+        "counter",
+        &["source", "target"],
+    ),
+    (
+        "lagwatch_lookup_errors_total",
+        "counter",
+        &["source", "target", "kind"],
+    ),
+    (
+        "lagwatch_requests_total",
+        "counter",
+        &["system", "operation", "status"],
     ),
 ];
 
@@ -97,7 +120,9 @@ fn families(text: &str) -> BTreeMap<String, (String, BTreeSet<String>)> {
             .iter()
             .find_map(|suffix| s.metric.strip_suffix(suffix))
             .filter(|base| scrape.docs.contains_key(*base));
+        let summary = |base: &str| text.contains(&format!("# TYPE {base} summary\n"));
         let (family, kind) = match (&s.value, base) {
+            (_, Some(base)) if summary(base) => (base.to_string(), "summary"),
             (_, Some(base)) => (base.to_string(), "histogram"),
             (prometheus_parse::Value::Histogram(_), _) => (s.metric.clone(), "histogram"),
             (prometheus_parse::Value::Counter(_), _) => (s.metric.clone(), "counter"),
@@ -118,8 +143,12 @@ fn families(text: &str) -> BTreeMap<String, (String, BTreeSet<String>)> {
 }
 
 fn check_contract(text: &str) {
+    check_families(text, CONTRACT);
+}
+
+fn check_families(text: &str, contract: &[(&str, &str, &[&str])]) {
     let fams = families(text);
-    for (name, kind, labels) in CONTRACT {
+    for (name, kind, labels) in contract {
         let (seen_kind, seen_labels) = fams
             .get(*name)
             .unwrap_or_else(|| panic!("{name} is exported"));
@@ -136,18 +165,47 @@ fn check_contract(text: &str) {
 #[tokio::test]
 async fn metrics_follow_the_contract_from_the_first_scrape() {
     let app = common::app(YAML);
-    // Before any probe ran: every series exists at 0.
-    let text = app.engine.metrics().render();
+    // Before any probe ran: the series alerts and rules need exist at 0, no other.
+    let metrics = app.engine.metrics();
+    let text = metrics.render();
     check_contract(&text);
-    for outcome in ["converged", "timeout", "mismatch", "error"] {
+    for outcome in ["converged", "timeout"] {
         let series =
             format!("lagwatch_probes_total{{outcome=\"{outcome}\",source=\"src\",target=\"a\"}} 0");
         assert!(text.contains(&series), "{series}");
     }
+    for absent in [
+        "lagwatch_probes_total{outcome=\"error\"",
+        "lagwatch_probes_total{outcome=\"halted\"",
+        "lagwatch_lookup_errors_total",
+        "lagwatch_throttled_total",
+    ] {
+        assert!(
+            !text.contains(absent),
+            "{absent} carries no information yet"
+        );
+    }
     assert!(text.contains("lagwatch_lag_objective_seconds{source=\"src\",target=\"b\"} 5"));
+    assert!(text.contains("lagwatch_path_state{source=\"src\",state=\"idle\",target=\"b\"} 1"));
+    // Lag buckets are multiples of each path's objective, the objective among them.
+    for le in ["0.625", "1.25", "2.5", "5", "10"] {
+        let bucket =
+            format!("lagwatch_lag_seconds_bucket{{source=\"src\",target=\"b\",le=\"{le}\"}} 0");
+        assert!(text.contains(&bucket), "{bucket}");
+    }
+    promtool_check(&text);
+    // Every family that appears later, once it has something to say.
+    common::every_series(metrics, "src", "a");
+    let text = metrics.render();
+    check_families(&text, ON_FIRST_EVENT);
+    promtool_check(&text);
+    // OpenMetrics on request (a real Prometheus parses it in prometheus_e2e.rs): counters
+    // named without _total, a closing # EOF.
+    let om = metrics.render_as(lagwatch::metrics::Format::OpenMetrics);
+    assert!(om.ends_with("# EOF\n"));
+    assert!(om.contains("# TYPE lagwatch_probes counter\n"));
     assert!(
-        text.contains("le=\"0.05\"") && text.contains("le=\"86400\""),
-        "lag buckets span 50 ms to 24 h"
+        om.contains("lagwatch_probes_total{outcome=\"converged\",source=\"src\",target=\"a\"}")
     );
 }
 
@@ -335,7 +393,7 @@ fn the_demo_shows_every_state_within_two_minutes() {
     terminate(demo);
     let logs = std::fs::read_to_string(&log).expect("logs");
     let _ = std::fs::remove_file(&log);
-    assert!(logs.contains("DEBUG"), "debug logging was on");
+    assert!(logs.contains(" level=debug "), "debug logging was on");
     for (_, secret) in lagwatch::demo::DEMO_SECRETS {
         for (what, body) in [
             ("/metrics", &text),
@@ -463,7 +521,7 @@ fn every_probe_and_read_is_shown_and_agrees_with_the_truth() {
             .map(Vec::len),
         Some(0)
     );
-    for bad in ["?outcome=late", "?limit=0", "?sentinel=x"] {
+    for bad in ["?outcome=late", "?limit=0", "?path=crm"] {
         let (status, _, body) = common::http_get(bin.addr, &format!("/api/v1/probes{bad}"));
         assert_eq!(status, 400, "{bad}: {body}");
     }

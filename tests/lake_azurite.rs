@@ -345,7 +345,7 @@ fn counters(m: &Metrics) -> Counters {
         read: m.lake_bytes_read.with_label_values(&["lake"]).get(),
         requests: ["2xx", "4xx", "5xx", "transport_error"]
             .iter()
-            .map(|s| m.requests.with_label_values(&["lake", "lookup", s]).get())
+            .map(|s| m.requests("lake", "lookup", s))
             .sum(),
     }
 }
@@ -446,13 +446,7 @@ async fn the_kind_reads_a_synapse_link_export_in_azurite_with_shared_key() {
     // changelog.info, root listing, F2/account listing, model.json, 2026.csv.
     assert_eq!(after.requests - before.requests, 5);
     assert_eq!(last_folder.get(), t2.timestamp() as f64);
-    assert_eq!(
-        metrics
-            .requests
-            .with_label_values(&["lake", "lookup", "4xx"])
-            .get(),
-        0
-    );
+    assert_eq!(metrics.requests("lake", "lookup", "4xx"), 0);
 }
 
 #[tokio::test]
@@ -484,10 +478,7 @@ async fn listings_follow_next_marker_pages_and_odd_names_round_trip() {
         .collect();
     let want: Vec<(String, u64)> = (0..7).map(|i| (format!("file-{i}.csv"), i)).collect();
     assert_eq!(names, want);
-    let pages = metrics
-        .requests
-        .with_label_values(&["lake", "lookup", "2xx"])
-        .get();
+    let pages = metrics.requests("lake", "lookup", "2xx");
     assert_eq!(pages, 6, "11 entries (4 folders, 7 files) in pages of 2");
     assert_eq!(
         store.get(&format!("d/{odd}")).await.unwrap().unwrap(),
@@ -528,13 +519,7 @@ async fn a_wrong_key_is_an_auth_error_that_shows_no_key() {
         "{text}"
     );
     assert!(!text.contains(wrong) && !text.contains(DEV_KEY), "{text}");
-    assert_eq!(
-        metrics
-            .requests
-            .with_label_values(&["lake", "lookup", "4xx"])
-            .get(),
-        1
-    );
+    assert_eq!(metrics.requests("lake", "lookup", "4xx"), 1);
 }
 
 #[tokio::test]
@@ -1123,13 +1108,7 @@ async fn the_table_layout_is_polled_with_range_reads_of_what_was_appended() {
         (Utc::now().timestamp() as f64 - last).abs() < 600.0,
         "{last}"
     );
-    assert_eq!(
-        metrics
-            .requests
-            .with_label_values(&["lake", "lookup", "4xx"])
-            .get(),
-        0
-    );
+    assert_eq!(metrics.requests("lake", "lookup", "4xx"), 0);
 
     // Rewritten in place (a row updated before the point read, a sentinel inserted among the
     // rows): the range read finds the fingerprint gone, and the file is read whole, once.

@@ -212,13 +212,23 @@ async fn get_reads_the_blob_and_404_is_none_unless_the_container_is_missing() {
         .await;
     let s = store(&server, "", BlobAuth::Http);
     let e = ConnectorError::from(s.get("model.json").await.unwrap_err());
+    // The lake path, then the request that failed (method, host, path), then the code.
+    let host = server.uri().trim_start_matches("http://").to_string();
+    let expected = format!(
+        "model.json: GET {host}/devstoreaccount1/lake/model.json: ContainerNotFound: The specified container does not exist."
+    );
     assert!(
-        matches!(&e, ConnectorError::BadResponse { status: 404, detail }
-            if detail == "model.json: ContainerNotFound: The specified container does not exist."),
+        matches!(&e, ConnectorError::BadResponse { status: 404, detail } if *detail == expected),
         "{e:?}"
     );
     let e = ConnectorError::from(s.list("").await.unwrap_err());
     assert_eq!(e.kind(), "bad_response", "{e}");
+    // A listing's query (restype, comp, prefix) stays out of the message.
+    assert!(
+        e.to_string()
+            .contains(&format!("GET {host}/devstoreaccount1/lake: ")),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -474,13 +484,20 @@ async fn storage_errors_are_typed_and_server_busy_is_throttling() {
             .mount(&server)
             .await;
         let s = store(&server, "", BlobAuth::SharedKey(shared_key()));
-        let e = if text.contains("EnumerationResults") {
+        let listing = text.contains("EnumerationResults");
+        let e = if listing {
             ConnectorError::from(s.list("").await.unwrap_err())
         } else {
             ConnectorError::from(s.get("Changelog/changelog.info").await.unwrap_err())
         };
         assert_eq!(e.kind(), kind, "{e}");
-        assert!(e.to_string().contains(text), "{e}");
+        // An error status names the request that got it, after the path in the lake.
+        let host = server.uri().trim_start_matches("http://").to_string();
+        let request = format!("GET {host}/devstoreaccount1/lake/Changelog/changelog.info: ");
+        if !listing && kind != "throttled" {
+            assert!(e.to_string().contains(&request), "{e}");
+        }
+        assert!(e.to_string().replace(&request, "").contains(text), "{e}");
         assert!(!e.to_string().contains("RequestId"), "{e}");
         assert!(!e.to_string().contains("String to sign"), "{e}");
     }

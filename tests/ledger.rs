@@ -560,18 +560,7 @@ fn an_unusable_ledger_is_a_clear_error_and_a_fallback() {
     std::fs::write(state.join("ledger.sqlite"), &garbage).expect("garbage ledger");
     let cfg = dir.path().join("lagwatch.yaml");
     std::fs::write(&cfg, config(&estate.origin, dir.path(), "500ms", "30s")).expect("config");
-    let log = dir.path().join("stderr.log");
-    let bin = common::demo::start_with(
-        &[
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            cfg.to_str().expect("utf-8"),
-        ],
-        std::fs::File::create(&log).expect("log").into(),
-        "info",
-    );
+    let (bin, log) = common::demo::run_logged(&cfg, &[], "info");
     let addr = bin.addr;
     common::wait_until(
         "probes converging without the ledger",

@@ -92,9 +92,7 @@ async fn lookup(config: &Config) -> (Result<Lookup, ConnectorError>, Metrics) {
 }
 
 fn requests(m: &Metrics, status: &str) -> u64 {
-    m.requests
-        .with_label_values(&["es", "lookup", status])
-        .get()
+    m.requests("es", "lookup", status)
 }
 
 #[tokio::test]
@@ -123,7 +121,14 @@ async fn without_the_ca_the_same_server_is_a_counted_transport_error() {
     let config = config(addr, None);
     let (result, metrics) = lookup(&config).await;
     match result {
-        Err(ConnectorError::Transport(_)) => {}
+        // The message names the cause, the address and the certificate problem.
+        Err(ConnectorError::Transport(m)) => assert!(
+            m.contains(&format!(
+                "TLS handshake failed (localhost:{}): ",
+                addr.port()
+            )) && m.contains("certificate"),
+            "{m}"
+        ),
         other => panic!("an unknown issuer must fail the request, not be accepted: {other:?}"),
     }
     assert_eq!(requests(&metrics, "transport_error"), 1);

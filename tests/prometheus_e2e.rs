@@ -26,6 +26,28 @@ use common::demo::{start_demo, terminate};
 use promql_parser::parser::{self, Expr};
 use serde_json::Value;
 
+/// Families whose series appear with their first event (an error, a skip, a 429, a resumed
+/// probe): a panel over one of them may be empty until that happens.
+const EVENT_BORN: &[&str] = &[
+    "lagwatch_lookup_errors_total",
+    "lagwatch_monotonic_read_violations_total",
+    "lagwatch_probes_skipped_total",
+    "lagwatch_probes_resumed_total",
+    "lagwatch_throttled_total",
+    "lagwatch_throttle_wait_seconds_total",
+    "lagwatch_admission_timeouts_total",
+    "lagwatch_sentinels_lost_total",
+    "lagwatch_requests_total",
+    "lagwatch_sentinel_deletes_owed",
+    "lagwatch_sentinel_writes_total{outcome=\"throttled\"}",
+];
+
+/// Whether `selector` selects a family born with its first event and that has no series yet.
+fn unborn(prom: SocketAddr, selector: &str) -> bool {
+    EVENT_BORN.iter().any(|f| selector.starts_with(f))
+        && query(prom, &format!("count({selector})")).is_empty()
+}
+
 /// The alerts that say a path is behind: what the stuck path must raise.
 const PAGES: &[&str] = &["LagwatchLagAboveObjective", "LagwatchPathNotConverging"];
 
@@ -329,6 +351,7 @@ fn the_demo_scraped_by_prometheus_feeds_every_panel_and_rule_and_pages_on_its_st
                 dir.join("tsdb").display()
             ))
             .arg(format!("--web.listen-address={prom_addr}"))
+            .arg("--enable-feature=exemplar-storage")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -399,15 +422,64 @@ fn the_demo_scraped_by_prometheus_feeds_every_panel_and_rule_and_pages_on_its_st
         selectors(&parsed, &mut sels);
         for s in sels {
             assert!(
-                !query(prom_addr, &format!("count({s})")).is_empty(),
+                !query(prom_addr, &format!("count({s})")).is_empty() || unborn(prom_addr, &s),
                 "{file} {name}: no series for {s}"
             );
         }
     }
-    // Every dashboard panel returns data.
+    // Every dashboard panel returns data, unless it needs a series that appears with its first
+    // event and that event has not happened in this run (tests/dashboards.rs checks those
+    // panels against an exposition where every such series exists).
     for (panel, q) in dashboard_queries() {
-        assert!(!query(prom_addr, &q).is_empty(), "{panel}: no data for {q}");
+        if !query(prom_addr, &q).is_empty() {
+            continue;
+        }
+        let parsed = parser::parse(&q).unwrap_or_else(|e| panic!("{panel}: {e}"));
+        let mut sels = Vec::new();
+        selectors(&parsed, &mut sels);
+        assert!(
+            sels.iter().any(|s| unborn(prom_addr, s)),
+            "{panel}: no data for {q}"
+        );
     }
+    // Prometheus scraped OpenMetrics and kept the lag buckets' exemplars: each names a
+    // sentinel whose probe lagwatch shows, with the same lag.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let (_, _, body) = common::http_get(
+        prom_addr,
+        &format!(
+            "/api/v1/query_exemplars?query=lagwatch_lag_seconds_bucket&start={}&end={}",
+            now - 600,
+            now + 60
+        ),
+    );
+    let v: Value = serde_json::from_str(&body).expect("exemplars JSON");
+    let exemplars: Vec<&Value> = v["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["exemplars"].as_array().into_iter().flatten())
+        .collect();
+    assert!(!exemplars.is_empty(), "no exemplars: {body}");
+    let e = exemplars[exemplars.len() - 1];
+    let key = e["labels"]["sentinel"].as_str().expect("sentinel label");
+    assert!(key.starts_with("lagwatch-demo-"), "{e}");
+    let (status, _, body) = common::http_get(demo.addr, &format!("/api/v1/probes?sentinel={key}"));
+    assert_eq!(status, 200);
+    let probes: Value = serde_json::from_str(&body).expect("probes JSON");
+    let lag: f64 = e["value"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("value");
+    let found = probes["probes"].as_array().into_iter().flatten().any(|p| {
+        p["lag_seconds"]
+            .as_f64()
+            .is_some_and(|l| (l - lag).abs() < 1e-3)
+    });
+    assert!(found, "exemplar {e} has no probe in {body}");
     drop(prom);
     drop(am);
     terminate(demo);

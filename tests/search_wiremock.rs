@@ -271,7 +271,13 @@ async fn dataverse_search_errors() {
             status: 400,
             detail,
         } => {
-            assert!(detail.starts_with("0x80048d0b: "), "{detail}")
+            let host = server.uri().replace("http://", "");
+            assert!(
+                detail.starts_with(&format!(
+                    "POST {host}/api/data/v9.2/searchquery: 0x80048d0b: "
+                )),
+                "{detail}"
+            )
         }
         e => panic!("{e:?}"),
     }

@@ -13,15 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::demo::{start_demo, terminate};
 
-/// The states the page can show (src/status.rs).
-const STATES: &[&str] = &[
-    "starting",
-    "converging",
-    "lagging",
-    "stuck",
-    "failing",
-    "halted",
-];
+/// The states the page can show (the same as `lagwatch_path_state`).
+const STATES: &[&str] = &lagwatch::metrics::series::STATES;
 
 /// `LAGWATCH_CHROMIUM`, else `chromium` or `chromium-browser` on `PATH`.
 fn chromium() -> Option<PathBuf> {
@@ -102,7 +95,7 @@ fn the_status_page_renders_every_demo_path_with_its_state_in_chromium() {
         return;
     };
     let demo = start_demo();
-    // Wait until every path has left `starting`, so the page shows real states.
+    // Wait until every path has left `idle`, so the page shows real states.
     let deadline = Instant::now() + Duration::from_secs(90);
     let api: BTreeMap<String, String> = loop {
         let (status, _, body) = common::http_get(demo.addr, "/api/v1/paths");
@@ -123,10 +116,10 @@ fn the_status_page_renders_every_demo_path_with_its_state_in_chromium() {
                 )
             })
             .collect();
-        if paths.len() == 6 && paths.values().all(|s| s != "starting") {
+        if paths.len() == 6 && paths.values().all(|s| s != "idle") {
             break paths;
         }
-        assert!(Instant::now() < deadline, "paths still starting: {paths:?}");
+        assert!(Instant::now() < deadline, "paths still idle: {paths:?}");
         std::thread::sleep(Duration::from_secs(1));
     };
     // And until every reconciliation ran once (the first run is 10 s after start).
@@ -187,10 +180,7 @@ fn the_status_page_renders_every_demo_path_with_its_state_in_chromium() {
     assert_eq!(sorted, listed, "every path of the API is a row, once");
     for (path, state) in &rendered {
         assert!(STATES.contains(&state.as_str()), "{path}: state {state}");
-        assert_ne!(
-            state, "starting",
-            "{path} had left starting before the page loaded"
-        );
+        assert_ne!(state, "idle", "{path} had left idle before the page loaded");
     }
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");

@@ -18,9 +18,7 @@ fn up(m: &Metrics) -> i64 {
 }
 
 fn requests(m: &Metrics, status: &str) -> u64 {
-    m.requests
-        .with_label_values(&["sys", "lookup", status])
-        .get()
+    m.requests("sys", "lookup", status)
 }
 
 #[tokio::test]

@@ -33,8 +33,8 @@
 //! or nothing is added by the [`HttpSystem`]; a [`SharedKey`] signature is computed here for
 //! every request (it covers the date, the path and the query); a SAS token is appended to
 //! every URL's query. The SAS is a secret: request URLs are never put into error messages or
-//! metrics (the HTTP layer strips URLs from transport errors, and errors here name the path
-//! inside the lake only).
+//! metrics (the HTTP layer names a request by method, host and path, never its query string,
+//! and errors here name the path inside the lake).
 //!
 //! Files are read whole or from an offset to their end: up to [`MAX_OBJECT_BYTES`] per read
 //! (the export's per-interval change files are small, and a table-layout partition is read
@@ -845,8 +845,15 @@ fn relative<'a>(name: &'a str, prefix: &str, label: &str) -> Result<&'a str, Lak
 }
 
 /// A failed request as a lake error, with the storage error code made readable and
-/// `503 ServerBusy` (Azure Storage's throttling) turned into throttling.
+/// `503 ServerBusy` (Azure Storage's throttling) turned into throttling. What the HTTP layer
+/// wrote before the body's excerpt (the request, `HTTP 403: `) stays in front of the code.
 fn remote(path: &str, e: ConnectorError) -> LakeError {
+    // Up to the last ": " before the body's excerpt (which may open with a BOM).
+    let before_xml = |text: &str| {
+        let head = &text[..text.find('<').unwrap_or(0)];
+        head.rfind(": ")
+            .map_or(String::new(), |i| head[..i + 2].to_string())
+    };
     let error = match e {
         ConnectorError::Unavailable { status, detail } => match xml_in_text(&detail) {
             Some((code, _)) if status == 503 && code == "ServerBusy" => {
@@ -854,17 +861,16 @@ fn remote(path: &str, e: ConnectorError) -> LakeError {
             }
             Some((code, message)) => ConnectorError::Unavailable {
                 status,
-                detail: join_code(&code, &message),
+                detail: format!("{}{}", before_xml(&detail), join_code(&code, &message)),
             },
             None => ConnectorError::Unavailable { status, detail },
         },
         ConnectorError::Auth(text) => match xml_in_text(&text) {
+            // `{request}: HTTP 403: <Error>…` becomes `{request}: HTTP 403 Code: message`.
             Some((code, message)) => {
-                let status = text
-                    .strip_prefix("HTTP ")
-                    .and_then(|t| t.get(..3))
-                    .unwrap_or("4xx");
-                ConnectorError::Auth(format!("HTTP {status} {}", join_code(&code, &message)))
+                let head = before_xml(&text);
+                let head = head.strip_suffix(": ").unwrap_or(&head);
+                ConnectorError::Auth(format!("{head} {}", join_code(&code, &message)))
             }
             None => ConnectorError::Auth(text),
         },
@@ -943,10 +949,7 @@ fn storage_error(path: &str, reply: &Reply) -> LakeError {
     };
     LakeError::Remote {
         path: path.to_string(),
-        error: ConnectorError::BadResponse {
-            status: reply.status.as_u16(),
-            detail,
-        },
+        error: reply.bad_response(detail),
     }
 }
 
@@ -1387,17 +1390,24 @@ mod tests {
                 "Server failed to authenticate the request.".to_string()
             ))
         );
-        let text = format!("HTTP 403: {}", excerpt(body.as_bytes()));
-        let LakeError::Remote {
-            error: ConnectorError::Auth(m),
-            ..
-        } = remote("p", ConnectorError::Auth(text))
-        else {
-            panic!()
+        // What the HTTP layer wrote before the excerpt (the request, when named) stays.
+        let auth = |head: &str| match remote(
+            "p",
+            ConnectorError::Auth(format!("{head}{}", excerpt(body.as_bytes()))),
+        ) {
+            LakeError::Remote {
+                error: ConnectorError::Auth(m),
+                ..
+            } => m,
+            other => panic!("{other:?}"),
         };
         assert_eq!(
-            m,
+            auth("HTTP 403: "),
             "HTTP 403 AuthenticationFailed: Server failed to authenticate the request."
+        );
+        assert_eq!(
+            auth("GET a.blob.core.windows.net/c/p: HTTP 403: "),
+            "GET a.blob.core.windows.net/c/p: HTTP 403 AuthenticationFailed: Server failed to authenticate the request."
         );
         let busy = "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>ServerBusy</Code><Message>Ingress is over the account limit.</Message></Error>";
         let e = remote(

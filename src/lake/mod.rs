@@ -70,19 +70,7 @@ impl From<LakeError> for ConnectorError {
                 status: 200,
                 detail: e.to_string(),
             },
-            LakeError::Remote { path, error } => match error {
-                ConnectorError::Auth(m) => ConnectorError::Auth(format!("{path}: {m}")),
-                ConnectorError::Transport(m) => ConnectorError::Transport(format!("{path}: {m}")),
-                ConnectorError::Unavailable { status, detail } => ConnectorError::Unavailable {
-                    status,
-                    detail: format!("{path}: {detail}"),
-                },
-                ConnectorError::BadResponse { status, detail } => ConnectorError::BadResponse {
-                    status,
-                    detail: format!("{path}: {detail}"),
-                },
-                e @ (ConnectorError::Throttled { .. } | ConnectorError::Timeout) => e,
-            },
+            LakeError::Remote { path, error } => error.context(&path),
         }
     }
 }

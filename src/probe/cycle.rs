@@ -180,6 +180,17 @@ pub(crate) enum DeleteFailed {
     Failed(ConnectorError),
 }
 
+impl DeleteFailed {
+    /// How a failed delete is logged: `not_sent`, `throttled` or `error`.
+    pub(crate) fn outcome(&self) -> &'static str {
+        match self {
+            DeleteFailed::NotSent(_) => "not_sent",
+            DeleteFailed::Failed(ConnectorError::Throttled { .. }) => "throttled",
+            DeleteFailed::Failed(_) => "error",
+        }
+    }
+}
+
 impl std::fmt::Display for DeleteFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -260,7 +271,7 @@ impl Cycle {
             Err(why) => {
                 // Nothing was sent, so nothing exists to delete; not a write and not throttling.
                 if why == NotAdmitted::TimedOut {
-                    tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, waited = ?self.request_timeout, "Sentinel write not sent: lagwatch's own limits for the source (a throttling pause, the request budget or the concurrency cap) did not admit it within request_timeout; no probe this round.");
+                    tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, outcome = "not_admitted", error = %why, waited = ?self.request_timeout, "Sentinel write not sent: lagwatch's own limits for the source (a throttling pause, the request budget or the concurrency cap) did not admit it within request_timeout; no probe this round.");
                 }
                 for p in &self.paths {
                     if why == NotAdmitted::TimedOut {
@@ -284,7 +295,7 @@ impl Cycle {
                 .writes
                 .with_label_values(&[&self.source_name, outcome])
                 .inc();
-            tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, error = %e, "Sentinel write failed; no probe this round.");
+            tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, outcome, error = %e, "Sentinel write failed; no probe this round.");
             for p in &self.paths {
                 p.on_write_failed(
                     if throttled {
@@ -411,9 +422,9 @@ impl Cycle {
             }
             Err(e) => {
                 if self.shutdown.is_cancelled() {
-                    tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, error = %e, "Sentinel left in the source at shutdown: its delete failed; the start-up sweep of the next run deletes it.");
+                    tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, outcome = e.outcome(), error = %e, "Sentinel left in the source at shutdown: its delete failed; the start-up sweep of the next run deletes it.");
                 } else {
-                    tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, error = %e, "Sentinel delete failed; it is retried every 30 s (and the next start-up sweep would find it).");
+                    tracing::warn!(source = %self.source_name, sentinel = %sentinel.id, outcome = e.outcome(), error = %e, "Sentinel delete failed; it is retried every 30 s (and the next start-up sweep would find it).");
                 }
                 self.ledger.undeleted(sentinel.id.key()).await;
                 self.owed.push(Debt {
@@ -526,8 +537,21 @@ impl Cycle {
                 estimate,
                 resumed,
             );
+            // Each outcome is logged once, here: what the probe found and why, in words.
+            if outcome == Outcome::Converged {
+                tracing::debug!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, outcome = outcome.label(), reads, lag_seconds = estimate.map(|e| e.lag.as_secs_f64()), why = %trace.why(path.rules()), "Probe converged.");
+            } else {
+                tracing::warn!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, outcome = outcome.label(), reads, resumed = resumed.then_some(true), why = %trace.why(path.rules()), error = trace.last_error().map(|e| &*e.message), "Probe did not converge.");
+            }
             path.record(trace);
-            if let Some(unseen) = path.on_resolved(self.seq, acked, outcome, estimate, resumed) {
+            if let Some(unseen) = path.on_resolved(
+                sentinel.id.key(),
+                self.seq,
+                acked,
+                outcome,
+                estimate,
+                resumed,
+            ) {
                 let (ledger, source, target) = (
                     self.ledger.clone(),
                     spec.source.clone(),
@@ -577,10 +601,7 @@ impl Cycle {
             let permit = match path.gate.admit_within(limit, &self.shutdown).await {
                 Ok(permit) => permit,
                 Err(NotAdmitted::ShuttingDown) => return interrupted(last_miss),
-                Err(NotAdmitted::TimedOut) => {
-                    tracing::debug!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, "No read admitted by the deadline: the outcome is unknown.");
-                    return finish(Outcome::Error, None, rec);
-                }
+                Err(NotAdmitted::TimedOut) => return finish(Outcome::Error, None, rec),
             };
             let req_sent = Instant::now();
             // Continue the schedule from when the read really went out, so a wait at the gate
@@ -614,7 +635,6 @@ impl Cycle {
                         && let Some(grace) = path.target.synchronous_within()
                         && req_sent.saturating_duration_since(acked) > grace
                     {
-                        tracing::warn!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, grace = ?grace, "Synchronous target still lacks the sentinel after its grace: replication is not running.");
                         return finish(Outcome::Halted, None, rec);
                     }
                     if first_hit.take().is_some() {
@@ -631,7 +651,6 @@ impl Cycle {
                         && !sentinel.matches(&p)
                     {
                         let est = estimate::estimate(sent, acked, last_miss, req_answered);
-                        tracing::warn!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, "Target holds the sentinel with different content.");
                         return finish(Outcome::Mismatch, Some(est), rec);
                     }
                     let (_, est) = *first_hit.get_or_insert_with(|| {

@@ -165,18 +165,8 @@ impl Engine {
                 sources.push((g.source_name.clone(), g.source.clone(), longest));
             }
         }
-        for (name, sys) in systems {
-            let mut ops: Vec<&str> = Vec::new();
-            if sys.source.is_some() && sources.iter().any(|(n, _, _)| &**n == name) {
-                ops.extend(crate::metrics::SOURCE_OPERATIONS);
-            }
-            if sys.target.is_some() && paths.iter().any(|p| &p.spec.target == name) {
-                ops.extend(crate::metrics::TARGET_OPERATIONS);
-            }
-            if sys.inventory.is_some() {
-                ops.extend(crate::metrics::INVENTORY_OPERATIONS);
-            }
-            metrics.init_system(name, &ops);
+        for name in systems.keys() {
+            metrics.init_system(name);
         }
         Ok(Engine {
             instance: Arc::from(config.instance.as_str()),
@@ -232,12 +222,18 @@ impl Engine {
         for g in &self.gates {
             g.refresh();
         }
+        // Exported while the source owes deletes: 0 would say nothing the alert needs.
         for (source, _, _) in &self.sources {
-            let owed = i64::try_from(self.owed.count(source)).unwrap_or(i64::MAX);
-            self.metrics
-                .deletes_owed
-                .with_label_values(&[source])
-                .set(owed);
+            match i64::try_from(self.owed.count(source)).unwrap_or(i64::MAX) {
+                0 => {
+                    let _ = self.metrics.deletes_owed.remove_label_values(&[source]);
+                }
+                owed => self
+                    .metrics
+                    .deletes_owed
+                    .with_label_values(&[source])
+                    .set(owed),
+            }
         }
     }
 
@@ -465,7 +461,7 @@ impl Engine {
                         self.owed.settle(&debt.id);
                     }
                     Err(e) => {
-                        tracing::debug!(source = %debt.source, sentinel = %debt.id, error = %e, "Owed delete failed again; retrying later.");
+                        tracing::warn!(source = %debt.source, sentinel = %debt.id, outcome = e.outcome(), error = %e, "Owed sentinel delete failed again; retried in 30 s.");
                     }
                 }
             }
@@ -529,7 +525,8 @@ impl Engine {
             let outcome = match deleted {
                 Ok(()) => "ok",
                 Err(e) => {
-                    tracing::warn!(source = %name, sentinel = %id, error = %e, "Sweep could not delete a sentinel.");
+                    let e = cycle::DeleteFailed::Failed(e);
+                    tracing::warn!(source = %name, sentinel = %id, outcome = e.outcome(), error = %e, "Sweep could not delete a sentinel.");
                     "error"
                 }
             };

@@ -6,11 +6,11 @@
 //! fixed capacities.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use prometheus::{Gauge, Histogram, IntCounter, IntGauge};
 use tokio::time::Instant;
 
 use super::estimate::LagEstimate;
@@ -20,6 +20,7 @@ use crate::config::PathSpec;
 use crate::connector::Target;
 use crate::gate::Gate;
 use crate::metrics::Metrics;
+use crate::metrics::series::{Exemplar, PathSeries, PathShape};
 
 /// How a probe on one path ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -58,6 +59,26 @@ impl Outcome {
     }
     fn index(self) -> usize {
         self as usize
+    }
+}
+
+/// The health of a path, as an operator reads it (`lagwatch_path_state`, the status page, the
+/// API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathStatus {
+    /// Nothing resolved yet.
+    Idle,
+    Converging,
+    Lagging,
+    Stuck,
+    Failing,
+    Halted,
+}
+
+impl PathStatus {
+    pub fn label(self) -> &'static str {
+        crate::metrics::series::STATES[self as usize]
     }
 }
 
@@ -128,6 +149,37 @@ impl PathState {
         since.map_or(Duration::ZERO, |s| now.saturating_duration_since(s))
     }
 
+    /// The path's state now: `failing` when the last probe erred or arrived changed, or an
+    /// error came after the last convergence (unless the last probe timed out); `halted` after
+    /// a halt; `stuck` after a timeout or with a sentinel pending longer than the timeout;
+    /// `lagging` when the last lag or the staleness is above the objective; `converging` once
+    /// anything resolved; `idle` before.
+    pub fn status(&self, now: Instant, objective: Duration, timeout: Duration) -> PathStatus {
+        let staleness = self.staleness(now);
+        let last_outcome = self.last_probe.map(|l| l.outcome);
+        let error_after_convergence = match (self.last_error, self.last_converged_at) {
+            (Some((_, e)), Some(c)) => e > c,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let last_lag = self.last_estimate.map(|e| e.lag);
+        if matches!(last_outcome, Some(Outcome::Error | Outcome::Mismatch)) {
+            PathStatus::Failing
+        } else if last_outcome == Some(Outcome::Halted) {
+            PathStatus::Halted
+        } else if error_after_convergence && last_outcome != Some(Outcome::Timeout) {
+            PathStatus::Failing
+        } else if last_outcome == Some(Outcome::Timeout) || staleness >= timeout {
+            PathStatus::Stuck
+        } else if last_lag.is_some_and(|l| l > objective) || staleness > objective {
+            PathStatus::Lagging
+        } else if last_outcome.is_some() {
+            PathStatus::Converging
+        } else {
+            PathStatus::Idle
+        }
+    }
+
     fn prune(&mut self, now: Instant) {
         while self
             .history
@@ -140,30 +192,13 @@ impl PathState {
     }
 }
 
-struct PathMetrics {
-    lag: Histogram,
-    last_lag: Gauge,
-    uncertainty: Gauge,
-    staleness: Gauge,
-    last_converged: Gauge,
-    probes: [IntCounter; 5],
-    in_flight: IntGauge,
-    /// Only for targets that record when they applied a record.
-    apply_lag: Option<Histogram>,
-    skipped: IntCounter,
-    monotonic: IntCounter,
-    /// Converged with a lag at or below the objective (exact "good" events for SLO rules).
-    within_objective: IntCounter,
-}
-
 /// A path with its target connector, metrics and state.
 pub struct PathHandle {
     pub spec: PathSpec,
     pub target: Arc<dyn Target>,
     /// The target system's admission control.
     pub gate: Arc<Gate>,
-    metrics: Metrics,
-    m: PathMetrics,
+    m: Arc<PathSeries>,
     state: Mutex<PathState>,
 }
 
@@ -174,40 +209,20 @@ impl PathHandle {
         gate: Arc<Gate>,
         metrics: &Metrics,
     ) -> Self {
-        metrics.init_path(
+        let m = metrics.paths.path(
             &spec.source,
             &spec.target,
-            spec.objective.get().as_secs_f64(),
-            spec.timeout.get().as_secs_f64(),
+            PathShape {
+                objective: spec.objective.get().as_secs_f64(),
+                timeout: spec.timeout.get().as_secs_f64(),
+                synchronous: target.synchronous_within().is_some(),
+                records_apply_time: target.records_apply_time(),
+            },
         );
-        let l = [spec.source.as_str(), spec.target.as_str()];
-        let outcome = |o: Outcome| metrics.probes.with_label_values(&[l[0], l[1], o.label()]);
-        let m = PathMetrics {
-            lag: metrics.lag.with_label_values(&l),
-            last_lag: metrics.last_lag.with_label_values(&l),
-            uncertainty: metrics.lag_uncertainty.with_label_values(&l),
-            staleness: metrics.staleness.with_label_values(&l),
-            last_converged: metrics.last_converged.with_label_values(&l),
-            probes: [
-                outcome(Outcome::Converged),
-                outcome(Outcome::Timeout),
-                outcome(Outcome::Mismatch),
-                outcome(Outcome::Error),
-                outcome(Outcome::Halted),
-            ],
-            in_flight: metrics.in_flight.with_label_values(&l),
-            apply_lag: target
-                .records_apply_time()
-                .then(|| metrics.apply_lag.with_label_values(&l)),
-            skipped: metrics.probes_skipped.with_label_values(&l),
-            monotonic: metrics.monotonic_violations.with_label_values(&l),
-            within_objective: metrics.within_objective.with_label_values(&l),
-        };
         PathHandle {
             spec,
             target,
             gate,
-            metrics: metrics.clone(),
             m,
             state: Mutex::new(PathState::default()),
         }
@@ -228,7 +243,9 @@ impl PathHandle {
             return false;
         }
         s.reserved += 1;
-        self.m.in_flight.set(i64::from(s.reserved));
+        self.m
+            .in_flight
+            .store(i64::from(s.reserved), Ordering::Relaxed);
         true
     }
 
@@ -238,7 +255,9 @@ impl PathHandle {
         let mut s = self.state();
         s.reserved += 1;
         s.pending.insert(seq, acked);
-        self.m.in_flight.set(i64::from(s.reserved));
+        self.m
+            .in_flight
+            .store(i64::from(s.reserved), Ordering::Relaxed);
     }
 
     /// Restores "unseen since" from the ledger, so staleness keeps rising through a restart.
@@ -255,7 +274,9 @@ impl PathHandle {
         if let Some(seq) = seq {
             s.pending.remove(&seq);
         }
-        self.m.in_flight.set(i64::from(s.reserved));
+        self.m
+            .in_flight
+            .store(i64::from(s.reserved), Ordering::Relaxed);
     }
 
     pub fn on_written(&self, seq: u64, acked: Instant) {
@@ -271,10 +292,7 @@ impl PathHandle {
     }
 
     pub fn on_lookup_error(&self, kind: &'static str, message: &str) {
-        self.metrics
-            .lookup_errors
-            .with_label_values(&[&self.spec.source, &self.spec.target, kind])
-            .inc();
+        self.m.lookup_error(kind);
         let mut s = self.state();
         s.last_error = Some((kind, Utc::now()));
         s.last_error_message = Some(message.into());
@@ -287,19 +305,20 @@ impl PathHandle {
     /// Records the lag the target's own clock gives a converged sentinel.
     pub fn on_applied(&self, seconds: f64) {
         if let Some(h) = &self.m.apply_lag {
-            h.observe(seconds);
+            h.observe(seconds, None);
         }
     }
 
-    /// Records how a sentinel ended on this path and frees its slot. A `resumed` probe (left
-    /// in flight by an earlier process) counts its outcome, but its lag, measured on the wall
-    /// clock across a restart, stays out of the lag histogram and the learned window.
-    /// Returns the new "unseen since" when it changed (for the ledger).
     /// Keeps a resolved probe's trace, dropping the oldest beyond [`trace::RING`].
     pub fn record(&self, trace: ProbeTrace) {
         let mut s = self.state();
         if s.traces.len() >= trace::RING {
             s.traces.pop_front();
+        } else if s.traces.len() == s.traces.capacity() {
+            // Grow by doubling, but to the ring's size exactly, never past it.
+            let want = (s.traces.len() * 2).clamp(8, trace::RING);
+            let more = want - s.traces.len();
+            s.traces.reserve_exact(more);
         }
         s.traces.push_back(trace);
     }
@@ -312,8 +331,15 @@ impl PathHandle {
         }
     }
 
+    /// Records how a sentinel ended on this path and frees its slot. A `resumed` probe (left
+    /// in flight by an earlier process) counts its outcome, but its lag, measured on the wall
+    /// clock across a restart, stays out of the lag histogram and the learned window.
+    /// Returns the new "unseen since" when it changed (for the ledger).
+    /// `sentinel` (its key) becomes the exemplar of the lag bucket it falls in.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_resolved(
         &self,
+        sentinel: &str,
         seq: u64,
         acked: Instant,
         outcome: Outcome,
@@ -325,8 +351,10 @@ impl PathHandle {
         let unseen_before = s.unseen_since;
         s.pending.remove(&seq);
         s.reserved = s.reserved.saturating_sub(1);
-        self.m.in_flight.set(i64::from(s.reserved));
-        self.m.probes[outcome.index()].inc();
+        self.m
+            .in_flight
+            .store(i64::from(s.reserved), Ordering::Relaxed);
+        self.m.probe(outcome.index(), resumed);
         match outcome {
             Outcome::Converged | Outcome::Mismatch => {
                 if s.unseen_since.is_some_and(|u| u <= acked) {
@@ -343,10 +371,6 @@ impl PathHandle {
                 Some("the target holds the sentinel with different content".into());
         }
         if resumed {
-            self.metrics
-                .probes_resumed
-                .with_label_values(&[&self.spec.source, &self.spec.target, outcome.label()])
-                .inc();
             if outcome == Outcome::Converged {
                 let wall = Utc::now();
                 self.m
@@ -355,13 +379,20 @@ impl PathHandle {
                 s.last_converged_at = Some(wall);
             }
         } else if let (Outcome::Converged, Some(e)) = (outcome, estimate) {
-            self.m.lag.observe(e.lag.as_secs_f64());
+            let wall = Utc::now();
+            self.m.lag.observe(
+                e.lag.as_secs_f64(),
+                Some(Exemplar {
+                    sentinel: Arc::from(sentinel),
+                    value: e.lag.as_secs_f64(),
+                    timestamp: wall.timestamp_millis() as f64 / 1000.0,
+                }),
+            );
             if e.lag <= self.spec.objective.get() {
                 self.m.within_objective.inc();
             }
             self.m.last_lag.set(e.lag.as_secs_f64());
             self.m.uncertainty.set(e.uncertainty.as_secs_f64());
-            let wall = Utc::now();
             self.m
                 .last_converged
                 .set(wall.timestamp_millis() as f64 / 1000.0);
@@ -411,5 +442,7 @@ impl PathHandle {
         let mut s = self.state();
         s.prune(now);
         self.m.staleness.set(s.staleness(now).as_secs_f64());
+        let status = s.status(now, self.spec.objective.get(), self.spec.timeout.get());
+        self.m.set_state(status as usize);
     }
 }

@@ -77,12 +77,35 @@ impl ReadError {
     }
 }
 
-/// One read, in milliseconds after the write was acknowledged.
+/// One read, packed in 8 bytes: sent (ms after the acknowledgement, 32 bits), how long it
+/// took (ms, 24 bits: up to 4.6 h) and its result (8 bits). A thousand paths keep 200 probes
+/// of several reads each, so the size of a read is the size of the ring.
 #[derive(Debug, Clone, Copy)]
-struct Read {
-    sent_ms: u32,
-    answered_ms: u32,
-    result: ReadResult,
+struct Read(u64);
+
+const RESULTS: [ReadResult; 4] = [
+    ReadResult::Absent,
+    ReadResult::Present,
+    ReadResult::Mismatch,
+    ReadResult::Error,
+];
+
+impl Read {
+    fn new(sent_ms: u32, answered_ms: u32, result: ReadResult) -> Read {
+        let took = u64::from(answered_ms.saturating_sub(sent_ms)).min((1 << 24) - 1);
+        let code = RESULTS.iter().position(|r| *r == result).unwrap_or(3) as u64;
+        Read(u64::from(sent_ms) << 32 | took << 8 | code)
+    }
+    fn sent_ms(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+    fn answered_ms(self) -> u32 {
+        self.sent_ms()
+            .saturating_add(((self.0 >> 8) & ((1 << 24) - 1)) as u32)
+    }
+    fn result(self) -> ReadResult {
+        RESULTS[(self.0 & 0xff) as usize % RESULTS.len()]
+    }
 }
 
 fn ms_after(base: Instant, at: Instant) -> u32 {
@@ -117,11 +140,11 @@ impl Recorder {
         result: ReadResult,
         error: Option<ReadError>,
     ) {
-        self.reads.push(Read {
-            sent_ms: ms_after(self.acked, sent),
-            answered_ms: ms_after(self.acked, answered),
+        self.reads.push(Read::new(
+            ms_after(self.acked, sent),
+            ms_after(self.acked, answered),
             result,
-        });
+        ));
         if let Some(e) = error {
             self.errors.push(e);
         }
@@ -153,7 +176,7 @@ impl Recorder {
             outcome,
             resumed,
             reads: self.reads.into_boxed_slice(),
-            errors: self.errors.into_boxed_slice(),
+            errors: (!self.errors.is_empty()).then(|| self.errors.into_boxed_slice()),
         }
     }
 }
@@ -175,8 +198,8 @@ pub struct ProbeTrace {
     pub outcome: Outcome,
     pub resumed: bool,
     reads: Box<[Read]>,
-    /// The errors of the failed reads, in order.
-    errors: Box<[ReadError]>,
+    /// The errors of the failed reads, in order (`None` for the many probes without one).
+    errors: Option<Box<[ReadError]>>,
 }
 
 /// The facts of a path an outcome's reason refers to.
@@ -217,6 +240,11 @@ impl ProbeTrace {
         self.reads.len()
     }
 
+    /// The error of the last read that failed, if one did.
+    pub fn last_error(&self) -> Option<&ReadError> {
+        self.errors.as_deref().and_then(<[ReadError]>::last)
+    }
+
     /// Approximate heap and inline bytes this trace holds (for the memory budget).
     pub fn bytes(&self) -> usize {
         std::mem::size_of::<Self>()
@@ -224,6 +252,7 @@ impl ProbeTrace {
             + self
                 .errors
                 .iter()
+                .flatten()
                 .map(|e| std::mem::size_of::<ReadError>() + e.message.len())
                 .sum::<usize>()
     }
@@ -233,8 +262,8 @@ impl ProbeTrace {
             .iter()
             .enumerate()
             .rev()
-            .take_while(|(_, r)| r.result != ReadResult::Absent)
-            .filter(|(_, r)| matches!(r.result, ReadResult::Present | ReadResult::Mismatch))
+            .take_while(|(_, r)| r.result() != ReadResult::Absent)
+            .filter(|(_, r)| matches!(r.result(), ReadResult::Present | ReadResult::Mismatch))
             .last()
     }
 
@@ -243,7 +272,7 @@ impl ProbeTrace {
             .iter()
             .enumerate()
             .rev()
-            .find(|(_, r)| r.result == ReadResult::Absent)
+            .find(|(_, r)| r.result() == ReadResult::Absent)
     }
 
     /// Why the probe ended as it did, in words, from its reads and the path's rules (the
@@ -254,7 +283,7 @@ impl ProbeTrace {
         let read_at = |r: &Read| {
             format!(
                 "the read sent {:.3} s after the acknowledgement",
-                secs(r.sent_ms)
+                secs(r.sent_ms())
             )
         };
         let resumed = if self.resumed {
@@ -267,13 +296,13 @@ impl ProbeTrace {
                 (Some((_, hit)), Some((_, miss))) => format!(
                     "Seen by {} (answered at {:.3} s); the last read that missed was sent at {:.3} s, so it arrived in between{resumed}.",
                     read_at(hit),
-                    secs(hit.answered_ms),
-                    secs(miss.sent_ms)
+                    secs(hit.answered_ms()),
+                    secs(miss.sent_ms())
                 ),
                 (Some((_, hit)), None) => format!(
                     "Seen by {} (answered at {:.3} s), the first read that got an answer{resumed}.",
                     read_at(hit),
-                    secs(hit.answered_ms)
+                    secs(hit.answered_ms())
                 ),
                 _ => format!("Seen at the target{resumed}."),
             },
@@ -284,9 +313,9 @@ impl ProbeTrace {
                 ),
                 None => format!("Never seen by the {t} s deadline."),
             },
-            Outcome::Error => match (last, self.errors.last()) {
+            Outcome::Error => match (last, self.errors.iter().flatten().last()) {
                 (Some(r), Some(e))
-                    if r.result == ReadResult::Error && r.sent_ms >= deadline_ms(rules) =>
+                    if r.result() == ReadResult::Error && r.sent_ms() >= deadline_ms(rules) =>
                 {
                     format!(
                         "Unknown: never seen, and {} (at the {t} s deadline) failed: {}.",
@@ -320,17 +349,17 @@ impl ProbeTrace {
     /// The JSON form served by `/api/v1/probes`.
     pub fn view(&self, source: &str, target: &str, instance: &str, rules: PathRules) -> ProbeView {
         let at = |ms: u32| rfc3339(self.acked_at + chrono::Duration::milliseconds(i64::from(ms)));
-        let mut errors = self.errors.iter();
+        let mut errors = self.errors.iter().flatten();
         let reads = self
             .reads
             .iter()
             .map(|r| ReadView {
-                sent_at: at(r.sent_ms),
-                sent_after_ack_seconds: secs(r.sent_ms),
-                answered_at: at(r.answered_ms),
-                answered_after_ack_seconds: secs(r.answered_ms),
-                result: r.result,
-                error: if r.result == ReadResult::Error {
+                sent_at: at(r.sent_ms()),
+                sent_after_ack_seconds: secs(r.sent_ms()),
+                answered_at: at(r.answered_ms()),
+                answered_after_ack_seconds: secs(r.answered_ms()),
+                result: r.result(),
+                error: if r.result() == ReadResult::Error {
                     errors.next().cloned()
                 } else {
                     None

@@ -293,15 +293,12 @@ impl AzureSearch {
             Some(Value::String(k)) if k == id.key() => {}
             None => {}
             Some(other) => {
-                return Err(ConnectorError::BadResponse {
-                    status: reply.status.as_u16(),
-                    detail: format!(
-                        "filtered on {} eq '{}' and got a document with {}",
-                        self.index.key_field,
-                        id.key(),
-                        excerpt(other.to_string().as_bytes())
-                    ),
-                });
+                return Err(reply.bad_response(format!(
+                    "filtered on {} eq '{}' and got a document with {}",
+                    self.index.key_field,
+                    id.key(),
+                    excerpt(other.to_string().as_bytes())
+                )));
             }
         }
         Ok(Lookup::Present {
@@ -311,10 +308,10 @@ impl AzureSearch {
 }
 
 fn not_a_document(reply: &Reply) -> ConnectorError {
-    ConnectorError::BadResponse {
-        status: reply.status.as_u16(),
-        detail: format!("expected a document object, got {}", excerpt(&reply.body)),
-    }
+    reply.bad_response(format!(
+        "expected a document object, got {}",
+        excerpt(&reply.body)
+    ))
 }
 
 /// Whether a 404 says the index (not the document) does not exist.
@@ -401,14 +398,11 @@ impl Inventory for AzureSearch {
             Some(last) if more => Some(match last.get(key) {
                 Some(v @ (Value::String(_) | Value::Number(_))) => v.to_string(),
                 other => {
-                    return Err(ConnectorError::BadResponse {
-                        status: reply.status.as_u16(),
-                        detail: format!(
-                            "the last document has {} for {key}, so the next page cannot start \
-                             after it; the first column must be the document key",
-                            other.map_or("no value".to_string(), Value::to_string)
-                        ),
-                    });
+                    return Err(reply.bad_response(format!(
+                        "the last document has {} for {key}, so the next page cannot start \
+                         after it; the first column must be the document key",
+                        other.map_or("no value".to_string(), Value::to_string)
+                    )));
                 }
             }),
             _ => None,

@@ -224,10 +224,7 @@ fn api_error(reply: &Reply) -> ConnectorError {
         Ok(b) => format!("{}: {}", b.error.code, excerpt(b.error.message.as_bytes())),
         Err(_) => excerpt(&reply.body),
     };
-    ConnectorError::BadResponse {
-        status: reply.status.as_u16(),
-        detail,
-    }
+    reply.bad_response(detail)
 }
 
 impl Dataverse {
@@ -322,13 +319,10 @@ impl Source for Dataverse {
             // synchronous target report `halted`) for a sentinel that may not exist: an
             // error, whose sentinel the engine deletes in case it landed.
             StatusCode::CREATED | StatusCode::OK if self.is_representation(&reply) => Ok(()),
-            StatusCode::CREATED | StatusCode::OK => Err(ConnectorError::BadResponse {
-                status: reply.status.as_u16(),
-                detail: format!(
-                    "a write answered without the record's representation: {}",
-                    excerpt(&reply.body)
-                ),
-            }),
+            StatusCode::CREATED | StatusCode::OK => Err(reply.bad_response(format!(
+                "a write answered without the record's representation: {}",
+                excerpt(&reply.body)
+            ))),
             // Create-only upsert of an id that exists: an earlier attempt of this very write
             // landed (ids are fresh UUIDs), so the sentinel is there.
             StatusCode::PRECONDITION_FAILED if self.map.create == CreateMode::Upsert => Ok(()),
@@ -419,10 +413,7 @@ impl Source for Dataverse {
             next = match page.next_link {
                 None => None,
                 Some(link) => {
-                    let bad = |detail: String| ConnectorError::BadResponse {
-                        status: 200,
-                        detail,
-                    };
+                    let bad = |detail: String| reply.bad_response(detail);
                     let base = url::Url::parse(&self.collection_url())
                         .map_err(|e| bad(format!("the configured URL is not a URL ({e})")))?;
                     Some(

@@ -47,7 +47,7 @@ use crate::auth::{Accepts, AuthBlock};
 use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::{Gate, Limits};
-use crate::net::{HttpSystem, Reply, excerpt};
+use crate::net::{HttpSystem, excerpt};
 use crate::sentinel::SentinelId;
 
 /// Where sentinels are searched for in a Dataverse environment.
@@ -208,13 +208,6 @@ struct Hit {
     attributes: Map<String, Value>,
 }
 
-fn bad(reply: &Reply, detail: String) -> ConnectorError {
-    ConnectorError::BadResponse {
-        status: reply.status.as_u16(),
-        detail,
-    }
-}
-
 impl DataverseSearch {
     pub fn new(http: HttpSystem, table: SearchTable) -> Self {
         DataverseSearch { http, table }
@@ -258,19 +251,18 @@ impl Target for DataverseSearch {
         }
         let outer: Outer = reply.json()?;
         let results: Results = serde_json::from_str(&outer.response)
-            .map_err(|e| bad(&reply, format!("response is not the expected JSON: {e}")))?;
+            .map_err(|e| reply.bad_response(format!("response is not the expected JSON: {e}")))?;
         if let Some(err) = results.error.filter(|e| !e.is_null()) {
             let message = ["message", "Message"]
                 .iter()
                 .find_map(|k| err.get(*k).and_then(Value::as_str))
                 .map_or_else(|| err.to_string(), str::to_string);
-            return Err(bad(
-                &reply,
-                format!("search error: {}", excerpt(message.as_bytes())),
-            ));
+            return Err(
+                reply.bad_response(format!("search error: {}", excerpt(message.as_bytes())))
+            );
         }
         let Some(hits) = results.value else {
-            return Err(bad(&reply, "response has no Value".into()));
+            return Err(reply.bad_response("response has no Value"));
         };
         let hit = hits.iter().find(|h| {
             h.entity_name.eq_ignore_ascii_case(&self.table.entity)

@@ -216,17 +216,7 @@ fn es_error(reply: &Reply) -> ConnectorError {
             _ => None,
         })
         .unwrap_or_else(|| excerpt(&reply.body));
-    ConnectorError::BadResponse {
-        status: reply.status.as_u16(),
-        detail,
-    }
-}
-
-fn bad(reply: &Reply, detail: String) -> ConnectorError {
-    ConnectorError::BadResponse {
-        status: reply.status.as_u16(),
-        detail,
-    }
+    reply.bad_response(detail)
 }
 
 impl Elasticsearch {
@@ -268,13 +258,10 @@ impl Elasticsearch {
                 payload: self.payload(doc.get("_source")),
             }),
             Some(false) => Ok(Lookup::Absent),
-            _ => Err(bad(
-                &reply,
-                format!(
-                    "expected a document with \"found\", got {}",
-                    excerpt(&reply.body)
-                ),
-            )),
+            _ => Err(reply.bad_response(format!(
+                "expected a document with \"found\", got {}",
+                excerpt(&reply.body)
+            ))),
         }
     }
 
@@ -296,10 +283,9 @@ impl Elasticsearch {
         }
         let answer: Value = reply.json()?;
         let Some(hits) = answer.pointer("/hits/hits").and_then(Value::as_array) else {
-            return Err(bad(
-                &reply,
-                format!("expected hits.hits, got {}", excerpt(&reply.body)),
-            ));
+            return Err(
+                reply.bad_response(format!("expected hits.hits, got {}", excerpt(&reply.body)))
+            );
         };
         let Some(hit) = hits.first() else {
             return Ok(Lookup::Absent);
@@ -309,15 +295,12 @@ impl Elasticsearch {
             None => {}
             Some(Value::String(k)) if k == id.key() => {}
             Some(other) => {
-                return Err(bad(
-                    &reply,
-                    format!(
-                        "term query on {} = {} returned a document with {}",
-                        self.index.key_field,
-                        id.key(),
-                        excerpt(other.to_string().as_bytes())
-                    ),
-                ));
+                return Err(reply.bad_response(format!(
+                    "term query on {} = {} returned a document with {}",
+                    self.index.key_field,
+                    id.key(),
+                    excerpt(other.to_string().as_bytes())
+                )));
             }
         }
         Ok(Lookup::Present {
@@ -415,22 +398,18 @@ impl Inventory for Elasticsearch {
         }
         let answer: Value = reply.json()?;
         let Some(hits) = answer.pointer("/hits/hits").and_then(Value::as_array) else {
-            return Err(bad(
-                &reply,
-                format!("expected hits.hits, got {}", excerpt(&reply.body)),
-            ));
+            return Err(
+                reply.bad_response(format!("expected hits.hits, got {}", excerpt(&reply.body)))
+            );
         };
         let rows = hits
             .iter()
             .map(|hit| match hit.get("_source").and_then(Value::as_object) {
                 Some(source) => Ok(json_row(source, &query.columns)),
-                None => Err(bad(
-                    &reply,
-                    format!(
-                        "a hit without a _source object (is _source disabled?): {}",
-                        excerpt(hit.to_string().as_bytes())
-                    ),
-                )),
+                None => Err(reply.bad_response(format!(
+                    "a hit without a _source object (is _source disabled?): {}",
+                    excerpt(hit.to_string().as_bytes())
+                ))),
             })
             .collect::<Result<Vec<_>, _>>()?;
         // A short page is the last one; a full one continues after its last hit.
@@ -438,8 +417,7 @@ impl Inventory for Elasticsearch {
             Some(last) if hits.len() >= size as usize => match last.get("sort") {
                 Some(v @ Value::Array(_)) => Some(v.to_string()),
                 _ => {
-                    return Err(bad(
-                        &reply,
+                    return Err(reply.bad_response(
                         "the last hit has no sort values to search after".to_string(),
                     ));
                 }

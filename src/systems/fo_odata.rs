@@ -82,10 +82,7 @@ pub(crate) fn odata(req: RequestBuilder) -> RequestBuilder {
 /// The error an OData-style body `{"error":{"code","message"}}` describes (F&O, Azure AI
 /// Search, Dataverse), or the status and an excerpt of whatever came instead.
 pub(crate) fn odata_error(reply: &Reply) -> ConnectorError {
-    ConnectorError::BadResponse {
-        status: reply.status.as_u16(),
-        detail: odata_error_detail(&reply.body).unwrap_or_else(|| excerpt(&reply.body)),
-    }
+    reply.bad_response(odata_error_detail(&reply.body).unwrap_or_else(|| excerpt(&reply.body)))
 }
 
 /// `code: message` of an OData error body, if it is one.
@@ -182,15 +179,12 @@ impl Target for FoOdata {
         if let Some(found) = row.get(&self.map.key_field).and_then(Value::as_str)
             && !found.eq_ignore_ascii_case(id.key())
         {
-            return Err(ConnectorError::BadResponse {
-                status: reply.status.as_u16(),
-                detail: format!(
-                    "asked for {} {} and got a row with {}",
-                    self.map.key_field,
-                    id.key(),
-                    excerpt(found.as_bytes())
-                ),
-            });
+            return Err(reply.bad_response(format!(
+                "asked for {} {} and got a row with {}",
+                self.map.key_field,
+                id.key(),
+                excerpt(found.as_bytes())
+            )));
         }
         Ok(Lookup::Present {
             payload: self

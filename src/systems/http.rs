@@ -310,13 +310,9 @@ pub(crate) fn payload_text(v: &Value) -> Option<String> {
 }
 
 fn unexpected(op: &str, reply: &Reply) -> ConnectorError {
-    match reply.unexpected() {
-        ConnectorError::BadResponse { status, detail } => ConnectorError::BadResponse {
-            status,
-            detail: format!("{op} answered an unexpected status: {detail}"),
-        },
-        other => other,
-    }
+    reply
+        .unexpected()
+        .context(&format!("{op} answered an unexpected status"))
 }
 
 /// One operation as written in YAML: the request, and for reads and lists where the answer
@@ -674,10 +670,10 @@ impl Source for HttpKind {
         }
         let body: Value = reply.json()?;
         let Some(items) = body.pointer(&list.items_pointer).and_then(Value::as_array) else {
-            return Err(ConnectorError::BadResponse {
-                status: reply.status.as_u16(),
-                detail: format!("no array at \"{}\" in the list answer", list.items_pointer),
-            });
+            return Err(reply.bad_response(format!(
+                "no array at \"{}\" in the list answer",
+                list.items_pointer
+            )));
         };
         let cutoff_ms = before.timestamp_millis();
         Ok(items

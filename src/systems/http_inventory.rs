@@ -186,10 +186,7 @@ pub fn odata_collection(
     columns: &[String],
     base: &Url,
 ) -> Result<InventoryPage, ConnectorError> {
-    let bad = |detail: String| ConnectorError::BadResponse {
-        status: reply.status.as_u16(),
-        detail,
-    };
+    let bad = |detail: String| reply.bad_response(detail);
     let body: Value = reply.json()?;
     let rows = collection_objects(reply, &body)?
         .into_iter()
@@ -216,10 +213,7 @@ pub fn collection_objects<'a>(
     reply: &Reply,
     body: &'a Value,
 ) -> Result<Vec<&'a Map<String, Value>>, ConnectorError> {
-    let bad = |detail: String| ConnectorError::BadResponse {
-        status: reply.status.as_u16(),
-        detail,
-    };
+    let bad = |detail: String| reply.bad_response(detail);
     let Some(values) = body.get("value").and_then(Value::as_array) else {
         return Err(bad(format!(
             "expected a collection with a \"value\" array, got {}",

@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,17 @@ pub fn start_with(args: &[&str], stderr: Stdio, log: &str) -> Demo {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lagwatch"));
     cmd.args(args).env("RUST_LOG", log).stderr(stderr);
     start_command(cmd)
+}
+
+/// `lagwatch run --listen 127.0.0.1:0 --config <config> <args>` at `RUST_LOG=log`, its stderr
+/// written to `stderr.log` beside the configuration; the running binary and that file.
+pub fn run_logged(config: &Path, args: &[&str], log: &str) -> (Demo, PathBuf) {
+    let file = config.with_file_name("stderr.log");
+    let config = config.to_str().expect("a UTF-8 path");
+    let mut all = vec!["run", "--listen", "127.0.0.1:0", "--config", config];
+    all.extend_from_slice(args);
+    let stderr = std::fs::File::create(&file).expect("log file");
+    (start_with(&all, Stdio::from(stderr), log), file)
 }
 
 /// Spawns `cmd` (which runs the lagwatch binary, perhaps through a wrapper that `exec`s it)

@@ -5,6 +5,7 @@ pub mod delta;
 pub mod demo;
 pub mod entra;
 pub mod fakes;
+pub mod logs;
 pub mod shapes;
 pub mod twin;
 
@@ -14,6 +15,38 @@ use std::time::Duration;
 
 use lagwatch::app::App;
 use lagwatch::config::Config;
+
+/// Makes every series of a configured path and its systems exist, including those that appear
+/// only with their first event (errors, throttling, resumed probes, the last lag), so a test
+/// can check a rule or a dashboard against everything lagwatch may export.
+pub fn every_series(m: &lagwatch::metrics::Metrics, source: &str, target: &str) {
+    let p = m.paths.get(source, target).expect("a configured path");
+    for kind in lagwatch::connector::ConnectorError::KINDS {
+        p.lookup_error(kind);
+    }
+    p.last_lag.set(1.0);
+    p.uncertainty.set(0.1);
+    p.last_converged.set(1.0);
+    p.skipped.inc();
+    p.monotonic.inc();
+    for outcome in 0..5 {
+        p.probe(outcome, true);
+    }
+    for system in [source, target] {
+        for op in lagwatch::metrics::SOURCE_OPERATIONS
+            .iter()
+            .chain(lagwatch::metrics::TARGET_OPERATIONS)
+        {
+            m.observe_request(system, op, "2xx", 0.1);
+        }
+        m.throttled.with_label_values(&[system]);
+        m.throttle_wait.with_label_values(&[system]);
+        m.admission_timeouts.with_label_values(&[system]);
+    }
+    m.writes.with_label_values(&[source, "throttled"]);
+    m.sentinels_lost.with_label_values(&[source]);
+    m.deletes_owed.with_label_values(&[source]).set(1);
+}
 
 /// Builds an app from YAML text (panics with the config error: a test's own input).
 pub fn app(yaml: &str) -> App {

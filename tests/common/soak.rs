@@ -515,9 +515,9 @@ async fn stop_life(life: Life, o: &Options) -> LifeEnd {
     }
     for p in life.app.engine.paths() {
         end.skipped += m
-            .probes_skipped
-            .with_label_values(&[&p.spec.source, &p.spec.target])
-            .get();
+            .paths
+            .get(&p.spec.source, &p.spec.target)
+            .map_or(0, |s| s.skipped.get());
     }
     drop(life.app);
     end
@@ -680,6 +680,8 @@ pub struct Report {
     pub socket_growth_tolerance: Option<usize>,
     pub socket_ceiling: usize,
     pub violations: Vec<String>,
+    /// Timeouts of sentinels the ground truth shows visible before the deadline.
+    pub false_timeouts: Vec<String>,
 }
 
 impl Report {
@@ -795,6 +797,11 @@ impl Report {
             self.probes_expected, self.records, self.resumed
         );
         let _ = writeln!(s, "| outcomes | {} |", outcomes.join(", "));
+        let _ = writeln!(
+            s,
+            "| timeouts whose sentinel the ground truth shows visible before the deadline | {} |",
+            self.false_timeouts.len()
+        );
         let unconverged: Vec<String> = self
             .unconverged
             .iter()
@@ -1025,12 +1032,55 @@ async fn run_async(o: Options) -> Report {
     report.total_s = start.elapsed().as_secs_f64();
     report.lives = ends;
     report.lagged = lagged.load(Ordering::Relaxed);
-    drop(emulator);
-
     let _ = sink.lock().unwrap().flush();
     let records = read_records(&records_file);
+    report.false_timeouts = false_timeouts(&http, &base, &o, &records).await;
+    drop(emulator);
     check(&o, &mut report, &records, &earlier);
     report
+}
+
+/// Timeouts whose sentinel the emulator's ground truth shows arriving within the timeout:
+/// visible `lag` after its commit, which came before the acknowledgement the deadline counts
+/// from, so it was there at the deadline and a read then could not have answered "absent".
+async fn false_timeouts(
+    http: &reqwest::Client,
+    base: &str,
+    o: &Options,
+    records: &[Rec],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for rec in records
+        .iter()
+        .filter(|r| r.outcome == "Timeout" && !r.resumed)
+    {
+        let url = format!("{base}/_truth/{}-{}/{}", rec.source, rec.target, rec.id);
+        let truth: Option<serde_json::Value> = match http.get(&url).send().await {
+            Ok(r) => r.json().await.ok(),
+            Err(_) => None,
+        };
+        // Elasticsearch targets are read `searchable` (by `_search`): what counts there is when
+        // a search finds it, after the index refreshed.
+        let lag = truth.as_ref().and_then(|t| {
+            match (
+                t["searchable_at_unix"].as_f64(),
+                t["committed_at_unix"].as_f64(),
+            ) {
+                (Some(found), Some(committed)) => Some(found - committed),
+                _ => t["lag_seconds"].as_f64(),
+            }
+        });
+        match lag {
+            Some(lag) if lag < o.timeout.as_secs_f64() => out.push(format!(
+                "life {}: {} → {} {}: timeout, but visible {lag:.1} s after its commit",
+                rec.life, rec.source, rec.target, rec.id
+            )),
+            Some(_) => {}
+            None if truth.as_ref().is_some_and(|t| t["dropped"] == true) => {}
+            None => out.push(format!("{url}: no ground truth")),
+        }
+    }
+    out
 }
 
 fn read_records(file: &Path) -> Vec<Rec> {
@@ -1063,6 +1113,9 @@ fn check(o: &Options, r: &mut Report, records: &[Rec], earlier: &BTreeSet<String
     let mut v = Vec::new();
     let all_targets: BTreeSet<String> = (0..o.targets).map(target_name).collect();
     r.records = records.len() as u64;
+    for f in &r.false_timeouts {
+        v.push(format!("false timeout: {f}"));
+    }
     for rec in records {
         *r.outcomes.entry(rec.outcome.clone()).or_insert(0) += 1;
         // Which kind of target, and whether resumed, for every outcome but `Converged`: the

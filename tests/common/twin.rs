@@ -41,6 +41,7 @@ pub fn monitor_config(
         origin,
         secret,
         &format!("instance: {instance}\n{state}"),
+        "",
         paths,
     )
 }
@@ -53,23 +54,44 @@ pub fn monitor_config_without_state(
     instance: &str,
     paths: &str,
 ) -> PathBuf {
+    monitor_config_with_systems(dir, origin, secret, instance, "", paths)
+}
+
+/// [`monitor_config_without_state`] with more `systems` (YAML map entries, indented by two)
+/// after `crm` and `crm2`.
+pub fn monitor_config_with_systems(
+    dir: &Path,
+    origin: &str,
+    secret: &str,
+    instance: &str,
+    systems: &str,
+    paths: &str,
+) -> PathBuf {
     write_config(
         dir,
         origin,
         secret,
         &format!("instance: {instance}\n"),
+        systems,
         paths,
     )
 }
 
-fn write_config(dir: &Path, origin: &str, secret: &str, head: &str, paths: &str) -> PathBuf {
+fn write_config(
+    dir: &Path,
+    origin: &str,
+    secret: &str,
+    head: &str,
+    systems: &str,
+    paths: &str,
+) -> PathBuf {
     let secret_file = dir.join("secret");
     std::fs::write(&secret_file, secret).expect("secret");
     let cfg = dir.join("lagwatch.yaml");
     std::fs::write(
         &cfg,
         format!(
-            "{head}systems:{crm}{crm2}\npaths:\n{paths}",
+            "{head}systems:{crm}{crm2}{systems}\npaths:\n{paths}",
             crm = dataverse("crm", origin, &secret_file),
             crm2 = dataverse("crm2", origin, &secret_file),
         ),

@@ -1,0 +1,866 @@
+//! The per-path families, held as lagwatch's own atomics and written straight into the
+//! exposition: no registry walk, no intermediate protobuf, one pass per family.
+//!
+//! These are most of the samples of a large deployment, so they follow two rules:
+//!
+//! - **A series exists when it says something.** Always present: what alerts, rules and the
+//!   objective need (`lagwatch_lag_seconds`, `lagwatch_probes_total` for `converged` and
+//!   `timeout` — and `halted` on synchronous targets —, `lagwatch_probes_within_objective_total`,
+//!   staleness, in-flight, objective, timeout, `lagwatch_path_state`). Everything else appears
+//!   with its first event (the last lag once something converged, error kinds on the first
+//!   error, resumed probes after a restart).
+//! - **Lag buckets come from the objective**: `objective × {1/8, 1/4, 1/2, 1, 2}`. The
+//!   objective is always a bucket bound (the SLO ratio is exact from the histogram too), the
+//!   quantiles around it are sharp, and a path measured in hours carries as few buckets as one
+//!   measured in seconds. Each bucket keeps its latest exemplar: the sentinel that fell in it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::expose::{self, Format, Kind};
+use crate::connector::ConnectorError;
+
+/// Multiples of the objective used as lag bucket bounds.
+pub const LAG_BUCKET_FACTORS: [f64; 5] = [0.125, 0.25, 0.5, 1.0, 2.0];
+
+/// Outcome labels, in `Outcome` order.
+const OUTCOMES: [&str; 5] = ["converged", "timeout", "mismatch", "error", "halted"];
+
+/// `lagwatch_path_state` values, in `PathStatus` order.
+pub const STATES: [&str; 6] = [
+    "idle",
+    "converging",
+    "lagging",
+    "stuck",
+    "failing",
+    "halted",
+];
+
+/// An `f64` that can be shared and updated without a lock.
+#[derive(Debug, Default)]
+pub struct AtomicF64(AtomicU64);
+
+impl AtomicF64 {
+    pub fn new(v: f64) -> Self {
+        AtomicF64(AtomicU64::new(v.to_bits()))
+    }
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+    pub fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+    pub fn add(&self, v: f64) {
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            let next = (f64::from_bits(cur) + v).to_bits();
+            match self
+                .0
+                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+}
+
+/// The probe behind a bucket's count: the latest observation that fell in it.
+#[derive(Debug, Clone)]
+pub struct Exemplar {
+    /// The sentinel's key.
+    pub sentinel: Arc<str>,
+    pub value: f64,
+    /// Unix time of the observation, in seconds.
+    pub timestamp: f64,
+}
+
+/// A cumulative histogram with fixed bounds and one exemplar per bucket.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: Box<[f64]>,
+    /// Per bucket (non-cumulative), the last one for `+Inf`.
+    counts: Box<[AtomicU64]>,
+    sum: AtomicF64,
+    count: AtomicU64,
+    exemplars: Mutex<Box<[Option<Exemplar>]>>,
+}
+
+impl Histogram {
+    pub fn new(bounds: &[f64]) -> Histogram {
+        let n = bounds.len() + 1;
+        Histogram {
+            bounds: bounds.into(),
+            counts: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicF64::new(0.0),
+            count: AtomicU64::new(0),
+            exemplars: Mutex::new(vec![None; n].into_boxed_slice()),
+        }
+    }
+
+    pub fn bounds(&self) -> &[f64] {
+        &self.bounds
+    }
+
+    /// Counts one observation; with `exemplar`, it becomes its bucket's exemplar.
+    pub fn observe(&self, v: f64, exemplar: Option<Exemplar>) {
+        let i = self.bounds.partition_point(|b| *b < v);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum.add(v);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = exemplar {
+            self.exemplars.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(e);
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn sum(&self) -> f64 {
+        self.sum.get()
+    }
+
+    /// Cumulative count of observations `<= bound` for each bound, then the total.
+    pub fn cumulative(&self) -> Vec<u64> {
+        let mut acc = 0;
+        self.counts
+            .iter()
+            .map(|c| {
+                acc += c.load(Ordering::Relaxed);
+                acc
+            })
+            .collect()
+    }
+
+    fn write(&self, out: &mut String, format: Format, name: &str, labels: &str) {
+        // Exemplars are read under their lock while the buckets are written (OpenMetrics only).
+        let guard = match format {
+            Format::OpenMetrics => Some(self.exemplars.lock().unwrap_or_else(|e| e.into_inner())),
+            Format::Text => None,
+        };
+        let mut acc = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            acc += c.load(Ordering::Relaxed);
+            out.push_str(name);
+            out.push_str("_bucket{");
+            out.push_str(labels);
+            out.push_str(",le=\"");
+            match self.bounds.get(i) {
+                Some(b) => expose::float(out, *b),
+                None => out.push_str("+Inf"),
+            }
+            out.push_str("\"} ");
+            expose::int(out, acc);
+            if let Some(Some(e)) = guard.as_ref().and_then(|x| x.get(i)) {
+                out.push_str(" # {sentinel=\"");
+                expose::escape_into(out, &e.sentinel);
+                out.push_str("\"} ");
+                expose::float(out, e.value);
+                out.push(' ');
+                expose::millis(out, e.timestamp);
+            }
+            out.push('\n');
+        }
+        drop(guard);
+        out.push_str(name);
+        out.push_str("_sum{");
+        out.push_str(labels);
+        out.push_str("} ");
+        expose::float(out, self.sum());
+        out.push('\n');
+        out.push_str(name);
+        out.push_str("_count{");
+        out.push_str(labels);
+        out.push_str("} ");
+        expose::int(out, acc);
+        out.push('\n');
+    }
+}
+
+/// A counter that is exported from its first increment (or always, when `always`).
+#[derive(Debug, Default)]
+pub struct Lazy(AtomicU64);
+
+impl Lazy {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Every per-path series of one path.
+#[derive(Debug)]
+pub struct PathSeries {
+    pub source: String,
+    pub target: String,
+    /// `source="…",target="…"`, rendered once.
+    labels: String,
+    pub lag: Histogram,
+    /// Only for targets that record when they applied a record.
+    pub apply_lag: Option<Histogram>,
+    /// NaN until the first convergence (then exported).
+    pub last_lag: AtomicF64,
+    pub uncertainty: AtomicF64,
+    pub last_converged: AtomicF64,
+    pub staleness: AtomicF64,
+    pub in_flight: AtomicI64,
+    pub objective: f64,
+    pub timeout: f64,
+    probes: [Lazy; 5],
+    /// Outcomes exported at 0: converged, timeout, and halted for a synchronous target.
+    always: [bool; 5],
+    resumed: [Lazy; 5],
+    pub within_objective: Lazy,
+    pub skipped: Lazy,
+    pub monotonic: Lazy,
+    lookup_errors: [Lazy; 6],
+    state: AtomicU8,
+    /// The label set of each state, sorted by name (`source`, `state`, `target`).
+    state_labels: [String; 6],
+}
+
+/// What a path's series are made from.
+#[derive(Debug, Clone, Copy)]
+pub struct PathShape {
+    pub objective: f64,
+    pub timeout: f64,
+    /// A synchronous target (its `halted` outcome is exported at 0).
+    pub synchronous: bool,
+    pub records_apply_time: bool,
+}
+
+impl PathSeries {
+    fn new(source: &str, target: &str, shape: PathShape) -> PathSeries {
+        let mut labels = String::from("source=\"");
+        expose::escape_into(&mut labels, source);
+        labels.push_str("\",target=\"");
+        expose::escape_into(&mut labels, target);
+        labels.push('"');
+        let bounds = lag_bounds(shape.objective);
+        let state_labels = STATES.map(|st| {
+            let mut l = String::from("source=\"");
+            expose::escape_into(&mut l, source);
+            l.push_str("\",state=\"");
+            l.push_str(st);
+            l.push_str("\",target=\"");
+            expose::escape_into(&mut l, target);
+            l.push('"');
+            l
+        });
+        PathSeries {
+            source: source.to_string(),
+            target: target.to_string(),
+            labels,
+            lag: Histogram::new(&bounds),
+            apply_lag: shape.records_apply_time.then(|| Histogram::new(&bounds)),
+            last_lag: AtomicF64::new(f64::NAN),
+            uncertainty: AtomicF64::new(f64::NAN),
+            last_converged: AtomicF64::new(f64::NAN),
+            staleness: AtomicF64::new(0.0),
+            in_flight: AtomicI64::new(0),
+            objective: shape.objective,
+            timeout: shape.timeout,
+            probes: Default::default(),
+            always: [true, true, false, false, shape.synchronous],
+            resumed: Default::default(),
+            within_objective: Lazy::default(),
+            skipped: Lazy::default(),
+            monotonic: Lazy::default(),
+            lookup_errors: Default::default(),
+            state: AtomicU8::new(0),
+            state_labels,
+        }
+    }
+
+    fn fits(&self, shape: PathShape) -> bool {
+        self.objective == shape.objective
+            && self.timeout == shape.timeout
+            && self.always[4] == shape.synchronous
+            && self.apply_lag.is_some() == shape.records_apply_time
+    }
+
+    /// Counts a resolved probe by outcome index (`Outcome` order).
+    /// (`lagwatch_probes_total` counts resumed probes too; `lagwatch_probes_resumed_total`
+    /// only those.)
+    pub fn probe(&self, outcome: usize, resumed: bool) {
+        self.probes[outcome].inc();
+        if resumed {
+            self.resumed[outcome].inc();
+        }
+    }
+
+    pub fn probes(&self, outcome: usize) -> u64 {
+        self.probes[outcome].get()
+    }
+
+    pub fn lookup_error(&self, kind: &str) {
+        if let Some(i) = ConnectorError::KINDS.iter().position(|k| *k == kind) {
+            self.lookup_errors[i].inc();
+        }
+    }
+
+    /// Sets the path's state (index into [`STATES`]).
+    pub fn set_state(&self, state: usize) {
+        self.state.store(state as u8, Ordering::Relaxed);
+    }
+}
+
+/// The lag bucket bounds of a path with this objective.
+pub fn lag_bounds(objective: f64) -> Vec<f64> {
+    LAG_BUCKET_FACTORS
+        .iter()
+        .map(|f| objective * f)
+        .filter(|b| *b > 0.0)
+        .collect()
+}
+
+/// Every path's series, in the order their paths were configured.
+#[derive(Debug, Default)]
+pub struct PathFamilies {
+    paths: RwLock<Vec<Arc<PathSeries>>>,
+}
+
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    write: fn(&PathSeries, &mut String, Format, &'static str),
+}
+
+/// An event counter: exported from its first event.
+fn counted(out: &mut String, name: &str, labels: &str, n: u64) {
+    if n > 0 {
+        expose::sample_u64(out, name, labels, n);
+    }
+}
+
+/// Event counters by a label: each value exported from its first event.
+fn counted_by(
+    out: &mut String,
+    name: &str,
+    label: &str,
+    values: &[&str],
+    counters: &[Lazy],
+    labels: &str,
+) {
+    for (value, c) in values.iter().zip(counters) {
+        let n = c.get();
+        if n > 0 {
+            sample_label_first(out, name, label, value, labels, n);
+        }
+    }
+}
+
+fn gauge_if_set(out: &mut String, name: &str, labels: &str, v: f64) {
+    if !v.is_nan() {
+        expose::sample(out, name, labels, v);
+    }
+}
+
+/// Writes `name{label="value",<labels>} n`: label sets are sorted by name, as the
+/// `prometheus` crate writes them, and these labels sort before `source`.
+fn sample_label_first(
+    out: &mut String,
+    name: &str,
+    label: &str,
+    value: &str,
+    labels: &str,
+    n: u64,
+) {
+    out.push_str(name);
+    out.push('{');
+    out.push_str(label);
+    out.push_str("=\"");
+    out.push_str(value);
+    out.push_str("\",");
+    out.push_str(labels);
+    out.push_str("} ");
+    expose::int(out, n);
+    out.push('\n');
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "lagwatch_lag_seconds",
+        help: "Replication lag of converged sentinels: midpoint of the interval the arrival is known to lie in. Buckets are multiples of the path's objective (1/8, 1/4, 1/2, 1, 2); in OpenMetrics each bucket carries the sentinel of its latest probe as an exemplar.",
+        kind: Kind::Histogram,
+        write: |p, out, f, name| p.lag.write(out, f, name, &p.labels),
+    },
+    Family {
+        name: "lagwatch_apply_lag_seconds",
+        help: "Lag by the target's own clock: the time the target's pipeline says it applied a sentinel (a lake's SinkCreatedOn) minus its write time, corrected by the source's clock offset. Exported for targets that record it; buckets as lagwatch_lag_seconds.",
+        kind: Kind::Histogram,
+        write: |p, out, f, name| {
+            if let Some(h) = &p.apply_lag {
+                h.write(out, f, name, &p.labels);
+            }
+        },
+    },
+    Family {
+        name: "lagwatch_last_lag_seconds",
+        help: "Lag of the most recently converged sentinel; exported from the first convergence.",
+        kind: Kind::Gauge,
+        write: |p, out, _, name| gauge_if_set(out, name, &p.labels, p.last_lag.get()),
+    },
+    Family {
+        name: "lagwatch_lag_uncertainty_seconds",
+        help: "Half-width of the last lag estimate: the true lag is within last_lag plus or minus this; exported from the first convergence.",
+        kind: Kind::Gauge,
+        write: |p, out, _, name| gauge_if_set(out, name, &p.labels, p.uncertainty.get()),
+    },
+    Family {
+        name: "lagwatch_staleness_seconds",
+        help: "Age of the oldest sentinel not yet seen at the target, 0 when none is pending; rises in real time while a path is stuck.",
+        kind: Kind::Gauge,
+        write: |p, out, _, name| expose::sample(out, name, &p.labels, p.staleness.get()),
+    },
+    Family {
+        name: "lagwatch_last_converged_timestamp_seconds",
+        help: "Unix time at which the last sentinel was seen at the target; exported from the first convergence.",
+        kind: Kind::Gauge,
+        write: |p, out, _, name| gauge_if_set(out, name, &p.labels, p.last_converged.get()),
+    },
+    Family {
+        name: "lagwatch_probes_total",
+        help: "Resolved probes by outcome: converged, timeout (a read sent at or after the deadline answered absent), mismatch (seen with other content), error (never seen, and the reads at the deadline failed: unknown), halted (still missing from a synchronous target such as dual-write after its grace: the replication is not running). converged and timeout (and halted on synchronous targets) exist from start-up, the others from their first probe.",
+        kind: Kind::Counter,
+        write: |p, out, _, name| {
+            for (i, o) in OUTCOMES.iter().enumerate() {
+                let n = p.probes[i].get();
+                if n > 0 || p.always[i] {
+                    sample_label_first(out, name, "outcome", o, &p.labels, n);
+                }
+            }
+        },
+    },
+    Family {
+        name: "lagwatch_probes_in_flight",
+        help: "Sentinels of the path written (or being written) and not yet resolved.",
+        kind: Kind::Gauge,
+        write: |p, out, _, name| {
+            expose::sample(
+                out,
+                name,
+                &p.labels,
+                p.in_flight.load(Ordering::Relaxed) as f64,
+            );
+        },
+    },
+    Family {
+        name: "lagwatch_lag_objective_seconds",
+        help: "Configured lag objective of the path, so one alert rule serves every path.",
+        kind: Kind::Gauge,
+        write: |p, out, _, name| expose::sample(out, name, &p.labels, p.objective),
+    },
+    Family {
+        name: "lagwatch_probe_timeout_seconds",
+        help: "Configured timeout of the path: a sentinel not seen by then counts as not converged. Lets alerts say \"no convergence for N timeouts\" with one rule for every path.",
+        kind: Kind::Gauge,
+        write: |p, out, _, name| expose::sample(out, name, &p.labels, p.timeout),
+    },
+    Family {
+        name: "lagwatch_probes_within_objective_total",
+        help: "Probes of the path that converged with a lag (the midpoint estimate, as in lagwatch_lag_seconds) at or below the path's objective: the good events of an objective, exact for any objective.",
+        kind: Kind::Counter,
+        write: |p, out, _, name| {
+            expose::sample_u64(out, name, &p.labels, p.within_objective.get());
+        },
+    },
+    Family {
+        name: "lagwatch_probes_skipped_total",
+        help: "Sentinel writes skipped for a path because max_in_flight sentinels were already pending; exported from the first skip.",
+        kind: Kind::Counter,
+        write: |p, out, _, name| counted(out, name, &p.labels, p.skipped.get()),
+    },
+    Family {
+        name: "lagwatch_monotonic_read_violations_total",
+        help: "Sentinels a target showed and then lost again within the confirmation window; exported from the first.",
+        kind: Kind::Counter,
+        write: |p, out, _, name| counted(out, name, &p.labels, p.monotonic.get()),
+    },
+    Family {
+        name: "lagwatch_lookup_errors_total",
+        help: "Failed target lookups by error kind (no lag is ever derived from these); a kind is exported from its first error.",
+        kind: Kind::Counter,
+        write: |p, out, _, name| {
+            counted_by(
+                out,
+                name,
+                "kind",
+                &ConnectorError::KINDS,
+                &p.lookup_errors,
+                &p.labels,
+            );
+        },
+    },
+    Family {
+        name: "lagwatch_probes_resumed_total",
+        help: "Probes an earlier process left in flight, resumed from the ledger and ended by this one, by outcome. Their lags are measured on the wall clock across the restart and are not in lagwatch_lag_seconds.",
+        kind: Kind::Counter,
+        write: |p, out, _, name| {
+            counted_by(out, name, "outcome", &OUTCOMES, &p.resumed, &p.labels);
+        },
+    },
+    Family {
+        name: "lagwatch_path_state",
+        help: "The path's state, as on the status page: 1 on the current one of idle (nothing resolved yet), converging (arrives within the objective), lagging (above it), stuck (a sentinel timed out or is pending longer than the timeout), failing (reads or writes fail, or content arrives changed), halted (a synchronous target lacks a sentinel after its grace), 0 on the others.",
+        kind: Kind::StateSet,
+        write: |p, out, _, name| {
+            let current = usize::from(p.state.load(Ordering::Relaxed));
+            for (i, l) in p.state_labels.iter().enumerate() {
+                expose::sample_u64(out, name, l, u64::from(i == current));
+            }
+        },
+    },
+];
+
+impl PathFamilies {
+    /// The series of a path: the existing ones when the path kept its shape (a reload keeps
+    /// counting), new ones otherwise.
+    pub fn path(&self, source: &str, target: &str, shape: PathShape) -> Arc<PathSeries> {
+        let mut paths = self.paths.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = paths
+            .iter()
+            .position(|p| p.source == source && p.target == target)
+        {
+            if paths[i].fits(shape) {
+                return paths[i].clone();
+            }
+            paths.remove(i);
+        }
+        let series = Arc::new(PathSeries::new(source, target, shape));
+        paths.push(series.clone());
+        series
+    }
+
+    /// The series of a configured path.
+    pub fn get(&self, source: &str, target: &str) -> Option<Arc<PathSeries>> {
+        self.paths
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|p| p.source == source && p.target == target)
+            .cloned()
+    }
+
+    /// Drops a path's series (a reload removed the path).
+    pub fn forget(&self, source: &str, target: &str) {
+        self.paths
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| !(p.source == source && p.target == target));
+    }
+
+    /// Writes every per-path family.
+    pub fn write(&self, out: &mut String, format: Format) {
+        let paths = self.paths.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if paths.is_empty() {
+            return;
+        }
+        for f in FAMILIES {
+            let start = out.len();
+            expose::header(out, format, f.name, f.help, f.kind);
+            let body = out.len();
+            for p in &paths {
+                (f.write)(p, out, format, f.name);
+            }
+            if out.len() == body {
+                // No series of this family yet: no header either.
+                out.truncate(start);
+            }
+        }
+    }
+}
+
+/// Status classes of a request, in the order they are written.
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "4xx", "5xx", "transport_error"];
+
+/// The request series of one system: counts by operation and status class (each from its
+/// first request), the time spent in requests (with the counts, the mean latency; every read of
+/// every probe, with its times, is in `/api/v1/probes`), and the share of its request budget in
+/// use.
+#[derive(Debug, Default)]
+pub struct SystemSeries {
+    /// `system="…"`, rendered once.
+    labels: String,
+    /// (operation, status class) → count.
+    requests: Mutex<Vec<(&'static str, usize, u64)>>,
+    seconds: AtomicF64,
+    /// Share of the request budget used in the current window, set at each scrape.
+    pub budget_used: AtomicF64,
+}
+
+/// Every system's request series.
+#[derive(Debug, Default)]
+pub struct SystemFamilies {
+    systems: RwLock<HashMap<String, Arc<SystemSeries>>>,
+}
+
+impl SystemFamilies {
+    /// The series of a system, created (at 0) on first use.
+    pub fn system(&self, system: &str) -> Arc<SystemSeries> {
+        if let Some(s) = self
+            .systems
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(system)
+        {
+            return s.clone();
+        }
+        let mut systems = self.systems.write().unwrap_or_else(|e| e.into_inner());
+        systems
+            .entry(system.to_string())
+            .or_insert_with(|| {
+                let mut labels = String::from("system=\"");
+                expose::escape_into(&mut labels, system);
+                labels.push('"');
+                Arc::new(SystemSeries {
+                    labels,
+                    ..SystemSeries::default()
+                })
+            })
+            .clone()
+    }
+
+    /// Counts one request. `operation` is one of the fixed operations (`write`, `read`,
+    /// `delete`, `list`, `lookup`, `inventory`); anything else is counted as `other`.
+    pub fn observe(&self, system: &str, operation: &str, status: &str, seconds: f64) {
+        let operation = super::SOURCE_OPERATIONS
+            .iter()
+            .chain(super::TARGET_OPERATIONS)
+            .chain(super::INVENTORY_OPERATIONS)
+            .find(|o| **o == operation)
+            .copied()
+            .unwrap_or("other");
+        let s = self.system(system);
+        let status = STATUS_CLASSES
+            .iter()
+            .position(|c| *c == status)
+            .unwrap_or(STATUS_CLASSES.len() - 1);
+        {
+            let mut r = s.requests.lock().unwrap_or_else(|e| e.into_inner());
+            match r
+                .iter_mut()
+                .find(|(o, st, _)| *o == operation && *st == status)
+            {
+                Some(entry) => entry.2 += 1,
+                None => r.push((operation, status, 1)),
+            }
+        }
+        s.seconds.add(seconds);
+    }
+
+    /// Requests counted for a system, operation and status class (0 if none).
+    pub fn requests(&self, system: &str, operation: &str, status: &str) -> u64 {
+        let Some(s) = self
+            .systems
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(system)
+            .cloned()
+        else {
+            return 0;
+        };
+        let r = s.requests.lock().unwrap_or_else(|e| e.into_inner());
+        r.iter()
+            .filter(|(o, st, _)| *o == operation && STATUS_CLASSES[*st] == status)
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+
+    pub fn forget(&self, system: &str) {
+        self.systems
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(system);
+    }
+
+    /// Writes `lagwatch_requests_total`, `lagwatch_request_seconds_total` and
+    /// `lagwatch_request_budget_used_ratio`.
+    pub fn write(&self, out: &mut String, format: Format) {
+        let mut systems: Vec<Arc<SystemSeries>> = self
+            .systems
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        if systems.is_empty() {
+            return;
+        }
+        systems.sort_by(|a, b| a.labels.cmp(&b.labels));
+        let name = "lagwatch_requests_total";
+        let start = out.len();
+        expose::header(
+            out,
+            format,
+            name,
+            "Requests to monitored systems by operation and status class (or transport_error); a combination is exported from its first request.",
+            Kind::Counter,
+        );
+        let body = out.len();
+        for s in &systems {
+            let mut r = s.requests.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            r.sort_unstable();
+            for (op, status, n) in r {
+                out.push_str(name);
+                out.push_str("{operation=\"");
+                out.push_str(op);
+                out.push_str("\",status=\"");
+                out.push_str(STATUS_CLASSES[status]);
+                out.push_str("\",");
+                out.push_str(&s.labels);
+                out.push_str("} ");
+                expose::int(out, n);
+                out.push('\n');
+            }
+        }
+        if out.len() == body {
+            out.truncate(start);
+        }
+        let name = "lagwatch_request_seconds_total";
+        expose::header(
+            out,
+            format,
+            name,
+            "Seconds spent in requests to a system; divided by lagwatch_requests_total, the mean request duration.",
+            Kind::Counter,
+        );
+        for s in &systems {
+            expose::sample(out, name, &s.labels, s.seconds.get());
+        }
+        let name = "lagwatch_request_budget_used_ratio";
+        expose::header(
+            out,
+            format,
+            name,
+            "Share of a system's request budget used in the current window (1 = polls are being stretched).",
+            Kind::Gauge,
+        );
+        for s in &systems {
+            expose::sample(out, name, &s.labels, s.budget_used.get());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape() -> PathShape {
+        PathShape {
+            objective: 30.0,
+            timeout: 120.0,
+            synchronous: false,
+            records_apply_time: false,
+        }
+    }
+
+    #[test]
+    fn buckets_are_multiples_of_the_objective_and_exemplars_follow_the_bucket() {
+        let f = PathFamilies::default();
+        let p = f.path("crm", "lake", shape());
+        assert_eq!(p.lag.bounds(), &[3.75, 7.5, 15.0, 30.0, 60.0]);
+        let ex = |s: &str, v: f64| {
+            Some(Exemplar {
+                sentinel: Arc::from(s),
+                value: v,
+                timestamp: 1_700_000_000.5,
+            })
+        };
+        p.lag.observe(30.0, ex("a", 30.0));
+        p.lag.observe(31.0, ex("b", 31.0));
+        p.lag.observe(500.0, ex("c", 500.0));
+        assert_eq!(p.lag.cumulative(), vec![0, 0, 0, 1, 2, 3]);
+        let mut text = String::new();
+        f.write(&mut text, Format::Text);
+        assert!(!text.contains('#') || !text.contains("sentinel="));
+        assert!(
+            text.contains(
+                "lagwatch_lag_seconds_bucket{source=\"crm\",target=\"lake\",le=\"30\"} 1\n"
+            )
+        );
+        let mut om = String::new();
+        f.write(&mut om, Format::OpenMetrics);
+        assert!(om.contains(
+            "lagwatch_lag_seconds_bucket{source=\"crm\",target=\"lake\",le=\"60\"} 2 # {sentinel=\"b\"} 31 1700000000.500\n"
+        ), "{om}");
+        assert!(om.contains("le=\"+Inf\"} 3 # {sentinel=\"c\"} 500 "));
+        assert!(om.contains("# TYPE lagwatch_probes counter\n"));
+        assert!(om.contains("# TYPE lagwatch_path_state gauge\n"));
+    }
+
+    #[test]
+    fn series_exist_when_they_say_something() {
+        let f = PathFamilies::default();
+        let p = f.path(
+            "crm",
+            "fno",
+            PathShape {
+                synchronous: true,
+                ..shape()
+            },
+        );
+        let mut text = String::new();
+        f.write(&mut text, Format::Text);
+        for present in [
+            "lagwatch_probes_total{outcome=\"converged\",source=\"crm\",target=\"fno\"} 0",
+            "lagwatch_probes_total{outcome=\"timeout\",source=\"crm\",target=\"fno\"} 0",
+            "lagwatch_probes_total{outcome=\"halted\",source=\"crm\",target=\"fno\"} 0",
+            "lagwatch_path_state{source=\"crm\",state=\"idle\",target=\"fno\"} 1",
+            "lagwatch_path_state{source=\"crm\",state=\"stuck\",target=\"fno\"} 0",
+            "lagwatch_lag_objective_seconds{source=\"crm\",target=\"fno\"} 30",
+        ] {
+            assert!(text.contains(present), "{present}\n{text}");
+        }
+        for absent in [
+            "outcome=\"error\"",
+            "lagwatch_last_lag_seconds",
+            "lagwatch_lookup_errors_total",
+        ] {
+            assert!(!text.contains(absent), "{absent}");
+        }
+        p.probe(3, false);
+        p.lookup_error("unavailable");
+        p.last_lag.set(1.5);
+        p.set_state(4);
+        let mut text = String::new();
+        f.write(&mut text, Format::Text);
+        assert!(
+            text.contains(
+                "lagwatch_probes_total{outcome=\"error\",source=\"crm\",target=\"fno\"} 1"
+            )
+        );
+        assert!(text.contains(
+            "lagwatch_lookup_errors_total{kind=\"unavailable\",source=\"crm\",target=\"fno\"} 1"
+        ));
+        assert!(text.contains("lagwatch_last_lag_seconds{source=\"crm\",target=\"fno\"} 1.5"));
+        assert!(text.contains("state=\"failing\",target=\"fno\"} 1"));
+    }
+
+    #[test]
+    fn a_reload_keeps_a_path_that_kept_its_shape() {
+        let f = PathFamilies::default();
+        let a = f.path("crm", "fno", shape());
+        a.within_objective.inc();
+        let b = f.path("crm", "fno", shape());
+        assert_eq!(b.within_objective.get(), 1);
+        let c = f.path(
+            "crm",
+            "fno",
+            PathShape {
+                objective: 10.0,
+                ..shape()
+            },
+        );
+        assert_eq!(c.within_objective.get(), 0, "new buckets, new series");
+        f.forget("crm", "fno");
+        let mut text = String::new();
+        f.write(&mut text, Format::Text);
+        assert!(text.is_empty());
+    }
+}
