@@ -339,6 +339,70 @@ paths:
     (agree, run.samples.len(), worst)
 }
 
+/// Lags up to just below the timeout, and a share that never arrives: every sentinel visible
+/// before its deadline must converge (no false `timeout`), every lost one end `timeout`.
+fn near_the_timeout(keep: usize, failures: &mut Vec<String>) {
+    let timeout: f64 = 45.0;
+    let yaml = format!(
+        r#"
+instance: bench
+systems:
+  src: {{ kind: simulated, write_latency: {WRITE_LATENCY_MS}ms, read_latency: {READ_LATENCY_MS}ms }}
+  rep: {{ kind: simulated, replica_of: src, write_latency: {WRITE_LATENCY_MS}ms, read_latency: {READ_LATENCY_MS}ms, lag: {{ distribution: uniform, min: {min}ms, max: {max}ms }}, drop_probability: 0.2 }}
+paths:
+  - {{ source: src, target: rep, interval: 5s, timeout: {timeout}s, objective: 40s, max_in_flight: 20 }}
+"#,
+        min = (0.6 * timeout * 1000.0).round(),
+        max = (0.98 * timeout * 1000.0).round(),
+    );
+    let run = run_engine(&yaml, WARMUP, keep);
+    let arrived: Vec<&Sample> = run.samples.iter().filter(|x| x.truth.is_some()).collect();
+    let lost = run.samples.len() - arrived.len();
+    let false_timeouts = arrived
+        .iter()
+        .filter(|x| x.outcome != Outcome::Converged)
+        .count();
+    let missed = run
+        .samples
+        .iter()
+        .filter(|x| x.truth.is_none() && x.outcome != Outcome::Timeout)
+        .count();
+    let outside = arrived
+        .iter()
+        .filter(|x| x.contained == Some(false))
+        .count();
+    let top = arrived
+        .iter()
+        .filter(|x| x.outcome == Outcome::Converged)
+        .filter_map(|x| x.truth)
+        .fold(0.0, f64::max);
+    println!(
+        "\n### Near the timeout\n\nLags uniform from 0.6 to 0.98 × a {timeout} s timeout (27 – 44.1 s), 20 % never arriving; interval 5 s.\n"
+    );
+    println!(
+        "| probes | arrived before the deadline | converged of those | never arrived | timeout of those | truth outside ± | largest lag measured |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {} | {} | {} | {lost} | {} | {outside} | {} |",
+        run.samples.len(),
+        arrived.len(),
+        arrived.len() - false_timeouts,
+        lost - missed,
+        secs(top)
+    );
+    if false_timeouts > 0 {
+        failures.push(format!(
+            "FAIL: near the timeout: {false_timeouts} sentinels visible before their deadline did not converge"
+        ));
+    }
+    if missed > 0 {
+        failures.push(format!(
+            "FAIL: near the timeout: {missed} sentinels that never arrived did not end as timeout"
+        ));
+    }
+}
+
 fn main() {
     let keep = std::env::var("LAGWATCH_BENCH_PROBES")
         .ok()
@@ -459,6 +523,7 @@ fn main() {
         println!("{n}");
     }
     println!();
+    near_the_timeout(keep, &mut failures);
     if failures.is_empty() {
         println!("Bound check: every adaptive estimate contains its ground truth (no slack).");
     } else {
