@@ -24,8 +24,8 @@ use crate::connector::ConnectorError;
 /// Multiples of the objective used as lag bucket bounds.
 pub const LAG_BUCKET_FACTORS: [f64; 5] = [0.125, 0.25, 0.5, 1.0, 2.0];
 
-/// Outcome labels, in `Outcome` order.
-const OUTCOMES: [&str; 5] = ["converged", "timeout", "mismatch", "error", "halted"];
+/// Outcome labels, in `Outcome` order (`Outcome::label` reads them from here).
+pub const OUTCOMES: [&str; 5] = ["converged", "timeout", "mismatch", "error", "halted"];
 
 /// `lagwatch_path_state` values, in `PathStatus` order.
 pub const STATES: [&str; 6] = [
@@ -179,7 +179,7 @@ impl Histogram {
     }
 }
 
-/// A counter that is exported from its first increment (or always, when `always`).
+/// An event counter; whether it is written at 0 is up to its family (see `counted`).
 #[derive(Debug, Default)]
 pub struct Lazy(AtomicU64);
 

@@ -37,13 +37,7 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn label(self) -> &'static str {
-        match self {
-            Outcome::Converged => "converged",
-            Outcome::Timeout => "timeout",
-            Outcome::Mismatch => "mismatch",
-            Outcome::Error => "error",
-            Outcome::Halted => "halted",
-        }
+        crate::metrics::series::OUTCOMES[self as usize]
     }
     /// The outcome named by its label.
     pub fn parse(label: &str) -> Option<Outcome> {
