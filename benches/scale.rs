@@ -5,11 +5,15 @@
 //! for `LAGWATCH_BENCH_SECONDS` (default 60) and reports CPU time per resolved probe (utime +
 //! stime from /proc/self/stat, measured after a warm-up of one interval), peak RSS (VmHWM),
 //! the outcome mix, and the time and size of `/metrics` (refresh + render, 50 times, while
-//! the engine keeps probing).
+//! the engine keeps probing). A counting allocator reports the heap in use beside RSS, so
+//! memory can be told apart from allocator slack; the bench keeps only running totals of the
+//! probes it checks, so that its own bookkeeping does not grow with the run.
 //!
 //! `LAGWATCH_BENCH_SECONDS=60 cargo bench --bench scale`
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +33,57 @@ const CLOCK_TICKS: f64 = 100.0;
 const AIM_RSS_MIB: f64 = 80.0;
 const AIM_RENDER_MS: f64 = 10.0;
 const AIM_SAMPLES_PER_PATH: f64 = 30.0;
+
+/// The system allocator, counting the bytes it has handed out and not yet got back.
+struct Counting;
+
+static HEAP: AtomicUsize = AtomicUsize::new(0);
+static HEAP_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn counted(add: usize, sub: usize) {
+    let now = if add >= sub {
+        HEAP.fetch_add(add - sub, Ordering::Relaxed) + (add - sub)
+    } else {
+        HEAP.fetch_sub(sub - add, Ordering::Relaxed) - (sub - add)
+    };
+    HEAP_PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+// SAFETY: every call is forwarded to `System` unchanged; only sizes are counted.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            counted(layout.size(), 0);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            counted(layout.size(), 0);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        counted(0, layout.size());
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            counted(new_size, layout.size());
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / 1048576.0
+}
 
 fn yaml() -> String {
     let mut y = String::from(
@@ -79,13 +134,42 @@ fn vm_mib(key: &str) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// One resolved probe as seen by the benchmark's subscriber.
+/// Before, inside and after the measured window.
+const WARMING: u8 = 0;
+const WINDOW: u8 = 1;
+const AFTER: u8 = 2;
+
+/// Running totals of the probes the benchmark's subscriber saw resolve in the window.
+#[derive(Default)]
 struct Seen {
-    at: Instant,
-    outcome: Outcome,
-    reads: u32,
-    /// |estimate − truth| in seconds, and whether the truth was inside the stated bound.
-    check: Option<(f64, bool)>,
+    /// Every probe resolved, window or not.
+    all: usize,
+    /// By outcome, in the window.
+    outcomes: [usize; 5],
+    reads: u64,
+    /// |estimate − truth| in seconds of each converged probe in the window.
+    errs: Vec<f32>,
+    /// Converged probes whose truth was outside the stated bound.
+    outside: usize,
+}
+
+impl Seen {
+    fn resolved(&self) -> usize {
+        self.outcomes.iter().sum()
+    }
+    fn count(&self, o: Outcome) -> usize {
+        self.outcomes[outcome_index(o)]
+    }
+}
+
+fn outcome_index(o: Outcome) -> usize {
+    match o {
+        Outcome::Converged => 0,
+        Outcome::Timeout => 1,
+        Outcome::Mismatch => 2,
+        Outcome::Error => 3,
+        Outcome::Halted => 4,
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -119,7 +203,8 @@ fn main() {
     let build_time = built.elapsed();
     let rss_built = vm_mib("VmRSS");
 
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::new(Mutex::new(Vec::new()));
+    let seen: Arc<Mutex<Seen>> = Arc::new(Mutex::new(Seen::default()));
+    let phase = Arc::new(AtomicU8::new(WARMING));
     let lagged = Arc::new(Mutex::new(0u64));
     let stop = CancellationToken::new();
     let started = Instant::now();
@@ -128,6 +213,7 @@ fn main() {
         let mut rx = app.engine.subscribe();
         let landscape = app.landscape.clone();
         let (seen, lagged, stop_sub) = (seen.clone(), lagged.clone(), stop.clone());
+        let phase = phase.clone();
         rt.spawn(async move {
             loop {
                 let r = tokio::select! {
@@ -145,19 +231,20 @@ fn main() {
                 let truth = landscape
                     .truth(&r.target, r.sentinel.key())
                     .and_then(|t| t.lag());
-                let check = match (r.outcome, r.estimate, truth) {
-                    (Outcome::Converged, Some(e), Some(t)) => Some((
-                        (e.lag.as_secs_f64() - t.as_secs_f64()).abs(),
-                        e.contains(t, Duration::ZERO),
-                    )),
-                    _ => None,
-                };
-                seen.lock().unwrap().push(Seen {
-                    at: Instant::now(),
-                    outcome: r.outcome,
-                    reads: r.reads,
-                    check,
-                });
+                let mut seen = seen.lock().unwrap();
+                seen.all += 1;
+                if phase.load(Ordering::Relaxed) != WINDOW {
+                    continue;
+                }
+                seen.outcomes[outcome_index(r.outcome)] += 1;
+                seen.reads += u64::from(r.reads);
+                if let (Outcome::Converged, Some(e), Some(t)) = (r.outcome, r.estimate, truth) {
+                    seen.errs
+                        .push((e.lag.as_secs_f64() - t.as_secs_f64()).abs() as f32);
+                    if !e.contains(t, Duration::ZERO) {
+                        seen.outside += 1;
+                    }
+                }
             }
         });
         rt.spawn(app.engine.clone().run(stop.clone()))
@@ -166,6 +253,7 @@ fn main() {
     std::thread::sleep(warmup);
     let cpu_warm = cpu_seconds();
     let warm_at = Instant::now();
+    phase.store(WINDOW, Ordering::Relaxed);
     let mut rss_trend = vec![(warmup.as_secs(), vm_mib("VmRSS"))];
     while started.elapsed() < run_for {
         let next = Duration::from_secs((started.elapsed().as_secs() / 10 + 1) * 10).min(run_for);
@@ -177,6 +265,9 @@ fn main() {
     }
     let cpu_end = cpu_seconds();
     let end_at = Instant::now();
+    phase.store(AFTER, Ordering::Relaxed);
+    let heap_run_end = HEAP.load(Ordering::Relaxed);
+    let heap_run_peak = HEAP_PEAK.load(Ordering::Relaxed);
     let ready = app.engine.ready();
 
     // Scrapes while the engine keeps probing, as Prometheus would.
@@ -222,22 +313,15 @@ fn main() {
     let total = started.elapsed();
 
     let seen = std::mem::take(&mut *seen.lock().unwrap());
-    let window: Vec<&Seen> = seen
-        .iter()
-        .filter(|s| s.at >= warm_at && s.at < end_at)
-        .collect();
-    let count = |o: Outcome| window.iter().filter(|s| s.outcome == o).count();
-    let resolved = window.len();
+    let count = |o: Outcome| seen.count(o);
+    let resolved = seen.resolved();
     let cpu = cpu_end - cpu_warm;
     let wall = (end_at - warm_at).as_secs_f64();
-    let reads = window.iter().map(|s| f64::from(s.reads)).sum::<f64>() / resolved.max(1) as f64;
-    let mut errs: Vec<f64> = window.iter().filter_map(|s| s.check.map(|c| c.0)).collect();
+    let reads = seen.reads as f64 / resolved.max(1) as f64;
+    let mut errs: Vec<f64> = seen.errs.iter().map(|&e| f64::from(e)).collect();
     errs.sort_by(f64::total_cmp);
-    let outside = window
-        .iter()
-        .filter(|s| s.check.is_some_and(|c| !c.1))
-        .count();
-    let all_resolved = seen.len();
+    let outside = seen.outside;
+    let all_resolved = seen.all;
     let mut skipped = 0u64;
     let (mut history, mut history_cap, mut recent) = (0usize, 0usize, 0usize);
     let (mut traces, mut trace_bytes, mut trace_slots) = (0usize, 0usize, 0usize);
@@ -307,6 +391,11 @@ fn main() {
         1e6 * cpu / resolved.max(1) as f64
     );
     println!("| RSS: start / built / end | {rss_start:.1} / {rss_built:.1} / {rss_end:.1} MiB |");
+    println!(
+        "| heap in use (counted): end of run / peak over the run | {:.1} / {:.1} MiB |",
+        mib(heap_run_end),
+        mib(heap_run_peak)
+    );
     println!(
         "| peak RSS (VmHWM) | {rss_peak:.1} MiB (aim < {AIM_RSS_MIB:.0} MiB: {}) |",
         if rss_peak < AIM_RSS_MIB {

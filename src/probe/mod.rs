@@ -57,8 +57,10 @@ pub struct ProbeRecord {
 /// Deadline of each request of the start-up sweep.
 const SWEEP_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Records buffered per subscriber before the oldest are dropped.
-const RECORD_BUFFER: usize = 65_536;
+/// Records buffered per subscriber before the oldest are dropped: tests and benchmarks
+/// subscribe (the product does not), and a subscriber that keeps up needs far fewer; each
+/// slot is allocated up front and filled once a subscriber exists.
+const RECORD_BUFFER: usize = 8_192;
 
 /// How often owed deletes (failed deletes, writes of unknown fate) are retried.
 const JANITOR_PERIOD: Duration = Duration::from_secs(30);

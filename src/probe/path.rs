@@ -82,11 +82,12 @@ const RECENT_LAGS: usize = 16;
 const HISTORY: usize = 720;
 const HISTORY_AGE: Duration = Duration::from_secs(3600);
 
-/// One resolved probe, as the status page remembers it: 16 bytes, so an hour of history for
+/// One resolved probe, as the status page remembers it: 12 bytes, so an hour of history for
 /// a thousand paths stays in the low megabytes.
 #[derive(Debug, Clone, Copy)]
 pub struct Resolved {
-    pub at: Instant,
+    /// When it resolved, in tenths of a second after the path's `history_epoch`.
+    at_ds: u32,
     /// The lag in seconds; NaN when the probe did not converge.
     lag_seconds: f32,
     pub outcome: Outcome,
@@ -118,6 +119,8 @@ pub struct PathState {
     pub unseen_since: Option<Instant>,
     pub recent: VecDeque<Duration>,
     pub history: VecDeque<Resolved>,
+    /// The instant `history` counts its times from (the first probe it remembers).
+    history_epoch: Option<Instant>,
     /// The last [`trace::RING`] resolved probes, read by read (`/api/v1/probes`).
     pub traces: VecDeque<ProbeTrace>,
     pub last_probe: Option<LastProbe>,
@@ -174,16 +177,36 @@ impl PathState {
         }
     }
 
+    fn remember(&mut self, now: Instant, lag_seconds: f32, outcome: Outcome) {
+        let epoch = *self.history_epoch.get_or_insert(now);
+        let at_ds = deciseconds(now.saturating_duration_since(epoch));
+        self.history.push_back(Resolved {
+            at_ds,
+            lag_seconds,
+            outcome,
+        });
+        self.prune(now);
+    }
+
     fn prune(&mut self, now: Instant) {
+        let Some(epoch) = self.history_epoch else {
+            return;
+        };
+        let now_ds = deciseconds(now.saturating_duration_since(epoch));
+        let max_age = deciseconds(HISTORY_AGE);
         while self
             .history
             .front()
-            .is_some_and(|r| now.saturating_duration_since(r.at) > HISTORY_AGE)
+            .is_some_and(|r| now_ds.saturating_sub(r.at_ds) > max_age)
             || self.history.len() > HISTORY
         {
             self.history.pop_front();
         }
     }
+}
+
+fn deciseconds(d: Duration) -> u32 {
+    u32::try_from(d.as_millis() / 100).unwrap_or(u32::MAX)
 }
 
 /// A path with its target connector, metrics and state.
@@ -404,12 +427,7 @@ impl PathHandle {
             (Outcome::Converged, Some(e)) if !resumed => e.lag.as_secs_f32(),
             _ => f32::NAN,
         };
-        s.history.push_back(Resolved {
-            at: now,
-            lag_seconds,
-            outcome,
-        });
-        s.prune(now);
+        s.remember(now, lag_seconds, outcome);
         self.m.staleness.set(s.staleness(now).as_secs_f64());
         (s.unseen_since != unseen_before).then_some(s.unseen_since)
     }
@@ -438,5 +456,31 @@ impl PathHandle {
         self.m.staleness.set(s.staleness(now).as_secs_f64());
         let status = s.status(now, self.spec.objective.get(), self.spec.timeout.get());
         self.m.set_state(status as usize);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_keeps_an_hour_and_at_most_its_cap() {
+        let mut s = PathState::default();
+        let t0 = Instant::now();
+        s.remember(t0, 1.5, Outcome::Converged);
+        s.remember(t0 + Duration::from_secs(1800), f32::NAN, Outcome::Timeout);
+        assert_eq!(s.history.len(), 2);
+        assert_eq!(s.history[0].lag(), Some(1.5));
+        assert_eq!(s.history[1].lag(), None);
+        // An hour and a bit after the first: it ages out, on a scrape as on a probe.
+        s.prune(t0 + HISTORY_AGE + Duration::from_millis(200));
+        assert_eq!(s.history.len(), 1);
+        assert_eq!(s.history[0].outcome, Outcome::Timeout);
+        let t1 = t0 + Duration::from_secs(1801);
+        for i in 0..HISTORY as u64 + 5 {
+            s.remember(t1 + Duration::from_millis(i), 0.1, Outcome::Converged);
+        }
+        assert_eq!(s.history.len(), HISTORY);
+        assert_eq!(std::mem::size_of::<Resolved>(), 12);
     }
 }

@@ -77,11 +77,13 @@ impl ReadError {
     }
 }
 
-/// One read, packed in 8 bytes: sent (ms after the acknowledgement, 32 bits), how long it
-/// took (ms, 24 bits: up to 4.6 h) and its result (8 bits). A thousand paths keep 200 probes
-/// of several reads each, so the size of a read is the size of the ring.
+/// One read, unpacked: sent and answered as milliseconds after the acknowledgement.
 #[derive(Debug, Clone, Copy)]
-struct Read(u64);
+struct Read {
+    sent_ms: u32,
+    answered_ms: u32,
+    result: ReadResult,
+}
 
 const RESULTS: [ReadResult; 4] = [
     ReadResult::Absent,
@@ -91,25 +93,123 @@ const RESULTS: [ReadResult; 4] = [
 ];
 
 impl Read {
-    fn new(sent_ms: u32, answered_ms: u32, result: ReadResult) -> Read {
-        let took = u64::from(answered_ms.saturating_sub(sent_ms)).min((1 << 24) - 1);
-        let code = RESULTS.iter().position(|r| *r == result).unwrap_or(3) as u64;
-        Read(u64::from(sent_ms) << 32 | took << 8 | code)
-    }
     fn sent_ms(self) -> u32 {
-        (self.0 >> 32) as u32
+        self.sent_ms
     }
     fn answered_ms(self) -> u32 {
-        self.sent_ms()
-            .saturating_add(((self.0 >> 8) & ((1 << 24) - 1)) as u32)
+        self.answered_ms
     }
     fn result(self) -> ReadResult {
-        RESULTS[(self.0 & 0xff) as usize % RESULTS.len()]
+        self.result
     }
 }
 
 fn ms_after(base: Instant, at: Instant) -> u32 {
     u32::try_from(at.saturating_duration_since(base).as_millis()).unwrap_or(u32::MAX)
+}
+
+/// Bytes a probe's reads keep inline before they move to the heap.
+const INLINE: usize = 22;
+
+/// A probe's reads, encoded: per read a varint of the milliseconds since the previous read
+/// was sent (zigzag, so a read sent earlier than the one before still round-trips), then a
+/// varint of how long it took in milliseconds shifted left by 2 with the result in the low
+/// bits. Typical reads (polls seconds apart, answered in milliseconds) take 3 bytes, so the
+/// half-dozen reads of a probe fit inline and a full ring of a thousand paths allocates
+/// nothing per probe: the ring is the memory lagwatch holds most of (BENCHMARKS.md).
+#[derive(Debug, Clone)]
+enum Packed {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl Default for Packed {
+    fn default() -> Self {
+        Packed::Inline {
+            len: 0,
+            bytes: [0; INLINE],
+        }
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn take_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+impl Packed {
+    fn encode(reads: &[Read]) -> Packed {
+        let mut out = Vec::with_capacity(reads.len() * 3);
+        let mut prev = 0i64;
+        for r in reads {
+            let delta = i64::from(r.sent_ms) - prev;
+            prev = i64::from(r.sent_ms);
+            put_varint(&mut out, ((delta << 1) ^ (delta >> 63)) as u64);
+            let took = u64::from(r.answered_ms.saturating_sub(r.sent_ms));
+            let code = RESULTS.iter().position(|x| *x == r.result).unwrap_or(3) as u64;
+            put_varint(&mut out, took << 2 | code);
+        }
+        if out.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..out.len()].copy_from_slice(&out);
+            Packed::Inline {
+                len: out.len() as u8,
+                bytes,
+            }
+        } else {
+            Packed::Heap(out.into_boxed_slice())
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Packed::Inline { len, bytes } => &bytes[..usize::from(*len).min(INLINE)],
+            Packed::Heap(b) => b,
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Packed::Inline { .. } => 0,
+            Packed::Heap(b) => b.len(),
+        }
+    }
+
+    fn decode(&self) -> Vec<Read> {
+        let bytes = self.bytes();
+        let (mut at, mut prev, mut reads) = (0usize, 0i64, Vec::new());
+        while at < bytes.len() {
+            let (Some(d), Some(t)) = (take_varint(bytes, &mut at), take_varint(bytes, &mut at))
+            else {
+                break;
+            };
+            let delta = (d >> 1) as i64 ^ -((d & 1) as i64);
+            prev += delta;
+            let sent_ms = u32::try_from(prev.max(0)).unwrap_or(u32::MAX);
+            reads.push(Read {
+                sent_ms,
+                answered_ms: sent_ms.saturating_add(u32::try_from(t >> 2).unwrap_or(u32::MAX)),
+                result: RESULTS[(t & 3) as usize],
+            });
+        }
+        reads
+    }
 }
 
 /// The reads of a probe as they happen; becomes a [`ProbeTrace`] when the probe resolves.
@@ -140,11 +240,11 @@ impl Recorder {
         result: ReadResult,
         error: Option<ReadError>,
     ) {
-        self.reads.push(Read::new(
-            ms_after(self.acked, sent),
-            ms_after(self.acked, answered),
+        self.reads.push(Read {
+            sent_ms: ms_after(self.acked, sent),
+            answered_ms: ms_after(self.acked, answered),
             result,
-        ));
+        });
         if let Some(e) = error {
             self.errors.push(e);
         }
@@ -164,42 +264,51 @@ impl Recorder {
         resumed: bool,
     ) -> ProbeTrace {
         let resolved_ms = ms_after(self.acked, Instant::now());
+        let acked_us = acked_wall.timestamp_micros();
+        let written_before_us = acked_us.saturating_sub(written_at.timestamp_micros());
         ProbeTrace {
             uuid: sentinel.uuid(),
             seq,
-            written_at,
-            acked_at: acked_wall,
+            acked_us,
+            written_before_us: u32::try_from(written_before_us.max(0)).unwrap_or(u32::MAX),
             write_ms: u32::try_from(write.as_millis()).unwrap_or(u32::MAX),
             resolved_ms,
             lag: estimate.map_or(f32::NAN, |e| e.lag.as_secs_f32()),
             uncertainty: estimate.map_or(f32::NAN, |e| e.uncertainty.as_secs_f32()),
             outcome,
             resumed,
-            reads: self.reads.into_boxed_slice(),
-            errors: (!self.errors.is_empty()).then(|| self.errors.into_boxed_slice()),
+            n_reads: u16::try_from(self.reads.len()).unwrap_or(u16::MAX),
+            reads: Packed::encode(&self.reads),
+            errors: (!self.errors.is_empty()).then(|| Box::new(self.errors)),
         }
     }
 }
 
-/// One resolved probe of one path.
+/// One resolved probe of one path: 88 bytes and no allocation for a probe whose reads all
+/// answered (the common case), so a thousand paths' full rings stay near 17 MiB.
 #[derive(Debug, Clone)]
 pub struct ProbeTrace {
     uuid: Uuid,
     pub seq: u64,
-    /// When the sentinel was created (its `written_at`), just before the write was sent.
-    pub written_at: DateTime<Utc>,
-    /// When the source acknowledged the write, on lagwatch's wall clock: every read's time is
-    /// counted from here.
-    pub acked_at: DateTime<Utc>,
+    /// When the source acknowledged the write, on lagwatch's wall clock (µs since the Unix
+    /// epoch): every read's time is counted from here.
+    acked_us: i64,
+    /// How long before the acknowledgement the sentinel was created (its `written_at`, just
+    /// before the write was sent), in µs.
+    written_before_us: u32,
     write_ms: u32,
     resolved_ms: u32,
     lag: f32,
     uncertainty: f32,
     pub outcome: Outcome,
     pub resumed: bool,
-    reads: Box<[Read]>,
+    n_reads: u16,
+    reads: Packed,
     /// The errors of the failed reads, in order (`None` for the many probes without one).
-    errors: Option<Box<[ReadError]>>,
+    /// Boxed to a thin pointer: 8 bytes in every trace instead of 16, for an extra allocation
+    /// only in the rare probe with a failed read.
+    #[allow(clippy::box_collection)]
+    errors: Option<Box<Vec<ReadError>>>,
 }
 
 /// The facts of a path an outcome's reason refers to.
@@ -231,35 +340,46 @@ impl ProbeTrace {
         })
     }
 
+    /// When the source acknowledged the write, on lagwatch's wall clock.
+    pub fn acked_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.acked_us).unwrap_or_default()
+    }
+
+    /// When the sentinel was created, just before the write was sent.
+    pub fn written_at(&self) -> DateTime<Utc> {
+        self.acked_at() - chrono::Duration::microseconds(i64::from(self.written_before_us))
+    }
+
     /// When the probe resolved, on the wall clock.
     pub fn resolved_at(&self) -> DateTime<Utc> {
-        self.acked_at + chrono::Duration::milliseconds(i64::from(self.resolved_ms))
+        self.acked_at() + chrono::Duration::milliseconds(i64::from(self.resolved_ms))
     }
 
     pub fn reads(&self) -> usize {
-        self.reads.len()
+        usize::from(self.n_reads)
     }
 
     /// The error of the last read that failed, if one did.
     pub fn last_error(&self) -> Option<&ReadError> {
-        self.errors.as_deref().and_then(<[ReadError]>::last)
+        self.errors.as_deref().and_then(|e| e.last())
     }
 
-    /// Approximate heap and inline bytes this trace holds (for the memory budget).
+    /// Heap and inline bytes this trace holds (for the memory budget).
     pub fn bytes(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.reads.len() * std::mem::size_of::<Read>()
-            + self
-                .errors
-                .iter()
-                .flatten()
-                .map(|e| std::mem::size_of::<ReadError>() + e.message.len())
-                .sum::<usize>()
+            + self.reads.heap_bytes()
+            + self.errors.as_ref().map_or(0, |e| {
+                std::mem::size_of::<Vec<ReadError>>()
+                    + e.iter()
+                        .map(|e| std::mem::size_of::<ReadError>() + e.message.len())
+                        .sum::<usize>()
+            })
     }
 
-    fn first_hit(&self) -> Option<(usize, &Read)> {
-        self.reads
+    fn first_hit(reads: &[Read]) -> Option<(usize, Read)> {
+        reads
             .iter()
+            .copied()
             .enumerate()
             .rev()
             .take_while(|(_, r)| r.result() != ReadResult::Absent)
@@ -267,9 +387,10 @@ impl ProbeTrace {
             .last()
     }
 
-    fn last_miss(&self) -> Option<(usize, &Read)> {
-        self.reads
+    fn last_miss(reads: &[Read]) -> Option<(usize, Read)> {
+        reads
             .iter()
+            .copied()
             .enumerate()
             .rev()
             .find(|(_, r)| r.result() == ReadResult::Absent)
@@ -279,8 +400,9 @@ impl ProbeTrace {
     /// definitions in README, "How lag is measured").
     pub fn why(&self, rules: PathRules) -> String {
         let t = rules.timeout.as_secs_f64();
-        let last = self.reads.last();
-        let read_at = |r: &Read| {
+        let reads = self.reads.decode();
+        let last = reads.last().copied();
+        let read_at = |r: Read| {
             format!(
                 "the read sent {:.3} s after the acknowledgement",
                 secs(r.sent_ms())
@@ -292,7 +414,7 @@ impl ProbeTrace {
             ""
         };
         match self.outcome {
-            Outcome::Converged => match (self.first_hit(), self.last_miss()) {
+            Outcome::Converged => match (Self::first_hit(&reads), Self::last_miss(&reads)) {
                 (Some((_, hit)), Some((_, miss))) => format!(
                     "Seen by {} (answered at {:.3} s); the last read that missed was sent at {:.3} s, so it arrived in between{resumed}.",
                     read_at(hit),
@@ -313,7 +435,7 @@ impl ProbeTrace {
                 ),
                 None => format!("Never seen by the {t} s deadline."),
             },
-            Outcome::Error => match (last, self.errors.iter().flatten().last()) {
+            Outcome::Error => match (last, self.last_error()) {
                 (Some(r), Some(e))
                     if r.result() == ReadResult::Error && r.sent_ms() >= deadline_ms(rules) =>
                 {
@@ -348,10 +470,11 @@ impl ProbeTrace {
 
     /// The JSON form served by `/api/v1/probes`.
     pub fn view(&self, source: &str, target: &str, instance: &str, rules: PathRules) -> ProbeView {
-        let at = |ms: u32| rfc3339(self.acked_at + chrono::Duration::milliseconds(i64::from(ms)));
-        let mut errors = self.errors.iter().flatten();
-        let reads = self
-            .reads
+        let acked_at = self.acked_at();
+        let at = |ms: u32| rfc3339(acked_at + chrono::Duration::milliseconds(i64::from(ms)));
+        let mut errors = self.errors.iter().flat_map(|e| e.iter());
+        let decoded = self.reads.decode();
+        let reads = decoded
             .iter()
             .map(|r| ReadView {
                 sent_at: at(r.sent_ms()),
@@ -372,8 +495,8 @@ impl ProbeTrace {
             target: target.to_string(),
             sentinel: self.sentinel(instance).key().to_string(),
             seq: self.seq,
-            written_at: rfc3339(self.written_at),
-            acknowledged_at: rfc3339(self.acked_at),
+            written_at: rfc3339(self.written_at()),
+            acknowledged_at: rfc3339(acked_at),
             write_seconds: secs(self.write_ms),
             resolved_at: rfc3339(self.resolved_at()),
             resolved_after_ack_seconds: secs(self.resolved_ms),
@@ -381,8 +504,8 @@ impl ProbeTrace {
             why: self.why(rules),
             lag_seconds: estimate.map(|e| e.lag.as_secs_f64()),
             lag_uncertainty_seconds: estimate.map(|e| e.uncertainty.as_secs_f64()),
-            first_hit: self.first_hit().map(|(i, _)| i),
-            last_miss: self.last_miss().map(|(i, _)| i),
+            first_hit: Self::first_hit(&decoded).map(|(i, _)| i),
+            last_miss: Self::last_miss(&decoded).map(|(i, _)| i),
             resumed: self.resumed,
             reads,
         }
@@ -493,9 +616,9 @@ mod tests {
                 message: "down".into(),
             }),
         );
-        assert_eq!(t.first_hit().map(|(i, _)| i), Some(3));
-        assert_eq!(t.last_miss().map(|(i, _)| i), Some(2));
         let v = t.view("a", "b", "t", RULES);
+        assert_eq!(v.first_hit, Some(3));
+        assert_eq!(v.last_miss, Some(2));
         assert_eq!(v.reads[1].error.as_ref().map(|e| e.status), Some(Some(503)));
         assert!(v.reads[0].error.is_none());
         assert!(
@@ -533,6 +656,86 @@ mod tests {
             why.starts_with("Unknown") && why.contains("no answer"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn reads_round_trip_through_their_encoding() {
+        use ReadResult::*;
+        let cases: Vec<Vec<Read>> = vec![
+            vec![],
+            // Typical: polls seconds apart, answered in milliseconds: inline.
+            (0..6)
+                .map(|i| Read {
+                    sent_ms: 250 + i * 1500,
+                    answered_ms: 262 + i * 1500,
+                    result: if i == 5 { Present } else { Absent },
+                })
+                .collect(),
+            // Out of order, extremes, every result, and long enough to move to the heap.
+            vec![
+                Read {
+                    sent_ms: 5000,
+                    answered_ms: 4000,
+                    result: Error,
+                },
+                Read {
+                    sent_ms: 10,
+                    answered_ms: 20,
+                    result: Mismatch,
+                },
+                Read {
+                    sent_ms: u32::MAX,
+                    answered_ms: u32::MAX,
+                    result: Present,
+                },
+                Read {
+                    sent_ms: 0,
+                    answered_ms: u32::MAX,
+                    result: Absent,
+                },
+            ],
+        ];
+        for reads in cases {
+            let packed = Packed::encode(&reads);
+            let back = packed.decode();
+            assert_eq!(back.len(), reads.len());
+            for (a, b) in reads.iter().zip(&back) {
+                assert_eq!(a.sent_ms, b.sent_ms);
+                assert_eq!(a.answered_ms.max(a.sent_ms), b.answered_ms);
+                assert_eq!(a.result, b.result);
+            }
+        }
+        let six = Packed::encode(
+            &[Read {
+                sent_ms: 3000,
+                answered_ms: 3010,
+                result: Absent,
+            }; 6],
+        );
+        assert_eq!(six.heap_bytes(), 0, "six ordinary reads stay inline");
+    }
+
+    #[test]
+    fn a_trace_stays_small() {
+        // The ring's budget in BENCHMARKS.md counts on this size.
+        assert!(
+            std::mem::size_of::<ProbeTrace>() <= 88,
+            "{}",
+            std::mem::size_of::<ProbeTrace>()
+        );
+        let t = trace(
+            Outcome::Converged,
+            &[
+                (250, 260, ReadResult::Absent),
+                (2000, 2010, ReadResult::Present),
+            ],
+            None,
+        );
+        assert_eq!(t.bytes(), std::mem::size_of::<ProbeTrace>());
+        assert_eq!(t.reads(), 2);
+        let v = t.view("a", "b", "t", RULES);
+        assert_eq!(v.reads[1].sent_after_ack_seconds, 2.0);
+        assert!(v.written_at <= v.acknowledged_at);
     }
 
     #[test]

@@ -431,6 +431,8 @@ impl ReplicaEntry {
 }
 
 struct Replica {
+    /// The replica's name, shared by its ground-truth entries.
+    name: Arc<str>,
     source: String,
     spec: ReplicaSpec,
     records: HashMap<String, ReplicaRecord>,
@@ -440,12 +442,19 @@ struct Replica {
 struct World {
     sources: HashMap<String, HashMap<String, SourceRecord>>,
     replicas: HashMap<String, Replica>,
-    truth: HashMap<(String, String), Truth>,
-    truth_order: VecDeque<(String, String)>,
+    /// Ground truth per committed key, one entry per replica of its source. The key is
+    /// stored once (shared with the order queue) and replica names are shared, so an entry
+    /// costs about 80 bytes: at scale (hundreds of writes a second) the store is the
+    /// simulator's largest holding, inside the process whose memory the scale bench measures.
+    truth: HashMap<Arc<str>, Vec<(Arc<str>, Truth)>>,
+    truth_order: VecDeque<Arc<str>>,
+    truth_entries: usize,
 }
 
-/// Most ground-truth entries kept; the oldest are forgotten first.
-const TRUTH_CAPACITY: usize = 200_000;
+/// Most ground-truth entries (key × replica) kept; the oldest keys are forgotten first. At
+/// the scale bench's 400 entries a second that is four minutes, far beyond any probe's wait
+/// for the truth of what it just resolved.
+const TRUTH_CAPACITY: usize = 100_000;
 
 /// The shared world of all simulated systems of one process.
 pub struct Landscape {
@@ -485,6 +494,7 @@ impl Landscape {
         self.world().replicas.insert(
             name.to_string(),
             Replica {
+                name: Arc::from(name),
                 source: source.to_string(),
                 spec,
                 records: HashMap::new(),
@@ -541,8 +551,10 @@ impl Landscape {
     pub fn truth(&self, replica: &str, key: &str) -> Option<Truth> {
         self.world()
             .truth
-            .get(&(replica.to_string(), key.to_string()))
-            .copied()
+            .get(key)?
+            .iter()
+            .find(|(r, _)| &**r == replica)
+            .map(|(_, t)| *t)
     }
 
     /// Keys currently stored in a simulated source (to check that nothing leaked).
@@ -621,15 +633,15 @@ impl Landscape {
                 written_at: Utc::now(),
             },
         );
-        let mut truths = Vec::new();
-        let names: Vec<String> = w
+        let names: Vec<Arc<str>> = w
             .replicas
-            .iter()
-            .filter(|(_, r)| r.source == source)
-            .map(|(n, _)| n.clone())
+            .values()
+            .filter(|r| r.source == source)
+            .map(|r| r.name.clone())
             .collect();
+        let mut truths = Vec::with_capacity(names.len());
         for name in names {
-            let Some(spec) = w.replicas.get(&name).map(|r| r.spec.clone()) else {
+            let Some(spec) = w.replicas.get(&*name).map(|r| r.spec.clone()) else {
                 continue;
             };
             let lag = Self::sample_lag(&mut rng, &spec.lag);
@@ -650,7 +662,7 @@ impl Landscape {
             } else {
                 payload.to_string()
             };
-            if let Some(r) = w.replicas.get_mut(&name) {
+            if let Some(r) = w.replicas.get_mut(&*name) {
                 r.records.insert(
                     key.to_string(),
                     ReplicaRecord {
@@ -662,21 +674,49 @@ impl Landscape {
                 );
             }
             truths.push((
-                (name, key.to_string()),
+                name,
                 Truth {
                     committed_at: now,
                     visible_at,
                 },
             ));
         }
-        for (k, t) in truths {
-            if w.truth.insert(k.clone(), t).is_none() {
-                w.truth_order.push_back(k);
+        if truths.is_empty() {
+            return;
+        }
+        // The same key may be committed to several sources (the emulator commits per
+        // replica): a commit replaces the truth of its own replicas and keeps the others'.
+        let World {
+            truth,
+            truth_order,
+            truth_entries,
+            ..
+        } = &mut *w;
+        match truth.get_mut(key) {
+            Some(known) => {
+                for (name, t) in truths {
+                    match known.iter_mut().find(|(n, _)| *n == name) {
+                        Some(slot) => slot.1 = t,
+                        None => {
+                            known.push((name, t));
+                            *truth_entries += 1;
+                        }
+                    }
+                }
+            }
+            None => {
+                let key: Arc<str> = Arc::from(key);
+                *truth_entries += truths.len();
+                truth.insert(key.clone(), truths);
+                truth_order.push_back(key);
             }
         }
-        while w.truth_order.len() > TRUTH_CAPACITY {
-            if let Some(old) = w.truth_order.pop_front() {
-                w.truth.remove(&old);
+        while w.truth_entries > TRUTH_CAPACITY {
+            let Some(old) = w.truth_order.pop_front() else {
+                break;
+            };
+            if let Some(gone) = w.truth.remove(&old) {
+                w.truth_entries -= gone.len();
             }
         }
     }
@@ -967,5 +1007,40 @@ mod tests {
             l.read_replica("rep", "k", at(15)).unwrap(),
             Lookup::Present { .. }
         ));
+    }
+
+    #[test]
+    fn the_truth_store_forgets_its_oldest_keys_first() {
+        let l = Landscape::new();
+        let spec = || ReplicaSpec {
+            lag: spec(Distribution::Fixed),
+            drop_probability: 0.0,
+            mismatch_probability: 0.0,
+            flap_probability: 0.0,
+            outages: Vec::new(),
+        };
+        l.add_source("src", Some(1));
+        l.add_replica("a", "src", spec());
+        l.add_replica("b", "src", spec());
+        l.add_source("other", None);
+        l.add_replica("c", "other", spec());
+        let now = Instant::now();
+        // The same key committed to another source keeps both sources' replicas.
+        l.commit("src", "k0", "{}", now);
+        l.commit("other", "k0", "{}", now);
+        assert!(l.truth("a", "k0").is_some() && l.truth("c", "k0").is_some());
+        // Two entries per key from now on: the store keeps the newest keys within its cap.
+        let keys = TRUTH_CAPACITY / 2 + 10;
+        for i in 1..keys {
+            l.commit("src", &format!("k{i}"), "{}", now);
+        }
+        l.commit("src", "k11", "{}", now); // re-committed: replaced, not counted twice
+        assert!(l.truth("a", "k9").is_none() && l.truth("c", "k0").is_none());
+        assert!(l.truth("a", "k10").is_some() && l.truth("b", "k11").is_some());
+        assert!(l.truth("b", &format!("k{}", keys - 1)).is_some());
+        assert!(l.truth("c", "k11").is_none(), "not a replica of its source");
+        let w = l.world();
+        assert_eq!(w.truth_entries, TRUTH_CAPACITY);
+        assert_eq!(w.truth.len(), TRUTH_CAPACITY / 2);
     }
 }
