@@ -36,6 +36,7 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod path_page;
+pub mod percent;
 pub mod probe;
 pub mod reconcile;
 pub mod sentinel;

@@ -282,10 +282,11 @@ fn reconcile_rows(h: &mut String, views: &[ReconcileView]) {
 
 /// Where the status page of one path is.
 pub fn path_page_url(source: &str, target: &str) -> String {
-    let seg = |s: &str| {
-        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-    };
-    format!("/paths/{}/{}", seg(source), seg(target))
+    format!(
+        "/paths/{}/{}",
+        crate::percent::component(source),
+        crate::percent::component(target)
+    )
 }
 
 /// Staleness, or, while writes fail, since when no sentinel was written (staleness only ages

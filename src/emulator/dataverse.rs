@@ -50,7 +50,6 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::entra::AuthFailure;
-use super::odata::percent_encode;
 use super::odata::{self, Dialect, Filter};
 use super::replication::Visibility;
 use super::scenario::{ColumnType, SYSTEM_COLUMNS, Table, Target, Throttle};
@@ -113,11 +112,6 @@ impl ThrottleState {
         self.window.push_back(now);
         Ok(())
     }
-}
-
-/// `percent_encode` is shared with the paging cookie.
-fn encode(s: &str) -> String {
-    percent_encode(s)
 }
 
 /// An OData response with the Dataverse headers.
@@ -1046,7 +1040,7 @@ impl Emulator {
             let next_page = page + 1;
             let cookie = format!(
                 "<cookie pagenumber=\"{next_page}\" pagingcookie=\"{}\" istracking=\"False\" />",
-                encode(&format!(
+                crate::percent::component(&format!(
                     "<cookie page=\"{page}\" position=\"{}\"><{id_col} last=\"{{{}}}\" first=\"{{{}}}\" /></cookie>",
                     position.encode(),
                     last_id.to_uppercase(),
@@ -1061,7 +1055,7 @@ impl Emulator {
                     "{}{}?{rest}{sep}$skiptoken={}",
                     cx.base,
                     cx.set,
-                    encode(&cookie)
+                    crate::percent::component(&cookie)
                 )),
             );
         }
@@ -1164,7 +1158,9 @@ mod tests {
 
     #[test]
     fn paging_cookies_round_trip() {
-        let inner = encode("<cookie page=\"2\" position=\"1.42.3\"><id last=\"{A}\" /></cookie>");
+        let inner = crate::percent::component(
+            "<cookie page=\"2\" position=\"1.42.3\"><id last=\"{A}\" /></cookie>",
+        );
         assert_eq!(
             position_of(&format!(
                 "<cookie pagenumber=\"3\" pagingcookie=\"{inner}\" istracking=\"False\" />"

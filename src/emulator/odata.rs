@@ -10,6 +10,7 @@
 use std::cmp::Ordering;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use percent_encoding::{AsciiSet, utf8_percent_encode};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -18,44 +19,22 @@ use uuid::Uuid;
 /// # Errors
 /// A bad escape or text that is not UTF-8.
 pub fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| format!("bad percent escape in \"{s}\""))?;
-                out.push(hex);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
+    let hex = |i: usize| s.as_bytes().get(i).is_some_and(u8::is_ascii_hexdigit);
+    if s.bytes()
+        .enumerate()
+        .any(|(i, b)| b == b'%' && !(hex(i + 1) && hex(i + 2)))
+    {
+        return Err(format!("bad percent escape in \"{s}\""));
     }
-    String::from_utf8(out).map_err(|_| format!("\"{s}\" does not decode to UTF-8"))
-}
-
-/// Percent-encodes everything but unreserved characters (RFC 3986).
-pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    let spaced = if plus_is_space {
+        std::borrow::Cow::Owned(s.replace('+', " "))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    };
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| format!("\"{s}\" does not decode to UTF-8"))
 }
 
 /// Decoded `name=value` pairs of a query string, in order.
@@ -86,32 +65,24 @@ impl QueryString {
 
     /// Re-encodes the pairs except those named in `skip`.
     pub fn encode_without(&self, skip: &[&str]) -> String {
+        let part = |s: &str| utf8_percent_encode(s, QUERY_PART).to_string();
         self.0
             .iter()
             .filter(|(k, _)| !skip.contains(&k.as_str()))
-            .map(|(k, v)| format!("{}={}", encode_query_part(k), encode_query_part(v)))
+            .map(|(k, v)| format!("{}={}", part(k), part(v)))
             .collect::<Vec<_>>()
             .join("&")
     }
 }
 
-/// Encodes a query component but keeps `$`, `,`, `'`, `(`, `)`, `:` readable.
-fn encode_query_part(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'_' | b'.' | b'~' | b'$' | b',' | b'\'' | b'(' | b')' | b':'
-            )
-        {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// A query component as OData links show it: `$`, `,`, `'`, `(`, `)`, `:` stay readable.
+const QUERY_PART: &AsciiSet = &crate::percent::COMPONENT
+    .remove(b'$')
+    .remove(b',')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b':');
 
 /// Splits a `$select` value into column names.
 ///

@@ -132,7 +132,7 @@ impl BlobLocation {
             .path_segments()
             .map(|s| {
                 s.filter(|s| !s.is_empty())
-                    .map(percent_decode)
+                    .map(crate::percent::decode_lossy)
                     .collect::<Vec<_>>()
             })
             .unwrap_or_default();
@@ -144,7 +144,7 @@ impl BlobLocation {
                          abfss://<container>@<account>.dfs.core.windows.net/"
                     ));
                 };
-                let container = percent_decode(u.username());
+                let container = crate::percent::decode_lossy(u.username());
                 if container.is_empty() {
                     return Err(format!(
                         "\"{url}\" names no container; write \
@@ -251,45 +251,9 @@ pub fn container_name_ok(name: &str) -> bool {
         && !name.contains("--")
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters and `/`.
+/// Percent-encodes a Blob path (everything but RFC 3986 unreserved characters and `/`).
 pub fn encode_path(s: &str) -> String {
-    encode(s, true)
-}
-
-fn encode(s: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'.' | b'_' | b'~')
-            || (keep_slash && b == b'/')
-        {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Decodes `%XX` escapes (invalid ones are kept as they are).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| char::from(b).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::percent::path(s)
 }
 
 /// An account key that signs requests (Shared Key authorization of the Blob service).
@@ -511,7 +475,7 @@ impl BlobStore {
             url.push(sep);
             url.push_str(k);
             url.push('=');
-            url.push_str(&encode(v, false));
+            url.push_str(&crate::percent::component(v));
             sep = '&';
         }
         if let BlobAuth::Sas(token) = &self.auth {
@@ -1010,7 +974,7 @@ pub fn parse_list_page(body: &[u8]) -> Result<ListPage, String> {
                     .child("Name")
                     .ok_or_else(|| format!("a <{}> without a <Name>", item.name))?;
                 Ok(if n.attr("Encoded") == Some("true") {
-                    percent_decode(&n.text)
+                    crate::percent::decode_lossy(&n.text)
                 } else {
                     n.text.clone()
                 })
@@ -1429,7 +1393,5 @@ mod tests {
     #[test]
     fn percent_coding_round_trips() {
         assert_eq!(encode_path("a b/c:d.csv"), "a%20b/c%3Ad.csv");
-        assert_eq!(encode("a/b=c+", false), "a%2Fb%3Dc%2B");
-        assert_eq!(percent_decode("My%20Work%2fspace%zz%"), "My Work/space%zz%");
     }
 }

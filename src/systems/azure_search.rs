@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 
 use super::dataverse::literal;
 use super::fo_odata::{Collection, odata_error, odata_error_detail};
-use super::http::{encode_component, payload_text};
+use super::http::payload_text;
 use super::http_inventory::{OPERATION, check_query, collection_objects, page_size, refused};
 use super::{BuildContext, System, SystemKind, check_names, check_url, decode_as};
 use crate::auth::{Accepts, ApiKeyStyle, AuthBlock, SEARCH_SCOPE};
@@ -39,6 +39,7 @@ use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
+use crate::percent;
 use crate::reconcile::inventory::{Inventory, InventoryPage, InventoryQuery, json_row};
 use crate::sentinel::SentinelId;
 
@@ -224,7 +225,7 @@ impl AzureSearch {
         format!(
             "{}/indexes/{}/docs",
             self.index.endpoint,
-            encode_component(index)
+            percent::component(index)
         )
     }
 
@@ -237,7 +238,7 @@ impl AzureSearch {
     }
 
     async fn by_key(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
-        let url = format!("{}/{}", self.docs_url(), encode_component(id.key()));
+        let url = format!("{}/{}", self.docs_url(), percent::component(id.key()));
         let select = self.select();
         let version = self.index.api_version.as_str();
         let reply = self

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
-use super::http::{encode_component, payload_text};
+use super::http::payload_text;
 use super::http_inventory::{OPERATION, check_query, page_size, refused};
 use super::{BuildContext, System, SystemKind, check_url, decode_as};
 use crate::auth::{Accepts, ApiKeyStyle, AuthBlock};
@@ -34,6 +34,7 @@ use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
+use crate::percent;
 use crate::reconcile::inventory::{Inventory, InventoryPage, InventoryQuery, json_row};
 use crate::sentinel::SentinelId;
 
@@ -229,7 +230,7 @@ impl Elasticsearch {
     }
 
     fn index_url_of(&self, index: &str) -> String {
-        format!("{}/{}", self.index.base, encode_component(index))
+        format!("{}/{}", self.index.base, percent::component(index))
     }
 
     fn payload(&self, source: Option<&Value>) -> Option<String> {
@@ -239,7 +240,7 @@ impl Elasticsearch {
     }
 
     async fn indexed(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
-        let url = format!("{}/_doc/{}", self.index_url(), encode_component(id.key()));
+        let url = format!("{}/_doc/{}", self.index_url(), percent::component(id.key()));
         let reply = self
             .http
             .send("lookup", |c: &Client| {

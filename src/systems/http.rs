@@ -183,20 +183,6 @@ enum Escape {
     Raw,
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters, so the result is safe as a
-/// path segment and as a query value.
-pub fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Escapes `s` for use inside a JSON string literal (the quotes are not added).
 pub fn json_escape(s: &str) -> String {
     let quoted = Value::String(s.to_string()).to_string();
@@ -239,7 +225,7 @@ fn render(template: &str, vars: &Vars<'_>, escape: Escape) -> String {
             Some((close, value)) => {
                 let value = value.unwrap_or("");
                 match escape {
-                    Escape::Url => out.push_str(&encode_component(value)),
+                    Escape::Url => out.push_str(&crate::percent::component(value)),
                     Escape::Json => out.push_str(&json_escape(value)),
                     Escape::Raw => out.push_str(value),
                 }
