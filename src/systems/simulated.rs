@@ -452,9 +452,9 @@ struct World {
 }
 
 /// Most ground-truth entries (key × replica) kept; the oldest keys are forgotten first. At
-/// the scale bench's 400 entries a second that is four minutes, far beyond any probe's wait
-/// for the truth of what it just resolved.
-const TRUTH_CAPACITY: usize = 100_000;
+/// the scale bench's 100 entries a second that is four minutes, far beyond any probe's wait
+/// for the truth of what it just resolved (and the demo's few paths keep hours).
+const TRUTH_CAPACITY: usize = 25_000;
 
 /// The shared world of all simulated systems of one process.
 pub struct Landscape {
