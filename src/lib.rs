@@ -1,24 +1,18 @@
 //! lagwatch measures replication lag of eventually-consistent integrations with active probes.
 //!
-//! Crate map (see ARCHITECTURE.md for the data flow and invariants):
-//! - [`config`]: the YAML file, strict typing, errors naming file, key and reason.
-//! - [`systems`]: the registry of system kinds; each kind builds a [`connector::Source`] and/or
-//!   [`connector::Target`]. [`systems::simulated`] is the in-process landscape with ground truth.
-//! - [`connector`]: the pluggable roles and their error type.
-//! - [`auth`]: Entra ID tokens (client secret, workload and managed identity) and their cache.
-//! - [`sentinel`]: sentinel ids, payloads and checksums.
-//! - [`gate`]: per-system throttling, concurrency and request budget.
-//! - [`lake`]: reading analytics lakes (Synapse Link folders) with a cursor, not re-reading.
-//! - [`clock`]: clock offsets of monitored systems from HTTP `Date` headers.
-//! - [`probe`]: the engine: groups, cycles, the poll schedule and the lag estimator.
-//! - [`reconcile`]: source-versus-replica comparison, discrepancy state and metrics.
-//! - [`metrics`]: every exported metric, declared once.
-//! - [`net`]: the HTTP layer of every HTTP connector (auth, budget, metrics, errors).
-//! - [`status`]: the per-path view behind the status page and the API.
-//! - [`http`]: the axum server; [`web`]: its TLS and basic auth (`--web.config.file`).
-//! - [`emulator`]: the emulated Dynamics 365 APIs; [`demo`]: the emulator and a monitor of it.
-//! - [`app`]: assembly of all of the above; [`supervisor`]: `lagwatch run` with configuration
-//!   reload; [`cli`]: the command line; [`logging`]: `--log.format` and the default log filter.
+//! Crate map, by layer from the bottom (ARCHITECTURE.md has the table a test enforces, the
+//! data flow and the invariants):
+//! - [`sentinel`], [`percent`], [`config`] (the YAML file, strict typing, errors naming file, key
+//!   and reason), [`connector`] (the roles `Source`, `Target`, `Inventory` and their errors).
+//! - [`metrics`] (every exported metric, declared once), [`clock`] (offsets from `Date`
+//!   headers), [`gate`] (throttling, concurrency, request budget), [`shutdown`], [`logging`].
+//! - [`auth`]: Entra ID tokens (secret, certificate, workload and managed identity), their
+//!   cache, and what a request carries. [`net`]: the HTTP layer of every HTTP connector.
+//! - [`systems`] (the kinds; [`systems::simulated`] is the in-process landscape with ground
+//!   truth), [`lake`] (reading analytics lakes with cursors), [`ledger`] (the probe ledger).
+//! - [`probe`] (the engine, its schedule, estimator and traces), [`reconcile`].
+//! - [`app`], [`status`], [`path_page`], [`http`], [`web`], [`supervisor`] (reload).
+//! - [`cli`], [`demo`]; above all, [`emulator`]: the emulated Dynamics 365 APIs.
 
 pub mod app;
 pub mod auth;

@@ -9,6 +9,7 @@
 //! behave from the first scrape; one that only counts events appears with the first.
 
 pub mod expose;
+pub mod reconcile;
 pub mod series;
 
 pub use expose::Format;
@@ -18,6 +19,9 @@ use prometheus::{
 };
 
 /// Outcomes of a sentinel write.
+/// Kinds of `lagwatch_token_errors_total`.
+pub const TOKEN_ERROR_KINDS: [&str; 2] = ["transport", "auth"];
+
 pub const WRITE_OUTCOMES: &[&str] = &["ok", "error", "throttled"];
 
 /// Operations a source performs.
@@ -64,7 +68,7 @@ pub struct Metrics {
     /// Unix time of the last successful configuration load (start-up or reload).
     pub config_reload_success_timestamp: Gauge,
     /// The reconciliation families (`lagwatch_discrepancies`, `lagwatch_reconcile_*`).
-    pub reconcile: crate::reconcile::metrics::ReconcileMetrics,
+    pub reconcile: reconcile::ReconcileMetrics,
     /// Latest clock offset estimate per system (seconds, its clock minus ours), for the
     /// engine to correct timestamps a system wrote (see `clock::ClockTracker`).
     offsets: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, f64>>>,
@@ -207,7 +211,7 @@ impl Metrics {
                 must(registry.register(Box::new(g.clone())));
                 g
             },
-            reconcile: crate::reconcile::metrics::ReconcileMetrics::register(&registry),
+            reconcile: reconcile::ReconcileMetrics::register(&registry),
             registry,
             paths: std::sync::Arc::default(),
             systems: std::sync::Arc::default(),
@@ -271,7 +275,7 @@ impl Metrics {
         let _ = self.lake_objects_listed.remove_label_values(&[system]);
         let _ = self.lake_bytes_read.remove_label_values(&[system]);
         let _ = self.lake_last_folder.remove_label_values(&[system]);
-        for kind in crate::net::TOKEN_ERROR_KINDS {
+        for kind in TOKEN_ERROR_KINDS {
             let _ = self.token_errors.remove_label_values(&[system, kind]);
         }
         self.systems.forget(system);

@@ -16,11 +16,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use async_trait::async_trait;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Client, Request, RequestBuilder, StatusCode};
 
-use crate::auth::TokenCache;
+use crate::auth::Auth;
 use crate::clock::{self, ClockTracker};
 use crate::config::Secret;
 use crate::connector::{ConnectorError, status_class};
@@ -29,73 +28,6 @@ use crate::metrics::Metrics;
 
 /// Largest response body read, in bytes; a larger one is an error, not an allocation.
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
-
-/// Bearer tokens for one system (an Entra ID token cache in production, a fake in tests).
-#[async_trait]
-pub trait BearerTokens: Send + Sync {
-    /// A token valid now.
-    async fn bearer(&self) -> Result<Secret, ConnectorError>;
-    /// The system answered 401 to `token`: forget it so the next call fetches a new one.
-    fn rejected(&self, token: &Secret);
-}
-
-/// Bearer tokens for one scope from an Entra ID token cache.
-pub struct EntraBearer {
-    cache: TokenCache,
-    scope: String,
-}
-
-impl EntraBearer {
-    pub fn new(cache: TokenCache, scope: String) -> Self {
-        EntraBearer { cache, scope }
-    }
-}
-
-#[async_trait]
-impl BearerTokens for EntraBearer {
-    async fn bearer(&self) -> Result<Secret, ConnectorError> {
-        match self.cache.token(&self.scope).await {
-            Ok(t) => Ok(Secret::runtime(t.expose(), "Entra ID access token")),
-            // Unreachable, 5xx or garbage: the token endpoint is failing, not the
-            // credentials; worth retrying, and not an `auth` problem to whoever reads it.
-            Err(e) if matches!(e.kind(), "transport" | "bad_response") => {
-                Err(ConnectorError::Transport(format!("token endpoint: {e}")))
-            }
-            Err(e) => Err(ConnectorError::Auth(e.to_string())),
-        }
-    }
-
-    fn rejected(&self, token: &Secret) {
-        self.cache.invalidate(&self.scope, token.expose());
-    }
-}
-
-/// How requests to a system authenticate.
-#[derive(Clone)]
-pub enum Auth {
-    None,
-    Bearer(Arc<dyn BearerTokens>),
-    /// A static key sent in a header (Azure AI Search `api-key`, Elasticsearch `ApiKey`).
-    Header {
-        name: HeaderName,
-        value: Secret,
-    },
-    Basic {
-        user: String,
-        password: Secret,
-    },
-}
-
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Auth::None => f.write_str("Auth::None"),
-            Auth::Bearer(_) => f.write_str("Auth::Bearer(<token source>)"),
-            Auth::Header { name, .. } => write!(f, "Auth::Header({name}: <redacted>)"),
-            Auth::Basic { user, .. } => write!(f, "Auth::Basic({user}, <redacted>)"),
-        }
-    }
-}
 
 /// A response whose status the connector interprets.
 #[derive(Debug)]
@@ -208,9 +140,6 @@ impl Drop for Abandoned<'_> {
     }
 }
 
-/// Kinds of `lagwatch_token_errors_total`.
-pub const TOKEN_ERROR_KINDS: [&str; 2] = ["transport", "auth"];
-
 /// One monitored system as seen over HTTP.
 #[derive(Clone)]
 pub struct HttpSystem {
@@ -226,7 +155,7 @@ pub struct HttpSystem {
 impl HttpSystem {
     pub fn new(name: &str, client: Client, gate: Arc<Gate>, metrics: Metrics, auth: Auth) -> Self {
         if matches!(auth, Auth::Bearer(_)) {
-            for kind in TOKEN_ERROR_KINDS {
+            for kind in crate::metrics::TOKEN_ERROR_KINDS {
                 metrics.token_errors.with_label_values(&[name, kind]);
             }
         }

@@ -26,9 +26,9 @@ use reqwest::header::HeaderName;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::{Auth, EntraBearer};
 use super::{AuthConfig, TokenCache};
 use crate::config::{self, Issue, Secret};
-use crate::net::{Auth, EntraBearer};
 
 /// The Entra ID methods, handled by [`AuthConfig`].
 const ENTRA: &[&str] = &[

@@ -67,6 +67,7 @@ pub mod credential;
 pub mod entra;
 mod fake;
 pub mod managed;
+mod request;
 mod response;
 
 use std::fmt;
@@ -83,6 +84,7 @@ pub use entra::ClientCredentials;
 #[doc(hidden)]
 pub use fake::StaticTokenSource;
 pub use managed::ManagedIdentity;
+pub use request::{Auth, BearerTokens, EntraBearer};
 pub use response::Diagnostics;
 
 /// Scope of Azure Storage (Blob, ADLS Gen2, OneLake through the storage API).

@@ -1,6 +1,6 @@
 //! TEST ONLY: RSA keys and self-signed certificates made at test time with `aws-lc-rs`, so no
 //! private key is ever committed. Used by the unit tests of `auth::certificate` and, through
-//! `#[path]`, by `tests/auth_client_certificate.rs`; it depends on nothing but external crates.
+//! `#[path]`, by `tests/it/auth_client_certificate.rs`; it depends on nothing but external crates.
 //!
 //! The DER written and read here is deliberately independent of the parser in
 //! `certificate.rs`, so that a test comparing the two can fail.

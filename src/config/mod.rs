@@ -8,6 +8,9 @@
 //! names the file, the key and the reason. Nothing here opens a connection.
 
 pub mod duration;
+pub mod limits;
+pub mod poll;
+pub mod reconcile;
 pub mod secret;
 pub mod tls;
 
@@ -20,11 +23,11 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 pub use duration::Dur;
+pub use limits::{Limits, LimitsOverride};
+pub use poll::PollPolicy;
 pub use secret::Secret;
 pub use tls::OutgoingTls;
 
-use crate::gate::Limits;
-use crate::probe::schedule::PollPolicy;
 use crate::systems::{self, SystemKind};
 
 /// A configuration error: which file, which key, and a sentence saying why.
@@ -123,7 +126,7 @@ pub struct PathSpec {
     pub request_timeout: Dur,
     pub poll: PollPolicy,
     /// Tables compared between source and target (see `reconcile::spec`).
-    pub reconcile: Vec<crate::reconcile::spec::ReconcileSpec>,
+    pub reconcile: Vec<crate::config::reconcile::ReconcileSpec>,
 }
 
 /// Path settings that may be given per path or once under `defaults`.
@@ -166,7 +169,7 @@ struct RawPath {
     request_timeout: Option<Dur>,
     poll: Option<PollSettings>,
     #[serde(default)]
-    reconcile: Vec<crate::reconcile::spec::RawReconcile>,
+    reconcile: Vec<crate::config::reconcile::RawReconcile>,
 }
 
 impl RawPath {
@@ -307,7 +310,7 @@ impl Config {
                 Dur(p.poll.max_gap),
             );
             for r in &p.reconcile {
-                let side = |s: &crate::reconcile::spec::Side| {
+                let side = |s: &crate::config::reconcile::Side| {
                     format!(
                         "{}key [{}]{}{}",
                         s.table
@@ -767,7 +770,7 @@ fn resolve_path(
             ),
         ));
     }
-    let mut reconcile: Vec<crate::reconcile::spec::ReconcileSpec> = Vec::new();
+    let mut reconcile: Vec<crate::config::reconcile::ReconcileSpec> = Vec::new();
     for (j, r) in raw.reconcile.into_iter().enumerate() {
         let rkey = format!("{key}.reconcile[{j}]");
         let spec = r.validate(&rkey, &raw.target)?;

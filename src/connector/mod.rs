@@ -1,9 +1,12 @@
-//! The two pluggable roles: a [`Source`] takes sentinel writes, a [`Target`] is read for them.
+//! The pluggable roles: a [`Source`] takes sentinel writes, a [`Target`] is read for them, and
+//! an [`inventory::Inventory`] lists a table for reconciliation.
 //!
 //! A connector does exactly one call per method: no sleeping, retrying, polling or timing. The
 //! probe engine owns the clock, deadlines and schedules, so every kind is measured the same way.
 //! "Not there yet" is a value ([`Lookup::Absent`]), not an error; errors are classified by
 //! [`ConnectorError::kind`] into a small fixed set that may be used as a label.
+
+pub mod inventory;
 
 use std::time::Duration;
 

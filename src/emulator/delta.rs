@@ -6,7 +6,7 @@
 //! history are known exactly, and the demo should show a Fabric-like lake, so the emulator
 //! writes the files itself, through the same [`LakeSink`] as the CSV export. What it writes
 //! follows the Delta transaction protocol (`PROTOCOL.md` of delta-io/delta), and
-//! `tests/delta_reference.rs` has delta-rs, the reference implementation, read it back.
+//! `tests/it/delta_reference.rs` has delta-rs, the reference implementation, read it back.
 //!
 //! # Layout
 //!

@@ -52,7 +52,7 @@ use super::delta::{
 use super::inventory::{DELETE_COLUMNS, bool_text, canonical_time};
 use super::{LakeError, LakeStore};
 use crate::connector::ConnectorError;
-use crate::reconcile::inventory::{
+use crate::connector::inventory::{
     Inventory, InventoryPage, InventoryQuery, InventoryRow, InventoryShape,
 };
 

@@ -59,7 +59,7 @@ use super::synapse::{CHANGELOG, folder_time, parse_datetime};
 use super::table::{MODEL, record_bounds};
 use super::{LakeError, LakeStore, cdm};
 use crate::connector::ConnectorError;
-use crate::reconcile::inventory::{
+use crate::connector::inventory::{
     Inventory, InventoryPage, InventoryQuery, InventoryRow, InventoryShape,
 };
 

@@ -8,7 +8,9 @@ use prometheus::{
     GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 
-use super::diff::Kind;
+/// Values of the `kind` label, in the order of `reconcile::diff::Kind`, whose `label()` reads
+/// them from here: one list for the exporter and the comparison.
+pub const DISCREPANCY_KINDS: [&str; 4] = ["missing", "extra", "stale", "mismatched"];
 
 /// Run duration buckets, 100 ms to 1 h.
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -107,13 +109,13 @@ impl ReconcileMetrics {
     /// Creates every series of one entry at 0.
     pub fn init(&self, source: &str, target: &str, table: &str, interval_seconds: f64) {
         let e = &[source, target, table];
-        for kind in Kind::ALL {
+        for kind in DISCREPANCY_KINDS {
             for p in PERSISTENCE {
                 self.discrepancies
-                    .with_label_values(&[source, target, table, kind.label(), p]);
+                    .with_label_values(&[source, target, table, kind, p]);
             }
             self.healed
-                .with_label_values(&[source, target, table, kind.label()]);
+                .with_label_values(&[source, target, table, kind]);
         }
         for o in RUN_OUTCOMES {
             self.runs.with_label_values(&[source, target, table, o]);
@@ -129,19 +131,15 @@ impl ReconcileMetrics {
     /// Removes every series of an entry a reloaded configuration no longer has.
     pub fn forget(&self, source: &str, target: &str, table: &str) {
         let e = &[source, target, table];
-        for kind in Kind::ALL {
+        for kind in DISCREPANCY_KINDS {
             for p in PERSISTENCE {
-                let _ = self.discrepancies.remove_label_values(&[
-                    source,
-                    target,
-                    table,
-                    kind.label(),
-                    p,
-                ]);
+                let _ = self
+                    .discrepancies
+                    .remove_label_values(&[source, target, table, kind, p]);
             }
             let _ = self
                 .healed
-                .remove_label_values(&[source, target, table, kind.label()]);
+                .remove_label_values(&[source, target, table, kind]);
         }
         for o in RUN_OUTCOMES {
             let _ = self.runs.remove_label_values(&[source, target, table, o]);

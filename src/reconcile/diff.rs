@@ -39,14 +39,9 @@ pub enum Kind {
 impl Kind {
     pub const ALL: [Kind; 4] = [Kind::Missing, Kind::Extra, Kind::Stale, Kind::Mismatched];
 
-    /// Label value.
+    /// Label value (the exporter's list, `metrics::reconcile::DISCREPANCY_KINDS`).
     pub fn label(self) -> &'static str {
-        match self {
-            Kind::Missing => "missing",
-            Kind::Extra => "extra",
-            Kind::Stale => "stale",
-            Kind::Mismatched => "mismatched",
-        }
+        crate::metrics::reconcile::DISCREPANCY_KINDS[self as usize]
     }
 
     pub fn parse(s: &str) -> Option<Kind> {
@@ -201,6 +196,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn each_kind_has_its_own_label_and_parses_back() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::parse(k.label()), Some(k));
+        }
+        let labels: std::collections::BTreeSet<_> = Kind::ALL.iter().map(|k| k.label()).collect();
+        assert_eq!(labels.len(), Kind::ALL.len());
+        assert_eq!(Kind::Mismatched.label(), "mismatched");
+    }
 
     fn rec(key: &str, version: Option<&str>, hash: Option<u64>) -> Record {
         Record {

@@ -16,9 +16,7 @@
 //! exceeds its objective must not have its rows in flight judged as drift.
 
 pub mod diff;
-pub mod inventory;
 pub mod judge;
-pub mod metrics;
 pub mod run;
 pub mod sort;
 pub mod spec;
@@ -37,10 +35,10 @@ use crate::metrics::Metrics;
 use crate::probe::path::PathHandle;
 use crate::systems::System;
 
+use crate::config::reconcile::ReconcileSpec;
 use diff::Kind;
 use judge::{State, Tally, kind_index};
 use run::{RunError, RunOutput, Runner, SideReader, SideStats};
-use spec::ReconcileSpec;
 use store::Store;
 
 /// Delay before an entry's first run, at most (its interval if shorter).
@@ -213,7 +211,7 @@ impl EntryHandle {
             self.spec.name.as_str(),
         );
         for kind in Kind::ALL {
-            for (i, p) in metrics::PERSISTENCE.iter().enumerate() {
+            for (i, p) in crate::metrics::reconcile::PERSISTENCE.iter().enumerate() {
                 m.discrepancies
                     .with_label_values(&[s, t, n, kind.label(), p])
                     .set(i64::try_from(out.tally.count(kind, i == 1)).unwrap_or(i64::MAX));
@@ -335,7 +333,10 @@ impl Reconciler {
         for (i, path) in config.paths.iter().enumerate() {
             for (j, spec) in path.reconcile.iter().enumerate() {
                 let key = format!("paths[{i}].reconcile[{j}]");
-                let side = |which: &str, name: &str, s: &spec::Side| -> Result<SideReader, Issue> {
+                let side = |which: &str,
+                            name: &str,
+                            s: &crate::config::reconcile::Side|
+                 -> Result<SideReader, Issue> {
                     let system = systems.get(name).ok_or_else(|| {
                         Issue::new(
                             format!("{key}.{which}"),
@@ -367,7 +368,7 @@ impl Reconciler {
                     spec: spec.clone(),
                     request_timeout: path.request_timeout.get(),
                     work_dir: work_dir.clone(),
-                    sort_chunk: spec::default::SORT_CHUNK,
+                    sort_chunk: crate::config::reconcile::default::SORT_CHUNK,
                 };
                 let store = Store::new(
                     config.state_dir.as_deref(),

@@ -25,11 +25,12 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::diff::{Record, diff};
-use super::inventory::{Inventory, InventoryShape};
 use super::judge::{Judge, State, Tally};
 use super::sort::{Item, Sorted, Sorter};
-use super::spec::{self, ReconcileSpec, RowError};
+use super::spec::RowError;
+use crate::config::reconcile::{ReconcileSpec, Side};
 use crate::connector::ConnectorError;
+use crate::connector::inventory::{Inventory, InventoryShape};
 use crate::gate::Gate;
 
 /// Coarsest precision of a `changed` time: Dataverse writes `modifiedon` in whole seconds, so
@@ -48,7 +49,7 @@ pub struct SideReader {
     pub system: String,
     pub inventory: Arc<dyn Inventory>,
     pub gate: Arc<Gate>,
-    pub spec: spec::Side,
+    pub spec: Side,
 }
 
 /// Why a run failed.
@@ -273,10 +274,10 @@ impl Runner {
         &self,
         side: &'static str,
         reader: &SideReader,
-        query: &super::inventory::InventoryQuery,
+        query: &crate::connector::inventory::InventoryQuery,
         next: Option<&str>,
         cancel: &CancellationToken,
-    ) -> Result<super::inventory::InventoryPage, RunError> {
+    ) -> Result<crate::connector::inventory::InventoryPage, RunError> {
         let mut transient = 0u32;
         let mut throttled = 0u32;
         loop {
@@ -398,8 +399,8 @@ impl Iterator for Latest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connector::inventory::{InventoryPage, InventoryQuery, InventoryRow};
     use crate::reconcile::diff::Kind;
-    use crate::reconcile::inventory::{InventoryPage, InventoryQuery, InventoryRow};
     use async_trait::async_trait;
     use std::sync::Mutex;
 
@@ -462,7 +463,7 @@ mod tests {
     }
 
     fn runner(source: Arc<Pages>, target: Arc<Pages>, dir: &std::path::Path) -> Runner {
-        let s = spec::Side {
+        let s = Side {
             table: None,
             key: vec!["k".into()],
             version: Some("v".into()),

@@ -12,7 +12,7 @@
 //! Each record carries the sequence in which it was read, so records of the same key come out
 //! in reading order — what a change log ([`InventoryShape::Changes`]) needs to keep the last.
 //!
-//! [`InventoryShape::Changes`]: crate::reconcile::inventory::InventoryShape::Changes
+//! [`InventoryShape::Changes`]: crate::connector::inventory::InventoryShape::Changes
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

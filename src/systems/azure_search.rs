@@ -29,18 +29,16 @@ use async_trait::async_trait;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
-use super::dataverse::literal;
-use super::fo_odata::{Collection, odata_error, odata_error_detail};
-use super::http::payload_text;
 use super::http_inventory::{OPERATION, check_query, collection_objects, page_size, refused};
+use super::wire::{Collection, literal, odata_error, odata_error_detail, payload_text};
 use super::{BuildContext, System, SystemKind, check_names, check_url, decode_as};
 use crate::auth::{Accepts, ApiKeyStyle, AuthBlock, SEARCH_SCOPE};
 use crate::config::Issue;
+use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery, json_row};
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
 use crate::percent;
-use crate::reconcile::inventory::{Inventory, InventoryPage, InventoryQuery, json_row};
 use crate::sentinel::SentinelId;
 
 /// Latest stable data-plane version (fact sheet §6.1).

@@ -12,18 +12,19 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use reqwest::{Client, RequestBuilder, StatusCode};
+use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::http_inventory::{ODataLister, check_query, odata_table, odata_timestamp, refused};
+use super::wire::{literal, odata, web_api_base};
 use super::{BuildContext, System, SystemKind, decode_as};
 use crate::auth::{Accepts, AuthBlock};
 use crate::config::Issue;
+use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery};
 use crate::connector::{ConnectorError, Lookup, Source, Target};
 use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
-use crate::reconcile::inventory::{Inventory, InventoryPage, InventoryQuery};
 use crate::sentinel::{Sentinel, SentinelId};
 
 /// How sentinels are created.
@@ -62,7 +63,7 @@ pub struct DataverseConfig {
     /// Environment URL, `https://<org>.crm.dynamics.com`.
     pub url: String,
     /// Web API version.
-    #[serde(default = "default_api_version")]
+    #[serde(default = "super::wire::default_api_version")]
     pub api_version: String,
     /// Entity set name of the sentinel table, e.g. `accounts`.
     pub table: String,
@@ -82,15 +83,6 @@ pub struct DataverseConfig {
     pub auth: AuthBlock,
     /// Token scope; `<environment URL>/.default` when absent.
     pub scope: Option<String>,
-}
-
-pub(crate) fn default_api_version() -> String {
-    "v9.2".to_string()
-}
-
-/// The Web API base of an environment: `<url>/api/data/<version>`, no trailing slash.
-pub(crate) fn web_api_base(url: &str, api_version: &str) -> String {
-    format!("{}/api/data/{api_version}", url.trim_end_matches('/'))
 }
 
 /// Registry entry: types and checks a `kind: dataverse` block.
@@ -184,17 +176,6 @@ pub struct Dataverse {
 const MAX_SWEEP_PAGES: usize = 200;
 /// Page size asked for by the sweep.
 const SWEEP_PAGE: u32 = 500;
-
-fn odata(req: RequestBuilder) -> RequestBuilder {
-    req.header("Accept", "application/json")
-        .header("OData-MaxVersion", "4.0")
-        .header("OData-Version", "4.0")
-}
-
-/// Quotes a string literal for `$filter`: single quotes are doubled.
-pub fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
 
 impl Dataverse {
     /// Whether a 200/201 body is a record's representation: a JSON object with the id column.
@@ -497,16 +478,5 @@ impl Inventory for Dataverse {
                 (format!("{}/{table}", self.map.base), params)
             })
             .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn literals_double_quotes() {
-        assert_eq!(literal("O'Bryan"), "'O''Bryan'");
-        assert_eq!(literal("lagwatch-x-"), "'lagwatch-x-'");
     }
 }

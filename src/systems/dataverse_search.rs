@@ -40,13 +40,13 @@ use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::fo_odata::{odata, odata_error};
-use super::http::payload_text;
+use super::wire::{odata, odata_error, payload_text};
 use super::{BuildContext, System, SystemKind, check_names, check_url, decode_as};
 use crate::auth::{Accepts, AuthBlock};
 use crate::config::Issue;
+use crate::config::Limits;
 use crate::connector::{ConnectorError, Lookup, Target};
-use crate::gate::{Gate, Limits};
+use crate::gate::Gate;
 use crate::net::{HttpSystem, excerpt};
 use crate::sentinel::SentinelId;
 
@@ -72,7 +72,7 @@ pub struct SearchTable {
 pub struct DataverseSearchConfig {
     /// Environment URL, `https://<org>.crm.dynamics.com`.
     pub url: String,
-    #[serde(default = "super::dataverse::default_api_version")]
+    #[serde(default = "super::wire::default_api_version")]
     pub api_version: String,
     /// Logical (singular) table name, e.g. `account`.
     pub entity: String,
@@ -155,7 +155,7 @@ impl SystemKind for DataverseSearchConfig {
         let connector = Arc::new(DataverseSearch::new(
             http,
             SearchTable {
-                base: super::dataverse::web_api_base(&self.url, &self.api_version),
+                base: super::wire::web_api_base(&self.url, &self.api_version),
                 entity: self.entity.clone(),
                 key_column: self.key_column.clone(),
                 payload_column: self.payload_column.clone(),

@@ -26,16 +26,16 @@ use async_trait::async_trait;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
-use super::http::payload_text;
 use super::http_inventory::{OPERATION, check_query, page_size, refused};
+use super::wire::payload_text;
 use super::{BuildContext, System, SystemKind, check_url, decode_as};
 use crate::auth::{Accepts, ApiKeyStyle, AuthBlock};
 use crate::config::Issue;
+use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery, json_row};
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
 use crate::percent;
-use crate::reconcile::inventory::{Inventory, InventoryPage, InventoryQuery, json_row};
 use crate::sentinel::SentinelId;
 
 /// Which arrival is measured.

@@ -34,22 +34,21 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::{Client, RequestBuilder, StatusCode};
+use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
 use std::sync::Arc;
 
-use super::dataverse::literal;
-use super::http::payload_text;
 use super::http_inventory::{ODataLister, check_query, odata_table, refused};
+use super::wire::{Collection, literal, odata, odata_error, payload_text};
 use super::{BuildContext, System, SystemKind, check_names, check_url, decode_as};
 use crate::auth::{Accepts, AuthBlock};
 use crate::config::{Dur, Issue};
+use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery};
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
-use crate::net::{HttpSystem, Reply, excerpt};
-use crate::reconcile::inventory::{Inventory, InventoryPage, InventoryQuery};
+use crate::net::{HttpSystem, excerpt};
 use crate::sentinel::SentinelId;
 
 /// Where dual-written sentinels land in an F&O environment.
@@ -70,45 +69,6 @@ pub struct EntityMap {
     /// Legal entity the sentinel's company maps to, e.g. `usmf`. When set, only rows of that
     /// company count (`and dataAreaId eq 'usmf'`); when absent, any company does.
     pub data_area_id: Option<String>,
-}
-
-/// Headers of every F&O and Dataverse OData request (fact sheet §1.2, §4.1).
-pub(crate) fn odata(req: RequestBuilder) -> RequestBuilder {
-    req.header("Accept", "application/json")
-        .header("OData-MaxVersion", "4.0")
-        .header("OData-Version", "4.0")
-}
-
-/// The error an OData-style body `{"error":{"code","message"}}` describes (F&O, Azure AI
-/// Search, Dataverse), or the status and an excerpt of whatever came instead.
-pub(crate) fn odata_error(reply: &Reply) -> ConnectorError {
-    reply.bad_response(odata_error_detail(&reply.body).unwrap_or_else(|| excerpt(&reply.body)))
-}
-
-/// `code: message` of an OData error body, if it is one.
-pub(crate) fn odata_error_detail(body: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Body {
-        error: Inner,
-    }
-    #[derive(Deserialize)]
-    struct Inner {
-        #[serde(default)]
-        code: Option<String>,
-        #[serde(default)]
-        message: Option<String>,
-    }
-    let b: Body = serde_json::from_slice(body).ok()?;
-    let message = excerpt(b.error.message.unwrap_or_default().as_bytes());
-    Some(match b.error.code.filter(|c| !c.is_empty()) {
-        Some(code) => format!("{code}: {message}"),
-        None => message,
-    })
-}
-
-#[derive(Deserialize)]
-pub(crate) struct Collection {
-    pub value: Vec<Value>,
 }
 
 /// The connector: one entity set of one F&O environment.
@@ -384,21 +344,3 @@ impl SystemKind for FoOdataConfig {
 /// inside the Dataverse write (fact sheet §4.3), so this only absorbs the first poll gaps and
 /// clock granularity.
 pub const DEFAULT_SYNC_GRACE: Duration = Duration::from_secs(30);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn odata_error_bodies_are_read() {
-        assert_eq!(
-            odata_error_detail(br#"{"error":{"code":"","message":"No  such\nentity"}}"#),
-            Some("No such entity".to_string())
-        );
-        assert_eq!(
-            odata_error_detail(br#"{"error":{"code":"X1","message":"m"}}"#),
-            Some("X1: m".to_string())
-        );
-        assert_eq!(odata_error_detail(b"<html>"), None);
-    }
-}

@@ -41,6 +41,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, Method};
 use serde_json::Value;
 
+use super::wire::payload_text;
 use super::{BuildContext, System, SystemKind, decode_as};
 use crate::auth::{Accepts, AuthBlock};
 use crate::config::Issue;
@@ -282,17 +283,6 @@ fn prepare(
         headers,
         body,
     })
-}
-
-/// Text of a payload value: strings as they are, `null` as nothing, anything else as compact
-/// JSON (a replica that stored the payload as a JSON object gives back the sentinel's text,
-/// whose keys are already sorted).
-pub(crate) fn payload_text(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
 }
 
 fn unexpected(op: &str, reply: &Reply) -> ConnectorError {

@@ -1,4 +1,4 @@
-//! What the HTTP kinds' [`Inventory`](crate::reconcile::inventory::Inventory) implementations
+//! What the HTTP kinds' [`Inventory`](crate::connector::inventory::Inventory) implementations
 //! share: the check of a query's names, page-size caps, and OData collection pages with their
 //! `@odata.nextLink`.
 //!
@@ -15,8 +15,8 @@ use url::Url;
 
 use super::is_name;
 use crate::connector::ConnectorError;
+use crate::connector::inventory::{InventoryPage, InventoryQuery, json_row};
 use crate::net::{HttpSystem, Reply, excerpt};
-use crate::reconcile::inventory::{InventoryPage, InventoryQuery, json_row};
 
 /// The request operation every inventory page is counted under in `lagwatch_requests_total`.
 pub const OPERATION: &str = "inventory";

@@ -15,14 +15,16 @@ pub mod http_inventory;
 pub mod lake_access;
 pub mod simulated;
 pub mod synapse_link_csv;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{self, Issue};
+use crate::config::{Limits, LimitsOverride};
 use crate::connector::{Source, Target};
-use crate::gate::{Gate, Limits, LimitsOverride};
+use crate::gate::Gate;
 use crate::metrics::Metrics;
 
 /// A configured system kind: what it can do and how to build it.
@@ -83,7 +85,7 @@ pub struct System {
     pub source: Option<Arc<dyn Source>>,
     pub target: Option<Arc<dyn Target>>,
     /// Listing of rows for reconciliation, for kinds that support it.
-    pub inventory: Option<Arc<dyn crate::reconcile::inventory::Inventory>>,
+    pub inventory: Option<Arc<dyn crate::connector::inventory::Inventory>>,
 }
 
 impl System {
@@ -108,7 +110,7 @@ impl System {
     #[must_use]
     pub fn with_inventory(
         mut self,
-        inventory: Arc<dyn crate::reconcile::inventory::Inventory>,
+        inventory: Arc<dyn crate::connector::inventory::Inventory>,
     ) -> Self {
         self.inventory = Some(inventory);
         self

@@ -9,7 +9,7 @@
 //! gives its command line and JSON.
 //!
 //! Without the environment the callers skip with a message, unless `LAGWATCH_REQUIRE_TOOLS=1`
-//! (`scripts/test`, CI), where they fail: the convention of `tests/lake_azurite.rs`.
+//! (`scripts/test`, CI), where they fail: the convention of `tests/it/lake_azurite.rs`.
 //! `LAGWATCH_PYDELTA_PYTHON` names another Python with `deltalake` installed.
 
 use std::collections::BTreeMap;

@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use chrono::Utc;
+use lagwatch::auth::{Auth, BearerTokens};
 use lagwatch::config::Secret;
 use lagwatch::connector::{ConnectorError, Lookup};
 use lagwatch::gate::Gate;
 use lagwatch::metrics::Metrics;
-use lagwatch::net::{Auth, BearerTokens, HttpSystem};
+use lagwatch::net::HttpSystem;
 use lagwatch::sentinel::Sentinel;
 use reqwest::header::HeaderName;
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};

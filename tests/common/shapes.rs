@@ -1,5 +1,5 @@
 //! The documented answers of each API, written once for the shared contract
-//! (`tests/conformance.rs`) and the per-kind wiremock tests.
+//! (`tests/it/conformance.rs`) and the per-kind wiremock tests.
 //!
 //! The fakes use one layout per service: F&O `CustomersV3` with the key in `CustomerAccount`
 //! and the payload in `OrganizationName`; Azure AI Search and Elasticsearch documents with

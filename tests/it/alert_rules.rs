@@ -5,7 +5,7 @@
 //! promtool is found on `PATH`, as in `http_surface.rs`. Without it the promtool test skips,
 //! unless `LAGWATCH_REQUIRE_TOOLS=1` (`scripts/test`, CI), where it fails.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

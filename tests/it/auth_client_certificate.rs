@@ -5,8 +5,7 @@
 //! Keys and certificates are generated at test time (`src/auth/test_pki.rs`): no private key is
 //! committed.
 
-#[path = "../src/auth/test_pki.rs"]
-mod test_pki;
+use crate::test_pki;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

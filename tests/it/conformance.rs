@@ -19,15 +19,16 @@
 //!
 //! A new kind adds one `Backend` (and a `SourceBackend` if it can be written) here.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use common::{fakes, shapes};
+use lagwatch::auth::Auth;
 use lagwatch::connector::{ConnectorError, Lookup, Source, Target};
-use lagwatch::net::{Auth, HttpSystem};
+use lagwatch::net::HttpSystem;
 use lagwatch::sentinel::Sentinel;
 use lagwatch::systems::azure_search::{AzureSearch, DEFAULT_API_VERSION, SearchIndex, SearchMode};
 use lagwatch::systems::dataverse::{CreateMode, Dataverse, TableMap};

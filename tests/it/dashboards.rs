@@ -14,7 +14,7 @@
 //! lagwatch built in-process. `the_checks_catch_broken_dashboards` breaks a copy of a
 //! dashboard in each of those ways and expects the check to say so.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

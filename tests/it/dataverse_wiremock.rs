@@ -1,15 +1,15 @@
 //! The Dataverse connector against a fake that follows the documented Web API shapes.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use common::fakes::{self, FakeTokens, sentinel};
+use lagwatch::auth::Auth;
 use lagwatch::connector::{ConnectorError, Lookup, Source, Target};
 use lagwatch::metrics::Metrics;
-use lagwatch::net::Auth;
 use lagwatch::sentinel::SentinelId;
 use lagwatch::systems::dataverse::{CreateMode, Dataverse, TableMap};
 use serde_json::json;

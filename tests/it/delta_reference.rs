@@ -11,7 +11,7 @@
 //!
 //! Without delta-rs (`.tools/pydelta`) the tests skip, unless `LAGWATCH_REQUIRE_TOOLS=1`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

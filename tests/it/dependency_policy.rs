@@ -72,7 +72,7 @@ fn database(advisories: &[Advisory]) -> tempfile::TempDir {
             format!(
                 "```toml\n[advisory]\nid = \"{id}\"\npackage = \"{krate}\"\ndate = \"2026-11-01\"\n\
                  {informational}\n[versions]\npatched = [{patched}]\n```\n\n\
-                 # A test advisory for {krate}\n\nMade by tests/dependency_policy.rs.\n"
+                 # A test advisory for {krate}\n\nMade by tests/it/dependency_policy.rs.\n"
             ),
         )
         .expect("advisory");

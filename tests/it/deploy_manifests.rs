@@ -21,8 +21,8 @@ fn read(rel: &str) -> String {
 /// The PrometheusRule: a header, then every file's `groups:` entries indented under `spec`.
 fn render() -> String {
     let mut out = String::from(
-        "# Generated from alerts/*.yml by tests/deploy_manifests.rs (LAGWATCH_UPDATE_DEPLOY=1 cargo\n\
-         # test --test deploy_manifests); do not edit by hand. For the Prometheus Operator: label\n\
+        "# Generated from alerts/*.yml by tests/it/deploy_manifests.rs (LAGWATCH_UPDATE_DEPLOY=1 cargo\n\
+         # test --test it deploy_manifests::); do not edit by hand. For the Prometheus Operator: label\n\
          # it so your Prometheus's ruleSelector picks it up.\n\
          apiVersion: monitoring.coreos.com/v1\n\
          kind: PrometheusRule\n\
@@ -61,7 +61,7 @@ fn the_prometheus_rule_is_the_rule_files_rendered() {
     let got = read(RENDERED);
     assert!(
         got == want,
-        "{RENDERED} is out of date: LAGWATCH_UPDATE_DEPLOY=1 cargo test --test deploy_manifests"
+        "{RENDERED} is out of date: LAGWATCH_UPDATE_DEPLOY=1 cargo test --test it deploy_manifests::"
     );
     // And the rendering means what the files mean: the same groups, rule for rule.
     let rule = yaml(&got);

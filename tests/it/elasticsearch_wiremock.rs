@@ -1,12 +1,12 @@
 //! The Elasticsearch/OpenSearch connector against a fake that follows the documented shapes
 //! (fact sheet §6.3).
 
-mod common;
+use crate::common;
 
 use common::fakes::{self, answer_next, error_kind, present, sentinel};
 use common::shapes::{es_document, es_hits, es_index_not_found, es_missing, es_source};
+use lagwatch::auth::Auth;
 use lagwatch::connector::{ConnectorError, Lookup, Target};
-use lagwatch::net::Auth;
 use lagwatch::systems::elasticsearch::{Elasticsearch, EsIndex, EsMode};
 use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path};
@@ -45,7 +45,7 @@ async fn es(mode: EsMode, auth: Auth) -> (MockServer, Elasticsearch) {
 }
 
 // Present, changed content, throttling, rejected credentials and truncated bodies are in the
-// shared contract (tests/conformance.rs); what follows is particular to Elasticsearch.
+// shared contract (tests/it/conformance.rs); what follows is particular to Elasticsearch.
 
 #[tokio::test]
 async fn indexed_mode_gets_the_document_by_id_with_basic_auth() {

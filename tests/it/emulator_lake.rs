@@ -4,8 +4,7 @@
 //! ground truth's `visible_at` is the instant that folder closed. Paused tokio time, except
 //! where the background task and the `emulate` command are checked in real time.
 
-#[path = "common/entra.rs"]
-mod entra;
+use crate::common::entra;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -3,8 +3,7 @@
 //! reader's cursor finds, only from that commit on, with the payload and `SinkCreatedOn` the
 //! emulator's ground truth states — through appends, compactions and checkpoints.
 
-#[path = "common/entra.rs"]
-mod entra;
+use crate::common::entra;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -2,8 +2,7 @@
 //! the emulator writes, the reader's cursor finds, only once the folder holding it closed,
 //! with the payload and `SinkCreatedOn` the emulator's ground truth states.
 
-#[path = "common/entra.rs"]
-mod entra;
+use crate::common::entra;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -3,13 +3,14 @@
 //! reconciliation runner folds a change log (last row per key, delete markers drop the key),
 //! the keys, versions and values are exactly what `emulator::seed` says the replica holds.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use lagwatch::connector::inventory::{Inventory, InventoryQuery, InventoryRow, InventoryShape};
 use lagwatch::emulator::lake_delta::table_root;
 use lagwatch::emulator::seed::{
     Drift, DriftPlan, RowFate, created_age_secs, generated_fields, replica_copy, row_id,
@@ -18,7 +19,6 @@ use lagwatch::emulator::{Emulator, Scenario};
 use lagwatch::lake::delta_inventory::DeltaInventory;
 use lagwatch::lake::inventory::{CsvInventory, CsvLayout};
 use lagwatch::lake::{LakeStore, LocalStore};
-use lagwatch::reconcile::inventory::{Inventory, InventoryQuery, InventoryRow, InventoryShape};
 use tokio::time::advance;
 
 const SCENARIO: &str = r#"
@@ -145,7 +145,7 @@ fn expected(
                 .expect("time")
                 .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
         };
-        let text = |c: &str| lagwatch::reconcile::inventory::json_text(&copy[c]);
+        let text = |c: &str| lagwatch::connector::inventory::json_text(&copy[c]);
         out.insert(
             id.clone(),
             vec![

@@ -5,8 +5,7 @@
 //! sentinel exactly from that instant on, through creates, updates and deletes around it.
 //! Paused tokio time.
 
-#[path = "common/entra.rs"]
-mod entra;
+use crate::common::entra;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

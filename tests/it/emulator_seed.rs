@@ -2,8 +2,7 @@
 //! replica's copy of it) with small pages, and what the pages show matches the drift the
 //! scenario asks for, the formulas of `emulator::seed`, and `/_truth/_drift/{replica}`.
 
-#[path = "common/entra.rs"]
-mod entra;
+use crate::common::entra;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

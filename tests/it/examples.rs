@@ -22,8 +22,9 @@ fn provide_example_secrets() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         for name in EXAMPLE_SECRETS {
-            // SAFETY: set once, before any test of this binary reads these names; std's
-            // environment access is internally synchronised and no C code reads them.
+            // SAFETY: set once; these names are read only by configs these tests load, through
+            // std's environment access, which is internally synchronised, and no C code in the
+            // test binary reads them (other tests in it use other names).
             unsafe { std::env::set_var(name, "example-not-a-real-secret") };
         }
     });

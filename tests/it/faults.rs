@@ -14,8 +14,7 @@
 //!
 //! Each fault has its own emulator and monitor, so the tests run concurrently.
 
-#[path = "common/entra.rs"]
-mod entra;
+use crate::common::entra;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! The F&O OData connector against a fake that follows the documented shapes (fact sheet §4.1).
 
-mod common;
+use crate::common;
 
 use common::fakes::{self, ExactQuery, answer_next, error_kind, sentinel, truncated_json};
 use common::shapes::{fo_page, fo_row};
@@ -93,7 +93,7 @@ async fn a_company_narrows_the_filter_and_quotes_are_doubled() {
 }
 
 // Present, changed content, throttling, a rejected token and a truncated body are in the
-// shared contract (tests/conformance.rs); what follows is particular to F&O.
+// shared contract (tests/it/conformance.rs); what follows is particular to F&O.
 
 #[tokio::test]
 async fn a_key_in_other_case_is_the_same_row() {

@@ -1,7 +1,7 @@
 //! Hostile input: every parser of what a remote system (or a lake) sends, and the config
 //! loader, must never panic, never allocate without bound, and answer garbage with its typed
 //! error. Property tests with generated input; `docs/fuzzing.md` says how to run longer
-//! campaigns (`PROPTEST_CASES=100000 cargo test --release --test hostile_input`).
+//! campaigns (`PROPTEST_CASES=100000 cargo test --release --test it hostile_input::`).
 //!
 //! Inputs: random bytes, random and deeply nested JSON, valid documents with a field of the
 //! wrong type, huge numbers (`1e400`, `18446744073709551616`, …), invalid UTF-8, and mutations
@@ -35,6 +35,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use lagwatch::config::{Config, ConfigError};
 use lagwatch::connector::ConnectorError;
+use lagwatch::connector::inventory::{Inventory, InventoryQuery};
 use lagwatch::lake::delta::{DeltaCursor, DeltaSpec};
 use lagwatch::lake::delta_inventory::DeltaInventory;
 use lagwatch::lake::inventory::{CsvInventory, CsvLayout};
@@ -43,7 +44,6 @@ use lagwatch::lake::table::TableCursor;
 use lagwatch::lake::{FileEntry, LakeError, LakeStore, Listing, cdm};
 use lagwatch::metrics::Metrics;
 use lagwatch::net::{self, Reply};
-use lagwatch::reconcile::inventory::{Inventory, InventoryQuery};
 use lagwatch::sentinel::SentinelId;
 use lagwatch::systems::BuildContext;
 use proptest::prelude::*;
@@ -1340,7 +1340,7 @@ fn peak_rss() -> Option<u64> {
 /// 2 GiB buffer before it found the page invalid (peak RSS 2.1 GB, then `Malformed`).
 /// `lake::pages` now walks the page headers first and refuses it unread. The peak is per
 /// process, so the RSS assertion is only meaningful as the first big allocation; run alone:
-/// `cargo test --test hostile_input parquet_page_size`.
+/// `cargo test --test it hostile_input:: parquet_page_size`.
 #[test]
 fn parquet_page_size_claims_are_bounded() {
     let mut b = parquet_example();

@@ -1,7 +1,7 @@
 //! The generic `http` kind: templates, escaping, status handling and JSON pointers, against a
 //! fake REST API.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -197,7 +197,7 @@ async fn without_present_when_a_missing_payload_is_absent() {
 }
 
 // Throttling, a rejected key and a truncated body are in the shared contract
-// (tests/conformance.rs).
+// (tests/it/conformance.rs).
 
 #[tokio::test]
 async fn unexpected_statuses_and_a_twice_rejected_token_are_errors() {

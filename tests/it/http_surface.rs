@@ -1,7 +1,7 @@
 //! The HTTP surface through real sockets: the metric contract on `/metrics`, the status page,
 //! the JSON API, readiness, and the demo binary end to end.
 
-mod common;
+use crate::common;
 
 use common::demo::{start, start_demo, start_with, terminate};
 
@@ -362,19 +362,26 @@ fn the_demo_shows_every_state_within_two_minutes() {
                 .or_default()
                 .insert(p["state"].as_str().unwrap().to_string());
         }
-        if want.iter().all(|(t, s)| {
-            seen.get(*t)
-                .is_some_and(|v| s.split('|').any(|s| v.contains(s)))
-        }) {
+        // The search index flaps: its first monotonic-read violation creates the series
+        // (event-born), at some point in the same two minutes.
+        let text = common::http_get(demo.addr, "/metrics").2;
+        let violation = text
+            .contains("lagwatch_monotonic_read_violations_total{source=\"crm\",target=\"search\"}");
+        if violation
+            && want.iter().all(|(t, s)| {
+                seen.get(*t)
+                    .is_some_and(|v| s.split('|').any(|s| v.contains(s)))
+            })
+        {
             break;
         }
-        assert!(Instant::now() < deadline, "states seen so far: {seen:?}");
+        assert!(
+            Instant::now() < deadline,
+            "states seen so far: {seen:?}; a monotonic-read violation on search: {violation}"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
     let text = common::http_get(demo.addr, "/metrics").2;
-    assert!(
-        text.contains("lagwatch_monotonic_read_violations_total{source=\"crm\",target=\"search\"}")
-    );
     // The demo runs over HTTP: every system answered requests, and none leaked a secret.
     for (system, operation) in [
         ("crm", "write"),

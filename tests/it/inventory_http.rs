@@ -4,7 +4,7 @@
 //! next links that would leave the configured origin, throttling, garbage, and the request
 //! metrics under the operation `inventory`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +13,8 @@ use chrono::{TimeZone, Utc};
 use common::fakes::ExactQuery;
 use lagwatch::config::Config;
 use lagwatch::connector::ConnectorError;
+use lagwatch::connector::inventory::{Inventory, InventoryPage, InventoryQuery, InventoryShape};
 use lagwatch::metrics::Metrics;
-use lagwatch::reconcile::inventory::{Inventory, InventoryPage, InventoryQuery, InventoryShape};
 use lagwatch::systems::BuildContext;
 use serde_json::{Value, json};
 use wiremock::matchers::{any, body_json, header, method, path};

@@ -16,7 +16,7 @@
 //! free port and stops it (by its process) when it ends. Without Azurite the tests skip, unless
 //! `LAGWATCH_REQUIRE_TOOLS=1` (CI), where they fail.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use lagwatch::auth::Auth;
 use lagwatch::config::{Config, Secret};
 use lagwatch::connector::{ConnectorError, Lookup, Target};
 use lagwatch::emulator::lake::folder_name;
@@ -33,7 +34,6 @@ use lagwatch::lake::blob::{
     API_VERSION, BlobAuth, BlobLocation, BlobStore, SharedKey, encode_path,
 };
 use lagwatch::metrics::Metrics;
-use lagwatch::net::Auth;
 use lagwatch::sentinel::SentinelId;
 use lagwatch::systems::BuildContext;
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -1283,9 +1283,9 @@ replicas:
 
 /// Every page of `inv`, folded as a change log: key (`Id`) → `versionnumber`.
 async fn fold_versions(
-    inv: &dyn lagwatch::reconcile::inventory::Inventory,
+    inv: &dyn lagwatch::connector::inventory::Inventory,
 ) -> std::collections::BTreeMap<String, String> {
-    let q = lagwatch::reconcile::inventory::InventoryQuery {
+    let q = lagwatch::connector::inventory::InventoryQuery {
         table: None,
         columns: vec!["Id".into(), "versionnumber".into()],
         changed_since: None,

@@ -7,17 +7,17 @@
 //! times, `206`/`416` answers to range reads, and storage error XML turned into typed errors
 //! that never quote a SAS.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
 use common::fakes::{FakeTokens, http_system, http_system_with};
+use lagwatch::auth::Auth;
 use lagwatch::config::Secret;
 use lagwatch::connector::ConnectorError;
 use lagwatch::lake::blob::{API_VERSION, BlobAuth, BlobLocation, BlobStore, SharedKey};
 use lagwatch::lake::{FileEntry, LakeError, LakeStore};
 use lagwatch::metrics::Metrics;
-use lagwatch::net::Auth;
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 

@@ -7,7 +7,7 @@
 //! delta-rs comes from `.tools/pydelta` (scripts/install-test-tools); without it those tests
 //! skip, unless `LAGWATCH_REQUIRE_TOOLS=1`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

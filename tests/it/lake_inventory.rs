@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lagwatch::connector::ConnectorError;
+use lagwatch::connector::inventory::{Inventory, InventoryQuery, InventoryRow, InventoryShape};
 use lagwatch::emulator::LocalDirSink;
 use lagwatch::emulator::delta::{Cell, DeltaSchema, DeltaType, DeltaWriter, Row};
 use lagwatch::lake::delta_inventory::DeltaInventory;
 use lagwatch::lake::inventory::{CsvInventory, CsvLayout, PAGE_BYTES};
 use lagwatch::lake::{FileEntry, LakeError, LakeStore, Listing, LocalStore, Metered};
-use lagwatch::reconcile::inventory::{Inventory, InventoryQuery, InventoryRow, InventoryShape};
 use prometheus::IntCounter;
 use serde_json::json;
 

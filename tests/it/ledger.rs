@@ -3,7 +3,7 @@
 //! the next, every measured lag checked against the emulator's ground truth, and the source
 //! checked for leftovers.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! a transport error names its cause and the address. Both `--log.format`s, against the
 //! emulator with faults injected (`/_faults`) and a target on a closed loopback port.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

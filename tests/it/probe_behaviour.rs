@@ -1,7 +1,7 @@
 //! Behaviour of the probe engine through the public API, on the simulated landscape with
 //! paused time: measured lag against ground truth, outcomes, staleness and bounds.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -13,7 +13,7 @@
 //! thresholds are the shipped ones. Without the binaries the test skips, unless
 //! `LAGWATCH_REQUIRE_TOOLS=1` (CI), where it fails.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -428,7 +428,7 @@ fn the_demo_scraped_by_prometheus_feeds_every_panel_and_rule_and_pages_on_its_st
         }
     }
     // Every dashboard panel returns data, unless it needs a series that appears with its first
-    // event and that event has not happened in this run (tests/dashboards.rs checks those
+    // event and that event has not happened in this run (tests/it/dashboards.rs checks those
     // panels against an exposition where every such series exists).
     for (panel, q) in dashboard_queries() {
         if !query(prom_addr, &q).is_empty() {

@@ -2,8 +2,7 @@
 //! seeded Dataverse table and its replicas, and every discrepancy found is checked against the
 //! emulator's ground truth of the drift it injected (`/_truth/_drift/{replica}`).
 
-#[path = "common/entra.rs"]
-mod entra;
+use crate::common::entra;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -1,9 +1,8 @@
 //! Configuration reload through the real binary: SIGHUP and `POST /-/reload`, a valid file
 //! swapped in, an invalid one rejected with the running configuration kept; `POST /-/reload`
 //! only with `--web.enable-lifecycle`.
-#![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,7 +1,7 @@
 //! Azure AI Search and Dataverse search connectors against fakes that follow the documented
 //! shapes (fact sheet §6.1, §6.2).
 
-mod common;
+use crate::common;
 
 use common::fakes::{
     self, ExactQuery, answer_next, bearer, error_kind, present, sentinel, truncated_json,
@@ -9,8 +9,8 @@ use common::fakes::{
 use common::shapes::{
     search_doc, search_index_not_found, search_results, searchquery, searchquery_hit,
 };
+use lagwatch::auth::Auth;
 use lagwatch::connector::{ConnectorError, Lookup, Target};
-use lagwatch::net::Auth;
 use lagwatch::sentinel::SentinelId;
 use lagwatch::systems::azure_search::{AzureSearch, DEFAULT_API_VERSION, SearchIndex, SearchMode};
 use lagwatch::systems::dataverse_search::{DataverseSearch, SearchTable};
@@ -34,7 +34,7 @@ async fn assert_bearer_401_is_final_after_one_refresh(server: &MockServer, t: &d
 }
 
 // Present, changed content, throttling, a rejected key and truncated bodies are in the shared
-// contract (tests/conformance.rs); what follows is particular to each search API.
+// contract (tests/it/conformance.rs); what follows is particular to each search API.
 
 // ---------------------------------------------------------------- Azure AI Search
 

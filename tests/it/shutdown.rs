@@ -1,7 +1,7 @@
 //! SIGTERM while a source hangs: lagwatch stops starting probes, keeps what is in flight in
 //! its ledger, and exits 0 within its shutdown deadline even though a write never answers.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

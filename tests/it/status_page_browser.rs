@@ -4,7 +4,7 @@
 //! kept as a test artifact (`target/tmp/status-page.png`). Without Chromium the test skips,
 //! unless `LAGWATCH_REQUIRE_TOOLS=1` (CI), where it fails.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -2,14 +2,14 @@
 //! down, failing or slower than the deadline shows in `/metrics`, and shows as recovered when
 //! it answers again.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use common::fakes;
+use lagwatch::auth::Auth;
 use lagwatch::connector::ConnectorError;
 use lagwatch::metrics::Metrics;
-use lagwatch::net::Auth;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

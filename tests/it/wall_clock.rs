@@ -8,7 +8,7 @@
 //! this test rewrites; the emulator runs in this process on the true clock. Needs libfaketime:
 //! without it the test skips, unless `LAGWATCH_REQUIRE_TOOLS=1`, where it fails.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -6,10 +6,9 @@
 //! Keys and certificates are generated at test time (`src/auth/test_pki.rs`): no private key is
 //! committed.
 
-#[path = "../src/auth/test_pki.rs"]
-mod test_pki;
+use crate::test_pki;
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

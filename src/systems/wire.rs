@@ -1,0 +1,100 @@
+//! What the HTTP kinds share about their APIs' wire formats, so that no kind borrows from
+//! another: OData request headers and error bodies (F&O, Dataverse, Azure AI Search), `$filter`
+//! string literals, `value` collections, and a payload value as text.
+
+use reqwest::RequestBuilder;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::connector::ConnectorError;
+use crate::net::{Reply, excerpt};
+
+/// Headers of every F&O and Dataverse OData request (fact sheet §1.2, §4.1).
+pub fn odata(req: RequestBuilder) -> RequestBuilder {
+    req.header("Accept", "application/json")
+        .header("OData-MaxVersion", "4.0")
+        .header("OData-Version", "4.0")
+}
+
+/// The error an OData-style body `{"error":{"code","message"}}` describes (F&O, Azure AI
+/// Search, Dataverse), or the status and an excerpt of whatever came instead.
+pub fn odata_error(reply: &Reply) -> ConnectorError {
+    reply.bad_response(odata_error_detail(&reply.body).unwrap_or_else(|| excerpt(&reply.body)))
+}
+
+/// `code: message` of an OData error body, if it is one.
+pub fn odata_error_detail(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Body {
+        error: Inner,
+    }
+    #[derive(Deserialize)]
+    struct Inner {
+        #[serde(default)]
+        code: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+    }
+    let b: Body = serde_json::from_slice(body).ok()?;
+    let message = excerpt(b.error.message.unwrap_or_default().as_bytes());
+    Some(match b.error.code.filter(|c| !c.is_empty()) {
+        Some(code) => format!("{code}: {message}"),
+        None => message,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct Collection {
+    pub value: Vec<Value>,
+}
+
+/// Quotes a string literal for `$filter`: single quotes are doubled.
+pub fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Text of a payload value: strings as they are, `null` as nothing, anything else as compact
+/// JSON (a replica that stored the payload as a JSON object gives back the sentinel's text,
+/// whose keys are already sorted).
+pub fn payload_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// The Dataverse Web API version lagwatch speaks unless a system says otherwise (`dataverse`
+/// and `dataverse_search` alike).
+pub fn default_api_version() -> String {
+    "v9.2".to_string()
+}
+
+/// The Dataverse Web API base of an environment: `<url>/api/data/<version>`, no trailing slash.
+pub fn web_api_base(url: &str, api_version: &str) -> String {
+    format!("{}/api/data/{api_version}", url.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odata_error_bodies_are_read() {
+        assert_eq!(
+            odata_error_detail(br#"{"error":{"code":"","message":"No  such\nentity"}}"#),
+            Some("No such entity".to_string())
+        );
+        assert_eq!(
+            odata_error_detail(br#"{"error":{"code":"X1","message":"m"}}"#),
+            Some("X1: m".to_string())
+        );
+        assert_eq!(odata_error_detail(b"<html>"), None);
+    }
+
+    #[test]
+    fn literals_double_quotes() {
+        assert_eq!(literal("O'Bryan"), "'O''Bryan'");
+        assert_eq!(literal("lagwatch-x-"), "'lagwatch-x-'");
+    }
+}
