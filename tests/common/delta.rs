@@ -22,10 +22,6 @@ use lagwatch::emulator::scenario::ColumnType;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-fn required() -> bool {
-    std::env::var("LAGWATCH_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
-}
-
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/delta_reference.py")
 }
@@ -51,16 +47,9 @@ impl PyDelta {
         if python.exists() {
             return Some(PyDelta { python });
         }
-        assert!(
-            !required(),
-            "delta-rs is required (LAGWATCH_REQUIRE_TOOLS=1) but {} is missing: run \
-             scripts/install-test-tools",
-            python.display()
-        );
-        eprintln!(
-            "skipping: delta-rs is not installed ({} missing; scripts/install-test-tools \
-             installs it)",
-            python.display()
+        super::tools::missing(
+            "delta-rs",
+            &format!("is not installed ({} is missing)", python.display()),
         );
         None
     }

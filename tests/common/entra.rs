@@ -122,3 +122,9 @@ pub async fn sentinels_in(
         .map(|r| r["name"].as_str().expect("name").to_string())
         .collect()
 }
+
+/// A Dataverse token (`https://crm.crm.dynamics.com`) for the demo scenario's app `app-1`, from
+/// an emulator in this process.
+pub async fn crm_token(emu: &Emulator) -> String {
+    token_in_process(emu, "app-1", "s3cret", "https://crm.crm.dynamics.com").await
+}

@@ -7,6 +7,7 @@ pub mod entra;
 pub mod fakes;
 pub mod logs;
 pub mod shapes;
+pub mod tools;
 pub mod twin;
 
 use std::io::{Read, Write};
@@ -129,4 +130,12 @@ pub fn probes(addr: SocketAddr, source: &str, target: &str, outcome: &str) -> f6
         &format!("lagwatch_probes_total{{outcome=\"{outcome}\",source=\"{source}\",target=\"{target}\"}} "),
     )
     .unwrap_or(0.0)
+}
+
+/// A fresh directory under the system's temp dir, named `{prefix}…`, removed when dropped.
+pub fn temp_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("a temp dir")
 }

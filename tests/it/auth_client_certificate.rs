@@ -400,9 +400,7 @@ fn openssl(dir: &Path, args: &[&str]) -> Option<()> {
             Some(())
         }
         Err(e) => {
-            let required = std::env::var("LAGWATCH_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
-            assert!(!required, "openssl is required: {e}");
-            eprintln!("skipping: openssl is not installed ({e})");
+            crate::common::tools::missing("openssl", &format!("cannot run ({e})"));
             None
         }
     }

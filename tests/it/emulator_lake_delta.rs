@@ -3,9 +3,8 @@
 //! reader's cursor finds, only from that commit on, with the payload and `SinkCreatedOn` the
 //! emulator's ground truth states — through appends, compactions and checkpoints.
 
-use crate::common::entra;
+use crate::common::{self, entra};
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,14 +37,6 @@ replicas:
     folder_interval: 10s               # the refresh interval
 "#;
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn call(emu: &Emulator, req: Request<Body>) -> Value {
     let resp = emu.handle(req).await;
     assert!(resp.status().is_success(), "{}", resp.status());
@@ -55,20 +46,14 @@ async fn call(emu: &Emulator, req: Request<Body>) -> Value {
     serde_json::from_slice(&bytes).unwrap_or(Value::Null)
 }
 
-async fn token(emu: &Emulator) -> String {
-    entra::token_in_process(emu, "app-1", "s3cret", "https://crm.crm.dynamics.com").await
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_delta_reader_finds_each_row_from_the_commit_of_its_refresh() {
-    let dir = TempDir(
-        std::env::temp_dir().join(format!("lagwatch-delta-contract-{}", uuid::Uuid::now_v7())),
-    );
+    let dir = common::temp_dir("lagwatch-delta-contract-");
     let emu: Arc<Emulator> =
-        Emulator::with_lake_root(Scenario::from_yaml(SCENARIO).expect("scenario"), &dir.0);
+        Emulator::with_lake_root(Scenario::from_yaml(SCENARIO).expect("scenario"), dir.path());
     emu.flush_lake().await.expect("lake");
-    let token = token(&emu).await;
-    let table = dir.0.join(table_root("fabric-contoso", "account"));
+    let token = entra::crm_token(&emu).await;
+    let table = dir.path().join(table_root("fabric-contoso", "account"));
     let store = LocalStore::new(&table);
     let mut cursor = DeltaCursor::new(
         DeltaSpec {

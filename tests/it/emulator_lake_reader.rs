@@ -2,9 +2,8 @@
 //! the emulator writes, the reader's cursor finds, only once the folder holding it closed,
 //! with the payload and `SinkCreatedOn` the emulator's ground truth states.
 
-use crate::common::entra;
+use crate::common::{self, entra};
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,14 +35,6 @@ replicas:
     folder_interval: 30s
 "#;
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn call(emu: &Emulator, req: Request<Body>) -> Value {
     let resp = emu.handle(req).await;
     assert!(resp.status().is_success(), "{}", resp.status());
@@ -53,19 +44,13 @@ async fn call(emu: &Emulator, req: Request<Body>) -> Value {
     serde_json::from_slice(&bytes).unwrap_or(Value::Null)
 }
 
-async fn token(emu: &Emulator) -> String {
-    entra::token_in_process(emu, "app-1", "s3cret", "https://crm.crm.dynamics.com").await
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_reader_finds_what_the_emulator_wrote_when_its_folder_closed() {
-    let dir = TempDir(
-        std::env::temp_dir().join(format!("lagwatch-lake-contract-{}", uuid::Uuid::now_v7())),
-    );
+    let dir = common::temp_dir("lagwatch-lake-contract-");
     let emu: Arc<Emulator> =
-        Emulator::with_lake_root(Scenario::from_yaml(SCENARIO).expect("scenario"), &dir.0);
+        Emulator::with_lake_root(Scenario::from_yaml(SCENARIO).expect("scenario"), dir.path());
     emu.flush_lake().await.expect("lake");
-    let token = token(&emu).await;
+    let token = entra::crm_token(&emu).await;
     let store = LocalStore::new(emu.lake_dir("dl").expect("dir"));
     let mut cursor = Cursor::new(
         TableSpec {

@@ -6,7 +6,7 @@
 use crate::common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,14 +73,6 @@ const COLUMNS: &[&str] = &[
     "modifiedon",
     "createdon",
 ];
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The replica's table as the runner folds a change log: last row per key, deleted keys gone.
 async fn fold(inv: &dyn Inventory) -> (BTreeMap<String, Vec<Option<String>>>, usize) {
@@ -177,15 +169,14 @@ fn seeded_scenario(rows: u64) -> Scenario {
 
 #[tokio::test(start_paused = true)]
 async fn every_layout_holds_the_replicas_seeded_rows_with_their_exact_drift() {
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("lagwatch-lake-seed-{}", uuid::Uuid::now_v7())));
+    let dir = common::temp_dir("lagwatch-lake-seed-");
     let scenario = seeded_scenario(1000);
-    let emu = Emulator::with_lake_root(scenario.clone(), &dir.0);
+    let emu = Emulator::with_lake_root(scenario.clone(), dir.path());
     emu.flush_lake().await.expect("lake");
     let started = emu.wall_time(emu.landscape().started_at());
 
     // The initial-sync folder is being written: not readable yet.
-    let inc = csv(&dir.0, "seed-incremental", CsvLayout::Incremental);
+    let inc = csv(dir.path(), "seed-incremental", CsvLayout::Incremental);
     let (rows, _) = fold(&inc).await;
     assert!(rows.is_empty(), "the open folder is not read");
     advance(Duration::from_secs(10)).await;
@@ -195,19 +186,19 @@ async fn every_layout_holds_the_replicas_seeded_rows_with_their_exact_drift() {
         ("to_inc", Box::new(inc) as Box<dyn Inventory>, true),
         (
             "to_app",
-            Box::new(csv(&dir.0, "seed-append", CsvLayout::Table)),
+            Box::new(csv(dir.path(), "seed-append", CsvLayout::Table)),
             true,
         ),
         (
             "to_inp",
-            Box::new(csv(&dir.0, "seed-inplace", CsvLayout::Table)),
+            Box::new(csv(dir.path(), "seed-inplace", CsvLayout::Table)),
             false,
         ),
         (
             "to_fab",
             Box::new(DeltaInventory::new(
                 Arc::new(LocalStore::new(
-                    dir.0.join(table_root("seed-fabric", "account")),
+                    dir.path().join(table_root("seed-fabric", "account")),
                 )),
                 "fab",
             )),
@@ -288,10 +279,6 @@ async fn send(
     serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
 }
 
-async fn token(emu: &Emulator) -> String {
-    common::entra::token_in_process(emu, "app-1", "s3cret", "https://crm.crm.dynamics.com").await
-}
-
 /// The replica's seeded rows as folded from the lake: each must be what seed.rs says.
 fn assert_seeded(
     got: &BTreeMap<String, Vec<Option<String>>>,
@@ -309,22 +296,21 @@ fn assert_seeded(
 
 #[tokio::test(start_paused = true)]
 async fn later_changes_come_after_the_seeded_rows_and_keep_them() {
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("lagwatch-lake-later-{}", uuid::Uuid::now_v7())));
+    let dir = common::temp_dir("lagwatch-lake-later-");
     let scenario = Scenario::from_yaml(LATER).unwrap_or_else(|e| panic!("{e}"));
-    let emu = Emulator::with_lake_root(scenario.clone(), &dir.0);
+    let emu = Emulator::with_lake_root(scenario.clone(), dir.path());
     emu.flush_lake().await.expect("lake");
     let started = emu.wall_time(emu.landscape().started_at());
-    let token = token(&emu).await;
-    let inc = csv(&dir.0, "later-incremental", CsvLayout::Incremental);
-    let inp = csv(&dir.0, "later-inplace", CsvLayout::Table);
+    let token = common::entra::crm_token(&emu).await;
+    let inc = csv(dir.path(), "later-incremental", CsvLayout::Incremental);
+    let inp = csv(dir.path(), "later-inplace", CsvLayout::Table);
     let fab = DeltaInventory::new(
         Arc::new(LocalStore::new(
-            dir.0.join(table_root("later-fabric", "account")),
+            dir.path().join(table_root("later-fabric", "account")),
         )),
         "fab",
     );
-    let seeded_file = dir.0.join(format!(
+    let seeded_file = dir.path().join(format!(
         "later-inplace/account/{}.csv",
         (started - chrono::Duration::seconds(3600 + 300)).format("%Y")
     ));
@@ -405,7 +391,7 @@ async fn later_changes_come_after_the_seeded_rows_and_keep_them() {
     }
     // Compaction left the sealed seeded files alone and merged the rest.
     let log = std::fs::read_dir(
-        dir.0
+        dir.path()
             .join(table_root("later-fabric", "account"))
             .join("_delta_log"),
     )
@@ -418,7 +404,7 @@ async fn later_changes_come_after_the_seeded_rows_and_keep_them() {
         // delta-rs, the reference reader, reads the table: every change row, i.e. the seeded
         // rows held, each deleted row and its delete row, the seven creates, the update and
         // the delete row.
-        let table = py.read(&dir.0.join(table_root("later-fabric", "account")));
+        let table = py.read(&dir.path().join(table_root("later-fabric", "account")));
         let (want, deleted) = expected(&scenario, "to_fab", started);
         assert_eq!(
             table["num_rows"].as_u64(),
@@ -457,12 +443,10 @@ async fn a_million_seeded_rows_are_written_streaming_and_read_back() {
     scenario
         .lakes
         .retain(|name, _| lakes.split(',').any(|l| name == l));
-    let dir = TempDir(
-        std::env::temp_dir().join(format!("lagwatch-lake-million-{}", uuid::Uuid::now_v7())),
-    );
+    let dir = common::temp_dir("lagwatch-lake-million-");
     let before = peak_rss_mib();
     let t0 = std::time::Instant::now();
-    let emu = Emulator::with_lake_root(scenario.clone(), &dir.0);
+    let emu = Emulator::with_lake_root(scenario.clone(), dir.path());
     emu.flush_lake().await.expect("lake");
     advance(Duration::from_secs(10)).await;
     emu.flush_lake().await.expect("flush");
@@ -486,20 +470,20 @@ async fn a_million_seeded_rows_are_written_streaming_and_read_back() {
         let t1 = std::time::Instant::now();
         let inv: Box<dyn Inventory> = match lake {
             "inc" => Box::new(
-                csv(&dir.0, "seed-incremental", CsvLayout::Incremental)
+                csv(dir.path(), "seed-incremental", CsvLayout::Incremental)
                     .with_page_bytes(lagwatch::lake::inventory::PAGE_BYTES),
             ),
             "app" => Box::new(
-                csv(&dir.0, "seed-append", CsvLayout::Table)
+                csv(dir.path(), "seed-append", CsvLayout::Table)
                     .with_page_bytes(lagwatch::lake::inventory::PAGE_BYTES),
             ),
             "inp" => Box::new(
-                csv(&dir.0, "seed-inplace", CsvLayout::Table)
+                csv(dir.path(), "seed-inplace", CsvLayout::Table)
                     .with_page_bytes(lagwatch::lake::inventory::PAGE_BYTES),
             ),
             _ => Box::new(DeltaInventory::new(
                 Arc::new(LocalStore::new(
-                    dir.0.join(table_root("seed-fabric", "account")),
+                    dir.path().join(table_root("seed-fabric", "account")),
                 )),
                 "fab",
             )),

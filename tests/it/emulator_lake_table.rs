@@ -5,7 +5,7 @@
 //! sentinel exactly from that instant on, through creates, updates and deletes around it.
 //! Paused tokio time.
 
-use crate::common::entra;
+use crate::common::{self, entra};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,19 +45,10 @@ replicas:
     lag: { distribution: fixed, value: 5s }
 "#;
 
-/// A directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 struct Estate {
     emu: Arc<Emulator>,
     token: String,
-    _dir: TempDir,
+    _dir: tempfile::TempDir,
 }
 
 async fn send(emu: &Emulator, method: &str, uri: &str, auth: Option<&str>, body: &str) -> Value {
@@ -82,12 +73,10 @@ async fn send(emu: &Emulator, method: &str, uri: &str, auth: Option<&str>, body:
 
 impl Estate {
     async fn new(scenario: &str) -> Estate {
-        let dir = TempDir(
-            std::env::temp_dir().join(format!("lagwatch-lake-table-{}", uuid::Uuid::now_v7())),
-        );
+        let dir = common::temp_dir("lagwatch-lake-table-");
         let emu = Emulator::with_lake_root(
             Scenario::from_yaml(scenario).unwrap_or_else(|e| panic!("{e}")),
-            &dir.0,
+            dir.path(),
         );
         emu.flush_lake().await.expect("lake written");
         let token =

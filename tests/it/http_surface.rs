@@ -210,7 +210,6 @@ async fn metrics_follow_the_contract_from_the_first_scrape() {
 }
 
 fn promtool_check(text: &str) {
-    let required = std::env::var("LAGWATCH_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
     let mut child = match Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -220,8 +219,7 @@ fn promtool_check(text: &str) {
     {
         Ok(c) => c,
         Err(e) => {
-            assert!(!required, "promtool is required in CI but cannot run: {e}");
-            eprintln!("promtool not installed; skipping its lint (CI installs it)");
+            common::tools::missing("promtool", &format!("cannot run ({e})"));
             return;
         }
     };
@@ -362,23 +360,16 @@ fn the_demo_shows_every_state_within_two_minutes() {
                 .or_default()
                 .insert(p["state"].as_str().unwrap().to_string());
         }
-        // The search index flaps: its first monotonic-read violation creates the series
-        // (event-born), at some point in the same two minutes.
-        let text = common::http_get(demo.addr, "/metrics").2;
-        let violation = text
-            .contains("lagwatch_monotonic_read_violations_total{source=\"crm\",target=\"search\"}");
-        if violation
-            && want.iter().all(|(t, s)| {
-                seen.get(*t)
-                    .is_some_and(|v| s.split('|').any(|s| v.contains(s)))
-            })
-        {
+        // (Whether the flapping search index shows a monotonic-read violation within these
+        // two minutes is chance: its series is born with the first one. That the engine
+        // counts one is checked deterministically in probe_behaviour.)
+        if want.iter().all(|(t, s)| {
+            seen.get(*t)
+                .is_some_and(|v| s.split('|').any(|s| v.contains(s)))
+        }) {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "states seen so far: {seen:?}; a monotonic-read violation on search: {violation}"
-        );
+        assert!(Instant::now() < deadline, "states seen so far: {seen:?}");
         std::thread::sleep(Duration::from_secs(1));
     }
     let text = common::http_get(demo.addr, "/metrics").2;

@@ -52,10 +52,6 @@ const MODEL: &str = r#"{"name":"cdm","version":"1.0","entities":[
   {"name":"description","dataType":"string"},{"name":"versionnumber","dataType":"int64"},
   {"name":"IsDelete","dataType":"boolean"}]}]}"#;
 
-fn required() -> bool {
-    std::env::var("LAGWATCH_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
-}
-
 /// `azurite-blob`: `LAGWATCH_AZURITE_BLOB`, else the project-local install, else `PATH`.
 fn azurite_binary() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("LAGWATCH_AZURITE_BLOB") {
@@ -88,14 +84,7 @@ impl Azurite {
     /// A running emulator, or `None` (with the reason printed) when Azurite is not installed.
     async fn start() -> Option<Azurite> {
         let Some(bin) = azurite_binary() else {
-            assert!(
-                !required(),
-                "Azurite is required (LAGWATCH_REQUIRE_TOOLS=1) but not installed: run \
-                 scripts/install-test-tools"
-            );
-            eprintln!(
-                "skipping: Azurite is not installed (scripts/install-test-tools installs it)"
-            );
+            common::tools::missing("Azurite", "is not installed");
             return None;
         };
         let mut last_log = String::new();
@@ -124,8 +113,10 @@ impl Azurite {
             let child = match child {
                 Ok(c) => c,
                 Err(e) => {
-                    assert!(!required(), "Azurite ({}) cannot run: {e}", bin.display());
-                    eprintln!("skipping: Azurite ({}) cannot run: {e}", bin.display());
+                    common::tools::missing(
+                        "Azurite",
+                        &format!("({}) cannot run: {e}", bin.display()),
+                    );
                     let _ = std::fs::remove_dir_all(&dir);
                     return None;
                 }

@@ -51,10 +51,6 @@ fn unborn(prom: SocketAddr, selector: &str) -> bool {
 /// The alerts that say a path is behind: what the stuck path must raise.
 const PAGES: &[&str] = &["LagwatchLagAboveObjective", "LagwatchPathNotConverging"];
 
-fn required() -> bool {
-    std::env::var("LAGWATCH_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
-}
-
 /// The first of `names` that runs with `--version`.
 fn binary(names: &[&str]) -> Option<PathBuf> {
     names.iter().find_map(|n| {
@@ -278,12 +274,7 @@ fn the_demo_scraped_by_prometheus_feeds_every_panel_and_rule_and_pages_on_its_st
         binary(&["prometheus"]),
         binary(&["prometheus-alertmanager", "alertmanager"]),
     ) else {
-        assert!(
-            !required(),
-            "prometheus and alertmanager are required (LAGWATCH_REQUIRE_TOOLS=1): run \
-             scripts/install-test-tools"
-        );
-        eprintln!("skipped: no prometheus / alertmanager (scripts/install-test-tools)");
+        common::tools::missing("prometheus and alertmanager", "are not installed");
         return;
     };
     let dir = std::env::temp_dir().join(format!("lagwatch-prom-e2e-{}", uuid::Uuid::now_v7()));

@@ -87,11 +87,7 @@ fn rows(dom: &str) -> Vec<(String, String)> {
 #[test]
 fn the_status_page_renders_every_demo_path_with_its_state_in_chromium() {
     let Some(browser) = chromium() else {
-        assert!(
-            !std::env::var("LAGWATCH_REQUIRE_TOOLS").is_ok_and(|v| v == "1"),
-            "chromium is required (LAGWATCH_REQUIRE_TOOLS=1): run scripts/install-test-tools"
-        );
-        eprintln!("skipped: no chromium (scripts/install-test-tools installs it)");
+        common::tools::missing("chromium", "is not installed");
         return;
     };
     let demo = start_demo();

@@ -27,11 +27,7 @@ fn libfaketime() -> Option<PathBuf> {
     .map(PathBuf::from)
     .find(|p| p.exists());
     if found.is_none() {
-        assert!(
-            !std::env::var("LAGWATCH_REQUIRE_TOOLS").is_ok_and(|v| v == "1"),
-            "libfaketime is required (LAGWATCH_REQUIRE_TOOLS=1): run scripts/install-test-tools"
-        );
-        eprintln!("skipped: libfaketime not installed (Debian package faketime)");
+        common::tools::missing("libfaketime", "is not installed (Debian package faketime)");
     }
     found
 }
