@@ -82,6 +82,8 @@ pub trait Inventory: Send + Sync + 'static {
     }
 
     /// Exactly one request: the first page when `next` is `None`, else the page `next` names.
+    /// A query [`check`](Inventory::check) refuses is answered [`refused`] before anything is
+    /// sent, whoever calls: every kind gets that opening from here, not from its own copy.
     ///
     /// # Errors
     /// [`ConnectorError`] as for lookups; a page that cannot be parsed is `BadResponse`.
@@ -89,7 +91,29 @@ pub trait Inventory: Send + Sync + 'static {
         &self,
         query: &InventoryQuery,
         next: Option<&str>,
+    ) -> Result<InventoryPage, ConnectorError> {
+        self.check(query).map_err(refused)?;
+        self.fetch(query, next).await
+    }
+
+    /// [`page`](Inventory::page) for a query `check` accepted: the kind's one request.
+    ///
+    /// # Errors
+    /// As for `page`.
+    async fn fetch(
+        &self,
+        query: &InventoryQuery,
+        next: Option<&str>,
     ) -> Result<InventoryPage, ConnectorError>;
+}
+
+/// An error about a query or continuation handed in, found before any request was sent
+/// (status 0).
+pub fn refused(detail: impl Into<String>) -> ConnectorError {
+    ConnectorError::BadResponse {
+        status: 0,
+        detail: detail.into(),
+    }
 }
 
 /// Text of a JSON value as an inventory value: strings as they are, numbers and booleans as
@@ -121,6 +145,50 @@ pub fn json_row(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Counts the requests it would send; refuses queries without columns.
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    #[async_trait]
+    impl Inventory for Counting {
+        fn check(&self, query: &InventoryQuery) -> Result<(), String> {
+            if query.columns.is_empty() {
+                return Err("name a column".to_string());
+            }
+            Ok(())
+        }
+        async fn fetch(
+            &self,
+            _query: &InventoryQuery,
+            _next: Option<&str>,
+        ) -> Result<InventoryPage, ConnectorError> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(InventoryPage {
+                rows: Vec::new(),
+                next: None,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_query_check_refuses_is_answered_before_any_request() {
+        let inv = Counting(Default::default());
+        let mut q = InventoryQuery {
+            table: None,
+            columns: Vec::new(),
+            changed_since: None,
+            page_size: 10,
+        };
+        let e = inv.page(&q, None).await.expect_err("refused");
+        assert!(
+            matches!(&e, ConnectorError::BadResponse { status: 0, detail } if detail == "name a column"),
+            "{e:?}"
+        );
+        assert_eq!(inv.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        q.columns.push("id".to_string());
+        inv.page(&q, None).await.expect("a page");
+        assert_eq!(inv.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn json_values_become_comparable_text() {

@@ -530,7 +530,7 @@ impl Inventory for DeltaInventory {
         Ok(())
     }
 
-    async fn page(
+    async fn fetch(
         &self,
         query: &InventoryQuery,
         next: Option<&str>,

@@ -654,7 +654,7 @@ impl Inventory for CsvInventory {
         Ok(())
     }
 
-    async fn page(
+    async fn fetch(
         &self,
         query: &InventoryQuery,
         next: Option<&str>,

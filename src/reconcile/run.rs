@@ -418,7 +418,7 @@ mod tests {
         fn shape(&self) -> InventoryShape {
             self.shape
         }
-        async fn page(
+        async fn fetch(
             &self,
             _q: &InventoryQuery,
             next: Option<&str>,

@@ -29,12 +29,12 @@ use async_trait::async_trait;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
-use super::http_inventory::{OPERATION, check_query, collection_objects, page_size, refused};
+use super::http_inventory::{OPERATION, check_query, collection_objects, page_size};
 use super::wire::{Collection, literal, odata_error, odata_error_detail, payload_text};
 use super::{BuildContext, System, SystemKind, check_names, check_url, decode_as};
 use crate::auth::{Accepts, ApiKeyStyle, AuthBlock, SEARCH_SCOPE};
 use crate::config::Issue;
-use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery, json_row};
+use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery, json_row, refused};
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
@@ -352,12 +352,11 @@ impl Inventory for AzureSearch {
         check_query(query, index_name)
     }
 
-    async fn page(
+    async fn fetch(
         &self,
         query: &InventoryQuery,
         next: Option<&str>,
     ) -> Result<InventoryPage, ConnectorError> {
-        self.check(query).map_err(refused)?;
         let after = next.map(keyset_literal).transpose().map_err(refused)?;
         let key = query
             .columns

@@ -16,7 +16,7 @@ use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::http_inventory::{ODataLister, check_query, odata_table, odata_timestamp, refused};
+use super::http_inventory::{ODataLister, check_query, odata_table, odata_timestamp};
 use super::wire::{literal, odata, web_api_base};
 use super::{BuildContext, System, SystemKind, decode_as};
 use crate::auth::{Accepts, AuthBlock};
@@ -454,12 +454,11 @@ impl Inventory for Dataverse {
         check_query(query, odata_table)
     }
 
-    async fn page(
+    async fn fetch(
         &self,
         query: &InventoryQuery,
         next: Option<&str>,
     ) -> Result<InventoryPage, ConnectorError> {
-        self.check(query).map_err(refused)?;
         let lister = ODataLister {
             http: &self.http,
             base: &self.map.base,

@@ -26,12 +26,12 @@ use async_trait::async_trait;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
-use super::http_inventory::{OPERATION, check_query, page_size, refused};
+use super::http_inventory::{OPERATION, check_query, page_size};
 use super::wire::payload_text;
 use super::{BuildContext, System, SystemKind, check_url, decode_as};
 use crate::auth::{Accepts, ApiKeyStyle, AuthBlock};
 use crate::config::Issue;
-use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery, json_row};
+use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery, json_row, refused};
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
@@ -349,12 +349,11 @@ impl Inventory for Elasticsearch {
         check_query(query, index_name)
     }
 
-    async fn page(
+    async fn fetch(
         &self,
         query: &InventoryQuery,
         next: Option<&str>,
     ) -> Result<InventoryPage, ConnectorError> {
-        self.check(query).map_err(refused)?;
         let after = next
             .map(|n| match serde_json::from_str::<Value>(n) {
                 Ok(v @ Value::Array(_)) => Ok(v),

@@ -40,7 +40,7 @@ use serde_json::Value;
 
 use std::sync::Arc;
 
-use super::http_inventory::{ODataLister, check_query, odata_table, refused};
+use super::http_inventory::{ODataLister, check_query, odata_table};
 use super::wire::{Collection, literal, odata, odata_error, payload_text};
 use super::{BuildContext, System, SystemKind, check_names, check_url, decode_as};
 use crate::auth::{Accepts, AuthBlock};
@@ -176,12 +176,11 @@ impl Inventory for FoOdata {
         check_query(query, odata_table)
     }
 
-    async fn page(
+    async fn fetch(
         &self,
         query: &InventoryQuery,
         next: Option<&str>,
     ) -> Result<InventoryPage, ConnectorError> {
-        self.check(query).map_err(refused)?;
         let lister = ODataLister {
             http: &self.http,
             base: &self.map.base,

@@ -81,14 +81,7 @@ pub fn odata_timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(format, true)
 }
 
-/// An error about a query or continuation handed in, found before any request was sent
-/// (status 0).
-pub fn refused(detail: impl Into<String>) -> ConnectorError {
-    ConnectorError::BadResponse {
-        status: 0,
-        detail: detail.into(),
-    }
-}
+use crate::connector::inventory::refused;
 
 /// `link` as an absolute URL on the same origin (scheme, host, port) as `base`, resolving a
 /// relative link against `base` as OData allows.

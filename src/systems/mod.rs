@@ -1,8 +1,10 @@
 //! The registry of system kinds: how a `kind:` in YAML becomes a [`Source`] and/or [`Target`].
 //!
-//! Adding a kind is one new file implementing [`SystemKind`] for its config struct, plus one
-//! line in [`REGISTRY`]. A kind's config struct is typed strictly (unknown keys are errors) and
-//! its `Debug` must not print secrets (use `config::Secret`).
+//! A kind is its file implementing [`SystemKind`] for its config struct and one line in
+//! [`REGISTRY`], plus its conformance backend, tests and docs (ARCHITECTURE.md, "Where to add
+//! a kind", lists every file). A kind's config struct is typed strictly (unknown keys are
+//! errors) and its `Debug` must not print secrets (use `config::Secret`). Kinds share helpers
+//! through `wire`, `http_inventory` and `lake_access`, never by importing each other.
 
 pub mod azure_search;
 pub mod dataverse;
