@@ -12,6 +12,7 @@ pub mod limits;
 pub mod poll;
 pub mod reconcile;
 pub mod secret;
+pub mod system;
 pub mod tls;
 
 use std::collections::{BTreeMap, HashMap};
@@ -28,7 +29,7 @@ pub use poll::PollPolicy;
 pub use secret::Secret;
 pub use tls::OutgoingTls;
 
-use crate::systems::{self, SystemKind};
+use system::{Decode, SystemSpec};
 
 /// A configuration error: which file, which key, and a sentence saying why.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +86,7 @@ pub struct Config {
     pub instance: String,
     pub server: ServerConfig,
     /// Named systems, each typed by its kind's own config (see `systems`).
-    pub systems: BTreeMap<String, Box<dyn SystemKind>>,
+    pub systems: BTreeMap<String, Box<dyn SystemSpec>>,
     /// Each system's `limits:` (throttling pause, concurrency, request budget).
     pub limits: BTreeMap<String, Limits>,
     pub paths: Vec<PathSpec>,
@@ -216,24 +217,29 @@ pub mod default {
 }
 
 impl Config {
-    /// Loads and validates a configuration file.
+    /// Loads and validates a configuration file, typing each system with `kinds` (the
+    /// registry of kinds; `Config::load` in `systems` passes lagwatch's own).
     ///
     /// # Errors
     /// [`ConfigError`] naming the file, the key path and the reason.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    pub fn load_with(path: &Path, kinds: Decode<'_>) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             file: file.clone(),
             source,
         })?;
-        Config::from_yaml(&file, &text)
+        Config::from_yaml_with(&file, &text, kinds)
     }
 
     /// Validates configuration text; `file` is only used in messages.
     ///
     /// # Errors
-    /// As [`Config::load`].
-    pub fn from_yaml(file: &str, text: &str) -> Result<Config, ConfigError> {
+    /// As [`Config::load_with`].
+    pub fn from_yaml_with(
+        file: &str,
+        text: &str,
+        kinds: Decode<'_>,
+    ) -> Result<Config, ConfigError> {
         let tree: serde_json::Value =
             serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax {
                 file: file.to_string(),
@@ -244,7 +250,7 @@ impl Config {
                     snippets: serde_saphyr::SnippetMode::Off,
                 }),
             })?;
-        from_tree(tree).map_err(|issue| ConfigError::Invalid {
+        from_tree(tree, kinds).map_err(|issue| ConfigError::Invalid {
             file: file.to_string(),
             key: issue.key,
             reason: issue.reason,
@@ -513,7 +519,7 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn from_tree(tree: serde_json::Value) -> Result<Config, Issue> {
+fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Issue> {
     if !tree.is_object() {
         return Err(Issue::new(
             "(top level)",
@@ -553,7 +559,7 @@ fn from_tree(tree: serde_json::Value) -> Result<Config, Issue> {
                 "system names are metric labels: use 1 to 64 letters, digits, '-' or '_'",
             ));
         }
-        let (spec, system_limits) = systems::parse(&key, value)?;
+        let (spec, system_limits) = kinds(&key, value)?;
         limits.insert(name.clone(), system_limits);
         systems.insert(name, spec);
     }
@@ -614,7 +620,7 @@ fn resolve_path(
     key: &str,
     raw: RawPath,
     defaults: &PathSettings,
-    systems: &BTreeMap<String, Box<dyn SystemKind>>,
+    systems: &BTreeMap<String, Box<dyn SystemSpec>>,
 ) -> Result<PathSpec, Issue> {
     let known = || systems.keys().cloned().collect::<Vec<_>>().join(", ");
     let source = systems.get(&raw.source).ok_or_else(|| {

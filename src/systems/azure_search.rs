@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 
 use super::http_inventory::{OPERATION, check_query, collection_objects, page_size};
 use super::wire::{Collection, literal, odata_error, odata_error_detail, payload_text};
-use super::{BuildContext, System, SystemKind, check_names, check_url, decode_as};
+use super::{BuildContext, System, SystemKind, SystemSpec, check_names, check_url, decode_as};
 use crate::auth::{Accepts, ApiKeyStyle, AuthBlock, SEARCH_SCOPE};
 use crate::config::Issue;
 use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery, json_row, refused};
@@ -141,7 +141,7 @@ pub fn index_name(name: &str) -> Result<(), String> {
     }
 }
 
-impl SystemKind for AzureSearchConfig {
+impl SystemSpec for AzureSearchConfig {
     fn kind(&self) -> &'static str {
         "azure_search"
     }
@@ -168,7 +168,9 @@ impl SystemKind for AzureSearchConfig {
             self.auth.method()
         )
     }
+}
 
+impl SystemKind for AzureSearchConfig {
     fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
         let http = super::http_system(
             name,

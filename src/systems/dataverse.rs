@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use super::http_inventory::{ODataLister, check_query, odata_table, odata_timestamp};
 use super::wire::{literal, odata, web_api_base};
-use super::{BuildContext, System, SystemKind, decode_as};
+use super::{BuildContext, System, SystemKind, SystemSpec, decode_as};
 use crate::auth::{Accepts, AuthBlock};
 use crate::config::Issue;
 use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery};
@@ -110,7 +110,7 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
     Ok(Box::new(c))
 }
 
-impl SystemKind for DataverseConfig {
+impl SystemSpec for DataverseConfig {
     fn kind(&self) -> &'static str {
         "dataverse"
     }
@@ -133,7 +133,9 @@ impl SystemKind for DataverseConfig {
             self.auth.method()
         )
     }
+}
 
+impl SystemKind for DataverseConfig {
     fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
         let http = super::http_system(
             name,

@@ -41,7 +41,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::wire::{odata, odata_error, payload_text};
-use super::{BuildContext, System, SystemKind, check_names, check_url, decode_as};
+use super::{BuildContext, System, SystemKind, SystemSpec, check_names, check_url, decode_as};
 use crate::auth::{Accepts, AuthBlock};
 use crate::config::Issue;
 use crate::config::Limits;
@@ -108,7 +108,7 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
     Ok(Box::new(c))
 }
 
-impl SystemKind for DataverseSearchConfig {
+impl SystemSpec for DataverseSearchConfig {
     fn kind(&self) -> &'static str {
         "dataverse_search"
     }
@@ -142,7 +142,9 @@ impl SystemKind for DataverseSearchConfig {
             self.auth.method()
         )
     }
+}
 
+impl SystemKind for DataverseSearchConfig {
     fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
         let http = super::http_system(
             name,

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{BuildContext, System, SystemKind, check_names, decode_as, lake_access};
+use super::{BuildContext, System, SystemKind, SystemSpec, check_names, decode_as, lake_access};
 use crate::auth::AuthBlock;
 use crate::config::Issue;
 use crate::gate::Gate;
@@ -72,7 +72,7 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
     Ok(Box::new(c))
 }
 
-impl SystemKind for DeltaConfig {
+impl SystemSpec for DeltaConfig {
     fn kind(&self) -> &'static str {
         "delta"
     }
@@ -99,7 +99,9 @@ impl SystemKind for DeltaConfig {
                 .map_or(String::new(), |a| format!(", auth {}", a.method())),
         )
     }
+}
 
+impl SystemKind for DeltaConfig {
     fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
         // One metered store for probing and reconciliation: one HTTP system, one token cache.
         let store: Arc<dyn LakeStore> = Arc::from(lake_access::open(

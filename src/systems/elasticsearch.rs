@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use super::http_inventory::{OPERATION, check_query, page_size};
 use super::wire::payload_text;
-use super::{BuildContext, System, SystemKind, check_url, decode_as};
+use super::{BuildContext, System, SystemKind, SystemSpec, check_url, decode_as};
 use crate::auth::{Accepts, ApiKeyStyle, AuthBlock};
 use crate::config::Issue;
 use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery, json_row, refused};
@@ -140,7 +140,7 @@ pub fn index_name(name: &str) -> Result<(), String> {
     }
 }
 
-impl SystemKind for ElasticsearchConfig {
+impl SystemSpec for ElasticsearchConfig {
     fn kind(&self) -> &'static str {
         "elasticsearch"
     }
@@ -166,7 +166,9 @@ impl SystemKind for ElasticsearchConfig {
             self.auth.method()
         )
     }
+}
 
+impl SystemKind for ElasticsearchConfig {
     fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
         let http = super::http_system(
             name,

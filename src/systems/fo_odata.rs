@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use super::http_inventory::{ODataLister, check_query, odata_table};
 use super::wire::{Collection, literal, odata, odata_error, payload_text};
-use super::{BuildContext, System, SystemKind, check_names, check_url, decode_as};
+use super::{BuildContext, System, SystemKind, SystemSpec, check_names, check_url, decode_as};
 use crate::auth::{Accepts, AuthBlock};
 use crate::config::{Dur, Issue};
 use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery};
@@ -273,7 +273,7 @@ impl FoOdataConfig {
     }
 }
 
-impl SystemKind for FoOdataConfig {
+impl SystemSpec for FoOdataConfig {
     fn kind(&self) -> &'static str {
         "fo_odata"
     }
@@ -308,7 +308,9 @@ impl SystemKind for FoOdataConfig {
             self.auth.method()
         )
     }
+}
 
+impl SystemKind for FoOdataConfig {
     fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
         let http = super::http_system(
             name,

@@ -42,7 +42,7 @@ use reqwest::{Client, Method};
 use serde_json::Value;
 
 use super::wire::payload_text;
-use super::{BuildContext, System, SystemKind, decode_as};
+use super::{BuildContext, System, SystemKind, SystemSpec, decode_as};
 use crate::auth::{Accepts, AuthBlock};
 use crate::config::Issue;
 use crate::connector::{ConnectorError, Lookup, Source, Target};
@@ -460,7 +460,7 @@ impl HttpConfig {
     }
 }
 
-impl SystemKind for HttpConfig {
+impl SystemSpec for HttpConfig {
     fn kind(&self) -> &'static str {
         "http"
     }
@@ -491,7 +491,9 @@ impl SystemKind for HttpConfig {
             self.auth.method()
         )
     }
+}
 
+impl SystemKind for HttpConfig {
     fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
         let http = super::http_system(
             name,

@@ -19,52 +19,20 @@ pub mod simulated;
 pub mod synapse_link_csv;
 pub mod wire;
 
+use std::any::Any;
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use crate::config::{self, Issue};
+pub use crate::config::system::{SystemSpec, Systems};
+use crate::config::{self, Config, ConfigError, Issue};
 use crate::config::{Limits, LimitsOverride};
 use crate::connector::{Source, Target};
 use crate::gate::Gate;
 use crate::metrics::Metrics;
 
-/// A configured system kind: what it can do and how to build it.
-pub trait SystemKind: fmt::Debug + Send + Sync + 'static {
-    /// The `kind:` value, also used in messages.
-    fn kind(&self) -> &'static str;
-    /// `Ok` if sentinels can be written into it, else the reason why not.
-    fn can_write(&self) -> Result<(), String>;
-    /// `Ok` if sentinels can be looked up in it, else the reason why not.
-    fn can_read(&self) -> Result<(), String> {
-        Ok(())
-    }
-    /// Admission limits when the system's `limits:` does not say otherwise: the system's
-    /// documented service protection, with room to spare.
-    fn default_limits(&self) -> Limits {
-        Limits::default()
-    }
-    /// As [`Target::synchronous_within`](crate::connector::Target::synchronous_within), known
-    /// from the configuration so a path's timeout can be checked against it.
-    fn synchronous_within(&self) -> Option<std::time::Duration> {
-        None
-    }
-    /// `Ok` if its rows can be listed for reconciliation (its built [`System`] then has an
-    /// `inventory`), else the reason why not.
-    fn can_list(&self) -> Result<(), String> {
-        Err("this kind does not list its rows".to_string())
-    }
-    /// One line for `check-config` output; secrets must stay redacted.
-    fn describe(&self) -> String {
-        format!("{self:?}")
-    }
-    /// Checks references to other systems once all are parsed (default: none).
-    ///
-    /// # Errors
-    /// An [`Issue`] naming the key under `systems.<name>` that refers to something wrong.
-    fn validate(&self, _name: &str, _systems: &Systems) -> Result<(), Issue> {
-        Ok(())
-    }
+/// A configured system kind that can build its connectors: the loader's [`SystemSpec`] and
+/// the one thing the configuration layer cannot know, how to build.
+pub trait SystemKind: SystemSpec {
     /// Builds the connectors. Opens no connection; reachability is checked by probing. `gate`
     /// is the system's admission control: connectors report each request they send and each
     /// throttling answer to it.
@@ -73,9 +41,6 @@ pub trait SystemKind: fmt::Debug + Send + Sync + 'static {
     /// An [`Issue`] naming the key under `systems.<name>` that makes it impossible.
     fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue>;
 }
-
-/// All parsed systems by name.
-pub type Systems = std::collections::BTreeMap<String, Box<dyn SystemKind>>;
 
 /// A built system: whichever roles its kind supports.
 #[derive(Clone)]
@@ -174,24 +139,92 @@ impl BuildContext {
 
 type Decoder = fn(&str, serde_json::Value) -> Result<Box<dyn SystemKind>, Issue>;
 
-/// Every kind lagwatch knows: `kind:` name and the decoder of its config block.
-pub const REGISTRY: &[(&str, Decoder)] = &[
-    ("simulated", simulated::decode),
-    ("dataverse", dataverse::decode),
-    ("fo_odata", fo_odata::decode),
-    ("azure_search", azure_search::decode),
-    ("dataverse_search", dataverse_search::decode),
-    ("elasticsearch", elasticsearch::decode),
-    ("http", http::decode),
-    ("synapse_link_csv", synapse_link_csv::decode),
-    ("delta", delta::decode),
+/// Turns a parsed system back into its kind (the config keeps it as a [`SystemSpec`]).
+type Cast = fn(&dyn Any) -> Option<&dyn SystemKind>;
+
+fn cast<T: SystemKind>(spec: &dyn Any) -> Option<&dyn SystemKind> {
+    spec.downcast_ref::<T>().map(|k| k as &dyn SystemKind)
+}
+
+/// One kind of the registry: its `kind:` name, the decoder of its config block, and the way
+/// back from the parsed block (its config struct `T`) to the kind that builds it.
+pub struct Entry {
+    pub name: &'static str,
+    decode: Decoder,
+    cast: Cast,
+}
+
+const fn kind<T: SystemKind>(name: &'static str, decode: Decoder) -> Entry {
+    Entry {
+        name,
+        decode,
+        cast: cast::<T>,
+    }
+}
+
+/// Every kind lagwatch knows, a line each.
+pub const REGISTRY: &[Entry] = &[
+    kind::<simulated::SimulatedConfig>("simulated", simulated::decode),
+    kind::<dataverse::DataverseConfig>("dataverse", dataverse::decode),
+    kind::<fo_odata::FoOdataConfig>("fo_odata", fo_odata::decode),
+    kind::<azure_search::AzureSearchConfig>("azure_search", azure_search::decode),
+    kind::<dataverse_search::DataverseSearchConfig>("dataverse_search", dataverse_search::decode),
+    kind::<elasticsearch::ElasticsearchConfig>("elasticsearch", elasticsearch::decode),
+    kind::<http::HttpConfig>("http", http::decode),
+    kind::<synapse_link_csv::SynapseLinkCsvConfig>("synapse_link_csv", synapse_link_csv::decode),
+    kind::<delta::DeltaConfig>("delta", delta::decode),
 ];
+
+/// The kind of a parsed system, which builds its connectors.
+///
+/// # Errors
+/// An [`Issue`] at `systems.<name>` when no kind of the registry made it (a spec decoded by
+/// another registry).
+pub fn kind_of<'a>(name: &str, spec: &'a dyn SystemSpec) -> Result<&'a dyn SystemKind, Issue> {
+    let any: &dyn Any = spec;
+    REGISTRY.iter().find_map(|k| (k.cast)(any)).ok_or_else(|| {
+        Issue::new(
+            format!("systems.{name}"),
+            format!("kind {} has no builder in this binary", spec.kind()),
+        )
+    })
+}
+
+impl dyn SystemSpec {
+    /// Builds the connectors of a parsed system through its kind ([`SystemKind::build`]).
+    ///
+    /// # Errors
+    /// As [`kind_of`] and [`SystemKind::build`].
+    pub fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
+        kind_of(name, self)?.build(name, cx, gate)
+    }
+}
+
+/// The configuration loader with lagwatch's own kinds: the loader itself (`config`) is handed
+/// the registry rather than importing it.
+impl Config {
+    /// Loads and validates a configuration file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, the key path and the reason.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &parse)
+    }
+
+    /// Validates configuration text; `file` is only used in messages.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_yaml(file: &str, text: &str) -> Result<Config, ConfigError> {
+        Config::from_yaml_with(file, text, &parse)
+    }
+}
 
 /// Types one `systems.<name>` block by its `kind`.
 ///
 /// # Errors
 /// An [`Issue`] for a missing or unknown kind, or for the kind's own config errors.
-pub fn parse(key: &str, value: serde_json::Value) -> Result<(Box<dyn SystemKind>, Limits), Issue> {
+pub fn parse(key: &str, value: serde_json::Value) -> Result<(Box<dyn SystemSpec>, Limits), Issue> {
     let serde_json::Value::Object(mut map) = value else {
         return Err(Issue::new(
             key,
@@ -208,8 +241,8 @@ pub fn parse(key: &str, value: serde_json::Value) -> Result<(Box<dyn SystemKind>
         }
         None => return Err(Issue::new(format!("{key}.kind"), "required key is missing")),
     };
-    let Some((_, decoder)) = REGISTRY.iter().find(|(k, _)| *k == kind) else {
-        let known: Vec<&str> = REGISTRY.iter().map(|(k, _)| *k).collect();
+    let Some(entry) = REGISTRY.iter().find(|k| k.name == kind) else {
+        let known: Vec<&str> = REGISTRY.iter().map(|k| k.name).collect();
         return Err(Issue::new(
             format!("{key}.kind"),
             format!(
@@ -222,7 +255,7 @@ pub fn parse(key: &str, value: serde_json::Value) -> Result<(Box<dyn SystemKind>
         None => LimitsOverride::default(),
         Some(v) => config::decode(&format!("{key}.limits"), v)?,
     };
-    let spec = decoder(key, serde_json::Value::Object(map)).map_err(|mut issue| {
+    let spec = (entry.decode)(key, serde_json::Value::Object(map)).map_err(|mut issue| {
         // The kind's own struct does not know the keys every system has.
         let direct = issue
             .key
@@ -340,5 +373,51 @@ pub fn scope_or_derived(name: &str, scope: Option<&str>, url: &str) -> Result<St
         Some(s) => Ok(s.to_string()),
         None => crate::auth::scope_for(url)
             .map_err(|e| Issue::new(format!("systems.{name}.url"), e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kind no registry of this crate knows.
+    #[derive(Debug)]
+    struct Foreign;
+
+    impl SystemSpec for Foreign {
+        fn kind(&self) -> &'static str {
+            "foreign"
+        }
+        fn can_write(&self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    const YAML: &str = "instance: t\nsystems:\n  a: { kind: foreign }\n  b: { kind: foreign }\npaths:\n  - { source: a, target: b }\n";
+
+    #[test]
+    fn the_loader_takes_the_kinds_it_is_handed() {
+        let foreign = |_key: &str, _value: serde_json::Value| -> Result<_, Issue> {
+            Ok((Box::new(Foreign) as Box<dyn SystemSpec>, Limits::default()))
+        };
+        let config = Config::from_yaml_with("t.yaml", YAML, &foreign).expect("loads");
+        assert_eq!(config.systems["a"].kind(), "foreign");
+        // lagwatch's own registry does not know it, and says so at the system's key.
+        let e = Config::from_yaml("t.yaml", YAML).expect_err("unknown kind");
+        assert!(e.to_string().contains("systems.a.kind"), "{e}");
+        // A spec from another registry cannot be built through this one.
+        let issue = kind_of("a", config.systems["a"].as_ref()).expect_err("no builder");
+        assert_eq!(issue.key, "systems.a");
+        let parsed = Config::from_yaml(
+            "t.yaml",
+            "instance: t\nsystems:\n  a: { kind: simulated }\n  b: { kind: simulated, replica_of: a, lag: { distribution: fixed, value: 1s } }\npaths:\n  - { source: a, target: b }\n",
+        )
+        .expect("simulated loads");
+        assert_eq!(
+            kind_of("a", parsed.systems["a"].as_ref())
+                .map(|k| k.kind())
+                .ok(),
+            Some("simulated")
+        );
     }
 }

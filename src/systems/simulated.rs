@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::{BuildContext, System, SystemKind, Systems, decode_as};
+use super::{BuildContext, System, SystemKind, SystemSpec, Systems, decode_as};
 use crate::config::{Dur, Issue};
 use crate::connector::{ConnectorError, Lookup, Source, Target};
 use crate::gate::Gate;
@@ -223,7 +223,7 @@ fn check_lag(key: &str, l: &LagSpec) -> Result<(), Issue> {
     Ok(())
 }
 
-impl SystemKind for SimulatedConfig {
+impl SystemSpec for SimulatedConfig {
     fn kind(&self) -> &'static str {
         "simulated"
     }
@@ -310,7 +310,9 @@ impl SystemKind for SimulatedConfig {
             Some(_) => Ok(()),
         }
     }
+}
 
+impl SystemKind for SimulatedConfig {
     fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
         let node = Arc::new(SimNode {
             name: name.to_string(),

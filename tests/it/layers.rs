@@ -9,9 +9,6 @@ use std::path::{Path, PathBuf};
 /// test catches every new one. An entry that no longer occurs fails the test too, so the list
 /// only shrinks.
 const KNOWN_UPWARD: &[(&str, &str)] = &[
-    // The loader types each system block with its kind's config struct, found in the
-    // registry of `systems`: it is to be handed the registry by `app` instead.
-    ("config", "systems"),
     // `emulate` and `demo` run the emulator, which is to become its own crate behind the
     // default `demo` feature.
     ("cli", "emulator"),
