@@ -65,6 +65,7 @@ pub mod certificate;
 pub mod config;
 pub mod credential;
 pub mod entra;
+#[cfg(test)]
 mod fake;
 pub mod managed;
 mod request;
@@ -82,7 +83,8 @@ pub use config::{AuthConfig, AuthMethod};
 pub use credential::{Accepts, ApiKeyStyle, AuthBlock, Credential};
 pub use entra::ClientCredentials;
 #[doc(hidden)]
-pub use fake::StaticTokenSource;
+#[cfg(test)]
+pub(crate) use fake::StaticTokenSource;
 pub use managed::ManagedIdentity;
 pub use request::{Auth, BearerTokens, EntraBearer};
 pub use response::Diagnostics;
