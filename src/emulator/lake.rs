@@ -79,7 +79,7 @@
 //! schedule itself (a `stall` outage delays rows, folders keep rolling); in the table layout,
 //! `Microsoft.Athena.TrickleFeedService/`, and the sync batching of the real export (each row is written at its own sink instant).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -306,6 +306,9 @@ struct Writer {
 }
 
 /// The lakes of an emulator: definitions, rows in flight, writer state.
+/// A Delta table's commit of one refresh: (lake, table, refresh).
+type CommitKey = (usize, usize, u64);
+
 pub(crate) struct Lakes {
     pub defs: Vec<LakeDef>,
     sink: Option<Arc<dyn LakeSink>>,
@@ -319,6 +322,10 @@ pub(crate) struct Lakes {
     seq: AtomicU64,
     /// Set by [`Emulator::stop_lake`]: nothing is written any more.
     stopped: std::sync::atomic::AtomicBool,
+    /// When each Delta table's commit of a refresh was written, by (lake, table, refresh):
+    /// the rows of a refresh are visible from the later of its scheduled end and this (a
+    /// `file://` lake is read without a request that would bring it up to date first).
+    delta_written: Mutex<(HashMap<CommitKey, Instant>, VecDeque<CommitKey>)>,
     /// The root was made up here (no `lake_root` given): removed when the lakes are dropped.
     owned_root: bool,
 }
@@ -420,7 +427,31 @@ impl Lakes {
             wake: Arc::new(Notify::new()),
             seq: AtomicU64::new(0),
             stopped: std::sync::atomic::AtomicBool::new(false),
+            delta_written: Mutex::default(),
         }
+    }
+
+    /// Commits written, remembered per (lake, table, refresh) for the ground truth.
+    const DELTA_WRITTEN: usize = 10_000;
+
+    fn delta_written(&self, li: usize, committed: Vec<(usize, Instant)>, refresh: u64) {
+        let mut g = self.delta_written.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, order) = &mut *g;
+        for (ti, at) in committed {
+            if map.insert((li, ti, refresh), at).is_none() {
+                order.push_back((li, ti, refresh));
+            }
+        }
+        while order.len() > Self::DELTA_WRITTEN {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+    }
+
+    fn delta_written_at(&self, li: usize, ti: usize, refresh: u64) -> Option<Instant> {
+        let g = self.delta_written.lock().unwrap_or_else(|e| e.into_inner());
+        g.0.get(&(li, ti, refresh)).copied()
     }
 
     fn pending(&self) -> MutexGuard<'_, Vec<Vec<PendingRow>>> {
@@ -548,9 +579,15 @@ impl Emulator {
     pub(crate) fn lake_visible_at(&self, replica: &str, sink: Instant) -> Option<Instant> {
         let def = self.lakes.of_replica(replica)?;
         if def.delta {
-            // Committed when the refresh interval it reached the export in ends.
+            // Committed when the refresh interval it reached the export in ends, or when that
+            // commit was written, if later.
             let k = self.folder_index(def, sink);
-            return Some(self.folder_opens(def, k.saturating_add(1)));
+            let end = self.folder_opens(def, k.saturating_add(1));
+            let written = self
+                .lakes
+                .locate(replica)
+                .and_then(|(li, ti)| self.lakes.delta_written_at(li, ti, k));
+            return Some(written.map_or(end, |w| w.max(end)));
         }
         match def.table_layout {
             Some(_) => Some(sink),
@@ -762,9 +799,12 @@ impl Emulator {
                 return Ok(());
             }
             let rows = self.lakes.take(li, |s| s < close);
-            if let Err((e, retry)) = w.delta.refresh(def, rows).await {
-                self.lakes.restore(li, retry);
-                return Err(e);
+            match w.delta.refresh(def, rows).await {
+                Ok(committed) => self.lakes.delta_written(li, committed, w.index),
+                Err((e, retry)) => {
+                    self.lakes.restore(li, retry);
+                    return Err(e);
+                }
             }
             w.index += 1;
         }

@@ -139,7 +139,9 @@ impl DeltaTables {
     }
 
     /// Commits one refresh: `rows` (in sink order) appended per table, then compaction,
-    /// checkpoint and vacuum when due.
+    /// checkpoint and vacuum when due. Returns, per table that committed, the instant its
+    /// commit had been written (readable from then on, which under load is later than the
+    /// refresh's scheduled end: the ground truth takes the later of the two).
     ///
     /// # Errors
     /// The first storage error, with the rows of the tables not committed yet (the caller
@@ -148,7 +150,8 @@ impl DeltaTables {
         &mut self,
         def: &LakeDef,
         rows: Vec<PendingRow>,
-    ) -> Result<(), (io::Error, Vec<PendingRow>)> {
+    ) -> Result<Vec<(usize, Instant)>, (io::Error, Vec<PendingRow>)> {
+        let mut committed = Vec::new();
         let mut by_table: Vec<Vec<PendingRow>> = vec![Vec::new(); self.writers.len()];
         for r in rows {
             if let Some(t) = by_table.get_mut(r.table) {
@@ -166,6 +169,7 @@ impl DeltaTables {
                 retry.extend(by_table.into_iter().skip(ti + 1).flatten());
                 return Err((io_error(e), retry));
             }
+            committed.push((ti, Instant::now()));
         }
         self.refreshes += 1;
         let compact = self.refreshes.is_multiple_of(COMPACT_EVERY);
@@ -188,7 +192,7 @@ impl DeltaTables {
                 return Err((io_error(e), Vec::new()));
             }
         }
-        Ok(())
+        Ok(committed)
     }
 }
 
