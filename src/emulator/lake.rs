@@ -305,10 +305,10 @@ struct Writer {
     last_error: Option<String>,
 }
 
-/// The lakes of an emulator: definitions, rows in flight, writer state.
 /// A Delta table's commit of one refresh: (lake, table, refresh).
 type CommitKey = (usize, usize, u64);
 
+/// The lakes of an emulator: definitions, rows in flight, writer state.
 pub(crate) struct Lakes {
     pub defs: Vec<LakeDef>,
     sink: Option<Arc<dyn LakeSink>>,

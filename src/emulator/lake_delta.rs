@@ -11,7 +11,8 @@
 //! The lake refreshes on the replica's `folder_interval`: the rows that reached the export
 //! during an interval are committed together, as one append per table, when it ends — that
 //! instant (or, when the writer got to it later, the instant the commit was written) is a
-//! row's ground truth `visible_at`; its `SinkCreatedOn` is when it reached the export. Every [`COMPACT_EVERY`] refreshes the table is compacted (OPTIMIZE: its files
+//! row's ground truth `visible_at`; its `SinkCreatedOn` is when it reached the export. Every
+//! [`COMPACT_EVERY`] refreshes the table is compacted (OPTIMIZE: its files
 //! replaced by one, `dataChange: false`), and once [`CHECKPOINT_EVERY`] commits have passed
 //! since the last checkpoint a checkpoint is written; files replaced more than
 //! [`VACUUM_AFTER`] ago are vacuumed. Rows are the export's change rows, as the CSV export

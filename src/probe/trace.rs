@@ -92,18 +92,6 @@ const RESULTS: [ReadResult; 4] = [
     ReadResult::Error,
 ];
 
-impl Read {
-    fn sent_ms(self) -> u32 {
-        self.sent_ms
-    }
-    fn answered_ms(self) -> u32 {
-        self.answered_ms
-    }
-    fn result(self) -> ReadResult {
-        self.result
-    }
-}
-
 fn ms_after(base: Instant, at: Instant) -> u32 {
     u32::try_from(at.saturating_duration_since(base).as_millis()).unwrap_or(u32::MAX)
 }
@@ -382,8 +370,8 @@ impl ProbeTrace {
             .copied()
             .enumerate()
             .rev()
-            .take_while(|(_, r)| r.result() != ReadResult::Absent)
-            .filter(|(_, r)| matches!(r.result(), ReadResult::Present | ReadResult::Mismatch))
+            .take_while(|(_, r)| r.result != ReadResult::Absent)
+            .filter(|(_, r)| matches!(r.result, ReadResult::Present | ReadResult::Mismatch))
             .last()
     }
 
@@ -393,7 +381,7 @@ impl ProbeTrace {
             .copied()
             .enumerate()
             .rev()
-            .find(|(_, r)| r.result() == ReadResult::Absent)
+            .find(|(_, r)| r.result == ReadResult::Absent)
     }
 
     /// Why the probe ended as it did, in words, from its reads and the path's rules (the
@@ -405,7 +393,7 @@ impl ProbeTrace {
         let read_at = |r: Read| {
             format!(
                 "the read sent {:.3} s after the acknowledgement",
-                secs(r.sent_ms())
+                secs(r.sent_ms)
             )
         };
         let resumed = if self.resumed {
@@ -418,13 +406,13 @@ impl ProbeTrace {
                 (Some((_, hit)), Some((_, miss))) => format!(
                     "Seen by {} (answered at {:.3} s); the last read that missed was sent at {:.3} s, so it arrived in between{resumed}.",
                     read_at(hit),
-                    secs(hit.answered_ms()),
-                    secs(miss.sent_ms())
+                    secs(hit.answered_ms),
+                    secs(miss.sent_ms)
                 ),
                 (Some((_, hit)), None) => format!(
                     "Seen by {} (answered at {:.3} s), the first read that got an answer{resumed}.",
                     read_at(hit),
-                    secs(hit.answered_ms())
+                    secs(hit.answered_ms)
                 ),
                 _ => format!("Seen at the target{resumed}."),
             },
@@ -437,7 +425,7 @@ impl ProbeTrace {
             },
             Outcome::Error => match (last, self.last_error()) {
                 (Some(r), Some(e))
-                    if r.result() == ReadResult::Error && r.sent_ms() >= deadline_ms(rules) =>
+                    if r.result == ReadResult::Error && r.sent_ms >= deadline_ms(rules) =>
                 {
                     format!(
                         "Unknown: never seen, and {} (at the {t} s deadline) failed: {}.",
@@ -477,12 +465,12 @@ impl ProbeTrace {
         let reads = decoded
             .iter()
             .map(|r| ReadView {
-                sent_at: at(r.sent_ms()),
-                sent_after_ack_seconds: secs(r.sent_ms()),
-                answered_at: at(r.answered_ms()),
-                answered_after_ack_seconds: secs(r.answered_ms()),
-                result: r.result(),
-                error: if r.result() == ReadResult::Error {
+                sent_at: at(r.sent_ms),
+                sent_after_ack_seconds: secs(r.sent_ms),
+                answered_at: at(r.answered_ms),
+                answered_after_ack_seconds: secs(r.answered_ms),
+                result: r.result,
+                error: if r.result == ReadResult::Error {
                     errors.next().cloned()
                 } else {
                     None
