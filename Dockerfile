@@ -1,17 +1,19 @@
 # syntax=docker/dockerfile:1
 # Build: docker build --build-arg LAGWATCH_REVISION=$(git rev-parse --short=12 HEAD) -t lagwatch .
 # Run:   docker run -p 9464:9464 -v $PWD/lagwatch.yaml:/etc/lagwatch/config.yaml:ro lagwatch
-#        docker run -p 9464:9464 lagwatch demo --listen 0.0.0.0:9464
 
 FROM rust:1.95-slim-bookworm AS build
 ARG LAGWATCH_REVISION=unknown
 ENV LAGWATCH_REVISION=${LAGWATCH_REVISION}
 WORKDIR /src
-COPY Cargo.toml Cargo.lock build.rs ./
+COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
 COPY examples ./examples
 COPY benches ./benches
-RUN cargo build --release --locked --bin lagwatch \
+# Without the default `demo` feature: the image ships no emulator (no `demo`, `emulate`, or
+# `simulated` kind).
+RUN cargo build --release --locked --no-default-features --bin lagwatch \
  && strip target/release/lagwatch
 
 FROM debian:bookworm-slim

@@ -17,7 +17,6 @@
 use std::time::{Duration, Instant as WallInstant};
 
 use lagwatch::app::App;
-use lagwatch::config::Config;
 use lagwatch::probe::{Outcome, ProbeRecord};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -126,7 +125,9 @@ fn run_engine(yaml: &str, skip: usize, keep: usize) -> Run {
         .expect("runtime");
     let wall = WallInstant::now();
     rt.block_on(async {
-        let config = Config::from_yaml("bench", yaml).unwrap_or_else(|e| panic!("{e}"));
+        let config = lagwatch_emulator::REGISTRY
+            .from_yaml("bench", yaml)
+            .unwrap_or_else(|e| panic!("{e}"));
         let app = App::build(config).unwrap_or_else(|e| panic!("{e}"));
         let mut rx = app.engine.subscribe();
         let stop = CancellationToken::new();
@@ -148,8 +149,7 @@ fn run_engine(yaml: &str, skip: usize, keep: usize) -> Run {
             if seen <= skip {
                 continue;
             }
-            let truth = app
-                .landscape
+            let truth = lagwatch_emulator::simulated::landscape(&app)
                 .truth(&r.target, r.sentinel.key())
                 .and_then(|t| t.lag());
             let contained = match (r.estimate, truth) {

@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use lagwatch::connector::{Lookup, Target};
-use lagwatch::emulator::LocalDirSink;
-use lagwatch::emulator::delta::{Cell, DeltaSchema, DeltaWriter, Row};
-use lagwatch::emulator::scenario::ColumnType;
 use lagwatch::lake::delta::{DeltaCursor, DeltaSpec};
 use lagwatch::lake::{LocalStore, Metered};
 use lagwatch::sentinel::SentinelId;
 use lagwatch::systems::delta::DeltaTarget;
+use lagwatch_emulator::LocalDirSink;
+use lagwatch_emulator::delta::{Cell, DeltaSchema, DeltaWriter, Row};
+use lagwatch_emulator::scenario::ColumnType;
 use prometheus::{Gauge, IntCounter};
 
 const COMMITS: usize = 96;

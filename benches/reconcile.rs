@@ -16,7 +16,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lagwatch::app::App;
-use lagwatch::config::Config;
 use lagwatch::reconcile::diff::Kind;
 use tokio_util::sync::CancellationToken;
 
@@ -159,7 +158,9 @@ async fn main() {
     println!("|---|---|---|---|---|---|---|---|---|");
     for rows in SIZES {
         let (_emulator, origin) = start_emulator(dir.path(), rows);
-        let cfg = Config::from_yaml("bench.yaml", &config(&origin, &secret)).expect("config");
+        let cfg = lagwatch_emulator::REGISTRY
+            .from_yaml("bench.yaml", &config(&origin, &secret))
+            .expect("config");
         let app = App::build(cfg).expect("app");
         let cancel = CancellationToken::new();
         for (replica, runs) in [("clean", 1), ("drifted", 2)] {

@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lagwatch::app::App;
-use lagwatch::config::Config;
 use lagwatch::probe::Outcome;
 use lagwatch::probe::path::Resolved;
 use tokio::sync::broadcast::error::RecvError;
@@ -197,7 +196,9 @@ fn main() {
     let rss_start = vm_mib("VmRSS");
     let built = Instant::now();
     let text = yaml();
-    let config = Config::from_yaml("bench", &text).unwrap_or_else(|e| panic!("{e}"));
+    let config = lagwatch_emulator::REGISTRY
+        .from_yaml("bench", &text)
+        .unwrap_or_else(|e| panic!("{e}"));
     let paths = config.paths.len();
     let app = rt.block_on(async { App::build(config).unwrap_or_else(|e| panic!("{e}")) });
     let build_time = built.elapsed();
@@ -211,7 +212,7 @@ fn main() {
     let engine = {
         let _guard = rt.enter();
         let mut rx = app.engine.subscribe();
-        let landscape = app.landscape.clone();
+        let landscape = lagwatch_emulator::simulated::landscape(&app);
         let (seen, lagged, stop_sub) = (seen.clone(), lagged.clone(), stop.clone());
         let phase = phase.clone();
         rt.spawn(async move {

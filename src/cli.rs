@@ -1,5 +1,6 @@
-//! Command line: `demo`, `run`, `check-config`, `reconcile`, `emulate`. This and `main.rs` are the only places that use
-//! `anyhow`; everything below returns typed errors.
+//! Command line: `demo`, `run`, `check-config`, `reconcile`, `emulate`. This and `main.rs` are
+//! the only places that use `anyhow` (with the emulator's `emulate`); everything below returns
+//! typed errors. `demo` and `emulate` are there with the default `demo` feature only.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,9 +11,17 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
-use crate::app::{App, AppError};
-use crate::config::Config;
-use crate::supervisor::{DEFAULT_LISTEN, Supervisor};
+use lagwatch::app::{App, AppError};
+use lagwatch::config::Config;
+use lagwatch::supervisor::{DEFAULT_LISTEN, Supervisor};
+use lagwatch::systems::Registry;
+
+/// The kinds this binary loads configurations with: lagwatch's own and, built with the `demo`
+/// feature, the emulator's `simulated`.
+#[cfg(feature = "demo")]
+const KINDS: Registry = lagwatch_emulator::REGISTRY;
+#[cfg(not(feature = "demo"))]
+const KINDS: Registry = Registry::LAGWATCH;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,11 +36,11 @@ pub struct Args {
     #[arg(
         long = "log.format",
         value_enum,
-        default_value_t = crate::logging::LogFormat::Logfmt,
+        default_value_t = lagwatch::logging::LogFormat::Logfmt,
         global = true,
         value_name = "FORMAT"
     )]
-    pub log_format: crate::logging::LogFormat,
+    pub log_format: lagwatch::logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -39,6 +48,7 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Monitor an emulated Dynamics 365 landscape on this machine (no cloud account needed).
+    #[cfg(feature = "demo")]
     Demo {
         /// Address for /metrics, the status page and the API.
         #[arg(long, default_value = "127.0.0.1:9464")]
@@ -91,24 +101,8 @@ pub enum Command {
     },
     /// Serve emulated Dynamics 365 APIs (Dataverse, Entra, F&O, Azure AI Search,
     /// Elasticsearch) on loopback, replicating per a scenario, with a ground-truth endpoint.
-    Emulate {
-        #[arg(long, default_value = "127.0.0.1:9470")]
-        listen: SocketAddr,
-        /// Scenario file; the built-in demo scenario if absent.
-        #[arg(long)]
-        scenario: Option<PathBuf>,
-        /// Directory the scenario's lakes (Synapse Link incremental update folders or table
-        /// layout) are written under, one folder per container; default a new directory in the
-        /// system temp dir, removed on exit.
-        #[arg(long)]
-        lake_dir: Option<PathBuf>,
-        /// Write the lakes to this Azure Storage account instead, one container per lake:
-        /// `https://<account>.blob.core.windows.net`, or `http://127.0.0.1:10000/<account>`
-        /// for Azurite. The account key is read from LAGWATCH_EMULATOR_LAKE_KEY (never from
-        /// the command line, where other users could see it).
-        #[arg(long, value_name = "URL", conflicts_with = "lake_dir")]
-        lake_blob_url: Option<String>,
-    },
+    #[cfg(feature = "demo")]
+    Emulate(lagwatch_emulator::cli::EmulateArgs),
 }
 
 /// Output format of `reconcile`.
@@ -122,9 +116,6 @@ pub enum Format {
 pub const EXIT_PERSISTENT: u8 = 1;
 /// Exit code of `reconcile` when a run failed.
 pub const EXIT_RUN_FAILED: u8 = 3;
-
-/// The environment variable `emulate --lake-blob-url` reads the account key from.
-pub const LAKE_KEY_ENV: &str = "LAGWATCH_EMULATOR_LAKE_KEY";
 
 /// Exit code for an invalid configuration.
 pub const EXIT_BAD_CONFIG: u8 = 2;
@@ -143,12 +134,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             format,
             state_dir,
         } => Ok(reconcile(&config, &path, table.as_deref(), format, state_dir).await),
-        Command::Emulate {
-            listen,
-            scenario,
-            lake_dir,
-            lake_blob_url,
-        } => emulate(listen, scenario, lake_dir, lake_blob_url).await,
+        #[cfg(feature = "demo")]
+        Command::Emulate(args) => lagwatch_emulator::cli::emulate(args).await,
+        #[cfg(feature = "demo")]
         Command::Demo {
             listen,
             web_config_file,
@@ -159,7 +147,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             // The emulator outlives the monitor, which deletes its sentinels on the way out.
             let emulator_stop = tokio_util::sync::CancellationToken::new();
-            let (demo, config) = crate::demo::Demo::start(emulator_stop.clone())
+            let (demo, config) = lagwatch_emulator::demo::Demo::start(emulator_stop.clone())
                 .await
                 .context("starting the demo")?;
             println!(
@@ -167,10 +155,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 demo.emulator_url
             );
             // The demo's configuration is generated at start-up: there is no file to re-read.
-            crate::shutdown::ignore_hangup(
+            lagwatch::shutdown::ignore_hangup(
                 "the demo's configuration is generated; restart the demo to change it",
             );
-            let result = serve(config, listen, web, crate::shutdown::on_signal(), None).await;
+            let result = serve(config, listen, web, lagwatch::shutdown::on_signal(), None).await;
             emulator_stop.cancel();
             demo.finish().await;
             result
@@ -181,7 +169,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             web_config_file,
             web_enable_lifecycle,
         } => {
-            let mut cfg = match Config::load(&config) {
+            let mut cfg = match KINDS.load(&config) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -192,7 +180,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             cfg.file = config.display().to_string();
             // With --listen the file's server.listen does not matter, also not on reload.
             let from_file = cfg.server.listen.unwrap_or(DEFAULT_LISTEN);
-            let supervisor = Supervisor::new(config, listen.is_none().then_some(from_file))
+            let supervisor = Supervisor::new(config, KINDS, listen.is_none().then_some(from_file))
                 .enable_lifecycle(web_enable_lifecycle);
             let listen = listen.unwrap_or(from_file);
             let web = match load_web_config(web_config_file.as_deref()) {
@@ -203,7 +191,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 cfg,
                 listen,
                 web,
-                crate::shutdown::on_signal(),
+                lagwatch::shutdown::on_signal(),
                 Some(supervisor),
             )
             .await
@@ -212,7 +200,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn check_config(file: &std::path::Path) -> ExitCode {
-    let config = match Config::load(file) {
+    let config = match KINDS.load(file) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -241,7 +229,7 @@ async fn reconcile(
     format: Format,
     state_dir: Option<PathBuf>,
 ) -> ExitCode {
-    let mut config = match Config::load(file) {
+    let mut config = match KINDS.load(file) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -288,7 +276,7 @@ async fn reconcile(
             "note: no state_dir: nothing is remembered from earlier runs, so every discrepancy is transient and the exit code cannot report persistent ones"
         );
     }
-    let cancel = crate::shutdown::on_signal();
+    let cancel = lagwatch::shutdown::on_signal();
     let mut runs = Vec::new();
     let mut failed = false;
     let mut persistent = 0u64;
@@ -327,32 +315,9 @@ async fn reconcile(
             println!("{text}");
         }
         Format::Csv => {
-            println!(
-                "source,target,table,key,kind,persistence,first_seen,source_version,replica_version,source_changed"
-            );
-            for (_, _, keys) in &runs {
-                for d in keys {
-                    let fields = [
-                        d.source.clone(),
-                        d.target.clone(),
-                        d.table.clone(),
-                        d.key.clone(),
-                        d.kind.label().to_string(),
-                        d.persistence.to_string(),
-                        d.first_seen
-                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                        d.source_version.clone().unwrap_or_default(),
-                        d.replica_version.clone().unwrap_or_default(),
-                        d.source_changed
-                            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-                            .unwrap_or_default(),
-                    ];
-                    let line: Vec<String> = fields
-                        .iter()
-                        .map(|f| crate::emulator::lake::csv_field(f))
-                        .collect();
-                    println!("{}", line.join(","));
-                }
+            if let Err(e) = write_csv(runs.iter().flat_map(|(_, _, keys)| keys)) {
+                eprintln!("error: writing the CSV to stdout: {e}");
+                failed = true;
             }
         }
     }
@@ -365,77 +330,50 @@ async fn reconcile(
     }
 }
 
-async fn emulate(
-    listen: SocketAddr,
-    scenario: Option<PathBuf>,
-    lake_dir: Option<PathBuf>,
-    lake_blob_url: Option<String>,
-) -> anyhow::Result<ExitCode> {
-    let lake_sink = match &lake_blob_url {
-        None => None,
-        Some(url) => {
-            let key = std::env::var(LAKE_KEY_ENV).unwrap_or_default();
-            if key.trim().is_empty() {
-                eprintln!("error: --lake-blob-url needs the account key in {LAKE_KEY_ENV}");
-                return Ok(ExitCode::from(EXIT_BAD_CONFIG));
-            }
-            match crate::emulator::BlobSink::for_account_url(url, &key) {
-                Ok(sink) => Some(Arc::new(sink) as Arc<dyn crate::emulator::LakeSink>),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::from(EXIT_BAD_CONFIG));
-                }
-            }
-        }
-    };
-    let scenario = match &scenario {
-        Some(path) => crate::emulator::Scenario::load(path),
-        None => crate::emulator::Scenario::demo(),
-    };
-    let scenario = match scenario {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_BAD_CONFIG));
-        }
-    };
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let local = listener.local_addr().context("reading the bound address")?;
-    let emulator = crate::emulator::Emulator::with_options(
-        scenario,
-        crate::emulator::EmulatorOptions {
-            lake_root: lake_dir,
-            lake_sink,
-        },
-    );
-    if let Some(root) = emulator.lake_root() {
-        emulator
-            .flush_lake()
-            .await
-            .with_context(|| format!("cannot write the lakes under {}", root.display()))?;
-        println!("lagwatch emulator writing lakes under {}", root.display());
-    } else if let Some(url) = lake_blob_url.filter(|_| !emulator.scenario().lakes.is_empty()) {
-        emulator
-            .flush_lake()
-            .await
-            .with_context(|| format!("cannot write the lakes to {url}"))?;
-        println!("lagwatch emulator writing lakes to {url}");
+/// The discrepant keys of `runs` as CSV, a header line first; fields are quoted only when
+/// they hold a comma, a quote or a line break.
+fn write_csv<'a>(
+    keys: impl Iterator<Item = &'a lagwatch::reconcile::DiscrepancyView>,
+) -> csv::Result<()> {
+    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+    out.write_record([
+        "source",
+        "target",
+        "table",
+        "key",
+        "kind",
+        "persistence",
+        "first_seen",
+        "source_version",
+        "replica_version",
+        "source_changed",
+    ])?;
+    for d in keys {
+        out.write_record([
+            d.source.clone(),
+            d.target.clone(),
+            d.table.clone(),
+            d.key.clone(),
+            d.kind.label().to_string(),
+            d.persistence.to_string(),
+            d.first_seen
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            d.source_version.clone().unwrap_or_default(),
+            d.replica_version.clone().unwrap_or_default(),
+            d.source_changed
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .unwrap_or_default(),
+        ])?;
     }
-    println!("lagwatch emulator listening on http://{local}");
-    emulator
-        .serve(listener, crate::shutdown::on_signal())
-        .await
-        .context("serving the emulator")?;
-    Ok(ExitCode::SUCCESS)
+    out.flush()?;
+    Ok(())
 }
 
 /// Validates `--web.config.file` before anything starts; a bad file is a bad configuration.
 fn load_web_config(
     file: Option<&std::path::Path>,
-) -> Result<Option<Arc<crate::web::WebSecurity>>, ExitCode> {
-    match file.map(crate::web::WebSecurity::load).transpose() {
+) -> Result<Option<Arc<lagwatch::web::WebSecurity>>, ExitCode> {
+    match file.map(lagwatch::web::WebSecurity::load).transpose() {
         Ok(web) => Ok(web),
         Err(e) => {
             eprintln!("error: {e}");
@@ -447,7 +385,7 @@ fn load_web_config(
 async fn serve(
     mut config: Config,
     listen: SocketAddr,
-    web: Option<Arc<crate::web::WebSecurity>>,
+    web: Option<Arc<lagwatch::web::WebSecurity>>,
     shutdown: tokio_util::sync::CancellationToken,
     reload: Option<Supervisor>,
 ) -> anyhow::Result<ExitCode> {

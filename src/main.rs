@@ -2,9 +2,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod cli;
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = lagwatch::cli::Args::parse();
+    let args = cli::Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(lagwatch::logging::filter(
             std::env::var("RUST_LOG").ok().as_deref(),
@@ -13,7 +15,7 @@ async fn main() -> ExitCode {
         .event_format(lagwatch::logging::Lines(args.log_format))
         .with_writer(std::io::stderr)
         .init();
-    match lagwatch::cli::run(args).await {
+    match cli::run(args).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono::{DateTime, Duration, Utc};
-use lagwatch::emulator::delta::{Cell, DeltaSchema};
-use lagwatch::emulator::scenario::ColumnType;
+use lagwatch_emulator::delta::{Cell, DeltaSchema};
+use lagwatch_emulator::scenario::ColumnType;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use lagwatch::emulator::Emulator;
+use lagwatch_emulator::Emulator;
 use serde_json::Value;
 
 const TOKEN_PATH: &str = "/entra/contoso/oauth2/v2.0/token";

@@ -15,7 +15,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use lagwatch::app::App;
-use lagwatch::config::Config;
 
 /// Makes every series of a configured path and its systems exist, including those that appear
 /// only with their first event (errors, throttling, resumed probes, the last lag), so a test
@@ -51,7 +50,9 @@ pub fn every_series(m: &lagwatch::metrics::Metrics, source: &str, target: &str) 
 
 /// Builds an app from YAML text (panics with the config error: a test's own input).
 pub fn app(yaml: &str) -> App {
-    let config = Config::from_yaml("test.yaml", yaml).unwrap_or_else(|e| panic!("{e}"));
+    let config = lagwatch_emulator::REGISTRY
+        .from_yaml("test.yaml", yaml)
+        .unwrap_or_else(|e| panic!("{e}"));
     App::build(config).unwrap_or_else(|e| panic!("{e}"))
 }
 

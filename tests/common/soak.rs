@@ -49,7 +49,6 @@ use std::time::{Duration, Instant};
 mod entra;
 
 use lagwatch::app::App;
-use lagwatch::config::Config;
 use lagwatch::ledger::{Entry, Health, Ledger};
 use lagwatch::metrics::Metrics;
 use rand::rngs::StdRng;
@@ -416,7 +415,9 @@ pub struct LifeEnd {
 type Sink = Arc<Mutex<BufWriter<std::fs::File>>>;
 
 async fn start_life(number: u8, yaml: &str, sink: &Sink, lagged: &Arc<AtomicU64>) -> Life {
-    let config = Config::from_yaml("soak.yaml", yaml).unwrap_or_else(|e| panic!("{e}"));
+    let config = lagwatch_emulator::REGISTRY
+        .from_yaml("soak.yaml", yaml)
+        .unwrap_or_else(|e| panic!("{e}"));
     let app = Arc::new(App::build(config).unwrap_or_else(|e| panic!("{e}")));
     let mut rx = app.engine.subscribe();
     let sub_stop = CancellationToken::new();

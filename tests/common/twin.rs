@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use lagwatch::emulator::{Emulator, Scenario};
+use lagwatch_emulator::{Emulator, Scenario};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// The emulator of [`scenario`] served on a loopback port from `rt`: the emulator, its origin,

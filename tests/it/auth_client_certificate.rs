@@ -13,7 +13,7 @@ use std::process::Command;
 
 use aws_lc_rs::digest::{SHA1_FOR_LEGACY_USE_ONLY, SHA256};
 use lagwatch::auth::{self, AuthConfig, AuthError};
-use lagwatch::config::{Config, decode};
+use lagwatch::config::decode;
 use serde_json::{Value, json};
 use test_pki::{TestKey, certificate_public_key, pem, thumbprint, verify_rs256};
 use wiremock::matchers::{header, method, path};
@@ -378,11 +378,15 @@ paths:
             certificate.display()
         )
     };
-    let e = Config::from_yaml("lagwatch.yaml", &yaml(&cert_only)).unwrap_err();
+    let e = lagwatch_emulator::REGISTRY
+        .from_yaml("lagwatch.yaml", &yaml(&cert_only))
+        .unwrap_err();
     assert_eq!(e.key(), Some("systems.crm.auth.certificate"), "{e}");
     assert!(e.to_string().contains("holds no private key"), "{e}");
     let (_, good) = bundle("check-config-good");
-    Config::from_yaml("lagwatch.yaml", &yaml(&good)).unwrap_or_else(|e| panic!("{e}"));
+    lagwatch_emulator::REGISTRY
+        .from_yaml("lagwatch.yaml", &yaml(&good))
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 // --- Files made by the openssl tool, as operators will make them -------------------------
@@ -552,7 +556,7 @@ fn openssl_accepts_the_generated_test_certificates() {
 async fn the_emulator_accepts_certificate_assertions() {
     // The emulator checks iss, sub and exp of assertions (not signatures) for credentials
     // with accept_assertions; this is the configuration path end to end over real HTTP.
-    let scenario = lagwatch::emulator::Scenario::from_yaml(
+    let scenario = lagwatch_emulator::Scenario::from_yaml(
         r#"
 credentials:
   - { tenant: contoso, client_id: lagwatch-cert, accept_assertions: true }
@@ -568,7 +572,7 @@ dataverse:
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let stop = tokio_util::sync::CancellationToken::new();
-    let emulator = lagwatch::emulator::Emulator::new(scenario);
+    let emulator = lagwatch_emulator::Emulator::new(scenario);
     let s = stop.clone();
     tokio::spawn(async move { emulator.serve(listener, s).await });
     let _stop = stop.drop_guard();

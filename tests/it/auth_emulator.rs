@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use lagwatch::auth::{self, AuthConfig, TokenCache, TokenSource};
 use lagwatch::config::decode;
-use lagwatch::emulator::{Emulator, Scenario};
+use lagwatch_emulator::{Emulator, Scenario};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

@@ -8,8 +8,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lagwatch::config::Config;
-
 /// One broken file and the error it must produce.
 struct Case {
     /// File name under `testdata/config/bad/`.
@@ -393,7 +391,7 @@ fn every_bad_file_fails_with_its_exact_message_and_key() {
     let mut failures = Vec::new();
     for c in CASES {
         let path = bad_dir().join(c.file);
-        let err = match Config::load(&path) {
+        let err = match lagwatch_emulator::REGISTRY.load(&path) {
             Ok(_) => {
                 failures.push(format!("{}: loaded without error", c.file));
                 continue;
@@ -520,7 +518,9 @@ fn check_config_accepts_the_demo_and_prints_every_system_and_path() {
         "{stdout}"
     );
 
-    let config = Config::load(&demo).expect("the demo loads");
+    let config = lagwatch_emulator::REGISTRY
+        .load(&demo)
+        .expect("the demo loads");
     assert!(!config.systems.is_empty() && !config.paths.is_empty());
     for (name, system) in &config.systems {
         let line = format!("  {name}: kind {}", system.kind());

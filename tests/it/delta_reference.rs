@@ -22,8 +22,8 @@ use common::delta::{
     PyDelta, ReferenceSpec, SENTINEL_ID, lake_cells, lake_delete_marker_cells, lake_schema,
     lake_sentinel_cells, reference_table, row_json, schema_json, sorted_rows,
 };
-use lagwatch::emulator::LocalDirSink;
-use lagwatch::emulator::delta::{Cell, DeltaWriter};
+use lagwatch_emulator::LocalDirSink;
+use lagwatch_emulator::delta::{Cell, DeltaWriter};
 use parquet::file::reader::{FileReader as _, SerializedFileReader};
 use parquet::record::Field;
 use serde_json::Value;

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lagwatch::app::App;
-use lagwatch::config::Config;
-use lagwatch::emulator::{Emulator, Scenario};
 use lagwatch::probe::Outcome;
 use lagwatch::status::PathStatus;
+use lagwatch_emulator::{Emulator, Scenario};
 use tokio_util::sync::CancellationToken;
 
 const SCENARIO: &str = r#"
@@ -81,8 +80,12 @@ paths:
 "#
     );
     let app = Arc::new(
-        App::build(Config::from_yaml("halted.yaml", &yaml).unwrap_or_else(|e| panic!("{e}")))
-            .unwrap_or_else(|e| panic!("{e}")),
+        App::build(
+            lagwatch_emulator::REGISTRY
+                .from_yaml("halted.yaml", &yaml)
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
     );
     let mut rx = app.engine.subscribe();
     let stop = CancellationToken::new();

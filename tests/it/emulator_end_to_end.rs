@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lagwatch::app::App;
-use lagwatch::demo::{DEMO_SECRETS, Demo};
 use lagwatch::probe::{Outcome, ProbeRecord};
+use lagwatch_emulator::demo::{DEMO_SECRETS, Demo};
 use tokio_util::sync::CancellationToken;
 
 /// Converged probes wanted per demo path before the checks run.

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lagwatch::emulator::{Emulator, Scenario};
+use lagwatch_emulator::{Emulator, Scenario};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -931,7 +931,7 @@ async fn serve_runs_the_demo_scenario_until_cancelled() {
     let addr = listener.local_addr().expect("addr");
     let stop = CancellationToken::new();
     let scenario = Scenario::demo().unwrap_or_else(|e| panic!("{e}"));
-    let task = tokio::spawn(lagwatch::emulator::serve(listener, scenario, stop.clone()));
+    let task = tokio::spawn(lagwatch_emulator::serve(listener, scenario, stop.clone()));
     let r = http(addr, "GET", "/", &[], "").await;
     assert_eq!(r.status, 200);
     let names: Vec<String> = r.json()["replicas"]

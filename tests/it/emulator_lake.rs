@@ -14,8 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::Request;
-use lagwatch::emulator::lake::{export_time, folder_name};
-use lagwatch::emulator::{Emulator, EmulatorError, EmulatorOptions, LakeSink, Scenario};
+use lagwatch_emulator::lake::{export_time, folder_name};
+use lagwatch_emulator::{Emulator, EmulatorError, EmulatorOptions, LakeSink, Scenario};
 use serde_json::{Value, json};
 use tokio::time::{Instant, advance};
 

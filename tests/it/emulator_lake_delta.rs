@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
-use lagwatch::emulator::lake_delta::table_root;
-use lagwatch::emulator::{Emulator, Scenario};
 use lagwatch::lake::LocalStore;
 use lagwatch::lake::delta::{DeltaCursor, DeltaSpec};
+use lagwatch_emulator::lake_delta::table_root;
+use lagwatch_emulator::{Emulator, Scenario};
 use serde_json::{Value, json};
 use tokio::time::{Instant, advance};
 

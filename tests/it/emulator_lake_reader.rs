@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
-use lagwatch::emulator::{Emulator, Scenario};
 use lagwatch::lake::LocalStore;
 use lagwatch::lake::synapse::{Cursor, TableSpec};
+use lagwatch_emulator::{Emulator, Scenario};
 use serde_json::{Value, json};
 use tokio::time::{Instant, advance};
 

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lagwatch::connector::inventory::{Inventory, InventoryQuery, InventoryRow, InventoryShape};
-use lagwatch::emulator::lake_delta::table_root;
-use lagwatch::emulator::seed::{
-    Drift, DriftPlan, RowFate, created_age_secs, generated_fields, replica_copy, row_id,
-};
-use lagwatch::emulator::{Emulator, Scenario};
 use lagwatch::lake::delta_inventory::DeltaInventory;
 use lagwatch::lake::inventory::{CsvInventory, CsvLayout};
 use lagwatch::lake::{LakeStore, LocalStore};
+use lagwatch_emulator::lake_delta::table_root;
+use lagwatch_emulator::seed::{
+    Drift, DriftPlan, RowFate, created_age_secs, generated_fields, replica_copy, row_id,
+};
+use lagwatch_emulator::{Emulator, Scenario};
 use tokio::time::advance;
 
 const SCENARIO: &str = r#"

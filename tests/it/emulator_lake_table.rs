@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
-use lagwatch::emulator::{Emulator, EmulatorError, Scenario};
 use lagwatch::lake::LocalStore;
 use lagwatch::lake::synapse::TableSpec;
 use lagwatch::lake::table::TableCursor;
+use lagwatch_emulator::{Emulator, EmulatorError, Scenario};
 use serde_json::{Value, json};
 use tokio::time::{Instant, advance};
 

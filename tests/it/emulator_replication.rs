@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
-use lagwatch::emulator::{Emulator, Scenario};
+use lagwatch_emulator::{Emulator, Scenario};
 use serde_json::{Value, json};
 use tokio::time::{Instant, advance};
 

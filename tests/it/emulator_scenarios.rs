@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use lagwatch::emulator::{EmulatorError, Scenario};
+use lagwatch_emulator::{EmulatorError, Scenario};
 
 #[test]
 fn every_shipped_scenario_loads() {

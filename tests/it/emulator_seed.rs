@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use lagwatch::emulator::seed::row_id;
-use lagwatch::emulator::{Emulator, Scenario};
+use lagwatch_emulator::seed::row_id;
+use lagwatch_emulator::{Emulator, Scenario};
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

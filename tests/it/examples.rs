@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use lagwatch::app::App;
-use lagwatch::config::Config;
 
 /// Secrets the examples reference (`env:` names) and a stand-in value for tests.
 const EXAMPLE_SECRETS: &[&str] = &[
@@ -68,7 +67,9 @@ fn the_examples_are_there() {
 fn every_example_loads_and_builds() {
     provide_example_secrets();
     for path in examples() {
-        let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let config = lagwatch_emulator::REGISTRY
+            .load(&path)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(!config.paths.is_empty(), "{}: no paths", path.display());
         if let Err(e) = App::build(config) {
             panic!("{}: does not build: {e}", path.display());

@@ -22,9 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lagwatch::app::App;
-use lagwatch::config::Config;
-use lagwatch::emulator::{Emulator, Scenario};
 use lagwatch::probe::{Outcome, ProbeRecord};
+use lagwatch_emulator::{Emulator, Scenario};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -325,7 +324,9 @@ async fn monitor(base: &str, targets: &[&str]) -> Monitor {
     for t in targets {
         yaml.push_str(&format!("  - {{ source: crm, target: {t} }}\n"));
     }
-    let config = Config::from_yaml("faults.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
+    let config = lagwatch_emulator::REGISTRY
+        .from_yaml("faults.yaml", &yaml)
+        .unwrap_or_else(|e| panic!("{e}"));
     let app = Arc::new(App::build(config).unwrap_or_else(|e| panic!("{e}")));
 
     let records = Arc::new(Mutex::new(Vec::new()));

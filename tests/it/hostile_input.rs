@@ -431,7 +431,9 @@ paths:
   - {{ source: src, target: esq, timeout: 2h, objective: 30m }}
 "#
     );
-    let config = Config::from_yaml("hostile.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
+    let config = lagwatch_emulator::REGISTRY
+        .from_yaml("hostile.yaml", &yaml)
+        .unwrap_or_else(|e| panic!("{e}"));
     Estate {
         server,
         config,
@@ -677,7 +679,9 @@ paths:
         secret_file("es-password-plain", "pw")
     );
     Plain {
-        config: Config::from_yaml("cap.yaml", &yaml).unwrap_or_else(|e| panic!("{e}")),
+        config: lagwatch_emulator::REGISTRY
+            .from_yaml("cap.yaml", &yaml)
+            .unwrap_or_else(|e| panic!("{e}")),
         cx: BuildContext::new(Metrics::new()),
     }
 }
@@ -1177,7 +1181,7 @@ fn config_yaml() {
     ];
     runner
         .run(&yamlish, |text| {
-            match Config::from_yaml("fuzz.yaml", &text) {
+            match lagwatch_emulator::REGISTRY.from_yaml("fuzz.yaml", &text) {
                 Ok(_) => {}
                 Err(ConfigError::Syntax { message, .. }) => prop_assert!(!message.is_empty()),
                 Err(ConfigError::Invalid { key, reason, .. }) => {
@@ -1203,7 +1207,11 @@ fn config_alias_bomb_is_refused() {
             "b{i}: &b{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
         ));
     }
-    assert!(Config::from_yaml("bomb.yaml", &text).is_err());
+    assert!(
+        lagwatch_emulator::REGISTRY
+            .from_yaml("bomb.yaml", &text)
+            .is_err()
+    );
 }
 
 /// Regression: `_last_checkpoint` naming a checkpoint in 4,294,967,295 parts made a path for

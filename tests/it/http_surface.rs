@@ -392,7 +392,7 @@ fn the_demo_shows_every_state_within_two_minutes() {
     let logs = std::fs::read_to_string(&log).expect("logs");
     let _ = std::fs::remove_file(&log);
     assert!(logs.contains(" level=debug "), "debug logging was on");
-    for (_, secret) in lagwatch::demo::DEMO_SECRETS {
+    for (_, secret) in lagwatch_emulator::demo::DEMO_SECRETS {
         for (what, body) in [
             ("/metrics", &text),
             ("/", &page),

@@ -114,7 +114,9 @@ paths:
 "#,
         secret_file("es-password", "s3cret")
     );
-    let config = Config::from_yaml("inventory.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
+    let config = lagwatch_emulator::REGISTRY
+        .from_yaml("inventory.yaml", &yaml)
+        .unwrap_or_else(|e| panic!("{e}"));
     let metrics = Metrics::new();
     Estate {
         server,

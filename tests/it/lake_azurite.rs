@@ -25,10 +25,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lagwatch::auth::Auth;
-use lagwatch::config::{Config, Secret};
+use lagwatch::config::Secret;
 use lagwatch::connector::{ConnectorError, Lookup, Target};
-use lagwatch::emulator::lake::folder_name;
-use lagwatch::emulator::{BlobSink, BlobSinkError, Emulator, EmulatorOptions, LakeSink, Scenario};
 use lagwatch::lake::LakeStore;
 use lagwatch::lake::blob::{
     API_VERSION, BlobAuth, BlobLocation, BlobStore, SharedKey, encode_path,
@@ -36,6 +34,8 @@ use lagwatch::lake::blob::{
 use lagwatch::metrics::Metrics;
 use lagwatch::sentinel::SentinelId;
 use lagwatch::systems::BuildContext;
+use lagwatch_emulator::lake::folder_name;
+use lagwatch_emulator::{BlobSink, BlobSinkError, Emulator, EmulatorOptions, LakeSink, Scenario};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -314,7 +314,9 @@ fn system_from_yaml(block: &str) -> (lagwatch::systems::System, Metrics) {
          systems:\n  crm:\n    kind: simulated\n  lake:\n    {block}\
          paths:\n  - source: crm\n    target: lake\n    timeout: 2h\n    objective: 30m\n"
     );
-    let config = Config::from_yaml("lake.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
+    let config = lagwatch_emulator::REGISTRY
+        .from_yaml("lake.yaml", &yaml)
+        .unwrap_or_else(|e| panic!("{e}"));
     let metrics = Metrics::new();
     let cx = BuildContext::new(metrics.clone());
     let gate = cx.gate("lake", config.limits["lake"]);
@@ -952,12 +954,12 @@ async fn emulate_writes_the_lake_to_a_blob_url_with_the_key_from_the_environment
         cmd.args(["emulate", "--listen", "127.0.0.1:0", "--scenario"])
             .arg(&scenario)
             .args(["--lake-blob-url", &az.base()])
-            .env_remove(lagwatch::cli::LAKE_KEY_ENV)
+            .env_remove(lagwatch_emulator::cli::LAKE_KEY_ENV)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if let Some(key) = key {
-            cmd.env(lagwatch::cli::LAKE_KEY_ENV, key);
+            cmd.env(lagwatch_emulator::cli::LAKE_KEY_ENV, key);
         }
         cmd
     };
@@ -966,7 +968,10 @@ async fn emulate_writes_the_lake_to_a_blob_url_with_the_key_from_the_environment
     let out = emulate(None).output().expect("lagwatch runs");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(lagwatch::cli::LAKE_KEY_ENV), "{stderr}");
+    assert!(
+        stderr.contains(lagwatch_emulator::cli::LAKE_KEY_ENV),
+        "{stderr}"
+    );
 
     let mut child = emulate(Some(DEV_KEY)).spawn().expect("lagwatch runs");
     let store = reader(&az, "dataverse-contoso-unq1234");
@@ -1155,7 +1160,7 @@ fn delta_target(url: &str, auth: &str) -> (Arc<dyn Target>, Metrics) {
 
 #[tokio::test]
 async fn a_delta_table_in_azurite_is_read_from_its_log_through_compaction_and_checkpoint() {
-    use lagwatch::emulator::delta::{Cell, DeltaSchema, DeltaType, DeltaWriter};
+    use lagwatch_emulator::delta::{Cell, DeltaSchema, DeltaType, DeltaWriter};
     let Some(az) = Azurite::start().await else {
         return;
     };
@@ -1303,7 +1308,7 @@ async fn fold_versions(
 
 /// What seed.rs says replica `replica` of [`SEEDED_SCENARIO`] holds: key → version.
 fn seeded_versions(s: &Scenario, replica: &str) -> std::collections::BTreeMap<String, String> {
-    use lagwatch::emulator::seed::{DriftPlan, replica_copy, row_id};
+    use lagwatch_emulator::seed::{DriftPlan, replica_copy, row_id};
     let seed = s.dataverse["crm"].tables["accounts"]
         .seed
         .clone()

@@ -16,12 +16,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use common::delta::{ReferenceSpec, lake_cells, lake_schema, lake_sentinel_cells, reference_table};
 use lagwatch::connector::{Lookup, Target};
-use lagwatch::emulator::LocalDirSink;
-use lagwatch::emulator::delta::DeltaWriter;
 use lagwatch::lake::delta::{DeltaCursor, DeltaSpec};
 use lagwatch::lake::{LocalStore, Metered};
 use lagwatch::sentinel::SentinelId;
 use lagwatch::systems::delta::DeltaTarget;
+use lagwatch_emulator::LocalDirSink;
+use lagwatch_emulator::delta::DeltaWriter;
 use prometheus::{Gauge, IntCounter};
 
 struct Scratch(PathBuf);

@@ -13,11 +13,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lagwatch::connector::ConnectorError;
 use lagwatch::connector::inventory::{Inventory, InventoryQuery, InventoryRow, InventoryShape};
-use lagwatch::emulator::LocalDirSink;
-use lagwatch::emulator::delta::{Cell, DeltaSchema, DeltaType, DeltaWriter, Row};
 use lagwatch::lake::delta_inventory::DeltaInventory;
 use lagwatch::lake::inventory::{CsvInventory, CsvLayout, PAGE_BYTES};
 use lagwatch::lake::{FileEntry, LakeError, LakeStore, Listing, LocalStore, Metered};
+use lagwatch_emulator::LocalDirSink;
+use lagwatch_emulator::delta::{Cell, DeltaSchema, DeltaType, DeltaWriter, Row};
 use prometheus::IntCounter;
 use serde_json::json;
 
@@ -628,8 +628,9 @@ fn system(block: &str) -> (lagwatch::systems::System, lagwatch::metrics::Metrics
          systems:\n  crm:\n    kind: simulated\n  lake:\n    {block}\
          paths:\n  - source: crm\n    target: lake\n    timeout: 2h\n    objective: 30m\n"
     );
-    let config =
-        lagwatch::config::Config::from_yaml("lake.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
+    let config = lagwatch_emulator::REGISTRY
+        .from_yaml("lake.yaml", &yaml)
+        .unwrap_or_else(|e| panic!("{e}"));
     let metrics = lagwatch::metrics::Metrics::new();
     let cx = lagwatch::systems::BuildContext::new(metrics.clone());
     let gate = cx.gate("lake", config.limits["lake"]);

@@ -11,11 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lagwatch::app::App;
-use lagwatch::config::Config;
-use lagwatch::emulator::{Emulator, Scenario};
 use lagwatch::ledger::{Entry, Health, Ledger};
 use lagwatch::metrics::Metrics;
 use lagwatch::probe::{Outcome, ProbeRecord};
+use lagwatch_emulator::{Emulator, Scenario};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -101,7 +100,9 @@ impl Running {
 }
 
 fn build(text: &str) -> App {
-    let config = Config::from_yaml("ledger-test.yaml", text).unwrap_or_else(|e| panic!("{e}"));
+    let config = lagwatch_emulator::REGISTRY
+        .from_yaml("ledger-test.yaml", text)
+        .unwrap_or_else(|e| panic!("{e}"));
     App::build(config).unwrap_or_else(|e| panic!("{e}"))
 }
 

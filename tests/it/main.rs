@@ -5,7 +5,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-#[path = "../../src/auth/test_pki.rs"]
+#[path = "../../crates/lagwatch-core/src/auth/test_pki.rs"]
 mod test_pki;
 
 mod alert_rules;

@@ -76,7 +76,9 @@ paths:
 "#,
         port = addr.port()
     );
-    Config::from_yaml("private_ca.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"))
+    lagwatch_emulator::REGISTRY
+        .from_yaml("private_ca.yaml", &yaml)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// One lookup through the `es` system built the way `App::build` builds it, and the

@@ -63,8 +63,7 @@ async fn every_converged_lag_is_within_its_stated_uncertainty_of_the_truth() {
     for r in &records {
         assert_eq!(r.outcome, Outcome::Converged, "{r:?}");
         let est = r.estimate.expect("a converged probe has an estimate");
-        let truth = app
-            .landscape
+        let truth = lagwatch_emulator::simulated::landscape(&app)
             .truth(&r.target, r.sentinel.key())
             .and_then(|t| t.lag())
             .expect("ground truth is recorded");
@@ -137,8 +136,7 @@ paths:
     assert!(mean_reads <= 8.0, "mean reads {mean_reads}");
     for r in late {
         let est = r.estimate.unwrap();
-        let truth = app
-            .landscape
+        let truth = lagwatch_emulator::simulated::landscape(&app)
             .truth("lake", r.sentinel.key())
             .unwrap()
             .lag()
@@ -312,7 +310,9 @@ paths:
         ) > 7000.0
     );
     assert!(
-        app.landscape.source_keys("src").is_empty(),
+        lagwatch_emulator::simulated::landscape(&app)
+            .source_keys("src")
+            .is_empty(),
         "shutdown deletes in-flight sentinels"
     );
 }
@@ -333,8 +333,7 @@ paths:
     let records = run_until(&app, 12).await;
     for r in &records {
         let est = r.estimate.unwrap();
-        let truth = app
-            .landscape
+        let truth = lagwatch_emulator::simulated::landscape(&app)
             .truth("search", r.sentinel.key())
             .unwrap()
             .lag()
@@ -368,16 +367,19 @@ paths:
     let own = lagwatch::sentinel::SentinelId::new("mine");
     let other = lagwatch::sentinel::SentinelId::new("other");
     let recent_own = lagwatch::sentinel::SentinelId::new("mine");
-    app.landscape.insert_leftover("src", own.key(), old);
-    app.landscape.insert_leftover("src", other.key(), old);
-    app.landscape
-        .insert_leftover("src", recent_own.key(), chrono::Utc::now());
+    lagwatch_emulator::simulated::landscape(&app).insert_leftover("src", own.key(), old);
+    lagwatch_emulator::simulated::landscape(&app).insert_leftover("src", other.key(), old);
+    lagwatch_emulator::simulated::landscape(&app).insert_leftover(
+        "src",
+        recent_own.key(),
+        chrono::Utc::now(),
+    );
     let mut rx = app.engine.subscribe();
     let stop = CancellationToken::new();
     let run = tokio::spawn(app.engine.clone().run(stop.clone()));
     collect(&mut rx, 5).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let keys = app.landscape.source_keys("src");
+    let keys = lagwatch_emulator::simulated::landscape(&app).source_keys("src");
     assert!(
         !keys.contains(&own.key().to_string()),
         "own old leftover swept"
@@ -456,8 +458,7 @@ paths:
     run.await.unwrap();
     for r in records.iter().filter(|r| r.outcome == Outcome::Converged) {
         let est = r.estimate.unwrap();
-        let truth = app
-            .landscape
+        let truth = lagwatch_emulator::simulated::landscape(&app)
             .truth("rep", r.sentinel.key())
             .unwrap()
             .lag()
@@ -514,8 +515,7 @@ paths:
     );
     for r in &records {
         let est = r.estimate.unwrap();
-        let truth = app
-            .landscape
+        let truth = lagwatch_emulator::simulated::landscape(&app)
             .truth("rep", r.sentinel.key())
             .unwrap()
             .lag()
@@ -553,8 +553,7 @@ paths:
     let records = run_until(&app, 160).await;
     let (mut converged, mut dropped) = (0, 0);
     for r in &records {
-        let truth = app
-            .landscape
+        let truth = lagwatch_emulator::simulated::landscape(&app)
             .truth("late", r.sentinel.key())
             .expect("ground truth is recorded");
         match truth.lag() {

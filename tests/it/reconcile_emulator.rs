@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lagwatch::app::App;
-use lagwatch::config::Config;
-use lagwatch::emulator::{Emulator, Scenario};
 use lagwatch::reconcile::diff::Kind;
+use lagwatch_emulator::{Emulator, Scenario};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -171,7 +170,9 @@ fn keys(v: &Value) -> BTreeSet<String> {
 }
 
 fn build(text: &str) -> App {
-    let config = Config::from_yaml("reconcile-test.yaml", text).unwrap_or_else(|e| panic!("{e}"));
+    let config = lagwatch_emulator::REGISTRY
+        .from_yaml("reconcile-test.yaml", text)
+        .unwrap_or_else(|e| panic!("{e}"));
     App::build(config).unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -123,7 +123,7 @@ fn converged(addr: SocketAddr, target: &str) -> f64 {
 
 /// The text `check-config` prints for `file` (the same `ConfigError`).
 fn config_error(file: &Path) -> String {
-    match lagwatch::config::Config::load(file) {
+    match lagwatch_emulator::REGISTRY.load(file) {
         Ok(_) => panic!("{} is meant to be invalid", file.display()),
         Err(e) => e.to_string(),
     }

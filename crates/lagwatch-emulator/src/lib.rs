@@ -29,7 +29,8 @@
 //! trait, or as blobs in Azure Storage or Azurite ([`BlobSink`] in
 //! [`EmulatorOptions::lake_sink`], `lagwatch emulate --lake-blob-url`).
 //!
-//! Replication reuses [`Landscape`] of `systems::simulated`: every replica of the scenario is
+//! Replication reuses [`Landscape`] of the `simulated` kind ([`simulated`], lagwatch's
+//! in-process landscape with ground truth, also a kind of its own): every replica of the scenario is
 //! a landscape replica (lag distribution, drop/mismatch/flap probabilities, `stall` and
 //! `unavailable` outages), fed by the Dataverse entity set it names. A dual-write map `state`
 //! (`running`, `paused`, `stopped`) and `paused` windows become a stall outage or a certain
@@ -114,8 +115,10 @@
 #![allow(clippy::result_large_err)]
 
 pub mod blob_sink;
+pub mod cli;
 pub mod dataverse;
 pub mod delta;
+pub mod demo;
 pub mod elastic;
 pub mod entra;
 pub mod faults;
@@ -131,6 +134,7 @@ pub mod scenario;
 pub mod search;
 pub mod seed;
 mod seeded;
+pub mod simulated;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -146,7 +150,13 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::systems::simulated::Landscape;
+use crate::simulated::Landscape;
+use lagwatch::systems::Registry;
+
+/// lagwatch's kinds and the emulator's `simulated` (first, as it was listed before the
+/// emulator became a crate of its own): what `lagwatch` loads configurations with when built
+/// with the `demo` feature, and what tests and benchmarks load theirs with.
+pub const REGISTRY: Registry = Registry::new(&[simulated::KINDS, lagwatch::systems::REGISTRY]);
 
 pub use blob_sink::{BlobSink, BlobSinkError};
 pub use lake_sink::{LakeSink, LocalDirSink};

@@ -47,10 +47,49 @@ pub trait SystemSpec: fmt::Debug + Send + Sync + Any {
     }
 }
 
+/// A parsed system: what the loader checks, and the registry entry that decoded it. The entry
+/// is opaque here (it knows how to build the system, which this layer must not); the layer that
+/// builds turns it back into the kind, so kinds from outside this crate (the emulator's
+/// `simulated`) build as lagwatch's own do.
+pub struct Declared {
+    spec: Box<dyn SystemSpec>,
+    origin: &'static (dyn Any + Send + Sync),
+}
+
+impl Declared {
+    /// `spec` as decoded by the registry entry `origin`.
+    pub fn new(spec: Box<dyn SystemSpec>, origin: &'static (dyn Any + Send + Sync)) -> Self {
+        Declared { spec, origin }
+    }
+
+    /// The registry entry that decoded this system.
+    pub fn origin(&self) -> &'static (dyn Any + Send + Sync) {
+        self.origin
+    }
+
+    /// The system's configuration, as its kind's config struct.
+    pub fn spec(&self) -> &dyn SystemSpec {
+        self.spec.as_ref()
+    }
+}
+
+impl std::ops::Deref for Declared {
+    type Target = dyn SystemSpec;
+
+    fn deref(&self) -> &Self::Target {
+        self.spec.as_ref()
+    }
+}
+
+impl fmt::Debug for Declared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.spec.fmt(f)
+    }
+}
+
 /// All parsed systems by name.
-pub type Systems = BTreeMap<String, Box<dyn SystemSpec>>;
+pub type Systems = BTreeMap<String, Declared>;
 
 /// Types one `systems.<name>` block by its `kind:` (the registry of `systems`), with the
 /// system's limits laid over its kind's defaults.
-pub type Decode<'a> =
-    &'a dyn Fn(&str, serde_json::Value) -> Result<(Box<dyn SystemSpec>, Limits), Issue>;
+pub type Decode<'a> = &'a dyn Fn(&str, serde_json::Value) -> Result<(Declared, Limits), Issue>;

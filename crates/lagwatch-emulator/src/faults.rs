@@ -558,12 +558,12 @@ mod tests {
 
     #[test]
     fn scenarios_may_start_with_faults() {
-        let s = crate::emulator::Scenario::from_yaml(
+        let s = crate::Scenario::from_yaml(
             "faults:\n  - { prefix: /fno/, mode: throttle, retry_after_seconds: 120 }\n  \
              - { mode: clock, offset_seconds: -60 }\n",
         )
         .unwrap();
-        let emu = crate::emulator::Emulator::new(s);
+        let emu = crate::Emulator::new(s);
         assert_eq!(
             emu.faults().pick("GET", "/fno/fin/data/X"),
             Some(Mode::Throttle {
@@ -572,8 +572,7 @@ mod tests {
         );
         assert_eq!(emu.faults().clock_offset(), chrono::Duration::seconds(-60));
         let bad =
-            crate::emulator::Scenario::from_yaml("faults:\n  - { prefix: /fno/, mode: melt }\n")
-                .unwrap_err();
+            crate::Scenario::from_yaml("faults:\n  - { prefix: /fno/, mode: melt }\n").unwrap_err();
         assert!(bad.to_string().contains("faults[0]"), "{bad}");
     }
 

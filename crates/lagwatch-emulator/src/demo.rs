@@ -20,11 +20,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ConfigError};
-use crate::emulator::{Emulator, EmulatorError, Scenario};
+use crate::{Emulator, EmulatorError, Scenario};
+use lagwatch::config::{Config, ConfigError};
 
 /// The demo configuration, shipped as `examples/demo.yaml`.
-pub const DEMO_CONFIG: &str = include_str!("../examples/demo.yaml");
+pub const DEMO_CONFIG: &str = include_str!("../../../examples/demo.yaml");
 
 /// The address `examples/demo.yaml` expects the emulator at (`lagwatch emulate`'s default).
 pub const EMULATOR_ORIGIN: &str = "http://127.0.0.1:9470";

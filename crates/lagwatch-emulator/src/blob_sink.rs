@@ -1,7 +1,7 @@
 //! The emulated lake written to Azure Blob Storage (or Azurite) over the Blob REST API, signed
 //! with the account key.
 //!
-//! Why: lagwatch reads production lakes from Azure Storage ([`crate::lake::blob`]); writing the
+//! Why: lagwatch reads production lakes from Azure Storage ([`lagwatch::lake::blob`]); writing the
 //! emulator's lake there too lets the whole path (writer, storage, reader) run as in
 //! production, with Azurite on the test machine. Signing, URL encoding and the API version are
 //! the reader's ([`SharedKey`], [`encode_path`], [`API_VERSION`]), so both sides agree on them.
@@ -44,7 +44,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, Method};
 
 use super::lake_sink::LakeSink;
-use crate::lake::blob::{API_VERSION, SharedKey, container_name_ok, encode_path, parse_error};
+use lagwatch::lake::blob::{API_VERSION, SharedKey, container_name_ok, encode_path, parse_error};
 
 /// Largest body of one Append Block: 4 MiB, the limit of every service version (newer ones
 /// allow 100 MiB; Azurite and older accounts do not). Bigger appends are split.
@@ -214,7 +214,7 @@ impl BlobSink {
             return Err(BlobSinkError::Url("the account name is empty".to_string()));
         }
         let key = SharedKey::new(account, account_key).map_err(BlobSinkError::Key)?;
-        let http = crate::net::client().map_err(|e| {
+        let http = lagwatch::net::client().map_err(|e| {
             BlobSinkError::Url(format!("cannot build the HTTP client: {}", e.without_url()))
         })?;
         Ok(BlobSink {
@@ -592,7 +592,7 @@ fn account_of(url: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lake::blob::string_to_sign;
+    use lagwatch::lake::blob::string_to_sign;
 
     const ACCOUNT: &str = "devstoreaccount1";
     const KEY: &str =

@@ -1040,7 +1040,7 @@ impl Emulator {
             let next_page = page + 1;
             let cookie = format!(
                 "<cookie pagenumber=\"{next_page}\" pagingcookie=\"{}\" istracking=\"False\" />",
-                crate::percent::component(&format!(
+                lagwatch::percent::component(&format!(
                     "<cookie page=\"{page}\" position=\"{}\"><{id_col} last=\"{{{}}}\" first=\"{{{}}}\" /></cookie>",
                     position.encode(),
                     last_id.to_uppercase(),
@@ -1055,7 +1055,7 @@ impl Emulator {
                     "{}{}?{rest}{sep}$skiptoken={}",
                     cx.base,
                     cx.set,
-                    crate::percent::component(&cookie)
+                    lagwatch::percent::component(&cookie)
                 )),
             );
         }
@@ -1132,7 +1132,7 @@ fn cmp_values(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Dur;
+    use lagwatch::config::Dur;
 
     #[tokio::test(start_paused = true)]
     async fn throttling_lengthens_for_clients_that_keep_sending() {
@@ -1158,7 +1158,7 @@ mod tests {
 
     #[test]
     fn paging_cookies_round_trip() {
-        let inner = crate::percent::component(
+        let inner = lagwatch::percent::component(
             "<cookie page=\"2\" position=\"1.42.3\"><id last=\"{A}\" /></cookie>",
         );
         assert_eq!(

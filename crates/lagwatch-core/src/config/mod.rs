@@ -29,7 +29,7 @@ pub use poll::PollPolicy;
 pub use secret::Secret;
 pub use tls::OutgoingTls;
 
-use system::{Decode, SystemSpec};
+use system::{Decode, Systems};
 
 /// A configuration error: which file, which key, and a sentence saying why.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +86,7 @@ pub struct Config {
     pub instance: String,
     pub server: ServerConfig,
     /// Named systems, each typed by its kind's own config (see `systems`).
-    pub systems: BTreeMap<String, Box<dyn SystemSpec>>,
+    pub systems: Systems,
     /// Each system's `limits:` (throttling pause, concurrency, request budget).
     pub limits: BTreeMap<String, Limits>,
     pub paths: Vec<PathSpec>,
@@ -620,7 +620,7 @@ fn resolve_path(
     key: &str,
     raw: RawPath,
     defaults: &PathSettings,
-    systems: &BTreeMap<String, Box<dyn SystemSpec>>,
+    systems: &Systems,
 ) -> Result<PathSpec, Issue> {
     let known = || systems.keys().cloned().collect::<Vec<_>>().join(", ");
     let source = systems.get(&raw.source).ok_or_else(|| {

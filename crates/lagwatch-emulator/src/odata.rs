@@ -76,7 +76,7 @@ impl QueryString {
 }
 
 /// A query component as OData links show it: `$`, `,`, `'`, `(`, `)`, `:` stay readable.
-const QUERY_PART: &AsciiSet = &crate::percent::COMPONENT
+const QUERY_PART: &AsciiSet = &lagwatch::percent::COMPONENT
     .remove(b'$')
     .remove(b',')
     .remove(b'\'')

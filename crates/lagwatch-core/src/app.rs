@@ -14,8 +14,7 @@ use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::probe::{Engine, EngineError};
 use crate::reconcile::Reconciler;
-use crate::systems::simulated::Landscape;
-use crate::systems::{BuildContext, System};
+use crate::systems::{BuildContext, Shared, System};
 use crate::web::WebSecurity;
 
 /// Why lagwatch could not start.
@@ -33,9 +32,9 @@ pub struct App {
     pub engine: Arc<Engine>,
     /// Reconciliation entries of every path (none unless configured).
     pub reconciler: Arc<Reconciler>,
-    /// The simulated landscape (empty unless the config uses `simulated` systems); tests read
-    /// its ground truth.
-    pub landscape: Arc<Landscape>,
+    /// What the systems of this build share (see [`BuildContext::shared`]): the emulator's
+    /// `simulated` systems keep their landscape, with its ground truth, here.
+    pub shared: Shared,
 }
 
 impl App {
@@ -87,7 +86,7 @@ impl App {
             config,
             engine,
             reconciler: Arc::new(reconciler),
-            landscape: cx.landscape,
+            shared: cx.shared,
         })
     }
 

@@ -1,7 +1,8 @@
 //! The registry of system kinds: how a `kind:` in YAML becomes a [`Source`] and/or [`Target`].
 //!
 //! A kind is its file implementing [`SystemKind`] for its config struct and one line in
-//! [`REGISTRY`], plus its conformance backend, tests and docs (ARCHITECTURE.md, "Where to add
+//! [`REGISTRY`] (or, for a kind from another crate, an [`Entry`] of its own joined into a
+//! [`Registry`], as the emulator's `simulated`), plus its conformance backend, tests and docs (ARCHITECTURE.md, "Where to add
 //! a kind", lists every file). A kind's config struct is typed strictly (unknown keys are
 //! errors) and its `Debug` must not print secrets (use `config::Secret`). Kinds share helpers
 //! through `wire`, `http_inventory` and `lake_access`, never by importing each other.
@@ -15,15 +16,14 @@ pub mod fo_odata;
 pub mod http;
 pub mod http_inventory;
 pub mod lake_access;
-pub mod simulated;
 pub mod synapse_link_csv;
 pub mod wire;
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub use crate::config::system::{SystemSpec, Systems};
+pub use crate::config::system::{Declared, SystemSpec, Systems};
 use crate::config::{self, Config, ConfigError, Issue};
 use crate::config::{Limits, LimitsOverride};
 use crate::connector::{Source, Target};
@@ -88,8 +88,11 @@ impl System {
 #[derive(Clone)]
 pub struct BuildContext {
     pub metrics: Metrics,
-    /// The shared in-process world of `simulated` systems (sources and their replicas).
-    pub landscape: Arc<simulated::Landscape>,
+    /// State the systems of one build share, one value per type (the emulator's `simulated`
+    /// systems keep their in-process landscape here); it outlives the build in the [`App`].
+    ///
+    /// [`App`]: crate::app::App
+    pub shared: Shared,
     /// The HTTP client every HTTP connector shares (one connection pool, TLS verification on).
     pub http: reqwest::Client,
     gates: Arc<Mutex<HashMap<String, Arc<Gate>>>>,
@@ -103,7 +106,7 @@ impl BuildContext {
     fn with_client(metrics: Metrics, http: reqwest::Client) -> Self {
         BuildContext {
             metrics,
-            landscape: Arc::new(simulated::Landscape::new()),
+            shared: Shared::default(),
             http,
             gates: Arc::default(),
         }
@@ -137,6 +140,34 @@ impl BuildContext {
     }
 }
 
+/// State shared by the systems of one build, one value of each type, made on first use.
+#[derive(Clone, Default)]
+pub struct Shared(Arc<Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>);
+
+impl Shared {
+    /// The value of type `T`, made by `make` if this build has none yet.
+    pub fn get_or_insert_with<T: Any + Send + Sync>(&self, make: impl FnOnce() -> T) -> Arc<T> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(value) = map
+            .get(&TypeId::of::<T>())
+            .and_then(|any| any.clone().downcast::<T>().ok())
+        {
+            return value;
+        }
+        let value = Arc::new(make());
+        map.insert(TypeId::of::<T>(), value.clone());
+        value
+    }
+
+    /// The value of type `T`, if a system of this build made one.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&TypeId::of::<T>())
+            .cloned()
+            .and_then(|any| any.downcast::<T>().ok())
+    }
+}
+
 type Decoder = fn(&str, serde_json::Value) -> Result<Box<dyn SystemKind>, Issue>;
 
 /// Turns a parsed system back into its kind (the config keeps it as a [`SystemSpec`]).
@@ -146,7 +177,7 @@ fn cast<T: SystemKind>(spec: &dyn Any) -> Option<&dyn SystemKind> {
     spec.downcast_ref::<T>().map(|k| k as &dyn SystemKind)
 }
 
-/// One kind of the registry: its `kind:` name, the decoder of its config block, and the way
+/// One kind of a registry: its `kind:` name, the decoder of its config block, and the way
 /// back from the parsed block (its config struct `T`) to the kind that builds it.
 pub struct Entry {
     pub name: &'static str,
@@ -154,7 +185,8 @@ pub struct Entry {
     cast: Cast,
 }
 
-const fn kind<T: SystemKind>(name: &'static str, decode: Decoder) -> Entry {
+/// The registry line of kind `T`, named `name` in YAML and decoded by `decode`.
+pub const fn kind<T: SystemKind>(name: &'static str, decode: Decoder) -> Entry {
     Entry {
         name,
         decode,
@@ -164,7 +196,6 @@ const fn kind<T: SystemKind>(name: &'static str, decode: Decoder) -> Entry {
 
 /// Every kind lagwatch knows, a line each.
 pub const REGISTRY: &[Entry] = &[
-    kind::<simulated::SimulatedConfig>("simulated", simulated::decode),
     kind::<dataverse::DataverseConfig>("dataverse", dataverse::decode),
     kind::<fo_odata::FoOdataConfig>("fo_odata", fo_odata::decode),
     kind::<azure_search::AzureSearchConfig>("azure_search", azure_search::decode),
@@ -175,22 +206,62 @@ pub const REGISTRY: &[Entry] = &[
     kind::<delta::DeltaConfig>("delta", delta::decode),
 ];
 
+/// The kinds a binary knows: lagwatch's own [`REGISTRY`], and those of other crates joined to
+/// it (the emulator's `simulated`). The configuration loader is handed one.
+#[derive(Clone, Copy)]
+pub struct Registry(&'static [&'static [Entry]]);
+
+impl Registry {
+    /// The kinds of `sets`, searched in order (also the order of the "kinds lagwatch knows"
+    /// list of an unknown kind's message).
+    pub const fn new(sets: &'static [&'static [Entry]]) -> Self {
+        Registry(sets)
+    }
+
+    /// lagwatch's own kinds.
+    pub const LAGWATCH: Registry = Registry(&[REGISTRY]);
+
+    fn entries(self) -> impl Iterator<Item = &'static Entry> {
+        self.0.iter().flat_map(|set| set.iter())
+    }
+
+    /// Loads and validates a configuration file with these kinds.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, the key path and the reason.
+    pub fn load(self, path: &std::path::Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &|key, value| parse(self, key, value))
+    }
+
+    /// Validates configuration text with these kinds; `file` is only used in messages.
+    ///
+    /// # Errors
+    /// As [`Registry::load`].
+    pub fn from_yaml(self, file: &str, text: &str) -> Result<Config, ConfigError> {
+        Config::from_yaml_with(file, text, &|key, value| parse(self, key, value))
+    }
+}
+
 /// The kind of a parsed system, which builds its connectors.
 ///
 /// # Errors
-/// An [`Issue`] at `systems.<name>` when no kind of the registry made it (a spec decoded by
-/// another registry).
-pub fn kind_of<'a>(name: &str, spec: &'a dyn SystemSpec) -> Result<&'a dyn SystemKind, Issue> {
-    let any: &dyn Any = spec;
-    REGISTRY.iter().find_map(|k| (k.cast)(any)).ok_or_else(|| {
-        Issue::new(
-            format!("systems.{name}"),
-            format!("kind {} has no builder in this binary", spec.kind()),
-        )
-    })
+/// An [`Issue`] at `systems.<name>` when no [`Entry`] of a registry decoded it (a spec decoded
+/// by a loader of its own).
+pub fn kind_of<'a>(name: &str, declared: &'a Declared) -> Result<&'a dyn SystemKind, Issue> {
+    let spec: &dyn Any = declared.spec();
+    declared
+        .origin()
+        .downcast_ref::<Entry>()
+        .and_then(|entry| (entry.cast)(spec))
+        .ok_or_else(|| {
+            Issue::new(
+                format!("systems.{name}"),
+                format!("kind {} has no builder in this binary", declared.kind()),
+            )
+        })
 }
 
-impl dyn SystemSpec {
+impl Declared {
     /// Builds the connectors of a parsed system through its kind ([`SystemKind::build`]).
     ///
     /// # Errors
@@ -203,12 +274,13 @@ impl dyn SystemSpec {
 /// The configuration loader with lagwatch's own kinds: the loader itself (`config`) is handed
 /// the registry rather than importing it.
 impl Config {
-    /// Loads and validates a configuration file.
+    /// Loads and validates a configuration file with lagwatch's own kinds
+    /// ([`Registry::LAGWATCH`]).
     ///
     /// # Errors
     /// [`ConfigError`] naming the file, the key path and the reason.
     pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
-        Config::load_with(path, &parse)
+        Registry::LAGWATCH.load(path)
     }
 
     /// Validates configuration text; `file` is only used in messages.
@@ -216,7 +288,7 @@ impl Config {
     /// # Errors
     /// As [`Config::load`].
     pub fn from_yaml(file: &str, text: &str) -> Result<Config, ConfigError> {
-        Config::from_yaml_with(file, text, &parse)
+        Registry::LAGWATCH.from_yaml(file, text)
     }
 }
 
@@ -224,7 +296,11 @@ impl Config {
 ///
 /// # Errors
 /// An [`Issue`] for a missing or unknown kind, or for the kind's own config errors.
-pub fn parse(key: &str, value: serde_json::Value) -> Result<(Box<dyn SystemSpec>, Limits), Issue> {
+pub fn parse(
+    kinds: Registry,
+    key: &str,
+    value: serde_json::Value,
+) -> Result<(Declared, Limits), Issue> {
     let serde_json::Value::Object(mut map) = value else {
         return Err(Issue::new(
             key,
@@ -241,8 +317,8 @@ pub fn parse(key: &str, value: serde_json::Value) -> Result<(Box<dyn SystemSpec>
         }
         None => return Err(Issue::new(format!("{key}.kind"), "required key is missing")),
     };
-    let Some(entry) = REGISTRY.iter().find(|k| k.name == kind) else {
-        let known: Vec<&str> = REGISTRY.iter().map(|k| k.name).collect();
+    let Some(entry) = kinds.entries().find(|k| k.name == kind) else {
+        let known: Vec<&str> = kinds.entries().map(|k| k.name).collect();
         return Err(Issue::new(
             format!("{key}.kind"),
             format!(
@@ -285,7 +361,8 @@ pub fn parse(key: &str, value: serde_json::Value) -> Result<(Box<dyn SystemSpec>
             "the request budget must allow at least 1 request per window longer than 0s",
         ));
     }
-    Ok((spec, limits))
+    let spec: Box<dyn SystemSpec> = spec;
+    Ok((Declared::new(spec, entry), limits))
 }
 
 /// Decodes a kind's config struct; the helper every kind's `decode` starts with.
@@ -393,31 +470,47 @@ mod tests {
         }
     }
 
+    /// Not a registry entry: what a loader of its own might record as the origin.
+    static NOT_AN_ENTRY: u8 = 0;
+
     const YAML: &str = "instance: t\nsystems:\n  a: { kind: foreign }\n  b: { kind: foreign }\npaths:\n  - { source: a, target: b }\n";
 
     #[test]
     fn the_loader_takes_the_kinds_it_is_handed() {
         let foreign = |_key: &str, _value: serde_json::Value| -> Result<_, Issue> {
-            Ok((Box::new(Foreign) as Box<dyn SystemSpec>, Limits::default()))
+            let spec: Box<dyn SystemSpec> = Box::new(Foreign);
+            Ok((Declared::new(spec, &NOT_AN_ENTRY), Limits::default()))
         };
         let config = Config::from_yaml_with("t.yaml", YAML, &foreign).expect("loads");
         assert_eq!(config.systems["a"].kind(), "foreign");
         // lagwatch's own registry does not know it, and says so at the system's key.
         let e = Config::from_yaml("t.yaml", YAML).expect_err("unknown kind");
         assert!(e.to_string().contains("systems.a.kind"), "{e}");
-        // A spec from another registry cannot be built through this one.
-        let issue = kind_of("a", config.systems["a"].as_ref()).expect_err("no builder");
+        // A spec from another loader cannot be built through a registry.
+        let issue = kind_of("a", &config.systems["a"]).expect_err("no builder");
         assert_eq!(issue.key, "systems.a");
         let parsed = Config::from_yaml(
             "t.yaml",
-            "instance: t\nsystems:\n  a: { kind: simulated }\n  b: { kind: simulated, replica_of: a, lag: { distribution: fixed, value: 1s } }\npaths:\n  - { source: a, target: b }\n",
+            "instance: t\nsystems:\n  a: { kind: http, write: { method: PUT, url: \"http://127.0.0.1:9/r/{id}\" }, read: { url: \"http://127.0.0.1:9/r/{id}\" }, auth: { method: none } }\n  b: { kind: elasticsearch, url: \"http://127.0.0.1:9\", index: x, payload_field: payload, auth: { method: none } }\npaths:\n  - { source: a, target: b }\n",
         )
-        .expect("simulated loads");
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            kind_of("a", parsed.systems["a"].as_ref())
-                .map(|k| k.kind())
-                .ok(),
-            Some("simulated")
+            kind_of("b", &parsed.systems["b"]).map(|k| k.kind()).ok(),
+            Some("elasticsearch")
         );
+    }
+
+    /// A kind from another crate joins lagwatch's registry and builds like its own.
+    #[test]
+    fn a_joined_registry_knows_both_sets_in_order() {
+        static EXTRA: &[Entry] = &[kind::<http::HttpConfig>("also_http", http::decode)];
+        static BOTH: Registry = Registry::new(&[EXTRA, REGISTRY]);
+        let names: Vec<&str> = BOTH.entries().map(|e| e.name).collect();
+        assert_eq!(names.first(), Some(&"also_http"));
+        assert_eq!(names.len(), REGISTRY.len() + 1);
+        let e = BOTH
+            .from_yaml("t.yaml", YAML)
+            .expect_err("foreign is no kind of either");
+        assert!(e.to_string().contains("are: also_http, dataverse,"), "{e}");
     }
 }

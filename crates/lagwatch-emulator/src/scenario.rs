@@ -1,15 +1,15 @@
 //! The scenario file: which services the emulated estate runs and how records replicate.
 //!
 //! YAML, strict like lagwatch's own configuration (unknown keys are errors, durations use the
-//! same grammar). Every error names the key path. See the module docs of [`crate::emulator`]
+//! same grammar). Every error names the key path. See the module docs of [`crate`]
 //! for an example.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::config::{self, Dur, Issue};
-use crate::systems::simulated::{self, LagSpec, Outage, OutageMode, ReplicaSpec};
+use crate::simulated::{self, LagSpec, Outage, OutageMode, ReplicaSpec};
+use lagwatch::config::{self, Dur, Issue};
 
 use super::EmulatorError;
 use super::odata::{self, Filter};
@@ -206,7 +206,7 @@ fn default_refresh() -> Dur {
 /// An analytics lake: one Synapse Link export (incremental update folders, fact sheet §5.3,
 /// or the table layout, §5.2) into a container of a storage account. Its files are written
 /// under the emulator's lake root directory as `<root>/<container>/` (see
-/// [`crate::emulator::lake`]).
+/// [`lagwatch::lake`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lake {
@@ -512,7 +512,7 @@ impl Scenario {
     /// # Errors
     /// Only if the shipped file is broken (a test checks it is not).
     pub fn demo() -> Result<Scenario, EmulatorError> {
-        Scenario::from_yaml(include_str!("../../examples/scenarios/demo.yaml"))
+        Scenario::from_yaml(include_str!("../../../examples/scenarios/demo.yaml"))
     }
 
     fn validate(&self) -> Result<(), Issue> {

@@ -31,7 +31,7 @@ use super::delta::{Cell, DeltaError, DeltaSchema, DeltaType, DeltaWriter, Row};
 use super::lake::{LakeDef, PendingRow};
 use super::lake_seed::DELTA_BATCH;
 use super::lake_sink::LakeSink;
-use crate::lake::synapse::parse_datetime;
+use lagwatch::lake::synapse::parse_datetime;
 
 /// Refreshes between compactions.
 pub const COMPACT_EVERY: u64 = 6;

@@ -1,5 +1,5 @@
 //! Replication from Dataverse entity sets to the targets, on the simulated
-//! [`Landscape`](crate::systems::simulated::Landscape).
+//! [`Landscape`](crate::simulated::Landscape).
 //!
 //! Each scenario replica is one landscape source (`emulator:<replica>`) with one landscape
 //! replica (`<replica>`), so every replica draws its own lag, drop, mismatch and flap per
@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::systems::simulated::{ReplicaEntry, ReplicaSpec};
+use crate::simulated::{ReplicaEntry, ReplicaSpec};
 
 use super::odata::{Dialect, Filter, parse_filter};
 use super::scenario::{self, FOREVER, Scenario, Target, Transform};

@@ -91,7 +91,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::systems::simulated::ReplicaEntry;
+use crate::simulated::ReplicaEntry;
 
 use super::Emulator;
 use super::lake_delta::{self, DeltaTables, wall_clock};

@@ -1382,7 +1382,7 @@ mod tests {
     use parquet::record::{Field, Row as PRow};
 
     use super::*;
-    use crate::emulator::lake_sink::LocalDirSink;
+    use crate::lake_sink::LocalDirSink;
 
     const ROOT: &str = "dataverse-contoso/deltalake/account";
 

@@ -26,6 +26,7 @@ use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::probe::Engine;
 use crate::reconcile::Reconciler;
+use crate::systems::Registry;
 use crate::web::WebSecurity;
 
 /// Where `lagwatch run` listens when neither `--listen` nor `server.listen` says.
@@ -269,16 +270,19 @@ impl Running {
 /// Runs `lagwatch run`: serves, probes, and reloads its configuration file on request.
 pub struct Supervisor {
     file: PathBuf,
+    kinds: Registry,
     listen_from_file: Option<SocketAddr>,
     lifecycle: bool,
 }
 
 impl Supervisor {
-    /// `file` is re-read on every reload; `listen_from_file` as in [`check_change`].
-    /// `POST /-/reload` stays refused until [`Supervisor::enable_lifecycle`].
-    pub fn new(file: PathBuf, listen_from_file: Option<SocketAddr>) -> Supervisor {
+    /// `file` is re-read on every reload with the kinds the binary knows (those it was first
+    /// loaded with); `listen_from_file` as in [`check_change`]. `POST /-/reload` stays refused
+    /// until [`Supervisor::enable_lifecycle`].
+    pub fn new(file: PathBuf, kinds: Registry, listen_from_file: Option<SocketAddr>) -> Supervisor {
         Supervisor {
             file,
+            kinds,
             listen_from_file,
             lifecycle: false,
         }
@@ -356,7 +360,7 @@ impl Supervisor {
 
     /// Loads and builds the file without touching the running monitor.
     fn prepare(&self, running: &Config) -> Result<(App, Vec<String>), String> {
-        let mut config = Config::load(&self.file).map_err(|e| e.to_string())?;
+        let mut config = self.kinds.load(&self.file).map_err(|e| e.to_string())?;
         // Errors of the build name the file as check-config names it.
         config.file = self.file.display().to_string();
         let warnings =
@@ -441,9 +445,9 @@ mod tests {
     const BASE: &str = r#"
 instance: one
 systems:
-  src: { kind: simulated }
-  a: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 1s } }
-  b: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 1s } }
+  src: { kind: http, write: { method: PUT, url: "http://127.0.0.1:9/r/{id}" }, read: { url: "http://127.0.0.1:9/r/{id}" }, auth: { method: none } }
+  a: { kind: elasticsearch, url: "http://127.0.0.1:9", index: a, payload_field: payload, auth: { method: none } }
+  b: { kind: elasticsearch, url: "http://127.0.0.1:9", index: b, payload_field: payload, auth: { method: none } }
 paths:
   - { source: src, target: a }
   - { source: src, target: b }
@@ -495,8 +499,8 @@ paths:
             r#"
 instance: one
 systems:
-  other: { kind: simulated }
-  a: { kind: simulated, replica_of: other, lag: { distribution: fixed, value: 1s } }
+  other: { kind: http, write: { method: PUT, url: "http://127.0.0.1:9/r/{id}" }, read: { url: "http://127.0.0.1:9/r/{id}" }, auth: { method: none } }
+  a: { kind: elasticsearch, url: "http://127.0.0.1:9", index: a, payload_field: payload, auth: { method: none } }
 paths:
   - { source: other, target: a }
 "#,
@@ -522,7 +526,7 @@ paths:
         let new = App::build(config(
             &BASE
                 .replace("  - { source: src, target: b }\n", "")
-                .replace("  b: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 1s } }\n", ""),
+                .replace("  b: { kind: elasticsearch, url: \"http://127.0.0.1:9\", index: b, payload_field: payload, auth: { method: none } }\n", ""),
         ))
         .unwrap();
         let g = Gone::between(&old, &new);

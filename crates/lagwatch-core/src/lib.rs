@@ -8,20 +8,20 @@
 //!   headers), [`gate`] (throttling, concurrency, request budget), [`shutdown`], [`logging`].
 //! - [`auth`]: Entra ID tokens (secret, certificate, workload and managed identity), their
 //!   cache, and what a request carries. [`net`]: the HTTP layer of every HTTP connector.
-//! - [`systems`] (the kinds; [`systems::simulated`] is the in-process landscape with ground
-//!   truth), [`lake`] (reading analytics lakes with cursors), [`ledger`] (the probe ledger).
+//! - [`systems`] (the kinds and their registry), [`lake`] (reading analytics lakes with
+//!   cursors), [`ledger`] (the probe ledger).
 //! - [`probe`] (the engine, its schedule, estimator and traces), [`reconcile`].
 //! - [`app`], [`status`], [`path_page`], [`http`], [`web`], [`supervisor`] (reload).
-//! - [`cli`], [`demo`]; above all, [`emulator`]: the emulated Dynamics 365 APIs.
+//!
+//! The command line is the `lagwatch` package's binary; the emulated Dynamics 365 estate, with
+//! the `simulated` kind, is the `lagwatch-emulator` crate, built on this crate's public API
+//! only (this crate knows nothing of it).
 
 pub mod app;
 pub mod auth;
-pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connector;
-pub mod demo;
-pub mod emulator;
 pub mod gate;
 pub mod http;
 pub mod lake;

@@ -5,7 +5,12 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-env-changed=LAGWATCH_REVISION");
     // HEAD names the branch; a commit changes the branch's ref (loose or packed), not HEAD.
-    for f in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
+    // This crate sits two levels below the repository's root.
+    for f in [
+        "../../.git/HEAD",
+        "../../.git/refs/heads",
+        "../../.git/packed-refs",
+    ] {
         println!("cargo:rerun-if-changed={f}");
     }
     let rev = std::env::var("LAGWATCH_REVISION")

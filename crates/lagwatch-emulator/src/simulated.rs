@@ -23,12 +23,15 @@ use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::{BuildContext, System, SystemKind, SystemSpec, Systems, decode_as};
-use crate::config::{Dur, Issue};
-use crate::connector::{ConnectorError, Lookup, Source, Target};
-use crate::gate::Gate;
-use crate::metrics::Metrics;
-use crate::sentinel::{Sentinel, SentinelId};
+use lagwatch::app::App;
+use lagwatch::config::{Dur, Issue};
+use lagwatch::connector::{ConnectorError, Lookup, Source, Target};
+use lagwatch::gate::Gate;
+use lagwatch::metrics::Metrics;
+use lagwatch::sentinel::{Sentinel, SentinelId};
+use lagwatch::systems::{
+    BuildContext, Entry, System, SystemKind, SystemSpec, Systems, decode_as, kind,
+};
 
 /// How long a replica's lag is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -312,11 +315,21 @@ impl SystemSpec for SimulatedConfig {
     }
 }
 
+/// The `simulated` kind, to join to lagwatch's registry ([`crate::REGISTRY`] does).
+pub const KINDS: &[Entry] = &[kind::<SimulatedConfig>("simulated", decode)];
+
+/// The landscape of `app`'s simulated systems (empty unless its config has some), whose
+/// ground truth tests and benchmarks read.
+pub fn landscape(app: &App) -> Arc<Landscape> {
+    app.shared.get_or_insert_with(Landscape::new)
+}
+
 impl SystemKind for SimulatedConfig {
     fn build(&self, name: &str, cx: &BuildContext, gate: Arc<Gate>) -> Result<System, Issue> {
+        let landscape = cx.shared.get_or_insert_with(Landscape::new);
         let node = Arc::new(SimNode {
             name: name.to_string(),
-            landscape: cx.landscape.clone(),
+            landscape: landscape.clone(),
             metrics: cx.metrics.clone(),
             write_latency: self.write_latency.get(),
             read_latency: self.read_latency.get(),
@@ -327,7 +340,7 @@ impl SystemKind for SimulatedConfig {
         });
         match &self.replica_of {
             None => {
-                cx.landscape.add_source(name, self.seed);
+                landscape.add_source(name, self.seed);
                 Ok(System {
                     name: name.to_string(),
                     kind: self.kind(),
@@ -341,8 +354,7 @@ impl SystemKind for SimulatedConfig {
                 let lag = self.lag.clone().ok_or_else(|| {
                     Issue::new(format!("systems.{name}.lag"), "a replica needs a lag")
                 })?;
-                cx.landscape
-                    .add_replica(name, src, ReplicaSpec::from_config(self, lag));
+                landscape.add_replica(name, src, ReplicaSpec::from_config(self, lag));
                 Ok(System {
                     name: name.to_string(),
                     kind: self.kind(),
