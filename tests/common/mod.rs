@@ -1,10 +1,12 @@
 //! Helpers shared by the behaviour tests.
 #![allow(dead_code)]
 
+pub mod blob;
 pub mod delta;
 pub mod demo;
 pub mod entra;
 pub mod fakes;
+pub mod lake;
 pub mod logs;
 pub mod shapes;
 pub mod tools;

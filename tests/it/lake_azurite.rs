@@ -24,6 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use common::blob::DEV_KEY;
+use common::lake::MODEL;
 use lagwatch::auth::Auth;
 use lagwatch::config::Secret;
 use lagwatch::connector::{ConnectorError, Lookup, Target};
@@ -33,24 +35,15 @@ use lagwatch::lake::blob::{
 };
 use lagwatch::metrics::Metrics;
 use lagwatch::sentinel::SentinelId;
-use lagwatch::systems::BuildContext;
 use lagwatch_emulator::lake::folder_name;
 use lagwatch_emulator::{BlobSink, BlobSinkError, Emulator, EmulatorOptions, LakeSink, Scenario};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use tokio::time::Instant;
 
-/// The emulator's well-known account and key (public constants of Azurite and the docs).
+/// The emulator's well-known account (a public constant of Azurite and the docs, as is its key,
+/// `DEV_KEY`).
 const ACCOUNT: &str = "devstoreaccount1";
-const DEV_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-
-const MODEL: &str = r#"{"name":"cdm","version":"1.0","entities":[
- {"$type":"LocalEntity","name":"account","attributes":[
-  {"name":"Id","dataType":"guid"},{"name":"SinkCreatedOn","dataType":"dateTime"},
-  {"name":"SinkModifiedOn","dataType":"dateTime"},{"name":"name","dataType":"string"},
-  {"name":"description","dataType":"string"},{"name":"versionnumber","dataType":"int64"},
-  {"name":"IsDelete","dataType":"boolean"}]}]}"#;
 
 /// `azurite-blob`: `LAGWATCH_AZURITE_BLOB`, else the project-local install, else `PATH`.
 fn azurite_binary() -> Option<PathBuf> {
@@ -303,27 +296,8 @@ fn lake_target_with(url: &str, auth: &str, layout: &str) -> (Arc<dyn Target>, Me
 
 /// The target system `lake` built from YAML; `block` is its body, keys indented by 4.
 fn target_from_yaml(block: &str) -> (Arc<dyn Target>, Metrics) {
-    let (system, metrics) = system_from_yaml(block);
+    let (system, metrics) = common::lake::system(block);
     (system.target.expect("a target"), metrics)
-}
-
-/// The system `lake` built from YAML (all its roles); `block` as for [`target_from_yaml`].
-fn system_from_yaml(block: &str) -> (lagwatch::systems::System, Metrics) {
-    let yaml = format!(
-        "instance: test\n\
-         systems:\n  crm:\n    kind: simulated\n  lake:\n    {block}\
-         paths:\n  - source: crm\n    target: lake\n    timeout: 2h\n    objective: 30m\n"
-    );
-    let config = lagwatch_emulator::REGISTRY
-        .from_yaml("lake.yaml", &yaml)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let metrics = Metrics::new();
-    let cx = BuildContext::new(metrics.clone());
-    let gate = cx.gate("lake", config.limits["lake"]);
-    let system = config.systems["lake"]
-        .build("lake", &cx, gate)
-        .unwrap_or_else(|e| panic!("{}: {}", e.key, e.reason));
-    (system, metrics)
 }
 
 struct Counters {
@@ -1355,7 +1329,7 @@ async fn seeded_lake_replicas_in_azurite_are_listed_by_the_inventory_in_bounded_
 
     // Delta: the kind from YAML, its inventory metered like its probes.
     let key = secret(&az.dir, "key", DEV_KEY);
-    let (system, metrics) = system_from_yaml(&format!(
+    let (system, metrics) = common::lake::system(&format!(
         "kind: delta\n    url: {}/fabric-contoso-seeded/deltalake/account\n    \
          key_column: name\n    auth: {{ method: shared_key, account_key: \"{key}\" }}\n",
         az.base()

@@ -11,64 +11,21 @@ use crate::common;
 
 use std::sync::Arc;
 
+use common::blob::{assert_signed, shared_key, storage_error, xml};
 use common::fakes::{FakeTokens, http_system, http_system_with};
 use lagwatch::auth::Auth;
 use lagwatch::config::Secret;
 use lagwatch::connector::ConnectorError;
-use lagwatch::lake::blob::{API_VERSION, BlobAuth, BlobLocation, BlobStore, SharedKey};
+use lagwatch::lake::blob::{API_VERSION, BlobAuth, BlobLocation, BlobStore};
 use lagwatch::lake::{FileEntry, LakeError, LakeStore};
 use lagwatch::metrics::Metrics;
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
-
-/// Azurite's well-known development account key (public, documented for the emulator).
-const DEV_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-
-fn xml(body: &str) -> ResponseTemplate {
-    // Azure Storage starts its XML with a byte-order mark.
-    ResponseTemplate::new(200)
-        .insert_header("content-type", "application/xml")
-        .set_body_string(format!(
-            "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?>{body}"
-        ))
-}
-
-fn storage_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
-    ResponseTemplate::new(status)
-        .insert_header("x-ms-error-code", code)
-        .insert_header("content-type", "application/xml")
-        .set_body_string(format!(
-            "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code}</Code>\
-             <Message>{message}\nRequestId:0f1e\nTime:2026-11-02T10:15:00.0000000Z</Message>\
-             <AuthenticationErrorDetail>String to sign used was x</AuthenticationErrorDetail></Error>"
-        ))
-}
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn store(server: &MockServer, folder: &str, auth: BlobAuth) -> BlobStore {
     let url = format!("{}/devstoreaccount1/lake{folder}", server.uri());
     let location = BlobLocation::parse(&url).unwrap();
     BlobStore::new(http_system("lake", Auth::None), location, auth)
-}
-
-fn shared_key() -> SharedKey {
-    SharedKey::new("devstoreaccount1", DEV_KEY).unwrap()
-}
-
-/// Checks the Shared Key header against what the server received (URL as sent, x-ms- headers).
-fn assert_signed(req: &Request) {
-    let got = req
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let want = shared_key().authorization("GET", &req.url, &req.headers);
-    assert_eq!(got, want, "signature over {}", req.url);
-    let date = req.headers.get("x-ms-date").unwrap().to_str().unwrap();
-    assert!(
-        chrono::DateTime::parse_from_rfc2822(date).is_ok() && date.ends_with(" GMT"),
-        "{date}"
-    );
 }
 
 #[tokio::test]

@@ -5,150 +5,23 @@
 //! files, a 100,000-row table polled while reading only the increment, garbage a typed error.
 //! Checkpoints written by a real Delta implementation are tested in `delta_reference.rs`.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use crate::common;
+
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use common::lake::{DeltaRow as Row, DeltaTable as Table, now_ms};
 use lagwatch::connector::{ConnectorError, Lookup, Target};
 use lagwatch::lake::delta::{DeltaCursor, DeltaSpec};
 use lagwatch::lake::{LocalStore, Metered};
 use lagwatch::sentinel::SentinelId;
 use lagwatch::systems::delta::DeltaTarget;
-use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
-use parquet::file::properties::WriterProperties;
-use parquet::file::writer::SerializedFileWriter;
 use prometheus::{Gauge, IntCounter};
-use serde_json::{Value, json};
-
-const SCHEMA: &str = r#"{"type":"struct","fields":[
- {"name":"Id","type":"string","nullable":true,"metadata":{}},
- {"name":"name","type":"string","nullable":true,"metadata":{}},
- {"name":"description","type":"string","nullable":true,"metadata":{}},
- {"name":"SinkCreatedOn","type":"timestamp","nullable":true,"metadata":{}}]}"#;
-
-/// A Delta table written by hand, one commit at a time.
-struct Table {
-    root: PathBuf,
-    version: u64,
-}
-
-/// One data row: key, description, SinkCreatedOn (µs).
-type Row = (String, String, i64);
-
-impl Table {
-    fn new() -> Table {
-        let root =
-            std::env::temp_dir().join(format!("lagwatch-delta-test-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(root.join("_delta_log")).unwrap();
-        let t = Table { root, version: 0 };
-        t.write_commit(
-            0,
-            &[
-                json!({"commitInfo": {"timestamp": 1_700_000_000_000_i64, "operation": "CREATE TABLE"}}),
-                json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}),
-                json!({"metaData": {"id": "t1", "format": {"provider": "parquet", "options": {}},
-                    "schemaString": SCHEMA, "partitionColumns": [], "configuration": {},
-                    "createdTime": 1_700_000_000_000_i64}}),
-            ],
-        );
-        t
-    }
-
-    fn write_commit(&self, v: u64, actions: &[Value]) {
-        let text: String = actions.iter().map(|a| format!("{a}\n")).collect();
-        std::fs::write(self.root.join(format!("_delta_log/{v:020}.json")), text).unwrap();
-    }
-
-    /// Commits `actions` as the next version.
-    fn commit(&mut self, actions: &[Value]) {
-        self.version += 1;
-        let mut all = vec![json!({"commitInfo": {"timestamp": now_ms(), "operation": "WRITE"}})];
-        all.extend_from_slice(actions);
-        self.write_commit(self.version, &all);
-    }
-
-    /// Writes a data file and returns its `add` action.
-    fn data(&self, name: &str, rows: &[Row], data_change: bool, mtime_ms: i64) -> Value {
-        let bytes = parquet_file(rows);
-        std::fs::write(self.root.join(name), &bytes).unwrap();
-        let keys = rows.iter().map(|r| r.0.as_str());
-        let stats = json!({
-            "numRecords": rows.len(),
-            "minValues": {"name": keys.clone().min()},
-            "maxValues": {"name": keys.max()},
-        });
-        json!({"add": {"path": name, "partitionValues": {}, "size": bytes.len(),
-            "modificationTime": mtime_ms, "dataChange": data_change,
-            "stats": stats.to_string()}})
-    }
-
-    fn remove(&self, name: &str, data_change: bool) -> Value {
-        json!({"remove": {"path": name, "deletionTimestamp": now_ms(), "dataChange": data_change}})
-    }
-
-    fn bytes(&self, rel: &str) -> u64 {
-        std::fs::metadata(self.root.join(rel)).unwrap().len()
-    }
-}
-
-impl Drop for Table {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
+use serde_json::json;
 
 fn long_ago() -> DateTime<Utc> {
     "2020-01-01T00:00:00Z".parse().unwrap()
-}
-
-/// A snappy Parquet file with the four columns of [`SCHEMA`].
-fn parquet_file(rows: &[Row]) -> Vec<u8> {
-    let schema = Arc::new(
-        parquet::schema::parser::parse_message_type(
-            "message spark_schema { optional binary Id (STRING); optional binary name (STRING); \
-             optional binary description (STRING); \
-             optional int64 SinkCreatedOn (TIMESTAMP(MICROS,true)); }",
-        )
-        .unwrap(),
-    );
-    let props = Arc::new(
-        WriterProperties::builder()
-            .set_compression(parquet::basic::Compression::SNAPPY)
-            .build(),
-    );
-    let mut w = SerializedFileWriter::new(Vec::new(), schema, props).unwrap();
-    let mut rg = w.next_row_group().unwrap();
-    let defs = vec![1i16; rows.len()];
-    let strings = |f: &dyn Fn(&Row) -> String| -> Vec<ByteArray> {
-        rows.iter()
-            .map(|r| ByteArray::from(f(r).as_str()))
-            .collect()
-    };
-    let columns = [
-        strings(&|_| uuid::Uuid::now_v7().to_string()),
-        strings(&|r| r.0.clone()),
-        strings(&|r| r.1.clone()),
-    ];
-    for values in &columns {
-        let mut c = rg.next_column().unwrap().unwrap();
-        c.typed::<ByteArrayType>()
-            .write_batch(values, Some(&defs), None)
-            .unwrap();
-        c.close().unwrap();
-    }
-    let mut c = rg.next_column().unwrap().unwrap();
-    let times: Vec<i64> = rows.iter().map(|r| r.2).collect();
-    c.typed::<Int64Type>()
-        .write_batch(&times, Some(&defs), None)
-        .unwrap();
-    c.close().unwrap();
-    rg.close().unwrap();
-    w.into_inner().unwrap()
 }
 
 struct Probe {

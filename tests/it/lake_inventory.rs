@@ -5,12 +5,15 @@
 //! snapshot's live files (removed files never read, checkpoints and expired logs followed),
 //! garbage and unknown columns a typed error.
 
+use crate::common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use common::lake::{MODEL, system};
 use lagwatch::connector::ConnectorError;
 use lagwatch::connector::inventory::{Inventory, InventoryQuery, InventoryRow, InventoryShape};
 use lagwatch::lake::delta_inventory::DeltaInventory;
@@ -20,13 +23,6 @@ use lagwatch_emulator::LocalDirSink;
 use lagwatch_emulator::delta::{Cell, DeltaSchema, DeltaType, DeltaWriter, Row};
 use prometheus::IntCounter;
 use serde_json::json;
-
-const MODEL: &str = r#"{"name":"cdm","version":"1.0","entities":[
- {"$type":"LocalEntity","name":"account","attributes":[
-  {"name":"Id","dataType":"guid"},{"name":"SinkCreatedOn","dataType":"dateTime"},
-  {"name":"SinkModifiedOn","dataType":"dateTime"},{"name":"name","dataType":"string"},
-  {"name":"description","dataType":"string"},{"name":"versionnumber","dataType":"int64"},
-  {"name":"IsDelete","dataType":"boolean"}]}]}"#;
 
 const F1: &str = "2026-11-02T10.15.00.000Z";
 const F2: &str = "2026-11-02T10.20.00.000Z";
@@ -618,26 +614,6 @@ async fn a_delta_table_is_read_from_its_checkpoint_after_compaction_and_log_expi
         .await
         .unwrap_err();
     assert!(bad_response(&e).contains("not a Delta log action"), "{e}");
-}
-
-/// System `lake` built from YAML as `lagwatch run` builds it (`block`: its keys, indented by
-/// 4), with its metrics.
-fn system(block: &str) -> (lagwatch::systems::System, lagwatch::metrics::Metrics) {
-    let yaml = format!(
-        "instance: test\n\
-         systems:\n  crm:\n    kind: simulated\n  lake:\n    {block}\
-         paths:\n  - source: crm\n    target: lake\n    timeout: 2h\n    objective: 30m\n"
-    );
-    let config = lagwatch_emulator::REGISTRY
-        .from_yaml("lake.yaml", &yaml)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let metrics = lagwatch::metrics::Metrics::new();
-    let cx = lagwatch::systems::BuildContext::new(metrics.clone());
-    let gate = cx.gate("lake", config.limits["lake"]);
-    let system = config.systems["lake"]
-        .build("lake", &cx, gate)
-        .unwrap_or_else(|e| panic!("{}: {}", e.key, e.reason));
-    (system, metrics)
 }
 
 #[tokio::test]

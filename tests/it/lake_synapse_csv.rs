@@ -3,23 +3,19 @@
 //! folder being written never read, cost per poll bounded by what changed, garbage a typed
 //! error.
 
+use crate::common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use common::lake::{MODEL, csv_row as row};
 use lagwatch::connector::{ConnectorError, Lookup, Target};
 use lagwatch::lake::synapse::{Cursor, TableSpec};
 use lagwatch::lake::{LocalStore, Metered};
 use lagwatch::sentinel::SentinelId;
 use lagwatch::systems::synapse_link_csv::SynapseLinkCsv;
 use prometheus::{Gauge, IntCounter};
-
-const MODEL: &str = r#"{"name":"cdm","version":"1.0","entities":[
- {"$type":"LocalEntity","name":"account","attributes":[
-  {"name":"Id","dataType":"guid"},{"name":"SinkCreatedOn","dataType":"dateTime"},
-  {"name":"SinkModifiedOn","dataType":"dateTime"},{"name":"name","dataType":"string"},
-  {"name":"description","dataType":"string"},{"name":"versionnumber","dataType":"int64"},
-  {"name":"IsDelete","dataType":"boolean"}]}]}"#;
 
 struct Lake {
     root: PathBuf,
@@ -66,16 +62,6 @@ fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::SeqCst)
-}
-
-fn row(key: &str, payload: &str) -> String {
-    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    format!(
-        "{},2026-11-02T10:15:07.1234567Z,2026-11-02T10:15:07.1234567Z,{},{},123,False\n",
-        uuid::Uuid::now_v7(),
-        q(key),
-        q(payload)
-    )
 }
 
 struct Probe {

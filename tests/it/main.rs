@@ -15,6 +15,7 @@ mod auth_emulator;
 mod auth_managed_identity;
 mod config_errors;
 mod conformance;
+mod conformance_lake;
 mod dashboards;
 mod dataverse_wiremock;
 mod delta_reference;

@@ -333,6 +333,11 @@ impl HttpSystem {
             429 => Err(ConnectorError::Throttled {
                 retry_after: retry_after(&reply.headers),
             }),
+            // Azure Storage throttles with `503 ServerBusy`, its code in `x-ms-error-code` on
+            // every error answer, also to `HEAD`, which has no body to read it from.
+            503 if server_busy(&reply.headers) => Err(ConnectorError::Throttled {
+                retry_after: retry_after(&reply.headers),
+            }),
             401 | 403 => Err(ConnectorError::Auth(format!(
                 "HTTP {}: {}",
                 reply.status.as_u16(),
@@ -347,6 +352,14 @@ impl HttpSystem {
             _ => Ok(reply),
         }
     }
+}
+
+/// Whether an answer names Azure Storage's throttling, `ServerBusy`, in `x-ms-error-code`.
+fn server_busy(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-ms-error-code")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|code| code.trim() == "ServerBusy")
 }
 
 /// A failed exchange of the request `what` with `addr`: the cause in words, after the request.
