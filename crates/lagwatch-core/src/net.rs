@@ -22,7 +22,7 @@ use reqwest::{Client, Request, RequestBuilder, StatusCode};
 use crate::auth::Auth;
 use crate::clock::{self, ClockTracker};
 use crate::config::Secret;
-use crate::connector::{ConnectorError, status_class};
+use crate::connector::{Cause, ConnectorError, status_class};
 use crate::gate::Gate;
 use crate::metrics::Metrics;
 
@@ -210,7 +210,9 @@ impl HttpSystem {
     ) -> Result<(Reply, Option<Secret>), ConnectorError> {
         // Built before the credentials are added, so what the request was can be named.
         let request = build(&self.client).build().map_err(|e| {
-            ConnectorError::Transport(format!("the request could not be built: {}", cause(e, "")))
+            let e = e.without_url();
+            let message = format!("the request could not be built: {}", cause(&e, ""));
+            ConnectorError::Transport(Cause::with_error(message, e))
         })?;
         let what = describe(&request);
         let mut req = RequestBuilder::from_parts(self.client.clone(), request);
@@ -237,9 +239,9 @@ impl HttpSystem {
             }
             Auth::Header { name, value } => {
                 let mut v = HeaderValue::from_str(value.expose()).map_err(|_| {
-                    ConnectorError::Auth(format!(
+                    ConnectorError::Auth(Cause::new(format!(
                         "{what}: the configured key is not a valid header value"
-                    ))
+                    )))
                 })?;
                 v.set_sensitive(true);
                 req = req.header(name.clone(), v);
@@ -338,11 +340,11 @@ impl HttpSystem {
             503 if server_busy(&reply.headers) => Err(ConnectorError::Throttled {
                 retry_after: retry_after(&reply.headers),
             }),
-            401 | 403 => Err(ConnectorError::Auth(format!(
+            401 | 403 => Err(ConnectorError::Auth(Cause::new(format!(
                 "HTTP {}: {}",
                 reply.status.as_u16(),
                 excerpt(&reply.body)
-            ))
+            )))
             .context(&reply.request)),
             s @ 500..=599 => Err(ConnectorError::Unavailable {
                 status: s,
@@ -363,14 +365,19 @@ fn server_busy(headers: &HeaderMap) -> bool {
 }
 
 /// A failed exchange of the request `what` with `addr`: the cause in words, after the request.
+///
+/// The client's error stays beneath it (without its URL), for code that must tell a refused
+/// connection from a timeout without reading words.
 fn transport(what: &str, addr: &str, e: reqwest::Error) -> ConnectorError {
     let while_reading = e.is_body() || e.is_decode();
-    let cause = cause(e, addr);
-    ConnectorError::Transport(if while_reading {
+    let e = e.without_url();
+    let cause = cause(&e, addr);
+    let message = if while_reading {
         format!("{what}: broken response body: {cause}")
     } else {
         format!("{what}: {cause}")
-    })
+    };
+    ConnectorError::Transport(Cause::with_error(message, e))
 }
 
 /// Why a request failed, found by walking `e`'s sources, with the address it concerns:
@@ -378,14 +385,13 @@ fn transport(what: &str, addr: &str, e: reqwest::Error) -> ConnectorError {
 /// `DNS resolution failed (crm.example.com:443): …`, `TLS handshake failed (…): invalid peer
 /// certificate: UnknownIssuer`. Anything else is reqwest's own words with their causes. Never
 /// the URL: reqwest's message can carry it, query string included.
-fn cause(e: reqwest::Error, addr: &str) -> String {
+fn cause(e: &reqwest::Error, addr: &str) -> String {
     let at = if addr.is_empty() {
         String::new()
     } else {
         format!(" ({addr})")
     };
-    let e = e.without_url();
-    let chain = sources(&e);
+    let chain = sources(e);
     for s in &chain {
         if let Some(tls) = s.downcast_ref::<rustls::Error>() {
             return format!("TLS handshake failed{at}: {tls}");
@@ -508,6 +514,31 @@ mod tests {
         let e = transport(&what, &addr, e);
         assert_eq!(e.kind(), "transport", "{e}");
         e.to_string()
+    }
+
+    /// A refused connection says so in words and keeps the client's error beneath, without
+    /// the URL (which may carry a SAS token), for code that must act on the cause.
+    #[tokio::test]
+    async fn a_transport_error_keeps_the_clients_error_without_its_url() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let c = client().unwrap();
+        let req = c
+            .get(format!("http://127.0.0.1:{port}/x?sig=s3cr3t"))
+            .build()
+            .unwrap();
+        let (what, addr) = (describe(&req), address(&req));
+        let e = transport(&what, &addr, c.execute(req).await.expect_err("refused"));
+        assert!(e.to_string().contains("connection refused"), "{e}");
+        let beneath = std::error::Error::source(&e).expect("the client's error is kept");
+        let client_error = beneath
+            .downcast_ref::<reqwest::Error>()
+            .expect("a reqwest error");
+        assert!(client_error.is_connect(), "{client_error:?}");
+        assert!(client_error.url().is_none(), "{client_error:?}");
+        assert!(!format!("{client_error:?}").contains("s3cr3t"));
     }
 
     /// A loopback server running `serve` on each connection; its port.

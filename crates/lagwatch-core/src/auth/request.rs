@@ -9,7 +9,7 @@ use reqwest::header::HeaderName;
 
 use super::TokenCache;
 use crate::config::Secret;
-use crate::connector::ConnectorError;
+use crate::connector::{Cause, ConnectorError};
 
 /// Bearer tokens for one system (an Entra ID token cache in production, a fake in tests).
 #[async_trait]
@@ -39,10 +39,10 @@ impl BearerTokens for EntraBearer {
             Ok(t) => Ok(Secret::runtime(t.expose(), "Entra ID access token")),
             // Unreachable, 5xx or garbage: the token endpoint is failing, not the
             // credentials; worth retrying, and not an `auth` problem to whoever reads it.
-            Err(e) if matches!(e.kind(), "transport" | "bad_response") => {
-                Err(ConnectorError::Transport(format!("token endpoint: {e}")))
-            }
-            Err(e) => Err(ConnectorError::Auth(e.to_string())),
+            Err(e) if matches!(e.kind(), "transport" | "bad_response") => Err(
+                ConnectorError::Transport(Cause::with_error(format!("token endpoint: {e}"), e)),
+            ),
+            Err(e) => Err(ConnectorError::Auth(Cause::with_error(e.to_string(), e))),
         }
     }
 
@@ -75,5 +75,37 @@ impl std::fmt::Debug for Auth {
             Auth::Header { name, .. } => write!(f, "Auth::Header({name}: <redacted>)"),
             Auth::Basic { user, .. } => write!(f, "Auth::Basic({user}, <redacted>)"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::auth::fake::StaticTokenSource;
+    use crate::auth::{AuthError, TokenCache};
+
+    /// A refused token request is an `auth` error whose source is the token service's error,
+    /// so its Entra error code can be read without parsing the message.
+    #[tokio::test]
+    async fn a_refused_token_keeps_the_token_services_error() {
+        let source = Arc::new(StaticTokenSource::new(Duration::from_secs(3600)));
+        source.fail_next(AuthError::Rejected {
+            endpoint: "https://login.example/t/oauth2/v2.0/token".to_string(),
+            status: 401,
+            diagnostics: crate::auth::response::Diagnostics {
+                error: Some("invalid_client".to_string()),
+                ..Default::default()
+            },
+        });
+        let bearer = EntraBearer::new(TokenCache::new(source), "s/.default".to_string());
+        let e = bearer.bearer().await.expect_err("refused");
+        assert_eq!(e.kind(), "auth", "{e}");
+        let beneath = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<AuthError>())
+            .expect("the token service's error is kept");
+        assert_eq!(beneath.error_code(), Some("invalid_client"));
     }
 }

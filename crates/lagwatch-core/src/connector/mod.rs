@@ -8,6 +8,8 @@
 
 pub mod inventory;
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,20 +28,122 @@ pub enum Lookup {
 }
 
 /// Why a call failed. Display text may carry server detail; it never carries secrets.
-#[derive(Debug, Clone, thiserror::Error)]
+///
+/// `Auth` and `Transport` keep the error beneath them, when there is one, as their
+/// [`source`](std::error::Error::source): the token service's [`AuthError`] (with its Entra
+/// error code), the HTTP client's error (connect, TLS, timeout; without the URL, which may
+/// carry a SAS token) or a lake store's. Code that must act on the cause downcasts it rather
+/// than parsing the message.
+///
+/// [`AuthError`]: crate::auth::AuthError
+#[derive(Debug, Clone)]
 pub enum ConnectorError {
-    #[error("throttled by the system (retry after {retry_after:?})")]
     Throttled { retry_after: Option<Duration> },
-    #[error("authentication failed: {0}")]
-    Auth(String),
-    #[error("transport error: {0}")]
-    Transport(String),
-    #[error("system unavailable (HTTP {status}): {detail}")]
+    Auth(Cause),
+    Transport(Cause),
     Unavailable { status: u16, detail: String },
-    #[error("unexpected response (HTTP {status}): {detail}")]
     BadResponse { status: u16, detail: String },
-    #[error("no answer within the request timeout")]
     Timeout,
+}
+
+impl fmt::Display for ConnectorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectorError::Throttled { retry_after } => {
+                write!(f, "throttled by the system (retry after {retry_after:?})")
+            }
+            ConnectorError::Auth(c) => write!(f, "authentication failed: {c}"),
+            ConnectorError::Transport(c) => write!(f, "transport error: {c}"),
+            ConnectorError::Unavailable { status, detail } => {
+                write!(f, "system unavailable (HTTP {status}): {detail}")
+            }
+            ConnectorError::BadResponse { status, detail } => {
+                write!(f, "unexpected response (HTTP {status}): {detail}")
+            }
+            ConnectorError::Timeout => f.write_str("no answer within the request timeout"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectorError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnectorError::Auth(c) | ConnectorError::Transport(c) => c.error(),
+            _ => None,
+        }
+    }
+}
+
+/// What an `Auth` or `Transport` error says (its message, which dereferences to `str`), and
+/// the error that caused it, when there is one.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    message: String,
+    error: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Cause {
+    /// A message of our own, with no error beneath it (an HTTP answer, a bad setting).
+    pub fn new(message: impl Into<String>) -> Self {
+        Cause {
+            message: message.into(),
+            error: None,
+        }
+    }
+
+    /// `message` (which says what `error` means here) over the error that caused it. `error`
+    /// must not print secrets: it reaches whoever walks the error's sources.
+    pub fn with_error(
+        message: impl Into<String>,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Cause {
+            message: message.into(),
+            error: Some(Arc::new(error)),
+        }
+    }
+
+    /// The error beneath the message, if any.
+    pub fn error(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+
+    /// The same cause with another message (the error beneath is kept).
+    #[must_use]
+    pub fn reworded(self, message: impl Into<String>) -> Self {
+        Cause {
+            message: message.into(),
+            ..self
+        }
+    }
+}
+
+impl std::ops::Deref for Cause {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<String> for Cause {
+    fn from(message: String) -> Self {
+        Cause::new(message)
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(message: &str) -> Self {
+        Cause::new(message)
+    }
 }
 
 impl ConnectorError {
@@ -75,9 +179,13 @@ impl ConnectorError {
             return self;
         }
         let about = |m: String| format!("{what}: {m}");
+        let about_cause = |c: Cause| {
+            let m = about(c.message.clone());
+            c.reworded(m)
+        };
         match self {
-            ConnectorError::Auth(m) => ConnectorError::Auth(about(m)),
-            ConnectorError::Transport(m) => ConnectorError::Transport(about(m)),
+            ConnectorError::Auth(c) => ConnectorError::Auth(about_cause(c)),
+            ConnectorError::Transport(c) => ConnectorError::Transport(about_cause(c)),
             ConnectorError::Unavailable { status, detail } => ConnectorError::Unavailable {
                 status,
                 detail: about(detail),
@@ -167,8 +275,8 @@ mod tests {
     fn every_error_kind_is_listed_for_the_zero_series() {
         let all = [
             ConnectorError::Throttled { retry_after: None },
-            ConnectorError::Auth(String::new()),
-            ConnectorError::Transport(String::new()),
+            ConnectorError::Auth(Cause::new("")),
+            ConnectorError::Transport(Cause::new("")),
             ConnectorError::Unavailable {
                 status: 503,
                 detail: String::new(),

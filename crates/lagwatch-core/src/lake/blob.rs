@@ -834,7 +834,8 @@ fn remote(path: &str, e: ConnectorError) -> LakeError {
             Some((code, message)) => {
                 let head = before_xml(&text);
                 let head = head.strip_suffix(": ").unwrap_or(&head);
-                ConnectorError::Auth(format!("{head} {}", join_code(&code, &message)))
+                let reworded = format!("{head} {}", join_code(&code, &message));
+                ConnectorError::Auth(text.reworded(reworded))
             }
             None => ConnectorError::Auth(text),
         },
@@ -1357,12 +1358,12 @@ mod tests {
         // What the HTTP layer wrote before the excerpt (the request, when named) stays.
         let auth = |head: &str| match remote(
             "p",
-            ConnectorError::Auth(format!("{head}{}", excerpt(body.as_bytes()))),
+            ConnectorError::Auth(format!("{head}{}", excerpt(body.as_bytes())).into()),
         ) {
             LakeError::Remote {
                 error: ConnectorError::Auth(m),
                 ..
-            } => m,
+            } => m.to_string(),
             other => panic!("{other:?}"),
         };
         assert_eq!(

@@ -40,7 +40,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prometheus::IntCounter;
 
-use crate::connector::ConnectorError;
+use crate::connector::{Cause, ConnectorError};
 
 /// Why a lake could not be read or understood. Never a panic: a lake's garbage is an error.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -64,7 +64,9 @@ pub enum LakeError {
 impl From<LakeError> for ConnectorError {
     fn from(e: LakeError) -> Self {
         match e {
-            LakeError::Store { .. } => ConnectorError::Transport(e.to_string()),
+            LakeError::Store { .. } => {
+                ConnectorError::Transport(Cause::with_error(e.to_string(), e))
+            }
             // The read worked; what came back is not a documented layout.
             LakeError::Malformed { .. } => ConnectorError::BadResponse {
                 status: 200,

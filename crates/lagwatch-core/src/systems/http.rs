@@ -251,7 +251,7 @@ struct Prepared {
 }
 
 fn not_sent(detail: String) -> ConnectorError {
-    ConnectorError::Transport(format!("request not sent: {detail}"))
+    ConnectorError::Transport(format!("request not sent: {detail}").into())
 }
 
 fn prepare(
