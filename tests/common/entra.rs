@@ -123,6 +123,32 @@ pub async fn sentinels_in(
         .collect()
 }
 
+/// The JSON answer to `req` of an emulator in this process (`null` for an empty body); panics
+/// unless the status is a success.
+pub async fn call(emu: &Emulator, req: axum::http::Request<axum::body::Body>) -> Value {
+    let resp = emu.handle(req).await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+/// Creates an account named `name` with `description` in the emulated Dataverse environment
+/// `crm` of an emulator in this process, with a `crm` token.
+pub async fn create_account(emu: &Emulator, token: &str, name: &str, description: &str) {
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/crm/api/data/v9.2/accounts")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            serde_json::json!({"name": name, "description": description}).to_string(),
+        ))
+        .expect("request");
+    call(emu, req).await;
+}
+
 /// A Dataverse token (`https://crm.crm.dynamics.com`) for the demo scenario's app `app-1`, from
 /// an emulator in this process.
 pub async fn crm_token(emu: &Emulator) -> String {

@@ -8,13 +8,10 @@ use crate::common::{self, entra};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::Request;
 use lagwatch::lake::LocalStore;
 use lagwatch::lake::delta::{DeltaCursor, DeltaSpec};
 use lagwatch_emulator::lake_delta::table_root;
 use lagwatch_emulator::{Emulator, Scenario};
-use serde_json::{Value, json};
 use tokio::time::{Instant, advance};
 
 const SCENARIO: &str = r#"
@@ -36,15 +33,6 @@ replicas:
     lag: { distribution: uniform, min: 1s, max: 50s }
     folder_interval: 10s               # the refresh interval
 "#;
-
-async fn call(emu: &Emulator, req: Request<Body>) -> Value {
-    let resp = emu.handle(req).await;
-    assert!(resp.status().is_success(), "{}", resp.status());
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-}
 
 #[tokio::test(start_paused = true)]
 async fn the_delta_reader_finds_each_row_from_the_commit_of_its_refresh() {
@@ -68,16 +56,7 @@ async fn the_delta_reader_finds_each_row_from_the_commit_of_its_refresh() {
     let mut keys = Vec::new();
     for i in 0..40 {
         let key = format!("lagwatch-t-{i}");
-        let req = Request::builder()
-            .method("POST")
-            .uri("/crm/api/data/v9.2/accounts")
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .body(Body::from(
-                json!({"name": key, "description": payload}).to_string(),
-            ))
-            .expect("request");
-        call(&emu, req).await;
+        entra::create_account(&emu, &token, &key, payload).await;
         keys.push(key);
         advance(Duration::from_secs(4)).await;
         if i % 3 == 0 {

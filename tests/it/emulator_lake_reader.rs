@@ -7,12 +7,9 @@ use crate::common::{self, entra};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::Request;
 use lagwatch::lake::LocalStore;
 use lagwatch::lake::synapse::{Cursor, TableSpec};
 use lagwatch_emulator::{Emulator, Scenario};
-use serde_json::{Value, json};
 use tokio::time::{Instant, advance};
 
 const SCENARIO: &str = r#"
@@ -34,15 +31,6 @@ replicas:
     lag: { distribution: uniform, min: 1s, max: 50s }
     folder_interval: 30s
 "#;
-
-async fn call(emu: &Emulator, req: Request<Body>) -> Value {
-    let resp = emu.handle(req).await;
-    assert!(resp.status().is_success(), "{}", resp.status());
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-}
 
 #[tokio::test(start_paused = true)]
 async fn the_reader_finds_what_the_emulator_wrote_when_its_folder_closed() {
@@ -66,16 +54,7 @@ async fn the_reader_finds_what_the_emulator_wrote_when_its_folder_closed() {
     let mut keys = Vec::new();
     for i in 0..8 {
         let key = format!("lagwatch-t-{i}");
-        let req = Request::builder()
-            .method("POST")
-            .uri("/crm/api/data/v9.2/accounts")
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .body(Body::from(
-                json!({"name": key, "description": payload}).to_string(),
-            ))
-            .expect("request");
-        call(&emu, req).await;
+        entra::create_account(&emu, &token, &key, payload).await;
         keys.push(key);
         advance(Duration::from_secs(7)).await;
     }

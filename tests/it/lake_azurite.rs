@@ -749,30 +749,6 @@ replicas:
 
 const LAKE_INTERVAL: Duration = Duration::from_secs(2);
 
-/// One request to the emulator in-process; panics unless it succeeds.
-async fn emulator_call(emu: &Emulator, req: axum::http::Request<axum::body::Body>) -> Value {
-    let resp = emu.handle(req).await;
-    assert!(resp.status().is_success(), "{}", resp.status());
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-}
-
-/// Creates an account named `name` in the emulated Dataverse.
-async fn create_account(emu: &Emulator, token: &str, name: &str, description: &str) {
-    let req = axum::http::Request::builder()
-        .method("POST")
-        .uri("/crm/api/data/v9.2/accounts")
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(
-            serde_json::json!({"name": name, "description": description}).to_string(),
-        ))
-        .expect("request");
-    emulator_call(emu, req).await;
-}
-
 #[tokio::test]
 async fn the_emulator_writes_its_lake_to_azurite_and_the_kind_reads_it_when_folders_close() {
     let Some(az) = Azurite::start().await else {
@@ -813,7 +789,7 @@ async fn the_emulator_writes_its_lake_to_azurite_and_the_kind_reads_it_when_fold
     for i in 0..3 {
         let id = SentinelId::new("lake");
         let payload = format!("payload {i}, \"quoted\"");
-        create_account(&emu, &token, id.key(), &payload).await;
+        common::entra::create_account(&emu, &token, id.key(), &payload).await;
         assert_eq!(lake.lookup(&id).await.unwrap(), Lookup::Absent);
         sentinels.push((id, payload));
         tokio::time::sleep(Duration::from_millis(700)).await;
