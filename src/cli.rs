@@ -103,6 +103,14 @@ pub enum Command {
     /// Elasticsearch) on loopback, replicating per a scenario, with a ground-truth endpoint.
     #[cfg(feature = "demo")]
     Emulate(lagwatch_emulator::cli::EmulateArgs),
+    /// `demo` and `emulate` in a build without the emulator (the container image): named, so
+    /// that they say why they are missing instead of being unknown.
+    #[cfg(not(feature = "demo"))]
+    #[command(hide = true, name = "demo", alias = "emulate")]
+    WithoutEmulator {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        _args: Vec<String>,
+    },
 }
 
 /// Output format of `reconcile`.
@@ -162,6 +170,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             emulator_stop.cancel();
             demo.finish().await;
             result
+        }
+        #[cfg(not(feature = "demo"))]
+        Command::WithoutEmulator { .. } => {
+            eprintln!(
+                "error: this lagwatch is built without the emulator (the container image is): \
+                 `demo` and `emulate` need the default `demo` feature, as in `cargo run --release -- demo` \
+                 from the repository"
+            );
+            Ok(ExitCode::from(EXIT_BAD_CONFIG))
         }
         Command::Run {
             config,

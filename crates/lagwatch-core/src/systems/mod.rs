@@ -319,10 +319,16 @@ pub fn parse(
     };
     let Some(entry) = kinds.entries().find(|k| k.name == kind) else {
         let known: Vec<&str> = kinds.entries().map(|k| k.name).collect();
+        // The emulator's kind, in builds with the `demo` feature only (not the container's).
+        let hint = if kind == "simulated" {
+            " (simulated is the emulator's kind, in builds with the default demo feature; the container image has none)"
+        } else {
+            ""
+        };
         return Err(Issue::new(
             format!("{key}.kind"),
             format!(
-                "unknown kind \"{kind}\"; the kinds lagwatch knows are: {}",
+                "unknown kind \"{kind}\"; the kinds lagwatch knows are: {}{hint}",
                 known.join(", ")
             ),
         ));
