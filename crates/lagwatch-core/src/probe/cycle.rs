@@ -43,13 +43,12 @@ pub(crate) struct Cycle {
 }
 
 /// How polling one path for one sentinel ended.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 enum Polled {
-    Resolved(Outcome),
+    /// An outcome, and the record to publish once the ledger has it.
+    Resolved(Outcome, Box<super::ProbeRecord>),
     /// Shutdown stopped it; the last miss so far, for the ledger.
-    Interrupted {
-        last_miss: Option<Instant>,
-    },
+    Interrupted { last_miss: Option<Instant> },
 }
 
 /// A sentinel an earlier process left in flight, as the ledger gave it back.
@@ -377,11 +376,8 @@ impl Cycle {
         let mut interrupted = false;
         for (p, polled) in self.paths.iter().zip(&results) {
             match *polled {
-                Polled::Resolved(_) => {
-                    self.ledger
-                        .resolved(sentinel.id.key(), &p.spec.target)
-                        .await;
-                }
+                // In the ledger as it resolved (`poll_target`).
+                Polled::Resolved(..) => {}
                 Polled::Interrupted { last_miss } => {
                     interrupted = true;
                     self.ledger
@@ -480,7 +476,17 @@ impl Cycle {
         let polled = self
             .poll_until_resolved(path, sentinel, sent, acked, last_miss, resumed)
             .await;
-        if matches!(polled, Polled::Resolved(Outcome::Converged))
+        if let Polled::Resolved(_, record) = &polled {
+            // The outcome is durable before anyone hears of it: a crash in between would
+            // otherwise let the next process resume, and count again, a probe already counted.
+            self.ledger
+                .resolved(sentinel.id.key(), &path.spec.target)
+                .await;
+            if self.records.receiver_count() > 0 {
+                let _ = self.records.send((**record).clone());
+            }
+        }
+        if matches!(polled, Polled::Resolved(Outcome::Converged, _))
             && !resumed
             && path.target.records_apply_time()
             && let Some(applied) = path.target.applied_at(&sentinel.id).await
@@ -560,19 +566,17 @@ impl Cycle {
                 let since = unseen.map(wall_of);
                 tokio::spawn(async move { ledger.unseen(&source, &target, since).await });
             }
-            if self.records.receiver_count() > 0 {
-                let _ = self.records.send(super::ProbeRecord {
-                    source: self.source_name.clone(),
-                    target: Arc::from(spec.target.as_str()),
-                    sentinel: sentinel.id.clone(),
-                    seq: self.seq,
-                    outcome,
-                    estimate,
-                    reads,
-                    resumed,
-                });
-            }
-            Polled::Resolved(outcome)
+            let record = super::ProbeRecord {
+                source: self.source_name.clone(),
+                target: Arc::from(spec.target.as_str()),
+                sentinel: sentinel.id.clone(),
+                seq: self.seq,
+                outcome,
+                estimate,
+                reads,
+                resumed,
+            };
+            Polled::Resolved(outcome, Box::new(record))
         };
         let interrupted = |last_miss: Option<Instant>| {
             path.release(Some(self.seq));
