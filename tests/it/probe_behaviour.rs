@@ -684,3 +684,114 @@ paths:
         "writes waited longer than request_timeout at the gate"
     );
 }
+
+/// t-visibility (`lagwatch_reads_total`): on replicas with a fixed lag, every read younger than
+/// the lag is stale and every older one fresh, and every read of every probe is counted once.
+#[tokio::test(start_paused = true)]
+async fn every_read_is_counted_fresh_or_stale_by_its_age_as_the_truth_says() {
+    let app = common::app(
+        r#"
+instance: t
+systems:
+  src: { kind: simulated, seed: 5, write_latency: 200ms }
+  near: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 3s } }
+  far: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 45s } }
+paths:
+  - { source: src, target: near, interval: 10s, timeout: 10m, objective: 1m }
+  - { source: src, target: far, interval: 10s, timeout: 10m, objective: 1m, max_in_flight: 20 }
+"#,
+    );
+    let records = run_until(&app, 80).await;
+    let metrics = app.engine.metrics();
+    let bounds = lagwatch::metrics::series::READ_AGE_BOUNDS;
+    for (target, lag) in [("near", 3.0), ("far", 45.0)] {
+        let series = metrics.paths.get("src", target).expect("the path's series");
+        // The write commits half-way through its 200 ms: the sentinel is visible `lag - 0.1 s`
+        // after the acknowledgement.
+        let visible_after = lag - 0.1;
+        let (mut fresh, mut stale) = (0, 0);
+        for (b, upper) in bounds.iter().enumerate() {
+            let lower = if b == 0 { 0.0 } else { bounds[b - 1] };
+            let (f, s) = (series.reads_in(b, true), series.reads_in(b, false));
+            if *upper < visible_after {
+                assert_eq!(
+                    f, 0,
+                    "{target}: fresh reads aged up to {upper}s, before the truth"
+                );
+            }
+            if lower >= visible_after {
+                assert_eq!(
+                    s, 0,
+                    "{target}: stale reads aged over {lower}s, after the truth"
+                );
+            }
+            fresh += f;
+            stale += s;
+        }
+        let reads: u64 = records
+            .iter()
+            .filter(|r| &*r.target == target)
+            .map(|r| u64::from(r.reads))
+            .sum();
+        // Reads of probes still in flight when the run stopped are counted too.
+        assert!(
+            fresh + stale >= reads && reads > 0,
+            "{target}: {fresh} fresh + {stale} stale counted, {reads} reads in resolved probes"
+        );
+        // Each traced read is in the bucket of its own age, with its own result.
+        let handle = app
+            .engine
+            .paths()
+            .iter()
+            .find(|p| p.spec.target == target)
+            .expect("the path")
+            .clone();
+        let mut traced = [[0u64; 16]; 2];
+        for trace in handle.state().traces.iter() {
+            let view = trace.view("src", target, "t", handle.rules());
+            for read in &view.reads {
+                let age = read.sent_after_ack_seconds;
+                // Traces keep milliseconds: a read that close to a bound is left out.
+                if bounds.iter().any(|b| (age - b).abs() < 0.002) {
+                    continue;
+                }
+                let b = bounds.iter().position(|b| age <= *b).expect("+Inf");
+                match read.result {
+                    lagwatch::probe::trace::ReadResult::Present => traced[0][b] += 1,
+                    lagwatch::probe::trace::ReadResult::Absent => traced[1][b] += 1,
+                    other => panic!("{target}: a clean replica answered {other:?}"),
+                }
+            }
+        }
+        for b in 0..bounds.len() {
+            for (r, fresh) in [(0, true), (1, false)] {
+                assert!(
+                    series.reads_in(b, fresh) >= traced[r][b],
+                    "{target}: {} {} reads counted aged up to {}s, {} traced",
+                    series.reads_in(b, fresh),
+                    if fresh { "fresh" } else { "stale" },
+                    bounds[b],
+                    traced[r][b]
+                );
+            }
+        }
+        assert!(
+            fresh > 0 && stale > 0,
+            "{target}: {fresh} fresh, {stale} stale"
+        );
+    }
+    // Exposed with its labels sorted by name, one series per (age bucket, result) read.
+    let text = metrics.render();
+    assert!(
+        text.contains("# TYPE lagwatch_reads_total counter"),
+        "{text}"
+    );
+    let far_stale: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("lagwatch_reads_total{age_le=\"")
+                && l.contains("\",result=\"stale\",source=\"src\",target=\"far\"} ")
+        })
+        .collect();
+    assert!(!far_stale.is_empty(), "{text}");
+}

@@ -27,6 +27,37 @@ pub const LAG_BUCKET_FACTORS: [f64; 5] = [0.125, 0.25, 0.5, 1.0, 2.0];
 /// Outcome labels, in `Outcome` order (`Outcome::label` reads them from here).
 pub const OUTCOMES: [&str; 5] = ["converged", "timeout", "mismatch", "error", "halted"];
 
+/// Upper bounds, in seconds, of the age buckets of `lagwatch_reads_total` (the last is
+/// `+Inf`): fixed for every path, so t-visibility curves compare across paths and lagwatch
+/// versions. Ages from a quarter second (dual-write) to hours (lakes).
+pub const READ_AGE_BOUNDS: [f64; 16] = [
+    0.25,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    f64::INFINITY,
+];
+
+/// `age_le` values of [`READ_AGE_BOUNDS`], as exported.
+const READ_AGE_LABELS: [&str; 16] = [
+    "0.25", "0.5", "1", "2", "5", "10", "20", "30", "60", "120", "300", "600", "1800", "3600",
+    "7200", "+Inf",
+];
+
+/// The `result` of a t-visibility read: index 0 in [`PathSeries`]' read counters.
+const READ_RESULTS: [&str; 2] = ["fresh", "stale"];
+
 /// `lagwatch_path_state` values, in `PathStatus` order.
 pub const STATES: [&str; 6] = [
     "idle",
@@ -218,6 +249,10 @@ pub struct PathSeries {
     pub skipped: Lazy,
     pub monotonic: Lazy,
     lookup_errors: [Lazy; 6],
+    /// t-visibility reads by result (fresh, stale) and age bucket.
+    reads: [[Lazy; 16]; 2],
+    /// `result="…",source="…",target="…"` for each result, rendered once.
+    read_labels: [String; 2],
     state: AtomicU8,
     /// The label set of each state, sorted by name (`source`, `state`, `target`).
     state_labels: [String; 6],
@@ -241,6 +276,7 @@ impl PathSeries {
         expose::escape_into(&mut labels, target);
         labels.push('"');
         let bounds = lag_bounds(shape.objective);
+        let read_labels = READ_RESULTS.map(|r| format!("result=\"{r}\",{labels}"));
         let state_labels = STATES.map(|st| {
             let mut l = String::from("source=\"");
             expose::escape_into(&mut l, source);
@@ -271,9 +307,28 @@ impl PathSeries {
             skipped: Lazy::default(),
             monotonic: Lazy::default(),
             lookup_errors: Default::default(),
+            reads: Default::default(),
+            read_labels,
             state: AtomicU8::new(0),
             state_labels,
         }
+    }
+
+    /// Counts a t-visibility read of age `age` seconds (since the write's acknowledgement):
+    /// `fresh` when it returned the sentinel, stale when it answered absent.
+    pub fn read_observed(&self, age: f64, fresh: bool) {
+        let bucket = READ_AGE_BOUNDS
+            .iter()
+            .position(|b| age <= *b)
+            .unwrap_or(READ_AGE_BOUNDS.len() - 1);
+        self.reads[usize::from(!fresh)][bucket].inc();
+    }
+
+    /// Reads counted in the age bucket ending at `READ_AGE_BOUNDS[bucket]`, by result.
+    pub fn reads_in(&self, bucket: usize, fresh: bool) -> u64 {
+        self.reads[usize::from(!fresh)]
+            .get(bucket)
+            .map_or(0, Lazy::get)
     }
 
     fn fits(&self, shape: PathShape) -> bool {
@@ -495,6 +550,21 @@ const FAMILIES: &[Family] = &[
                 &p.lookup_errors,
                 &p.labels,
             );
+        },
+    },
+    Family {
+        name: "lagwatch_reads_total",
+        help: "t-visibility: target reads of sentinels by age and result. age_le is the upper bound of the read's age bucket (seconds from the write's acknowledgement to the read; buckets are not cumulative), result is fresh (the sentinel was there) or stale (absent); failed reads and reads of other content are not counted. fresh / (fresh + stale) of one bucket is the probability that a read of that age sees the write. A series appears with its first read.",
+        kind: Kind::Counter,
+        write: |p, out, _, name| {
+            for (r, labels) in p.read_labels.iter().enumerate() {
+                for (b, age) in READ_AGE_LABELS.iter().enumerate() {
+                    let n = p.reads[r][b].get();
+                    if n > 0 {
+                        sample_label_first(out, name, "age_le", age, labels, n);
+                    }
+                }
+            }
         },
     },
     Family {
@@ -750,6 +820,30 @@ impl SystemFamilies {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_falls_in_the_bucket_its_age_is_at_most() {
+        let p = PathSeries::new("s", "t", shape());
+        p.read_observed(0.0, true);
+        p.read_observed(1.0, false);
+        p.read_observed(1.000_001, false);
+        p.read_observed(7200.5, true);
+        assert_eq!(p.reads_in(0, true), 1);
+        assert_eq!(p.reads_in(2, false), 1, "exactly on a bound: that bucket");
+        assert_eq!(p.reads_in(3, false), 1);
+        assert_eq!(p.reads_in(15, true), 1);
+        let mut out = String::new();
+        for f in FAMILIES.iter().filter(|f| f.name == "lagwatch_reads_total") {
+            (f.write)(&p, &mut out, Format::Text, f.name);
+        }
+        assert_eq!(
+            out,
+            "lagwatch_reads_total{age_le=\"0.25\",result=\"fresh\",source=\"s\",target=\"t\"} 1\n\
+             lagwatch_reads_total{age_le=\"+Inf\",result=\"fresh\",source=\"s\",target=\"t\"} 1\n\
+             lagwatch_reads_total{age_le=\"1\",result=\"stale\",source=\"s\",target=\"t\"} 1\n\
+             lagwatch_reads_total{age_le=\"2\",result=\"stale\",source=\"s\",target=\"t\"} 1\n"
+        );
+    }
 
     fn shape() -> PathShape {
         PathShape {

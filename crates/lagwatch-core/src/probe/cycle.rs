@@ -633,6 +633,17 @@ impl Cycle {
                 read,
                 result.as_ref().err().map(ReadError::of),
             );
+            // t-visibility: what a read of this age saw. A resumed probe's acknowledgement is
+            // from the wall clock of an earlier process, so its ages are left out (as its lag
+            // is left out of the lag histogram).
+            if !resumed {
+                let age = req_sent.saturating_duration_since(acked);
+                match read {
+                    ReadResult::Present => path.on_read(age, true),
+                    ReadResult::Absent => path.on_read(age, false),
+                    ReadResult::Mismatch | ReadResult::Error => {}
+                }
+            }
             match result {
                 Ok(Lookup::Absent) => {
                     if first_hit.is_none()

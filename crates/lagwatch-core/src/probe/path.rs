@@ -315,6 +315,12 @@ impl PathHandle {
         s.last_error_message = Some(message.into());
     }
 
+    /// A read of a sentinel `age` after its write was acknowledged: fresh (it was there) or
+    /// stale (absent), for the t-visibility curve.
+    pub fn on_read(&self, age: Duration, fresh: bool) {
+        self.m.read_observed(age.as_secs_f64(), fresh);
+    }
+
     pub fn on_monotonic_violation(&self) {
         self.m.monotonic.inc();
     }
