@@ -31,6 +31,10 @@ pub fn every_series(m: &lagwatch::metrics::Metrics, source: &str, target: &str) 
     p.last_converged.set(1.0);
     p.skipped.inc();
     p.monotonic.inc();
+    p.read_observed(1.0, true);
+    p.read_observed(1.0, false);
+    // Exported for the guarantees the path declares only.
+    p.contract_violated(0);
     for outcome in 0..5 {
         p.probe(outcome, true);
     }

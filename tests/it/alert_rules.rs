@@ -313,6 +313,7 @@ fn rules_read_only_metrics_lagwatch_exports_or_the_proposed_ones() {
             timeout: 600.0,
             synchronous: true,
             records_apply_time: true,
+            declared: [true],
         },
     );
     m.init_source("src");

@@ -44,7 +44,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_defaults.yaml",
         "defaults.timout",
-        "unknown key; the keys allowed here are: interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll",
+        "unknown key; the keys allowed here are: interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, contract",
     ),
     case(
         "unknown_key_server.yaml",
@@ -54,7 +54,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_path.yaml",
         "paths[1].objectve",
-        "unknown key; the keys allowed here are: source, target, interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, reconcile",
+        "unknown key; the keys allowed here are: source, target, interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, contract, reconcile",
     ),
     case(
         "unknown_key_poll.yaml",
@@ -286,6 +286,21 @@ const CASES: &[Case] = &[
         "timeout_below_poll_first_override.yaml",
         "paths[0].timeout",
         "the timeout (3s) must be longer than the first poll (5s), or no sentinel is ever read",
+    ),
+    case(
+        "contract_objective_twice.yaml",
+        "paths[0].contract.visibility",
+        "the objective is given twice: as objective and as contract.visibility; keep one",
+    ),
+    case(
+        "contract_unknown_guarantee.yaml",
+        "paths[0].contract.causal",
+        "unknown key; the keys allowed here are: visibility, monotonic_reads",
+    ),
+    case(
+        "contract_visibility_over_timeout.yaml",
+        "paths[0].contract.visibility",
+        "the objective (15m) is longer than the timeout (10m): lags above the timeout are never measured",
     ),
     case(
         "objective_over_timeout.yaml",

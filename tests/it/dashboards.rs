@@ -3,7 +3,8 @@
 //!
 //! Conventions (grafana/dashboard-linter's rules where they apply, plus ours): one `datasource`
 //! variable used by every panel and target, no `__inputs`; a title, description and known unit
-//! on every panel; `$__rate_interval` as the range of every range selector; counters (and
+//! on every panel; `$__rate_interval` as the range of every range selector (or `$__range` in an
+//! instant query, which charts the whole time range at once); counters (and
 //! histogram `_bucket`/`_sum`/`_count` series) only inside `rate`/`increase`/`irate`, and
 //! nothing else inside them; `job` and `instance` matchers on every selector; unique panel ids
 //! and a `gridPos` for each, without overlaps; a stable uid per file; `editable: false`; and a
@@ -31,6 +32,7 @@ const ALERTS: &[&str] = &[
     "LagwatchPathNotConverging",
     "LagwatchDualWritePaused",
     "LagwatchReadYourWritesViolated",
+    "LagwatchContractViolated",
     "LagwatchSentinelWritesFailing",
     "LagwatchSourceThrottled",
     "LagwatchClockOffsetHigh",
@@ -55,6 +57,10 @@ const ALERT_BACKED: &[(&str, &str)] = &[
     (
         "lagwatch_read_your_writes_violations_total",
         "LagwatchReadYourWritesViolated",
+    ),
+    (
+        "lagwatch_contract_violations_total",
+        "LagwatchContractViolated",
     ),
     (
         "lagwatch_sentinel_writes_total",
@@ -109,6 +115,10 @@ const TARGET_LABELS: &[&str] = &["job", "instance"];
 const RATE_INTERVAL_STANDIN: &str = "7m13s";
 const RATE_INTERVAL_SECONDS: u64 = 433;
 
+/// What `$__range` is replaced with, the same way.
+const RANGE_STANDIN: &str = "6h11m";
+const RANGE_SECONDS: u64 = 22_260;
+
 /// Variables Grafana defines itself.
 const BUILTIN_VARIABLES: &[&str] = &[
     "__rate_interval",
@@ -147,7 +157,7 @@ systems:
     payload_column: description
 paths:
   - { source: crm, target: replica, objective: 5s }
-  - { source: crm, target: es, objective: 5s }
+  - { source: crm, target: es, objective: 5s, contract: { monotonic_reads: true } }
   - { source: crm, target: lake, objective: 5m }
   - { source: crm, target: fabric, objective: 5m }
 "#;
@@ -306,7 +316,9 @@ fn variables_in(text: &str) -> Vec<String> {
 fn substitute(expr: &str) -> String {
     let expr = expr
         .replace("${__rate_interval}", RATE_INTERVAL_STANDIN)
-        .replace("$__rate_interval", RATE_INTERVAL_STANDIN);
+        .replace("$__rate_interval", RATE_INTERVAL_STANDIN)
+        .replace("${__range}", RANGE_STANDIN)
+        .replace("$__range", RANGE_STANDIN);
     let mut out = String::with_capacity(expr.len());
     let mut rest = expr.as_str();
     while let Some(i) = rest.find('$') {
@@ -333,15 +345,17 @@ struct ExprReport {
     /// Series names the expression selects.
     metrics: BTreeSet<String>,
     problems: Vec<String>,
+    /// A range selector spans `$__range`.
+    whole_range: bool,
 }
 
 /// Parses a (Grafana) PromQL expression and checks it against the exposition.
 fn check_expr(expr: &str, expo: &Exposition) -> ExprReport {
     let mut report = ExprReport::default();
-    if expr.contains(RATE_INTERVAL_STANDIN) {
-        report
-            .problems
-            .push(format!("uses {RATE_INTERVAL_STANDIN} literally"));
+    if expr.contains(RATE_INTERVAL_STANDIN) || expr.contains(RANGE_STANDIN) {
+        report.problems.push(format!(
+            "uses {RATE_INTERVAL_STANDIN} or {RANGE_STANDIN} literally"
+        ));
     }
     match parser::parse(&substitute(expr)) {
         Ok(ast) => walk(&ast, false, expo, &mut report),
@@ -389,7 +403,9 @@ fn walk(e: &Expr, in_rate: bool, expo: &Exposition, r: &mut ExprReport) {
         }
         Expr::MatrixSelector(ms) => {
             let name = selector(&ms.vs, expo, r);
-            if ms.range != Duration::from_secs(RATE_INTERVAL_SECONDS) {
+            if ms.range == Duration::from_secs(RANGE_SECONDS) {
+                r.whole_range = true;
+            } else if ms.range != Duration::from_secs(RATE_INTERVAL_SECONDS) {
                 r.problems.push(format!(
                     "range selector on {name} does not use $__rate_interval"
                 ));
@@ -688,6 +704,12 @@ fn check_dashboard(file: &str, dash: &Value, expo: &Exposition) -> Vec<String> {
             for p in report.problems {
                 bad(format!("{what}: {p} in `{expr}`"));
             }
+            // `$__range` charts the whole time range at once: one value, an instant query.
+            if report.whole_range && t["instant"] != json!(true) {
+                bad(format!(
+                    "{what}: `$__range` outside an instant query in `{expr}`"
+                ));
+            }
             for used in variables_in(expr) {
                 if !defined.contains(&used) {
                     bad(format!("{what}: refers to undefined variable ${used}"));
@@ -845,9 +867,9 @@ fn the_exposition_offers_what_the_checks_rely_on() {
         .keys()
         .filter(|n| n.starts_with("lagwatch_"))
         .count();
-    // 48 families, three of them histograms (_bucket, _sum, _count). A new family whose
+    // 50 families, three of them histograms (_bucket, _sum, _count). A new family whose
     // series appear only on an event needs one made in exposition().
-    assert_eq!(families, 48 - 3 + 3 * 3, "{:?}", expo.series.keys());
+    assert_eq!(families, 50 - 3 + 3 * 3, "{:?}", expo.series.keys());
 }
 
 #[test]
@@ -927,6 +949,13 @@ fn the_checks_catch_broken_dashboards() {
         .iter()
         .position(|p| p["links"].as_array().is_some_and(|l| !l.is_empty()))
         .unwrap();
+    // The first time series panel (its queries run over time, not once).
+    let over_time = good["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|p| p["type"] == "timeseries")
+        .unwrap();
     type Breakage = (&'static str, Box<dyn Fn(&mut Value)>, &'static str);
     let cases: Vec<Breakage> = vec![
         (
@@ -985,6 +1014,15 @@ fn the_checks_catch_broken_dashboards() {
             "editable",
             Box::new(|d| d["editable"] = json!(true)),
             "editable",
+        ),
+        (
+            "$__range in a query over time",
+            Box::new(move |d| {
+                d["panels"][over_time]["targets"][0]["expr"] = json!(
+                    "sum by (source, target) (increase(lagwatch_reads_total{job=~\"$job\", instance=~\"$instance\"}[$__range]))"
+                )
+            }),
+            "outside an instant query",
         ),
         (
             "another uid",

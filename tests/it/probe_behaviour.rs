@@ -795,3 +795,59 @@ paths:
         .collect();
     assert!(!far_stale.is_empty(), "{text}");
 }
+
+/// A path that declares `contract.monotonic_reads` counts each sentinel it saw and then lost as
+/// a violation of its contract; the same replica read by a path that does not declare it counts
+/// the loss only as what it is (`lagwatch_monotonic_read_violations_total`).
+#[tokio::test(start_paused = true)]
+async fn a_lost_sentinel_violates_a_declared_monotonic_reads_contract_only() {
+    let app = common::app(
+        r#"
+instance: t
+systems:
+  src: { kind: simulated }
+  promised: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 20s }, flap_probability: 1 }
+  plain: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 20s }, flap_probability: 1 }
+paths:
+  - { source: src, target: promised, interval: 30s, timeout: 2m, confirm: 15s, contract: { visibility: 1m, monotonic_reads: true } }
+  - { source: src, target: plain, interval: 30s, timeout: 2m, objective: 1m, confirm: 15s }
+"#,
+    );
+    run_until(&app, 16).await;
+    let promised = "source=\"src\",target=\"promised\"";
+    let lost = counter(
+        &app,
+        &format!("lagwatch_monotonic_read_violations_total{{{promised}}}"),
+    );
+    let violated = counter(
+        &app,
+        &format!("lagwatch_contract_violations_total{{guarantee=\"monotonic_reads\",{promised}}}"),
+    );
+    assert!(lost >= 1.0, "the glimpse was seen and lost at least once");
+    assert_eq!(
+        violated, lost,
+        "each loss violates the declared contract once"
+    );
+    assert_eq!(
+        counter(
+            &app,
+            &format!("lagwatch_lag_objective_seconds{{{promised}}}")
+        ),
+        60.0,
+        "contract.visibility is the objective"
+    );
+    let plain = "source=\"src\",target=\"plain\"";
+    assert!(
+        counter(
+            &app,
+            &format!("lagwatch_monotonic_read_violations_total{{{plain}}}")
+        ) >= 1.0
+    );
+    let text = app.engine.metrics().render();
+    assert!(
+        !text.contains(&format!(
+            "lagwatch_contract_violations_total{{guarantee=\"monotonic_reads\",{plain}}}"
+        )),
+        "an undeclared guarantee is not a contract: {text}"
+    );
+}

@@ -254,6 +254,8 @@ fn dashboard_queries() -> Vec<(String, String)> {
                 let q = expr
                     .replace("${__rate_interval}", "30s")
                     .replace("$__rate_interval", "30s")
+                    .replace("${__range}", "5m")
+                    .replace("$__range", "5m")
                     .replace("${job}", "lagwatch")
                     .replace("$job", "lagwatch")
                     .replace("${instance}", ".+")

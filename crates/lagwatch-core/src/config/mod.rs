@@ -128,6 +128,41 @@ pub struct PathSpec {
     pub poll: PollPolicy,
     /// Tables compared between source and target (see `reconcile::spec`).
     pub reconcile: Vec<crate::config::reconcile::ReconcileSpec>,
+    /// The guarantees the path promises beyond its objective (`contract:`).
+    pub contract: Contract,
+}
+
+/// What a path promises beyond its lag objective: each guarantee declared under `contract:`
+/// (per path or in `defaults`), else what its target's kind promises. A measured violation of
+/// a declared guarantee counts in `lagwatch_contract_violations_total`; an undeclared one is
+/// only reported by its own metric. Only guarantees lagwatch measures can be declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Contract {
+    /// A reader never sees an older state after a newer one: a sentinel once seen at the
+    /// target is never missing from a later read.
+    pub monotonic_reads: bool,
+}
+
+impl Contract {
+    /// Every guarantee a contract can declare, as `lagwatch_contract_violations_total` names it.
+    pub const GUARANTEES: [&'static str; 1] = ["monotonic_reads"];
+
+    /// Whether the guarantee named `guarantee` (one of [`Contract::GUARANTEES`]) is declared.
+    pub fn declares_named(&self, guarantee: &str) -> bool {
+        match guarantee {
+            "monotonic_reads" => self.monotonic_reads,
+            _ => false,
+        }
+    }
+}
+
+/// `contract:` as written.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContract {
+    /// The lag objective, as `objective` (one of the two, not both).
+    visibility: Option<Dur>,
+    monotonic_reads: Option<bool>,
 }
 
 /// Path settings that may be given per path or once under `defaults`.
@@ -142,6 +177,7 @@ struct PathSettings {
     retention: Option<Dur>,
     request_timeout: Option<Dur>,
     poll: Option<PollSettings>,
+    contract: Option<RawContract>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -169,6 +205,7 @@ struct RawPath {
     retention: Option<Dur>,
     request_timeout: Option<Dur>,
     poll: Option<PollSettings>,
+    contract: Option<RawContract>,
     #[serde(default)]
     reconcile: Vec<crate::config::reconcile::RawReconcile>,
 }
@@ -184,6 +221,7 @@ impl RawPath {
             retention: self.retention,
             request_timeout: self.request_timeout,
             poll: self.poll.clone(),
+            contract: self.contract,
         }
     }
 }
@@ -315,6 +353,13 @@ impl Config {
                 p.poll.factor,
                 Dur(p.poll.max_gap),
             );
+            let declared: Vec<&str> = Contract::GUARANTEES
+                .into_iter()
+                .filter(|g| p.contract.declares_named(g))
+                .collect();
+            if !declared.is_empty() {
+                let _ = writeln!(out, "    contract: {}", declared.join(", "));
+            }
             for r in &p.reconcile {
                 let side = |s: &crate::config::reconcile::Side| {
                     format!(
@@ -686,12 +731,37 @@ fn resolve_path(
         defaults.timeout,
         default::TIMEOUT,
     );
-    let (objective, objective_key) = pick(
-        keys,
-        "objective",
+    let own_contract = own.contract.unwrap_or_default();
+    let defaults_contract = defaults.contract.unwrap_or_default();
+    for (settings, contract, at) in [
+        (own, own_contract, key),
+        (defaults, defaults_contract, "defaults"),
+    ] {
+        if settings.objective.is_some() && contract.visibility.is_some() {
+            return Err(Issue::new(
+                format!("{at}.contract.visibility"),
+                "the objective is given twice: as objective and as contract.visibility; keep one",
+            ));
+        }
+    }
+    let (objective, objective_key) = match (
         own.objective,
+        own_contract.visibility,
         defaults.objective,
-        default::OBJECTIVE,
+        defaults_contract.visibility,
+    ) {
+        (Some(v), ..) => (v, format!("{key}.objective")),
+        (None, Some(v), ..) => (v, format!("{key}.contract.visibility")),
+        (None, None, Some(v), _) => (v, "defaults.objective".to_string()),
+        (None, None, None, Some(v)) => (v, "defaults.contract.visibility".to_string()),
+        (None, None, None, None) => (default::OBJECTIVE, format!("{key}.objective")),
+    };
+    let (monotonic_reads, _) = pick(
+        (&format!("{key}.contract"), "defaults.contract"),
+        "monotonic_reads",
+        own_contract.monotonic_reads,
+        defaults_contract.monotonic_reads,
+        target.monotonic_reads(),
     );
     let (max_in_flight, max_key) = pick(
         keys,
@@ -816,6 +886,7 @@ fn resolve_path(
         retention,
         request_timeout,
         poll,
+        contract: Contract { monotonic_reads },
     })
 }
 

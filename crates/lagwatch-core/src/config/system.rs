@@ -29,6 +29,11 @@ pub trait SystemSpec: fmt::Debug + Send + Sync + Any {
     fn synchronous_within(&self) -> Option<std::time::Duration> {
         None
     }
+    /// Whether the kind promises monotonic reads (a record once seen is never missing from a
+    /// later read), the default of `contract.monotonic_reads` on the paths reading it.
+    fn monotonic_reads(&self) -> bool {
+        false
+    }
     /// `Ok` if its rows can be listed for reconciliation (its built `System` then has an
     /// `inventory`), else the reason why not.
     fn can_list(&self) -> Result<(), String> {

@@ -251,6 +251,9 @@ pub struct PathSeries {
     lookup_errors: [Lazy; 6],
     /// t-visibility reads by result (fresh, stale) and age bucket.
     reads: [[Lazy; 16]; 2],
+    /// Violations of declared guarantees, by guarantee.
+    contract_violations: [Lazy; 1],
+    declared: [bool; 1],
     /// `result="…",source="…",target="…"` for each result, rendered once.
     read_labels: [String; 2],
     state: AtomicU8,
@@ -266,6 +269,9 @@ pub struct PathShape {
     /// A synchronous target (its `halted` outcome is exported at 0).
     pub synchronous: bool,
     pub records_apply_time: bool,
+    /// The guarantees the path's contract declares (`Contract::GUARANTEES` order): their
+    /// violation series exist at 0 from start-up.
+    pub declared: [bool; 1],
 }
 
 impl PathSeries {
@@ -309,6 +315,8 @@ impl PathSeries {
             lookup_errors: Default::default(),
             reads: Default::default(),
             read_labels,
+            contract_violations: Default::default(),
+            declared: shape.declared,
             state: AtomicU8::new(0),
             state_labels,
         }
@@ -336,6 +344,14 @@ impl PathSeries {
             && self.timeout == shape.timeout
             && self.always[4] == shape.synchronous
             && self.apply_lag.is_some() == shape.records_apply_time
+            && self.declared == shape.declared
+    }
+
+    /// Counts a measured violation of the declared guarantee `GUARANTEES[i]`.
+    pub fn contract_violated(&self, i: usize) {
+        if let Some(c) = self.contract_violations.get(i) {
+            c.inc();
+        }
     }
 
     /// Counts a resolved probe by outcome index (`Outcome` order).
@@ -563,6 +579,19 @@ const FAMILIES: &[Family] = &[
                     if n > 0 {
                         sample_label_first(out, name, "age_le", age, labels, n);
                     }
+                }
+            }
+        },
+    },
+    Family {
+        name: "lagwatch_contract_violations_total",
+        help: "Measured violations of a guarantee the path's contract declares (contract: in the configuration, or its target kind's default), by guarantee: monotonic_reads (a sentinel seen at the target was missing from a later read). Exported at 0 for each declared guarantee; an undeclared one is not counted here.",
+        kind: Kind::Counter,
+        write: |p, out, _, name| {
+            for (i, g) in crate::config::Contract::GUARANTEES.iter().enumerate() {
+                if p.declared[i] {
+                    let n = p.contract_violations[i].get();
+                    sample_label_first(out, name, "guarantee", g, &p.labels, n);
                 }
             }
         },
@@ -851,6 +880,7 @@ mod tests {
             timeout: 120.0,
             synchronous: false,
             records_apply_time: false,
+            declared: [false],
         }
     }
 

@@ -234,6 +234,8 @@ impl PathHandle {
                 timeout: spec.timeout.get().as_secs_f64(),
                 synchronous: target.synchronous_within().is_some(),
                 records_apply_time: target.records_apply_time(),
+                declared: crate::config::Contract::GUARANTEES
+                    .map(|g| spec.contract.declares_named(g)),
             },
         );
         PathHandle {
@@ -323,6 +325,9 @@ impl PathHandle {
 
     pub fn on_monotonic_violation(&self) {
         self.m.monotonic.inc();
+        if self.spec.contract.monotonic_reads {
+            self.m.contract_violated(0);
+        }
     }
 
     /// Records the lag the target's own clock gives a converged sentinel.

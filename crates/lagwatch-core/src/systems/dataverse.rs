@@ -115,6 +115,11 @@ impl SystemSpec for DataverseConfig {
         "dataverse"
     }
 
+    /// One database read by key: a row once there stays until it is deleted.
+    fn monotonic_reads(&self) -> bool {
+        true
+    }
+
     fn can_list(&self) -> Result<(), String> {
         Ok(())
     }

@@ -278,6 +278,12 @@ impl SystemSpec for FoOdataConfig {
         "fo_odata"
     }
 
+    /// Dual-write commits the F&O row in the Dataverse write's transaction: once there, it
+    /// stays until it is deleted.
+    fn monotonic_reads(&self) -> bool {
+        true
+    }
+
     fn can_list(&self) -> Result<(), String> {
         Ok(())
     }
