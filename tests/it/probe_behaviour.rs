@@ -850,4 +850,18 @@ paths:
         )),
         "an undeclared guarantee is not a contract: {text}"
     );
+    // The status page and /api/v1/paths show the declared guarantee, how often and when it broke.
+    let views = lagwatch::status::views(&app.engine);
+    let view = |target: &str| {
+        views
+            .iter()
+            .find(|v| v.target == target)
+            .expect("the path's view")
+    };
+    let promised = &view("promised").contract;
+    assert_eq!(promised.len(), 1, "{promised:?}");
+    assert_eq!(promised[0].guarantee, "monotonic_reads");
+    assert_eq!(promised[0].violations as f64, violated);
+    assert!(promised[0].last_violation_at.is_some(), "{promised:?}");
+    assert!(view("plain").contract.is_empty());
 }

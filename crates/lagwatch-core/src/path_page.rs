@@ -258,6 +258,7 @@ mod tests {
             last_converged_at: None,
             writes_failing: false,
             expected_convergence: None,
+            contract: Vec::new(),
         }
     }
 

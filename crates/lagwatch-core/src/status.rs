@@ -58,6 +58,19 @@ pub struct PathView {
     pub last_converged_at: Option<String>,
     /// `None` while the path is stuck or failing: no honest promise can be made then.
     pub expected_convergence: Option<ExpectedConvergence>,
+    /// The guarantees the path's contract declares, and how each fared.
+    pub contract: Vec<GuaranteeView>,
+}
+
+/// One declared guarantee of a path, as the status page and `/api/v1/paths` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GuaranteeView {
+    /// As `lagwatch_contract_violations_total` names it (`monotonic_reads`).
+    pub guarantee: &'static str,
+    /// Violations measured since lagwatch started.
+    pub violations: u64,
+    /// When it was last broken (RFC 3339 UTC), if it was.
+    pub last_violation_at: Option<String>,
 }
 
 fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
@@ -160,6 +173,16 @@ impl PathView {
             }) && s.pending.is_empty(),
             last_converged_at: s.last_converged_at.map(rfc),
             expected_convergence: expected,
+            contract: crate::config::Contract::GUARANTEES
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| spec.contract.declares_named(g))
+                .map(|(i, g)| GuaranteeView {
+                    guarantee: g,
+                    violations: path.contract_violations(i),
+                    last_violation_at: s.contract_broken_at.get(i).copied().flatten().map(rfc),
+                })
+                .collect(),
         }
     }
 }
@@ -337,6 +360,27 @@ a{{color:#0969da}}
     );
 }
 
+/// A line per declared guarantee under a path's state: kept, or broken how often and when last.
+fn contract_lines(contract: &[GuaranteeView]) -> String {
+    let mut out = String::new();
+    for g in contract {
+        let name = g.guarantee.replace('_', " ");
+        match (&g.last_violation_at, g.violations) {
+            (_, 0) => {
+                let _ = write!(out, r#"<div class="contract">{name}: kept</div>"#);
+            }
+            (last, n) => {
+                let _ = write!(
+                    out,
+                    r#"<div class="contract broken" title="last at {at}">{name}: broken {n}×</div>"#,
+                    at = esc(last.as_deref().unwrap_or("?")),
+                );
+            }
+        }
+    }
+    out
+}
+
 /// The status page: plain HTML that refreshes itself, readable without JavaScript.
 pub fn render_html(
     instance: &str,
@@ -350,6 +394,7 @@ pub fn render_html(
         5,
         "th,td{white-space:nowrap} td.num{text-align:right;font-variant-numeric:tabular-nums}\n\
          div.msg{max-width:22rem;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}\n\
+         div.contract{font-size:.8rem;color:#116329;margin-top:.2rem} div.contract.broken{color:#a40e26;font-weight:600}\n\
          footer{margin-top:1rem;color:#57606a;font-size:.85rem}",
     );
     let _ = write!(
@@ -374,12 +419,13 @@ pub fn render_html(
             .unwrap_or_else(|| "–".to_string());
         let _ = writeln!(
             h,
-            r#"<tr data-path="{src}->{tgt}"><td><a href="{page}">{src} → {tgt}</a></td><td><span class="state {st}">{st}</span></td><td class="num">{last}</td><td class="num">{p50} / {p95}</td><td class="num">{success}</td><td class="num">{stale}</td><td class="num">{obj}</td><td class="num">{inflight}</td><td><div class="msg" title="{title}">{err}</div></td></tr>"#,
+            r#"<tr data-path="{src}->{tgt}"><td><a href="{page}">{src} → {tgt}</a></td><td><span class="state {st}">{st}</span>{contract}</td><td class="num">{last}</td><td class="num">{p50} / {p95}</td><td class="num">{success}</td><td class="num">{stale}</td><td class="num">{obj}</td><td class="num">{inflight}</td><td><div class="msg" title="{title}">{err}</div></td></tr>"#,
             src = esc(&v.source),
             tgt = esc(&v.target),
             page = esc(&path_page_url(&v.source, &v.target)),
             title = esc(v.last_error_message.as_deref().unwrap_or_default()),
             st = v.state.label(),
+            contract = contract_lines(&v.contract),
             p50 = opt(v.p50_seconds_1h),
             p95 = opt(v.p95_seconds_1h),
             stale = staleness_cell(v),
@@ -411,6 +457,29 @@ pub fn render_html(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_declared_guarantee_shows_kept_or_broken_with_when() {
+        let kept = GuaranteeView {
+            guarantee: "monotonic_reads",
+            violations: 0,
+            last_violation_at: None,
+        };
+        let broken = GuaranteeView {
+            violations: 3,
+            last_violation_at: Some("2026-12-05T22:40:01.000Z".into()),
+            ..kept.clone()
+        };
+        assert_eq!(
+            contract_lines(std::slice::from_ref(&kept)),
+            r#"<div class="contract">monotonic reads: kept</div>"#
+        );
+        assert_eq!(
+            contract_lines(&[broken]),
+            r#"<div class="contract broken" title="last at 2026-12-05T22:40:01.000Z">monotonic reads: broken 3×</div>"#
+        );
+        assert_eq!(contract_lines(&[]), "");
+    }
 
     #[test]
     fn human_durations() {

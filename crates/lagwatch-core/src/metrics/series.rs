@@ -347,6 +347,11 @@ impl PathSeries {
             && self.declared == shape.declared
     }
 
+    /// Violations of the guarantee `GUARANTEES[i]` counted since start-up.
+    pub fn contract_violations(&self, i: usize) -> u64 {
+        self.contract_violations.get(i).map_or(0, Lazy::get)
+    }
+
     /// Counts a measured violation of the declared guarantee `GUARANTEES[i]`.
     pub fn contract_violated(&self, i: usize) {
         if let Some(c) = self.contract_violations.get(i) {

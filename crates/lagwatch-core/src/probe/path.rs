@@ -133,6 +133,8 @@ pub struct PathState {
     pub last_written_at: Option<DateTime<Utc>>,
     /// A write for this path has been attempted (readiness).
     pub started: bool,
+    /// When each declared guarantee (`Contract::GUARANTEES` order) was last broken.
+    pub contract_broken_at: [Option<DateTime<Utc>>; 1],
 }
 
 impl PathState {
@@ -323,10 +325,16 @@ impl PathHandle {
         self.m.read_observed(age.as_secs_f64(), fresh);
     }
 
+    /// Violations of the declared guarantee `Contract::GUARANTEES[i]` since start-up.
+    pub fn contract_violations(&self, i: usize) -> u64 {
+        self.m.contract_violations(i)
+    }
+
     pub fn on_monotonic_violation(&self) {
         self.m.monotonic.inc();
         if self.spec.contract.monotonic_reads {
             self.m.contract_violated(0);
+            self.state().contract_broken_at[0] = Some(Utc::now());
         }
     }
 
