@@ -40,6 +40,9 @@ const EVENT_BORN: &[&str] = &[
     "lagwatch_requests_total",
     "lagwatch_sentinel_deletes_owed",
     "lagwatch_sentinel_writes_total{outcome=\"throttled\"}",
+    "lagwatch_reads_total",
+    // Exists only for the guarantees a path declares (the demo's crm -> fabric declares none).
+    "lagwatch_contract_violations_total",
 ];
 
 /// Whether `selector` selects a family born with its first event and that has no series yet.
