@@ -2,7 +2,8 @@
 //! sentinel write and delete, at WARN, with the path, the sentinel key, the outcome and an
 //! error message naming the failing request (method, host and path, never its query string);
 //! a transport error names its cause and the address. Both `--log.format`s, against the
-//! emulator with faults injected (`/_faults`) and a target on a closed loopback port.
+//! emulator with faults injected (`/_faults`) and a target on a closed loopback port; and a
+//! broken declared guarantee, with the sentinel that broke it.
 
 use crate::common;
 
@@ -241,5 +242,38 @@ fn a_target_on_a_closed_port_logs_connection_refused_and_the_address_in_logfmt()
     assert!(
         line.contains(" level=warn ") && line.contains(" target=dead "),
         "{line}"
+    );
+}
+
+/// A path that declares `monotonic_reads` and whose target shows a sentinel and loses it again
+/// logs a WARN naming the path, the guarantee and the sentinel: what the runbook of
+/// `LagwatchContractViolated` starts from.
+#[test]
+fn a_broken_declared_guarantee_is_a_warning_naming_its_sentinel() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("lagwatch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+instance: {INSTANCE}
+systems:
+  crm: {{ kind: simulated }}
+  search: {{ kind: simulated, replica_of: crm, lag: {{ distribution: fixed, value: 2s }}, flap_probability: 1 }}
+paths:
+  - {{ source: crm, target: search, interval: 1s, timeout: 20s, objective: 10s, confirm: 2s, contract: {{ monotonic_reads: true }} }}
+"#
+        ),
+    )
+    .expect("config");
+    let (_lagwatch, log) = common::demo::run_logged(&config, &["--log.format=json"], "info");
+    let r = wait_for(&log, "a broken guarantee's warning", WAIT, |r| {
+        get(r, "level") == "warn" && get(r, "guarantee") == "monotonic_reads"
+    });
+    assert_sentinel(&r);
+    assert_eq!((get(&r, "source"), get(&r, "target")), ("crm", "search"));
+    assert!(
+        get(&r, "msg").starts_with("Path broke its declared monotonic_reads guarantee"),
+        "{r:?}"
     );
 }

@@ -654,7 +654,13 @@ impl Cycle {
                     }
                     if first_hit.take().is_some() {
                         path.on_monotonic_violation();
-                        tracing::info!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, "Target lost a sentinel it had shown; measuring to the last miss.");
+                        // A declared guarantee broken can page (LagwatchContractViolated): the
+                        // line that names its sentinel is a warning then.
+                        if spec.contract.monotonic_reads {
+                            tracing::warn!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, guarantee = "monotonic_reads", "Path broke its declared monotonic_reads guarantee: the target lost a sentinel it had shown; measuring to the last miss.");
+                        } else {
+                            tracing::info!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, "Target lost a sentinel it had shown; measuring to the last miss.");
+                        }
                     }
                     last_miss = Some(req_sent);
                     if at_deadline {
