@@ -174,10 +174,11 @@ impl PathView {
             last_converged_at: s.last_converged_at.map(rfc),
             expected_convergence: expected,
             contract: crate::config::Contract::GUARANTEES
-                .iter()
+                .into_iter()
+                .zip(spec.contract.declared())
                 .enumerate()
-                .filter(|(_, g)| spec.contract.declares_named(g))
-                .map(|(i, g)| GuaranteeView {
+                .filter(|(_, (_, declared))| *declared)
+                .map(|(i, (g, _))| GuaranteeView {
                     guarantee: g,
                     violations: path.contract_violations(i),
                     last_violation_at: s.contract_broken_at.get(i).copied().flatten().map(rfc),

@@ -147,12 +147,12 @@ impl Contract {
     /// Every guarantee a contract can declare, as `lagwatch_contract_violations_total` names it.
     pub const GUARANTEES: [&'static str; 1] = ["monotonic_reads"];
 
-    /// Whether the guarantee named `guarantee` (one of [`Contract::GUARANTEES`]) is declared.
-    pub fn declares_named(&self, guarantee: &str) -> bool {
-        match guarantee {
-            "monotonic_reads" => self.monotonic_reads,
-            _ => false,
-        }
+    /// The index of `monotonic_reads` in [`Contract::GUARANTEES`].
+    pub const MONOTONIC_READS: usize = 0;
+
+    /// Whether each guarantee of [`Contract::GUARANTEES`] is declared, in that order.
+    pub fn declared(&self) -> [bool; 1] {
+        [self.monotonic_reads]
     }
 }
 
@@ -355,7 +355,8 @@ impl Config {
             );
             let declared: Vec<&str> = Contract::GUARANTEES
                 .into_iter()
-                .filter(|g| p.contract.declares_named(g))
+                .zip(p.contract.declared())
+                .filter_map(|(g, declared)| declared.then_some(g))
                 .collect();
             if !declared.is_empty() {
                 let _ = writeln!(out, "    contract: {}", declared.join(", "));

@@ -236,8 +236,7 @@ impl PathHandle {
                 timeout: spec.timeout.get().as_secs_f64(),
                 synchronous: target.synchronous_within().is_some(),
                 records_apply_time: target.records_apply_time(),
-                declared: crate::config::Contract::GUARANTEES
-                    .map(|g| spec.contract.declares_named(g)),
+                declared: spec.contract.declared(),
             },
         );
         PathHandle {
@@ -333,8 +332,9 @@ impl PathHandle {
     pub fn on_monotonic_violation(&self) {
         self.m.monotonic.inc();
         if self.spec.contract.monotonic_reads {
-            self.m.contract_violated(0);
-            self.state().contract_broken_at[0] = Some(Utc::now());
+            let i = crate::config::Contract::MONOTONIC_READS;
+            self.m.contract_violated(i);
+            self.state().contract_broken_at[i] = Some(Utc::now());
         }
     }
 

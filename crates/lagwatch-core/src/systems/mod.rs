@@ -158,14 +158,6 @@ impl Shared {
         map.insert(TypeId::of::<T>(), value.clone());
         value
     }
-
-    /// The value of type `T`, if a system of this build made one.
-    pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&TypeId::of::<T>())
-            .cloned()
-            .and_then(|any| any.downcast::<T>().ok())
-    }
 }
 
 type Decoder = fn(&str, serde_json::Value) -> Result<Box<dyn SystemKind>, Issue>;
