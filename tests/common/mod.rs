@@ -34,7 +34,11 @@ pub fn every_series(m: &lagwatch::metrics::Metrics, source: &str, target: &str) 
     p.read_observed(1.0, true);
     p.read_observed(1.0, false);
     // Exported for the guarantees the path declares only.
-    p.contract_violated(0);
+    for i in 0..lagwatch::config::Contract::N {
+        p.contract_violated(i);
+    }
+    p.deletes_lost.inc();
+    p.resurrections.inc();
     for outcome in 0..5 {
         p.probe(outcome, true);
     }

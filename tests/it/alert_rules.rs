@@ -313,7 +313,8 @@ fn rules_read_only_metrics_lagwatch_exports_or_the_proposed_ones() {
             timeout: 600.0,
             synchronous: true,
             records_apply_time: true,
-            declared: [true],
+            declared: [true; lagwatch::config::Contract::N],
+            delete_window: Some(600.0),
         },
     );
     m.init_source("src");

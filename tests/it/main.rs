@@ -16,6 +16,7 @@ mod auth_managed_identity;
 mod config_errors;
 mod conformance;
 mod conformance_lake;
+mod contract_deletes;
 mod dashboards;
 mod dataverse_wiremock;
 mod delta_reference;

@@ -43,6 +43,11 @@ const EVENT_BORN: &[&str] = &[
     "lagwatch_reads_total",
     // Exists only for the guarantees a path declares (the demo's crm -> fabric declares none).
     "lagwatch_contract_violations_total",
+    // Exist only where deletes are watched: not on lake targets such as crm -> fabric, the
+    // path the path dashboard is checked on (the overview's panels must have them).
+    "lagwatch_delete_lag_seconds",
+    "lagwatch_deletes_lost_total",
+    "lagwatch_resurrections_total",
 ];
 
 /// Whether `selector` selects a family born with its first event and that has no series yet.

@@ -297,10 +297,14 @@ fn probe_views(
                 .filter(|t| sentinel.is_none_or(|k| t.sentinel(instance).key() == k))
                 .take(limit)
                 .map(|t| {
-                    (
-                        t.resolved_at(),
-                        t.view(&spec.source, &spec.target, instance, rules),
-                    )
+                    let mut view = t.view(&spec.source, &spec.target, instance, rules);
+                    view.delete = state
+                        .deletes
+                        .iter()
+                        .rev()
+                        .find(|d| d.seq == t.seq)
+                        .map(|d| d.view());
+                    (t.resolved_at(), view)
                 }),
         );
     }

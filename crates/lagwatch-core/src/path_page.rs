@@ -289,6 +289,7 @@ mod tests {
             last_miss: Some(0),
             resumed: false,
             reads: vec![read(ReadResult::Absent), read(ReadResult::Present)],
+            delete: None,
         }
     }
 

@@ -130,6 +130,10 @@ pub struct PathSpec {
     pub reconcile: Vec<crate::config::reconcile::ReconcileSpec>,
     /// The guarantees the path promises beyond its objective (`contract:`).
     pub contract: Contract,
+    /// How long after a sentinel's delete is acknowledged the target is watched for the row
+    /// to go: the declared `contract.deletes`, else the timeout; `None` for a target kind
+    /// whose reads cannot show a delete (README, "Consistency contracts").
+    pub delete_watch: Option<Dur>,
 }
 
 /// What a path promises beyond its lag objective: each guarantee declared under `contract:`
@@ -141,18 +145,39 @@ pub struct Contract {
     /// A reader never sees an older state after a newer one: a sentinel once seen at the
     /// target is never missing from a later read.
     pub monotonic_reads: bool,
+    /// A row deleted in the source is gone from the target within this, and stays gone.
+    pub deletes: Option<Dur>,
 }
 
 impl Contract {
+    /// How many guarantees a contract can declare.
+    pub const N: usize = 2;
+
     /// Every guarantee a contract can declare, as `lagwatch_contract_violations_total` names it.
-    pub const GUARANTEES: [&'static str; 1] = ["monotonic_reads"];
+    pub const GUARANTEES: [&'static str; Self::N] = ["monotonic_reads", "deletes"];
 
     /// The index of `monotonic_reads` in [`Contract::GUARANTEES`].
     pub const MONOTONIC_READS: usize = 0;
 
+    /// The index of `deletes` in [`Contract::GUARANTEES`].
+    pub const DELETES: usize = 1;
+
     /// Whether each guarantee of [`Contract::GUARANTEES`] is declared, in that order.
-    pub fn declared(&self) -> [bool; 1] {
-        [self.monotonic_reads]
+    pub fn declared(&self) -> [bool; Self::N] {
+        [self.monotonic_reads, self.deletes.is_some()]
+    }
+
+    /// The declared guarantees in words, for `check-config` ("monotonic_reads, deletes
+    /// within 10m").
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.monotonic_reads {
+            out.push("monotonic_reads".to_string());
+        }
+        if let Some(d) = self.deletes {
+            out.push(format!("deletes within {d}"));
+        }
+        out
     }
 }
 
@@ -163,6 +188,7 @@ struct RawContract {
     /// The lag objective, as `objective` (one of the two, not both).
     visibility: Option<Dur>,
     monotonic_reads: Option<bool>,
+    deletes: Option<Dur>,
 }
 
 /// Path settings that may be given per path or once under `defaults`.
@@ -353,11 +379,7 @@ impl Config {
                 p.poll.factor,
                 Dur(p.poll.max_gap),
             );
-            let declared: Vec<&str> = Contract::GUARANTEES
-                .into_iter()
-                .zip(p.contract.declared())
-                .filter_map(|(g, declared)| declared.then_some(g))
-                .collect();
+            let declared = p.contract.describe();
             if !declared.is_empty() {
                 let _ = writeln!(out, "    contract: {}", declared.join(", "));
             }
@@ -764,6 +786,35 @@ fn resolve_path(
         defaults_contract.monotonic_reads,
         target.monotonic_reads(),
     );
+    let deletes = match (own_contract.deletes, defaults_contract.deletes) {
+        (Some(d), _) => Some((d, format!("{key}.contract.deletes"))),
+        (None, Some(d)) => Some((d, "defaults.contract.deletes".to_string())),
+        (None, None) => None,
+    };
+    let observes_deletes = target.observes_deletes();
+    if let Some((d, at)) = &deletes {
+        if d.get().is_zero() {
+            return Err(Issue::new(
+                at.clone(),
+                "a delete cannot be gone within 0s; give how long the target may take",
+            ));
+        }
+        if let Err(why) = &observes_deletes {
+            let inherited = if at.starts_with("defaults") {
+                format!(" (inherited by {key}; declare it per path instead)")
+            } else {
+                String::new()
+            };
+            return Err(Issue::new(
+                at.clone(),
+                format!(
+                    "system \"{}\" (kind {}) cannot show that a delete arrived: {why}{inherited}",
+                    raw.target,
+                    target.kind()
+                ),
+            ));
+        }
+    }
     let (max_in_flight, max_key) = pick(
         keys,
         "max_in_flight",
@@ -887,7 +938,13 @@ fn resolve_path(
         retention,
         request_timeout,
         poll,
-        contract: Contract { monotonic_reads },
+        contract: Contract {
+            monotonic_reads,
+            deletes: deletes.as_ref().map(|(d, _)| *d),
+        },
+        delete_watch: observes_deletes
+            .ok()
+            .map(|()| deletes.map_or(timeout, |(d, _)| d)),
     })
 }
 

@@ -34,6 +34,11 @@ pub trait SystemSpec: fmt::Debug + Send + Sync + Any {
     fn monotonic_reads(&self) -> bool {
         false
     }
+    /// `Ok` if a lookup answers absent once a deleted sentinel is gone (so delete propagation
+    /// can be measured on the paths reading it), else the reason why not.
+    fn observes_deletes(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// `Ok` if its rows can be listed for reconciliation (its built `System` then has an
     /// `inventory`), else the reason why not.
     fn can_list(&self) -> Result<(), String> {

@@ -34,6 +34,9 @@ pub mod target;
 
 pub use target::LakeTarget;
 
+/// Why a lake kind cannot yet show a delete: its reader keeps a sentinel once found.
+pub const DELETES_UNREAD: &str = "its reader keeps a sentinel once found and does not read the export's delete rows (IsDelete) yet";
+
 use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::expose::{self, Format, Kind};
+use crate::config::Contract;
 use crate::connector::ConnectorError;
 
 /// Multiples of the objective used as lag bucket bounds.
@@ -252,8 +253,16 @@ pub struct PathSeries {
     /// t-visibility reads by result (fresh, stale) and age bucket.
     reads: [[Lazy; 16]; 2],
     /// Violations of declared guarantees, by guarantee.
-    contract_violations: [Lazy; 1],
-    declared: [bool; 1],
+    contract_violations: [Lazy; Contract::N],
+    declared: [bool; Contract::N],
+    /// How long deleted sentinels took to go; only for a target whose reads show a delete.
+    pub delete_lag: Option<Histogram>,
+    /// The delete window (`PathShape::delete_window`) the series were made for.
+    delete_window: Option<f64>,
+    /// Deletes still not gone at the end of the delete window.
+    pub deletes_lost: Lazy,
+    /// Deleted sentinels seen gone and then back.
+    pub resurrections: Lazy,
     /// `result="…",source="…",target="…"` for each result, rendered once.
     read_labels: [String; 2],
     state: AtomicU8,
@@ -271,7 +280,10 @@ pub struct PathShape {
     pub records_apply_time: bool,
     /// The guarantees the path's contract declares (`Contract::GUARANTEES` order): their
     /// violation series exist at 0 from start-up.
-    pub declared: [bool; 1],
+    pub declared: [bool; Contract::N],
+    /// How long a delete is watched (seconds), if the target's reads show deletes: the delete
+    /// series exist from start-up, their buckets those of the lag plus this bound.
+    pub delete_window: Option<f64>,
 }
 
 impl PathSeries {
@@ -317,6 +329,17 @@ impl PathSeries {
             read_labels,
             contract_violations: Default::default(),
             declared: shape.declared,
+            delete_lag: shape.delete_window.map(|w| {
+                let mut b = bounds.clone();
+                if !b.contains(&w) {
+                    b.push(w);
+                    b.sort_by(f64::total_cmp);
+                }
+                Histogram::new(&b)
+            }),
+            delete_window: shape.delete_window,
+            deletes_lost: Lazy::default(),
+            resurrections: Lazy::default(),
             state: AtomicU8::new(0),
             state_labels,
         }
@@ -345,6 +368,7 @@ impl PathSeries {
             && self.always[4] == shape.synchronous
             && self.apply_lag.is_some() == shape.records_apply_time
             && self.declared == shape.declared
+            && self.delete_window == shape.delete_window
     }
 
     /// Violations of the guarantee `GUARANTEES[i]` counted since start-up.
@@ -459,6 +483,20 @@ fn sample_label_first(
     out.push('\n');
 }
 
+/// Writes a histogram the path has only for some targets.
+fn optional(out: &mut String, f: Format, name: &str, p: &PathSeries, h: Option<&Histogram>) {
+    if let Some(h) = h {
+        h.write(out, f, name, &p.labels);
+    }
+}
+
+/// Writes a delete counter of a path whose deletes are watched (at 0 from start-up).
+fn where_deletes_watched(out: &mut String, name: &str, p: &PathSeries, n: u64) {
+    if p.delete_lag.is_some() {
+        expose::sample_u64(out, name, &p.labels, n);
+    }
+}
+
 const FAMILIES: &[Family] = &[
     Family {
         name: "lagwatch_lag_seconds",
@@ -470,11 +508,7 @@ const FAMILIES: &[Family] = &[
         name: "lagwatch_apply_lag_seconds",
         help: "Lag by the target's own clock: the time the target's pipeline says it applied a sentinel (a lake's SinkCreatedOn) minus its write time, corrected by the source's clock offset. Exported for targets that record it; buckets as lagwatch_lag_seconds.",
         kind: Kind::Histogram,
-        write: |p, out, f, name| {
-            if let Some(h) = &p.apply_lag {
-                h.write(out, f, name, &p.labels);
-            }
-        },
+        write: |p, out, f, name| optional(out, f, name, p, p.apply_lag.as_ref()),
     },
     Family {
         name: "lagwatch_last_lag_seconds",
@@ -590,7 +624,7 @@ const FAMILIES: &[Family] = &[
     },
     Family {
         name: "lagwatch_contract_violations_total",
-        help: "Measured violations of a guarantee the path's contract declares (contract: in the configuration, or its target kind's default), by guarantee: monotonic_reads (a sentinel seen at the target was missing from a later read). Exported at 0 for each declared guarantee; an undeclared one is not counted here.",
+        help: "Measured violations of a guarantee the path's contract declares (contract: in the configuration, or its target kind's default), by guarantee: monotonic_reads (a sentinel seen at the target was missing from a later read), deletes (a deleted sentinel was still there at the end of contract.deletes, or came back after it had gone). Exported at 0 for each declared guarantee; an undeclared one is not counted here.",
         kind: Kind::Counter,
         write: |p, out, _, name| {
             for (i, g) in crate::config::Contract::GUARANTEES.iter().enumerate() {
@@ -600,6 +634,24 @@ const FAMILIES: &[Family] = &[
                 }
             }
         },
+    },
+    Family {
+        name: "lagwatch_delete_lag_seconds",
+        help: "Delete lag: from the source's acknowledgement of a sentinel's delete to its absence at the target, the midpoint of the interval the delete is known to have arrived in (as lagwatch_lag_seconds), for sentinels the target had shown. Buckets as lagwatch_lag_seconds plus the delete window; exported for targets whose reads show deletes; each bucket's exemplar names its latest sentinel.",
+        kind: Kind::Histogram,
+        write: |p, out, f, name| optional(out, f, name, p, p.delete_lag.as_ref()),
+    },
+    Family {
+        name: "lagwatch_deletes_lost_total",
+        help: "Deleted sentinels the target still showed at the end of the delete window (contract.deletes, else the path's timeout). Exported at 0 for targets whose reads show deletes.",
+        kind: Kind::Counter,
+        write: |p, out, _, name| where_deletes_watched(out, name, p, p.deletes_lost.get()),
+    },
+    Family {
+        name: "lagwatch_resurrections_total",
+        help: "Deleted sentinels the target showed again after a read had found them gone (watched for the path's confirm window after the first absent read). Exported at 0 for targets whose reads show deletes.",
+        kind: Kind::Counter,
+        write: |p, out, _, name| where_deletes_watched(out, name, p, p.resurrections.get()),
     },
     Family {
         name: "lagwatch_probes_resumed_total",
@@ -885,7 +937,8 @@ mod tests {
             timeout: 120.0,
             synchronous: false,
             records_apply_time: false,
-            declared: [false],
+            declared: [false; Contract::N],
+            delete_window: None,
         }
     }
 

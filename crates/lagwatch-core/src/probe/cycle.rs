@@ -201,7 +201,8 @@ impl std::fmt::Display for DeleteFailed {
 
 /// Deletes one sentinel: with the gate's normal admission (at most `limit`) while running; once
 /// shutdown has begun, once, past any throttling pause (see [`Gate::admit_for_cleanup`]).
-/// Counts the delete in `lagwatch_sentinel_deletes_total` when it was sent.
+/// Counts the delete in `lagwatch_sentinel_deletes_total` when it was sent. Returns when the
+/// delete was sent (admitted), the start of its delete lag.
 pub(crate) async fn delete_sentinel(
     source_name: &str,
     source: &dyn Source,
@@ -210,7 +211,7 @@ pub(crate) async fn delete_sentinel(
     id: &SentinelId,
     limit: Duration,
     shutdown: &CancellationToken,
-) -> Result<(), DeleteFailed> {
+) -> Result<Instant, DeleteFailed> {
     let cleanup = async || {
         gate.admit_for_cleanup(limit)
             .await
@@ -231,6 +232,7 @@ pub(crate) async fn delete_sentinel(
             }
         }
     };
+    let sent = Instant::now();
     let deleted = bounded(limit, source.delete(id)).await;
     drop(permit);
     note(gate, &deleted);
@@ -241,7 +243,7 @@ pub(crate) async fn delete_sentinel(
         .deletes
         .with_label_values(&[source_name, if deleted.is_ok() { "ok" } else { "error" }])
         .inc();
-    deleted.map_err(DeleteFailed::Failed)
+    deleted.map(|()| sent).map_err(DeleteFailed::Failed)
 }
 
 impl Cycle {
@@ -413,8 +415,19 @@ impl Cycle {
         )
         .await;
         match deleted {
-            Ok(()) => {
+            Ok(sent) => {
+                let acked = Instant::now();
                 self.ledger.forget(sentinel.id.key()).await;
+                // Every path whose target showed the sentinel watches it go.
+                let watches = self.paths.iter().zip(&results).filter_map(|(p, polled)| {
+                    let seen = matches!(
+                        polled,
+                        Polled::Resolved(Outcome::Converged | Outcome::Mismatch, _)
+                    );
+                    let window = p.spec.delete_watch?.get();
+                    seen.then(|| self.watch_delete(p, &sentinel, sent, acked, window))
+                });
+                join_all(watches).await;
             }
             Err(e) => {
                 if self.shutdown.is_cancelled() {

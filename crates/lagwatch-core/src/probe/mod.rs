@@ -7,6 +7,7 @@
 //! token, and delete their sentinels on the way out.
 
 pub mod cycle;
+pub mod deletes;
 pub mod estimate;
 pub mod path;
 pub mod schedule;
@@ -457,8 +458,8 @@ impl Engine {
                 .await;
                 match deleted {
                     // Gone for now; an unanswered write may still land: again next round.
-                    Ok(()) if debt.repeat_until.is_some_and(|t| Utc::now() < t) => {}
-                    Ok(()) => {
+                    Ok(_) if debt.repeat_until.is_some_and(|t| Utc::now() < t) => {}
+                    Ok(_) => {
                         ledger.forget(debt.id.key()).await;
                         self.owed.settle(&debt.id);
                     }

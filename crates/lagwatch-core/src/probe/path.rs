@@ -13,6 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
+use super::deletes::{DeleteOutcome, DeleteTrace};
 use super::estimate::LagEstimate;
 use super::schedule::Expectation;
 use super::trace::{self, PathRules, ProbeTrace};
@@ -134,7 +135,9 @@ pub struct PathState {
     /// A write for this path has been attempted (readiness).
     pub started: bool,
     /// When each declared guarantee (`Contract::GUARANTEES` order) was last broken.
-    pub contract_broken_at: [Option<DateTime<Utc>>; 1],
+    pub contract_broken_at: [Option<DateTime<Utc>>; crate::config::Contract::N],
+    /// How the deletes of the last [`trace::RING`] watched sentinels went, oldest first.
+    pub deletes: VecDeque<DeleteTrace>,
 }
 
 impl PathState {
@@ -237,6 +240,7 @@ impl PathHandle {
                 synchronous: target.synchronous_within().is_some(),
                 records_apply_time: target.records_apply_time(),
                 declared: spec.contract.declared(),
+                delete_window: spec.delete_watch.map(|d| d.get().as_secs_f64()),
             },
         );
         PathHandle {
@@ -332,10 +336,52 @@ impl PathHandle {
     pub fn on_monotonic_violation(&self) {
         self.m.monotonic.inc();
         if self.spec.contract.monotonic_reads {
-            let i = crate::config::Contract::MONOTONIC_READS;
-            self.m.contract_violated(i);
-            self.state().contract_broken_at[i] = Some(Utc::now());
+            self.contract_broken(crate::config::Contract::MONOTONIC_READS);
         }
+    }
+
+    fn contract_broken(&self, i: usize) {
+        self.m.contract_violated(i);
+        self.state().contract_broken_at[i] = Some(Utc::now());
+    }
+
+    /// A deleted sentinel showed again after a read had found it gone.
+    pub fn on_resurrection(&self) {
+        self.m.resurrections.inc();
+        if self.spec.contract.deletes.is_some() {
+            self.contract_broken(crate::config::Contract::DELETES);
+        }
+    }
+
+    /// Records how the delete of `sentinel` went: its lag in `lagwatch_delete_lag_seconds`
+    /// (the sentinel as the bucket's exemplar), a lost delete in `lagwatch_deletes_lost_total`
+    /// (a contract violation when `deletes` is declared), and the trace for the API.
+    pub fn on_delete(&self, sentinel: &str, trace: DeleteTrace) {
+        match (trace.outcome, trace.estimate, &self.m.delete_lag) {
+            (DeleteOutcome::Gone, Some(e), Some(h)) => {
+                let secs = e.lag.as_secs_f64();
+                h.observe(
+                    secs,
+                    Some(Exemplar {
+                        sentinel: Arc::from(sentinel),
+                        value: secs,
+                        timestamp: Utc::now().timestamp_millis() as f64 / 1000.0,
+                    }),
+                );
+            }
+            (DeleteOutcome::Lost, ..) => {
+                self.m.deletes_lost.inc();
+                if self.spec.contract.deletes.is_some() {
+                    self.contract_broken(crate::config::Contract::DELETES);
+                }
+            }
+            _ => {}
+        }
+        let mut s = self.state();
+        if s.deletes.len() >= trace::RING {
+            s.deletes.pop_front();
+        }
+        s.deletes.push_back(trace);
     }
 
     /// Records the lag the target's own clock gives a converged sentinel.

@@ -496,6 +496,7 @@ impl ProbeTrace {
             last_miss: Self::last_miss(&decoded).map(|(i, _)| i),
             resumed: self.resumed,
             reads,
+            delete: None,
         }
     }
 }
@@ -541,6 +542,10 @@ pub struct ProbeView {
     pub last_miss: Option<usize>,
     pub resumed: bool,
     pub reads: Vec<ReadView>,
+    /// How the sentinel's delete went at this target, once it was watched (paths whose
+    /// target shows deletes, after a probe that saw the sentinel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete: Option<super::deletes::DeleteView>,
 }
 
 #[cfg(test)]

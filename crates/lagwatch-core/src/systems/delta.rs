@@ -77,6 +77,10 @@ impl SystemSpec for DeltaConfig {
         "delta"
     }
 
+    fn observes_deletes(&self) -> Result<(), String> {
+        Err(crate::lake::DELETES_UNREAD.to_string())
+    }
+
     fn can_list(&self) -> Result<(), String> {
         Ok(())
     }

@@ -113,6 +113,10 @@ impl SystemSpec for SynapseLinkCsvConfig {
         "synapse_link_csv"
     }
 
+    fn observes_deletes(&self) -> Result<(), String> {
+        Err(crate::lake::DELETES_UNREAD.to_string())
+    }
+
     fn can_list(&self) -> Result<(), String> {
         Ok(())
     }
