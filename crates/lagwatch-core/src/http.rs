@@ -46,6 +46,7 @@ pub fn router_live(live: Live) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/paths", get(paths))
         .route("/api/v1/probes", get(probes))
+        .route("/api/v1/contracts", get(contracts))
         .route("/paths/{source}/{target}", get(path_page))
         .route("/api/v1/reconciliations", get(reconciliations))
         .route("/api/v1/discrepancies", get(discrepancies))
@@ -219,6 +220,39 @@ struct ProbesResponse {
     instance: String,
     generated_at: String,
     probes: Vec<ProbeView>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContractsQuery {
+    since: Option<String>,
+}
+
+/// The window of `/api/v1/contracts` unless `since` says otherwise.
+const CONTRACTS_DEFAULT_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// `GET /api/v1/contracts?since=24h`: each path's guarantees, declared and measured over the
+/// window, with the sentinels that broke them.
+async fn contracts(
+    State(s): State<AppState>,
+    query: Result<axum::extract::Query<ContractsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(axum::extract::Query(q)) = query else {
+        return bad_query("unknown or malformed parameter; accepted: since");
+    };
+    let window = match q.since.as_deref().map(crate::config::duration::parse) {
+        None => CONTRACTS_DEFAULT_WINDOW,
+        Some(Ok(d)) if !d.is_zero() && d <= crate::contracts::MAX_WINDOW => d,
+        Some(Ok(_)) => return bad_query("since must be longer than 0s and at most 7d"),
+        Some(Err(why)) => return bad_query(&format!("since: {why}")),
+    };
+    let current = s.live.current();
+    Json(crate::contracts::report(
+        &current.engine,
+        &current.instance,
+        window,
+    ))
+    .into_response()
 }
 
 /// Probes in one page of `/api/v1/probes` unless `limit` says otherwise.

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod connector;
+pub mod contracts;
 pub mod gate;
 pub mod http;
 pub mod lake;

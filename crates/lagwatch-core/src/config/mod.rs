@@ -134,6 +134,19 @@ pub struct PathSpec {
     /// to go: the declared `contract.deletes`, else the timeout; `None` for a target kind
     /// whose reads cannot show a delete (README, "Consistency contracts").
     pub delete_watch: Option<Dur>,
+    /// What the target's reads can show, else why not (for reports).
+    pub observable: Observable,
+    /// The target system's `kind:` (for reports).
+    pub target_kind: String,
+}
+
+/// What a target kind's reads can show of its guarantees: `Err` says why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observable {
+    /// A sentinel missing from a read after an earlier read found it (monotonic reads).
+    pub regressions: Result<(), String>,
+    /// A deleted sentinel gone (deletes).
+    pub deletes: Result<(), String>,
 }
 
 /// What a path promises beyond its lag objective: each guarantee declared under `contract:`
@@ -792,6 +805,7 @@ fn resolve_path(
         (None, None) => None,
     };
     let observes_deletes = target.observes_deletes();
+    let watch_deletes = observes_deletes.is_ok();
     if let Some((d, at)) = &deletes {
         if d.get().is_zero() {
             return Err(Issue::new(
@@ -942,9 +956,12 @@ fn resolve_path(
             monotonic_reads,
             deletes: deletes.as_ref().map(|(d, _)| *d),
         },
-        delete_watch: observes_deletes
-            .ok()
-            .map(|()| deletes.map_or(timeout, |(d, _)| d)),
+        delete_watch: watch_deletes.then(|| deletes.as_ref().map_or(timeout, |(d, _)| *d)),
+        observable: Observable {
+            regressions: target.observes_regressions(),
+            deletes: observes_deletes,
+        },
+        target_kind: target.kind().to_string(),
     })
 }
 

@@ -34,6 +34,11 @@ pub trait SystemSpec: fmt::Debug + Send + Sync + Any {
     fn monotonic_reads(&self) -> bool {
         false
     }
+    /// `Ok` if a read can show a sentinel missing after an earlier read found it (so monotonic
+    /// reads can be measured), else the reason why not.
+    fn observes_regressions(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// `Ok` if a lookup answers absent once a deleted sentinel is gone (so delete propagation
     /// can be measured on the paths reading it), else the reason why not.
     fn observes_deletes(&self) -> Result<(), String> {

@@ -34,6 +34,10 @@ pub mod target;
 
 pub use target::LakeTarget;
 
+/// Why a lake kind cannot show a regression.
+pub const REGRESSIONS_UNREAD: &str =
+    "its reader keeps a sentinel once found, so a sentinel missing from a later read cannot show";
+
 /// Why a lake kind cannot yet show a delete: its reader keeps a sentinel once found.
 pub const DELETES_UNREAD: &str = "its reader keeps a sentinel once found and does not read the export's delete rows (IsDelete) yet";
 

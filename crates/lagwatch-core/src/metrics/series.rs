@@ -347,12 +347,14 @@ impl PathSeries {
 
     /// Counts a t-visibility read of age `age` seconds (since the write's acknowledgement):
     /// `fresh` when it returned the sentinel, stale when it answered absent.
-    pub fn read_observed(&self, age: f64, fresh: bool) {
+    /// Returns the bucket's index in [`READ_AGE_BOUNDS`].
+    pub fn read_observed(&self, age: f64, fresh: bool) -> usize {
         let bucket = READ_AGE_BOUNDS
             .iter()
             .position(|b| age <= *b)
             .unwrap_or(READ_AGE_BOUNDS.len() - 1);
         self.reads[usize::from(!fresh)][bucket].inc();
+        bucket
     }
 
     /// Reads counted in the age bucket ending at `READ_AGE_BOUNDS[bucket]`, by result.

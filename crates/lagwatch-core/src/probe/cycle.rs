@@ -666,7 +666,7 @@ impl Cycle {
                         return finish(Outcome::Halted, None, rec);
                     }
                     if first_hit.take().is_some() {
-                        path.on_monotonic_violation();
+                        path.on_monotonic_violation(sentinel.id.key());
                         // A declared guarantee broken can page (LagwatchContractViolated): the
                         // line that names its sentinel is a warning then.
                         if spec.contract.monotonic_reads {

@@ -181,7 +181,7 @@ impl Cycle {
                 Ok(Lookup::Present { .. }) => {
                     if gone.take().is_some() {
                         resurrections = resurrections.saturating_add(1);
-                        path.on_resurrection();
+                        path.on_resurrection(sentinel.id.key());
                         tracing::warn!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, declared = spec.contract.deletes.is_some(), "Deleted sentinel came back: the target showed it again after a read found it gone; watching the delete on.");
                     }
                     last_present = Some(req_sent);

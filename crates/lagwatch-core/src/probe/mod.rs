@@ -9,6 +9,7 @@
 pub mod cycle;
 pub mod deletes;
 pub mod estimate;
+pub mod history;
 pub mod path;
 pub mod schedule;
 pub mod trace;

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::deletes::{DeleteOutcome, DeleteTrace};
 use super::estimate::LagEstimate;
+use super::history::{self, Evidence, EvidenceKind, History, Slot};
 use super::schedule::Expectation;
 use super::trace::{self, PathRules, ProbeTrace};
 use crate::config::PathSpec;
@@ -138,6 +139,10 @@ pub struct PathState {
     pub contract_broken_at: [Option<DateTime<Utc>>; crate::config::Contract::N],
     /// How the deletes of the last [`trace::RING`] watched sentinels went, oldest first.
     pub deletes: VecDeque<DeleteTrace>,
+    /// The path's measurements by the hour, for contract reports over a window.
+    pub hours: History,
+    /// The latest sentinels that broke a guarantee, oldest first.
+    pub evidence: VecDeque<Evidence>,
 }
 
 impl PathState {
@@ -325,7 +330,10 @@ impl PathHandle {
     /// A read of a sentinel `age` after its write was acknowledged: fresh (it was there) or
     /// stale (absent), for the t-visibility curve.
     pub fn on_read(&self, age: Duration, fresh: bool) {
-        self.m.read_observed(age.as_secs_f64(), fresh);
+        let bucket = self.m.read_observed(age.as_secs_f64(), fresh);
+        let mut s = self.state();
+        let slot = &mut s.hours.at(Utc::now()).reads[usize::from(!fresh)][bucket];
+        *slot = slot.saturating_add(1);
     }
 
     /// Violations of the declared guarantee `Contract::GUARANTEES[i]` since start-up.
@@ -333,11 +341,28 @@ impl PathHandle {
         self.m.contract_violations(i)
     }
 
-    pub fn on_monotonic_violation(&self) {
+    /// `sentinel` was seen and then missing from a later read.
+    pub fn on_monotonic_violation(&self, sentinel: &str) {
         self.m.monotonic.inc();
+        self.evidence(EvidenceKind::Regressed, sentinel, |h| h.regressions += 1);
         if self.spec.contract.monotonic_reads {
             self.contract_broken(crate::config::Contract::MONOTONIC_READS);
         }
+    }
+
+    /// Counts an event in this hour's history and keeps `sentinel` as its evidence.
+    fn evidence(&self, kind: EvidenceKind, sentinel: &str, count: impl FnOnce(&mut Slot)) {
+        let now = Utc::now();
+        let mut s = self.state();
+        count(s.hours.at(now));
+        history::keep(
+            &mut s.evidence,
+            Evidence {
+                at: now,
+                kind,
+                sentinel: Arc::from(sentinel),
+            },
+        );
     }
 
     fn contract_broken(&self, i: usize) {
@@ -346,8 +371,11 @@ impl PathHandle {
     }
 
     /// A deleted sentinel showed again after a read had found it gone.
-    pub fn on_resurrection(&self) {
+    pub fn on_resurrection(&self, sentinel: &str) {
         self.m.resurrections.inc();
+        self.evidence(EvidenceKind::Resurrected, sentinel, |h| {
+            h.resurrections += 1
+        });
         if self.spec.contract.deletes.is_some() {
             self.contract_broken(crate::config::Contract::DELETES);
         }
@@ -371,6 +399,7 @@ impl PathHandle {
             }
             (DeleteOutcome::Lost, ..) => {
                 self.m.deletes_lost.inc();
+                self.evidence(EvidenceKind::DeleteLost, sentinel, |h| h.deletes_lost += 1);
                 if self.spec.contract.deletes.is_some() {
                     self.contract_broken(crate::config::Contract::DELETES);
                 }
@@ -378,6 +407,9 @@ impl PathHandle {
             _ => {}
         }
         let mut s = self.state();
+        if trace.outcome == DeleteOutcome::Gone {
+            s.hours.at(Utc::now()).deletes_gone += 1;
+        }
         if s.deletes.len() >= trace::RING {
             s.deletes.pop_front();
         }
@@ -488,6 +520,25 @@ impl PathHandle {
         }
         if s.last_probe.is_none_or(|l| seq >= l.seq) {
             s.last_probe = Some(LastProbe { seq, outcome });
+        }
+        if !resumed {
+            let within = outcome == Outcome::Converged
+                && estimate.is_some_and(|e| e.lag <= self.spec.objective.get());
+            let wall = Utc::now();
+            let slot = s.hours.at(wall);
+            slot.probes += 1;
+            slot.within_objective += u64::from(within);
+            slot.seen += u64::from(matches!(outcome, Outcome::Converged | Outcome::Mismatch));
+            if !within {
+                history::keep(
+                    &mut s.evidence,
+                    Evidence {
+                        at: wall,
+                        kind: EvidenceKind::Late,
+                        sentinel: Arc::from(sentinel),
+                    },
+                );
+            }
         }
         let lag_seconds = match (outcome, estimate) {
             (Outcome::Converged, Some(e)) if !resumed => e.lag.as_secs_f32(),

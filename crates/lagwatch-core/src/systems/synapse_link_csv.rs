@@ -117,6 +117,10 @@ impl SystemSpec for SynapseLinkCsvConfig {
         Err(crate::lake::DELETES_UNREAD.to_string())
     }
 
+    fn observes_regressions(&self) -> Result<(), String> {
+        Err(crate::lake::REGRESSIONS_UNREAD.to_string())
+    }
+
     fn can_list(&self) -> Result<(), String> {
         Ok(())
     }

@@ -1,0 +1,259 @@
+//! A path's consistency characteristic over a window: each guarantee declared against what was
+//! measured, with the sentinels that broke it (`GET /api/v1/contracts`, `lagwatch report`).
+//!
+//! Why a window of whole hours: the counts come from each path's hourly history
+//! (`probe::history`), kept for [`MAX_WINDOW`]; a window starts at the beginning of the hour
+//! it reaches into, and the report says when exactly (`window_start`), never more than it saw.
+//! The types are also read back (the `report` command fetches them from a running instance),
+//! so they deserialize as well.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Contract;
+use crate::metrics::series::READ_AGE_BOUNDS;
+use crate::probe::Engine;
+use crate::probe::history::{EvidenceKind, HOURS};
+
+/// The longest window a report can cover: the hours each path keeps.
+pub const MAX_WINDOW: std::time::Duration = std::time::Duration::from_secs(HOURS as u64 * 3600);
+
+/// Every path's guarantees over one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContractsReport {
+    pub instance: String,
+    pub generated_at: String,
+    /// The start of the window (the hour the requested window reaches into, or when this
+    /// process started, whichever is later).
+    pub window_start: String,
+    pub paths: Vec<PathContract>,
+}
+
+/// One path's guarantees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathContract {
+    pub source: String,
+    pub target: String,
+    /// The target system's `kind:`.
+    pub target_kind: String,
+    /// `visibility`, `monotonic_reads`, `deletes`, in that order.
+    pub guarantees: Vec<GuaranteeReport>,
+    /// t-visibility: reads by age bucket over the window (non-cumulative buckets).
+    pub t_visibility: Vec<VisibilityBucket>,
+    /// Delete lags of the deletes watched in the window (at most the last 200 of the path).
+    pub delete_lag: Option<LagSummary>,
+}
+
+/// How one guarantee fared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuaranteeReport {
+    pub guarantee: String,
+    /// What the path declares (`"2m"`, `"true"`); `None` when it does not declare it (it is
+    /// still measured where it can be).
+    pub declared: Option<String>,
+    pub status: Status,
+    /// Events that could have broken it in the window (probes, deletes watched).
+    pub observations: u64,
+    /// Events that broke it in the window.
+    pub violations: u64,
+    /// What was measured, in words ("97.1 % of 1,203 probes within 2m").
+    pub summary: String,
+    /// The latest sentinels that broke it in the window (at most 20), to look up in
+    /// `/api/v1/probes` and the logs.
+    pub evidence: Vec<Evidence>,
+}
+
+/// The verdict on one guarantee over the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Observed, never broken.
+    Holds,
+    /// Broken at least once.
+    Violated,
+    /// Nothing that could show it happened in the window.
+    NoData,
+    /// The target kind cannot show it (the reason is the summary).
+    NotObservable,
+}
+
+/// One sentinel that broke a guarantee.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub at: String,
+    /// The sentinel's key (`/api/v1/probes?sentinel=…`).
+    pub sentinel: String,
+    /// What happened, in words.
+    pub what: String,
+}
+
+/// Reads of one age bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisibilityBucket {
+    /// The bucket's upper bound in seconds; `None` for the last (`+Inf`).
+    pub age_le: Option<f64>,
+    pub fresh: u64,
+    pub stale: u64,
+}
+
+/// A distribution of lags, in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LagSummary {
+    pub count: u64,
+    pub p50: f64,
+    pub p95: f64,
+    pub max: f64,
+}
+
+fn rfc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// The report of every path of `engine` over the last `window` (at most [`MAX_WINDOW`]).
+pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> ContractsReport {
+    let now = Utc::now();
+    let window = window.min(MAX_WINDOW);
+    let from = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::zero());
+    let mut start = now;
+    let paths = engine
+        .paths()
+        .iter()
+        .map(|p| {
+            let spec = &p.spec;
+            let state = p.state();
+            let (sum, first) = state.hours.since(from);
+            start = start.min(first.unwrap_or(now));
+            let evidence = |kind: &[EvidenceKind]| -> Vec<Evidence> {
+                state
+                    .evidence
+                    .iter()
+                    .rev()
+                    .filter(|e| e.at >= from && kind.contains(&e.kind))
+                    .take(20)
+                    .map(|e| Evidence {
+                        at: rfc(e.at),
+                        sentinel: e.sentinel.to_string(),
+                        what: e.kind.words().to_string(),
+                    })
+                    .collect()
+            };
+            let status = |observations: u64, violations: u64| match (observations, violations) {
+                (_, v) if v > 0 => Status::Violated,
+                (0, _) => Status::NoData,
+                _ => Status::Holds,
+            };
+            let objective = crate::config::Dur(spec.objective.get());
+            let late = sum.probes - sum.within_objective;
+            let visibility = GuaranteeReport {
+                guarantee: "visibility".to_string(),
+                declared: Some(objective.to_string()),
+                status: status(sum.probes, late),
+                observations: sum.probes,
+                violations: late,
+                summary: if sum.probes == 0 {
+                    "no probe resolved".to_string()
+                } else {
+                    format!(
+                        "{:.1} % of {} probes seen within {objective}",
+                        100.0 * sum.within_objective as f64 / sum.probes as f64,
+                        sum.probes
+                    )
+                },
+                evidence: evidence(&[EvidenceKind::Late]),
+            };
+            let declared = spec.contract.declared();
+            let monotonic = if let Err(why) = &spec.observable.regressions {
+                GuaranteeReport {
+                    guarantee: "monotonic_reads".to_string(),
+                    declared: None,
+                    status: Status::NotObservable,
+                    observations: 0,
+                    violations: 0,
+                    summary: why.to_string(),
+                    evidence: Vec::new(),
+                }
+            } else {
+                GuaranteeReport {
+                    guarantee: "monotonic_reads".to_string(),
+                    declared: declared[Contract::MONOTONIC_READS].then(|| "true".to_string()),
+                    status: status(sum.seen, sum.regressions),
+                    observations: sum.seen,
+                    violations: sum.regressions,
+                    summary: format!(
+                        "{} of {} sentinels seen were missing from a later read (confirm {})",
+                        sum.regressions, sum.seen, spec.confirm
+                    ),
+                    evidence: evidence(&[EvidenceKind::Regressed]),
+                }
+            };
+            let deletes = match (spec.delete_watch, &spec.observable.deletes) {
+                (Some(window), Ok(())) => {
+                    let watched = sum.deletes_gone + sum.deletes_lost;
+                    let broken = sum.deletes_lost + sum.resurrections;
+                    GuaranteeReport {
+                        guarantee: "deletes".to_string(),
+                        declared: spec.contract.deletes.map(|d| d.to_string()),
+                        status: status(watched, broken),
+                        observations: watched,
+                        violations: broken,
+                        summary: format!(
+                            "{} of {watched} deletes watched still there after {window}, {} came back after they had gone",
+                            sum.deletes_lost, sum.resurrections
+                        ),
+                        evidence: evidence(&[EvidenceKind::DeleteLost, EvidenceKind::Resurrected]),
+                    }
+                }
+                (_, why) => GuaranteeReport {
+                    guarantee: "deletes".to_string(),
+                    declared: None,
+                    status: Status::NotObservable,
+                    observations: 0,
+                    violations: 0,
+                    summary: why.clone().err().unwrap_or_default(),
+                    evidence: Vec::new(),
+                },
+            };
+            let t_visibility = READ_AGE_BOUNDS
+                .iter()
+                .enumerate()
+                .map(|(i, b)| VisibilityBucket {
+                    age_le: b.is_finite().then_some(*b),
+                    fresh: u64::from(sum.reads[0][i]),
+                    stale: u64::from(sum.reads[1][i]),
+                })
+                .collect();
+            let mut lags: Vec<f64> = state
+                .deletes
+                .iter()
+                .filter(|d| d.acked_at >= from)
+                .filter_map(|d| d.estimate.map(|e| e.lag.as_secs_f64()))
+                .collect();
+            lags.sort_by(f64::total_cmp);
+            let delete_lag = (!lags.is_empty()).then(|| LagSummary {
+                count: lags.len() as u64,
+                p50: quantile(&lags, 0.5),
+                p95: quantile(&lags, 0.95),
+                max: lags[lags.len() - 1],
+            });
+            PathContract {
+                source: spec.source.clone(),
+                target: spec.target.clone(),
+                target_kind: spec.target_kind.clone(),
+                guarantees: vec![visibility, monotonic, deletes],
+                t_visibility,
+                delete_lag,
+            }
+        })
+        .collect();
+    ContractsReport {
+        instance: instance.to_string(),
+        generated_at: rfc(now),
+        window_start: rfc(start),
+        paths,
+    }
+}

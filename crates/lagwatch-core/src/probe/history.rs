@@ -1,0 +1,195 @@
+//! A path's consistency measurements by the hour, and the sentinels that broke a guarantee:
+//! what a contract report over a window (`contracts.rs`) is summed from.
+//!
+//! Why hours: the Prometheus counters say everything since start-up, a report says what
+//! happened over a window; an hourly slot is about 190 bytes, so a week of them costs a path
+//! 32 KB, and a fresh process holds one.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::metrics::series::READ_AGE_BOUNDS;
+
+/// Hours of history each path keeps (a week).
+pub const HOURS: usize = 168;
+
+/// Sentinels kept as evidence per path, newest last.
+pub const EVIDENCE: usize = 64;
+
+/// What one hour of a path measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Slot {
+    /// Hours since the Unix epoch.
+    hour: i64,
+    /// t-visibility reads by result (fresh, stale) and age bucket.
+    pub reads: [[u32; READ_AGE_BOUNDS.len()]; 2],
+    /// Probes resolved (not resumed ones: their lag is not measured).
+    pub probes: u64,
+    /// Of those, seen within the objective.
+    pub within_objective: u64,
+    /// Of those, seen at all (converged or with other content).
+    pub seen: u64,
+    /// Sentinels seen and then missing from a later read.
+    pub regressions: u64,
+    pub deletes_gone: u64,
+    pub deletes_lost: u64,
+    pub resurrections: u64,
+}
+
+impl Slot {
+    fn add(&mut self, o: &Slot) {
+        for (mine, theirs) in self.reads.iter_mut().zip(&o.reads) {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                *a = a.saturating_add(*b);
+            }
+        }
+        self.probes += o.probes;
+        self.within_objective += o.within_objective;
+        self.seen += o.seen;
+        self.regressions += o.regressions;
+        self.deletes_gone += o.deletes_gone;
+        self.deletes_lost += o.deletes_lost;
+        self.resurrections += o.resurrections;
+    }
+}
+
+/// The last [`HOURS`] hours of a path, oldest first; hours without any event have no slot.
+#[derive(Debug, Default)]
+pub struct History {
+    slots: VecDeque<Slot>,
+}
+
+impl History {
+    /// The slot of the hour `now` falls in, created (and the oldest dropped) as time goes on.
+    pub fn at(&mut self, now: DateTime<Utc>) -> &mut Slot {
+        let hour = now.timestamp().div_euclid(3600);
+        if self.slots.back().is_none_or(|s| s.hour < hour) {
+            self.slots.push_back(Slot {
+                hour,
+                ..Slot::default()
+            });
+        }
+        while self
+            .slots
+            .front()
+            .is_some_and(|s| s.hour <= hour - HOURS as i64)
+        {
+            self.slots.pop_front();
+        }
+        // A wall clock stepped back lands in the newest slot rather than reordering them.
+        let last = self.slots.len() - 1;
+        &mut self.slots[last]
+    }
+
+    /// Everything from the hour `from` falls in, and when the first slot counted began.
+    pub fn since(&self, from: DateTime<Utc>) -> (Slot, Option<DateTime<Utc>>) {
+        let hour = from.timestamp().div_euclid(3600);
+        let mut sum = Slot::default();
+        let mut first = None;
+        for s in self.slots.iter().filter(|s| s.hour >= hour) {
+            first.get_or_insert(s.hour);
+            sum.add(s);
+        }
+        (
+            sum,
+            first.and_then(|h| DateTime::from_timestamp(h * 3600, 0)),
+        )
+    }
+}
+
+/// Why a sentinel is evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvidenceKind {
+    /// Not seen within the objective (visibility).
+    Late,
+    /// Seen, then missing from a later read (monotonic reads).
+    Regressed,
+    /// Still at the target at the end of its delete window (deletes).
+    DeleteLost,
+    /// Back at the target after a read found it gone (deletes).
+    Resurrected,
+}
+
+impl EvidenceKind {
+    pub fn words(self) -> &'static str {
+        match self {
+            EvidenceKind::Late => "not seen within the objective",
+            EvidenceKind::Regressed => "seen, then missing from a later read",
+            EvidenceKind::DeleteLost => "still there at the end of its delete window",
+            EvidenceKind::Resurrected => "back after a read had found it deleted",
+        }
+    }
+}
+
+/// One sentinel that broke a guarantee.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    pub at: DateTime<Utc>,
+    pub kind: EvidenceKind,
+    pub sentinel: Arc<str>,
+}
+
+/// Keeps `e`, dropping the oldest beyond [`EVIDENCE`].
+pub fn keep(ring: &mut VecDeque<Evidence>, e: Evidence) {
+    if ring.len() >= EVIDENCE {
+        ring.pop_front();
+    }
+    ring.push_back(e);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(h: i64, m: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(h * 3600 + m * 60, 0).unwrap()
+    }
+
+    #[test]
+    fn a_window_sums_the_hours_it_reaches_into_and_says_from_when() {
+        let mut h = History::default();
+        h.at(at(100, 5)).probes += 1;
+        h.at(at(100, 50)).probes += 2;
+        h.at(at(102, 1)).probes += 4;
+        h.at(at(103, 59)).regressions += 1;
+        let (sum, first) = h.since(at(102, 30));
+        assert_eq!((sum.probes, sum.regressions), (4, 1));
+        assert_eq!(first, Some(at(102, 0)));
+        let (sum, first) = h.since(at(99, 0));
+        assert_eq!(sum.probes, 7);
+        assert_eq!(first, Some(at(100, 0)));
+        assert_eq!(h.since(at(104, 0)), (Slot::default(), None));
+    }
+
+    #[test]
+    fn only_a_week_is_kept() {
+        let mut h = History::default();
+        for hour in 0..400 {
+            h.at(at(hour, 0)).probes += 1;
+        }
+        assert_eq!(h.slots.len(), HOURS);
+        assert_eq!(h.since(at(0, 0)).0.probes, HOURS as u64);
+        // A clock stepped back counts in the newest hour.
+        h.at(at(10, 0)).probes += 1;
+        assert_eq!(h.since(at(399, 0)).0.probes, 2);
+    }
+
+    #[test]
+    fn evidence_keeps_the_newest() {
+        let mut ring = VecDeque::new();
+        for i in 0..(EVIDENCE + 5) {
+            keep(
+                &mut ring,
+                Evidence {
+                    at: at(i as i64, 0),
+                    kind: EvidenceKind::Late,
+                    sentinel: Arc::from("s"),
+                },
+            );
+        }
+        assert_eq!(ring.len(), EVIDENCE);
+        assert_eq!(ring.front().unwrap().at, at(5, 0));
+    }
+}
