@@ -44,7 +44,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_defaults.yaml",
         "defaults.timout",
-        "unknown key; the keys allowed here are: interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, contract",
+        "unknown key; the keys allowed here are: interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, contract, delete_sample",
     ),
     case(
         "unknown_key_server.yaml",
@@ -54,7 +54,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_path.yaml",
         "paths[1].objectve",
-        "unknown key; the keys allowed here are: source, target, interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, contract, reconcile",
+        "unknown key; the keys allowed here are: source, target, interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, contract, delete_sample, reconcile",
     ),
     case(
         "unknown_key_poll.yaml",
@@ -301,6 +301,11 @@ const CASES: &[Case] = &[
         "contract_deletes_lake.yaml",
         "paths[0].contract.deletes",
         "system \"lake\" (kind synapse_link_csv) cannot show that a delete arrived: its reader keeps a sentinel once found and does not read the export's delete rows (IsDelete) yet",
+    ),
+    case(
+        "delete_sample_zero.yaml",
+        "paths[0].delete_sample",
+        "delete_sample must be at least 1 (1: every sentinel's delete is watched, 4: one in four)",
     ),
     case(
         "contract_deletes_zero.yaml",

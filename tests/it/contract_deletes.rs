@@ -161,6 +161,7 @@ paths:
     interval: 1s
     timeout: 5s
     confirm: 4s                  # reads every 1.33 s after the first absent one
+    delete_sample: 1             # every delete watched
     contract: {{ visibility: 2s, deletes: 8s }}
 "#
     ));

@@ -18,7 +18,7 @@ systems:
   steady: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 2s } }
 paths:
   - { source: src, target: flappy, interval: 30s, timeout: 2m, confirm: 15s, contract: { visibility: 10s, monotonic_reads: true } }
-  - { source: src, target: steady, interval: 30s, timeout: 2m, confirm: 5s, contract: { visibility: 10s, monotonic_reads: true, deletes: 1m } }
+  - { source: src, target: steady, interval: 30s, timeout: 2m, confirm: 5s, delete_sample: 1, contract: { visibility: 10s, monotonic_reads: true, deletes: 1m } }
 "#;
 
 fn guarantee<'a>(r: &'a ContractsReport, target: &str, g: &str) -> &'a GuaranteeReport {

@@ -134,6 +134,8 @@ pub struct PathSpec {
     /// to go: the declared `contract.deletes`, else the timeout; `None` for a target kind
     /// whose reads cannot show a delete (README, "Consistency contracts").
     pub delete_watch: Option<Dur>,
+    /// The delete of one sentinel in this many (by sequence number) is watched.
+    pub delete_sample: u32,
     /// What the target's reads can show, else why not (for reports).
     pub observable: Observable,
     /// The target system's `kind:` (for reports).
@@ -217,6 +219,7 @@ struct PathSettings {
     request_timeout: Option<Dur>,
     poll: Option<PollSettings>,
     contract: Option<RawContract>,
+    delete_sample: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -245,6 +248,7 @@ struct RawPath {
     request_timeout: Option<Dur>,
     poll: Option<PollSettings>,
     contract: Option<RawContract>,
+    delete_sample: Option<u32>,
     #[serde(default)]
     reconcile: Vec<crate::config::reconcile::RawReconcile>,
 }
@@ -261,6 +265,7 @@ impl RawPath {
             request_timeout: self.request_timeout,
             poll: self.poll.clone(),
             contract: self.contract,
+            delete_sample: self.delete_sample,
         }
     }
 }
@@ -290,6 +295,8 @@ pub mod default {
     pub const MAX_IN_FLIGHT: u32 = 10;
     pub const CONFIRM: Dur = Dur::secs(0);
     pub const RETENTION: Dur = Dur::secs(0);
+    /// One delete in four is watched (BENCHMARKS.md, "API cost").
+    pub const DELETE_SAMPLE: u32 = 4;
     pub const REQUEST_TIMEOUT: Dur = Dur::secs(30);
 }
 
@@ -805,6 +812,19 @@ fn resolve_path(
         (None, None) => None,
     };
     let observes_deletes = target.observes_deletes();
+    let (delete_sample, sample_key) = pick(
+        keys,
+        "delete_sample",
+        own.delete_sample,
+        defaults.delete_sample,
+        default::DELETE_SAMPLE,
+    );
+    if delete_sample == 0 {
+        return Err(Issue::new(
+            sample_key,
+            "delete_sample must be at least 1 (1: every sentinel's delete is watched, 4: one in four)",
+        ));
+    }
     let watch_deletes = observes_deletes.is_ok();
     if let Some((d, at)) = &deletes {
         if d.get().is_zero() {
@@ -956,6 +976,7 @@ fn resolve_path(
             monotonic_reads,
             deletes: deletes.as_ref().map(|(d, _)| *d),
         },
+        delete_sample,
         delete_watch: watch_deletes.then(|| deletes.as_ref().map_or(timeout, |(d, _)| *d)),
         observable: Observable {
             regressions: target.observes_regressions(),

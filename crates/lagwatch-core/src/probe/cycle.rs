@@ -418,14 +418,18 @@ impl Cycle {
             Ok(sent) => {
                 let acked = Instant::now();
                 self.ledger.forget(sentinel.id.key()).await;
-                // Every path whose target showed the sentinel watches it go.
+                // Every path whose target showed the sentinel watches it go, for one sentinel
+                // in the path's delete_sample (BENCHMARKS.md, "API cost").
                 let watches = self.paths.iter().zip(&results).filter_map(|(p, polled)| {
+                    let sampled = self
+                        .seq
+                        .is_multiple_of(u64::from(p.spec.delete_sample.max(1)));
                     let seen = matches!(
                         polled,
                         Polled::Resolved(Outcome::Converged | Outcome::Mismatch, _)
                     );
                     let window = p.spec.delete_watch?.get();
-                    seen.then(|| self.watch_delete(p, &sentinel, sent, acked, window))
+                    (sampled && seen).then(|| self.watch_delete(p, &sentinel, sent, acked, window))
                 });
                 join_all(watches).await;
             }

@@ -93,6 +93,7 @@ impl Cycle {
         let confirm = spec.confirm.get();
         let confirm_gap = (confirm / 3).max(spec.poll.min_gap);
         let request_timeout = spec.request_timeout.get();
+        let expect = path.expectation();
         let mut prev: Option<Duration> = None;
         let mut last_present: Option<Instant> = None;
         let mut gone: Option<(Instant, LagEstimate)> = None;
@@ -130,7 +131,9 @@ impl Cycle {
         loop {
             let offset = match (gone, prev) {
                 (Some(_), Some(p)) => p + confirm_gap,
-                _ => schedule::next_offset(prev, &spec.poll, None, rand::random()),
+                // Deletes usually travel the path's pipeline as writes do: the window learned
+                // from its lags places the reads.
+                _ => schedule::next_offset(prev, &spec.poll, expect.as_ref(), rand::random()),
             };
             let at = (acked + offset).min(deadline);
             if let Some((gone_at, est)) = gone
