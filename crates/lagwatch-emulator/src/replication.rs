@@ -282,7 +282,8 @@ impl Emulator {
                     || arrived(st.indexes.get(&r.name).and_then(|i| i.prior.get(&id)));
                 self.lake_delete(r, id, exported, now);
             }
-            self.landscape.delete_record(&r.landscape_source, &id_text);
+            self.landscape
+                .delete_record(&r.landscape_source, &id_text, now);
             if let Some(index) = st.indexes.get_mut(&r.name) {
                 index.live.remove(&id);
                 index.prior.remove(&id);

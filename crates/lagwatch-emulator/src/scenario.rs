@@ -429,6 +429,7 @@ impl Replica {
             mismatch_probability: self.mismatch_probability,
             flap_probability: self.flap_probability,
             outages,
+            ..ReplicaSpec::with_lag(self.lag.clone())
         }
     }
 }
