@@ -126,12 +126,23 @@ pub async fn sentinels_in(
 /// The JSON answer to `req` of an emulator in this process (`null` for an empty body); panics
 /// unless the status is a success.
 pub async fn call(emu: &Emulator, req: axum::http::Request<axum::body::Body>) -> Value {
+    let (status, body) = answer(emu, req).await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    body
+}
+
+/// The status and JSON answer to `req` of an emulator in this process, whatever the status
+/// (`null` for an empty or non-JSON body).
+pub async fn answer(emu: &Emulator, req: axum::http::Request<axum::body::Body>) -> (u16, Value) {
     let resp = emu.handle(req).await;
-    assert!(resp.status().is_success(), "{}", resp.status());
+    let status = resp.status().as_u16();
     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
         .await
         .expect("body");
-    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// Creates an account named `name` with `description` in the emulated Dataverse environment

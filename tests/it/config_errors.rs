@@ -64,7 +64,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_system.yaml",
         "systems.primary.latency",
-        "unknown key; the keys allowed here are: replica_of, write_latency, read_latency, lag, drop_probability, mismatch_probability, flap_probability, stale_read_probability, outages, throttle, seed, and on every system: kind, limits",
+        "unknown key; the keys allowed here are: replica_of, write_latency, read_latency, lag, drop_probability, mismatch_probability, flap_probability, delete_drop_probability, resurrect_probability, resurrect_after, resurrect_for, stale_read_probability, outages, throttle, seed, and on every system: kind, limits",
     ),
     case(
         "unknown_key_lag.yaml",

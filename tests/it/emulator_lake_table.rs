@@ -261,6 +261,19 @@ async fn append_only_mode_appends_every_version_and_deletes_as_rows() {
     e.update(&a, "a2").await;
     e.step(Duration::from_secs(6)).await;
     e.delete(&a).await;
+    e.step(Duration::from_secs(4)).await;
+    assert_eq!(
+        rows(
+            &c.join("model.json"),
+            &c.join("account").join(format!(
+                "{}.csv",
+                e.emu.wall_time(Instant::now()).format("%Y")
+            ))
+        )
+        .len(),
+        2,
+        "the delete reaches the export after the replica's lag (5s)"
+    );
     e.step(Duration::from_secs(1)).await;
     let year = e.emu.wall_time(Instant::now()).format("%Y").to_string();
     let got = rows(

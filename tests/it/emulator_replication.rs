@@ -489,7 +489,7 @@ async fn truth_endpoint_reports_the_instants_reads_observe() {
         404
     );
 
-    // A deleted record leaves every replica at once; its truth stays.
+    // A deleted record leaves a replica after the replica's lag; its truth stays.
     let r = send(
         &e.emu,
         "DELETE",
@@ -499,13 +499,12 @@ async fn truth_endpoint_reports_the_instants_reads_observe() {
     )
     .await;
     assert_eq!(r.status, 204);
+    assert_eq!(e.fno_rows("fin", "SENT-T-1").await, 1);
+    advance(Duration::from_secs(2)).await;
     assert_eq!(e.fno_rows("fin", "SENT-T-1").await, 0);
-    assert_eq!(
-        send(&e.emu, "GET", "/_truth/fno/SENT-T-1", &[], "")
-            .await
-            .status,
-        200
-    );
+    let t = send(&e.emu, "GET", "/_truth/fno/SENT-T-1", &[], "").await;
+    assert_eq!(t.status, 200);
+    assert_eq!(t.body["delete_lag_seconds"], 2.0, "{}", t.body);
     assert!(r.headers.get("odata-version").is_some());
 }
 

@@ -25,6 +25,7 @@ mod dependency_policy;
 mod deploy_manifests;
 mod dual_write_halted;
 mod elasticsearch_wiremock;
+mod emulator_deletes;
 mod emulator_end_to_end;
 mod emulator_http;
 mod emulator_lake;

@@ -13,6 +13,11 @@
 //!   with `{"query":{"term":{"field":"value"}}}` (also `match`, `match_all`, `ids`, and
 //!   `bool` with `must`/`filter`/`should`/`must_not`; `size`, `from`) finds it from then on.
 //!
+//! A deleted row ([`super::replication`]) follows the same two clocks: `_doc` finds it until
+//! the replica's `gone_at` (and during a resurrection window), `_search` until the first
+//! refresh at or after `gone_at` (and from the first refresh at or after a resurrection's
+//! start to the first at or after its end).
+//!
 //! `GET /` answers the cluster banner. Authentication when the cluster configures `users` or
 //! `api_keys`: `Authorization: Basic …` or `Authorization: ApiKey base64(id:key)`; else `401`
 //! with a `security_exception`. Unknown index → `404` `index_not_found_exception`;

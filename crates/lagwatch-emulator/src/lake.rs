@@ -47,16 +47,27 @@
 //!   Partitions by year of `createdon`: `account/2026.csv`.
 //! - A row's `SinkCreatedOn` = `SinkModifiedOn` = the instant it reached the export (commit +
 //!   the replica's lag, after stalls): the *sink* instant. It is appended to the folder open at
-//!   that instant and becomes readable when that folder closes. A delete appends a row with
-//!   only `Id`, the sink times and `IsDelete` = `True`, at once, if a version of the row had
-//!   reached the export.
+//!   that instant and becomes readable when that folder closes. A delete reaches the export
+//!   like a write, at the replica's `gone_at` (the Dataverse delete + a lag drawn from the
+//!   replica's distribution, never before the row's own sink instant), and is appended then as
+//!   a row with only `Id`, the sink times and `IsDelete` = `True`, if a version of the row had
+//!   reached the export before (versions due from then on never do, so a row whose delete was
+//!   drawn shorter than its write's lag is never written). A dropped delete
+//!   (`delete_drop_probability`) appends nothing. A resurrection (`resurrect_probability`)
+//!   appends the row's last version again at `gone_at + resurrect_after` and a second delete
+//!   row at the end of its window; in the table layout, in place, the row is put back into its
+//!   partition file and removed again; Delta commits both change rows.
 //! - `model.json` and `changelog.info` are written to a dot-named temporary file and renamed.
 //!
 //! # Ground truth
 //!
 //! For a lake replica `visible_at` is the instant the row's folder closed (table layout: the
 //! instant it was put into its partition file, its sink instant), and `sink_at` the instant
-//! it was appended (what `SinkCreatedOn` says).
+//! it was appended (what `SinkCreatedOn` says). After a delete, `delete_sink_at` is when the
+//! delete row was appended and `gone_at` when it became readable (the same rule as
+//! `visible_at`); a resurrection's `{from, to}` are when its row and its second delete row
+//! became readable (equal when both went into one folder or one Delta commit: a reader of
+//! completed folders then sees the row and its delete together, never the row alone).
 //!
 //! # Time
 //!
@@ -598,25 +609,44 @@ impl Emulator {
     /// Queues the version `entry` of record `id` for the lake table of replica `r` (called
     /// right after the landscape committed it).
     pub(crate) fn lake_commit(&self, r: &ReplicaDef, id: Uuid, entry: &ReplicaEntry) {
-        let Some((li, ti)) = self.lakes.locate(&r.name) else {
-            return;
-        };
         let Some(sink) = entry.visible_at else {
             return; // dropped: never reaches the export
         };
         if sink > self.started + FOREVER.get() / 2 {
             return; // queued behind a paused map for the life of the emulator
         }
-        let source: Map<String, Value> = serde_json::from_str(&entry.payload).unwrap_or_default();
-        let shaped = r.shape(entry);
+        self.lake_push(r, id, Some(entry), sink);
+    }
+
+    /// Queues a row of record `id` reaching the lake table of replica `r` at `sink`: version
+    /// `entry`, or (`None`) its delete row.
+    fn lake_push(&self, r: &ReplicaDef, id: Uuid, entry: Option<&ReplicaEntry>, sink: Instant) {
+        let Some((li, ti)) = self.lakes.locate(&r.name) else {
+            return;
+        };
         let sink_wall = self.unstepped_wall_time(sink);
         let def = &self.lakes.defs[li];
-        let created = source
-            .get("createdon")
-            .and_then(Value::as_str)
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map_or(sink_wall, |t| t.with_timezone(&Utc));
-        let line = def.tables[ti].line(id, Some((&shaped, &source)), sink_wall);
+        let (line, partition) = match entry {
+            Some(entry) => {
+                let source: Map<String, Value> =
+                    serde_json::from_str(&entry.payload).unwrap_or_default();
+                let shaped = r.shape(entry);
+                let created = source
+                    .get("createdon")
+                    .and_then(Value::as_str)
+                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                    .map_or(sink_wall, |t| t.with_timezone(&Utc));
+                (
+                    def.tables[ti].line(id, Some((&shaped, &source)), sink_wall),
+                    def.partition(created),
+                )
+            }
+            // The table layout puts a delete where the record's rows are (see `lake_table`).
+            None => (
+                def.tables[ti].line(id, None, sink_wall),
+                def.partition(sink_wall),
+            ),
+        };
         self.lakes.push(
             li,
             PendingRow {
@@ -624,43 +654,53 @@ impl Emulator {
                 seq: self.lakes.seq.fetch_add(1, Ordering::Relaxed),
                 id,
                 table: ti,
-                partition: def.partition(created),
+                partition,
                 line,
-                delete: false,
+                delete: entry.is_none(),
             },
         );
     }
 
-    /// Record `id` was deleted at `now`: versions that have not reached the export never will;
-    /// if one had, a delete row is appended. `exported` says whether a version had.
-    pub(crate) fn lake_delete(&self, r: &ReplicaDef, id: Uuid, exported: bool, now: Instant) {
+    /// Record `id` was deleted; `entry` is its last version with the delete as the landscape
+    /// drew it for replica `r`, `prior_at` when the version before it reached the export.
+    /// Deletes apply in order: versions due at or after `gone_at` never reach the export (a
+    /// delete drawn shorter than the write's lag has `gone_at` = `visible_at`: the row never
+    /// shows), and the delete row is appended at `gone_at` if a version reached it before. A resurrection
+    /// writes the row (its last version) again when it starts and a delete row when it ends;
+    /// a dropped delete, or one queued behind a paused map, writes nothing.
+    pub(crate) fn lake_delete(
+        &self,
+        r: &ReplicaDef,
+        id: Uuid,
+        entry: &ReplicaEntry,
+        prior_at: Option<Instant>,
+    ) {
         let Some((li, ti)) = self.lakes.locate(&r.name) else {
             return;
         };
+        let Some(gone) = entry.gone_at else {
+            return;
+        };
+        if gone > self.started + FOREVER.get() / 2 {
+            return;
+        }
         let still_due = {
             let mut pending = self.lakes.pending();
-            pending[li].retain(|p| !(p.id == id && p.table == ti && p.sink > now));
+            pending[li].retain(|p| !(p.id == id && p.table == ti && p.sink >= gone));
             pending[li].iter().any(|p| p.id == id && p.table == ti)
         };
+        let exported = [entry.visible_at, prior_at]
+            .into_iter()
+            .flatten()
+            .any(|v| v < gone);
         if !(exported || still_due) {
             return;
         }
-        let sink_wall = self.unstepped_wall_time(now);
-        let def = &self.lakes.defs[li];
-        let line = def.tables[ti].line(id, None, sink_wall);
-        self.lakes.push(
-            li,
-            PendingRow {
-                sink: now,
-                seq: self.lakes.seq.fetch_add(1, Ordering::Relaxed),
-                id,
-                table: ti,
-                // The table layout puts it where the record's rows are (see `lake_table`).
-                partition: def.partition(sink_wall),
-                line,
-                delete: true,
-            },
-        );
+        self.lake_push(r, id, None, gone);
+        if let Some((from, to)) = entry.resurrected {
+            self.lake_push(r, id, Some(entry), from);
+            self.lake_push(r, id, None, to);
+        }
     }
 
     /// Brings every lake's files up to now: appends the rows whose sink instant has passed to

@@ -32,7 +32,12 @@
 //! Replication reuses [`Landscape`] of the `simulated` kind ([`simulated`], lagwatch's
 //! in-process landscape with ground truth, also a kind of its own): every replica of the scenario is
 //! a landscape replica (lag distribution, drop/mismatch/flap probabilities, `stall` and
-//! `unavailable` outages), fed by the Dataverse entity set it names. A dual-write map `state`
+//! `unavailable` outages), fed by the Dataverse entity set it names. Deletes replicate the same
+//! way: a deleted row stays in each replica until a lag drawn from the replica's distribution
+//! has passed (never before the write it follows), unless the replica drops the delete
+//! (`delete_drop_probability`: the row stays) or undoes it for a while
+//! (`resurrect_probability`: the row is back `resurrect_after` after it was gone, default 1s,
+//! for `resurrect_for`, default 3s, then gone for good). A dual-write map `state`
 //! (`running`, `paused`, `stopped`) and `paused` windows become a stall outage or a certain
 //! drop. All instants are `tokio::time::Instant`, so in-process tests under paused time
 //! ([`Emulator::handle`]) run minutes of lag in milliseconds. Wall-clock values the services
@@ -47,7 +52,10 @@
 //!  "committed_at_unix":1777629600.123456789,"visible_at":"…","visible_at_unix":…,
 //!  "lag_seconds":0.41,"searchable_at":null,"searchable_at_unix":null,"sink_at":null,
 //!  "sink_at_unix":null,"folder":null,"flap":null,"mismatched":false,"dropped":false,
-//!  "queued":false,"visible_now":true,"now":"…"}
+//!  "queued":false,"deleted_at":"…","deleted_at_unix":…,"gone_at":"…","gone_at_unix":…,
+//!  "delete_lag_seconds":0.38,"delete_dropped":false,
+//!  "resurrected":{"from":"…","to":"…","from_unix":…,"to_unix":…},
+//!  "delete_sink_at":null,"delete_sink_at_unix":null,"visible_now":false,"now":"…"}
 //! ```
 //!
 //! Timestamps are RFC 3339 UTC with nanoseconds plus the same instant as Unix seconds with a
@@ -57,7 +65,22 @@
 //! `visible_at`. For a lake replica `visible_at` is when the incremental folder holding the
 //! row closed (table layout: when the row was put into its partition file, `sink_at`),
 //! `sink_at` when the row was appended (its `SinkCreatedOn`), and `folder` that folder's name
-//! (null in the table layout). Unknown replica or key → 404.
+//! (null in the table layout). After the Dataverse row was deleted (the fields are null, and
+//! `delete_dropped` false, while it lives): `deleted_at` is when the delete committed;
+//! `gone_at` when the replica stopped showing the row (null if the delete was dropped, or is
+//! queued behind a paused map; deletes apply in order, so it is never before `visible_at`, and
+//! equal to it when the delete was drawn faster than the write: the row never showed),
+//! `delete_lag_seconds` the time between; `delete_dropped` says
+//! the delete never reaches the replica (the row stays); `resurrected` is a `{from, to}`
+//! window after `gone_at` during which the row shows again before it is gone for good (null if
+//! none). Reads by key and queries (Elasticsearch `_doc` too) find the row until `gone_at`, and
+//! inside `resurrected`, never after; Elasticsearch `_search` stops finding it at the first
+//! refresh at or after `gone_at` (and finds a resurrection from the first refresh at or after
+//! `from` to the first at or after `to`). For a lake replica `delete_sink_at` is when the
+//! delete row was appended (its `SinkCreatedOn`), `gone_at` when it became readable, by the
+//! same rule as `visible_at`, and `resurrected` when the row written again and its second
+//! delete row became readable. `visible_now` is whether reads by key find the row stably now
+//! (arrived and not gone, or resurrected). Unknown replica or key → 404.
 //!
 //! Drift truth: `GET /_truth/_drift/{replica}` (no authentication) lists the exact drift of a
 //! replica's copy of its source's seeded rows ([`seed`], served by [`seeded`]):
@@ -102,13 +125,17 @@
 //!     map: { accountnumber: CustomerAccount, name: OrganizationName }
 //!     transform: { OrganizationName: uppercase }
 //!     lag: { distribution: log_normal, median: 400ms, p99: 1500ms }
+//!     flap_probability: 0.0          # rows shown early, then lost until the lag
+//!     delete_drop_probability: 0.0   # deletes that never arrive: the row stays
+//!     resurrect_probability: 0.0     # deletes undone for a while: the row is back, then gone
+//!     resurrect_after: 1s            # back this long after it was gone
+//!     resurrect_for: 3s              # for this long
 //!     paused: [ { start: 5m, duration: 1m, every: 15m } ]
 //! ```
 //!
 //! Left out: writes to F&O, search and Elasticsearch (they are read-only replicas here),
-//! `$expand`, `$orderby` in F&O, batch requests, delete replication lag (a deleted record
-//! leaves every replica at once; a lake gets its delete row at once), Elasticsearch's
-//! idle-shard refresh and `_refresh`; for the lake see [`lake`].
+//! `$expand`, `$orderby` in F&O, batch requests, Elasticsearch's idle-shard refresh and
+//! `_refresh`; for the lake see [`lake`].
 
 // Handlers return a finished error `Response` early through `Result<_, Response>`; it is
 // large, but only built on the error path of one request.

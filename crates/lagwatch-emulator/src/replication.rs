@@ -9,8 +9,16 @@
 //! with every mapped text field except the key's changed (a `~` appended), so content checks
 //! notice it while lookups by key still find it. An update commits again; until the new
 //! version arrives the replica keeps showing the version it had.
+//!
+//! A delete goes through the landscape too: each replica keeps serving the row (by key and in
+//! queries, listings, `$filter` and search) until its `gone_at`, and again during a
+//! resurrection window, never after; a dropped delete leaves it there. The row's last version
+//! is kept as a tombstone until it has left for good (Elasticsearch `_search`: until the first
+//! refresh after that), then dropped from the replica's index, a few per write or delete. A
+//! lake replica gets its delete row at `gone_at` ([`Emulator::lake_delete`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -18,7 +26,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::simulated::{ReplicaEntry, ReplicaSpec};
+use crate::simulated::{DROPPED_DELETE_KEPT, ReplicaEntry, ReplicaSpec};
 
 use super::odata::{Dialect, Filter, parse_filter};
 use super::scenario::{self, FOREVER, Scenario, Target, Transform};
@@ -26,6 +34,9 @@ use super::{Emulator, json_response, rfc3339};
 
 /// Most key → record entries remembered per replica for the truth endpoint.
 const KEY_CAPACITY: usize = 200_000;
+
+/// Expired tombstones dropped from a replica's index per write or delete.
+const PURGE_BATCH: usize = 16;
 
 /// A resolved scenario replica.
 pub(crate) struct ReplicaDef {
@@ -128,9 +139,46 @@ pub(crate) struct ReplicaIndex {
     /// Flap and mismatch of the latest version, kept after deletion for the truth endpoint.
     meta: HashMap<Uuid, (Option<(Instant, Instant)>, bool)>,
     seq: u64,
+    /// Deleted records still in `live`: their last version with the delete as the landscape
+    /// drew it, and which burial this is. Kept here as well because a read that rounds to a
+    /// refresh (Elasticsearch `_search`) shows a row a little past the instant the landscape
+    /// forgets it.
+    tombstones: HashMap<Uuid, (ReplicaEntry, u64)>,
+    /// When each tombstone's record leaves `live`, soonest first, with its burial.
+    expiry: BinaryHeap<Reverse<(Instant, u64, Uuid)>>,
+    burials: u64,
 }
 
 impl ReplicaIndex {
+    /// Keeps deleted record `id` in `live` until `until`, as `entry` (its delete drawn).
+    fn bury(&mut self, id: Uuid, entry: ReplicaEntry, until: Instant) {
+        self.burials += 1;
+        self.tombstones.insert(id, (entry, self.burials));
+        self.expiry.push(Reverse((until, self.burials, id)));
+    }
+
+    /// Drops up to [`PURGE_BATCH`] records whose tombstone expired by `now` (unless the
+    /// record was written again since).
+    fn purge(&mut self, now: Instant) {
+        for _ in 0..PURGE_BATCH {
+            if self
+                .expiry
+                .peek()
+                .is_none_or(|Reverse((until, _, _))| *until > now)
+            {
+                return;
+            }
+            let Some(Reverse((_, burial, id))) = self.expiry.pop() else {
+                return;
+            };
+            if self.tombstones.get(&id).is_some_and(|(_, b)| *b == burial) {
+                self.tombstones.remove(&id);
+                self.live.remove(&id);
+                self.prior.remove(&id);
+            }
+        }
+    }
+
     fn remember(&mut self, key: String, id: Uuid) {
         if self.by_key.insert(key.clone(), id).is_none() {
             self.key_order.push_back(key);
@@ -190,6 +238,21 @@ pub struct GroundTruth {
     pub dropped: bool,
     /// Waits behind a paused map: arrives only when the map resumes.
     pub queued: bool,
+    /// When the Dataverse delete committed (the source forgot the row); `None` while it lives.
+    pub deleted_at: Option<Instant>,
+    /// When reads by key and queries stop finding the row after its delete (Elasticsearch
+    /// `_search`: at the first refresh at or after it). For a lake: when the delete row is
+    /// readable (its folder closed; table layout: `delete_sink_at`; Delta: its commit).
+    /// `None` while it lives, if the delete was dropped, or queued behind a paused map.
+    pub gone_at: Option<Instant>,
+    /// The delete never reaches the replica: the row stays.
+    pub delete_dropped: bool,
+    /// `[from, to)`: after `gone_at` the row is visible again during this window, then gone for
+    /// good (a lake: the row written again, readable from `from`, and deleted again, readable
+    /// from `to`).
+    pub resurrected: Option<(Instant, Instant)>,
+    /// Lake only: when the delete row reached the export (its `SinkCreatedOn`).
+    pub delete_sink_at: Option<Instant>,
 }
 
 impl GroundTruth {
@@ -197,6 +260,19 @@ impl GroundTruth {
     pub fn lag(&self) -> Option<std::time::Duration> {
         self.visible_at
             .map(|v| v.saturating_duration_since(self.committed_at))
+    }
+
+    /// The true delete lag, from the Dataverse delete to `gone_at`, if the delete arrived.
+    pub fn delete_lag(&self) -> Option<std::time::Duration> {
+        Some(self.gone_at?.saturating_duration_since(self.deleted_at?))
+    }
+
+    /// Whether reads by key find the row stably at `now` (flaps aside): arrived and not gone,
+    /// or inside a resurrection.
+    pub fn visible(&self, now: Instant) -> bool {
+        let within = |(a, b): (Instant, Instant)| now >= a && now < b;
+        (self.visible_at.is_some_and(|v| now >= v) && self.gone_at.is_none_or(|g| now < g))
+            || self.resurrected.is_some_and(within)
     }
 }
 
@@ -242,6 +318,9 @@ impl Emulator {
             let Some(index) = st.indexes.get_mut(&r.name) else {
                 continue;
             };
+            index.purge(now);
+            // Written again after a delete: a record of its own, no longer buried.
+            index.tombstones.remove(&id);
             if let Some(previous) = self.landscape.replica_entry(&r.name, &id_text) {
                 index.prior.insert(id, previous);
             }
@@ -264,7 +343,9 @@ impl Emulator {
         }
     }
 
-    /// Removes a deleted Dataverse row from every replica of `(env, set)`.
+    /// Deletes a Dataverse row from every replica of `(env, set)`: each draws when the row is
+    /// gone (or whether the delete is dropped, or undone for a while) and keeps it until
+    /// then; a lake replica gets its delete row then.
     pub(crate) fn unreplicate(&self, env: &str, set: &str, id: Uuid) {
         let id_text = id.to_string();
         let now = Instant::now();
@@ -274,20 +355,52 @@ impl Emulator {
             .iter()
             .filter(|r| r.env == env && r.set == set)
         {
-            if matches!(r.target, Target::Lake { .. }) {
-                let arrived = |e: Option<&ReplicaEntry>| {
-                    e.and_then(|e| e.visible_at).is_some_and(|v| v <= now)
-                };
-                let exported = arrived(self.landscape.replica_entry(&r.name, &id_text).as_ref())
-                    || arrived(st.indexes.get(&r.name).and_then(|i| i.prior.get(&id)));
-                self.lake_delete(r, id, exported, now);
-            }
-            self.landscape.delete_record(&r.landscape_source, &id_text);
-            if let Some(index) = st.indexes.get_mut(&r.name) {
+            self.landscape
+                .delete_record(&r.landscape_source, &id_text, now);
+            let Some(index) = st.indexes.get_mut(&r.name) else {
+                continue;
+            };
+            index.purge(now);
+            let Some(entry) = self
+                .landscape
+                .replica_entry(&r.name, &id_text)
+                .filter(|e| e.deleted_at.is_some())
+            else {
+                // Never replicated here (its filter), or already forgotten.
                 index.live.remove(&id);
                 index.prior.remove(&id);
+                continue;
+            };
+            if matches!(r.target, Target::Lake { .. }) {
+                let prior = index.prior.get(&id).and_then(|p| p.visible_at);
+                self.lake_delete(r, id, &entry, prior);
             }
+            let until = match entry.gone_at {
+                Some(gone) => {
+                    let over = entry.resurrected.map_or(gone, |(_, to)| to.max(gone));
+                    match self.es_refresh(r) {
+                        Some(refresh) => next_tick(self.started, over, refresh),
+                        None => over,
+                    }
+                }
+                None => now + DROPPED_DELETE_KEPT,
+            };
+            index.bury(id, entry, until);
         }
+    }
+
+    /// The refresh interval of an Elasticsearch replica's cluster (`None` for other targets).
+    fn es_refresh(&self, r: &ReplicaDef) -> Option<std::time::Duration> {
+        let Target::Elasticsearch { cluster, .. } = &r.target else {
+            return None;
+        };
+        Some(
+            self.scenario
+                .elasticsearch
+                .get(cluster)
+                .map(|c| c.refresh_interval.get())
+                .unwrap_or(std::time::Duration::from_secs(1)),
+        )
     }
 
     /// The replicas whose target satisfies `pred`.
@@ -313,15 +426,36 @@ impl Emulator {
         now: Instant,
         vis: Visibility,
     ) -> Option<ReplicaEntry> {
-        let current = self.landscape.replica_entry(&r.name, &id.to_string())?;
+        let current = match self.landscape.replica_entry(&r.name, &id.to_string()) {
+            Some(e) => e,
+            // Forgotten by the landscape: a buried row a refresh still shows; never one
+            // whose delete was dropped (forgotten with its truth).
+            None => index
+                .tombstones
+                .get(&id)
+                .map(|(e, _)| e)
+                .filter(|e| !e.delete_dropped)?
+                .clone(),
+        };
+        let at = |i: Instant| match vis {
+            Visibility::Read => i,
+            Visibility::Search { refresh } => next_tick(self.started, i, refresh),
+        };
         let shows = |e: &ReplicaEntry| match vis {
             Visibility::Read => e.visible(now),
-            Visibility::Search { refresh } => e
-                .visible_at
-                .is_some_and(|v| now >= next_tick(self.started, v, refresh)),
+            Visibility::Search { .. } => {
+                let within = |(a, b): (Instant, Instant)| now >= at(a) && now < at(b);
+                (e.visible_at.is_some_and(|v| now >= at(v))
+                    && e.gone_at.is_none_or(|g| now < at(g)))
+                    || e.resurrected.is_some_and(within)
+            }
         };
         if shows(&current) {
             return Some(current);
+        }
+        if current.gone_at.is_some_and(|g| now >= at(g)) {
+            // The delete has applied: no older version shows either.
+            return None;
         }
         index.prior.get(&id).filter(|p| shows(p)).cloned()
     }
@@ -406,22 +540,28 @@ impl Emulator {
         let horizon = self.started + FOREVER.get() / 2;
         let queued = t.visible_at.is_some_and(|v| v > horizon);
         let visible_at = t.visible_at.filter(|_| !queued);
-        let searchable_at = match (&r.target, visible_at) {
-            (Target::Elasticsearch { cluster, .. }, Some(v)) => {
-                let refresh = self
-                    .scenario
-                    .elasticsearch
-                    .get(cluster)
-                    .map(|c| c.refresh_interval.get())
-                    .unwrap_or(std::time::Duration::from_secs(1));
-                Some(next_tick(self.started, v, refresh))
-            }
-            _ => None,
-        };
+        let searchable_at = self
+            .es_refresh(r)
+            .zip(visible_at)
+            .map(|(refresh, v)| next_tick(self.started, v, refresh));
         let (flap, mismatched) = meta.unwrap_or((None, false));
-        let (visible_at, sink_at) = match (&r.target, visible_at) {
-            (Target::Lake { .. }, Some(sink)) => (self.lake_visible_at(replica, sink), Some(sink)),
-            (_, v) => (v, None),
+        let lake = matches!(r.target, Target::Lake { .. });
+        let (visible_at, sink_at) = match visible_at {
+            Some(sink) if lake => (self.lake_visible_at(replica, sink), Some(sink)),
+            v => (v, None),
+        };
+        // A delete queued behind a paused map never applies while the emulator runs.
+        let gone_at = t.gone_at.filter(|g| *g <= horizon);
+        let resurrected = t.resurrected.filter(|(_, to)| *to <= horizon);
+        let (gone_at, resurrected, delete_sink_at) = if lake {
+            let readable = |i: Instant| self.lake_visible_at(replica, i);
+            (
+                gone_at.and_then(readable),
+                resurrected.and_then(|(a, b)| readable(a).zip(readable(b))),
+                gone_at,
+            )
+        } else {
+            (gone_at, resurrected, None)
         };
         Some(GroundTruth {
             replica: replica.to_string(),
@@ -435,6 +575,11 @@ impl Emulator {
             mismatched,
             dropped: t.visible_at.is_none(),
             queued,
+            deleted_at: t.deleted_at,
+            gone_at,
+            delete_dropped: t.delete_dropped,
+            resurrected,
+            delete_sink_at,
         })
     }
 
@@ -453,7 +598,12 @@ impl Emulator {
                 w.timestamp() as f64 + f64::from(w.timestamp_subsec_nanos()) / 1e9
             })
         };
-        let visible_now = t.visible_at.is_some_and(|v| now >= v);
+        let visible_now = t.visible(now);
+        let window = |w: Option<(Instant, Instant)>| {
+            w.map(|(a, b)| {
+                json!({"from": at(Some(a)), "to": at(Some(b)), "from_unix": unix(Some(a)), "to_unix": unix(Some(b))})
+            })
+        };
         let folder = t
             .sink_at
             .and_then(|s| self.lake_folder_of(replica, s))
@@ -478,6 +628,15 @@ impl Emulator {
                 "mismatched": t.mismatched,
                 "dropped": t.dropped,
                 "queued": t.queued,
+                "deleted_at": at(t.deleted_at),
+                "deleted_at_unix": unix(t.deleted_at),
+                "gone_at": at(t.gone_at),
+                "gone_at_unix": unix(t.gone_at),
+                "delete_lag_seconds": t.delete_lag().map(|d| d.as_secs_f64()),
+                "delete_dropped": t.delete_dropped,
+                "resurrected": window(t.resurrected),
+                "delete_sink_at": at(t.delete_sink_at),
+                "delete_sink_at_unix": unix(t.delete_sink_at),
                 "visible_now": visible_now,
                 "now": rfc3339(self.wall_time(now)),
             }),

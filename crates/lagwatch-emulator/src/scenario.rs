@@ -324,6 +324,14 @@ pub enum Target {
     },
 }
 
+fn default_resurrect_after() -> Dur {
+    simulated::DEFAULT_RESURRECT_AFTER
+}
+
+fn default_resurrect_for() -> Dur {
+    simulated::DEFAULT_RESURRECT_FOR
+}
+
 fn default_data_area() -> String {
     "usmf".to_string()
 }
@@ -356,6 +364,17 @@ pub struct Replica {
     pub mismatch_probability: f64,
     #[serde(default)]
     pub flap_probability: f64,
+    /// Share of deletes that never reach the target: the row stays (a lost delete).
+    #[serde(default)]
+    pub delete_drop_probability: f64,
+    /// Share of deletes undone for a while: the row is back `resurrect_after` after it was
+    /// gone, for `resurrect_for`, then gone for good (a resurrection).
+    #[serde(default)]
+    pub resurrect_probability: f64,
+    #[serde(default = "default_resurrect_after")]
+    pub resurrect_after: Dur,
+    #[serde(default = "default_resurrect_for")]
+    pub resurrect_for: Dur,
     /// Outages: `stall` pauses replication, `unavailable` fails reads with 503.
     #[serde(default)]
     pub outages: Vec<Outage>,
@@ -428,6 +447,10 @@ impl Replica {
             },
             mismatch_probability: self.mismatch_probability,
             flap_probability: self.flap_probability,
+            delete_drop_probability: self.delete_drop_probability,
+            resurrect_probability: self.resurrect_probability,
+            resurrect_after: self.resurrect_after,
+            resurrect_for: self.resurrect_for,
             outages,
         }
     }
@@ -793,6 +816,8 @@ impl Scenario {
             ("drop_probability", r.drop_probability),
             ("mismatch_probability", r.mismatch_probability),
             ("flap_probability", r.flap_probability),
+            ("delete_drop_probability", r.delete_drop_probability),
+            ("resurrect_probability", r.resurrect_probability),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(issue(
@@ -801,6 +826,7 @@ impl Scenario {
                 ));
             }
         }
+        simulated::validate_resurrection(&key, r.resurrect_for)?;
         let windows = r
             .outages
             .iter()

@@ -8,11 +8,29 @@
 //! from 40 % to 70 % of the lag, then hidden until the lag, as a search replica can),
 //! and suffer scheduled outages that either stall replication or fail reads.
 //!
+//! Deletes propagate like writes: the source forgets the record at once, and each replica
+//! holding it draws a delete lag from the same distribution (pushed by stall outages as a
+//! write is) and keeps showing the record until `gone_at` = delete + lag. Replication applies
+//! in order, so a delete never overtakes the write it follows: if the write had not arrived,
+//! `gone_at` is at least its `visible_at` (and when the drawn lag would have been shorter, the
+//! record never shows), and no flap glimpse shows it from `gone_at` on. On purpose, a delete
+//! can be dropped (`delete_drop_probability`: the record stays) or undone for a while
+//! (`resurrect_probability`: visible again during `[gone_at + resurrect_after, gone_at +
+//! resurrect_after + resurrect_for)`, then gone for good). Each outcome is in the ground truth
+//! ([`Truth`]: `deleted_at`, `gone_at`, `delete_dropped`, `resurrected`).
+//!
 //! The landscape records the exact instant each record became (stably) visible in each
 //! replica, so tests and benchmarks compare measured lag with the truth. All instants are
 //! `tokio::time::Instant`, so paused-time tests run hours of lag in milliseconds.
+//!
+//! Memory stays bounded at the scale bench's hundreds of writes a second: the truth store
+//! keeps [`TRUTH_CAPACITY`] entries; a deleted record leaves its replica's map once it is gone
+//! and past its resurrection window (a few expired ones are purged on each commit and delete,
+//! oldest first, never a scan of the map), and a record whose delete was dropped leaves it when
+//! its truth is forgotten, or [`DROPPED_DELETE_KEPT`] after the delete at the latest.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -107,6 +125,17 @@ pub struct SimulatedConfig {
     pub mismatch_probability: f64,
     #[serde(default)]
     pub flap_probability: f64,
+    /// Replica: share of deletes that never reach it (the record stays visible).
+    #[serde(default)]
+    pub delete_drop_probability: f64,
+    /// Replica: share of deletes undone for a while: the record is visible again from
+    /// `resurrect_after` after it was gone, for `resurrect_for`, then gone for good.
+    #[serde(default)]
+    pub resurrect_probability: f64,
+    #[serde(default = "default_resurrect_after")]
+    pub resurrect_after: Dur,
+    #[serde(default = "default_resurrect_for")]
+    pub resurrect_for: Dur,
     /// Source only: share of reads that miss a record the source has acknowledged (a source
     /// that breaks read-your-own-writes, as a stale read replica behind a load balancer does).
     #[serde(default)]
@@ -125,6 +154,18 @@ fn default_write_latency() -> Dur {
 fn default_read_latency() -> Dur {
     Dur::millis(5)
 }
+fn default_resurrect_after() -> Dur {
+    DEFAULT_RESURRECT_AFTER
+}
+fn default_resurrect_for() -> Dur {
+    DEFAULT_RESURRECT_FOR
+}
+
+/// How long after a replica stopped showing a deleted record a resurrection shows it again,
+/// unless `resurrect_after` says otherwise.
+pub const DEFAULT_RESURRECT_AFTER: Dur = Dur::secs(1);
+/// How long a resurrection shows the record, unless `resurrect_for` says otherwise.
+pub const DEFAULT_RESURRECT_FOR: Dur = Dur::secs(3);
 
 /// Registry entry: types and checks a `kind: simulated` block.
 ///
@@ -136,6 +177,8 @@ pub fn decode(key: &str, value: serde_json::Value) -> Result<Box<dyn SystemKind>
         ("drop_probability", c.drop_probability),
         ("mismatch_probability", c.mismatch_probability),
         ("flap_probability", c.flap_probability),
+        ("delete_drop_probability", c.delete_drop_probability),
+        ("resurrect_probability", c.resurrect_probability),
         ("stale_read_probability", c.stale_read_probability),
     ] {
         if !(0.0..=1.0).contains(&p) {
@@ -145,6 +188,7 @@ pub fn decode(key: &str, value: serde_json::Value) -> Result<Box<dyn SystemKind>
             ));
         }
     }
+    validate_resurrection(key, c.resurrect_for)?;
     match (&c.replica_of, &c.lag) {
         (Some(_), None) => {
             return Err(Issue::new(
@@ -180,6 +224,21 @@ pub fn decode(key: &str, value: serde_json::Value) -> Result<Box<dyn SystemKind>
         }
     }
     Ok(Box::new(c))
+}
+
+/// Checks a resurrection window the way a `simulated` replica's is checked (for the
+/// emulator's scenarios too): a window of 0s would record a resurrection nobody can see.
+///
+/// # Errors
+/// An [`Issue`] naming `resurrect_for` under `key`.
+pub fn validate_resurrection(key: &str, resurrect_for: Dur) -> Result<(), Issue> {
+    if resurrect_for.get().is_zero() {
+        return Err(Issue::new(
+            format!("{key}.resurrect_for"),
+            "a resurrection shows the record again for a while: more than 0s",
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a lag distribution the way a `simulated` replica's `lag` is checked (for other
@@ -274,6 +333,8 @@ impl SystemSpec for SimulatedConfig {
             ("dropped", self.drop_probability),
             ("changed", self.mismatch_probability),
             ("flapping", self.flap_probability),
+            ("deletes dropped", self.delete_drop_probability),
+            ("deletes undone for a while", self.resurrect_probability),
         ] {
             if p > 0.0 {
                 extras.push(format!("{p} {what}"));
@@ -375,16 +436,42 @@ pub struct ReplicaSpec {
     pub drop_probability: f64,
     pub mismatch_probability: f64,
     pub flap_probability: f64,
+    /// A delete never reaches the replica: the record stays.
+    pub delete_drop_probability: f64,
+    /// A delete is undone for `resurrect_for`, `resurrect_after` after the record was gone.
+    pub resurrect_probability: f64,
+    pub resurrect_after: Dur,
+    pub resurrect_for: Dur,
     pub outages: Vec<Outage>,
 }
 
 impl ReplicaSpec {
+    /// A replica with lag `lag` and nothing else: no drops, mismatches, flaps, dropped or
+    /// undone deletes, or outages.
+    pub fn with_lag(lag: LagSpec) -> Self {
+        ReplicaSpec {
+            lag,
+            drop_probability: 0.0,
+            mismatch_probability: 0.0,
+            flap_probability: 0.0,
+            delete_drop_probability: 0.0,
+            resurrect_probability: 0.0,
+            resurrect_after: DEFAULT_RESURRECT_AFTER,
+            resurrect_for: DEFAULT_RESURRECT_FOR,
+            outages: Vec::new(),
+        }
+    }
+
     fn from_config(c: &SimulatedConfig, lag: LagSpec) -> Self {
         ReplicaSpec {
             lag,
             drop_probability: c.drop_probability,
             mismatch_probability: c.mismatch_probability,
             flap_probability: c.flap_probability,
+            delete_drop_probability: c.delete_drop_probability,
+            resurrect_probability: c.resurrect_probability,
+            resurrect_after: c.resurrect_after,
+            resurrect_for: c.resurrect_for,
             outages: c.outages.clone(),
         }
     }
@@ -397,6 +484,16 @@ pub struct Truth {
     pub committed_at: Instant,
     /// When it became stably visible in the replica; `None` if the replica dropped it.
     pub visible_at: Option<Instant>,
+    /// When the source applied a delete of the record (and forgot it); `None` while it lives.
+    pub deleted_at: Option<Instant>,
+    /// When the replica stopped showing it after the delete (at least `visible_at`: deletes
+    /// apply in order); `None` while it lives or if the delete was dropped.
+    pub gone_at: Option<Instant>,
+    /// The delete never reaches the replica: the record stays visible.
+    pub delete_dropped: bool,
+    /// `[from, to)`: after it was gone, the record is visible again during this window, then
+    /// gone for good.
+    pub resurrected: Option<(Instant, Instant)>,
 }
 
 impl Truth {
@@ -404,6 +501,12 @@ impl Truth {
     pub fn lag(&self) -> Option<Duration> {
         self.visible_at
             .map(|v| v.saturating_duration_since(self.committed_at))
+    }
+
+    /// The true delete lag, from the source's delete to the replica's `gone_at`, if the
+    /// record was deleted and the delete arrived.
+    pub fn delete_lag(&self) -> Option<Duration> {
+        Some(self.gone_at?.saturating_duration_since(self.deleted_at?))
     }
 }
 
@@ -419,6 +522,51 @@ struct ReplicaRecord {
     glimpse: Option<(Instant, Instant)>,
     /// The mismatch draw hit: the content arrives changed.
     mismatched: bool,
+    /// The source deleted it: how the delete goes in this replica.
+    deletion: Option<Deletion>,
+}
+
+/// How a delete goes in one replica.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Deletion {
+    /// Which delete of the landscape (several can share an instant under paused time): what
+    /// a purge checks before removing a record, so a recreated record is never purged.
+    seq: u64,
+    deleted_at: Instant,
+    /// `None`: the delete was dropped.
+    gone_at: Option<Instant>,
+    resurrected: Option<(Instant, Instant)>,
+}
+
+impl Deletion {
+    /// When the record has left the replica for good, if it does.
+    fn over_at(&self) -> Option<Instant> {
+        let gone = self.gone_at?;
+        Some(self.resurrected.map_or(gone, |(_, to)| to.max(gone)))
+    }
+}
+
+/// Whether a read at `now` sees a record: settled or inside its glimpse, and not yet gone
+/// after a delete; or inside a resurrection.
+fn shown(
+    visible_at: Option<Instant>,
+    glimpse: Option<(Instant, Instant)>,
+    gone_at: Option<Instant>,
+    resurrected: Option<(Instant, Instant)>,
+    now: Instant,
+) -> bool {
+    let within = |(a, b): (Instant, Instant)| now >= a && now < b;
+    let arrived = visible_at.is_some_and(|v| now >= v) || glimpse.is_some_and(within);
+    (arrived && gone_at.is_none_or(|g| now < g)) || resurrected.is_some_and(within)
+}
+
+/// A deleted record still in a replica's map, to be removed once `until` has passed.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Tombstone {
+    until: Instant,
+    seq: u64,
+    replica: Arc<str>,
+    key: Arc<str>,
 }
 
 /// What a replica holds for one record: the replicated content and when it is visible. For
@@ -434,13 +582,28 @@ pub struct ReplicaEntry {
     pub glimpse: Option<(Instant, Instant)>,
     /// The record arrives with changed content.
     pub mismatched: bool,
+    /// When the source deleted it; `None` while it lives.
+    pub deleted_at: Option<Instant>,
+    /// When the replica stops showing it after the delete; `None` while it lives or if the
+    /// delete was dropped.
+    pub gone_at: Option<Instant>,
+    /// The delete never reaches the replica.
+    pub delete_dropped: bool,
+    /// `[from, to)`: visible again after it was gone.
+    pub resurrected: Option<(Instant, Instant)>,
 }
 
 impl ReplicaEntry {
-    /// Whether a read at `now` sees the record (settled, or inside its glimpse).
+    /// Whether a read at `now` sees the record: settled or inside its glimpse, and not gone
+    /// after a delete; or inside a resurrection.
     pub fn visible(&self, now: Instant) -> bool {
-        self.visible_at.is_some_and(|v| now >= v)
-            || self.glimpse.is_some_and(|(a, b)| now >= a && now < b)
+        shown(
+            self.visible_at,
+            self.glimpse,
+            self.gone_at,
+            self.resurrected,
+            now,
+        )
     }
 }
 
@@ -463,19 +626,67 @@ struct World {
     truth: HashMap<Arc<str>, Vec<(Arc<str>, Truth)>>,
     truth_order: VecDeque<Arc<str>>,
     truth_entries: usize,
+    /// Deleted records in the replicas' maps, soonest leaving first.
+    tombstones: BinaryHeap<Reverse<Tombstone>>,
+    /// Deletes drawn so far (each [`Deletion`]'s `seq`).
+    deletes: u64,
 }
+
+impl World {
+    /// Removes records whose tombstone expired by `now` from their replica's map (unless the
+    /// key was written again since): a few per call ([`PURGE_BATCH`], or one per replica if
+    /// there are more, as many as one delete adds), so a call never pays for a backlog and
+    /// the backlog never grows.
+    fn purge(&mut self, now: Instant) {
+        for _ in 0..PURGE_BATCH.max(self.replicas.len()) {
+            if self
+                .tombstones
+                .peek()
+                .is_none_or(|Reverse(t)| t.until > now)
+            {
+                return;
+            }
+            let Some(Reverse(t)) = self.tombstones.pop() else {
+                return;
+            };
+            if let Some(r) = self.replicas.get_mut(&*t.replica)
+                && r.records
+                    .get(&*t.key)
+                    .and_then(|rec| rec.deletion)
+                    .is_some_and(|d| d.seq == t.seq)
+            {
+                r.records.remove(&*t.key);
+            }
+        }
+    }
+}
+
+/// Expired tombstones purged per commit or delete (see [`World::purge`]).
+const PURGE_BATCH: usize = 16;
+
+/// Longest a replica keeps a record whose delete it never received (a dropped delete), when
+/// the landscape has not forgotten the record's truth before: an hour, beyond any probe's
+/// deadline for a delete, and bounded for a run that drops deletes at the scale bench's rate.
+pub const DROPPED_DELETE_KEPT: Duration = Duration::from_secs(3600);
 
 /// Most ground-truth entries (key × replica) kept; the oldest keys are forgotten first. At
 /// the scale bench's 100 entries a second that is four minutes, far beyond any probe's wait
-/// for the truth of what it just resolved (and the demo's few paths keep hours).
-const TRUTH_CAPACITY: usize = 25_000;
+/// for the truth of what it just resolved (and the demo's few paths keep hours). A delete
+/// updates its key's entries in place, so a deleted key's truth is kept as long.
+pub const TRUTH_CAPACITY: usize = 25_000;
 
 /// The shared world of all simulated systems of one process.
 pub struct Landscape {
     start: Instant,
     world: Mutex<World>,
     rng: Mutex<StdRng>,
+    /// The delete draws: apart from the write draws, so a seeded run's writes draw what they
+    /// drew before deletes had a lag of their own.
+    delete_rng: Mutex<StdRng>,
 }
+
+/// Mixed into a source's `seed` for the delete draws.
+const DELETE_SEED: u64 = 0x0de1_e7e5_0de1_e7e5;
 
 impl Default for Landscape {
     fn default() -> Self {
@@ -489,6 +700,7 @@ impl Landscape {
             start: Instant::now(),
             world: Mutex::new(World::default()),
             rng: Mutex::new(StdRng::from_os_rng()),
+            delete_rng: Mutex::new(StdRng::from_os_rng()),
         }
     }
 
@@ -500,6 +712,8 @@ impl Landscape {
     fn add_source(&self, name: &str, seed: Option<u64>) {
         if let Some(seed) = seed {
             *self.rng.lock().unwrap_or_else(|e| e.into_inner()) = StdRng::seed_from_u64(seed);
+            *self.delete_rng.lock().unwrap_or_else(|e| e.into_inner()) =
+                StdRng::seed_from_u64(seed ^ DELETE_SEED);
         }
         self.world().sources.entry(name.to_string()).or_default();
     }
@@ -538,20 +752,27 @@ impl Landscape {
         self.commit(source, key, payload, now);
     }
 
-    /// Deletes `key` from `source` and from every replica of it, immediately.
-    pub fn delete_record(&self, source: &str, key: &str) {
-        self.delete(source, key);
+    /// Deletes `key` from `source` at `now`: the source forgets it at once; every replica
+    /// holding it draws its delete lag, drop and resurrection, as a simulated source's delete
+    /// does, and the ground truth of the key records them.
+    pub fn delete_record(&self, source: &str, key: &str, now: Instant) {
+        self.delete(source, key, now);
     }
 
     /// What `replica` holds for `key` (visible or not yet), if anything.
     pub fn replica_entry(&self, replica: &str, key: &str) -> Option<ReplicaEntry> {
         let w = self.world();
         let rec = w.replicas.get(replica)?.records.get(key)?;
+        let d = rec.deletion;
         Some(ReplicaEntry {
             payload: rec.payload.clone(),
             visible_at: rec.visible_at,
             glimpse: rec.glimpse,
             mismatched: rec.mismatched,
+            deleted_at: d.map(|d| d.deleted_at),
+            gone_at: d.and_then(|d| d.gone_at),
+            delete_dropped: d.is_some_and(|d| d.gone_at.is_none()),
+            resurrected: d.and_then(|d| d.resurrected),
         })
     }
 
@@ -637,9 +858,22 @@ impl Landscape {
         Duration::from_secs_f64(s.clamp(0.0, 366.0 * 86400.0))
     }
 
+    /// When a change sent at `now` with replication lag `lag` reaches a replica: stall
+    /// outages at either end hold it until they end.
+    fn arrival(&self, spec: &ReplicaSpec, now: Instant, lag: Duration) -> Instant {
+        let mut at = now + lag;
+        for probe_at in [now, at] {
+            if let Some(end) = self.outage(spec, probe_at, OutageMode::Stall) {
+                at = at.max(end);
+            }
+        }
+        at
+    }
+
     fn commit(&self, source: &str, key: &str, payload: &str, now: Instant) {
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
         let mut w = self.world();
+        w.purge(now);
         w.sources.entry(source.to_string()).or_default().insert(
             key.to_string(),
             SourceRecord {
@@ -662,12 +896,7 @@ impl Landscape {
             let dropped = rng.random::<f64>() < spec.drop_probability;
             let mismatch = rng.random::<f64>() < spec.mismatch_probability;
             let flap = rng.random::<f64>() < spec.flap_probability;
-            let mut visible = now + lag;
-            for probe_at in [now, visible] {
-                if let Some(end) = self.outage(&spec, probe_at, OutageMode::Stall) {
-                    visible = visible.max(end);
-                }
-            }
+            let visible = self.arrival(&spec, now, lag);
             let visible_at = (!dropped).then_some(visible);
             let glimpse = (flap && !dropped && lag > Duration::from_millis(100))
                 .then(|| (now + lag.mul_f64(0.4), now + lag.mul_f64(0.7)));
@@ -684,6 +913,7 @@ impl Landscape {
                         visible_at,
                         glimpse,
                         mismatched: mismatch,
+                        deletion: None,
                     },
                 );
             }
@@ -692,6 +922,10 @@ impl Landscape {
                 Truth {
                     committed_at: now,
                     visible_at,
+                    deleted_at: None,
+                    gone_at: None,
+                    delete_dropped: false,
+                    resurrected: None,
                 },
             ));
         }
@@ -731,6 +965,17 @@ impl Landscape {
             };
             if let Some(gone) = w.truth.remove(&old) {
                 w.truth_entries -= gone.len();
+                // A record whose delete was dropped stays for as long as its truth does.
+                for (replica, _) in gone.iter().filter(|(_, t)| t.delete_dropped) {
+                    if let Some(r) = w.replicas.get_mut(&**replica)
+                        && r.records
+                            .get(&*old)
+                            .and_then(|rec| rec.deletion)
+                            .is_some_and(|d| d.gone_at.is_none())
+                    {
+                        r.records.remove(&*old);
+                    }
+                }
             }
         }
     }
@@ -763,9 +1008,15 @@ impl Landscape {
         let Some(rec) = r.records.get(key) else {
             return Ok(Lookup::Absent);
         };
-        let settled = rec.visible_at.is_some_and(|v| now >= v);
-        let glimpsed = rec.glimpse.is_some_and(|(a, b)| now >= a && now < b);
-        Ok(if settled || glimpsed {
+        let d = rec.deletion;
+        let visible = shown(
+            rec.visible_at,
+            rec.glimpse,
+            d.and_then(|d| d.gone_at),
+            d.and_then(|d| d.resurrected),
+            now,
+        );
+        Ok(if visible {
             Lookup::Present {
                 payload: Some(rec.payload.clone()),
             }
@@ -774,13 +1025,79 @@ impl Landscape {
         })
     }
 
-    fn delete(&self, source: &str, key: &str) {
+    /// How a delete sent at `now` goes in a replica holding a record that becomes visible at
+    /// `visible_at`: its lag (after stalls, never before the write: in order), drop and
+    /// resurrection. A draw happens only when its probability is above 0, so the defaults
+    /// draw nothing but the lag.
+    fn draw_deletion(
+        &self,
+        rng: &mut StdRng,
+        spec: &ReplicaSpec,
+        visible_at: Option<Instant>,
+        now: Instant,
+        seq: u64,
+    ) -> Deletion {
+        let lag = Self::sample_lag(rng, &spec.lag);
+        let mut draw = |p: f64| p > 0.0 && rng.random::<f64>() < p;
+        let mut gone = self.arrival(spec, now, lag);
+        if let Some(v) = visible_at {
+            gone = gone.max(v);
+        }
+        let dropped = draw(spec.delete_drop_probability);
+        let resurrected = (!dropped && visible_at.is_some() && draw(spec.resurrect_probability))
+            .then(|| {
+                let from = gone + spec.resurrect_after.get();
+                (from, from + spec.resurrect_for.get())
+            });
+        Deletion {
+            seq,
+            deleted_at: now,
+            gone_at: (!dropped).then_some(gone),
+            resurrected,
+        }
+    }
+
+    fn delete(&self, source: &str, key: &str, now: Instant) {
+        let mut rng = self.delete_rng.lock().unwrap_or_else(|e| e.into_inner());
         let mut w = self.world();
+        w.purge(now);
         if let Some(m) = w.sources.get_mut(source) {
             m.remove(key);
         }
-        for r in w.replicas.values_mut().filter(|r| r.source == source) {
-            r.records.remove(key);
+        let shared_key: Arc<str> = Arc::from(key);
+        let mut drawn = Vec::new();
+        let World {
+            replicas,
+            tombstones,
+            deletes,
+            ..
+        } = &mut *w;
+        for r in replicas.values_mut().filter(|r| r.source == source) {
+            // A record deleted before keeps its first delete.
+            let Some(rec) = r.records.get_mut(key).filter(|rec| rec.deletion.is_none()) else {
+                continue;
+            };
+            *deletes += 1;
+            let d = self.draw_deletion(&mut rng, &r.spec, rec.visible_at, now, *deletes);
+            rec.deletion = Some(d);
+            tombstones.push(Reverse(Tombstone {
+                until: d.over_at().unwrap_or(now + DROPPED_DELETE_KEPT),
+                seq: d.seq,
+                replica: r.name.clone(),
+                key: shared_key.clone(),
+            }));
+            drawn.push((r.name.clone(), d));
+        }
+        let Some(known) = w.truth.get_mut(key) else {
+            return;
+        };
+        for (name, d) in drawn {
+            if let Some((_, t)) = known.iter_mut().find(|(n, _)| *n == name) {
+                t.deleted_at = Some(d.deleted_at);
+                t.gone_at = d.gone_at;
+                t.delete_dropped = d.gone_at.is_none();
+                t.resurrected = d.resurrected;
+            }
         }
     }
 
@@ -922,8 +1239,8 @@ impl Source for SimNode {
     }
 
     async fn delete(&self, id: &SentinelId) -> Result<(), ConnectorError> {
-        self.call("delete", self.write_latency, |_| {
-            self.landscape.delete(&self.name, id.key());
+        self.call("delete", self.write_latency, |now| {
+            self.landscape.delete(&self.name, id.key(), now);
             Ok(())
         })
         .await
@@ -995,16 +1312,13 @@ mod tests {
     async fn outages_repeat_and_stall_replication() {
         let l = Landscape::new();
         let spec = ReplicaSpec {
-            lag: spec(Distribution::Fixed),
-            drop_probability: 0.0,
-            mismatch_probability: 0.0,
-            flap_probability: 0.0,
             outages: vec![Outage {
                 start: Dur::secs(10),
                 duration: Dur::secs(5),
                 every: Some(Dur::secs(60)),
                 mode: OutageMode::Stall,
             }],
+            ..ReplicaSpec::with_lag(spec(Distribution::Fixed))
         };
         let at = |s: u64| l.start + Duration::from_secs(s);
         assert_eq!(l.outage(&spec, at(9), OutageMode::Stall), None);
@@ -1023,16 +1337,220 @@ mod tests {
         ));
     }
 
+    /// A replica with a fixed lag of 2 s and nothing else.
+    fn plain() -> ReplicaSpec {
+        ReplicaSpec::with_lag(spec(Distribution::Fixed))
+    }
+
+    fn present(l: &Landscape, replica: &str, key: &str, at: Instant) -> bool {
+        matches!(l.read_replica(replica, key, at), Ok(Lookup::Present { .. }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delete_takes_the_replica_lag_and_applies_in_order() {
+        let l = Landscape::new();
+        l.add_source("src", Some(3));
+        l.add_replica("rep", "src", plain());
+        let at = |ms: u64| l.start + Duration::from_millis(ms);
+        // Arrived at 2 s, deleted at 5 s: shown until 7 s, the source forgets it at once.
+        l.commit("src", "k", "{}", at(0));
+        l.delete("src", "k", at(5000));
+        assert_eq!(l.read_source("src", "k"), Lookup::Absent);
+        assert!(
+            l.list("src", "", Utc::now() + chrono::Duration::hours(1))
+                .is_empty()
+        );
+        assert!(present(&l, "rep", "k", at(6999)));
+        assert!(!present(&l, "rep", "k", at(7000)));
+        let t = l.truth("rep", "k").unwrap();
+        assert_eq!(
+            (t.deleted_at, t.gone_at, t.delete_dropped, t.resurrected),
+            (Some(at(5000)), Some(at(7000)), false, None)
+        );
+        assert_eq!(t.delete_lag(), Some(Duration::from_secs(2)));
+        // Deleted before it arrived: the delete follows the write, which shows from 2 s.
+        l.commit("src", "early", "{}", at(10_000));
+        l.delete("src", "early", at(11_000));
+        assert!(!present(&l, "rep", "early", at(11_999)));
+        assert!(present(&l, "rep", "early", at(12_000)));
+        assert!(!present(&l, "rep", "early", at(13_000)));
+        // A delete drawn shorter than the write's lag never lets the write show.
+        let l = Landscape::new();
+        l.add_source("src", Some(3));
+        let uniform = LagSpec {
+            distribution: Distribution::Uniform,
+            min: Some(Dur::secs(0)),
+            max: Some(Dur::secs(10)),
+            ..spec(Distribution::Fixed)
+        };
+        l.add_replica("rep", "src", ReplicaSpec::with_lag(uniform));
+        let at = |ms: u64| l.start + Duration::from_millis(ms);
+        let mut overtaken = 0;
+        for i in 0..200 {
+            let key = format!("k{i}");
+            l.commit("src", &key, "{}", at(0));
+            l.delete("src", &key, at(1));
+            let t = l.truth("rep", &key).unwrap();
+            let (visible, gone) = (t.visible_at.unwrap(), t.gone_at.unwrap());
+            assert!(gone >= visible, "in order: {t:?}");
+            assert_eq!(present(&l, "rep", &key, visible), gone > visible, "{t:?}");
+            assert!(!present(&l, "rep", &key, gone), "{t:?}");
+            assert!(!present(&l, "rep", &key, visible - Duration::from_nanos(1)));
+            overtaken += usize::from(gone == visible);
+        }
+        assert!(
+            (50..150).contains(&overtaken),
+            "both cases drawn: {overtaken}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_glimpse_after_the_delete_applied_and_stalls_push_deletes() {
+        let l = Landscape::new();
+        l.add_source("src", Some(5));
+        let lag = LagSpec {
+            value: Some(Dur::secs(10)),
+            ..spec(Distribution::Fixed)
+        };
+        l.add_replica(
+            "flap",
+            "src",
+            ReplicaSpec {
+                flap_probability: 1.0,
+                ..ReplicaSpec::with_lag(lag.clone())
+            },
+        );
+        let at = |ms: u64| l.start + Duration::from_millis(ms);
+        // Glimpse 4-7 s, settles at 10 s; the delete at 0 s is gone at 10 s: the glimpse
+        // shows (before the delete applies), nothing after.
+        l.commit("src", "k", "{}", at(0));
+        l.delete("src", "k", at(0));
+        assert!(present(&l, "flap", "k", at(4000)));
+        assert!(!present(&l, "flap", "k", at(7000)));
+        assert!(!present(&l, "flap", "k", at(10_000)));
+        let l = Landscape::new();
+        l.add_source("src", Some(5));
+        l.add_replica(
+            "stall",
+            "src",
+            ReplicaSpec {
+                outages: vec![Outage {
+                    start: Dur::secs(20),
+                    duration: Dur::secs(30),
+                    every: None,
+                    mode: OutageMode::Stall,
+                }],
+                ..ReplicaSpec::with_lag(lag)
+            },
+        );
+        l.commit("src", "k", "{}", at(0));
+        l.delete("src", "k", at(15_000));
+        let t = l.truth("stall", "k").unwrap();
+        assert_eq!(t.gone_at, Some(at(50_000)), "held until the stall ends");
+        assert!(present(&l, "stall", "k", at(49_999)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropped_and_undone_deletes_are_in_the_truth() {
+        let l = Landscape::new();
+        l.add_source("src", Some(9));
+        let with = |drop: f64, back: f64| ReplicaSpec {
+            delete_drop_probability: drop,
+            resurrect_probability: back,
+            resurrect_after: Dur::millis(500),
+            resurrect_for: Dur::secs(2),
+            ..plain()
+        };
+        l.add_replica("dropping", "src", with(1.0, 0.0));
+        l.add_replica("undoing", "src", with(0.0, 1.0));
+        l.add_replica("plain", "src", plain());
+        let at = |ms: u64| l.start + Duration::from_millis(ms);
+        l.commit("src", "k", "{}", at(0));
+        l.delete("src", "k", at(3000));
+        let t = l.truth("dropping", "k").unwrap();
+        assert!(t.delete_dropped && t.gone_at.is_none() && t.resurrected.is_none());
+        assert_eq!(t.deleted_at, Some(at(3000)));
+        assert!(present(&l, "dropping", "k", at(3_000_000)));
+        let t = l.truth("undoing", "k").unwrap();
+        assert_eq!(t.gone_at, Some(at(5000)));
+        assert_eq!(t.resurrected, Some((at(5500), at(7500))));
+        assert!(!t.delete_dropped);
+        for (ms, shown) in [(4999, true), (5000, false), (5499, false), (5500, true)] {
+            assert_eq!(present(&l, "undoing", "k", at(ms)), shown, "{ms} ms");
+        }
+        for (ms, shown) in [(7499, true), (7500, false), (60_000, false)] {
+            assert_eq!(present(&l, "undoing", "k", at(ms)), shown, "{ms} ms");
+        }
+        let t = l.truth("plain", "k").unwrap();
+        assert!(!t.delete_dropped && t.resurrected.is_none() && t.gone_at.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deleted_records_leave_the_maps_once_gone() {
+        let l = Landscape::new();
+        l.add_source("src", Some(1));
+        l.add_replica(
+            "undoing",
+            "src",
+            ReplicaSpec {
+                resurrect_probability: 1.0,
+                ..plain()
+            },
+        );
+        l.add_replica(
+            "dropping",
+            "src",
+            ReplicaSpec {
+                delete_drop_probability: 1.0,
+                ..plain()
+            },
+        );
+        let at = |s: u64| l.start + Duration::from_secs(s);
+        let held = |replica: &str| l.world().replicas[replica].records.len();
+        for i in 0..100 {
+            l.commit("src", &format!("k{i}"), "{}", at(0));
+            l.delete("src", &format!("k{i}"), at(1));
+        }
+        // Gone at 3 s, back 4-7 s: still held at 6 s, so a write then purges nothing.
+        l.commit("src", "x", "{}", at(6));
+        assert_eq!(held("undoing"), 101);
+        // From 7 s each write or delete purges a few (PURGE_BATCH), the soonest gone first.
+        for i in 0..10 {
+            l.commit("src", &format!("y{i}"), "{}", at(7));
+        }
+        assert_eq!(held("undoing"), 101 + 10 - 100, "{}", held("undoing"));
+        assert_eq!(held("dropping"), 111, "a dropped delete keeps its record");
+        assert!(
+            l.truth("undoing", "k5").is_some(),
+            "the truth outlives the record"
+        );
+        // Written again after its delete: a tombstone never removes the new record.
+        l.commit("src", "r", "{}", at(8));
+        l.delete("src", "r", at(8));
+        l.commit("src", "r", "{}", at(8));
+        for i in 0..10 {
+            l.commit("src", &format!("z{i}"), "{}", at(100));
+        }
+        assert!(present(&l, "undoing", "r", at(100)));
+        // Dropped deletes go with their truth, or after DROPPED_DELETE_KEPT.
+        for i in 0..TRUTH_CAPACITY {
+            l.commit("src", &format!("w{i}"), "{}", at(100));
+        }
+        assert!(l.truth("dropping", "k0").is_none());
+        assert!(!l.world().replicas["dropping"].records.contains_key("k0"));
+        l.delete("src", "w0", at(101));
+        let late = l.start + Duration::from_secs(101) + DROPPED_DELETE_KEPT;
+        assert!(present(&l, "dropping", "w0", late - Duration::from_secs(1)));
+        for i in 0..10 {
+            l.commit("src", &format!("v{i}"), "{}", late);
+        }
+        assert!(!l.world().replicas["dropping"].records.contains_key("w0"));
+    }
+
     #[test]
     fn the_truth_store_forgets_its_oldest_keys_first() {
         let l = Landscape::new();
-        let spec = || ReplicaSpec {
-            lag: spec(Distribution::Fixed),
-            drop_probability: 0.0,
-            mismatch_probability: 0.0,
-            flap_probability: 0.0,
-            outages: Vec::new(),
-        };
+        let spec = || ReplicaSpec::with_lag(spec(Distribution::Fixed));
         l.add_source("src", Some(1));
         l.add_replica("a", "src", spec());
         l.add_replica("b", "src", spec());
