@@ -248,3 +248,87 @@ paths:
     let i = lagwatch::config::Contract::DELETES;
     assert_eq!(m.contract_violations(i) as usize, lost + counted);
 }
+
+/// The same on the simulated landscape, whose ground truth knows when each delete arrived,
+/// was dropped or undone: every watched delete's outcome, lag and resurrections against it.
+#[tokio::test(start_paused = true)]
+async fn every_watched_delete_agrees_with_the_simulated_truth() {
+    let app = common::app(
+        r#"
+instance: t
+systems:
+  src: { kind: simulated, seed: 5 }
+  clean: { kind: simulated, replica_of: src, lag: { distribution: log_normal, median: 3s, p99: 12s } }
+  dropper: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 5s }, delete_drop_probability: 0.5 }
+  riser: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 5s }, resurrect_probability: 0.5, resurrect_after: 2s, resurrect_for: 4s }
+defaults:
+  interval: 20s
+  timeout: 1m
+  objective: 30s
+  confirm: 10s                   # reads every 3.3 s after the first absent one
+  delete_sample: 1
+  contract: { deletes: 40s }
+paths:
+  - { source: src, target: clean }
+  - { source: src, target: dropper }
+  - { source: src, target: riser }
+"#,
+    );
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
+    tokio::time::sleep(Duration::from_secs(15 * 60)).await;
+    stop.cancel();
+    run.await.unwrap();
+
+    let landscape = lagwatch_emulator::simulated::landscape(&app);
+    let slack = Duration::from_millis(50);
+    for path in app.engine.paths() {
+        let target = path.spec.target.as_str();
+        let state = path.state();
+        let (mut lost, mut gone, mut resurrected) = (0, 0, 0);
+        for d in &state.deletes {
+            let key = state
+                .traces
+                .iter()
+                .find(|t| t.seq == d.seq)
+                .map(|t| t.sentinel("t").key().to_string())
+                .expect("the delete's probe");
+            let truth = landscape.truth(target, &key).expect("the truth of the key");
+            if truth.delete_dropped {
+                assert_eq!(d.outcome, DeleteOutcome::Lost, "{target} {key}: {d:?}");
+                lost += 1;
+                continue;
+            }
+            assert_eq!(
+                d.outcome,
+                DeleteOutcome::Gone,
+                "{target} {key}: {d:?} {truth:?}"
+            );
+            gone += 1;
+            let deleted = truth.deleted_at.expect("deleted");
+            // Gone for good: after its resurrection, for a resurrected row.
+            let end = truth.resurrected.map_or(truth.gone_at, |(_, to)| Some(to));
+            let lag = end.expect("gone").saturating_duration_since(deleted);
+            let est = d.estimate.expect("a lag");
+            assert!(
+                est.contains(lag, slack),
+                "{target} {key}: truth {lag:?} outside {est:?}"
+            );
+            assert_eq!(
+                u16::from(truth.resurrected.is_some()),
+                d.resurrections,
+                "{target} {key}: {truth:?} {d:?}"
+            );
+            resurrected += usize::from(d.resurrections);
+        }
+        assert!(gone >= 5, "{target}: {gone} deletes arrived");
+        match target {
+            "clean" => assert_eq!((lost, resurrected), (0, 0)),
+            "dropper" => assert!(lost >= 3 && resurrected == 0, "{lost}"),
+            _ => assert!(lost == 0 && resurrected >= 3, "{resurrected}"),
+        }
+        let m = app.engine.metrics().paths.get("src", target).unwrap();
+        assert_eq!(m.deletes_lost.get() as usize, lost, "{target}");
+        assert!(m.resurrections.get() as usize >= resurrected, "{target}");
+    }
+}

@@ -87,8 +87,9 @@ async fn each_guarantee_is_judged_by_what_was_measured_with_its_evidence() {
         Status::Holds
     );
 
-    // Deletes: the simulated replicas drop a deleted row at once, so every watched delete
-    // arrived; an undeclared guarantee still reports what was measured.
+    // Deletes: the steady replica applies a delete after its 2 s lag, well within the declared
+    // minute, so every watched delete arrived; an undeclared guarantee still reports what was
+    // measured.
     let d = guarantee(&r, "steady", "deletes");
     assert_eq!(d.declared.as_deref(), Some("1m"));
     assert_eq!(d.status, Status::Holds, "{d:?}");
