@@ -1,5 +1,6 @@
 //! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, the status page `/`,
-//! `/api/v1/paths`, `/api/v1/probes`, `/api/v1/reconciliations`, `/api/v1/discrepancies` and `POST /-/reload`
+//! `/api/v1/paths`, `/api/v1/probes`, `/api/v1/contracts`,
+//! `/api/v1/reconciliations`, `/api/v1/discrepancies` and `POST /-/reload`
 //! (only with `--web.enable-lifecycle`).
 //! Handlers only read engine and reconciliation state; nothing probes or reconciles on request.
 //! They read the monitor in force per request ([`Live::current`]), so a configuration reload
@@ -228,23 +229,23 @@ struct ContractsQuery {
     since: Option<String>,
 }
 
-/// The window of `/api/v1/contracts` unless `since` says otherwise.
-const CONTRACTS_DEFAULT_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+type ContractsParams =
+    Result<axum::extract::Query<ContractsQuery>, axum::extract::rejection::QueryRejection>;
+
+/// The window a contracts query asks for, or why it was refused.
+fn contracts_window(query: ContractsParams) -> Result<std::time::Duration, String> {
+    let Ok(axum::extract::Query(q)) = query else {
+        return Err("unknown or malformed parameter; accepted: since".to_string());
+    };
+    crate::contracts::window(q.since.as_deref()).map_err(|why| format!("since: {why}"))
+}
 
 /// `GET /api/v1/contracts?since=24h`: each path's guarantees, declared and measured over the
 /// window, with the sentinels that broke them.
-async fn contracts(
-    State(s): State<AppState>,
-    query: Result<axum::extract::Query<ContractsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Ok(axum::extract::Query(q)) = query else {
-        return bad_query("unknown or malformed parameter; accepted: since");
-    };
-    let window = match q.since.as_deref().map(crate::config::duration::parse) {
-        None => CONTRACTS_DEFAULT_WINDOW,
-        Some(Ok(d)) if !d.is_zero() && d <= crate::contracts::MAX_WINDOW => d,
-        Some(Ok(_)) => return bad_query("since must be longer than 0s and at most 7d"),
-        Some(Err(why)) => return bad_query(&format!("since: {why}")),
+async fn contracts(State(s): State<AppState>, query: ContractsParams) -> Response {
+    let window = match contracts_window(query) {
+        Ok(w) => w,
+        Err(why) => return bad_query(&why),
     };
     let current = s.live.current();
     Json(crate::contracts::report(
