@@ -1,5 +1,5 @@
-//! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, the status page `/`,
-//! `/api/v1/paths`, `/api/v1/probes`, `/api/v1/contracts`,
+//! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, the status page `/`, the consistency
+//! report `/report`, `/api/v1/paths`, `/api/v1/probes`, `/api/v1/contracts`,
 //! `/api/v1/reconciliations`, `/api/v1/discrepancies` and `POST /-/reload`
 //! (only with `--web.enable-lifecycle`).
 //! Handlers only read engine and reconciliation state; nothing probes or reconciles on request.
@@ -48,6 +48,7 @@ pub fn router_live(live: Live) -> Router {
         .route("/api/v1/paths", get(paths))
         .route("/api/v1/probes", get(probes))
         .route("/api/v1/contracts", get(contracts))
+        .route("/report", get(report))
         .route("/paths/{source}/{target}", get(path_page))
         .route("/api/v1/reconciliations", get(reconciliations))
         .route("/api/v1/discrepancies", get(discrepancies))
@@ -232,7 +233,8 @@ struct ContractsQuery {
 type ContractsParams =
     Result<axum::extract::Query<ContractsQuery>, axum::extract::rejection::QueryRejection>;
 
-/// The window a contracts query asks for, or why it was refused.
+/// The window a contracts query (`/api/v1/contracts`, `/report`) asks for, or why it was
+/// refused.
 fn contracts_window(query: ContractsParams) -> Result<std::time::Duration, String> {
     let Ok(axum::extract::Query(q)) = query else {
         return Err("unknown or malformed parameter; accepted: since".to_string());
@@ -254,6 +256,18 @@ async fn contracts(State(s): State<AppState>, query: ContractsParams) -> Respons
         window,
     ))
     .into_response()
+}
+
+/// `GET /report?since=24h`: the same as a page to attach to a design review (see
+/// [`crate::report`]); a refused query answers in text, as the other pages do.
+async fn report(State(s): State<AppState>, query: ContractsParams) -> Response {
+    let window = match contracts_window(query) {
+        Ok(w) => w,
+        Err(why) => return (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response(),
+    };
+    let current = s.live.current();
+    let report = crate::contracts::report(&current.engine, &current.instance, window);
+    Html(crate::report::html(&report)).into_response()
 }
 
 /// Probes in one page of `/api/v1/probes` unless `limit` says otherwise.

@@ -451,7 +451,7 @@ pub fn render_html(
     let _ = write!(
         h,
         r#"<footer>Lag is the midpoint of the interval in which the sentinel is known to have arrived; ± is half that interval.
-<a href="/metrics">/metrics</a> · <a href="/api/v1/paths">/api/v1/paths</a> · <a href="/api/v1/reconciliations">/api/v1/reconciliations</a> · <a href="/api/v1/discrepancies">/api/v1/discrepancies</a> · <a href="/readyz">/readyz</a></footer>
+<a href="/report">Consistency report</a> · <a href="/metrics">/metrics</a> · <a href="/api/v1/paths">/api/v1/paths</a> · <a href="/api/v1/reconciliations">/api/v1/reconciliations</a> · <a href="/api/v1/discrepancies">/api/v1/discrepancies</a> · <a href="/readyz">/readyz</a></footer>
 </body></html>
 "#
     );
@@ -511,5 +511,6 @@ mod tests {
         let h = render_html("<x>", &[], &[]);
         assert!(h.contains("&lt;x&gt;"));
         assert!(!h.contains("<script"));
+        assert!(h.contains(r#"<a href="/report">Consistency report</a>"#));
     }
 }
