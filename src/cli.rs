@@ -1,6 +1,7 @@
-//! Command line: `demo`, `run`, `check-config`, `reconcile`, `emulate`. This and `main.rs` are
-//! the only places that use `anyhow` (with the emulator's `emulate`); everything below returns
-//! typed errors. `demo` and `emulate` are there with the default `demo` feature only.
+//! Command line: `demo`, `run`, `check-config`, `reconcile`, `report`, `emulate`. This and
+//! `main.rs` are the only places that use `anyhow` (with the emulator's `emulate`); everything
+//! below returns typed errors. `demo` and `emulate` are there with the default `demo` feature
+//! only.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -99,6 +100,25 @@ pub enum Command {
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
+    /// Print the consistency report of a running instance (each path's guarantees over a
+    /// window, as its /api/v1/contracts measures them) as Markdown or HTML, to attach to a
+    /// design review. Exits 1 when the instance could not be asked, 2 for a bad flag or
+    /// configuration.
+    Report {
+        /// The instance's configuration file, for where it listens (server.listen, else
+        /// 0.0.0.0:9464). Not read when --url is given.
+        #[arg(long, short, required_unless_present = "url")]
+        config: Option<PathBuf>,
+        /// The window, at most 7d, in the configuration's duration grammar (30m, 24h, 7d).
+        #[arg(long, default_value = "24h")]
+        since: String,
+        #[arg(long, value_enum, default_value = "md")]
+        format: ReportFormat,
+        /// Where the instance answers, such as https://lagwatch.example:9464 (with
+        /// USER:PASSWORD@ before the host when it asks for basic auth); overrides the file.
+        #[arg(long)]
+        url: Option<reqwest::Url>,
+    },
     /// Serve emulated Dynamics 365 APIs (Dataverse, Entra, F&O, Azure AI Search,
     /// Elasticsearch) on loopback, replicating per a scenario, with a ground-truth endpoint.
     #[cfg(feature = "demo")]
@@ -118,6 +138,13 @@ pub enum Command {
 pub enum Format {
     Json,
     Csv,
+}
+
+/// Output format of `report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Md,
+    Html,
 }
 
 /// Exit code of `reconcile` when persistent discrepancies exist.
@@ -142,6 +169,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             format,
             state_dir,
         } => Ok(reconcile(&config, &path, table.as_deref(), format, state_dir).await),
+        Command::Report {
+            config,
+            since,
+            format,
+            url,
+        } => report(config.as_deref(), &since, format, url).await,
         #[cfg(feature = "demo")]
         Command::Emulate(args) => lagwatch_emulator::cli::emulate(args).await,
         #[cfg(feature = "demo")]
@@ -344,6 +377,134 @@ async fn reconcile(
         ExitCode::from(EXIT_PERSISTENT)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `lagwatch report`: what is wrong with the flags or the file is refused (exit 2) before the
+/// instance is asked; what goes wrong asking it is an error (exit 1).
+async fn report(
+    config: Option<&std::path::Path>,
+    since: &str,
+    format: ReportFormat,
+    url: Option<reqwest::Url>,
+) -> anyhow::Result<ExitCode> {
+    if let Err(e) = lagwatch::contracts::window(Some(since)) {
+        eprintln!("error: --since {since}: {e}");
+        return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+    }
+    let base = match (url, config) {
+        (Some(url), _) if matches!(url.scheme(), "http" | "https") => url,
+        (Some(url), _) => {
+            eprintln!(
+                "error: --url {}: lagwatch answers over http or https, such as https://lagwatch.example:9464",
+                shown(&url)
+            );
+            return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+        }
+        (None, Some(file)) => match KINDS.load(file) {
+            Ok(cfg) => listen_url(cfg.server.listen.unwrap_or(DEFAULT_LISTEN))?,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+            }
+        },
+        (None, None) => {
+            eprintln!("error: give --config FILE (the instance's configuration) or --url URL");
+            return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+        }
+    };
+    let contracts = fetch_contracts(&base, since).await?;
+    let text = match format {
+        ReportFormat::Md => lagwatch::report::markdown(&contracts),
+        ReportFormat::Html => lagwatch::report::html(&contracts),
+    };
+    let mut out = std::io::stdout().lock();
+    std::io::Write::write_all(&mut out, text.as_bytes())
+        .and_then(|()| std::io::Write::flush(&mut out))
+        .context("writing the report to stdout")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where an instance listening on `listen` is asked from this machine: an unspecified address
+/// (`0.0.0.0`, `[::]`) listens on loopback too.
+fn listen_url(listen: SocketAddr) -> anyhow::Result<reqwest::Url> {
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    reqwest::Url::parse(&format!("http://{addr}/"))
+        .with_context(|| format!("server.listen {listen} makes no URL: pass --url"))
+}
+
+/// A URL as messages show it: without the password it may carry.
+fn shown(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.to_string()
+}
+
+/// `GET /api/v1/contracts?since=` of the instance at `base` (a path in `base` is kept, for an
+/// instance behind a proxy).
+async fn fetch_contracts(
+    base: &reqwest::Url,
+    since: &str,
+) -> anyhow::Result<lagwatch::contracts::ContractsReport> {
+    let mut url = base.clone();
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    let mut url = url
+        .join("api/v1/contracts")
+        .with_context(|| format!("--url {}: not a base URL", shown(base)))?;
+    url.set_query(None);
+    url.query_pairs_mut().append_pair("since", since);
+    let at = shown(base);
+    let asked = shown(&url);
+    let client = lagwatch::net::client().context("setting up the HTTP client")?;
+    let response = client
+        .get(url)
+        .timeout(std::time::Duration::from_secs(60))
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the instance is not reachable at {at}: {}. Is `lagwatch run` up there? Pass --url if it answers elsewhere (https:// when it serves TLS)",
+                lagwatch::net::cause(&e, "")
+            )
+        })?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| {
+        anyhow::anyhow!(
+            "reading the answer of {at}: {}",
+            lagwatch::net::cause(&e, "")
+        )
+    })?;
+    match status.as_u16() {
+        200 => serde_json::from_slice(&body).with_context(|| {
+            format!("the answer of {asked} is not a contracts report: is it lagwatch, as new as this command?")
+        }),
+        400 => {
+            let why = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .unwrap_or_else(|| lagwatch::net::excerpt(&body));
+            anyhow::bail!("the instance at {at} refused the request (HTTP 400): {why}")
+        }
+        401 => anyhow::bail!(
+            "the instance at {at} asks for credentials (HTTP 401): give them in --url, as https://USER:PASSWORD@host:port"
+        ),
+        404 => anyhow::bail!(
+            "{at} has no /api/v1/contracts (HTTP 404): is it lagwatch, as new as this command?"
+        ),
+        code => anyhow::bail!(
+            "the instance at {at} answered HTTP {code}: {}",
+            lagwatch::net::excerpt(&body)
+        ),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Starting the `lagwatch` binary as a user does and stopping it with SIGTERM.
+//! Starting the `lagwatch` binary as a user does and stopping it with SIGTERM, or running one
+//! of its commands to the end.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -73,6 +74,19 @@ pub fn start_command(mut cmd: Command) -> Demo {
         addr,
         scheme,
     }
+}
+
+/// `lagwatch <args>` run to its end, as a script would: its exit code, stdout and stderr.
+pub fn output(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
+        .args(args)
+        .output()
+        .expect("the lagwatch binary runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 /// SIGTERM, then waits up to 15 s for a clean exit.

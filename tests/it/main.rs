@@ -59,6 +59,7 @@ mod prometheus_e2e;
 mod reconcile_emulator;
 #[cfg(unix)]
 mod reload;
+mod report;
 mod search_wiremock;
 mod secret_redaction;
 mod shutdown;

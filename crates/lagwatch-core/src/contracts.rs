@@ -18,6 +18,34 @@ use crate::probe::history::{EvidenceKind, HOURS};
 /// The longest window a report can cover: the hours each path keeps.
 pub const MAX_WINDOW: std::time::Duration = std::time::Duration::from_secs(HOURS as u64 * 3600);
 
+/// The window of a report when `since` is not given: a day shows a daily batch and a night.
+pub const DEFAULT_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Why a `since` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    /// Not in the duration grammar (the grammar's own sentence).
+    #[error("{0}")]
+    Grammar(String),
+    #[error("must be longer than 0s and at most 7d")]
+    OutOfRange,
+}
+
+/// The window `since` asks for ([`DEFAULT_WINDOW`] without one). One check for the API, the
+/// report page and `lagwatch report`, so that the command refuses what the instance would,
+/// before asking it.
+///
+/// # Errors
+/// A `since` outside the duration grammar, zero, or longer than [`MAX_WINDOW`].
+pub fn window(since: Option<&str>) -> Result<std::time::Duration, WindowError> {
+    match since.map(crate::config::duration::parse) {
+        None => Ok(DEFAULT_WINDOW),
+        Some(Ok(d)) if !d.is_zero() && d <= MAX_WINDOW => Ok(d),
+        Some(Ok(_)) => Err(WindowError::OutOfRange),
+        Some(Err(why)) => Err(WindowError::Grammar(why)),
+    }
+}
+
 /// Every path's guarantees over one window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContractsReport {

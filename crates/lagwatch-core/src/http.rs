@@ -1,5 +1,6 @@
-//! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, the status page `/`,
-//! `/api/v1/paths`, `/api/v1/probes`, `/api/v1/reconciliations`, `/api/v1/discrepancies` and `POST /-/reload`
+//! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, the status page `/`, the consistency
+//! report `/report`, `/api/v1/paths`, `/api/v1/probes`, `/api/v1/contracts`,
+//! `/api/v1/reconciliations`, `/api/v1/discrepancies` and `POST /-/reload`
 //! (only with `--web.enable-lifecycle`).
 //! Handlers only read engine and reconciliation state; nothing probes or reconciles on request.
 //! They read the monitor in force per request ([`Live::current`]), so a configuration reload
@@ -47,6 +48,7 @@ pub fn router_live(live: Live) -> Router {
         .route("/api/v1/paths", get(paths))
         .route("/api/v1/probes", get(probes))
         .route("/api/v1/contracts", get(contracts))
+        .route("/report", get(report))
         .route("/paths/{source}/{target}", get(path_page))
         .route("/api/v1/reconciliations", get(reconciliations))
         .route("/api/v1/discrepancies", get(discrepancies))
@@ -228,23 +230,24 @@ struct ContractsQuery {
     since: Option<String>,
 }
 
-/// The window of `/api/v1/contracts` unless `since` says otherwise.
-const CONTRACTS_DEFAULT_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+type ContractsParams =
+    Result<axum::extract::Query<ContractsQuery>, axum::extract::rejection::QueryRejection>;
+
+/// The window a contracts query (`/api/v1/contracts`, `/report`) asks for, or why it was
+/// refused.
+fn contracts_window(query: ContractsParams) -> Result<std::time::Duration, String> {
+    let Ok(axum::extract::Query(q)) = query else {
+        return Err("unknown or malformed parameter; accepted: since".to_string());
+    };
+    crate::contracts::window(q.since.as_deref()).map_err(|why| format!("since: {why}"))
+}
 
 /// `GET /api/v1/contracts?since=24h`: each path's guarantees, declared and measured over the
 /// window, with the sentinels that broke them.
-async fn contracts(
-    State(s): State<AppState>,
-    query: Result<axum::extract::Query<ContractsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Ok(axum::extract::Query(q)) = query else {
-        return bad_query("unknown or malformed parameter; accepted: since");
-    };
-    let window = match q.since.as_deref().map(crate::config::duration::parse) {
-        None => CONTRACTS_DEFAULT_WINDOW,
-        Some(Ok(d)) if !d.is_zero() && d <= crate::contracts::MAX_WINDOW => d,
-        Some(Ok(_)) => return bad_query("since must be longer than 0s and at most 7d"),
-        Some(Err(why)) => return bad_query(&format!("since: {why}")),
+async fn contracts(State(s): State<AppState>, query: ContractsParams) -> Response {
+    let window = match contracts_window(query) {
+        Ok(w) => w,
+        Err(why) => return bad_query(&why),
     };
     let current = s.live.current();
     Json(crate::contracts::report(
@@ -253,6 +256,18 @@ async fn contracts(
         window,
     ))
     .into_response()
+}
+
+/// `GET /report?since=24h`: the same as a page to attach to a design review (see
+/// [`crate::report`]); a refused query answers in text, as the other pages do.
+async fn report(State(s): State<AppState>, query: ContractsParams) -> Response {
+    let window = match contracts_window(query) {
+        Ok(w) => w,
+        Err(why) => return (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response(),
+    };
+    let current = s.live.current();
+    let report = crate::contracts::report(&current.engine, &current.instance, window);
+    Html(crate::report::html(&report)).into_response()
 }
 
 /// Probes in one page of `/api/v1/probes` unless `limit` says otherwise.

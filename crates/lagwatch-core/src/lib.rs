@@ -11,7 +11,8 @@
 //! - [`systems`] (the kinds and their registry), [`lake`] (reading analytics lakes with
 //!   cursors), [`ledger`] (the probe ledger).
 //! - [`probe`] (the engine, its schedule, estimator and traces), [`reconcile`].
-//! - [`app`], [`status`], [`path_page`], [`http`], [`web`], [`supervisor`] (reload).
+//! - [`app`], [`status`], [`path_page`], [`contracts`] and [`report`] (consistency over a
+//!   window), [`chart`], [`http`], [`web`], [`supervisor`] (reload).
 //!
 //! The command line is the `lagwatch` package's binary; the emulated Dynamics 365 estate, with
 //! the `simulated` kind, is the `lagwatch-emulator` crate, built on this crate's public API
@@ -19,6 +20,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod chart;
 pub mod clock;
 pub mod config;
 pub mod connector;
@@ -34,6 +36,7 @@ pub mod path_page;
 pub mod percent;
 pub mod probe;
 pub mod reconcile;
+pub mod report;
 pub mod sentinel;
 pub mod shutdown;
 pub mod status;

@@ -384,8 +384,9 @@ fn transport(what: &str, addr: &str, e: reqwest::Error) -> ConnectorError {
 /// `connection refused (127.0.0.1:9)`, `connection reset (…)`, `timed out (…)`,
 /// `DNS resolution failed (crm.example.com:443): …`, `TLS handshake failed (…): invalid peer
 /// certificate: UnknownIssuer`. Anything else is reqwest's own words with their causes. Never
-/// the URL: reqwest's message can carry it, query string included.
-fn cause(e: &reqwest::Error, addr: &str) -> String {
+/// the URL: reqwest's message can carry it, query string included. Public for the binary's
+/// own requests (`lagwatch report`), whose errors should read as the connectors' do.
+pub fn cause(e: &reqwest::Error, addr: &str) -> String {
     let at = if addr.is_empty() {
         String::new()
     } else {

@@ -9,18 +9,21 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
+use crate::chart::Frame;
 use crate::probe::Outcome;
 use crate::probe::trace::{ProbeView, ReadResult};
 use crate::status::{PathView, esc, head, human};
 
 /// The plot's window.
 const WINDOW_SECONDS: f64 = 3600.0;
-const WIDTH: f64 = 900.0;
-const HEIGHT: f64 = 260.0;
-const LEFT: f64 = 64.0;
-const RIGHT: f64 = 12.0;
-const TOP: f64 = 18.0;
-const BOTTOM: f64 = 28.0;
+const FRAME: Frame = Frame {
+    width: 900.0,
+    height: 260.0,
+    left: 64.0,
+    right: 12.0,
+    top: 18.0,
+    bottom: 28.0,
+};
 
 fn parse(t: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(t)
@@ -45,49 +48,29 @@ pub fn plot(view: &PathView, probes: &[ProbeView], now: DateTime<Utc>) -> String
         .filter_map(|(_, p)| Some(p.lag_seconds? + p.lag_uncertainty_seconds.unwrap_or(0.0)))
         .fold(view.objective_seconds * 1.25, f64::max)
         .max(0.001);
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
-    let x = |secs: f64| LEFT + plot_w * (secs / WINDOW_SECONDS).clamp(0.0, 1.0);
-    let y = |lag: f64| TOP + plot_h * (1.0 - (lag / top_lag).clamp(0.0, 1.0));
+    let x = |secs: f64| FRAME.x(secs / WINDOW_SECONDS);
+    let y = |lag: f64| FRAME.y(lag / top_lag);
 
-    let mut svg = String::with_capacity(8192 + points.len() * 200);
-    let _ = write!(
-        svg,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" aria-label="Lag of the last hour's probes">
-<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fff" stroke="#d0d7de"/>
-"##
-    );
+    let mut svg = FRAME.open("Lag of the last hour's probes");
     for i in 0..=4 {
-        let lag = top_lag * f64::from(i) / 4.0;
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{LEFT}" x2="{x2}" y1="{yy:.1}" y2="{yy:.1}" stroke="#eaeef2"/><text x="{tx}" y="{ty:.1}" font-size="11" text-anchor="end" fill="#57606a">{label}</text>"##,
-            x2 = WIDTH - RIGHT,
-            yy = y(lag),
-            tx = LEFT - 6.0,
-            ty = y(lag) + 4.0,
-            label = esc(&human(lag)),
-        );
+        let fraction = f64::from(i) / 4.0;
+        FRAME.y_tick(&mut svg, fraction, &human(top_lag * fraction));
     }
     for m in [60, 45, 30, 15, 0] {
-        let xx = x(WINDOW_SECONDS - f64::from(m) * 60.0);
         let label = if m == 0 {
             "now".to_string()
         } else {
             format!("−{m} min")
         };
-        let _ = writeln!(
-            svg,
-            r##"<text x="{xx:.1}" y="{ty}" font-size="11" text-anchor="middle" fill="#57606a">{label}</text>"##,
-            ty = HEIGHT - 8.0,
-        );
+        FRAME.x_label(&mut svg, x(WINDOW_SECONDS - f64::from(m) * 60.0), 0, &label);
     }
     let oy = y(view.objective_seconds);
     let _ = writeln!(
         svg,
-        r##"<line class="objective" x1="{LEFT}" x2="{x2}" y1="{oy:.1}" y2="{oy:.1}" stroke="#bf8700" stroke-dasharray="6 4"/><text x="{tx}" y="{ty:.1}" font-size="11" fill="#7d4e00">objective {obj}</text>"##,
-        x2 = WIDTH - RIGHT,
-        tx = LEFT + 6.0,
+        r##"<line class="objective" x1="{x1}" x2="{x2}" y1="{oy:.1}" y2="{oy:.1}" stroke="#bf8700" stroke-dasharray="6 4"/><text x="{tx}" y="{ty:.1}" font-size="11" fill="#7d4e00">objective {obj}</text>"##,
+        x1 = FRAME.left,
+        x2 = FRAME.width - FRAME.right,
+        tx = FRAME.left + 6.0,
         ty = oy - 4.0,
         obj = esc(&human(view.objective_seconds)),
     );
@@ -119,7 +102,7 @@ pub fn plot(view: &PathView, probes: &[ProbeView], now: DateTime<Utc>) -> String
                     key = esc(&p.sentinel),
                     o = outcome.label(),
                     x0 = xx - 4.0,
-                    y0 = TOP - 2.0,
+                    y0 = FRAME.top - 2.0,
                 );
             }
         }
@@ -164,7 +147,7 @@ pub fn render(instance: &str, view: &PathView, probes: &[ProbeView], now: DateTi
     head(
         &mut h,
         &format!("lagwatch · {} → {}", view.source, view.target),
-        15,
+        Some(15),
         "th,td{padding:.4rem .6rem;vertical-align:top}\n\
          td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\n\
          td.key{font-family:ui-monospace,monospace;font-size:.8rem;word-break:break-all}\n\

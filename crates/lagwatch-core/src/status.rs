@@ -334,15 +334,18 @@ fn short_time(rfc: &str) -> String {
         .unwrap_or_else(|_| rfc.to_string())
 }
 
-/// The start of every status page up to `<body>`: refreshes itself every `refresh` seconds,
-/// shares one style (tables, state badges) and adds the page's own `css`.
-pub fn head(h: &mut String, title: &str, refresh: u32, css: &str) {
+/// The start of every page up to `<body>`: refreshes itself every `refresh` seconds (a page
+/// to print or save, such as the report, passes `None`), shares one style (tables, state
+/// badges) and adds the page's own `css`.
+pub fn head(h: &mut String, title: &str, refresh: Option<u32>, css: &str) {
+    let refresh = refresh
+        .map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">\n"))
+        .unwrap_or_default();
     let _ = write!(
         h,
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="refresh" content="{refresh}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
+{refresh}<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>
 body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1b1f24;background:#fafbfc}}
@@ -392,7 +395,7 @@ pub fn render_html(
     head(
         &mut h,
         &format!("lagwatch · {instance}"),
-        5,
+        Some(5),
         "th,td{white-space:nowrap} td.num{text-align:right;font-variant-numeric:tabular-nums}\n\
          div.msg{max-width:22rem;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}\n\
          div.contract{font-size:.8rem;color:#116329;margin-top:.2rem} div.contract.broken{color:#a40e26;font-weight:600}\n\
@@ -448,7 +451,7 @@ pub fn render_html(
     let _ = write!(
         h,
         r#"<footer>Lag is the midpoint of the interval in which the sentinel is known to have arrived; ± is half that interval.
-<a href="/metrics">/metrics</a> · <a href="/api/v1/paths">/api/v1/paths</a> · <a href="/api/v1/reconciliations">/api/v1/reconciliations</a> · <a href="/api/v1/discrepancies">/api/v1/discrepancies</a> · <a href="/readyz">/readyz</a></footer>
+<a href="/report">Consistency report</a> · <a href="/metrics">/metrics</a> · <a href="/api/v1/paths">/api/v1/paths</a> · <a href="/api/v1/reconciliations">/api/v1/reconciliations</a> · <a href="/api/v1/discrepancies">/api/v1/discrepancies</a> · <a href="/readyz">/readyz</a></footer>
 </body></html>
 "#
     );
@@ -508,5 +511,6 @@ mod tests {
         let h = render_html("<x>", &[], &[]);
         assert!(h.contains("&lt;x&gt;"));
         assert!(!h.contains("<script"));
+        assert!(h.contains(r#"<a href="/report">Consistency report</a>"#));
     }
 }
