@@ -79,7 +79,8 @@ pub async fn token_in_process(
 }
 
 /// Keys of `instance`'s sentinels in the `accounts` table of the emulated Dataverse
-/// environment `env` right now, read through its Web API (one page must hold them).
+/// environment `env` right now, read through its Web API (one page must hold them); not its
+/// update canary.
 pub async fn sentinels_in(
     http: &reqwest::Client,
     origin: &str,
@@ -120,6 +121,8 @@ pub async fn sentinels_in(
         .unwrap_or_else(|| panic!("{body}"))
         .iter()
         .map(|r| r["name"].as_str().expect("name").to_string())
+        // The update canary is a long-lived record by design, not a sentinel left behind.
+        .filter(|k| !lagwatch::sentinel::SentinelId::parse(k).is_some_and(|id| id.is_canary()))
         .collect()
 }
 

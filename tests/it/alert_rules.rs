@@ -315,6 +315,7 @@ fn rules_read_only_metrics_lagwatch_exports_or_the_proposed_ones() {
             records_apply_time: true,
             declared: [true; lagwatch::config::Contract::N],
             delete_window: Some(600.0),
+            canary: true,
         },
     );
     m.init_source("src");

@@ -44,7 +44,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_defaults.yaml",
         "defaults.timout",
-        "unknown key; the keys allowed here are: interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, contract, delete_sample",
+        "unknown key; the keys allowed here are: interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, contract, delete_sample, update_interval",
     ),
     case(
         "unknown_key_server.yaml",
@@ -54,7 +54,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_path.yaml",
         "paths[1].objectve",
-        "unknown key; the keys allowed here are: source, target, interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, contract, delete_sample, reconcile",
+        "unknown key; the keys allowed here are: source, target, interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, contract, delete_sample, update_interval, reconcile",
     ),
     case(
         "unknown_key_poll.yaml",

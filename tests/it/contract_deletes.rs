@@ -314,9 +314,11 @@ paths:
                 est.contains(lag, slack),
                 "{target} {key}: truth {lag:?} outside {est:?}"
             );
-            assert_eq!(
-                u16::from(truth.resurrected.is_some()),
-                d.resurrections,
+            // Never a resurrection the truth does not have. One the reads stepped over (no
+            // read between the delete arriving and the row coming back, or none while it was
+            // back) cannot be seen; the estimate above still spans it.
+            assert!(
+                d.resurrections <= u16::from(truth.resurrected.is_some()),
                 "{target} {key}: {truth:?} {d:?}"
             );
             resurrected += usize::from(d.resurrections);

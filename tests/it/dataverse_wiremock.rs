@@ -411,3 +411,51 @@ async fn a_write_answered_by_a_page_that_is_not_the_record_is_an_error() {
         );
     }
 }
+
+/// The update canary's write: an upsert by id (no `If-None-Match`, so an existing record is
+/// written again), counted as `update`; anything but 204 (or the record) is an error.
+#[tokio::test]
+async fn an_update_is_an_upsert_by_id_that_may_replace_the_record() {
+    let f = fixture(CreateMode::Upsert).await;
+    let s = lagwatch::sentinel::Sentinel::restore(
+        "t",
+        SentinelId::canary("t", "crm@30000ms"),
+        1_780_000_000_000,
+        Utc::now(),
+    );
+    Mock::given(method("PATCH"))
+        .and(path(record_path(&s.id)))
+        .and(header("OData-Version", "4.0"))
+        .and(body_json(json!({
+            "accountnumber": s.id.key(),
+            "description": s.payload,
+            "customertypecode": 3
+        })))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(2)
+        .mount(&f.server)
+        .await;
+    f.dv.update(&s).await.unwrap();
+    f.dv.update(&s).await.unwrap();
+    let requests = f.server.received_requests().await.unwrap();
+    assert!(
+        requests.iter().all(
+            |r| !r.headers.contains_key("If-None-Match") && !r.headers.contains_key("If-Match")
+        ),
+        "an upsert, neither create-only nor update-only"
+    );
+    assert!(
+        f.metrics.render().contains(
+            "lagwatch_requests_total{operation=\"update\",status=\"2xx\",system=\"crm\"} 2"
+        )
+    );
+    f.server.reset().await;
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>proxy</html>"))
+        .mount(&f.server)
+        .await;
+    assert!(matches!(
+        f.dv.update(&s).await,
+        Err(ConnectorError::BadResponse { .. })
+    ));
+}

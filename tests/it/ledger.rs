@@ -380,7 +380,15 @@ async fn after_a_crash_the_next_process_ends_every_probe_and_leaks_nothing() {
         pending.iter().all(|id| !left.contains(id)),
         "nothing of the crashed process is left: {left:?}"
     );
-    assert_eq!(left, ledger_ids(dir.path()));
+    // Every sentinel left in the source is in the ledger. The ledger may hold more: a write
+    // whose answer never came (a timeout under load) is an owed delete until it can no longer
+    // appear, kept for the next process whether or not it landed; nothing else.
+    let kept = ledger_entries(dir.path());
+    let kept_ids: BTreeSet<String> = kept.iter().map(|e| e.id.clone()).collect();
+    assert!(left.is_subset(&kept_ids), "{left:?} vs {kept_ids:?}");
+    for e in kept.iter().filter(|e| !left.contains(&e.id)) {
+        assert!(e.undeleted, "in the ledger, gone from the source: {e:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

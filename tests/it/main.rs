@@ -16,6 +16,7 @@ mod auth_managed_identity;
 mod config_errors;
 mod conformance;
 mod conformance_lake;
+mod contract_canary;
 mod contract_deletes;
 mod contracts_api;
 mod dashboards;

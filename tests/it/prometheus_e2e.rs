@@ -48,6 +48,9 @@ const EVENT_BORN: &[&str] = &[
     "lagwatch_delete_lag_seconds",
     "lagwatch_deletes_lost_total",
     "lagwatch_resurrections_total",
+    // Exist only on paths with an update canary: not on lake targets such as crm -> fabric.
+    "lagwatch_version_staleness",
+    "lagwatch_time_staleness_seconds",
 ];
 
 /// Whether `selector` selects a family born with its first event and that has no series yet.

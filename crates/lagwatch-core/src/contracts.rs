@@ -212,10 +212,21 @@ pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> C
                     status: status(sum.seen, sum.regressions),
                     observations: sum.seen,
                     violations: sum.regressions,
-                    summary: format!(
-                        "{} of {} sentinels seen were missing from a later read (confirm {})",
-                        sum.regressions, sum.seen, spec.confirm
-                    ),
+                    summary: if spec.update_interval.is_some() {
+                        format!(
+                            "{} regressions in {} reads that could show one (sentinels seen, confirm {}; update-canary reads: {} of {} behind the latest version)",
+                            sum.regressions,
+                            sum.seen,
+                            spec.confirm,
+                            sum.canary_stale,
+                            sum.canary_reads
+                        )
+                    } else {
+                        format!(
+                            "{} of {} sentinels seen were missing from a later read (confirm {})",
+                            sum.regressions, sum.seen, spec.confirm
+                        )
+                    },
                     evidence: evidence(&[EvidenceKind::Regressed]),
                 }
             };

@@ -25,7 +25,7 @@ pub const TOKEN_ERROR_KINDS: [&str; 2] = ["transport", "auth"];
 pub const WRITE_OUTCOMES: &[&str] = &["ok", "error", "throttled"];
 
 /// Operations a source performs.
-pub const SOURCE_OPERATIONS: &[&str] = &["write", "read", "delete", "list"];
+pub const SOURCE_OPERATIONS: &[&str] = &["write", "read", "delete", "list", "update"];
 /// Operations a target performs.
 pub const TARGET_OPERATIONS: &[&str] = &["lookup"];
 /// Operations of a system that lists its rows for reconciliation (one page per request).

@@ -48,6 +48,25 @@ impl SentinelId {
         })
     }
 
+    /// The update canary of `instance`'s group `group` (a source and interval): one fixed key,
+    /// a UUID of version 8 (never a v7 sentinel's), so the start-up sweep can leave it alone.
+    pub fn canary(instance: &str, group: &str) -> Self {
+        let h = checksum(&format!("{instance}\u{0}{group}"));
+        let l = checksum(&format!("{group}\u{0}{instance}"));
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&h.to_be_bytes());
+        bytes[8..].copy_from_slice(&l.to_be_bytes());
+        Self::from_parts(
+            instance,
+            uuid::Builder::from_custom_bytes(bytes).into_uuid(),
+        )
+    }
+
+    /// Whether this is an update canary's key ([`SentinelId::canary`]).
+    pub fn is_canary(&self) -> bool {
+        self.uuid.get_version_num() == 8
+    }
+
     /// The prefix every key of `instance` starts with, for listing own sentinels.
     pub fn owner_prefix(instance: &str) -> String {
         format!("{KEY_PREFIX}-{instance}-")
@@ -115,6 +134,15 @@ impl Sentinel {
         }
     }
 
+    /// The sequence number (a canary's version) in content read back from a replica, if it is
+    /// a sentinel's payload.
+    pub fn seq_of(observed: &str) -> Option<u64> {
+        serde_json::from_str::<serde_json::Value>(observed)
+            .ok()?
+            .get("seq")?
+            .as_u64()
+    }
+
     /// Whether content read back from a replica is this sentinel's content.
     pub fn matches(&self, observed: &str) -> bool {
         checksum(observed) == self.checksum
@@ -134,6 +162,21 @@ pub fn checksum(data: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_canary_key_is_fixed_per_group_parses_and_is_told_apart() {
+        let a = SentinelId::canary("prod", "crm@30s");
+        assert_eq!(a, SentinelId::canary("prod", "crm@30s"));
+        assert_ne!(a, SentinelId::canary("prod", "crm@10s"));
+        assert_ne!(a, SentinelId::canary("test", "crm@30s"));
+        assert!(a.is_canary());
+        let parsed = SentinelId::parse(a.key()).expect("a sentinel key");
+        assert!(parsed.is_canary());
+        assert!(!SentinelId::new("prod").is_canary());
+        let s = Sentinel::restore("prod", a, 42, Utc::now());
+        assert_eq!(Sentinel::seq_of(&s.payload), Some(42));
+        assert_eq!(Sentinel::seq_of("<html>"), None);
+    }
 
     #[test]
     fn ids_carry_the_owner_and_round_trip() {

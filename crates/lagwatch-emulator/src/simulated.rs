@@ -299,6 +299,10 @@ impl SystemSpec for SimulatedConfig {
         }
     }
 
+    fn can_update(&self) -> Result<(), String> {
+        self.can_write()
+    }
+
     fn describe(&self) -> String {
         let Some(src) = &self.replica_of else {
             return format!(
@@ -524,6 +528,62 @@ struct ReplicaRecord {
     mismatched: bool,
     /// The source deleted it: how the delete goes in this replica.
     deletion: Option<Deletion>,
+    /// Earlier versions still travelling or last shown, oldest first, with when each arrives
+    /// (and its glimpse): until this version arrives a read returns the newest of them that
+    /// shows (a replica keeps its last version while newer ones travel). At most
+    /// [`PRIOR_VERSIONS`].
+    prior: Vec<Prior>,
+}
+
+/// An earlier version of a replica record: its content, arrival and glimpse.
+type Prior = (String, Option<Instant>, Option<(Instant, Instant)>);
+
+/// Earlier versions a replica record remembers (an update canary's, a few lags' worth).
+const PRIOR_VERSIONS: usize = 64;
+
+impl ReplicaRecord {
+    /// The content a read at `now` returns, if any.
+    fn shown_at(&self, now: Instant) -> Option<&str> {
+        let d = self.deletion;
+        if shown(
+            self.visible_at,
+            self.glimpse,
+            d.and_then(|d| d.gone_at),
+            d.and_then(|d| d.resurrected),
+            now,
+        ) {
+            Some(&self.payload)
+        } else if d.is_none() {
+            self.prior
+                .iter()
+                .rev()
+                .find(|(_, at, glimpse)| shown(*at, *glimpse, None, None, now))
+                .map(|(p, ..)| p.as_str())
+        } else {
+            None
+        }
+    }
+
+    /// The versions a record committed over this one at `now` keeps: this one's earlier
+    /// versions and itself, without those a newer arrived version hides for good.
+    fn into_prior(self, now: Instant) -> Vec<Prior> {
+        if self.deletion.is_some() {
+            return Vec::new();
+        }
+        let mut prior = self.prior;
+        prior.push((self.payload, self.visible_at, self.glimpse));
+        if let Some(newest_arrived) = prior
+            .iter()
+            .rposition(|(_, at, _)| at.is_some_and(|a| now >= a))
+        {
+            prior.drain(..newest_arrived);
+        }
+        if prior.len() > PRIOR_VERSIONS {
+            let extra = prior.len() - PRIOR_VERSIONS;
+            prior.drain(..extra);
+        }
+        prior
+    }
 }
 
 /// How a delete goes in one replica.
@@ -906,6 +966,11 @@ impl Landscape {
                 payload.to_string()
             };
             if let Some(r) = w.replicas.get_mut(&*name) {
+                let prior = r
+                    .records
+                    .remove(key)
+                    .map(|old| old.into_prior(now))
+                    .unwrap_or_default();
                 r.records.insert(
                     key.to_string(),
                     ReplicaRecord {
@@ -914,6 +979,7 @@ impl Landscape {
                         glimpse,
                         mismatched: mismatch,
                         deletion: None,
+                        prior,
                     },
                 );
             }
@@ -1008,20 +1074,11 @@ impl Landscape {
         let Some(rec) = r.records.get(key) else {
             return Ok(Lookup::Absent);
         };
-        let d = rec.deletion;
-        let visible = shown(
-            rec.visible_at,
-            rec.glimpse,
-            d.and_then(|d| d.gone_at),
-            d.and_then(|d| d.resurrected),
-            now,
-        );
-        Ok(if visible {
-            Lookup::Present {
-                payload: Some(rec.payload.clone()),
-            }
-        } else {
-            Lookup::Absent
+        Ok(match rec.shown_at(now) {
+            Some(p) => Lookup::Present {
+                payload: Some(p.to_string()),
+            },
+            None => Lookup::Absent,
         })
     }
 
@@ -1234,6 +1291,17 @@ impl Source for SimNode {
                 return Ok(Lookup::Absent);
             }
             Ok(self.landscape.read_source(&self.name, id.key()))
+        })
+        .await
+    }
+
+    /// A write again: the landscape replaces the record, and each replica keeps showing the
+    /// version it had until the new one arrives.
+    async fn update(&self, s: &Sentinel) -> Result<(), ConnectorError> {
+        self.call("update", self.write_latency, |now| {
+            self.landscape
+                .commit(&self.name, s.id.key(), &s.payload, now);
+            Ok(())
         })
         .await
     }

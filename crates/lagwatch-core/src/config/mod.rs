@@ -136,6 +136,9 @@ pub struct PathSpec {
     pub delete_watch: Option<Dur>,
     /// The delete of one sentinel in this many (by sequence number) is watched.
     pub delete_sample: u32,
+    /// How often the source group's update canary is written and read at the target; `None`:
+    /// no canary (not configured, `0s`, or the source or target cannot run one).
+    pub update_interval: Option<Dur>,
     /// What the target's reads can show, else why not (for reports).
     pub observable: Observable,
     /// The target system's `kind:` (for reports).
@@ -220,6 +223,7 @@ struct PathSettings {
     poll: Option<PollSettings>,
     contract: Option<RawContract>,
     delete_sample: Option<u32>,
+    update_interval: Option<Dur>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -249,6 +253,7 @@ struct RawPath {
     poll: Option<PollSettings>,
     contract: Option<RawContract>,
     delete_sample: Option<u32>,
+    update_interval: Option<Dur>,
     #[serde(default)]
     reconcile: Vec<crate::config::reconcile::RawReconcile>,
 }
@@ -266,6 +271,7 @@ impl RawPath {
             poll: self.poll.clone(),
             contract: self.contract,
             delete_sample: self.delete_sample,
+            update_interval: self.update_interval,
         }
     }
 }
@@ -826,6 +832,38 @@ fn resolve_path(
         ));
     }
     let watch_deletes = observes_deletes.is_ok();
+    let update_interval = match (own.update_interval, defaults.update_interval) {
+        (Some(d), _) if !d.get().is_zero() => {
+            if let Err(why) = source.can_update() {
+                return Err(Issue::new(
+                    format!("{key}.update_interval"),
+                    format!(
+                        "system \"{}\" (kind {}) cannot run an update canary: {why}; leave update_interval out",
+                        raw.source,
+                        source.kind()
+                    ),
+                ));
+            }
+            if let Err(why) = target.observes_regressions() {
+                return Err(Issue::new(
+                    format!("{key}.update_interval"),
+                    format!(
+                        "system \"{}\" (kind {}) cannot show a canary's newer versions: {why}; leave update_interval out",
+                        raw.target,
+                        target.kind()
+                    ),
+                ));
+            }
+            Some(d)
+        }
+        (Some(_), _) => None,
+        // From defaults: where the source and target can run one.
+        (None, Some(d)) => (!d.get().is_zero()
+            && source.can_update().is_ok()
+            && target.observes_regressions().is_ok())
+        .then_some(d),
+        (None, None) => None,
+    };
     if let Some((d, at)) = &deletes {
         if d.get().is_zero() {
             return Err(Issue::new(
@@ -977,6 +1015,7 @@ fn resolve_path(
             deletes: deletes.as_ref().map(|(d, _)| *d),
         },
         delete_sample,
+        update_interval,
         delete_watch: watch_deletes.then(|| deletes.as_ref().map_or(timeout, |(d, _)| *d)),
         observable: Observable {
             regressions: target.observes_regressions(),

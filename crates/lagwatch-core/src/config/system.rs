@@ -44,6 +44,11 @@ pub trait SystemSpec: fmt::Debug + Send + Sync + Any {
     fn observes_deletes(&self) -> Result<(), String> {
         Ok(())
     }
+    /// `Ok` if a sentinel's record can be written again with new content (`Source::update`),
+    /// so the paths from it can run an update canary, else the reason why not.
+    fn can_update(&self) -> Result<(), String> {
+        Err("this kind does not update records".to_string())
+    }
     /// `Ok` if its rows can be listed for reconciliation (its built `System` then has an
     /// `inventory`), else the reason why not.
     fn can_list(&self) -> Result<(), String> {

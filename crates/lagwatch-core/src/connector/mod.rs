@@ -231,6 +231,15 @@ pub trait Source: Send + Sync + 'static {
     async fn read(&self, id: &SentinelId) -> Result<Lookup, ConnectorError>;
     /// Deletes the sentinel; deleting one that is already gone is not an error.
     async fn delete(&self, id: &SentinelId) -> Result<(), ConnectorError>;
+    /// Writes the sentinel whether or not its record exists (an upsert), for the update
+    /// canary, whose one record is written again with every version. Only called when the
+    /// kind's configuration said it can (`SystemSpec::can_update`).
+    async fn update(&self, _sentinel: &Sentinel) -> Result<(), ConnectorError> {
+        Err(ConnectorError::BadResponse {
+            status: 0,
+            detail: "this kind does not update records".to_string(),
+        })
+    }
     /// Sentinels whose key starts with `prefix` written before `before`, for the start-up sweep.
     async fn list_own(
         &self,

@@ -50,6 +50,9 @@ pub const READ_AGE_BOUNDS: [f64; 16] = [
     f64::INFINITY,
 ];
 
+/// Buckets of `lagwatch_version_staleness` (versions behind; Fibonacci, as PBS plots k).
+pub const VERSION_BOUNDS: [f64; 8] = [0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0];
+
 /// `age_le` values of [`READ_AGE_BOUNDS`], as exported.
 const READ_AGE_LABELS: [&str; 16] = [
     "0.25", "0.5", "1", "2", "5", "10", "20", "30", "60", "120", "300", "600", "1800", "3600",
@@ -263,6 +266,10 @@ pub struct PathSeries {
     pub deletes_lost: Lazy,
     /// Deleted sentinels seen gone and then back.
     pub resurrections: Lazy,
+    /// k-staleness of the update canary's reads (versions behind); with a canary only.
+    pub version_staleness: Option<Histogram>,
+    /// How long a stale canary read had been stale; with a canary only.
+    pub time_staleness: Option<Histogram>,
     /// `result="…",source="…",target="…"` for each result, rendered once.
     read_labels: [String; 2],
     state: AtomicU8,
@@ -284,6 +291,8 @@ pub struct PathShape {
     /// How long a delete is watched (seconds), if the target's reads show deletes: the delete
     /// series exist from start-up, their buckets those of the lag plus this bound.
     pub delete_window: Option<f64>,
+    /// The path reads an update canary (its staleness series exist from start-up).
+    pub canary: bool,
 }
 
 impl PathSeries {
@@ -340,6 +349,8 @@ impl PathSeries {
             delete_window: shape.delete_window,
             deletes_lost: Lazy::default(),
             resurrections: Lazy::default(),
+            version_staleness: shape.canary.then(|| Histogram::new(&VERSION_BOUNDS)),
+            time_staleness: shape.canary.then(|| Histogram::new(&bounds)),
             state: AtomicU8::new(0),
             state_labels,
         }
@@ -371,6 +382,7 @@ impl PathSeries {
             && self.apply_lag.is_some() == shape.records_apply_time
             && self.declared == shape.declared
             && self.delete_window == shape.delete_window
+            && self.version_staleness.is_some() == shape.canary
     }
 
     /// Violations of the guarantee `GUARANTEES[i]` counted since start-up.
@@ -590,7 +602,7 @@ const FAMILIES: &[Family] = &[
     },
     Family {
         name: "lagwatch_monotonic_read_violations_total",
-        help: "Sentinels a target showed and then lost again within the confirmation window; exported from the first.",
+        help: "Monotonic-read regressions: sentinels a target showed and then lost again within the confirmation window, and update-canary reads that returned an older version than an earlier read; exported from the first.",
         kind: Kind::Counter,
         write: |p, out, _, name| counted(out, name, &p.labels, p.monotonic.get()),
     },
@@ -642,6 +654,18 @@ const FAMILIES: &[Family] = &[
         help: "Delete lag: from the source's acknowledgement of a sentinel's delete to its absence at the target, the midpoint of the interval the delete is known to have arrived in (as lagwatch_lag_seconds), for sentinels the target had shown. Buckets as lagwatch_lag_seconds plus the delete window; exported for targets whose reads show deletes; each bucket's exemplar names its latest sentinel.",
         kind: Kind::Histogram,
         write: |p, out, f, name| optional(out, f, name, p, p.delete_lag.as_ref()),
+    },
+    Family {
+        name: "lagwatch_version_staleness",
+        help: "k-staleness of the update canary: for each read of the source group's canary row at the target, how many versions acknowledged before the read was sent are newer than the version it returned (0: the latest). Exported for paths that read a canary (update_interval).",
+        kind: Kind::Histogram,
+        write: |p, out, f, name| optional(out, f, name, p, p.version_staleness.as_ref()),
+    },
+    Family {
+        name: "lagwatch_time_staleness_seconds",
+        help: "Time staleness of the update canary: for a read that returned an older version than the latest acknowledged, how long before the read the next version had been acknowledged. Buckets as lagwatch_lag_seconds; exported for paths that read a canary.",
+        kind: Kind::Histogram,
+        write: |p, out, f, name| optional(out, f, name, p, p.time_staleness.as_ref()),
     },
     Family {
         name: "lagwatch_deletes_lost_total",
@@ -941,6 +965,7 @@ mod tests {
             records_apply_time: false,
             declared: [false; Contract::N],
             delete_window: None,
+            canary: false,
         }
     }
 

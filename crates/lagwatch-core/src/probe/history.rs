@@ -36,6 +36,9 @@ pub struct Slot {
     pub deletes_gone: u64,
     pub deletes_lost: u64,
     pub resurrections: u64,
+    /// Reads of the update canary, and those that returned an older version than the latest.
+    pub canary_reads: u64,
+    pub canary_stale: u64,
 }
 
 impl Slot {
@@ -52,6 +55,8 @@ impl Slot {
         self.deletes_gone += o.deletes_gone;
         self.deletes_lost += o.deletes_lost;
         self.resurrections += o.resurrections;
+        self.canary_reads += o.canary_reads;
+        self.canary_stale += o.canary_stale;
     }
 }
 
@@ -116,7 +121,9 @@ impl EvidenceKind {
     pub fn words(self) -> &'static str {
         match self {
             EvidenceKind::Late => "not seen within the objective",
-            EvidenceKind::Regressed => "seen, then missing from a later read",
+            EvidenceKind::Regressed => {
+                "seen, then missing from a later read (or, the canary, an older version after a newer)"
+            }
             EvidenceKind::DeleteLost => "still there at the end of its delete window",
             EvidenceKind::Resurrected => "back after a read had found it deleted",
         }

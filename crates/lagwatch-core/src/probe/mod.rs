@@ -6,6 +6,7 @@
 //! cloudprober model); `/metrics` only reads state. Tasks are tracked, stop on the shutdown
 //! token, and delete their sentinels on the way out.
 
+pub mod canary;
 pub mod cycle;
 pub mod deletes;
 pub mod estimate;
@@ -90,6 +91,21 @@ struct Group {
     interval: Duration,
     paths: Vec<Arc<PathHandle>>,
     seq: AtomicU64,
+}
+
+impl Group {
+    /// The group's update canary: its key, and how often it is written (the shortest
+    /// `update_interval` of the group's paths that read it).
+    fn canary(&self, instance: &str) -> Option<(SentinelId, Duration)> {
+        let every = self
+            .paths
+            .iter()
+            .filter_map(|p| p.spec.update_interval)
+            .min()?
+            .get();
+        let group = format!("{}@{}ms", self.source_name, self.interval.as_millis());
+        Some((SentinelId::canary(instance, &group), every))
+    }
 }
 
 /// The assembled engine. Cheap to share; [`Engine::run`] drives it.
@@ -294,6 +310,42 @@ impl Engine {
             let inner = tracker.clone();
             let ledger = ledger.clone();
             tracker.spawn(async move { engine.run_group(group, shutdown, inner, ledger).await });
+        }
+        for group in &self.groups {
+            let Some((id, every)) = group.canary(&self.instance) else {
+                continue;
+            };
+            let versions = Arc::new(canary::Versions::default());
+            let request_timeout = group
+                .paths
+                .iter()
+                .map(|p| p.spec.request_timeout.get())
+                .min()
+                .unwrap_or(Duration::from_secs(30));
+            tracker.spawn(canary::write_canary(
+                self.instance.clone(),
+                group.source_name.clone(),
+                group.source.clone(),
+                group.gate.clone(),
+                id.clone(),
+                every,
+                request_timeout,
+                versions.clone(),
+                shutdown.clone(),
+            ));
+            for p in group
+                .paths
+                .iter()
+                .filter(|p| p.spec.update_interval.is_some())
+            {
+                tracker.spawn(canary::read_canary(
+                    p.clone(),
+                    id.clone(),
+                    every,
+                    versions.clone(),
+                    shutdown.clone(),
+                ));
+            }
         }
         shutdown.cancelled().await;
         tracker.close();
@@ -507,6 +559,8 @@ impl Engine {
             Ok(l) => l
                 .into_iter()
                 .filter(|id| !known.contains(id.key()))
+                // The update canaries are meant to stay.
+                .filter(|id| !id.is_canary())
                 .collect(),
             Err(e) => {
                 tracing::warn!(source = %name, error = %e, "Start-up sweep could not list old sentinels.");

@@ -143,6 +143,8 @@ pub struct PathState {
     pub hours: History,
     /// The latest sentinels that broke a guarantee, oldest first.
     pub evidence: VecDeque<Evidence>,
+    /// The newest canary version a read at this target returned.
+    pub canary_seen: Option<u64>,
 }
 
 impl PathState {
@@ -246,6 +248,7 @@ impl PathHandle {
                 records_apply_time: target.records_apply_time(),
                 declared: spec.contract.declared(),
                 delete_window: spec.delete_watch.map(|d| d.get().as_secs_f64()),
+                canary: spec.update_interval.is_some(),
             },
         );
         PathHandle {
@@ -347,6 +350,36 @@ impl PathHandle {
         self.evidence(EvidenceKind::Regressed, sentinel, |h| h.regressions += 1);
         if self.spec.contract.monotonic_reads {
             self.contract_broken(crate::config::Contract::MONOTONIC_READS);
+        }
+    }
+
+    /// A read of the update canary `canary` returned version `m`, `k` versions behind the
+    /// latest acknowledged before it was sent (for `stale_for`): the staleness histograms, and
+    /// a regression when an earlier read returned a newer version.
+    pub fn on_canary_read(&self, canary: &str, m: u64, k: u64, stale_for: Option<Duration>) {
+        if let Some(h) = &self.m.version_staleness {
+            h.observe(k as f64, None);
+        }
+        if let (Some(h), Some(d)) = (&self.m.time_staleness, stale_for) {
+            h.observe(d.as_secs_f64(), None);
+        }
+        let regressed = {
+            let mut s = self.state();
+            let slot = s.hours.at(Utc::now());
+            slot.canary_reads += 1;
+            slot.canary_stale += u64::from(k > 0);
+            slot.seen += 1;
+            let regressed = s.canary_seen.is_some_and(|seen| m < seen);
+            s.canary_seen = Some(s.canary_seen.map_or(m, |seen| seen.max(m)));
+            regressed
+        };
+        if regressed {
+            if self.spec.contract.monotonic_reads {
+                tracing::warn!(source = %self.spec.source, target = %self.spec.target, sentinel = %canary, version = m, guarantee = "monotonic_reads", "Path broke its declared monotonic_reads guarantee: the target returned an older canary version after a newer one.");
+            } else {
+                tracing::info!(source = %self.spec.source, target = %self.spec.target, sentinel = %canary, version = m, "Target returned an older canary version after a newer one.");
+            }
+            self.on_monotonic_violation(canary);
         }
     }
 

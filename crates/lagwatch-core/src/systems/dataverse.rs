@@ -127,6 +127,18 @@ impl SystemSpec for DataverseConfig {
         Ok(())
     }
 
+    /// An upsert by the record's id (`PATCH` without `If-None-Match`) writes a new version;
+    /// with `create: post` the id is the server's, so there is nothing to address.
+    fn can_update(&self) -> Result<(), String> {
+        match self.create {
+            CreateMode::Upsert => Ok(()),
+            CreateMode::Post => Err(
+                "with create: post the record id is Dataverse's, so the canary cannot be addressed; use create: upsert"
+                    .to_string(),
+            ),
+        }
+    }
+
     fn describe(&self) -> String {
         format!(
             "{} table {} (key {}, payload {}), {:?} writes, auth {}",
@@ -272,6 +284,25 @@ struct Collection {
 
 #[async_trait]
 impl Source for Dataverse {
+    /// An upsert of the record by its id: creates it the first time, then each version.
+    async fn update(&self, s: &Sentinel) -> Result<(), ConnectorError> {
+        let url = self.record_url(&s.id);
+        let body = self.body(s, false);
+        let reply = self
+            .http
+            .send("update", |c: &Client| odata(c.patch(&url)).json(&body))
+            .await?;
+        match reply.status {
+            StatusCode::NO_CONTENT => Ok(()),
+            StatusCode::CREATED | StatusCode::OK if self.is_representation(&reply) => Ok(()),
+            StatusCode::CREATED | StatusCode::OK => Err(reply.bad_response(format!(
+                "an update answered without the record's representation: {}",
+                excerpt(&reply.body)
+            ))),
+            _ => Err(api_error(&reply)),
+        }
+    }
+
     async fn write(&self, s: &Sentinel) -> Result<(), ConnectorError> {
         let reply = match self.map.create {
             CreateMode::Upsert => {

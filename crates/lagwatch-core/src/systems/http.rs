@@ -473,6 +473,20 @@ impl SystemSpec for HttpConfig {
         }
     }
 
+    /// A PUT or PATCH write replaces the record by its key; a POST would add another.
+    fn can_update(&self) -> Result<(), String> {
+        match &self.map.write {
+            Some(w) if w.method == reqwest::Method::PUT || w.method == reqwest::Method::PATCH => {
+                Ok(())
+            }
+            Some(w) => Err(format!(
+                "its write is a {}, which may add a record each time; a PUT or PATCH write can update",
+                w.method
+            )),
+            None => Err("it has no write request".to_string()),
+        }
+    }
+
     fn describe(&self) -> String {
         let ops: Vec<&str> = [
             ("write", self.map.write.is_some()),
@@ -587,20 +601,37 @@ fn interpret(read: &HttpRead, reply: &Reply) -> Result<Lookup, ConnectorError> {
     }
 }
 
-#[async_trait]
-impl Source for HttpKind {
-    async fn write(&self, s: &Sentinel) -> Result<(), ConnectorError> {
+impl HttpKind {
+    /// The write request with the sentinel, counted as `operation` (`write`, or the canary's
+    /// `update`).
+    async fn send_write(
+        &self,
+        operation: &'static str,
+        s: &Sentinel,
+    ) -> Result<(), ConnectorError> {
         let Some(req) = &self.map.write else {
             return Err(not_sent("no write request is configured".into()));
         };
         let mut vars = Vars::of(&s.id);
         vars.payload = Some(&s.payload);
-        let reply = self.send("write", req, &vars).await?;
+        let reply = self.send(operation, req, &vars).await?;
         if req.succeeded(reply.status.as_u16()) {
             Ok(())
         } else {
-            Err(unexpected("write", &reply))
+            Err(unexpected(operation, &reply))
         }
+    }
+}
+
+#[async_trait]
+impl Source for HttpKind {
+    async fn write(&self, s: &Sentinel) -> Result<(), ConnectorError> {
+        self.send_write("write", s).await
+    }
+
+    /// The write request again: a PUT or PATCH (`can_update`) replaces the record.
+    async fn update(&self, s: &Sentinel) -> Result<(), ConnectorError> {
+        self.send_write("update", s).await
     }
 
     async fn read(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {

@@ -1,0 +1,125 @@
+//! Update canaries: k-staleness, time staleness and version regressions, measured through the
+//! connectors on simulated replicas whose lag is known exactly.
+
+use crate::common;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+/// The value of `name{labels}` in the engine's exposition (a histogram bucket, a counter).
+fn sample(app: &lagwatch::app::App, name: &str, labels: &str) -> f64 {
+    let text = app.engine.metrics().render();
+    text.lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix(name)?.strip_prefix('{')?;
+            let (ls, v) = rest.split_once("} ")?;
+            (ls == labels).then(|| v.trim().parse().ok())?
+        })
+        // Counters of events are exported from the first one.
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn k_and_time_staleness_follow_the_replicas_lag_and_a_flapping_replica_regresses() {
+    // Versions every 3 s; a replica 10 s behind is 3 or 4 versions behind at any read, and has
+    // been stale for less than 10 s; one 1 s behind is 0 or 1 behind.
+    let app = common::app(
+        r#"
+instance: t
+systems:
+  src: { kind: simulated, seed: 9 }
+  slow: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 10s } }
+  quick: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 1s } }
+  flappy: { kind: simulated, replica_of: src, lag: { distribution: uniform, min: 6s, max: 14s }, flap_probability: 1 }
+defaults:
+  interval: 30s
+  objective: 20s
+  update_interval: 3s
+paths:
+  - { source: src, target: slow }
+  - { source: src, target: quick }
+  - { source: src, target: flappy, contract: { monotonic_reads: true } }
+"#,
+    );
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    stop.cancel();
+    run.await.unwrap();
+
+    let labels = |target: &str, le: &str| format!("source=\"src\",target=\"{target}\",le=\"{le}\"");
+    let k = |target: &str, le: &str| {
+        sample(
+            &app,
+            "lagwatch_version_staleness_bucket",
+            &labels(target, le),
+        )
+    };
+    let t = |target: &str, le: &str| {
+        sample(
+            &app,
+            "lagwatch_time_staleness_seconds_bucket",
+            &labels(target, le),
+        )
+    };
+    let plain = |target: &str| format!("source=\"src\",target=\"{target}\"");
+
+    // About one read per 3 s for 5 minutes, less the first 10 s before anything arrived.
+    let reads = k("slow", "+Inf");
+    assert!(reads > 0.0, "{}", app.engine.metrics().render());
+    assert!((80.0..=100.0).contains(&reads), "{reads} canary reads");
+    assert_eq!(k("slow", "2"), 0.0, "never fewer than 3 versions behind");
+    assert_eq!(k("slow", "5"), reads, "never more than 4 behind");
+    assert_eq!(t("slow", "+Inf"), reads, "every slow read was stale");
+    assert_eq!(t("slow", "10"), reads, "and for less than the lag");
+    assert!(t("slow", "2.5") < reads, "not all of them only just");
+
+    let quick = k("quick", "+Inf");
+    assert!(quick >= 90.0, "{quick}");
+    assert_eq!(k("quick", "1"), quick, "at most one version behind");
+    assert!(k("quick", "0") > 0.0, "and sometimes the latest");
+    assert_eq!(
+        t("quick", "+Inf"),
+        quick - k("quick", "0"),
+        "a time staleness for each stale read only"
+    );
+    assert_eq!(
+        t("quick", "2.5"),
+        t("quick", "+Inf"),
+        "stale for under the 1 s lag"
+    );
+
+    // The flapping replica shows each version early, loses it, and shows the older one again:
+    // monotonic-read regressions, violations of the contract it declares. The others: none.
+    for target in ["slow", "quick"] {
+        assert_eq!(
+            sample(
+                &app,
+                "lagwatch_monotonic_read_violations_total",
+                &plain(target)
+            ),
+            0.0,
+            "{target}"
+        );
+    }
+    let regressions = sample(
+        &app,
+        "lagwatch_monotonic_read_violations_total",
+        &plain("flappy"),
+    );
+    assert!(regressions >= 5.0, "{regressions}");
+    assert_eq!(
+        sample(
+            &app,
+            "lagwatch_contract_violations_total",
+            &format!("guarantee=\"monotonic_reads\",{}", plain("flappy"))
+        ),
+        regressions
+    );
+    // The canary stays in the source; no sentinel does.
+    let keys = lagwatch_emulator::simulated::landscape(&app).source_keys("src");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let canary = lagwatch::sentinel::SentinelId::parse(&keys[0]).expect("a sentinel key");
+    assert!(canary.is_canary());
+}
