@@ -23,6 +23,9 @@ pub const EVIDENCE: usize = 64;
 pub struct Slot {
     /// Hours since the Unix epoch.
     hour: i64,
+    /// When the slot's first event was counted (Unix seconds): a process that started within
+    /// the hour has nothing from before.
+    first_at: i64,
     /// t-visibility reads by result (fresh, stale) and age bucket.
     pub reads: [[u32; READ_AGE_BOUNDS.len()]; 2],
     /// Probes resolved (not resumed ones: their lag is not measured).
@@ -73,6 +76,7 @@ impl History {
         if self.slots.back().is_none_or(|s| s.hour < hour) {
             self.slots.push_back(Slot {
                 hour,
+                first_at: now.timestamp(),
                 ..Slot::default()
             });
         }
@@ -88,19 +92,16 @@ impl History {
         &mut self.slots[last]
     }
 
-    /// Everything from the hour `from` falls in, and when the first slot counted began.
+    /// Everything from the hour `from` falls in, and when the first event counted happened.
     pub fn since(&self, from: DateTime<Utc>) -> (Slot, Option<DateTime<Utc>>) {
         let hour = from.timestamp().div_euclid(3600);
         let mut sum = Slot::default();
         let mut first = None;
         for s in self.slots.iter().filter(|s| s.hour >= hour) {
-            first.get_or_insert(s.hour);
+            first.get_or_insert(s.first_at);
             sum.add(s);
         }
-        (
-            sum,
-            first.and_then(|h| DateTime::from_timestamp(h * 3600, 0)),
-        )
+        (sum, first.and_then(|t| DateTime::from_timestamp(t, 0)))
     }
 }
 
@@ -163,11 +164,11 @@ mod tests {
         h.at(at(103, 59)).regressions += 1;
         let (sum, first) = h.since(at(102, 30));
         assert_eq!((sum.probes, sum.regressions), (4, 1));
-        assert_eq!(first, Some(at(102, 0)));
+        assert_eq!(first, Some(at(102, 1)), "from the hour's first event");
         let (sum, first) = h.since(at(99, 0));
         assert_eq!(sum.probes, 7);
-        assert_eq!(first, Some(at(100, 0)));
-        assert_eq!(h.since(at(104, 0)), (Slot::default(), None));
+        assert_eq!(first, Some(at(100, 5)));
+        assert_eq!(h.since(at(104, 0)).1, None);
     }
 
     #[test]
