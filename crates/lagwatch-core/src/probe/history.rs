@@ -15,8 +15,9 @@ use crate::metrics::series::READ_AGE_BOUNDS;
 /// Hours of history each path keeps (a week).
 pub const HOURS: usize = 168;
 
-/// Sentinels kept as evidence per path, newest last.
-pub const EVIDENCE: usize = 64;
+/// Sentinels kept as evidence per path and kind, newest last: a lagging path's many late
+/// probes never push out its rare regressions or lost deletes.
+pub const EVIDENCE: usize = 16;
 
 /// What one hour of a path measured.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -139,10 +140,12 @@ pub struct Evidence {
     pub sentinel: Arc<str>,
 }
 
-/// Keeps `e`, dropping the oldest beyond [`EVIDENCE`].
+/// Keeps `e`, dropping the oldest of its kind beyond [`EVIDENCE`].
 pub fn keep(ring: &mut VecDeque<Evidence>, e: Evidence) {
-    if ring.len() >= EVIDENCE {
-        ring.pop_front();
+    if ring.iter().filter(|x| x.kind == e.kind).count() >= EVIDENCE
+        && let Some(i) = ring.iter().position(|x| x.kind == e.kind)
+    {
+        ring.remove(i);
     }
     ring.push_back(e);
 }
@@ -185,19 +188,19 @@ mod tests {
     }
 
     #[test]
-    fn evidence_keeps_the_newest() {
+    fn evidence_keeps_the_newest_of_each_kind() {
         let mut ring = VecDeque::new();
-        for i in 0..(EVIDENCE + 5) {
-            keep(
-                &mut ring,
-                Evidence {
-                    at: at(i as i64, 0),
-                    kind: EvidenceKind::Late,
-                    sentinel: Arc::from("s"),
-                },
-            );
+        let e = |h: i64, kind| Evidence {
+            at: at(h, 0),
+            kind,
+            sentinel: Arc::from("s"),
+        };
+        keep(&mut ring, e(0, EvidenceKind::DeleteLost));
+        for i in 1..(EVIDENCE as i64 + 6) {
+            keep(&mut ring, e(i, EvidenceKind::Late));
         }
-        assert_eq!(ring.len(), EVIDENCE);
-        assert_eq!(ring.front().unwrap().at, at(5, 0));
+        assert_eq!(ring.len(), EVIDENCE + 1);
+        assert_eq!(ring.front().unwrap().kind, EvidenceKind::DeleteLost, "kept");
+        assert_eq!(ring[1].at, at(6, 0), "the oldest late ones went");
     }
 }
