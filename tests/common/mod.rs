@@ -58,6 +58,16 @@ pub fn every_series(m: &lagwatch::metrics::Metrics, source: &str, target: &str) 
     m.deletes_owed.with_label_values(&[source]).set(1);
 }
 
+/// Runs `app`'s engine for `d` (of paused time, in a paused test), then stops it and waits
+/// for it to end.
+pub async fn run_for(app: &App, d: std::time::Duration) {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
+    tokio::time::sleep(d).await;
+    stop.cancel();
+    run.await.expect("the engine ends");
+}
+
 /// Builds an app from YAML text (panics with the config error: a test's own input).
 pub fn app(yaml: &str) -> App {
     let config = lagwatch_emulator::REGISTRY

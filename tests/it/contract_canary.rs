@@ -5,8 +5,6 @@ use crate::common;
 
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
 /// The value of `name{labels}` in the engine's exposition (a histogram bucket, a counter).
 fn sample(app: &lagwatch::app::App, name: &str, labels: &str) -> f64 {
     let text = app.engine.metrics().render();
@@ -42,11 +40,7 @@ paths:
   - { source: src, target: flappy, contract: { monotonic_reads: true } }
 "#,
     );
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
-    tokio::time::sleep(Duration::from_secs(300)).await;
-    stop.cancel();
-    run.await.unwrap();
+    common::run_for(&app, Duration::from_secs(300)).await;
 
     let labels = |target: &str, le: &str| format!("source=\"src\",target=\"{target}\",le=\"{le}\"");
     let k = |target: &str, le: &str| {

@@ -274,11 +274,7 @@ paths:
   - { source: src, target: riser }
 "#,
     );
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(app.engine.clone().run(stop.clone()));
-    tokio::time::sleep(Duration::from_secs(15 * 60)).await;
-    stop.cancel();
-    run.await.unwrap();
+    common::run_for(&app, Duration::from_secs(15 * 60)).await;
 
     let landscape = lagwatch_emulator::simulated::landscape(&app);
     let slack = Duration::from_millis(50);

@@ -91,6 +91,21 @@ pub struct GuaranteeReport {
     pub evidence: Vec<Evidence>,
 }
 
+impl GuaranteeReport {
+    /// A guarantee the target kind cannot show, and why.
+    fn not_observable(guarantee: &str, why: &str) -> Self {
+        GuaranteeReport {
+            guarantee: guarantee.to_string(),
+            declared: None,
+            status: Status::NotObservable,
+            observations: 0,
+            violations: 0,
+            summary: why.to_string(),
+            evidence: Vec::new(),
+        }
+    }
+}
+
 /// The verdict on one guarantee over the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -196,15 +211,7 @@ pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> C
             };
             let declared = spec.contract.declared();
             let monotonic = if let Err(why) = &spec.observable.regressions {
-                GuaranteeReport {
-                    guarantee: "monotonic_reads".to_string(),
-                    declared: None,
-                    status: Status::NotObservable,
-                    observations: 0,
-                    violations: 0,
-                    summary: why.to_string(),
-                    evidence: Vec::new(),
-                }
+                GuaranteeReport::not_observable("monotonic_reads", why)
             } else {
                 GuaranteeReport {
                     guarantee: "monotonic_reads".to_string(),
@@ -247,15 +254,10 @@ pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> C
                         evidence: evidence(&[EvidenceKind::DeleteLost, EvidenceKind::Resurrected]),
                     }
                 }
-                (_, why) => GuaranteeReport {
-                    guarantee: "deletes".to_string(),
-                    declared: None,
-                    status: Status::NotObservable,
-                    observations: 0,
-                    violations: 0,
-                    summary: why.clone().err().unwrap_or_default(),
-                    evidence: Vec::new(),
-                },
+                (_, why) => GuaranteeReport::not_observable(
+                    "deletes",
+                    why.as_ref().err().map_or("", String::as_str),
+                ),
             };
             let t_visibility = READ_AGE_BOUNDS
                 .iter()

@@ -76,6 +76,17 @@ impl DeleteTrace {
     }
 }
 
+/// How a watch ends when no read at the end of its window got an answer: gone if a read had
+/// found the row gone (and none has found it back since), else unknown.
+fn without_a_last_read(
+    gone: Option<(Instant, LagEstimate)>,
+) -> (DeleteOutcome, Option<LagEstimate>) {
+    match gone {
+        Some((_, est)) => (DeleteOutcome::Gone, Some(est)),
+        None => (DeleteOutcome::Unknown, None),
+    }
+}
+
 impl Cycle {
     /// Reads `path`'s target after the delete of `sentinel` (sent at `sent`, acknowledged at
     /// `acked`) until it is gone for the confirm window, or until the read at `acked + window`
@@ -150,10 +161,7 @@ impl Cycle {
                 Ok(permit) => permit,
                 Err(NotAdmitted::ShuttingDown) => return,
                 Err(NotAdmitted::TimedOut) => {
-                    let (outcome, est) = match gone {
-                        Some((_, est)) => (DeleteOutcome::Gone, Some(est)),
-                        None => (DeleteOutcome::Unknown, None),
-                    };
+                    let (outcome, est) = without_a_last_read(gone);
                     return finish(outcome, est, reads, resurrections);
                 }
             };
@@ -196,10 +204,7 @@ impl Cycle {
                     path.on_lookup_error(e.kind(), &e.to_string());
                     tracing::debug!(source = %spec.source, target = %spec.target, sentinel = %sentinel.id, error = %e, "Lookup after a delete failed.");
                     if at_deadline {
-                        let (outcome, est) = match gone {
-                            Some((_, est)) => (DeleteOutcome::Gone, Some(est)),
-                            None => (DeleteOutcome::Unknown, None),
-                        };
+                        let (outcome, est) = without_a_last_read(gone);
                         return finish(outcome, est, reads, resurrections);
                     }
                 }

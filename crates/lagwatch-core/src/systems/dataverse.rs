@@ -197,6 +197,23 @@ const MAX_SWEEP_PAGES: usize = 200;
 const SWEEP_PAGE: u32 = 500;
 
 impl Dataverse {
+    /// Whether `what` (a write, an update) stored the record. A 200/201 is Dataverse's answer
+    /// only with the record's representation. A 200 carrying anything else (a proxy's HTML
+    /// page, JSON of another shape) says nothing about the write, and counting it as written
+    /// makes every path time out (and a synchronous target report `halted`) for a sentinel
+    /// that may not exist: an error, whose sentinel the engine deletes in case it landed.
+    fn stored(&self, reply: &Reply, what: &str) -> Result<(), ConnectorError> {
+        match reply.status {
+            StatusCode::NO_CONTENT => Ok(()),
+            StatusCode::CREATED | StatusCode::OK if self.is_representation(reply) => Ok(()),
+            StatusCode::CREATED | StatusCode::OK => Err(reply.bad_response(format!(
+                "{what} answered without the record's representation: {}",
+                excerpt(&reply.body)
+            ))),
+            _ => Err(api_error(reply)),
+        }
+    }
+
     /// Whether a 200/201 body is a record's representation: a JSON object with the id column.
     fn is_representation(&self, reply: &Reply) -> bool {
         serde_json::from_slice::<Value>(&reply.body)
@@ -292,15 +309,7 @@ impl Source for Dataverse {
             .http
             .send("update", |c: &Client| odata(c.patch(&url)).json(&body))
             .await?;
-        match reply.status {
-            StatusCode::NO_CONTENT => Ok(()),
-            StatusCode::CREATED | StatusCode::OK if self.is_representation(&reply) => Ok(()),
-            StatusCode::CREATED | StatusCode::OK => Err(reply.bad_response(format!(
-                "an update answered without the record's representation: {}",
-                excerpt(&reply.body)
-            ))),
-            _ => Err(api_error(&reply)),
-        }
+        self.stored(&reply, "an update")
     }
 
     async fn write(&self, s: &Sentinel) -> Result<(), ConnectorError> {
@@ -330,23 +339,13 @@ impl Source for Dataverse {
                     .await?
             }
         };
-        match reply.status {
-            StatusCode::NO_CONTENT => Ok(()),
-            // A 200/201 is Dataverse's answer only with the record's representation. A 200
-            // carrying anything else (a proxy's HTML page, JSON of another shape) says nothing
-            // about the write, and counting it as written makes every path time out (and a
-            // synchronous target report `halted`) for a sentinel that may not exist: an
-            // error, whose sentinel the engine deletes in case it landed.
-            StatusCode::CREATED | StatusCode::OK if self.is_representation(&reply) => Ok(()),
-            StatusCode::CREATED | StatusCode::OK => Err(reply.bad_response(format!(
-                "a write answered without the record's representation: {}",
-                excerpt(&reply.body)
-            ))),
-            // Create-only upsert of an id that exists: an earlier attempt of this very write
-            // landed (ids are fresh UUIDs), so the sentinel is there.
-            StatusCode::PRECONDITION_FAILED if self.map.create == CreateMode::Upsert => Ok(()),
-            _ => Err(api_error(&reply)),
+        // Create-only upsert of an id that exists: an earlier attempt of this very write
+        // landed (ids are fresh UUIDs), so the sentinel is there.
+        if reply.status == StatusCode::PRECONDITION_FAILED && self.map.create == CreateMode::Upsert
+        {
+            return Ok(());
         }
+        self.stored(&reply, "a write")
     }
 
     async fn read(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
