@@ -39,6 +39,10 @@ pub fn every_series(m: &lagwatch::metrics::Metrics, source: &str, target: &str) 
     }
     p.deletes_lost.inc();
     p.resurrections.inc();
+    for result in 0..lagwatch::metrics::series::PAIR_RESULTS.len() {
+        p.pair(result, Some(0));
+    }
+    p.pair(1, Some(1));
     for outcome in 0..5 {
         p.probe(outcome, true);
     }
@@ -66,6 +70,19 @@ pub async fn run_for(app: &App, d: std::time::Duration) {
     tokio::time::sleep(d).await;
     stop.cancel();
     run.await.expect("the engine ends");
+}
+
+/// The value of `name{labels}` in `app`'s exposition (a counter, a histogram bucket); 0 when
+/// not exported (counters of events appear with their first event).
+pub fn sample(app: &App, name: &str, labels: &str) -> f64 {
+    let text = app.engine.metrics().render();
+    text.lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix(name)?.strip_prefix('{')?;
+            let (ls, v) = rest.split_once("} ")?;
+            (ls == labels).then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0.0)
 }
 
 /// Builds an app from YAML text (panics with the config error: a test's own input).

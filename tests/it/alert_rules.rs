@@ -316,6 +316,7 @@ fn rules_read_only_metrics_lagwatch_exports_or_the_proposed_ones() {
             declared: [true; lagwatch::config::Contract::N],
             delete_window: Some(600.0),
             canary: true,
+            pairs: true,
         },
     );
     m.init_source("src");

@@ -44,7 +44,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_defaults.yaml",
         "defaults.timout",
-        "unknown key; the keys allowed here are: interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, contract, delete_sample, update_interval",
+        "unknown key; the keys allowed here are: interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, contract, delete_sample, update_interval, pair_interval",
     ),
     case(
         "unknown_key_server.yaml",
@@ -54,7 +54,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_path.yaml",
         "paths[1].objectve",
-        "unknown key; the keys allowed here are: source, target, interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, contract, delete_sample, update_interval, reconcile",
+        "unknown key; the keys allowed here are: source, target, interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, contract, delete_sample, update_interval, pair_interval, reconcile",
     ),
     case(
         "unknown_key_poll.yaml",
@@ -64,7 +64,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_system.yaml",
         "systems.primary.latency",
-        "unknown key; the keys allowed here are: replica_of, write_latency, read_latency, lag, drop_probability, mismatch_probability, flap_probability, delete_drop_probability, resurrect_probability, resurrect_after, resurrect_for, stale_read_probability, outages, throttle, seed, and on every system: kind, limits",
+        "unknown key; the keys allowed here are: replica_of, write_latency, read_latency, lag, drop_probability, mismatch_probability, flap_probability, delete_drop_probability, resurrect_probability, resurrect_after, resurrect_for, child_first_probability, child_first_for, stale_read_probability, outages, throttle, seed, and on every system: kind, limits",
     ),
     case(
         "unknown_key_lag.yaml",
@@ -294,8 +294,13 @@ const CASES: &[Case] = &[
     ),
     case(
         "contract_unknown_guarantee.yaml",
+        "paths[0].contract.updates",
+        "unknown key; the keys allowed here are: visibility, monotonic_reads, deletes, causal",
+    ),
+    case(
+        "contract_causal_without_pairs.yaml",
         "paths[0].contract.causal",
-        "unknown key; the keys allowed here are: visibility, monotonic_reads, deletes",
+        "system \"primary\" (kind dataverse) cannot write a causal pair: it has no parent_column (a lookup of the sentinel table to itself) to reference a parent with",
     ),
     case(
         "contract_deletes_lake.yaml",

@@ -353,6 +353,7 @@ impl DataverseBackend {
                 payload_column: "description".into(),
                 fields: serde_json::Map::new(),
                 create: self.create,
+                parent_column: Some("parentaccountid".into()),
             },
         ))
     }

@@ -5,19 +5,6 @@ use crate::common;
 
 use std::time::Duration;
 
-/// The value of `name{labels}` in the engine's exposition (a histogram bucket, a counter).
-fn sample(app: &lagwatch::app::App, name: &str, labels: &str) -> f64 {
-    let text = app.engine.metrics().render();
-    text.lines()
-        .find_map(|l| {
-            let rest = l.strip_prefix(name)?.strip_prefix('{')?;
-            let (ls, v) = rest.split_once("} ")?;
-            (ls == labels).then(|| v.trim().parse().ok())?
-        })
-        // Counters of events are exported from the first one.
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(start_paused = true)]
 async fn k_and_time_staleness_follow_the_replicas_lag_and_a_flapping_replica_regresses() {
     // Versions every 3 s; a replica 10 s behind is 3 or 4 versions behind at any read, and has
@@ -44,14 +31,14 @@ paths:
 
     let labels = |target: &str, le: &str| format!("source=\"src\",target=\"{target}\",le=\"{le}\"");
     let k = |target: &str, le: &str| {
-        sample(
+        common::sample(
             &app,
             "lagwatch_version_staleness_bucket",
             &labels(target, le),
         )
     };
     let t = |target: &str, le: &str| {
-        sample(
+        common::sample(
             &app,
             "lagwatch_time_staleness_seconds_bucket",
             &labels(target, le),
@@ -88,7 +75,7 @@ paths:
     // monotonic-read regressions, violations of the contract it declares. The others: none.
     for target in ["slow", "quick"] {
         assert_eq!(
-            sample(
+            common::sample(
                 &app,
                 "lagwatch_monotonic_read_violations_total",
                 &plain(target)
@@ -97,14 +84,14 @@ paths:
             "{target}"
         );
     }
-    let regressions = sample(
+    let regressions = common::sample(
         &app,
         "lagwatch_monotonic_read_violations_total",
         &plain("flappy"),
     );
     assert!(regressions >= 5.0, "{regressions}");
     assert_eq!(
-        sample(
+        common::sample(
             &app,
             "lagwatch_contract_violations_total",
             &format!("guarantee=\"monotonic_reads\",{}", plain("flappy"))

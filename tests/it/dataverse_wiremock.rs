@@ -40,6 +40,7 @@ async fn fixture(create: CreateMode) -> Fixture {
             payload_column: "description".into(),
             fields,
             create,
+            parent_column: Some("parentaccountid".into()),
         },
     );
     Fixture {
@@ -458,4 +459,78 @@ async fn an_update_is_an_upsert_by_id_that_may_replace_the_record() {
         f.dv.update(&s).await,
         Err(ConnectorError::BadResponse { .. })
     ));
+}
+
+/// A causal pair's child binds its parent through the configured lookup, in the create
+/// itself (`<nav>@odata.bind` with the parent's entity path), as Dataverse documents for
+/// associating records on create.
+#[tokio::test]
+async fn a_child_binds_its_parent_through_the_lookup_in_the_create() {
+    let f = fixture(CreateMode::Upsert).await;
+    let parent = sentinel();
+    let child = sentinel();
+    Mock::given(method("PATCH"))
+        .and(path(record_path(&child.id)))
+        .and(header("If-None-Match", "*"))
+        .and(body_json(json!({
+            "accountnumber": child.id.key(),
+            "description": child.payload,
+            "customertypecode": 3,
+            "parentaccountid@odata.bind": format!("/accounts({})", parent.id.uuid()),
+        })))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&f.server)
+        .await;
+    f.dv.write_child(&child, &parent.id).await.unwrap();
+    // A lookup that does not resolve is Dataverse's 400 (0x80040217): an error, not a pair.
+    f.server.reset().await;
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": {"code": "0x80040217", "message": "account With Id = 1 Does Not Exist"}
+        })))
+        .mount(&f.server)
+        .await;
+    let e = f.dv.write_child(&child, &parent.id).await.unwrap_err();
+    assert!(e.to_string().contains("0x80040217"), "{e}");
+}
+
+/// Both keys of a pair in one query (`or` in one `$filter`), answered by key whatever the
+/// order of the rows; one request.
+#[tokio::test]
+async fn a_pair_is_read_in_one_query_and_answered_by_key() {
+    let f = fixture(CreateMode::Upsert).await;
+    let (parent, child) = (sentinel(), sentinel());
+    Mock::given(method("GET"))
+        .and(path("/api/data/v9.2/accounts"))
+        .and(query_param("$select", "accountnumber,description"))
+        .and(query_param(
+            "$filter",
+            format!(
+                "accountnumber eq '{}' or accountnumber eq '{}'",
+                parent.id.key(),
+                child.id.key()
+            ),
+        ))
+        .and(query_param("$top", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "value": [{"accountnumber": child.id.key(), "description": child.payload}]
+        })))
+        .expect(1)
+        .mount(&f.server)
+        .await;
+    assert!(f.dv.reads_together());
+    let found =
+        f.dv.lookup_together(&[parent.id.clone(), child.id.clone()])
+            .await
+            .unwrap();
+    assert_eq!(
+        found,
+        vec![
+            Lookup::Absent,
+            Lookup::Present {
+                payload: Some(child.payload.clone())
+            }
+        ]
+    );
 }

@@ -17,6 +17,7 @@ mod config_errors;
 mod conformance;
 mod conformance_lake;
 mod contract_canary;
+mod contract_causal;
 mod contract_deletes;
 mod contracts_api;
 mod dashboards;

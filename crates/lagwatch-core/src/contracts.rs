@@ -124,8 +124,11 @@ pub enum Status {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     pub at: String,
-    /// The sentinel's key (`/api/v1/probes?sentinel=…`).
+    /// The sentinel's key.
     pub sentinel: String,
+    /// Where this instance shows it: `/api/v1/probes?sentinel=…`, or for a causal pair's
+    /// child `/api/v1/pairs?sentinel=…`.
+    pub url: String,
     /// What happened, in words.
     pub what: String,
 }
@@ -146,6 +149,22 @@ pub struct LagSummary {
     pub p50: f64,
     pub p95: f64,
     pub max: f64,
+}
+
+/// Where an instance shows the sentinel behind evidence of `guarantee`: its probe, or (a
+/// causal pair's child) its pair. The report builds links with this rather than trusting the
+/// `url` of a report fetched from elsewhere.
+pub fn evidence_url(guarantee: &str, sentinel: &str) -> String {
+    let api = match guarantee {
+        "causal" => "/api/v1/pairs",
+        _ => "/api/v1/probes",
+    };
+    format!(
+        "{api}?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("sentinel", sentinel)
+            .finish()
+    )
 }
 
 fn rfc(t: DateTime<Utc>) -> String {
@@ -171,7 +190,7 @@ pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> C
             let state = p.state();
             let (sum, first) = state.hours.since(from);
             start = start.min(first.unwrap_or(now));
-            let evidence = |kind: &[EvidenceKind]| -> Vec<Evidence> {
+            let evidence = |guarantee: &str, kind: &[EvidenceKind]| -> Vec<Evidence> {
                 state
                     .evidence
                     .iter()
@@ -181,6 +200,7 @@ pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> C
                     .map(|e| Evidence {
                         at: rfc(e.at),
                         sentinel: e.sentinel.to_string(),
+                        url: evidence_url(guarantee, &e.sentinel),
                         what: e.kind.words().to_string(),
                     })
                     .collect()
@@ -207,7 +227,7 @@ pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> C
                         sum.probes
                     )
                 },
-                evidence: evidence(&[EvidenceKind::Late]),
+                evidence: evidence("visibility", &[EvidenceKind::Late]),
             };
             let declared = spec.contract.declared();
             let monotonic = if let Err(why) = &spec.observable.regressions {
@@ -234,7 +254,7 @@ pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> C
                             sum.regressions, sum.seen, spec.confirm
                         )
                     },
-                    evidence: evidence(&[EvidenceKind::Regressed]),
+                    evidence: evidence("monotonic_reads", &[EvidenceKind::Regressed]),
                 }
             };
             let deletes = match (spec.delete_watch, &spec.observable.deletes) {
@@ -251,12 +271,39 @@ pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> C
                             "{} of {watched} deletes watched still there after {window}, {} came back after they had gone",
                             sum.deletes_lost, sum.resurrections
                         ),
-                        evidence: evidence(&[EvidenceKind::DeleteLost, EvidenceKind::Resurrected]),
+                        evidence: evidence("deletes", &[EvidenceKind::DeleteLost, EvidenceKind::Resurrected]),
                     }
                 }
                 (_, why) => GuaranteeReport::not_observable(
                     "deletes",
                     why.as_ref().err().map_or("", String::as_str),
+                ),
+            };
+            let causal = match (spec.pair_interval, &spec.observable.causal) {
+                (Some(every), _) => {
+                    let read = sum.pairs_ordered + sum.pairs_violated;
+                    GuaranteeReport {
+                        guarantee: "causal".to_string(),
+                        declared: spec.contract.causal.then(|| "true".to_string()),
+                        status: status(read, sum.pairs_violated),
+                        observations: read,
+                        violations: sum.pairs_violated,
+                        summary: format!(
+                            "{} of {read} causal pairs (one every {every}) showed the child without its parent{}",
+                            sum.pairs_violated,
+                            if p.target.reads_together() {
+                                " in one read of both"
+                            } else {
+                                " (each read alone: suspected, not certain)"
+                            }
+                        ),
+                        evidence: evidence("causal", &[EvidenceKind::ChildFirst]),
+                    }
+                }
+                (None, Err(why)) => GuaranteeReport::not_observable("causal", why),
+                (None, Ok(())) => GuaranteeReport::not_observable(
+                    "causal",
+                    "causal pairs are off on this path (pair_interval: 0s)",
                 ),
             };
             let t_visibility = READ_AGE_BOUNDS
@@ -285,7 +332,7 @@ pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> C
                 source: spec.source.clone(),
                 target: spec.target.clone(),
                 target_kind: spec.target_kind.clone(),
-                guarantees: vec![visibility, monotonic, deletes],
+                guarantees: vec![visibility, monotonic, deletes, causal],
                 t_visibility,
                 delete_lag,
             }

@@ -47,6 +47,7 @@ pub fn router_live(live: Live) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/paths", get(paths))
         .route("/api/v1/probes", get(probes))
+        .route("/api/v1/pairs", get(pairs))
         .route("/api/v1/contracts", get(contracts))
         .route("/report", get(report))
         .route("/paths/{source}/{target}", get(path_page))
@@ -222,6 +223,73 @@ struct ProbesResponse {
     instance: String,
     generated_at: String,
     probes: Vec<ProbeView>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PairsQuery {
+    source: Option<String>,
+    target: Option<String>,
+    /// The parent's or the child's key (as evidence and WARN logs name them).
+    sentinel: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct PairsResponse {
+    instance: String,
+    generated_at: String,
+    pairs: Vec<crate::probe::causal::PairView>,
+}
+
+/// `GET /api/v1/pairs`: the most recent causal pairs read at each target, newest first, so
+/// every count of `lagwatch_causal_pairs_total` and `lagwatch_causal_violations_total` can be
+/// traced to the pair behind it.
+async fn pairs(
+    State(s): State<AppState>,
+    query: Result<axum::extract::Query<PairsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(axum::extract::Query(q)) = query else {
+        return bad_query(
+            "unknown or malformed parameter; accepted: source, target, sentinel, limit",
+        );
+    };
+    let limit = q.limit.unwrap_or(PROBES_DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return bad_query("limit must be between 1 and 1000");
+    }
+    let current = s.live.current();
+    let mut found = Vec::new();
+    for path in current.engine.paths() {
+        let spec = &path.spec;
+        if q.source.as_deref().is_some_and(|v| spec.source != v)
+            || q.target.as_deref().is_some_and(|v| spec.target != v)
+        {
+            continue;
+        }
+        let state = path.state();
+        found.extend(
+            state
+                .pairs
+                .iter()
+                .rev()
+                .filter(|t| {
+                    q.sentinel
+                        .as_deref()
+                        .is_none_or(|k| t.parent.key() == k || t.child.key() == k)
+                })
+                .take(limit)
+                .map(|t| (t.acked_at, t.view(&spec.source, &spec.target))),
+        );
+    }
+    found.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    found.truncate(limit);
+    Json(PairsResponse {
+        instance: current.instance.to_string(),
+        generated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        pairs: found.into_iter().map(|(_, v)| v).collect(),
+    })
+    .into_response()
 }
 
 #[derive(serde::Deserialize)]

@@ -12,7 +12,9 @@
 use std::fmt::Write as _;
 
 use crate::chart::Frame;
-use crate::contracts::{ContractsReport, GuaranteeReport, PathContract, Status, VisibilityBucket};
+use crate::contracts::{
+    ContractsReport, GuaranteeReport, PathContract, Status, VisibilityBucket, evidence_url,
+};
 use crate::status::{esc, head, human};
 
 /// One measure of a path, rendered in both formats.
@@ -155,16 +157,6 @@ fn status_class(s: Status) -> &'static str {
     }
 }
 
-/// Where the instance shows one sentinel's probe.
-fn probe_url(sentinel: &str) -> String {
-    format!(
-        "/api/v1/probes?{}",
-        url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("sentinel", sentinel)
-            .finish()
-    )
-}
-
 /// Text for Markdown: HTML-escaped (Markdown passes HTML through) with Markdown's own
 /// punctuation escaped, so that a name can neither open a link, emphasis or code nor end a
 /// table cell; a line break becomes a space (a row is one line).
@@ -227,7 +219,7 @@ fn evidence_md(p: &PathContract, m: &mut String) {
                 "- {}: [{}]({}) at {}: {}",
                 md(&g.guarantee),
                 md(&e.sentinel),
-                probe_url(&e.sentinel),
+                evidence_url(&g.guarantee, &e.sentinel),
                 md(&e.at),
                 md(&e.what),
             );
@@ -255,7 +247,7 @@ fn evidence_html(p: &PathContract, h: &mut String) {
             r#"<tr><td>{g}</td><td class="num">{at}</td><td class="key"><a href="{url}">{key}</a></td><td>{what}</td></tr>"#,
             g = esc(&g.guarantee),
             at = esc(&e.at),
-            url = esc(&probe_url(&e.sentinel)),
+            url = esc(&evidence_url(&g.guarantee, &e.sentinel)),
             key = esc(&e.sentinel),
             what = esc(&e.what),
         );
@@ -428,6 +420,7 @@ mod tests {
         monotonic.evidence = vec![Evidence {
             at: "2026-12-05T22:40:01Z".to_string(),
             sentinel: "lagwatch-t-0190 &x".to_string(),
+            url: "/api/v1/probes?sentinel=lagwatch-t-0190+%26x".to_string(),
             what: "missing from a later read".to_string(),
         }];
         ContractsReport {

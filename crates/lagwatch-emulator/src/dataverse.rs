@@ -418,12 +418,10 @@ impl Emulator {
         let mut id = None;
         let mut fields = Map::new();
         for (k, v) in obj {
-            if k.contains("@odata.bind") {
-                return Err(dv_error(
-                    StatusCode::NOT_IMPLEMENTED,
-                    "0x80060888",
-                    "Associating records (@odata.bind) is not supported by the emulator.",
-                ));
+            if let Some(nav) = k.strip_suffix("@odata.bind") {
+                let (column, id) = self.bind(cx, nav, &v)?;
+                fields.insert(column, Value::String(id.to_string()));
+                continue;
             }
             if k.starts_with('@') || k.contains('@') {
                 continue;
@@ -466,12 +464,55 @@ impl Emulator {
         Ok((id, fields))
     }
 
-    /// The row as a full JSON object (id, every column, system columns).
+    /// Checks `<nav>@odata.bind: "/<set>(<guid>)"` against the table's lookups and the
+    /// referenced record (Dataverse refuses a bind to a record that does not exist with
+    /// 0x80040217); the lookup's value column (`_<nav>_value`) and the referenced id.
+    fn bind(&self, cx: &Cx, nav: &str, v: &Value) -> Result<(String, Uuid), Response> {
+        let logical = cx.table.logical(cx.set);
+        let Some(set) = cx.table.lookups.get(nav) else {
+            return Err(bad_request(&format!(
+                "An undeclared property '{nav}' which only has property annotations in the payload but no property value was found in the payload. In OData, only declared navigation properties and declared named streams can be represented as properties without values. (type 'Microsoft.Dynamics.CRM.{logical}')"
+            )));
+        };
+        let target = v
+            .as_str()
+            .and_then(|s| s.trim_start_matches('/').strip_prefix(set.as_str()))
+            .and_then(|s| s.strip_prefix('(')?.strip_suffix(')'))
+            .and_then(|g| Uuid::parse_str(g).ok());
+        let Some(id) = target else {
+            return Err(bad_request(&format!(
+                "The value of '{nav}@odata.bind' must be the entity path /{set}(<guid>), not {v}."
+            )));
+        };
+        let exists = self
+            .state()
+            .tables
+            .get(&(cx.env.to_string(), set.clone()))
+            .is_some_and(|t| t.rows.contains_key(&id));
+        if !exists {
+            return Err(dv_error(
+                StatusCode::BAD_REQUEST,
+                "0x80040217",
+                &format!(
+                    "{} With Id = {id} Does Not Exist",
+                    set.strip_suffix('s').unwrap_or(set)
+                ),
+            ));
+        }
+        Ok((format!("_{nav}_value"), id))
+    }
+
+    /// The row as a full JSON object (id, every column, lookups, system columns).
     fn full_row(cx: &Cx, id: Uuid, row: &Row) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert(cx.table.id_column(cx.set), Value::String(id.to_string()));
         for c in cx.table.columns.keys() {
             m.insert(c.clone(), row.fields.get(c).cloned().unwrap_or(Value::Null));
+        }
+        for nav in cx.table.lookups.keys() {
+            let c = format!("_{nav}_value");
+            let v = row.fields.get(&c).cloned().unwrap_or(Value::Null);
+            m.insert(c, v);
         }
         m.insert("createdon".into(), Value::String(dv_time(row.createdon)));
         m.insert("modifiedon".into(), Value::String(dv_time(row.modifiedon)));

@@ -300,6 +300,20 @@ impl Emulator {
         let now = Instant::now();
         let payload = Value::Object(row.clone()).to_string();
         let id_text = id.to_string();
+        // A row that references another of its own set is applied after it (or, with the
+        // replica's child_first_probability, before it).
+        let parent = self
+            .scenario
+            .dataverse
+            .get(env)
+            .and_then(|e| e.tables.get(set))
+            .and_then(|t| {
+                t.lookups
+                    .iter()
+                    .filter(|(_, to)| to.as_str() == set)
+                    .find_map(|(nav, _)| row.get(&format!("_{nav}_value"))?.as_str())
+            })
+            .map(str::to_string);
         let mut st = self.state();
         for r in self
             .replicas
@@ -324,8 +338,15 @@ impl Emulator {
             if let Some(previous) = self.landscape.replica_entry(&r.name, &id_text) {
                 index.prior.insert(id, previous);
             }
-            self.landscape
-                .commit_record(&r.landscape_source, &id_text, &payload, now);
+            match &parent {
+                Some(p) => {
+                    self.landscape
+                        .commit_child(&r.landscape_source, &id_text, &payload, p, now)
+                }
+                None => self
+                    .landscape
+                    .commit_record(&r.landscape_source, &id_text, &payload, now),
+            }
             if let Some(e) = self.landscape.replica_entry(&r.name, &id_text) {
                 index.meta.insert(id, (e.glimpse, e.mismatched));
                 if matches!(r.target, Target::Lake { .. }) {

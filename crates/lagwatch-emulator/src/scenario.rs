@@ -126,6 +126,11 @@ pub struct Table {
     /// Writable columns and their types.
     #[serde(default)]
     pub columns: BTreeMap<String, ColumnType>,
+    /// Lookup columns: navigation property (`parentaccountid`) → the entity set it points at
+    /// in the same environment. Written with `<nav>@odata.bind: "/<set>(<guid>)"`, read back
+    /// as `_<nav>_value`; a bind to a record that does not exist is refused.
+    #[serde(default)]
+    pub lookups: BTreeMap<String, String>,
     /// Rows present from the start, generated (see [`super::seed`]).
     #[serde(default)]
     pub seed: Option<super::seed::Seed>,
@@ -328,6 +333,9 @@ fn default_resurrect_after() -> Dur {
     simulated::DEFAULT_RESURRECT_AFTER
 }
 
+fn default_child_first_for() -> Dur {
+    simulated::DEFAULT_CHILD_FIRST_FOR
+}
 fn default_resurrect_for() -> Dur {
     simulated::DEFAULT_RESURRECT_FOR
 }
@@ -375,6 +383,13 @@ pub struct Replica {
     pub resurrect_after: Dur,
     #[serde(default = "default_resurrect_for")]
     pub resurrect_for: Dur,
+    /// Share of children (records written with a reference to another) applied before
+    /// their parent: the parent is held until `child_first_for` after the child arrived.
+    /// Otherwise a child is never applied before its parent.
+    #[serde(default)]
+    pub child_first_probability: f64,
+    #[serde(default = "default_child_first_for")]
+    pub child_first_for: Dur,
     /// Outages: `stall` pauses replication, `unavailable` fails reads with 503.
     #[serde(default)]
     pub outages: Vec<Outage>,
@@ -451,6 +466,8 @@ impl Replica {
             resurrect_probability: self.resurrect_probability,
             resurrect_after: self.resurrect_after,
             resurrect_for: self.resurrect_for,
+            child_first_probability: self.child_first_probability,
+            child_first_for: self.child_first_for,
             outages,
         }
     }
@@ -818,6 +835,7 @@ impl Scenario {
             ("flap_probability", r.flap_probability),
             ("delete_drop_probability", r.delete_drop_probability),
             ("resurrect_probability", r.resurrect_probability),
+            ("child_first_probability", r.child_first_probability),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(issue(

@@ -136,6 +136,13 @@ pub struct SimulatedConfig {
     pub resurrect_after: Dur,
     #[serde(default = "default_resurrect_for")]
     pub resurrect_for: Dur,
+    /// Replica: share of children (records written with a reference to another) applied
+    /// before their parent, which is held until `child_first_for` after the child arrived.
+    /// Otherwise a replica never applies a child before its parent.
+    #[serde(default)]
+    pub child_first_probability: f64,
+    #[serde(default = "default_child_first_for")]
+    pub child_first_for: Dur,
     /// Source only: share of reads that miss a record the source has acknowledged (a source
     /// that breaks read-your-own-writes, as a stale read replica behind a load balancer does).
     #[serde(default)]
@@ -160,6 +167,13 @@ fn default_resurrect_after() -> Dur {
 fn default_resurrect_for() -> Dur {
     DEFAULT_RESURRECT_FOR
 }
+fn default_child_first_for() -> Dur {
+    DEFAULT_CHILD_FIRST_FOR
+}
+
+/// How long a replica that applied a child first holds its parent after the child arrived,
+/// unless `child_first_for` says otherwise.
+pub const DEFAULT_CHILD_FIRST_FOR: Dur = Dur::secs(3);
 
 /// How long after a replica stopped showing a deleted record a resurrection shows it again,
 /// unless `resurrect_after` says otherwise.
@@ -179,6 +193,7 @@ pub fn decode(key: &str, value: serde_json::Value) -> Result<Box<dyn SystemKind>
         ("flap_probability", c.flap_probability),
         ("delete_drop_probability", c.delete_drop_probability),
         ("resurrect_probability", c.resurrect_probability),
+        ("child_first_probability", c.child_first_probability),
         ("stale_read_probability", c.stale_read_probability),
     ] {
         if !(0.0..=1.0).contains(&p) {
@@ -300,6 +315,10 @@ impl SystemSpec for SimulatedConfig {
     }
 
     fn can_update(&self) -> Result<(), String> {
+        self.can_write()
+    }
+
+    fn can_link(&self) -> Result<(), String> {
         self.can_write()
     }
 
@@ -446,6 +465,9 @@ pub struct ReplicaSpec {
     pub resurrect_probability: f64,
     pub resurrect_after: Dur,
     pub resurrect_for: Dur,
+    /// A child is applied before its parent (held `child_first_for` after the child).
+    pub child_first_probability: f64,
+    pub child_first_for: Dur,
     pub outages: Vec<Outage>,
 }
 
@@ -462,6 +484,8 @@ impl ReplicaSpec {
             resurrect_probability: 0.0,
             resurrect_after: DEFAULT_RESURRECT_AFTER,
             resurrect_for: DEFAULT_RESURRECT_FOR,
+            child_first_probability: 0.0,
+            child_first_for: DEFAULT_CHILD_FIRST_FOR,
             outages: Vec::new(),
         }
     }
@@ -476,6 +500,8 @@ impl ReplicaSpec {
             resurrect_probability: c.resurrect_probability,
             resurrect_after: c.resurrect_after,
             resurrect_for: c.resurrect_for,
+            child_first_probability: c.child_first_probability,
+            child_first_for: c.child_first_for,
             outages: c.outages.clone(),
         }
     }
@@ -498,6 +524,9 @@ pub struct Truth {
     /// `[from, to)`: after it was gone, the record is visible again during this window, then
     /// gone for good.
     pub resurrected: Option<(Instant, Instant)>,
+    /// For a child applied before its parent: `[from, to)`, when the replica showed it and
+    /// not the parent.
+    pub child_first: Option<(Instant, Instant)>,
 }
 
 impl Truth {
@@ -812,6 +841,60 @@ impl Landscape {
         self.commit(source, key, payload, now);
     }
 
+    /// Commits `key` to `source` at `now` as a child of `parent` (a record that references
+    /// it): as [`commit_record`](Self::commit_record), except that each replica applies it
+    /// no earlier than the parent, unless its `child_first_probability` draw hits: then the
+    /// parent is held until `child_first_for` after the child arrived, and the child's truth
+    /// records the window it showed alone.
+    pub fn commit_child(&self, source: &str, key: &str, payload: &str, parent: &str, now: Instant) {
+        self.commit(source, key, payload, now);
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = self.world();
+        let World {
+            replicas, truth, ..
+        } = &mut *w;
+        for r in replicas.values_mut().filter(|r| r.source == source) {
+            let name = r.name.clone();
+            let (Some(parent_at), Some(child_at)) = (
+                r.records.get(parent).and_then(|p| p.visible_at),
+                r.records.get(key).and_then(|c| c.visible_at),
+            ) else {
+                continue;
+            };
+            let first = r.spec.child_first_probability > 0.0
+                && rng.random::<f64>() < r.spec.child_first_probability;
+            let (child_at, parent_at, window) = if first {
+                let held = child_at + r.spec.child_first_for.get();
+                (
+                    child_at,
+                    parent_at.max(held),
+                    Some((child_at, parent_at.max(held))),
+                )
+            } else {
+                (child_at.max(parent_at), parent_at, None)
+            };
+            if let Some(c) = r.records.get_mut(key) {
+                c.visible_at = Some(child_at);
+                c.glimpse = None;
+            }
+            if let Some(p) = r.records.get_mut(parent) {
+                p.visible_at = Some(parent_at);
+                p.glimpse = None;
+            }
+            for (k, at, win) in [(key, child_at, window), (parent, parent_at, None)] {
+                if let Some(t) = truth
+                    .get_mut(k)
+                    .and_then(|v| v.iter_mut().find(|(n, _)| *n == name))
+                {
+                    t.1.visible_at = Some(at);
+                    if win.is_some() {
+                        t.1.child_first = win;
+                    }
+                }
+            }
+        }
+    }
+
     /// Deletes `key` from `source` at `now`: the source forgets it at once; every replica
     /// holding it draws its delete lag, drop and resurrection, as a simulated source's delete
     /// does, and the ground truth of the key records them.
@@ -992,6 +1075,7 @@ impl Landscape {
                     gone_at: None,
                     delete_dropped: false,
                     resurrected: None,
+                    child_first: None,
                 },
             ));
         }
@@ -1236,6 +1320,15 @@ impl Throttle {
 }
 
 impl SimNode {
+    /// What a read of `id` at `now` answers: the replica's state, or the source's.
+    fn read_at(&self, id: &SentinelId, now: Instant) -> Result<Lookup, ConnectorError> {
+        if self.replica {
+            self.landscape.read_replica(&self.name, id.key(), now)
+        } else {
+            Ok(self.landscape.read_source(&self.name, id.key()))
+        }
+    }
+
     /// Waits half the latency, runs `f` at that instant, waits the other half: the simulated
     /// server acts in the middle of the call, as a real one does somewhere inside it.
     async fn call<T>(
@@ -1306,6 +1399,17 @@ impl Source for SimNode {
         .await
     }
 
+    /// A write that references `parent`: each replica applies it after the parent, unless
+    /// its `child_first_probability` says otherwise.
+    async fn write_child(&self, s: &Sentinel, parent: &SentinelId) -> Result<(), ConnectorError> {
+        self.call("write", self.write_latency, |now| {
+            self.landscape
+                .commit_child(&self.name, s.id.key(), &s.payload, parent.key(), now);
+            Ok(())
+        })
+        .await
+    }
+
     async fn delete(&self, id: &SentinelId) -> Result<(), ConnectorError> {
         self.call("delete", self.write_latency, |now| {
             self.landscape.delete(&self.name, id.key(), now);
@@ -1329,12 +1433,18 @@ impl Source for SimNode {
 #[async_trait]
 impl Target for SimNode {
     async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+        self.call("lookup", self.read_latency, |now| self.read_at(id, now))
+            .await
+    }
+
+    /// Every key is read at one instant of the landscape.
+    fn reads_together(&self) -> bool {
+        true
+    }
+
+    async fn lookup_together(&self, ids: &[SentinelId]) -> Result<Vec<Lookup>, ConnectorError> {
         self.call("lookup", self.read_latency, |now| {
-            if self.replica {
-                self.landscape.read_replica(&self.name, id.key(), now)
-            } else {
-                Ok(self.landscape.read_source(&self.name, id.key()))
-            }
+            ids.iter().map(|id| self.read_at(id, now)).collect()
         })
         .await
     }

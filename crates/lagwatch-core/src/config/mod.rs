@@ -29,7 +29,7 @@ pub use poll::PollPolicy;
 pub use secret::Secret;
 pub use tls::OutgoingTls;
 
-use system::{Decode, Systems};
+use system::{Declared, Decode, Systems};
 
 /// A configuration error: which file, which key, and a sentence saying why.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +139,10 @@ pub struct PathSpec {
     /// How often the source group's update canary is written and read at the target; `None`:
     /// no canary (not configured, `0s`, or the source or target cannot run one).
     pub update_interval: Option<Dur>,
+    /// How often the source group writes a causal pair (a parent, then a child referencing
+    /// it) that this path's target is read for; `None`: no pairs (`0s`, or the source cannot
+    /// write a reference).
+    pub pair_interval: Option<Dur>,
     /// What the target's reads can show, else why not (for reports).
     pub observable: Observable,
     /// The target system's `kind:` (for reports).
@@ -152,6 +156,8 @@ pub struct Observable {
     pub regressions: Result<(), String>,
     /// A deleted sentinel gone (deletes).
     pub deletes: Result<(), String>,
+    /// A child read without its parent (causal): the source must write references.
+    pub causal: Result<(), String>,
 }
 
 /// What a path promises beyond its lag objective: each guarantee declared under `contract:`
@@ -165,14 +171,17 @@ pub struct Contract {
     pub monotonic_reads: bool,
     /// A row deleted in the source is gone from the target within this, and stays gone.
     pub deletes: Option<Dur>,
+    /// A record is never visible at the target before the record it references (a child
+    /// before its parent).
+    pub causal: bool,
 }
 
 impl Contract {
     /// How many guarantees a contract can declare.
-    pub const N: usize = 2;
+    pub const N: usize = 3;
 
     /// Every guarantee a contract can declare, as `lagwatch_contract_violations_total` names it.
-    pub const GUARANTEES: [&'static str; Self::N] = ["monotonic_reads", "deletes"];
+    pub const GUARANTEES: [&'static str; Self::N] = ["monotonic_reads", "deletes", "causal"];
 
     /// The index of `monotonic_reads` in [`Contract::GUARANTEES`].
     pub const MONOTONIC_READS: usize = 0;
@@ -180,9 +189,12 @@ impl Contract {
     /// The index of `deletes` in [`Contract::GUARANTEES`].
     pub const DELETES: usize = 1;
 
+    /// The index of `causal` in [`Contract::GUARANTEES`].
+    pub const CAUSAL: usize = 2;
+
     /// Whether each guarantee of [`Contract::GUARANTEES`] is declared, in that order.
     pub fn declared(&self) -> [bool; Self::N] {
-        [self.monotonic_reads, self.deletes.is_some()]
+        [self.monotonic_reads, self.deletes.is_some(), self.causal]
     }
 
     /// The declared guarantees in words, for `check-config` ("monotonic_reads, deletes
@@ -194,6 +206,9 @@ impl Contract {
         }
         if let Some(d) = self.deletes {
             out.push(format!("deletes within {d}"));
+        }
+        if self.causal {
+            out.push("causal".to_string());
         }
         out
     }
@@ -207,6 +222,7 @@ struct RawContract {
     visibility: Option<Dur>,
     monotonic_reads: Option<bool>,
     deletes: Option<Dur>,
+    causal: Option<bool>,
 }
 
 /// Path settings that may be given per path or once under `defaults`.
@@ -224,6 +240,7 @@ struct PathSettings {
     contract: Option<RawContract>,
     delete_sample: Option<u32>,
     update_interval: Option<Dur>,
+    pair_interval: Option<Dur>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -254,6 +271,7 @@ struct RawPath {
     contract: Option<RawContract>,
     delete_sample: Option<u32>,
     update_interval: Option<Dur>,
+    pair_interval: Option<Dur>,
     #[serde(default)]
     reconcile: Vec<crate::config::reconcile::RawReconcile>,
 }
@@ -272,6 +290,7 @@ impl RawPath {
             contract: self.contract,
             delete_sample: self.delete_sample,
             update_interval: self.update_interval,
+            pair_interval: self.pair_interval,
         }
     }
 }
@@ -303,6 +322,8 @@ pub mod default {
     pub const RETENTION: Dur = Dur::secs(0);
     /// One delete in four is watched (BENCHMARKS.md, "API cost").
     pub const DELETE_SAMPLE: u32 = 4;
+    /// A causal pair every five minutes per source group (BENCHMARKS.md, "API cost").
+    pub const PAIR_INTERVAL: Dur = Dur::secs(300);
     pub const REQUEST_TIMEOUT: Dur = Dur::secs(30);
 }
 
@@ -864,6 +885,7 @@ fn resolve_path(
         .then_some(d),
         (None, None) => None,
     };
+    let (pair_interval, causal) = resolve_pairs(key, &raw, own, defaults, source, target)?;
     if let Some((d, at)) = &deletes {
         if d.get().is_zero() {
             return Err(Issue::new(
@@ -1013,16 +1035,76 @@ fn resolve_path(
         contract: Contract {
             monotonic_reads,
             deletes: deletes.as_ref().map(|(d, _)| *d),
+            causal,
         },
+        pair_interval,
         delete_sample,
         update_interval,
         delete_watch: watch_deletes.then(|| deletes.as_ref().map_or(timeout, |(d, _)| *d)),
         observable: Observable {
             regressions: target.observes_regressions(),
             deletes: observes_deletes,
+            causal: source.can_link(),
         },
         target_kind: target.kind().to_string(),
     })
+}
+
+/// `pair_interval` and `contract.causal` of a path: pairs every [`default::PAIR_INTERVAL`]
+/// where the source can write a reference, unless set otherwise; `causal` from the path, the
+/// defaults, else the target kind's promise when pairs can check it. A declared `causal` that
+/// no pair would check, or pairs the source cannot write, are errors naming the key.
+fn resolve_pairs(
+    key: &str,
+    raw: &RawPath,
+    own: &PathSettings,
+    defaults: &PathSettings,
+    source: &Declared,
+    target: &Declared,
+) -> Result<(Option<Dur>, bool), Issue> {
+    let cannot = |why: &str| {
+        format!(
+            "system \"{}\" (kind {}) cannot write a causal pair: {why}",
+            raw.source,
+            source.kind()
+        )
+    };
+    let own_causal = own.contract.and_then(|c| c.causal);
+    let defaults_causal = defaults.contract.and_then(|c| c.causal);
+    let pair_interval = match (own.pair_interval, defaults.pair_interval) {
+        (Some(d), _) if !d.get().is_zero() => {
+            if let Err(why) = source.can_link() {
+                return Err(Issue::new(
+                    format!("{key}.pair_interval"),
+                    format!("{}; leave pair_interval out", cannot(&why)),
+                ));
+            }
+            Some(d)
+        }
+        (Some(_), _) => None,
+        (None, d) => {
+            let d = d.unwrap_or(default::PAIR_INTERVAL);
+            (!d.get().is_zero() && source.can_link().is_ok()).then_some(d)
+        }
+    };
+    let declared = match (own_causal, defaults_causal) {
+        (Some(c), _) => Some((c, format!("{key}.contract.causal"))),
+        (None, Some(c)) => Some((c, "defaults.contract.causal".to_string())),
+        (None, None) => None,
+    };
+    let causal = match declared {
+        Some((true, at)) if pair_interval.is_none() => {
+            let why = match source.can_link() {
+                Err(why) => cannot(&why),
+                Ok(()) => "causal pairs are off (pair_interval: 0s), so nothing would check it"
+                    .to_string(),
+            };
+            return Err(Issue::new(at, why));
+        }
+        Some((c, _)) => c,
+        None => pair_interval.is_some() && target.causal(),
+    };
+    Ok((pair_interval, causal))
 }
 
 fn resolve_poll(

@@ -49,6 +49,18 @@ pub trait SystemSpec: fmt::Debug + Send + Sync + Any {
     fn can_update(&self) -> Result<(), String> {
         Err("this kind does not update records".to_string())
     }
+    /// `Ok` if a record can be written with a reference (a lookup) to another one
+    /// (`Source::write_child`), so the paths from it can check causal pairs, else the reason
+    /// why not.
+    fn can_link(&self) -> Result<(), String> {
+        Err("this kind does not write records that reference others".to_string())
+    }
+    /// Whether the kind promises that a record never shows before the record it references
+    /// (dual-write applies a row only once its lookups resolve), the default of
+    /// `contract.causal` on the paths reading it.
+    fn causal(&self) -> bool {
+        false
+    }
     /// `Ok` if its rows can be listed for reconciliation (its built `System` then has an
     /// `inventory`), else the reason why not.
     fn can_list(&self) -> Result<(), String> {

@@ -240,6 +240,19 @@ pub trait Source: Send + Sync + 'static {
             detail: "this kind does not update records".to_string(),
         })
     }
+    /// Writes `child` as a record that references `parent` (a lookup to it), for a causal pair:
+    /// the child is written only after the parent was acknowledged. Only called when the
+    /// kind's configuration said it can (`SystemSpec::can_link`).
+    async fn write_child(
+        &self,
+        _child: &Sentinel,
+        _parent: &SentinelId,
+    ) -> Result<(), ConnectorError> {
+        Err(ConnectorError::BadResponse {
+            status: 0,
+            detail: "this kind does not write records that reference others".to_string(),
+        })
+    }
     /// Sentinels whose key starts with `prefix` written before `before`, for the start-up sweep.
     async fn list_own(
         &self,
@@ -253,6 +266,23 @@ pub trait Source: Send + Sync + 'static {
 pub trait Target: Send + Sync + 'static {
     /// Exactly one lookup.
     async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError>;
+
+    /// Whether [`lookup_together`](Self::lookup_together) answers from one read of the
+    /// target (one query for every key, one search request, one lake scan), so that what it
+    /// says of the keys held at one moment. A causal violation seen in one read is certain;
+    /// from separate lookups it is only suspected.
+    fn reads_together(&self) -> bool {
+        false
+    }
+
+    /// Looks up every sentinel of `ids` in one request, answers in the same order. Only
+    /// called when [`reads_together`](Self::reads_together) says the kind can.
+    async fn lookup_together(&self, _ids: &[SentinelId]) -> Result<Vec<Lookup>, ConnectorError> {
+        Err(ConnectorError::BadResponse {
+            status: 0,
+            detail: "this kind does not look up several records in one read".to_string(),
+        })
+    }
 
     /// For a target that replication writes in the same transaction as the source (dual-write
     /// while its map runs): how long after the source acknowledged a sentinel it may still be

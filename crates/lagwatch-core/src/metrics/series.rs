@@ -62,6 +62,12 @@ const READ_AGE_LABELS: [&str; 16] = [
 /// The `result` of a t-visibility read: index 0 in [`PathSeries`]' read counters.
 const READ_RESULTS: [&str; 2] = ["fresh", "stale"];
 
+/// `result` values of `lagwatch_causal_pairs_total`, in `PairResult` order.
+pub const PAIR_RESULTS: [&str; 3] = ["ordered", "violated", "incomplete"];
+
+/// `certainty` values of `lagwatch_causal_violations_total`.
+pub const CERTAINTIES: [&str; 2] = ["certain", "suspected"];
+
 /// `lagwatch_path_state` values, in `PathStatus` order.
 pub const STATES: [&str; 6] = [
     "idle",
@@ -270,6 +276,12 @@ pub struct PathSeries {
     pub version_staleness: Option<Histogram>,
     /// How long a stale canary read had been stale; with a canary only.
     pub time_staleness: Option<Histogram>,
+    /// Causal pairs by result (`PAIR_RESULTS`); exported where pairs run.
+    pairs: [Lazy; 3],
+    /// Children seen without their parent, by certainty (`CERTAINTIES`).
+    causal_violations: [Lazy; 2],
+    /// From a pair's parent's first sighting to its child's; where pairs run.
+    pub causal_gap: Option<Histogram>,
     /// `result="…",source="…",target="…"` for each result, rendered once.
     read_labels: [String; 2],
     state: AtomicU8,
@@ -293,6 +305,8 @@ pub struct PathShape {
     pub delete_window: Option<f64>,
     /// The path reads an update canary (its staleness series exist from start-up).
     pub canary: bool,
+    /// The path is read for causal pairs (their series exist from start-up).
+    pub pairs: bool,
 }
 
 impl PathSeries {
@@ -351,6 +365,9 @@ impl PathSeries {
             resurrections: Lazy::default(),
             version_staleness: shape.canary.then(|| Histogram::new(&VERSION_BOUNDS)),
             time_staleness: shape.canary.then(|| Histogram::new(&bounds)),
+            pairs: Default::default(),
+            causal_violations: Default::default(),
+            causal_gap: shape.pairs.then(|| Histogram::new(&bounds)),
             state: AtomicU8::new(0),
             state_labels,
         }
@@ -383,6 +400,23 @@ impl PathSeries {
             && self.declared == shape.declared
             && self.delete_window == shape.delete_window
             && self.version_staleness.is_some() == shape.canary
+            && self.causal_gap.is_some() == shape.pairs
+    }
+
+    /// Counts a causal pair by result (index into [`PAIR_RESULTS`]) and, for a violated one,
+    /// its certainty (index into [`CERTAINTIES`]).
+    pub fn pair(&self, result: usize, certainty: Option<usize>) {
+        if let Some(c) = self.pairs.get(result) {
+            c.inc();
+        }
+        if let Some(c) = certainty.and_then(|i| self.causal_violations.get(i)) {
+            c.inc();
+        }
+    }
+
+    /// Causal pairs counted with result `PAIR_RESULTS[i]` since start-up.
+    pub fn pairs(&self, i: usize) -> u64 {
+        self.pairs.get(i).map_or(0, Lazy::get)
     }
 
     /// Violations of the guarantee `GUARANTEES[i]` counted since start-up.
@@ -666,6 +700,40 @@ const FAMILIES: &[Family] = &[
         help: "Time staleness of the update canary: for a read that returned an older version than the latest acknowledged, how long before the read the next version had been acknowledged. Buckets as lagwatch_lag_seconds; exported for paths that read a canary.",
         kind: Kind::Histogram,
         write: |p, out, f, name| optional(out, f, name, p, p.time_staleness.as_ref()),
+    },
+    Family {
+        name: "lagwatch_causal_pairs_total",
+        help: "Causal pairs read at the target, by result: ordered (the child was never seen without its parent), violated (a read showed the child and not its parent), incomplete (the timeout came before both were seen; no verdict). A pair is a parent sentinel and, after the source acknowledged it, a child sentinel that references it, written every pair_interval per source group. ordered and violated are exported at 0 where pairs run.",
+        kind: Kind::Counter,
+        write: |p, out, _, name| {
+            if p.causal_gap.is_some() {
+                for (i, r) in PAIR_RESULTS.iter().enumerate() {
+                    let n = p.pairs[i].get();
+                    if n > 0 || i < 2 {
+                        sample_label_first(out, name, "result", r, &p.labels, n);
+                    }
+                }
+            }
+        },
+    },
+    Family {
+        name: "lagwatch_causal_violations_total",
+        help: "Causal pairs whose child a read showed while its parent was absent, by certainty: certain when one read of the target answered for both (one query, one search request, one lake scan), suspected when the target was read for each in turn (child first). Exported at 0 where pairs run.",
+        kind: Kind::Counter,
+        write: |p, out, _, name| {
+            if p.causal_gap.is_some() {
+                for (i, c) in CERTAINTIES.iter().enumerate() {
+                    let n = p.causal_violations[i].get();
+                    sample_label_first(out, name, "certainty", c, &p.labels, n);
+                }
+            }
+        },
+    },
+    Family {
+        name: "lagwatch_causal_gap_seconds",
+        help: "For ordered causal pairs, how long after the parent's first sighting at the target the child was first seen (0 when one read found both): the answer instants of the first reads that found each. Buckets as lagwatch_lag_seconds; exported where pairs run.",
+        kind: Kind::Histogram,
+        write: |p, out, f, name| optional(out, f, name, p, p.causal_gap.as_ref()),
     },
     Family {
         name: "lagwatch_deletes_lost_total",
@@ -966,6 +1034,7 @@ mod tests {
             declared: [false; Contract::N],
             delete_window: None,
             canary: false,
+            pairs: false,
         }
     }
 

@@ -43,6 +43,9 @@ pub struct Slot {
     /// Reads of the update canary, and those that returned an older version than the latest.
     pub canary_reads: u64,
     pub canary_stale: u64,
+    /// Causal pairs with both seen: in order, and with the child seen without its parent.
+    pub pairs_ordered: u64,
+    pub pairs_violated: u64,
 }
 
 impl Slot {
@@ -61,6 +64,8 @@ impl Slot {
         self.resurrections += o.resurrections;
         self.canary_reads += o.canary_reads;
         self.canary_stale += o.canary_stale;
+        self.pairs_ordered += o.pairs_ordered;
+        self.pairs_violated += o.pairs_violated;
     }
 }
 
@@ -117,6 +122,8 @@ pub enum EvidenceKind {
     DeleteLost,
     /// Back at the target after a read found it gone (deletes).
     Resurrected,
+    /// A causal pair's child, read at the target without its parent (causal).
+    ChildFirst,
 }
 
 impl EvidenceKind {
@@ -128,6 +135,7 @@ impl EvidenceKind {
             }
             EvidenceKind::DeleteLost => "still there at the end of its delete window",
             EvidenceKind::Resurrected => "back after a read had found it deleted",
+            EvidenceKind::ChildFirst => "a child read without the parent it references",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! token, and delete their sentinels on the way out.
 
 pub mod canary;
+pub mod causal;
 pub mod cycle;
 pub mod deletes;
 pub mod estimate;
@@ -346,6 +347,35 @@ impl Engine {
                     shutdown.clone(),
                 ));
             }
+        }
+        for group in &self.groups {
+            let paths: Vec<Arc<PathHandle>> = group
+                .paths
+                .iter()
+                .filter(|p| p.spec.pair_interval.is_some())
+                .cloned()
+                .collect();
+            let Some(every) = paths.iter().filter_map(|p| p.spec.pair_interval).min() else {
+                continue;
+            };
+            let request_timeout = paths
+                .iter()
+                .map(|p| p.spec.request_timeout.get())
+                .min()
+                .unwrap_or(Duration::from_secs(30));
+            let writer = Arc::new(causal::PairWriter {
+                instance: self.instance.clone(),
+                source_name: group.source_name.clone(),
+                source: group.source.clone(),
+                gate: group.gate.clone(),
+                metrics: self.metrics.clone(),
+                owed: self.owed.clone(),
+                paths,
+                every: every.get(),
+                request_timeout,
+                unknown_write_grace: self.unknown_write_grace(&group.source_name),
+            });
+            tracker.spawn(writer.run(tracker.clone(), shutdown.clone()));
         }
         shutdown.cancelled().await;
         tracker.close();

@@ -13,6 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
+use super::causal::PairTrace;
 use super::deletes::{DeleteOutcome, DeleteTrace};
 use super::estimate::LagEstimate;
 use super::history::{self, Evidence, EvidenceKind, History, Slot};
@@ -145,6 +146,8 @@ pub struct PathState {
     pub evidence: VecDeque<Evidence>,
     /// The newest canary version a read at this target returned.
     pub canary_seen: Option<u64>,
+    /// How the last [`trace::RING`] causal pairs went, oldest first.
+    pub pairs: VecDeque<PairTrace>,
 }
 
 impl PathState {
@@ -249,6 +252,7 @@ impl PathHandle {
                 declared: spec.contract.declared(),
                 delete_window: spec.delete_watch.map(|d| d.get().as_secs_f64()),
                 canary: spec.update_interval.is_some(),
+                pairs: spec.pair_interval.is_some(),
             },
         );
         PathHandle {
@@ -447,6 +451,51 @@ impl PathHandle {
             s.deletes.pop_front();
         }
         s.deletes.push_back(trace);
+    }
+
+    /// Records how a causal pair went: `lagwatch_causal_pairs_total`, a violation in
+    /// `lagwatch_causal_violations_total` (and the contract's, when `causal` is declared),
+    /// an ordered pair's gap, the hour's history and the trace for `/api/v1/pairs`.
+    pub fn on_pair(&self, trace: PairTrace) {
+        use super::causal::{Certainty, PairResult};
+        let certainty = trace.certainty.map(|c| match c {
+            Certainty::Certain => 0,
+            Certainty::Suspected => 1,
+        });
+        let result = match trace.result {
+            PairResult::Ordered => 0,
+            PairResult::Violated => 1,
+            PairResult::Incomplete => 2,
+        };
+        self.m.pair(result, certainty);
+        if let (Some(h), Some(gap)) = (&self.m.causal_gap, trace.gap()) {
+            let secs = gap.as_secs_f64();
+            h.observe(
+                secs,
+                Some(Exemplar {
+                    sentinel: Arc::from(trace.child.key()),
+                    value: secs,
+                    timestamp: Utc::now().timestamp_millis() as f64 / 1000.0,
+                }),
+            );
+        }
+        match trace.result {
+            PairResult::Violated => {
+                self.evidence(EvidenceKind::ChildFirst, trace.child.key(), |h| {
+                    h.pairs_violated += 1
+                });
+                if self.spec.contract.causal {
+                    self.contract_broken(crate::config::Contract::CAUSAL);
+                }
+            }
+            PairResult::Ordered => self.state().hours.at(Utc::now()).pairs_ordered += 1,
+            PairResult::Incomplete => {}
+        }
+        let mut s = self.state();
+        if s.pairs.len() >= trace::RING {
+            s.pairs.pop_front();
+        }
+        s.pairs.push_back(trace);
     }
 
     /// Records the lag the target's own clock gives a converged sentinel.

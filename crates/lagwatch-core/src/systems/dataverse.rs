@@ -54,6 +54,9 @@ pub struct TableMap {
     /// Fixed extra fields written with every sentinel (`customertypecode: 3`, a company bind).
     pub fields: Map<String, Value>,
     pub create: CreateMode,
+    /// The table's lookup to itself that a causal pair's child binds to its parent, e.g.
+    /// `parentaccountid` (its single-valued navigation property).
+    pub parent_column: Option<String>,
 }
 
 /// Config of a `kind: dataverse` system.
@@ -79,6 +82,10 @@ pub struct DataverseConfig {
     pub fields: Map<String, Value>,
     #[serde(default)]
     pub create: CreateMode,
+    /// A lookup column of the sentinel table to the table itself (its navigation property,
+    /// e.g. `parentaccountid` on `accounts`), with which a causal pair's child references its
+    /// parent. Without it the source writes no causal pairs.
+    pub parent_column: Option<String>,
     /// An Entra method (see `auth::credential`).
     pub auth: AuthBlock,
     /// Token scope; `<environment URL>/.default` when absent.
@@ -106,6 +113,13 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
             ("payload_column", &c.payload_column),
         ],
     )?;
+    if let Some(parent) = &c.parent_column {
+        super::check_names(
+            key,
+            "a Dataverse navigation property name",
+            &[("parent_column", parent)],
+        )?;
+    }
     c.auth.resolve(&format!("{key}.auth"), Accepts::ENTRA)?;
     Ok(Box::new(c))
 }
@@ -134,6 +148,16 @@ impl SystemSpec for DataverseConfig {
             CreateMode::Upsert => Ok(()),
             CreateMode::Post => Err(
                 "with create: post the record id is Dataverse's, so the canary cannot be addressed; use create: upsert"
+                    .to_string(),
+            ),
+        }
+    }
+
+    fn can_link(&self) -> Result<(), String> {
+        match self.parent_column {
+            Some(_) => Ok(()),
+            None => Err(
+                "it has no parent_column (a lookup of the sentinel table to itself) to reference a parent with"
                     .to_string(),
             ),
         }
@@ -172,6 +196,7 @@ impl SystemKind for DataverseConfig {
                 payload_column: self.payload_column.clone(),
                 fields: self.fields.clone(),
                 create: self.create,
+                parent_column: self.parent_column.clone(),
             },
         ));
         Ok(System {
@@ -279,6 +304,53 @@ impl Dataverse {
         Value::Object(body)
     }
 
+    /// Creates the sentinel's record, with `extra` (a parent's bind) in the body.
+    async fn create(
+        &self,
+        s: &Sentinel,
+        extra: Option<(String, Value)>,
+    ) -> Result<(), ConnectorError> {
+        let with = |mut body: Value| {
+            if let (Some((k, v)), Value::Object(m)) = (extra.clone(), &mut body) {
+                m.insert(k, v);
+            }
+            body
+        };
+        let reply = match self.map.create {
+            CreateMode::Upsert => {
+                let url = self.record_url(&s.id);
+                let body = with(self.body(s, false));
+                self.http
+                    .send("write", |c: &Client| {
+                        odata(c.patch(&url))
+                            .header("If-None-Match", "*")
+                            .json(&body)
+                    })
+                    .await?
+            }
+            CreateMode::Post => {
+                let url = self.collection_url();
+                let body = with(self.body(s, true));
+                let select = self.map.id_column.clone();
+                self.http
+                    .send("write", |c: &Client| {
+                        odata(c.post(&url))
+                            .query(&[("$select", select.as_str())])
+                            .header("Prefer", "return=representation")
+                            .json(&body)
+                    })
+                    .await?
+            }
+        };
+        // Create-only upsert of an id that exists: an earlier attempt of this very write
+        // landed (ids are fresh UUIDs), so the sentinel is there.
+        if reply.status == StatusCode::PRECONDITION_FAILED && self.map.create == CreateMode::Upsert
+        {
+            return Ok(());
+        }
+        self.stored(&reply, "a write")
+    }
+
     fn select(&self) -> String {
         format!("{},{}", self.map.key_column, self.map.payload_column)
     }
@@ -313,41 +385,24 @@ impl Source for Dataverse {
     }
 
     async fn write(&self, s: &Sentinel) -> Result<(), ConnectorError> {
-        let reply = match self.map.create {
-            CreateMode::Upsert => {
-                let url = self.record_url(&s.id);
-                let body = self.body(s, false);
-                self.http
-                    .send("write", |c: &Client| {
-                        odata(c.patch(&url))
-                            .header("If-None-Match", "*")
-                            .json(&body)
-                    })
-                    .await?
-            }
-            CreateMode::Post => {
-                let url = self.collection_url();
-                let body = self.body(s, true);
-                let select = self.map.id_column.clone();
-                self.http
-                    .send("write", |c: &Client| {
-                        odata(c.post(&url))
-                            .query(&[("$select", select.as_str())])
-                            .header("Prefer", "return=representation")
-                            .json(&body)
-                    })
-                    .await?
-            }
-        };
-        // Create-only upsert of an id that exists: an earlier attempt of this very write
-        // landed (ids are fresh UUIDs), so the sentinel is there.
-        if reply.status == StatusCode::PRECONDITION_FAILED && self.map.create == CreateMode::Upsert
-        {
-            return Ok(());
-        }
-        self.stored(&reply, "a write")
+        self.create(s, None).await
     }
 
+    /// The child binds its parent with `<parent_column>@odata.bind` (fact sheet: associating
+    /// on create), so Dataverse stores the reference in the same write.
+    async fn write_child(&self, s: &Sentinel, parent: &SentinelId) -> Result<(), ConnectorError> {
+        let Some(column) = &self.map.parent_column else {
+            return Err(ConnectorError::BadResponse {
+                status: 0,
+                detail: "no parent_column is configured".to_string(),
+            });
+        };
+        let bind = (
+            format!("{column}@odata.bind"),
+            Value::String(format!("/{}({})", self.map.table, parent.uuid())),
+        );
+        self.create(s, Some(bind)).await
+    }
     async fn read(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
         let url = self.record_url(id);
         let select = self.select();
@@ -448,17 +503,57 @@ impl Source for Dataverse {
 
 #[async_trait]
 impl Target for Dataverse {
+    /// One `$filter` with every key: one query, answered from one state of the table.
+    fn reads_together(&self) -> bool {
+        true
+    }
+
+    async fn lookup_together(&self, ids: &[SentinelId]) -> Result<Vec<Lookup>, ConnectorError> {
+        let rows = self.rows_with_keys(ids).await?;
+        Ok(ids
+            .iter()
+            .map(|id| {
+                rows.iter()
+                    .find(|row| {
+                        row.get(&self.map.key_column).and_then(Value::as_str) == Some(id.key())
+                    })
+                    .map_or(Lookup::Absent, |row| Lookup::Present {
+                        payload: self.payload_of(row),
+                    })
+            })
+            .collect())
+    }
+
     async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+        let rows = self.rows_with_keys(std::slice::from_ref(id)).await?;
+        Ok(match rows.first() {
+            Some(row) => Lookup::Present {
+                payload: self.payload_of(row),
+            },
+            None => Lookup::Absent,
+        })
+    }
+}
+
+impl Dataverse {
+    /// The rows whose key column is one of `ids`' keys, in one query (`$filter` with `or`,
+    /// `$top` the number of keys): a lookup, or a pair's read of both.
+    async fn rows_with_keys(&self, ids: &[SentinelId]) -> Result<Vec<Value>, ConnectorError> {
         let url = self.collection_url();
         let select = self.select();
-        let filter = format!("{} eq {}", self.map.key_column, literal(id.key()));
+        let filter = ids
+            .iter()
+            .map(|id| format!("{} eq {}", self.map.key_column, literal(id.key())))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let top = ids.len().to_string();
         let reply = self
             .http
             .send("lookup", |c: &Client| {
                 odata(c.get(&url)).header("If-None-Match", "null").query(&[
                     ("$select", select.as_str()),
                     ("$filter", filter.as_str()),
-                    ("$top", "1"),
+                    ("$top", top.as_str()),
                 ])
             })
             .await?;
@@ -466,12 +561,7 @@ impl Target for Dataverse {
             return Err(api_error(&reply));
         }
         let page: Collection = reply.json()?;
-        Ok(match page.value.first() {
-            Some(row) => Lookup::Present {
-                payload: self.payload_of(row),
-            },
-            None => Lookup::Absent,
-        })
+        Ok(page.value)
     }
 }
 

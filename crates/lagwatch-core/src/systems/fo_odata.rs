@@ -284,6 +284,13 @@ impl SystemSpec for FoOdataConfig {
         true
     }
 
+    /// Dual-write resolves a row's lookups when it writes it (a child whose parent is not in
+    /// F&O fails, and rolls the Dataverse write back), so a child never shows before its
+    /// parent.
+    fn causal(&self) -> bool {
+        true
+    }
+
     fn can_list(&self) -> Result<(), String> {
         Ok(())
     }
