@@ -162,3 +162,47 @@ async fn garbage_and_missing_entity_sets_are_errors_not_panics() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A causal pair's two keys in one query: the keys `or`ed inside the company's filter, `$top`
+/// two, and each answered by its own row (matched without regard to case, as F&O compares).
+#[tokio::test]
+async fn a_pair_is_read_in_one_query_within_the_company() {
+    let f = fixture(Some("usmf")).await;
+    let (parent, child) = (sentinel(), sentinel());
+    Mock::given(method("GET"))
+        .and(path("/data/CustomersV3"))
+        .and(ExactQuery::of(&[
+            ("cross-company", "true"),
+            (
+                "$filter",
+                &format!(
+                    "(CustomerAccount eq '{}' or CustomerAccount eq '{}') and dataAreaId eq 'usmf'",
+                    parent.id.key(),
+                    child.id.key()
+                ),
+            ),
+            ("$select", "CustomerAccount,OrganizationName"),
+            ("$top", "2"),
+        ]))
+        .respond_with(fo_page(vec![fo_row(
+            &child.id.key().to_uppercase(),
+            Some(&child.payload),
+        )]))
+        .expect(1)
+        .mount(&f.server)
+        .await;
+    assert!(f.fo.reads_together());
+    let found =
+        f.fo.lookup_together(&[parent.id.clone(), child.id.clone()])
+            .await
+            .unwrap();
+    assert_eq!(
+        found,
+        vec![
+            Lookup::Absent,
+            Lookup::Present {
+                payload: Some(child.payload.clone())
+            }
+        ]
+    );
+}

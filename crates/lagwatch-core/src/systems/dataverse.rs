@@ -514,8 +514,11 @@ impl Target for Dataverse {
             .iter()
             .map(|id| {
                 rows.iter()
+                    // Dataverse compares strings without regard to case; so are its rows matched.
                     .find(|row| {
-                        row.get(&self.map.key_column).and_then(Value::as_str) == Some(id.key())
+                        row.get(&self.map.key_column)
+                            .and_then(Value::as_str)
+                            .is_some_and(|k| k.eq_ignore_ascii_case(id.key()))
                     })
                     .map_or(Lookup::Absent, |row| Lookup::Present {
                         payload: self.payload_of(row),

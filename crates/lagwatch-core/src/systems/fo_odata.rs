@@ -95,12 +95,63 @@ impl FoOdata {
         self
     }
 
-    fn filter(&self, id: &SentinelId) -> String {
-        let mut f = format!("{} eq {}", self.map.key_field, literal(id.key()));
+    /// `$filter` for the rows of `ids` (one key: `k eq '…'`; several: `(k eq '…' or …)`), in
+    /// the configured company.
+    fn filter(&self, ids: &[SentinelId]) -> String {
+        let keys = ids
+            .iter()
+            .map(|id| format!("{} eq {}", self.map.key_field, literal(id.key())))
+            .collect::<Vec<_>>();
+        let mut f = if keys.len() == 1 {
+            keys.concat()
+        } else {
+            format!("({})", keys.join(" or "))
+        };
         if let Some(company) = &self.map.data_area_id {
             f.push_str(&format!(" and dataAreaId eq {}", literal(company)));
         }
         f
+    }
+
+    /// The rows of `ids`, in one query.
+    async fn rows_with_keys(
+        &self,
+        ids: &[SentinelId],
+    ) -> Result<(Vec<Value>, crate::net::Reply), ConnectorError> {
+        let url = format!("{}/data/{}", self.map.base, self.map.entity_set);
+        let filter = self.filter(ids);
+        let select = match &self.map.payload_field {
+            Some(p) => format!("{},{p}", self.map.key_field),
+            None => self.map.key_field.clone(),
+        };
+        let top = ids.len().to_string();
+        let reply = self
+            .http
+            .send("lookup", |c: &Client| {
+                odata(c.get(&url)).query(&[
+                    ("cross-company", "true"),
+                    ("$filter", filter.as_str()),
+                    ("$select", select.as_str()),
+                    ("$top", top.as_str()),
+                ])
+            })
+            .await?;
+        if reply.status != StatusCode::OK {
+            return Err(odata_error(&reply));
+        }
+        let page: Collection = reply.json()?;
+        Ok((page.value, reply))
+    }
+
+    fn found(&self, row: &Value) -> Lookup {
+        Lookup::Present {
+            payload: self
+                .map
+                .payload_field
+                .as_ref()
+                .and_then(|p| row.get(p))
+                .and_then(payload_text),
+        }
     }
 }
 
@@ -111,29 +162,31 @@ impl Target for FoOdata {
         Some(self.sync_grace)
     }
 
-    async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
-        let url = format!("{}/data/{}", self.map.base, self.map.entity_set);
-        let filter = self.filter(id);
-        let select = match &self.map.payload_field {
-            Some(p) => format!("{},{p}", self.map.key_field),
-            None => self.map.key_field.clone(),
-        };
-        let reply = self
-            .http
-            .send("lookup", |c: &Client| {
-                odata(c.get(&url)).query(&[
-                    ("cross-company", "true"),
-                    ("$filter", filter.as_str()),
-                    ("$select", select.as_str()),
-                    ("$top", "1"),
-                ])
+    /// One `$filter` with every key (`or`): one query of the entity.
+    fn reads_together(&self) -> bool {
+        true
+    }
+
+    async fn lookup_together(&self, ids: &[SentinelId]) -> Result<Vec<Lookup>, ConnectorError> {
+        let (rows, _) = self.rows_with_keys(ids).await?;
+        // F&O compares strings without regard to case, so its rows are matched the same way.
+        Ok(ids
+            .iter()
+            .map(|id| {
+                rows.iter()
+                    .find(|row| {
+                        row.get(&self.map.key_field)
+                            .and_then(Value::as_str)
+                            .is_some_and(|k| k.eq_ignore_ascii_case(id.key()))
+                    })
+                    .map_or(Lookup::Absent, |row| self.found(row))
             })
-            .await?;
-        if reply.status != StatusCode::OK {
-            return Err(odata_error(&reply));
-        }
-        let page: Collection = reply.json()?;
-        let Some(row) = page.value.first() else {
+            .collect())
+    }
+
+    async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+        let (rows, reply) = self.rows_with_keys(std::slice::from_ref(id)).await?;
+        let Some(row) = rows.first() else {
             return Ok(Lookup::Absent);
         };
         if let Some(found) = row.get(&self.map.key_field).and_then(Value::as_str)
@@ -146,14 +199,7 @@ impl Target for FoOdata {
                 excerpt(found.as_bytes())
             )));
         }
-        Ok(Lookup::Present {
-            payload: self
-                .map
-                .payload_field
-                .as_ref()
-                .and_then(|p| row.get(p))
-                .and_then(payload_text),
-        })
+        Ok(self.found(row))
     }
 }
 
