@@ -98,6 +98,24 @@ paths:
         ),
         regressions
     );
+    // The contract report's k-staleness is the same distribution, over its window: the slow
+    // replica's reads all in the buckets of 3 and of 4–5 versions behind.
+    let report = lagwatch::contracts::report(&app.engine, "t", Duration::from_secs(3600));
+    let slow = report
+        .paths
+        .iter()
+        .find(|p| p.target == "slow")
+        .and_then(|p| p.k_staleness.clone())
+        .expect("the slow path's k-staleness");
+    let in_bucket = |k: u64| {
+        slow.iter()
+            .find(|b| b.k_le == Some(k))
+            .map_or(0, |b| b.reads)
+    };
+    assert_eq!(slow.iter().map(|b| b.reads).sum::<u64>() as f64, reads);
+    assert_eq!((in_bucket(3) + in_bucket(5)) as f64, reads, "{slow:?}");
+    assert_eq!(in_bucket(3) as f64, k("slow", "3"));
+
     // The canary stays in the source; no sentinel does.
     let keys = lagwatch_emulator::simulated::landscape(&app).source_keys("src");
     assert_eq!(keys.len(), 1, "{keys:?}");

@@ -11,7 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Contract;
-use crate::metrics::series::READ_AGE_BOUNDS;
+use crate::metrics::series::{READ_AGE_BOUNDS, VERSION_BOUNDS};
 use crate::probe::Engine;
 use crate::probe::history::{EvidenceKind, HOURS};
 
@@ -70,6 +70,17 @@ pub struct PathContract {
     pub t_visibility: Vec<VisibilityBucket>,
     /// Delete lags of the deletes watched in the window (at most the last 200 of the path).
     pub delete_lag: Option<LagSummary>,
+    /// The update canary's reads by k-staleness over the window; `None` without a canary.
+    #[serde(default)]
+    pub k_staleness: Option<Vec<KBucket>>,
+}
+
+/// The canary's reads with a k-staleness in one bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KBucket {
+    /// The bucket's upper bound (versions behind); `None` for the last (`+Inf`).
+    pub k_le: Option<u64>,
+    pub reads: u64,
 }
 
 /// How one guarantee fared.
@@ -335,6 +346,16 @@ pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> C
                 guarantees: vec![visibility, monotonic, deletes, causal],
                 t_visibility,
                 delete_lag,
+                k_staleness: spec.update_interval.map(|_| {
+                    sum.canary_k
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| KBucket {
+                            k_le: VERSION_BOUNDS.get(i).map(|b| *b as u64),
+                            reads: u64::from(*n),
+                        })
+                        .collect()
+                }),
             }
         })
         .collect();

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use crate::chart::Frame;
 use crate::contracts::{
-    ContractsReport, GuaranteeReport, PathContract, Status, VisibilityBucket, evidence_url,
+    ContractsReport, GuaranteeReport, KBucket, PathContract, Status, VisibilityBucket, evidence_url,
 };
 use crate::status::{esc, head, human};
 
@@ -45,6 +45,11 @@ const SECTIONS: &[Section] = &[
         title: "t-visibility",
         markdown: visibility_md,
         html: visibility_html,
+    },
+    Section {
+        title: "k-staleness",
+        markdown: staleness_md,
+        html: staleness_html,
     },
 ];
 
@@ -386,6 +391,94 @@ fn visibility_html(p: &PathContract, h: &mut String) {
     let _ = writeln!(h, r#"<p class="sub">{}</p>"#, esc(VISIBILITY_NOTE));
 }
 
+const STALENESS: Frame = Frame {
+    width: 900.0,
+    height: 240.0,
+    left: 56.0,
+    right: 12.0,
+    top: 18.0,
+    bottom: 48.0,
+};
+
+/// A k-staleness bucket as the axis labels it: `k ≤ 3`, `k > 21`.
+fn k_label(b: &KBucket, last_bound: Option<u64>) -> String {
+    match (b.k_le, last_bound) {
+        (Some(k), _) => k.to_string(),
+        (None, Some(k)) => format!("> {k}"),
+        (None, None) => "+Inf".to_string(),
+    }
+}
+
+/// The k-staleness distribution: a bar per bucket, its height the bucket's share of the
+/// canary's reads, the reads under its label.
+fn staleness_svg(p: &PathContract, buckets: &[KBucket]) -> String {
+    let f = STALENESS;
+    let label = format!("k-staleness of {} by bucket", heading(p));
+    let mut svg = f.open(&label.replace(['\n', '\r'], " "));
+    for i in 0..=4 {
+        let fraction = f64::from(i) / 4.0;
+        f.y_tick(&mut svg, fraction, &format!("{} %", i * 25));
+    }
+    f.x_label(&mut svg, f.left / 2.0, 0, "k ≤");
+    f.x_label(&mut svg, f.left / 2.0, 1, "reads");
+    let total: u64 = buckets.iter().map(|b| b.reads).sum();
+    let n = buckets.len().max(1) as f64;
+    let last = buckets.iter().filter_map(|b| b.k_le).max();
+    let width = f.plot_width() / n * 0.6;
+    for (i, b) in buckets.iter().enumerate() {
+        let x = f.x((i as f64 + 0.5) / n);
+        let k = k_label(b, last);
+        f.x_label(&mut svg, x, 0, &k);
+        f.x_label(&mut svg, x, 1, &b.reads.to_string());
+        if b.reads == 0 || total == 0 {
+            continue;
+        }
+        let share = b.reads as f64 / total as f64;
+        let (top, bottom) = (f.y(share), f.y(0.0));
+        let _ = writeln!(
+            svg,
+            r##"<g class="bucket"><title>k {op}{k}: {reads} of {total} reads ({pct})</title><rect x="{x0:.1}" y="{top:.1}" width="{width:.1}" height="{h:.1}" fill="#bf8700"/></g>"##,
+            op = if b.k_le.is_some() { "≤ " } else { "" },
+            k = esc(&k),
+            reads = b.reads,
+            pct = percent(share),
+            x0 = x - width / 2.0,
+            h = (bottom - top).max(0.0),
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// What the bars show, under them.
+const STALENESS_NOTE: &str = "k-staleness of the update canary: for each read at the target, how many versions the source \
+     had acknowledged before the read that were newer than the one it returned (0: the latest).";
+
+/// Why a path has no k-staleness.
+const NO_CANARY: &str = "No update canary on this path (update_interval; a source that can write a record again and a target that returns its content).";
+
+fn staleness_md(p: &PathContract, m: &mut String) {
+    let Some(buckets) = &p.k_staleness else {
+        let _ = writeln!(m, "{}", md(NO_CANARY));
+        return;
+    };
+    m.push_str(&staleness_svg(p, buckets));
+    let _ = write!(m, "\n{STALENESS_NOTE}\n\n| k ≤ | reads |\n|---|---:|\n");
+    let last = buckets.iter().filter_map(|b| b.k_le).max();
+    for b in buckets {
+        let _ = writeln!(m, "| {} | {} |", md(&k_label(b, last)), b.reads);
+    }
+}
+
+fn staleness_html(p: &PathContract, h: &mut String) {
+    let Some(buckets) = &p.k_staleness else {
+        let _ = writeln!(h, r#"<p class="sub">{}</p>"#, esc(NO_CANARY));
+        return;
+    };
+    h.push_str(&staleness_svg(p, buckets));
+    let _ = writeln!(h, r#"<p class="sub">{}</p>"#, esc(STALENESS_NOTE));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,6 +544,12 @@ mod tests {
                         p95: 4.0,
                         max: 61.0,
                     }),
+                    k_staleness: Some(
+                        [(Some(0), 30), (Some(1), 10), (Some(2), 0), (None, 5)]
+                            .into_iter()
+                            .map(|(k_le, reads)| KBucket { k_le, reads })
+                            .collect(),
+                    ),
                 },
                 PathContract {
                     source: "crm".to_string(),
@@ -464,6 +563,7 @@ mod tests {
                     )],
                     t_visibility: vec![bucket(Some(1.0), 0, 0)],
                     delete_lag: None,
+                    k_staleness: None,
                 },
             ],
         }
@@ -592,6 +692,34 @@ mod tests {
     }
 
     #[test]
+    fn k_staleness_is_a_bar_per_bucket_by_share_and_its_absence_is_said() {
+        let r = report();
+        let svg = staleness_svg(
+            &r.paths[0],
+            r.paths[0].k_staleness.as_deref().unwrap_or(&[]),
+        );
+        // Three buckets with reads, one empty: three bars.
+        assert_eq!(svg.matches("<g class=\"bucket\">").count(), 3, "{svg}");
+        assert!(
+            svg.contains("<title>k ≤ 0: 30 of 45 reads (66.7 %)</title>"),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("<title>k &gt; 2: 5 of 45 reads (11.1 %)</title>"),
+            "{svg}"
+        );
+        let m = markdown(&r);
+        assert!(
+            m.contains(
+                "| k ≤ | reads |\n|---|---:|\n| 0 | 30 |\n| 1 | 10 |\n| 2 | 0 |\n| &gt; 2 | 5 |\n"
+            ),
+            "{m}"
+        );
+        assert!(m.contains("No update canary on this path"), "{m}");
+        assert!(html(&r).contains("No update canary on this path"));
+    }
+
+    #[test]
     fn markdown_gives_the_curve_as_a_table_too() {
         let m = markdown(&report());
         assert!(m.contains("| 0.25 s | 4 | 0.0 % |"), "{m}");
@@ -617,6 +745,7 @@ mod tests {
         assert!(h.contains(r#"<a href="/api/v1/contracts">"#));
         assert!(h.contains("@media print"));
         assert_eq!(h.matches("<section class=\"path\">").count(), 2);
-        assert_eq!(h.matches("<svg ").count(), 2);
+        // A t-visibility curve per path, and k-staleness bars where a canary runs.
+        assert_eq!(h.matches("<svg ").count(), 3);
     }
 }

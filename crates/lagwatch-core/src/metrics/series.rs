@@ -672,7 +672,7 @@ const FAMILIES: &[Family] = &[
     },
     Family {
         name: "lagwatch_contract_violations_total",
-        help: "Measured violations of a guarantee the path's contract declares (contract: in the configuration, or its target kind's default), by guarantee: monotonic_reads (a sentinel seen at the target was missing from a later read), deletes (a deleted sentinel was still there at the end of contract.deletes, or came back after it had gone). Exported at 0 for each declared guarantee; an undeclared one is not counted here.",
+        help: "Measured violations of a guarantee the path's contract declares (contract: in the configuration, or its target kind's default), by guarantee: monotonic_reads (a sentinel seen at the target was missing from a later read), deletes (a deleted sentinel was still there at the end of contract.deletes, or came back after it had gone), causal (a read showed a causal pair's child without its parent). Exported at 0 for each declared guarantee; an undeclared one is not counted here.",
         kind: Kind::Counter,
         write: |p, out, _, name| {
             for (i, g) in crate::config::Contract::GUARANTEES.iter().enumerate() {

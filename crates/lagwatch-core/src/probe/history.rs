@@ -10,7 +10,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::metrics::series::READ_AGE_BOUNDS;
+use crate::metrics::series::{READ_AGE_BOUNDS, VERSION_BOUNDS};
+
+/// k-staleness buckets of a slot: one per bound of [`VERSION_BOUNDS`] (a read counts in the
+/// first whose bound is at least its k), and one above the last.
+pub const K_BUCKETS: usize = VERSION_BOUNDS.len() + 1;
 
 /// Hours of history each path keeps (a week).
 pub const HOURS: usize = 168;
@@ -43,6 +47,8 @@ pub struct Slot {
     /// Reads of the update canary, and those that returned an older version than the latest.
     pub canary_reads: u64,
     pub canary_stale: u64,
+    /// The canary's reads by k-staleness bucket ([`K_BUCKETS`]).
+    pub canary_k: [u32; K_BUCKETS],
     /// Causal pairs with both seen: in order, and with the child seen without its parent.
     pub pairs_ordered: u64,
     pub pairs_violated: u64,
@@ -64,6 +70,9 @@ impl Slot {
         self.resurrections += o.resurrections;
         self.canary_reads += o.canary_reads;
         self.canary_stale += o.canary_stale;
+        for (a, b) in self.canary_k.iter_mut().zip(&o.canary_k) {
+            *a = a.saturating_add(*b);
+        }
         self.pairs_ordered += o.pairs_ordered;
         self.pairs_violated += o.pairs_violated;
     }

@@ -372,6 +372,13 @@ impl PathHandle {
             let slot = s.hours.at(Utc::now());
             slot.canary_reads += 1;
             slot.canary_stale += u64::from(k > 0);
+            let bucket = crate::metrics::series::VERSION_BOUNDS
+                .iter()
+                .position(|b| k as f64 <= *b)
+                .unwrap_or(crate::metrics::series::VERSION_BOUNDS.len());
+            if let Some(n) = slot.canary_k.get_mut(bucket) {
+                *n = n.saturating_add(1);
+            }
             slot.seen += 1;
             let regressed = s.canary_seen.is_some_and(|seen| m < seen);
             s.canary_seen = Some(s.canary_seen.map_or(m, |seen| seen.max(m)));
