@@ -294,8 +294,18 @@ const CASES: &[Case] = &[
     ),
     case(
         "contract_unknown_guarantee.yaml",
+        "paths[0].contract.consistent_prefix",
+        "unknown key; the keys allowed here are: visibility, monotonic_reads, deletes, causal, updates",
+    ),
+    case(
+        "contract_updates_without_canary.yaml",
         "paths[0].contract.updates",
-        "unknown key; the keys allowed here are: visibility, monotonic_reads, deletes, causal",
+        "updates: latest is measured by the update canary, which this path does not run; give it an update_interval (a source that can write a record again, a target that returns its content)",
+    ),
+    case(
+        "contract_updates_every.yaml",
+        "paths[0].contract.updates",
+        "updates: every (a change log: every version arrives once, in order) is not measured yet: no target reader returns every version of a row; declare updates: latest, or leave it out",
     ),
     case(
         "contract_causal_without_pairs.yaml",

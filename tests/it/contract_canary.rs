@@ -122,3 +122,64 @@ paths:
     let canary = lagwatch::sentinel::SentinelId::parse(&keys[0]).expect("a sentinel key");
     assert!(canary.is_canary());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_target_that_stops_applying_updates_loses_each_version_it_does_not_reach_in_time() {
+    // Versions every 5 s; `stalled` applies nothing from 60 s for 90 s (then all at once, 1 s
+    // later), `clean` keeps up. With a 30 s timeout, the versions acknowledged in the first
+    // 60 s of the stall (about 12) are still unreached 30 s after their acknowledgement; those
+    // acknowledged in its last 30 s arrive in time.
+    let app = common::app(
+        r#"
+instance: t
+systems:
+  src: { kind: simulated, seed: 5 }
+  clean: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 1s } }
+  stalled:
+    kind: simulated
+    replica_of: src
+    lag: { distribution: fixed, value: 1s }
+    outages: [{ start: 60s, duration: 90s, mode: stall }]
+defaults:
+  interval: 60s
+  timeout: 30s
+  objective: 10s
+  update_interval: 5s
+  pair_interval: 0s
+paths:
+  - { source: src, target: clean, contract: { updates: latest } }
+  - { source: src, target: stalled, contract: { updates: latest } }
+"#,
+    );
+    common::run_for(&app, Duration::from_secs(300)).await;
+    let plain = |target: &str| format!("source=\"src\",target=\"{target}\"");
+    let lost = |target: &str| common::sample(&app, "lagwatch_updates_lost_total", &plain(target));
+    let broken = |target: &str| {
+        common::sample(
+            &app,
+            "lagwatch_contract_violations_total",
+            &format!("guarantee=\"updates\",{}", plain(target)),
+        )
+    };
+    assert_eq!(lost("clean"), 0.0, "{}", app.engine.metrics().render());
+    assert_eq!(broken("clean"), 0.0);
+    let n = lost("stalled");
+    assert!((11.0..=13.0).contains(&n), "{n} versions lost");
+    assert_eq!(
+        broken("stalled"),
+        n,
+        "each lost version breaks the declared promise"
+    );
+    let report = lagwatch::contracts::report(&app.engine, "t", Duration::from_secs(3600));
+    let updates = |target: &str| {
+        report
+            .paths
+            .iter()
+            .find(|p| p.target == target)
+            .and_then(|p| p.guarantees.iter().find(|g| g.guarantee == "updates"))
+            .cloned()
+            .expect("the updates guarantee")
+    };
+    assert_eq!(updates("stalled").violations as f64, n);
+    assert_eq!(updates("clean").status, lagwatch::contracts::Status::Holds);
+}

@@ -64,7 +64,7 @@ pub struct PathContract {
     pub target: String,
     /// The target system's `kind:`.
     pub target_kind: String,
-    /// `visibility`, `monotonic_reads`, `deletes`, in that order.
+    /// `visibility`, `monotonic_reads`, `deletes`, `causal`, `updates`, in that order.
     pub guarantees: Vec<GuaranteeReport>,
     /// t-visibility: reads by age bucket over the window (non-cumulative buckets).
     pub t_visibility: Vec<VisibilityBucket>,
@@ -317,6 +317,24 @@ pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> C
                     "causal pairs are off on this path (pair_interval: 0s)",
                 ),
             };
+            let updates = match spec.update_interval {
+                Some(every) => GuaranteeReport {
+                    guarantee: "updates".to_string(),
+                    declared: spec.contract.updates.map(|_| "latest".to_string()),
+                    status: status(sum.canary_reads, sum.updates_lost),
+                    observations: sum.canary_reads,
+                    violations: sum.updates_lost,
+                    summary: format!(
+                        "{} canary versions (one every {every}) not reached within the timeout of {}, in {} canary reads",
+                        sum.updates_lost, spec.timeout, sum.canary_reads
+                    ),
+                    evidence: evidence("updates", &[EvidenceKind::UpdateLost]),
+                },
+                None => GuaranteeReport::not_observable(
+                    "updates",
+                    "no update canary on this path (update_interval; a source that can write a record again, a target that returns its content)",
+                ),
+            };
             let t_visibility = READ_AGE_BOUNDS
                 .iter()
                 .enumerate()
@@ -343,7 +361,7 @@ pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> C
                 source: spec.source.clone(),
                 target: spec.target.clone(),
                 target_kind: spec.target_kind.clone(),
-                guarantees: vec![visibility, monotonic, deletes, causal],
+                guarantees: vec![visibility, monotonic, deletes, causal, updates],
                 t_visibility,
                 delete_lag,
                 k_staleness: spec.update_interval.map(|_| {

@@ -174,14 +174,29 @@ pub struct Contract {
     /// A record is never visible at the target before the record it references (a child
     /// before its parent).
     pub causal: bool,
+    /// What the target does with a record's successive versions (measured by the update
+    /// canary).
+    pub updates: Option<Updates>,
+}
+
+/// `contract.updates`: the promise about a record's versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Updates {
+    /// A snapshot target ends on the latest version: intermediate versions may be skipped,
+    /// but every version is reached (it or a newer one shown) within the path's timeout.
+    Latest,
+    /// A change log: every version arrives, once and in order.
+    Every,
 }
 
 impl Contract {
     /// How many guarantees a contract can declare.
-    pub const N: usize = 3;
+    pub const N: usize = 4;
 
     /// Every guarantee a contract can declare, as `lagwatch_contract_violations_total` names it.
-    pub const GUARANTEES: [&'static str; Self::N] = ["monotonic_reads", "deletes", "causal"];
+    pub const GUARANTEES: [&'static str; Self::N] =
+        ["monotonic_reads", "deletes", "causal", "updates"];
 
     /// The index of `monotonic_reads` in [`Contract::GUARANTEES`].
     pub const MONOTONIC_READS: usize = 0;
@@ -192,9 +207,17 @@ impl Contract {
     /// The index of `causal` in [`Contract::GUARANTEES`].
     pub const CAUSAL: usize = 2;
 
+    /// The index of `updates` in [`Contract::GUARANTEES`].
+    pub const UPDATES: usize = 3;
+
     /// Whether each guarantee of [`Contract::GUARANTEES`] is declared, in that order.
     pub fn declared(&self) -> [bool; Self::N] {
-        [self.monotonic_reads, self.deletes.is_some(), self.causal]
+        [
+            self.monotonic_reads,
+            self.deletes.is_some(),
+            self.causal,
+            self.updates.is_some(),
+        ]
     }
 
     /// The declared guarantees in words, for `check-config` ("monotonic_reads, deletes
@@ -210,6 +233,15 @@ impl Contract {
         if self.causal {
             out.push("causal".to_string());
         }
+        if let Some(u) = self.updates {
+            out.push(format!(
+                "updates: {}",
+                match u {
+                    Updates::Latest => "latest",
+                    Updates::Every => "every",
+                }
+            ));
+        }
         out
     }
 }
@@ -223,6 +255,7 @@ struct RawContract {
     monotonic_reads: Option<bool>,
     deletes: Option<Dur>,
     causal: Option<bool>,
+    updates: Option<Updates>,
 }
 
 /// Path settings that may be given per path or once under `defaults`.
@@ -886,6 +919,28 @@ fn resolve_path(
         (None, None) => None,
     };
     let (pair_interval, causal) = resolve_pairs(key, &raw, own, defaults, source, target)?;
+    let updates = match (
+        own.contract.and_then(|c| c.updates),
+        defaults.contract.and_then(|c| c.updates),
+    ) {
+        (Some(u), _) => Some((u, format!("{key}.contract.updates"))),
+        (None, Some(u)) => Some((u, "defaults.contract.updates".to_string())),
+        (None, None) => None,
+    };
+    if let Some((u, at)) = &updates {
+        if *u == Updates::Every {
+            return Err(Issue::new(
+                at.clone(),
+                "updates: every (a change log: every version arrives once, in order) is not measured yet: no target reader returns every version of a row; declare updates: latest, or leave it out",
+            ));
+        }
+        if update_interval.is_none() {
+            return Err(Issue::new(
+                at.clone(),
+                "updates: latest is measured by the update canary, which this path does not run; give it an update_interval (a source that can write a record again, a target that returns its content)",
+            ));
+        }
+    }
     if let Some((d, at)) = &deletes {
         if d.get().is_zero() {
             return Err(Issue::new(
@@ -1036,6 +1091,7 @@ fn resolve_path(
             monotonic_reads,
             deletes: deletes.as_ref().map(|(d, _)| *d),
             causal,
+            updates: updates.map(|(u, _)| u),
         },
         pair_interval,
         delete_sample,

@@ -228,6 +228,9 @@ impl Lazy {
     pub fn inc(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
+    pub fn inc_by(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -272,6 +275,8 @@ pub struct PathSeries {
     pub deletes_lost: Lazy,
     /// Deleted sentinels seen gone and then back.
     pub resurrections: Lazy,
+    /// Canary versions not reached a timeout after their acknowledgement; with a canary.
+    pub updates_lost: Lazy,
     /// k-staleness of the update canary's reads (versions behind); with a canary only.
     pub version_staleness: Option<Histogram>,
     /// How long a stale canary read had been stale; with a canary only.
@@ -363,6 +368,7 @@ impl PathSeries {
             delete_window: shape.delete_window,
             deletes_lost: Lazy::default(),
             resurrections: Lazy::default(),
+            updates_lost: Lazy::default(),
             version_staleness: shape.canary.then(|| Histogram::new(&VERSION_BOUNDS)),
             time_staleness: shape.canary.then(|| Histogram::new(&bounds)),
             pairs: Default::default(),
@@ -700,6 +706,16 @@ const FAMILIES: &[Family] = &[
         help: "Time staleness of the update canary: for a read that returned an older version than the latest acknowledged, how long before the read the next version had been acknowledged. Buckets as lagwatch_lag_seconds; exported for paths that read a canary.",
         kind: Kind::Histogram,
         write: |p, out, f, name| optional(out, f, name, p, p.time_staleness.as_ref()),
+    },
+    Family {
+        name: "lagwatch_updates_lost_total",
+        help: "Update-canary versions the target had not reached (returned that version or a newer one) when a read sent a path timeout or more after their acknowledgement returned an older one: updates a snapshot target lost or held back past the timeout. Each version counts once. Exported at 0 for paths that read a canary.",
+        kind: Kind::Counter,
+        write: |p, out, _, name| {
+            if p.version_staleness.is_some() {
+                expose::sample_u64(out, name, &p.labels, p.updates_lost.get());
+            }
+        },
     },
     Family {
         name: "lagwatch_causal_pairs_total",

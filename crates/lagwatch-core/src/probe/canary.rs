@@ -50,12 +50,40 @@ impl Versions {
         q.push_back(v);
     }
 
+    /// See [`lost_versions`].
+    pub fn lost(&self, settled: u64, m: u64, sent: Instant, timeout: Duration) -> (u64, u64) {
+        let q = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        lost_versions(q.iter().copied(), settled, m, sent, timeout)
+    }
+
     /// k-staleness and time staleness of a read sent at `sent` that returned `m` (module
     /// docs); `None` before any version was acknowledged.
     pub fn staleness(&self, m: u64, sent: Instant) -> Option<(u64, Option<Duration>)> {
         let q = self.0.lock().unwrap_or_else(|e| e.into_inner());
         staleness(q.iter().copied(), m, sent)
     }
+}
+
+/// The versions a read shows lost under `updates: latest`: those acknowledged at least
+/// `timeout` before the read was `sent`, newer than `settled` (the newest version already
+/// reached or counted) and than `m` (the version it returned). Returns how many, and the new
+/// `settled`: `m` or the newest counted, whichever is higher.
+pub fn lost_versions(
+    versions: impl Iterator<Item = Version>,
+    settled: u64,
+    m: u64,
+    sent: Instant,
+    timeout: Duration,
+) -> (u64, u64) {
+    let mut lost = 0;
+    let mut settled = settled.max(m);
+    for v in versions {
+        if v.version > settled && v.acked + timeout <= sent {
+            lost += 1;
+            settled = v.version;
+        }
+    }
+    (lost, settled)
 }
 
 /// See [`Versions::staleness`]; `versions` oldest first.
@@ -149,6 +177,9 @@ pub(crate) async fn read_canary(
                     if let Some((k, stale_for)) = versions.staleness(m, sent) {
                         path.on_canary_read(id.key(), m, k, stale_for);
                     }
+                    let settled = path.state().canary_settled;
+                    let (lost, settled) = versions.lost(settled, m, sent, path.spec.timeout.get());
+                    path.on_canary_settled(id.key(), settled, lost);
                 }
                 None => {
                     tracing::debug!(source = %path.spec.source, target = %path.spec.target, sentinel = %id, "The canary read back holds no version.");
@@ -193,6 +224,39 @@ mod tests {
         // A version acknowledged after the read was sent is not one it could have seen.
         assert_eq!(staleness(vs.iter().copied(), 105, s), Some((0, None)));
         assert_eq!(staleness(vs.iter().copied(), 104, at(5)), None);
+    }
+
+    #[test]
+    fn a_version_is_lost_once_when_a_read_a_timeout_after_it_still_returns_an_older_one() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let vs: Vec<Version> = (1..=6)
+            .map(|i| Version {
+                version: 100 + i,
+                acked: at(10 * i),
+            })
+            .collect();
+        let timeout = Duration::from_secs(25);
+        // At 45 s the read returns 101: 102 (acked at 20 s) is 25 s old, lost; 103 is not yet.
+        assert_eq!(
+            lost_versions(vs.iter().copied(), 0, 101, at(45), timeout),
+            (1, 102)
+        );
+        // The next read still returns 101: 103 is now lost, 102 is not counted again.
+        assert_eq!(
+            lost_versions(vs.iter().copied(), 102, 101, at(55), timeout),
+            (1, 103)
+        );
+        // A read that returns 105 reaches every version up to it: nothing lost.
+        assert_eq!(
+            lost_versions(vs.iter().copied(), 103, 105, at(65), timeout),
+            (0, 105)
+        );
+        // A newer version than those kept settles at least it.
+        assert_eq!(
+            lost_versions(vs.iter().copied(), 0, 200, at(90), timeout),
+            (0, 200)
+        );
     }
 
     #[test]

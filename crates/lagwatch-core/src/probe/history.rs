@@ -49,6 +49,8 @@ pub struct Slot {
     pub canary_stale: u64,
     /// The canary's reads by k-staleness bucket ([`K_BUCKETS`]).
     pub canary_k: [u32; K_BUCKETS],
+    /// Canary versions not reached a timeout after their acknowledgement.
+    pub updates_lost: u64,
     /// Causal pairs with both seen: in order, and with the child seen without its parent.
     pub pairs_ordered: u64,
     pub pairs_violated: u64,
@@ -73,6 +75,7 @@ impl Slot {
         for (a, b) in self.canary_k.iter_mut().zip(&o.canary_k) {
             *a = a.saturating_add(*b);
         }
+        self.updates_lost += o.updates_lost;
         self.pairs_ordered += o.pairs_ordered;
         self.pairs_violated += o.pairs_violated;
     }
@@ -133,6 +136,9 @@ pub enum EvidenceKind {
     Resurrected,
     /// A causal pair's child, read at the target without its parent (causal).
     ChildFirst,
+    /// The update canary, whose versions the target had not reached a timeout after their
+    /// acknowledgement (updates).
+    UpdateLost,
 }
 
 impl EvidenceKind {
@@ -145,6 +151,9 @@ impl EvidenceKind {
             EvidenceKind::DeleteLost => "still there at the end of its delete window",
             EvidenceKind::Resurrected => "back after a read had found it deleted",
             EvidenceKind::ChildFirst => "a child read without the parent it references",
+            EvidenceKind::UpdateLost => {
+                "canary versions the target had not reached a timeout after their acknowledgement"
+            }
         }
     }
 }

@@ -146,6 +146,8 @@ pub struct PathState {
     pub evidence: VecDeque<Evidence>,
     /// The newest canary version a read at this target returned.
     pub canary_seen: Option<u64>,
+    /// The newest canary version reached or counted lost (`updates: latest`).
+    pub canary_settled: u64,
     /// How the last [`trace::RING`] causal pairs went, oldest first.
     pub pairs: VecDeque<PairTrace>,
 }
@@ -391,6 +393,28 @@ impl PathHandle {
                 tracing::info!(source = %self.spec.source, target = %self.spec.target, sentinel = %canary, version = m, "Target returned an older canary version after a newer one.");
             }
             self.on_monotonic_violation(canary);
+        }
+    }
+
+    /// A canary read settled the versions up to `settled`: `lost` of them had not been
+    /// reached a timeout after their acknowledgement (`lagwatch_updates_lost_total`, and a
+    /// violation of a declared `updates: latest`).
+    pub fn on_canary_settled(&self, canary: &str, settled: u64, lost: u64) {
+        {
+            let mut s = self.state();
+            s.canary_settled = s.canary_settled.max(settled);
+        }
+        if lost == 0 {
+            return;
+        }
+        self.m.updates_lost.inc_by(lost);
+        let declared = self.spec.contract.updates.is_some();
+        tracing::warn!(source = %self.spec.source, target = %self.spec.target, sentinel = %canary, versions = lost, timeout = %self.spec.timeout, declared, "Updates lost: the target had not reached canary versions a timeout after the source acknowledged them.");
+        self.evidence(EvidenceKind::UpdateLost, canary, |h| h.updates_lost += lost);
+        if declared {
+            for _ in 0..lost {
+                self.contract_broken(crate::config::Contract::UPDATES);
+            }
         }
     }
 
