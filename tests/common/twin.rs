@@ -15,14 +15,24 @@ pub fn serve(
     lag: &str,
 ) -> (Arc<Emulator>, String, DropGuard) {
     let emulator = Emulator::new(Scenario::from_yaml(&scenario(secret, lag)).expect("scenario"));
+    let (origin, guard) = serve_emulator(rt, emulator.clone());
+    (emulator, origin, guard)
+}
+
+/// `emulator` (any scenario) served on a loopback port from `rt`: its origin, and a guard that
+/// stops it when dropped.
+pub fn serve_emulator(
+    rt: &tokio::runtime::Runtime,
+    emulator: Arc<Emulator>,
+) -> (String, DropGuard) {
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
     let origin = format!("http://{}", listener.local_addr().expect("addr"));
     let stop = CancellationToken::new();
-    let (e, s) = (emulator.clone(), stop.clone());
-    rt.spawn(async move { e.serve(listener, s).await });
-    (emulator, origin, stop.drop_guard())
+    let s = stop.clone();
+    rt.spawn(async move { emulator.serve(listener, s).await });
+    (origin, stop.drop_guard())
 }
 
 /// Writes the client secret and a monitor configuration into `dir` (instance `instance`,

@@ -46,6 +46,7 @@ mod http_surface;
 mod inventory_http;
 mod lake_azurite;
 mod lake_blob_wiremock;
+mod lake_deletes;
 mod lake_delta;
 mod lake_delta_tables;
 mod lake_inventory;
