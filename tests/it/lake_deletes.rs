@@ -170,4 +170,21 @@ fn lake_deletes_match_the_emulators_truth_key_by_key() {
         assert!(lost >= 1 && resurrected >= 1, "{faulty}: {seen:?}");
     }
     eprintln!("lake deletes (arrived, lost, resurrected) per target: {seen:?}");
+    // What the reads cost: lake objects listed and bytes read per target, and the watches' reads.
+    let text = app.engine.metrics().render();
+    for line in text.lines().filter(|l| {
+        l.starts_with("lagwatch_lake_objects_listed_total")
+            || l.starts_with("lagwatch_lake_bytes_read_total")
+    }) {
+        eprintln!("{line}");
+    }
+    for path in app.engine.paths() {
+        let reads: u32 = path
+            .state()
+            .deletes
+            .iter()
+            .map(|d| u32::from(d.reads))
+            .sum();
+        eprintln!("{}: {reads} reads by delete watches", path.spec.target);
+    }
 }
