@@ -15,21 +15,28 @@
 //!    `_last_checkpoint` tells whether log retention has moved past the cursor, in which case
 //!    it catches up from that checkpoint instead);
 //! 2. applies each new commit: `add` with `dataChange: true` is new rows (to read, unless its
-//!    column statistics prove no key in it starts with lagwatch's prefix); `remove` drops a
-//!    file; `add` with `dataChange: false` is rows moved by compaction (OPTIMIZE) — already
-//!    accounted for, unless the commit removed a file whose rows were never read (it vanished
-//!    before it could be read, or arrived in a checkpoint), in which case the compacted file
-//!    is read;
-//! 3. reads the data files that are live and not accounted for, keeping only rows whose key
-//!    starts with the sentinel prefix.
+//!    column statistics prove no key in it starts with lagwatch's prefix and, for keyless
+//!    rows, no `Id` in it is a found sentinel's); `remove` drops a file; `add` with
+//!    `dataChange: false` is rows moved by compaction (OPTIMIZE) — already accounted for,
+//!    unless the commit removed a file whose rows were never read (it vanished before it could
+//!    be read, or arrived in a checkpoint), in which case the compacted file is read;
+//! 3. reads the data files that are live and not accounted for, in commit order, keeping only
+//!    rows whose key starts with the sentinel prefix and delete rows of found sentinels.
+//!
+//! Deletes (the `deletes` guarantee): a lookup answers from the table version read last. A
+//! sentinel is deleted by a change row with `IsDelete` true (append-only tables: Synapse
+//! Link's and the export's change rows; matched by `Id`, since a delete row carries nothing
+//! else), or when every data file holding its row was removed with `dataChange` and no file
+//! added by that commit or a later one holds it (a merge rewriting the file without the row).
+//! Compaction moves its rows to the files it adds. A later row brings it back: a resurrection.
 //!
 //! So an idle poll is two small requests, a poll after a commit reads that commit and its new
 //! files, and a compaction costs nothing. State changes only after each step completes, so a
 //! poll abandoned at its deadline, or failed, is resumed by the next.
 //!
 //! Supported: reader versions 1–3 with the reader features `columnMapping` (name and id
-//! modes), `deletionVectors` (deleted rows may still be seen as present: a sentinel only needs
-//! its first appearance), `timestampNtz`, `typeWidening` and `vacuumProtocolCheck`; classic
+//! modes), `deletionVectors` (the vectors are not read: a row deleted by one still counts as
+//! present, so such a delete shows as lost), `timestampNtz`, `typeWidening` and `vacuumProtocolCheck`; classic
 //! single- and multi-part checkpoints. Not supported, with a typed error naming it: V2
 //! checkpoints (sidecar files), data file paths that are absolute URLs (shallow clones), and a
 //! key column that is a partition column.

@@ -17,6 +17,8 @@
 //!
 //! Only rows whose key starts with this instance's sentinel prefix are kept, so memory is
 //! bounded by lagwatch's own sentinels, and those are forgotten after [`Cursor`]'s `keep`.
+//! Deletes are rows too (`IsDelete` = `True`, with only the record's `Id`): the latest row of a
+//! sentinel, in folder and file order, decides whether a lookup finds it.
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -36,9 +36,14 @@
 //! record with the wrong number of fields at the very end of the file is treated the same,
 //! but one followed by more data is [`LakeError::Malformed`].
 //!
-//! Only rows whose key starts with this instance's sentinel prefix are kept, and a sentinel
-//! once found stays found when its file is rewritten (presence is what lagwatch measures; the
-//! first sighting is kept), until the cursor's `keep` has passed.
+//! Only rows whose key starts with this instance's sentinel prefix are kept (its first sighting,
+//! until the cursor's `keep` has passed), and deletes, as the export makes them: append-only, a
+//! later row with `IsDelete` (matched by `Id`) makes a sentinel absent; in place, a sentinel
+//! missing from its partition file when a rewrite sends the file to a whole read was deleted
+//! (unless the file ends inside a record: still being written), as are the rows of a partition
+//! file that is gone. A later row of the key (appended, or back in a rewrite) is found again.
+//! A rewrite is read whole whenever it moved the bytes before the point read, which removing a
+//! row before that point does; so a delete costs the whole read its rewrite costs anyway.
 //!
 //! What this does not see: a row inserted *before* the point already read while the 64 bytes
 //! before that point stay where they were (a rewrite of the same length up to there).
