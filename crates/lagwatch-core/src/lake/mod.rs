@@ -248,8 +248,12 @@ impl Sightings {
                         files: Vec::new(),
                     });
                     if let Some(id) = id {
-                        self.by_id.insert(id.clone(), key);
-                        s.id = Some(id);
+                        if let Some(old) = s.id.replace(id.clone())
+                            && old != id
+                        {
+                            self.by_id.remove(&old);
+                        }
+                        self.by_id.insert(id, key);
                     }
                     if let Some(f) = file
                         && !s.files.iter().any(|h| h == f)
@@ -699,6 +703,68 @@ impl<S: LakeStore + ?Sized> LakeStore for std::sync::Arc<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn found(at: &str) -> Found {
+        Found {
+            payload: None,
+            sink_at: None,
+            observed: at.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn sightings_follow_the_latest_row_of_a_key_and_forget_by_age() {
+        let mut seen = Sightings::default();
+        let mut b = Batch::default();
+        b.push(&seen, "lw-", "lw-a", "g1", false, || {
+            found("2026-11-02T10:00:00Z")
+        });
+        b.push(&seen, "lw-", "other", "g9", false, || {
+            found("2026-11-02T10:00:00Z")
+        });
+        b.push(&seen, "lw-", "lw-b", "", false, || {
+            found("2026-11-02T10:05:00Z")
+        });
+        seen.apply(b, Some("f1"));
+        assert_eq!(seen.key_of("g1"), Some("lw-a"));
+        assert!(seen.found("other").is_none(), "not a sentinel");
+        // A delete row names its record by Id only; an unknown Id or a business key is no row.
+        let mut b = Batch::default();
+        b.push(&seen, "lw-", "", "g1", true, || unreachable!());
+        b.push(&seen, "lw-", "", "g9", true, || unreachable!());
+        b.push(&seen, "lw-", "other", "g9", true, || unreachable!());
+        assert_eq!(b.rows.len(), 1);
+        seen.apply(b, None);
+        assert!(seen.found("lw-a").is_none() && seen.key_of("g1").is_none());
+        // Files: a removal leaves a sentinel no file holds; compaction moves it.
+        assert_eq!(
+            seen.file_gone("f1", &["f2".to_string()]),
+            Vec::<String>::new()
+        );
+        assert_eq!(seen.in_file("f2"), ["lw-b"]);
+        assert_eq!(seen.file_gone("f2", &[]), ["lw-b"]);
+        // Forgotten `keep` after the newest time, by when it was first seen.
+        seen.forget_old(
+            Some("2026-11-02T11:05:01Z".parse().unwrap()),
+            Duration::from_secs(3600),
+        );
+        assert!(seen.is_empty());
+    }
+
+    #[test]
+    fn delete_markers_are_true_false_or_empty() {
+        for (text, want) in [
+            ("", false),
+            ("True", true),
+            (" true ", true),
+            ("FALSE", false),
+        ] {
+            assert_eq!(delete_flag(text), Ok(want), "{text:?}");
+        }
+        for bad in ["1", "0", "yes", "Truee", "\u{0}"] {
+            assert!(delete_flag(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[tokio::test]
     async fn a_local_store_lists_one_level_and_stays_inside_its_root() {
