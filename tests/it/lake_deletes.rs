@@ -72,10 +72,13 @@ const LAKES: [(&str, &str); 5] = [
     ),
 ];
 
-/// Room for the lake writer's wake-up after a folder closes or a commit is due: the emulator
-/// writes the files then, so a read just after `gone_at` may still see the row (20 ms was
-/// enough on an idle machine; this leaves room for a loaded one).
-const WRITER_SLACK: Duration = Duration::from_millis(100);
+/// Room below the bound for the lake writer's wake-up after a folder closes or a commit is
+/// due: the emulator writes the files then, so a read sent just after `gone_at` may still see
+/// the row (20 ms was enough on an idle machine; 140 ms was seen with the whole suite running
+/// on two cores). Nothing lagwatch does makes it see a delete before it is written, so above
+/// the bound only the two wall clocks' anchoring is allowed for.
+const WRITER_SLACK: Duration = Duration::from_secs(1);
+const CLOCK_SLACK: Duration = Duration::from_millis(20);
 
 #[test]
 fn lake_deletes_match_the_emulators_truth_key_by_key() {
@@ -143,7 +146,7 @@ fn lake_deletes_match_the_emulators_truth_key_by_key() {
             let lag = (wall(end) - d.acked_at).to_std().unwrap_or(Duration::ZERO);
             let est = d.estimate.expect("a delete that arrived has a lag");
             assert!(
-                est.contains(lag, WRITER_SLACK),
+                est.lower() <= lag + WRITER_SLACK && lag <= est.upper() + CLOCK_SLACK,
                 "{target} {key}: truth {lag:?} outside {est:?}"
             );
             gone += 1;
