@@ -43,6 +43,8 @@ pub fn every_series(m: &lagwatch::metrics::Metrics, source: &str, target: &str) 
         p.pair(result, Some(0));
     }
     p.pair(1, Some(1));
+    p.order_inversions.inc();
+    p.updates_lost.inc();
     for outcome in 0..5 {
         p.probe(outcome, true);
     }
@@ -83,6 +85,50 @@ pub fn sample(app: &App, name: &str, labels: &str) -> f64 {
             (ls == labels).then(|| v.trim().parse().ok())?
         })
         .unwrap_or(0.0)
+}
+
+/// The deletes a path watched, each with its sentinel's key (`instance` is the config's):
+/// how a test looks each one up in a replica's truth.
+pub fn watched_deletes(
+    state: &lagwatch::probe::path::PathState,
+    instance: &str,
+) -> Vec<(String, lagwatch::probe::deletes::DeleteTrace)> {
+    state
+        .deletes
+        .iter()
+        .map(|d| {
+            let probe = state
+                .traces
+                .iter()
+                .find(|t| t.seq == d.seq)
+                .expect("each watched delete has its probe");
+            (probe.sentinel(instance).key().to_string(), *d)
+        })
+        .collect()
+}
+
+/// Checks a watched delete's outcome against whether its replica dropped the delete (`truth`
+/// is shown on failure): lost, with no lag, if it did, else gone. Returns whether it arrived.
+pub fn delete_settled_as_truth(
+    target: &str,
+    key: &str,
+    d: &lagwatch::probe::deletes::DeleteTrace,
+    dropped: bool,
+    truth: &dyn std::fmt::Debug,
+) -> bool {
+    use lagwatch::probe::deletes::DeleteOutcome;
+    let want = if dropped {
+        DeleteOutcome::Lost
+    } else {
+        DeleteOutcome::Gone
+    };
+    assert_eq!(d.outcome, want, "{target} {key}: {d:?} {truth:?}");
+    assert_eq!(
+        d.estimate.is_some(),
+        !dropped,
+        "a lag only for a delete that arrived"
+    );
+    !dropped
 }
 
 /// Builds an app from YAML text (panics with the config error: a test's own input).

@@ -15,14 +15,24 @@ pub fn serve(
     lag: &str,
 ) -> (Arc<Emulator>, String, DropGuard) {
     let emulator = Emulator::new(Scenario::from_yaml(&scenario(secret, lag)).expect("scenario"));
+    let (origin, guard) = serve_emulator(rt, emulator.clone());
+    (emulator, origin, guard)
+}
+
+/// `emulator` (any scenario) served on a loopback port from `rt`: its origin, and a guard that
+/// stops it when dropped.
+pub fn serve_emulator(
+    rt: &tokio::runtime::Runtime,
+    emulator: Arc<Emulator>,
+) -> (String, DropGuard) {
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
     let origin = format!("http://{}", listener.local_addr().expect("addr"));
     let stop = CancellationToken::new();
-    let (e, s) = (emulator.clone(), stop.clone());
-    rt.spawn(async move { e.serve(listener, s).await });
-    (emulator, origin, stop.drop_guard())
+    let s = stop.clone();
+    rt.spawn(async move { emulator.serve(listener, s).await });
+    (origin, stop.drop_guard())
 }
 
 /// Writes the client secret and a monitor configuration into `dir` (instance `instance`,
@@ -144,4 +154,56 @@ pub fn dataverse(name: &str, origin: &str, secret_file: &Path) -> String {
 "#,
         secret = secret_file.display()
     )
+}
+
+/// An emulated estate with lakes, served over HTTP from its own runtime: what the lake tests
+/// that run the engine against the emulator's lakes share.
+pub struct LakeEstate {
+    pub rt: tokio::runtime::Runtime,
+    pub emulator: Arc<Emulator>,
+    /// Where the lakes are written (`file://{root}/<container>`).
+    pub root: String,
+    /// The configuration so far: `instance` and `systems:` with the Dataverse `crm`; the test
+    /// adds its lake systems and `paths:`.
+    pub yaml: String,
+    _lakes: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    _stop: DropGuard,
+}
+
+impl LakeEstate {
+    /// Serves `scenario` (its credentials must take `secret`) with its lakes in a new
+    /// temporary folder; the monitor's instance is `instance`.
+    pub fn start(scenario: &str, secret: &str, instance: &str) -> LakeEstate {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let lakes = super::temp_dir("lagwatch-lakes-");
+        let dir = super::temp_dir("lagwatch-lakes-cfg-");
+        let emulator = {
+            let _in_rt = rt.enter();
+            Emulator::with_lake_root(
+                Scenario::from_yaml(scenario).expect("scenario"),
+                lakes.path(),
+            )
+        };
+        let (origin, stop) = serve_emulator(&rt, emulator.clone());
+        let secret_file = dir.path().join("secret");
+        std::fs::write(&secret_file, secret).expect("the secret file");
+        let yaml = format!(
+            "instance: {instance}\nsystems:{}",
+            dataverse("crm", &origin, &secret_file)
+        );
+        LakeEstate {
+            rt,
+            emulator,
+            root: lakes.path().display().to_string(),
+            yaml,
+            _lakes: lakes,
+            _dir: dir,
+            _stop: stop,
+        }
+    }
 }

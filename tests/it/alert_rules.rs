@@ -317,6 +317,7 @@ fn rules_read_only_metrics_lagwatch_exports_or_the_proposed_ones() {
             delete_window: Some(600.0),
             canary: true,
             pairs: true,
+            ordered: true,
         },
     );
     m.init_source("src");

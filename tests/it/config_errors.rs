@@ -313,11 +313,6 @@ const CASES: &[Case] = &[
         "system \"primary\" (kind dataverse) cannot write a causal pair: it has no parent_column (a lookup of the sentinel table to itself) to reference a parent with",
     ),
     case(
-        "contract_deletes_lake.yaml",
-        "paths[0].contract.deletes",
-        "system \"lake\" (kind synapse_link_csv) cannot show that a delete arrived: its reader keeps a sentinel once found and does not read the export's delete rows (IsDelete) yet",
-    ),
-    case(
         "delete_sample_zero.yaml",
         "paths[0].delete_sample",
         "delete_sample must be at least 1 (1: every sentinel's delete is watched, 4: one in four)",
@@ -326,11 +321,6 @@ const CASES: &[Case] = &[
         "contract_deletes_zero.yaml",
         "paths[0].contract.deletes",
         "a delete cannot be gone within 0s; give how long the target may take",
-    ),
-    case(
-        "contract_deletes_default_lake.yaml",
-        "defaults.contract.deletes",
-        "system \"lake\" (kind delta) cannot show that a delete arrived: its reader keeps a sentinel once found and does not read the export's delete rows (IsDelete) yet (inherited by paths[1]; declare it per path instead)",
     ),
     case(
         "contract_visibility_over_timeout.yaml",

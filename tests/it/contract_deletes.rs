@@ -175,16 +175,11 @@ paths:
     let path = &app.engine.paths()[0];
     let state = path.state();
     let rows = api.rows.lock().unwrap();
-    let deletes: Vec<(Fate, &Row, &DeleteTrace)> = state
-        .deletes
+    let watched = common::watched_deletes(&state, "del");
+    let deletes: Vec<(Fate, &Row, &DeleteTrace)> = watched
         .iter()
-        .map(|d| {
-            let t = state
-                .traces
-                .iter()
-                .find(|t| t.seq == d.seq)
-                .expect("each watched delete has its probe");
-            let row = &rows[t.sentinel("del").key()];
+        .map(|(key, d)| {
+            let row = &rows[key];
             (row.fate, row, d)
         })
         .collect();
@@ -282,24 +277,12 @@ paths:
         let target = path.spec.target.as_str();
         let state = path.state();
         let (mut lost, mut gone, mut resurrected) = (0, 0, 0);
-        for d in &state.deletes {
-            let key = state
-                .traces
-                .iter()
-                .find(|t| t.seq == d.seq)
-                .map(|t| t.sentinel("t").key().to_string())
-                .expect("the delete's probe");
-            let truth = landscape.truth(target, &key).expect("the truth of the key");
-            if truth.delete_dropped {
-                assert_eq!(d.outcome, DeleteOutcome::Lost, "{target} {key}: {d:?}");
+        for (key, d) in &common::watched_deletes(&state, "t") {
+            let truth = landscape.truth(target, key).expect("the truth of the key");
+            if !common::delete_settled_as_truth(target, key, d, truth.delete_dropped, &truth) {
                 lost += 1;
                 continue;
             }
-            assert_eq!(
-                d.outcome,
-                DeleteOutcome::Gone,
-                "{target} {key}: {d:?} {truth:?}"
-            );
             gone += 1;
             let deleted = truth.deleted_at.expect("deleted");
             // Gone for good: after its resurrection, for a resurrected row.

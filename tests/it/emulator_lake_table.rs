@@ -2,7 +2,8 @@
 //! `<table>/<partition>.csv` at the container's root; in in-place mode creates are appended and
 //! updates and deletes rewrite the file, in append-only mode everything is appended; a row's
 //! ground truth `visible_at` is its sink instant; and lagwatch's table cursor finds every
-//! sentinel exactly from that instant on, through creates, updates and deletes around it.
+//! sentinel exactly from that instant on, through creates, updates and deletes around it, and
+//! no longer from its delete's `gone_at`.
 //! Paused tokio time.
 
 use crate::common::{self, entra};
@@ -360,14 +361,30 @@ async fn the_table_cursor_finds_what_the_emulator_wrote_from_its_visible_at() {
                 "{whole_reads}: the new file and rewrites"
             ),
         }
-        // Deleting the sentinels (lagwatch's cleanup) rewrites or appends; they stay found.
+        // Deleting sentinels (lagwatch's cleanup) rewrites the file or appends delete rows:
+        // each is found until its truth's gone_at and not from then on; the others stay.
         for key in &keys[..2] {
             let id = e.emu.truth(lake, key).expect("truth").record_id.to_string();
             e.delete(&id).await;
         }
-        e.step(Duration::from_secs(1)).await;
-        cursor.scan(&store).await.expect("scan");
-        assert!(keys.iter().all(|k| cursor.found(k).is_some()), "{lake}");
+        for _ in 0..7 {
+            e.step(Duration::from_secs(1)).await;
+            cursor.scan(&store).await.expect("scan");
+            let now = Instant::now();
+            for key in &keys[..2] {
+                let gone = e.emu.truth(lake, key).expect("truth").gone_at;
+                let gone = gone.expect("the delete arrives");
+                assert_eq!(cursor.found(key).is_none(), now >= gone, "{lake}: {key}");
+            }
+        }
+        assert!(
+            keys[..2].iter().all(|k| cursor.found(k).is_none()),
+            "{lake}"
+        );
+        assert!(
+            keys[2..].iter().all(|k| cursor.found(k).is_some()),
+            "{lake}"
+        );
     }
 }
 

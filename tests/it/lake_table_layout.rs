@@ -197,7 +197,7 @@ async fn a_sentinel_appended_to_a_partition_is_found_and_the_file_time_is_export
 }
 
 #[tokio::test]
-async fn a_partition_rewritten_in_place_is_read_whole_and_found_sentinels_stay_found() {
+async fn a_partition_rewritten_in_place_is_read_whole_and_a_sentinel_it_lost_is_deleted() {
     let lake = Lake::new();
     let first = SentinelId::new("lake");
     let second = SentinelId::new("lake");
@@ -224,8 +224,8 @@ async fn a_partition_rewritten_in_place_is_read_whole_and_found_sentinels_stay_f
     // The range read that found the fingerprint gone, then the whole file.
     let size = rewritten.len() as u64;
     assert_eq!(read, (size - (before - FINGERPRINT_BYTES)) + size);
-    // Presence is what is measured: the deleted sentinel stays found, with its first payload.
-    assert_eq!(p.lookup(&first).await.0, present("one"));
+    // The sentinel the rewritten file no longer has was deleted in place.
+    assert_eq!(p.lookup(&first).await.0, Lookup::Absent);
 
     // A file that shrank below what was read is read whole too.
     let third = SentinelId::new("lake");
@@ -234,7 +234,11 @@ async fn a_partition_rewritten_in_place_is_read_whole_and_found_sentinels_stay_f
     let (answer, _, read) = p.lookup(&third).await;
     assert_eq!(answer, present("three"));
     assert_eq!(read, short.len() as u64);
-    assert_eq!(p.lookup(&second).await.0, present("two"));
+    assert_eq!(
+        p.lookup(&second).await.0,
+        Lookup::Absent,
+        "not in the file any more"
+    );
 }
 
 #[tokio::test]

@@ -58,7 +58,7 @@ fn the_command_prints_every_path_and_guarantee_of_a_running_instance() {
     for p in &served.paths {
         let heading = format!("\n## {} → {} ({})\n", p.source, p.target, p.target_kind);
         assert!(md.contains(&heading), "{heading} in {md}");
-        assert_eq!(p.guarantees.len(), 5);
+        assert_eq!(p.guarantees.len(), 6);
         for g in &p.guarantees {
             let declared = g.declared.as_deref().unwrap_or("not declared");
             let row = format!("| {} | {declared} | ", g.guarantee.replace('_', "\\_"));
@@ -75,7 +75,7 @@ fn the_command_prints_every_path_and_guarantee_of_a_running_instance() {
     assert!(html.starts_with("<!doctype html>"), "{html}");
     assert!(html.contains("<title>lagwatch report · report-it · "));
     assert_eq!(html.matches("<section class=\"path\">").count(), 2);
-    assert_eq!(html.matches("<tr data-guarantee=").count(), 10);
+    assert_eq!(html.matches("<tr data-guarantee=").count(), 12);
     // The slow path's evidence links to the probe that broke its visibility, on the instance.
     let slow = html
         .split("<h2>src → slow (simulated)</h2>")
@@ -106,7 +106,7 @@ fn the_command_prints_every_path_and_guarantee_of_a_running_instance() {
     assert_eq!(status, 200, "{page}");
     assert!(content_type.starts_with("text/html"), "{content_type}");
     assert!(page.contains("<h2>src → fast (simulated)</h2>"));
-    assert_eq!(page.matches("<tr data-guarantee=").count(), 10);
+    assert_eq!(page.matches("<tr data-guarantee=").count(), 12);
     let (status, _, refused) = common::http_get(addr, "/report?since=8d");
     assert_eq!(
         (status, refused.trim()),

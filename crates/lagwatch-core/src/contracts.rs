@@ -64,7 +64,8 @@ pub struct PathContract {
     pub target: String,
     /// The target system's `kind:`.
     pub target_kind: String,
-    /// `visibility`, `monotonic_reads`, `deletes`, `causal`, `updates`, in that order.
+    /// `visibility`, `monotonic_reads`, `deletes`, `causal`, `updates`, `order`, in that
+    /// order (`order` is measured, never declared).
     pub guarantees: Vec<GuaranteeReport>,
     /// t-visibility: reads by age bucket over the window (non-cumulative buckets).
     pub t_visibility: Vec<VisibilityBucket>,
@@ -335,6 +336,25 @@ pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> C
                     "no update canary on this path (update_interval; a source that can write a record again, a target that returns its content)",
                 ),
             };
+            let order = if p.target.applies_in_order() && p.target.reads_together() {
+                GuaranteeReport {
+                    guarantee: "order".to_string(),
+                    declared: None,
+                    status: status(sum.ordered_sightings, sum.inversions),
+                    observations: sum.ordered_sightings,
+                    violations: sum.inversions,
+                    summary: format!(
+                        "{} of {} sentinels seen while one written before them was missing from the same read",
+                        sum.inversions, sum.ordered_sightings
+                    ),
+                    evidence: evidence("order", &[EvidenceKind::OutOfOrder]),
+                }
+            } else {
+                GuaranteeReport::not_observable(
+                    "order",
+                    "the kind does not claim to apply writes in order (change-log lakes do)",
+                )
+            };
             let t_visibility = READ_AGE_BOUNDS
                 .iter()
                 .enumerate()
@@ -361,7 +381,7 @@ pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> C
                 source: spec.source.clone(),
                 target: spec.target.clone(),
                 target_kind: spec.target_kind.clone(),
-                guarantees: vec![visibility, monotonic, deletes, causal, updates],
+                guarantees: vec![visibility, monotonic, deletes, causal, updates, order],
                 t_visibility,
                 delete_lag,
                 k_staleness: spec.update_interval.map(|_| {

@@ -275,6 +275,13 @@ pub trait Target: Send + Sync + 'static {
         false
     }
 
+    /// Whether the target claims to apply a source's writes in the order they were made (a
+    /// change-log lake, which exports a table's changes in order), so a later sentinel seen
+    /// before an earlier one is an order inversion. Only asked of kinds that read together.
+    fn applies_in_order(&self) -> bool {
+        false
+    }
+
     /// Looks up every sentinel of `ids` in one request, answers in the same order. Only
     /// called when [`reads_together`](Self::reads_together) says the kind can.
     async fn lookup_together(&self, _ids: &[SentinelId]) -> Result<Vec<Lookup>, ConnectorError> {

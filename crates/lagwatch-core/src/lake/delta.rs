@@ -15,21 +15,28 @@
 //!    `_last_checkpoint` tells whether log retention has moved past the cursor, in which case
 //!    it catches up from that checkpoint instead);
 //! 2. applies each new commit: `add` with `dataChange: true` is new rows (to read, unless its
-//!    column statistics prove no key in it starts with lagwatch's prefix); `remove` drops a
-//!    file; `add` with `dataChange: false` is rows moved by compaction (OPTIMIZE) — already
-//!    accounted for, unless the commit removed a file whose rows were never read (it vanished
-//!    before it could be read, or arrived in a checkpoint), in which case the compacted file
-//!    is read;
-//! 3. reads the data files that are live and not accounted for, keeping only rows whose key
-//!    starts with the sentinel prefix.
+//!    column statistics prove no key in it starts with lagwatch's prefix and, for keyless
+//!    rows, no `Id` in it is a found sentinel's); `remove` drops a file; `add` with
+//!    `dataChange: false` is rows moved by compaction (OPTIMIZE) — already accounted for,
+//!    unless the commit removed a file whose rows were never read (it vanished before it could
+//!    be read, or arrived in a checkpoint), in which case the compacted file is read;
+//! 3. reads the data files that are live and not accounted for, in commit order, keeping only
+//!    rows whose key starts with the sentinel prefix and delete rows of found sentinels.
+//!
+//! Deletes (the `deletes` guarantee): a lookup answers from the table version read last. A
+//! sentinel is deleted by a change row with `IsDelete` true (append-only tables: Synapse
+//! Link's and the export's change rows; matched by `Id`, since a delete row carries nothing
+//! else), or when every data file holding its row was removed with `dataChange` and no file
+//! added by that commit or a later one holds it (a merge rewriting the file without the row).
+//! Compaction moves its rows to the files it adds. A later row brings it back: a resurrection.
 //!
 //! So an idle poll is two small requests, a poll after a commit reads that commit and its new
 //! files, and a compaction costs nothing. State changes only after each step completes, so a
 //! poll abandoned at its deadline, or failed, is resumed by the next.
 //!
 //! Supported: reader versions 1–3 with the reader features `columnMapping` (name and id
-//! modes), `deletionVectors` (deleted rows may still be seen as present: a sentinel only needs
-//! its first appearance), `timestampNtz`, `typeWidening` and `vacuumProtocolCheck`; classic
+//! modes), `deletionVectors` (the vectors are not read: a row deleted by one still counts as
+//! present, so such a delete shows as lost), `timestampNtz`, `typeWidening` and `vacuumProtocolCheck`; classic
 //! single- and multi-part checkpoints. Not supported, with a typed error naming it: V2
 //! checkpoints (sidecar files), data file paths that are absolute URLs (shallow clones), and a
 //! key column that is a partition column.
@@ -45,8 +52,10 @@ use parquet::schema::types::Type;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::synapse::{forget_old, parse_datetime};
-use super::{Found, LakeCursor, LakeError, LakeStore};
+use super::synapse::parse_datetime;
+use super::{
+    Batch, DELETE_COLUMNS, Found, LakeCursor, LakeError, LakeStore, Sightings, delete_flag,
+};
 
 /// The transaction log's folder under the table root.
 pub const LOG_DIR: &str = "_delta_log";
@@ -299,6 +308,10 @@ struct Columns {
     key: Physical,
     payload: Option<Physical>,
     sink: Option<Physical>,
+    /// `Id`: the record's id, all a delete row names its record by.
+    id: Option<Physical>,
+    /// `IsDelete` (or `isDeleted`): the delete marker of change rows.
+    delete: Option<Physical>,
 }
 
 /// A table's logical columns, from its `metaData`: what maps a column name to the column in
@@ -392,7 +405,13 @@ fn columns(path: &str, meta: &MetaData, spec: &DeltaSpec) -> Result<Columns, Lak
         }
     };
     let sink = find("SinkCreatedOn").or_else(|| find("SinkModifiedOn"));
-    Ok(Columns { key, payload, sink })
+    Ok(Columns {
+        key,
+        payload,
+        sink,
+        id: find("Id"),
+        delete: DELETE_COLUMNS.iter().find_map(|c| find(c)),
+    })
 }
 
 /// Whether a file's statistics allow a key starting with `prefix` (no statistics: yes).
@@ -425,6 +444,36 @@ fn may_hold(stats: Option<&str>, key: &str, prefix: &str) -> bool {
         return false;
     }
     true
+}
+
+/// Whether a file's statistics allow a delete row of a sentinel whose record has one of
+/// `ids`: a row without a key (a delete row names its record by `Id` only) with an `Id` in the
+/// file's range (no statistics: yes). Why: business deletes are common, and a file holding
+/// only theirs need not be read.
+fn may_hold_delete<'a>(
+    stats: Option<&str>,
+    key: &str,
+    id: &str,
+    mut ids: impl Iterator<Item = &'a str>,
+) -> bool {
+    let Some(stats) = stats.and_then(|s| serde_json::from_str::<Value>(s).ok()) else {
+        return true;
+    };
+    let of = |which: &str, column: &str| stats.get(which).and_then(|m| m.get(column)).cloned();
+    if stats.get("numRecords").and_then(Value::as_u64) == Some(0)
+        || of("nullCount", key).and_then(|n| n.as_u64()) == Some(0)
+    {
+        return false;
+    }
+    let min = of("minValues", id);
+    let max = of("maxValues", id);
+    let (min, max) = (
+        min.as_ref().and_then(Value::as_str),
+        max.as_ref().and_then(Value::as_str),
+    );
+    // Truncated statistics stay conservative: a minimum is a prefix of the true one, a
+    // maximum at least as large.
+    ids.any(|i| min.is_none_or(|m| i >= m) && max.is_none_or(|m| i <= m || i.starts_with(m)))
 }
 
 // ---- Parquet -----------------------------------------------------------------------------
@@ -560,14 +609,16 @@ pub(crate) fn locate(fields: &[Arc<Type>], c: &Physical) -> Option<Arc<Type>> {
         .cloned()
 }
 
-/// The sentinel rows (key starting with `prefix`) of one data file.
+/// The sentinel rows of one data file, in file order: rows whose key starts with `prefix`,
+/// and delete rows (`IsDelete`) of a sentinel `known` or earlier in the file has.
 fn data_rows(
     path: &str,
     bytes: Vec<u8>,
     cols: &Columns,
     prefix: &str,
     now: DateTime<Utc>,
-) -> Result<Vec<(String, Found)>, LakeError> {
+    known: &Sightings,
+) -> Result<Batch, LakeError> {
     let reader = open_parquet(path, bytes)?;
     let schema = reader.metadata().file_metadata().schema();
     let fields = schema.get_fields();
@@ -578,15 +629,15 @@ fn data_rows(
             format!("has no column {} (the table's key column)", cols.key.name),
         ));
     };
-    let payload = cols.payload.as_ref().and_then(locate);
-    let sink = cols.sink.as_ref().and_then(locate);
-    let names: Vec<String> = [Some(&key), payload.as_ref(), sink.as_ref()]
-        .iter()
+    let others =
+        [&cols.payload, &cols.sink, &cols.id, &cols.delete].map(|c| c.as_ref().and_then(locate));
+    // Column names to find in a row; empty: the file has no such column.
+    let names: Vec<String> = std::iter::once(Some(&key))
+        .chain(others.iter().map(Option::as_ref))
         .map(|t| t.map(|t| t.name().to_string()).unwrap_or_default())
         .collect();
     let mut projected: Vec<Arc<Type>> = vec![key];
-    projected.extend(payload.iter().cloned());
-    projected.extend(sink.iter().cloned());
+    projected.extend(others.into_iter().flatten());
     let mut seen = HashSet::new();
     projected.retain(|t| seen.insert(t.name().to_string()));
     let projection = Type::group_type_builder(schema.name())
@@ -594,32 +645,42 @@ fn data_rows(
         .build()
         .map_err(|e| parquet_error(path, &e))?;
     let rows = reader.rows(Some(projection))?;
-    let mut out = Vec::new();
-    for row in rows {
+    let mut out = Batch::default();
+    for (i, row) in rows.enumerate() {
         let row = row.map_err(|e| parquet_error(path, &e))?;
         let get = |name: &str| {
             row.get_column_iter()
                 .find(|(n, _)| !name.is_empty() && n.as_str() == name)
                 .map(|(_, f)| f)
         };
-        let Some(Field::Str(k)) = get(&names[0]) else {
-            continue;
+        // A delete row has no key, only its record's `Id`.
+        let k = match get(&names[0]) {
+            Some(Field::Str(k)) => k.as_str(),
+            None | Some(Field::Null) => "",
+            Some(_) => continue,
         };
-        if !k.starts_with(prefix) {
-            continue;
-        }
-        let payload = cols
-            .payload
-            .as_ref()
-            .map(|_| get(&names[1]).and_then(field_text).unwrap_or_default());
-        out.push((
-            k.clone(),
-            Found {
-                payload,
-                sink_at: get(&names[2]).and_then(field_time),
-                observed: now,
-            },
-        ));
+        let delete = match get(&names[4]) {
+            None | Some(Field::Null) => false,
+            Some(Field::Bool(b)) => *b,
+            Some(Field::Str(t)) => {
+                delete_flag(t).map_err(|reason| malformed(path, format!("row {i}: {reason}")))?
+            }
+            Some(other) => {
+                return Err(malformed(
+                    path,
+                    format!("row {i}: IsDelete is {other}, not a boolean"),
+                ));
+            }
+        };
+        let id = get(&names[3]).and_then(field_text).unwrap_or_default();
+        out.push(known, prefix, k, &id, delete, || Found {
+            payload: cols
+                .payload
+                .as_ref()
+                .map(|_| get(&names[1]).and_then(field_text).unwrap_or_default()),
+            sink_at: get(&names[2]).and_then(field_time),
+            observed: now,
+        });
     }
     Ok(out)
 }
@@ -666,12 +727,26 @@ pub struct DeltaCursor {
     since_ms: i64,
     /// The next commit to apply; `None` until the first scan found the table's state.
     next: Option<u64>,
-    /// Live data files: `true` once their rows are accounted for.
-    live: HashMap<String, bool>,
+    /// Live data files.
+    live: HashMap<String, Live>,
     columns: Option<Columns>,
-    found: HashMap<String, Found>,
+    seen: Sightings,
+    /// Sentinels whose every data file a commit removed (by the version that removed the
+    /// last): deleted, unless a file added then or later holds their row again.
+    orphans: HashMap<String, u64>,
     keep: Duration,
     newest_commit: Option<DateTime<Utc>>,
+}
+
+/// A live data file as the cursor knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Live {
+    /// Its rows are accounted for: read, older than lagwatch, or shown by its statistics to
+    /// hold no sentinel row.
+    accounted: bool,
+    /// The version that added it: files are read in commit order, so a key's later change
+    /// row wins.
+    version: u64,
 }
 
 impl DeltaCursor {
@@ -684,15 +759,17 @@ impl DeltaCursor {
             next: None,
             live: HashMap::new(),
             columns: None,
-            found: HashMap::new(),
+            seen: Sightings::default(),
+            orphans: HashMap::new(),
             keep,
             newest_commit: None,
         }
     }
 
-    /// The sentinel with key `key`, if a data file held it.
+    /// The sentinel with key `key`, if a data file held it and the table version read last
+    /// has not deleted it (module docs).
     pub fn found(&self, key: &str) -> Option<&Found> {
-        self.found.get(key)
+        self.seen.found(key)
     }
 
     /// The version of the newest commit applied, once known.
@@ -702,7 +779,7 @@ impl DeltaCursor {
 
     /// Live data files whose rows are not accounted for yet (read failed, or file missing).
     pub fn unread(&self) -> usize {
-        self.live.values().filter(|a| !**a).count()
+        self.live.values().filter(|l| !l.accounted).count()
     }
 
     /// Brings the cursor up to the table's newest commit and reads the new data files.
@@ -723,7 +800,7 @@ impl DeltaCursor {
             let path = commit_path(next);
             if let Some(bytes) = store.get(&path).await? {
                 let actions = parse_commit(&path, &bytes)?;
-                self.apply_commit(&path, &actions)?;
+                self.apply_commit(next, &path, &actions)?;
                 next += 1;
                 self.next = Some(next);
                 scan.commits += 1;
@@ -747,7 +824,7 @@ impl DeltaCursor {
         scan.files_read = self.read_pending(store).await?;
         scan.newest_commit = self.newest_commit;
         // Rows are dated by when they were read, so "newest" is now.
-        forget_old(&mut self.found, Some(Utc::now()), self.keep);
+        self.seen.forget_old(Some(Utc::now()), self.keep);
         Ok(scan)
     }
 
@@ -778,7 +855,7 @@ impl DeltaCursor {
             None => {
                 let first = commit_path(0);
                 if let Some(bytes) = store.get(&first).await? {
-                    self.apply_commit(&first, &parse_commit(&first, &bytes)?)?;
+                    self.apply_commit(0, &first, &parse_commit(&first, &bytes)?)?;
                     self.next = Some(1);
                     return Ok(false);
                 }
@@ -828,26 +905,52 @@ impl DeltaCursor {
             }
             if let Some(add) = &a.add {
                 let path = data_path(&first, &add.path)?;
-                let accounted = self.live.get(&path).copied().unwrap_or_else(|| {
-                    add.modification_time.unwrap_or(i64::MAX) < self.since_ms || !self.may_hold(add)
+                let known = self.live.get(&path).copied().unwrap_or_else(|| Live {
+                    accounted: !self.unaccounted(add),
+                    version: last.version,
                 });
-                live.insert(path, accounted);
+                live.insert(path, known);
             }
         }
         if self.columns.is_none() {
             return Err(malformed(&first, "has no metaData action"));
         }
         self.live = live;
+        // Files gone between the version read last and the checkpoint: whether compaction
+        // moved their rows is not known, so their sentinels are deleted unless a new file
+        // (all of which are read, being newer than lagwatch) holds them.
+        for file in self.seen.files() {
+            if !self.live.contains_key(&file) {
+                for key in self.seen.file_gone(&file, &[]) {
+                    self.orphans.insert(key, last.version);
+                }
+            }
+        }
         Ok(())
     }
 
-    fn may_hold(&self, add: &Add) -> bool {
-        let key = self.columns.as_ref().map_or("", |c| c.key.name.as_str());
-        may_hold(add.stats.as_deref(), key, &self.spec.key_prefix)
+    /// Whether the rows of a newly added file must be read: it is newer than lagwatch and its
+    /// statistics allow a sentinel row or a delete row of a sentinel found.
+    fn unaccounted(&self, add: &Add) -> bool {
+        let Some(c) = self.columns.as_ref() else {
+            return true;
+        };
+        let stats = add.stats.as_deref();
+        add.modification_time.unwrap_or(i64::MAX) >= self.since_ms
+            && (may_hold(stats, &c.key.name, &self.spec.key_prefix)
+                || c.id.as_ref().is_some_and(|id| {
+                    !self.seen.is_empty()
+                        && may_hold_delete(stats, &c.key.name, &id.name, self.seen.ids())
+                }))
     }
 
-    /// Applies one commit's actions to the live set.
-    fn apply_commit(&mut self, path: &str, actions: &[Action]) -> Result<(), LakeError> {
+    /// Applies one commit's actions (of version `version`) to the live set.
+    fn apply_commit(
+        &mut self,
+        version: u64,
+        path: &str,
+        actions: &[Action],
+    ) -> Result<(), LakeError> {
         for a in actions {
             if let Some(p) = &a.protocol {
                 check_protocol(path, p)?;
@@ -864,29 +967,57 @@ impl DeltaCursor {
         }
         // Removes first: a file removed and re-added in one commit (a deletion vector
         // update) keeps what was known about it.
-        let mut removed: HashMap<String, bool> = HashMap::new();
+        let mut removed: HashMap<String, Live> = HashMap::new();
         let mut rows_unaccounted_moved = false;
+        let mut moved = Vec::new();
+        let mut dropped = Vec::new();
         for r in actions.iter().filter_map(|a| a.remove.as_ref()) {
             let p = data_path(path, &r.path)?;
-            if let Some(accounted) = self.live.remove(&p) {
-                if !accounted && r.data_change == Some(false) {
+            if let Some(live) = self.live.remove(&p) {
+                if !live.accounted && r.data_change == Some(false) {
                     rows_unaccounted_moved = true;
                 }
-                removed.insert(p, accounted);
+                removed.insert(p.clone(), live);
+            }
+            if r.data_change == Some(false) {
+                moved.push(p);
+            } else {
+                dropped.push(p);
             }
         }
         let mut newest = None;
+        let mut compacted = Vec::new();
         for add in actions.iter().filter_map(|a| a.add.as_ref()) {
             let p = data_path(path, &add.path)?;
-            let accounted = if let Some(&before) = removed.get(&p) {
+            let live = if let Some(&before) = removed.get(&p) {
                 before
             } else if add.data_change == Some(false) {
-                !rows_unaccounted_moved
+                compacted.push(p.clone());
+                Live {
+                    accounted: !rows_unaccounted_moved,
+                    version,
+                }
             } else {
-                add.modification_time.unwrap_or(i64::MAX) < self.since_ms || !self.may_hold(add)
+                Live {
+                    accounted: !self.unaccounted(add),
+                    version,
+                }
             };
-            self.live.insert(p, accounted);
+            self.live.insert(p, live);
             newest = newest.max(add.modification_time);
+        }
+        // Where the found sentinels' rows are now: a file added back in the same commit (a
+        // deletion vector) keeps them, compaction moved them into its new files, and any
+        // other removal (a merge rewriting the file without the row) took them out of the
+        // table, unless a file added by this commit or a later one has them again.
+        for (files, to) in [(moved, compacted.as_slice()), (dropped, &[][..])] {
+            for file in files {
+                if !self.live.contains_key(&file) {
+                    for key in self.seen.file_gone(&file, to) {
+                        self.orphans.insert(key, version);
+                    }
+                }
+            }
         }
         let committed = actions
             .iter()
@@ -904,32 +1035,54 @@ impl DeltaCursor {
         Ok(())
     }
 
-    /// Reads every live file whose rows are not accounted for. Returns how many were read.
+    /// Reads every live file whose rows are not accounted for, in commit order, so a key's
+    /// latest change row decides. Then the sentinels whose files were removed and whose row
+    /// no file read since holds are deleted (unless a file that could hold it is missing).
+    /// Returns how many files were read.
     async fn read_pending(&mut self, store: &dyn LakeStore) -> Result<usize, LakeError> {
         let Some(cols) = self.columns.clone() else {
             return Ok(0);
         };
-        let mut pending: Vec<String> = self
+        let mut pending: Vec<(u64, String)> = self
             .live
             .iter()
-            .filter(|(_, a)| !**a)
-            .map(|(p, _)| p.clone())
+            .filter(|(_, l)| !l.accounted)
+            .map(|(p, l)| (l.version, p.clone()))
             .collect();
         pending.sort();
         let mut read = 0;
-        for path in pending {
+        let mut missing_from: Option<u64> = None;
+        for (version, path) in pending {
             // Missing: vacuumed or not yet visible; stays unaccounted, so a compaction that
             // removes it makes its replacement be read.
             let Some(bytes) = store.get(&path).await? else {
+                missing_from = Some(missing_from.map_or(version, |m| m.min(version)));
                 continue;
             };
-            let rows = data_rows(&path, bytes, &cols, &self.spec.key_prefix, Utc::now())?;
+            let rows = data_rows(
+                &path,
+                bytes,
+                &cols,
+                &self.spec.key_prefix,
+                Utc::now(),
+                &self.seen,
+            )?;
             read += 1;
-            for (key, found) in rows {
-                self.found.entry(key).or_insert(found);
+            for (key, ..) in &rows.rows {
+                self.orphans.remove(key);
             }
-            if let Some(a) = self.live.get_mut(&path) {
-                *a = true;
+            self.seen.apply(rows, Some(&path));
+            if let Some(l) = self.live.get_mut(&path) {
+                l.accounted = true;
+            }
+        }
+        // A missing file added at or after a sentinel's removal may hold its row again.
+        let orphans = std::mem::take(&mut self.orphans);
+        for (key, version) in orphans {
+            if missing_from.is_some_and(|m| m >= version) {
+                self.orphans.insert(key, version);
+            } else {
+                self.seen.remove(&key);
             }
         }
         Ok(read)
@@ -950,6 +1103,287 @@ impl LakeCursor for DeltaCursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Delta table in a temp folder with the columns `Id`, `name` and `IsDelete` (boolean,
+    /// or text with `text_marker`), committed by hand.
+    struct Table {
+        root: std::path::PathBuf,
+        version: u64,
+        text_marker: bool,
+    }
+
+    /// `(Id, name, IsDelete)`; `None`: null.
+    type Row<'a> = (&'a str, Option<&'a str>, Option<&'a str>);
+
+    impl Table {
+        fn new(text_marker: bool) -> Table {
+            let root = std::env::temp_dir().join(format!("lagwatch-dl-{}", rand::random::<u64>()));
+            std::fs::create_dir_all(root.join(LOG_DIR)).unwrap();
+            let marker = if text_marker { "string" } else { "boolean" };
+            let schema = serde_json::json!({"type": "struct", "fields": [
+                {"name": "Id", "type": "string", "nullable": true, "metadata": {}},
+                {"name": "name", "type": "string", "nullable": true, "metadata": {}},
+                {"name": "IsDelete", "type": marker, "nullable": true, "metadata": {}}]});
+            let t = Table {
+                root,
+                version: 0,
+                text_marker,
+            };
+            t.write(
+                0,
+                &[
+                    serde_json::json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}),
+                    serde_json::json!({"metaData": {"schemaString": schema.to_string(),
+                    "partitionColumns": []}}),
+                ],
+            );
+            t
+        }
+
+        fn write(&self, v: u64, actions: &[Value]) {
+            let text: String = actions.iter().map(|a| format!("{a}\n")).collect();
+            std::fs::write(self.root.join(commit_path(v)), text).unwrap();
+        }
+
+        fn commit(&mut self, actions: &[Value]) {
+            self.version += 1;
+            self.write(self.version, actions);
+        }
+
+        /// Writes data file `name` with `rows` and returns its `add` (no statistics).
+        fn add(&self, name: &str, rows: &[Row<'_>], data_change: bool) -> Value {
+            use parquet::data_type::{BoolType, ByteArray, ByteArrayType};
+            let marker = if self.text_marker {
+                "binary IsDelete (STRING)"
+            } else {
+                "boolean IsDelete"
+            };
+            let schema = Arc::new(
+                parquet::schema::parser::parse_message_type(&format!(
+                    "message m {{ optional binary Id (STRING); optional binary name (STRING); \
+                     optional {marker}; }}"
+                ))
+                .unwrap(),
+            );
+            let props = Arc::new(parquet::file::properties::WriterProperties::builder().build());
+            let mut w = parquet::file::writer::SerializedFileWriter::new(Vec::new(), schema, props)
+                .unwrap();
+            let mut rg = w.next_row_group().unwrap();
+            let column = |pick: &dyn Fn(&Row<'_>) -> Option<String>| {
+                let values: Vec<Option<String>> = rows.iter().map(pick).collect();
+                let defs: Vec<i16> = values.iter().map(|v| i16::from(v.is_some())).collect();
+                (values.into_iter().flatten().collect::<Vec<_>>(), defs)
+            };
+            let texts = [
+                column(&|r| Some(r.0.to_string())),
+                column(&|r| r.1.map(str::to_string)),
+            ];
+            for (values, defs) in &texts {
+                let values: Vec<ByteArray> =
+                    values.iter().map(|v| ByteArray::from(v.as_str())).collect();
+                let mut c = rg.next_column().unwrap().unwrap();
+                c.typed::<ByteArrayType>()
+                    .write_batch(&values, Some(defs), None)
+                    .unwrap();
+                c.close().unwrap();
+            }
+            let (marks, defs) = column(&|r| r.2.map(str::to_string));
+            let mut c = rg.next_column().unwrap().unwrap();
+            if self.text_marker {
+                let v: Vec<ByteArray> = marks.iter().map(|v| ByteArray::from(v.as_str())).collect();
+                c.typed::<ByteArrayType>()
+                    .write_batch(&v, Some(&defs), None)
+                    .unwrap();
+            } else {
+                let v: Vec<bool> = marks.iter().map(|m| m == "true").collect();
+                c.typed::<BoolType>()
+                    .write_batch(&v, Some(&defs), None)
+                    .unwrap();
+            }
+            c.close().unwrap();
+            rg.close().unwrap();
+            std::fs::write(self.root.join(name), w.into_inner().unwrap()).unwrap();
+            serde_json::json!({"add": {"path": name, "dataChange": data_change,
+                "modificationTime": Utc::now().timestamp_millis()}})
+        }
+
+        fn remove(name: &str, data_change: bool) -> Value {
+            serde_json::json!({"remove": {"path": name, "dataChange": data_change}})
+        }
+
+        fn cursor(&self) -> (crate::lake::LocalStore, DeltaCursor) {
+            let spec = DeltaSpec {
+                key_column: "name".into(),
+                payload_column: None,
+                key_prefix: "lagwatch-".into(),
+            };
+            let since = Utc::now() - chrono::Duration::seconds(60);
+            (
+                crate::lake::LocalStore::new(&self.root),
+                DeltaCursor::new(spec, since, Duration::from_secs(3600)),
+            )
+        }
+    }
+
+    impl Drop for Table {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delete_row_in_a_later_commit_hides_a_sentinel_until_its_row_comes_back() {
+        let mut t = Table::new(false);
+        let (store, mut c) = t.cursor();
+        let a = t.add(
+            "a.parquet",
+            &[
+                ("g1", Some("lagwatch-a"), Some("false")),
+                ("b1", Some("x"), None),
+            ],
+            true,
+        );
+        t.commit(&[a]);
+        c.scan(&store).await.unwrap();
+        assert!(c.found("lagwatch-a").is_some());
+        // Delete rows carry only the record's Id.
+        let b = t.add(
+            "b.parquet",
+            &[("g1", None, Some("true")), ("b1", None, Some("true"))],
+            true,
+        );
+        t.commit(&[b]);
+        c.scan(&store).await.unwrap();
+        assert_eq!(c.found("lagwatch-a"), None);
+        // Back (a resurrection), then deleted and back again over commits read in one scan:
+        // commit order decides, whatever the file names.
+        let z = t.add("z.parquet", &[("g1", Some("lagwatch-a"), None)], true);
+        t.commit(&[z]);
+        c.scan(&store).await.unwrap();
+        assert!(c.found("lagwatch-a").is_some());
+        let y = t.add("y.parquet", &[("g1", None, Some("true"))], true);
+        t.commit(&[y]);
+        let x = t.add(
+            "x.parquet",
+            &[("g1", Some("lagwatch-a"), Some("false"))],
+            true,
+        );
+        t.commit(&[x]);
+        let w = t.add("w.parquet", &[("g1", None, Some("true"))], true);
+        t.commit(&[w]);
+        assert_eq!(c.scan(&store).await.unwrap().files_read, 3);
+        assert_eq!(c.found("lagwatch-a"), None);
+    }
+
+    #[tokio::test]
+    async fn a_removed_file_takes_its_rows_unless_compaction_moved_them() {
+        let mut t = Table::new(false);
+        let (store, mut c) = t.cursor();
+        let a = t.add(
+            "a.parquet",
+            &[
+                ("g1", Some("lagwatch-a"), None),
+                ("g2", Some("lagwatch-b"), None),
+            ],
+            true,
+        );
+        t.commit(&[a]);
+        c.scan(&store).await.unwrap();
+        // Compaction (dataChange false) moves the rows: still there, the new file not read.
+        let k = t.add(
+            "k.parquet",
+            &[
+                ("g1", Some("lagwatch-a"), None),
+                ("g2", Some("lagwatch-b"), None),
+            ],
+            false,
+        );
+        t.commit(&[Table::remove("a.parquet", false), k]);
+        assert_eq!(c.scan(&store).await.unwrap().files_read, 0);
+        assert!(c.found("lagwatch-a").is_some() && c.found("lagwatch-b").is_some());
+        // A merge deletes `a`: its file removed, rewritten without the row.
+        let m = t.add("m.parquet", &[("g2", Some("lagwatch-b"), None)], true);
+        t.commit(&[Table::remove("k.parquet", true), m]);
+        c.scan(&store).await.unwrap();
+        assert_eq!(c.found("lagwatch-a"), None);
+        assert!(c.found("lagwatch-b").is_some());
+        // A merge that puts `a` back (a resurrection), and one that deletes `b` in two commits
+        // read by one scan: the last version decides.
+        let n = t.add(
+            "n.parquet",
+            &[
+                ("g1", Some("lagwatch-a"), None),
+                ("g2", Some("lagwatch-b"), None),
+            ],
+            true,
+        );
+        t.commit(&[Table::remove("m.parquet", true), n]);
+        let o = t.add("o.parquet", &[("g1", Some("lagwatch-a"), None)], true);
+        t.commit(&[Table::remove("n.parquet", true), o]);
+        c.scan(&store).await.unwrap();
+        assert!(c.found("lagwatch-a").is_some());
+        assert_eq!(c.found("lagwatch-b"), None);
+        // A file re-added in the same commit (a deletion vector) keeps what it held.
+        let mut dv = t.add("o.parquet", &[("g1", Some("lagwatch-a"), None)], true);
+        dv["add"]["deletionVector"] = serde_json::json!({"storageType": "i"});
+        t.commit(&[Table::remove("o.parquet", true), dv]);
+        c.scan(&store).await.unwrap();
+        assert!(c.found("lagwatch-a").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_delete_marker_that_is_not_a_boolean_is_malformed() {
+        let mut t = Table::new(true);
+        let (store, mut c) = t.cursor();
+        let a = t.add(
+            "a.parquet",
+            &[
+                ("g1", Some("lagwatch-a"), Some("False")),
+                ("g2", Some("lagwatch-b"), Some("")),
+            ],
+            true,
+        );
+        t.commit(&[a]);
+        c.scan(&store).await.unwrap();
+        assert!(c.found("lagwatch-a").is_some() && c.found("lagwatch-b").is_some());
+        let b = t.add("b.parquet", &[("g1", None, Some("True"))], true);
+        t.commit(&[b]);
+        c.scan(&store).await.unwrap();
+        assert_eq!(c.found("lagwatch-a"), None);
+        let g = t.add("g.parquet", &[("g2", None, Some("maybe"))], true);
+        t.commit(&[g]);
+        let e = c.scan(&store).await.unwrap_err();
+        assert!(matches!(e, LakeError::Malformed { .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "g.parquet: row 0: IsDelete is \"maybe\", neither True, False nor empty"
+        );
+        assert!(c.found("lagwatch-b").is_some());
+    }
+
+    #[test]
+    fn statistics_skip_files_that_cannot_hold_a_sentinels_delete_row() {
+        let stats = |nulls: u64, min: &str, max: &str| {
+            serde_json::json!({"numRecords": 5, "nullCount": {"name": nulls},
+                "minValues": {"Id": min}, "maxValues": {"Id": max}})
+            .to_string()
+        };
+        let ids = ["5", "c"];
+        let may = |s: Option<&str>| may_hold_delete(s, "name", "Id", ids.iter().copied());
+        assert!(may(None));
+        assert!(
+            !may(Some(&stats(0, "0", "f"))),
+            "every row has a key: no delete rows"
+        );
+        assert!(may(Some(&stats(1, "0", "f"))));
+        assert!(may(Some(&stats(1, "a", "d"))));
+        assert!(!may(Some(&stats(1, "6", "b"))), "no sentinel's Id in range");
+        assert!(!may(Some(r#"{"numRecords":0}"#)));
+        assert!(
+            may(Some(r#"{"numRecords":3}"#)),
+            "no statistics of the columns"
+        );
+    }
 
     #[test]
     fn checkpoint_hints_that_cannot_be_followed_are_refused() {

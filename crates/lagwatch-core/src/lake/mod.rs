@@ -34,14 +34,13 @@ pub mod target;
 
 pub use target::LakeTarget;
 
-/// Why a lake kind cannot show a regression.
-pub const REGRESSIONS_UNREAD: &str =
-    "its reader keeps a sentinel once found, so a sentinel missing from a later read cannot show";
+/// Why a lake kind cannot show a regression: a lookup answers from the first row found of a
+/// sentinel until the lake shows it deleted (which a delete watch reads, not a probe).
+pub const REGRESSIONS_UNREAD: &str = "its reader keeps the first row it found of a sentinel until the lake shows the sentinel deleted, so an older version after a newer one cannot show";
 
-/// Why a lake kind cannot yet show a delete: its reader keeps a sentinel once found.
-pub const DELETES_UNREAD: &str = "its reader keeps a sentinel once found and does not read the export's delete rows (IsDelete) yet";
-
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -99,6 +98,252 @@ pub struct Found {
     pub observed: DateTime<Utc>,
 }
 
+/// The columns that mark an export's delete rows: `IsDelete` as Synapse Link writes it, or
+/// `isDeleted` as its documentation names it (fact sheet §5.5).
+pub(crate) const DELETE_COLUMNS: [&str; 2] = ["IsDelete", "isDeleted"];
+
+/// Whether an export row's delete marker (text) says the row is a delete: `True`; empty or
+/// `False` is a row that is there. Compared without case, as the boolean text of a CSV
+/// export varies by writer.
+///
+/// # Errors
+/// The reason, when the text is anything else: a lake whose delete marker cannot be read
+/// would give delete lags that mean nothing.
+pub(crate) fn delete_flag(text: &str) -> Result<bool, String> {
+    match text.trim() {
+        "" => Ok(false),
+        t if t.eq_ignore_ascii_case("true") => Ok(true),
+        t if t.eq_ignore_ascii_case("false") => Ok(false),
+        t => Err(format!(
+            "IsDelete is \"{}\", neither True, False nor empty",
+            crate::net::excerpt(t.as_bytes())
+        )),
+    }
+}
+
+/// What one export row says about a sentinel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// The row is there, with what a lookup answers.
+    Upsert(Found),
+    /// A delete row (`IsDelete`), or (inferred by a cursor) the row left the lake.
+    Delete,
+}
+
+/// The sentinel rows of one read (a folder, a file or a run of it, a Delta data file), in the
+/// export's order, collected before they are applied so that a read failing half-way changes
+/// nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    /// Key, the record's `Id` (when the row had one) and what the row says.
+    pub(crate) rows: Vec<(String, Option<String>, Change)>,
+    /// `Id` → key of the sentinel rows of this read, for delete rows later in it.
+    ids: HashMap<String, String>,
+}
+
+impl Batch {
+    /// Takes one export row: its `key` and `id` (the record's `Id`, empty when the table has
+    /// none), whether it is a `delete` row, and (only called for a sentinel that is there)
+    /// what it holds. Other rows are left out, so memory follows lagwatch's own sentinels.
+    ///
+    /// Why the `Id`: a delete row carries only the record's id, the sink times and the
+    /// marker (fact sheet §5.5), so it is matched to a sentinel by the `Id` its earlier rows had.
+    pub(crate) fn push(
+        &mut self,
+        known: &Sightings,
+        prefix: &str,
+        key: &str,
+        id: &str,
+        delete: bool,
+        found: impl FnOnce() -> Found,
+    ) {
+        if !delete {
+            if key.starts_with(prefix) {
+                let id = (!id.is_empty()).then(|| id.to_string());
+                if let Some(id) = &id {
+                    self.ids.insert(id.clone(), key.to_string());
+                }
+                self.rows
+                    .push((key.to_string(), id, Change::Upsert(found())));
+            }
+            return;
+        }
+        let key = if key.starts_with(prefix) {
+            Some(key.to_string())
+        } else if key.is_empty() && !id.is_empty() {
+            self.ids
+                .get(id)
+                .cloned()
+                .or_else(|| known.key_of(id).map(str::to_string))
+        } else {
+            None
+        };
+        if let Some(key) = key {
+            self.rows.push((key, None, Change::Delete));
+        }
+    }
+
+    /// Whether this read has a row of `key`.
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.rows.iter().any(|(k, ..)| k == key)
+    }
+}
+
+/// A sentinel that is in the lake as a cursor last read it.
+#[derive(Debug, Clone)]
+struct Sighting {
+    found: Found,
+    /// The record's `Id`, which its delete row will carry.
+    id: Option<String>,
+    /// The files holding a live row of it (table layout: its partition file; Delta: the
+    /// data files), where the layout can delete a row by removing it from its file.
+    files: Vec<String>,
+}
+
+/// The sentinels a cursor has found and not seen deleted since: what a lookup answers from.
+///
+/// Why one type for every layout: the rule is the same — the latest row of a key in the
+/// export's order decides (a delete row or a removal makes it absent, a later row present
+/// again, which is how a resurrection shows) — and so is the bound on memory.
+#[derive(Debug, Default)]
+pub(crate) struct Sightings {
+    by_key: HashMap<String, Sighting>,
+    by_id: HashMap<String, String>,
+}
+
+/// Most sentinel rows remembered at once; the oldest go first.
+pub(crate) const MAX_FOUND: usize = 100_000;
+
+impl Sightings {
+    /// The sentinel with key `key`, if it is there.
+    pub(crate) fn found(&self, key: &str) -> Option<&Found> {
+        self.by_key.get(key).map(|s| &s.found)
+    }
+
+    /// The key of the sentinel whose record has `Id` `id`.
+    pub(crate) fn key_of(&self, id: &str) -> Option<&str> {
+        self.by_id.get(id).map(String::as_str)
+    }
+
+    /// The `Id`s of the sentinels that are there (those whose rows had one).
+    pub(crate) fn ids(&self) -> impl Iterator<Item = &str> {
+        self.by_id.keys().map(String::as_str)
+    }
+
+    /// Whether any sentinel is there.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// Applies a read's rows in order; the rows that are there are held by `file`, if given.
+    /// A sentinel already there keeps its first sighting (what the lag was measured from).
+    pub(crate) fn apply(&mut self, batch: Batch, file: Option<&str>) {
+        for (key, id, change) in batch.rows {
+            match change {
+                Change::Delete => self.remove(&key),
+                Change::Upsert(found) => {
+                    let s = self.by_key.entry(key.clone()).or_insert_with(|| Sighting {
+                        found,
+                        id: None,
+                        files: Vec::new(),
+                    });
+                    if let Some(id) = id {
+                        if let Some(old) = s.id.replace(id.clone())
+                            && old != id
+                        {
+                            self.by_id.remove(&old);
+                        }
+                        self.by_id.insert(id, key);
+                    }
+                    if let Some(f) = file
+                        && !s.files.iter().any(|h| h == f)
+                    {
+                        s.files.push(f.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The sentinel `key` is no longer there.
+    pub(crate) fn remove(&mut self, key: &str) {
+        if let Some(s) = self.by_key.remove(key)
+            && let Some(id) = s.id
+        {
+            self.by_id.remove(&id);
+        }
+    }
+
+    /// The sentinels with a row in `file`.
+    pub(crate) fn in_file(&self, file: &str) -> Vec<String> {
+        self.by_key
+            .iter()
+            .filter(|(_, s)| s.files.iter().any(|f| f == file))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Every file holding a sentinel's row.
+    pub(crate) fn files(&self) -> std::collections::BTreeSet<String> {
+        self.by_key
+            .values()
+            .flat_map(|s| s.files.iter().cloned())
+            .collect()
+    }
+
+    /// `file` left the table; its rows moved to the files `to` (compaction) or, with none,
+    /// went with it. Returns the sentinels now held by no file.
+    pub(crate) fn file_gone(&mut self, file: &str, to: &[String]) -> Vec<String> {
+        let mut orphans = Vec::new();
+        for (key, s) in &mut self.by_key {
+            let before = s.files.len();
+            s.files.retain(|f| f != file);
+            if s.files.len() == before {
+                continue;
+            }
+            for t in to {
+                if !s.files.contains(t) {
+                    s.files.push(t.clone());
+                }
+            }
+            if s.files.is_empty() {
+                orphans.push(key.clone());
+            }
+        }
+        orphans
+    }
+
+    /// Forgets sentinels observed more than `keep` before `newest`, then the oldest beyond
+    /// [`MAX_FOUND`]: the bound on a cursor's memory.
+    pub(crate) fn forget_old(&mut self, newest: Option<DateTime<Utc>>, keep: Duration) {
+        let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+        let mut gone: Vec<String> = Vec::new();
+        if let Some(newest) = newest {
+            gone.extend(
+                self.by_key
+                    .iter()
+                    .filter(|(_, s)| newest.signed_duration_since(s.found.observed) > keep)
+                    .map(|(k, _)| k.clone()),
+            );
+        }
+        for k in &gone {
+            self.remove(k);
+        }
+        if self.by_key.len() > MAX_FOUND {
+            let mut by_age: Vec<(DateTime<Utc>, String)> = self
+                .by_key
+                .iter()
+                .map(|(k, s)| (s.found.observed, k.clone()))
+                .collect();
+            by_age.sort();
+            let n = self.by_key.len() - MAX_FOUND;
+            for (_, k) in by_age.into_iter().take(n) {
+                self.remove(&k);
+            }
+        }
+    }
+}
+
 /// A reading position in one lake table: the role every lake layout plays for [`LakeTarget`].
 ///
 /// Why a trait: the layouts differ in what they read (folders and `changelog.info`, partition
@@ -114,7 +359,7 @@ pub trait LakeCursor: Send + Sync + 'static {
     /// [`LakeError`] when the store fails or the lake is not the documented layout; the cursor
     /// resumes on the next scan.
     async fn refresh(&mut self, store: &dyn LakeStore) -> Result<Option<DateTime<Utc>>, LakeError>;
-    /// The sentinel with key `key`, if a scan found it.
+    /// The sentinel with key `key`, if a scan found it and has not seen it deleted since.
     fn found(&self, key: &str) -> Option<&Found>;
 }
 
@@ -458,6 +703,68 @@ impl<S: LakeStore + ?Sized> LakeStore for std::sync::Arc<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn found(at: &str) -> Found {
+        Found {
+            payload: None,
+            sink_at: None,
+            observed: at.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn sightings_follow_the_latest_row_of_a_key_and_forget_by_age() {
+        let mut seen = Sightings::default();
+        let mut b = Batch::default();
+        b.push(&seen, "lw-", "lw-a", "g1", false, || {
+            found("2026-11-02T10:00:00Z")
+        });
+        b.push(&seen, "lw-", "other", "g9", false, || {
+            found("2026-11-02T10:00:00Z")
+        });
+        b.push(&seen, "lw-", "lw-b", "", false, || {
+            found("2026-11-02T10:05:00Z")
+        });
+        seen.apply(b, Some("f1"));
+        assert_eq!(seen.key_of("g1"), Some("lw-a"));
+        assert!(seen.found("other").is_none(), "not a sentinel");
+        // A delete row names its record by Id only; an unknown Id or a business key is no row.
+        let mut b = Batch::default();
+        b.push(&seen, "lw-", "", "g1", true, || unreachable!());
+        b.push(&seen, "lw-", "", "g9", true, || unreachable!());
+        b.push(&seen, "lw-", "other", "g9", true, || unreachable!());
+        assert_eq!(b.rows.len(), 1);
+        seen.apply(b, None);
+        assert!(seen.found("lw-a").is_none() && seen.key_of("g1").is_none());
+        // Files: a removal leaves a sentinel no file holds; compaction moves it.
+        assert_eq!(
+            seen.file_gone("f1", &["f2".to_string()]),
+            Vec::<String>::new()
+        );
+        assert_eq!(seen.in_file("f2"), ["lw-b"]);
+        assert_eq!(seen.file_gone("f2", &[]), ["lw-b"]);
+        // Forgotten `keep` after the newest time, by when it was first seen.
+        seen.forget_old(
+            Some("2026-11-02T11:05:01Z".parse().unwrap()),
+            Duration::from_secs(3600),
+        );
+        assert!(seen.is_empty());
+    }
+
+    #[test]
+    fn delete_markers_are_true_false_or_empty() {
+        for (text, want) in [
+            ("", false),
+            ("True", true),
+            (" true ", true),
+            ("FALSE", false),
+        ] {
+            assert_eq!(delete_flag(text), Ok(want), "{text:?}");
+        }
+        for bad in ["1", "0", "yes", "Truee", "\u{0}"] {
+            assert!(delete_flag(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[tokio::test]
     async fn a_local_store_lists_one_level_and_stays_inside_its_root() {

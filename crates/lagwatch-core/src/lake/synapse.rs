@@ -17,13 +17,15 @@
 //!
 //! Only rows whose key starts with this instance's sentinel prefix are kept, so memory is
 //! bounded by lagwatch's own sentinels, and those are forgotten after [`Cursor`]'s `keep`.
+//! Deletes are rows too (`IsDelete` = `True`, with only the record's `Id`): the latest row of a
+//! sentinel, in folder and file order, decides whether a lookup finds it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use super::{LakeError, LakeStore, cdm};
+use super::{Batch, DELETE_COLUMNS, LakeError, LakeStore, Sightings, cdm, delete_flag};
 
 /// Where the export names the folder it is writing.
 pub const CHANGELOG: &str = "Changelog/changelog.info";
@@ -89,6 +91,10 @@ pub(crate) struct Columns {
     pub payload_at: Option<usize>,
     /// `SinkCreatedOn`, else `SinkModifiedOn`.
     pub sink_at: Option<usize>,
+    /// `Id`, the record's id: all a delete row has to name its record by.
+    pub id_at: Option<usize>,
+    /// `IsDelete` (or `isDeleted`): the delete marker of append-only exports.
+    pub delete_at: Option<usize>,
 }
 
 impl Columns {
@@ -127,56 +133,40 @@ impl Columns {
             key_at,
             payload_at,
             sink_at: at("SinkCreatedOn").or_else(|| at("SinkModifiedOn")),
+            id_at: at("Id"),
+            delete_at: DELETE_COLUMNS.iter().find_map(|c| at(c)),
         })
     }
 
-    /// The sentinel in `record`, if its key starts with `prefix` (other rows are not kept, so
-    /// memory follows lagwatch's own sentinels, not the table).
-    pub(crate) fn sentinel(
+    /// Puts the sentinel row in `record` into `batch`: a row whose key starts with `prefix`,
+    /// or a delete row of a sentinel `known` or earlier in the batch has (other rows are left
+    /// out, so memory follows lagwatch's own sentinels, not the table).
+    ///
+    /// # Errors
+    /// The reason, when the delete marker is neither `True`, `False` nor empty.
+    pub(crate) fn read(
         &self,
         record: &csv::StringRecord,
         prefix: &str,
         observed: DateTime<Utc>,
-    ) -> Option<(String, Found)> {
-        let key = record.get(self.key_at).unwrap_or_default();
-        if !key.starts_with(prefix) {
-            return None;
-        }
-        Some((
-            key.to_string(),
-            Found {
-                payload: self
-                    .payload_at
-                    .and_then(|i| record.get(i))
-                    .map(str::to_string),
-                sink_at: self
-                    .sink_at
-                    .and_then(|i| record.get(i))
-                    .and_then(parse_datetime),
-                observed,
-            },
-        ))
-    }
-}
-
-/// Forgets found sentinels observed more than `keep` before `newest`, then the oldest beyond
-/// [`MAX_FOUND`]: the bound on a cursor's memory.
-pub(crate) fn forget_old(
-    found: &mut HashMap<String, Found>,
-    newest: Option<DateTime<Utc>>,
-    keep: Duration,
-) {
-    let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
-    if let Some(newest) = newest {
-        found.retain(|_, f| newest.signed_duration_since(f.observed) <= keep);
-    }
-    if found.len() > MAX_FOUND {
-        let mut by_age: Vec<(DateTime<Utc>, String)> =
-            found.iter().map(|(k, f)| (f.observed, k.clone())).collect();
-        by_age.sort();
-        for (_, k) in by_age.into_iter().take(found.len() - MAX_FOUND) {
-            found.remove(&k);
-        }
+        known: &Sightings,
+        batch: &mut Batch,
+    ) -> Result<(), String> {
+        let field = |at: Option<usize>| at.and_then(|i| record.get(i)).unwrap_or_default();
+        let delete = delete_flag(field(self.delete_at))?;
+        let key = field(Some(self.key_at));
+        batch.push(known, prefix, key, field(self.id_at), delete, || Found {
+            payload: self
+                .payload_at
+                .and_then(|i| record.get(i))
+                .map(str::to_string),
+            sink_at: self
+                .sink_at
+                .and_then(|i| record.get(i))
+                .and_then(parse_datetime),
+            observed,
+        });
+        Ok(())
     }
 }
 
@@ -199,13 +189,10 @@ pub struct Cursor {
     last_open: Option<String>,
     /// Complete folders already handled (pruned to those still listed).
     done: BTreeSet<String>,
-    found: HashMap<String, Found>,
+    seen: Sightings,
     keep: Duration,
     newest_complete: Option<DateTime<Utc>>,
 }
-
-/// Most sentinel rows remembered at once; the oldest go first.
-pub(crate) const MAX_FOUND: usize = 100_000;
 
 impl Cursor {
     /// A cursor that reads folders closed at or after `since` (lagwatch's start, minus a
@@ -217,15 +204,16 @@ impl Cursor {
             ignore_closed_before: since,
             last_open: None,
             done: BTreeSet::new(),
-            found: HashMap::new(),
+            seen: Sightings::default(),
             keep,
             newest_complete: None,
         }
     }
 
-    /// The sentinel with key `key`, if a complete folder held it.
+    /// The sentinel with key `key`, if a complete folder held it and no later folder holds
+    /// its delete row (the latest row of a key, in folder and file order, decides).
     pub fn found(&self, key: &str) -> Option<&Found> {
-        self.found.get(key)
+        self.seen.found(key)
     }
 
     /// Reads what completed since the last scan. State changes only after a folder has been
@@ -281,9 +269,7 @@ impl Cursor {
             if closed_at >= self.ignore_closed_before {
                 let rows = self.read_folder(store, name, *time).await?;
                 scan.folders_read += 1;
-                for (key, found) in rows {
-                    self.found.insert(key, found);
-                }
+                self.seen.apply(rows, None);
             }
             self.done.insert(name.clone());
         }
@@ -293,22 +279,23 @@ impl Cursor {
         }
         scan.newest_complete = self.newest_complete;
         self.last_open = Some(open);
-        forget_old(&mut self.found, self.newest_complete, self.keep);
+        self.seen.forget_old(self.newest_complete, self.keep);
         Ok(scan)
     }
 
-    /// The sentinel rows of one complete folder.
+    /// The sentinel rows of one complete folder, delete rows included, in file and row order.
     async fn read_folder(
         &self,
         store: &dyn LakeStore,
         folder: &str,
         time: DateTime<Utc>,
-    ) -> Result<Vec<(String, Found)>, LakeError> {
+    ) -> Result<Batch, LakeError> {
         let dir = format!("{folder}/{}", self.spec.table);
         let files = store.list(&dir).await?.files;
         let csvs: Vec<_> = files.iter().filter(|f| f.name.ends_with(".csv")).collect();
+        let mut out = Batch::default();
         if csvs.is_empty() {
-            return Ok(Vec::new());
+            return Ok(out);
         }
         let model_path = format!("{folder}/model.json");
         let Some(model) = store.get(&model_path).await? else {
@@ -318,7 +305,6 @@ impl Cursor {
             });
         };
         let columns = Columns::of(&model, &model_path, &self.spec)?;
-        let mut out = Vec::new();
         for f in csvs {
             let path = format!("{dir}/{}", f.name);
             let Some(bytes) = store.get(&path).await? else {
@@ -344,7 +330,13 @@ impl Cursor {
                         ),
                     });
                 }
-                out.extend(columns.sentinel(&record, &self.spec.key_prefix, time));
+                let line = record.position().map_or(0, |p| p.line());
+                columns
+                    .read(&record, &self.spec.key_prefix, time, &self.seen, &mut out)
+                    .map_err(|reason| LakeError::Malformed {
+                        path: path.clone(),
+                        reason: format!("the row on line {line}: {reason}"),
+                    })?;
             }
         }
         Ok(out)
@@ -365,6 +357,100 @@ impl super::LakeCursor for Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An incremental export in a temp folder; folder `i` opens at 10:0i.
+    struct Export(std::path::PathBuf);
+
+    impl Export {
+        fn new() -> Export {
+            let root =
+                std::env::temp_dir().join(format!("lagwatch-folders-{}", rand::random::<u64>()));
+            std::fs::create_dir_all(root.join("Changelog")).unwrap();
+            Export(root)
+        }
+
+        fn folder(i: u32) -> String {
+            format!("2026-11-02T10.{i:02}.00.000Z")
+        }
+
+        /// Writes folder `i` with `rows` (`Id`, `name`, `IsDelete`) and opens folder `i + 1`.
+        fn close(&self, i: u32, rows: &str) {
+            let dir = self.0.join(Export::folder(i));
+            std::fs::create_dir_all(dir.join("account")).unwrap();
+            std::fs::write(
+                dir.join("model.json"),
+                r#"{"entities":[{"name":"account","attributes":[{"name":"Id"},{"name":"name"},
+                {"name":"IsDelete"}]}]}"#,
+            )
+            .unwrap();
+            std::fs::write(dir.join("account/2026.csv"), rows).unwrap();
+            std::fs::write(self.0.join(CHANGELOG), Export::folder(i + 1)).unwrap();
+        }
+
+        fn cursor(&self) -> (super::super::LocalStore, Cursor) {
+            let spec = TableSpec {
+                table: "account".into(),
+                key_column: "name".into(),
+                payload_column: None,
+                key_prefix: "lagwatch-".into(),
+            };
+            let since = "2026-11-02T09:00:00Z".parse().unwrap();
+            (
+                super::super::LocalStore::new(&self.0),
+                Cursor::new(spec, since, Duration::from_secs(86_400)),
+            )
+        }
+    }
+
+    impl Drop for Export {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delete_row_in_a_later_folder_hides_a_sentinel_until_its_row_comes_back() {
+        let e = Export::new();
+        let (store, mut c) = e.cursor();
+        e.close(0, "g1,lagwatch-a,False\ng2,lagwatch-b,\nb1,business,\n");
+        c.scan(&store).await.unwrap();
+        assert!(c.found("lagwatch-a").is_some() && c.found("lagwatch-b").is_some());
+        // Delete rows carry only the record's Id.
+        e.close(1, "g1,,True\nb1,,True\n");
+        c.scan(&store).await.unwrap();
+        assert_eq!(c.found("lagwatch-a"), None);
+        assert!(c.found("lagwatch-b").is_some());
+        // Back (a resurrection) ...
+        e.close(2, "g1,lagwatch-a,\n");
+        c.scan(&store).await.unwrap();
+        assert!(c.found("lagwatch-a").is_some());
+        // ... and a row and its delete in one folder: the later row decides.
+        e.close(3, "g3,lagwatch-c,\ng1,,True\ng3,,TRUE\n");
+        c.scan(&store).await.unwrap();
+        assert_eq!((c.found("lagwatch-a"), c.found("lagwatch-c")), (None, None));
+        assert!(c.found("lagwatch-b").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_delete_marker_that_is_not_a_boolean_is_malformed() {
+        for garbage in ["g1,lagwatch-a,yes\n", "g1,,0\n", "g1,lagwatch-a\n"] {
+            let e = Export::new();
+            let (store, mut c) = e.cursor();
+            e.close(0, "g1,lagwatch-a,\n");
+            c.scan(&store).await.unwrap();
+            e.close(1, garbage);
+            let err = c.scan(&store).await.unwrap_err();
+            assert!(
+                matches!(err, LakeError::Malformed { .. }),
+                "{garbage}: {err}"
+            );
+            assert!(err.to_string().contains("line 1"), "{err}");
+            assert!(
+                c.found("lagwatch-a").is_some(),
+                "a failed read changes nothing"
+            );
+        }
+    }
 
     #[test]
     fn folder_names_parse_with_either_separator() {

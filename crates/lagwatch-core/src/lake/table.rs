@@ -36,9 +36,14 @@
 //! record with the wrong number of fields at the very end of the file is treated the same,
 //! but one followed by more data is [`LakeError::Malformed`].
 //!
-//! Only rows whose key starts with this instance's sentinel prefix are kept, and a sentinel
-//! once found stays found when its file is rewritten (presence is what lagwatch measures; the
-//! first sighting is kept), until the cursor's `keep` has passed.
+//! Only rows whose key starts with this instance's sentinel prefix are kept (its first sighting,
+//! until the cursor's `keep` has passed), and deletes, as the export makes them: append-only, a
+//! later row with `IsDelete` (matched by `Id`) makes a sentinel absent; in place, a sentinel
+//! missing from its partition file when a rewrite sends the file to a whole read was deleted
+//! (unless the file ends inside a record: still being written), as are the rows of a partition
+//! file that is gone. A later row of the key (appended, or back in a rewrite) is found again.
+//! A rewrite is read whole whenever it moved the bytes before the point read, which removing a
+//! row before that point does; so a delete costs the whole read its rewrite costs anyway.
 //!
 //! What this does not see: a row inserted *before* the point already read while the 64 bytes
 //! before that point stay where they were (a rewrite of the same length up to there).
@@ -47,13 +52,13 @@
 //! new bytes plus 64; an in-place rewrite of a partition before the point read costs a whole
 //! read of that file (once per rewrite; over Azure Storage, up to the store's object cap).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::synapse::{Columns, Found, TableSpec, forget_old};
-use super::{FileEntry, LakeError, LakeStore};
+use super::synapse::{Columns, Found, TableSpec};
+use super::{Batch, Change, FileEntry, LakeError, LakeStore, Sightings};
 
 /// The manifest at the container's root.
 pub const MODEL: &str = "model.json";
@@ -101,7 +106,7 @@ pub struct TableCursor {
     files: BTreeMap<String, FileState>,
     /// Whether a scan has listed the table once (files seen after that are read from the start).
     primed: bool,
-    found: HashMap<String, Found>,
+    seen: Sightings,
     keep: Duration,
     newest_file: Option<DateTime<Utc>>,
     /// Newest `observed` of a found sentinel, what `keep` counts from.
@@ -113,7 +118,7 @@ pub struct TableCursor {
 struct Parsed {
     /// Bytes consumed: complete records only.
     consumed: usize,
-    rows: Vec<(String, Found)>,
+    rows: Batch,
 }
 
 /// The record at byte `at` of a run of bytes is not the documented CSV (`reason`).
@@ -143,16 +148,17 @@ impl TableCursor {
             columns: None,
             files: BTreeMap::new(),
             primed: false,
-            found: HashMap::new(),
+            seen: Sightings::default(),
             keep,
             newest_file: None,
             newest_observed: None,
         }
     }
 
-    /// The sentinel with key `key`, if a partition file held it.
+    /// The sentinel with key `key`, if a partition file held it and the export has not
+    /// deleted it since (module docs).
     pub fn found(&self, key: &str) -> Option<&Found> {
-        self.found.get(key)
+        self.seen.found(key)
     }
 
     /// Reads what changed since the last scan. A file's position moves only once its new
@@ -173,9 +179,17 @@ impl TableCursor {
             .into_iter()
             .filter(|f| f.name.ends_with(".csv"))
             .collect();
-        // Partitions the export removed (a table dropped and added again) are forgotten.
+        // Partitions the export removed (a table dropped and added again) are forgotten, and
+        // so are the rows they held: they are no longer in the lake.
         self.files
             .retain(|name, _| files.iter().any(|f| &f.name == name));
+        for gone in self.seen.files() {
+            if !files.iter().any(|f| format!("{dir}/{}", f.name) == gone) {
+                for key in self.seen.file_gone(&gone, &[]) {
+                    self.seen.remove(&key);
+                }
+            }
+        }
         for f in &files {
             if let Some(m) = f.modified {
                 self.newest_file = Some(self.newest_file.map_or(m, |n| n.max(m)));
@@ -212,7 +226,7 @@ impl TableCursor {
             };
         }
         self.primed = true;
-        forget_old(&mut self.found, self.newest_observed, self.keep);
+        self.seen.forget_old(self.newest_observed, self.keep);
         scan.newest_file = self.newest_file;
         Ok(scan)
     }
@@ -271,7 +285,7 @@ impl TableCursor {
             return Ok(Tail::Whole);
         }
         let new = &bytes[fp..];
-        let parsed = parse(new, columns, &self.spec.key_prefix, observed);
+        let parsed = parse(new, columns, &self.spec.key_prefix, observed, &self.seen);
         // From an unverified start, records that do not line up (a wrong field count, or line
         // feeds but no complete record: quoting read inside out) mean the start was inside a
         // quoted field: the file is read whole instead, once.
@@ -284,7 +298,7 @@ impl TableCursor {
             return Ok(Tail::Whole);
         }
         let parsed = parsed.map_err(|e| e.at(path, s.offset))?;
-        self.keep_rows(parsed.rows);
+        self.keep_rows(parsed.rows, path);
         let end = fp + parsed.consumed;
         Ok(Tail::Read(Some(FileState {
             size: f.size,
@@ -295,7 +309,8 @@ impl TableCursor {
         })))
     }
 
-    /// Reads a file from its start (new, rewritten or shrunk).
+    /// Reads a file from its start (new, rewritten or shrunk). A sentinel this file held
+    /// that the file no longer has was deleted in place (module docs).
     async fn read_whole(
         &mut self,
         store: &dyn LakeStore,
@@ -307,9 +322,17 @@ impl TableCursor {
         let Some(bytes) = store.get(path).await? else {
             return Ok(None);
         };
-        let parsed =
-            parse(&bytes, columns, &self.spec.key_prefix, observed).map_err(|e| e.at(path, 0))?;
-        self.keep_rows(parsed.rows);
+        let mut parsed = parse(&bytes, columns, &self.spec.key_prefix, observed, &self.seen)
+            .map_err(|e| e.at(path, 0))?;
+        // A file that ends inside a record is being written: what it lacks may still come.
+        if parsed.consumed == bytes.len() {
+            for key in self.seen.in_file(path) {
+                if !parsed.rows.has(&key) {
+                    parsed.rows.rows.push((key, None, Change::Delete));
+                }
+            }
+        }
+        self.keep_rows(parsed.rows, path);
         Ok(Some(FileState {
             size: f.size,
             version: f.version.clone(),
@@ -319,13 +342,16 @@ impl TableCursor {
         }))
     }
 
-    /// Remembers found sentinels; one already found keeps its first sighting.
-    fn keep_rows(&mut self, rows: Vec<(String, Found)>) {
-        for (key, found) in rows {
-            let t = found.observed;
-            self.newest_observed = Some(self.newest_observed.map_or(t, |n| n.max(t)));
-            self.found.entry(key).or_insert(found);
+    /// Applies the rows read from `path`, in order; a sentinel already found keeps its first
+    /// sighting.
+    fn keep_rows(&mut self, rows: Batch, path: &str) {
+        for (_, _, change) in &rows.rows {
+            if let Change::Upsert(found) = change {
+                let t = found.observed;
+                self.newest_observed = Some(self.newest_observed.map_or(t, |n| n.max(t)));
+            }
         }
+        self.seen.apply(rows, Some(path));
     }
 }
 
@@ -405,6 +431,7 @@ fn parse(
     columns: &Columns,
     prefix: &str,
     observed: DateTime<Utc>,
+    known: &Sightings,
 ) -> Result<Parsed, ParseError> {
     let complete = complete_len(data);
     let mut reader = csv::ReaderBuilder::new()
@@ -414,7 +441,7 @@ fn parse(
     let mut record = csv::StringRecord::new();
     let mut parsed = Parsed {
         consumed: complete,
-        rows: Vec::new(),
+        rows: Batch::default(),
     };
     loop {
         let start = reader.position().byte();
@@ -445,9 +472,9 @@ fn parse(
                 ),
             });
         }
-        parsed
-            .rows
-            .extend(columns.sentinel(&record, prefix, observed));
+        columns
+            .read(&record, prefix, observed, known, &mut parsed.rows)
+            .map_err(|reason| ParseError { at: start, reason })?;
     }
     Ok(parsed)
 }
@@ -466,6 +493,7 @@ impl super::LakeCursor for TableCursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lake::LocalStore;
 
     fn columns() -> Columns {
         Columns {
@@ -473,11 +501,164 @@ mod tests {
             key_at: 1,
             payload_at: Some(2),
             sink_at: None,
+            id_at: Some(0),
+            delete_at: None,
         }
     }
 
     fn t0() -> DateTime<Utc> {
         "2026-11-02T10:15:00Z".parse().unwrap()
+    }
+
+    /// A table-layout lake in a temp folder: `model.json` with `Id`, `name`, `description`,
+    /// `IsDelete`, and `account/2026.csv`.
+    struct Lake(std::path::PathBuf);
+
+    const P: &str = "account/2026.csv";
+
+    impl Lake {
+        fn new() -> Lake {
+            let root =
+                std::env::temp_dir().join(format!("lagwatch-table-{}", rand::random::<u64>()));
+            std::fs::create_dir_all(root.join("account")).unwrap();
+            std::fs::write(
+                root.join(MODEL),
+                r#"{"entities":[{"name":"account","attributes":[{"name":"Id"},{"name":"name"},
+                {"name":"description"},{"name":"IsDelete"}]}]}"#,
+            )
+            .unwrap();
+            std::fs::write(root.join(P), "b1,business,x,\n").unwrap();
+            Lake(root)
+        }
+
+        fn append(&self, text: &str) {
+            use std::io::Write as _;
+            let mut f = std::fs::File::options()
+                .append(true)
+                .open(self.0.join(P))
+                .unwrap();
+            f.write_all(text.as_bytes()).unwrap();
+        }
+
+        /// Rewrites the partition file as an in-place export does: a new file renamed over it.
+        fn rewrite(&self, text: &str) {
+            let tmp = self.0.join("account/.tmp");
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(tmp, self.0.join(P)).unwrap();
+        }
+
+        fn cursor(&self) -> (LocalStore, TableCursor) {
+            let spec = TableSpec {
+                table: "account".into(),
+                key_column: "name".into(),
+                payload_column: Some("description".into()),
+                key_prefix: "lagwatch-".into(),
+            };
+            (
+                LocalStore::new(&self.0),
+                TableCursor::new(spec, Duration::from_secs(3600)),
+            )
+        }
+    }
+
+    impl Drop for Lake {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_appended_delete_row_hides_a_sentinel_until_a_later_row_brings_it_back() {
+        let lake = Lake::new();
+        let (store, mut c) = lake.cursor();
+        c.scan(&store).await.unwrap();
+        lake.append("g1,lagwatch-a,one,False\n");
+        c.scan(&store).await.unwrap();
+        assert_eq!(
+            c.found("lagwatch-a").unwrap().payload.as_deref(),
+            Some("one")
+        );
+        // The delete row carries only the record's Id (fact sheet §5.5).
+        lake.append("g1,,,True\n");
+        c.scan(&store).await.unwrap();
+        assert_eq!(c.found("lagwatch-a"), None);
+        // The row again (a resurrection), then deleted again, within one read: the last decides.
+        lake.append("g1,lagwatch-a,one,\n");
+        c.scan(&store).await.unwrap();
+        assert!(c.found("lagwatch-a").is_some());
+        lake.append("g1,,,true\ng2,lagwatch-b,two,\n");
+        let scan = c.scan(&store).await.unwrap();
+        assert_eq!((c.found("lagwatch-a"), scan.whole_reads), (None, 0));
+        assert!(c.found("lagwatch-b").is_some());
+        // A delete row of a record that is not a sentinel changes nothing.
+        lake.append("b1,,,True\n");
+        c.scan(&store).await.unwrap();
+        assert!(c.found("lagwatch-b").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_sentinel_missing_from_its_rewritten_file_was_deleted_in_place() {
+        let lake = Lake::new();
+        let (store, mut c) = lake.cursor();
+        c.scan(&store).await.unwrap();
+        lake.append("g1,lagwatch-a,one,\ng2,lagwatch-b,two,\n");
+        c.scan(&store).await.unwrap();
+        assert!(c.found("lagwatch-a").is_some() && c.found("lagwatch-b").is_some());
+        // In place: the row of `a` removed, the rest rewritten (and a business row updated).
+        lake.rewrite("b1,business,changed,\ng2,lagwatch-b,two,\n");
+        let scan = c.scan(&store).await.unwrap();
+        assert_eq!(scan.whole_reads, 1);
+        assert_eq!(c.found("lagwatch-a"), None);
+        assert!(c.found("lagwatch-b").is_some());
+        // Put back (a resurrection): found again.
+        lake.rewrite("b1,business,changed,\ng1,lagwatch-a,one,\ng2,lagwatch-b,two,\n");
+        c.scan(&store).await.unwrap();
+        assert!(c.found("lagwatch-a").is_some());
+        // A partition file that is gone took its rows with it.
+        std::fs::remove_file(lake.0.join(P)).unwrap();
+        c.scan(&store).await.unwrap();
+        assert_eq!((c.found("lagwatch-a"), c.found("lagwatch-b")), (None, None));
+    }
+
+    #[tokio::test]
+    async fn a_rewrite_still_being_written_deletes_nothing() {
+        let lake = Lake::new();
+        let (store, mut c) = lake.cursor();
+        c.scan(&store).await.unwrap();
+        lake.append("g1,lagwatch-a,one,\ng2,lagwatch-b,two,\n");
+        c.scan(&store).await.unwrap();
+        // Cut inside its last record: the rows after the cut may still come.
+        lake.rewrite("g1,lagwatch-a,one,\ng2,lagwatch-b,t");
+        c.scan(&store).await.unwrap();
+        assert!(c.found("lagwatch-b").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_delete_marker_that_is_not_a_boolean_is_malformed() {
+        for garbage in [
+            "g1,lagwatch-a,one,maybe\n",
+            "g1,,,1\n",
+            "g1,lagwatch-a\n,x\n",
+        ] {
+            let lake = Lake::new();
+            let (store, mut c) = lake.cursor();
+            c.scan(&store).await.unwrap();
+            lake.append("g0,lagwatch-z,z,\n");
+            c.scan(&store).await.unwrap();
+            lake.append(garbage);
+            lake.append("g3,lagwatch-c,three,\n");
+            let e = c.scan(&store).await.unwrap_err();
+            assert!(matches!(e, LakeError::Malformed { .. }), "{garbage}: {e}");
+            assert!(
+                e.to_string()
+                    .starts_with("account/2026.csv: the row at byte"),
+                "{e}"
+            );
+            assert!(
+                c.found("lagwatch-z").is_some(),
+                "a failed read changes nothing"
+            );
+        }
     }
 
     #[test]
@@ -493,22 +674,35 @@ mod tests {
     #[test]
     fn only_complete_sentinel_rows_are_kept() {
         let data = b"1,lagwatch-a,\"p, \"\"q\"\"\nr\"\n2,other,x\n3,lagwatch-b,y";
-        let p = parse(data, &columns(), "lagwatch-", t0()).unwrap();
+        let p = parse(data, &columns(), "lagwatch-", t0(), &Sightings::default()).unwrap();
         assert_eq!(p.consumed, data.len() - "3,lagwatch-b,y".len());
-        assert_eq!(p.rows.len(), 1);
-        assert_eq!(p.rows[0].0, "lagwatch-a");
-        assert_eq!(p.rows[0].1.payload.as_deref(), Some("p, \"q\"\nr"));
+        assert_eq!(p.rows.rows.len(), 1);
+        let (key, id, change) = &p.rows.rows[0];
+        assert_eq!((key.as_str(), id.as_deref()), ("lagwatch-a", Some("1")));
+        let Change::Upsert(found) = change else {
+            panic!("{change:?}")
+        };
+        assert_eq!(found.payload.as_deref(), Some("p, \"q\"\nr"));
     }
 
     #[test]
     fn a_short_last_record_waits_but_a_short_record_inside_is_malformed() {
-        let p = parse(b"1,lagwatch-a,x\n2,lag\n", &columns(), "lagwatch-", t0()).unwrap();
-        assert_eq!((p.consumed, p.rows.len()), (15, 1));
+        let none = Sightings::default();
+        let p = parse(
+            b"1,lagwatch-a,x\n2,lag\n",
+            &columns(),
+            "lagwatch-",
+            t0(),
+            &none,
+        )
+        .unwrap();
+        assert_eq!((p.consumed, p.rows.rows.len()), (15, 1));
         let e = parse(
             b"1,lagwatch-a,x\n1,two\n2,lagwatch-b,x\n",
             &columns(),
             "lagwatch-",
             t0(),
+            &none,
         )
         .unwrap_err()
         .at("account/2026.csv", 100);
@@ -517,9 +711,9 @@ mod tests {
             "account/2026.csv: the row at byte 115: 2 fields; model.json lists 3 columns"
         );
         // Followed by a partial record, the short one is not the end of the file either.
-        assert!(parse(b"1,two\n2,lag", &columns(), "lagwatch-", t0()).is_err());
+        assert!(parse(b"1,two\n2,lag", &columns(), "lagwatch-", t0(), &none).is_err());
         // Bytes that are not UTF-8 are not CSV text.
-        let e = parse(b"1,\xff\xfe,x\n", &columns(), "lagwatch-", t0()).unwrap_err();
+        let e = parse(b"1,\xff\xfe,x\n", &columns(), "lagwatch-", t0(), &none).unwrap_err();
         assert!(e.reason.starts_with("not CSV"), "{}", e.reason);
     }
 }

@@ -277,6 +277,10 @@ pub struct PathSeries {
     pub resurrections: Lazy,
     /// Canary versions not reached a timeout after their acknowledgement; with a canary.
     pub updates_lost: Lazy,
+    /// Sentinels an ordered target showed before an earlier one.
+    pub order_inversions: Lazy,
+    /// The target claims ordered apply (its inversion series exists from start-up).
+    ordered: bool,
     /// k-staleness of the update canary's reads (versions behind); with a canary only.
     pub version_staleness: Option<Histogram>,
     /// How long a stale canary read had been stale; with a canary only.
@@ -312,6 +316,8 @@ pub struct PathShape {
     pub canary: bool,
     /// The path is read for causal pairs (their series exist from start-up).
     pub pairs: bool,
+    /// The target claims to apply writes in order (its inversion series exist from start-up).
+    pub ordered: bool,
 }
 
 impl PathSeries {
@@ -369,6 +375,8 @@ impl PathSeries {
             deletes_lost: Lazy::default(),
             resurrections: Lazy::default(),
             updates_lost: Lazy::default(),
+            order_inversions: Lazy::default(),
+            ordered: shape.ordered,
             version_staleness: shape.canary.then(|| Histogram::new(&VERSION_BOUNDS)),
             time_staleness: shape.canary.then(|| Histogram::new(&bounds)),
             pairs: Default::default(),
@@ -407,6 +415,7 @@ impl PathSeries {
             && self.delete_window == shape.delete_window
             && self.version_staleness.is_some() == shape.canary
             && self.causal_gap.is_some() == shape.pairs
+            && self.ordered == shape.ordered
     }
 
     /// Counts a causal pair by result (index into [`PAIR_RESULTS`]) and, for a violated one,
@@ -706,6 +715,16 @@ const FAMILIES: &[Family] = &[
         help: "Time staleness of the update canary: for a read that returned an older version than the latest acknowledged, how long before the read the next version had been acknowledged. Buckets as lagwatch_lag_seconds; exported for paths that read a canary.",
         kind: Kind::Histogram,
         write: |p, out, f, name| optional(out, f, name, p, p.time_staleness.as_ref()),
+    },
+    Family {
+        name: "lagwatch_order_inversions_total",
+        help: "Sentinels a target that claims to apply writes in order (a change-log lake) showed while a sentinel written earlier on the path was still missing from the same read (a consistent-prefix violation), counted once per sentinel at its first sighting. Exported at 0 for such targets.",
+        kind: Kind::Counter,
+        write: |p, out, _, name| {
+            if p.ordered {
+                expose::sample_u64(out, name, &p.labels, p.order_inversions.get());
+            }
+        },
     },
     Family {
         name: "lagwatch_updates_lost_total",
@@ -1051,6 +1070,7 @@ mod tests {
             delete_window: None,
             canary: false,
             pairs: false,
+            ordered: false,
         }
     }
 

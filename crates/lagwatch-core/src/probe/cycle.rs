@@ -16,7 +16,7 @@ use super::estimate::{self, LagEstimate};
 use super::path::{Outcome, PathHandle};
 use super::schedule;
 use super::trace::{ReadError, ReadResult, Recorder};
-use crate::connector::{ConnectorError, Lookup, Source};
+use crate::connector::{ConnectorError, Lookup, Source, Target};
 use crate::gate::{Gate, NotAdmitted};
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
@@ -336,7 +336,7 @@ impl Cycle {
             .with_label_values(&[&self.source_name, "ok"])
             .inc();
         for p in &self.paths {
-            p.on_written(self.seq, acked);
+            p.on_written(self.seq, &sentinel.id, acked);
         }
         let misses = vec![None; self.paths.len()];
         self.follow(sentinel, sent, acked, misses, durable, false)
@@ -600,6 +600,8 @@ impl Cycle {
             Polled::Interrupted { last_miss }
         };
 
+        // Resumed probes' neighbours are not known: only this process's sentinels are checked.
+        let ordered = path.target.applies_in_order() && path.target.reads_together() && !resumed;
         loop {
             let offset = match (first_hit, prev) {
                 (Some(_), Some(p)) => p + confirm_gap,
@@ -629,9 +631,21 @@ impl Cycle {
             // stretches the schedule instead of causing a burst of catch-up reads.
             prev = Some(req_sent.saturating_duration_since(acked).max(at - acked));
             let at_deadline = req_sent >= deadline;
+            // Before the first hit, an ordered target is asked for the earlier sentinels still
+            // missing too, in the same read: any still missing when this one shows is an order
+            // inversion.
+            let earlier = if first_hit.is_none() && ordered {
+                path.awaiting_before(self.seq, ORDER_WINDOW)
+            } else {
+                Vec::new()
+            };
             let result = tokio::select! {
                 _ = self.shutdown.cancelled() => return interrupted(last_miss),
-                r = bounded(request_timeout, path.target.lookup(&sentinel.id)) => r,
+                r = bounded(request_timeout, read_in_order(path.target.as_ref(), &sentinel.id, &earlier)) => r,
+            };
+            let (result, missing_before) = match result {
+                Ok((lookup, missing)) => (Ok(lookup), missing),
+                Err(e) => (Err(e), 0),
             };
             let req_answered = Instant::now();
             drop(permit);
@@ -685,6 +699,9 @@ impl Cycle {
                     }
                 }
                 Ok(Lookup::Present { payload }) => {
+                    if first_hit.is_none() && ordered {
+                        path.on_ordered_sighting(sentinel.id.key(), self.seq, missing_before);
+                    }
                     if let Some(p) = payload
                         && !sentinel.matches(&p)
                     {
@@ -714,6 +731,33 @@ impl Cycle {
             }
         }
     }
+}
+
+/// The earlier sentinels a read of an ordered target asks for with its own, at most.
+const ORDER_WINDOW: usize = 32;
+
+/// One read of `id` and, in the same request, of `earlier` (sentinels written before it that
+/// no read found yet): the lookup of `id`, and how many of `earlier` are still missing.
+async fn read_in_order(
+    target: &dyn Target,
+    id: &SentinelId,
+    earlier: &[SentinelId],
+) -> Result<(Lookup, usize), ConnectorError> {
+    if earlier.is_empty() {
+        return Ok((target.lookup(id).await?, 0));
+    }
+    let mut ids = earlier.to_vec();
+    ids.push(id.clone());
+    let mut found = target.lookup_together(&ids).await?;
+    if found.len() != ids.len() {
+        return Err(ConnectorError::BadResponse {
+            status: 0,
+            detail: format!("{} answers for {} keys", found.len(), ids.len()),
+        });
+    }
+    let own = found.pop().unwrap_or(Lookup::Absent);
+    let missing = found.iter().filter(|l| **l == Lookup::Absent).count();
+    Ok((own, missing))
 }
 
 #[cfg(test)]

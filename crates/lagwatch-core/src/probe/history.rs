@@ -51,6 +51,10 @@ pub struct Slot {
     pub canary_k: [u32; K_BUCKETS],
     /// Canary versions not reached a timeout after their acknowledgement.
     pub updates_lost: u64,
+    /// Sentinels an ordered target showed before one written earlier, and the first sightings
+    /// such a target could have shown one at.
+    pub inversions: u64,
+    pub ordered_sightings: u64,
     /// Causal pairs with both seen: in order, and with the child seen without its parent.
     pub pairs_ordered: u64,
     pub pairs_violated: u64,
@@ -76,6 +80,8 @@ impl Slot {
             *a = a.saturating_add(*b);
         }
         self.updates_lost += o.updates_lost;
+        self.inversions += o.inversions;
+        self.ordered_sightings += o.ordered_sightings;
         self.pairs_ordered += o.pairs_ordered;
         self.pairs_violated += o.pairs_violated;
     }
@@ -139,6 +145,8 @@ pub enum EvidenceKind {
     /// The update canary, whose versions the target had not reached a timeout after their
     /// acknowledgement (updates).
     UpdateLost,
+    /// Shown by an ordered target before a sentinel written earlier (order).
+    OutOfOrder,
 }
 
 impl EvidenceKind {
@@ -151,6 +159,7 @@ impl EvidenceKind {
             EvidenceKind::DeleteLost => "still there at the end of its delete window",
             EvidenceKind::Resurrected => "back after a read had found it deleted",
             EvidenceKind::ChildFirst => "a child read without the parent it references",
+            EvidenceKind::OutOfOrder => "shown before a sentinel written earlier on the path",
             EvidenceKind::UpdateLost => {
                 "canary versions the target had not reached a timeout after their acknowledgement"
             }

@@ -24,6 +24,7 @@ use crate::connector::Target;
 use crate::gate::Gate;
 use crate::metrics::Metrics;
 use crate::metrics::series::{Exemplar, PathSeries, PathShape};
+use crate::sentinel::SentinelId;
 
 /// How a probe on one path ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -150,6 +151,9 @@ pub struct PathState {
     pub canary_settled: u64,
     /// How the last [`trace::RING`] causal pairs went, oldest first.
     pub pairs: VecDeque<PairTrace>,
+    /// Sentinels written on this path that no read has found yet, by sequence number: the
+    /// earlier ones an ordered target must show before a later one.
+    pub awaiting: BTreeMap<u64, SentinelId>,
 }
 
 impl PathState {
@@ -255,6 +259,7 @@ impl PathHandle {
                 delete_window: spec.delete_watch.map(|d| d.get().as_secs_f64()),
                 canary: spec.update_interval.is_some(),
                 pairs: spec.pair_interval.is_some(),
+                ordered: target.applies_in_order(),
             },
         );
         PathHandle {
@@ -311,15 +316,17 @@ impl PathHandle {
         s.reserved = s.reserved.saturating_sub(1);
         if let Some(seq) = seq {
             s.pending.remove(&seq);
+            s.awaiting.remove(&seq);
         }
         self.m
             .in_flight
             .store(i64::from(s.reserved), Ordering::Relaxed);
     }
 
-    pub fn on_written(&self, seq: u64, acked: Instant) {
+    pub fn on_written(&self, seq: u64, id: &SentinelId, acked: Instant) {
         let mut s = self.state();
         s.pending.insert(seq, acked);
+        s.awaiting.insert(seq, id.clone());
         s.last_written_at = Some(Utc::now());
     }
 
@@ -529,6 +536,38 @@ impl PathHandle {
         s.pairs.push_back(trace);
     }
 
+    /// Sentinels written before `seq` on this path that no read has found yet, the newest
+    /// `at_most` of them, oldest first.
+    pub fn awaiting_before(&self, seq: u64, at_most: usize) -> Vec<SentinelId> {
+        let s = self.state();
+        let mut ids: Vec<SentinelId> = s
+            .awaiting
+            .range(..seq)
+            .rev()
+            .take(at_most)
+            .map(|(_, id)| id.clone())
+            .collect();
+        ids.reverse();
+        ids
+    }
+
+    /// The first read of a target that applies in order to find `sentinel` (`seq`), when
+    /// `missing` sentinels written before it were absent from the same read: an order
+    /// inversion if any (`lagwatch_order_inversions_total`, once per sentinel).
+    pub fn on_ordered_sighting(&self, sentinel: &str, seq: u64, missing: usize) {
+        {
+            let mut s = self.state();
+            s.awaiting.remove(&seq);
+            s.hours.at(Utc::now()).ordered_sightings += 1;
+        }
+        if missing == 0 {
+            return;
+        }
+        self.m.order_inversions.inc();
+        tracing::warn!(source = %self.spec.source, target = %self.spec.target, sentinel = %sentinel, earlier_missing = missing, "Order inversion: the target showed a sentinel while one written earlier on the path was still missing from the same read.");
+        self.evidence(EvidenceKind::OutOfOrder, sentinel, |h| h.inversions += 1);
+    }
+
     /// Records the lag the target's own clock gives a converged sentinel.
     pub fn on_applied(&self, seconds: f64) {
         if let Some(h) = &self.m.apply_lag {
@@ -578,6 +617,7 @@ impl PathHandle {
         let mut s = self.state();
         let unseen_before = s.unseen_since;
         s.pending.remove(&seq);
+        s.awaiting.remove(&seq);
         s.reserved = s.reserved.saturating_sub(1);
         self.m
             .in_flight

@@ -77,10 +77,6 @@ impl SystemSpec for DeltaConfig {
         "delta"
     }
 
-    fn observes_deletes(&self) -> Result<(), String> {
-        Err(crate::lake::DELETES_UNREAD.to_string())
-    }
-
     fn observes_regressions(&self) -> Result<(), String> {
         Err(crate::lake::REGRESSIONS_UNREAD.to_string())
     }
