@@ -51,6 +51,7 @@ const EVENT_BORN: &[&str] = &[
     // Exist only on paths with an update canary: not on lake targets such as crm -> fabric.
     "lagwatch_version_staleness",
     "lagwatch_time_staleness_seconds",
+    "lagwatch_updates_lost_total",
 ];
 
 /// Whether `selector` selects a family born with its first event and that has no series yet.
