@@ -145,6 +145,13 @@ pub(crate) async fn write_canary(
     }
 }
 
+/// Counts the versions a read sent at `sent` that returned `m` shows lost (`updates: latest`).
+fn settle(path: &PathHandle, versions: &Versions, id: &SentinelId, m: u64, sent: Instant) {
+    let settled = path.state().canary_settled;
+    let (lost, settled) = versions.lost(settled, m, sent, path.spec.timeout.get());
+    path.on_canary_settled(id.key(), settled, lost);
+}
+
 /// Reads a group's canary at `path`'s target every `every` (half a period after the writes).
 pub(crate) async fn read_canary(
     path: Arc<PathHandle>,
@@ -177,9 +184,7 @@ pub(crate) async fn read_canary(
                     if let Some((k, stale_for)) = versions.staleness(m, sent) {
                         path.on_canary_read(id.key(), m, k, stale_for);
                     }
-                    let settled = path.state().canary_settled;
-                    let (lost, settled) = versions.lost(settled, m, sent, path.spec.timeout.get());
-                    path.on_canary_settled(id.key(), settled, lost);
+                    settle(&path, &versions, &id, m, sent);
                 }
                 None => {
                     tracing::debug!(source = %path.spec.source, target = %path.spec.target, sentinel = %id, "The canary read back holds no version.");
@@ -189,7 +194,8 @@ pub(crate) async fn read_canary(
                 tracing::info!(source = %path.spec.source, target = %path.spec.target, "The target does not return the sentinel's content, so the canary's version cannot be read: no k-staleness on this path.");
                 return;
             }
-            Ok(Lookup::Absent) => {}
+            // No version at all: every version a timeout old is not reached.
+            Ok(Lookup::Absent) => settle(&path, &versions, &id, 0, sent),
             Err(e) => path.on_lookup_error(e.kind(), &e.to_string()),
         }
     }
