@@ -114,6 +114,16 @@ pub fn sentinel() -> Sentinel {
     Sentinel::new("test", 7, Utc::now())
 }
 
+/// What a read of a causal pair answers when only the child is there: `[parent, child]`.
+pub fn child_only(child: &Sentinel) -> Vec<Lookup> {
+    vec![
+        Lookup::Absent,
+        Lookup::Present {
+            payload: Some(child.payload.clone()),
+        },
+    ]
+}
+
 /// The payload of a `Present` answer with content; panics on anything else.
 pub fn present(result: Result<Lookup, ConnectorError>) -> String {
     match result {

@@ -157,6 +157,40 @@ async fn azure_filter_mode_posts_the_documented_search() {
     assert!(s.matches(&present(t.lookup(&s.id).await)));
 }
 
+/// A causal pair in `filter` mode: both keys in one search request (the filter `or`ed, `top`
+/// two), each answered by its own document; `lookup` mode reads a key at a time.
+#[tokio::test]
+async fn azure_filter_mode_reads_a_pair_in_one_search() {
+    let (server, t) = azure(SearchMode::Filter, bearer()).await;
+    let (parent, child) = (sentinel(), sentinel());
+    Mock::given(method("POST"))
+        .and(path("/indexes/sentinels/docs/search"))
+        .and(body_json(json!({
+            "filter": format!(
+                "sentinel_key eq '{}' or sentinel_key eq '{}'",
+                parent.id.key(),
+                child.id.key()
+            ),
+            "select": "sentinel_key,payload",
+            "top": 2
+        })))
+        .respond_with(search_results(vec![search_doc(
+            child.id.key(),
+            &child.payload,
+        )]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert!(t.reads_together());
+    let found = t
+        .lookup_together(&[parent.id.clone(), child.id.clone()])
+        .await
+        .unwrap();
+    assert_eq!(found, fakes::child_only(&child));
+    let (_, by_key) = azure(SearchMode::Lookup, api_key()).await;
+    assert!(!by_key.reads_together());
+}
+
 #[tokio::test]
 async fn azure_filter_mode_errors() {
     let (server, t) = azure(SearchMode::Filter, bearer()).await;

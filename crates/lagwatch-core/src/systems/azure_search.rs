@@ -266,13 +266,20 @@ impl AzureSearch {
         }
     }
 
-    async fn by_filter(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+    /// The documents whose key field is one of `ids`' keys: one search request (its
+    /// `filter` the keys `or`ed), answered by one replica of the index.
+    async fn search_keys(&self, ids: &[SentinelId]) -> Result<(Vec<Value>, Reply), ConnectorError> {
         let url = format!("{}/search", self.docs_url());
         let version = self.index.api_version.as_str();
+        let filter = ids
+            .iter()
+            .map(|id| format!("{} eq {}", self.index.key_field, literal(id.key())))
+            .collect::<Vec<_>>()
+            .join(" or ");
         let body = json!({
-            "filter": format!("{} eq {}", self.index.key_field, literal(id.key())),
+            "filter": filter,
             "select": self.select(),
-            "top": 1,
+            "top": ids.len(),
         });
         let reply = self
             .http
@@ -287,7 +294,12 @@ impl AzureSearch {
             return Err(odata_error(&reply));
         }
         let page: Collection = reply.json()?;
-        let Some(doc) = page.value.first() else {
+        Ok((page.value, reply))
+    }
+
+    async fn by_filter(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+        let (docs, reply) = self.search_keys(std::slice::from_ref(id)).await?;
+        let Some(doc) = docs.first() else {
             return Ok(Lookup::Absent);
         };
         match doc.get(&self.index.key_field) {
@@ -327,6 +339,27 @@ impl Target for AzureSearch {
             SearchMode::Lookup => self.by_key(id).await,
             SearchMode::Filter => self.by_filter(id).await,
         }
+    }
+
+    /// In `filter` mode several keys go in one search request (one replica answers it).
+    fn reads_together(&self) -> bool {
+        self.index.mode == SearchMode::Filter
+    }
+
+    async fn lookup_together(&self, ids: &[SentinelId]) -> Result<Vec<Lookup>, ConnectorError> {
+        let (docs, _) = self.search_keys(ids).await?;
+        Ok(ids
+            .iter()
+            .map(|id| {
+                docs.iter()
+                    .find(|d| {
+                        d.get(&self.index.key_field).and_then(Value::as_str) == Some(id.key())
+                    })
+                    .map_or(Lookup::Absent, |d| Lookup::Present {
+                        payload: self.payload(d),
+                    })
+            })
+            .collect())
     }
 }
 
