@@ -131,6 +131,45 @@ async fn searchable_mode_posts_a_term_query() {
     assert!(s.matches(&present(t.lookup(&s.id).await)));
 }
 
+/// A causal pair in `searchable` mode: both keys in one `_search` (`bool` of `should` terms,
+/// `size` two), each answered by its own hit; garbage is an error, not two absences.
+#[tokio::test]
+async fn searchable_mode_reads_a_pair_in_one_search() {
+    let (server, t) = es(EsMode::Searchable, basic()).await;
+    let (parent, child) = (sentinel(), sentinel());
+    Mock::given(method("POST"))
+        .and(path("/crm-accounts/_search"))
+        .and(body_json(json!({
+            "query": {"bool": {"should": [
+                {"term": {"sentinel_key": parent.id.key()}},
+                {"term": {"sentinel_key": child.id.key()}}
+            ]}},
+            "size": 2
+        })))
+        .respond_with(es_hits(vec![es_source(child.id.key(), &child.payload)]))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert!(t.reads_together());
+    let ids = [parent.id.clone(), child.id.clone()];
+    assert_eq!(
+        t.lookup_together(&ids).await.unwrap(),
+        fakes::child_only(&child)
+    );
+    answer_next(
+        &server,
+        ResponseTemplate::new(200).set_body_json(json!({"took": 1})),
+    )
+    .await;
+    assert!(matches!(
+        t.lookup_together(&ids).await,
+        Err(ConnectorError::BadResponse { .. })
+    ));
+    let (_, by_id) = es(EsMode::Indexed, basic()).await;
+    assert!(!by_id.reads_together());
+}
+
 #[tokio::test]
 async fn searchable_mode_errors() {
     let (server, t) = es(EsMode::Searchable, basic()).await;

@@ -320,6 +320,55 @@ impl Target for Elasticsearch {
             EsMode::Searchable => self.searchable(id).await,
         }
     }
+
+    /// In `searchable` mode several keys go in one `_search` (a `bool` of `should` term
+    /// queries): one request, answered from one refreshed view of each shard.
+    fn reads_together(&self) -> bool {
+        self.index.mode == EsMode::Searchable
+    }
+
+    async fn lookup_together(&self, ids: &[SentinelId]) -> Result<Vec<Lookup>, ConnectorError> {
+        let url = format!("{}/_search", self.index_url());
+        let should: Vec<Value> = ids
+            .iter()
+            .map(|id| {
+                let mut term = serde_json::Map::new();
+                term.insert(self.index.key_field.clone(), json!(id.key()));
+                json!({"term": term})
+            })
+            .collect();
+        let body = json!({"query": {"bool": {"should": should}}, "size": ids.len()});
+        let reply = self
+            .http
+            .send("lookup", |c: &Client| {
+                c.post(&url)
+                    .header("Accept", "application/json")
+                    .json(&body)
+            })
+            .await?;
+        if reply.status != StatusCode::OK {
+            return Err(es_error(&reply));
+        }
+        let answer: Value = reply.json()?;
+        let Some(hits) = answer.pointer("/hits/hits").and_then(Value::as_array) else {
+            return Err(
+                reply.bad_response(format!("expected hits.hits, got {}", excerpt(&reply.body)))
+            );
+        };
+        Ok(ids
+            .iter()
+            .map(|id| {
+                hits.iter()
+                    .filter_map(|h| h.get("_source"))
+                    .find(|s| {
+                        s.get(&self.index.key_field).and_then(Value::as_str) == Some(id.key())
+                    })
+                    .map_or(Lookup::Absent, |s| Lookup::Present {
+                        payload: self.payload(Some(s)),
+                    })
+            })
+            .collect())
+    }
 }
 
 /// Most hits one search returns: `from + size` may not pass `index.max_result_window`, 10,000
