@@ -268,28 +268,32 @@ impl Elasticsearch {
         }
     }
 
-    async fn searchable(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
-        let url = format!("{}/_search", self.index_url());
-        let mut term = serde_json::Map::new();
-        term.insert(self.index.key_field.clone(), json!(id.key()));
-        let body = json!({"query": {"term": term}, "size": 1});
+    /// One `_search` with `body`: its `hits.hits`, and the reply (for errors about them).
+    async fn search(&self, url: &str, body: &Value) -> Result<(Vec<Value>, Reply), ConnectorError> {
         let reply = self
             .http
             .send("lookup", |c: &Client| {
-                c.post(&url)
-                    .header("Accept", "application/json")
-                    .json(&body)
+                c.post(url).header("Accept", "application/json").json(body)
             })
             .await?;
         if reply.status != StatusCode::OK {
             return Err(es_error(&reply));
         }
-        let answer: Value = reply.json()?;
-        let Some(hits) = answer.pointer("/hits/hits").and_then(Value::as_array) else {
+        let mut answer: Value = reply.json()?;
+        let Some(Value::Array(hits)) = answer.pointer_mut("/hits/hits").map(Value::take) else {
             return Err(
                 reply.bad_response(format!("expected hits.hits, got {}", excerpt(&reply.body)))
             );
         };
+        Ok((hits, reply))
+    }
+
+    async fn searchable(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+        let url = format!("{}/_search", self.index_url());
+        let mut term = serde_json::Map::new();
+        term.insert(self.index.key_field.clone(), json!(id.key()));
+        let body = json!({"query": {"term": term}, "size": 1});
+        let (hits, reply) = self.search(&url, &body).await?;
         let Some(hit) = hits.first() else {
             return Ok(Lookup::Absent);
         };
@@ -338,23 +342,7 @@ impl Target for Elasticsearch {
             })
             .collect();
         let body = json!({"query": {"bool": {"should": should}}, "size": ids.len()});
-        let reply = self
-            .http
-            .send("lookup", |c: &Client| {
-                c.post(&url)
-                    .header("Accept", "application/json")
-                    .json(&body)
-            })
-            .await?;
-        if reply.status != StatusCode::OK {
-            return Err(es_error(&reply));
-        }
-        let answer: Value = reply.json()?;
-        let Some(hits) = answer.pointer("/hits/hits").and_then(Value::as_array) else {
-            return Err(
-                reply.bad_response(format!("expected hits.hits, got {}", excerpt(&reply.body)))
-            );
-        };
+        let (hits, _) = self.search(&url, &body).await?;
         Ok(ids
             .iter()
             .map(|id| {
