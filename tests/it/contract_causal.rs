@@ -106,6 +106,7 @@ paths:
             common::sample(&app, "lagwatch_causal_gap_seconds_count", &label(&target)),
             ordered as f64
         );
+        eprintln!("{target}: {violated} of {} pairs violated", pairs.len());
         results.insert(target, violated);
     }
     assert_eq!(results["clean"], 0, "an in-order replica never violates");
