@@ -463,6 +463,19 @@ impl Config {
             if !declared.is_empty() {
                 let _ = writeln!(out, "    contract: {}", declared.join(", "));
             }
+            let mut measures = Vec::new();
+            if let Some(d) = p.delete_watch {
+                measures.push(format!("deletes watched for {d} (one in {})", p.delete_sample));
+            }
+            if let Some(d) = p.update_interval {
+                measures.push(format!("update canary every {d}"));
+            }
+            if let Some(d) = p.pair_interval {
+                measures.push(format!("causal pairs every {d}"));
+            }
+            if !measures.is_empty() {
+                let _ = writeln!(out, "    measures: {}", measures.join(", "));
+            }
             for r in &p.reconcile {
                 let side = |s: &crate::config::reconcile::Side| {
                     format!(
