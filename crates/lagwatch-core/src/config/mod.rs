@@ -465,7 +465,10 @@ impl Config {
             }
             let mut measures = Vec::new();
             if let Some(d) = p.delete_watch {
-                measures.push(format!("deletes watched for {d} (one in {})", p.delete_sample));
+                measures.push(format!(
+                    "deletes watched for {d} (one in {})",
+                    p.delete_sample
+                ));
             }
             if let Some(d) = p.update_interval {
                 measures.push(format!("update canary every {d}"));
