@@ -510,9 +510,23 @@ fn counted_by(
     counters: &[Lazy],
     labels: &str,
 ) {
-    for (value, c) in values.iter().zip(counters) {
+    by_label(out, name, label, values, counters, labels, |_| false);
+}
+
+/// Counters by a label: each value exported from its first event, or from start-up where
+/// `at_zero(index)` says so.
+fn by_label(
+    out: &mut String,
+    name: &str,
+    label: &str,
+    values: &[&str],
+    counters: &[Lazy],
+    labels: &str,
+    at_zero: impl Fn(usize) -> bool,
+) {
+    for (i, (value, c)) in values.iter().zip(counters).enumerate() {
         let n = c.get();
-        if n > 0 {
+        if n > 0 || at_zero(i) {
             sample_label_first(out, name, label, value, labels, n);
         }
     }
@@ -602,12 +616,9 @@ const FAMILIES: &[Family] = &[
         help: "Resolved probes by outcome: converged, timeout (a read sent at or after the deadline answered absent), mismatch (seen with other content), error (never seen, and the reads at the deadline failed: unknown), halted (still missing from a synchronous target such as dual-write after its grace: the replication is not running). converged and timeout (and halted on synchronous targets) exist from start-up, the others from their first probe.",
         kind: Kind::Counter,
         write: |p, out, _, name| {
-            for (i, o) in OUTCOMES.iter().enumerate() {
-                let n = p.probes[i].get();
-                if n > 0 || p.always[i] {
-                    sample_label_first(out, name, "outcome", o, &p.labels, n);
-                }
-            }
+            by_label(out, name, "outcome", &OUTCOMES, &p.probes, &p.labels, |i| {
+                p.always[i]
+            });
         },
     },
     Family {
@@ -742,12 +753,16 @@ const FAMILIES: &[Family] = &[
         kind: Kind::Counter,
         write: |p, out, _, name| {
             if p.causal_gap.is_some() {
-                for (i, r) in PAIR_RESULTS.iter().enumerate() {
-                    let n = p.pairs[i].get();
-                    if n > 0 || i < 2 {
-                        sample_label_first(out, name, "result", r, &p.labels, n);
-                    }
-                }
+                // ordered and violated from start-up, incomplete from its first.
+                by_label(
+                    out,
+                    name,
+                    "result",
+                    &PAIR_RESULTS,
+                    &p.pairs,
+                    &p.labels,
+                    |i| i < 2,
+                );
             }
         },
     },
@@ -757,10 +772,10 @@ const FAMILIES: &[Family] = &[
         kind: Kind::Counter,
         write: |p, out, _, name| {
             if p.causal_gap.is_some() {
-                for (i, c) in CERTAINTIES.iter().enumerate() {
-                    let n = p.causal_violations[i].get();
-                    sample_label_first(out, name, "certainty", c, &p.labels, n);
-                }
+                let (values, counters) = (&CERTAINTIES, &p.causal_violations);
+                by_label(out, name, "certainty", values, counters, &p.labels, |_| {
+                    true
+                });
             }
         },
     },
