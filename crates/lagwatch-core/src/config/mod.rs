@@ -773,10 +773,22 @@ fn pick<T: Copy>(
     defaults: Option<T>,
     builtin: T,
 ) -> (T, String) {
+    given((key, defaults_key), name, own, defaults)
+        .unwrap_or_else(|| (builtin, format!("{key}.{name}")))
+}
+
+/// `name` as the path or `defaults` gives it, with the key that gave it (for messages about
+/// it); `None` when neither does.
+fn given<T: Copy>(
+    (key, defaults_key): (&str, &str),
+    name: &str,
+    own: Option<T>,
+    defaults: Option<T>,
+) -> Option<(T, String)> {
     match (own, defaults) {
-        (Some(v), _) => (v, format!("{key}.{name}")),
-        (None, Some(v)) => (v, format!("{defaults_key}.{name}")),
-        (None, None) => (builtin, format!("{key}.{name}")),
+        (Some(v), _) => Some((v, format!("{key}.{name}"))),
+        (None, Some(v)) => Some((v, format!("{defaults_key}.{name}"))),
+        (None, None) => None,
     }
 }
 
@@ -875,18 +887,20 @@ fn resolve_path(
         (None, None, None, Some(v)) => (v, "defaults.contract.visibility".to_string()),
         (None, None, None, None) => (default::OBJECTIVE, format!("{key}.objective")),
     };
+    let contract_keys = (&*format!("{key}.contract"), "defaults.contract");
     let (monotonic_reads, _) = pick(
-        (&format!("{key}.contract"), "defaults.contract"),
+        contract_keys,
         "monotonic_reads",
         own_contract.monotonic_reads,
         defaults_contract.monotonic_reads,
         target.monotonic_reads(),
     );
-    let deletes = match (own_contract.deletes, defaults_contract.deletes) {
-        (Some(d), _) => Some((d, format!("{key}.contract.deletes"))),
-        (None, Some(d)) => Some((d, "defaults.contract.deletes".to_string())),
-        (None, None) => None,
-    };
+    let deletes = given(
+        contract_keys,
+        "deletes",
+        own_contract.deletes,
+        defaults_contract.deletes,
+    );
     let observes_deletes = target.observes_deletes();
     let (delete_sample, sample_key) = pick(
         keys,
@@ -935,14 +949,12 @@ fn resolve_path(
         (None, None) => None,
     };
     let (pair_interval, causal) = resolve_pairs(key, &raw, own, defaults, source, target)?;
-    let updates = match (
-        own.contract.and_then(|c| c.updates),
-        defaults.contract.and_then(|c| c.updates),
-    ) {
-        (Some(u), _) => Some((u, format!("{key}.contract.updates"))),
-        (None, Some(u)) => Some((u, "defaults.contract.updates".to_string())),
-        (None, None) => None,
-    };
+    let updates = given(
+        contract_keys,
+        "updates",
+        own_contract.updates,
+        defaults_contract.updates,
+    );
     if let Some((u, at)) = &updates {
         if *u == Updates::Every {
             return Err(Issue::new(
@@ -1141,8 +1153,6 @@ fn resolve_pairs(
             source.kind()
         )
     };
-    let own_causal = own.contract.and_then(|c| c.causal);
-    let defaults_causal = defaults.contract.and_then(|c| c.causal);
     let pair_interval = match (own.pair_interval, defaults.pair_interval) {
         (Some(d), _) if !d.get().is_zero() => {
             if let Err(why) = source.can_link() {
@@ -1159,11 +1169,12 @@ fn resolve_pairs(
             (!d.get().is_zero() && source.can_link().is_ok()).then_some(d)
         }
     };
-    let declared = match (own_causal, defaults_causal) {
-        (Some(c), _) => Some((c, format!("{key}.contract.causal"))),
-        (None, Some(c)) => Some((c, "defaults.contract.causal".to_string())),
-        (None, None) => None,
-    };
+    let declared = given(
+        (&format!("{key}.contract"), "defaults.contract"),
+        "causal",
+        own.contract.and_then(|c| c.causal),
+        defaults.contract.and_then(|c| c.causal),
+    );
     let causal = match declared {
         Some((true, at)) if pair_interval.is_none() => {
             let why = match source.can_link() {
