@@ -336,7 +336,7 @@ pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> C
                     "no update canary on this path (update_interval; a source that can write a record again, a target that returns its content)",
                 ),
             };
-            let order = if p.target.applies_in_order() && p.target.reads_together() {
+            let order = if p.checks_order() {
                 GuaranteeReport {
                     guarantee: "order".to_string(),
                     declared: None,

@@ -27,7 +27,7 @@ use serde::Serialize;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::cycle::{Debt, Owed, bounded, delete_sentinel, note, wall_of};
+use super::cycle::{Debt, Owed, bounded, delete_sentinel, lookup_together, note, wall_of};
 use super::path::PathHandle;
 use super::schedule;
 use crate::connector::{ConnectorError, Lookup, Source, Target};
@@ -358,13 +358,7 @@ async fn read_both(
 ) -> Result<(Lookup, Lookup), ConnectorError> {
     if together {
         let ids = [parent.clone(), child.clone()];
-        let mut found = bounded(limit, target.lookup_together(&ids)).await?;
-        if found.len() != 2 {
-            return Err(ConnectorError::BadResponse {
-                status: 0,
-                detail: format!("{} answers for 2 keys", found.len()),
-            });
-        }
+        let mut found = bounded(limit, lookup_together(target, &ids)).await?;
         let c = found.pop().unwrap_or(Lookup::Absent);
         let p = found.pop().unwrap_or(Lookup::Absent);
         return Ok((p, c));

@@ -601,7 +601,7 @@ impl Cycle {
         };
 
         // Resumed probes' neighbours are not known: only this process's sentinels are checked.
-        let ordered = path.target.applies_in_order() && path.target.reads_together() && !resumed;
+        let ordered = path.checks_order() && !resumed;
         loop {
             let offset = match (first_hit, prev) {
                 (Some(_), Some(p)) => p + confirm_gap,
@@ -733,6 +733,22 @@ impl Cycle {
     }
 }
 
+/// One read of every key of `ids` (`Target::lookup_together`), held to its contract: as many
+/// answers as keys, or an error (never a key taken for absent for want of an answer).
+pub(crate) async fn lookup_together(
+    target: &dyn Target,
+    ids: &[SentinelId],
+) -> Result<Vec<Lookup>, ConnectorError> {
+    let found = target.lookup_together(ids).await?;
+    if found.len() != ids.len() {
+        return Err(ConnectorError::BadResponse {
+            status: 0,
+            detail: format!("{} answers for {} keys", found.len(), ids.len()),
+        });
+    }
+    Ok(found)
+}
+
 /// The earlier sentinels a read of an ordered target asks for with its own, at most.
 const ORDER_WINDOW: usize = 32;
 
@@ -748,13 +764,7 @@ async fn read_in_order(
     }
     let mut ids = earlier.to_vec();
     ids.push(id.clone());
-    let mut found = target.lookup_together(&ids).await?;
-    if found.len() != ids.len() {
-        return Err(ConnectorError::BadResponse {
-            status: 0,
-            detail: format!("{} answers for {} keys", found.len(), ids.len()),
-        });
-    }
+    let mut found = lookup_together(target, &ids).await?;
     let own = found.pop().unwrap_or(Lookup::Absent);
     let missing = found.iter().filter(|l| **l == Lookup::Absent).count();
     Ok((own, missing))

@@ -240,6 +240,19 @@ pub struct PathHandle {
     state: Mutex<PathState>,
 }
 
+/// Keeps `item` in `ring`, dropping the oldest beyond [`trace::RING`].
+fn keep_last<T>(ring: &mut VecDeque<T>, item: T) {
+    if ring.len() >= trace::RING {
+        ring.pop_front();
+    }
+    ring.push_back(item);
+}
+
+/// See [`PathHandle::checks_order`].
+fn checks_order(target: &dyn Target) -> bool {
+    target.applies_in_order() && target.reads_together()
+}
+
 impl PathHandle {
     pub fn new(
         spec: PathSpec,
@@ -259,7 +272,7 @@ impl PathHandle {
                 delete_window: spec.delete_watch.map(|d| d.get().as_secs_f64()),
                 canary: spec.update_interval.is_some(),
                 pairs: spec.pair_interval.is_some(),
-                ordered: target.applies_in_order(),
+                ordered: checks_order(target.as_ref()),
             },
         );
         PathHandle {
@@ -269,6 +282,12 @@ impl PathHandle {
             m,
             state: Mutex::new(PathState::default()),
         }
+    }
+
+    /// Whether the path's reads check order (`lagwatch_order_inversions_total`): a target
+    /// that applies writes in order and reads several keys in one request.
+    pub fn checks_order(&self) -> bool {
+        checks_order(self.target.as_ref())
     }
 
     /// The state, for reading (status page, API, tests).
@@ -485,10 +504,7 @@ impl PathHandle {
         if trace.outcome == DeleteOutcome::Gone {
             s.hours.at(Utc::now()).deletes_gone += 1;
         }
-        if s.deletes.len() >= trace::RING {
-            s.deletes.pop_front();
-        }
-        s.deletes.push_back(trace);
+        keep_last(&mut s.deletes, trace);
     }
 
     /// Records how a causal pair went: `lagwatch_causal_pairs_total`, a violation in
@@ -529,11 +545,7 @@ impl PathHandle {
             PairResult::Ordered => self.state().hours.at(Utc::now()).pairs_ordered += 1,
             PairResult::Incomplete => {}
         }
-        let mut s = self.state();
-        if s.pairs.len() >= trace::RING {
-            s.pairs.pop_front();
-        }
-        s.pairs.push_back(trace);
+        keep_last(&mut self.state().pairs, trace);
     }
 
     /// Sentinels written before `seq` on this path that no read has found yet, the newest
