@@ -205,16 +205,21 @@ pub(crate) async fn read_canary(
 mod tests {
     use super::*;
 
+    /// Versions `101..=100 + n`, version `100 + i` acknowledged `10 i` seconds after `t0`.
+    fn every_ten_seconds(t0: Instant, n: u64) -> Vec<Version> {
+        (1..=n)
+            .map(|i| Version {
+                version: 100 + i,
+                acked: t0 + Duration::from_secs(10 * i),
+            })
+            .collect()
+    }
+
     #[test]
     fn k_counts_the_versions_acknowledged_before_the_read_and_newer_than_it_returned() {
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
-        let vs: Vec<Version> = (1..=5)
-            .map(|i| Version {
-                version: 100 + i,
-                acked: at(10 * i),
-            })
-            .collect();
+        let vs = every_ten_seconds(t0, 5);
         // Read at 45 s: versions 101..=104 acknowledged before it.
         let s = at(45);
         assert_eq!(staleness(vs.iter().copied(), 104, s), Some((0, None)));
@@ -236,12 +241,7 @@ mod tests {
     fn a_version_is_lost_once_when_a_read_a_timeout_after_it_still_returns_an_older_one() {
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
-        let vs: Vec<Version> = (1..=6)
-            .map(|i| Version {
-                version: 100 + i,
-                acked: at(10 * i),
-            })
-            .collect();
+        let vs = every_ten_seconds(t0, 6);
         let timeout = Duration::from_secs(25);
         // At 45 s the read returns 101: 102 (acked at 20 s) is 25 s old, lost; 103 is not yet.
         assert_eq!(
