@@ -501,18 +501,6 @@ fn counted(out: &mut String, name: &str, labels: &str, n: u64) {
     }
 }
 
-/// Event counters by a label: each value exported from its first event.
-fn counted_by(
-    out: &mut String,
-    name: &str,
-    label: &str,
-    values: &[&str],
-    counters: &[Lazy],
-    labels: &str,
-) {
-    by_label(out, name, label, values, counters, labels, |_| false);
-}
-
 /// Counters by a label: each value exported from its first event, or from start-up where
 /// `at_zero(index)` says so.
 fn by_label(
@@ -671,14 +659,8 @@ const FAMILIES: &[Family] = &[
         help: "Failed target lookups by error kind (no lag is ever derived from these); a kind is exported from its first error.",
         kind: Kind::Counter,
         write: |p, out, _, name| {
-            counted_by(
-                out,
-                name,
-                "kind",
-                &ConnectorError::KINDS,
-                &p.lookup_errors,
-                &p.labels,
-            );
+            let (kinds, counters) = (&ConnectorError::KINDS, &p.lookup_errors);
+            by_label(out, name, "kind", kinds, counters, &p.labels, |_| false);
         },
     },
     Family {
@@ -802,7 +784,15 @@ const FAMILIES: &[Family] = &[
         help: "Probes an earlier process left in flight, resumed from the ledger and ended by this one, by outcome. Their lags are measured on the wall clock across the restart and are not in lagwatch_lag_seconds.",
         kind: Kind::Counter,
         write: |p, out, _, name| {
-            counted_by(out, name, "outcome", &OUTCOMES, &p.resumed, &p.labels);
+            by_label(
+                out,
+                name,
+                "outcome",
+                &OUTCOMES,
+                &p.resumed,
+                &p.labels,
+                |_| false,
+            );
         },
     },
     Family {
