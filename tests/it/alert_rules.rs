@@ -318,6 +318,7 @@ fn rules_read_only_metrics_lagwatch_exports_or_the_proposed_ones() {
             canary: true,
             pairs: true,
             ordered: true,
+            versions: true,
         },
     );
     m.init_source("src");

@@ -251,6 +251,24 @@ fn exposition() -> Exposition {
     let metrics = app.engine.metrics();
     // Some series appear with their first event; make every one exist.
     common::every_series(metrics, "crm", "es");
+    // The version series exist on paths that read a canary at a change log (a lake of
+    // incremental folders), which the simulated kind is not.
+    metrics.paths.path(
+        "crm",
+        "lake",
+        lagwatch::metrics::series::PathShape {
+            objective: 300.0,
+            timeout: 600.0,
+            synchronous: false,
+            records_apply_time: true,
+            declared: [false; lagwatch::config::Contract::N],
+            delete_window: None,
+            canary: true,
+            pairs: false,
+            ordered: true,
+            versions: true,
+        },
+    );
     // Reconciliation series exist per configured entry; the simulated kind cannot be
     // reconciled, so create one entry's series as a configured one would.
     metrics.reconcile.init("crm", "fabric", "account", 900.0);
@@ -872,9 +890,9 @@ fn the_exposition_offers_what_the_checks_rely_on() {
         .keys()
         .filter(|n| n.starts_with("lagwatch_"))
         .count();
-    // 60 families, seven of them histograms (_bucket, _sum, _count). A new family whose
+    // 62 families, seven of them histograms (_bucket, _sum, _count). A new family whose
     // series appear only on an event needs one made in exposition().
-    assert_eq!(families, 60 - 7 + 7 * 3, "{:?}", expo.series.keys());
+    assert_eq!(families, 62 - 7 + 7 * 3, "{:?}", expo.series.keys());
 }
 
 #[test]

@@ -54,6 +54,7 @@ mod lake_inventory;
 mod lake_order;
 mod lake_synapse_csv;
 mod lake_table_layout;
+mod lake_versions;
 mod layers;
 mod ledger;
 mod logs;

@@ -52,6 +52,9 @@ const EVENT_BORN: &[&str] = &[
     "lagwatch_version_staleness",
     "lagwatch_time_staleness_seconds",
     "lagwatch_updates_lost_total",
+    // Exist only on paths that read a canary at a change log (no demo path does).
+    "lagwatch_versions_lost_total",
+    "lagwatch_versions_duplicated_total",
 ];
 
 /// Whether `selector` selects a family born with its first event and that has no series yet.

@@ -319,18 +319,40 @@ pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> C
                 ),
             };
             let updates = match spec.update_interval {
-                Some(every) => GuaranteeReport {
-                    guarantee: "updates".to_string(),
-                    declared: spec.contract.updates.map(|_| "latest".to_string()),
-                    status: status(sum.canary_reads, sum.updates_lost),
-                    observations: sum.canary_reads,
-                    violations: sum.updates_lost,
-                    summary: format!(
-                        "{} canary versions (one every {every}) not reached within the timeout of {}, in {} canary reads",
-                        sum.updates_lost, spec.timeout, sum.canary_reads
-                    ),
-                    evidence: evidence("updates", &[EvidenceKind::UpdateLost]),
-                },
+                Some(every) => {
+                    let log = p.checks_versions();
+                    let broken = sum.updates_lost
+                        + if log {
+                            sum.versions_lost + sum.versions_duplicated
+                        } else {
+                            0
+                        };
+                    GuaranteeReport {
+                        guarantee: "updates".to_string(),
+                        declared: spec.contract.updates.map(|u| u.name().to_string()),
+                        status: status(sum.canary_reads, broken),
+                        observations: sum.canary_reads,
+                        violations: broken,
+                        summary: format!(
+                            "{} canary versions (one every {every}) not reached within the timeout of {}{}, in {} canary reads",
+                            sum.updates_lost,
+                            spec.timeout,
+                            if log {
+                                format!(
+                                    "; of every version, {} never in the change log within the timeout and {} repeated",
+                                    sum.versions_lost, sum.versions_duplicated
+                                )
+                            } else {
+                                String::new()
+                            },
+                            sum.canary_reads
+                        ),
+                        evidence: evidence(
+                            "updates",
+                            &[EvidenceKind::UpdateLost, EvidenceKind::VersionsBroken],
+                        ),
+                    }
+                }
                 None => GuaranteeReport::not_observable(
                     "updates",
                     "no update canary on this path (update_interval; a source that can write a record again, a target that returns its content)",

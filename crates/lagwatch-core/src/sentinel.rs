@@ -67,6 +67,12 @@ impl SentinelId {
         self.uuid.get_version_num() == 8
     }
 
+    /// Whether `key` is an update canary's key: a reader that keeps one row per sentinel
+    /// keeps every row of a canary, whose record is written again with each version.
+    pub fn is_canary_key(key: &str) -> bool {
+        Self::parse(key).is_some_and(|id| id.is_canary())
+    }
+
     /// The prefix every key of `instance` starts with, for listing own sentinels.
     pub fn owner_prefix(instance: &str) -> String {
         format!("{KEY_PREFIX}-{instance}-")
@@ -173,6 +179,9 @@ mod tests {
         let parsed = SentinelId::parse(a.key()).expect("a sentinel key");
         assert!(parsed.is_canary());
         assert!(!SentinelId::new("prod").is_canary());
+        assert!(SentinelId::is_canary_key(a.key()));
+        assert!(!SentinelId::is_canary_key(SentinelId::new("prod").key()));
+        assert!(!SentinelId::is_canary_key("lagwatch-prod-x"));
         let s = Sentinel::restore("prod", a, 42, Utc::now());
         assert_eq!(Sentinel::seq_of(&s.payload), Some(42));
         assert_eq!(Sentinel::seq_of("<html>"), None);

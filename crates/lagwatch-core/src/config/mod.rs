@@ -186,8 +186,19 @@ pub enum Updates {
     /// A snapshot target ends on the latest version: intermediate versions may be skipped,
     /// but every version is reached (it or a newer one shown) within the path's timeout.
     Latest,
-    /// A change log: every version arrives, once and in order.
+    /// A change log: every version arrives, once. A version not shown within the path's
+    /// timeout is lost, a repeated one duplicated (order is measured on sentinels).
     Every,
+}
+
+impl Updates {
+    /// As the configuration spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Updates::Latest => "latest",
+            Updates::Every => "every",
+        }
+    }
 }
 
 impl Contract {
@@ -234,13 +245,7 @@ impl Contract {
             out.push("causal".to_string());
         }
         if let Some(u) = self.updates {
-            out.push(format!(
-                "updates: {}",
-                match u {
-                    Updates::Latest => "latest",
-                    Updates::Every => "every",
-                }
-            ));
+            out.push(format!("updates: {}", u.name()));
         }
         out
     }
@@ -928,7 +933,7 @@ fn resolve_path(
                     ),
                 ));
             }
-            if let Err(why) = target.observes_regressions() {
+            if let Err(why) = target.shows_versions() {
                 return Err(Issue::new(
                     format!("{key}.update_interval"),
                     format!(
@@ -942,10 +947,10 @@ fn resolve_path(
         }
         (Some(_), _) => None,
         // From defaults: where the source and target can run one.
-        (None, Some(d)) => (!d.get().is_zero()
-            && source.can_update().is_ok()
-            && target.observes_regressions().is_ok())
-        .then_some(d),
+        (None, Some(d)) => {
+            (!d.get().is_zero() && source.can_update().is_ok() && target.shows_versions().is_ok())
+                .then_some(d)
+        }
         (None, None) => None,
     };
     let (pair_interval, causal) = resolve_pairs(key, &raw, own, defaults, source, target)?;
@@ -956,16 +961,25 @@ fn resolve_path(
         defaults_contract.updates,
     );
     if let Some((u, at)) = &updates {
-        if *u == Updates::Every {
+        if *u == Updates::Every
+            && let Err(why) = target.keeps_versions()
+        {
             return Err(Issue::new(
                 at.clone(),
-                "updates: every (a change log: every version arrives once, in order) is not measured yet: no target reader returns every version of a row; declare updates: latest, or leave it out",
+                format!(
+                    "updates: every (a change log: every version arrives once) cannot be measured on system \"{}\" (kind {}): {why}; declare updates: latest, or leave it out",
+                    raw.target,
+                    target.kind()
+                ),
             ));
         }
         if update_interval.is_none() {
+            let which = u.name();
             return Err(Issue::new(
                 at.clone(),
-                "updates: latest is measured by the update canary, which this path does not run; give it an update_interval (a source that can write a record again, a target that returns its content)",
+                format!(
+                    "updates: {which} is measured by the update canary, which this path does not run; give it an update_interval (a source that can write a record again, a target that returns its content)"
+                ),
             ));
         }
     }

@@ -39,6 +39,18 @@ pub trait SystemSpec: fmt::Debug + Send + Sync + Any {
     fn observes_regressions(&self) -> Result<(), String> {
         Ok(())
     }
+    /// `Ok` if a lookup returns the newest version of a record the target holds, so an update
+    /// canary's versions can be read there (k-staleness, `updates: latest`), else the reason
+    /// why not. The default: wherever a read can show a regression.
+    fn shows_versions(&self) -> Result<(), String> {
+        self.observes_regressions()
+    }
+    /// `Ok` if the target is a change log whose reader sees every row written for a record,
+    /// in order (so `updates: every` can be measured: a lost or a repeated version), else the
+    /// reason why not.
+    fn keeps_versions(&self) -> Result<(), String> {
+        Err("a read shows one version of a record (a snapshot), which may skip versions legally; updates: every needs a change log (synapse_link_csv with incremental update folders)".to_string())
+    }
     /// `Ok` if a lookup answers absent once a deleted sentinel is gone (so delete propagation
     /// can be measured on the paths reading it), else the reason why not.
     fn observes_deletes(&self) -> Result<(), String> {

@@ -27,6 +27,53 @@ pub enum Lookup {
     },
 }
 
+/// The rows of one record a change-log target has shown, in the target's own order: what
+/// `updates: every` (each version arrives once) is checked on.
+///
+/// Why a count and a window: the log of a record written every few seconds grows without end,
+/// so a target keeps only the newest rows, and a reader tells the rows it has not seen yet by
+/// how many there have been in all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowLog {
+    /// How many rows of the record the target has shown since it started reading.
+    pub rows: u64,
+    /// The payloads of the newest of them (at most [`RowLog::KEPT`]), oldest first; `None`
+    /// for a row without content.
+    pub recent: std::collections::VecDeque<Option<String>>,
+}
+
+impl RowLog {
+    /// Rows kept per record: at a canary every 15 s, an hour.
+    pub const KEPT: usize = 256;
+
+    /// Appends one row.
+    pub fn push(&mut self, payload: Option<String>) {
+        if self.recent.len() >= Self::KEPT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(payload);
+        self.rows += 1;
+    }
+
+    /// The rows after the first `seen` (those a reader that saw `seen` has not), oldest
+    /// first; as many of them as are kept. A log shorter than `seen` was started again (the
+    /// target forgot the record): all its rows are new.
+    pub fn after(&self, seen: u64) -> impl Iterator<Item = Option<&str>> {
+        let new = if self.rows < seen {
+            self.rows
+        } else {
+            self.rows - seen
+        };
+        let new = usize::try_from(new)
+            .unwrap_or(usize::MAX)
+            .min(self.recent.len());
+        self.recent
+            .iter()
+            .skip(self.recent.len() - new)
+            .map(Option::as_deref)
+    }
+}
+
 /// Why a call failed. Display text may carry server detail; it never carries secrets.
 ///
 /// `Auth` and `Transport` keep the error beneath them, when there is one, as their
@@ -282,6 +329,23 @@ pub trait Target: Send + Sync + 'static {
         false
     }
 
+    /// Whether the target is a change log that shows every row written for a record, in its
+    /// order (a lake of incremental update folders), so [`lookup_log`](Self::lookup_log)
+    /// can tell a lost or repeated version from a skipped one.
+    fn keeps_versions(&self) -> bool {
+        false
+    }
+
+    /// Every row of `id` the target has shown, from one read of it (the newest row is what a
+    /// lookup would answer). Only called when [`keeps_versions`](Self::keeps_versions) says
+    /// the kind can.
+    async fn lookup_log(&self, _id: &SentinelId) -> Result<RowLog, ConnectorError> {
+        Err(ConnectorError::BadResponse {
+            status: 0,
+            detail: "this kind does not keep every version of a record".to_string(),
+        })
+    }
+
     /// Looks up every sentinel of `ids` in one request, answers in the same order. Only
     /// called when [`reads_together`](Self::reads_together) says the kind can.
     async fn lookup_together(&self, _ids: &[SentinelId]) -> Result<Vec<Lookup>, ConnectorError> {
@@ -316,6 +380,35 @@ pub trait Target: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_log_tells_the_rows_a_reader_has_not_seen() {
+        let mut log = RowLog::default();
+        for i in 0..(RowLog::KEPT + 4) {
+            log.push(Some(i.to_string()));
+        }
+        let after = |seen| {
+            log.after(seen)
+                .map(|p| p.unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        };
+        let total = RowLog::KEPT as u64 + 4;
+        assert_eq!(
+            after(total - 2),
+            [
+                (RowLog::KEPT + 2).to_string(),
+                (RowLog::KEPT + 3).to_string()
+            ]
+        );
+        assert!(after(total).is_empty());
+        // More new rows than are kept: the kept ones.
+        assert_eq!(after(0).len(), RowLog::KEPT);
+        assert_eq!(after(0)[0], "4");
+        // A reader that saw more than the log holds (the target started again): all new.
+        let mut short = RowLog::default();
+        short.push(None);
+        assert_eq!(short.after(10).count(), 1);
+    }
 
     #[test]
     fn every_error_kind_is_listed_for_the_zero_series() {

@@ -39,6 +39,7 @@ pub use target::LakeTarget;
 pub const REGRESSIONS_UNREAD: &str = "its reader keeps the first row it found of a sentinel until the lake shows the sentinel deleted, so an older version after a newer one cannot show";
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -46,7 +47,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prometheus::IntCounter;
 
-use crate::connector::{Cause, ConnectorError};
+use crate::connector::{Cause, ConnectorError, RowLog};
+use crate::sentinel::SentinelId;
 
 /// Why a lake could not be read or understood. Never a panic: a lake's garbage is an error.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -209,6 +211,9 @@ struct Sighting {
 pub(crate) struct Sightings {
     by_key: HashMap<String, Sighting>,
     by_id: HashMap<String, String>,
+    /// Every row of each update canary, in the export's order (canaries are few: one per
+    /// source group).
+    logs: HashMap<String, RowLog>,
 }
 
 /// Most sentinel rows remembered at once; the oldest go first.
@@ -218,6 +223,11 @@ impl Sightings {
     /// The sentinel with key `key`, if it is there.
     pub(crate) fn found(&self, key: &str) -> Option<&Found> {
         self.by_key.get(key).map(|s| &s.found)
+    }
+
+    /// Every row of the update canary `key` read so far, in the export's order.
+    pub(crate) fn log(&self, key: &str) -> Option<&RowLog> {
+        self.logs.get(key)
     }
 
     /// The key of the sentinel whose record has `Id` `id`.
@@ -236,17 +246,34 @@ impl Sightings {
     }
 
     /// Applies a read's rows in order; the rows that are there are held by `file`, if given.
-    /// A sentinel already there keeps its first sighting (what the lag was measured from).
+    /// A sentinel already there keeps its first sighting (what the lag was measured from); an
+    /// update canary shows its latest row, and each of its rows is logged.
     pub(crate) fn apply(&mut self, batch: Batch, file: Option<&str>) {
         for (key, id, change) in batch.rows {
             match change {
                 Change::Delete => self.remove(&key),
                 Change::Upsert(found) => {
-                    let s = self.by_key.entry(key.clone()).or_insert_with(|| Sighting {
-                        found,
-                        id: None,
-                        files: Vec::new(),
-                    });
+                    let canary = SentinelId::is_canary_key(&key);
+                    if canary {
+                        self.logs
+                            .entry(key.clone())
+                            .or_default()
+                            .push(found.payload.clone());
+                    }
+                    let s = match self.by_key.entry(key.clone()) {
+                        Entry::Occupied(o) => {
+                            let s = o.into_mut();
+                            if canary {
+                                s.found = found;
+                            }
+                            s
+                        }
+                        Entry::Vacant(v) => v.insert(Sighting {
+                            found,
+                            id: None,
+                            files: Vec::new(),
+                        }),
+                    };
                     if let Some(id) = id {
                         if let Some(old) = s.id.replace(id.clone())
                             && old != id
@@ -361,6 +388,15 @@ pub trait LakeCursor: Send + Sync + 'static {
     async fn refresh(&mut self, store: &dyn LakeStore) -> Result<Option<DateTime<Utc>>, LakeError>;
     /// The sentinel with key `key`, if a scan found it and has not seen it deleted since.
     fn found(&self, key: &str) -> Option<&Found>;
+    /// Whether the layout is a change log read row by row, each row once (incremental update
+    /// folders), so [`log`](Self::log) holds every version a canary reached the lake with.
+    fn keeps_versions(&self) -> bool {
+        false
+    }
+    /// Every row of the update canary `key` read so far, in the export's order.
+    fn log(&self, _key: &str) -> Option<&RowLog> {
+        None
+    }
 }
 
 /// One file in a listing.
@@ -749,6 +785,37 @@ mod tests {
             Duration::from_secs(3600),
         );
         assert!(seen.is_empty());
+    }
+
+    #[test]
+    fn a_canary_shows_its_latest_row_and_logs_every_row_while_a_sentinel_keeps_its_first() {
+        let canary = SentinelId::canary("t", "g");
+        let probe = SentinelId::new("t");
+        let mut seen = Sightings::default();
+        let row = |text: &str, at: &str| Found {
+            payload: Some(text.to_string()),
+            ..found(at)
+        };
+        for (i, v) in ["v1", "v2", "v2"].into_iter().enumerate() {
+            let mut b = Batch::default();
+            let at = format!("2026-11-02T10:0{i}:00Z");
+            b.push(&seen, "lagwatch-", canary.key(), "c", false, || row(v, &at));
+            b.push(&seen, "lagwatch-", probe.key(), "p", false, || row(v, &at));
+            seen.apply(b, None);
+        }
+        let latest = seen.found(canary.key()).and_then(|f| f.payload.clone());
+        assert_eq!(latest.as_deref(), Some("v2"));
+        assert_eq!(
+            seen.found(canary.key()).map(|f| f.observed),
+            Some("2026-11-02T10:02:00Z".parse().unwrap()),
+            "a canary written again is not forgotten by the age of its first row"
+        );
+        let first = seen.found(probe.key()).and_then(|f| f.payload.clone());
+        assert_eq!(first.as_deref(), Some("v1"));
+        let log = seen.log(canary.key()).cloned().unwrap_or_default();
+        assert_eq!(log.rows, 3);
+        assert_eq!(log.after(1).collect::<Vec<_>>(), [Some("v2"), Some("v2")]);
+        assert!(seen.log(probe.key()).is_none());
     }
 
     #[test]

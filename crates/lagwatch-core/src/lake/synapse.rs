@@ -352,6 +352,15 @@ impl super::LakeCursor for Cursor {
     fn found(&self, key: &str) -> Option<&Found> {
         Cursor::found(self, key)
     }
+
+    /// Each complete folder is read once, whole, in order: every row the export appended.
+    fn keeps_versions(&self) -> bool {
+        true
+    }
+
+    fn log(&self, key: &str) -> Option<&crate::connector::RowLog> {
+        self.seen.log(key)
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::{LakeCursor, LakeStore};
-use crate::connector::{ConnectorError, Lookup, Target};
+use crate::connector::{ConnectorError, Lookup, RowLog, Target};
 use crate::sentinel::SentinelId;
 
 /// A lake table as a target.
@@ -22,6 +22,7 @@ pub struct LakeTarget {
     store: Box<dyn LakeStore>,
     cursor: Mutex<Scanned>,
     newest: Gauge,
+    keeps_versions: bool,
 }
 
 /// The cursor and when its last successful scan started.
@@ -36,12 +37,32 @@ impl LakeTarget {
     pub fn new(store: Box<dyn LakeStore>, cursor: impl LakeCursor, newest: Gauge) -> Self {
         LakeTarget {
             store,
+            keeps_versions: cursor.keeps_versions(),
             cursor: Mutex::new(Scanned {
                 cursor: Box::new(cursor),
                 started: None,
             }),
             newest,
         }
+    }
+}
+
+impl LakeTarget {
+    /// The cursor, brought up to date by a scan that started after this call (its own, or
+    /// one it waited for).
+    async fn scanned(&self) -> Result<tokio::sync::MutexGuard<'_, Scanned>, ConnectorError> {
+        let sent = Instant::now();
+        let mut scanned = self.cursor.lock().await;
+        // Strictly after: a scan started at the same instant (a paused clock) may have read
+        // the lake before what this lookup is to see was written.
+        if scanned.started.is_none_or(|s| s <= sent) {
+            let started = Instant::now();
+            if let Some(t) = scanned.cursor.refresh(self.store.as_ref()).await? {
+                self.newest.set(t.timestamp_millis() as f64 / 1000.0);
+            }
+            scanned.started = Some(started);
+        }
+        Ok(scanned)
     }
 }
 
@@ -67,18 +88,17 @@ impl Target for LakeTarget {
         true
     }
 
+    fn keeps_versions(&self) -> bool {
+        self.keeps_versions
+    }
+
+    async fn lookup_log(&self, id: &SentinelId) -> Result<RowLog, ConnectorError> {
+        let scanned = self.scanned().await?;
+        Ok(scanned.cursor.log(id.key()).cloned().unwrap_or_default())
+    }
+
     async fn lookup_together(&self, ids: &[SentinelId]) -> Result<Vec<Lookup>, ConnectorError> {
-        let sent = Instant::now();
-        let mut scanned = self.cursor.lock().await;
-        // Strictly after: a scan started at the same instant (a paused clock) may have read
-        // the lake before what this lookup is to see was written.
-        if scanned.started.is_none_or(|s| s <= sent) {
-            let started = Instant::now();
-            if let Some(t) = scanned.cursor.refresh(self.store.as_ref()).await? {
-                self.newest.set(t.timestamp_millis() as f64 / 1000.0);
-            }
-            scanned.started = Some(started);
-        }
+        let scanned = self.scanned().await?;
         Ok(ids
             .iter()
             .map(|id| match scanned.cursor.found(id.key()) {

@@ -277,6 +277,11 @@ pub struct PathSeries {
     pub resurrections: Lazy,
     /// Canary versions not reached a timeout after their acknowledgement; with a canary.
     pub updates_lost: Lazy,
+    /// Canary versions a change log never showed within a timeout, and those it showed again.
+    pub versions_lost: Lazy,
+    pub versions_duplicated: Lazy,
+    /// The path checks every version (`versions_*` series exist from start-up).
+    versions: bool,
     /// Sentinels an ordered target showed before an earlier one.
     pub order_inversions: Lazy,
     /// The target claims ordered apply (its inversion series exists from start-up).
@@ -318,6 +323,9 @@ pub struct PathShape {
     pub pairs: bool,
     /// The target claims to apply writes in order (its inversion series exist from start-up).
     pub ordered: bool,
+    /// The path reads a canary at a change log that keeps every version (the lost and
+    /// duplicated version series exist from start-up).
+    pub versions: bool,
 }
 
 impl PathSeries {
@@ -375,6 +383,9 @@ impl PathSeries {
             deletes_lost: Lazy::default(),
             resurrections: Lazy::default(),
             updates_lost: Lazy::default(),
+            versions_lost: Lazy::default(),
+            versions_duplicated: Lazy::default(),
+            versions: shape.versions,
             order_inversions: Lazy::default(),
             ordered: shape.ordered,
             version_staleness: shape.canary.then(|| Histogram::new(&VERSION_BOUNDS)),
@@ -416,6 +427,7 @@ impl PathSeries {
             && self.version_staleness.is_some() == shape.canary
             && self.causal_gap.is_some() == shape.pairs
             && self.ordered == shape.ordered
+            && self.versions == shape.versions
     }
 
     /// Counts a causal pair by result (index into [`PAIR_RESULTS`]) and, for a violated one,
@@ -726,6 +738,26 @@ const FAMILIES: &[Family] = &[
         write: |p, out, _, name| {
             if p.version_staleness.is_some() {
                 expose::sample_u64(out, name, &p.labels, p.updates_lost.get());
+            }
+        },
+    },
+    Family {
+        name: "lagwatch_versions_lost_total",
+        help: "Update-canary versions a change-log target (a lake of incremental update folders) had not shown as a row of their own when a read sent a path timeout or more after their acknowledgement: versions the log lost (updates: every). Each version counts once. Exported at 0 for paths that read a canary at a change log.",
+        kind: Kind::Counter,
+        write: |p, out, _, name| {
+            if p.versions {
+                expose::sample_u64(out, name, &p.labels, p.versions_lost.get());
+            }
+        },
+    },
+    Family {
+        name: "lagwatch_versions_duplicated_total",
+        help: "Rows of a change-log target that repeated an update-canary version it had already shown (updates: every), one per repeat. Exported at 0 for paths that read a canary at a change log.",
+        kind: Kind::Counter,
+        write: |p, out, _, name| {
+            if p.versions {
+                expose::sample_u64(out, name, &p.labels, p.versions_duplicated.get());
             }
         },
     },
@@ -1076,6 +1108,7 @@ mod tests {
             canary: false,
             pairs: false,
             ordered: false,
+            versions: false,
         }
     }
 

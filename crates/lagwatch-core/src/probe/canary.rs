@@ -13,7 +13,7 @@
 //! observation. The canary record stays in the source when lagwatch stops (its key is
 //! `lagwatch-<instance>-<uuid v8>`; the start-up sweep leaves it).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::cycle::{bounded, note};
 use super::path::PathHandle;
-use crate::connector::{Lookup, Source};
+use crate::connector::{Lookup, RowLog, Source};
 use crate::gate::Gate;
 use crate::sentinel::{Sentinel, SentinelId};
 
@@ -48,6 +48,12 @@ impl Versions {
             q.pop_front();
         }
         q.push_back(v);
+    }
+
+    /// Every version acknowledged and still kept, in order.
+    fn all(&self) -> BTreeSet<u64> {
+        let q = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        q.iter().map(|v| v.version).collect()
     }
 
     /// See [`lost_versions`].
@@ -105,6 +111,58 @@ pub fn staleness(
     any.then(|| (k, first_newer.map(|a| sent.saturating_duration_since(a))))
 }
 
+/// What a path's reader knows of a change log's rows of the canary (`updates: every`): how
+/// many it has read, the versions of this process among them, and the newest version judged.
+///
+/// A version acknowledged at least `timeout` before a read was sent, and not among the rows,
+/// is lost, once; a row repeating a version already among them is a duplicate, per repeat.
+/// Only this process's versions count: a row of a version it never had acknowledged (a write
+/// that timed out here but was applied, an earlier process's) is neither.
+#[derive(Debug, Default)]
+pub struct LogCheck {
+    rows: u64,
+    shown: BTreeSet<u64>,
+    judged: u64,
+}
+
+impl LogCheck {
+    /// Takes the rows of `log` not read before, as versions (`None`: a row without one).
+    /// Returns how many repeated a version already shown.
+    pub fn read(&mut self, log: &RowLog, ours: &Versions) -> u64 {
+        let mine = ours.all();
+        let mut duplicated = 0;
+        for m in log.after(self.rows).filter_map(|p| Sentinel::seq_of(p?)) {
+            // A row may come before its write's acknowledgement reached this process: kept.
+            if !self.shown.insert(m) && mine.contains(&m) {
+                duplicated += 1;
+            }
+        }
+        self.rows = log.rows;
+        // Versions older than every one still kept can no longer be judged or repeated.
+        if let Some(oldest) = mine.first() {
+            self.shown = self.shown.split_off(oldest);
+        }
+        duplicated
+    }
+
+    /// The versions a read sent at `sent` shows lost: acknowledged `timeout` or more before
+    /// it, newer than the last judged, and not shown.
+    pub fn lost(&mut self, ours: &Versions, sent: Instant, timeout: Duration) -> u64 {
+        let q = ours.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lost = 0;
+        let mut judged = self.judged;
+        for v in q
+            .iter()
+            .filter(|v| v.version > self.judged && v.acked + timeout <= sent)
+        {
+            lost += u64::from(!self.shown.contains(&v.version));
+            judged = v.version;
+        }
+        self.judged = judged;
+        lost
+    }
+}
+
 /// Writes the canary of a source group every `every`, from start-up until shutdown.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn write_canary(
@@ -153,6 +211,8 @@ fn settle(path: &PathHandle, versions: &Versions, id: &SentinelId, m: u64, sent:
 }
 
 /// Reads a group's canary at `path`'s target every `every` (half a period after the writes).
+/// At a change log the read is the canary's rows, the newest of which is what a lookup
+/// returns, and every version is also checked (`updates: every`).
 pub(crate) async fn read_canary(
     path: Arc<PathHandle>,
     id: SentinelId,
@@ -161,6 +221,8 @@ pub(crate) async fn read_canary(
     shutdown: CancellationToken,
 ) {
     let request_timeout = path.spec.request_timeout.get();
+    let log = path.checks_versions();
+    let mut check = LogCheck::default();
     let mut wait = every / 2;
     loop {
         tokio::select! {
@@ -174,7 +236,19 @@ pub(crate) async fn read_canary(
         let sent = Instant::now();
         let read = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = bounded(request_timeout, path.target.lookup(&id)) => r,
+            r = bounded(request_timeout, async {
+                if !log {
+                    return path.target.lookup(&id).await;
+                }
+                let rows = path.target.lookup_log(&id).await?;
+                let duplicated = check.read(&rows, &versions);
+                let lost = check.lost(&versions, sent, path.spec.timeout.get());
+                path.on_versions(id.key(), lost, duplicated);
+                Ok(match rows.recent.back() {
+                    Some(payload) => Lookup::Present { payload: payload.clone() },
+                    None => Lookup::Absent,
+                })
+            }) => r,
         };
         drop(permit);
         note(&path.gate, &read);
@@ -263,6 +337,42 @@ mod tests {
             lost_versions(vs.iter().copied(), 0, 200, at(90), timeout),
             (0, 200)
         );
+    }
+
+    /// A change log of the canary with rows of `versions`, each as a sentinel payload.
+    fn log_of(versions: &[u64]) -> RowLog {
+        let mut log = RowLog::default();
+        for &v in versions {
+            let s = Sentinel::restore("t", SentinelId::canary("t", "g"), v, Utc::now());
+            log.push(Some(s.payload));
+        }
+        log
+    }
+
+    #[test]
+    fn a_change_log_loses_the_versions_it_never_shows_and_repeats_are_duplicates() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let ours = Versions::default();
+        for v in every_ten_seconds(t0, 6) {
+            ours.push(v);
+        }
+        let timeout = Duration::from_secs(25);
+        let mut check = LogCheck::default();
+        // At 45 s the log has 101, 103, 103 (and 99, from before this process, twice).
+        let log = log_of(&[99, 101, 99, 103, 103]);
+        assert_eq!(check.read(&log, &ours), 1);
+        // 101 and 102 were acknowledged 25 s before: 102 was never shown.
+        assert_eq!(check.lost(&ours, at(45), timeout), 1);
+        // The same rows again: nothing new, nothing judged twice.
+        assert_eq!(check.read(&log, &ours), 0);
+        assert_eq!(check.lost(&ours, at(45), timeout), 0);
+        // Later rows: 102 (late, after it was judged lost: not a duplicate), 104, 104 again.
+        let log = log_of(&[99, 101, 99, 103, 103, 102, 104, 104, 105]);
+        assert_eq!(check.read(&log, &ours), 1);
+        // At 80 s, 103..=105 are judged: all shown; 106 is not yet a timeout old.
+        assert_eq!(check.lost(&ours, at(80), timeout), 0);
+        assert_eq!(check.lost(&ours, at(90), timeout), 1);
     }
 
     #[test]

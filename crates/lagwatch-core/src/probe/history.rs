@@ -2,7 +2,7 @@
 //! what a contract report over a window (`contracts.rs`) is summed from.
 //!
 //! Why hours: the Prometheus counters say everything since start-up, a report says what
-//! happened over a window; an hourly slot is 296 bytes, so a week of them costs a path 50 KB,
+//! happened over a window; an hourly slot is 312 bytes, so a week of them costs a path 52 KB,
 //! and a fresh process holds one.
 
 use std::collections::VecDeque;
@@ -51,6 +51,10 @@ pub struct Slot {
     pub canary_k: [u32; K_BUCKETS],
     /// Canary versions not reached a timeout after their acknowledgement.
     pub updates_lost: u64,
+    /// Canary versions a change-log target never showed within a timeout of their
+    /// acknowledgement, and those it showed more than once (`updates: every`).
+    pub versions_lost: u64,
+    pub versions_duplicated: u64,
     /// Sentinels an ordered target showed before one written earlier, and the first sightings
     /// such a target could have shown one at.
     pub inversions: u64,
@@ -80,6 +84,8 @@ impl Slot {
             *a = a.saturating_add(*b);
         }
         self.updates_lost += o.updates_lost;
+        self.versions_lost += o.versions_lost;
+        self.versions_duplicated += o.versions_duplicated;
         self.inversions += o.inversions;
         self.ordered_sightings += o.ordered_sightings;
         self.pairs_ordered += o.pairs_ordered;
@@ -145,6 +151,9 @@ pub enum EvidenceKind {
     /// The update canary, whose versions the target had not reached a timeout after their
     /// acknowledgement (updates).
     UpdateLost,
+    /// The update canary, some of whose versions a change-log target never showed, or
+    /// showed more than once (updates: every).
+    VersionsBroken,
     /// Shown by an ordered target before a sentinel written earlier (order).
     OutOfOrder,
 }
@@ -162,6 +171,9 @@ impl EvidenceKind {
             EvidenceKind::OutOfOrder => "shown before a sentinel written earlier on the path",
             EvidenceKind::UpdateLost => {
                 "canary versions the target had not reached a timeout after their acknowledgement"
+            }
+            EvidenceKind::VersionsBroken => {
+                "canary versions the change log never showed within a timeout, or showed twice"
             }
         }
     }
@@ -189,7 +201,7 @@ pub fn keep(ring: &mut VecDeque<Evidence>, e: Evidence) {
 mod tests {
     #[test]
     fn a_slot_is_as_small_as_the_module_docs_say() {
-        assert_eq!(std::mem::size_of::<super::Slot>(), 296);
+        assert_eq!(std::mem::size_of::<super::Slot>(), 312);
     }
 
     use super::*;

@@ -273,6 +273,7 @@ impl PathHandle {
                 canary: spec.update_interval.is_some(),
                 pairs: spec.pair_interval.is_some(),
                 ordered: checks_order(target.as_ref()),
+                versions: spec.update_interval.is_some() && target.keeps_versions(),
             },
         );
         PathHandle {
@@ -282,6 +283,12 @@ impl PathHandle {
             m,
             state: Mutex::new(PathState::default()),
         }
+    }
+
+    /// Whether the path's canary reads check every version (`updates: every`): a canary read
+    /// at a change log.
+    pub fn checks_versions(&self) -> bool {
+        self.spec.update_interval.is_some() && self.target.keeps_versions()
     }
 
     /// Whether the path's reads check order (`lagwatch_order_inversions_total`): a target
@@ -419,6 +426,31 @@ impl PathHandle {
                 tracing::info!(source = %self.spec.source, target = %self.spec.target, sentinel = %canary, version = m, "Target returned an older canary version after a newer one.");
             }
             self.on_monotonic_violation(canary);
+        }
+    }
+
+    /// A canary read at a change log found `lost` versions it never showed within a timeout
+    /// and `duplicated` rows repeating a version it had shown (`updates: every`).
+    pub fn on_versions(&self, canary: &str, lost: u64, duplicated: u64) {
+        if lost + duplicated == 0 {
+            return;
+        }
+        self.m.versions_lost.inc_by(lost);
+        self.m.versions_duplicated.inc_by(duplicated);
+        let declared = self.spec.contract.updates == Some(crate::config::Updates::Every);
+        if declared {
+            tracing::warn!(source = %self.spec.source, target = %self.spec.target, sentinel = %canary, lost, duplicated, timeout = %self.spec.timeout, guarantee = "updates", "Path broke its declared updates: every guarantee: the change log lost or repeated canary versions.");
+        } else {
+            tracing::info!(source = %self.spec.source, target = %self.spec.target, sentinel = %canary, lost, duplicated, timeout = %self.spec.timeout, "The change log lost or repeated canary versions.");
+        }
+        self.evidence(EvidenceKind::VersionsBroken, canary, |h| {
+            h.versions_lost += lost;
+            h.versions_duplicated += duplicated;
+        });
+        if declared {
+            for _ in 0..lost + duplicated {
+                self.contract_broken(crate::config::Contract::UPDATES);
+            }
         }
     }
 

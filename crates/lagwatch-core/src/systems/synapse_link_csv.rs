@@ -89,6 +89,9 @@ pub enum Layout {
     Table,
 }
 
+/// Why the table layout runs no update canary.
+const TABLE_VERSIONS: &str = "the table layout's reader reads what was appended to a partition file, and in in-place mode an update rewrites its row where it was already read, so a canary's newer versions may not show; use layout: incremental";
+
 /// Registry entry: types and checks a `kind: synapse_link_csv` block.
 ///
 /// # Errors
@@ -115,6 +118,24 @@ impl SystemSpec for SynapseLinkCsvConfig {
 
     fn observes_regressions(&self) -> Result<(), String> {
         Err(crate::lake::REGRESSIONS_UNREAD.to_string())
+    }
+
+    /// Incremental folders are each read once, whole: a canary's every row is seen, and a
+    /// lookup answers its latest. The table layout's reader reads what was appended to a
+    /// partition file, so a canary row rewritten in place (same length, before the point
+    /// read) would not show.
+    fn shows_versions(&self) -> Result<(), String> {
+        match self.layout {
+            Layout::Incremental => Ok(()),
+            Layout::Table => Err(TABLE_VERSIONS.to_string()),
+        }
+    }
+
+    fn keeps_versions(&self) -> Result<(), String> {
+        match self.layout {
+            Layout::Incremental => Ok(()),
+            Layout::Table => Err(TABLE_VERSIONS.to_string()),
+        }
     }
 
     fn can_list(&self) -> Result<(), String> {
