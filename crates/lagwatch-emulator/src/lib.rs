@@ -37,7 +37,11 @@
 //! has passed (never before the write it follows), unless the replica drops the delete
 //! (`delete_drop_probability`: the row stays) or undoes it for a while
 //! (`resurrect_probability`: the row is back `resurrect_after` after it was gone, default 1s,
-//! for `resurrect_for`, default 3s, then gone for good). A dual-write map `state`
+//! for `resurrect_for`, default 3s, then gone for good). A lake replica whose export is a
+//! change log (incremental folders, or `layout: table` with `update_mode: append_only`) can
+//! also lose an update's row (`version_drop_probability`: the lake shows the version before
+//! until a later one arrives) or write it twice (`version_duplicate_probability`); creates and
+//! deletes never, and other targets refuse both keys. A dual-write map `state`
 //! (`running`, `paused`, `stopped`) and `paused` windows become a stall outage or a certain
 //! drop. All instants are `tokio::time::Instant`, so in-process tests under paused time
 //! ([`Emulator::handle`]) run minutes of lag in milliseconds. Wall-clock values the services

@@ -16,6 +16,11 @@
 //! is kept as a tombstone until it has left for good (Elasticsearch `_search`: until the first
 //! refresh after that), then dropped from the replica's index, a few per write or delete. A
 //! lake replica gets its delete row at `gone_at` ([`Emulator::lake_delete`]).
+//!
+//! A change-log lake replica can lose or repeat versions on purpose: the landscape draws
+//! `version_drop_probability` and `version_duplicate_probability` for each update (with the
+//! replica's other write draws, from the seeded generator), a lost version never reaches the
+//! export and a duplicated one is appended twice ([`Emulator::lake_commit`]).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -26,7 +31,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::simulated::{DROPPED_DELETE_KEPT, ReplicaEntry, ReplicaSpec};
+use crate::simulated::{DROPPED_DELETE_KEPT, ReplicaEntry, ReplicaSpec, VersionFate};
 
 use super::odata::{Dialect, Filter, parse_filter};
 use super::scenario::{self, FOREVER, Scenario, Target, Transform};
@@ -234,7 +239,8 @@ pub struct GroundTruth {
     /// An early appearance `[from, to)` before `visible_at`.
     pub flap: Option<(Instant, Instant)>,
     pub mismatched: bool,
-    /// Never arrives because the replica dropped it (or the map is stopped).
+    /// Never arrives because the replica dropped it (or the map is stopped; for an update,
+    /// also `version_drop_probability`).
     pub dropped: bool,
     /// Waits behind a paused map: arrives only when the map resumes.
     pub queued: bool,
@@ -335,8 +341,17 @@ impl Emulator {
             index.purge(now);
             // Written again after a delete: a record of its own, no longer buried.
             index.tombstones.remove(&id);
-            if let Some(previous) = self.landscape.replica_entry(&r.name, &id_text) {
-                index.prior.insert(id, previous);
+            match self.landscape.replica_entry(&r.name, &id_text) {
+                // An update over a lost version: the lake still shows the one before it, and
+                // a delete must know that one's row went ahead of it (`lake_delete`).
+                Some(p)
+                    if p.version == VersionFate::Dropped
+                        && p.deleted_at.is_none()
+                        && index.prior.contains_key(&id) => {}
+                Some(p) => {
+                    index.prior.insert(id, p);
+                }
+                None => {}
             }
             match &parent {
                 Some(p) => {
