@@ -59,7 +59,8 @@
 //!  "queued":false,"deleted_at":"…","deleted_at_unix":…,"gone_at":"…","gone_at_unix":…,
 //!  "delete_lag_seconds":0.38,"delete_dropped":false,
 //!  "resurrected":{"from":"…","to":"…","from_unix":…,"to_unix":…},
-//!  "delete_sink_at":null,"delete_sink_at_unix":null,"visible_now":false,"now":"…"}
+//!  "delete_sink_at":null,"delete_sink_at_unix":null,"versions_dropped":[],
+//!  "versions_duplicated":[],"visible_now":false,"now":"…"}
 //! ```
 //!
 //! Timestamps are RFC 3339 UTC with nanoseconds plus the same instant as Unix seconds with a
@@ -83,7 +84,12 @@
 //! `from` to the first at or after `to`). For a lake replica `delete_sink_at` is when the
 //! delete row was appended (its `SinkCreatedOn`), `gone_at` when it became readable, by the
 //! same rule as `visible_at`, and `resurrected` when the row written again and its second
-//! delete row became readable. `visible_now` is whether reads by key find the row stably now
+//! delete row became readable. `versions_dropped` and `versions_duplicated` (change-log lakes;
+//! empty elsewhere) list the updates of the record, since it was created, whose row
+//! `version_drop_probability` kept from the lake or `version_duplicate_probability` wrote
+//! twice, oldest first, each as `{"committed_at": "…", "committed_at_unix": …}` (its Dataverse
+//! commit; the last 1024 of each); a lost latest version leaves `dropped` true and
+//! `visible_at` null. `visible_now` is whether reads by key find the row stably now
 //! (arrived and not gone, or resurrected). Unknown replica or key → 404.
 //!
 //! Drift truth: `GET /_truth/_drift/{replica}` (no authentication) lists the exact drift of a
