@@ -57,6 +57,14 @@
 //!   appends the row's last version again at `gone_at + resurrect_after` and a second delete
 //!   row at the end of its window; in the table layout, in place, the row is put back into its
 //!   partition file and removed again; Delta commits both change rows.
+//! - Lost and repeated versions, on purpose, for a check that a change log holds every
+//!   version once (incremental folders and the append-only table layout only; the scenario
+//!   refuses them elsewhere, where a snapshot may skip versions legally): an update (a write
+//!   of a record the replica already had, not deleted) whose `version_drop_probability` draw
+//!   hits is never appended, so the lake shows the version before until a later one arrives;
+//!   one whose `version_duplicate_probability` draw hits is appended twice, the copy identical
+//!   (sink times included) right behind the first, as an export retry leaves it. A create, a
+//!   delete row and a resurrection's row are never lost nor repeated this way.
 //! - `model.json` and `changelog.info` are written to a dot-named temporary file and renamed.
 //!
 //! # Ground truth
@@ -68,6 +76,9 @@
 //! `visible_at`); a resurrection's `{from, to}` are when its row and its second delete row
 //! became readable (equal when both went into one folder or one Delta commit: a reader of
 //! completed folders then sees the row and its delete together, never the row alone).
+//! `versions_dropped` and `versions_duplicated` list the commit instants of the updates lost
+//! and written twice (a duplicate whose rows a delete overtook before they reached the export
+//! is not one; a lost latest version leaves the truth `dropped`, its `visible_at` null).
 //!
 //! # Time
 //!
@@ -102,7 +113,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::simulated::ReplicaEntry;
+use crate::simulated::{ReplicaEntry, VersionFate};
 
 use super::Emulator;
 use super::lake_delta::{self, DeltaTables, wall_clock};
@@ -298,6 +309,9 @@ pub(crate) struct PendingRow {
     pub line: String,
     /// A delete (the line is the delete marker row).
     pub delete: bool,
+    /// The second copy of a duplicated version (`version_duplicate_probability`): when the
+    /// version committed, so a delete that cancels the copy takes it out of the truth.
+    pub copy_of: Option<Instant>,
 }
 
 /// Writer position of one lake.
@@ -606,24 +620,58 @@ impl Emulator {
         }
     }
 
-    /// Queues the version `entry` of record `id` for the lake table of replica `r` (called
-    /// right after the landscape committed it).
-    pub(crate) fn lake_commit(&self, r: &ReplicaDef, id: Uuid, entry: &ReplicaEntry) {
+    /// Queues the version `entry` of record `id`, committed at `committed`, for the lake
+    /// table of replica `r` (called right after the landscape committed it): twice, the
+    /// copy right behind, if its version draw says [`VersionFate::Duplicated`]. Whether the
+    /// copy was queued: a version that never reaches the export is duplicated in no lake.
+    pub(crate) fn lake_commit(
+        &self,
+        r: &ReplicaDef,
+        id: Uuid,
+        entry: &ReplicaEntry,
+        committed: Instant,
+    ) -> bool {
         let Some(sink) = entry.visible_at else {
-            return; // dropped: never reaches the export
+            return false; // dropped (a version draw too): never reaches the export
         };
         if sink > self.started + FOREVER.get() / 2 {
-            return; // queued behind a paused map for the life of the emulator
+            return false; // queued behind a paused map for the life of the emulator
         }
-        self.lake_push(r, id, Some(entry), sink);
+        let Some((li, row)) = self.lake_row(r, id, Some(entry), sink) else {
+            return false;
+        };
+        let copy = (entry.version == VersionFate::Duplicated).then(|| PendingRow {
+            seq: self.lakes.seq.fetch_add(1, Ordering::Relaxed),
+            copy_of: Some(committed),
+            ..row.clone()
+        });
+        self.lakes.push(li, row);
+        match copy {
+            Some(copy) => {
+                self.lakes.push(li, copy);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Queues a row of record `id` reaching the lake table of replica `r` at `sink`: version
     /// `entry`, or (`None`) its delete row.
     fn lake_push(&self, r: &ReplicaDef, id: Uuid, entry: Option<&ReplicaEntry>, sink: Instant) {
-        let Some((li, ti)) = self.lakes.locate(&r.name) else {
-            return;
-        };
+        if let Some((li, row)) = self.lake_row(r, id, entry, sink) {
+            self.lakes.push(li, row);
+        }
+    }
+
+    /// The row [`Emulator::lake_push`] queues, with the index of its lake.
+    fn lake_row(
+        &self,
+        r: &ReplicaDef,
+        id: Uuid,
+        entry: Option<&ReplicaEntry>,
+        sink: Instant,
+    ) -> Option<(usize, PendingRow)> {
+        let (li, ti) = self.lakes.locate(&r.name)?;
         let sink_wall = self.unstepped_wall_time(sink);
         let def = &self.lakes.defs[li];
         let (line, partition) = match entry {
@@ -647,7 +695,7 @@ impl Emulator {
                 def.partition(sink_wall),
             ),
         };
-        self.lakes.push(
+        Some((
             li,
             PendingRow {
                 sink,
@@ -657,8 +705,9 @@ impl Emulator {
                 partition,
                 line,
                 delete: entry.is_none(),
+                copy_of: None,
             },
-        );
+        ))
     }
 
     /// Record `id` was deleted; `entry` is its last version with the delete as the landscape
@@ -667,26 +716,35 @@ impl Emulator {
     /// delete drawn shorter than the write's lag has `gone_at` = `visible_at`: the row never
     /// shows), and the delete row is appended at `gone_at` if a version reached it before. A resurrection
     /// writes the row (its last version) again when it starts and a delete row when it ends;
-    /// a dropped delete, or one queued behind a paused map, writes nothing.
+    /// a dropped delete, or one queued behind a paused map, writes nothing. Returns the
+    /// commit instants of duplicated versions whose copy the delete cancelled: they are not
+    /// in the lake twice after all.
     pub(crate) fn lake_delete(
         &self,
         r: &ReplicaDef,
         id: Uuid,
         entry: &ReplicaEntry,
         prior_at: Option<Instant>,
-    ) {
+    ) -> Vec<Instant> {
         let Some((li, ti)) = self.lakes.locate(&r.name) else {
-            return;
+            return Vec::new();
         };
         let Some(gone) = entry.gone_at else {
-            return;
+            return Vec::new();
         };
         if gone > self.started + FOREVER.get() / 2 {
-            return;
+            return Vec::new();
         }
+        let mut cancelled = Vec::new();
         let still_due = {
             let mut pending = self.lakes.pending();
-            pending[li].retain(|p| !(p.id == id && p.table == ti && p.sink >= gone));
+            pending[li].retain(|p| {
+                let cancel = p.id == id && p.table == ti && p.sink >= gone;
+                if cancel {
+                    cancelled.extend(p.copy_of);
+                }
+                !cancel
+            });
             pending[li].iter().any(|p| p.id == id && p.table == ti)
         };
         let exported = [entry.visible_at, prior_at]
@@ -694,13 +752,14 @@ impl Emulator {
             .flatten()
             .any(|v| v < gone);
         if !(exported || still_due) {
-            return;
+            return cancelled;
         }
         self.lake_push(r, id, None, gone);
         if let Some((from, to)) = entry.resurrected {
             self.lake_push(r, id, Some(entry), from);
             self.lake_push(r, id, None, to);
         }
+        cancelled
     }
 
     /// Brings every lake's files up to now: appends the rows whose sink instant has passed to
@@ -1173,6 +1232,231 @@ mod tests {
                 Column::new("IsDelete", "boolean", Cell::IsDelete),
             ],
             seed: None,
+        }
+    }
+
+    /// Five lake replicas of one table: losing every update's row, doubling it, neither;
+    /// in incremental folders (`drop`, `dup`, `plain`) and the append-only table layout
+    /// (`drop_t`, `dup_t`).
+    const VERSIONS: &str = r#"
+seed: 7
+dataverse:
+  crm:
+    tables:
+      accounts: { id: accountid, columns: { name: string } }
+lakes:
+  drop: { container: dataverse-crm-drop }
+  dup: { container: dataverse-crm-dup }
+  plain: { container: dataverse-crm-plain }
+  drop_t: { container: dataverse-crm-drop-t, layout: table, update_mode: append_only }
+  dup_t: { container: dataverse-crm-dup-t, layout: table, update_mode: append_only }
+replicas:
+  drop:
+    source: crm/accounts
+    target: { kind: lake, lake: drop, table: account }
+    lag: { distribution: fixed, value: 2s }
+    folder_interval: 10s
+    version_drop_probability: 1.0
+  dup:
+    source: crm/accounts
+    target: { kind: lake, lake: dup, table: account }
+    lag: { distribution: fixed, value: 2s }
+    folder_interval: 10s
+    version_duplicate_probability: 1.0
+  plain:
+    source: crm/accounts
+    target: { kind: lake, lake: plain, table: account }
+    lag: { distribution: fixed, value: 2s }
+    folder_interval: 10s
+  drop_t:
+    source: crm/accounts
+    target: { kind: lake, lake: drop_t, table: account }
+    lag: { distribution: fixed, value: 2s }
+    version_drop_probability: 1.0
+  dup_t:
+    source: crm/accounts
+    target: { kind: lake, lake: dup_t, table: account }
+    lag: { distribution: fixed, value: 2s }
+    version_duplicate_probability: 1.0
+"#;
+
+    /// Every CSV line under `dir`, files in path order (folders in time order).
+    fn csv_lines(dir: &Path) -> Vec<String> {
+        let mut files = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+                let path = e.expect("entry").path();
+                if path.is_dir() {
+                    todo.push(path);
+                } else if path.extension().is_some_and(|x| x == "csv") {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        files
+            .iter()
+            .flat_map(|f| {
+                let text = std::fs::read_to_string(f).expect("csv");
+                text.lines().map(str::to_string).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// The versionnumber of each row of record `id` in lake `lake`, in file order (0 for a
+    /// delete row).
+    fn versions_in(emu: &Emulator, lake: &str, id: Uuid) -> Vec<u64> {
+        let dir = emu.lake_dir(lake).expect("lake dir");
+        csv_lines(&dir)
+            .iter()
+            .filter(|l| l.starts_with(&id.to_string()))
+            .map(|l| {
+                // Id, SinkCreatedOn, SinkModifiedOn, name, accountid, createdon, modifiedon,
+                // versionnumber, IsDelete
+                let cells: Vec<&str> = l.split(',').collect();
+                assert_eq!(cells.len(), 9, "{l}");
+                cells[7].parse().unwrap_or(0)
+            })
+            .collect()
+    }
+
+    /// Writes version `v` of record `id` the way a Dataverse create or update replicates it;
+    /// returns its commit instant.
+    fn write(emu: &Emulator, id: Uuid, v: u64) -> Instant {
+        let at = emu.wall_now().to_rfc3339();
+        let row: Map<String, Value> = serde_json::from_value(json!({
+            "accountid": id.to_string(),
+            "name": format!("v{v}"),
+            "createdon": at,
+            "modifiedon": at,
+            "versionnumber": v,
+        }))
+        .expect("row");
+        let committed = Instant::now();
+        emu.replicate("crm", "accounts", id, &row);
+        committed
+    }
+
+    async fn truth_json(emu: &Emulator, replica: &str, id: Uuid) -> Value {
+        let req = axum::http::Request::builder()
+            .uri(format!("/_truth/{replica}/{id}"))
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let resp = emu.handle(req).await;
+        assert_eq!(resp.status(), 200);
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn updates_are_lost_or_doubled_in_the_lake_as_the_truth_says() {
+        let scenario = Scenario::from_yaml(VERSIONS).unwrap_or_else(|e| panic!("{e}"));
+        let emu = Emulator::new(scenario);
+        emu.flush_lake().await.expect("lake written");
+        let id = Uuid::now_v7();
+        write(&emu, id, 1);
+        let mut updates = Vec::new();
+        for v in 2..=4 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            updates.push(write(&emu, id, v));
+        }
+        tokio::time::advance(Duration::from_secs(30)).await;
+        emu.flush_lake().await.expect("flush");
+
+        for lake in ["drop", "drop_t"] {
+            assert_eq!(versions_in(&emu, lake, id), [1], "{lake}: only the create");
+            let t = emu.truth(lake, &id.to_string()).expect("truth");
+            assert_eq!(t.versions_dropped, updates, "{lake}");
+            assert!(t.versions_duplicated.is_empty(), "{lake}");
+            assert!(
+                t.dropped && t.visible_at.is_none(),
+                "{lake}: the latest is lost"
+            );
+        }
+        for lake in ["dup", "dup_t"] {
+            assert_eq!(
+                versions_in(&emu, lake, id),
+                [1, 2, 2, 3, 3, 4, 4],
+                "{lake}: the create once, each update twice"
+            );
+            let rows: Vec<String> = csv_lines(&emu.lake_dir(lake).expect("dir"))
+                .into_iter()
+                .filter(|l| l.starts_with(&id.to_string()))
+                .collect();
+            for pair in [(1, 2), (3, 4), (5, 6)] {
+                assert_eq!(rows[pair.0], rows[pair.1], "{lake}: an identical copy");
+            }
+            let t = emu.truth(lake, &id.to_string()).expect("truth");
+            assert_eq!(t.versions_duplicated, updates, "{lake}");
+            assert!(t.versions_dropped.is_empty(), "{lake}");
+            assert!(!t.dropped && t.visible_at.is_some(), "{lake}");
+        }
+        assert_eq!(versions_in(&emu, "plain", id), [1, 2, 3, 4]);
+        let t = emu.truth("plain", &id.to_string()).expect("truth");
+        assert!(t.versions_dropped.is_empty() && t.versions_duplicated.is_empty());
+
+        let j = truth_json(&emu, "drop", id).await;
+        let listed = j["versions_dropped"].as_array().expect("array");
+        assert_eq!(listed.len(), 3, "{j}");
+        for (entry, at) in listed.iter().zip(&updates) {
+            let wall = emu.wall_time(*at);
+            assert_eq!(entry["committed_at"], json!(crate::rfc3339(wall)));
+            let unix = entry["committed_at_unix"].as_f64().expect("unix seconds");
+            assert!(
+                (unix - wall.timestamp_millis() as f64 / 1e3).abs() < 1e-3,
+                "{entry}"
+            );
+        }
+        assert_eq!(j["versions_duplicated"], json!([]));
+        let j = truth_json(&emu, "dup", id).await;
+        assert_eq!(j["versions_duplicated"].as_array().map(Vec::len), Some(3));
+
+        // The delete still follows the create's row, past the lost updates; a record written
+        // again is a create, with a truth of its own.
+        emu.unreplicate("crm", "accounts", id);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        emu.flush_lake().await.expect("flush");
+        for lake in ["drop", "drop_t"] {
+            assert_eq!(
+                versions_in(&emu, lake, id),
+                [1, 0],
+                "{lake}: create, delete"
+            );
+        }
+        assert_eq!(versions_in(&emu, "dup", id), [1, 2, 2, 3, 3, 4, 4, 0]);
+        write(&emu, id, 5);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        emu.flush_lake().await.expect("flush");
+        for lake in ["drop", "drop_t", "dup", "dup_t"] {
+            assert_eq!(versions_in(&emu, lake, id).last(), Some(&5), "{lake}");
+            let t = emu.truth(lake, &id.to_string()).expect("truth");
+            assert!(
+                t.versions_dropped.is_empty() && t.versions_duplicated.is_empty(),
+                "{lake}: {t:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_duplicate_a_delete_overtakes_is_not_one() {
+        // The delete is drawn as fast as the write: the update's rows never reach the export.
+        let scenario = Scenario::from_yaml(VERSIONS).unwrap_or_else(|e| panic!("{e}"));
+        let emu = Emulator::new(scenario);
+        emu.flush_lake().await.expect("lake written");
+        let id = Uuid::now_v7();
+        write(&emu, id, 1);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        write(&emu, id, 2);
+        emu.unreplicate("crm", "accounts", id);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        emu.flush_lake().await.expect("flush");
+        for lake in ["dup", "dup_t"] {
+            assert_eq!(versions_in(&emu, lake, id), [1, 0], "{lake}");
+            let t = emu.truth(lake, &id.to_string()).expect("truth");
+            assert!(t.versions_duplicated.is_empty(), "{lake}: {t:?}");
         }
     }
 

@@ -37,7 +37,11 @@
 //! has passed (never before the write it follows), unless the replica drops the delete
 //! (`delete_drop_probability`: the row stays) or undoes it for a while
 //! (`resurrect_probability`: the row is back `resurrect_after` after it was gone, default 1s,
-//! for `resurrect_for`, default 3s, then gone for good). A dual-write map `state`
+//! for `resurrect_for`, default 3s, then gone for good). A lake replica whose export is a
+//! change log (incremental folders, or `layout: table` with `update_mode: append_only`) can
+//! also lose an update's row (`version_drop_probability`: the lake shows the version before
+//! until a later one arrives) or write it twice (`version_duplicate_probability`); creates and
+//! deletes never, and other targets refuse both keys. A dual-write map `state`
 //! (`running`, `paused`, `stopped`) and `paused` windows become a stall outage or a certain
 //! drop. All instants are `tokio::time::Instant`, so in-process tests under paused time
 //! ([`Emulator::handle`]) run minutes of lag in milliseconds. Wall-clock values the services
@@ -55,7 +59,8 @@
 //!  "queued":false,"deleted_at":"…","deleted_at_unix":…,"gone_at":"…","gone_at_unix":…,
 //!  "delete_lag_seconds":0.38,"delete_dropped":false,
 //!  "resurrected":{"from":"…","to":"…","from_unix":…,"to_unix":…},
-//!  "delete_sink_at":null,"delete_sink_at_unix":null,"visible_now":false,"now":"…"}
+//!  "delete_sink_at":null,"delete_sink_at_unix":null,"versions_dropped":[],
+//!  "versions_duplicated":[],"visible_now":false,"now":"…"}
 //! ```
 //!
 //! Timestamps are RFC 3339 UTC with nanoseconds plus the same instant as Unix seconds with a
@@ -79,7 +84,12 @@
 //! `from` to the first at or after `to`). For a lake replica `delete_sink_at` is when the
 //! delete row was appended (its `SinkCreatedOn`), `gone_at` when it became readable, by the
 //! same rule as `visible_at`, and `resurrected` when the row written again and its second
-//! delete row became readable. `visible_now` is whether reads by key find the row stably now
+//! delete row became readable. `versions_dropped` and `versions_duplicated` (change-log lakes;
+//! empty elsewhere) list the updates of the record, since it was created, whose row
+//! `version_drop_probability` kept from the lake or `version_duplicate_probability` wrote
+//! twice, oldest first, each as `{"committed_at": "…", "committed_at_unix": …}` (its Dataverse
+//! commit; the last 1024 of each); a lost latest version leaves `dropped` true and
+//! `visible_at` null. `visible_now` is whether reads by key find the row stably now
 //! (arrived and not gone, or resurrected). Unknown replica or key → 404.
 //!
 //! Drift truth: `GET /_truth/_drift/{replica}` (no authentication) lists the exact drift of a

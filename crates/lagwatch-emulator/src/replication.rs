@@ -16,6 +16,14 @@
 //! is kept as a tombstone until it has left for good (Elasticsearch `_search`: until the first
 //! refresh after that), then dropped from the replica's index, a few per write or delete. A
 //! lake replica gets its delete row at `gone_at` ([`Emulator::lake_delete`]).
+//!
+//! A change-log lake replica can lose or repeat versions on purpose: the landscape draws
+//! `version_drop_probability` and `version_duplicate_probability` for each update (with the
+//! replica's other write draws, from the seeded generator), a lost version never reaches the
+//! export and a duplicated one is appended twice ([`Emulator::lake_commit`]). Each record's
+//! index keeps their commit instants for the truth (`versions_dropped`,
+//! `versions_duplicated`), because a check that every version arrives once has to count
+//! exactly these.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -26,7 +34,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::simulated::{DROPPED_DELETE_KEPT, ReplicaEntry, ReplicaSpec};
+use crate::simulated::{DROPPED_DELETE_KEPT, ReplicaEntry, ReplicaSpec, VersionFate};
 
 use super::odata::{Dialect, Filter, parse_filter};
 use super::scenario::{self, FOREVER, Scenario, Target, Transform};
@@ -37,6 +45,11 @@ const KEY_CAPACITY: usize = 200_000;
 
 /// Expired tombstones dropped from a replica's index per write or delete.
 const PURGE_BATCH: usize = 16;
+
+/// Most dropped, and most duplicated, versions remembered per record for the truth endpoint:
+/// an update canary written every few seconds keeps about an hour, more than a check of its
+/// versions looks back.
+const VERSIONS_KEPT: usize = 1024;
 
 /// A resolved scenario replica.
 pub(crate) struct ReplicaDef {
@@ -138,6 +151,9 @@ pub(crate) struct ReplicaIndex {
     prior: HashMap<Uuid, ReplicaEntry>,
     /// Flap and mismatch of the latest version, kept after deletion for the truth endpoint.
     meta: HashMap<Uuid, (Option<(Instant, Instant)>, bool)>,
+    /// Versions the version draws lost or duplicated, since the record was (re)created; only
+    /// records that had one have an entry. Forgotten with `meta`.
+    versions: HashMap<Uuid, VersionLog>,
     seq: u64,
     /// Deleted records still in `live`: their last version with the delete as the landscape
     /// drew it, and which burial this is. Kept here as well because a read that rounds to a
@@ -188,7 +204,31 @@ impl ReplicaIndex {
                 && let Some(id) = self.by_key.remove(&old)
             {
                 self.meta.remove(&id);
+                self.versions.remove(&id);
             }
+        }
+    }
+}
+
+/// The commit instants of a record's updates a change log lost or holds twice, oldest first,
+/// the last [`VERSIONS_KEPT`] of each.
+#[derive(Default)]
+struct VersionLog {
+    dropped: VecDeque<Instant>,
+    duplicated: VecDeque<Instant>,
+}
+
+impl VersionLog {
+    /// Notes the update committed at `at` as duplicated, or else as dropped.
+    fn note(&mut self, duplicated: bool, at: Instant) {
+        let list = if duplicated {
+            &mut self.duplicated
+        } else {
+            &mut self.dropped
+        };
+        list.push_back(at);
+        if list.len() > VERSIONS_KEPT {
+            list.pop_front();
         }
     }
 }
@@ -234,7 +274,8 @@ pub struct GroundTruth {
     /// An early appearance `[from, to)` before `visible_at`.
     pub flap: Option<(Instant, Instant)>,
     pub mismatched: bool,
-    /// Never arrives because the replica dropped it (or the map is stopped).
+    /// Never arrives because the replica dropped it (or the map is stopped; for an update,
+    /// also `version_drop_probability`).
     pub dropped: bool,
     /// Waits behind a paused map: arrives only when the map resumes.
     pub queued: bool,
@@ -253,6 +294,14 @@ pub struct GroundTruth {
     pub resurrected: Option<(Instant, Instant)>,
     /// Lake only: when the delete row reached the export (its `SinkCreatedOn`).
     pub delete_sink_at: Option<Instant>,
+    /// Change-log lake only: the Dataverse commit instants of this record's updates whose row
+    /// `version_drop_probability` kept from the export, oldest first (the last 1024). A
+    /// version lost otherwise (`drop_probability`, a paused map) is not listed.
+    pub versions_dropped: Vec<Instant>,
+    /// Change-log lake only: the commit instants of updates whose row
+    /// `version_duplicate_probability` wrote twice, oldest first (the last 1024); not those
+    /// whose rows a delete overtook before they reached the export.
+    pub versions_duplicated: Vec<Instant>,
 }
 
 impl GroundTruth {
@@ -335,8 +384,23 @@ impl Emulator {
             index.purge(now);
             // Written again after a delete: a record of its own, no longer buried.
             index.tombstones.remove(&id);
-            if let Some(previous) = self.landscape.replica_entry(&r.name, &id_text) {
-                index.prior.insert(id, previous);
+            match self.landscape.replica_entry(&r.name, &id_text) {
+                // An update over a lost version: the lake still shows the one before it, and
+                // a delete must know that one's row went ahead of it (`lake_delete`).
+                Some(p)
+                    if p.version == VersionFate::Dropped
+                        && p.deleted_at.is_none()
+                        && index.prior.contains_key(&id) => {}
+                Some(p) => {
+                    if p.deleted_at.is_some() {
+                        // A create: the versions lost or repeated were another record's.
+                        index.versions.remove(&id);
+                    }
+                    index.prior.insert(id, p);
+                }
+                None => {
+                    index.versions.remove(&id);
+                }
             }
             match &parent {
                 Some(p) => {
@@ -349,8 +413,15 @@ impl Emulator {
             }
             if let Some(e) = self.landscape.replica_entry(&r.name, &id_text) {
                 index.meta.insert(id, (e.glimpse, e.mismatched));
-                if matches!(r.target, Target::Lake { .. }) {
-                    self.lake_commit(r, id, &e);
+                let doubled =
+                    matches!(r.target, Target::Lake { .. }) && self.lake_commit(r, id, &e, now);
+                let duplicated = match e.version {
+                    VersionFate::Dropped => Some(false),
+                    VersionFate::Duplicated if doubled => Some(true),
+                    _ => None,
+                };
+                if let Some(duplicated) = duplicated {
+                    index.versions.entry(id).or_default().note(duplicated, now);
                 }
             }
             index.seq += 1;
@@ -394,7 +465,10 @@ impl Emulator {
             };
             if matches!(r.target, Target::Lake { .. }) {
                 let prior = index.prior.get(&id).and_then(|p| p.visible_at);
-                self.lake_delete(r, id, &entry, prior);
+                let cancelled = self.lake_delete(r, id, &entry, prior);
+                if let Some(v) = index.versions.get_mut(&id) {
+                    v.duplicated.retain(|at| !cancelled.contains(at));
+                }
             }
             let until = match entry.gone_at {
                 Some(gone) => {
@@ -543,7 +617,7 @@ impl Emulator {
     /// Ground truth of the record with key (or Dataverse id) `key` in `replica`.
     pub fn truth(&self, replica: &str, key: &str) -> Option<GroundTruth> {
         let r = self.replicas.iter().find(|r| r.name == replica)?;
-        let (id, key_value, meta) = {
+        let (id, key_value, meta, versions) = {
             let st = self.state();
             let index = st.indexes.get(replica)?;
             let id = index.by_key.get(key).copied().or_else(|| {
@@ -555,8 +629,15 @@ impl Emulator {
                 .get(&id)
                 .map(|(k, _)| k.clone())
                 .unwrap_or_else(|| key.to_string());
-            (id, key_value, index.meta.get(&id).copied())
+            let versions = index.versions.get(&id).map(|v| {
+                (
+                    v.dropped.iter().copied().collect(),
+                    v.duplicated.iter().copied().collect(),
+                )
+            });
+            (id, key_value, index.meta.get(&id).copied(), versions)
         };
+        let (versions_dropped, versions_duplicated) = versions.unwrap_or_default();
         let t = self.landscape.truth(replica, &id.to_string())?;
         let horizon = self.started + FOREVER.get() / 2;
         let queued = t.visible_at.is_some_and(|v| v > horizon);
@@ -601,6 +682,8 @@ impl Emulator {
             delete_dropped: t.delete_dropped,
             resurrected,
             delete_sink_at,
+            versions_dropped,
+            versions_duplicated,
         })
     }
 
@@ -624,6 +707,11 @@ impl Emulator {
             w.map(|(a, b)| {
                 json!({"from": at(Some(a)), "to": at(Some(b)), "from_unix": unix(Some(a)), "to_unix": unix(Some(b))})
             })
+        };
+        let versions = |list: &[Instant]| {
+            list.iter()
+                .map(|i| json!({"committed_at": at(Some(*i)), "committed_at_unix": unix(Some(*i))}))
+                .collect::<Vec<_>>()
         };
         let folder = t
             .sink_at
@@ -658,6 +746,8 @@ impl Emulator {
                 "resurrected": window(t.resurrected),
                 "delete_sink_at": at(t.delete_sink_at),
                 "delete_sink_at_unix": unix(t.delete_sink_at),
+                "versions_dropped": versions(&t.versions_dropped),
+                "versions_duplicated": versions(&t.versions_duplicated),
                 "visible_now": visible_now,
                 "now": rfc3339(self.wall_time(now)),
             }),

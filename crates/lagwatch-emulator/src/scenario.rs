@@ -3,6 +3,15 @@
 //! YAML, strict like lagwatch's own configuration (unknown keys are errors, durations use the
 //! same grammar). Every error names the key path. See the module docs of [`crate`]
 //! for an example.
+//!
+//! A replica's knobs that break replication on purpose (`drop_probability`,
+//! `delete_drop_probability`, `resurrect_probability`, `child_first_probability`,
+//! `version_drop_probability`, `version_duplicate_probability`…) are documented on
+//! [`Replica`]; each is a probability in [0, 1], drawn per write or delete from the seeded
+//! generator, and the ground truth lists what it did. A knob a target cannot show is refused
+//! rather than ignored: the version knobs need a change-log lake (incremental folders, or the
+//! table layout with append-only updates), since anywhere else a skipped version is legal and
+//! there is no row to repeat.
 
 use std::collections::BTreeMap;
 
@@ -390,6 +399,16 @@ pub struct Replica {
     pub child_first_probability: f64,
     #[serde(default = "default_child_first_for")]
     pub child_first_for: Dur,
+    /// Change-log lakes only: share of updates (writes of a record the replica already has)
+    /// whose row never reaches the export, so the lake shows the version before until a later
+    /// one arrives: every version arriving once is what such a lake promises, and this breaks
+    /// it on purpose. Creates and deletes are never lost this way.
+    #[serde(default)]
+    pub version_drop_probability: f64,
+    /// Change-log lakes only: share of updates (not lost) whose row is written twice, the
+    /// copy identical and right behind the first, as an export retry leaves it.
+    #[serde(default)]
+    pub version_duplicate_probability: f64,
     /// Outages: `stall` pauses replication, `unavailable` fails reads with 503.
     #[serde(default)]
     pub outages: Vec<Outage>,
@@ -468,6 +487,8 @@ impl Replica {
             resurrect_for: self.resurrect_for,
             child_first_probability: self.child_first_probability,
             child_first_for: self.child_first_for,
+            version_drop_probability: self.version_drop_probability,
+            version_duplicate_probability: self.version_duplicate_probability,
             outages,
         }
     }
@@ -836,6 +857,11 @@ impl Scenario {
             ("delete_drop_probability", r.delete_drop_probability),
             ("resurrect_probability", r.resurrect_probability),
             ("child_first_probability", r.child_first_probability),
+            ("version_drop_probability", r.version_drop_probability),
+            (
+                "version_duplicate_probability",
+                r.version_duplicate_probability,
+            ),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(issue(
@@ -941,7 +967,53 @@ impl Scenario {
                 self.validate_lake_target(&key, r, table, set, lake, ltable)?;
             }
         }
-        Ok(())
+        self.validate_version_knobs(&key, r)
+    }
+
+    /// The version knobs lose or repeat rows of a change log; anywhere else a skipped
+    /// version is legal (a snapshot shows the latest) and a repeated one means nothing, so a
+    /// knob set there would inject nothing a check could count.
+    fn validate_version_knobs(&self, key: &str, r: &Replica) -> Result<(), Issue> {
+        let Some((field, _)) = [
+            ("version_drop_probability", r.version_drop_probability),
+            (
+                "version_duplicate_probability",
+                r.version_duplicate_probability,
+            ),
+        ]
+        .into_iter()
+        .find(|(_, p)| *p > 0.0) else {
+            return Ok(());
+        };
+        let why = match &r.target {
+            Target::Lake { lake, .. } => {
+                // An unknown lake was refused with the target already.
+                let Some(l) = self.lakes.get(lake) else {
+                    return Ok(());
+                };
+                match (l.layout, l.table_layout()) {
+                    (LakeLayout::Incremental, _) | (_, Some((_, UpdateMode::AppendOnly))) => {
+                        return Ok(());
+                    }
+                    (LakeLayout::Delta, _) => format!(
+                        "lake {lake} is a Delta lake, a snapshot merged per refresh: it may \
+                         skip versions legally"
+                    ),
+                    _ => format!(
+                        "lake {lake} has the table layout with in-place updates, a snapshot: \
+                         it may skip versions legally"
+                    ),
+                }
+            }
+            _ => "a snapshot target may skip versions legally".to_string(),
+        };
+        Err(issue(
+            format!("{key}.{field}"),
+            format!(
+                "{why}; {field} needs a change-log lake: incremental folders or layout table \
+                 with append-only updates"
+            ),
+        ))
     }
 
     fn validate_lake_target(
@@ -1048,5 +1120,113 @@ impl From<Issue> for EmulatorError {
             key: i.key,
             reason: i.reason,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scenario with one replica of `crm/accounts` into `target`, with `knobs` on it.
+    fn with(lakes: &str, target: &str, knobs: &str) -> Result<Scenario, EmulatorError> {
+        Scenario::from_yaml(&format!(
+            r#"
+dataverse:
+  crm:
+    tables:
+      accounts: {{ columns: {{ name: string }} }}
+search:
+  find: {{ api_keys: [k] }}
+lakes: {{ {lakes} }}
+replicas:
+  r:
+    source: crm/accounts
+    target: {target}
+    lag: {{ distribution: fixed, value: 1s }}
+    {knobs}
+"#
+        ))
+    }
+
+    fn refused(s: Result<Scenario, EmulatorError>) -> (String, String) {
+        match s {
+            Err(EmulatorError::Invalid { key, reason }) => (key, reason),
+            other => panic!("not refused for a key: {other:?}"),
+        }
+    }
+
+    const LAKE: &str = "{ kind: lake, lake: l, table: account }";
+
+    #[test]
+    fn version_knobs_need_a_change_log_lake() {
+        for (lakes, knob) in [
+            (
+                "l: { container: dataverse-contoso-l }",
+                "version_drop_probability",
+            ),
+            (
+                "l: { container: dataverse-contoso-l, layout: table, update_mode: append_only }",
+                "version_duplicate_probability",
+            ),
+        ] {
+            let s = with(lakes, LAKE, &format!("{knob}: 0.5")).unwrap_or_else(|e| panic!("{e}"));
+            let spec = s.replicas["r"].landscape_spec();
+            assert_eq!(
+                (spec.version_drop_probability + spec.version_duplicate_probability),
+                0.5
+            );
+        }
+        let search = "{ kind: search, service: find, index: accounts }";
+        for (lakes, target, knob, why) in [
+            ("", search, "version_drop_probability", "a snapshot target"),
+            (
+                "",
+                search,
+                "version_duplicate_probability",
+                "a snapshot target",
+            ),
+            (
+                "l: { container: dataverse-contoso-l, layout: table }",
+                LAKE,
+                "version_drop_probability",
+                "in-place updates",
+            ),
+            (
+                "l: { container: dataverse-contoso-l, layout: table, update_mode: in_place }",
+                LAKE,
+                "version_duplicate_probability",
+                "in-place updates",
+            ),
+            (
+                "l: { container: dataverse-contoso-l, layout: delta }",
+                LAKE,
+                "version_drop_probability",
+                "a Delta lake",
+            ),
+        ] {
+            let (key, reason) = refused(with(lakes, target, &format!("{knob}: 0.1")));
+            assert_eq!(key, format!("replicas.r.{knob}"));
+            assert!(reason.contains(why), "{reason}");
+            assert!(reason.contains("needs a change-log lake"), "{reason}");
+            assert!(reason.contains(knob), "{reason}");
+            // At 0 the knob is off, and fine anywhere.
+            with(lakes, target, &format!("{knob}: 0")).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    #[test]
+    fn version_knobs_are_probabilities() {
+        let lake = "l: { container: dataverse-contoso-l }";
+        for knob in ["version_drop_probability", "version_duplicate_probability"] {
+            let (key, reason) = refused(with(lake, LAKE, &format!("{knob}: 1.5")));
+            assert_eq!(key, format!("replicas.r.{knob}"));
+            assert!(reason.contains("between 0 and 1"), "{reason}");
+        }
+        let s = with(lake, LAKE, "").unwrap_or_else(|e| panic!("{e}"));
+        let r = &s.replicas["r"];
+        assert_eq!(
+            (r.version_drop_probability, r.version_duplicate_probability),
+            (0.0, 0.0)
+        );
     }
 }

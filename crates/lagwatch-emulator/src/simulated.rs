@@ -468,6 +468,14 @@ pub struct ReplicaSpec {
     /// A child is applied before its parent (held `child_first_for` after the child).
     pub child_first_probability: f64,
     pub child_first_for: Dur,
+    /// An update (a write of a record the replica holds, not deleted) is lost: drawn like
+    /// `drop_probability`, but only for updates, so a change log built from the landscape
+    /// (the emulator's lakes) can lose a version and never the record. The entry says so
+    /// ([`VersionFate::Dropped`]).
+    pub version_drop_probability: f64,
+    /// An update that is not lost is marked [`VersionFate::Duplicated`]: the landscape
+    /// shows it once, and a change log built from it writes its row twice.
+    pub version_duplicate_probability: f64,
     pub outages: Vec<Outage>,
 }
 
@@ -486,6 +494,8 @@ impl ReplicaSpec {
             resurrect_for: DEFAULT_RESURRECT_FOR,
             child_first_probability: 0.0,
             child_first_for: DEFAULT_CHILD_FIRST_FOR,
+            version_drop_probability: 0.0,
+            version_duplicate_probability: 0.0,
             outages: Vec::new(),
         }
     }
@@ -502,6 +512,9 @@ impl ReplicaSpec {
             resurrect_for: c.resurrect_for,
             child_first_probability: c.child_first_probability,
             child_first_for: c.child_first_for,
+            // A simulated replica is a snapshot: it may skip versions legally.
+            version_drop_probability: 0.0,
+            version_duplicate_probability: 0.0,
             outages: c.outages.clone(),
         }
     }
@@ -555,6 +568,8 @@ struct ReplicaRecord {
     glimpse: Option<(Instant, Instant)>,
     /// The mismatch draw hit: the content arrives changed.
     mismatched: bool,
+    /// What the version draws made of this write.
+    version: VersionFate,
     /// The source deleted it: how the delete goes in this replica.
     deletion: Option<Deletion>,
     /// Earlier versions still travelling or last shown, oldest first, with when each arrives
@@ -658,6 +673,20 @@ struct Tombstone {
     key: Arc<str>,
 }
 
+/// What the version draws ([`ReplicaSpec::version_drop_probability`],
+/// [`ReplicaSpec::version_duplicate_probability`]) made of one write. A create is always
+/// [`VersionFate::Once`]: the draws are for updates only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VersionFate {
+    /// As every create, and every update the draws missed.
+    #[default]
+    Once,
+    /// Lost: `visible_at` is `None`, as for a dropped write.
+    Dropped,
+    /// Arrives (the replica shows it once); a change log holds its row twice.
+    Duplicated,
+}
+
 /// What a replica holds for one record: the replicated content and when it is visible. For
 /// code that serves a replica over a protocol (the emulator) and shapes the content itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -680,6 +709,8 @@ pub struct ReplicaEntry {
     pub delete_dropped: bool,
     /// `[from, to)`: visible again after it was gone.
     pub resurrected: Option<(Instant, Instant)>,
+    /// What the version draws made of this write.
+    pub version: VersionFate,
 }
 
 impl ReplicaEntry {
@@ -916,6 +947,7 @@ impl Landscape {
             gone_at: d.and_then(|d| d.gone_at),
             delete_dropped: d.is_some_and(|d| d.gone_at.is_none()),
             resurrected: d.and_then(|d| d.resurrected),
+            version: rec.version,
         })
     }
 
@@ -1039,6 +1071,22 @@ impl Landscape {
             let dropped = rng.random::<f64>() < spec.drop_probability;
             let mismatch = rng.random::<f64>() < spec.mismatch_probability;
             let flap = rng.random::<f64>() < spec.flap_probability;
+            // Drawn after the others and only when above 0, so a seeded run without them
+            // draws what it drew before they existed; a write already lost draws none.
+            let update = w
+                .replicas
+                .get(&*name)
+                .and_then(|r| r.records.get(key))
+                .is_some_and(|rec| rec.deletion.is_none());
+            let mut draw = |p: f64| update && !dropped && p > 0.0 && rng.random::<f64>() < p;
+            let version = if draw(spec.version_drop_probability) {
+                VersionFate::Dropped
+            } else if draw(spec.version_duplicate_probability) {
+                VersionFate::Duplicated
+            } else {
+                VersionFate::Once
+            };
+            let dropped = dropped || version == VersionFate::Dropped;
             let visible = self.arrival(&spec, now, lag);
             let visible_at = (!dropped).then_some(visible);
             let glimpse = (flap && !dropped && lag > Duration::from_millis(100))
@@ -1061,6 +1109,7 @@ impl Landscape {
                         visible_at,
                         glimpse,
                         mismatched: mismatch,
+                        version,
                         deletion: None,
                         prior,
                     },
@@ -1723,6 +1772,72 @@ mod tests {
             l.commit("src", &format!("v{i}"), "{}", late);
         }
         assert!(!l.world().replicas["dropping"].records.contains_key("w0"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn version_draws_hit_updates_only_and_repeat_with_the_seed() {
+        // One source per replica, as the emulator has them: a source's replicas draw in map
+        // order, which no seed fixes.
+        const REPLICAS: [(&str, f64, f64); 3] = [
+            ("losing", 1.0, 1.0),
+            ("doubling", 0.0, 1.0),
+            ("mixed", 0.3, 0.3),
+        ];
+        let fates = |seed: u64| {
+            let l = Landscape::new();
+            l.add_source("losing", Some(seed));
+            for (name, drop, dup) in REPLICAS {
+                l.add_source(name, None);
+                let spec = ReplicaSpec {
+                    version_drop_probability: drop,
+                    version_duplicate_probability: dup,
+                    ..plain()
+                };
+                l.add_replica(name, name, spec);
+            }
+            let now = Instant::now();
+            let commit = || {
+                for (name, ..) in REPLICAS {
+                    l.commit(name, "k", "{}", now);
+                }
+            };
+            let fate = |r: &str| l.replica_entry(r, "k").map(|e| (e.version, e.visible_at));
+            commit();
+            let mut seen = vec![(fate("losing"), fate("doubling"))];
+            let mut mixed = Vec::new();
+            for _ in 0..40 {
+                commit();
+                seen.push((fate("losing"), fate("doubling")));
+                mixed.push(fate("mixed").map(|(v, _)| v));
+            }
+            for (name, ..) in REPLICAS {
+                l.delete(name, "k", now);
+            }
+            commit();
+            seen.push((fate("losing"), fate("doubling")));
+            (seen, mixed)
+        };
+        let (seen, mixed) = fates(11);
+        let arrives = Some(Instant::now() + Duration::from_secs(2));
+        let create = (
+            Some((VersionFate::Once, arrives)),
+            Some((VersionFate::Once, arrives)),
+        );
+        assert_eq!(seen[0], create, "a create is never lost nor doubled");
+        assert_eq!(seen[seen.len() - 1], create, "nor one after a delete");
+        for update in &seen[1..seen.len() - 1] {
+            assert_eq!(
+                *update,
+                (
+                    Some((VersionFate::Dropped, None)),
+                    Some((VersionFate::Duplicated, arrives))
+                )
+            );
+        }
+        assert!(mixed.contains(&Some(VersionFate::Dropped)));
+        assert!(mixed.contains(&Some(VersionFate::Duplicated)));
+        assert!(mixed.contains(&Some(VersionFate::Once)));
+        assert_eq!(fates(11).1, mixed, "the same seed draws the same versions");
     }
 
     #[test]
