@@ -4,7 +4,7 @@
 //! k-staleness of its reads small); a lake that drops and repeats update rows on purpose is
 //! counted exactly the versions the emulator's truth says it dropped and repeated.
 //!
-//! Real time (the emulator is served over HTTP and writes real files): about 40 s.
+//! Real time (the emulator is served over HTTP and writes real files): about 50 s.
 
 use crate::common;
 
@@ -22,8 +22,10 @@ dataverse:
       accounts: { id: accountid, columns: { name: string, description: string } }
 lakes:
   clean: { container: versions-clean }
+  lossy: { container: versions-lossy }
 replicas:
   clean: { source: crm/accounts, target: { kind: lake, lake: clean, table: account }, key: name, lag: { distribution: fixed, value: 300ms }, folder_interval: 1s }
+  lossy: { source: crm/accounts, target: { kind: lake, lake: lossy, table: account }, key: name, lag: { distribution: fixed, value: 300ms }, folder_interval: 1s, version_drop_probability: 0.3, version_duplicate_probability: 0.3 }
 "#;
 
 /// The canary of the test's one source group (`crm`, probes every 5 s).
@@ -31,30 +33,46 @@ fn canary() -> SentinelId {
     SentinelId::canary("lver", "crm@5000ms")
 }
 
+/// The update canary's interval and the paths' timeout.
+const EVERY: Duration = Duration::from_secs(2);
+const TIMEOUT: Duration = Duration::from_secs(10);
+
 #[test]
-fn a_clean_change_log_shows_every_canary_version_once() {
+fn a_change_log_counts_exactly_the_versions_it_lost_or_repeated_and_a_clean_one_none() {
     let estate = common::twin::LakeEstate::start(SCENARIO, "lake-versions-secret", "lver");
     let (rt, root) = (&estate.rt, &estate.root);
     let _in_rt = rt.enter();
     let mut yaml = estate.yaml.clone();
-    yaml += &format!(
-        "  clean:\n    kind: synapse_link_csv\n    url: file://{root}/versions-clean\n    table: account\n    key_column: name\n    payload_column: description\n"
-    );
-    yaml += "paths:\n  - { source: crm, target: clean, interval: 5s, timeout: 10s, objective: 5s, \
-             update_interval: 2s, pair_interval: 0s, contract: { updates: every } }\n";
+    for name in ["clean", "lossy"] {
+        yaml += &format!(
+            "  {name}:\n    kind: synapse_link_csv\n    url: file://{root}/versions-{name}\n    table: account\n    key_column: name\n    payload_column: description\n"
+        );
+    }
+    yaml += "paths:\n";
+    for name in ["clean", "lossy"] {
+        yaml += &format!(
+            "  - {{ source: crm, target: {name}, interval: 5s, timeout: {}s, objective: 5s, \
+             update_interval: {}s, pair_interval: 0s, contract: {{ updates: every }} }}\n",
+            TIMEOUT.as_secs(),
+            EVERY.as_secs()
+        );
+    }
     let app = common::app(&yaml);
-    rt.block_on(common::run_for(&app, Duration::from_secs(40)));
-
-    let labels = "source=\"crm\",target=\"clean\"";
+    rt.block_on(common::run_for(&app, Duration::from_secs(50)));
+    let end = tokio::time::Instant::now();
     let metrics = app.engine.metrics().render();
-    let reads = common::sample(&app, "lagwatch_version_staleness_count", labels);
-    assert!(reads >= 12.0, "{reads} canary reads\n{metrics}");
-    // A version reaches the lake 0.3 s after it was written and is readable when its folder
-    // closes, within a second: a read half a period after a write sees it or the one before.
+    let labels = |target: &str| format!("source=\"crm\",target=\"{target}\"");
+
+    // The clean log: every version once, and reads at most one version behind (a version
+    // reaches the lake 0.3 s after its write and is readable when its 1 s folder closes; the
+    // read comes half a period after the write).
+    let clean = labels("clean");
+    let reads = common::sample(&app, "lagwatch_version_staleness_count", &clean);
+    assert!(reads >= 15.0, "{reads} canary reads\n{metrics}");
     let k_le_1 = common::sample(
         &app,
         "lagwatch_version_staleness_bucket",
-        &format!("{labels},le=\"1\""),
+        &format!("{clean},le=\"1\""),
     );
     assert_eq!(
         k_le_1, reads,
@@ -66,20 +84,79 @@ fn a_clean_change_log_shows_every_canary_version_once() {
         "lagwatch_updates_lost_total",
     ] {
         assert!(
-            metrics.contains(&format!("{family}{{{labels}}} 0\n")),
+            metrics.contains(&format!("{family}{{{clean}}} 0\n")),
             "{family} exported, at 0\n{metrics}"
         );
     }
-    let broken = common::sample(
-        &app,
-        "lagwatch_contract_violations_total",
-        &format!("guarantee=\"updates\",{labels}"),
-    );
-    assert_eq!(broken, 0.0, "a clean log breaks nothing");
-    // The canary really is in the lake, version after version.
+    let broken = |target: &str| {
+        common::sample(
+            &app,
+            "lagwatch_contract_violations_total",
+            &format!("guarantee=\"updates\",{}", labels(target)),
+        )
+    };
+    assert_eq!(broken("clean"), 0.0, "a clean log breaks nothing");
+
+    // The lossy log, against the emulator's truth for the canary's key.
     let truth = estate
         .emulator
-        .truth("clean", canary().key())
-        .expect("the canary reached the lake");
-    assert!(truth.visible_at.is_some());
+        .truth("lossy", canary().key())
+        .expect("the canary reached the lossy lake");
+    let lossy = labels("lossy");
+    let lost = common::sample(&app, "lagwatch_versions_lost_total", &lossy);
+    let repeated = common::sample(&app, "lagwatch_versions_duplicated_total", &lossy);
+    // Every dropped version a timeout (and a read) before the end is judged; a later one may
+    // not be yet. A repeat is read once its folder closed and a read came: a few seconds.
+    let before = |at: &[tokio::time::Instant], margin: Duration| {
+        at.iter().filter(|t| **t + margin <= end).count() as f64
+    };
+    let dropped = truth.versions_dropped.len() as f64;
+    let dropped_judged = before(
+        &truth.versions_dropped,
+        TIMEOUT + 2 * EVERY + Duration::from_secs(1),
+    );
+    let doubled = truth.versions_duplicated.len() as f64;
+    let doubled_read = before(
+        &truth.versions_duplicated,
+        2 * EVERY + Duration::from_secs(2),
+    );
+    assert!(
+        dropped_judged >= 2.0 && doubled_read >= 2.0,
+        "the knobs injected too little: {truth:?}"
+    );
+    assert!(
+        (dropped_judged..=dropped).contains(&lost),
+        "{lost} versions counted lost; the lake dropped {dropped}, {dropped_judged} of them a timeout before the end"
+    );
+    assert!(
+        (doubled_read..=doubled).contains(&repeated),
+        "{repeated} versions counted repeated; the lake doubled {doubled}, {doubled_read} of them readable before the end"
+    );
+    assert_eq!(
+        broken("lossy"),
+        lost + repeated,
+        "each is a violation of the declared updates: every"
+    );
+    // A dropped update is skipped by a snapshot reader legally: the log's latest row still
+    // moves on, so no update is lost in the `latest` sense while later versions arrive.
+    assert_eq!(
+        common::sample(&app, "lagwatch_updates_lost_total", &lossy),
+        0.0
+    );
+    // The evidence names the canary.
+    let path = app
+        .engine
+        .paths()
+        .iter()
+        .find(|p| &*p.spec.target == "lossy")
+        .cloned()
+        .expect("the lossy path");
+    let evidence = path.state().evidence.clone();
+    assert!(
+        evidence.iter().any(
+            |e| e.kind == lagwatch::probe::history::EvidenceKind::VersionsBroken
+                && &*e.sentinel == canary().key()
+        ),
+        "{evidence:?}"
+    );
 }
