@@ -308,6 +308,11 @@ const CASES: &[Case] = &[
         "updates: every (a change log: every version arrives once) cannot be measured on system \"replica\" (kind simulated): a read shows one version of a record (a snapshot), which may skip versions legally; updates: every needs a change log (synapse_link_csv with incremental update folders); declare updates: latest, or leave it out",
     ),
     case(
+        "update_interval_without_content.yaml",
+        "paths[0].update_interval",
+        "system \"fno\" (kind fo_odata) cannot show a canary's newer versions: it has no payload_field (a field the dual-write map fills from the sentinel's payload column), so a canary's version cannot be read; leave update_interval out",
+    ),
+    case(
         "update_interval_table_layout.yaml",
         "paths[0].update_interval",
         "system \"lake\" (kind synapse_link_csv) cannot show a canary's newer versions: the table layout's reader reads what was appended to a partition file, and in in-place mode an update rewrites its row where it was already read, so a canary's newer versions may not show; use layout: incremental; leave update_interval out",

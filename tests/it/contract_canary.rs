@@ -183,3 +183,36 @@ paths:
     assert_eq!(updates("stalled").violations as f64, n);
     assert_eq!(updates("clean").status, lagwatch::contracts::Status::Holds);
 }
+
+#[test]
+fn the_canary_runs_every_15_seconds_by_default_where_it_can_and_0s_turns_it_off() {
+    let config = lagwatch_emulator::REGISTRY
+        .from_yaml(
+            "c.yaml",
+            r#"
+instance: t
+systems:
+  src: { kind: simulated }
+  dst: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 1s } }
+  dst2: { kind: simulated, replica_of: src, lag: { distribution: fixed, value: 1s } }
+  fno:
+    kind: fo_odata
+    url: https://contoso.operations.dynamics.com
+    entity_set: CustomersV3
+    key_field: OrganizationName
+    auth: { method: managed_identity, endpoint: http://127.0.0.1:1/token }
+paths:
+  - { source: src, target: dst }
+  - { source: src, target: dst2, update_interval: 0s }
+  - { source: src, target: fno }
+"#,
+        )
+        .expect("valid");
+    let every: Vec<Option<Duration>> = config
+        .paths
+        .iter()
+        .map(|p| p.update_interval.map(|d| d.get()))
+        .collect();
+    // The F&O target has no payload field: no version to read there, so no canary.
+    assert_eq!(every, [Some(Duration::from_secs(15)), None, None]);
+}

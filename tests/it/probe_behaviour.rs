@@ -312,7 +312,8 @@ paths:
     assert!(
         lagwatch_emulator::simulated::landscape(&app)
             .source_keys("src")
-            .is_empty(),
+            .iter()
+            .all(|k| lagwatch::sentinel::SentinelId::is_canary_key(k)),
         "shutdown deletes in-flight sentinels"
     );
 }
@@ -665,7 +666,11 @@ paths:
         )
     };
     let throttled = counter(&app, "lagwatch_throttled_total{system=\"src\"}");
-    let answered_429: f64 = ["write", "read", "delete"].into_iter().map(sent_429).sum();
+    // The update canary's writes (update) meet the same limit.
+    let answered_429: f64 = ["write", "read", "delete", "update"]
+        .into_iter()
+        .map(sent_429)
+        .sum();
     assert!(answered_429 >= 1.0, "the source throttled");
     assert_eq!(
         throttled, answered_429,

@@ -67,7 +67,11 @@ fn the_command_prints_every_path_and_guarantee_of_a_running_instance() {
     }
     assert!(md.contains("| visibility | 5s | holds |"), "{md}");
     assert!(md.contains("| visibility | 1s | violated "), "{md}");
-    assert_eq!(md.matches("<svg ").count(), 2, "a curve per path");
+    assert_eq!(
+        md.matches("<svg ").count(),
+        4,
+        "a t-visibility curve and (the update canary runs by default) a k-staleness chart per path"
+    );
     assert_eq!(md.matches("| age ≤ | reads | P(fresh) |").count(), 2);
 
     let (code, html, err) = output(&["report", "--url", &url, "--since=1h", "--format", "html"]);

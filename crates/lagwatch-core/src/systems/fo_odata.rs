@@ -319,6 +319,9 @@ impl FoOdataConfig {
     }
 }
 
+/// Why a target without a payload field runs no canary.
+const NO_CONTENT: &str = "it has no payload_field (a field the dual-write map fills from the sentinel's payload column), so a canary's version cannot be read";
+
 impl SystemSpec for FoOdataConfig {
     fn kind(&self) -> &'static str {
         "fo_odata"
@@ -335,6 +338,14 @@ impl SystemSpec for FoOdataConfig {
     /// parent.
     fn causal(&self) -> bool {
         true
+    }
+
+    /// A canary's version is read from its content, which only a mapped payload field holds.
+    fn shows_versions(&self) -> Result<(), String> {
+        match self.payload_field {
+            Some(_) => Ok(()),
+            None => Err(NO_CONTENT.to_string()),
+        }
     }
 
     fn can_list(&self) -> Result<(), String> {

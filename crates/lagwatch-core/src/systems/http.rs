@@ -487,6 +487,18 @@ impl SystemSpec for HttpConfig {
         }
     }
 
+    /// A canary's version is read from the lookup's content (`payload_pointer`).
+    fn shows_versions(&self) -> Result<(), String> {
+        match &self.map.lookup {
+            Some(l) if l.payload_pointer.is_some() => Ok(()),
+            Some(_) => Err(
+                "its lookup has no payload_pointer, so a canary's version cannot be read"
+                    .to_string(),
+            ),
+            None => Err("it has no lookup request".to_string()),
+        }
+    }
+
     fn describe(&self) -> String {
         let ops: Vec<&str> = [
             ("write", self.map.write.is_some()),

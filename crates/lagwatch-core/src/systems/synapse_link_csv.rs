@@ -125,17 +125,17 @@ impl SystemSpec for SynapseLinkCsvConfig {
     /// partition file, so a canary row rewritten in place (same length, before the point
     /// read) would not show.
     fn shows_versions(&self) -> Result<(), String> {
-        match self.layout {
-            Layout::Incremental => Ok(()),
-            Layout::Table => Err(TABLE_VERSIONS.to_string()),
+        match (self.layout, &self.payload_column) {
+            (Layout::Table, _) => Err(TABLE_VERSIONS.to_string()),
+            (Layout::Incremental, None) => {
+                Err("it has no payload_column, so a canary's version cannot be read".to_string())
+            }
+            (Layout::Incremental, Some(_)) => Ok(()),
         }
     }
 
     fn keeps_versions(&self) -> Result<(), String> {
-        match self.layout {
-            Layout::Incremental => Ok(()),
-            Layout::Table => Err(TABLE_VERSIONS.to_string()),
-        }
+        self.shows_versions()
     }
 
     fn can_list(&self) -> Result<(), String> {
