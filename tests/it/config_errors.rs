@@ -182,9 +182,24 @@ const CASES: &[Case] = &[
     ),
     // The Dynamics 365 and search kinds.
     case(
-        "fo_odata_as_source.yaml",
+        "fo_odata_source_timeout_within_grace.yaml",
+        "paths[0].timeout",
+        "the timeout (45s) must be longer than the sync_grace of system \"fno\" (1m), or a stopped replication is reported as a timeout instead of halted",
+    ),
+    case(
+        "fo_odata_source_without_company.yaml",
         "paths[0].source",
-        "system \"fno\" (kind fo_odata) cannot be a source: F&O is written by dual-write, not by lagwatch; write sentinels into the Dataverse table the map reads and probe this system as a target",
+        "system \"fno\" (kind fo_odata) cannot be a source: set data_area_id: the legal entity (company) sentinels are created in",
+    ),
+    case(
+        "fo_odata_source_without_customer_group.yaml",
+        "paths[0].source",
+        "system \"fno\" (kind fo_odata) cannot be a source: CustomersV3 needs CustomerGroupId on create: set fields.CustomerGroupId",
+    ),
+    case(
+        "fo_odata_source_key_is_entity_key.yaml",
+        "paths[0].source",
+        "system \"fno\" (kind fo_odata) cannot be a source: key_field CustomerAccount is the entity key (at most 20 characters), which F&O's number sequence assigns; put the sentinel key in a text field the map carries, such as OrganizationName",
     ),
     case(
         "fo_odata_bad_company.yaml",

@@ -14,7 +14,7 @@
 //! or basic), except a `401` to a bearer token, which is retried once with a fresh token: static
 //! credentials cannot be refreshed, so their `401` is final.
 //!
-//! Sources (`dataverse`, `http`) meet a smaller contract: a write is `Ok` on the documented
+//! Sources (`dataverse`, `fo_odata`, `http`) meet a smaller contract: a write is `Ok` on the documented
 //! success, `Throttled` on 429 and `Auth` on 401.
 //!
 //! A new kind adds one `Backend` (and a `SourceBackend` if it can be written) here.
@@ -34,7 +34,7 @@ use lagwatch::systems::azure_search::{AzureSearch, DEFAULT_API_VERSION, SearchIn
 use lagwatch::systems::dataverse::{CreateMode, Dataverse, TableMap};
 use lagwatch::systems::dataverse_search::{DataverseSearch, SearchTable};
 use lagwatch::systems::elasticsearch::{Elasticsearch, EsIndex, EsMode};
-use lagwatch::systems::fo_odata::{EntityMap, FoOdata};
+use lagwatch::systems::fo_odata::{EntityMap, FoOdata, Writes};
 use lagwatch::systems::http::{HttpKind, HttpMap, HttpRead, HttpRequest};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -470,9 +470,64 @@ impl Backend for FoOdataBackend {
                 key_field: "CustomerAccount".into(),
                 payload_field: self.payload_field.then(|| "OrganizationName".into()),
                 data_area_id: Some("usmf".into()),
+                writes: None,
             },
         ))
     }
+}
+
+/// F&O as a source: `CustomersV3` rows created with a POST (dual-write carries them to
+/// Dataverse), the key in `OrganizationName`.
+struct FoOdataSourceBackend;
+
+impl Api for FoOdataSourceBackend {
+    fn name(&self) -> &'static str {
+        "fo_odata/source"
+    }
+    fn error(&self, status: u16) -> ResponseTemplate {
+        FoOdataBackend {
+            payload_field: true,
+        }
+        .error(status)
+    }
+}
+
+impl SourceBackend for FoOdataSourceBackend {
+    fn write_route(&self, _s: &Sentinel) -> Route {
+        Route("POST", "/data/CustomersV3".into())
+    }
+    fn written(&self) -> ResponseTemplate {
+        // The created row, its key assigned by the number sequence.
+        ResponseTemplate::new(201).set_body_json(json!({
+            "@odata.etag": "W/\"JzEsNTYzNzE0NDU3Nic=\"",
+            "dataAreaId": "usmf",
+            "CustomerAccount": "DW-000001",
+        }))
+    }
+    fn source(&self, base: &str, http: HttpSystem) -> Arc<dyn Source> {
+        Arc::new(FoOdata::new(
+            http,
+            EntityMap {
+                base: base.to_string(),
+                entity_set: "CustomersV3".into(),
+                key_field: "OrganizationName".into(),
+                payload_field: Some("AddressDescription".into()),
+                data_area_id: Some("usmf".into()),
+                writes: Some(Writes {
+                    fields: serde_json::Map::from_iter([(
+                        "CustomerGroupId".to_string(),
+                        json!("30"),
+                    )]),
+                    entity_key: vec!["CustomerAccount".into()],
+                }),
+            },
+        ))
+    }
+}
+
+#[tokio::test]
+async fn fo_odata_meets_the_source_contract() {
+    source_conformance(&FoOdataSourceBackend).await;
 }
 
 #[tokio::test]

@@ -73,6 +73,18 @@ impl SentinelId {
         Self::parse(key).is_some_and(|id| id.is_canary())
     }
 
+    /// Whether the sentinel was written before `t`, by its UUID v7's millisecond timestamp,
+    /// for a sweep of a system whose rows carry no creation time. A canary (v8) never is: the
+    /// sweep leaves it.
+    pub fn written_before(&self, t: DateTime<Utc>) -> bool {
+        let Some(ts) = self.uuid.get_timestamp().filter(|_| !self.is_canary()) else {
+            return false;
+        };
+        let (secs, nanos) = ts.to_unix();
+        DateTime::from_timestamp(i64::try_from(secs).unwrap_or(i64::MAX), nanos)
+            .is_some_and(|w| w < t)
+    }
+
     /// The prefix every key of `instance` starts with, for listing own sentinels.
     pub fn owner_prefix(instance: &str) -> String {
         format!("{KEY_PREFIX}-{instance}-")
@@ -182,6 +194,13 @@ mod tests {
         assert!(SentinelId::is_canary_key(a.key()));
         assert!(!SentinelId::is_canary_key(SentinelId::new("prod").key()));
         assert!(!SentinelId::is_canary_key("lagwatch-prod-x"));
+        let now = Utc::now();
+        assert!(SentinelId::new("prod").written_before(now + chrono::Duration::seconds(1)));
+        assert!(!SentinelId::new("prod").written_before(now - chrono::Duration::seconds(1)));
+        assert!(
+            !a.written_before(now + chrono::Duration::days(1)),
+            "a canary is never swept"
+        );
         let s = Sentinel::restore("prod", a, 42, Utc::now());
         assert_eq!(Sentinel::seq_of(&s.payload), Some(42));
         assert_eq!(Sentinel::seq_of("<html>"), None);

@@ -147,6 +147,10 @@ pub struct PathSpec {
     pub observable: Observable,
     /// The target system's `kind:` (for reports).
     pub target_kind: String,
+    /// For a link replication writes in the source's transaction (dual-write while its map
+    /// runs, either way): how long after the acknowledgement a sentinel may still be missing
+    /// before the probe ends `halted` instead of waiting for a lag. `None`: asynchronous.
+    pub sync_grace: Option<Dur>,
 }
 
 /// What a target kind's reads can show of its guarantees: `Err` says why not.
@@ -1073,15 +1077,24 @@ fn resolve_path(
             ),
         ));
     }
-    if let Some(grace) = target.synchronous_within()
-        && timeout.get() <= grace
+    // The grace is the dual-written side's: the target (Dataverse → F&O) or the source
+    // (F&O → Dataverse).
+    let sync_grace = match (
+        target.synchronous_within(),
+        source.dual_writes_to(target.kind()),
+    ) {
+        (Some(g), _) => Some((g, raw.target.clone())),
+        (None, Some(g)) => Some((g, raw.source.clone())),
+        (None, None) => None,
+    };
+    if let Some((grace, system)) = &sync_grace
+        && timeout.get() <= *grace
     {
         return Err(Issue::new(
             timeout_key,
             format!(
-                "the timeout ({timeout}) must be longer than the sync_grace of system \"{}\" ({}), or a stopped replication is reported as a timeout instead of halted",
-                raw.target,
-                Dur(grace)
+                "the timeout ({timeout}) must be longer than the sync_grace of system \"{system}\" ({}), or a stopped replication is reported as a timeout instead of halted",
+                Dur(*grace)
             ),
         ));
     }
@@ -1149,6 +1162,7 @@ fn resolve_path(
             causal: source.can_link(),
         },
         target_kind: target.kind().to_string(),
+        sync_grace: sync_grace.map(|(g, _)| Dur(g)),
     })
 }
 

@@ -24,9 +24,18 @@ pub trait SystemSpec: fmt::Debug + Send + Sync + Any {
     fn default_limits(&self) -> Limits {
         Limits::default()
     }
-    /// As [`Target::synchronous_within`](crate::connector::Target::synchronous_within), known
-    /// from the configuration so a path's timeout can be checked against it.
+    /// For a target that replication writes in the same transaction as the source (dual-write
+    /// while its map runs): how long after the source acknowledged a sentinel it may still be
+    /// missing. Missing later means the replication is not running, which the engine reports
+    /// as its own outcome (`halted`) instead of a lag. `None`: an asynchronous target.
     fn synchronous_within(&self) -> Option<std::time::Duration> {
+        None
+    }
+    /// For a source whose writes a replication applies to targets of kind `target_kind` in the
+    /// same transaction (F&O, whose dual-write map writes Dataverse while it runs): how long a
+    /// sentinel may be missing there after the acknowledgement before the link counts as
+    /// stopped. `None`: asynchronous.
+    fn dual_writes_to(&self, _target_kind: &str) -> Option<std::time::Duration> {
         None
     }
     /// Whether the kind promises monotonic reads (a record once seen is never missing from a

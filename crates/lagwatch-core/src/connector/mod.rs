@@ -355,15 +355,6 @@ pub trait Target: Send + Sync + 'static {
         })
     }
 
-    /// For a target that replication writes in the same transaction as the source (dual-write
-    /// while its map runs): how long after the source acknowledged a sentinel it may still be
-    /// missing. Missing later means the replication is not running, which the engine reports
-    /// as its own outcome (`halted`) instead of a lag. `None`: an asynchronous target, where
-    /// missing only ever means "not yet".
-    fn synchronous_within(&self) -> Option<std::time::Duration> {
-        None
-    }
-
     /// Whether the target records when its own pipeline applied a record (a lake's
     /// `SinkCreatedOn`), so `applied_at` is worth asking and the apply-lag series exist.
     fn records_apply_time(&self) -> bool {

@@ -678,7 +678,7 @@ impl Cycle {
             match result {
                 Ok(Lookup::Absent) => {
                     if first_hit.is_none()
-                        && let Some(grace) = path.target.synchronous_within()
+                        && let Some(grace) = spec.sync_grace.map(crate::config::Dur::get)
                         && req_sent.saturating_duration_since(acked) > grace
                     {
                         return finish(Outcome::Halted, None, rec);

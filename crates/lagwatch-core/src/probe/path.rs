@@ -266,7 +266,7 @@ impl PathHandle {
             PathShape {
                 objective: spec.objective.get().as_secs_f64(),
                 timeout: spec.timeout.get().as_secs_f64(),
-                synchronous: target.synchronous_within().is_some(),
+                synchronous: spec.sync_grace.is_some(),
                 records_apply_time: target.records_apply_time(),
                 declared: spec.contract.declared(),
                 delete_window: spec.delete_watch.map(|d| d.get().as_secs_f64()),
@@ -638,7 +638,7 @@ impl PathHandle {
     pub fn rules(&self) -> PathRules {
         PathRules {
             timeout: self.spec.timeout.get(),
-            sync_grace: self.target.synchronous_within(),
+            sync_grace: self.spec.sync_grace.map(|d| d.get()),
         }
     }
 

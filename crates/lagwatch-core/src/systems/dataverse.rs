@@ -216,11 +216,6 @@ pub struct Dataverse {
     map: Arc<TableMap>,
 }
 
-/// Largest number of pages the start-up sweep reads.
-const MAX_SWEEP_PAGES: usize = 200;
-/// Page size asked for by the sweep.
-const SWEEP_PAGE: u32 = 500;
-
 impl Dataverse {
     /// Whether `what` (a write, an update) stored the record. A 200/201 is Dataverse's answer
     /// only with the record's representation. A 200 carrying anything else (a proxy's HTML
@@ -367,8 +362,6 @@ impl Dataverse {
 struct Collection {
     #[serde(default)]
     value: Vec<Value>,
-    #[serde(rename = "@odata.nextLink")]
-    next_link: Option<String>,
 }
 
 #[async_trait]
@@ -452,52 +445,15 @@ impl Source for Dataverse {
             before.to_rfc3339_opts(SecondsFormat::Secs, true)
         );
         let select = format!("{},{}", self.map.id_column, self.map.key_column);
-        let mut next = Some(self.collection_url());
-        let mut first = true;
-        let mut out = Vec::new();
-        for _ in 0..MAX_SWEEP_PAGES {
-            let Some(url) = next.take() else { break };
-            let query_first = first;
-            let reply = self
-                .http
-                .send("list", |c: &Client| {
-                    let req = odata(c.get(&url))
-                        .header("If-None-Match", "null")
-                        .header("Prefer", format!("odata.maxpagesize={SWEEP_PAGE}"));
-                    if query_first {
-                        req.query(&[("$select", select.as_str()), ("$filter", filter.as_str())])
-                    } else {
-                        req
-                    }
-                })
-                .await?;
-            first = false;
-            if reply.status != StatusCode::OK {
-                return Err(api_error(&reply));
-            }
-            let page: Collection = reply.json()?;
-            out.extend(
-                page.value
-                    .iter()
-                    .filter_map(|row| row.get(&self.map.key_column)?.as_str())
-                    .filter_map(SentinelId::parse),
-            );
-            // The bearer token goes with every request: never follow a link off the service.
-            next = match page.next_link {
-                None => None,
-                Some(link) => {
-                    let bad = |detail: String| reply.bad_response(detail);
-                    let base = url::Url::parse(&self.collection_url())
-                        .map_err(|e| bad(format!("the configured URL is not a URL ({e})")))?;
-                    Some(
-                        super::http_inventory::same_origin(&base, &link)
-                            .map_err(bad)?
-                            .to_string(),
-                    )
-                }
-            };
-        }
-        Ok(out)
+        super::wire::sweep(
+            &self.http,
+            &self.collection_url(),
+            &[("$select", select.as_str()), ("$filter", filter.as_str())],
+            &self.map.key_column,
+            |r| odata(r).header("If-None-Match", "null"),
+            api_error,
+        )
+        .await
     }
 }
 

@@ -1,4 +1,12 @@
-//! `fo_odata`: Finance & Operations data entities over OData, the target of dual-write.
+//! `fo_odata`: Finance & Operations data entities over OData, either side of dual-write.
+//!
+//! As a source (the map's F&O-to-Dataverse direction, with `data_area_id` and the entity's
+//! mandatory `fields`): a sentinel is created with `POST {base}/data/{EntitySet}` (key in
+//! `key_field`, payload in `payload_field`, `dataAreaId`, the fields; F&O's number sequence
+//! assigns the entity key), read back with the lookup's query, deleted by its entity key read
+//! first (`DELETE {base}/data/{EntitySet}(dataAreaId='…',CustomerAccount='…')`), and swept at
+//! start-up with F&O's wildcard equality (`key eq 'prefix*'`, as `$filter` has no
+//! `startswith`). The rest of this page is the target side.
 //!
 //! Why: dual-write copies a Dataverse row into an F&O data entity (e.g. `accounts` →
 //! `CustomersV3`). lagwatch writes the sentinel in Dataverse and looks for it here, by the
@@ -28,12 +36,13 @@
 //! *Paused* (changes queue for at most one day / 1 GB, then block), *Stopped*, still
 //! *Initializing*, or the sentinel fails the map's filter or company rules (no company,
 //! `customertypecode` ≠ 3 for "Customers V3 to accounts"). The target declares the grace
-//! through [`Target::synchronous_within`], and the engine ends such a probe as `halted`: no
+//! through `SystemSpec::synchronous_within`, and the engine ends such a probe as `halted`: no
 //! lag is recorded, the path shows state `halted`, and the next sentinels show the resume.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
@@ -46,10 +55,10 @@ use super::{BuildContext, System, SystemKind, SystemSpec, check_names, check_url
 use crate::auth::{Accepts, AuthBlock};
 use crate::config::{Dur, Issue};
 use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery};
-use crate::connector::{ConnectorError, Lookup, Target};
+use crate::connector::{ConnectorError, Lookup, Source, Target};
 use crate::gate::Gate;
 use crate::net::{HttpSystem, excerpt};
-use crate::sentinel::SentinelId;
+use crate::sentinel::{Sentinel, SentinelId};
 
 /// Where dual-written sentinels land in an F&O environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,30 +78,32 @@ pub struct EntityMap {
     /// Legal entity the sentinel's company maps to, e.g. `usmf`. When set, only rows of that
     /// company count (`and dataAreaId eq 'usmf'`); when absent, any company does.
     pub data_area_id: Option<String>,
+    /// How sentinels are created here, when the entity is a source (F&O → Dataverse through
+    /// dual-write); `None`: a target only.
+    pub writes: Option<Writes>,
+}
+
+/// What creating and deleting a sentinel row in an F&O entity needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Writes {
+    /// Fields every sentinel row gets: the entity's mandatory fields (`CustomerGroupId` for
+    /// `CustomersV3`), as JSON values.
+    pub fields: serde_json::Map<String, Value>,
+    /// The entity's key fields besides `dataAreaId`, which address a row for a delete
+    /// (`CustomersV3`: `CustomerAccount`); F&O's number sequence fills them on create.
+    pub entity_key: Vec<String>,
 }
 
 /// The connector: one entity set of one F&O environment.
 pub struct FoOdata {
     http: HttpSystem,
     map: EntityMap,
-    sync_grace: Duration,
 }
 
 impl FoOdata {
     /// A target with the [`DEFAULT_SYNC_GRACE`].
     pub fn new(http: HttpSystem, map: EntityMap) -> Self {
-        FoOdata {
-            http,
-            map,
-            sync_grace: DEFAULT_SYNC_GRACE,
-        }
-    }
-
-    /// How long a sentinel may be missing after the source acknowledged it before the map
-    /// counts as not running.
-    pub fn with_sync_grace(mut self, grace: Duration) -> Self {
-        self.sync_grace = grace;
-        self
+        FoOdata { http, map }
     }
 
     /// `$filter` for the rows of `ids` (one key: `k eq '…'`; several: `(k eq '…' or …)`), in
@@ -116,22 +127,20 @@ impl FoOdata {
     /// The rows of `ids`, in one query.
     async fn rows_with_keys(
         &self,
+        op: &'static str,
         ids: &[SentinelId],
+        select: &str,
     ) -> Result<(Vec<Value>, crate::net::Reply), ConnectorError> {
-        let url = format!("{}/data/{}", self.map.base, self.map.entity_set);
+        let url = self.collection_url();
         let filter = self.filter(ids);
-        let select = match &self.map.payload_field {
-            Some(p) => format!("{},{p}", self.map.key_field),
-            None => self.map.key_field.clone(),
-        };
         let top = ids.len().to_string();
         let reply = self
             .http
-            .send("lookup", |c: &Client| {
+            .send(op, |c: &Client| {
                 odata(c.get(&url)).query(&[
                     ("cross-company", "true"),
                     ("$filter", filter.as_str()),
-                    ("$select", select.as_str()),
+                    ("$select", select),
                     ("$top", top.as_str()),
                 ])
             })
@@ -141,6 +150,56 @@ impl FoOdata {
         }
         let page: Collection = reply.json()?;
         Ok((page.value, reply))
+    }
+
+    fn collection_url(&self) -> String {
+        format!("{}/data/{}", self.map.base, self.map.entity_set)
+    }
+
+    /// The fields a lookup asks for: the key and the payload.
+    fn lookup_select(&self) -> String {
+        match &self.map.payload_field {
+            Some(p) => format!("{},{p}", self.map.key_field),
+            None => self.map.key_field.clone(),
+        }
+    }
+
+    /// The row of `id` (`op`: the operation it is counted as), checked to be the sentinel's: F&O
+    /// compares strings without case and with `*` as a wildcard, so another row may answer.
+    async fn row_of(
+        &self,
+        op: &'static str,
+        id: &SentinelId,
+        select: &str,
+    ) -> Result<Option<Value>, ConnectorError> {
+        let (rows, reply) = self
+            .rows_with_keys(op, std::slice::from_ref(id), select)
+            .await?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        if let Some(found) = row.get(&self.map.key_field).and_then(Value::as_str)
+            && !found.eq_ignore_ascii_case(id.key())
+        {
+            return Err(reply.bad_response(format!(
+                "asked for {} {} and got a row with {}",
+                self.map.key_field,
+                id.key(),
+                excerpt(found.as_bytes())
+            )));
+        }
+        Ok(Some(row))
+    }
+
+    /// What creating rows needs; an error for a connector built as a target only.
+    fn writes(&self) -> Result<&Writes, ConnectorError> {
+        self.map
+            .writes
+            .as_ref()
+            .ok_or_else(|| ConnectorError::BadResponse {
+                status: 0,
+                detail: "this F&O system is not configured as a source".to_string(),
+            })
     }
 
     fn found(&self, row: &Value) -> Lookup {
@@ -157,18 +216,15 @@ impl FoOdata {
 
 #[async_trait]
 impl Target for FoOdata {
-    /// Dual-write commits the F&O row with the Dataverse write while the map runs.
-    fn synchronous_within(&self) -> Option<Duration> {
-        Some(self.sync_grace)
-    }
-
     /// One `$filter` with every key (`or`): one query of the entity.
     fn reads_together(&self) -> bool {
         true
     }
 
     async fn lookup_together(&self, ids: &[SentinelId]) -> Result<Vec<Lookup>, ConnectorError> {
-        let (rows, _) = self.rows_with_keys(ids).await?;
+        let (rows, _) = self
+            .rows_with_keys("lookup", ids, &self.lookup_select())
+            .await?;
         // F&O compares strings without regard to case, so its rows are matched the same way.
         Ok(ids
             .iter()
@@ -185,21 +241,114 @@ impl Target for FoOdata {
     }
 
     async fn lookup(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
-        let (rows, reply) = self.rows_with_keys(std::slice::from_ref(id)).await?;
-        let Some(row) = rows.first() else {
-            return Ok(Lookup::Absent);
-        };
-        if let Some(found) = row.get(&self.map.key_field).and_then(Value::as_str)
-            && !found.eq_ignore_ascii_case(id.key())
-        {
-            return Err(reply.bad_response(format!(
-                "asked for {} {} and got a row with {}",
-                self.map.key_field,
-                id.key(),
-                excerpt(found.as_bytes())
-            )));
+        Ok(self
+            .row_of("lookup", id, &self.lookup_select())
+            .await?
+            .map_or(Lookup::Absent, |row| self.found(&row)))
+    }
+}
+
+/// F&O as a source: the sentinel is created through the entity the dual-write map covers, in
+/// the configured company, with the key in `key_field`, the payload in `payload_field` and the
+/// entity's mandatory `fields`; F&O's number sequence assigns the entity key. A delete finds the
+/// row's entity key first (one read), then deletes it by that key.
+#[async_trait]
+impl Source for FoOdata {
+    async fn write(&self, s: &Sentinel) -> Result<(), ConnectorError> {
+        let writes = self.writes()?;
+        let mut body = writes.fields.clone();
+        body.insert(
+            self.map.key_field.clone(),
+            Value::String(s.id.key().to_string()),
+        );
+        if let Some(p) = &self.map.payload_field {
+            body.insert(p.clone(), Value::String(s.payload.clone()));
         }
-        Ok(self.found(row))
+        if let Some(company) = &self.map.data_area_id {
+            body.insert("dataAreaId".to_string(), Value::String(company.clone()));
+        }
+        let url = self.collection_url();
+        let reply = self
+            .http
+            .send("write", |c: &Client| odata(c.post(&url)).json(&body))
+            .await?;
+        match reply.status {
+            // 201 with the row, or 204 when the client asked for no content.
+            StatusCode::CREATED | StatusCode::NO_CONTENT => Ok(()),
+            _ => Err(odata_error(&reply)),
+        }
+    }
+
+    async fn read(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
+        Ok(self
+            .row_of("read", id, &self.lookup_select())
+            .await?
+            .map_or(Lookup::Absent, |row| self.found(&row)))
+    }
+
+    async fn delete(&self, id: &SentinelId) -> Result<(), ConnectorError> {
+        let writes = self.writes()?;
+        let mut select = vec!["dataAreaId".to_string(), self.map.key_field.clone()];
+        select.extend(writes.entity_key.iter().cloned());
+        let Some(row) = self.row_of("delete", id, &select.join(",")).await? else {
+            return Ok(()); // already gone
+        };
+        let mut parts = Vec::new();
+        for field in
+            std::iter::once("dataAreaId").chain(writes.entity_key.iter().map(String::as_str))
+        {
+            let Some(value) = row.get(field).and_then(Value::as_str) else {
+                return Err(ConnectorError::BadResponse {
+                    status: 200,
+                    detail: format!("the row of {} has no {field} to delete it by", id.key()),
+                });
+            };
+            parts.push(format!("{field}={}", literal(value)));
+        }
+        let url = format!("{}({})", self.collection_url(), parts.join(","));
+        let reply = self
+            .http
+            .send("delete", |c: &Client| odata(c.delete(&url)))
+            .await?;
+        match reply.status {
+            StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(odata_error(&reply)),
+        }
+    }
+
+    /// F&O's `$filter` has no `startswith`; its wildcard equality (`key eq 'prefix*'`) is the
+    /// documented form (fact sheet §4.1). The entity has no creation time in common, so
+    /// `before` is the sentinel's own: its UUID v7's timestamp.
+    async fn list_own(
+        &self,
+        prefix: &str,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<SentinelId>, ConnectorError> {
+        let mut filter = format!(
+            "{} eq {}",
+            self.map.key_field,
+            literal(&format!("{prefix}*"))
+        );
+        if let Some(company) = &self.map.data_area_id {
+            filter.push_str(&format!(" and dataAreaId eq {}", literal(company)));
+        }
+        let ids = super::wire::sweep(
+            &self.http,
+            &self.collection_url(),
+            &[
+                ("cross-company", "true"),
+                ("$filter", filter.as_str()),
+                ("$select", self.map.key_field.as_str()),
+            ],
+            &self.map.key_field,
+            odata,
+            odata_error,
+        )
+        .await?;
+        Ok(ids
+            .into_iter()
+            .filter(|id| id.key().starts_with(prefix) && id.written_before(before))
+            .collect())
     }
 }
 
@@ -276,7 +425,34 @@ pub struct FoOdataConfig {
     /// Token scope; `<environment URL>/.default` when absent.
     #[serde(default)]
     pub scope: Option<String>,
+    /// As a source: fields every sentinel row gets, the entity's mandatory ones (for
+    /// `CustomersV3`: `CustomerGroupId`, a customer group that exists in the company).
+    #[serde(default)]
+    pub fields: serde_json::Map<String, Value>,
+    /// As a source: the entity's key fields besides `dataAreaId`, which F&O's number sequence
+    /// fills on create and a delete addresses the row by; known for `CustomersV3`
+    /// (`CustomerAccount`).
+    #[serde(default)]
+    pub entity_key: Option<Vec<String>>,
 }
+
+/// What lagwatch knows of the stock entities it can write: the entity key besides
+/// `dataAreaId`, the length of its text, and the fields a create must set.
+struct KnownEntity {
+    name: &'static str,
+    entity_key: &'static [&'static str],
+    key_length: usize,
+    mandatory: &'static [&'static str],
+}
+
+/// `CustomersV3`, the entity of the "Customers V3 to accounts" map: a customer account is at
+/// most 20 characters, and a customer needs a customer group.
+const KNOWN: &[KnownEntity] = &[KnownEntity {
+    name: "CustomersV3",
+    entity_key: &["CustomerAccount"],
+    key_length: 20,
+    mandatory: &["CustomerGroupId"],
+}];
 
 /// Registry entry: types and checks a `kind: fo_odata` block.
 ///
@@ -308,14 +484,89 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn super::SystemKind>, Iss
             format!("\"{company}\" is not a legal entity id (1 to 4 letters or digits, e.g. usmf)"),
         ));
     }
+    for field in c.fields.keys() {
+        let at = format!("{key}.fields.{field}");
+        if !super::is_name(field) {
+            return Err(Issue::new(
+                at,
+                format!("\"{field}\" is not an OData name (letters, digits, _)"),
+            ));
+        }
+        let taken = [
+            Some("dataAreaId"),
+            Some(c.key_field.as_str()),
+            c.payload_field.as_deref(),
+        ];
+        if taken
+            .iter()
+            .flatten()
+            .any(|t| t.eq_ignore_ascii_case(field))
+        {
+            return Err(Issue::new(
+                at,
+                "lagwatch sets this field itself (dataAreaId from data_area_id, the key, the payload); leave it out of fields",
+            ));
+        }
+    }
     c.auth.resolve(&format!("{key}.auth"), Accepts::ENTRA)?;
     Ok(Box::new(c))
 }
 
 impl FoOdataConfig {
-    /// The dual-write grace of this target.
+    /// The dual-write grace of this system (either direction).
     pub fn grace(&self) -> Duration {
         self.sync_grace.map_or(DEFAULT_SYNC_GRACE, |d| d.get())
+    }
+
+    fn known(&self) -> Option<&'static KnownEntity> {
+        KNOWN
+            .iter()
+            .find(|k| k.name.eq_ignore_ascii_case(&self.entity_set))
+    }
+
+    /// What creating sentinels here needs, or why it cannot be done (naming the key to set).
+    fn writes(&self) -> Result<Writes, String> {
+        if self.data_area_id.is_none() {
+            return Err(
+                "set data_area_id: the legal entity (company) sentinels are created in".to_string(),
+            );
+        }
+        let known = self.known();
+        let entity_key: Vec<String> = match (&self.entity_key, known) {
+            (Some(k), _) if !k.is_empty() => k.clone(),
+            (_, Some(k)) => k.entity_key.iter().map(|f| f.to_string()).collect(),
+            _ => {
+                return Err(format!(
+                    "set entity_key: the key fields of {} besides dataAreaId, to delete a sentinel's row by",
+                    self.entity_set
+                ));
+            }
+        };
+        if let Some(k) = entity_key
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(&self.key_field))
+        {
+            let length = known.map_or(String::new(), |e| {
+                format!(" (at most {} characters)", e.key_length)
+            });
+            return Err(format!(
+                "key_field {k} is the entity key{length}, which F&O's number sequence assigns; put the sentinel key in a text field the map carries, such as OrganizationName"
+            ));
+        }
+        if let Some(missing) = known
+            .into_iter()
+            .flat_map(|k| k.mandatory.iter())
+            .find(|f| !self.fields.contains_key(**f))
+        {
+            return Err(format!(
+                "{} needs {missing} on create: set fields.{missing}",
+                self.entity_set
+            ));
+        }
+        Ok(Writes {
+            fields: self.fields.clone(),
+            entity_key,
+        })
     }
 }
 
@@ -352,11 +603,12 @@ impl SystemSpec for FoOdataConfig {
         Ok(())
     }
     fn can_write(&self) -> Result<(), String> {
-        Err(
-            "F&O is written by dual-write, not by lagwatch; write sentinels into the Dataverse \
-             table the map reads and probe this system as a target"
-                .to_string(),
-        )
+        self.writes().map(|_| ())
+    }
+
+    /// The dual-write map writes Dataverse in the F&O write's transaction while it runs.
+    fn dual_writes_to(&self, target_kind: &str) -> Option<Duration> {
+        (target_kind == "dataverse").then(|| self.grace())
     }
 
     fn synchronous_within(&self) -> Option<Duration> {
@@ -364,8 +616,20 @@ impl SystemSpec for FoOdataConfig {
     }
 
     fn describe(&self) -> String {
+        let writes = match self.writes() {
+            Ok(w) => format!(
+                ", a source (creates with {}; deletes by dataAreaId,{})",
+                if w.fields.is_empty() {
+                    "no other field".to_string()
+                } else {
+                    w.fields.keys().cloned().collect::<Vec<_>>().join(",")
+                },
+                w.entity_key.join(",")
+            ),
+            Err(_) => String::new(),
+        };
         format!(
-            "{} entity {} (key {}, payload {}{}), sync grace {}, auth {}",
+            "{} entity {} (key {}, payload {}{}){writes}, sync grace {}, auth {}",
             self.url,
             self.entity_set,
             self.key_field,
@@ -390,23 +654,23 @@ impl SystemKind for FoOdataConfig {
             || super::scope_or_derived(name, self.scope.as_deref(), &self.url),
             None,
         )?;
-        let connector = Arc::new(
-            FoOdata::new(
-                http,
-                EntityMap {
-                    base: self.url.trim_end_matches('/').to_string(),
-                    entity_set: self.entity_set.clone(),
-                    key_field: self.key_field.clone(),
-                    payload_field: self.payload_field.clone(),
-                    data_area_id: self.data_area_id.clone(),
-                },
-            )
-            .with_sync_grace(self.grace()),
-        );
-        Ok(
-            System::target_only(name, self.kind(), gate, connector.clone())
-                .with_inventory(connector),
-        )
+        let connector = Arc::new(FoOdata::new(
+            http,
+            EntityMap {
+                base: self.url.trim_end_matches('/').to_string(),
+                entity_set: self.entity_set.clone(),
+                key_field: self.key_field.clone(),
+                payload_field: self.payload_field.clone(),
+                data_area_id: self.data_area_id.clone(),
+                writes: self.writes().ok(),
+            },
+        ));
+        let mut system = System::target_only(name, self.kind(), gate, connector.clone())
+            .with_inventory(connector.clone());
+        if connector.map.writes.is_some() {
+            system.source = Some(connector);
+        }
+        Ok(system)
     }
 }
 

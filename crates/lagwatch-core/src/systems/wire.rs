@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::connector::ConnectorError;
-use crate::net::{Reply, excerpt};
+use crate::net::{HttpSystem, Reply, excerpt};
+use crate::sentinel::SentinelId;
 
 /// Headers of every F&O and Dataverse OData request (fact sheet §1.2, §4.1).
 pub fn odata(req: RequestBuilder) -> RequestBuilder {
@@ -46,6 +47,74 @@ pub fn odata_error_detail(body: &[u8]) -> Option<String> {
 #[derive(Deserialize)]
 pub struct Collection {
     pub value: Vec<Value>,
+}
+
+/// Largest number of pages a start-up sweep reads.
+const MAX_SWEEP_PAGES: usize = 200;
+/// Page size a sweep asks for.
+const SWEEP_PAGE: u32 = 500;
+
+/// The sentinels an OData collection lists, for the start-up sweep: `query` on the first
+/// request to `collection`, then each `@odata.nextLink` as it is, once it is checked to be on
+/// the collection's origin (the bearer token goes with every request); the keys are read from
+/// `key_field` and only sentinel keys kept. `prepare` adds the service's headers, `error` reads
+/// its error bodies. At most [`MAX_SWEEP_PAGES`] pages: what is left waits for the next start.
+///
+/// # Errors
+/// The first failed page's.
+pub async fn sweep(
+    http: &HttpSystem,
+    collection: &str,
+    query: &[(&str, &str)],
+    key_field: &str,
+    prepare: fn(RequestBuilder) -> RequestBuilder,
+    error: fn(&Reply) -> ConnectorError,
+) -> Result<Vec<SentinelId>, ConnectorError> {
+    let base = url::Url::parse(collection).map_err(|e| ConnectorError::BadResponse {
+        status: 0,
+        detail: format!("the configured URL is not a URL ({e})"),
+    })?;
+    let mut next = Some(collection.to_string());
+    let mut first = true;
+    let mut out = Vec::new();
+    for _ in 0..MAX_SWEEP_PAGES {
+        let Some(url) = next.take() else { break };
+        let with_query = first;
+        let reply = http
+            .send("list", |c: &reqwest::Client| {
+                let req = prepare(c.get(&url))
+                    .header("Prefer", format!("odata.maxpagesize={SWEEP_PAGE}"));
+                if with_query { req.query(query) } else { req }
+            })
+            .await?;
+        first = false;
+        if reply.status != reqwest::StatusCode::OK {
+            return Err(error(&reply));
+        }
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            value: Vec<Value>,
+            #[serde(rename = "@odata.nextLink")]
+            next_link: Option<String>,
+        }
+        let page: Page = reply.json()?;
+        out.extend(
+            page.value
+                .iter()
+                .filter_map(|row| row.get(key_field)?.as_str())
+                .filter_map(SentinelId::parse),
+        );
+        next = match page.next_link {
+            None => None,
+            Some(link) => Some(
+                super::http_inventory::same_origin(&base, &link)
+                    .map_err(|detail| reply.bad_response(detail))?
+                    .to_string(),
+            ),
+        };
+    }
+    Ok(out)
 }
 
 /// Quotes a string literal for `$filter`: single quotes are doubled.
