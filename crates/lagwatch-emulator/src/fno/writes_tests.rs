@@ -62,6 +62,13 @@ replicas:
     map: { OrganizationName: name, CustomerAccount: accountnumber }
     lag: { distribution: fixed, value: 1s }
     paused: [ { start: 0s, duration: 30s } ]
+  stopped_back:
+    source: fno:fin_held/CustomersV3
+    target: { kind: dataverse, env: crm, table: accounts }
+    key: OrganizationName
+    map: { OrganizationName: name }
+    lag: { distribution: fixed, value: 1s }
+    state: stopped
 "#;
 
 const CUSTOMERS: &str = "/fno/fin/data/CustomersV3";
@@ -545,6 +552,17 @@ async fn writes_need_a_token_a_known_entity_and_a_writable_one() {
     // Dual-written only: read-only, as before.
     let r = e.fno("POST", "/fno/fin/data/VendorsV2", "{}").await;
     assert_eq!(r.status, 405, "{}", r.body);
+    // A writable entity is an entity set of the service even with no dual-write into it.
+    let auth = format!("Bearer {}", e.held);
+    let r = e
+        .raw(
+            "GET",
+            "/fno/fin_held/data/",
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+    assert_eq!(r.body["value"][0]["name"], "CustomersV3", "{}", r.body);
     // POST to a row, PATCH to the set.
     assert_eq!(e.fno("POST", &url, "{}").await.status, 405);
     assert_eq!(e.fno("PATCH", CUSTOMERS, "{}").await.status, 405);
@@ -682,7 +700,7 @@ async fn an_f_and_o_row_reaches_dataverse_after_its_lag_and_leaves_after_its_del
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_paused_map_holds_f_and_o_rows_until_it_resumes() {
+async fn a_paused_map_holds_f_and_o_rows_until_it_resumes_and_a_stopped_one_drops_them() {
     let e = Estate::new().await;
     let start = Instant::now();
     advance(Duration::from_secs(5)).await;
@@ -699,6 +717,14 @@ async fn a_paused_map_holds_f_and_o_rows_until_it_resumes() {
     assert_eq!(t.visible_at, Some(start + Duration::from_secs(30)));
     advance(Duration::from_secs(1)).await;
     assert_eq!(e.accounts_named("Held 1").await.len(), 1, "caught up");
+    // The stopped map never copies it: one account, and the truth says dropped.
+    advance(Duration::from_secs(600)).await;
+    assert_eq!(e.accounts_named("Held 1").await.len(), 1);
+    let t = e
+        .emu
+        .truth("stopped_back", "Held 1")
+        .unwrap_or_else(|| panic!("no truth"));
+    assert!(t.dropped && t.visible_at.is_none() && !t.queued, "{t:?}");
 }
 
 #[tokio::test(start_paused = true)]
