@@ -27,7 +27,8 @@
 //! whole seconds and code `0x80072322`; each request sent while throttled lengthens the
 //! penalty by `retry_after` (up to `max_retry_after`), as the documents warn. Sets that are
 //! targets of a Dataverse replica also show the replicated rows (read-only copies; local rows
-//! win, and `DELETE` hides a copy).
+//! win, and `DELETE` hides a copy), whether the replica comes from another set or, by
+//! dual-write, from a writable F&O entity ([`super::fno`]); a copy is never replicated on.
 //!
 //! Seeded rows ([`super::seed`], served through [`super::seeded`]): a set lists its own
 //! seeded rows (source view: deleted rows absent, in-flight rows modified at the time of the

@@ -14,7 +14,7 @@
 //! |---|---|---|
 //! | `/{env}/api/data/v9.2/` | Dataverse Web API ([`dataverse`]) | §1, §2 |
 //! | `/entra/{tenant}/oauth2/v2.0/token` | Entra client-credentials tokens ([`entra`]) | §3.1 |
-//! | `/fno/{env}/data/` | F&O OData, filled by dual-write ([`fno`]) | §4 |
+//! | `/fno/{env}/data/` | F&O OData, filled by dual-write; declared entities writable ([`fno`]) | §4 |
 //! | `/search/{service}/` | Azure AI Search ([`search`]) | §6.1 |
 //! | `/es/{cluster}/` | Elasticsearch/OpenSearch ([`elastic`]) | §6.3 |
 //! | `/_truth/{replica}/{key}` | ground truth (below) | — |
@@ -32,7 +32,10 @@
 //! Replication reuses [`Landscape`] of the `simulated` kind ([`simulated`], lagwatch's
 //! in-process landscape with ground truth, also a kind of its own): every replica of the scenario is
 //! a landscape replica (lag distribution, drop/mismatch/flap probabilities, `stall` and
-//! `unavailable` outages), fed by the Dataverse entity set it names. Deletes replicate the same
+//! `unavailable` outages), fed by the Dataverse entity set it names, or, for dual-write from
+//! F&O into Dataverse (`source: fno:<env>/<entity>`), by the rows written through the F&O
+//! entity's OData API. Only writes made through a service's API replicate, never a copy a
+//! replica put there, so no change goes back to the side it came from. Deletes replicate the same
 //! way: a deleted row stays in each replica until a lag drawn from the replica's distribution
 //! has passed (never before the write it follows), unless the replica drops the delete
 //! (`delete_drop_probability`: the row stays) or undoes it for a while
@@ -49,7 +52,8 @@
 //! time when the emulator started plus the tokio time elapsed since.
 //!
 //! Ground truth: `GET /_truth/{replica}/{key}` (no authentication), where `key` is the value
-//! of the replica's `key` column (default the record id) or the Dataverse record id, answers
+//! of the replica's `key` column (default the record id) or the Dataverse record id (for an
+//! F&O source: the id its Dataverse copy gets; `committed_at` is the F&O write), answers
 //!
 //! ```json
 //! {"replica":"fno","key":"SENT-1","record_id":"…","committed_at":"2026-05-01T10:00:00.123456789Z",
@@ -126,7 +130,13 @@
 //!         id: accountid
 //!         columns: { name: string, accountnumber: string, customertypecode: int }
 //! fno:
-//!   fin: { default_company: dat }
+//!   fin:
+//!     default_company: dat
+//!     entities:                      # writable through OData; dual-written back below
+//!       CustomersV3:
+//!         key: CustomerAccount       # with dataAreaId, the entity key
+//!         mandatory: [OrganizationName, CustomerGroupId]
+//!         number_sequence: DW        # a create without the key gets DW-000001, …
 //! replicas:
 //!   fno:
 //!     source: crm/accounts
@@ -141,9 +151,16 @@
 //!     resurrect_after: 1s            # back this long after it was gone
 //!     resurrect_for: 3s              # for this long
 //!     paused: [ { start: 5m, duration: 1m, every: 15m } ]
+//!   fno_back:                        # dual-write the other way: F&O → Dataverse
+//!     source: fno:fin/CustomersV3
+//!     target: { kind: dataverse, env: crm, table: accounts }
+//!     key: OrganizationName          # an F&O field, mapped
+//!     map: { OrganizationName: name, CustomerAccount: accountnumber }
+//!     lag: { distribution: log_normal, median: 400ms, p99: 1500ms }
 //! ```
 //!
-//! Left out: writes to F&O, search and Elasticsearch (they are read-only replicas here),
+//! Left out: writes to search and Elasticsearch (they are read-only replicas here), writes
+//! to F&O entities not declared writable and to rows dual-written from Dataverse,
 //! `$expand`, `$orderby` in F&O, batch requests, Elasticsearch's idle-shard refresh and
 //! `_refresh`; for the lake see [`lake`].
 
@@ -259,6 +276,8 @@ struct State {
     tokens: HashMap<String, entra::Token>,
     throttles: HashMap<(String, String), dataverse::ThrottleState>,
     indexes: HashMap<String, replication::ReplicaIndex>,
+    /// Rows written through F&O OData, by environment and entity.
+    fno_rows: HashMap<(String, String), fno::EntityStore>,
 }
 
 /// One request, decoded: what every service handler works from.
@@ -734,7 +753,7 @@ impl Emulator {
             "lakes": self.describe_lakes(),
             "replicas": self.replicas.iter().map(|r| json!({
                 "name": r.name,
-                "source": format!("{}/{}", r.env, r.set),
+                "source": r.describe_source(),
                 "target": r.describe_target(),
                 "truth": format!("{base}/_truth/{}/{{key}}", r.name),
                 "drift_truth": format!("{base}/_truth/_drift/{}", r.name),
@@ -776,6 +795,23 @@ mod tests {
         }
         assert_eq!(b64_encode(b"id:key"), "aWQ6a2V5");
         assert!(b64_decode("a*b").is_none());
+    }
+
+    #[test]
+    fn the_scenario_in_the_crate_docs_is_valid() {
+        let docs: String = include_str!("lib.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("//!"))
+            .map(|l| format!("{}\n", l.strip_prefix(' ').unwrap_or(l)))
+            .collect();
+        let yaml = docs
+            .split("```yaml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap_or_else(|| panic!("no yaml example in the crate docs"));
+        let s = Scenario::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.fno["fin"].entities.contains_key("CustomersV3"));
+        assert!(s.replicas.contains_key("fno_back"));
     }
 
     #[test]

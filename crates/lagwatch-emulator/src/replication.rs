@@ -1,10 +1,11 @@
-//! Replication from Dataverse entity sets to the targets, on the simulated
-//! [`Landscape`](crate::simulated::Landscape).
+//! Replication from Dataverse entity sets to the targets, and by dual-write from writable F&O
+//! entities into Dataverse tables, on the simulated [`Landscape`](crate::simulated::Landscape).
 //!
 //! Each scenario replica is one landscape source (`emulator:<replica>`) with one landscape
 //! replica (`<replica>`), so every replica draws its own lag, drop, mismatch and flap per
 //! write, and a replica's `filter` decides per write whether the record goes to it at all. The
-//! payload committed is the Dataverse row as JSON; reads map it to the target's fields
+//! payload committed is the source row as JSON (an F&O row: its fields and `dataAreaId`, plus
+//! the `versionnumber` the Dataverse copy shows); reads map it to the target's fields
 //! (`map`, `transform`) when served. A mismatched record (the landscape's mismatch draw) arrives
 //! with every mapped text field except the key's changed (a `~` appended), so content checks
 //! notice it while lookups by key still find it. An update commits again; until the new
@@ -25,6 +26,7 @@
 //! `versions_duplicated`), because a check that every version arrives once has to count
 //! exactly these.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
@@ -37,7 +39,7 @@ use uuid::Uuid;
 use crate::simulated::{DROPPED_DELETE_KEPT, ReplicaEntry, ReplicaSpec, VersionFate};
 
 use super::odata::{Dialect, Filter, parse_filter};
-use super::scenario::{self, FOREVER, Scenario, Target, Transform};
+use super::scenario::{self, FOREVER, ReplicaSource, Scenario, Target, Transform};
 use super::{Emulator, json_response, rfc3339};
 
 /// Most key → record entries remembered per replica for the truth endpoint.
@@ -51,10 +53,21 @@ const PURGE_BATCH: usize = 16;
 /// versions looks back.
 const VERSIONS_KEPT: usize = 1024;
 
+/// Which service a replica's source is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    Dataverse,
+    /// A writable F&O entity, copied into Dataverse by dual-write.
+    Fno,
+}
+
 /// A resolved scenario replica.
 pub(crate) struct ReplicaDef {
     pub name: String,
+    pub origin: Origin,
+    /// The source's environment (Dataverse or F&O, by `origin`).
     pub env: String,
+    /// The source's entity set (Dataverse) or data entity (F&O).
     pub set: String,
     pub target: Target,
     pub key_column: String,
@@ -71,18 +84,36 @@ impl ReplicaDef {
     pub fn build_all(s: &Scenario) -> Vec<ReplicaDef> {
         let mut out = Vec::new();
         for (name, r) in &s.replicas {
-            let (env, set) = r.source_parts();
-            let Some(table) = s.dataverse.get(env).and_then(|e| e.tables.get(set)) else {
-                continue;
+            let (origin, env, set, key_column, map) = match r.source_ref() {
+                ReplicaSource::Dataverse { env, set } => {
+                    let Some(table) = s.dataverse.get(env).and_then(|e| e.tables.get(set)) else {
+                        continue;
+                    };
+                    let key_column = r.key.clone().unwrap_or_else(|| table.id_column(set));
+                    let map = scenario::resolved_map(r, table, set);
+                    (Origin::Dataverse, env, set, key_column, map)
+                }
+                ReplicaSource::Fno { env, entity } => {
+                    let Some(decl) = s.fno.get(env).and_then(|e| e.entities.get(entity)) else {
+                        continue;
+                    };
+                    let key_column = r.key.clone().unwrap_or_else(|| decl.key.clone());
+                    let map = r
+                        .map
+                        .iter()
+                        .flatten()
+                        .map(|(a, b)| (a.clone(), b.clone()))
+                        .collect();
+                    (Origin::Fno, env, entity, key_column, map)
+                }
             };
-            let key_column = r.key.clone().unwrap_or_else(|| table.id_column(set));
-            let map = scenario::resolved_map(r, table, set);
             let key_field = map
                 .iter()
                 .find(|(from, _)| *from == key_column)
                 .map(|(_, to)| to.clone());
             out.push(ReplicaDef {
                 name: name.clone(),
+                origin,
                 env: env.to_string(),
                 set: set.to_string(),
                 target: r.target.clone(),
@@ -96,6 +127,19 @@ impl ReplicaDef {
             });
         }
         out
+    }
+
+    /// The source as the scenario names it.
+    pub fn describe_source(&self) -> String {
+        match self.origin {
+            Origin::Dataverse => format!("{}/{}", self.env, self.set),
+            Origin::Fno => format!("fno:{}/{}", self.env, self.set),
+        }
+    }
+
+    /// Whether `origin`'s `env/set` is this replica's source.
+    pub fn reads(&self, origin: Origin, env: &str, set: &str) -> bool {
+        self.origin == origin && self.env == env && self.set == set
     }
 
     pub fn describe_target(&self) -> String {
@@ -261,7 +305,7 @@ pub struct GroundTruth {
     /// The replica key value.
     pub key: String,
     pub record_id: Uuid,
-    /// When the Dataverse write committed.
+    /// When the source write committed (in Dataverse; for an F&O source, in F&O).
     pub committed_at: Instant,
     /// When the record became stably visible to reads by key; `None` if it never will. For
     /// a lake: when the incremental folder holding the row closed.
@@ -279,7 +323,7 @@ pub struct GroundTruth {
     pub dropped: bool,
     /// Waits behind a paused map: arrives only when the map resumes.
     pub queued: bool,
-    /// When the Dataverse delete committed (the source forgot the row); `None` while it lives.
+    /// When the source's delete committed (the source forgot the row); `None` while it lives.
     pub deleted_at: Option<Instant>,
     /// When reads by key and queries stop finding the row after its delete (Elasticsearch
     /// `_search`: at the first refresh at or after it). For a lake: when the delete row is
@@ -346,37 +390,64 @@ fn next_tick(origin: Instant, at: Instant, refresh: std::time::Duration) -> Inst
 impl Emulator {
     /// Replicates a committed Dataverse row to every replica of `(env, set)` it qualifies for.
     pub(crate) fn replicate(&self, env: &str, set: &str, id: Uuid, row: &Map<String, Value>) {
+        self.replicate_from(Origin::Dataverse, env, set, id, row);
+    }
+
+    /// Replicates a committed row of `origin`'s `env/set` to every replica of it the row
+    /// qualifies for. Only writes made through a service's own API come here, never a copy a
+    /// replica put there: that is what keeps dual-write from echoing a change back to the
+    /// side it came from.
+    pub(crate) fn replicate_from(
+        &self,
+        origin: Origin,
+        env: &str,
+        set: &str,
+        id: Uuid,
+        row: &Map<String, Value>,
+    ) {
         let now = Instant::now();
         let payload = Value::Object(row.clone()).to_string();
         let id_text = id.to_string();
         // A row that references another of its own set is applied after it (or, with the
         // replica's child_first_probability, before it).
-        let parent = self
-            .scenario
-            .dataverse
-            .get(env)
-            .and_then(|e| e.tables.get(set))
-            .and_then(|t| {
-                t.lookups
-                    .iter()
-                    .filter(|(_, to)| to.as_str() == set)
-                    .find_map(|(nav, _)| row.get(&format!("_{nav}_value"))?.as_str())
-            })
-            .map(str::to_string);
+        let parent = match origin {
+            Origin::Dataverse => self
+                .scenario
+                .dataverse
+                .get(env)
+                .and_then(|e| e.tables.get(set))
+                .and_then(|t| {
+                    t.lookups
+                        .iter()
+                        .filter(|(_, to)| to.as_str() == set)
+                        .find_map(|(nav, _)| row.get(&format!("_{nav}_value"))?.as_str())
+                })
+                .map(str::to_string),
+            Origin::Fno => None,
+        };
+        let dialect = match origin {
+            Origin::Dataverse => Dialect::DATAVERSE,
+            Origin::Fno => Dialect::FNO,
+        };
         let mut st = self.state();
-        for r in self
-            .replicas
-            .iter()
-            .filter(|r| r.env == env && r.set == set)
-        {
-            if r.filter
-                .as_ref()
-                .is_some_and(|f| !f.matches(row, Dialect::DATAVERSE))
-            {
+        for r in self.replicas.iter().filter(|r| r.reads(origin, env, set)) {
+            if r.filter.as_ref().is_some_and(|f| !f.matches(row, dialect)) {
                 continue;
             }
             let Some(key) = key_text(row.get(&r.key_column)) else {
                 continue;
+            };
+            // Dual-write into Dataverse: the copy's `versionnumber` is the target
+            // environment's, drawn when the F&O write commits, so later changes rank later.
+            let payload = match (&r.target, origin) {
+                (Target::Dataverse { env: tenv, .. }, Origin::Fno) => {
+                    let v = st.versions.entry(tenv.clone()).or_insert(1_000_000);
+                    *v += 1;
+                    let mut with = row.clone();
+                    with.insert("versionnumber".into(), json!(*v));
+                    Cow::Owned(Value::Object(with).to_string())
+                }
+                _ => Cow::Borrowed(payload.as_str()),
             };
             let Some(index) = st.indexes.get_mut(&r.name) else {
                 continue;
@@ -439,14 +510,15 @@ impl Emulator {
     /// gone (or whether the delete is dropped, or undone for a while) and keeps it until
     /// then; a lake replica gets its delete row then.
     pub(crate) fn unreplicate(&self, env: &str, set: &str, id: Uuid) {
+        self.unreplicate_from(Origin::Dataverse, env, set, id);
+    }
+
+    /// As [`Emulator::unreplicate`], for a row of `origin`'s `env/set`.
+    pub(crate) fn unreplicate_from(&self, origin: Origin, env: &str, set: &str, id: Uuid) {
         let id_text = id.to_string();
         let now = Instant::now();
         let mut st = self.state();
-        for r in self
-            .replicas
-            .iter()
-            .filter(|r| r.env == env && r.set == set)
-        {
+        for r in self.replicas.iter().filter(|r| r.reads(origin, env, set)) {
             self.landscape
                 .delete_record(&r.landscape_source, &id_text, now);
             let Some(index) = st.indexes.get_mut(&r.name) else {

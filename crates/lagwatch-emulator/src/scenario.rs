@@ -180,9 +180,37 @@ pub struct FnoEnv {
     /// Token resource; default `https://<env>.operations.dynamics.com`.
     #[serde(default)]
     pub resource: Option<String>,
-    /// The caller's default company: without `cross-company=true` only its rows are returned.
+    /// The caller's default company: without `cross-company=true` only its rows are returned,
+    /// and a create that names no `dataAreaId` goes into it.
     #[serde(default = "default_company")]
     pub default_company: String,
+    /// Data entities callers may write through OData (`POST`, `PATCH`, `DELETE`), by entity
+    /// set name (`CustomersV3`). Entities only filled by dual-write from Dataverse need no
+    /// entry: they stay read-only, as they always were.
+    #[serde(default)]
+    pub entities: BTreeMap<String, FnoEntity>,
+}
+
+/// A writable F&O data entity. Its fields are `dataAreaId`, `key`, `mandatory`, `fields` and
+/// every field a replica maps to or from it; a write naming another is refused, as F&O
+/// refuses a property its entity type does not declare.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FnoEntity {
+    /// The key field; with `dataAreaId` it is the entity key
+    /// (`CustomersV3(dataAreaId='usmf',CustomerAccount='…')`), unique per company.
+    pub key: String,
+    /// Fields a create must fill (absent, `null` or empty text is refused, as F&O's
+    /// "Field '…' must be filled in."); the key is always mandatory unless numbered.
+    #[serde(default)]
+    pub mandatory: Vec<String>,
+    /// A number sequence code: a create without the key gets `<code>-000001`, `<code>-000002`,
+    /// … (one sequence per company, numbers consumed even by a create that then fails).
+    #[serde(default)]
+    pub number_sequence: Option<String>,
+    /// Further fields of the entity, beyond the key, the mandatory and the mapped ones.
+    #[serde(default)]
+    pub fields: Vec<String>,
 }
 
 fn default_company() -> String {
@@ -353,19 +381,22 @@ fn default_data_area() -> String {
     "usmf".to_string()
 }
 
-/// One replication path from a Dataverse entity set to a target.
+/// One replication path from a Dataverse entity set to a target, or, by dual-write, from a
+/// writable F&O data entity to a Dataverse table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Replica {
-    /// `<env>/<entity set>` of the source.
+    /// `<env>/<entity set>` of a Dataverse source, or `fno:<env>/<entity>` of an F&O entity
+    /// declared under `fno.<env>.entities` (its target is then a Dataverse table).
     pub source: String,
     pub target: Target,
     /// Source column identifying a record in the target (document id, truth key); default
-    /// the id column.
+    /// the id column (an F&O source: the entity's key field). An F&O source's key must be
+    /// mapped, since the Dataverse row is found by the column it fills.
     #[serde(default)]
     pub key: Option<String>,
     /// Source column → target field; default every column under its own name (required for
-    /// F&O targets).
+    /// F&O targets, and for F&O sources: F&O field → Dataverse column).
     #[serde(default)]
     pub map: Option<BTreeMap<String, String>>,
     /// Target field → transformation applied on the way.
@@ -447,10 +478,34 @@ impl Transform {
 /// A long pause: "queued until resumed" for the life of any emulator run.
 pub(crate) const FOREVER: Dur = Dur::secs(100 * 365 * 86400);
 
+/// Where a replica's records come from, as its `source` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaSource<'a> {
+    /// `<env>/<entity set>`: a Dataverse table, written through its Web API.
+    Dataverse { env: &'a str, set: &'a str },
+    /// `fno:<env>/<entity>`: a writable F&O data entity, written through OData and copied
+    /// into Dataverse by dual-write.
+    Fno { env: &'a str, entity: &'a str },
+}
+
+/// The prefix of an F&O source.
+const FNO_SOURCE: &str = "fno:";
+
 impl Replica {
-    /// `(env, set)` of the source.
+    /// `(env, set)` of the source; of an F&O source, its environment and entity.
     pub fn source_parts(&self) -> (&str, &str) {
-        self.source.split_once('/').unwrap_or((&self.source, ""))
+        let s = self.source.strip_prefix(FNO_SOURCE).unwrap_or(&self.source);
+        s.split_once('/').unwrap_or((s, ""))
+    }
+
+    /// The source, by kind.
+    pub fn source_ref(&self) -> ReplicaSource<'_> {
+        let (env, set) = self.source_parts();
+        if self.source.starts_with(FNO_SOURCE) {
+            ReplicaSource::Fno { env, entity: set }
+        } else {
+            ReplicaSource::Dataverse { env, set }
+        }
     }
 
     /// The landscape behaviour of this replica.
@@ -656,8 +711,34 @@ impl Scenario {
                 }
             }
         }
-        for name in self.fno.keys() {
+        for (name, e) in &self.fno {
             check_name(&format!("fno.{name}"), name)?;
+            for (entity, d) in &e.entities {
+                let key = format!("fno.{name}.entities.{entity}");
+                check_name(&key, entity)?;
+                check_name(&format!("{key}.key"), &d.key)?;
+                if d.key == "dataAreaId" {
+                    return Err(issue(
+                        format!("{key}.key"),
+                        "dataAreaId (the company) is part of every entity key; name the other key field",
+                    ));
+                }
+                for (list, names) in [("mandatory", &d.mandatory), ("fields", &d.fields)] {
+                    for (i, f) in names.iter().enumerate() {
+                        check_name(&format!("{key}.{list}[{i}]"), f)?;
+                        if f == "dataAreaId" {
+                            return Err(issue(
+                                format!("{key}.{list}[{i}]"),
+                                "dataAreaId is the company every entity has (default_company when a \
+                                 create names none); do not list it",
+                            ));
+                        }
+                    }
+                }
+                if let Some(code) = &d.number_sequence {
+                    check_name(&format!("{key}.number_sequence"), code)?;
+                }
+            }
         }
         for name in self.search.keys() {
             check_name(&format!("search.{name}"), name)?;
@@ -804,7 +885,12 @@ impl Scenario {
                 "\"_drift\" names the drift truth endpoint (/_truth/_drift/{replica}); pick another name",
             ));
         }
-        let (env, set) = r.source_parts();
+        let (env, set) = match r.source_ref() {
+            ReplicaSource::Dataverse { env, set } => (env, set),
+            ReplicaSource::Fno { env, entity } => {
+                return self.validate_fno_source(&key, r, env, entity);
+            }
+        };
         let Some(table) = self.dataverse.get(env).and_then(|e| e.tables.get(set)) else {
             return Err(issue(
                 format!("{key}.source"),
@@ -849,49 +935,7 @@ impl Scenario {
                 ));
             }
         }
-        simulated::validate_lag(&format!("{key}.lag"), &r.lag)?;
-        for (field, p) in [
-            ("drop_probability", r.drop_probability),
-            ("mismatch_probability", r.mismatch_probability),
-            ("flap_probability", r.flap_probability),
-            ("delete_drop_probability", r.delete_drop_probability),
-            ("resurrect_probability", r.resurrect_probability),
-            ("child_first_probability", r.child_first_probability),
-            ("version_drop_probability", r.version_drop_probability),
-            (
-                "version_duplicate_probability",
-                r.version_duplicate_probability,
-            ),
-        ] {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(issue(
-                    format!("{key}.{field}"),
-                    format!("a probability is between 0 and 1, not {p}"),
-                ));
-            }
-        }
-        simulated::validate_resurrection(&key, r.resurrect_for)?;
-        let windows = r
-            .outages
-            .iter()
-            .map(|o| (o.duration, o.every, "outages"))
-            .chain(r.paused.iter().map(|w| (w.duration, w.every, "paused")));
-        for (i, (duration, every, what)) in windows.enumerate() {
-            if let Some(every) = every
-                && every <= duration
-            {
-                return Err(issue(
-                    format!("{key}.{what}"),
-                    format!("window {i} must repeat less often than it lasts"),
-                ));
-            }
-        }
-        if r.folder_interval.is_some() && !matches!(r.target, Target::Lake { .. }) {
-            return Err(issue(
-                format!("{key}.folder_interval"),
-                "only lake targets write incremental update folders",
-            ));
-        }
+        self.validate_knobs(&key, r)?;
         let targets: Vec<String> = self.target_fields(r, table, set);
         for field in r.transform.keys() {
             if !targets.contains(field) {
@@ -968,6 +1012,188 @@ impl Scenario {
             }
         }
         self.validate_version_knobs(&key, r)
+    }
+
+    /// The knobs every replica has, whatever its source: lag, probabilities, windows.
+    fn validate_knobs(&self, key: &str, r: &Replica) -> Result<(), Issue> {
+        simulated::validate_lag(&format!("{key}.lag"), &r.lag)?;
+        for (field, p) in [
+            ("drop_probability", r.drop_probability),
+            ("mismatch_probability", r.mismatch_probability),
+            ("flap_probability", r.flap_probability),
+            ("delete_drop_probability", r.delete_drop_probability),
+            ("resurrect_probability", r.resurrect_probability),
+            ("child_first_probability", r.child_first_probability),
+            ("version_drop_probability", r.version_drop_probability),
+            (
+                "version_duplicate_probability",
+                r.version_duplicate_probability,
+            ),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(issue(
+                    format!("{key}.{field}"),
+                    format!("a probability is between 0 and 1, not {p}"),
+                ));
+            }
+        }
+        simulated::validate_resurrection(key, r.resurrect_for)?;
+        let windows = r
+            .outages
+            .iter()
+            .map(|o| (o.duration, o.every, "outages"))
+            .chain(r.paused.iter().map(|w| (w.duration, w.every, "paused")));
+        for (i, (duration, every, what)) in windows.enumerate() {
+            if let Some(every) = every
+                && every <= duration
+            {
+                return Err(issue(
+                    format!("{key}.{what}"),
+                    format!("window {i} must repeat less often than it lasts"),
+                ));
+            }
+        }
+        if r.folder_interval.is_some() && !matches!(r.target, Target::Lake { .. }) {
+            return Err(issue(
+                format!("{key}.folder_interval"),
+                "only lake targets write incremental update folders",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A dual-write replica from a writable F&O entity into a Dataverse table.
+    fn validate_fno_source(
+        &self,
+        key: &str,
+        r: &Replica,
+        env: &str,
+        entity: &str,
+    ) -> Result<(), Issue> {
+        let Some(decl) = self.fno.get(env).and_then(|e| e.entities.get(entity)) else {
+            let why = if self.fno.contains_key(env) {
+                format!("entity {entity} is not declared writable; add it under fno.{env}.entities")
+            } else {
+                format!("unknown F&O environment \"{env}\"; define it under fno")
+            };
+            return Err(issue(
+                format!("{key}.source"),
+                format!(
+                    "\"{}\" is not fno:<env>/<entity> of a writable entity: {why}",
+                    r.source
+                ),
+            ));
+        };
+        let Target::Dataverse {
+            env: tenv,
+            table: tset,
+        } = &r.target
+        else {
+            return Err(issue(
+                format!("{key}.target"),
+                "dual-write copies an F&O entity into a Dataverse table only: use kind: dataverse",
+            ));
+        };
+        let Some(table) = self.dataverse.get(tenv).and_then(|e| e.tables.get(tset)) else {
+            return Err(issue(
+                format!("{key}.target"),
+                format!("\"{tenv}/{tset}\" is not a table defined under dataverse"),
+            ));
+        };
+        let Some(map) = r.map.as_ref().filter(|m| !m.is_empty()) else {
+            return Err(issue(
+                format!("{key}.map"),
+                "an F&O source needs a field map (F&O field: Dataverse column)",
+            ));
+        };
+        for (from, to) in map {
+            check_name(&format!("{key}.map"), from)?;
+            if !table.columns.contains_key(to) {
+                return Err(issue(
+                    format!("{key}.map.{from}"),
+                    format!("\"{to}\" is not a writable column of {tenv}/{tset}"),
+                ));
+            }
+        }
+        let field = r.key.as_deref().unwrap_or(&decl.key);
+        if !map.contains_key(field) {
+            let which = if r.key.is_some() {
+                format!("\"{field}\"")
+            } else {
+                format!("the entity's key \"{field}\" (the default key)")
+            };
+            return Err(issue(
+                format!("{key}.key"),
+                format!(
+                    "{which} is not mapped: map it to a column of {tenv}/{tset}, where the \
+                     record is found by it"
+                ),
+            ));
+        }
+        if let Some(f) = &r.filter {
+            let parsed: Filter = odata::parse_filter(f)
+                .map_err(|e| issue(format!("{key}.filter"), format!("invalid filter: {e}")))?;
+            let fields = self.fno_entity_fields(env, entity);
+            if let Some(c) = parsed
+                .fields()
+                .into_iter()
+                .find(|c| !fields.iter().any(|f| f == c))
+            {
+                return Err(issue(
+                    format!("{key}.filter"),
+                    format!("\"{c}\" is not a field of {}", r.source),
+                ));
+            }
+        }
+        self.validate_knobs(key, r)?;
+        for field in r.transform.keys() {
+            if !map.values().any(|to| to == field) {
+                return Err(issue(
+                    format!("{key}.transform.{field}"),
+                    format!("\"{field}\" is not a target field of the map"),
+                ));
+            }
+        }
+        if r.drift.is_some() {
+            return Err(issue(
+                format!("{key}.drift"),
+                "drift applies to seeded rows, and an F&O entity has none",
+            ));
+        }
+        self.validate_version_knobs(key, r)
+    }
+
+    /// The fields of F&O entity `env/entity`: `dataAreaId`, a writable entity's declared
+    /// ones, and every field a replica maps into it or out of it.
+    pub(crate) fn fno_entity_fields(&self, env: &str, entity: &str) -> Vec<String> {
+        let mut out = vec!["dataAreaId".to_string()];
+        let mut add = |f: &str| {
+            if !out.iter().any(|o| o == f) {
+                out.push(f.to_string());
+            }
+        };
+        if let Some(d) = self.fno.get(env).and_then(|e| e.entities.get(entity)) {
+            add(&d.key);
+            d.mandatory.iter().chain(&d.fields).for_each(|f| add(f));
+        }
+        for r in self.replicas.values() {
+            let map = r.map.iter().flatten();
+            match (&r.target, r.source_ref()) {
+                (
+                    Target::Fno {
+                        env: e, entity: n, ..
+                    },
+                    _,
+                ) if e == env && n == entity => {
+                    map.for_each(|(_, to)| add(to));
+                }
+                (_, ReplicaSource::Fno { env: e, entity: n }) if e == env && n == entity => {
+                    map.for_each(|(from, _)| add(from));
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// The version knobs lose or repeat rows of a change log; anywhere else a skipped

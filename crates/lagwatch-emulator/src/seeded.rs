@@ -26,7 +26,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::odata::{Dialect, Filter, Lit, Op};
-use super::replication::ReplicaDef;
+use super::replication::{Origin, ReplicaDef};
 use super::scenario::{ColumnType, Table};
 use super::seed::{
     DriftPlan, RowFate, Seed, created_age_secs, generated_fields, generated_value, replica_copy,
@@ -585,6 +585,10 @@ impl Emulator {
 
     /// Replica `r`'s copy of its source's seeded rows, if the source has any.
     pub(crate) fn replica_view<'a>(&'a self, r: &'a ReplicaDef) -> Option<SeedView<'a>> {
+        if r.origin != Origin::Dataverse {
+            // Only Dataverse tables are seeded; an F&O entity has no rows of its own to copy.
+            return None;
+        }
         self.view(&r.env, &r.set, Some(r))
     }
 
@@ -652,7 +656,7 @@ impl Emulator {
         };
         json!({
             "replica": r.name,
-            "source": format!("{}/{}", r.env, r.set),
+            "source": r.describe_source(),
             "key": r.key_column,
             "rows": {"source": source_rows, "replica": replica_rows},
             "counts": Value::Object(counts),
