@@ -942,7 +942,10 @@ async fn serve_runs_the_demo_scenario_until_cancelled() {
                 .collect()
         })
         .unwrap_or_default();
-    assert_eq!(names, ["crm2", "es", "fabric", "fno", "lake", "search"]);
+    assert_eq!(
+        names,
+        ["crm2", "es", "fabric", "fno", "fno_back", "lake", "search"]
+    );
     stop.cancel();
     let done = tokio::time::timeout(Duration::from_secs(5), task).await;
     assert!(matches!(done, Ok(Ok(Ok(())))), "stops cleanly");

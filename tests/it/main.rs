@@ -40,6 +40,7 @@ mod emulator_scenarios;
 mod emulator_seed;
 mod examples;
 mod faults;
+mod fno_source;
 mod fo_odata_wiremock;
 mod hostile_input;
 mod http_kind_wiremock;

@@ -112,7 +112,7 @@ fn the_status_page_renders_every_demo_path_with_its_state_in_chromium() {
                 )
             })
             .collect();
-        if paths.len() == 6 && paths.values().all(|s| s != "idle") {
+        if paths.len() == 7 && paths.values().all(|s| s != "idle") {
             break paths;
         }
         assert!(Instant::now() < deadline, "paths still idle: {paths:?}");
