@@ -207,3 +207,58 @@ impl LakeEstate {
         }
     }
 }
+
+/// An emulator serving a scenario on a loopback port of the calling runtime, and the `auth:`
+/// block (client secret from a file, the emulator's Entra) the monitor's systems sign in with:
+/// what the tests that run the engine against it over HTTP from their own runtime share.
+pub struct Served {
+    pub emulator: Arc<Emulator>,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// A flow-style YAML `auth:` value for `client_id` with the scenario's `secret`.
+    pub auth: String,
+    stop: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// Serves `scenario`, whose credentials take `client_id` (tenant `contoso`) and `secret`.
+    pub async fn start(scenario: &str, client_id: &str, secret: &str) -> Served {
+        let emulator =
+            Emulator::new(Scenario::from_yaml(scenario).unwrap_or_else(|e| panic!("{e}")));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let stop = CancellationToken::new();
+        let server = {
+            let (emulator, stop) = (emulator.clone(), stop.clone());
+            tokio::spawn(async move { emulator.serve(listener, stop).await })
+        };
+        let dir = super::temp_dir("lagwatch-served-");
+        let file = dir.path().join("secret");
+        std::fs::write(&file, secret).expect("the secret file");
+        let auth = format!(
+            "{{ method: client_secret, tenant_id: contoso, client_id: {client_id}, client_secret: 'file:{}', authority: '{base}/entra' }}",
+            file.display()
+        );
+        Served {
+            emulator,
+            base,
+            auth,
+            stop,
+            server,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the emulator and checks it stopped cleanly.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.server
+            .await
+            .expect("the emulator task")
+            .expect("the emulator stops cleanly");
+    }
+}

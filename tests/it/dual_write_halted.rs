@@ -8,8 +8,9 @@ use std::time::Duration;
 use lagwatch::app::App;
 use lagwatch::probe::Outcome;
 use lagwatch::status::PathStatus;
-use lagwatch_emulator::{Emulator, Scenario};
 use tokio_util::sync::CancellationToken;
+
+use crate::common;
 
 const SCENARIO: &str = r#"
 credentials:
@@ -35,22 +36,8 @@ replicas:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_map_is_halted_and_its_resume_converges_again() {
-    let emu = Emulator::new(Scenario::from_yaml(SCENARIO).unwrap_or_else(|e| panic!("{e}")));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let emulator_stop = CancellationToken::new();
-    let server = {
-        let (emu, stop) = (emu.clone(), emulator_stop.clone());
-        tokio::spawn(async move { emu.serve(listener, stop).await })
-    };
-    let dir = std::env::temp_dir().join(format!("lagwatch-halted-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let secret = dir.join("secret");
-    std::fs::write(&secret, "s3cret-for-tests").unwrap();
-    let auth = format!(
-        "{{ method: client_secret, tenant_id: contoso, client_id: lagwatch-app, client_secret: 'file:{}', authority: '{base}/entra' }}",
-        secret.display()
-    );
+    let served = common::twin::Served::start(SCENARIO, "lagwatch-app", "s3cret-for-tests").await;
+    let (base, auth) = (&served.base, &served.auth);
     let yaml = format!(
         r#"
 instance: halted
@@ -116,8 +103,7 @@ paths:
     let text = app.engine.metrics().render();
     stop.cancel();
     run.await.unwrap();
-    emulator_stop.cancel();
-    server.await.unwrap().unwrap();
+    served.stop().await;
 
     assert!(
         outcomes

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use lagwatch::app::App;
 use lagwatch::probe::Outcome;
-use lagwatch_emulator::{Emulator, Scenario};
 use tokio_util::sync::CancellationToken;
+
+use crate::common;
 
 const SCENARIO: &str = r#"
 credentials:
@@ -41,21 +42,8 @@ replicas:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f_and_o_sentinels_reach_dataverse_with_their_true_lag_and_a_paused_map_is_halted() {
-    let emu = Emulator::new(Scenario::from_yaml(SCENARIO).unwrap_or_else(|e| panic!("{e}")));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let emulator_stop = CancellationToken::new();
-    let server = {
-        let (emu, stop) = (emu.clone(), emulator_stop.clone());
-        tokio::spawn(async move { emu.serve(listener, stop).await })
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, "fno-source-secret").unwrap();
-    let auth = format!(
-        "{{ method: client_secret, tenant_id: contoso, client_id: lagwatch-app, client_secret: 'file:{}', authority: '{base}/entra' }}",
-        secret.display()
-    );
+    let served = common::twin::Served::start(SCENARIO, "lagwatch-app", "fno-source-secret").await;
+    let (emu, base, auth) = (&served.emulator, &served.base, &served.auth);
     let yaml = format!(
         r#"
 instance: fsrc
@@ -171,6 +159,5 @@ paths:
         let truth = emu.truth("fno_back", r.sentinel.key()).expect("written");
         assert!(truth.deleted_at.is_some(), "{} is still in F&O", r.sentinel);
     }
-    emulator_stop.cancel();
-    server.await.unwrap().unwrap();
+    served.stop().await;
 }
