@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lagwatch::app::App;
 use lagwatch::probe::Outcome;
 use lagwatch::status::PathStatus;
 use tokio_util::sync::CancellationToken;
@@ -66,14 +65,7 @@ paths:
   - {{ source: crm, target: fno, interval: 1s, timeout: 20s, objective: 1s }}
 "#
     );
-    let app = Arc::new(
-        App::build(
-            lagwatch_emulator::REGISTRY
-                .from_yaml("halted.yaml", &yaml)
-                .unwrap_or_else(|e| panic!("{e}")),
-        )
-        .unwrap_or_else(|e| panic!("{e}")),
-    );
+    let app = Arc::new(common::app(&yaml));
     let mut rx = app.engine.subscribe();
     let stop = CancellationToken::new();
     let run = tokio::spawn(app.engine.clone().run(stop.clone()));

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lagwatch::app::App;
 use lagwatch::probe::Outcome;
 use tokio_util::sync::CancellationToken;
 
@@ -72,14 +71,7 @@ paths:
   - {{ source: fno, target: crm, interval: 1s, timeout: 20s, objective: 2s, retention: 0s }}
 "#
     );
-    let app = Arc::new(
-        App::build(
-            lagwatch_emulator::REGISTRY
-                .from_yaml("fno-source.yaml", &yaml)
-                .unwrap_or_else(|e| panic!("{e}")),
-        )
-        .unwrap_or_else(|e| panic!("{e}")),
-    );
+    let app = Arc::new(common::app(&yaml));
     let mut rx = app.engine.subscribe();
     let stop = CancellationToken::new();
     let run = tokio::spawn(app.engine.clone().run(stop.clone()));

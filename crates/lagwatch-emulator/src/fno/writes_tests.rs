@@ -218,6 +218,23 @@ impl Estate {
     }
 
     /// The F&O customers (any company) named `name`.
+    /// Creates a Dataverse account in `crm` (dual-write copies it into F&O).
+    async fn create_account(&self, name: &str, number: &str) {
+        let auth = format!("Bearer {}", self.crm);
+        let r = self
+            .raw(
+                "POST",
+                "/crm/api/data/v9.2/accounts",
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                ],
+                &json!({"name": name, "accountnumber": number}).to_string(),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.body);
+    }
+
     async fn customers_named(&self, name: &str) -> Vec<Value> {
         let r = self
             .fno(
@@ -373,19 +390,7 @@ async fn written_rows_read_back_by_filter_and_by_key_beside_dual_written_ones() 
     body["SalesCurrencyCode"] = json!("EUR");
     assert_eq!(e.create(body).await.status, 201);
     // A Dataverse account dual-written into F&O (company usmf).
-    let auth = format!("Bearer {}", e.crm);
-    let r = e
-        .raw(
-            "POST",
-            "/crm/api/data/v9.2/accounts",
-            &[
-                ("authorization", &auth),
-                ("content-type", "application/json"),
-            ],
-            &json!({"name": "From CRM", "accountnumber": "R-2"}).to_string(),
-        )
-        .await;
-    assert_eq!(r.status, 204, "{}", r.body);
+    e.create_account("From CRM", "R-2").await;
     advance(Duration::from_secs(1)).await;
 
     // Without cross-company, only the default company (dat): the written row.
@@ -740,19 +745,7 @@ async fn nothing_echoes_back_to_the_side_it_came_from() {
     assert!(e.emu.truth("fno", "Echo F").is_none());
 
     // Dataverse → F&O: the copy in CustomersV3 is not sent back by `fno_back`.
-    let auth = format!("Bearer {}", e.crm);
-    let r = e
-        .raw(
-            "POST",
-            "/crm/api/data/v9.2/accounts",
-            &[
-                ("authorization", &auth),
-                ("content-type", "application/json"),
-            ],
-            &json!({"name": "Echo D", "accountnumber": "E-1"}).to_string(),
-        )
-        .await;
-    assert_eq!(r.status, 204, "{}", r.body);
+    e.create_account("Echo D", "E-1").await;
     advance(Duration::from_secs(60)).await;
     let rows = e.customers_named("Echo D").await;
     assert_eq!(rows.len(), 1, "{rows:?}");
