@@ -143,6 +143,29 @@ fn a_change_log_counts_exactly_the_versions_it_lost_or_repeated_and_a_clean_one_
         common::sample(&app, "lagwatch_updates_lost_total", &lossy),
         0.0
     );
+    // The report: the declared `every`, violated by each lost and repeated version.
+    let report = lagwatch::contracts::report(&app.engine, "lver", Duration::from_secs(3600));
+    let updates = |target: &str| {
+        report
+            .paths
+            .iter()
+            .find(|p| p.target == target)
+            .and_then(|p| p.guarantees.iter().find(|g| g.guarantee == "updates"))
+            .cloned()
+            .expect("the updates guarantee")
+    };
+    let row = updates("lossy");
+    assert_eq!(row.declared.as_deref(), Some("every"));
+    assert_eq!(row.violations as f64, lost + repeated);
+    assert!(
+        row.summary.contains("(one every 2s)")
+            && row
+                .summary
+                .contains(&format!("{lost} never in the change log")),
+        "{}",
+        row.summary
+    );
+    assert_eq!(updates("clean").status, lagwatch::contracts::Status::Holds);
     // The evidence names the canary.
     let path = app
         .engine

@@ -321,8 +321,12 @@ pub fn report(engine: &Engine, instance: &str, window: std::time::Duration) -> C
             let updates = match spec.update_interval {
                 Some(every) => {
                     let log = p.checks_versions();
+                    // A path that declares `latest` is judged by it; a change log that declares
+                    // `every`, or nothing, by every version.
+                    let each_version =
+                        log && spec.contract.updates != Some(crate::config::Updates::Latest);
                     let broken = sum.updates_lost
-                        + if log {
+                        + if each_version {
                             sum.versions_lost + sum.versions_duplicated
                         } else {
                             0
