@@ -131,6 +131,19 @@ pub fn delete_settled_as_truth(
     !dropped
 }
 
+/// The row of guarantee `g` of the path to `target` in a consistency report.
+pub fn guarantee<'a>(
+    r: &'a lagwatch::contracts::ContractsReport,
+    target: &str,
+    g: &str,
+) -> &'a lagwatch::contracts::GuaranteeReport {
+    r.paths
+        .iter()
+        .find(|p| p.target == target)
+        .and_then(|p| p.guarantees.iter().find(|x| x.guarantee == g))
+        .unwrap_or_else(|| panic!("{target} {g}"))
+}
+
 /// Builds an app from YAML text (panics with the config error: a test's own input).
 pub fn app(yaml: &str) -> App {
     let config = lagwatch_emulator::REGISTRY

@@ -171,15 +171,7 @@ paths:
         "each lost version breaks the declared promise"
     );
     let report = lagwatch::contracts::report(&app.engine, "t", Duration::from_secs(3600));
-    let updates = |target: &str| {
-        report
-            .paths
-            .iter()
-            .find(|p| p.target == target)
-            .and_then(|p| p.guarantees.iter().find(|g| g.guarantee == "updates"))
-            .cloned()
-            .expect("the updates guarantee")
-    };
+    let updates = |target: &str| common::guarantee(&report, target, "updates");
     assert_eq!(updates("stalled").violations as f64, n);
     assert_eq!(updates("clean").status, lagwatch::contracts::Status::Holds);
 }

@@ -6,7 +6,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use lagwatch::contracts::{ContractsReport, GuaranteeReport, Status};
+use lagwatch::contracts::{ContractsReport, Status};
 use lagwatch::probe::Outcome;
 use tokio_util::sync::CancellationToken;
 
@@ -21,13 +21,7 @@ paths:
   - { source: src, target: steady, interval: 30s, timeout: 2m, confirm: 5s, delete_sample: 1, contract: { visibility: 10s, monotonic_reads: true, deletes: 1m } }
 "#;
 
-fn guarantee<'a>(r: &'a ContractsReport, target: &str, g: &str) -> &'a GuaranteeReport {
-    r.paths
-        .iter()
-        .find(|p| p.target == target)
-        .and_then(|p| p.guarantees.iter().find(|x| x.guarantee == g))
-        .unwrap_or_else(|| panic!("{target} {g}"))
-}
+use common::guarantee;
 
 #[tokio::test(start_paused = true)]
 async fn each_guarantee_is_judged_by_what_was_measured_with_its_evidence() {

@@ -145,15 +145,7 @@ fn a_change_log_counts_exactly_the_versions_it_lost_or_repeated_and_a_clean_one_
     );
     // The report: the declared `every`, violated by each lost and repeated version.
     let report = lagwatch::contracts::report(&app.engine, "lver", Duration::from_secs(3600));
-    let updates = |target: &str| {
-        report
-            .paths
-            .iter()
-            .find(|p| p.target == target)
-            .and_then(|p| p.guarantees.iter().find(|g| g.guarantee == "updates"))
-            .cloned()
-            .expect("the updates guarantee")
-    };
+    let updates = |target: &str| common::guarantee(&report, target, "updates");
     let row = updates("lossy");
     assert_eq!(row.declared.as_deref(), Some("every"));
     assert_eq!(row.violations as f64, lost + repeated);
