@@ -39,7 +39,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_top.yaml",
         "interval",
-        "unknown key; the keys allowed here are: instance, server, defaults, systems, paths, state_dir, tls",
+        "unknown key; the keys allowed here are: instance, server, defaults, systems, paths, conflicts, state_dir, tls",
     ),
     case(
         "unknown_key_defaults.yaml",
@@ -185,6 +185,42 @@ const CASES: &[Case] = &[
         "fo_odata_source_timeout_within_grace.yaml",
         "paths[0].timeout",
         "the timeout (45s) must be longer than the sync_grace of system \"fno\" (1m), or a stopped replication is reported as a timeout instead of halted",
+    ),
+    // Conflict probes.
+    case(
+        "conflict_one_system.yaml",
+        "conflicts[0].between",
+        "name exactly two systems linked both ways, such as [crm, fno] (found 1)",
+    ),
+    case(
+        "conflict_unknown_policy.yaml",
+        "conflicts[0].policy",
+        "unknown policy \"first_writer_wins\"; write last_writer_wins, manual, or source_wins: <one of the two systems>",
+    ),
+    case(
+        "conflict_source_wins_other.yaml",
+        "conflicts[0].policy.source_wins",
+        "\"lake\" is not one of the two systems (crm, fno)",
+    ),
+    case(
+        "conflict_timeout_over_interval.yaml",
+        "conflicts[0].timeout",
+        "spread plus timeout (0s + 5m) is longer than the interval (1m): a probe must end before the next one writes the same row",
+    ),
+    case(
+        "conflict_duplicate_pair.yaml",
+        "conflicts[1].between",
+        "fno and crm already have a conflict probe: one per pair",
+    ),
+    case(
+        "conflict_dataverse_second.yaml",
+        "conflicts[0].between",
+        "system \"crm\" (kind dataverse) cannot be the second system of a conflict probe, which finds the canary row the link copied there: it addresses a record by the id lagwatch gave it when it created it, and a copy a link made has an id of its own; name it first in between, so the canary row is created there",
+    ),
+    case(
+        "conflict_fno_without_payload.yaml",
+        "conflicts[0].between",
+        "system \"fno\" (kind fo_odata) cannot take part in a conflict probe, which updates one row on both sides: an update is written into payload_field, which is not set",
     ),
     case(
         "fo_odata_source_without_company.yaml",

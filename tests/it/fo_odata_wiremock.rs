@@ -376,6 +376,82 @@ async fn a_delete_finds_the_entity_key_then_deletes_by_it_and_a_missing_row_is_d
 }
 
 #[tokio::test]
+async fn an_update_patches_the_payload_by_the_entity_key_and_creates_a_missing_row() {
+    let f = source_fixture().await;
+    let s = sentinel();
+    expect_row_query(
+        &f.server,
+        &s.id,
+        "dataAreaId,OrganizationName,CustomerAccount",
+        source_row("DW-000007", s.id.key(), None),
+    )
+    .await;
+    Mock::given(method("PATCH"))
+        .and(path(
+            "/data/CustomersV3(dataAreaId='usmf',CustomerAccount='DW-000007')",
+        ))
+        .and(header("OData-Version", "4.0"))
+        .and(wiremock::matchers::body_json(
+            json!({"AddressDescription": s.payload}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(204).insert_header("Date", "Sun, 06 Dec 2026 09:30:05 GMT"),
+        )
+        .expect(1)
+        .mount(&f.server)
+        .await;
+    let updated = f.fo.update(&s).await.unwrap();
+    // The system's own clock at the acknowledgement, which last-writer-wins would stamp.
+    assert_eq!(
+        updated.server_time.map(|t| t.to_rfc3339()),
+        Some("2026-12-06T09:30:05+00:00".to_string())
+    );
+    assert!(
+        f.metrics.render().contains(
+            "lagwatch_requests_total{operation=\"update\",status=\"2xx\",system=\"fno\"} 2"
+        )
+    );
+    // No row yet: the update creates it, as the first write of a canary must.
+    f.server.reset().await;
+    answer_next(&f.server, fo_page(vec![])).await;
+    Mock::given(method("POST"))
+        .and(path("/data/CustomersV3"))
+        .and(wiremock::matchers::body_json(json!({
+            "CustomerGroupId": "30",
+            "OrganizationName": s.id.key(),
+            "AddressDescription": s.payload,
+            "dataAreaId": "usmf",
+        })))
+        .respond_with(ResponseTemplate::new(201).set_body_json(source_row(
+            "DW-000008",
+            s.id.key(),
+            Some(&s.payload),
+        )))
+        .expect(1)
+        .mount(&f.server)
+        .await;
+    f.fo.update(&s).await.unwrap();
+    // A refused PATCH (dual-write rolled it back) is an error carrying F&O's message.
+    f.server.reset().await;
+    expect_row_query(
+        &f.server,
+        &s.id,
+        "dataAreaId,OrganizationName,CustomerAccount",
+        source_row("DW-000007", s.id.key(), None),
+    )
+    .await;
+    answer_next(
+        &f.server,
+        ResponseTemplate::new(400).set_body_json(json!({"error": {"code": "", "message":
+            "Write failed for table row of type 'CustomersV3'. Infolog: Error: the record was changed concurrently."}})),
+    )
+    .await;
+    let err = f.fo.update(&s).await.unwrap_err();
+    assert_eq!(err.kind(), "bad_response");
+    assert!(err.to_string().contains("changed concurrently"), "{err}");
+}
+
+#[tokio::test]
 async fn the_sweep_lists_own_sentinels_by_wildcard_and_keeps_those_written_before() {
     let f = source_fixture().await;
     let old = SentinelId::new("test");

@@ -1,5 +1,5 @@
 //! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, the status page `/`, the consistency
-//! report `/report`, `/api/v1/paths`, `/api/v1/probes`, `/api/v1/contracts`,
+//! report `/report`, `/api/v1/paths`, `/api/v1/probes`, `/api/v1/contracts`, `/api/v1/conflicts`,
 //! `/api/v1/reconciliations`, `/api/v1/discrepancies` and `POST /-/reload`
 //! (only with `--web.enable-lifecycle`).
 //! Handlers only read engine and reconciliation state; nothing probes or reconciles on request.
@@ -49,6 +49,7 @@ pub fn router_live(live: Live) -> Router {
         .route("/api/v1/probes", get(probes))
         .route("/api/v1/pairs", get(pairs))
         .route("/api/v1/contracts", get(contracts))
+        .route("/api/v1/conflicts", get(conflicts))
         .route("/report", get(report))
         .route("/paths/{source}/{target}", get(path_page))
         .route("/api/v1/reconciliations", get(reconciliations))
@@ -204,6 +205,55 @@ async fn paths(State(s): State<AppState>) -> Json<PathsResponse> {
         instance: current.instance.to_string(),
         generated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         paths: status::views(&current.engine),
+    })
+}
+
+#[derive(Serialize)]
+struct ConflictsResponse {
+    instance: String,
+    generated_at: String,
+    conflicts: Vec<ConflictView>,
+}
+
+/// One conflict probe pair: its settings and its recent probes, newest first.
+#[derive(Serialize)]
+struct ConflictView {
+    a: String,
+    b: String,
+    policy: String,
+    interval_seconds: f64,
+    spread_seconds: f64,
+    timeout_seconds: f64,
+    canary: String,
+    probes: Vec<crate::probe::conflict::ConflictProbe>,
+}
+
+/// `GET /api/v1/conflicts`: every conflict probe pair with the probes behind its metrics.
+async fn conflicts(State(s): State<AppState>) -> Json<ConflictsResponse> {
+    let current = s.live.current();
+    let conflicts = current
+        .engine
+        .conflicts()
+        .iter()
+        .map(|c| {
+            let mut probes = c.recent();
+            probes.reverse();
+            ConflictView {
+                a: c.spec.a.clone(),
+                b: c.spec.b.clone(),
+                policy: c.spec.policy.describe(),
+                interval_seconds: c.spec.interval.get().as_secs_f64(),
+                spread_seconds: c.spec.spread.get().as_secs_f64(),
+                timeout_seconds: c.spec.timeout.get().as_secs_f64(),
+                canary: c.canary().key().to_string(),
+                probes,
+            }
+        })
+        .collect();
+    Json(ConflictsResponse {
+        instance: current.instance.to_string(),
+        generated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        conflicts,
     })
 }
 

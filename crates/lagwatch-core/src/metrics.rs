@@ -8,6 +8,7 @@
 //! that alerts compare exists at 0 from start-up, so `rate()`, `increase()` and `absent()`
 //! behave from the first scrape; one that only counts events appears with the first.
 
+pub mod conflict;
 pub mod expose;
 pub mod reconcile;
 pub mod series;
@@ -69,6 +70,8 @@ pub struct Metrics {
     pub config_reload_success_timestamp: Gauge,
     /// The reconciliation families (`lagwatch_discrepancies`, `lagwatch_reconcile_*`).
     pub reconcile: reconcile::ReconcileMetrics,
+    /// The conflict probe families (`lagwatch_conflict_*`).
+    pub conflict: conflict::ConflictMetrics,
     /// Latest clock offset estimate per system (seconds, its clock minus ours), for the
     /// engine to correct timestamps a system wrote (see `clock::ClockTracker`).
     offsets: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, f64>>>,
@@ -212,6 +215,7 @@ impl Metrics {
                 g
             },
             reconcile: reconcile::ReconcileMetrics::register(&registry),
+            conflict: conflict::ConflictMetrics::register(&registry),
             registry,
             paths: std::sync::Arc::default(),
             systems: std::sync::Arc::default(),

@@ -61,6 +61,18 @@ impl Reply {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The system's clock when it answered (`Date`), if the header is there and valid.
+    pub fn date(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        clock::parse_http_date(self.header("date")?).map(chrono::DateTime::<chrono::Utc>::from)
+    }
+
+    /// What an update's acknowledgement says ([`crate::connector::Updated`]).
+    pub fn updated(&self) -> crate::connector::Updated {
+        crate::connector::Updated {
+            server_time: self.date(),
+        }
+    }
+
     /// The error of an unexpected status, with a short, secret-free excerpt of the body.
     pub fn unexpected(&self) -> ConnectorError {
         self.bad_response(excerpt(&self.body))

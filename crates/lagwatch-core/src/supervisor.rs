@@ -168,6 +168,8 @@ pub struct Gone {
     pub systems: Vec<String>,
     /// Reconciliation entries: source, target, table.
     pub entries: Vec<(String, String, String)>,
+    /// Conflict probe pairs: a, b.
+    pub conflicts: Vec<(String, String)>,
 }
 
 /// What `old` has and `new` has not, sorted.
@@ -197,6 +199,13 @@ impl Gone {
                 .map(|p| p.spec.source.clone())
                 .collect()
         };
+        let conflicts = |a: &App| -> Vec<(String, String)> {
+            a.config
+                .conflicts
+                .iter()
+                .map(|c| (c.a.clone(), c.b.clone()))
+                .collect()
+        };
         let entries = |a: &App| -> Vec<(String, String, String)> {
             a.reconciler
                 .entries()
@@ -212,6 +221,7 @@ impl Gone {
                 new.config.systems.keys().cloned(),
             ),
             entries: gone(entries(old), entries(new)),
+            conflicts: gone(conflicts(old), conflicts(new)),
         }
     }
 
@@ -227,6 +237,9 @@ impl Gone {
         }
         for (s, t, table) in &self.entries {
             metrics.reconcile.forget(s, t, table);
+        }
+        for (a, b) in &self.conflicts {
+            metrics.conflict.forget(a, b);
         }
     }
 }

@@ -43,7 +43,7 @@ use tokio::time::Instant;
 
 use lagwatch::app::App;
 use lagwatch::config::{Dur, Issue};
-use lagwatch::connector::{ConnectorError, Lookup, Source, Target};
+use lagwatch::connector::{ConnectorError, Lookup, Source, Target, Updated};
 use lagwatch::gate::Gate;
 use lagwatch::metrics::Metrics;
 use lagwatch::sentinel::{Sentinel, SentinelId};
@@ -1439,11 +1439,11 @@ impl Source for SimNode {
 
     /// A write again: the landscape replaces the record, and each replica keeps showing the
     /// version it had until the new one arrives.
-    async fn update(&self, s: &Sentinel) -> Result<(), ConnectorError> {
+    async fn update(&self, s: &Sentinel) -> Result<Updated, ConnectorError> {
         self.call("update", self.write_latency, |now| {
             self.landscape
                 .commit(&self.name, s.id.key(), &s.payload, now);
-            Ok(())
+            Ok(Updated::default())
         })
         .await
     }

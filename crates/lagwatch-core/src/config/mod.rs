@@ -7,6 +7,7 @@
 //! paths, timeouts shorter than the first poll) run last. Every error is a [`ConfigError`] that
 //! names the file, the key and the reason. Nothing here opens a connection.
 
+pub mod conflict;
 pub mod duration;
 pub mod limits;
 pub mod poll;
@@ -90,6 +91,8 @@ pub struct Config {
     /// Each system's `limits:` (throttling pause, concurrency, request budget).
     pub limits: BTreeMap<String, Limits>,
     pub paths: Vec<PathSpec>,
+    /// Conflict probes between systems linked both ways (`conflicts:`).
+    pub conflicts: Vec<conflict::ConflictSpec>,
     /// Where state that must survive a restart is kept (reconciliation's remembered
     /// discrepancies); `None`: in memory only.
     pub state_dir: Option<std::path::PathBuf>,
@@ -348,6 +351,8 @@ struct RawConfig {
     systems: BTreeMap<String, serde_json::Value>,
     paths: Vec<RawPath>,
     #[serde(default)]
+    conflicts: Vec<conflict::RawConflict>,
+    #[serde(default)]
     state_dir: Option<std::path::PathBuf>,
     #[serde(default)]
     tls: tls::RawTls,
@@ -524,6 +529,21 @@ impl Config {
                     r.settle_floor,
                     side(&r.source),
                     side(&r.target),
+                );
+            }
+        }
+        if !self.conflicts.is_empty() {
+            let _ = writeln!(out, "conflicts ({}):", self.conflicts.len());
+            for c in &self.conflicts {
+                let _ = writeln!(
+                    out,
+                    "  {} <-> {}: policy {}, every {}, spread {}, timeout {}",
+                    c.a,
+                    c.b,
+                    c.policy.describe(),
+                    c.interval,
+                    c.spread,
+                    c.timeout
                 );
             }
         }
@@ -764,6 +784,7 @@ fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Issue
         }
         paths.push(spec);
     }
+    let conflicts = conflict::resolve(raw.conflicts, &systems)?;
 
     Ok(Config {
         file: String::new(),
@@ -772,6 +793,7 @@ fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Issue
         systems,
         limits,
         paths,
+        conflicts,
         state_dir: raw.state_dir,
         tls,
     })

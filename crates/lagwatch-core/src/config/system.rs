@@ -70,6 +70,12 @@ pub trait SystemSpec: fmt::Debug + Send + Sync + Any {
     fn can_update(&self) -> Result<(), String> {
         Err("this kind does not update records".to_string())
     }
+    /// `Ok` if the system reads and updates a sentinel's record that a replication created
+    /// there (by the sentinel key), as the second system of a conflict probe must, else why
+    /// not.
+    fn updates_copies(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// `Ok` if a record can be written with a reference (a lookup) to another one
     /// (`Source::write_child`), so the paths from it can check causal pairs, else the reason
     /// why not.

@@ -268,6 +268,16 @@ pub fn status_class(status: u16) -> &'static str {
     }
 }
 
+/// What a system said when it acknowledged an update.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Updated {
+    /// The system's own clock when it answered (its `Date` header, whole seconds): the stamp
+    /// a last-writer-wins rule on that system's clock would give the change, as far as lagwatch
+    /// can see it. F&O data entities share no modified-on field, so the answer's time is the
+    /// one stamp every kind has.
+    pub server_time: Option<DateTime<Utc>>,
+}
+
 /// A system sentinels are written into.
 #[async_trait]
 pub trait Source: Send + Sync + 'static {
@@ -279,9 +289,10 @@ pub trait Source: Send + Sync + 'static {
     /// Deletes the sentinel; deleting one that is already gone is not an error.
     async fn delete(&self, id: &SentinelId) -> Result<(), ConnectorError>;
     /// Writes the sentinel whether or not its record exists (an upsert), for the update
-    /// canary, whose one record is written again with every version. Only called when the
-    /// kind's configuration said it can (`SystemSpec::can_update`).
-    async fn update(&self, _sentinel: &Sentinel) -> Result<(), ConnectorError> {
+    /// canary, whose one record is written again with every version, and for conflict
+    /// probes, which write one record on both sides of a link. Only called when the kind's
+    /// configuration said it can (`SystemSpec::can_update`).
+    async fn update(&self, _sentinel: &Sentinel) -> Result<Updated, ConnectorError> {
         Err(ConnectorError::BadResponse {
             status: 0,
             detail: "this kind does not update records".to_string(),

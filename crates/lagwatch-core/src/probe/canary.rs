@@ -190,7 +190,7 @@ pub(crate) async fn write_canary(
             drop(permit);
             note(&gate, &written);
             match written {
-                Ok(()) => versions.push(Version { version, acked }),
+                Ok(_) => versions.push(Version { version, acked }),
                 Err(e) => {
                     tracing::debug!(source = %source_name, sentinel = %id, error = %e, "Canary update failed.");
                 }

@@ -8,6 +8,7 @@
 
 pub mod canary;
 pub mod causal;
+pub mod conflict;
 pub mod cycle;
 pub mod deletes;
 pub mod estimate;
@@ -122,6 +123,7 @@ pub struct Engine {
     /// Opened when the engine starts running (never by [`Engine::new`]).
     ledger: std::sync::OnceLock<Arc<Ledger>>,
     owed: Arc<cycle::Owed>,
+    conflicts: Vec<Arc<conflict::ConflictProber>>,
 }
 
 impl Engine {
@@ -189,8 +191,33 @@ impl Engine {
         for name in systems.keys() {
             metrics.init_system(name);
         }
+        let instance: Arc<str> = Arc::from(config.instance.as_str());
+        let mut conflicts = Vec::new();
+        for spec in &config.conflicts {
+            let link = |name: &str| -> Result<conflict::Link, EngineError> {
+                let s = systems
+                    .get(name)
+                    .ok_or_else(|| EngineError::MissingSystem(name.to_string()))?;
+                Ok(conflict::Link {
+                    name: Arc::from(name),
+                    source: s
+                        .source
+                        .clone()
+                        .ok_or_else(|| EngineError::NotASource(name.to_string()))?,
+                    gate: s.gate.clone(),
+                })
+            };
+            conflicts.push(Arc::new(conflict::ConflictProber::new(
+                instance.clone(),
+                spec.clone(),
+                link(&spec.a)?,
+                link(&spec.b)?,
+                metrics.clone(),
+            )));
+        }
         Ok(Engine {
-            instance: Arc::from(config.instance.as_str()),
+            conflicts,
+            instance,
             groups,
             paths,
             sources,
@@ -217,6 +244,11 @@ impl Engine {
     /// Every path, in config order.
     pub fn paths(&self) -> &[Arc<PathHandle>] {
         &self.paths
+    }
+
+    /// Every conflict probe, in config order.
+    pub fn conflicts(&self) -> &[Arc<conflict::ConflictProber>] {
+        &self.conflicts
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -376,6 +408,9 @@ impl Engine {
                 unknown_write_grace: self.unknown_write_grace(&group.source_name),
             });
             tracker.spawn(writer.run(tracker.clone(), shutdown.clone()));
+        }
+        for prober in &self.conflicts {
+            tracker.spawn(prober.clone().run(shutdown.clone()));
         }
         shutdown.cancelled().await;
         tracker.close();

@@ -22,7 +22,7 @@ use super::{BuildContext, System, SystemKind, SystemSpec, decode_as};
 use crate::auth::{Accepts, AuthBlock};
 use crate::config::Issue;
 use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery};
-use crate::connector::{ConnectorError, Lookup, Source, Target};
+use crate::connector::{ConnectorError, Lookup, Source, Target, Updated};
 use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
 use crate::sentinel::{Sentinel, SentinelId};
@@ -151,6 +151,12 @@ impl SystemSpec for DataverseConfig {
                     .to_string(),
             ),
         }
+    }
+
+    /// Reads and updates address a record by the id lagwatch gave it; a copy that a link
+    /// created has an id of its own.
+    fn updates_copies(&self) -> Result<(), String> {
+        Err("it addresses a record by the id lagwatch gave it when it created it, and a copy a link made has an id of its own; name it first in between, so the canary row is created there".to_string())
     }
 
     fn can_link(&self) -> Result<(), String> {
@@ -367,14 +373,15 @@ struct Collection {
 #[async_trait]
 impl Source for Dataverse {
     /// An upsert of the record by its id: creates it the first time, then each version.
-    async fn update(&self, s: &Sentinel) -> Result<(), ConnectorError> {
+    async fn update(&self, s: &Sentinel) -> Result<Updated, ConnectorError> {
         let url = self.record_url(&s.id);
         let body = self.body(s, false);
         let reply = self
             .http
             .send("update", |c: &Client| odata(c.patch(&url)).json(&body))
             .await?;
-        self.stored(&reply, "an update")
+        self.stored(&reply, "an update")?;
+        Ok(reply.updated())
     }
 
     async fn write(&self, s: &Sentinel) -> Result<(), ConnectorError> {

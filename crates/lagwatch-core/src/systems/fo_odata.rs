@@ -55,9 +55,9 @@ use super::{BuildContext, System, SystemKind, SystemSpec, check_names, check_url
 use crate::auth::{Accepts, AuthBlock};
 use crate::config::{Dur, Issue};
 use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery};
-use crate::connector::{ConnectorError, Lookup, Source, Target};
+use crate::connector::{ConnectorError, Lookup, Source, Target, Updated};
 use crate::gate::Gate;
-use crate::net::{HttpSystem, excerpt};
+use crate::net::{HttpSystem, Reply, excerpt};
 use crate::sentinel::{Sentinel, SentinelId};
 
 /// Where dual-written sentinels land in an F&O environment.
@@ -202,6 +202,65 @@ impl FoOdata {
             })
     }
 
+    /// Creates the sentinel's row (`op`: the operation it is counted as) with the key, the
+    /// payload, the company and the entity's mandatory fields.
+    async fn create(&self, op: &'static str, s: &Sentinel) -> Result<Reply, ConnectorError> {
+        let writes = self.writes()?;
+        let mut body = writes.fields.clone();
+        body.insert(
+            self.map.key_field.clone(),
+            Value::String(s.id.key().to_string()),
+        );
+        if let Some(p) = &self.map.payload_field {
+            body.insert(p.clone(), Value::String(s.payload.clone()));
+        }
+        if let Some(company) = &self.map.data_area_id {
+            body.insert("dataAreaId".to_string(), Value::String(company.clone()));
+        }
+        let url = self.collection_url();
+        let reply = self
+            .http
+            .send(op, |c: &Client| odata(c.post(&url)).json(&body))
+            .await?;
+        match reply.status {
+            // 201 with the row, or 204 when the client asked for no content.
+            StatusCode::CREATED | StatusCode::NO_CONTENT => Ok(reply),
+            _ => Err(odata_error(&reply)),
+        }
+    }
+
+    /// The URL of the sentinel's row by its entity key (`dataAreaId` and the keys the number
+    /// sequence filled), from one read counted as `op`; `None` when there is no such row.
+    async fn entity_url(
+        &self,
+        op: &'static str,
+        id: &SentinelId,
+    ) -> Result<Option<String>, ConnectorError> {
+        let writes = self.writes()?;
+        let mut select = vec!["dataAreaId".to_string(), self.map.key_field.clone()];
+        select.extend(writes.entity_key.iter().cloned());
+        let Some(row) = self.row_of(op, id, &select.join(",")).await? else {
+            return Ok(None);
+        };
+        let mut parts = Vec::new();
+        for field in
+            std::iter::once("dataAreaId").chain(writes.entity_key.iter().map(String::as_str))
+        {
+            let Some(value) = row.get(field).and_then(Value::as_str) else {
+                return Err(ConnectorError::BadResponse {
+                    status: 200,
+                    detail: format!("the row of {} has no {field} to address it by", id.key()),
+                });
+            };
+            parts.push(format!("{field}={}", literal(value)));
+        }
+        Ok(Some(format!(
+            "{}({})",
+            self.collection_url(),
+            parts.join(",")
+        )))
+    }
+
     fn found(&self, row: &Value) -> Lookup {
         Lookup::Present {
             payload: self
@@ -255,28 +314,7 @@ impl Target for FoOdata {
 #[async_trait]
 impl Source for FoOdata {
     async fn write(&self, s: &Sentinel) -> Result<(), ConnectorError> {
-        let writes = self.writes()?;
-        let mut body = writes.fields.clone();
-        body.insert(
-            self.map.key_field.clone(),
-            Value::String(s.id.key().to_string()),
-        );
-        if let Some(p) = &self.map.payload_field {
-            body.insert(p.clone(), Value::String(s.payload.clone()));
-        }
-        if let Some(company) = &self.map.data_area_id {
-            body.insert("dataAreaId".to_string(), Value::String(company.clone()));
-        }
-        let url = self.collection_url();
-        let reply = self
-            .http
-            .send("write", |c: &Client| odata(c.post(&url)).json(&body))
-            .await?;
-        match reply.status {
-            // 201 with the row, or 204 when the client asked for no content.
-            StatusCode::CREATED | StatusCode::NO_CONTENT => Ok(()),
-            _ => Err(odata_error(&reply)),
-        }
+        self.create("write", s).await.map(|_| ())
     }
 
     async fn read(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
@@ -287,31 +325,40 @@ impl Source for FoOdata {
     }
 
     async fn delete(&self, id: &SentinelId) -> Result<(), ConnectorError> {
-        let writes = self.writes()?;
-        let mut select = vec!["dataAreaId".to_string(), self.map.key_field.clone()];
-        select.extend(writes.entity_key.iter().cloned());
-        let Some(row) = self.row_of("delete", id, &select.join(",")).await? else {
+        let Some(url) = self.entity_url("delete", id).await? else {
             return Ok(()); // already gone
         };
-        let mut parts = Vec::new();
-        for field in
-            std::iter::once("dataAreaId").chain(writes.entity_key.iter().map(String::as_str))
-        {
-            let Some(value) = row.get(field).and_then(Value::as_str) else {
-                return Err(ConnectorError::BadResponse {
-                    status: 200,
-                    detail: format!("the row of {} has no {field} to delete it by", id.key()),
-                });
-            };
-            parts.push(format!("{field}={}", literal(value)));
-        }
-        let url = format!("{}({})", self.collection_url(), parts.join(","));
         let reply = self
             .http
             .send("delete", |c: &Client| odata(c.delete(&url)))
             .await?;
         match reply.status {
             StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(odata_error(&reply)),
+        }
+    }
+
+    /// An upsert by the sentinel key: the row's entity key first (one read), then a `PATCH`
+    /// of the payload by that key; a row not there yet is created as [`Source::write`] does.
+    async fn update(&self, s: &Sentinel) -> Result<Updated, ConnectorError> {
+        let Some(payload_field) = &self.map.payload_field else {
+            return Err(ConnectorError::BadResponse {
+                status: 0,
+                detail: "an update needs a payload_field to write the new content into".to_string(),
+            });
+        };
+        let Some(url) = self.entity_url("update", &s.id).await? else {
+            let reply = self.create("update", s).await?;
+            return Ok(reply.updated());
+        };
+        let mut body = serde_json::Map::new();
+        body.insert(payload_field.clone(), Value::String(s.payload.clone()));
+        let reply = self
+            .http
+            .send("update", |c: &Client| odata(c.patch(&url)).json(&body))
+            .await?;
+        match reply.status {
+            StatusCode::NO_CONTENT | StatusCode::OK => Ok(reply.updated()),
             _ => Err(odata_error(&reply)),
         }
     }
@@ -604,6 +651,16 @@ impl SystemSpec for FoOdataConfig {
     }
     fn can_write(&self) -> Result<(), String> {
         self.writes().map(|_| ())
+    }
+
+    /// A row is found by the sentinel key and written again by its entity key, so a source
+    /// with a payload field can update (update canaries, conflict probes).
+    fn can_update(&self) -> Result<(), String> {
+        self.can_write()?;
+        match self.payload_field {
+            Some(_) => Ok(()),
+            None => Err("an update is written into payload_field, which is not set".to_string()),
+        }
     }
 
     /// The dual-write map writes Dataverse in the F&O write's transaction while it runs.

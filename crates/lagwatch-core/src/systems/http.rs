@@ -45,7 +45,7 @@ use super::wire::payload_text;
 use super::{BuildContext, System, SystemKind, SystemSpec, decode_as};
 use crate::auth::{Accepts, AuthBlock};
 use crate::config::Issue;
-use crate::connector::{ConnectorError, Lookup, Source, Target};
+use crate::connector::{ConnectorError, Lookup, Source, Target, Updated};
 use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply};
 use crate::sentinel::{Sentinel, SentinelId};
@@ -620,7 +620,7 @@ impl HttpKind {
         &self,
         operation: &'static str,
         s: &Sentinel,
-    ) -> Result<(), ConnectorError> {
+    ) -> Result<Updated, ConnectorError> {
         let Some(req) = &self.map.write else {
             return Err(not_sent("no write request is configured".into()));
         };
@@ -628,7 +628,7 @@ impl HttpKind {
         vars.payload = Some(&s.payload);
         let reply = self.send(operation, req, &vars).await?;
         if req.succeeded(reply.status.as_u16()) {
-            Ok(())
+            Ok(reply.updated())
         } else {
             Err(unexpected(operation, &reply))
         }
@@ -638,11 +638,11 @@ impl HttpKind {
 #[async_trait]
 impl Source for HttpKind {
     async fn write(&self, s: &Sentinel) -> Result<(), ConnectorError> {
-        self.send_write("write", s).await
+        self.send_write("write", s).await.map(|_| ())
     }
 
     /// The write request again: a PUT or PATCH (`can_update`) replaces the record.
-    async fn update(&self, s: &Sentinel) -> Result<(), ConnectorError> {
+    async fn update(&self, s: &Sentinel) -> Result<Updated, ConnectorError> {
         self.send_write("update", s).await
     }
 
