@@ -34,6 +34,8 @@ const ALERTS: &[&str] = &[
     "LagwatchReadYourWritesViolated",
     "LagwatchContractViolated",
     "LagwatchDeletesNotPropagating",
+    "LagwatchReplicasDiverged",
+    "LagwatchConflictPolicyViolated",
     "LagwatchSentinelWritesFailing",
     "LagwatchSourceThrottled",
     "LagwatchClockOffsetHigh",
