@@ -281,6 +281,13 @@ fn exposition() -> Exposition {
     // Token errors exist per system that authenticates with Entra ID tokens.
     metrics.token_errors.with_label_values(&["es", "transport"]);
     metrics.ledger_errors.with_label_values(&["write"]);
+    // Conflict series exist per configured pair; the skew once both clocks are measured.
+    metrics.conflict.init("crm", "es", 0.0);
+    metrics
+        .conflict
+        .skew
+        .with_label_values(&["crm", "es"])
+        .set(0.0);
     Exposition::parse(&metrics.render())
 }
 
@@ -894,7 +901,7 @@ fn the_exposition_offers_what_the_checks_rely_on() {
         .count();
     // 62 families, seven of them histograms (_bucket, _sum, _count). A new family whose
     // series appear only on an event needs one made in exposition().
-    assert_eq!(families, 62 - 7 + 7 * 3, "{:?}", expo.series.keys());
+    assert_eq!(families, 66 - 8 + 8 * 3, "{:?}", expo.series.keys());
 }
 
 #[test]
