@@ -14,6 +14,7 @@ mod auth_client_credentials;
 mod auth_emulator;
 mod auth_managed_identity;
 mod config_errors;
+mod conflicts;
 mod conformance;
 mod conformance_lake;
 mod contract_canary;

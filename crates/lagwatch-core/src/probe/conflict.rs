@@ -475,20 +475,9 @@ impl ConflictProber {
             agreement_after_seconds: None,
             agreement_seconds: None,
         };
-        let offsets = (
-            self.metrics.clock_offset_of(&self.spec.a),
-            self.metrics.clock_offset_of(&self.spec.b),
-        );
-        if let (Some(oa), Some(ob)) = offsets {
-            p.skew_seconds = Some(oa - ob);
-            self.metrics
-                .conflict
-                .skew
-                .with_label_values(&[&self.spec.a, &self.spec.b])
-                .set(oa - ob);
-        }
         if let Err(why) = self.ensure(shutdown).await {
             p.reason = why;
+            self.note_skew(&mut p);
             return p;
         }
         let version = self.next_version();
@@ -524,7 +513,25 @@ impl ConflictProber {
         let (outcome, reason) = judge(ack_a, ack_b, expected, ending);
         p.outcome = outcome;
         p.reason = reason;
+        self.note_skew(&mut p);
         p
+    }
+
+    /// The skew between the two systems' clocks as lagwatch estimates them at the end of the
+    /// probe, whose requests gave the estimates their latest samples.
+    fn note_skew(&self, p: &mut ConflictProbe) {
+        let (Some(oa), Some(ob)) = (
+            self.metrics.clock_offset_of(&self.spec.a),
+            self.metrics.clock_offset_of(&self.spec.b),
+        ) else {
+            return;
+        };
+        p.skew_seconds = Some(oa - ob);
+        self.metrics
+            .conflict
+            .skew
+            .with_label_values(&[&self.spec.a, &self.spec.b])
+            .set(oa - ob);
     }
 
     /// Reads both sides from `from` (the later acknowledgement) until two rounds in a row
