@@ -559,7 +559,10 @@ impl Emulator {
                 .into_iter()
                 .chain(r.entry.visible_at)
                 .min()
-                .map_or_else(|| self.wall_now(), |i| self.wall_time(i));
+                .map_or_else(
+                    || self.dataverse_time(cx.env, Instant::now()),
+                    |i| self.dataverse_time(cx.env, i),
+                );
             let mut m = Map::new();
             m.insert(cx.table.id_column(cx.set), Value::String(r.id.to_string()));
             for c in cx.table.columns.keys() {
@@ -617,7 +620,7 @@ impl Emulator {
 
     /// The seeded row with id `id` this set shows now, with its version.
     fn seeded_by_id(&self, cx: &Cx, id: Uuid) -> Option<(Map<String, Value>, u64)> {
-        let now = self.wall_now();
+        let now = self.dataverse_time(cx.env, Instant::now());
         self.dv_segments(cx)
             .iter()
             .find_map(|v| Self::seeded_dv_row(cx, v, v.index_of_id(id)?, now))
@@ -680,7 +683,7 @@ impl Emulator {
         };
         let id = id.unwrap_or_else(|| uuid::Builder::from_random_bytes(rand::random()).into_uuid());
         let version = self.next_version(cx.env);
-        let now = self.wall_now().trunc_subsecs(0);
+        let now = self.dataverse_time(cx.env, Instant::now()).trunc_subsecs(0);
         let full = {
             let mut st = self.state();
             let Some(store) = st.tables.get_mut(&(cx.env.to_string(), cx.set.to_string())) else {
@@ -771,7 +774,7 @@ impl Emulator {
         let if_match = req.header("if-match").map(str::trim);
         let if_none_match = req.header("if-none-match").map(str::trim);
         let version = self.next_version(cx.env);
-        let now = self.wall_now().trunc_subsecs(0);
+        let now = self.dataverse_time(cx.env, Instant::now()).trunc_subsecs(0);
         let full = {
             let mut st = self.state();
             let Some(store) = st.tables.get_mut(&(cx.env.to_string(), cx.set.to_string())) else {
@@ -1022,7 +1025,7 @@ impl Emulator {
             }
             a.0.cmp(&b.0)
         });
-        let now = self.wall_now();
+        let now = self.dataverse_time(cx.env, Instant::now());
         let seeded_row = |s: usize, i: u64| -> Option<(u64, Map<String, Value>)> {
             let (m, v) = Self::seeded_dv_row(cx, &segments[s], i, now)?;
             filter

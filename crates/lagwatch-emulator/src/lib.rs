@@ -480,6 +480,41 @@ impl Emulator {
         self.wall_time(Instant::now())
     }
 
+    /// The `clock_skew` of Dataverse environment `env` (zero for an unknown one).
+    pub(crate) fn dataverse_skew(&self, env: &str) -> chrono::Duration {
+        self.scenario
+            .dataverse
+            .get(env)
+            .map_or_else(chrono::Duration::zero, |e| e.clock_skew.0)
+    }
+
+    /// The `clock_skew` of F&O environment `env` (zero for an unknown one).
+    pub(crate) fn fno_skew(&self, env: &str) -> chrono::Duration {
+        self.scenario
+            .fno
+            .get(env)
+            .map_or_else(chrono::Duration::zero, |e| e.clock_skew.0)
+    }
+
+    /// Dataverse environment `env`'s clock at `at`: the wall clock plus its skew.
+    pub(crate) fn dataverse_time(&self, env: &str, at: Instant) -> DateTime<Utc> {
+        self.wall_time(at) + self.dataverse_skew(env)
+    }
+
+    /// The clock that answers a request for `path`: a Dataverse environment's (`/{env}/…`)
+    /// or an F&O environment's (`/fno/{env}/…`) skewed clock; every other route (tokens,
+    /// search, truth) keeps the unskewed one.
+    fn path_skew(&self, path: &str) -> chrono::Duration {
+        let mut parts = path.split('/').skip(1);
+        match parts.next() {
+            Some("fno") => parts
+                .next()
+                .map_or_else(chrono::Duration::zero, |env| self.fno_skew(env)),
+            Some(env) => self.dataverse_skew(env),
+            None => chrono::Duration::zero(),
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain maps behind; keep serving them.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -507,7 +542,7 @@ impl Emulator {
         };
         tracing::debug!(%path, ?mode, "emulated fault");
         if let Some(response) = self.faults.immediate(&mode) {
-            return self.finish(response);
+            return self.finish(&path, response);
         }
         if let Some(delay) = faults::delay(&mode) {
             tokio::time::sleep(delay).await;
@@ -546,7 +581,7 @@ impl Emulator {
             }
             _ => empty_response(StatusCode::METHOD_NOT_ALLOWED),
         };
-        self.finish(response)
+        self.finish("/_faults", response)
     }
 
     /// Serves the router on `listener` until `shutdown` is cancelled.
@@ -571,16 +606,16 @@ impl Emulator {
             let _ = self.flush_lake().await;
         }
         let (parts, body) = req.into_parts();
+        let path = parts.uri.path().to_string();
         let body = match axum::body::to_bytes(body, MAX_BODY).await {
             Ok(b) => b,
             Err(_) => {
-                return self.finish(json_response(
+                return self.finish(&path, json_response(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     &json!({"error": {"code": "", "message": "request body too large or unreadable"}}),
                 ));
             }
         };
-        let path = parts.uri.path().to_string();
         let segments: Result<Vec<String>, String> = path
             .split('/')
             .skip(1)
@@ -590,10 +625,13 @@ impl Emulator {
         let (segments, query) = match (segments, query) {
             (Ok(s), Ok(q)) => (s, q),
             (Err(e), _) | (_, Err(e)) => {
-                return self.finish(json_response(
-                    StatusCode::BAD_REQUEST,
-                    &json!({"error": {"code": "", "message": e}}),
-                ));
+                return self.finish(
+                    &path,
+                    json_response(
+                        StatusCode::BAD_REQUEST,
+                        &json!({"error": {"code": "", "message": e}}),
+                    ),
+                );
             }
         };
         let host = parts
@@ -613,13 +651,12 @@ impl Emulator {
             path,
         };
         let response = self.dispatch(&mut req);
-        self.finish(response)
+        self.finish(&req.path, response)
     }
 
-    /// Adds the `Date` header (from the emulator clock).
-    fn finish(&self, mut r: Response) -> Response {
-        let date = self
-            .wall_now()
+    /// Adds the `Date` header: the emulator clock, skewed by the environment `path` is under.
+    fn finish(&self, path: &str, mut r: Response) -> Response {
+        let date = (self.wall_now() + self.path_skew(path))
             .format("%a, %d %b %Y %H:%M:%S GMT")
             .to_string();
         r.headers_mut().insert(header::DATE, hv(&date));

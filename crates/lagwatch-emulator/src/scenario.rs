@@ -103,6 +103,9 @@ pub struct DataverseEnv {
     pub throttle: Option<Throttle>,
     /// Entity sets by name (`accounts`).
     pub tables: BTreeMap<String, Table>,
+    /// How far this environment's clock is off true time ([`Skew`]).
+    #[serde(default)]
+    pub clock_skew: Skew,
 }
 
 /// A request budget: more than `requests` within `per` → 429 with `Retry-After`.
@@ -189,6 +192,9 @@ pub struct FnoEnv {
     /// entry: they stay read-only, as they always were.
     #[serde(default)]
     pub entities: BTreeMap<String, FnoEntity>,
+    /// How far this environment's clock is off true time ([`Skew`]).
+    #[serde(default)]
+    pub clock_skew: Skew,
 }
 
 /// A writable F&O data entity. Its fields are `dataAreaId`, `key`, `mandatory`, `fields` and
@@ -211,6 +217,72 @@ pub struct FnoEntity {
     /// Further fields of the entity, beyond the key, the mandatory and the mapped ones.
     #[serde(default)]
     pub fields: Vec<String>,
+}
+
+/// A signed clock offset (`4s`, `-2500ms`, `+1m`): the environment's clock reads true time
+/// plus this (and a `clock` fault's step). It shows in the `Date` header of every response
+/// under the environment's routes, in the `createdon`/`modifiedon` of Dataverse rows written
+/// there and in the stamps of its link writes ([`crate::link`]).
+///
+/// Why: real environments' clocks drift apart, and a last-writer-wins policy comparing
+/// their stamps then lets the earlier write win; lagwatch estimates each system's offset
+/// from `Date` headers, so the emulator must be able to skew one on purpose.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skew(pub chrono::Duration);
+
+impl Skew {
+    /// Parses the strict duration grammar with an optional leading `-` or `+`.
+    ///
+    /// # Errors
+    /// A sentence naming the input and the accepted form.
+    pub fn parse(input: &str) -> Result<Skew, String> {
+        let (negative, rest) = match input.as_bytes().first() {
+            Some(b'-') => (true, &input[1..]),
+            Some(b'+') => (false, &input[1..]),
+            _ => (false, input),
+        };
+        let bad = || {
+            format!(
+                "invalid clock skew \"{input}\": write a signed duration with a unit (ms, s, m, h, d) \
+                 and no spaces, such as 4s or -2500ms"
+            )
+        };
+        if rest.starts_with(['-', '+']) {
+            return Err(bad());
+        }
+        let d = config::duration::parse(rest).map_err(|_| bad())?;
+        let d = chrono::Duration::from_std(d).map_err(|_| bad())?;
+        Ok(Skew(if negative { -d } else { d }))
+    }
+}
+
+impl<'de> Deserialize<'de> for Skew {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Skew;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a signed duration such as 4s or -2500ms")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Skew, E> {
+                Skew::parse(v).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Skew, E> {
+                Err(E::custom(format!(
+                    "the clock skew {v} has no unit: write a signed duration such as {v}s"
+                )))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Skew, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Skew, E> {
+                Err(E::custom(format!(
+                    "the clock skew {v} has no unit: write a signed duration such as {v}s"
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn default_company() -> String {
@@ -1438,6 +1510,39 @@ replicas:
             // At 0 the knob is off, and fine anywhere.
             with(lakes, target, &format!("{knob}: 0")).unwrap_or_else(|e| panic!("{e}"));
         }
+    }
+
+    #[test]
+    fn clock_skews_are_signed_strict_durations() {
+        let ok = |t: &str| Skew::parse(t).unwrap_or_else(|e| panic!("{e}")).0;
+        assert_eq!(ok("4s"), chrono::Duration::seconds(4));
+        assert_eq!(ok("-2500ms"), chrono::Duration::milliseconds(-2500));
+        assert_eq!(ok("+1m"), chrono::Duration::seconds(60));
+        assert_eq!(ok("0s"), chrono::Duration::zero());
+        for bad in ["", "-", "4", "--4s", "-+4s", "4 s", "four seconds", "1y"] {
+            let e = Skew::parse(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert!(e.contains("such as 4s or -2500ms"), "{e}");
+        }
+        let yaml = |skew: &str| {
+            Scenario::from_yaml(&format!(
+                "dataverse: {{ crm: {{ clock_skew: {skew}, tables: {{ a: {{ columns: {{ n: string }} }} }} }} }}\n\
+                 fno: {{ fin: {{ clock_skew: 3s }} }}"
+            ))
+        };
+        let s = yaml("-2500ms").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.dataverse["crm"].clock_skew.0,
+            chrono::Duration::milliseconds(-2500)
+        );
+        assert_eq!(s.fno["fin"].clock_skew.0, chrono::Duration::seconds(3));
+        let (key, reason) = refused(yaml("soon"));
+        assert_eq!(key, "dataverse.crm.clock_skew");
+        assert!(reason.contains("invalid clock skew"), "{reason}");
+        let (key, reason) = refused(yaml("4"));
+        assert_eq!(key, "dataverse.crm.clock_skew");
+        assert!(reason.contains("has no unit"), "{reason}");
     }
 
     #[test]
