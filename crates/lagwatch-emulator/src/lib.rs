@@ -182,6 +182,7 @@ pub mod lake_delta;
 pub mod lake_seed;
 pub mod lake_sink;
 pub mod lake_table;
+pub mod link;
 mod odata;
 mod replication;
 pub mod scenario;
@@ -267,6 +268,10 @@ pub struct Emulator {
     state: Mutex<State>,
     lakes: lake::Lakes,
     faults: faults::Faults,
+    /// The scenario's links ([`link`]), and their writes (locked before `state`, never while
+    /// holding it).
+    links: Vec<link::LinkDef>,
+    link_book: Mutex<link::Book>,
 }
 
 #[derive(Default)]
@@ -428,7 +433,10 @@ impl Emulator {
                 tracing::warn!(error = %e, "scenario fault ignored");
             }
         }
+        let links = link::LinkDef::build_all(&scenario, &replicas);
         let emu = Arc::new(Emulator {
+            links,
+            link_book: Mutex::new(link::Book::default()),
             scenario,
             started,
             started_wall: Utc::now(),
@@ -716,6 +724,15 @@ impl Emulator {
                 }
             }
             "_truth" => match req.segments.as_slice() {
+                [_, l] if l == "links" && req.method == Method::GET => {
+                    self.link_truth_endpoint(None, None)
+                }
+                [_, l, link] if l == "links" && req.method == Method::GET => {
+                    self.link_truth_endpoint(Some(link), None)
+                }
+                [_, l, link, key] if l == "links" && req.method == Method::GET => {
+                    self.link_truth_endpoint(Some(link), Some(key))
+                }
                 [_, d, replica] if d == "_drift" && req.method == Method::GET => {
                     self.drift_truth_endpoint(replica)
                 }
@@ -795,6 +812,7 @@ impl Emulator {
                 "truth": format!("{base}/_truth/{}/{{key}}", r.name),
                 "drift_truth": format!("{base}/_truth/_drift/{}", r.name),
             })).collect::<Vec<_>>(),
+            "links": self.describe_links(base),
         })
     }
 }

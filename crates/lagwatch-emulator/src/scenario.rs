@@ -61,6 +61,11 @@ pub struct Scenario {
     /// Replication paths by name (the name used by the ground-truth endpoint).
     #[serde(default)]
     pub replicas: BTreeMap<String, Replica>,
+    /// Bidirectional dual-write maps by name: two replicas, one each way between a Dataverse
+    /// table and an F&O entity, and how a conflict between their sides ends
+    /// ([`crate::link`]).
+    #[serde(default)]
+    pub links: BTreeMap<String, Link>,
     /// Faults in force from the start, as `POST /_faults` takes them ([`super::faults`]);
     /// cleared like any other with `DELETE /_faults`.
     #[serde(default)]
@@ -530,6 +535,42 @@ pub struct Replica {
     pub drift: Option<super::seed::Drift>,
 }
 
+/// A bidirectional map: the two replicas that are its directions, and its conflict policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    /// The two directions: one replica from a Dataverse table into an F&O entity, the other
+    /// from that entity back into that table (in either order).
+    pub replicas: Vec<String>,
+    pub policy: ConflictPolicy,
+}
+
+/// How a link ends a conflict: both sides changed a row before each had the other's change.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    /// The write with the later stamp (its environment's skewed clock) wins on both sides.
+    LastWriterWins,
+    /// `{ source_wins: <env> }`: that environment's write wins a conflict on both sides.
+    SourceWins(String),
+    /// A buggy map: a conflicting change is dropped at the other side, so each keeps its own.
+    Diverge,
+    /// Synchronous dual-write: a write while a change of the row is in flight is refused.
+    Reject,
+}
+
+impl ConflictPolicy {
+    /// The policy's name in the truth (`source_wins` without its environment).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConflictPolicy::LastWriterWins => "last_writer_wins",
+            ConflictPolicy::SourceWins(_) => "source_wins",
+            ConflictPolicy::Diverge => "diverge",
+            ConflictPolicy::Reject => "reject",
+        }
+    }
+}
+
 /// A value transformation on the way to the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -875,7 +916,109 @@ impl Scenario {
                     .map_err(|e| issue(format!("replicas.{name}.drift"), e))?;
             }
         }
-        self.validate_lake_replicas()
+        self.validate_lake_replicas()?;
+        self.validate_links()
+    }
+
+    /// A link joins two replicas that are exact opposites (a Dataverse table into an F&O
+    /// entity, and that entity back into that table), whose keys map onto each other, so a
+    /// row is the same row on both sides; each replica belongs to one link at most.
+    fn validate_links(&self) -> Result<(), Issue> {
+        let mut used: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, l) in &self.links {
+            let key = format!("links.{name}");
+            check_name(&key, name)?;
+            let [first, second] = l.replicas.as_slice() else {
+                return Err(issue(
+                    format!("{key}.replicas"),
+                    "name the map's two directions, such as [fno, fno_back]",
+                ));
+            };
+            for (i, r) in [first, second].into_iter().enumerate() {
+                if !self.replicas.contains_key(r) {
+                    return Err(issue(
+                        format!("{key}.replicas[{i}]"),
+                        format!("unknown replica \"{r}\"; define it under replicas"),
+                    ));
+                }
+                if let Some(other) = used.insert(r, name) {
+                    return Err(issue(
+                        format!("{key}.replicas[{i}]"),
+                        format!(
+                            "replica {r} is already in link {other}; a replica is in one link at most"
+                        ),
+                    ));
+                }
+            }
+            let (out, back) = match (
+                self.replicas[first].source_ref(),
+                self.replicas[second].source_ref(),
+            ) {
+                (ReplicaSource::Dataverse { .. }, ReplicaSource::Fno { .. }) => (first, second),
+                (ReplicaSource::Fno { .. }, ReplicaSource::Dataverse { .. }) => (second, first),
+                _ => {
+                    return Err(issue(
+                        format!("{key}.replicas"),
+                        "a link joins a Dataverse table and an F&O entity: one replica from the \
+                         table into the entity, the other from the entity (fno:<env>/<entity>) \
+                         back into the table",
+                    ));
+                }
+            };
+            let (ro, rb) = (&self.replicas[out], &self.replicas[back]);
+            let (denv, dset) = ro.source_parts();
+            let (fenv, fentity) = rb.source_parts();
+            let opposite = matches!(&ro.target, Target::Fno { env, entity, .. } if env == fenv && entity == fentity)
+                && matches!(&rb.target, Target::Dataverse { env, table } if env == denv && table == dset);
+            if !opposite {
+                return Err(issue(
+                    format!("{key}.replicas"),
+                    format!(
+                        "{out} and {back} are not opposite directions: {out} must copy {denv}/{dset} \
+                         into fno:{fenv}/{fentity}, and {back} copy fno:{fenv}/{fentity} into {denv}/{dset}"
+                    ),
+                ));
+            }
+            if denv == fenv {
+                return Err(issue(
+                    format!("{key}.replicas"),
+                    format!(
+                        "the link's sides are named by environment, and both are \"{denv}\"; \
+                         rename one environment"
+                    ),
+                ));
+            }
+            // Both were validated as replicas already: the table, entity and maps exist.
+            let table = self.dataverse.get(denv).and_then(|e| e.tables.get(dset));
+            let decl = self.fno.get(fenv).and_then(|e| e.entities.get(fentity));
+            let (Some(table), Some(decl)) = (table, decl) else {
+                return Err(issue(format!("{key}.replicas"), "unknown table or entity"));
+            };
+            let key_out = ro.key.clone().unwrap_or_else(|| table.id_column(dset));
+            let key_back = rb.key.clone().unwrap_or_else(|| decl.key.clone());
+            let maps_out = ro.map.as_ref().and_then(|m| m.get(&key_out));
+            let maps_back = rb.map.as_ref().and_then(|m| m.get(&key_back));
+            if maps_out != Some(&key_back) || maps_back != Some(&key_out) {
+                return Err(issue(
+                    format!("{key}.replicas"),
+                    format!(
+                        "the keys do not map onto each other: {out} (key {key_out}) must map \
+                         {key_out} to {key_back}, and {back} (key {key_back}) map {key_back} to \
+                         {key_out}, so a row is found by one value on both sides"
+                    ),
+                ));
+            }
+            if let ConflictPolicy::SourceWins(env) = &l.policy
+                && env != denv
+                && env != fenv
+            {
+                return Err(issue(
+                    format!("{key}.policy.source_wins"),
+                    format!("\"{env}\" is not one of the link's sides: {denv} or {fenv}"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// What replicas into one lake must agree on: one export of one environment, one folder
@@ -1543,6 +1686,111 @@ replicas:
         let (key, reason) = refused(yaml("4"));
         assert_eq!(key, "dataverse.crm.clock_skew");
         assert!(reason.contains("has no unit"), "{reason}");
+    }
+
+    /// The demo's dual-write pair with `links` (a YAML map body) and `more` replicas.
+    fn linked(links: &str, more: &str) -> Result<Scenario, EmulatorError> {
+        Scenario::from_yaml(&format!(
+            r#"
+dataverse:
+  crm:
+    tables:
+      accounts: {{ columns: {{ name: string, accountnumber: string, description: string }} }}
+fno:
+  fin:
+    entities:
+      CustomersV3: {{ key: CustomerAccount, mandatory: [OrganizationName], number_sequence: DW }}
+replicas:
+  fno:
+    source: crm/accounts
+    target: {{ kind: fno, env: fin, entity: CustomersV3 }}
+    key: name
+    map: {{ accountnumber: CustomerAccount, name: OrganizationName, description: AddressDescription }}
+    lag: {{ distribution: fixed, value: 1s }}
+  fno_back:
+    source: fno:fin/CustomersV3
+    target: {{ kind: dataverse, env: crm, table: accounts }}
+    key: OrganizationName
+    map: {{ OrganizationName: name, CustomerAccount: accountnumber, AddressDescription: description }}
+    lag: {{ distribution: fixed, value: 1s }}
+{more}
+links: {{ {links} }}
+"#
+        ))
+    }
+
+    #[test]
+    fn links_join_opposite_replicas_with_one_key() {
+        for (links, policy) in [
+            (
+                "c: { replicas: [fno, fno_back], policy: last_writer_wins }",
+                ConflictPolicy::LastWriterWins,
+            ),
+            (
+                "c: { replicas: [fno_back, fno], policy: { source_wins: crm } }",
+                ConflictPolicy::SourceWins("crm".into()),
+            ),
+            (
+                "c: { replicas: [fno, fno_back], policy: diverge }",
+                ConflictPolicy::Diverge,
+            ),
+            (
+                "c: { replicas: [fno, fno_back], policy: reject }",
+                ConflictPolicy::Reject,
+            ),
+        ] {
+            let s = linked(links, "").unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(s.links["c"].policy, policy);
+        }
+        let other = "  other:\n    source: crm/accounts\n    target: { kind: fno, env: fin, entity: CustomersV3 }\n    key: accountnumber\n    map: { accountnumber: OrganizationName }\n    lag: { distribution: fixed, value: 1s }";
+        for (links, more, key, why) in [
+            (
+                "c: { replicas: [fno], policy: diverge }",
+                "",
+                "links.c.replicas",
+                "two directions",
+            ),
+            (
+                "c: { replicas: [fno, nope], policy: diverge }",
+                "",
+                "links.c.replicas[1]",
+                "unknown replica",
+            ),
+            (
+                "c: { replicas: [fno, fno], policy: diverge }",
+                "",
+                "links.c.replicas[1]",
+                "already in link c",
+            ),
+            (
+                "c: { replicas: [fno, fno_back], policy: diverge }, d: { replicas: [fno_back, other], policy: reject }",
+                other,
+                "links.d.replicas[0]",
+                "one link at most",
+            ),
+            (
+                "c: { replicas: [other, fno_back], policy: diverge }",
+                other,
+                "links.c.replicas",
+                "do not map onto each other",
+            ),
+            (
+                "c: { replicas: [fno, fno_back], policy: { source_wins: crm2 } }",
+                "",
+                "links.c.policy.source_wins",
+                "not one of the link's sides",
+            ),
+            (
+                "c: { replicas: [fno, fno_back], policy: first_wins }",
+                "",
+                "links.c.policy",
+                "",
+            ),
+        ] {
+            let (k, reason) = refused(linked(links, more));
+            assert_eq!(k, key, "{reason}");
+            assert!(reason.contains(why), "{reason}");
+        }
     }
 
     #[test]
