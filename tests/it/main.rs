@@ -36,6 +36,7 @@ mod emulator_lake_delta;
 mod emulator_lake_reader;
 mod emulator_lake_seed;
 mod emulator_lake_table;
+mod emulator_links;
 mod emulator_replication;
 mod emulator_scenarios;
 mod emulator_seed;

@@ -41,6 +41,7 @@
 //! (`PATCH`/`DELETE` → 405).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode, header};
@@ -51,6 +52,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::entra::AuthFailure;
+use super::link::{self, Book, Planned, Side};
 use super::odata::{self, Dialect, Filter};
 use super::replication::Visibility;
 use super::scenario::{ColumnType, SYSTEM_COLUMNS, Table, Target, Throttle};
@@ -146,7 +148,7 @@ fn bad_request(message: &str) -> Response {
 }
 
 /// Whole seconds, `Z` (§1.4).
-fn dv_time(t: DateTime<Utc>) -> String {
+pub(crate) fn dv_time(t: DateTime<Utc>) -> String {
     t.trunc_subsecs(0)
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -559,7 +561,10 @@ impl Emulator {
                 .into_iter()
                 .chain(r.entry.visible_at)
                 .min()
-                .map_or_else(|| self.wall_now(), |i| self.wall_time(i));
+                .map_or_else(
+                    || self.dataverse_time(cx.env, Instant::now()),
+                    |i| self.dataverse_time(cx.env, i),
+                );
             let mut m = Map::new();
             m.insert(cx.table.id_column(cx.set), Value::String(r.id.to_string()));
             for c in cx.table.columns.keys() {
@@ -617,7 +622,7 @@ impl Emulator {
 
     /// The seeded row with id `id` this set shows now, with its version.
     fn seeded_by_id(&self, cx: &Cx, id: Uuid) -> Option<(Map<String, Value>, u64)> {
-        let now = self.wall_now();
+        let now = self.dataverse_time(cx.env, Instant::now());
         self.dv_segments(cx)
             .iter()
             .find_map(|v| Self::seeded_dv_row(cx, v, v.index_of_id(id)?, now))
@@ -680,7 +685,26 @@ impl Emulator {
         };
         let id = id.unwrap_or_else(|| uuid::Builder::from_random_bytes(rand::random()).into_uuid());
         let version = self.next_version(cx.env);
-        let now = self.wall_now().trunc_subsecs(0);
+        let now = self.dataverse_time(cx.env, Instant::now()).trunc_subsecs(0);
+        // A link write is checked against its policy before anything is stored, and the
+        // link's writes stay locked until it is recorded.
+        let link = self.dv_link(cx.env, cx.set);
+        let mut book = link.map(|_| self.link_book());
+        let planned = link.and_then(|li| {
+            let row = Row {
+                fields: fields.clone(),
+                createdon: now,
+                modifiedon: now,
+                versionnumber: version,
+                seq: 0,
+            };
+            self.plan_link_write(li, Side::A, &Self::full_row(cx, id, &row), &fields)
+        });
+        if let (Some(b), Some(p)) = (book.as_deref_mut(), &planned)
+            && self.link_admit(b, p).is_err()
+        {
+            return dv_reject();
+        }
         let full = {
             let mut st = self.state();
             let Some(store) = st.tables.get_mut(&(cx.env.to_string(), cx.set.to_string())) else {
@@ -707,6 +731,7 @@ impl Emulator {
             full
         };
         self.replicate(cx.env, cx.set, id, &full);
+        self.link_committed(book, planned, id);
         self.written(
             req,
             cx,
@@ -734,7 +759,10 @@ impl Emulator {
             .iter()
             .any(|(k, v)| k == "return" && v == "representation");
         if representation {
-            let mut body = Self::representation(full, version, select, &cx.table.id_column(cx.set));
+            let mut full = full.clone();
+            self.dv_overlay(cx, [&mut full]);
+            let mut body =
+                Self::representation(&full, version, select, &cx.table.id_column(cx.set));
             let mut ordered = Map::new();
             ordered.insert(
                 "@odata.context".into(),
@@ -770,8 +798,47 @@ impl Emulator {
         }
         let if_match = req.header("if-match").map(str::trim);
         let if_none_match = req.header("if-none-match").map(str::trim);
+        let link = self.dv_link(cx.env, cx.set);
+        let existing = {
+            let st = self.state();
+            st.tables
+                .get(&(cx.env.to_string(), cx.set.to_string()))
+                .and_then(|s| s.rows.get(&id))
+                .map(|row| Self::full_row(cx, id, row))
+        };
+        if let Some(li) = link
+            && existing.is_none()
+        {
+            match self.linked_dv_copy(cx, li, id) {
+                Err(r) => return r,
+                Ok(Some(copy)) => {
+                    return self.dv_copy_write(req, cx, li, id, copy, fields, select.as_deref());
+                }
+                Ok(None) => {}
+            }
+        }
         let version = self.next_version(cx.env);
-        let now = self.wall_now().trunc_subsecs(0);
+        let now = self.dataverse_time(cx.env, Instant::now()).trunc_subsecs(0);
+        let mut book = link.map(|_| self.link_book());
+        let planned = link.and_then(|li| {
+            let mut after = existing.unwrap_or_else(|| {
+                let row = Row {
+                    fields: Map::new(),
+                    createdon: now,
+                    modifiedon: now,
+                    versionnumber: version,
+                    seq: 0,
+                };
+                Self::full_row(cx, id, &row)
+            });
+            after.extend(fields.clone());
+            self.plan_link_write(li, Side::A, &after, &fields)
+        });
+        if let (Some(b), Some(p)) = (book.as_deref_mut(), &planned)
+            && self.link_admit(b, p).is_err()
+        {
+            return dv_reject();
+        }
         let full = {
             let mut st = self.state();
             let Some(store) = st.tables.get_mut(&(cx.env.to_string(), cx.set.to_string())) else {
@@ -821,6 +888,7 @@ impl Emulator {
             full
         };
         self.replicate(cx.env, cx.set, id, &full);
+        self.link_committed(book, planned, id);
         // §1.3: PATCH with return=representation answers 200 with the row, created or not.
         self.written(
             req,
@@ -855,13 +923,14 @@ impl Emulator {
                 Err(r) => return r,
             },
         };
-        let Some((full, version)) = found else {
+        let Some((mut full, version)) = found else {
             return dv_error(
                 StatusCode::NOT_FOUND,
                 "0x80040217",
                 &format!("{} With Id = {id} Does Not Exist", cx.table.logical(cx.set)),
             );
         };
+        self.dv_overlay(cx, [&mut full]);
         if req.header("if-none-match").map(str::trim) == Some(etag(version).as_str()) {
             return dv_empty(StatusCode::NOT_MODIFIED);
         }
@@ -1007,6 +1076,7 @@ impl Emulator {
             }
             Err(r) => return r,
         }
+        self.dv_overlay(cx, rows.iter_mut().map(|(_, _, m)| m));
         rows.retain(|(_, _, m)| {
             filter
                 .as_ref()
@@ -1022,7 +1092,7 @@ impl Emulator {
             }
             a.0.cmp(&b.0)
         });
-        let now = self.wall_now();
+        let now = self.dataverse_time(cx.env, Instant::now());
         let seeded_row = |s: usize, i: u64| -> Option<(u64, Map<String, Value>)> {
             let (m, v) = Self::seeded_dv_row(cx, &segments[s], i, now)?;
             filter
@@ -1109,6 +1179,118 @@ impl Emulator {
         r
     }
 }
+
+/// The answer to a write the `reject` policy of a link refused ([`super::link`]).
+fn dv_reject() -> Response {
+    dv_error(
+        StatusCode::BAD_REQUEST,
+        link::DV_REJECT_CODE,
+        link::DV_REJECT_MESSAGE,
+    )
+}
+
+impl Emulator {
+    /// Overlays the resolved values of the link whose side is this table, if any
+    /// ([`super::link`]), on `rows` (full rows), `modifiedon` with them.
+    fn dv_overlay<'a>(&self, cx: &Cx, rows: impl IntoIterator<Item = &'a mut Map<String, Value>>) {
+        if let Some(li) = self.dv_link(cx.env, cx.set) {
+            self.link_overlay(li, Side::A, rows, Some("modifiedon"));
+        }
+    }
+
+    /// Records the planned link write of row `id` once stored and replicated: delivered
+    /// when the carrying replica shows that version. Releases the link's writes.
+    fn link_committed(
+        &self,
+        book: Option<MutexGuard<'_, Book>>,
+        planned: Option<Planned>,
+        id: Uuid,
+    ) {
+        if let (Some(mut b), Some(p)) = (book, planned) {
+            let carrier = self.links()[p.link].out;
+            let delivery = self.delivery_via(carrier, id);
+            self.link_commit(&mut b, p, delivery);
+        }
+    }
+
+    /// The copy with id `id` the link's F&O → Dataverse replica put into this table and it
+    /// shows now (its served row and version); `None` when there is none.
+    fn linked_dv_copy(&self, cx: &Cx, li: usize, id: Uuid) -> Result<Option<Served>, Response> {
+        let back = &self.replicas[self.links()[li].back];
+        if !self
+            .target_rows(&[back], Visibility::Read)
+            .iter()
+            .any(|r| r.id == id)
+        {
+            return Ok(None);
+        }
+        Ok(self
+            .replicated_rows(cx)?
+            .into_iter()
+            .find(|(rid, _, _)| *rid == id)
+            .map(|(_, v, m)| (v, m)))
+    }
+
+    /// `PATCH` of a copy dual-written from F&O, in a link: a link write on this side, which
+    /// changes the served row without forking a row of the table's own. Only the columns the
+    /// link carries can change (the key may be repeated).
+    #[allow(clippy::too_many_arguments)]
+    fn dv_copy_write(
+        &self,
+        req: &Req,
+        cx: &Cx,
+        li: usize,
+        id: Uuid,
+        (version, copy): Served,
+        fields: Map<String, Value>,
+        select: Option<&[String]>,
+    ) -> Response {
+        if req.header("if-none-match").map(str::trim) == Some("*") {
+            return dv_error(
+                StatusCode::PRECONDITION_FAILED,
+                "0x80040237",
+                "A record with matching key values already exists.",
+            );
+        }
+        if let Some(m) = req.header("if-match").map(str::trim)
+            && m != "*"
+            && m != etag(version)
+        {
+            return dv_error(
+                StatusCode::PRECONDITION_FAILED,
+                "0x80060882",
+                "The version of the existing record doesn't match the RowVersion property provided.",
+            );
+        }
+        let def = &self.links()[li];
+        let linked = def.fields(Side::A);
+        for (k, v) in &fields {
+            let same_key = k == &def.key_a && copy.get(k) == Some(v);
+            if !same_key && !linked.contains(&k.as_str()) {
+                return bad_request(&format!(
+                    "The emulator holds this row as a copy dual-written from finance and operations apps: only the columns link {} carries can change here ({}); '{k}' is not one of them.",
+                    def.name,
+                    linked.join(", ")
+                ));
+            }
+        }
+        let mut after = copy;
+        after.extend(fields.clone());
+        let mut book = self.link_book();
+        if let Some(p) = self.plan_link_write(li, Side::A, &after, &fields) {
+            if self.link_admit(&mut book, &p).is_err() {
+                return dv_reject();
+            }
+            let delivery = self.delivery_drawn(def.out, p.committed);
+            self.link_commit(&mut book, p, delivery);
+        }
+        drop(book);
+        self.written(req, cx, id, &after, version, select, StatusCode::OK)
+    }
+}
+
+/// A served row's version and full row.
+type Served = (u64, Map<String, Value>);
 
 /// A replicated row: id, version and the full row.
 type ReplicatedRow = (Uuid, u64, Map<String, Value>);

@@ -76,7 +76,8 @@
 //! per seeded row. A company other than the caller's is left out without a walk. A key
 //! lookup finds a seeded row when the key names the replica's key field.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::MutexGuard;
 
 use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
@@ -84,6 +85,7 @@ use serde_json::{Map, Value, json};
 
 use uuid::Uuid;
 
+use super::link::{self, Book, Planned, Side};
 use super::odata::{self, Dialect, Filter};
 use super::replication::{Origin, ReplicaDef, Visibility};
 use super::scenario::{FnoEntity, Target};
@@ -360,7 +362,10 @@ impl Emulator {
                 .find(|row| matches_key(row, key))
                 .or_else(|| self.dual_written_by_key(replicas, key));
             return match found {
-                Some(row) => {
+                Some(mut row) => {
+                    if let Some(li) = self.fno_link(env, entity) {
+                        self.link_overlay(li, Side::B, [&mut row], None);
+                    }
                     let mut body = Map::new();
                     body.insert(
                         "@odata.context".into(),
@@ -377,6 +382,9 @@ impl Emulator {
         }
         let mut rows = self.dual_written_rows(replicas);
         rows.extend(self.written_rows(env, entity));
+        if let Some(li) = self.fno_link(env, entity) {
+            self.link_overlay(li, Side::B, rows.iter_mut(), None);
+        }
         let views = self.replica_views(replicas);
         let in_scope =
             |company: &str| cross_company || company.eq_ignore_ascii_case(&default_company);
@@ -495,6 +503,11 @@ impl Emulator {
             for (k, v) in r.fields {
                 row.insert(k, v);
             }
+            if let Some(def) = replicas.iter().find(|d| d.name == r.replica)
+                && let Some((field, number)) = self.copy_number(def, r.id, &row)
+            {
+                row.insert(field, Value::String(number));
+            }
             rows.push(row);
         }
         rows
@@ -589,6 +602,16 @@ impl Emulator {
         if self.dual_written_by_key(cx.replicas, &entity_key).is_some() {
             return exists();
         }
+        // A link write is checked against its policy before anything is stored, and the
+        // link's writes stay locked until it is recorded.
+        let link = self.fno_link(cx.env, cx.entity);
+        let mut book = link.map(|_| self.link_book());
+        let planned = link.and_then(|li| self.plan_link_write(li, Side::B, &fields, &fields));
+        if let (Some(b), Some(p)) = (book.as_deref_mut(), &planned)
+            && self.link_admit(b, p).is_err()
+        {
+            return fno_reject(cx.entity);
+        }
         let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
         let row = {
             let mut st = self.state();
@@ -612,6 +635,7 @@ impl Emulator {
             row
         };
         self.replicate_from(Origin::Fno, cx.env, cx.entity, id, &row.fields);
+        self.fno_link_committed(book, planned, id);
         let location = format!(
             "{}{}({})",
             cx.base,
@@ -669,6 +693,30 @@ impl Emulator {
             return must_be_filled(cx.entity, f);
         }
         let if_match = req.header("if-match").map(str::trim).map(str::to_string);
+        let link = self.fno_link(cx.env, cx.entity);
+        let existing = {
+            let st = self.state();
+            st.fno_rows
+                .get(&(cx.env.to_string(), cx.entity.to_string()))
+                .and_then(|s| s.rows.get(&(company.clone(), value.to_lowercase())))
+                .map(|row| row.fields.clone())
+        };
+        let Some(mut after) = existing else {
+            if let Some(li) = link
+                && let Some(copy) = self.linked_fno_copy(li, key)
+            {
+                return self.fno_copy_write(cx, li, copy, fields, if_match.as_deref());
+            }
+            return self.not_written(cx, key, segment);
+        };
+        after.extend(fields.clone());
+        let mut book = link.map(|_| self.link_book());
+        let planned = link.and_then(|li| self.plan_link_write(li, Side::B, &after, &fields));
+        if let (Some(b), Some(p)) = (book.as_deref_mut(), &planned)
+            && self.link_admit(b, p).is_err()
+        {
+            return fno_reject(cx.entity);
+        }
         let updated = {
             let mut st = self.state();
             let row = st
@@ -698,6 +746,7 @@ impl Emulator {
         match updated {
             Some((id, fields)) => {
                 self.replicate_from(Origin::Fno, cx.env, cx.entity, id, &fields);
+                self.fno_link_committed(book, planned, id);
                 fno_empty(StatusCode::NO_CONTENT)
             }
             None => self.not_written(cx, key, segment),
@@ -742,6 +791,137 @@ impl Emulator {
     }
 }
 
+impl Emulator {
+    /// Records the planned link write of written row `id` once stored and replicated:
+    /// delivered when the link's F&O → Dataverse replica shows that version. Releases the
+    /// link's writes.
+    fn fno_link_committed(
+        &self,
+        book: Option<MutexGuard<'_, Book>>,
+        planned: Option<Planned>,
+        id: Uuid,
+    ) {
+        if let (Some(mut b), Some(p)) = (book, planned) {
+            let carrier = self.links()[p.link].back;
+            let delivery = self.delivery_via(carrier, id);
+            self.link_commit(&mut b, p, delivery);
+        }
+    }
+
+    /// The live copy the link's Dataverse → F&O replica shows under entity key `key`.
+    fn linked_fno_copy(&self, li: usize, key: &[(String, String)]) -> Option<Map<String, Value>> {
+        let out = &self.replicas[self.links()[li].out];
+        self.dual_written_rows(&[out])
+            .into_iter()
+            .find(|row| matches_key(row, key))
+    }
+
+    /// `PATCH` of a copy dual-written from Dataverse, in a link: a link write on this side
+    /// (the emulator holds the copy as the Dataverse row's, so only the fields the link
+    /// carries can change; the key fields were checked and removed already).
+    fn fno_copy_write(
+        &self,
+        cx: &WriteCx,
+        li: usize,
+        copy: Map<String, Value>,
+        fields: Map<String, Value>,
+        if_match: Option<&str>,
+    ) -> Response {
+        if let Some(m) = if_match
+            && m != "*"
+            && copy.get("@odata.etag").and_then(Value::as_str) != Some(m)
+        {
+            return fno_error(
+                StatusCode::PRECONDITION_FAILED,
+                "The ETag of the request does not match the record's: it was changed since it was read.",
+            );
+        }
+        let def = &self.links()[li];
+        let linked = def.fields(Side::B);
+        if let Some(k) = fields.keys().find(|k| !linked.contains(&k.as_str())) {
+            return fno_error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "The emulator holds this row as a copy dual-written from Dataverse: only the fields link {} carries can change here ({}); '{k}' is not one of them.",
+                    def.name,
+                    linked.join(", ")
+                ),
+            );
+        }
+        let mut after = copy;
+        after.extend(fields.clone());
+        let mut book = self.link_book();
+        if let Some(p) = self.plan_link_write(li, Side::B, &after, &fields) {
+            if self.link_admit(&mut book, &p).is_err() {
+                return fno_reject(cx.entity);
+            }
+            let delivery = self.delivery_drawn(def.back, p.committed);
+            self.link_commit(&mut book, p, delivery);
+        }
+        fno_empty(StatusCode::NO_CONTENT)
+    }
+
+    /// The number a live copy of `r` (row `id`) shows as its entity key when the Dataverse
+    /// row left it empty: F&O fills the key of a dual-written row from the entity's number
+    /// sequence, as real dual-write does for an account number. Only copies of a replica in
+    /// a link get one (other scenarios serve copies as before); the first read draws it from
+    /// the company's sequence (shared with written rows), and it stays the copy's.
+    fn copy_number(
+        &self,
+        r: &ReplicaDef,
+        id: Uuid,
+        row: &Map<String, Value>,
+    ) -> Option<(String, String)> {
+        if !self
+            .links()
+            .iter()
+            .any(|l| self.replicas[l.out].name == r.name)
+        {
+            return None;
+        }
+        let Target::Fno {
+            env,
+            entity,
+            company,
+        } = &r.target
+        else {
+            return None;
+        };
+        let decl = self.scenario.fno.get(env)?.entities.get(entity)?;
+        let code = decl.number_sequence.as_ref()?;
+        if filled(row.get(&decl.key)) {
+            return None;
+        }
+        let mut st = self.state();
+        let store = st
+            .fno_rows
+            .entry((env.clone(), entity.clone()))
+            .or_default();
+        if let Some(n) = store.copy_numbers.get(&id) {
+            return Some((decl.key.clone(), n.clone()));
+        }
+        let n = store.numbers.entry(company.to_lowercase()).or_insert(0);
+        *n += 1;
+        let number = format!("{code}-{n:06}");
+        store.copy_numbers.insert(id, number.clone());
+        store.copy_order.push_back(id);
+        while store.copy_order.len() > COPY_NUMBERS_KEPT {
+            if let Some(old) = store.copy_order.pop_front() {
+                store.copy_numbers.remove(&old);
+            }
+        }
+        Some((decl.key.clone(), number))
+    }
+}
+
+/// Numbers given to copies remembered per entity (the oldest copy's is forgotten first).
+const COPY_NUMBERS_KEPT: usize = 100_000;
+
+/// The answer to a write the `reject` policy of a link refused ([`super::link`]).
+fn fno_reject(entity: &str) -> Response {
+    write_failed(entity, link::FNO_REJECT_INFOLOG)
+}
+
 /// What a write to a writable entity works on.
 struct WriteCx<'a> {
     env: &'a str,
@@ -762,6 +942,10 @@ pub(crate) struct EntityStore {
     rows: HashMap<(String, String), WrittenRow>,
     /// The last number each company's sequence gave.
     numbers: HashMap<String, u64>,
+    /// Numbers given to dual-written copies without a key ([`Emulator::copy_number`]), by
+    /// the copy's record id, in the order given.
+    copy_numbers: HashMap<Uuid, String>,
+    copy_order: VecDeque<Uuid>,
     seq: u64,
 }
 

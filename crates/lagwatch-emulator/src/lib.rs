@@ -182,6 +182,7 @@ pub mod lake_delta;
 pub mod lake_seed;
 pub mod lake_sink;
 pub mod lake_table;
+pub mod link;
 mod odata;
 mod replication;
 pub mod scenario;
@@ -267,6 +268,10 @@ pub struct Emulator {
     state: Mutex<State>,
     lakes: lake::Lakes,
     faults: faults::Faults,
+    /// The scenario's links ([`link`]), and their writes (locked before `state`, never while
+    /// holding it).
+    links: Vec<link::LinkDef>,
+    link_book: Mutex<link::Book>,
 }
 
 #[derive(Default)]
@@ -428,7 +433,10 @@ impl Emulator {
                 tracing::warn!(error = %e, "scenario fault ignored");
             }
         }
+        let links = link::LinkDef::build_all(&scenario, &replicas);
         let emu = Arc::new(Emulator {
+            links,
+            link_book: Mutex::new(link::Book::default()),
             scenario,
             started,
             started_wall: Utc::now(),
@@ -480,6 +488,41 @@ impl Emulator {
         self.wall_time(Instant::now())
     }
 
+    /// The `clock_skew` of Dataverse environment `env` (zero for an unknown one).
+    pub(crate) fn dataverse_skew(&self, env: &str) -> chrono::Duration {
+        self.scenario
+            .dataverse
+            .get(env)
+            .map_or_else(chrono::Duration::zero, |e| e.clock_skew.0)
+    }
+
+    /// The `clock_skew` of F&O environment `env` (zero for an unknown one).
+    pub(crate) fn fno_skew(&self, env: &str) -> chrono::Duration {
+        self.scenario
+            .fno
+            .get(env)
+            .map_or_else(chrono::Duration::zero, |e| e.clock_skew.0)
+    }
+
+    /// Dataverse environment `env`'s clock at `at`: the wall clock plus its skew.
+    pub(crate) fn dataverse_time(&self, env: &str, at: Instant) -> DateTime<Utc> {
+        self.wall_time(at) + self.dataverse_skew(env)
+    }
+
+    /// The clock that answers a request for `path`: a Dataverse environment's (`/{env}/…`)
+    /// or an F&O environment's (`/fno/{env}/…`) skewed clock; every other route (tokens,
+    /// search, truth) keeps the unskewed one.
+    fn path_skew(&self, path: &str) -> chrono::Duration {
+        let mut parts = path.split('/').skip(1);
+        match parts.next() {
+            Some("fno") => parts
+                .next()
+                .map_or_else(chrono::Duration::zero, |env| self.fno_skew(env)),
+            Some(env) => self.dataverse_skew(env),
+            None => chrono::Duration::zero(),
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain maps behind; keep serving them.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -507,7 +550,7 @@ impl Emulator {
         };
         tracing::debug!(%path, ?mode, "emulated fault");
         if let Some(response) = self.faults.immediate(&mode) {
-            return self.finish(response);
+            return self.finish(&path, response);
         }
         if let Some(delay) = faults::delay(&mode) {
             tokio::time::sleep(delay).await;
@@ -546,7 +589,7 @@ impl Emulator {
             }
             _ => empty_response(StatusCode::METHOD_NOT_ALLOWED),
         };
-        self.finish(response)
+        self.finish("/_faults", response)
     }
 
     /// Serves the router on `listener` until `shutdown` is cancelled.
@@ -571,16 +614,16 @@ impl Emulator {
             let _ = self.flush_lake().await;
         }
         let (parts, body) = req.into_parts();
+        let path = parts.uri.path().to_string();
         let body = match axum::body::to_bytes(body, MAX_BODY).await {
             Ok(b) => b,
             Err(_) => {
-                return self.finish(json_response(
+                return self.finish(&path, json_response(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     &json!({"error": {"code": "", "message": "request body too large or unreadable"}}),
                 ));
             }
         };
-        let path = parts.uri.path().to_string();
         let segments: Result<Vec<String>, String> = path
             .split('/')
             .skip(1)
@@ -590,10 +633,13 @@ impl Emulator {
         let (segments, query) = match (segments, query) {
             (Ok(s), Ok(q)) => (s, q),
             (Err(e), _) | (_, Err(e)) => {
-                return self.finish(json_response(
-                    StatusCode::BAD_REQUEST,
-                    &json!({"error": {"code": "", "message": e}}),
-                ));
+                return self.finish(
+                    &path,
+                    json_response(
+                        StatusCode::BAD_REQUEST,
+                        &json!({"error": {"code": "", "message": e}}),
+                    ),
+                );
             }
         };
         let host = parts
@@ -613,13 +659,12 @@ impl Emulator {
             path,
         };
         let response = self.dispatch(&mut req);
-        self.finish(response)
+        self.finish(&req.path, response)
     }
 
-    /// Adds the `Date` header (from the emulator clock).
-    fn finish(&self, mut r: Response) -> Response {
-        let date = self
-            .wall_now()
+    /// Adds the `Date` header: the emulator clock, skewed by the environment `path` is under.
+    fn finish(&self, path: &str, mut r: Response) -> Response {
+        let date = (self.wall_now() + self.path_skew(path))
             .format("%a, %d %b %Y %H:%M:%S GMT")
             .to_string();
         r.headers_mut().insert(header::DATE, hv(&date));
@@ -679,6 +724,15 @@ impl Emulator {
                 }
             }
             "_truth" => match req.segments.as_slice() {
+                [_, l] if l == "links" && req.method == Method::GET => {
+                    self.link_truth_endpoint(None, None)
+                }
+                [_, l, link] if l == "links" && req.method == Method::GET => {
+                    self.link_truth_endpoint(Some(link), None)
+                }
+                [_, l, link, key] if l == "links" && req.method == Method::GET => {
+                    self.link_truth_endpoint(Some(link), Some(key))
+                }
                 [_, d, replica] if d == "_drift" && req.method == Method::GET => {
                     self.drift_truth_endpoint(replica)
                 }
@@ -758,6 +812,7 @@ impl Emulator {
                 "truth": format!("{base}/_truth/{}/{{key}}", r.name),
                 "drift_truth": format!("{base}/_truth/_drift/{}", r.name),
             })).collect::<Vec<_>>(),
+            "links": self.describe_links(base),
         })
     }
 }

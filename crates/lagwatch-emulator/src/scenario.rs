@@ -61,6 +61,11 @@ pub struct Scenario {
     /// Replication paths by name (the name used by the ground-truth endpoint).
     #[serde(default)]
     pub replicas: BTreeMap<String, Replica>,
+    /// Bidirectional dual-write maps by name: two replicas, one each way between a Dataverse
+    /// table and an F&O entity, and how a conflict between their sides ends
+    /// ([`crate::link`]).
+    #[serde(default)]
+    pub links: BTreeMap<String, Link>,
     /// Faults in force from the start, as `POST /_faults` takes them ([`super::faults`]);
     /// cleared like any other with `DELETE /_faults`.
     #[serde(default)]
@@ -103,6 +108,9 @@ pub struct DataverseEnv {
     pub throttle: Option<Throttle>,
     /// Entity sets by name (`accounts`).
     pub tables: BTreeMap<String, Table>,
+    /// How far this environment's clock is off true time ([`Skew`]).
+    #[serde(default)]
+    pub clock_skew: Skew,
 }
 
 /// A request budget: more than `requests` within `per` → 429 with `Retry-After`.
@@ -189,6 +197,9 @@ pub struct FnoEnv {
     /// entry: they stay read-only, as they always were.
     #[serde(default)]
     pub entities: BTreeMap<String, FnoEntity>,
+    /// How far this environment's clock is off true time ([`Skew`]).
+    #[serde(default)]
+    pub clock_skew: Skew,
 }
 
 /// A writable F&O data entity. Its fields are `dataAreaId`, `key`, `mandatory`, `fields` and
@@ -211,6 +222,72 @@ pub struct FnoEntity {
     /// Further fields of the entity, beyond the key, the mandatory and the mapped ones.
     #[serde(default)]
     pub fields: Vec<String>,
+}
+
+/// A signed clock offset (`4s`, `-2500ms`, `+1m`): the environment's clock reads true time
+/// plus this (and a `clock` fault's step). It shows in the `Date` header of every response
+/// under the environment's routes, in the `createdon`/`modifiedon` of Dataverse rows written
+/// there and in the stamps of its link writes ([`crate::link`]).
+///
+/// Why: real environments' clocks drift apart, and a last-writer-wins policy comparing
+/// their stamps then lets the earlier write win; lagwatch estimates each system's offset
+/// from `Date` headers, so the emulator must be able to skew one on purpose.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skew(pub chrono::Duration);
+
+impl Skew {
+    /// Parses the strict duration grammar with an optional leading `-` or `+`.
+    ///
+    /// # Errors
+    /// A sentence naming the input and the accepted form.
+    pub fn parse(input: &str) -> Result<Skew, String> {
+        let (negative, rest) = match input.as_bytes().first() {
+            Some(b'-') => (true, &input[1..]),
+            Some(b'+') => (false, &input[1..]),
+            _ => (false, input),
+        };
+        let bad = || {
+            format!(
+                "invalid clock skew \"{input}\": write a signed duration with a unit (ms, s, m, h, d) \
+                 and no spaces, such as 4s or -2500ms"
+            )
+        };
+        if rest.starts_with(['-', '+']) {
+            return Err(bad());
+        }
+        let d = config::duration::parse(rest).map_err(|_| bad())?;
+        let d = chrono::Duration::from_std(d).map_err(|_| bad())?;
+        Ok(Skew(if negative { -d } else { d }))
+    }
+}
+
+impl<'de> Deserialize<'de> for Skew {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Skew;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a signed duration such as 4s or -2500ms")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Skew, E> {
+                Skew::parse(v).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Skew, E> {
+                Err(E::custom(format!(
+                    "the clock skew {v} has no unit: write a signed duration such as {v}s"
+                )))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Skew, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Skew, E> {
+                Err(E::custom(format!(
+                    "the clock skew {v} has no unit: write a signed duration such as {v}s"
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn default_company() -> String {
@@ -456,6 +533,42 @@ pub struct Replica {
     /// Exact drift of this replica's copy of the source table's seeded rows.
     #[serde(default)]
     pub drift: Option<super::seed::Drift>,
+}
+
+/// A bidirectional map: the two replicas that are its directions, and its conflict policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    /// The two directions: one replica from a Dataverse table into an F&O entity, the other
+    /// from that entity back into that table (in either order).
+    pub replicas: Vec<String>,
+    pub policy: ConflictPolicy,
+}
+
+/// How a link ends a conflict: both sides changed a row before each had the other's change.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    /// The write with the later stamp (its environment's skewed clock) wins on both sides.
+    LastWriterWins,
+    /// `{ source_wins: <env> }`: that environment's write wins a conflict on both sides.
+    SourceWins(String),
+    /// A buggy map: a conflicting change is dropped at the other side, so each keeps its own.
+    Diverge,
+    /// Synchronous dual-write: a write while a change of the row is in flight is refused.
+    Reject,
+}
+
+impl ConflictPolicy {
+    /// The policy's name in the truth (`source_wins` without its environment).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConflictPolicy::LastWriterWins => "last_writer_wins",
+            ConflictPolicy::SourceWins(_) => "source_wins",
+            ConflictPolicy::Diverge => "diverge",
+            ConflictPolicy::Reject => "reject",
+        }
+    }
 }
 
 /// A value transformation on the way to the target.
@@ -803,7 +916,109 @@ impl Scenario {
                     .map_err(|e| issue(format!("replicas.{name}.drift"), e))?;
             }
         }
-        self.validate_lake_replicas()
+        self.validate_lake_replicas()?;
+        self.validate_links()
+    }
+
+    /// A link joins two replicas that are exact opposites (a Dataverse table into an F&O
+    /// entity, and that entity back into that table), whose keys map onto each other, so a
+    /// row is the same row on both sides; each replica belongs to one link at most.
+    fn validate_links(&self) -> Result<(), Issue> {
+        let mut used: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, l) in &self.links {
+            let key = format!("links.{name}");
+            check_name(&key, name)?;
+            let [first, second] = l.replicas.as_slice() else {
+                return Err(issue(
+                    format!("{key}.replicas"),
+                    "name the map's two directions, such as [fno, fno_back]",
+                ));
+            };
+            for (i, r) in [first, second].into_iter().enumerate() {
+                if !self.replicas.contains_key(r) {
+                    return Err(issue(
+                        format!("{key}.replicas[{i}]"),
+                        format!("unknown replica \"{r}\"; define it under replicas"),
+                    ));
+                }
+                if let Some(other) = used.insert(r, name) {
+                    return Err(issue(
+                        format!("{key}.replicas[{i}]"),
+                        format!(
+                            "replica {r} is already in link {other}; a replica is in one link at most"
+                        ),
+                    ));
+                }
+            }
+            let (out, back) = match (
+                self.replicas[first].source_ref(),
+                self.replicas[second].source_ref(),
+            ) {
+                (ReplicaSource::Dataverse { .. }, ReplicaSource::Fno { .. }) => (first, second),
+                (ReplicaSource::Fno { .. }, ReplicaSource::Dataverse { .. }) => (second, first),
+                _ => {
+                    return Err(issue(
+                        format!("{key}.replicas"),
+                        "a link joins a Dataverse table and an F&O entity: one replica from the \
+                         table into the entity, the other from the entity (fno:<env>/<entity>) \
+                         back into the table",
+                    ));
+                }
+            };
+            let (ro, rb) = (&self.replicas[out], &self.replicas[back]);
+            let (denv, dset) = ro.source_parts();
+            let (fenv, fentity) = rb.source_parts();
+            let opposite = matches!(&ro.target, Target::Fno { env, entity, .. } if env == fenv && entity == fentity)
+                && matches!(&rb.target, Target::Dataverse { env, table } if env == denv && table == dset);
+            if !opposite {
+                return Err(issue(
+                    format!("{key}.replicas"),
+                    format!(
+                        "{out} and {back} are not opposite directions: {out} must copy {denv}/{dset} \
+                         into fno:{fenv}/{fentity}, and {back} copy fno:{fenv}/{fentity} into {denv}/{dset}"
+                    ),
+                ));
+            }
+            if denv == fenv {
+                return Err(issue(
+                    format!("{key}.replicas"),
+                    format!(
+                        "the link's sides are named by environment, and both are \"{denv}\"; \
+                         rename one environment"
+                    ),
+                ));
+            }
+            // Both were validated as replicas already: the table, entity and maps exist.
+            let table = self.dataverse.get(denv).and_then(|e| e.tables.get(dset));
+            let decl = self.fno.get(fenv).and_then(|e| e.entities.get(fentity));
+            let (Some(table), Some(decl)) = (table, decl) else {
+                return Err(issue(format!("{key}.replicas"), "unknown table or entity"));
+            };
+            let key_out = ro.key.clone().unwrap_or_else(|| table.id_column(dset));
+            let key_back = rb.key.clone().unwrap_or_else(|| decl.key.clone());
+            let maps_out = ro.map.as_ref().and_then(|m| m.get(&key_out));
+            let maps_back = rb.map.as_ref().and_then(|m| m.get(&key_back));
+            if maps_out != Some(&key_back) || maps_back != Some(&key_out) {
+                return Err(issue(
+                    format!("{key}.replicas"),
+                    format!(
+                        "the keys do not map onto each other: {out} (key {key_out}) must map \
+                         {key_out} to {key_back}, and {back} (key {key_back}) map {key_back} to \
+                         {key_out}, so a row is found by one value on both sides"
+                    ),
+                ));
+            }
+            if let ConflictPolicy::SourceWins(env) = &l.policy
+                && env != denv
+                && env != fenv
+            {
+                return Err(issue(
+                    format!("{key}.policy.source_wins"),
+                    format!("\"{env}\" is not one of the link's sides: {denv} or {fenv}"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// What replicas into one lake must agree on: one export of one environment, one folder
@@ -1437,6 +1652,144 @@ replicas:
             assert!(reason.contains(knob), "{reason}");
             // At 0 the knob is off, and fine anywhere.
             with(lakes, target, &format!("{knob}: 0")).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    #[test]
+    fn clock_skews_are_signed_strict_durations() {
+        let ok = |t: &str| Skew::parse(t).unwrap_or_else(|e| panic!("{e}")).0;
+        assert_eq!(ok("4s"), chrono::Duration::seconds(4));
+        assert_eq!(ok("-2500ms"), chrono::Duration::milliseconds(-2500));
+        assert_eq!(ok("+1m"), chrono::Duration::seconds(60));
+        assert_eq!(ok("0s"), chrono::Duration::zero());
+        for bad in ["", "-", "4", "--4s", "-+4s", "4 s", "four seconds", "1y"] {
+            let e = Skew::parse(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert!(e.contains("such as 4s or -2500ms"), "{e}");
+        }
+        let yaml = |skew: &str| {
+            Scenario::from_yaml(&format!(
+                "dataverse: {{ crm: {{ clock_skew: {skew}, tables: {{ a: {{ columns: {{ n: string }} }} }} }} }}\n\
+                 fno: {{ fin: {{ clock_skew: 3s }} }}"
+            ))
+        };
+        let s = yaml("-2500ms").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.dataverse["crm"].clock_skew.0,
+            chrono::Duration::milliseconds(-2500)
+        );
+        assert_eq!(s.fno["fin"].clock_skew.0, chrono::Duration::seconds(3));
+        let (key, reason) = refused(yaml("soon"));
+        assert_eq!(key, "dataverse.crm.clock_skew");
+        assert!(reason.contains("invalid clock skew"), "{reason}");
+        let (key, reason) = refused(yaml("4"));
+        assert_eq!(key, "dataverse.crm.clock_skew");
+        assert!(reason.contains("has no unit"), "{reason}");
+    }
+
+    /// The demo's dual-write pair with `links` (a YAML map body) and `more` replicas.
+    fn linked(links: &str, more: &str) -> Result<Scenario, EmulatorError> {
+        Scenario::from_yaml(&format!(
+            r#"
+dataverse:
+  crm:
+    tables:
+      accounts: {{ columns: {{ name: string, accountnumber: string, description: string }} }}
+fno:
+  fin:
+    entities:
+      CustomersV3: {{ key: CustomerAccount, mandatory: [OrganizationName], number_sequence: DW }}
+replicas:
+  fno:
+    source: crm/accounts
+    target: {{ kind: fno, env: fin, entity: CustomersV3 }}
+    key: name
+    map: {{ accountnumber: CustomerAccount, name: OrganizationName, description: AddressDescription }}
+    lag: {{ distribution: fixed, value: 1s }}
+  fno_back:
+    source: fno:fin/CustomersV3
+    target: {{ kind: dataverse, env: crm, table: accounts }}
+    key: OrganizationName
+    map: {{ OrganizationName: name, CustomerAccount: accountnumber, AddressDescription: description }}
+    lag: {{ distribution: fixed, value: 1s }}
+{more}
+links: {{ {links} }}
+"#
+        ))
+    }
+
+    #[test]
+    fn links_join_opposite_replicas_with_one_key() {
+        for (links, policy) in [
+            (
+                "c: { replicas: [fno, fno_back], policy: last_writer_wins }",
+                ConflictPolicy::LastWriterWins,
+            ),
+            (
+                "c: { replicas: [fno_back, fno], policy: { source_wins: crm } }",
+                ConflictPolicy::SourceWins("crm".into()),
+            ),
+            (
+                "c: { replicas: [fno, fno_back], policy: diverge }",
+                ConflictPolicy::Diverge,
+            ),
+            (
+                "c: { replicas: [fno, fno_back], policy: reject }",
+                ConflictPolicy::Reject,
+            ),
+        ] {
+            let s = linked(links, "").unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(s.links["c"].policy, policy);
+        }
+        let other = "  other:\n    source: crm/accounts\n    target: { kind: fno, env: fin, entity: CustomersV3 }\n    key: accountnumber\n    map: { accountnumber: OrganizationName }\n    lag: { distribution: fixed, value: 1s }";
+        for (links, more, key, why) in [
+            (
+                "c: { replicas: [fno], policy: diverge }",
+                "",
+                "links.c.replicas",
+                "two directions",
+            ),
+            (
+                "c: { replicas: [fno, nope], policy: diverge }",
+                "",
+                "links.c.replicas[1]",
+                "unknown replica",
+            ),
+            (
+                "c: { replicas: [fno, fno], policy: diverge }",
+                "",
+                "links.c.replicas[1]",
+                "already in link c",
+            ),
+            (
+                "c: { replicas: [fno, fno_back], policy: diverge }, d: { replicas: [fno_back, other], policy: reject }",
+                other,
+                "links.d.replicas[0]",
+                "one link at most",
+            ),
+            (
+                "c: { replicas: [other, fno_back], policy: diverge }",
+                other,
+                "links.c.replicas",
+                "do not map onto each other",
+            ),
+            (
+                "c: { replicas: [fno, fno_back], policy: { source_wins: crm2 } }",
+                "",
+                "links.c.policy.source_wins",
+                "not one of the link's sides",
+            ),
+            (
+                "c: { replicas: [fno, fno_back], policy: first_wins }",
+                "",
+                "links.c.policy",
+                "",
+            ),
+        ] {
+            let (k, reason) = refused(linked(links, more));
+            assert_eq!(k, key, "{reason}");
+            assert!(reason.contains(why), "{reason}");
         }
     }
 

@@ -951,6 +951,20 @@ impl Landscape {
         })
     }
 
+    /// When a change sent through `replica` at `now` arrives, drawn as a write's is (its
+    /// lag, from the seeded generator, held by stall outages); `None` when its drop draw
+    /// loses it. Records nothing: for changes the caller keeps the truth of itself (the
+    /// emulator's link writes to copies, which have no record of their own to commit).
+    pub fn draw_arrival(&self, replica: &str, now: Instant) -> Option<Instant> {
+        let spec = self.world().replicas.get(replica)?.spec.clone();
+        let (lag, dropped) = {
+            let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+            let lag = Self::sample_lag(&mut rng, &spec.lag);
+            (lag, rng.random::<f64>() < spec.drop_probability)
+        };
+        (!dropped).then(|| self.arrival(&spec, now, lag))
+    }
+
     /// If `replica` is in an `unavailable` outage at `now`, when that outage ends.
     pub fn unavailable_until(&self, replica: &str, now: Instant) -> Option<Instant> {
         let spec = self.world().replicas.get(replica)?.spec.clone();
