@@ -99,6 +99,7 @@ conflicts:
 struct Probed {
     probe: ConflictProbe,
     truth: Value,
+    /// How many probes of the measured one's outcome the metrics counted, besides the first.
     counted: f64,
 }
 
@@ -149,11 +150,12 @@ async fn probe_once(
         .json()
         .await
         .expect("the truth is JSON");
+    // Both probes are counted; this one's outcome once more than the first's share of it.
     let counted = common::sample(
         &app,
         "lagwatch_conflict_probes_total",
         &format!("a=\"crm\",b=\"fno\",outcome=\"{}\"", probe.outcome),
-    );
+    ) - f64::from(u8::from(first.outcome == probe.outcome));
     served.stop().await;
     Probed {
         probe,
@@ -188,7 +190,10 @@ async fn last_writer_wins_on_true_clocks_converges_on_the_later_update_within_th
     assert_eq!(p.counted, 1.0);
     // The truth: both sides hold fno's (the later) update.
     assert_eq!(p.truth["agree"], Value::Bool(true), "{}", p.truth);
-    assert_eq!(held(&p.truth, "crm", "description"), Some(written(probe, Side::B)));
+    assert_eq!(
+        held(&p.truth, "crm", "description"),
+        Some(written(probe, Side::B))
+    );
     assert_eq!(
         held(&p.truth, "fin", "AddressDescription"),
         Some(written(probe, Side::B))
@@ -230,7 +235,10 @@ async fn a_slow_clock_turns_last_writer_wins_into_a_measured_policy_violation() 
     let skew = probe.skew_seconds.expect("both clocks measured");
     assert!((2.0..=4.0).contains(&skew), "skew {skew}");
     assert_eq!(p.counted, 1.0);
-    assert_eq!(held(&p.truth, "crm", "description"), Some(written(probe, Side::A)));
+    assert_eq!(
+        held(&p.truth, "crm", "description"),
+        Some(written(probe, Side::A))
+    );
     assert_eq!(
         held(&p.truth, "fin", "AddressDescription"),
         Some(written(probe, Side::A))
@@ -238,7 +246,39 @@ async fn a_slow_clock_turns_last_writer_wins_into_a_measured_policy_violation() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn source_wins_keeps_the_named_systems_update_even_when_it_came_first() {
+async fn source_wins_keeps_the_named_systems_update_of_two_concurrent_ones() {
+    let p = probe_once(
+        "{ source_wins: crm }",
+        "0s",
+        "{ source_wins: crm }",
+        "0s",
+        None,
+    )
+    .await;
+    let probe = &p.probe;
+    assert_eq!(probe.outcome, "converged_same", "{probe:#?}");
+    assert_eq!(probe.expected, Some(Side::A));
+    assert_eq!(probe.agreed_on, Some(Side::A));
+    assert_eq!(
+        held(&p.truth, "fin", "AddressDescription"),
+        Some(written(probe, Side::A))
+    );
+    // Declared the other way round, the same estate is a violation.
+    let p = probe_once(
+        "{ source_wins: crm }",
+        "0s",
+        "{ source_wins: fno }",
+        "0s",
+        None,
+    )
+    .await;
+    assert_eq!(p.probe.outcome, "policy_violated", "{:#?}", p.probe);
+    assert_eq!(p.probe.expected, Some(Side::B));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_made_after_the_other_arrived_is_not_a_conflict_and_wins_under_any_policy() {
+    // 1 s apart, with lags under 600 ms: fno shows crm's update before its own is sent.
     let p = probe_once(
         "{ source_wins: crm }",
         "0s",
@@ -248,20 +288,14 @@ async fn source_wins_keeps_the_named_systems_update_even_when_it_came_first() {
     )
     .await;
     let probe = &p.probe;
+    assert!(probe.sequential, "{probe:#?}");
     assert_eq!(probe.outcome, "converged_same", "{probe:#?}");
-    assert_eq!(probe.expected, Some(Side::A));
-    assert_eq!(probe.agreed_on, Some(Side::A));
-    assert_eq!(held(&p.truth, "fin", "AddressDescription"), Some(written(probe, Side::A)));
-    // Declared the other way round, the same estate is a violation.
-    let p = probe_once(
-        "{ source_wins: crm }",
-        "0s",
-        "{ source_wins: fno }",
-        "1s",
-        None,
-    )
-    .await;
-    assert_eq!(p.probe.outcome, "policy_violated", "{:#?}", p.probe);
+    assert_eq!(probe.expected, Some(Side::B));
+    assert_eq!(probe.agreed_on, Some(Side::B));
+    assert_eq!(
+        held(&p.truth, "crm", "description"),
+        Some(written(probe, Side::B))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,7 +305,10 @@ async fn a_map_that_keeps_each_sides_value_is_a_divergence_at_the_timeout() {
     assert_eq!(probe.outcome, "diverged", "{probe:#?}");
     assert_eq!(p.counted, 1.0);
     assert_eq!(p.truth["agree"], Value::Bool(false), "{}", p.truth);
-    assert_eq!(held(&p.truth, "crm", "description"), Some(written(probe, Side::A)));
+    assert_eq!(
+        held(&p.truth, "crm", "description"),
+        Some(written(probe, Side::A))
+    );
     assert_eq!(
         held(&p.truth, "fin", "AddressDescription"),
         Some(written(probe, Side::B))
@@ -292,12 +329,20 @@ async fn a_synchronous_map_refusing_one_update_is_rejected_not_diverged() {
         .collect();
     assert_eq!(refused.len(), 1, "{probe:#?}");
     assert!(refused[0].contains("Dual-write"), "{}", refused[0]);
-    // The truth refused exactly one write, and both sides hold the other.
+    // The truth refused exactly one of this probe's writes, and both sides hold the other.
+    let ours = [written(probe, Side::A), written(probe, Side::B)];
     let rejected = p.truth["writes"]
         .as_array()
         .expect("writes")
         .iter()
         .filter(|w| w["fate"] == "rejected")
+        .filter_map(|w| {
+            w["values"]
+                .as_object()?
+                .values()
+                .find_map(|v| v.as_str().and_then(Sentinel::seq_of))
+        })
+        .filter(|v| ours.contains(v))
         .count();
     assert_eq!(rejected, 1, "{}", p.truth);
     assert_eq!(p.truth["agree"], Value::Bool(true), "{}", p.truth);
@@ -308,7 +353,14 @@ async fn an_update_that_fails_is_an_error_not_a_conflict() {
     let fault = serde_json::json!({
         "prefix": "/fno/", "mode": "status", "status": 503, "methods": ["PATCH"]
     });
-    let p = probe_once("last_writer_wins", "0s", "last_writer_wins", "0s", Some(fault)).await;
+    let p = probe_once(
+        "last_writer_wins",
+        "0s",
+        "last_writer_wins",
+        "0s",
+        Some(fault),
+    )
+    .await;
     let probe = &p.probe;
     assert_eq!(probe.outcome, "error", "{probe:#?}");
     assert_eq!(probe.b.as_ref().map(|b| b.result), Some("error"));

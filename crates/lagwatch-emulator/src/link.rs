@@ -212,12 +212,20 @@ pub(crate) fn resolve(
     for (at, kind, i) in events {
         let w = &writes[i];
         if kind == 0 {
+            held[i] = true;
             let s = &mut sides[w.side.index()];
+            // Last-writer-wins is a register on the stamps, at the writing side too: a change
+            // stamped before the value it already holds (its clock is behind the one that
+            // wrote that value) is overwritten at once, so both sides still end on the
+            // highest stamp, which may be the earlier change.
+            if policy == Policy::LastWriterWins && s.stamp.is_some_and(|current| w.stamp <= current)
+            {
+                continue;
+            }
             s.values.extend(w.values.clone());
             s.stamp = Some(w.stamp);
             s.from = Some(w.side);
             s.applied_at = Some(at);
-            held[i] = true;
             continue;
         }
         let to = w.side.other();

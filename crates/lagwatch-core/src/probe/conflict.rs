@@ -96,6 +96,9 @@ pub struct ConflictProbe {
     pub agreed_on: Option<Side>,
     /// What each side showed at the last round of reads.
     pub last_seen: Option<(Seen, Seen)>,
+    /// b already showed a's update when b's was sent (with a `spread`): not a conflict, and
+    /// b's update, the later, must win.
+    pub sequential: bool,
     /// The side the policy says wins, judged on lagwatch's clock (`None`: either may).
     pub expected: Option<Side>,
     /// Under last-writer-wins, the side the servers' own stamps make the later writer
@@ -132,7 +135,9 @@ pub enum Ending {
 }
 
 /// The side the policy says must win, judged on lagwatch's clock (`None`: either may).
-pub fn expected(policy: &Policy, a_name: &str, a: Ack, b: Ack) -> Option<Side> {
+/// `sequential`: b showed a's update before b's was sent, so b's is simply the later change,
+/// which every policy but `manual` keeps; a policy decides only between concurrent ones.
+pub fn expected(policy: &Policy, a_name: &str, a: Ack, b: Ack, sequential: bool) -> Option<Side> {
     match (a, b) {
         (Ack::Ok { .. }, Ack::Ok { .. }) => {}
         // Only one update was made: it must be what both end on.
@@ -154,10 +159,12 @@ pub fn expected(policy: &Policy, a_name: &str, a: Ack, b: Ack) -> Option<Side> {
         return None;
     };
     match policy {
+        Policy::Manual => None,
+        _ if sequential => Some(Side::B),
         Policy::LastWriterWins if aa < sb => Some(Side::B),
         Policy::LastWriterWins if ab < sa => Some(Side::A),
         // Overlapping updates: the system's commit order is not visible from here.
-        Policy::LastWriterWins | Policy::Manual => None,
+        Policy::LastWriterWins => None,
         Policy::SourceWins(s) if s == a_name => Some(Side::A),
         Policy::SourceWins(_) => Some(Side::B),
     }
@@ -280,7 +287,7 @@ impl ConflictProber {
             let started = Instant::now();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                p = self.probe(&shutdown) => self.record(p),
+                _ = self.probe(&shutdown) => {}
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -458,8 +465,15 @@ impl ConflictProber {
         (ack, report)
     }
 
-    /// One probe, start to outcome.
+    /// One probe, start to outcome, counted in the metrics and kept for the API: what the
+    /// loop of [`ConflictProber::run`] does every `interval`.
     pub async fn probe(&self, shutdown: &CancellationToken) -> ConflictProbe {
+        let p = self.measure(shutdown).await;
+        self.record(p.clone());
+        p
+    }
+
+    async fn measure(&self, shutdown: &CancellationToken) -> ConflictProbe {
         let mut p = ConflictProbe {
             canary: self.id.key().to_string(),
             started_at: Utc::now(),
@@ -469,6 +483,7 @@ impl ConflictProber {
             b: None,
             agreed_on: None,
             last_seen: None,
+            sequential: false,
             expected: None,
             later_by_server_stamps: None,
             skew_seconds: None,
@@ -482,11 +497,20 @@ impl ConflictProber {
         }
         let version = self.next_version();
         let spread = self.spec.spread.get();
-        let ((ack_a, rep_a), (ack_b, rep_b)) =
+        let ((ack_a, rep_a), (sequential, (ack_b, rep_b))) =
             tokio::join!(self.update(Side::A, version, shutdown), async {
+                if spread.is_zero() {
+                    return (false, self.update(Side::B, version + 1, shutdown).await);
+                }
                 sleep(spread).await;
-                self.update(Side::B, version + 1, shutdown).await
+                // Already showing a's update, b's is a later one, not a conflict.
+                let seen = matches!(
+                    self.read(Side::B, shutdown).await,
+                    Ok(l) if self.seen(&l, version) == Seen::Ours(Side::A)
+                );
+                (seen, self.update(Side::B, version + 1, shutdown).await)
             });
+        p.sequential = sequential;
         p.later_by_server_stamps = match (rep_a.server_time, rep_b.server_time) {
             (Some(x), Some(y)) if x > y => Some(Side::A),
             (Some(x), Some(y)) if y > x => Some(Side::B),
@@ -494,7 +518,7 @@ impl ConflictProber {
         };
         p.a = Some(rep_a);
         p.b = Some(rep_b);
-        let expected = expected(&self.spec.policy, &self.spec.a, ack_a, ack_b);
+        let expected = expected(&self.spec.policy, &self.spec.a, ack_a, ack_b, sequential);
         p.expected = expected;
         let from = match (ack_a, ack_b) {
             (Ack::Ok { acked: x, .. }, Ack::Ok { acked: y, .. }) => x.max(y),
@@ -626,32 +650,46 @@ mod tests {
         let t0 = Instant::now();
         let lww = Policy::LastWriterWins;
         assert_eq!(
-            expected(&lww, "crm", ok(0, 100, t0), ok(1000, 1100, t0)),
+            expected(&lww, "crm", ok(0, 100, t0), ok(1000, 1100, t0), false),
             Some(Side::B)
         );
         assert_eq!(
-            expected(&lww, "crm", ok(1000, 1100, t0), ok(0, 100, t0)),
+            expected(&lww, "crm", ok(1000, 1100, t0), ok(0, 100, t0), false),
             Some(Side::A)
         );
         // Overlapping: either may win.
-        assert_eq!(expected(&lww, "crm", ok(0, 100, t0), ok(50, 150, t0)), None);
         assert_eq!(
-            expected(&Policy::Manual, "crm", ok(0, 100, t0), ok(1000, 1100, t0)),
+            expected(&lww, "crm", ok(0, 100, t0), ok(50, 150, t0), false),
+            None
+        );
+        assert_eq!(
+            expected(
+                &Policy::Manual,
+                "crm",
+                ok(0, 100, t0),
+                ok(1000, 1100, t0),
+                true
+            ),
             None
         );
         let crm = Policy::SourceWins("crm".into());
         assert_eq!(
-            expected(&crm, "crm", ok(0, 100, t0), ok(1000, 1100, t0)),
+            expected(&crm, "crm", ok(0, 100, t0), ok(1000, 1100, t0), false),
             Some(Side::A)
         );
         let fno = Policy::SourceWins("fno".into());
         assert_eq!(
-            expected(&fno, "crm", ok(1000, 1100, t0), ok(0, 100, t0)),
+            expected(&fno, "crm", ok(1000, 1100, t0), ok(0, 100, t0), false),
+            Some(Side::B)
+        );
+        // b had seen a's update: b's is the later change, whoever the policy favours.
+        assert_eq!(
+            expected(&crm, "crm", ok(0, 100, t0), ok(1000, 1100, t0), true),
             Some(Side::B)
         );
         // One update refused: the other is what both must end on.
         assert_eq!(
-            expected(&fno, "crm", ok(0, 100, t0), Ack::Rejected),
+            expected(&fno, "crm", ok(0, 100, t0), Ack::Rejected, false),
             Some(Side::A)
         );
     }
