@@ -29,6 +29,10 @@
 //! targets of a Dataverse replica also show the replicated rows (read-only copies; local rows
 //! win, and `DELETE` hides a copy), whether the replica comes from another set or, by
 //! dual-write, from a writable F&O entity ([`super::fno`]); a copy is never replicated on.
+//! A `PATCH` of a copy from F&O whose replica is in a link ([`super::link`]) changes its
+//! linked columns as a link write instead of making a row of the table's own; a linked
+//! row serves its resolved values. `createdon`/`modifiedon` read the environment's clock
+//! (its `clock_skew`).
 //!
 //! Seeded rows ([`super::seed`], served through [`super::seeded`]): a set lists its own
 //! seeded rows (source view: deleted rows absent, in-flight rows modified at the time of the

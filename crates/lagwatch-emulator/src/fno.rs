@@ -48,7 +48,9 @@
 //!   non-primitive value, a body that is not a JSON object → `400`; a `PATCH`/`DELETE` URL
 //!   without exactly `dataAreaId` and the key → `400`; no such row → `404` ("No resource was
 //!   found for '…'."); a row dual-written from Dataverse → `405` (the emulator holds it as a
-//!   copy of the Dataverse row: change it there); a method the resource does not take
+//!   copy of the Dataverse row: change it there), except a `PATCH` of the linked fields of
+//!   a copy whose replica is in a link ([`super::link`]: `204`, a link write; a copy
+//!   without an entity key is numbered from the entity's sequence when first served); a method the resource does not take
 //!   (`POST` to a row, `PATCH` to the set, `PUT`) → `405`; an entity that is neither declared
 //!   nor a dual-write target → `404`; a write to a dual-write target nobody declared writable
 //!   → `405`, as before writes existed.

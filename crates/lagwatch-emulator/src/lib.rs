@@ -19,6 +19,7 @@
 //! | `/es/{cluster}/` | Elasticsearch/OpenSearch ([`elastic`]) | §6.3 |
 //! | `/_truth/{replica}/{key}` | ground truth (below) | — |
 //! | `/_truth/_drift/{replica}` | seeded rows' drift (below) | — |
+//! | `/_truth/links/{link}/{key}` | a link's conflict truth ([`link`]) | — |
 //! | `/_faults` | fault injection: `POST` adds, `GET` lists, `DELETE` clears ([`faults`]) | — |
 //! | `/` | JSON description of the services | — |
 //!
@@ -159,8 +160,13 @@
 //!     lag: { distribution: log_normal, median: 400ms, p99: 1500ms }
 //! ```
 //!
+//! Links ([`link`]): a scenario's `links:` makes two opposite replicas one bidirectional
+//! map with a conflict policy, and an environment's `clock_skew` moves its clock (its `Date`
+//! headers, Dataverse times, link stamps); see `docs/design/emulator.md`.
+//!
 //! Left out: writes to search and Elasticsearch (they are read-only replicas here), writes
-//! to F&O entities not declared writable and to rows dual-written from Dataverse,
+//! to F&O entities not declared writable and to rows dual-written from Dataverse (but for
+//! the linked fields of a link's copies),
 //! `$expand`, `$orderby` in F&O, batch requests, Elasticsearch's idle-shard refresh and
 //! `_refresh`; for the lake see [`lake`].
 
