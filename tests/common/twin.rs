@@ -262,3 +262,46 @@ impl Served {
             .expect("the emulator stops cleanly");
     }
 }
+
+/// An estate whose Dataverse `crm/accounts` and F&O `fin/CustomersV3` are one dual-write map
+/// both ways (replicas `fno` and `fno_back`, link `customers` with the emulator's conflict
+/// `policy`), `lag` (a YAML lag distribution) each way, and `fin`'s clock `fin_skew` off.
+pub fn linked_scenario(
+    client: &str,
+    secret: &str,
+    policy: &str,
+    fin_skew: &str,
+    lag: &str,
+) -> String {
+    format!(
+        r#"
+credentials:
+  - {{ tenant: contoso, client_id: {client}, client_secret: {secret} }}
+dataverse:
+  crm:
+    tables:
+      accounts: {{ id: accountid, columns: {{ name: string, accountnumber: string, description: string }} }}
+fno:
+  fin:
+    clock_skew: {fin_skew}
+    default_company: dat
+    entities:
+      CustomersV3: {{ key: CustomerAccount, mandatory: [OrganizationName], number_sequence: DW }}
+replicas:
+  fno:
+    source: crm/accounts
+    target: {{ kind: fno, env: fin, entity: CustomersV3, company: usmf }}
+    key: name
+    map: {{ accountnumber: CustomerAccount, name: OrganizationName, description: AddressDescription }}
+    lag: {lag}
+  fno_back:
+    source: fno:fin/CustomersV3
+    target: {{ kind: dataverse, env: crm, table: accounts }}
+    key: OrganizationName
+    map: {{ OrganizationName: name, CustomerAccount: accountnumber, AddressDescription: description }}
+    lag: {lag}
+links:
+  customers: {{ replicas: [fno, fno_back], policy: {policy} }}
+"#
+    )
+}

@@ -18,43 +18,12 @@ use crate::common;
 /// The emulated estate: Dataverse `crm` and F&O `fin`, linked both ways by dual-write with the
 /// emulator's conflict policy `policy`; `fin`'s clock is `skew` off true time.
 fn scenario(policy: &str, skew: &str) -> String {
-    format!(
-        r#"
-credentials:
-  - {{ tenant: contoso, client_id: lagwatch-app, client_secret: conflict-secret }}
-dataverse:
-  crm:
-    tables:
-      accounts:
-        id: accountid
-        columns: {{ name: string, description: string, accountnumber: string }}
-fno:
-  fin:
-    default_company: dat
-    clock_skew: {skew}
-    entities:
-      CustomersV3:
-        key: CustomerAccount
-        mandatory: [OrganizationName, CustomerGroupId]
-        number_sequence: DW
-replicas:
-  dw:
-    source: crm/accounts
-    target: {{ kind: fno, env: fin, entity: CustomersV3, company: usmf }}
-    key: name
-    map: {{ name: OrganizationName, description: AddressDescription, accountnumber: CustomerAccount }}
-    lag: {{ distribution: uniform, min: 300ms, max: 600ms }}
-  dw_back:
-    source: fno:fin/CustomersV3
-    target: {{ kind: dataverse, env: crm, table: accounts }}
-    key: OrganizationName
-    map: {{ OrganizationName: name, AddressDescription: description, CustomerAccount: accountnumber }}
-    lag: {{ distribution: uniform, min: 300ms, max: 600ms }}
-links:
-  customers:
-    replicas: [dw, dw_back]
-    policy: {policy}
-"#
+    common::twin::linked_scenario(
+        "lagwatch-app",
+        "conflict-secret",
+        policy,
+        skew,
+        "{ distribution: uniform, min: 300ms, max: 600ms }",
     )
 }
 

@@ -19,36 +19,12 @@ const SECRET: &str = "links-secret";
 const LAG: &str = "3s";
 
 fn scenario(policy: &str, fin_skew: &str) -> String {
-    format!(
-        r#"
-credentials:
-  - {{ tenant: contoso, client_id: {CLIENT}, client_secret: {SECRET} }}
-dataverse:
-  crm:
-    tables:
-      accounts: {{ id: accountid, columns: {{ name: string, accountnumber: string, description: string }} }}
-fno:
-  fin:
-    clock_skew: {fin_skew}
-    default_company: dat
-    entities:
-      CustomersV3: {{ key: CustomerAccount, mandatory: [OrganizationName], number_sequence: DW }}
-replicas:
-  fno:
-    source: crm/accounts
-    target: {{ kind: fno, env: fin, entity: CustomersV3, company: usmf }}
-    key: name
-    map: {{ accountnumber: CustomerAccount, name: OrganizationName, description: AddressDescription }}
-    lag: {{ distribution: fixed, value: {LAG} }}
-  fno_back:
-    source: fno:fin/CustomersV3
-    target: {{ kind: dataverse, env: crm, table: accounts }}
-    key: OrganizationName
-    map: {{ OrganizationName: name, CustomerAccount: accountnumber, AddressDescription: description }}
-    lag: {{ distribution: fixed, value: {LAG} }}
-links:
-  customers: {{ replicas: [fno, fno_back], policy: {policy} }}
-"#
+    crate::common::twin::linked_scenario(
+        CLIENT,
+        SECRET,
+        policy,
+        fin_skew,
+        &format!("{{ distribution: fixed, value: {LAG} }}"),
     )
 }
 

@@ -379,6 +379,7 @@ fn the_demo_shows_every_state_within_two_minutes() {
                 .is_some_and(|v| s.split('|').any(|s| v.contains(s)))
         }) && broken("search", "monotonic_reads")
             && broken("crm2", "causal")
+            && conflict_outcome(demo.addr) == Some("policy_violated".to_string())
         {
             assert_eq!(
                 contracts["fno"],
@@ -392,7 +393,8 @@ fn the_demo_shows_every_state_within_two_minutes() {
         }
         assert!(
             Instant::now() < deadline,
-            "states seen so far: {seen:?}; contracts: {contracts:?}"
+            "states seen so far: {seen:?}; contracts: {contracts:?}; last conflict probe: {:?}",
+            conflict_outcome(demo.addr)
         );
         std::thread::sleep(Duration::from_secs(1));
     }
@@ -410,8 +412,23 @@ fn the_demo_shows_every_state_within_two_minutes() {
         );
         assert!(text.contains(&series), "{series}");
     }
+    // The conflict probe: crm's update, F&O's a second later on a clock 3 s slow, and the
+    // map's last-writer-wins keeping crm's: counted, with the skew measured beside it.
+    assert!(
+        text.contains(
+            "lagwatch_conflict_probes_total{a=\"crm\",b=\"fno\",outcome=\"policy_violated\"}"
+        ),
+        "the conflict probe is counted"
+    );
+    let skew = common::scrape(
+        demo.addr,
+        "lagwatch_conflict_skew_seconds{a=\"crm\",b=\"fno\"}",
+    )
+    .expect("the skew between crm and fno is measured");
+    assert!((2.0..=4.0).contains(&skew), "crm minus fno: {skew} s");
     let page = common::http_get(demo.addr, "/").2;
     let api = common::http_get(demo.addr, "/api/v1/paths").2;
+    let conflicts = common::http_get(demo.addr, "/api/v1/conflicts").2;
     terminate(demo);
     let logs = std::fs::read_to_string(&log).expect("logs");
     let _ = std::fs::remove_file(&log);
@@ -421,11 +438,22 @@ fn the_demo_shows_every_state_within_two_minutes() {
             ("/metrics", &text),
             ("/", &page),
             ("the API", &api),
+            ("the conflicts API", &conflicts),
             ("the logs", &logs),
         ] {
             assert!(!body.contains(secret), "a secret reached {what}");
         }
     }
+}
+
+/// The outcome of the demo's latest conflict probe, once there is one.
+fn conflict_outcome(addr: std::net::SocketAddr) -> Option<String> {
+    let (status, _, body) = common::http_get(addr, "/api/v1/conflicts");
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["conflicts"][0]["probes"][0]["outcome"]
+        .as_str()
+        .map(str::to_string)
 }
 
 #[test]

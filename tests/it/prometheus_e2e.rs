@@ -55,11 +55,6 @@ const EVENT_BORN: &[&str] = &[
     // Exist only on paths that read a canary at a change log (no demo path does).
     "lagwatch_versions_lost_total",
     "lagwatch_versions_duplicated_total",
-    // Exist only for the pairs under conflicts: (the demo has none; the conflict probes of
-    // issue 16 are being added to the core).
-    "lagwatch_conflict_probes_total",
-    "lagwatch_conflict_agreement_seconds",
-    "lagwatch_conflict_skew_seconds",
 ];
 
 /// Whether `selector` selects a family born with its first event and that has no series yet.
