@@ -427,6 +427,14 @@ fn the_demo_shows_every_state_within_two_minutes() {
     .expect("the skew between crm and fno is measured");
     assert!((2.0..=4.0).contains(&skew), "crm minus fno: {skew} s");
     let page = common::http_get(demo.addr, "/").2;
+    let row = page
+        .lines()
+        .find(|l| l.contains("data-conflict=\"crm/fno\""))
+        .expect("the status page has the conflict probe's row");
+    assert!(
+        row.contains("policy_violated") && row.contains("last_writer_wins"),
+        "{row}"
+    );
     let api = common::http_get(demo.addr, "/api/v1/paths").2;
     let conflicts = common::http_get(demo.addr, "/api/v1/conflicts").2;
     terminate(demo);

@@ -189,6 +189,7 @@ async fn index(State(s): State<AppState>) -> Html<String> {
         &current.instance,
         &status::views(&current.engine),
         &status::reconcile_views(&current.reconciler),
+        &status::conflict_views(&current.engine),
     ))
 }
 
@@ -212,44 +213,13 @@ async fn paths(State(s): State<AppState>) -> Json<PathsResponse> {
 struct ConflictsResponse {
     instance: String,
     generated_at: String,
-    conflicts: Vec<ConflictView>,
-}
-
-/// One conflict probe pair: its settings and its recent probes, newest first.
-#[derive(Serialize)]
-struct ConflictView {
-    a: String,
-    b: String,
-    policy: String,
-    interval_seconds: f64,
-    spread_seconds: f64,
-    timeout_seconds: f64,
-    canary: String,
-    probes: Vec<crate::probe::conflict::ConflictProbe>,
+    conflicts: Vec<status::ConflictView>,
 }
 
 /// `GET /api/v1/conflicts`: every conflict probe pair with the probes behind its metrics.
 async fn conflicts(State(s): State<AppState>) -> Json<ConflictsResponse> {
     let current = s.live.current();
-    let conflicts = current
-        .engine
-        .conflicts()
-        .iter()
-        .map(|c| {
-            let mut probes = c.recent();
-            probes.reverse();
-            ConflictView {
-                a: c.spec.a.clone(),
-                b: c.spec.b.clone(),
-                policy: c.spec.policy.describe(),
-                interval_seconds: c.spec.interval.get().as_secs_f64(),
-                spread_seconds: c.spec.spread.get().as_secs_f64(),
-                timeout_seconds: c.spec.timeout.get().as_secs_f64(),
-                canary: c.canary().key().to_string(),
-                probes,
-            }
-        })
-        .collect();
+    let conflicts = status::conflict_views(&current.engine);
     Json(ConflictsResponse {
         instance: current.instance.to_string(),
         generated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),

@@ -304,6 +304,125 @@ fn reconcile_rows(h: &mut String, views: &[ReconcileView]) {
     );
 }
 
+/// One conflict probe pair as the status page and `/api/v1/conflicts` show it: its settings,
+/// the probes it counted by outcome, and its recent probes, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConflictView {
+    pub a: String,
+    pub b: String,
+    pub policy: String,
+    pub interval_seconds: f64,
+    pub spread_seconds: f64,
+    pub timeout_seconds: f64,
+    pub canary: String,
+    /// Probes since start-up by outcome (`lagwatch_conflict_probes_total`).
+    pub outcomes: std::collections::BTreeMap<&'static str, u64>,
+    pub probes: Vec<crate::probe::conflict::ConflictProbe>,
+}
+
+/// Views of every conflict probe pair, in config order.
+pub fn conflict_views(engine: &Engine) -> Vec<ConflictView> {
+    let counts = &engine.metrics().conflict.probes;
+    engine
+        .conflicts()
+        .iter()
+        .map(|c| {
+            let mut probes = c.recent();
+            probes.reverse();
+            ConflictView {
+                a: c.spec.a.clone(),
+                b: c.spec.b.clone(),
+                policy: c.spec.policy.describe(),
+                interval_seconds: c.spec.interval.get().as_secs_f64(),
+                spread_seconds: c.spec.spread.get().as_secs_f64(),
+                timeout_seconds: c.spec.timeout.get().as_secs_f64(),
+                canary: c.canary().key().to_string(),
+                outcomes: crate::metrics::conflict::OUTCOMES
+                    .iter()
+                    .map(|o| {
+                        (
+                            *o,
+                            counts
+                                .with_label_values(&[c.spec.a.as_str(), c.spec.b.as_str(), o])
+                                .get(),
+                        )
+                    })
+                    .collect(),
+                probes,
+            }
+        })
+        .collect()
+}
+
+/// The status class a conflict outcome is shown with.
+fn conflict_class(outcome: &str) -> &'static str {
+    match outcome {
+        "converged_same" => "converging",
+        "policy_violated" => "lagging",
+        "diverged" => "stuck",
+        "rejected" => "halted",
+        _ => "failing",
+    }
+}
+
+fn conflict_rows(h: &mut String, views: &[ConflictView]) {
+    if views.is_empty() {
+        return;
+    }
+    h.push_str(
+        r#"<h2>Conflicts</h2>
+<table>
+<thead><tr><th>Linked systems</th><th>Policy</th><th>Last probe</th><th>Why</th><th>Agreed after</th><th>Skew (a − b)</th><th>Spread</th><th>Since start</th></tr></thead>
+<tbody>
+"#,
+    );
+    for v in views {
+        let last = v.probes.first();
+        let (outcome, why, agreed, skew) = match last {
+            Some(p) => (
+                format!(
+                    "<span class=\"state {}\">{}</span> {}",
+                    conflict_class(p.outcome),
+                    p.outcome,
+                    p.started_at.format("%H:%M:%S UTC")
+                ),
+                esc(&p.reason),
+                opt(p.agreement_seconds),
+                p.skew_seconds
+                    .map_or_else(|| "–".to_string(), |s| format!("{s:+.1} s")),
+            ),
+            None => (
+                "not yet".to_string(),
+                String::new(),
+                "–".to_string(),
+                "–".to_string(),
+            ),
+        };
+        let counts: Vec<String> = v
+            .outcomes
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(o, n)| format!("{n} {o}"))
+            .collect();
+        let _ = writeln!(
+            h,
+            r#"<tr data-conflict="{a}/{b}"><td>{a} ↔ {b}</td><td>{policy}</td><td>{outcome}</td><td><div class="msg" title="{why}">{why}</div></td><td class="num">{agreed}</td><td class="num">{skew}</td><td class="num">{spread}</td><td>{counts}</td></tr>"#,
+            a = esc(&v.a),
+            b = esc(&v.b),
+            policy = esc(&v.policy),
+            spread = human(v.spread_seconds),
+            counts = if counts.is_empty() {
+                "–".to_string()
+            } else {
+                counts.join(", ")
+            },
+        );
+    }
+    h.push_str(
+        "</tbody></table>\n<p class=\"sub\">Both systems of a link updated at once (<code>spread</code> apart), then read until they agree: the probes behind each row are at <a href=\"/api/v1/conflicts\">/api/v1/conflicts</a>.</p>\n",
+    );
+}
+
 /// Where the status page of one path is.
 pub fn path_page_url(source: &str, target: &str) -> String {
     format!(
@@ -390,6 +509,7 @@ pub fn render_html(
     instance: &str,
     views: &[PathView],
     reconciliations: &[ReconcileView],
+    conflicts: &[ConflictView],
 ) -> String {
     let mut h = String::with_capacity(4096 + views.len() * 800);
     head(
@@ -448,10 +568,11 @@ pub fn render_html(
     }
     h.push_str("</tbody></table>\n");
     reconcile_rows(&mut h, reconciliations);
+    conflict_rows(&mut h, conflicts);
     let _ = write!(
         h,
         r#"<footer>Lag is the midpoint of the interval in which the sentinel is known to have arrived; ± is half that interval.
-<a href="/report">Consistency report</a> · <a href="/metrics">/metrics</a> · <a href="/api/v1/paths">/api/v1/paths</a> · <a href="/api/v1/reconciliations">/api/v1/reconciliations</a> · <a href="/api/v1/discrepancies">/api/v1/discrepancies</a> · <a href="/readyz">/readyz</a></footer>
+<a href="/report">Consistency report</a> · <a href="/metrics">/metrics</a> · <a href="/api/v1/paths">/api/v1/paths</a> · <a href="/api/v1/reconciliations">/api/v1/reconciliations</a> · <a href="/api/v1/discrepancies">/api/v1/discrepancies</a> · <a href="/api/v1/conflicts">/api/v1/conflicts</a> · <a href="/readyz">/readyz</a></footer>
 </body></html>
 "#
     );
@@ -508,7 +629,7 @@ mod tests {
 
     #[test]
     fn html_escapes_and_has_no_script() {
-        let h = render_html("<x>", &[], &[]);
+        let h = render_html("<x>", &[], &[], &[]);
         assert!(h.contains("&lt;x&gt;"));
         assert!(!h.contains("<script"));
         assert!(h.contains(r#"<a href="/report">Consistency report</a>"#));
