@@ -71,8 +71,9 @@ pub struct UpdateReport {
 }
 
 /// What a round of reads saw on one side: a version of this probe, something else, nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "is", content = "version")]
+/// Shown in the API as `a`, `b` (whose update), `other` (with its version when it has one) or
+/// `absent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
     /// A version this probe wrote.
     Ours(Side),
@@ -80,6 +81,18 @@ pub enum Seen {
     Other(Option<u64>),
     /// No row.
     Absent,
+}
+
+impl Serialize for Seen {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Seen::Ours(Side::A) => s.serialize_str("a"),
+            Seen::Ours(Side::B) => s.serialize_str("b"),
+            Seen::Other(Some(v)) => s.serialize_str(&format!("other (version {v})")),
+            Seen::Other(None) => s.serialize_str("other"),
+            Seen::Absent => s.serialize_str("absent"),
+        }
+    }
 }
 
 /// One conflict probe, for the API and the WARN line.
@@ -170,8 +183,24 @@ pub fn expected(policy: &Policy, a_name: &str, a: Ack, b: Ack, sequential: bool)
     }
 }
 
-/// The outcome of a probe and why.
-pub fn judge(a: Ack, b: Ack, expected: Option<Side>, ending: Ending) -> (&'static str, String) {
+/// The outcome of a probe and why, in words naming the systems (`names`: a's and b's).
+pub fn judge(
+    a: Ack,
+    b: Ack,
+    expected: Option<Side>,
+    ending: Ending,
+    names: (&str, &str),
+) -> (&'static str, String) {
+    let name = |s: Side| match s {
+        Side::A => names.0,
+        Side::B => names.1,
+    };
+    let describe = |s: Seen| match s {
+        Seen::Ours(side) => format!("{}'s update", name(side)),
+        Seen::Other(Some(v)) => format!("another value (version {v})"),
+        Seen::Other(None) => "another value".to_string(),
+        Seen::Absent => "no row".to_string(),
+    };
     if [a, b].contains(&Ack::Failed) {
         return ("error", "an update failed (not as a conflict)".to_string());
     }
@@ -197,8 +226,10 @@ pub fn judge(a: Ack, b: Ack, expected: Option<Side>, ending: Ending) -> (&'stati
         Ending::Differ(x, y) => (
             "diverged",
             format!(
-                "at the timeout a shows {}, b shows {}",
+                "at the timeout {} shows {}, {} shows {}",
+                names.0,
                 describe(x),
+                names.1,
                 describe(y)
             ),
         ),
@@ -206,32 +237,16 @@ pub fn judge(a: Ack, b: Ack, expected: Option<Side>, ending: Ending) -> (&'stati
             Some(e) if e != side => (
                 "policy_violated",
                 format!(
-                    "both ended on {}'s value; the policy says {}'s wins",
+                    "both ended on {}'s update; the policy keeps {}'s",
                     name(side),
                     name(e)
                 ),
             ),
             _ => (
                 "converged_same",
-                format!("both ended on {}'s value", name(side)),
+                format!("both ended on {}'s update", name(side)),
             ),
         },
-    }
-}
-
-fn name(s: Side) -> &'static str {
-    match s {
-        Side::A => "a",
-        Side::B => "b",
-    }
-}
-
-fn describe(s: Seen) -> String {
-    match s {
-        Seen::Ours(side) => format!("{}'s value", name(side)),
-        Seen::Other(Some(v)) => format!("another value (version {v})"),
-        Seen::Other(None) => "another value".to_string(),
-        Seen::Absent => "no row".to_string(),
     }
 }
 
@@ -534,7 +549,7 @@ impl ConflictProber {
         if let Ending::Agreed(Seen::Ours(side)) = ending {
             p.agreed_on = Some(side);
         }
-        let (outcome, reason) = judge(ack_a, ack_b, expected, ending);
+        let (outcome, reason) = judge(ack_a, ack_b, expected, ending, (&self.spec.a, &self.spec.b));
         p.outcome = outcome;
         p.reason = reason;
         self.note_skew(&mut p);
@@ -699,49 +714,42 @@ mod tests {
         let t0 = Instant::now();
         let (a, b) = (ok(0, 100, t0), ok(1000, 1100, t0));
         let agreed = |s| Ending::Agreed(Seen::Ours(s));
+        let outcome = |a, b, e, ending| judge(a, b, e, ending, ("crm", "fno")).0;
         assert_eq!(
-            judge(a, b, Some(Side::B), agreed(Side::B)).0,
+            outcome(a, b, Some(Side::B), agreed(Side::B)),
             "converged_same"
         );
-        assert_eq!(judge(a, b, None, agreed(Side::A)).0, "converged_same");
+        assert_eq!(outcome(a, b, None, agreed(Side::A)), "converged_same");
         assert_eq!(
-            judge(a, b, Some(Side::B), agreed(Side::A)).0,
+            outcome(a, b, Some(Side::B), agreed(Side::A)),
             "policy_violated"
         );
+        let differ = Ending::Differ(Seen::Ours(Side::A), Seen::Ours(Side::B));
+        assert_eq!(outcome(a, b, Some(Side::B), differ), "diverged");
         assert_eq!(
-            judge(
-                a,
-                b,
-                Some(Side::B),
-                Ending::Differ(Seen::Ours(Side::A), Seen::Ours(Side::B))
-            )
-            .0,
-            "diverged"
+            judge(a, b, Some(Side::B), differ, ("crm", "fno")).1,
+            "at the timeout crm shows crm's update, fno shows fno's update"
         );
         assert_eq!(
-            judge(a, Ack::Rejected, Some(Side::A), agreed(Side::A)).0,
+            judge(a, b, Some(Side::B), agreed(Side::A), ("crm", "fno")).1,
+            "both ended on crm's update; the policy keeps fno's"
+        );
+        assert_eq!(
+            outcome(a, Ack::Rejected, Some(Side::A), agreed(Side::A)),
+            "rejected"
+        );
+        let foreign = Ending::Agreed(Seen::Other(Some(7)));
+        assert_eq!(
+            outcome(Ack::Rejected, Ack::Rejected, None, foreign),
             "rejected"
         );
         assert_eq!(
-            judge(
-                Ack::Rejected,
-                Ack::Rejected,
-                None,
-                Ending::Agreed(Seen::Other(Some(7)))
-            )
-            .0,
-            "rejected"
-        );
-        assert_eq!(
-            judge(a, Ack::Failed, Some(Side::A), Ending::Unread).0,
+            outcome(a, Ack::Failed, Some(Side::A), Ending::Unread),
             "error"
         );
-        assert_eq!(judge(a, b, None, Ending::Unread).0, "error");
-        assert_eq!(
-            judge(a, b, None, Ending::Agreed(Seen::Other(Some(3)))).0,
-            "error"
-        );
-        assert_eq!(judge(a, b, None, Ending::Agreed(Seen::Absent)).0, "error");
+        assert_eq!(outcome(a, b, None, Ending::Unread), "error");
+        assert_eq!(outcome(a, b, None, foreign), "error");
+        assert_eq!(outcome(a, b, None, Ending::Agreed(Seen::Absent)), "error");
     }
 
     #[test]
