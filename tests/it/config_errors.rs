@@ -54,7 +54,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_path.yaml",
         "paths[1].objectve",
-        "unknown key; the keys allowed here are: source, target, interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, contract, delete_sample, update_interval, pair_interval, reconcile",
+        "unknown key; the keys allowed here are: source, target, interval, timeout, objective, max_in_flight, confirm, retention, request_timeout, poll, contract, delete_sample, update_interval, pair_interval, reconcile, platform_status",
     ),
     case(
         "unknown_key_poll.yaml",

@@ -432,6 +432,7 @@ impl SystemKind for SimulatedConfig {
                     source: Some(node.clone()),
                     target: Some(node),
                     inventory: None,
+                    status: None,
                 })
             }
             Some(src) => {
@@ -446,6 +447,7 @@ impl SystemKind for SimulatedConfig {
                     source: None,
                     target: Some(node),
                     inventory: None,
+                    status: None,
                 })
             }
         }

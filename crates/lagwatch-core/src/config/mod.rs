@@ -10,6 +10,7 @@
 pub mod conflict;
 pub mod duration;
 pub mod limits;
+pub mod platform;
 pub mod poll;
 pub mod reconcile;
 pub mod secret;
@@ -154,6 +155,8 @@ pub struct PathSpec {
     /// runs, either way): how long after the acknowledgement a sentinel may still be missing
     /// before the probe ends `halted` instead of waiting for a lag. `None`: asynchronous.
     pub sync_grace: Option<Dur>,
+    /// The platform's own status read beside the canary (`platform_status:`).
+    pub platform_status: Option<platform::StatusSpec>,
 }
 
 /// What a target kind's reads can show of its guarantees: `Err` says why not.
@@ -319,6 +322,9 @@ struct RawPath {
     pair_interval: Option<Dur>,
     #[serde(default)]
     reconcile: Vec<crate::config::reconcile::RawReconcile>,
+    /// Typed by [`platform::resolve`], which knows which system offers the surface.
+    #[serde(default)]
+    platform_status: Option<serde_json::Value>,
 }
 
 impl RawPath {
@@ -1156,7 +1162,19 @@ fn resolve_path(
         }
         reconcile.push(spec);
     }
+    let platform_status = raw
+        .platform_status
+        .map(|v| {
+            platform::resolve(
+                key,
+                v,
+                (&raw.source, source.status_surfaces()),
+                (&raw.target, target.status_surfaces()),
+            )
+        })
+        .transpose()?;
     Ok(PathSpec {
+        platform_status,
         reconcile,
         source: raw.source,
         target: raw.target,

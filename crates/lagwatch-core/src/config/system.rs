@@ -70,6 +70,11 @@ pub trait SystemSpec: fmt::Debug + Send + Sync + Any {
     fn can_update(&self) -> Result<(), String> {
         Err("this kind does not update records".to_string())
     }
+    /// The platform status surfaces (`platform_status.surface`) lagwatch can read through
+    /// this system, by name (`config::platform::Surface::name`).
+    fn status_surfaces(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// `Ok` if the system reads and updates a sentinel's record that a replication created
     /// there (by the sentinel key), as the second system of a conflict probe must, else why
     /// not.

@@ -7,6 +7,7 @@
 //! [`ConnectorError::kind`] into a small fixed set that may be used as a label.
 
 pub mod inventory;
+pub mod status;
 
 use std::fmt;
 use std::sync::Arc;

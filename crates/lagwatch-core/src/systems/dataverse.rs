@@ -212,6 +212,7 @@ impl SystemKind for DataverseConfig {
             source: Some(connector.clone()),
             target: Some(connector.clone()),
             inventory: Some(connector),
+            status: None,
         })
     }
 }

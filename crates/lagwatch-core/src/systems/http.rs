@@ -541,6 +541,7 @@ impl SystemKind for HttpConfig {
                 .then(|| connector.clone() as Arc<dyn Source>),
             target: Some(connector),
             inventory: None,
+            status: None,
         })
     }
 }

@@ -53,6 +53,9 @@ pub struct System {
     pub target: Option<Arc<dyn Target>>,
     /// Listing of rows for reconciliation, for kinds that support it.
     pub inventory: Option<Arc<dyn crate::connector::inventory::Inventory>>,
+    /// The platform status surfaces this system can be asked about (`platform_status:`),
+    /// for kinds that have any (`SystemSpec::status_surfaces`).
+    pub status: Option<Arc<dyn crate::connector::status::StatusSurfaces>>,
 }
 
 impl System {
@@ -70,6 +73,7 @@ impl System {
             source: None,
             target: Some(target),
             inventory: None,
+            status: None,
         }
     }
 

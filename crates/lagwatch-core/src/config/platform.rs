@@ -1,0 +1,154 @@
+//! What a path reads of the platform's own status (`paths[i].platform_status`), beside its
+//! canary.
+//!
+//! ```yaml
+//! paths:
+//!   - source: crm
+//!     target: search
+//!     platform_status:
+//!       surface: azure_search_indexer   # which surface (the table below)
+//!       indexer: accounts-indexer       # what the surface needs to know
+//!       interval: 60s                   # between reads (default 60s, at least 30s)
+//!       grace: 30s                      # a sync this long after a write should carry it
+//! ```
+//!
+//! | surface | read through | needs |
+//! |---|---|---|
+//! | `synapse_link` | the `dataverse` source | `table`, optional `profile` |
+//! | `fabric_link` | the `dataverse` source | `table` |
+//! | `dataverse_search` | the `dataverse_search` target or `dataverse` source | `table` |
+//! | `azure_search_indexer` | the `azure_search` target | `indexer` |
+//! | `elasticsearch_refresh` | the `elasticsearch` target | — (its index) |
+//! | `dual_write` | the `fo_odata` target or source | `internal_entity`, `external_entity` |
+
+use serde::{Deserialize, Serialize};
+
+use super::{Dur, Issue, decode};
+
+/// Defaults of a platform status read.
+pub mod default {
+    use crate::config::Dur;
+    /// A minute: status surfaces move at the pace of their syncs, and every read costs the
+    /// system's budget.
+    pub const INTERVAL: Dur = Dur::secs(60);
+    /// The shortest interval accepted.
+    pub const MIN_INTERVAL: Dur = Dur::secs(30);
+    pub const GRACE: Dur = Dur::secs(30);
+}
+
+/// Which surface, with what it needs to know.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(tag = "surface", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Surface {
+    /// Synapse Link for Dataverse (CSV lake): `synapselinkprofileentitystates` of `table`,
+    /// `synapselinkprofiles`, `synapselinkschedules`.
+    SynapseLink {
+        /// The Dataverse table's logical name (`entityname`), e.g. `account`.
+        table: String,
+        /// The profile's name when the organisation has several.
+        #[serde(default)]
+        profile: Option<String>,
+    },
+    /// Link to Fabric / Delta profiles: `synapselinkexternaltablestates` of `table`.
+    FabricLink { table: String },
+    /// Dataverse search: `searchstatus`, the table's entry.
+    DataverseSearch { table: String },
+    /// An Azure AI Search indexer's status and execution history.
+    AzureSearchIndexer { indexer: String },
+    /// Elasticsearch / OpenSearch refresh statistics of the target's index.
+    ElasticsearchRefresh {},
+    /// The dual-write map as F&O configures it (`DualWriteProjectConfigurations`).
+    DualWrite {
+        /// F&O's side of the map, e.g. `Customers V3`.
+        internal_entity: String,
+        /// Dataverse's side, e.g. `accounts`.
+        external_entity: String,
+    },
+}
+
+impl Surface {
+    /// The `surface` label and configured name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Surface::SynapseLink { .. } => "synapse_link",
+            Surface::FabricLink { .. } => "fabric_link",
+            Surface::DataverseSearch { .. } => "dataverse_search",
+            Surface::AzureSearchIndexer { .. } => "azure_search_indexer",
+            Surface::ElasticsearchRefresh {} => "elasticsearch_refresh",
+            Surface::DualWrite { .. } => "dual_write",
+        }
+    }
+}
+
+/// A path's platform status read, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSpec {
+    pub surface: Surface,
+    /// The system read (the path's target or source, whichever offers the surface).
+    pub system: String,
+    pub interval: Dur,
+    pub grace: Dur,
+}
+
+/// Types `paths[i].platform_status` and picks the system that offers its surface: the target,
+/// else the source.
+pub(super) fn resolve(
+    key: &str,
+    value: serde_json::Value,
+    (source, source_surfaces): (&str, &[&str]),
+    (target, target_surfaces): (&str, &[&str]),
+) -> Result<StatusSpec, Issue> {
+    let key = format!("{key}.platform_status");
+    let serde_json::Value::Object(mut map) = value else {
+        return Err(Issue::new(
+            key,
+            "expected a mapping with surface: and what the surface needs",
+        ));
+    };
+    let duration = |map: &mut serde_json::Map<String, serde_json::Value>, name: &str| {
+        map.remove(name)
+            .map(|v| decode::<Dur>(&format!("{key}.{name}"), v))
+            .transpose()
+    };
+    let interval = duration(&mut map, "interval")?.unwrap_or(default::INTERVAL);
+    let grace = duration(&mut map, "grace")?.unwrap_or(default::GRACE);
+    if interval.get() < default::MIN_INTERVAL.get() {
+        return Err(Issue::new(
+            format!("{key}.interval"),
+            format!(
+                "{interval} is shorter than {}: status surfaces change at the pace of their syncs, and every read costs the system's request budget",
+                default::MIN_INTERVAL
+            ),
+        ));
+    }
+    let surface: Surface = decode(&key, serde_json::Value::Object(map))?;
+    let name = surface.name();
+    let system = if target_surfaces.contains(&name) {
+        target
+    } else if source_surfaces.contains(&name) {
+        source
+    } else {
+        return Err(Issue::new(
+            format!("{key}.surface"),
+            format!(
+                "neither the target \"{target}\" ({}) nor the source \"{source}\" ({}) offers {name}",
+                offers(target_surfaces),
+                offers(source_surfaces)
+            ),
+        ));
+    };
+    Ok(StatusSpec {
+        surface,
+        system: system.to_string(),
+        interval,
+        grace,
+    })
+}
+
+fn offers(surfaces: &[&str]) -> String {
+    if surfaces.is_empty() {
+        "no status surface".to_string()
+    } else {
+        format!("offers {}", surfaces.join(", "))
+    }
+}
