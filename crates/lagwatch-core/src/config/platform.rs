@@ -19,11 +19,14 @@
 //! | `dataverse_search` | the `dataverse_search` target or `dataverse` source | `table` |
 //! | `azure_search_indexer` | the `azure_search` target | `indexer` |
 //! | `elasticsearch_refresh` | the `elasticsearch` target | — (its index) |
-//! | `dual_write` | the `fo_odata` target or source | `internal_entity`, `external_entity` |
+//! | `dual_write` | the `fo_odata` target or source | `internal_entity`, `external_entity`, optional `status_values` |
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Dur, Issue, decode};
+use crate::connector::status::ClaimState;
 
 /// Defaults of a platform status read.
 pub mod default {
@@ -63,7 +66,48 @@ pub enum Surface {
         internal_entity: String,
         /// Dataverse's side, e.g. `accounts`.
         external_entity: String,
+        /// What the map's `Status` values mean, as learnt from the environment (Microsoft
+        /// documents none): `{ "1": healthy, "2": paused }`, a value as F&O returns it (a
+        /// number, or an enum's name) to a state (`healthy`, `error`, `paused`,
+        /// `not_running`, `unknown`). A value not listed is exported raw as `unknown`.
+        #[serde(default, deserialize_with = "status_values")]
+        status_values: BTreeMap<String, ClaimState>,
     },
+}
+
+/// Reads `status_values`, naming the key of a value that is no state: inside the tagged
+/// `Surface` serde loses the path, so the message carries it.
+fn status_values<'de, D>(d: D) -> Result<BTreeMap<String, ClaimState>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let raw = BTreeMap::<String, serde_json::Value>::deserialize(d)?;
+    let states = || {
+        ClaimState::ALL
+            .iter()
+            .map(|s| s.label())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    raw.into_iter()
+        .map(|(key, value)| {
+            if key.trim().is_empty() {
+                return Err(serde::de::Error::custom(
+                    "status_values: an empty Status value cannot be mapped",
+                ));
+            }
+            let state = value
+                .as_str()
+                .and_then(|v| ClaimState::ALL.into_iter().find(|s| s.label() == v));
+            match state {
+                Some(s) => Ok((key, s)),
+                None => Err(serde::de::Error::custom(format!(
+                    "status_values.\"{key}\": {value} is not a state; the states are: {}",
+                    states()
+                ))),
+            }
+        })
+        .collect()
 }
 
 impl Surface {
@@ -150,5 +194,68 @@ fn offers(surfaces: &[&str]) -> String {
         "no status surface".to_string()
     } else {
         format!("offers {}", surfaces.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn dual_write(values: serde_json::Value) -> Result<StatusSpec, Issue> {
+        resolve(
+            "paths[0]",
+            json!({"surface": "dual_write", "internal_entity": "Customers V3",
+                "external_entity": "accounts", "status_values": values}),
+            ("crm", &[]),
+            ("fno", &["dual_write"]),
+        )
+    }
+
+    #[test]
+    fn status_values_give_each_status_of_a_map_its_state() {
+        let spec = dual_write(json!({"1": "healthy", "2": "paused", "0": "not_running"}))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let Surface::DualWrite { status_values, .. } = spec.surface else {
+            panic!("{:?}", spec.surface)
+        };
+        assert_eq!(status_values.get("1"), Some(&ClaimState::Healthy));
+        assert_eq!(status_values.get("2"), Some(&ClaimState::Paused));
+        assert_eq!(status_values.get("0"), Some(&ClaimState::NotRunning));
+        // Without the key, nothing is mapped.
+        let spec = resolve(
+            "paths[0]",
+            json!({"surface": "dual_write", "internal_entity": "a", "external_entity": "b"}),
+            ("crm", &[]),
+            ("fno", &["dual_write"]),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(
+            matches!(spec.surface, Surface::DualWrite { status_values, .. } if status_values.is_empty())
+        );
+    }
+
+    #[test]
+    fn a_status_value_that_is_no_state_is_named_with_its_key() {
+        let e = dual_write(json!({"1": "healthy", "7": "helthy"})).unwrap_err();
+        assert!(e.key.starts_with("paths[0].platform_status"), "{e:?}");
+        assert!(
+            e.reason.contains("status_values.\"7\": \"helthy\" is not a state; the states are: healthy, error, paused, not_running, unknown"),
+            "{e:?}"
+        );
+        let e = dual_write(json!({"1": 1})).unwrap_err();
+        assert!(
+            e.reason.contains("status_values.\"1\": 1 is not a state"),
+            "{e:?}"
+        );
+        // Still strict about keys beside it.
+        let e = resolve(
+            "paths[0]",
+            json!({"surface": "dual_write", "internal_entity": "a", "external_entity": "b", "status": {}}),
+            ("crm", &[]),
+            ("fno", &["dual_write"]),
+        )
+        .unwrap_err();
+        assert!(e.reason.contains("unknown key"), "{e:?}");
     }
 }
