@@ -31,6 +31,8 @@ pub const SOURCE_OPERATIONS: &[&str] = &["write", "read", "delete", "list", "upd
 pub const TARGET_OPERATIONS: &[&str] = &["lookup"];
 /// Operations of a system that lists its rows for reconciliation (one page per request).
 pub const INVENTORY_OPERATIONS: &[&str] = &["inventory"];
+/// Operations of a system read for its platform's own status (`platform_status:`).
+pub const STATUS_OPERATIONS: &[&str] = &["status"];
 /// The metric families. Cheap to clone (every field is reference-counted).
 #[derive(Clone)]
 pub struct Metrics {

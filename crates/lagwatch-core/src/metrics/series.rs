@@ -949,12 +949,13 @@ impl SystemFamilies {
     }
 
     /// Counts one request. `operation` is one of the fixed operations (`write`, `read`,
-    /// `delete`, `list`, `lookup`, `inventory`); anything else is counted as `other`.
+    /// `delete`, `list`, `lookup`, `inventory`, `status`); anything else is counted as `other`.
     pub fn observe(&self, system: &str, operation: &str, status: &str, seconds: f64) {
         let operation = super::SOURCE_OPERATIONS
             .iter()
             .chain(super::TARGET_OPERATIONS)
             .chain(super::INVENTORY_OPERATIONS)
+            .chain(super::STATUS_OPERATIONS)
             .find(|o| **o == operation)
             .copied()
             .unwrap_or("other");

@@ -30,11 +30,14 @@ use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
 use super::http_inventory::{OPERATION, check_query, collection_objects, page_size};
+use super::status::{self, azure_search_indexer::AzureSearchIndexer};
 use super::wire::{Collection, literal, odata_error, odata_error_detail, payload_text};
 use super::{BuildContext, System, SystemKind, SystemSpec, check_names, check_url, decode_as};
 use crate::auth::{Accepts, ApiKeyStyle, AuthBlock, SEARCH_SCOPE};
 use crate::config::Issue;
+use crate::config::platform::Surface;
 use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery, json_row, refused};
+use crate::connector::status::StatusReader;
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
@@ -146,6 +149,11 @@ impl SystemSpec for AzureSearchConfig {
         "azure_search"
     }
 
+    /// An indexer's status and history, on the same service (`systems::status`).
+    fn status_surfaces(&self) -> &'static [&'static str] {
+        &["azure_search_indexer"]
+    }
+
     fn can_list(&self) -> Result<(), String> {
         Ok(())
     }
@@ -188,10 +196,25 @@ impl SystemKind for AzureSearchConfig {
                 prefix: "",
             }),
         )?;
+        let endpoint = self.endpoint.trim_end_matches('/').to_string();
+        let status = {
+            let (http, endpoint, version) =
+                (http.clone(), endpoint.clone(), self.api_version.clone());
+            status::surfaces(self.kind(), move |surface| match surface {
+                Surface::AzureSearchIndexer { indexer } => Some(Arc::new(AzureSearchIndexer::new(
+                    http.clone(),
+                    endpoint.clone(),
+                    version.clone(),
+                    indexer.clone(),
+                ))
+                    as Arc<dyn StatusReader>),
+                _ => None,
+            })
+        };
         let connector = Arc::new(AzureSearch::new(
             http,
             SearchIndex {
-                endpoint: self.endpoint.trim_end_matches('/').to_string(),
+                endpoint,
                 index: self.index.clone(),
                 api_version: self.api_version.clone(),
                 mode: self.mode,
@@ -201,7 +224,8 @@ impl SystemKind for AzureSearchConfig {
         ));
         Ok(
             System::target_only(name, self.kind(), gate, connector.clone())
-                .with_inventory(connector),
+                .with_inventory(connector)
+                .with_status(status),
         )
     }
 }

@@ -17,11 +17,17 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::http_inventory::{ODataLister, check_query, odata_table, odata_timestamp};
+use super::status::{
+    self, dataverse_search::DataverseSearchStatus, fabric_link::FabricLink,
+    synapse_link::SynapseLink,
+};
 use super::wire::{literal, odata, web_api_base};
 use super::{BuildContext, System, SystemKind, SystemSpec, decode_as};
 use crate::auth::{Accepts, AuthBlock};
 use crate::config::Issue;
+use crate::config::platform::Surface;
 use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery};
+use crate::connector::status::StatusReader;
 use crate::connector::{ConnectorError, Lookup, Source, Target, Updated};
 use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
@@ -141,6 +147,12 @@ impl SystemSpec for DataverseConfig {
         Ok(())
     }
 
+    /// Synapse Link's and Link to Fabric's tables and Dataverse search's status are read
+    /// through the environment's Web API (`systems::status`).
+    fn status_surfaces(&self) -> &'static [&'static str] {
+        &["synapse_link", "fabric_link", "dataverse_search"]
+    }
+
     /// An upsert by the record's id (`PATCH` without `If-None-Match`) writes a new version;
     /// with `create: post` the id is the server's, so there is nothing to address.
     fn can_update(&self) -> Result<(), String> {
@@ -192,10 +204,34 @@ impl SystemKind for DataverseConfig {
             || super::scope_or_derived(name, self.scope.as_deref(), &self.url),
             None,
         )?;
+        let base = web_api_base(&self.url, &self.api_version);
+        let status = {
+            let (http, base) = (http.clone(), base.clone());
+            status::surfaces(self.kind(), move |surface| {
+                let reader: Arc<dyn StatusReader> = match surface {
+                    Surface::SynapseLink { table, profile } => Arc::new(SynapseLink::new(
+                        http.clone(),
+                        base.clone(),
+                        table.clone(),
+                        profile.clone(),
+                    )),
+                    Surface::FabricLink { table } => {
+                        Arc::new(FabricLink::new(http.clone(), base.clone(), table.clone()))
+                    }
+                    Surface::DataverseSearch { table } => Arc::new(DataverseSearchStatus::new(
+                        http.clone(),
+                        base.clone(),
+                        table.clone(),
+                    )),
+                    _ => return None,
+                };
+                Some(reader)
+            })
+        };
         let connector = Arc::new(Dataverse::new(
             http,
             TableMap {
-                base: web_api_base(&self.url, &self.api_version),
+                base,
                 table: self.table.clone(),
                 id_column: self.id_column.clone(),
                 key_column: self.key_column.clone(),
@@ -212,7 +248,7 @@ impl SystemKind for DataverseConfig {
             source: Some(connector.clone()),
             target: Some(connector.clone()),
             inventory: Some(connector),
-            status: None,
+            status: Some(status),
         })
     }
 }

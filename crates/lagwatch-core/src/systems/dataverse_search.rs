@@ -40,14 +40,17 @@ use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::wire::{odata, odata_error, payload_text};
+use super::status::{self, dataverse_search::DataverseSearchStatus};
+use super::wire::{odata, odata_error, payload_text, search_error, string_wrapped};
 use super::{BuildContext, System, SystemKind, SystemSpec, check_names, check_url, decode_as};
 use crate::auth::{Accepts, AuthBlock};
 use crate::config::Issue;
 use crate::config::Limits;
+use crate::config::platform::Surface;
+use crate::connector::status::StatusReader;
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
-use crate::net::{HttpSystem, excerpt};
+use crate::net::HttpSystem;
 use crate::sentinel::SentinelId;
 
 /// Where sentinels are searched for in a Dataverse environment.
@@ -121,6 +124,11 @@ impl SystemSpec for DataverseSearchConfig {
         )
     }
 
+    /// The search status function, through the same Web API (`systems::status`).
+    fn status_surfaces(&self) -> &'static [&'static str] {
+        &["dataverse_search"]
+    }
+
     /// Dataverse search allows one request per second per user (fact sheet §6.2): keep
     /// under it, one at a time.
     fn default_limits(&self) -> Limits {
@@ -154,16 +162,29 @@ impl SystemKind for DataverseSearchConfig {
             || super::scope_or_derived(name, self.scope.as_deref(), &self.url),
             None,
         )?;
+        let base = super::wire::web_api_base(&self.url, &self.api_version);
+        let status = {
+            let (http, base) = (http.clone(), base.clone());
+            status::surfaces(self.kind(), move |surface| match surface {
+                Surface::DataverseSearch { table } => Some(Arc::new(DataverseSearchStatus::new(
+                    http.clone(),
+                    base.clone(),
+                    table.clone(),
+                ))
+                    as Arc<dyn StatusReader>),
+                _ => None,
+            })
+        };
         let connector = Arc::new(DataverseSearch::new(
             http,
             SearchTable {
-                base: super::wire::web_api_base(&self.url, &self.api_version),
+                base,
                 entity: self.entity.clone(),
                 key_column: self.key_column.clone(),
                 payload_column: self.payload_column.clone(),
             },
         ));
-        Ok(System::target_only(name, self.kind(), gate, connector))
+        Ok(System::target_only(name, self.kind(), gate, connector).with_status(status))
     }
 }
 
@@ -185,11 +206,6 @@ pub fn exact_phrase(key: &str) -> String {
     }
     out.push('"');
     out
-}
-
-#[derive(Deserialize)]
-struct Outer {
-    response: String,
 }
 
 #[derive(Deserialize)]
@@ -251,17 +267,9 @@ impl Target for DataverseSearch {
         if reply.status != StatusCode::OK {
             return Err(odata_error(&reply));
         }
-        let outer: Outer = reply.json()?;
-        let results: Results = serde_json::from_str(&outer.response)
-            .map_err(|e| reply.bad_response(format!("response is not the expected JSON: {e}")))?;
-        if let Some(err) = results.error.filter(|e| !e.is_null()) {
-            let message = ["message", "Message"]
-                .iter()
-                .find_map(|k| err.get(*k).and_then(Value::as_str))
-                .map_or_else(|| err.to_string(), str::to_string);
-            return Err(
-                reply.bad_response(format!("search error: {}", excerpt(message.as_bytes())))
-            );
+        let results: Results = string_wrapped(&reply)?;
+        if let Some(message) = search_error(results.error.as_ref()) {
+            return Err(reply.bad_response(format!("search error: {message}")));
         }
         let Some(hits) = results.value else {
             return Err(reply.bad_response("response has no Value"));

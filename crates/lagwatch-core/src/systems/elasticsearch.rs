@@ -27,11 +27,14 @@ use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
 use super::http_inventory::{OPERATION, check_query, page_size};
-use super::wire::payload_text;
+use super::status::{self, elasticsearch_refresh::ElasticsearchRefresh};
+use super::wire::{es_error, payload_text};
 use super::{BuildContext, System, SystemKind, SystemSpec, check_url, decode_as};
 use crate::auth::{Accepts, ApiKeyStyle, AuthBlock};
 use crate::config::Issue;
+use crate::config::platform::Surface;
 use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery, json_row, refused};
+use crate::connector::status::StatusReader;
 use crate::connector::{ConnectorError, Lookup, Target};
 use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
@@ -145,6 +148,11 @@ impl SystemSpec for ElasticsearchConfig {
         "elasticsearch"
     }
 
+    /// The index's refresh statistics (`systems::status`).
+    fn status_surfaces(&self) -> &'static [&'static str] {
+        &["elasticsearch_refresh"]
+    }
+
     fn can_list(&self) -> Result<(), String> {
         Ok(())
     }
@@ -181,10 +189,23 @@ impl SystemKind for ElasticsearchConfig {
                 prefix: "ApiKey ",
             }),
         )?;
+        let base = self.url.trim_end_matches('/').to_string();
+        let status = {
+            let (http, base, index) = (http.clone(), base.clone(), self.index.clone());
+            status::surfaces(self.kind(), move |surface| match surface {
+                Surface::ElasticsearchRefresh {} => Some(Arc::new(ElasticsearchRefresh::new(
+                    http.clone(),
+                    base.clone(),
+                    index.clone(),
+                ))
+                    as Arc<dyn StatusReader>),
+                _ => None,
+            })
+        };
         let connector = Arc::new(Elasticsearch::new(
             http,
             EsIndex {
-                base: self.url.trim_end_matches('/').to_string(),
+                base,
                 index: self.index.clone(),
                 mode: self.mode,
                 key_field: self.key_field.clone().unwrap_or_default(),
@@ -193,7 +214,8 @@ impl SystemKind for ElasticsearchConfig {
         ));
         Ok(
             System::target_only(name, self.kind(), gate, connector.clone())
-                .with_inventory(connector),
+                .with_inventory(connector)
+                .with_status(status),
         )
     }
 }
@@ -202,24 +224,6 @@ impl SystemKind for ElasticsearchConfig {
 pub struct Elasticsearch {
     http: HttpSystem,
     index: EsIndex,
-}
-
-/// The error an Elasticsearch body describes (`{"error":{"type","reason"}}` or
-/// `{"error":"text"}`), or the status and an excerpt.
-fn es_error(reply: &Reply) -> ConnectorError {
-    let detail = serde_json::from_slice::<Value>(&reply.body)
-        .ok()
-        .and_then(|v| match v.get("error")? {
-            Value::String(s) => Some(excerpt(s.as_bytes())),
-            e @ Value::Object(_) => {
-                let kind = e.get("type").and_then(Value::as_str).unwrap_or("error");
-                let reason = e.get("reason").and_then(Value::as_str).unwrap_or("");
-                Some(format!("{kind}: {}", excerpt(reason.as_bytes())))
-            }
-            _ => None,
-        })
-        .unwrap_or_else(|| excerpt(&reply.body));
-    reply.bad_response(detail)
 }
 
 impl Elasticsearch {

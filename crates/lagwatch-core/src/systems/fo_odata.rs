@@ -50,11 +50,14 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::http_inventory::{ODataLister, check_query, odata_table};
+use super::status::{self, dual_write::DualWrite};
 use super::wire::{Collection, literal, odata, odata_error, payload_text};
 use super::{BuildContext, System, SystemKind, SystemSpec, check_names, check_url, decode_as};
 use crate::auth::{Accepts, AuthBlock};
+use crate::config::platform::Surface;
 use crate::config::{Dur, Issue};
 use crate::connector::inventory::{Inventory, InventoryPage, InventoryQuery};
+use crate::connector::status::StatusReader;
 use crate::connector::{ConnectorError, Lookup, Source, Target, Updated};
 use crate::gate::Gate;
 use crate::net::{HttpSystem, Reply, excerpt};
@@ -653,6 +656,11 @@ impl SystemSpec for FoOdataConfig {
         self.writes().map(|_| ())
     }
 
+    /// The map's configuration in F&O (`DualWriteProjectConfigurations`, `systems::status`).
+    fn status_surfaces(&self) -> &'static [&'static str] {
+        &["dual_write"]
+    }
+
     /// A row is found by the sentinel key and written again by its entity key, so a source
     /// with a payload field can update (update canaries, conflict probes).
     fn can_update(&self) -> Result<(), String> {
@@ -711,10 +719,28 @@ impl SystemKind for FoOdataConfig {
             || super::scope_or_derived(name, self.scope.as_deref(), &self.url),
             None,
         )?;
+        let base = self.url.trim_end_matches('/').to_string();
+        let status = {
+            let (http, base) = (http.clone(), base.clone());
+            status::surfaces(self.kind(), move |surface| match surface {
+                Surface::DualWrite {
+                    internal_entity,
+                    external_entity,
+                    status_values,
+                } => Some(Arc::new(DualWrite::new(
+                    http.clone(),
+                    base.clone(),
+                    internal_entity.clone(),
+                    external_entity.clone(),
+                    status_values.clone(),
+                )) as Arc<dyn StatusReader>),
+                _ => None,
+            })
+        };
         let connector = Arc::new(FoOdata::new(
             http,
             EntityMap {
-                base: self.url.trim_end_matches('/').to_string(),
+                base,
                 entity_set: self.entity_set.clone(),
                 key_field: self.key_field.clone(),
                 payload_field: self.payload_field.clone(),
@@ -723,7 +749,8 @@ impl SystemKind for FoOdataConfig {
             },
         ));
         let mut system = System::target_only(name, self.kind(), gate, connector.clone())
-            .with_inventory(connector.clone());
+            .with_inventory(connector.clone())
+            .with_status(status);
         if connector.map.writes.is_some() {
             system.source = Some(connector);
         }

@@ -16,6 +16,7 @@ pub mod fo_odata;
 pub mod http;
 pub mod http_inventory;
 pub mod lake_access;
+pub mod status;
 pub mod synapse_link_csv;
 pub mod wire;
 
@@ -75,6 +76,16 @@ impl System {
             inventory: None,
             status: None,
         }
+    }
+
+    /// The same system with status surfaces, for kinds that offer any.
+    #[must_use]
+    pub fn with_status(
+        mut self,
+        status: Arc<dyn crate::connector::status::StatusSurfaces>,
+    ) -> Self {
+        self.status = Some(status);
+        self
     }
 
     /// The same system with an inventory, for kinds that can list their rows.

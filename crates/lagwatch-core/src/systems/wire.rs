@@ -1,6 +1,7 @@
 //! What the HTTP kinds share about their APIs' wire formats, so that no kind borrows from
 //! another: OData request headers and error bodies (F&O, Dataverse, Azure AI Search), `$filter`
-//! string literals, `value` collections, and a payload value as text.
+//! string literals, `value` collections, a payload value as text, Dataverse search's JSON
+//! inside a string, and Elasticsearch's error bodies.
 
 use reqwest::RequestBuilder;
 use serde::Deserialize;
@@ -115,6 +116,51 @@ pub async fn sweep(
         };
     }
     Ok(out)
+}
+
+/// The JSON inside the `response` string of a Dataverse search answer (`searchquery`,
+/// `searchstatus`: `{"response":"<escaped JSON>"}`, fact sheet §6.2), typed as `T`. Either
+/// layer not being what it should is a bad response.
+///
+/// # Errors
+/// [`ConnectorError::BadResponse`] naming the layer that is not the expected JSON.
+pub fn string_wrapped<T: serde::de::DeserializeOwned>(reply: &Reply) -> Result<T, ConnectorError> {
+    #[derive(Deserialize)]
+    struct Outer {
+        response: String,
+    }
+    let outer: Outer = reply.json()?;
+    serde_json::from_str(&outer.response)
+        .map_err(|e| reply.bad_response(format!("response is not the expected JSON: {e}")))
+}
+
+/// The message of an `Error` a Dataverse search answer carries inside its `response`, if it
+/// carries one (`null` is none): its `message`/`Message`, else the value as JSON.
+pub fn search_error(error: Option<&Value>) -> Option<String> {
+    let err = error.filter(|e| !e.is_null())?;
+    let message = ["message", "Message"]
+        .iter()
+        .find_map(|k| err.get(*k).and_then(Value::as_str))
+        .map_or_else(|| err.to_string(), str::to_string);
+    Some(excerpt(message.as_bytes()))
+}
+
+/// The error an Elasticsearch body describes (`{"error":{"type","reason"}}` or
+/// `{"error":"text"}`), or the status and an excerpt.
+pub fn es_error(reply: &Reply) -> ConnectorError {
+    let detail = serde_json::from_slice::<Value>(&reply.body)
+        .ok()
+        .and_then(|v| match v.get("error")? {
+            Value::String(s) => Some(excerpt(s.as_bytes())),
+            e @ Value::Object(_) => {
+                let kind = e.get("type").and_then(Value::as_str).unwrap_or("error");
+                let reason = e.get("reason").and_then(Value::as_str).unwrap_or("");
+                Some(format!("{kind}: {}", excerpt(reason.as_bytes())))
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| excerpt(&reply.body));
+    reply.bad_response(detail)
 }
 
 /// Quotes a string literal for `$filter`: single quotes are doubled.
