@@ -132,6 +132,29 @@ pub fn present(result: Result<Lookup, ConnectorError>) -> String {
     }
 }
 
+/// A secret in a file of its own, as a config names it (`file:<path>`): tests run in
+/// parallel, and a file rewritten by one while another reads it would be read empty.
+pub fn secret_file(name: &str, content: &str) -> String {
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("lagwatch-secrets-{}-{seq}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join(name);
+    std::fs::write(&f, content).unwrap();
+    format!("file:{}", f.display())
+}
+
+/// Answers every Entra v2 token request of `tenant` on `server` with `token`.
+pub async fn mount_entra_token(server: &MockServer, tenant: &str, token: &str) {
+    Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path(format!("/{tenant}/oauth2/v2.0/token")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token
+        })))
+        .mount(server)
+        .await;
+}
+
 /// A `200` JSON answer cut off in the middle.
 pub fn truncated_json() -> ResponseTemplate {
     ResponseTemplate::new(200)

@@ -174,3 +174,115 @@ pub fn es_index_not_found() -> ResponseTemplate {
         "no such index [crm-accounts]",
     )
 }
+
+// ------------------------------------------------------- platform status (platform-status.md)
+
+/// An OData collection answer of Dataverse or F&O with these rows.
+pub fn odata_rows(set: &str, rows: Vec<Value>) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .insert_header("OData-Version", "4.0")
+        .set_body_json(json!({
+            "@odata.context": format!("https://org.crm.dynamics.com/api/data/v9.2/$metadata#{set}"),
+            "value": rows
+        }))
+}
+
+/// A `synapselinkprofiles` row (§1.1: `profilestate` 0 Inactive … 8 Deactivated).
+pub fn synapse_profile(id: &str, name: &str, profilestate: i64) -> Value {
+    json!({"@odata.etag": "W/\"4410011\"", "synapselinkprofileid": id, "name": name,
+        "profilestate": profilestate})
+}
+
+/// A `synapselinkprofileentitystates` row of `profile` for `table` (§1.1: `syncstate` 2
+/// InProgress is "active and error-free").
+pub fn synapse_table_state(
+    profile: &str,
+    table: &str,
+    syncstate: i64,
+    synced: &str,
+    version: &str,
+) -> Value {
+    json!({"@odata.etag": "W/\"4410020\"", "entityname": table, "syncstate": syncstate,
+        "initialsyncstate": 4, "lastsynceddatatime": synced, "lastsynceddataversion": version,
+        "lakerecordcount": 1200, "crmrecordcount": 1190, "_profile_value": profile,
+        "synapselinkprofileentitystateid": "5b1c0f55-0000-0000-0000-000000000001"})
+}
+
+/// A `synapselinkexternaltablestates` row (§1.1: `tablestate` 1 Created, `maxrecordversion`).
+pub fn external_table_state(
+    table: &str,
+    tablestate: i64,
+    lastsyncstate: i64,
+    synced: &str,
+    version: u64,
+) -> Value {
+    json!({"@odata.etag": "W/\"4410030\"", "entityname": table, "tablestate": tablestate,
+        "lastsyncstate": lastsyncstate, "lastsynchronizedon": synced,
+        "maxrecordversion": version, "recordcount": 1190,
+        "synapselinkexternaltablestateid": "5b1c0f55-0000-0000-0000-000000000002"})
+}
+
+/// A `searchstatus` answer: the status as escaped JSON inside `response` (§1.3).
+pub fn search_status(status: &str, entities: Vec<Value>) -> ResponseTemplate {
+    let inner = json!({"value": {"status": status, "lockboxstatus": "disabled",
+        "cmkstatus": "disabled", "entitystatusresults": entities,
+        "manytomanyrelationshipsyncstatus": []}});
+    ResponseTemplate::new(200).set_body_json(json!({
+        "@odata.context": "https://org.crm.dynamics.com/api/data/v9.2/$metadata#Microsoft.Dynamics.CRM.searchstatusResponse",
+        "response": inner.to_string()
+    }))
+}
+
+/// A table's entry in `searchstatus`, with its `"<version>!MM/dd/yyyy HH:mm:ss"` watermark.
+pub fn search_status_entity(table: &str, watermark: &str, entitystatus: &str) -> Value {
+    json!({"entitylogicalname": table, "objecttypecode": 1, "primarynamefield": "name",
+        "lastdatasynctimestamp": watermark,
+        "lastprincipalobjectaccesssynctimestamp": "0!01/01/0001 00:00:00",
+        "entitystatus": entitystatus, "searchableindexedfieldinfomap": {}})
+}
+
+/// One execution of an Azure AI Search indexer (§1.5).
+pub fn indexer_run(status: &str, start: &str, error: Option<&str>) -> Value {
+    json!({"status": status, "errorMessage": error, "startTime": start, "endTime": start,
+        "errors": [], "warnings": [], "itemsProcessed": 12, "itemsFailed": 0,
+        "initialTrackingState": null, "finalTrackingState": null})
+}
+
+/// `GET /indexers/{name}/status`: the indexer's status, last run and history (newest first).
+pub fn indexer_status(status: &str, history: Vec<Value>) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "@odata.context": "https://contoso.search.windows.net/$metadata#Microsoft.Azure.Search.V2025_09_01.IndexerExecutionInfo",
+        "name": "accounts-indexer", "status": status,
+        "lastResult": history.first().cloned(),
+        "executionHistory": history,
+        "limits": {"maxRunTime": "PT2H", "maxDocumentExtractionSize": 16_777_216,
+            "maxDocumentContentCharactersToExtract": 32768}
+    }))
+}
+
+/// `GET /{index}/_stats/refresh,indexing` with `external` search-visible refreshes of the
+/// primaries (§1.6).
+pub fn es_refresh_stats(index: &str, external: u64) -> ResponseTemplate {
+    let stats = json!({
+        "refresh": {"total": external + 5, "total_time_in_millis": 120, "external_total": external,
+            "external_total_time_in_millis": 100, "listeners": 0},
+        "indexing": {"index_total": 40, "index_time_in_millis": 30, "index_current": 0,
+            "index_failed": 0, "delete_total": 2, "noop_update_total": 0, "is_throttled": false}
+    });
+    let mut indices = serde_json::Map::new();
+    indices.insert(
+        index.to_string(),
+        json!({"uuid": "x1", "primaries": stats, "total": stats}),
+    );
+    ResponseTemplate::new(200).set_body_json(json!({
+        "_shards": {"total": 2, "successful": 1, "failed": 0},
+        "_all": {"primaries": stats, "total": stats},
+        "indices": indices
+    }))
+}
+
+/// A `DualWriteProjectConfigurations` row (§1.4; `Status` values undocumented).
+pub fn dual_write_config(project: &str, internal: &str, external: &str, status: i64) -> Value {
+    json!({"@odata.etag": "W/\"JzEsNTYzNzE0NDU4Myc=\"", "ProjectName": project,
+        "InternalEntityName": internal, "ExternalEntityName": external, "Status": status})
+}

@@ -31,11 +31,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::fakes::secret_file;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
+use lagwatch::config::platform::Surface;
 use lagwatch::config::{Config, ConfigError};
 use lagwatch::connector::ConnectorError;
 use lagwatch::connector::inventory::{Inventory, InventoryQuery};
+use lagwatch::connector::status::ClaimState;
 use lagwatch::lake::delta::{DeltaCursor, DeltaSpec};
 use lagwatch::lake::delta_inventory::DeltaInventory;
 use lagwatch::lake::inventory::{CsvInventory, CsvLayout};
@@ -49,7 +52,7 @@ use lagwatch::systems::BuildContext;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::{Value, json};
-use wiremock::matchers::{self, method, path};
+use wiremock::matchers;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 // ------------------------------------------------------------------ generators
@@ -304,22 +307,8 @@ fn retry_after_edge_values() {
 
 const TENANT: &str = "contoso";
 
-fn secret_file(name: &str, content: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("lagwatch-hostile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let f = dir.join(name);
-    std::fs::write(&f, content).unwrap();
-    format!("file:{}", f.display())
-}
-
 async fn mount_token(server: &MockServer) {
-    Mock::given(method("POST"))
-        .and(path(format!("/{TENANT}/oauth2/v2.0/token")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "token_type": "Bearer", "expires_in": 3599, "access_token": "tok-hostile"
-        })))
-        .mount(server)
-        .await;
+    crate::common::fakes::mount_entra_token(server, TENANT, "tok-hostile").await;
 }
 
 /// Dataverse, F&O, Azure AI Search (lookup and search modes) and Elasticsearch (doc and
@@ -479,6 +468,20 @@ fn http_examples() -> Vec<Value> {
             "Count": 1}).to_string()}),
         json!({"key": key, "payload": "p", "items": [{"key": key}]}),
         json!({"value": [{"status": "active", "note": "p"}]}),
+        // The platform status surfaces' answers (systems::status).
+        json!({"value": [{"synapselinkprofileid": "p1", "name": "lake", "profilestate": 1,
+            "entityname": "account", "syncstate": 2, "lastsynceddatatime": "2026-11-02T10:15:07Z",
+            "lastsynceddataversion": "9123456", "_profile_value": "p1", "tablestate": 1,
+            "lastsyncstate": 1, "lastsynchronizedon": "2026-11-02T10:15:07Z",
+            "maxrecordversion": 9_123_456, "ProjectName": "p", "Status": 1}]}),
+        json!({"response": json!({"value": {"status": "provisioned", "entitystatusresults": [
+            {"entitylogicalname": "account", "lastdatasynctimestamp": "73630169!09/12/2022 14:26:14",
+             "entitystatus": "EntitySyncComplete"}]}}).to_string()}),
+        json!({"status": "running", "lastResult": {"status": "success", "startTime": "2026-11-02T10:15:07Z",
+            "errors": [{"errorMessage": "m"}]}, "executionHistory": [{"status": "success",
+            "startTime": "2026-11-02T10:15:07Z"}]}),
+        json!({"_all": {"primaries": {"refresh": {"total": 4, "external_total": 3},
+            "indexing": {"index_total": 9}}}}),
     ]
 }
 
@@ -527,6 +530,43 @@ fn http_connectors() {
         "crm", "fno", "search", "searchq", "es", "esq", "dvsearch", "api", "orders",
     ];
     let systems: Vec<_> = names.iter().map(|n| (*n, e.system(n))).collect();
+    // Every status reader every system offers (systems::status).
+    let surfaces = [
+        Surface::SynapseLink {
+            table: "account".into(),
+            profile: None,
+        },
+        Surface::SynapseLink {
+            table: "account".into(),
+            profile: Some("lake".into()),
+        },
+        Surface::FabricLink {
+            table: "account".into(),
+        },
+        Surface::DataverseSearch {
+            table: "account".into(),
+        },
+        Surface::AzureSearchIndexer {
+            indexer: "accounts-indexer".into(),
+        },
+        Surface::ElasticsearchRefresh {},
+        Surface::DualWrite {
+            internal_entity: "Customers V3".into(),
+            external_entity: "accounts".into(),
+            status_values: [("1".to_string(), ClaimState::Healthy)].into(),
+        },
+    ];
+    let readers: Vec<_> = systems
+        .iter()
+        .filter_map(|(name, system)| Some((*name, system.status.clone()?)))
+        .flat_map(|(name, status)| {
+            surfaces
+                .iter()
+                .filter_map(move |s| Some((name, status.reader(s).ok()?)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(readers.len() >= 7, "{}", readers.len());
     let id = SentinelId::new("hostile");
     let query = InventoryQuery {
         table: None,
@@ -558,6 +598,9 @@ fn http_connectors() {
                     if let Some(s) = &system.source {
                         check(name, status, &body, s.read(&id).await);
                         check(name, status, &body, s.list_own("hostile", Utc::now()).await);
+                    }
+                    for (_, reader) in readers.iter().filter(|(n, _)| n == name) {
+                        check(name, status, &body, reader.read().await);
                     }
                     if let Some(inv) = &system.inventory {
                         let q = if name.starts_with("es") {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use common::fakes::ExactQuery;
+use common::fakes::{ExactQuery, secret_file};
 use lagwatch::config::Config;
 use lagwatch::connector::ConnectorError;
 use lagwatch::connector::inventory::{Inventory, InventoryPage, InventoryQuery, InventoryShape};
@@ -36,30 +36,8 @@ struct Estate {
     config: Config,
 }
 
-fn ok_token() -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({
-        "token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": TOKEN
-    }))
-}
-
 async fn mount_token(server: &MockServer) {
-    Mock::given(method("POST"))
-        .and(path(format!("/{TENANT}/oauth2/v2.0/token")))
-        .respond_with(ok_token())
-        .mount(server)
-        .await;
-}
-
-/// A secret in a file of its own: tests run in parallel, and a file rewritten by one while
-/// another reads it would be read empty.
-fn secret_file(name: &str, content: &str) -> String {
-    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("lagwatch-inventory-{}-{seq}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let f = dir.join(name);
-    std::fs::write(&f, content).unwrap();
-    format!("file:{}", f.display())
+    common::fakes::mount_entra_token(server, TENANT, TOKEN).await;
 }
 
 async fn estate() -> Estate {
