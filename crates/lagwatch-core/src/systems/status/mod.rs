@@ -60,7 +60,7 @@ where
     fn reader(&self, surface: &Surface) -> Result<Arc<dyn StatusReader>, String> {
         (self.make)(surface).ok_or_else(|| {
             format!(
-                "a {} system cannot read the {} status surface",
+                "kind {} offers no {} status surface",
                 self.kind,
                 surface.name()
             )
