@@ -219,6 +219,7 @@ mod tests {
 
     fn view() -> PathView {
         PathView {
+            platform: None,
             source: "crm".into(),
             target: "<lake>".into(),
             state: PathStatus::Converging,

@@ -9,6 +9,7 @@
 //! agree.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use chrono::SecondsFormat;
 use serde::Serialize;
@@ -60,6 +61,9 @@ pub struct PathView {
     pub expected_convergence: Option<ExpectedConvergence>,
     /// The guarantees the path's contract declares, and how each fared.
     pub contract: Vec<GuaranteeView>,
+    /// What the platform's own status says, and the verdict beside the canary
+    /// (`platform_status:`); `None` when the path reads none.
+    pub platform: Option<crate::probe::platform::PlatformView>,
 }
 
 /// One declared guarantee of a path, as the status page and `/api/v1/paths` show it.
@@ -184,6 +188,7 @@ impl PathView {
                     last_violation_at: s.contract_broken_at.get(i).copied().flatten().map(rfc),
                 })
                 .collect(),
+            platform: None,
         }
     }
 }
@@ -194,7 +199,15 @@ pub fn views(engine: &Engine) -> Vec<PathView> {
     engine
         .paths()
         .iter()
-        .map(|p| PathView::of(p, now))
+        .map(|p| {
+            let mut v = PathView::of(p, now);
+            v.platform = engine
+                .platform()
+                .iter()
+                .find(|w| Arc::ptr_eq(&w.path, p))
+                .map(|w| w.view());
+            v
+        })
         .collect()
 }
 
