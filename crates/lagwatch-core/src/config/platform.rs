@@ -77,6 +77,17 @@ impl Surface {
         "dual_write",
     ];
 
+    /// Whether the surface reports a version watermark in the source's row-version space, so
+    /// each sentinel's version is worth reading after its write.
+    pub fn has_watermark(&self) -> bool {
+        matches!(
+            self,
+            Surface::SynapseLink { .. }
+                | Surface::FabricLink { .. }
+                | Surface::DataverseSearch { .. }
+        )
+    }
+
     /// The `surface` label and configured name.
     pub fn name(&self) -> &'static str {
         match self {

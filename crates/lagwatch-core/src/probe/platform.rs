@@ -342,6 +342,11 @@ impl PlatformWatch {
         let staleness = st.staleness(now);
         let stuck_since = (staleness > self.path.spec.objective.get())
             .then(|| wall - chrono::Duration::from_std(staleness).unwrap_or_default());
+        // The oldest pending sentinel is the one unseen longest (or one written after it,
+        // when that one resolved unseen): its version, if the source gave one.
+        let stuck_version = stuck_since
+            .and(st.pending.keys().next())
+            .and_then(|seq| st.versions.get(seq).copied());
         let arrived_written = st
             .traces
             .iter()
@@ -356,7 +361,7 @@ impl PlatformWatch {
             .next();
         Canary {
             stuck_since,
-            stuck_version: None,
+            stuck_version,
             arrived_written,
         }
     }
