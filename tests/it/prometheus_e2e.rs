@@ -59,6 +59,7 @@ const EVENT_BORN: &[&str] = &[
     // and watermark from a claim that has them, the errors from the first failed read); the
     // demo has no platform_status yet.
     "lagwatch_platform_state",
+    "lagwatch_platform_last_read_timestamp_seconds",
     "lagwatch_platform_last_sync_timestamp_seconds",
     "lagwatch_platform_watermark",
     "lagwatch_platform_status_errors_total",

@@ -24,6 +24,7 @@ pub struct PlatformMetrics {
     pub state: IntGaugeVec,
     pub last_sync: GaugeVec,
     pub watermark: GaugeVec,
+    pub last_read: GaugeVec,
     pub errors: IntCounterVec,
     pub verdict: IntGaugeVec,
 }
@@ -70,6 +71,10 @@ impl PlatformMetrics {
                 "lagwatch_platform_watermark",
                 "The row version the platform says it has synced up to (Dataverse versionnumber space), where the surface has one.",
             ),
+            last_read: gauge(
+                "lagwatch_platform_last_read_timestamp_seconds",
+                "Unix time of the last successful read of the path's platform status surface (0 before the first): reads failing since then leave the verdict unknown.",
+            ),
             errors,
             verdict: igauge(
                 "lagwatch_status_verdict",
@@ -79,8 +84,12 @@ impl PlatformMetrics {
         }
     }
 
-    /// Creates the state sets at 0 (and `unknown` verdict at 1) for a path's surface.
+    /// Creates the state sets at 0 (and `unknown` verdict at 1) and the last read at 0 for a
+    /// path's surface.
     pub fn init(&self, source: &str, target: &str, surface: &str) {
+        self.last_read
+            .with_label_values(&[source, target, surface])
+            .set(0.0);
         for s in ClaimState::ALL {
             self.state
                 .with_label_values(&[source, target, surface, s.label()]);
@@ -105,6 +114,9 @@ impl PlatformMetrics {
                 .with_label_values(&[source, target, surface, s.label()])
                 .set(i64::from(s == state));
         }
+        self.last_read
+            .with_label_values(&[source, target, surface])
+            .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
         if let Some(t) = last_sync {
             self.last_sync
                 .with_label_values(&[source, target, surface])
