@@ -336,6 +336,18 @@ fn rules_read_only_metrics_lagwatch_exports_or_the_proposed_ones() {
     m.ledger_errors.with_label_values(&["write"]);
     m.conflict.init("src", "tgt", 0.0);
     m.conflict.skew.with_label_values(&["src", "tgt"]);
+    // Platform status series exist per path with platform_status:; the last sync and the
+    // watermark from the first claim that has them, the errors from the first failed read.
+    m.platform.init("src", "tgt", "elasticsearch_refresh");
+    m.platform
+        .last_sync
+        .with_label_values(&["src", "tgt", "elasticsearch_refresh"]);
+    m.platform
+        .watermark
+        .with_label_values(&["src", "tgt", "elasticsearch_refresh"]);
+    m.platform
+        .errors
+        .with_label_values(&["src", "tgt", "elasticsearch_refresh", "auth"]);
     let mut exported = BTreeSet::new();
     for line in m.render().lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {

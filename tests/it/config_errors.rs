@@ -186,6 +186,27 @@ const CASES: &[Case] = &[
         "paths[0].timeout",
         "the timeout (45s) must be longer than the sync_grace of system \"fno\" (1m), or a stopped replication is reported as a timeout instead of halted",
     ),
+    // Platform status surfaces.
+    case(
+        "platform_status_not_offered.yaml",
+        "paths[0].platform_status.surface",
+        "neither the target \"replica\" (no status surface) nor the source \"primary\" (no status surface) offers azure_search_indexer",
+    ),
+    case(
+        "platform_status_interval_short.yaml",
+        "paths[0].platform_status.interval",
+        "10s is shorter than 30s: status surfaces change at the pace of their syncs, and every read costs the system's request budget",
+    ),
+    case(
+        "platform_status_unknown_key.yaml",
+        "paths[0].platform_status.indexr",
+        "unknown key; the keys allowed here are: indexer, and on every surface: surface, interval, grace",
+    ),
+    case(
+        "platform_status_unknown_surface.yaml",
+        "paths[0].platform_status.surface",
+        "unknown surface \"search_everything\"; the surfaces are: synapse_link, fabric_link, dataverse_search, azure_search_indexer, elasticsearch_refresh, dual_write",
+    ),
     // Conflict probes.
     case(
         "conflict_one_system.yaml",

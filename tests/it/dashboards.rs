@@ -36,6 +36,9 @@ const ALERTS: &[&str] = &[
     "LagwatchDeletesNotPropagating",
     "LagwatchReplicasDiverged",
     "LagwatchConflictPolicyViolated",
+    "LagwatchPlatformHealthyButStuck",
+    "LagwatchPlatformStatusStale",
+    "LagwatchPlatformStatusUnreadable",
     "LagwatchSentinelWritesFailing",
     "LagwatchSourceThrottled",
     "LagwatchClockOffsetHigh",
@@ -80,6 +83,12 @@ const ALERT_BACKED: &[(&str, &str)] = &[
         "LagwatchLakeStale",
     ),
     ("up", "LagwatchDown"),
+    ("lagwatch_status_verdict", "LagwatchPlatformHealthyButStuck"),
+    ("lagwatch_status_verdict", "LagwatchPlatformStatusStale"),
+    (
+        "lagwatch_platform_status_errors_total",
+        "LagwatchPlatformStatusUnreadable",
+    ),
     ("lagwatch_discrepancies", "LagwatchDiscrepanciesPersisting"),
     (
         "lagwatch_reconcile_last_success_timestamp_seconds",
@@ -288,6 +297,24 @@ fn exposition() -> Exposition {
         .skew
         .with_label_values(&["crm", "es"])
         .set(0.0);
+    // Platform status series exist per path with platform_status: (the state sets from
+    // start-up), the last sync and watermark from a claim that has them, the errors from the
+    // first failed read.
+    metrics.platform.init("crm", "es", "elasticsearch_refresh");
+    metrics
+        .platform
+        .last_sync
+        .with_label_values(&["crm", "es", "elasticsearch_refresh"])
+        .set(1.8e9);
+    metrics
+        .platform
+        .watermark
+        .with_label_values(&["crm", "es", "elasticsearch_refresh"])
+        .set(73_630_169.0);
+    metrics
+        .platform
+        .errors
+        .with_label_values(&["crm", "es", "elasticsearch_refresh", "auth"]);
     Exposition::parse(&metrics.render())
 }
 
@@ -899,9 +926,9 @@ fn the_exposition_offers_what_the_checks_rely_on() {
         .keys()
         .filter(|n| n.starts_with("lagwatch_"))
         .count();
-    // 62 families, seven of them histograms (_bucket, _sum, _count). A new family whose
+    // 72 families, eight of them histograms (_bucket, _sum, _count). A new family whose
     // series appear only on an event needs one made in exposition().
-    assert_eq!(families, 66 - 8 + 8 * 3, "{:?}", expo.series.keys());
+    assert_eq!(families, 72 - 8 + 8 * 3, "{:?}", expo.series.keys());
 }
 
 #[test]

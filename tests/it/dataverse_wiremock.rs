@@ -526,3 +526,34 @@ async fn a_pair_is_read_in_one_query_and_answered_by_key() {
             .unwrap();
     assert_eq!(found, fakes::child_only(&child));
 }
+
+#[tokio::test]
+async fn a_sentinels_row_version_is_read_by_its_id_as_a_number_or_text() {
+    let f = fixture(CreateMode::Upsert).await;
+    let s = sentinel();
+    for (body, want) in [
+        (json!({"versionnumber": 73630169}), Some(73630169)),
+        (json!({"versionnumber": "73630170"}), Some(73630170)),
+        (json!({}), None),
+    ] {
+        f.server.reset().await;
+        Mock::given(method("GET"))
+            .and(path(record_path(&s.id)))
+            .and(query_param("$select", "versionnumber"))
+            .and(header("OData-Version", "4.0"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .expect(1)
+            .mount(&f.server)
+            .await;
+        assert_eq!(f.dv.version_of(&s.id).await.unwrap(), want);
+    }
+    // Gone: no version; garbage: an error, never a guess.
+    f.server.reset().await;
+    fakes::answer_next(&f.server, ResponseTemplate::new(404)).await;
+    assert_eq!(f.dv.version_of(&s.id).await.unwrap(), None);
+    fakes::answer_next(&f.server, fakes::truncated_json()).await;
+    assert_eq!(
+        fakes::error_kind(f.dv.version_of(&s.id).await),
+        "bad_response"
+    );
+}

@@ -472,10 +472,18 @@ async fn path_page(
     );
     // The page reads as a log of writes: newest write first.
     probes.sort_by_key(|p| std::cmp::Reverse(p.seq));
+    let claims = current
+        .engine
+        .platform()
+        .iter()
+        .find(|w| w.path.spec.source == source && w.path.spec.target == target)
+        .map(|w| w.claims())
+        .unwrap_or_default();
     Html(crate::path_page::render(
         &current.instance,
         &view,
         &probes,
+        &claims,
         Utc::now(),
     ))
     .into_response()

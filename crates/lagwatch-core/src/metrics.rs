@@ -10,6 +10,7 @@
 
 pub mod conflict;
 pub mod expose;
+pub mod platform;
 pub mod reconcile;
 pub mod series;
 
@@ -74,6 +75,8 @@ pub struct Metrics {
     pub reconcile: reconcile::ReconcileMetrics,
     /// The conflict probe families (`lagwatch_conflict_*`).
     pub conflict: conflict::ConflictMetrics,
+    /// The platform status families (`lagwatch_platform_*`, `lagwatch_status_verdict`).
+    pub platform: platform::PlatformMetrics,
     /// Latest clock offset estimate per system (seconds, its clock minus ours), for the
     /// engine to correct timestamps a system wrote (see `clock::ClockTracker`).
     offsets: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, f64>>>,
@@ -218,6 +221,7 @@ impl Metrics {
             },
             reconcile: reconcile::ReconcileMetrics::register(&registry),
             conflict: conflict::ConflictMetrics::register(&registry),
+            platform: platform::PlatformMetrics::register(&registry),
             registry,
             paths: std::sync::Arc::default(),
             systems: std::sync::Arc::default(),

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::chart::Frame;
 use crate::probe::Outcome;
+use crate::probe::platform::ClaimRecord;
 use crate::probe::trace::{ProbeView, ReadResult};
 use crate::status::{PathView, esc, head, human};
 
@@ -141,8 +142,14 @@ fn reads_list(p: &ProbeView) -> String {
     h
 }
 
-/// The page of one path.
-pub fn render(instance: &str, view: &PathView, probes: &[ProbeView], now: DateTime<Utc>) -> String {
+/// The page of one path; `claims`: what its platform status surface said, oldest first.
+pub fn render(
+    instance: &str,
+    view: &PathView,
+    probes: &[ProbeView],
+    claims: &[ClaimRecord],
+    now: DateTime<Utc>,
+) -> String {
     let mut h = String::with_capacity(16_384 + probes.len() * 1024);
     head(
         &mut h,
@@ -207,8 +214,53 @@ pub fn render(instance: &str, view: &PathView, probes: &[ProbeView], now: DateTi
             why = esc(&p.why),
         );
     }
-    h.push_str("</tbody></table>\n</body></html>\n");
+    h.push_str("</tbody></table>\n");
+    platform_section(&mut h, view, claims);
+    h.push_str("</body></html>\n");
     h
+}
+
+/// What the platform said over time, newest first, under the verdict it gives now.
+fn platform_section(h: &mut String, view: &PathView, claims: &[ClaimRecord]) {
+    let Some(p) = &view.platform else {
+        return;
+    };
+    let _ = write!(
+        h,
+        r#"<h2>Platform says ({surface} through {system})</h2>
+<p><span class="state">{verdict}</span> {why}{error}</p>
+<table>
+<thead><tr><th>Read (UTC)</th><th>State</th><th>In its words</th><th>Last sync (our clock)</th><th>Watermark</th><th>Detail</th></tr></thead>
+<tbody>
+"#,
+        surface = p.surface,
+        system = esc(&p.system),
+        verdict = p.verdict.label(),
+        why = esc(&p.why),
+        error = p
+            .error
+            .as_deref()
+            .map(|e| format!(" · the last read failed: {}", esc(e)))
+            .unwrap_or_default(),
+    );
+    for c in claims.iter().rev().take(60) {
+        let _ = writeln!(
+            h,
+            r#"<tr><td class="num">{read}</td><td>{state}</td><td>{raw}</td><td class="num">{sync}</td><td class="num">{mark}</td><td class="why">{detail}</td></tr>"#,
+            read = c.read_at.format("%H:%M:%S"),
+            state = c.claim.state.label(),
+            raw = esc(&c.claim.raw),
+            sync = c
+                .sync_by
+                .map_or_else(|| "–".to_string(), |t| t.format("%H:%M:%S").to_string()),
+            mark = c
+                .claim
+                .watermark
+                .map_or_else(|| "–".to_string(), |w| w.to_string()),
+            detail = esc(c.claim.detail.as_deref().unwrap_or_default()),
+        );
+    }
+    h.push_str("</tbody></table>\n");
 }
 
 #[cfg(test)]
@@ -219,6 +271,7 @@ mod tests {
 
     fn view() -> PathView {
         PathView {
+            platform: None,
             source: "crm".into(),
             target: "<lake>".into(),
             state: PathStatus::Converging,
@@ -293,7 +346,7 @@ mod tests {
                 Some(3.0),
             ),
         ];
-        let h = render("t", &view(), &probes, now);
+        let h = render("t", &view(), &probes, &[], now);
         assert!(!h.contains("<script"));
         assert!(!h.contains("<lake>") && h.contains("&lt;lake&gt;"));
         assert!(h.contains("because &lt;reasons&gt;"));
@@ -302,5 +355,48 @@ mod tests {
         assert_eq!(h.matches("class=\"objective\"").count(), 1);
         assert_eq!(h.matches("<tr data-sentinel=").count(), 3);
         assert!(h.contains("<b>first hit</b>") && h.contains("<b>last miss</b>"));
+    }
+
+    #[test]
+    fn the_platforms_claims_are_listed_newest_first_under_the_verdict() {
+        use crate::connector::status::{Claim, ClaimState};
+        use crate::probe::platform::{PlatformView, Verdict};
+        let now = Utc::now();
+        let claim = |secs: i64, state, raw: &str| ClaimRecord {
+            read_at: now - chrono::Duration::seconds(secs),
+            claim: Claim {
+                state,
+                raw: raw.to_string(),
+                last_sync: None,
+                watermark: Some(42),
+                syncs: None,
+                detail: Some("<boom>".to_string()),
+            },
+            sync_after: None,
+            sync_by: None,
+            clock_offset_seconds: None,
+        };
+        let claims = [
+            claim(120, ClaimState::Healthy, "syncstate=2 (InProgress)"),
+            claim(60, ClaimState::Error, "syncstate=8 (CompletedWithFailures)"),
+        ];
+        let mut v = view();
+        v.platform = Some(PlatformView {
+            surface: "synapse_link",
+            system: "crm".to_string(),
+            verdict: Verdict::Explained,
+            why: "stuck, and the platform says error".to_string(),
+            latest: claims.last().cloned(),
+            error: None,
+        });
+        let h = render("t", &v, &[], &claims, now);
+        assert!(h.contains("Platform says (synapse_link through crm)"));
+        assert!(h.contains("explained</span> stuck, and the platform says error"));
+        let newest = h.find("CompletedWithFailures").expect("the newest claim");
+        let oldest = h.find("InProgress").expect("the oldest claim");
+        assert!(newest < oldest, "newest first");
+        assert!(h.contains("&lt;boom&gt;") && !h.contains("<boom>"));
+        // Without a platform status, no section.
+        assert!(!render("t", &view(), &[], &[], now).contains("Platform says"));
     }
 }

@@ -9,6 +9,7 @@
 //! agree.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use chrono::SecondsFormat;
 use serde::Serialize;
@@ -60,6 +61,9 @@ pub struct PathView {
     pub expected_convergence: Option<ExpectedConvergence>,
     /// The guarantees the path's contract declares, and how each fared.
     pub contract: Vec<GuaranteeView>,
+    /// What the platform's own status says, and the verdict beside the canary
+    /// (`platform_status:`); `None` when the path reads none.
+    pub platform: Option<crate::probe::platform::PlatformView>,
 }
 
 /// One declared guarantee of a path, as the status page and `/api/v1/paths` show it.
@@ -184,6 +188,7 @@ impl PathView {
                     last_violation_at: s.contract_broken_at.get(i).copied().flatten().map(rfc),
                 })
                 .collect(),
+            platform: None,
         }
     }
 }
@@ -194,7 +199,15 @@ pub fn views(engine: &Engine) -> Vec<PathView> {
     engine
         .paths()
         .iter()
-        .map(|p| PathView::of(p, now))
+        .map(|p| {
+            let mut v = PathView::of(p, now);
+            v.platform = engine
+                .platform()
+                .iter()
+                .find(|w| Arc::ptr_eq(&w.path, p))
+                .map(|w| w.view());
+            v
+        })
         .collect()
 }
 
@@ -423,6 +436,40 @@ fn conflict_rows(h: &mut String, views: &[ConflictView]) {
     );
 }
 
+/// The "platform says" cell: the verdict, and under it the surface's claim and its age.
+fn platform_cell(p: Option<&crate::probe::platform::PlatformView>) -> String {
+    use crate::probe::platform::Verdict;
+    let Some(p) = p else {
+        return "–".to_string();
+    };
+    let class = match p.verdict {
+        Verdict::Agree => "converging",
+        Verdict::Explained => "halted",
+        Verdict::HealthyButStuck | Verdict::WatermarkPassedCanaryMissing => "stuck",
+        Verdict::StatusStale => "lagging",
+        Verdict::Unknown => "idle",
+    };
+    let claim = match (&p.latest, &p.error) {
+        (_, Some(e)) => format!("{}: unreadable ({})", p.surface, esc(e)),
+        (Some(c), None) => {
+            let age = (chrono::Utc::now() - c.read_at).num_seconds().max(0);
+            format!(
+                "{}: {} ({}), read {} ago",
+                p.surface,
+                c.claim.state.label(),
+                esc(&c.claim.raw),
+                human(age as f64)
+            )
+        }
+        (None, None) => format!("{}: not read yet", p.surface),
+    };
+    format!(
+        r#"<span class="state {class}" title="{why}">{verdict}</span><div class="contract"><div class="msg" title="{claim}">{claim}</div></div>"#,
+        verdict = p.verdict.label(),
+        why = esc(&p.why),
+    )
+}
+
 /// Where the status page of one path is.
 pub fn path_page_url(source: &str, target: &str) -> String {
     format!(
@@ -526,7 +573,7 @@ pub fn render_html(
         r#"<h1>lagwatch</h1>
 <p class="sub">Instance <b>{inst}</b> · {n} paths · refreshes every 5 s</p>
 <table>
-<thead><tr><th>Path</th><th>State</th><th>Last lag</th><th>p50 / p95 (1 h)</th><th>Success (1 h)</th><th>Staleness</th><th>Objective</th><th>In flight</th><th>Last error</th></tr></thead>
+<thead><tr><th>Path</th><th>State</th><th>Last lag</th><th>p50 / p95 (1 h)</th><th>Success (1 h)</th><th>Staleness</th><th>Objective</th><th>In flight</th><th>Platform says</th><th>Last error</th></tr></thead>
 <tbody>
 "#,
         inst = esc(instance),
@@ -543,7 +590,7 @@ pub fn render_html(
             .unwrap_or_else(|| "–".to_string());
         let _ = writeln!(
             h,
-            r#"<tr data-path="{src}->{tgt}"><td><a href="{page}">{src} → {tgt}</a></td><td><span class="state {st}">{st}</span>{contract}</td><td class="num">{last}</td><td class="num">{p50} / {p95}</td><td class="num">{success}</td><td class="num">{stale}</td><td class="num">{obj}</td><td class="num">{inflight}</td><td><div class="msg" title="{title}">{err}</div></td></tr>"#,
+            r#"<tr data-path="{src}->{tgt}"><td><a href="{page}">{src} → {tgt}</a></td><td><span class="state {st}">{st}</span>{contract}</td><td class="num">{last}</td><td class="num">{p50} / {p95}</td><td class="num">{success}</td><td class="num">{stale}</td><td class="num">{obj}</td><td class="num">{inflight}</td><td>{platform}</td><td><div class="msg" title="{title}">{err}</div></td></tr>"#,
             src = esc(&v.source),
             tgt = esc(&v.target),
             page = esc(&path_page_url(&v.source, &v.target)),
@@ -555,6 +602,7 @@ pub fn render_html(
             stale = staleness_cell(v),
             obj = human(v.objective_seconds),
             inflight = v.in_flight,
+            platform = platform_cell(v.platform.as_ref()),
             err = match (v.last_error_kind, v.last_outcome) {
                 (Some(kind), _) => match &v.last_error_message {
                     Some(m) => format!("{}: {}", esc(kind), esc(m)),

@@ -170,6 +170,8 @@ pub struct Gone {
     pub entries: Vec<(String, String, String)>,
     /// Conflict probe pairs: a, b.
     pub conflicts: Vec<(String, String)>,
+    /// Platform status surfaces of paths: source, target, surface.
+    pub surfaces: Vec<(String, String, String)>,
 }
 
 /// What `old` has and `new` has not, sorted.
@@ -199,6 +201,19 @@ impl Gone {
                 .map(|p| p.spec.source.clone())
                 .collect()
         };
+        let surfaces = |a: &App| -> Vec<(String, String, String)> {
+            a.engine
+                .platform()
+                .iter()
+                .map(|w| {
+                    (
+                        w.path.spec.source.clone(),
+                        w.path.spec.target.clone(),
+                        w.spec.surface.name().to_string(),
+                    )
+                })
+                .collect()
+        };
         let conflicts = |a: &App| -> Vec<(String, String)> {
             a.config
                 .conflicts
@@ -222,6 +237,7 @@ impl Gone {
             ),
             entries: gone(entries(old), entries(new)),
             conflicts: gone(conflicts(old), conflicts(new)),
+            surfaces: gone(surfaces(old), surfaces(new)),
         }
     }
 
@@ -240,6 +256,9 @@ impl Gone {
         }
         for (a, b) in &self.conflicts {
             metrics.conflict.forget(a, b);
+        }
+        for (s, t, surface) in &self.surfaces {
+            metrics.platform.forget(s, t, surface);
         }
     }
 }

@@ -41,7 +41,7 @@ pub mod default {
 
 /// Which surface, with what it needs to know.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(tag = "surface", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Surface {
     /// Synapse Link for Dataverse (CSV lake): `synapselinkprofileentitystates` of `table`,
     /// `synapselinkprofiles`, `synapselinkschedules`.
@@ -111,6 +111,27 @@ where
 }
 
 impl Surface {
+    /// Every surface's name, as `surface:` takes it.
+    pub const NAMES: [&'static str; 6] = [
+        "synapse_link",
+        "fabric_link",
+        "dataverse_search",
+        "azure_search_indexer",
+        "elasticsearch_refresh",
+        "dual_write",
+    ];
+
+    /// Whether the surface reports a version watermark in the source's row-version space, so
+    /// each sentinel's version is worth reading after its write.
+    pub fn has_watermark(&self) -> bool {
+        matches!(
+            self,
+            Surface::SynapseLink { .. }
+                | Surface::FabricLink { .. }
+                | Surface::DataverseSearch { .. }
+        )
+    }
+
     /// The `surface` label and configured name.
     pub fn name(&self) -> &'static str {
         match self {
@@ -165,7 +186,50 @@ pub(super) fn resolve(
             ),
         ));
     }
-    let surface: Surface = decode(&key, serde_json::Value::Object(map))?;
+    let name = match map.remove("surface") {
+        Some(serde_json::Value::String(n)) if Surface::NAMES.contains(&n.as_str()) => n,
+        Some(serde_json::Value::String(n)) => {
+            return Err(Issue::new(
+                format!("{key}.surface"),
+                format!(
+                    "unknown surface \"{n}\"; the surfaces are: {}",
+                    Surface::NAMES.join(", ")
+                ),
+            ));
+        }
+        Some(_) => {
+            return Err(Issue::new(
+                format!("{key}.surface"),
+                format!("expected one of: {}", Surface::NAMES.join(", ")),
+            ));
+        }
+        None => {
+            return Err(Issue::new(
+                format!("{key}.surface"),
+                format!(
+                    "required key is missing; the surfaces are: {}",
+                    Surface::NAMES.join(", ")
+                ),
+            ));
+        }
+    };
+    // Typed as `{<surface>: {…}}`, so an error names the key inside the surface's block,
+    // which the user wrote beside `surface:`.
+    let tagged = serde_json::json!({ name.clone(): serde_json::Value::Object(map) });
+    let surface: Surface = decode(&key, tagged).map_err(|issue| {
+        let inner = format!("{key}.{name}");
+        let at = issue.key.replacen(&inner, &key, 1);
+        let reason = match issue.reason.strip_prefix("unknown key; the keys allowed here are: ") {
+            Some(list) => format!(
+                "unknown key; the keys allowed here are: {list}, and on every surface: surface, interval, grace"
+            ),
+            None if issue.reason == "unknown key; no keys are allowed here" => {
+                "unknown key; the keys allowed here are: surface, interval, grace".to_string()
+            }
+            None => issue.reason.clone(),
+        };
+        Issue::new(at, reason)
+    })?;
     let name = surface.name();
     let system = if target_surfaces.contains(&name) {
         target

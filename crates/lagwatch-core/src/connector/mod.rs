@@ -299,6 +299,12 @@ pub trait Source: Send + Sync + 'static {
             detail: "this kind does not update records".to_string(),
         })
     }
+    /// The row version the system gave the sentinel's record (Dataverse `versionnumber`), for
+    /// a path whose platform status has a version watermark to compare it with; `None` for a
+    /// kind without row versions.
+    async fn version_of(&self, _id: &SentinelId) -> Result<Option<u64>, ConnectorError> {
+        Ok(None)
+    }
     /// Writes `child` as a record that references `parent` (a lookup to it), for a causal pair:
     /// the child is written only after the parent was acknowledged. Only called when the
     /// kind's configuration said it can (`SystemSpec::can_link`).

@@ -366,6 +366,7 @@ impl Cycle {
         let ryw = async {
             if !resumed {
                 self.read_your_write(&sentinel).await;
+                self.read_version(&sentinel).await;
             }
         };
         let polls = join_all(
@@ -445,6 +446,40 @@ impl Cycle {
                     id: sentinel.id.clone(),
                     repeat_until: None,
                 });
+            }
+        }
+    }
+
+    /// The sentinel's row version, for the paths whose platform watermark wants it: one read
+    /// of the source, only when such a path exists. A failure leaves the version unknown.
+    async fn read_version(&self, sentinel: &Sentinel) {
+        let wanting: Vec<&Arc<PathHandle>> =
+            self.paths.iter().filter(|p| p.wants_versions()).collect();
+        if wanting.is_empty() {
+            return;
+        }
+        let Ok(permit) = self
+            .source_gate
+            .admit_within(self.request_timeout, &self.shutdown)
+            .await
+        else {
+            return;
+        };
+        let read = tokio::select! {
+            _ = self.shutdown.cancelled() => return,
+            r = bounded(self.request_timeout, self.source.version_of(&sentinel.id)) => r,
+        };
+        drop(permit);
+        note(&self.source_gate, &read);
+        match read {
+            Ok(Some(v)) => {
+                for p in wanting {
+                    p.on_version(sentinel.seq, v);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(source = %self.source_name, error = %e, "Reading the sentinel's row version failed.");
             }
         }
     }

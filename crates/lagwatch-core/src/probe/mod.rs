@@ -14,6 +14,7 @@ pub mod deletes;
 pub mod estimate;
 pub mod history;
 pub mod path;
+pub mod platform;
 pub mod schedule;
 pub mod trace;
 
@@ -84,6 +85,8 @@ pub enum EngineError {
     NotASource(String),
     #[error("system \"{0}\" cannot be read")]
     NotATarget(String),
+    #[error("system \"{0}\" cannot read its platform status: {1}")]
+    NoStatus(String, String),
 }
 
 struct Group {
@@ -124,6 +127,7 @@ pub struct Engine {
     ledger: std::sync::OnceLock<Arc<Ledger>>,
     owed: Arc<cycle::Owed>,
     conflicts: Vec<Arc<conflict::ConflictProber>>,
+    platform: Vec<Arc<platform::PlatformWatch>>,
 }
 
 impl Engine {
@@ -215,7 +219,35 @@ impl Engine {
                 metrics.clone(),
             )));
         }
+        let mut watches = Vec::new();
+        for p in &paths {
+            let Some(status) = &p.spec.platform_status else {
+                continue;
+            };
+            let system = systems
+                .get(&status.system)
+                .ok_or_else(|| EngineError::MissingSystem(status.system.clone()))?;
+            let reader = system
+                .status
+                .as_ref()
+                .ok_or_else(|| {
+                    EngineError::NoStatus(
+                        status.system.clone(),
+                        "its kind has no status surface".to_string(),
+                    )
+                })?
+                .reader(&status.surface)
+                .map_err(|why| EngineError::NoStatus(status.system.clone(), why))?;
+            watches.push(Arc::new(platform::PlatformWatch::new(
+                status.clone(),
+                p.clone(),
+                reader,
+                system.gate.clone(),
+                metrics.clone(),
+            )));
+        }
         Ok(Engine {
+            platform: watches,
             conflicts,
             instance,
             groups,
@@ -251,6 +283,11 @@ impl Engine {
         &self.conflicts
     }
 
+    /// Every path's platform status watch, in config order.
+    pub fn platform(&self) -> &[Arc<platform::PlatformWatch>] {
+        &self.platform
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
@@ -274,6 +311,9 @@ impl Engine {
         }
         for g in &self.gates {
             g.refresh();
+        }
+        for w in &self.platform {
+            w.refresh();
         }
         // Exported while the source owes deletes: 0 would say nothing the alert needs.
         for (source, _, _) in &self.sources {
@@ -411,6 +451,9 @@ impl Engine {
         }
         for prober in &self.conflicts {
             tracker.spawn(prober.clone().run(shutdown.clone()));
+        }
+        for watch in &self.platform {
+            tracker.spawn(watch.clone().run(shutdown.clone()));
         }
         shutdown.cancelled().await;
         tracker.close();

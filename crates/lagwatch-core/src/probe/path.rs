@@ -118,6 +118,9 @@ pub struct PathState {
     pub reserved: u32,
     /// Written and unresolved sentinels: seq to the instant the write was acknowledged.
     pub pending: BTreeMap<u64, Instant>,
+    /// The row versions the source gave pending sentinels, where a platform watermark wants
+    /// them (`Source::version_of`).
+    pub versions: BTreeMap<u64, u64>,
     /// Acknowledgement of the oldest sentinel that resolved without being seen since the last
     /// one that was seen. Keeps staleness rising through timeouts while a path is stuck.
     pub unseen_since: Option<Instant>,
@@ -342,11 +345,30 @@ impl PathHandle {
         s.reserved = s.reserved.saturating_sub(1);
         if let Some(seq) = seq {
             s.pending.remove(&seq);
+            s.versions.remove(&seq);
+            s.versions.remove(&seq);
             s.awaiting.remove(&seq);
         }
         self.m
             .in_flight
             .store(i64::from(s.reserved), Ordering::Relaxed);
+    }
+
+    /// Whether this path wants each sentinel's row version (its platform status has a
+    /// watermark to compare it with).
+    pub fn wants_versions(&self) -> bool {
+        self.spec
+            .platform_status
+            .as_ref()
+            .is_some_and(|p| p.surface.has_watermark())
+    }
+
+    /// The row version the source gave a pending sentinel.
+    pub fn on_version(&self, seq: u64, version: u64) {
+        let mut s = self.state();
+        if s.pending.contains_key(&seq) {
+            s.versions.insert(seq, version);
+        }
     }
 
     pub fn on_written(&self, seq: u64, id: &SentinelId, acked: Instant) {

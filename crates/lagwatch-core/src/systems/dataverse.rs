@@ -440,6 +440,30 @@ impl Source for Dataverse {
         );
         self.create(s, Some(bind)).await
     }
+    /// `GET <table>(<id>)?$select=versionnumber`: the row version every Dataverse row has,
+    /// in the space Synapse Link's and Dataverse search's watermarks count in.
+    async fn version_of(&self, id: &SentinelId) -> Result<Option<u64>, ConnectorError> {
+        let url = self.record_url(id);
+        let reply = self
+            .http
+            .send("read", |c: &Client| {
+                odata(c.get(&url)).query(&[("$select", "versionnumber")])
+            })
+            .await?;
+        match reply.status {
+            StatusCode::OK => {
+                let row: Value = reply.json()?;
+                match row.get("versionnumber") {
+                    Some(Value::Number(n)) => Ok(n.as_u64()),
+                    Some(Value::String(s)) => Ok(s.parse().ok()),
+                    _ => Ok(None),
+                }
+            }
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(api_error(&reply)),
+        }
+    }
+
     async fn read(&self, id: &SentinelId) -> Result<Lookup, ConnectorError> {
         let url = self.record_url(id);
         let select = self.select();
