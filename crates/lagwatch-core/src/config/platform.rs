@@ -75,8 +75,8 @@ pub enum Surface {
     },
 }
 
-/// Reads `status_values`, naming the key of a value that is no state: inside the tagged
-/// `Surface` serde loses the path, so the message carries it.
+/// Reads `status_values`, naming the `Status` value whose state is not one (the loader puts
+/// the key path `….status_values` before the message).
 fn status_values<'de, D>(d: D) -> Result<BTreeMap<String, ClaimState>, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -93,7 +93,7 @@ where
         .map(|(key, value)| {
             if key.trim().is_empty() {
                 return Err(serde::de::Error::custom(
-                    "status_values: an empty Status value cannot be mapped",
+                    "an empty Status value cannot be mapped",
                 ));
             }
             let state = value
@@ -102,7 +102,7 @@ where
             match state {
                 Some(s) => Ok((key, s)),
                 None => Err(serde::de::Error::custom(format!(
-                    "status_values.\"{key}\": {value} is not a state; the states are: {}",
+                    "Status value \"{key}\" is mapped to {value}, which is not a state; the states are: {}",
                     states()
                 ))),
             }
@@ -302,14 +302,15 @@ mod tests {
     #[test]
     fn a_status_value_that_is_no_state_is_named_with_its_key() {
         let e = dual_write(json!({"1": "healthy", "7": "helthy"})).unwrap_err();
-        assert!(e.key.starts_with("paths[0].platform_status"), "{e:?}");
-        assert!(
-            e.reason.contains("status_values.\"7\": \"helthy\" is not a state; the states are: healthy, error, paused, not_running, unknown"),
-            "{e:?}"
+        assert_eq!(e.key, "paths[0].platform_status.status_values");
+        assert_eq!(
+            e.reason,
+            "Status value \"7\" is mapped to \"helthy\", which is not a state; the states are: healthy, error, paused, not_running, unknown"
         );
         let e = dual_write(json!({"1": 1})).unwrap_err();
         assert!(
-            e.reason.contains("status_values.\"1\": 1 is not a state"),
+            e.reason
+                .contains("\"1\" is mapped to 1, which is not a state"),
             "{e:?}"
         );
         // Still strict about keys beside it.
