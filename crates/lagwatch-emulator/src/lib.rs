@@ -196,6 +196,7 @@ pub mod search;
 pub mod seed;
 mod seeded;
 pub mod simulated;
+mod status;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -278,6 +279,9 @@ pub struct Emulator {
     /// holding it).
     links: Vec<link::LinkDef>,
     link_book: Mutex<link::Book>,
+    /// What the status surfaces remember of the replication ([`status`]); locked after
+    /// `state`, never while taking it.
+    status: Mutex<status::Book>,
 }
 
 #[derive(Default)]
@@ -443,6 +447,7 @@ impl Emulator {
         let emu = Arc::new(Emulator {
             links,
             link_book: Mutex::new(link::Book::default()),
+            status: Mutex::new(status::Book::default()),
             scenario,
             started,
             started_wall: Utc::now(),
@@ -730,6 +735,12 @@ impl Emulator {
                 }
             }
             "_truth" => match req.segments.as_slice() {
+                [_, s] if s == "status" && req.method == Method::GET => {
+                    self.status_truth_endpoint(None)
+                }
+                [_, s, replica] if s == "status" && req.method == Method::GET => {
+                    self.status_truth_endpoint(Some(replica))
+                }
                 [_, l] if l == "links" && req.method == Method::GET => {
                     self.link_truth_endpoint(None, None)
                 }
@@ -817,6 +828,7 @@ impl Emulator {
                 "target": r.describe_target(),
                 "truth": format!("{base}/_truth/{}/{{key}}", r.name),
                 "drift_truth": format!("{base}/_truth/_drift/{}", r.name),
+                "status_truth": format!("{base}/_truth/status/{}", r.name),
             })).collect::<Vec<_>>(),
             "links": self.describe_links(base),
         })
