@@ -20,6 +20,7 @@
 //! | `/_truth/{replica}/{key}` | ground truth (below) | — |
 //! | `/_truth/_drift/{replica}` | seeded rows' drift (below) | — |
 //! | `/_truth/links/{link}/{key}` | a link's conflict truth ([`link`]) | — |
+//! | `/_truth/status/{replica}` | what a replica's status surface claims vs the truth ([`status`]) | — |
 //! | `/_faults` | fault injection: `POST` adds, `GET` lists, `DELETE` clears ([`faults`]) | — |
 //! | `/` | JSON description of the services | — |
 //!
@@ -160,6 +161,13 @@
 //!     lag: { distribution: log_normal, median: 400ms, p99: 1500ms }
 //! ```
 //!
+//! Status surfaces ([`status`]): every replica with one gets the platform's own status, derived
+//! from its replication and bent on purpose by its `status_lie` — Synapse Link's tables under
+//! the lake source's Dataverse environment (`synapselinkprofiles`,
+//! `synapselinkprofileentitystates`, `synapselinkschedules`, `synapselinkexternaltablestates`),
+//! `/search/{svc}/indexers/{name}/status`, `/es/{cluster}/{index}/_stats/refresh,indexing`,
+//! `/fno/{env}/data/DualWriteProjectConfigurations`; see `docs/design/emulator.md`.
+//!
 //! Links ([`link`]): a scenario's `links:` makes two opposite replicas one bidirectional
 //! map with a conflict policy, and an environment's `clock_skew` moves its clock (its `Date`
 //! headers, Dataverse times, link stamps); see `docs/design/emulator.md`.
@@ -196,7 +204,7 @@ pub mod search;
 pub mod seed;
 mod seeded;
 pub mod simulated;
-mod status;
+pub mod status;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
