@@ -1843,6 +1843,59 @@ replicas:
     const LAKE: &str = "{ kind: lake, lake: l, table: account }";
 
     #[test]
+    fn status_knobs_are_refused_where_the_surface_cannot_show_them() {
+        let search = "{ kind: search, service: find, index: accounts }";
+        let lake = "l: { container: dataverse-contoso-l }";
+        let ok = with(
+            lake,
+            LAKE,
+            "status_lie: { lie: stale_while_flowing, start: 1m, duration: 30s, every: 5m }",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let lie = ok.replicas["r"].status_lie.clone().expect("a lie");
+        assert_eq!(
+            (lie.lie, lie.start),
+            (LieKind::StaleWhileFlowing, Dur::secs(60))
+        );
+        let s = with("", search, "indexer: { every: 10s }").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.indexer_of("r"),
+            Some(("accounts-indexer".to_string(), Dur::secs(10)))
+        );
+        for (lakes, target, knobs, key) in [
+            (
+                "",
+                search,
+                "status_lie: watermark_without_record",
+                "replicas.r.status_lie",
+            ),
+            ("", search, "status_lie: lying", "replicas.r.status_lie"),
+            (
+                lake,
+                LAKE,
+                "status_lie: { lie: error_while_flowing, every: 1m }",
+                "replicas.r.status_lie.every",
+            ),
+            (lake, LAKE, "indexer: { every: 1s }", "replicas.r.indexer"),
+            (
+                "",
+                search,
+                "indexer: { every: 0s }",
+                "replicas.r.indexer.every",
+            ),
+            (
+                "",
+                search,
+                "internal_entity_name: Accounts",
+                "replicas.r.internal_entity_name",
+            ),
+        ] {
+            let (k, why) = refused(with(lakes, target, knobs));
+            assert!(k.starts_with(key), "{knobs}: {k}: {why}");
+        }
+    }
+
+    #[test]
     fn version_knobs_need_a_change_log_lake() {
         for (lakes, knob) in [
             (
