@@ -40,6 +40,7 @@ mod emulator_links;
 mod emulator_replication;
 mod emulator_scenarios;
 mod emulator_seed;
+mod emulator_status;
 mod examples;
 mod faults;
 mod fno_source;

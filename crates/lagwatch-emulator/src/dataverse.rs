@@ -75,6 +75,13 @@ pub(crate) struct TableStore {
     seq: u64,
 }
 
+impl TableStore {
+    /// Rows written through the Web API, not deleted.
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+}
+
 struct Row {
     fields: Map<String, Value>,
     createdon: DateTime<Utc>,
@@ -122,7 +129,7 @@ impl ThrottleState {
 }
 
 /// An OData response with the Dataverse headers.
-fn dv_json(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn dv_json(status: StatusCode, body: &Value) -> Response {
     let mut r = json_response(status, body);
     let h = r.headers_mut();
     h.insert(
@@ -252,6 +259,7 @@ impl Emulator {
                     }),
                 )
             }
+            [s] if self.is_synapse_set(env, s) => self.synapse_link(req, env, s, &base),
             [s] => self.entity_request(req, env, s, &base),
             [first, ..] => dv_error(
                 StatusCode::NOT_IMPLEMENTED,

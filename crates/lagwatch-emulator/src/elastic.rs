@@ -289,6 +289,10 @@ impl Emulator {
         }
         match (&req.method, &segs[1..]) {
             (&Method::GET | &Method::HEAD, ["_doc", id]) => self.es_get(req, &replicas, index, id),
+            (&Method::GET, ["_stats"]) => self.es_stats(req, index, &replicas, None),
+            (&Method::GET, ["_stats", metrics]) => {
+                self.es_stats(req, index, &replicas, Some(metrics))
+            }
             (&Method::GET | &Method::POST, ["_search"]) => {
                 self.es_search(req, cluster, &replicas, index)
             }

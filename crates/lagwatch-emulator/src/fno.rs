@@ -201,6 +201,9 @@ impl Emulator {
             }
             return self.fno_service_document(env, &base);
         }
+        if segment == crate::status::DUAL_WRITE_ENTITY {
+            return self.dual_write_configs(req, env, &base);
+        }
         let (entity, key) = match segment.split_once('(') {
             Some((e, rest)) => match rest.strip_suffix(')').and_then(parse_key) {
                 Some(k) => (e, Some(k)),

@@ -312,6 +312,8 @@ pub(crate) struct PendingRow {
     /// The second copy of a duplicated version (`version_duplicate_probability`): when the
     /// version committed, so a delete that cancels the copy takes it out of the truth.
     pub copy_of: Option<Instant>,
+    /// The row's `versionnumber` (`None`: a delete row), for the status surfaces.
+    pub version: Option<u64>,
 }
 
 /// Writer position of one lake.
@@ -576,13 +578,13 @@ impl Emulator {
     }
 
     /// Index of the folder of `def` open at `at`.
-    fn folder_index(&self, def: &LakeDef, at: Instant) -> u64 {
+    pub(crate) fn folder_index(&self, def: &LakeDef, at: Instant) -> u64 {
         let since = at.saturating_duration_since(self.started).as_nanos();
         u64::try_from(since / nanos(def.interval)).unwrap_or(u64::MAX)
     }
 
     /// When folder `k` of `def` opens (and folder `k - 1` closes).
-    fn folder_opens(&self, def: &LakeDef, k: u64) -> Instant {
+    pub(crate) fn folder_opens(&self, def: &LakeDef, k: u64) -> Instant {
         let n = nanos(def.interval).saturating_mul(u128::from(k));
         self.started + Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX))
     }
@@ -645,10 +647,10 @@ impl Emulator {
             copy_of: Some(committed),
             ..row.clone()
         });
-        self.lakes.push(li, row);
+        self.lake_queue(li, row);
         match copy {
             Some(copy) => {
-                self.lakes.push(li, copy);
+                self.lake_queue(li, copy);
                 true
             }
             None => false,
@@ -659,8 +661,20 @@ impl Emulator {
     /// `entry`, or (`None`) its delete row.
     fn lake_push(&self, r: &ReplicaDef, id: Uuid, entry: Option<&ReplicaEntry>, sink: Instant) {
         if let Some((li, row)) = self.lake_row(r, id, entry, sink) {
-            self.lakes.push(li, row);
+            self.lake_queue(li, row);
         }
+    }
+
+    /// Queues `row` for lake `li`, noted for the table's status ([`super::status`]).
+    fn lake_queue(&self, li: usize, row: PendingRow) {
+        if let Some(t) = self.lakes.defs[li].tables.get(row.table) {
+            self.book()
+                .lakes
+                .entry(t.replica.clone())
+                .or_default()
+                .note_export(row.sink, row.seq, row.version);
+        }
+        self.lakes.push(li, row);
     }
 
     /// The row [`Emulator::lake_push`] queues, with the index of its lake.
@@ -674,10 +688,12 @@ impl Emulator {
         let (li, ti) = self.lakes.locate(&r.name)?;
         let sink_wall = self.unstepped_wall_time(sink);
         let def = &self.lakes.defs[li];
+        let mut version = None;
         let (line, partition) = match entry {
             Some(entry) => {
                 let source: Map<String, Value> =
                     serde_json::from_str(&entry.payload).unwrap_or_default();
+                version = source.get("versionnumber").and_then(Value::as_u64);
                 let shaped = r.shape(entry);
                 let created = source
                     .get("createdon")
@@ -706,6 +722,7 @@ impl Emulator {
                 line,
                 delete: entry.is_none(),
                 copy_of: None,
+                version,
             },
         ))
     }
@@ -736,17 +753,26 @@ impl Emulator {
             return Vec::new();
         }
         let mut cancelled = Vec::new();
+        let mut taken = Vec::new();
         let still_due = {
             let mut pending = self.lakes.pending();
             pending[li].retain(|p| {
                 let cancel = p.id == id && p.table == ti && p.sink >= gone;
                 if cancel {
                     cancelled.extend(p.copy_of);
+                    taken.push((p.sink, p.seq));
                 }
                 !cancel
             });
             pending[li].iter().any(|p| p.id == id && p.table == ti)
         };
+        if !taken.is_empty() {
+            let mut book = self.book();
+            let log = book.lakes.entry(r.name.clone()).or_default();
+            for (sink, seq) in taken {
+                log.cancel(sink, seq);
+            }
+        }
         let exported = [entry.visible_at, prior_at]
             .into_iter()
             .flatten()

@@ -20,6 +20,7 @@
 //! | `/_truth/{replica}/{key}` | ground truth (below) | — |
 //! | `/_truth/_drift/{replica}` | seeded rows' drift (below) | — |
 //! | `/_truth/links/{link}/{key}` | a link's conflict truth ([`link`]) | — |
+//! | `/_truth/status/{replica}` | what a replica's status surface claims vs the truth ([`status`]) | — |
 //! | `/_faults` | fault injection: `POST` adds, `GET` lists, `DELETE` clears ([`faults`]) | — |
 //! | `/` | JSON description of the services | — |
 //!
@@ -160,6 +161,13 @@
 //!     lag: { distribution: log_normal, median: 400ms, p99: 1500ms }
 //! ```
 //!
+//! Status surfaces ([`status`]): every replica with one gets the platform's own status, derived
+//! from its replication and bent on purpose by its `status_lie` — Synapse Link's tables under
+//! the lake source's Dataverse environment (`synapselinkprofiles`,
+//! `synapselinkprofileentitystates`, `synapselinkschedules`, `synapselinkexternaltablestates`),
+//! `/search/{svc}/indexers/{name}/status`, `/es/{cluster}/{index}/_stats/refresh,indexing`,
+//! `/fno/{env}/data/DualWriteProjectConfigurations`; see `docs/design/emulator.md`.
+//!
 //! Links ([`link`]): a scenario's `links:` makes two opposite replicas one bidirectional
 //! map with a conflict policy, and an environment's `clock_skew` moves its clock (its `Date`
 //! headers, Dataverse times, link stamps); see `docs/design/emulator.md`.
@@ -196,6 +204,7 @@ pub mod search;
 pub mod seed;
 mod seeded;
 pub mod simulated;
+pub mod status;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -278,6 +287,9 @@ pub struct Emulator {
     /// holding it).
     links: Vec<link::LinkDef>,
     link_book: Mutex<link::Book>,
+    /// What the status surfaces remember of the replication ([`status`]); locked after
+    /// `state`, never while taking it.
+    status: Mutex<status::Book>,
 }
 
 #[derive(Default)]
@@ -443,6 +455,7 @@ impl Emulator {
         let emu = Arc::new(Emulator {
             links,
             link_book: Mutex::new(link::Book::default()),
+            status: Mutex::new(status::Book::default()),
             scenario,
             started,
             started_wall: Utc::now(),
@@ -730,6 +743,12 @@ impl Emulator {
                 }
             }
             "_truth" => match req.segments.as_slice() {
+                [_, s] if s == "status" && req.method == Method::GET => {
+                    self.status_truth_endpoint(None)
+                }
+                [_, s, replica] if s == "status" && req.method == Method::GET => {
+                    self.status_truth_endpoint(Some(replica))
+                }
                 [_, l] if l == "links" && req.method == Method::GET => {
                     self.link_truth_endpoint(None, None)
                 }
@@ -817,6 +836,7 @@ impl Emulator {
                 "target": r.describe_target(),
                 "truth": format!("{base}/_truth/{}/{{key}}", r.name),
                 "drift_truth": format!("{base}/_truth/_drift/{}", r.name),
+                "status_truth": format!("{base}/_truth/status/{}", r.name),
             })).collect::<Vec<_>>(),
             "links": self.describe_links(base),
         })

@@ -379,7 +379,7 @@ fn key_text(v: Option<&Value>) -> Option<String> {
 }
 
 /// First refresh tick (every `refresh` from `origin`) at or after `at`.
-fn next_tick(origin: Instant, at: Instant, refresh: std::time::Duration) -> Instant {
+pub(crate) fn next_tick(origin: Instant, at: Instant, refresh: std::time::Duration) -> Instant {
     let since = at.saturating_duration_since(origin).as_nanos();
     let step = refresh.as_nanos().max(1);
     let ticks = since.div_ceil(step);
@@ -483,6 +483,7 @@ impl Emulator {
                     .commit_record(&r.landscape_source, &id_text, &payload, now),
             }
             if let Some(e) = self.landscape.replica_entry(&r.name, &id_text) {
+                self.status_note(r, &key, Some(&e.payload), e.visible_at, now);
                 index.meta.insert(id, (e.glimpse, e.mismatched));
                 let doubled =
                     matches!(r.target, Target::Lake { .. }) && self.lake_commit(r, id, &e, now);
@@ -535,6 +536,11 @@ impl Emulator {
                 index.prior.remove(&id);
                 continue;
             };
+            let key = index
+                .live
+                .get(&id)
+                .map_or(id_text.as_str(), |(k, _)| k.as_str());
+            self.status_note(r, key, None, entry.gone_at, now);
             if matches!(r.target, Target::Lake { .. }) {
                 let prior = index.prior.get(&id).and_then(|p| p.visible_at);
                 let cancelled = self.lake_delete(r, id, &entry, prior);
@@ -557,7 +563,7 @@ impl Emulator {
     }
 
     /// The refresh interval of an Elasticsearch replica's cluster (`None` for other targets).
-    fn es_refresh(&self, r: &ReplicaDef) -> Option<std::time::Duration> {
+    pub(crate) fn es_refresh(&self, r: &ReplicaDef) -> Option<std::time::Duration> {
         let Target::Elasticsearch { cluster, .. } = &r.target else {
             return None;
         };

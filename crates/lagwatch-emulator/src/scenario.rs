@@ -533,6 +533,124 @@ pub struct Replica {
     /// Exact drift of this replica's copy of the source table's seeded rows.
     #[serde(default)]
     pub drift: Option<super::seed::Drift>,
+    /// What the target's own status surface claims, wrong on purpose ([`crate::status`]):
+    /// `healthy_while_stuck`, `stale_while_flowing`, `error_while_flowing` or
+    /// `watermark_without_record`, always, or `{ lie: …, start, duration, every }` in windows.
+    /// Without it the surface tells the truth.
+    #[serde(default)]
+    pub status_lie: Option<StatusLie>,
+    /// Search targets only: the indexer that fills the index, whose status
+    /// (`/indexers/{name}/status`) the emulator serves ([`crate::status`]). Default: named
+    /// `<index>-indexer` (`<replica>-indexer` when several replicas fill the index), every 30s.
+    #[serde(default)]
+    pub indexer: Option<IndexerSpec>,
+    /// Dual-write replicas only (an F&O target or source): the F&O entity's name in the map's
+    /// `DualWriteProjectConfigurations` row (`InternalEntityName`, such as `Customers V3`);
+    /// default the entity set name with a space before each capital that follows a small
+    /// letter (`CustomersV3` → `Customers V3`).
+    #[serde(default)]
+    pub internal_entity_name: Option<String>,
+}
+
+/// A lie of a status surface ([`crate::status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LieKind {
+    /// The surface claims healthy and advancing syncs while the replica is stalled or paused.
+    HealthyWhileStuck,
+    /// The last-sync time (and watermark) stop at the lie's start while data keeps flowing.
+    StaleWhileFlowing,
+    /// The surface reports an error (a failed table, a failing run) while data flows.
+    ErrorWhileFlowing,
+    /// A lake's version watermark passes records the replica dropped.
+    WatermarkWithoutRecord,
+}
+
+impl LieKind {
+    /// The name as written in YAML.
+    pub fn name(self) -> &'static str {
+        match self {
+            LieKind::HealthyWhileStuck => "healthy_while_stuck",
+            LieKind::StaleWhileFlowing => "stale_while_flowing",
+            LieKind::ErrorWhileFlowing => "error_while_flowing",
+            LieKind::WatermarkWithoutRecord => "watermark_without_record",
+        }
+    }
+}
+
+/// `status_lie:` a lie, in force always, or in windows like outages (`start`, default 0s;
+/// `duration`, default for ever; `every`).
+#[derive(Debug, Clone)]
+pub struct StatusLie {
+    pub lie: LieKind,
+    pub start: Dur,
+    pub duration: Option<Dur>,
+    pub every: Option<Dur>,
+}
+
+impl<'de> Deserialize<'de> for StatusLie {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            lie: LieKind,
+            #[serde(default)]
+            start: Option<Dur>,
+            #[serde(default)]
+            duration: Option<Dur>,
+            #[serde(default)]
+            every: Option<Dur>,
+        }
+        use serde::de::Error as _;
+        let v = serde_json::Value::deserialize(d)?;
+        let full: Full = if v.is_string() {
+            let lie = serde_json::from_value(v).map_err(D::Error::custom)?;
+            Full {
+                lie,
+                start: None,
+                duration: None,
+                every: None,
+            }
+        } else {
+            serde_json::from_value(v).map_err(D::Error::custom)?
+        };
+        Ok(StatusLie {
+            lie: full.lie,
+            start: full.start.unwrap_or(Dur::secs(0)),
+            duration: full.duration,
+            every: full.every,
+        })
+    }
+}
+
+impl StatusLie {
+    /// The lie's windows, as the outage rule reads them.
+    pub(crate) fn windows(&self) -> Vec<simulated::Outage> {
+        vec![simulated::Outage {
+            start: self.start,
+            duration: self.duration.unwrap_or(FOREVER),
+            every: self.every,
+            mode: OutageMode::Stall,
+        }]
+    }
+}
+
+/// `indexer:` of a search replica: its name and how often it runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexerSpec {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default = "default_indexer_every")]
+    pub every: Dur,
+}
+
+/// How often an indexer runs when the scenario does not say: scaled down like the demo's
+/// lags (Azure's shortest schedule is `PT5M`).
+pub const DEFAULT_INDEXER_EVERY: Dur = Dur::secs(30);
+
+fn default_indexer_every() -> Dur {
+    DEFAULT_INDEXER_EVERY
 }
 
 /// A bidirectional map: the two replicas that are its directions, and its conflict policy.
@@ -917,7 +1035,59 @@ impl Scenario {
             }
         }
         self.validate_lake_replicas()?;
+        self.validate_indexers()?;
         self.validate_links()
+    }
+
+    /// The indexer of search replica `name`: its name (`indexer.name`, else `<index>-indexer`,
+    /// or `<replica>-indexer` when other replicas fill the index too) and how often it runs.
+    pub fn indexer_of(&self, name: &str) -> Option<(String, Dur)> {
+        let r = self.replicas.get(name)?;
+        let Target::Search { service, index } = &r.target else {
+            return None;
+        };
+        let every = r
+            .indexer
+            .as_ref()
+            .map_or(DEFAULT_INDEXER_EVERY, |i| i.every);
+        if let Some(n) = r.indexer.as_ref().and_then(|i| i.name.clone()) {
+            return Some((n, every));
+        }
+        let shared = self.replicas.iter().any(|(other, o)| {
+            other != name
+                && matches!(&o.target, Target::Search { service: s, index: i } if s == service && i == index)
+        });
+        Some((
+            if shared {
+                format!("{name}-indexer")
+            } else {
+                format!("{index}-indexer")
+            },
+            every,
+        ))
+    }
+
+    /// One indexer name per search service.
+    fn validate_indexers(&self) -> Result<(), Issue> {
+        let mut seen: BTreeMap<(String, String), &str> = BTreeMap::new();
+        for (name, r) in &self.replicas {
+            let Target::Search { service, .. } = &r.target else {
+                continue;
+            };
+            let Some((indexer, _)) = self.indexer_of(name) else {
+                continue;
+            };
+            if let Some(other) = seen.insert((service.clone(), indexer.clone()), name) {
+                return Err(issue(
+                    format!("replicas.{name}.indexer.name"),
+                    format!(
+                        "replica {other} already has indexer {indexer} on service {service}; \
+                         name this one apart"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A link joins two replicas that are exact opposites (a Dataverse table into an F&O
@@ -1094,6 +1264,12 @@ impl Scenario {
     fn validate_replica(&self, name: &str, r: &Replica) -> Result<(), Issue> {
         let key = format!("replicas.{name}");
         check_name(&key, name)?;
+        if name == "status" {
+            return Err(issue(
+                key,
+                "\"status\" names the status truth endpoint (/_truth/status/{replica}); pick another name",
+            ));
+        }
         if name == "_drift" {
             return Err(issue(
                 key,
@@ -1268,10 +1444,78 @@ impl Scenario {
                 ));
             }
         }
+        self.validate_status_knobs(key, r)?;
         if r.folder_interval.is_some() && !matches!(r.target, Target::Lake { .. }) {
             return Err(issue(
                 format!("{key}.folder_interval"),
                 "only lake targets write incremental update folders",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `status_lie`, `indexer` and `internal_entity_name`: only where the target has the
+    /// surface they change, and each lie only where the surface can tell it.
+    fn validate_status_knobs(&self, key: &str, r: &Replica) -> Result<(), Issue> {
+        let dual_write = matches!(r.target, Target::Fno { .. })
+            || matches!(r.source_ref(), ReplicaSource::Fno { .. });
+        if let Some(lie) = &r.status_lie {
+            let lkey = format!("{key}.status_lie");
+            let lake = matches!(r.target, Target::Lake { .. });
+            let refused = match (&r.target, lie.lie) {
+                _ if dual_write => matches!(
+                    lie.lie,
+                    LieKind::StaleWhileFlowing | LieKind::WatermarkWithoutRecord
+                )
+                .then_some(
+                    "a dual-write map's Status has no sync time nor watermark; it can lie \
+                     healthy_while_stuck or error_while_flowing",
+                ),
+                (Target::Dataverse { .. }, _) => {
+                    Some("a Dataverse-to-Dataverse replica has no status surface in the emulator")
+                }
+                (_, LieKind::WatermarkWithoutRecord) if !lake => Some(
+                    "only a lake's status (lastsynceddataversion, maxrecordversion) has a \
+                     version watermark",
+                ),
+                _ => None,
+            };
+            if let Some(why) = refused {
+                return Err(issue(lkey, why));
+            }
+            if lie.duration.is_some_and(|d| d.get().is_zero()) {
+                return Err(issue(format!("{lkey}.duration"), "must be above zero"));
+            }
+            if let Some(every) = lie.every
+                && lie.duration.is_none_or(|d| every <= d)
+            {
+                return Err(issue(
+                    format!("{lkey}.every"),
+                    "a repeated lie needs a duration shorter than every",
+                ));
+            }
+        }
+        if let Some(ix) = &r.indexer {
+            if !matches!(r.target, Target::Search { .. }) {
+                return Err(issue(
+                    format!("{key}.indexer"),
+                    "only a search target is filled by an indexer",
+                ));
+            }
+            if let Some(name) = &ix.name {
+                check_name(&format!("{key}.indexer.name"), name)?;
+            }
+            if ix.every.get().is_zero() {
+                return Err(issue(format!("{key}.indexer.every"), "must be above zero"));
+            }
+        }
+        if let Some(n) = &r.internal_entity_name
+            && (!dual_write || n.trim().is_empty())
+        {
+            return Err(issue(
+                format!("{key}.internal_entity_name"),
+                "names the F&O entity of a dual-write replica (an F&O target or source), \
+                 such as Customers V3",
             ));
         }
         Ok(())
@@ -1597,6 +1841,59 @@ replicas:
     }
 
     const LAKE: &str = "{ kind: lake, lake: l, table: account }";
+
+    #[test]
+    fn status_knobs_are_refused_where_the_surface_cannot_show_them() {
+        let search = "{ kind: search, service: find, index: accounts }";
+        let lake = "l: { container: dataverse-contoso-l }";
+        let ok = with(
+            lake,
+            LAKE,
+            "status_lie: { lie: stale_while_flowing, start: 1m, duration: 30s, every: 5m }",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let lie = ok.replicas["r"].status_lie.clone().expect("a lie");
+        assert_eq!(
+            (lie.lie, lie.start),
+            (LieKind::StaleWhileFlowing, Dur::secs(60))
+        );
+        let s = with("", search, "indexer: { every: 10s }").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.indexer_of("r"),
+            Some(("accounts-indexer".to_string(), Dur::secs(10)))
+        );
+        for (lakes, target, knobs, key) in [
+            (
+                "",
+                search,
+                "status_lie: watermark_without_record",
+                "replicas.r.status_lie",
+            ),
+            ("", search, "status_lie: lying", "replicas.r.status_lie"),
+            (
+                lake,
+                LAKE,
+                "status_lie: { lie: error_while_flowing, every: 1m }",
+                "replicas.r.status_lie.every",
+            ),
+            (lake, LAKE, "indexer: { every: 1s }", "replicas.r.indexer"),
+            (
+                "",
+                search,
+                "indexer: { every: 0s }",
+                "replicas.r.indexer.every",
+            ),
+            (
+                "",
+                search,
+                "internal_entity_name: Accounts",
+                "replicas.r.internal_entity_name",
+            ),
+        ] {
+            let (k, why) = refused(with(lakes, target, knobs));
+            assert!(k.starts_with(key), "{knobs}: {k}: {why}");
+        }
+    }
 
     #[test]
     fn version_knobs_need_a_change_log_lake() {

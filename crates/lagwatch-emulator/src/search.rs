@@ -121,6 +121,18 @@ impl Emulator {
                 "Invalid or missing api-version query string parameter.",
             );
         }
+        if let [i, name, s] = req.segments.as_slice()
+            && i == "indexers"
+            && s == "status"
+        {
+            if req.method != Method::GET {
+                return search_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "Use GET for an indexer's status.",
+                );
+            }
+            return self.indexer_status(&req.host, service, name);
+        }
         let (index, rest) = match req.segments.as_slice() {
             [i, index, rest @ ..] if i == "indexes" => (index.as_str(), rest),
             _ => {

@@ -1008,24 +1008,7 @@ impl Landscape {
     }
 
     fn outage(&self, spec: &ReplicaSpec, at: Instant, mode: OutageMode) -> Option<Instant> {
-        let since = at.checked_duration_since(self.start)?;
-        for o in spec.outages.iter().filter(|o| o.mode == mode) {
-            let start = o.start.get();
-            if since < start {
-                continue;
-            }
-            let into = since - start;
-            let into_cycle = match o.every {
-                Some(every) if !every.get().is_zero() => {
-                    Duration::from_nanos((into.as_nanos() % every.get().as_nanos()) as u64)
-                }
-                _ => into,
-            };
-            if into_cycle < o.duration.get() {
-                return Some(at + (o.duration.get() - into_cycle));
-            }
-        }
-        None
+        outage_end(self.start, &spec.outages, at, mode)
     }
 
     fn sample_lag(rng: &mut StdRng, l: &LagSpec) -> Duration {
@@ -1319,6 +1302,45 @@ impl Landscape {
             })
             .unwrap_or_default()
     }
+}
+
+/// If one of `outages` (scheduled from `start`) of `mode` is in force at `at`, when it ends:
+/// the rule every outage and paused window follows.
+pub fn outage_end(
+    start: Instant,
+    outages: &[Outage],
+    at: Instant,
+    mode: OutageMode,
+) -> Option<Instant> {
+    outage_window(start, outages, at, mode).map(|(_, end)| end)
+}
+
+/// As [`outage_end`], the occurrence in force at `at` as `[from, to)` (the emulator's status
+/// surfaces ask about instants other than now, and when a window began).
+pub fn outage_window(
+    start: Instant,
+    outages: &[Outage],
+    at: Instant,
+    mode: OutageMode,
+) -> Option<(Instant, Instant)> {
+    let since = at.checked_duration_since(start)?;
+    for o in outages.iter().filter(|o| o.mode == mode) {
+        let begin = o.start.get();
+        if since < begin {
+            continue;
+        }
+        let into = since - begin;
+        let into_cycle = match o.every {
+            Some(every) if !every.get().is_zero() => {
+                Duration::from_nanos((into.as_nanos() % every.get().as_nanos()) as u64)
+            }
+            _ => into,
+        };
+        if into_cycle < o.duration.get() {
+            return Some((at - into_cycle, at + (o.duration.get() - into_cycle)));
+        }
+    }
+    None
 }
 
 /// One simulated system's connector (source, replica, or both).
