@@ -15,7 +15,8 @@
 //! |---|---|
 //! | top-level `status` error | error |
 //! | no `lastResult` and no history | not running (never ran) |
-//! | `lastResult.status` success, inProgress | healthy |
+//! | `lastResult.status` success | healthy |
+//! | `lastResult.status` inProgress | as the newest run in `executionHistory` that ended (healthy when none has) |
 //! | `lastResult.status` transientFailure, persistentFailure | error, `detail` its `errorMessage` or first `errors[].errorMessage` |
 //! | `lastResult.status` reset, other | unknown |
 //!
@@ -23,8 +24,8 @@
 //! way, so it decides nothing. `last_sync` is the `startTime` of the newest *successful*
 //! execution (`lastResult` or `executionHistory`, up to 50 runs): a run picks up what was
 //! written before it started (change detection reads from its high-water mark), so a success
-//! that started after a sentinel's write should carry it; an in-progress run is judged by that
-//! last success, not by its own start.
+//! that started after a sentinel's write should carry it; an in-progress run is judged by the
+//! newest run that ended, not by its own start.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -152,9 +153,32 @@ pub fn status_claim(answer: &Value) -> Field<Claim> {
                 raw.push("never ran".to_string());
                 (ClaimState::NotRunning, None)
             }
-            (_, Some("success" | "inProgress")) => (ClaimState::Healthy, None),
+            (_, Some("success")) => (ClaimState::Healthy, None),
             (Some(run), Some("transientFailure" | "persistentFailure")) => {
                 (ClaimState::Error, run_error(run))
+            }
+            // A run under way says nothing yet: the newest run that ended does.
+            (_, Some("inProgress")) => {
+                let mut ended = None;
+                for run in &history {
+                    match run_status(run)? {
+                        Some("inProgress") | None => {}
+                        Some(s) => {
+                            ended = Some((s, *run));
+                            break;
+                        }
+                    }
+                }
+                if let Some((status, _)) = ended {
+                    raw.push(format!("last ended run={status}"));
+                }
+                match ended {
+                    Some(("transientFailure" | "persistentFailure", run)) => {
+                        (ClaimState::Error, run_error(run))
+                    }
+                    Some(("success", _)) | None => (ClaimState::Healthy, None),
+                    Some(_) => (ClaimState::Unknown, None),
+                }
             }
             _ => (ClaimState::Unknown, None),
         }
@@ -228,16 +252,37 @@ mod tests {
     }
 
     #[test]
-    fn a_run_in_progress_is_judged_by_the_last_success() {
+    fn a_run_in_progress_is_judged_by_the_newest_run_that_ended() {
         let now = run("inProgress", "2026-11-02T10:25:00Z");
         let failed = run("transientFailure", "2026-11-02T10:20:00Z");
         let ok = run("success", "2026-11-02T10:15:00Z");
-        let c = status_claim(&answer("running", now.clone(), vec![now, failed, ok])).unwrap();
-        assert_eq!(c.state, ClaimState::Healthy);
+        let c = status_claim(&answer(
+            "running",
+            now.clone(),
+            vec![now.clone(), failed.clone(), ok.clone()],
+        ))
+        .unwrap();
+        assert_eq!(c.state, ClaimState::Error);
         assert_eq!(
             c.last_sync.unwrap().to_rfc3339(),
             "2026-11-02T10:15:00+00:00"
         );
+        let ok = run("success", "2026-11-02T10:22:00Z");
+        let c = status_claim(&answer(
+            "running",
+            now.clone(),
+            vec![now.clone(), ok, failed],
+        ))
+        .unwrap();
+        assert_eq!(c.state, ClaimState::Healthy);
+        assert_eq!(
+            c.last_sync.unwrap().to_rfc3339(),
+            "2026-11-02T10:22:00+00:00"
+        );
+        // The first run, still under way: nothing has failed.
+        let c = status_claim(&answer("running", now.clone(), vec![now])).unwrap();
+        assert_eq!(c.state, ClaimState::Healthy);
+        assert_eq!(c.last_sync, None);
     }
 
     #[test]
