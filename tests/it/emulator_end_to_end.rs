@@ -49,7 +49,25 @@ async fn every_demo_path_measures_the_true_lag_through_the_emulator() {
             other.push(r);
         }
     }
-    let text = app.engine.metrics().render();
+    // A converged probe is published before its target's apply time is read (one more lake
+    // scan): wait for the apply lags of the probes counted.
+    let applied = |text: &str, target: &str| -> f64 {
+        let series =
+            format!("lagwatch_apply_lag_seconds_count{{source=\"crm\",target=\"{target}\"}}");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let mut text = app.engine.metrics().render();
+    let settle = tokio::time::Instant::now() + Duration::from_secs(10);
+    while ["lake", "fabric"]
+        .iter()
+        .any(|t| applied(&text, t) < WANT as f64)
+        && tokio::time::Instant::now() < settle
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        text = app.engine.metrics().render();
+    }
     stop.cancel();
     run.await.unwrap();
     emulator_stop.cancel();
@@ -110,13 +128,7 @@ async fn every_demo_path_measures_the_true_lag_through_the_emulator() {
     // The lake's rows carry the export's own time: the apply lag is measured for the lake path
     // only, and never exceeds the observed lag (the export wrote the row before its folder
     // completed).
-    let apply_count = |target: &str| -> f64 {
-        let series =
-            format!("lagwatch_apply_lag_seconds_count{{source=\"crm\",target=\"{target}\"}}");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
-            .unwrap_or(0.0)
-    };
+    let apply_count = |target: &str| applied(&text, target);
     assert!(
         apply_count("lake") >= WANT as f64,
         "apply lag per lake probe"

@@ -55,15 +55,8 @@ const EVENT_BORN: &[&str] = &[
     // Exist only on paths that read a canary at a change log (no demo path does).
     "lagwatch_versions_lost_total",
     "lagwatch_versions_duplicated_total",
-    // Exist only on paths with platform_status: (the state sets from start-up, the last sync
-    // and watermark from a claim that has them, the errors from the first failed read); the
-    // demo has no platform_status yet.
-    "lagwatch_platform_state",
-    "lagwatch_platform_last_read_timestamp_seconds",
-    "lagwatch_platform_last_sync_timestamp_seconds",
-    "lagwatch_platform_watermark",
+    // Exist from a path's first failed platform status read (the demo's reads succeed).
     "lagwatch_platform_status_errors_total",
-    "lagwatch_status_verdict",
 ];
 
 /// Whether `selector` selects a family born with its first event and that has no series yet.

@@ -205,7 +205,11 @@ pub fn views(engine: &Engine) -> Vec<PathView> {
                 .platform()
                 .iter()
                 .find(|w| Arc::ptr_eq(&w.path, p))
-                .map(|w| w.view());
+                .map(|w| {
+                    // Judged now, against the path's state now, as the row beside it.
+                    w.refresh();
+                    w.view()
+                });
             v
         })
         .collect()
