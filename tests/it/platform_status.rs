@@ -3,7 +3,9 @@
 //! index's indexer status through the Azure AI Search REST API, and judges the claim beside its
 //! sentinels. The emulated indexers tell the truth or lie on purpose (`status_lie`), with the
 //! truth at `/_truth/status/<replica>`: each verdict is produced on purpose and must be the one
-//! reported.
+//! reported. Two lakes that lose rows are read through Synapse Link's own tables, one whose
+//! version watermark passes the lost rows: `healthy_but_stuck` and
+//! `watermark_passed_canary_missing`, the missing sentinel lost in the truth.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -184,4 +186,96 @@ async fn every_indexer_claim_is_judged_beside_the_canary_as_the_truth_says() {
         ),
         "status reads are counted as requests of their system"
     );
+}
+
+/// Two lakes that lose half their rows, read by Synapse Link's own tables: an honest one whose
+/// version watermark stops below the first lost row, and one whose watermark passes lost rows.
+const LOSSY: &str = r#"
+seed: 11
+credentials:
+  - { tenant: contoso, client_id: lagwatch-test, client_secret: platform-lake-secret }
+dataverse:
+  crm:
+    tables:
+      accounts: { id: accountid, columns: { name: string, description: string } }
+lakes:
+  honest: { container: status-honest }
+  passed: { container: status-passed }
+replicas:
+  honest: { source: crm/accounts, target: { kind: lake, lake: honest, table: account }, key: name, lag: { distribution: fixed, value: 300ms }, folder_interval: 1s, drop_probability: 0.5 }
+  passed: { source: crm/accounts, target: { kind: lake, lake: passed, table: account }, key: name, lag: { distribution: fixed, value: 300ms }, folder_interval: 1s, drop_probability: 0.5, status_lie: watermark_without_record }
+"#;
+
+#[test]
+fn a_lake_that_loses_rows_is_healthy_but_stuck_and_a_watermark_past_a_lost_row_says_so() {
+    let estate = common::twin::LakeEstate::start(LOSSY, "platform-lake-secret", "plake");
+    let (rt, root) = (&estate.rt, &estate.root);
+    let _in_rt = rt.enter();
+    let mut yaml = estate.yaml.clone();
+    for name in ["honest", "passed"] {
+        yaml += &format!(
+            "  {name}:\n    kind: synapse_link_csv\n    url: file://{root}/status-{name}\n    table: account\n    key_column: name\n    payload_column: description\n"
+        );
+    }
+    yaml += "paths:\n";
+    for name in ["honest", "passed"] {
+        yaml += &format!(
+            "  - {{ source: crm, target: {name}, interval: 1s, timeout: 60s, objective: 3s, \
+             update_interval: 0s, pair_interval: 0s, \
+             platform_status: {{ surface: synapse_link, table: account, profile: {name}, interval: 30s, grace: 1s }} }}\n"
+        );
+    }
+    let app = Arc::new(common::app(&yaml));
+    // Sentinels every second, half of them lost: by 12 s the oldest missing one is 3 s past
+    // its objective and later ones have reached the lake.
+    let stop = CancellationToken::new();
+    let run = rt.spawn(app.engine.clone().run(stop.clone()));
+    let views: Vec<_> = rt.block_on(async {
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        let token = CancellationToken::new();
+        let mut views = Vec::new();
+        for w in app.engine.platform() {
+            w.read_once(&token).await;
+            views.push(w.view());
+        }
+        views
+    });
+    let (honest, passed) = (&views[0], &views[1]);
+    // Honest: Synapse Link says InProgress ("active and error-free") and syncs on, while a
+    // sentinel is missing; its watermark stays below the lost row.
+    assert_eq!(honest.verdict, Verdict::HealthyButStuck, "{honest:#?}");
+    let claim = &honest.latest.as_ref().expect("a claim").claim;
+    assert_eq!(claim.state.label(), "healthy");
+    assert!(claim.raw.contains("syncstate=2"), "{}", claim.raw);
+    // Lying: the watermark passes the missing sentinel's own row version.
+    assert_eq!(
+        passed.verdict,
+        Verdict::WatermarkPassedCanaryMissing,
+        "{passed:#?}"
+    );
+    // Each path's oldest missing sentinel is lost in the emulator's truth, not late.
+    for target in ["honest", "passed"] {
+        let path = app
+            .engine
+            .paths()
+            .iter()
+            .find(|p| p.spec.target == target)
+            .expect("the path")
+            .clone();
+        let st = path.state();
+        let seq = *st.pending.keys().next().expect("a pending sentinel");
+        let id = st
+            .awaiting
+            .get(&seq)
+            .expect("an ordered target remembers it")
+            .clone();
+        drop(st);
+        let truth = estate
+            .emulator
+            .truth(target, id.key())
+            .expect("the sentinel's truth");
+        assert!(truth.dropped, "{target}: {id} was lost: {truth:?}");
+    }
+    stop.cancel();
+    let _ = rt.block_on(run);
 }

@@ -432,7 +432,7 @@ async fn an_indexer_status_is_read_with_the_systems_key_and_version() {
     assert_eq!(claim.state, ClaimState::Healthy);
     assert_eq!(
         claim.raw,
-        "status=running, lastResult.status=inProgress, itemsProcessed=12, itemsFailed=0"
+        "status=running, lastResult.status=inProgress, itemsProcessed=12, itemsFailed=0, last ended run=success"
     );
     assert_eq!(
         claim.last_sync.map(|t| t.to_rfc3339()).as_deref(),
