@@ -144,6 +144,16 @@ pub fn guarantee<'a>(
         .unwrap_or_else(|| panic!("{target} {g}"))
 }
 
+/// The path of `app` that reads `target` (the first, for a target several sources write).
+pub fn path_to(app: &App, target: &str) -> std::sync::Arc<lagwatch::probe::PathHandle> {
+    app.engine
+        .paths()
+        .iter()
+        .find(|p| p.spec.target == target)
+        .unwrap_or_else(|| panic!("a path to {target}"))
+        .clone()
+}
+
 /// Builds an app from YAML text (panics with the config error: a test's own input).
 pub fn app(yaml: &str) -> App {
     let config = lagwatch_emulator::REGISTRY

@@ -255,13 +255,7 @@ fn a_lake_that_loses_rows_is_healthy_but_stuck_and_a_watermark_past_a_lost_row_s
     );
     // Each path's oldest missing sentinel is lost in the emulator's truth, not late.
     for target in ["honest", "passed"] {
-        let path = app
-            .engine
-            .paths()
-            .iter()
-            .find(|p| p.spec.target == target)
-            .expect("the path")
-            .clone();
+        let path = common::path_to(&app, target);
         let st = path.state();
         let seq = *st.pending.keys().next().expect("a pending sentinel");
         let id = st

@@ -744,13 +744,7 @@ paths:
             "{target}: {fresh} fresh + {stale} stale counted, {reads} reads in resolved probes"
         );
         // Each traced read is in the bucket of its own age, with its own result.
-        let handle = app
-            .engine
-            .paths()
-            .iter()
-            .find(|p| p.spec.target == target)
-            .expect("the path")
-            .clone();
+        let handle = common::path_to(&app, target);
         let mut traced = [[0u64; 16]; 2];
         for trace in handle.state().traces.iter() {
             let view = trace.view("src", target, "t", handle.rules());
