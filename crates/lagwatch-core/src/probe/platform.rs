@@ -4,7 +4,8 @@
 //! Times a platform reports are on its clock; they are moved onto lagwatch's by the system's
 //! clock offset estimate before anything is compared, and each comparison allows the path's
 //! `grace` plus the offset's uncertainty. A surface that counts syncs instead of timing them
-//! (Elasticsearch's refreshes) gives a sync between two reads: after the earlier, by the later.
+//! (Elasticsearch's refreshes) gives a sync between two reads: after the earlier, by the later;
+//! a count that does not move says no sync since the read that first showed it.
 //!
 //! [`judge`] is the pure verdict, one of:
 //!
@@ -186,6 +187,23 @@ pub fn judge(
     }
 }
 
+/// When the last sync happened, for a surface that counts syncs (`n` at a read at `now`):
+/// after `sync_after` and by `sync_by`. A count grown since the read before puts a sync
+/// between the two; an unchanged count keeps what the read that first showed it said, so a
+/// count that never moves says no sync since that read; a first read (or a count that went
+/// down: a restart) says only that the last one was by now.
+fn counted_sync(
+    prev: Option<&ClaimRecord>,
+    n: u64,
+    now: DateTime<Utc>,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    match prev.and_then(|p| p.claim.syncs.map(|count| (p, count))) {
+        Some((p, count)) if n > count => (Some(p.read_at), Some(now)),
+        Some((p, count)) if n == count => (p.sync_after, p.sync_by),
+        _ => (None, Some(now)),
+    }
+}
+
 /// A path's platform status: its reader, the claims read, and the verdict.
 pub struct PlatformWatch {
     pub spec: StatusSpec,
@@ -314,15 +332,7 @@ impl PlatformWatch {
         };
         let (sync_after, sync_by) = match (claim.last_sync, claim.syncs) {
             (Some(t), _) => (Some(shift(t)), Some(shift(t))),
-            (None, Some(n)) => match earlier.back() {
-                // More syncs than at the read before: one happened between the two reads.
-                Some(prev) if prev.claim.syncs.is_some_and(|p| n > p) => {
-                    (Some(prev.read_at), Some(now))
-                }
-                // None since: the last one known is still the last.
-                Some(prev) => (prev.sync_after, prev.sync_by),
-                None => (None, None),
-            },
+            (None, Some(n)) => counted_sync(earlier.back(), n, now),
             (None, None) => (None, None),
         };
         ClaimRecord {
@@ -518,5 +528,42 @@ mod tests {
             arrived_written: None,
         };
         assert_eq!(judge(nothing, Some(&c), TOL).0, Verdict::Unknown);
+    }
+
+    #[test]
+    fn a_count_of_syncs_dates_the_last_one_between_reads_and_a_frozen_count_from_its_first() {
+        let read = |secs: i64, syncs: u64| {
+            let mut c = claim(ClaimState::Healthy, None, secs);
+            c.claim.syncs = Some(syncs);
+            c
+        };
+        // First read: the last sync was by then, no earlier bound.
+        assert_eq!(counted_sync(None, 7, at(100)), (None, Some(at(100))));
+        // Grown since the read at 100: a sync between 100 and 130.
+        let mut first = read(100, 7);
+        (first.sync_after, first.sync_by) = (None, Some(at(100)));
+        assert_eq!(
+            counted_sync(Some(&first), 9, at(130)),
+            (Some(at(100)), Some(at(130)))
+        );
+        // Unchanged: still the bounds of the read that first showed the count.
+        let mut second = read(130, 9);
+        (second.sync_after, second.sync_by) = (Some(at(100)), Some(at(130)));
+        assert_eq!(
+            counted_sync(Some(&second), 9, at(160)),
+            (Some(at(100)), Some(at(130)))
+        );
+        // Gone down (the cluster restarted): only "by now".
+        assert_eq!(
+            counted_sync(Some(&second), 2, at(190)),
+            (None, Some(at(190)))
+        );
+        // A frozen count makes a sentinel written after its first read and arrived stale.
+        let mut frozen = read(160, 9);
+        (frozen.sync_after, frozen.sync_by) = (Some(at(100)), Some(at(130)));
+        assert_eq!(
+            judge(flowing(150), Some(&frozen), TOL).0,
+            Verdict::StatusStale
+        );
     }
 }
