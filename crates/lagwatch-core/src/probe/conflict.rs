@@ -24,7 +24,7 @@ use serde::Serialize;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::cycle::{bounded, note};
+use super::cycle::admitted;
 use crate::config::conflict::{ConflictSpec, Policy};
 use crate::connector::{ConnectorError, Lookup, Source, Updated};
 use crate::gate::Gate;
@@ -359,15 +359,11 @@ impl ConflictProber {
     where
         F: std::future::Future<Output = Result<T, ConnectorError>>,
     {
-        let link = self.link(side);
         let limit = self.spec.request_timeout.get();
-        let Ok(permit) = link.gate.admit_within(limit, shutdown).await else {
-            return Err(ConnectorError::Timeout);
-        };
-        let r = bounded(limit, f).await;
-        drop(permit);
-        note(&link.gate, &r);
-        r
+        // Never sent (not admitted in time, or shutting down): no answer within the limit.
+        admitted(&self.link(side).gate, limit, shutdown, f)
+            .await
+            .unwrap_or(Err(ConnectorError::Timeout))
     }
 
     async fn read(

@@ -161,6 +161,25 @@ pub(crate) async fn bounded<T>(
     }
 }
 
+/// One call to a system: admitted by its `gate` within `limit`, bounded by `limit`, given up
+/// on shutdown, and the gate told of any throttling in the answer. `None`: never sent (not
+/// admitted) or abandoned at shutdown.
+pub(crate) async fn admitted<T>(
+    gate: &Gate,
+    limit: Duration,
+    shutdown: &CancellationToken,
+    call: impl Future<Output = Result<T, ConnectorError>>,
+) -> Option<Result<T, ConnectorError>> {
+    let permit = gate.admit_within(limit, shutdown).await.ok()?;
+    let result = tokio::select! {
+        _ = shutdown.cancelled() => return None,
+        r = bounded(limit, call) => r,
+    };
+    drop(permit);
+    note(gate, &result);
+    Some(result)
+}
+
 /// Tells the gate about throttling the system answered with (a 429, a busy 503), so every
 /// caller of that system pauses. Only a system's answer may do that: a call that was never
 /// sent ([`NotAdmitted`]) never reaches here.
@@ -458,19 +477,9 @@ impl Cycle {
         if wanting.is_empty() {
             return;
         }
-        let Ok(permit) = self
-            .source_gate
-            .admit_within(self.request_timeout, &self.shutdown)
-            .await
-        else {
+        let Some(read) = self.source_call(self.source.version_of(&sentinel.id)).await else {
             return;
         };
-        let read = tokio::select! {
-            _ = self.shutdown.cancelled() => return,
-            r = bounded(self.request_timeout, self.source.version_of(&sentinel.id)) => r,
-        };
-        drop(permit);
-        note(&self.source_gate, &read);
         match read {
             Ok(Some(v)) => {
                 for p in wanting {
@@ -484,20 +493,24 @@ impl Cycle {
         }
     }
 
+    /// One call to the source, through its gate, within the request timeout.
+    async fn source_call<T>(
+        &self,
+        call: impl Future<Output = Result<T, ConnectorError>>,
+    ) -> Option<Result<T, ConnectorError>> {
+        admitted(
+            &self.source_gate,
+            self.request_timeout,
+            &self.shutdown,
+            call,
+        )
+        .await
+    }
+
     async fn read_your_write(&self, sentinel: &Sentinel) {
-        let Ok(permit) = self
-            .source_gate
-            .admit_within(self.request_timeout, &self.shutdown)
-            .await
-        else {
+        let Some(read) = self.source_call(self.source.read(&sentinel.id)).await else {
             return;
         };
-        let read = tokio::select! {
-            _ = self.shutdown.cancelled() => return,
-            r = bounded(self.request_timeout, self.source.read(&sentinel.id)) => r,
-        };
-        drop(permit);
-        note(&self.source_gate, &read);
         match read {
             Ok(Lookup::Absent) => {
                 self.metrics

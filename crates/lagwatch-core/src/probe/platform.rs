@@ -27,7 +27,7 @@ use serde::Serialize;
 use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 
-use super::cycle::{bounded, note};
+use super::cycle::admitted;
 use super::path::PathHandle;
 use crate::config::platform::StatusSpec;
 use crate::connector::status::{Claim, ClaimState, StatusReader};
@@ -277,12 +277,9 @@ impl PlatformWatch {
     /// One read of the surface, kept and judged.
     pub async fn read_once(&self, shutdown: &CancellationToken) {
         let limit = self.path.spec.request_timeout.get();
-        let Ok(permit) = self.gate.admit_within(limit, shutdown).await else {
+        let Some(read) = admitted(&self.gate, limit, shutdown, self.reader.read()).await else {
             return;
         };
-        let read = bounded(limit, self.reader.read()).await;
-        drop(permit);
-        note(&self.gate, &read);
         let [source, target, surface] = self.labels();
         match read {
             Ok(claim) => {
