@@ -21,7 +21,7 @@ use chrono::Utc;
 use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 
-use super::cycle::{bounded, note};
+use super::cycle::admitted;
 use super::path::PathHandle;
 use crate::connector::{Lookup, RowLog, Source};
 use crate::gate::Gate;
@@ -181,14 +181,10 @@ pub(crate) async fn write_canary(
         let version = (last + 1).max(u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0));
         last = version;
         let canary = Sentinel::restore(&instance, id.clone(), version, Utc::now());
-        if let Ok(permit) = gate.admit_within(request_timeout, &shutdown).await {
-            let written = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = bounded(request_timeout, source.update(&canary)) => r,
-            };
+        if let Some(written) =
+            admitted(&gate, request_timeout, &shutdown, source.update(&canary)).await
+        {
             let acked = Instant::now();
-            drop(permit);
-            note(&gate, &written);
             match written {
                 Ok(_) => versions.push(Version { version, acked }),
                 Err(e) => {
@@ -230,30 +226,28 @@ pub(crate) async fn read_canary(
             _ = sleep(wait) => {}
         }
         wait = every;
-        let Ok(permit) = path.gate.admit_within(request_timeout, &shutdown).await else {
+        let call = async {
+            let sent = Instant::now();
+            if !log {
+                return Ok((sent, path.target.lookup(&id).await?));
+            }
+            let rows = path.target.lookup_log(&id).await?;
+            let duplicated = check.read(&rows, &versions);
+            let lost = check.lost(&versions, sent, path.spec.timeout.get());
+            path.on_versions(id.key(), lost, duplicated);
+            let newest = match rows.recent.back() {
+                Some(payload) => Lookup::Present {
+                    payload: payload.clone(),
+                },
+                None => Lookup::Absent,
+            };
+            Ok((sent, newest))
+        };
+        let Some(read) = admitted(&path.gate, request_timeout, &shutdown, call).await else {
             continue;
         };
-        let sent = Instant::now();
-        let read = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = bounded(request_timeout, async {
-                if !log {
-                    return path.target.lookup(&id).await;
-                }
-                let rows = path.target.lookup_log(&id).await?;
-                let duplicated = check.read(&rows, &versions);
-                let lost = check.lost(&versions, sent, path.spec.timeout.get());
-                path.on_versions(id.key(), lost, duplicated);
-                Ok(match rows.recent.back() {
-                    Some(payload) => Lookup::Present { payload: payload.clone() },
-                    None => Lookup::Absent,
-                })
-            }) => r,
-        };
-        drop(permit);
-        note(&path.gate, &read);
         match read {
-            Ok(Lookup::Present { payload: Some(p) }) => match Sentinel::seq_of(&p) {
+            Ok((sent, Lookup::Present { payload: Some(p) })) => match Sentinel::seq_of(&p) {
                 Some(m) => {
                     if let Some((k, stale_for)) = versions.staleness(m, sent) {
                         path.on_canary_read(id.key(), m, k, stale_for);
@@ -264,12 +258,12 @@ pub(crate) async fn read_canary(
                     tracing::debug!(source = %path.spec.source, target = %path.spec.target, sentinel = %id, "The canary read back holds no version.");
                 }
             },
-            Ok(Lookup::Present { payload: None }) => {
+            Ok((_, Lookup::Present { payload: None })) => {
                 tracing::info!(source = %path.spec.source, target = %path.spec.target, "The target does not return the sentinel's content, so the canary's version cannot be read: no k-staleness on this path.");
                 return;
             }
             // No version at all: every version a timeout old is not reached.
-            Ok(Lookup::Absent) => settle(&path, &versions, &id, 0, sent),
+            Ok((sent, Lookup::Absent)) => settle(&path, &versions, &id, 0, sent),
             Err(e) => path.on_lookup_error(e.kind(), &e.to_string()),
         }
     }

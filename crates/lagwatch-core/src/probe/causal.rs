@@ -27,7 +27,9 @@ use serde::Serialize;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::cycle::{Debt, Owed, bounded, delete_sentinel, lookup_together, note, wall_of};
+use super::cycle::{
+    Debt, Owed, admitted, bounded, delete_sentinel, lookup_together, note, wall_of,
+};
 use super::path::PathHandle;
 use super::schedule;
 use crate::connector::{ConnectorError, Lookup, Source, Target};
@@ -163,18 +165,8 @@ impl PairWriter {
         write: impl Future<Output = Result<(), ConnectorError>>,
         shutdown: &CancellationToken,
     ) -> Option<Result<Instant, ConnectorError>> {
-        let permit = self
-            .gate
-            .admit_within(self.request_timeout, shutdown)
-            .await
-            .ok()?;
-        let written = tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            r = bounded(self.request_timeout, write) => r,
-        };
+        let written = admitted(&self.gate, self.request_timeout, shutdown, write).await?;
         let acked = Instant::now();
-        drop(permit);
-        note(&self.gate, &written);
         Some(written.map(|()| acked))
     }
 
