@@ -4,7 +4,8 @@
 //!
 //! - Each `lagwatch SUB …` shown (in a ```sh block or an inline code span, and
 //!   `cargo run --release -- SUB`): `lagwatch SUB --help` succeeds and names every flag shown
-//!   with it.
+//!   with it. Each `lagwatch init …` of a shell block runs, and what it prints passes
+//!   `check-config` (the front door's path from nothing to a checked file).
 //! - Each ```yaml block is a configuration `lagwatch check-config` accepts, unless the line
 //!   before it is `<!-- fragment: … -->` (a piece of a file, such as one system's `auth:`) or
 //!   `<!-- not a lagwatch config: … -->` (another tool's file). A block without `instance:` is
@@ -150,10 +151,14 @@ struct Shown {
     at: String,
     sub: String,
     flags: BTreeSet<String>,
+    /// The words after the subcommand, up to a pipe or redirection.
+    args: Vec<String>,
+    /// Shown in a shell block, to be typed as it is (not a synopsis in prose).
+    in_shell: bool,
 }
 
 /// The `lagwatch SUB …` commands in one snippet (a shell line or an inline code span).
-fn commands_in(snippet: &str, at: &str, out: &mut Vec<Shown>) {
+fn commands_in(snippet: &str, at: &str, in_shell: bool, out: &mut Vec<Shown>) {
     // `\|` separates alternatives inside a table cell.
     let snippet = snippet.replace("\\|", "/");
     if NOT_COMMANDS.iter().any(|n| snippet.trim() == *n) {
@@ -206,6 +211,11 @@ fn commands_in(snippet: &str, at: &str, out: &mut Vec<Shown>) {
             at: at.to_string(),
             sub: sub.to_string(),
             flags,
+            args: words[start + 1..j]
+                .iter()
+                .map(|w| (*w).to_string())
+                .collect(),
+            in_shell,
         });
         i = j;
     }
@@ -219,7 +229,7 @@ fn shown_commands() -> Vec<Shown> {
                 // Join continued lines.
                 for (n, l) in b.body.replace("\\\n", " ").lines().enumerate() {
                     let l = l.trim_start_matches("$ ");
-                    commands_in(l, &format!("{page}:{}", b.line + n), &mut out);
+                    commands_in(l, &format!("{page}:{}", b.line + n), true, &mut out);
                 }
             }
         }
@@ -227,7 +237,7 @@ fn shown_commands() -> Vec<Shown> {
             // Inline code spans: between pairs of backticks.
             for (k, span) in p.split('`').enumerate() {
                 if k % 2 == 1 {
-                    commands_in(span, &format!("{page}:{n}"), &mut out);
+                    commands_in(span, &format!("{page}:{n}"), false, &mut out);
                 }
             }
         }
@@ -333,6 +343,53 @@ fn every_command_shown_exists_with_the_flags_shown() {
     }
     let runnable: BTreeSet<&str> = shown.iter().map(|s| s.sub.as_str()).collect();
     eprintln!("subcommands shown: {runnable:?}");
+    // The front door's path: each `lagwatch init …` shown in a shell block prints a file that
+    // passes check-config (without its secrets, as a CI pipeline would check it).
+    if helps.get("init").is_some_and(Option::is_some) {
+        let dir = common_temp_dir();
+        let no_resolve = helps
+            .get("check-config")
+            .and_then(Option::as_ref)
+            .is_some_and(|h| help_names(h, "--no-resolve"));
+        for (n, s) in shown
+            .iter()
+            .filter(|s| s.sub == "init" && s.in_shell)
+            .enumerate()
+        {
+            let mut args = vec!["init".to_string()];
+            args.extend(s.args.iter().cloned());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = lagwatch(&args);
+            if !out.status.success() {
+                f.failures.push(format!(
+                    "{}: `lagwatch {}` failed: {}",
+                    s.at,
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+                continue;
+            }
+            let file = dir.path().join(format!("init-{n}.yaml"));
+            std::fs::write(&file, &out.stdout).expect("write init's output");
+            let file = file.to_string_lossy().into_owned();
+            let mut check = vec!["check-config"];
+            if no_resolve {
+                check.push("--no-resolve");
+            }
+            check.push(&file);
+            let out = lagwatch(&check);
+            if !out.status.success() {
+                f.failures.push(format!(
+                    "{}: what `lagwatch {}` prints fails `lagwatch {}`: {}{}",
+                    s.at,
+                    args.join(" "),
+                    check.join(" "),
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+    }
     f.finish("commands", |k| k != "link");
 }
 
