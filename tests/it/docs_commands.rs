@@ -252,6 +252,15 @@ fn lagwatch(args: &[&str]) -> std::process::Output {
         .expect("the lagwatch binary runs")
 }
 
+/// What a command printed, stdout then stderr.
+fn said(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// `lagwatch SUB --help`, or None when SUB is not a subcommand.
 fn help(sub: &str) -> Option<String> {
     let out = lagwatch(&[sub, "--help"]);
@@ -365,7 +374,7 @@ fn every_command_shown_exists_with_the_flags_shown() {
                     "{}: `lagwatch {}` failed: {}",
                     s.at,
                     args.join(" "),
-                    String::from_utf8_lossy(&out.stderr)
+                    said(&out)
                 ));
                 continue;
             }
@@ -379,13 +388,11 @@ fn every_command_shown_exists_with_the_flags_shown() {
             check.push(&file);
             let out = lagwatch(&check);
             if !out.status.success() {
+                let (init, check) = (args.join(" "), check.join(" "));
                 f.failures.push(format!(
-                    "{}: what `lagwatch {}` prints fails `lagwatch {}`: {}{}",
+                    "{}: what `lagwatch {init}` prints fails `lagwatch {check}`: {}",
                     s.at,
-                    args.join(" "),
-                    check.join(" "),
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
+                    said(&out)
                 ));
             }
         }
@@ -505,9 +512,8 @@ fn every_configuration_shown_passes_check_config() {
         checked += 1;
         if !out.status.success() {
             f.failures.push(format!(
-                "{at}: check-config refused it (mark it `<!-- fragment: … -->` if it is one):\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+                "{at}: check-config refused it (mark it `<!-- fragment: … -->` if it is one):\n{}",
+                said(&out)
             ));
         }
     }
