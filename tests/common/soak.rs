@@ -1163,7 +1163,7 @@ fn check(o: &Options, r: &mut Report, records: &[Rec], earlier: &BTreeSet<String
                 end.skipped
             ));
         }
-        // README: "exits 0 within 20 s whatever the systems do".
+        // docs/operations.md, "Stopping": "exits 0 within 20 s whatever the systems do".
         if end.stop_seconds > 20.5 {
             v.push(format!(
                 "life {n}: the graceful stop took {:.1} s (promised: within 20 s)",

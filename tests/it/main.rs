@@ -26,6 +26,7 @@ mod dataverse_wiremock;
 mod delta_reference;
 mod dependency_policy;
 mod deploy_manifests;
+mod docs_commands;
 mod dual_write_halted;
 mod elasticsearch_wiremock;
 mod emulator_deletes;

@@ -439,13 +439,14 @@ fn bad_files_are_refused_with_file_key_and_reason() {
     );
 }
 
-/// The example of README's "Securing the endpoints" is a valid file, and its hash is the
-/// password its comment names.
+/// The example of docs/security.md's "Securing the endpoints" is a valid file, and its hash
+/// is the password its comment names.
 #[test]
-fn readme_example_is_valid() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let section = readme
+fn documented_example_is_valid() {
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/security.md"))
+            .unwrap();
+    let section = page
         .split_once("## Securing the endpoints")
         .expect("the section")
         .1;
@@ -454,7 +455,7 @@ fn readme_example_is_valid() {
         .and_then(|(_, rest)| rest.split_once("```"))
         .expect("a yaml block")
         .0;
-    let config = lagwatch::web::WebConfig::from_yaml("README.md", Path::new("."), yaml)
+    let config = lagwatch::web::WebConfig::from_yaml("docs/security.md", Path::new("."), yaml)
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(config.tls.is_some());
     assert!(bcrypt::verify("change-me", &config.users["prometheus"]).unwrap());
