@@ -388,9 +388,19 @@ fn an_ha_pair_pages_once_for_a_stuck_path_and_keeps_paging_without_a_gap_when_a_
             );
         }
     }
-    // The survivor is still scraped, and every rule evaluates over the pair without error.
+    // The survivor is still scraped and measures the healthy path (so its silence above was
+    // not for want of probes), and every rule evaluates over the pair without error.
     let up = query(prom, "up{job=\"lagwatch\"} == 1");
     assert_eq!(up.len(), 1, "{up:?}");
+    let healthy = query(
+        prom,
+        "increase(lagwatch_probes_total{outcome=\"converged\",source=\"crm\",target=\"crm3\"}[10s]) > 0",
+    );
+    assert_eq!(
+        healthy.len(),
+        1,
+        "crm -> crm3 converges on the survivor: {healthy:?}"
+    );
     for r in loaded_rules(prom) {
         assert_eq!(r["health"], "ok", "{r}");
     }
