@@ -8,6 +8,7 @@ pub mod entra;
 pub mod fakes;
 pub mod lake;
 pub mod logs;
+pub mod prometheus;
 pub mod shapes;
 pub mod tools;
 pub mod twin;

@@ -87,7 +87,11 @@ pub fn monitor_config_with_systems(
     )
 }
 
-fn write_config(
+/// Writes the client secret and a monitor configuration into `dir`: `head` (top-level keys,
+/// each line ending in a newline), the systems `crm` and `crm2` on `origin` and then `systems`
+/// (YAML map entries, indented by two), then `paths` (YAML list items); returns the
+/// configuration file.
+pub fn write_config(
     dir: &Path,
     origin: &str,
     secret: &str,

@@ -46,6 +46,7 @@ mod examples;
 mod faults;
 mod fno_source;
 mod fo_odata_wiremock;
+mod ha_pair;
 mod hostile_input;
 mod http_kind_wiremock;
 mod http_surface;

@@ -8,21 +8,19 @@
 //! whose replication stalls for 40 s every 3 minutes) pages: an alert with its `source` and
 //! `target` labels reaches the webhook.
 //!
-//! Time is compressed in one place only: the rules are loaded with every `for:` hold divided by
-//! 60 (10m → 10s), because the demo's stalls last 40 s, not hours; the expressions, labels and
-//! thresholds are the shipped ones. Without the binaries the test skips, unless
-//! `LAGWATCH_REQUIRE_TOOLS=1` (CI), where it fails.
+//! Time is compressed in one place only (`tests/common/prometheus.rs`): the rules are loaded with
+//! every `for:` hold divided by 60 (10m → 10s), because the demo's stalls last 40 s, not hours;
+//! the expressions, labels and thresholds are the shipped ones. Without the binaries the test
+//! skips, unless `LAGWATCH_REQUIRE_TOOLS=1` (CI), where it fails.
 
 use crate::common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::demo::{start_demo, terminate};
+use common::prometheus::{Stack, Webhook, query, rule_files};
 use promql_parser::parser::{self, Expr};
 use serde_json::Value;
 
@@ -68,141 +66,8 @@ fn unborn(prom: SocketAddr, selector: &str) -> bool {
 /// The alerts that say a path is behind: what the stuck path must raise.
 const PAGES: &[&str] = &["LagwatchLagAboveObjective", "LagwatchPathNotConverging"];
 
-/// The first of `names` that runs with `--version`.
-fn binary(names: &[&str]) -> Option<PathBuf> {
-    names.iter().find_map(|n| {
-        Command::new(n)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .ok()
-            .filter(|s| s.success())
-            .map(|_| PathBuf::from(n))
-    })
-}
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Bodies POSTed to the webhook, in arrival order.
-type Received = Arc<Mutex<Vec<String>>>;
-
-/// A minimal HTTP receiver for Alertmanager's webhook notifications.
-fn webhook() -> (SocketAddr, Received) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let got: Received = Arc::default();
-    let sink = got.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let body = loop {
-                let Ok(n) = s.read(&mut chunk) else {
-                    break None;
-                };
-                if n == 0 {
-                    break None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                    continue;
-                };
-                let len = head
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse::<usize>().ok())?
-                    })
-                    .unwrap_or(0);
-                if body.len() >= len {
-                    break Some(body.to_string());
-                }
-            };
-            let _ =
-                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            if let Some(b) = body {
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push(b);
-            }
-        }
-    });
-    (addr, got)
-}
-
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The rule files of `alerts/` (not their tests).
-fn rule_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("alerts"))
-        .expect("alerts/")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "rule files in alerts/");
-    files
-}
-
-/// A rule file with every `for:` hold divided by 60 (at least 1 s).
-fn compressed(text: &str) -> String {
-    text.lines()
-        .map(|line| {
-            let trimmed = line.trim_start();
-            let Some(value) = trimmed.strip_prefix("for:") else {
-                return line.to_string();
-            };
-            let indent = &line[..line.len() - trimmed.len()];
-            let hold = humantime::parse_duration(value.trim()).expect("a for: duration");
-            let secs = (hold.as_secs() / 60).max(1);
-            format!("{indent}for: {secs}s")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Instant query; the `result` array.
-fn query(prom: SocketAddr, q: &str) -> Vec<Value> {
-    let enc: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
-    let (status, _, body) = common::http_get(prom, &format!("/api/v1/query?query={enc}"));
-    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    assert_eq!(status, 200, "{q}: {body}");
-    v["data"]["result"].as_array().cloned().unwrap_or_default()
-}
-
-fn wait_ready(addr: SocketAddr, what: &str, proc: &mut Proc) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if std::net::TcpStream::connect(addr).is_ok() && common::http_get(addr, "/-/ready").0 == 200
-        {
-            return;
-        }
-        if let Ok(Some(code)) = proc.0.try_wait() {
-            panic!("{what} exited: {code}");
-        }
-        assert!(Instant::now() < deadline, "{what} ready within 30 s");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Every vector selector of an expression, as text (`metric{matchers}`).
@@ -289,90 +154,18 @@ fn dashboard_queries() -> Vec<(String, String)> {
 
 #[test]
 fn the_demo_scraped_by_prometheus_feeds_every_panel_and_rule_and_pages_on_its_stuck_path() {
-    let (Some(prometheus), Some(alertmanager)) = (
-        binary(&["prometheus"]),
-        binary(&["prometheus-alertmanager", "alertmanager"]),
-    ) else {
-        common::tools::missing("prometheus and alertmanager", "are not installed");
+    let Some(bin) = common::prometheus::binaries() else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("lagwatch-prom-e2e-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(dir.join("rules")).expect("temp dir");
-    let _cleanup = Cleanup(dir.clone());
-
     let demo = start_demo();
-    let (hook, received) = webhook();
-
-    let am_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    std::fs::write(
-        dir.join("alertmanager.yml"),
-        format!(
-            "route:\n  receiver: test\n  group_by: [alertname, source, target]\n  \
-             group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-             receivers:\n  - name: test\n    webhook_configs:\n      - url: http://{hook}/\n"
-        ),
-    )
-    .unwrap();
-    let mut am = Proc(
-        Command::new(&alertmanager)
-            .arg(format!(
-                "--config.file={}",
-                dir.join("alertmanager.yml").display()
-            ))
-            .arg(format!("--storage.path={}", dir.join("am").display()))
-            .arg(format!("--web.listen-address={am_addr}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("alertmanager starts"),
-    );
-    wait_ready(am_addr, "alertmanager", &mut am);
-
-    for f in rule_files() {
-        let text = std::fs::read_to_string(&f).unwrap();
-        std::fs::write(
-            dir.join("rules").join(f.file_name().unwrap()),
-            compressed(&text),
-        )
-        .unwrap();
-    }
-    let prom_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             rule_files:\n  - {}/rules/*.yml\n\
-             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{am_addr}']\n\
-             scrape_configs:\n  - job_name: lagwatch\n    static_configs:\n      - targets: ['{}']\n",
-            dir.display(),
-            demo.addr
-        ),
-    )
-    .unwrap();
-    let mut prom = Proc(
-        Command::new(&prometheus)
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address={prom_addr}"))
-            .arg("--enable-feature=exemplar-storage")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus starts"),
-    );
-    wait_ready(prom_addr, "prometheus", &mut prom);
+    let hook = Webhook::start();
+    let stack = Stack::start(&bin, &[demo.addr], hook.addr, "[alertname, source, target]");
+    let prom_addr = stack.prometheus;
 
     // The stuck path pages: crm2 stalls 50 s after start for 40 s (every 3 minutes).
     let deadline = Instant::now() + Duration::from_secs(200);
     let page = loop {
-        let got = received.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let got = hook.bodies();
         let firing = got.iter().find_map(|body| {
             let v: Value = serde_json::from_str(body).ok()?;
             v["alerts"]
@@ -504,16 +297,6 @@ fn the_demo_scraped_by_prometheus_feeds_every_panel_and_rule_and_pages_on_its_st
             .is_some_and(|l| (l - lag).abs() < 1e-3)
     });
     assert!(found, "exemplar {e} has no probe in {body}");
-    drop(prom);
-    drop(am);
+    drop(stack);
     terminate(demo);
-}
-
-/// Removes the test's directory when dropped.
-struct Cleanup(PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
