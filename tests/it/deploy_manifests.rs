@@ -942,3 +942,32 @@ fn the_dockerfile_builds_the_dependencies_in_a_layer_of_their_own() {
         .expect("host");
     targets(tmp.path(), &["--filter-platform", host]);
 }
+
+#[test]
+fn the_tool_installer_stops_and_says_so_without_kubectl() {
+    // A PATH with the shell and what the script needs before its kubectl check, and no kubectl.
+    let bin = tempfile::tempdir().expect("tempdir");
+    for tool in ["bash", "dirname"] {
+        let found = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{tool} in /usr/bin or /bin"));
+        std::os::unix::fs::symlink(found, bin.path().join(tool)).expect("symlink");
+    }
+    let out = Command::new(bin.path().join("bash"))
+        .arg(repo().join("scripts/install-test-tools"))
+        .env("PATH", bin.path())
+        .output()
+        .expect("run scripts/install-test-tools");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("kubectl with kustomize built in (`kubectl kustomize`) is missing"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("Installing"),
+        "stops before installing anything: {stderr}"
+    );
+}
