@@ -24,8 +24,8 @@ COPY src ./src
 COPY crates ./crates
 COPY examples ./examples
 COPY benches ./benches
-# The context's files keep their own times, which can be older than the stand-ins' build:
-# touch them so that Cargo rebuilds the workspace's packages (and only them).
+# Cargo goes by file times, and the context's files keep theirs, which can be older than the
+# stand-ins' build: touch them so that Cargo rebuilds the workspace's packages (and only them).
 # Without the default `demo` feature: the image ships no emulator (no `demo`, `emulate`, or
 # `simulated` kind).
 RUN find src crates benches -name '*.rs' -exec touch {} + \
