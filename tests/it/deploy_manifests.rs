@@ -8,7 +8,8 @@
 //! select each other) and cannot drift from its sources: `base/prometheus-rule.yaml` is
 //! `alerts/*.yml` rendered by [`render_rule`] and `base/dashboards/` holds copies of
 //! `dashboards/` (kustomize reads no file outside the kustomization's directory). Run with
-//! `LAGWATCH_UPDATE_DEPLOY=1` to rewrite both after changing a rule or a dashboard.
+//! `LAGWATCH_UPDATE_DEPLOY=1` to rewrite both after changing a rule or a dashboard (the other
+//! tests of the run may still see the old files: run once more without it to check).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
