@@ -185,6 +185,7 @@
 pub mod blob_sink;
 pub mod cli;
 pub mod dataverse;
+pub mod dataverse_search;
 pub mod delta;
 pub mod demo;
 pub mod elastic;
