@@ -767,6 +767,15 @@ async fn dataverse_search_finds_a_record_after_its_lag_and_its_status_holds_the_
             "versionnumber"
         ]
     );
+    let (_, services) = e.get("/", None).await;
+    let indexed = |env: &str| {
+        services["dataverse"]
+            .as_array()
+            .and_then(|l| l.iter().find(|d| d["env"] == env))
+            .map(|d| d["search_indexed"].clone())
+    };
+    assert_eq!(indexed("crm"), Some(json!(["account"])), "{services}");
+    assert_eq!(indexed("bare"), Some(json!([])), "{services}");
     // Nothing findable yet: the initial sync's version, the environment's first.
     assert!(
         entry["lastdatasynctimestamp"]

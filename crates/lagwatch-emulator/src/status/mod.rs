@@ -9,7 +9,8 @@
 //! Every replica with a surface gets it, with no knob: lake replicas a Synapse Link profile
 //! (CSV: `synapselinkprofileentitystates`; Delta: `synapselinkexternaltablestates`), search
 //! replicas an indexer, Elasticsearch replicas refresh and indexing statistics, dual-write
-//! replicas (an F&O target or source) a `DualWriteProjectConfigurations` row. Honest values are
+//! replicas (an F&O target or source) a `DualWriteProjectConfigurations` row, Dataverse search
+//! indexes an entry of their environment's `searchstatus`. Honest values are
 //! derived from what the replica did ([`Book`]: rows exported and when they became readable,
 //! versions committed, indexer runs, refresh ticks), so an honest surface never contradicts the
 //! ground truth. A replica's `status_lie` bends its surface in one known way, always or in
