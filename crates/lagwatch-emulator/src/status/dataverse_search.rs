@@ -1,4 +1,5 @@
-//! Dataverse search's status (fact sheet §1.1, §1.3; S43 `statistics-status.md`):
+//! Dataverse search's status (fact sheet §1.1, §1.3; Microsoft's "Dataverse Search statistics
+//! and status", `developer/data-platform/search/statistics-status.md`):
 //! `GET /{env}/api/data/v9.2/searchstatus` with the Web API's authentication and throttling.
 //!
 //! The answer is JSON inside a string, as documented:
