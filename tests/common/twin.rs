@@ -139,6 +139,21 @@ replicas:
 
 /// The monitor's `dataverse` system `name` on the emulator at `origin`.
 pub fn dataverse(name: &str, origin: &str, secret_file: &Path) -> String {
+    dataverse_signed(
+        name,
+        origin,
+        &format!(
+            "{{ method: client_secret, tenant_id: contoso, client_id: lagwatch-test, \
+             client_secret: 'file:{}', authority: '{origin}/entra' }}",
+            secret_file.display()
+        ),
+    )
+}
+
+/// The monitor's `dataverse` system `name` on the emulated environment of that name at
+/// `origin`: its `accounts` table (id `accountid`, key `name`, payload `description`), signing
+/// in with `auth` (a flow-style `auth:` value, such as [`Served::auth`]).
+pub fn dataverse_signed(name: &str, origin: &str, auth: &str) -> String {
     format!(
         r#"
   {name}:
@@ -149,14 +164,8 @@ pub fn dataverse(name: &str, origin: &str, secret_file: &Path) -> String {
     key_column: name
     payload_column: description
     scope: https://{name}.crm.dynamics.com/.default
-    auth:
-      method: client_secret
-      tenant_id: contoso
-      client_id: lagwatch-test
-      client_secret: file:{secret}
-      authority: {origin}/entra
-"#,
-        secret = secret_file.display()
+    auth: {auth}
+"#
     )
 }
 
@@ -255,6 +264,16 @@ impl Served {
             server,
             _dir: dir,
         }
+    }
+
+    /// `GET /_truth/{path}` of the emulator, as JSON.
+    pub async fn truth(&self, path: &str) -> serde_json::Value {
+        reqwest::get(format!("{}/_truth/{path}", self.base))
+            .await
+            .expect("the truth")
+            .json()
+            .await
+            .expect("the truth is JSON")
     }
 
     /// Stops the emulator and checks it stopped cleanly.

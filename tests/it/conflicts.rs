@@ -108,17 +108,9 @@ async fn probe_once(
         assert!(r.status().is_success());
     }
     let probe = prober.probe(&token).await;
-    let truth: Value = client
-        .get(format!(
-            "{}/_truth/links/customers/{}",
-            served.base, probe.canary
-        ))
-        .send()
-        .await
-        .expect("the truth")
-        .json()
-        .await
-        .expect("the truth is JSON");
+    let truth = served
+        .truth(&format!("links/customers/{}", probe.canary))
+        .await;
     // Both probes are counted; this one's outcome once more than the first's share of it.
     let counted = common::sample(
         &app,

@@ -77,6 +77,11 @@ replicas:
     target: { kind: elasticsearch, cluster: logs, index: sentinels }
     key: accountnumber
     lag: { distribution: fixed, value: 1500ms }
+  dvsearch:
+    source: crm/accounts
+    target: { kind: dataverse_search, env: crm, table: accounts }
+    key: accountnumber
+    lag: { distribution: fixed, value: 4s }
   crm2:
     source: crm/accounts
     target: { kind: dataverse, env: crm2, table: accounts }
@@ -532,4 +537,102 @@ async fn an_update_keeps_the_old_version_visible_until_the_new_one_arrives() {
     assert_eq!(name(e.fno("fin", "SENT-U-1").await), "SENTINEL SENT-U-1");
     advance(Duration::from_millis(1)).await;
     assert_eq!(name(e.fno("fin", "SENT-U-1").await), "RENAMED");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dataverse_search_finds_each_version_after_its_lag_and_loses_a_deleted_record() {
+    let e = Estate::new().await;
+    let bearer = format!("Bearer {}", e.crm);
+    let auth = ("authorization", bearer.as_str());
+    // The description of the record the index finds by its account number, if any.
+    let found = async |number: &str| {
+        let entities = json!([{"Name": "account", "SelectColumns": ["description"],
+            "SearchColumns": ["accountnumber"]}]);
+        let body = json!({"search": format!("\"{number}\""), "entities": entities.to_string(), "count": true});
+        let r = send(
+            &e.emu,
+            "POST",
+            "/crm/api/data/v9.2/searchquery",
+            &[auth, ("content-type", "application/json")],
+            &body.to_string(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let inner: Value = serde_json::from_str(r.body["response"].as_str().expect("a response"))
+            .expect("JSON inside");
+        inner["Value"][0]["Attributes"]["description"]
+            .as_str()
+            .map(str::to_string)
+    };
+    // The watermark the index's status claims, and its truth's.
+    let watermark = async || {
+        let r = send(&e.emu, "GET", "/_truth/status/dvsearch", &[], "").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["claims"], {
+            let mut t = r.body["truth"].clone();
+            t.as_object_mut().map(|m| m.remove("replication"));
+            t
+        });
+        r.body["claims"]["watermark"].as_u64()
+    };
+    let version = async |id: &str| {
+        let r = send(
+            &e.emu,
+            "GET",
+            &format!("/crm/api/data/v9.2/accounts({id})?$select=versionnumber"),
+            &[auth],
+            "",
+        )
+        .await;
+        r.body["versionnumber"].as_u64().expect("a versionnumber")
+    };
+    let (id, at) = e.create("DVS-7", 1).await;
+    let first = version(&id).await;
+    advance(Duration::from_millis(3999)).await;
+    assert_eq!(found("DVS-7").await, None);
+    assert_eq!(watermark().await, Some(1_000_000), "the initial sync's");
+    advance(Duration::from_millis(1)).await;
+    assert_eq!(found("DVS-7").await.as_deref(), Some("payload"));
+    assert_eq!(watermark().await, Some(first));
+    let t = send(&e.emu, "GET", "/_truth/dvsearch/DVS-7", &[], "").await;
+    assert_eq!(t.body["lag_seconds"], 4.0, "{}", t.body);
+    assert_eq!(Instant::now() - at, Duration::from_secs(4));
+
+    // An update: the index keeps the version before until the new one is findable.
+    let r = send(
+        &e.emu,
+        "PATCH",
+        &format!("/crm/api/data/v9.2/accounts({id})"),
+        &[
+            auth,
+            ("content-type", "application/json"),
+            ("if-match", "*"),
+        ],
+        r#"{"description":"second"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let second = version(&id).await;
+    assert!(second > first);
+    advance(Duration::from_millis(3999)).await;
+    assert_eq!(found("DVS-7").await.as_deref(), Some("payload"));
+    assert_eq!(watermark().await, Some(first));
+    advance(Duration::from_millis(1)).await;
+    assert_eq!(found("DVS-7").await.as_deref(), Some("second"));
+    assert_eq!(watermark().await, Some(second));
+
+    // A delete: found until the lag has passed, then not.
+    let r = send(
+        &e.emu,
+        "DELETE",
+        &format!("/crm/api/data/v9.2/accounts({id})"),
+        &[auth],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    advance(Duration::from_millis(3999)).await;
+    assert_eq!(found("DVS-7").await.as_deref(), Some("second"));
+    advance(Duration::from_millis(1)).await;
+    assert_eq!(found("DVS-7").await, None);
 }

@@ -23,6 +23,7 @@ dataverse:
   crm:
     tables:
       accounts: { id: accountid, columns: { name: string, accountnumber: string } }
+  bare: { tables: {} }              # no Dataverse search index: not provisioned
 fno:
   fin: { default_company: dat }
 search:
@@ -36,6 +37,11 @@ lakes:
   stale: { container: dataverse-status-stale }
   lossy: { container: dataverse-status-lossy }
 replicas:
+  dv_search:
+    source: crm/accounts
+    target: { kind: dataverse_search, env: crm, table: accounts }
+    key: name
+    lag: { distribution: fixed, value: 1s }
   lake:
     source: crm/accounts
     target: { kind: lake, lake: dl, table: account }
@@ -197,6 +203,28 @@ impl Estate {
         row["versionnumber"].as_u64().expect("a versionnumber")
     }
 
+    /// `POST /{env}/api/data/v9.2/searchquery` with `body` (Dataverse search): the status
+    /// and the answer, with the JSON inside a 200's `response` parsed in its place.
+    async fn search(&self, env: &str, bearer: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!(
+                "{}/{env}/api/data/v9.2/searchquery",
+                self.served.base
+            ))
+            .bearer_auth(bearer)
+            .json(body)
+            .send()
+            .await
+            .expect("searchquery");
+        let status = r.status().as_u16();
+        let mut v: Value = r.json().await.expect("a JSON answer");
+        if status == 200 {
+            v["response"] = string_wrapped(&v);
+        }
+        (status, v)
+    }
+
     /// Waits until `f` answers `Some`, at most `limit`.
     async fn until<T>(
         &self,
@@ -223,6 +251,14 @@ fn time(v: &Value) -> DateTime<Utc> {
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(|| panic!("not a time: {v}"))
+}
+
+/// The JSON inside the string `response` of a Dataverse search answer.
+fn string_wrapped(v: &Value) -> Value {
+    let text = v["response"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no response string: {v}"));
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("response is not JSON ({e}): {text}"))
 }
 
 fn keys(v: &Value) -> Vec<String> {
@@ -659,8 +695,261 @@ async fn dual_write_maps_show_their_status() {
     assert_eq!(status, 404);
     let list = e.truth("status").await;
     assert!(
-        list["replicas"].as_array().is_some_and(|l| l.len() == 12),
+        list["replicas"].as_array().is_some_and(|l| l.len() == 13),
         "{list}"
     );
+    e.served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataverse_search_finds_a_record_after_its_lag_and_its_status_holds_the_truth() {
+    let e = Estate::start().await;
+    // searchstatus: the documented shape, one entry per indexed table.
+    let status = e.crm_get("searchstatus").await;
+    assert!(
+        status["@odata.context"]
+            .as_str()
+            .is_some_and(|c| c.ends_with("$metadata#Microsoft.Dynamics.CRM.searchstatusResponse")),
+        "{status}"
+    );
+    let inner = string_wrapped(&status);
+    let value = &inner["value"];
+    assert_eq!(
+        keys(value),
+        [
+            "cmkstatus",
+            "entitystatusresults",
+            "lockboxstatus",
+            "manytomanyrelationshipsyncstatus",
+            "status"
+        ]
+    );
+    assert_eq!(value["status"], "provisioned");
+    let entry = &value["entitystatusresults"][0];
+    assert_eq!(
+        value["entitystatusresults"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        keys(entry),
+        [
+            "entitylogicalname",
+            "entitystatus",
+            "lastdatasynctimestamp",
+            "lastprincipalobjectaccesssynctimestamp",
+            "objecttypecode",
+            "primarynamefield",
+            "searchableindexedfieldinfomap"
+        ]
+    );
+    assert_eq!(
+        (
+            &entry["entitylogicalname"],
+            &entry["objecttypecode"],
+            &entry["primarynamefield"],
+            &entry["entitystatus"]
+        ),
+        (
+            &json!("account"),
+            &json!(1),
+            &json!("name"),
+            &json!("EntitySyncComplete")
+        )
+    );
+    assert_eq!(
+        keys(&entry["searchableindexedfieldinfomap"]),
+        [
+            "accountid",
+            "accountnumber",
+            "createdon",
+            "modifiedon",
+            "name",
+            "versionnumber"
+        ]
+    );
+    let (_, services) = e.get("/", None).await;
+    let indexed = |env: &str| {
+        services["dataverse"]
+            .as_array()
+            .and_then(|l| l.iter().find(|d| d["env"] == env))
+            .map(|d| d["search_indexed"].clone())
+    };
+    assert_eq!(indexed("crm"), Some(json!(["account"])), "{services}");
+    assert_eq!(indexed("bare"), Some(json!([])), "{services}");
+    // Nothing findable yet: the initial sync's version, the environment's first.
+    assert!(
+        entry["lastdatasynctimestamp"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("1000000!")),
+        "{entry}"
+    );
+
+    // A record is not findable until its lag has passed, then by its exact key.
+    let version = e.write("DVS-1").await;
+    let query = json!({
+        "search": "\"DVS-1\"",
+        "entities": "[{\"Name\":\"account\",\"SelectColumns\":[\"name\",\"accountnumber\"],\"SearchColumns\":[\"name\"]}]",
+        "top": 1,
+        "count": true,
+    });
+    let bearer = e.crm.clone();
+    let mut last_miss = None;
+    let (answered, hit) = e
+        .until(
+            "the record to be findable",
+            Duration::from_secs(5),
+            async || {
+                let sent = Utc::now();
+                let (s, r) = e.search("crm", &bearer, &query).await;
+                assert_eq!(s, 200, "{r}");
+                let inner = &r["response"];
+                assert_eq!(
+                    keys(inner),
+                    ["Count", "Error", "Facets", "QueryContext", "Value"]
+                );
+                assert_eq!(inner["Error"], Value::Null);
+                match inner["Value"].as_array().map(Vec::len) {
+                    Some(0) => {
+                        assert_eq!(inner["Count"], 0);
+                        last_miss = Some(sent);
+                        None
+                    }
+                    _ => Some((Utc::now(), inner.clone())),
+                }
+            },
+        )
+        .await;
+    let truth = e.truth("dv_search/DVS-1").await;
+    let visible = time(&truth["visible_at"]);
+    let slack = chrono::Duration::milliseconds(5);
+    assert!(
+        last_miss.is_some_and(|m| m < visible + slack),
+        "missed only before it was findable"
+    );
+    assert!(answered + slack >= visible, "found only once findable");
+    assert_eq!(hit["Count"], 1);
+    let doc = &hit["Value"][0];
+    assert_eq!(
+        keys(doc),
+        [
+            "Attributes",
+            "EntityName",
+            "Highlights",
+            "Id",
+            "ObjectTypeCode",
+            "Score"
+        ]
+    );
+    assert_eq!(doc["Id"], truth["record_id"]);
+    assert_eq!(doc["EntityName"], "account");
+    assert_eq!(
+        doc["Attributes"],
+        json!({"@search.objecttypecode": 1, "name": "DVS-1", "accountnumber": "DVS-1"})
+    );
+    assert_eq!(
+        doc["Highlights"],
+        json!({"name": ["{crmhit}DVS-1{/crmhit}"]})
+    );
+    // Without entities, the primary name is searched and returned; without count, -1.
+    let (_, r) = e.search("crm", &bearer, &json!({"search": "dvs"})).await;
+    assert_eq!(r["response"]["Count"], -1);
+    assert_eq!(
+        r["response"]["Value"][0]["Attributes"],
+        json!({"@search.objecttypecode": 1, "name": "DVS-1"})
+    );
+    // Another key shares words, not the phrase.
+    let other = json!({"search": "\"DVS-12\"", "count": true});
+    assert_eq!(
+        e.search("crm", &bearer, &other).await.1["response"]["Count"],
+        0
+    );
+
+    // The status's watermark is the record's version, its time when it became findable.
+    let status = string_wrapped(&e.crm_get("searchstatus").await);
+    let stamp = format!("{version}!{}", visible.format("%m/%d/%Y %H:%M:%S"));
+    assert_eq!(
+        status["value"]["entitystatusresults"][0]["lastdatasynctimestamp"],
+        stamp
+    );
+    let t = e.truth("status/dv_search").await;
+    assert_eq!(t["surface"], "dataverse_search");
+    assert_eq!(t["lying"], Value::Null);
+    assert_eq!(t["claims"]["watermark"], version);
+    assert_eq!(t["claims"]["surface"]["lastdatasynctimestamp"], stamp);
+    assert_eq!(t["truth"]["replication"], "flowing");
+
+    // Bad requests are the Web API's errors; what the index lacks, the search's own.
+    for (body, code) in [
+        (json!({"search": ""}), 400),
+        (json!({"search": "x".repeat(101)}), 400),
+        (json!({"search": "x", "top": 101}), 400),
+        (json!({"search": "x", "nope": 1}), 400),
+        (
+            json!({"search": "x", "entities": [{"Name": "account"}]}),
+            400,
+        ),
+        (
+            json!({"search": "x", "entities": "[{\"Name\":\"account\",\"Columns\":[]}]"}),
+            400,
+        ),
+        (json!({"top": 1}), 400),
+    ] {
+        let (s, r) = e.search("crm", &bearer, &body).await;
+        assert_eq!(s, code, "{body}: {r}");
+        assert!(r["error"]["message"].is_string(), "{body}: {r}");
+    }
+    for (entities, says) in [
+        ("[{\"Name\":\"contact\"}]", "contact"),
+        (
+            "[{\"Name\":\"account\",\"SearchColumns\":[\"nosuch\"]}]",
+            "nosuch",
+        ),
+    ] {
+        let (s, r) = e
+            .search(
+                "crm",
+                &bearer,
+                &json!({"search": "x", "entities": entities}),
+            )
+            .await;
+        assert_eq!(s, 200, "{r}");
+        let message = r["response"]["Error"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(message.contains(says), "{entities}: {r}");
+        assert_eq!(r["response"]["Value"], json!([]));
+    }
+    let (s, _) = e
+        .get(
+            "/crm/api/data/v9.2/searchquery",
+            Some(("authorization", &format!("Bearer {bearer}"))),
+        )
+        .await;
+    assert_eq!(s, 405, "an action");
+    let (s, _) = e.search("crm", "not-a-token", &query).await;
+    assert_eq!(s, 401);
+
+    // An environment without an index is not provisioned, as documented.
+    let bare = token(
+        &e.http,
+        &e.served.base,
+        CLIENT,
+        SECRET,
+        "https://bare.crm.dynamics.com",
+    )
+    .await;
+    let (s, v) = e
+        .get(
+            "/bare/api/data/v9.2/searchstatus",
+            Some(("authorization", &format!("Bearer {bare}"))),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        string_wrapped(&v),
+        json!({"value": {"status": "notprovisioned", "lockboxstatus": "Unknown"}})
+    );
+    let (s, _) = e.search("bare", &bare, &query).await;
+    assert_eq!(s, 400, "search is not provisioned");
     e.served.stop().await;
 }

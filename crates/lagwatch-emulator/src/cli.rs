@@ -17,7 +17,7 @@ pub const LAKE_KEY_ENV: &str = "LAGWATCH_EMULATOR_LAKE_KEY";
 /// Exit code for a bad scenario or lake option, as lagwatch's for a bad configuration.
 pub const EXIT_BAD_CONFIG: u8 = 2;
 
-/// Serve emulated Dynamics 365 APIs (Dataverse, Entra, F&O, Azure AI Search,
+/// Serve emulated Dynamics 365 APIs (Dataverse and its search, Entra, F&O, Azure AI Search,
 /// Elasticsearch) on loopback, replicating per a scenario, with a ground-truth endpoint.
 #[derive(Debug, clap::Args)]
 pub struct EmulateArgs {

@@ -154,6 +154,15 @@ pub(crate) fn dv_error(status: StatusCode, code: &str, message: &str) -> Respons
     )
 }
 
+/// `405` for a method the resource does not take; `why` ends the sentence (or is empty).
+pub(crate) fn dv_wrong_method(method: &Method, why: &str) -> Response {
+    dv_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "0x80060888",
+        &format!("The HTTP method '{method}' is not allowed on this resource{why}."),
+    )
+}
+
 fn bad_request(message: &str) -> Response {
     dv_error(StatusCode::BAD_REQUEST, "0x80060888", message)
 }
@@ -260,6 +269,10 @@ impl Emulator {
                 )
             }
             [s] if self.is_synapse_set(env, s) => self.synapse_link(req, env, s, &base),
+            [s] if self.is_search_operation(env, s) => match s.as_str() {
+                "searchquery" => self.search_query(req, env, &base),
+                _ => self.search_status(req, env, &base),
+            },
             [s] => self.entity_request(req, env, s, &base),
             [first, ..] => dv_error(
                 StatusCode::NOT_IMPLEMENTED,
@@ -387,14 +400,7 @@ impl Emulator {
             }
             (&Method::PATCH, Some(id)) => self.upsert(req, &cx, id),
             (&Method::DELETE, Some(id)) => self.delete(&cx, id),
-            _ => dv_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "0x80060888",
-                &format!(
-                    "The HTTP method '{}' is not allowed on this resource.",
-                    req.method
-                ),
-            ),
+            _ => dv_wrong_method(&req.method, ""),
         }
     }
 

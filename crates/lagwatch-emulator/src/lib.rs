@@ -13,6 +13,7 @@
 //! | prefix | service | fact sheet |
 //! |---|---|---|
 //! | `/{env}/api/data/v9.2/` | Dataverse Web API ([`dataverse`]) | §1, §2 |
+//! | `/{env}/api/data/v9.2/searchquery`, `searchstatus` | Dataverse search of the tables with a `dataverse_search` replica ([`dataverse_search`]) | §6.2 |
 //! | `/entra/{tenant}/oauth2/v2.0/token` | Entra client-credentials tokens ([`entra`]) | §3.1 |
 //! | `/fno/{env}/data/` | F&O OData, filled by dual-write; declared entities writable ([`fno`]) | §4 |
 //! | `/search/{service}/` | Azure AI Search ([`search`]) | §6.1 |
@@ -165,7 +166,8 @@
 //! from its replication and bent on purpose by its `status_lie` — Synapse Link's tables under
 //! the lake source's Dataverse environment (`synapselinkprofiles`,
 //! `synapselinkprofileentitystates`, `synapselinkschedules`, `synapselinkexternaltablestates`),
-//! `/search/{svc}/indexers/{name}/status`, `/es/{cluster}/{index}/_stats/refresh,indexing`,
+//! Dataverse search's `searchstatus`, `/search/{svc}/indexers/{name}/status`,
+//! `/es/{cluster}/{index}/_stats/refresh,indexing`,
 //! `/fno/{env}/data/DualWriteProjectConfigurations`; see `docs/design/emulator.md`.
 //!
 //! Links ([`link`]): a scenario's `links:` makes two opposite replicas one bidirectional
@@ -176,7 +178,9 @@
 //! to F&O entities not declared writable and to rows dual-written from Dataverse (but for
 //! the linked fields of a link's copies),
 //! `$expand`, `$orderby` in F&O, batch requests, Elasticsearch's idle-shard refresh and
-//! `_refresh`; for the lake see [`lake`].
+//! `_refresh`, Dataverse search's other operations (suggest, autocomplete, statistics, the
+//! `/api/search/v2.0/` routes), its facets, `orderby`, Lucene syntax and its budget of a
+//! request a second; for the lake see [`lake`].
 
 // Handlers return a finished error `Response` early through `Result<_, Response>`; it is
 // large, but only built on the error path of one request.
@@ -185,6 +189,7 @@
 pub mod blob_sink;
 pub mod cli;
 pub mod dataverse;
+pub mod dataverse_search;
 pub mod delta;
 pub mod demo;
 pub mod elastic;
@@ -815,6 +820,7 @@ impl Emulator {
                 "url": format!("{base}/{env}/api/data/v9.2/"),
                 "scope": format!("{}/.default", self.dataverse_resources(env, "").first().cloned().unwrap_or_default()),
                 "entity_sets": e.tables.keys().collect::<Vec<_>>(),
+                "search_indexed": self.indexed_tables(env).iter().map(|i| i.logical.clone()).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "fno": s.fno.keys().map(|env| json!({
                 "env": env,

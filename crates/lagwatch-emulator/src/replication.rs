@@ -153,6 +153,7 @@ impl ReplicaDef {
             Target::Elasticsearch { cluster, index } => format!("elasticsearch {cluster}/{index}"),
             Target::Dataverse { env, table } => format!("dataverse {env}/{table}"),
             Target::Lake { lake, table } => format!("lake {lake}/{table}"),
+            Target::DataverseSearch { env, table } => format!("dataverse search {env}/{table}"),
         }
     }
 

@@ -430,6 +430,11 @@ pub enum Target {
     },
     /// An Azure AI Search index.
     Search { service: String, index: String },
+    /// Dataverse search (relevance search) of a table: the source table itself, findable
+    /// through the environment's `searchquery` action once its index has the record
+    /// ([`crate::dataverse_search`]). `env` and `table` (the entity set) name the source: the
+    /// index is of a table of its own environment.
+    DataverseSearch { env: String, table: String },
     /// An Elasticsearch/OpenSearch index.
     Elasticsearch { cluster: String, index: String },
     /// An entity set of another Dataverse environment.
@@ -810,6 +815,24 @@ fn check_container(key: &str, name: &str) -> Result<(), Issue> {
     }
 }
 
+/// A target that copies a table as it is takes no `map` (`columns` says why) nor
+/// `transform` (`values`).
+fn as_it_is(key: &str, r: &Replica, columns: &str, values: &str) -> Result<(), Issue> {
+    if r.map.is_some() {
+        return Err(issue(
+            format!("{key}.map"),
+            format!("{columns}; remove map"),
+        ));
+    }
+    if let Some(field) = r.transform.keys().next() {
+        return Err(issue(
+            format!("{key}.transform.{field}"),
+            format!("{values}; remove transform"),
+        ));
+    }
+    Ok(())
+}
+
 fn check_name(key: &str, name: &str) -> Result<(), Issue> {
     if name.is_empty()
         || !name
@@ -1035,6 +1058,7 @@ impl Scenario {
             }
         }
         self.validate_lake_replicas()?;
+        self.validate_search_indexes()?;
         self.validate_indexers()?;
         self.validate_links()
     }
@@ -1065,6 +1089,26 @@ impl Scenario {
             },
             every,
         ))
+    }
+
+    /// One Dataverse search replica per table: a table has one index.
+    fn validate_search_indexes(&self) -> Result<(), Issue> {
+        let mut seen: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+        for (name, r) in &self.replicas {
+            let Target::DataverseSearch { env, table } = &r.target else {
+                continue;
+            };
+            if let Some(other) = seen.insert((env, table), name) {
+                return Err(issue(
+                    format!("replicas.{name}.target"),
+                    format!(
+                        "replica {other} already is the Dataverse search index of {env}/{table}; \
+                         a table has one index"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// One indexer name per search service.
@@ -1401,6 +1445,34 @@ impl Scenario {
             } => {
                 self.validate_lake_target(&key, r, table, set, lake, ltable)?;
             }
+            Target::DataverseSearch {
+                env: senv,
+                table: sset,
+            } => {
+                if senv != env || sset != set {
+                    return Err(issue(
+                        format!("{key}.target"),
+                        format!(
+                            "Dataverse search indexes a table of its own environment: the target \
+                             of source {} is {{ kind: dataverse_search, env: {env}, table: {set} }}",
+                            r.source
+                        ),
+                    ));
+                }
+                as_it_is(
+                    &key,
+                    r,
+                    "Dataverse search indexes the table's own columns",
+                    "Dataverse search indexes the table's own values",
+                )?;
+                if r.drift.is_some() {
+                    return Err(issue(
+                        format!("{key}.drift"),
+                        "the emulated Dataverse search index holds the rows written while it \
+                         runs, not seeded ones; remove drift",
+                    ));
+                }
+            }
         }
         self.validate_version_knobs(&key, r)
     }
@@ -1461,7 +1533,10 @@ impl Scenario {
             || matches!(r.source_ref(), ReplicaSource::Fno { .. });
         if let Some(lie) = &r.status_lie {
             let lkey = format!("{key}.status_lie");
-            let lake = matches!(r.target, Target::Lake { .. });
+            let watermark = matches!(
+                r.target,
+                Target::Lake { .. } | Target::DataverseSearch { .. }
+            );
             let refused = match (&r.target, lie.lie) {
                 _ if dual_write => matches!(
                     lie.lie,
@@ -1474,9 +1549,14 @@ impl Scenario {
                 (Target::Dataverse { .. }, _) => {
                     Some("a Dataverse-to-Dataverse replica has no status surface in the emulator")
                 }
-                (_, LieKind::WatermarkWithoutRecord) if !lake => Some(
-                    "only a lake's status (lastsynceddataversion, maxrecordversion) has a \
-                     version watermark",
+                (Target::DataverseSearch { .. }, LieKind::ErrorWhileFlowing) => Some(
+                    "Dataverse search documents no failed state of a table (its entitystatus \
+                     is documented as EntitySyncComplete only); it can lie healthy_while_stuck, \
+                     stale_while_flowing or watermark_without_record",
+                ),
+                (_, LieKind::WatermarkWithoutRecord) if !watermark => Some(
+                    "only a lake's status (lastsynceddataversion, maxrecordversion) and Dataverse \
+                     search's lastdatasynctimestamp have a version watermark",
                 ),
                 _ => None,
             };
@@ -1717,18 +1797,12 @@ impl Scenario {
             ));
         }
         check_name(&format!("{key}.target.table"), ltable)?;
-        if r.map.is_some() {
-            return Err(issue(
-                format!("{key}.map"),
-                "a lake export copies the table's columns as they are; remove map",
-            ));
-        }
-        if let Some(field) = r.transform.keys().next() {
-            return Err(issue(
-                format!("{key}.transform.{field}"),
-                "a lake export copies values as they are; remove transform",
-            ));
-        }
+        as_it_is(
+            key,
+            r,
+            "a lake export copies the table's columns as they are",
+            "a lake export copies values as they are",
+        )?;
         if r.flap_probability != 0.0 {
             return Err(issue(
                 format!("{key}.flap_probability"),
@@ -1781,8 +1855,8 @@ impl Scenario {
     }
 }
 
-/// The field map of a replica: explicit, or every column (plus the id for search targets)
-/// under its own name.
+/// The field map of a replica: explicit, or every column (plus the id for search targets, and
+/// the lookups and system columns for a Dataverse search index) under its own name.
 pub(crate) fn resolved_map(r: &Replica, table: &Table, set: &str) -> Vec<(String, String)> {
     if let Some(map) = &r.map {
         return map.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
@@ -1790,12 +1864,24 @@ pub(crate) fn resolved_map(r: &Replica, table: &Table, set: &str) -> Vec<(String
     let mut out = Vec::new();
     if matches!(
         r.target,
-        Target::Search { .. } | Target::Elasticsearch { .. }
+        Target::Search { .. } | Target::Elasticsearch { .. } | Target::DataverseSearch { .. }
     ) {
         let id = table.id_column(set);
         out.push((id.clone(), id));
     }
     out.extend(table.columns.keys().map(|c| (c.clone(), c.clone())));
+    if matches!(r.target, Target::DataverseSearch { .. }) {
+        // The index holds the row as the table does: its lookups and system columns too.
+        out.extend(table.lookups.keys().map(|nav| {
+            let c = format!("_{nav}_value");
+            (c.clone(), c)
+        }));
+        out.extend(
+            SYSTEM_COLUMNS
+                .iter()
+                .map(|c| (c.to_string(), c.to_string())),
+        );
+    }
     out
 }
 
@@ -1841,6 +1927,87 @@ replicas:
     }
 
     const LAKE: &str = "{ kind: lake, lake: l, table: account }";
+
+    const DV_SEARCH: &str = "{ kind: dataverse_search, env: crm, table: accounts }";
+
+    #[test]
+    fn a_dataverse_search_index_is_its_own_table_with_its_columns_as_they_are() {
+        let ok = with(
+            "",
+            DV_SEARCH,
+            "status_lie: watermark_without_record\n    key: name",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let r = &ok.replicas["r"];
+        let table = &ok.dataverse["crm"].tables["accounts"];
+        let fields: Vec<String> = resolved_map(r, table, "accounts")
+            .into_iter()
+            .map(|(_, to)| to)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "accountid",
+                "name",
+                "createdon",
+                "modifiedon",
+                "versionnumber"
+            ]
+        );
+        for lie in ["healthy_while_stuck", "stale_while_flowing"] {
+            with("", DV_SEARCH, &format!("status_lie: {lie}")).unwrap_or_else(|e| panic!("{e}"));
+        }
+        for (target, knobs, key, says) in [
+            (
+                "{ kind: dataverse_search, env: crm, table: contacts }",
+                "",
+                "replicas.r.target",
+                "its own environment",
+            ),
+            (
+                DV_SEARCH,
+                "map: { name: title }",
+                "replicas.r.map",
+                "own columns",
+            ),
+            (
+                DV_SEARCH,
+                "transform: { name: uppercase }",
+                "replicas.r.transform.name",
+                "own values",
+            ),
+            (
+                DV_SEARCH,
+                "status_lie: error_while_flowing",
+                "replicas.r.status_lie",
+                "EntitySyncComplete",
+            ),
+            (
+                DV_SEARCH,
+                "version_drop_probability: 0.1",
+                "replicas.r.version_drop_probability",
+                "snapshot",
+            ),
+        ] {
+            let (k, why) = refused(with("", target, knobs));
+            assert_eq!(k, key, "{knobs}: {why}");
+            assert!(why.contains(says), "{knobs}: {why}");
+        }
+        // One index per table.
+        let twice = Scenario::from_yaml(
+            r#"
+dataverse:
+  crm:
+    tables:
+      accounts: { columns: { name: string } }
+replicas:
+  a: { source: crm/accounts, target: { kind: dataverse_search, env: crm, table: accounts }, lag: { distribution: fixed, value: 1s } }
+  b: { source: crm/accounts, target: { kind: dataverse_search, env: crm, table: accounts }, lag: { distribution: fixed, value: 1s } }
+"#,
+        );
+        let (k, why) = refused(twice);
+        assert_eq!(k, "replicas.b.target", "{why}");
+    }
 
     #[test]
     fn status_knobs_are_refused_where_the_surface_cannot_show_them() {

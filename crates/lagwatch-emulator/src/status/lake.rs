@@ -24,12 +24,12 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use super::super::dataverse::{dv_error, dv_json, dv_time};
+use super::super::dataverse::{dv_error, dv_json, dv_time, dv_wrong_method};
 use super::super::odata::{self, Dialect};
 use super::super::replication::ReplicaDef;
 use super::super::scenario::LieKind;
 use super::super::{Emulator, Req};
-use super::{Claim, Condition, History, LOG_CAPACITY, row_id};
+use super::{Claim, Condition, History, LOG_CAPACITY, row_id, stale_since};
 
 /// The Dataverse entity sets of Synapse Link's status.
 pub(crate) const SETS: &[&str] = &[
@@ -39,7 +39,9 @@ pub(crate) const SETS: &[&str] = &[
     "synapselinkexternaltablestates",
 ];
 
-/// What one lake table's export did, for its status.
+/// What one lake table's export did, for its status. A Dataverse search index keeps one too
+/// ([`super::dataverse_search`]): its rows are the record versions made findable, each readable
+/// at once.
 #[derive(Default)]
 pub(crate) struct LakeLog {
     /// Rows queued for the export, not readable yet: `(sink, seq)` → `versionnumber` (`None`:
@@ -91,6 +93,32 @@ impl LakeLog {
         self.exports.remove(&(sink, seq));
     }
 
+    /// Takes in what is readable at `now` (as [`LakeLog::advance`]) and reads the log; with
+    /// `stale_since` (a `stale_while_flowing` lie), the last sync and the watermark are those
+    /// of that instant.
+    pub fn read(
+        &mut self,
+        now: Instant,
+        readable: impl Fn(Instant) -> Option<Instant>,
+        stale_since: Option<Instant>,
+    ) -> Reading {
+        self.advance(now, readable);
+        let (last_sync, watermark) = match stale_since {
+            Some(t) => (
+                self.syncs.value_at(t).map(|p| p.0),
+                self.prefixes.value_at(t).map(|p| p.1),
+            ),
+            None => (self.last_sync, self.prefix.map(|p| p.1)),
+        };
+        Reading {
+            last_sync,
+            watermark,
+            max_exported: self.max_exported,
+            rows: self.rows,
+            deletes: self.deletes,
+        }
+    }
+
     /// Takes in every row and version readable at `now` (`readable`: when a row reaching the
     /// export at a sink instant becomes readable).
     pub fn advance(&mut self, now: Instant, readable: impl Fn(Instant) -> Option<Instant>) {
@@ -128,6 +156,20 @@ impl LakeLog {
             self.prefixes.push(at, v);
         }
     }
+}
+
+/// What a claim reads of a [`LakeLog`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reading {
+    /// When the last row became readable.
+    pub last_sync: Option<Instant>,
+    /// The honest version watermark.
+    pub watermark: Option<u64>,
+    /// The highest version readable.
+    pub max_exported: Option<u64>,
+    /// Rows readable, and how many of them are delete rows.
+    pub rows: u64,
+    pub deletes: u64,
 }
 
 /// `syncstate` (CSV) of a claimed state: InProgress 2 ("active and error-free"), Paused 32,
@@ -189,34 +231,24 @@ impl Emulator {
         let lie = self.lie_for(&r.name, now, honest);
         let seeded = self.replica_view(r).map_or(0, |v| v.held_count());
         let crm = self.source_rows(r);
-        let (log_sync, prefix, max_exported, rows, deletes, frozen) = {
-            let mut book = self.book();
-            let log = book.lakes.entry(r.name.clone()).or_default();
-            log.advance(now, |s| self.lake_visible_at(&r.name, s));
-            let frozen = lie
-                .filter(|l| l.kind == LieKind::StaleWhileFlowing)
-                .map(|l| {
-                    (
-                        log.syncs.value_at(l.since).map(|p| p.0),
-                        log.prefixes.value_at(l.since).map(|p| p.1),
-                    )
-                });
-            (
-                log.last_sync,
-                log.prefix.map(|p| p.1),
-                log.max_exported,
-                log.rows,
-                log.deletes,
-                frozen,
-            )
-        };
+        let Reading {
+            last_sync,
+            watermark,
+            max_exported,
+            rows,
+            deletes,
+        } = self.book().lakes.entry(r.name.clone()).or_default().read(
+            now,
+            |s| self.lake_visible_at(&r.name, s),
+            stale_since(lie),
+        );
         let mut claim = Claim::new(match self.condition(&r.name, now) {
             Condition::Flowing | Condition::Unavailable => "healthy",
             Condition::Paused | Condition::Stalled => "paused",
             Condition::Stopped => "not_running",
         });
-        claim.last_sync = log_sync;
-        claim.watermark = prefix;
+        claim.last_sync = last_sync;
+        claim.watermark = watermark;
         match lie.map(|l| l.kind) {
             Some(LieKind::HealthyWhileStuck) => {
                 claim.state = "healthy";
@@ -228,11 +260,8 @@ impl Emulator {
                 };
                 claim.last_sync = claim.last_sync.max(Some(boundary));
             }
-            Some(LieKind::StaleWhileFlowing) => {
-                let (sync, mark) = frozen.unwrap_or_default();
-                claim.last_sync = sync;
-                claim.watermark = mark;
-            }
+            // Read as they were at the lie's start.
+            Some(LieKind::StaleWhileFlowing) => {}
             Some(LieKind::ErrorWhileFlowing) => claim.state = "error",
             Some(LieKind::WatermarkWithoutRecord) => {
                 claim.watermark = claim.watermark.max(max_exported);
@@ -387,14 +416,7 @@ impl Emulator {
     /// (the Web API's subset) and `$top`.
     pub(crate) fn synapse_link(&self, req: &Req, env: &str, set: &str, base: &str) -> Response {
         if req.method != Method::GET {
-            return dv_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "0x80060888",
-                &format!(
-                    "The HTTP method '{}' is not allowed on this resource: Synapse Link's tables are read-only.",
-                    req.method
-                ),
-            );
+            return dv_wrong_method(&req.method, ": Synapse Link's tables are read-only");
         }
         let logical = set.strip_suffix('s').unwrap_or(set);
         let bad = |m: String| dv_error(StatusCode::BAD_REQUEST, "0x80060888", &m);

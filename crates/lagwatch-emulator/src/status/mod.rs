@@ -9,7 +9,8 @@
 //! Every replica with a surface gets it, with no knob: lake replicas a Synapse Link profile
 //! (CSV: `synapselinkprofileentitystates`; Delta: `synapselinkexternaltablestates`), search
 //! replicas an indexer, Elasticsearch replicas refresh and indexing statistics, dual-write
-//! replicas (an F&O target or source) a `DualWriteProjectConfigurations` row. Honest values are
+//! replicas (an F&O target or source) a `DualWriteProjectConfigurations` row, Dataverse search
+//! indexes an entry of their environment's `searchstatus`. Honest values are
 //! derived from what the replica did ([`Book`]: rows exported and when they became readable,
 //! versions committed, indexer runs, refresh ticks), so an honest surface never contradicts the
 //! ground truth. A replica's `status_lie` bends its surface in one known way, always or in
@@ -20,6 +21,7 @@
 //! stopped`), `paused` (`state: paused` or a `paused` window), `stalled` (a `stall` outage),
 //! `unavailable` (an `unavailable` outage: reads fail, replication goes on), else `flowing`.
 
+mod dataverse_search;
 mod dual_write;
 mod elastic;
 mod indexer;
@@ -41,7 +43,7 @@ use super::{Emulator, json_response, rfc3339};
 
 pub(crate) use dual_write::ENTITY as DUAL_WRITE_ENTITY;
 pub(crate) use indexer::IndexerLog;
-pub(crate) use lake::LakeLog;
+pub(crate) use lake::{LakeLog, Reading};
 
 /// What the replication of a replica is doing at an instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,13 @@ impl Condition {
 pub(crate) struct ActiveLie {
     pub kind: LieKind,
     pub since: Instant,
+}
+
+/// When the `stale_while_flowing` lie in force began, if that is the lie: what a stale
+/// claim keeps.
+pub(crate) fn stale_since(lie: Option<ActiveLie>) -> Option<Instant> {
+    lie.filter(|l| l.kind == LieKind::StaleWhileFlowing)
+        .map(|l| l.since)
 }
 
 /// What a surface claims, in the terms every surface shares: a state, when it last synced,
@@ -105,6 +114,8 @@ pub(crate) struct Book {
     pub lakes: HashMap<String, LakeLog>,
     pub indexers: HashMap<String, IndexerLog>,
     pub es: HashMap<String, elastic::EsLog>,
+    /// Dataverse search indexes: each record version made findable, as a lake's rows.
+    pub searches: HashMap<String, LakeLog>,
 }
 
 /// Most entries a log keeps of anything that grows with writes (rows in flight, versions not
@@ -169,6 +180,7 @@ impl Emulator {
             Target::Fno { .. } => Some("dual_write"),
             Target::Search { .. } => Some("search_indexer"),
             Target::Elasticsearch { .. } => Some("elasticsearch"),
+            Target::DataverseSearch { .. } => Some("dataverse_search"),
             Target::Lake { .. } => {
                 Some(if self.lakes.of_replica(&r.name).is_some_and(|d| d.delta) {
                     "link_to_fabric"
@@ -186,6 +198,7 @@ impl Emulator {
             "dual_write" => Some(self.dual_write_claim(r, now, honest)),
             "search_indexer" => Some(self.indexer_claim(r, now, honest)),
             "elasticsearch" => Some(self.es_claim(r, now, honest)),
+            "dataverse_search" => Some(self.search_status_claim(r, now, honest)),
             _ => self.lake_claim(r, now, honest),
         }
     }
@@ -283,7 +296,8 @@ impl Emulator {
     /// Notes a change of a record of replica `r` committed at `now`: a write (`payload`, the
     /// committed row) or a delete (`None`), reaching the target at `arrival` (`None`: never).
     /// A lake notes the version (its rows are noted as they are queued), a search replica an
-    /// item for its indexer, Elasticsearch an indexing. Called by replication with the state
+    /// item for its indexer, Elasticsearch an indexing, a Dataverse search index the version
+    /// and when it is findable. Called by replication with the state
     /// locked.
     pub(crate) fn status_note(
         &self,
@@ -295,12 +309,15 @@ impl Emulator {
     ) {
         let horizon = self.started + super::scenario::FOREVER.get() / 2;
         let arrival = arrival.filter(|a| *a <= horizon);
+        // The committed row's `versionnumber` (a write of a Dataverse row has one).
+        let version = || {
+            payload
+                .and_then(|p| serde_json::from_str::<Map<String, Value>>(p).ok())
+                .and_then(|m| m.get("versionnumber").and_then(Value::as_u64))
+        };
         match &r.target {
             Target::Lake { .. } => {
-                let version = payload
-                    .and_then(|p| serde_json::from_str::<Map<String, Value>>(p).ok())
-                    .and_then(|m| m.get("versionnumber").and_then(Value::as_u64));
-                if let Some(v) = version {
+                if let Some(v) = version() {
                     self.book()
                         .lakes
                         .entry(r.name.clone())
@@ -318,6 +335,11 @@ impl Emulator {
                     .entry(r.name.clone())
                     .or_insert_with(|| IndexerLog::new(self.started, every))
                     .note(key, now, arrival);
+            }
+            Target::DataverseSearch { .. } => {
+                if let Some(v) = version() {
+                    self.search_note(r, v, arrival);
+                }
             }
             Target::Elasticsearch { .. } => {
                 if let Some(a) = arrival {
