@@ -119,7 +119,7 @@ pub enum Command {
         #[arg(long)]
         url: Option<reqwest::Url>,
     },
-    /// Serve emulated Dynamics 365 APIs (Dataverse, Entra, F&O, Azure AI Search,
+    /// Serve emulated Dynamics 365 APIs (Dataverse and its search, Entra, F&O, Azure AI Search,
     /// Elasticsearch) on loopback, replicating per a scenario, with a ground-truth endpoint.
     #[cfg(feature = "demo")]
     Emulate(lagwatch_emulator::cli::EmulateArgs),
