@@ -749,7 +749,7 @@ local fold = utils.fold;
                 {{ with printf "max_over_time(lagwatch_config_last_reload_successful{job=%q}[5m]) == 0" $labels.job | query | sortByLabel "instance" }}{{ $m := . | first | label "instance" }}lagwatch
                 at {{ $m }} rejected its configuration file at the last reload and still runs the
                 configuration it loaded {{ with printf "time() - lagwatch_config_last_reload_success_timestamp_seconds{job=%q,instance=%q}" $labels.job $m | query | sortByLabel "instance" }}{{ . | first | value | humanizeDuration }}{{ end }}
-                ago; later edits are not in force.{{ if gt (len .) 1 }} So do {{ range $i, $s := . }}{{ if $i }}{{ if gt $i 1 }}, {{ end }}{{ $s | label "instance" }}{{ end }}{{ end }}.{{ end }}
+                ago; later edits are not in force.{{ if gt (len .) 1 }} Also rejected at {{ range $i, $s := . }}{{ if $i }}{{ if gt $i 1 }}, {{ end }}{{ $s | label "instance" }}{{ end }}{{ end }}.{{ end }}
                 Its log names the file, key and reason.{{ end }}
               |||),
               runbook_url: runbook('LagwatchConfigReloadFailed'),
