@@ -64,6 +64,7 @@ mod lake_versions;
 mod layers;
 mod ledger;
 mod logs;
+mod mixin;
 mod platform_status;
 mod platform_status_wiremock;
 mod private_ca;

@@ -1,7 +1,7 @@
 //! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, the status page `/`, the consistency
 //! report `/report`, `/api/v1/paths`, `/api/v1/probes`, `/api/v1/contracts`, `/api/v1/conflicts`,
-//! `/api/v1/reconciliations`, `/api/v1/discrepancies` and `POST /-/reload`
-//! (only with `--web.enable-lifecycle`).
+//! `/api/v1/reconciliations`, `/api/v1/discrepancies`, the alerts' runbooks
+//! `/docs/runbooks/<AlertName>.md` and `POST /-/reload` (only with `--web.enable-lifecycle`).
 //! Handlers only read engine and reconciliation state; nothing probes or reconciles on request.
 //! They read the monitor in force per request ([`Live::current`]), so a configuration reload
 //! swaps what they see without restarting the server.
@@ -54,6 +54,7 @@ pub fn router_live(live: Live) -> Router {
         .route("/paths/{source}/{target}", get(path_page))
         .route("/api/v1/reconciliations", get(reconciliations))
         .route("/api/v1/discrepancies", get(discrepancies))
+        .route("/docs/runbooks/{page}", get(runbook))
         .route("/-/reload", post(reload).put(reload))
         .with_state(AppState { live })
 }
@@ -139,6 +140,18 @@ async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> R
             )
                 .into_response()
         }
+    }
+}
+
+/// A runbook page embedded in the binary ([`crate::web::runbooks`]), as Markdown text.
+async fn runbook(axum::extract::Path(page): axum::extract::Path<String>) -> Response {
+    match crate::web::runbooks::page(&page) {
+        Some(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "no such runbook: the pages are /docs/runbooks/<AlertName>.md\n",
+        )
+            .into_response(),
     }
 }
 

@@ -13,6 +13,7 @@
 //! reason logged.
 
 pub mod basic_auth;
+pub mod runbooks;
 pub mod tls;
 
 use std::collections::BTreeMap;
