@@ -17,6 +17,7 @@
     src: sel + ', source="$source"',
     tgt: sel + ', target="$target"',
     systems: sel + ', system=~"$source|$target"',
+    members: std.join(', ', c.haLabels),
     build: if c.jobSelector == '' then 'lagwatch_build_info' else 'lagwatch_build_info{%s}' % c.jobSelector,
     jobBuild: if c.jobSelector == '' then 'lagwatch_build_info{job=~"$job"}' else 'lagwatch_build_info{%s, job=~"$job"}' % c.jobSelector,
   }),

@@ -27,6 +27,14 @@
       lib.target(expr, legend) + { format: 'heatmap' }
       + (if exemplar then { exemplar: true } else {}),
 
+    // One HA member's count, not the members' sum: `expr` summed per member (the
+    // `%(members)s` labels, e.g. instance and pod), the largest member's sum taken by `by`.
+    // For what every member measures of the same replication (outcomes, violations, runs),
+    // which a pair would otherwise count twice.
+    oneMember(by, expr)::
+      if by == '' then 'max(sum by (%%(members)s) (%s))' % expr
+      else 'max by (%s) (sum by (%s, %%(members)s) (%s))' % [by, by, expr],
+
     // --- Panels --------------------------------------------------------------------------
 
     // A link to an alert's runbook under the runbook_base variable.

@@ -16,7 +16,7 @@ function(lib, variables)
           lib.row('max by (source, target) (lagwatch_lag_uncertainty_seconds{%(sel)s})'),
           lib.row('max by (source, target) (lagwatch_staleness_seconds{%(sel)s})'),
           lib.row('max by (source, target) (lagwatch_lag_objective_seconds{%(sel)s})'),
-          lib.row('sum by (source, target) (lagwatch_probes_in_flight{%(sel)s})'),
+          lib.row(lib.oneMember('source, target', 'lagwatch_probes_in_flight{%(sel)s}')),
           lib.row('time() - max by (source, target) (lagwatch_last_converged_timestamp_seconds{%(sel)s} > 0)'),
           lib.row('max by (source, target, state) (lagwatch_path_state{%(sel)s} == 1)'),
         ],
@@ -198,7 +198,7 @@ function(lib, variables)
         'short',
         'Resolved probes that did not converge, per interval: timeout (never seen), mismatch (seen with other content), error (only errors until the timeout), halted (missing from a synchronous target such as dual-write after its grace: the replication is not running).',
         [
-          lib.target('sum by (source, target, outcome) (increase(lagwatch_probes_total{%(sel)s, outcome!="converged"}[$__rate_interval]))', '{{source}} → {{target}} {{outcome}}'),
+          lib.target(lib.oneMember('source, target, outcome', 'increase(lagwatch_probes_total{%(sel)s, outcome!="converged"}[$__rate_interval])'), '{{source}} → {{target}} {{outcome}}'),
         ],
         runbooks=['LagwatchPathNotConverging', 'LagwatchDualWritePaused', 'LagwatchObjectiveBudgetBurn'],
         style='stacked',
@@ -218,7 +218,7 @@ function(lib, variables)
         'short',
         'Sentinels a source did not return when read right after it acknowledged the write, per interval.',
         [
-          lib.target('sum by (source) (increase(lagwatch_read_your_writes_violations_total{%(sel)s}[$__rate_interval]))', '{{source}}'),
+          lib.target(lib.oneMember('source', 'increase(lagwatch_read_your_writes_violations_total{%(sel)s}[$__rate_interval])'), '{{source}}'),
         ],
         runbooks=['LagwatchReadYourWritesViolated'],
         style='bars',
@@ -229,7 +229,7 @@ function(lib, variables)
         'short',
         'Sentinels a target showed and then lost again within the confirmation window, per interval (replicated targets such as search replicas).',
         [
-          lib.target('sum by (source, target) (increase(lagwatch_monotonic_read_violations_total{%(sel)s}[$__rate_interval]))', '{{source}} → {{target}}'),
+          lib.target(lib.oneMember('source, target', 'increase(lagwatch_monotonic_read_violations_total{%(sel)s}[$__rate_interval])'), '{{source}} → {{target}}'),
         ],
         style='bars',
         w=8,
@@ -252,7 +252,7 @@ function(lib, variables)
         'short',
         "Measured violations of a consistency guarantee that the path's contract declares (contract: in the configuration, or its target kind's promise), per interval: monotonic_reads is a sentinel the target showed and a later read did not; deletes is a deleted sentinel still there after the declared time, or back after it had gone. Undeclared guarantees are not counted here (see Monotonic-read violations).",
         [
-          lib.target('sum by (source, target, guarantee) (increase(lagwatch_contract_violations_total{%(sel)s}[$__rate_interval]))', '{{source}} → {{target}}: {{guarantee}}'),
+          lib.target(lib.oneMember('source, target, guarantee', 'increase(lagwatch_contract_violations_total{%(sel)s}[$__rate_interval])'), '{{source}} → {{target}}: {{guarantee}}'),
         ],
         runbooks=['LagwatchContractViolated'],
         style='bars',
@@ -283,8 +283,8 @@ function(lib, variables)
         'short',
         "Deleted sentinels still at the target at the end of the delete window (lost: contract.deletes, else the path's timeout) and deleted sentinels shown again after a read found them gone (resurrected), per interval. Each is a WARN log line naming the sentinel.",
         [
-          lib.target('sum by (source, target) (increase(lagwatch_deletes_lost_total{%(sel)s}[$__rate_interval]))', '{{source}} → {{target}}: lost'),
-          lib.target('sum by (source, target) (increase(lagwatch_resurrections_total{%(sel)s}[$__rate_interval]))', '{{source}} → {{target}}: resurrected'),
+          lib.target(lib.oneMember('source, target', 'increase(lagwatch_deletes_lost_total{%(sel)s}[$__rate_interval])'), '{{source}} → {{target}}: lost'),
+          lib.target(lib.oneMember('source, target', 'increase(lagwatch_resurrections_total{%(sel)s}[$__rate_interval])'), '{{source}} → {{target}}: resurrected'),
         ],
         runbooks=['LagwatchDeletesNotPropagating'],
         style='bars',
@@ -310,7 +310,7 @@ function(lib, variables)
         'short',
         "Causal pairs whose child a read showed without its parent, per path and certainty (lagwatch_causal_violations_total; certain: one read answered for both keys, suspected: each key read in turn). A path that declares causal pages (LagwatchContractViolated). Each pair is in lagwatch's /api/v1/pairs.",
         [
-          lib.target('sum by (source, target, certainty) (increase(lagwatch_causal_violations_total{%(sel)s}[$__rate_interval]))', '{{source}} → {{target}} ({{certainty}})'),
+          lib.target(lib.oneMember('source, target, certainty', 'increase(lagwatch_causal_violations_total{%(sel)s}[$__rate_interval])'), '{{source}} → {{target}} ({{certainty}})'),
         ],
         runbooks=['LagwatchContractViolated'],
       ),
@@ -327,10 +327,10 @@ function(lib, variables)
         'short',
         'Order inversions: sentinels a target that applies writes in order (the lake kinds) showed while one written earlier on the path was missing from the same read (lagwatch_order_inversions_total). Lost updates: versions of the update canary the target had not reached a path timeout after they were acknowledged (lagwatch_updates_lost_total; paths with an update canary only). Versions lost and duplicated: on a change log (a lake of incremental update folders), canary versions never shown as a row of their own within the path timeout, and rows repeating a version already shown (lagwatch_versions_lost_total, lagwatch_versions_duplicated_total; updates: every). The WARN logs name the sentinel or the canary.',
         [
-          lib.target('sum by (source, target) (increase(lagwatch_order_inversions_total{%(sel)s}[$__rate_interval]))', '{{source}} → {{target}}: order inversions'),
-          lib.target('sum by (source, target) (increase(lagwatch_updates_lost_total{%(sel)s}[$__rate_interval]))', '{{source}} → {{target}}: updates lost'),
-          lib.target('sum by (source, target) (increase(lagwatch_versions_lost_total{%(sel)s}[$__rate_interval]))', '{{source}} → {{target}}: versions lost'),
-          lib.target('sum by (source, target) (increase(lagwatch_versions_duplicated_total{%(sel)s}[$__rate_interval]))', '{{source}} → {{target}}: versions duplicated'),
+          lib.target(lib.oneMember('source, target', 'increase(lagwatch_order_inversions_total{%(sel)s}[$__rate_interval])'), '{{source}} → {{target}}: order inversions'),
+          lib.target(lib.oneMember('source, target', 'increase(lagwatch_updates_lost_total{%(sel)s}[$__rate_interval])'), '{{source}} → {{target}}: updates lost'),
+          lib.target(lib.oneMember('source, target', 'increase(lagwatch_versions_lost_total{%(sel)s}[$__rate_interval])'), '{{source}} → {{target}}: versions lost'),
+          lib.target(lib.oneMember('source, target', 'increase(lagwatch_versions_duplicated_total{%(sel)s}[$__rate_interval])'), '{{source}} → {{target}}: versions duplicated'),
         ],
         runbooks=['LagwatchContractViolated'],
         w=24,
@@ -409,7 +409,7 @@ function(lib, variables)
         'short',
         "Conflict probes per pair of systems linked both ways (conflicts: in the configuration) and outcome, per interval: converged_same (both sides ended on one value, the one the declared policy predicts, or either when it cannot tell), diverged (the two sides still held different values at the timeout: a permanent inconsistency, LagwatchReplicasDiverged pages), policy_violated (they agreed on the value the policy says should have lost: a lost update, LagwatchConflictPolicyViolated), rejected (one of the two updates refused with a conflict error, as synchronous dual-write does; not a divergence), error (a write or read failed). Each probe's values, stamps and canary id: /api/v1/conflicts on the lagwatch instance.",
         [
-          lib.target('sum by (a, b, outcome) (increase(lagwatch_conflict_probes_total{%(sel)s}[$__rate_interval]))', '{{a}} ↔ {{b}}: {{outcome}}'),
+          lib.target(lib.oneMember('a, b, outcome', 'increase(lagwatch_conflict_probes_total{%(sel)s}[$__rate_interval])'), '{{a}} ↔ {{b}}: {{outcome}}'),
         ],
         runbooks=['LagwatchReplicasDiverged', 'LagwatchConflictPolicyViolated'],
         style='stacked',
@@ -553,7 +553,7 @@ function(lib, variables)
         'short',
         'Keys that were discrepant in the previous run and agree now, per interval, by kind: repaired by hand, or replicated late.',
         [
-          lib.target('sum by (source, target, table, kind) (increase(lagwatch_discrepancies_healed_total{%(sel)s}[$__rate_interval]))', '{{source}} → {{target}} {{table}} {{kind}}'),
+          lib.target(lib.oneMember('source, target, table, kind', 'increase(lagwatch_discrepancies_healed_total{%(sel)s}[$__rate_interval])'), '{{source}} → {{target}} {{table}} {{kind}}'),
         ],
         style='stacked',
         w=8,
@@ -563,7 +563,7 @@ function(lib, variables)
         'short',
         'Finished reconciliation runs per interval: success or error. No bar at all for several intervals means runs hang or outlast their interval.',
         [
-          lib.target('sum by (source, target, table, outcome) (increase(lagwatch_reconcile_runs_total{%(sel)s}[$__rate_interval]))', '{{source}} → {{target}} {{table}} {{outcome}}'),
+          lib.target(lib.oneMember('source, target, table, outcome', 'increase(lagwatch_reconcile_runs_total{%(sel)s}[$__rate_interval])'), '{{source}} → {{target}} {{table}} {{outcome}}'),
         ],
         runbooks=['LagwatchReconcileFailing'],
         style='stacked',
@@ -589,7 +589,7 @@ function(lib, variables)
         'short',
         "Keys compared by reconciliation runs per interval (both sides merged by key): the size of each run's scope.",
         [
-          lib.target('sum by (source, target, table) (increase(lagwatch_reconcile_rows_compared_total{%(sel)s}[$__rate_interval]))', '{{source}} → {{target}} {{table}}'),
+          lib.target(lib.oneMember('source, target, table', 'increase(lagwatch_reconcile_rows_compared_total{%(sel)s}[$__rate_interval])'), '{{source}} → {{target}} {{table}}'),
         ],
         style='bars',
         w=8,
@@ -674,7 +674,7 @@ function(lib, variables)
         'short',
         'Sentinels written (or being written) and not yet resolved, per path; capped by max_in_flight.',
         [
-          lib.target('sum by (source, target) (lagwatch_probes_in_flight{%(sel)s})', '{{source}} → {{target}}'),
+          lib.target(lib.oneMember('source, target', 'lagwatch_probes_in_flight{%(sel)s}'), '{{source}} → {{target}}'),
         ],
         w=8,
         h=7,
@@ -684,7 +684,7 @@ function(lib, variables)
         'short',
         'Sentinel writes skipped per interval because max_in_flight sentinels were already pending on the path (a slow or stuck target, or too short an interval).',
         [
-          lib.target('sum by (source, target) (increase(lagwatch_probes_skipped_total{%(sel)s}[$__rate_interval]))', '{{source}} → {{target}}'),
+          lib.target(lib.oneMember('source, target', 'increase(lagwatch_probes_skipped_total{%(sel)s}[$__rate_interval])'), '{{source}} → {{target}}'),
         ],
         style='bars',
         w=8,

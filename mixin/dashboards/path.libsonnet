@@ -56,7 +56,7 @@ function(lib, variables)
         'short',
         'Sentinels of the path written (or being written) and not yet resolved.',
         [
-          lib.target('sum(lagwatch_probes_in_flight{%(path)s})'),
+          lib.target(lib.oneMember('', 'lagwatch_probes_in_flight{%(path)s}')),
         ],
       ),
       lib.stateTimeline(
@@ -150,7 +150,7 @@ function(lib, variables)
         'short',
         'Resolved probes per interval by outcome: converged, timeout (never seen), mismatch (seen with other content), error (only errors until the timeout), halted (missing from a synchronous target after its grace: dual-write not running).',
         [
-          lib.target('sum by (outcome) (increase(lagwatch_probes_total{%(path)s}[$__rate_interval]))', '{{outcome}}'),
+          lib.target(lib.oneMember('outcome', 'increase(lagwatch_probes_total{%(path)s}[$__rate_interval])'), '{{outcome}}'),
         ],
         runbooks=['LagwatchPathNotConverging', 'LagwatchDualWritePaused', 'LagwatchObjectiveBudgetBurn'],
         style='stacked',
@@ -171,7 +171,7 @@ function(lib, variables)
         'short',
         'Sentinels the target showed and then lost again within the confirmation window, per interval.',
         [
-          lib.target('sum(increase(lagwatch_monotonic_read_violations_total{%(path)s}[$__rate_interval]))', 'violations'),
+          lib.target(lib.oneMember('', 'increase(lagwatch_monotonic_read_violations_total{%(path)s}[$__rate_interval])'), 'violations'),
         ],
         style='bars',
         w=8,
@@ -182,7 +182,7 @@ function(lib, variables)
         'short',
         'Sentinel writes skipped per interval because max_in_flight sentinels were pending on the path.',
         [
-          lib.target('sum(increase(lagwatch_probes_skipped_total{%(path)s}[$__rate_interval]))', 'skipped'),
+          lib.target(lib.oneMember('', 'increase(lagwatch_probes_skipped_total{%(path)s}[$__rate_interval])'), 'skipped'),
         ],
         style='bars',
         w=8,
@@ -193,7 +193,7 @@ function(lib, variables)
         'short',
         'Sentinels of the path written and not yet resolved.',
         [
-          lib.target('sum(lagwatch_probes_in_flight{%(path)s})', 'in flight'),
+          lib.target(lib.oneMember('', 'lagwatch_probes_in_flight{%(path)s}'), 'in flight'),
         ],
         w=8,
         h=7,
@@ -215,7 +215,7 @@ function(lib, variables)
         'short',
         "Measured violations of the consistency guarantees this path's contract declares (contract: in the configuration, or its target kind's promise), per interval. No series when the path declares none.",
         [
-          lib.target('sum by (guarantee) (increase(lagwatch_contract_violations_total{%(path)s}[$__rate_interval]))', '{{guarantee}}'),
+          lib.target(lib.oneMember('guarantee', 'increase(lagwatch_contract_violations_total{%(path)s}[$__rate_interval])'), '{{guarantee}}'),
         ],
         runbooks=['LagwatchContractViolated'],
         style='bars',
@@ -236,8 +236,8 @@ function(lib, variables)
         'short',
         "Deleted sentinels still at the target at the end of the delete window (lost: contract.deletes, else the path's timeout) and deleted sentinels shown again after a read found them gone (resurrected), per interval. Each is a WARN log line naming the sentinel.",
         [
-          lib.target('sum by (target) (increase(lagwatch_deletes_lost_total{%(path)s}[$__rate_interval]))', '{{target}}: lost'),
-          lib.target('sum by (target) (increase(lagwatch_resurrections_total{%(path)s}[$__rate_interval]))', '{{target}}: resurrected'),
+          lib.target(lib.oneMember('target', 'increase(lagwatch_deletes_lost_total{%(path)s}[$__rate_interval])'), '{{target}}: lost'),
+          lib.target(lib.oneMember('target', 'increase(lagwatch_resurrections_total{%(path)s}[$__rate_interval])'), '{{target}}: resurrected'),
         ],
         runbooks=['LagwatchDeletesNotPropagating'],
         style='bars',
@@ -265,8 +265,8 @@ function(lib, variables)
         'short',
         "Causal pairs read at the target (a parent, then a child that references it, every pair_interval): ordered, violated (a read showed the child without its parent) or incomplete (not both seen by the timeout), and the violations by certainty (certain: one read answered for both keys). Each pair is in lagwatch's /api/v1/pairs; a violation's WARN log names the child.",
         [
-          lib.target('sum by (result) (increase(lagwatch_causal_pairs_total{%(path)s}[$__rate_interval]))', '{{result}}'),
-          lib.target('sum by (certainty) (increase(lagwatch_causal_violations_total{%(path)s}[$__rate_interval]))', 'violations ({{certainty}})'),
+          lib.target(lib.oneMember('result', 'increase(lagwatch_causal_pairs_total{%(path)s}[$__rate_interval])'), '{{result}}'),
+          lib.target(lib.oneMember('certainty', 'increase(lagwatch_causal_violations_total{%(path)s}[$__rate_interval])'), 'violations ({{certainty}})'),
         ],
         runbooks=['LagwatchContractViolated'],
       ),
@@ -284,10 +284,10 @@ function(lib, variables)
         'short',
         'Order inversions: sentinels a target that applies writes in order (the lake kinds) showed while one written earlier on the path was missing from the same read (lagwatch_order_inversions_total). Lost updates: versions of the update canary the target had not reached a path timeout after they were acknowledged (lagwatch_updates_lost_total; paths with an update canary only). Versions lost and duplicated: on a change log (a lake of incremental update folders), canary versions never shown as a row of their own within the path timeout, and rows repeating a version already shown (lagwatch_versions_lost_total, lagwatch_versions_duplicated_total; updates: every). The WARN logs name the sentinel or the canary.',
         [
-          lib.target('increase(lagwatch_order_inversions_total{%(path)s}[$__rate_interval])', 'order inversions'),
-          lib.target('increase(lagwatch_updates_lost_total{%(path)s}[$__rate_interval])', 'updates lost'),
-          lib.target('increase(lagwatch_versions_lost_total{%(path)s}[$__rate_interval])', 'versions lost'),
-          lib.target('increase(lagwatch_versions_duplicated_total{%(path)s}[$__rate_interval])', 'versions duplicated'),
+          lib.target(lib.oneMember('', 'increase(lagwatch_order_inversions_total{%(path)s}[$__rate_interval])'), 'order inversions'),
+          lib.target(lib.oneMember('', 'increase(lagwatch_updates_lost_total{%(path)s}[$__rate_interval])'), 'updates lost'),
+          lib.target(lib.oneMember('', 'increase(lagwatch_versions_lost_total{%(path)s}[$__rate_interval])'), 'versions lost'),
+          lib.target(lib.oneMember('', 'increase(lagwatch_versions_duplicated_total{%(path)s}[$__rate_interval])'), 'versions duplicated'),
         ],
         runbooks=['LagwatchContractViolated'],
         w=24,
@@ -311,7 +311,7 @@ function(lib, variables)
         'short',
         'Sentinels the source did not return when read right after it acknowledged the write, per interval.',
         [
-          lib.target('sum(increase(lagwatch_read_your_writes_violations_total{%(src)s}[$__rate_interval]))', 'violations'),
+          lib.target(lib.oneMember('', 'increase(lagwatch_read_your_writes_violations_total{%(src)s}[$__rate_interval])'), 'violations'),
         ],
         runbooks=['LagwatchReadYourWritesViolated'],
         style='bars',
@@ -519,7 +519,7 @@ function(lib, variables)
         'short',
         'Keys discrepant in the previous run that agree now, per interval, by table and kind: repaired, or replicated late.',
         [
-          lib.target('sum by (table, kind) (increase(lagwatch_discrepancies_healed_total{%(path)s}[$__rate_interval]))', '{{table}} {{kind}}'),
+          lib.target(lib.oneMember('table, kind', 'increase(lagwatch_discrepancies_healed_total{%(path)s}[$__rate_interval])'), '{{table}} {{kind}}'),
         ],
         style='stacked',
         w=8,
@@ -529,7 +529,7 @@ function(lib, variables)
         'short',
         'Finished runs per interval, by table and outcome (success, error). No bar for several intervals means runs hang or outlast their interval.',
         [
-          lib.target('sum by (table, outcome) (increase(lagwatch_reconcile_runs_total{%(path)s}[$__rate_interval]))', '{{table}} {{outcome}}'),
+          lib.target(lib.oneMember('table, outcome', 'increase(lagwatch_reconcile_runs_total{%(path)s}[$__rate_interval])'), '{{table}} {{outcome}}'),
         ],
         runbooks=['LagwatchReconcileFailing'],
         style='stacked',
@@ -555,7 +555,7 @@ function(lib, variables)
         'short',
         "Keys compared by runs per interval, by table: the size of each run's scope.",
         [
-          lib.target('sum by (table) (increase(lagwatch_reconcile_rows_compared_total{%(path)s}[$__rate_interval]))', '{{table}}'),
+          lib.target(lib.oneMember('table', 'increase(lagwatch_reconcile_rows_compared_total{%(path)s}[$__rate_interval])'), '{{table}}'),
         ],
         style='bars',
         w=8,

@@ -6,7 +6,9 @@
 //! on every panel; `$__rate_interval` as the range of every range selector (or `$__range` in an
 //! instant query, which charts the whole time range at once); counters (and
 //! histogram `_bucket`/`_sum`/`_count` series) only inside `rate`/`increase`/`irate`, and
-//! nothing else inside them; `job` and `instance` matchers on every selector; unique panel ids
+//! nothing else inside them; `job` and `instance` matchers on every selector; what every member
+//! of an HA pair measures of the same replication never summed across the members (outside a
+//! ratio or a quantile, where their samples pool); unique panel ids
 //! and a `gridPos` for each, without overlaps; a stable uid per file; `editable: false`; and a
 //! runbook link on every panel that charts a metric an alert is built on.
 //!
@@ -125,6 +127,39 @@ const SCRAPE_SERIES: &[&str] = &["up"];
 
 /// Labels Prometheus attaches to every scraped series.
 const TARGET_LABELS: &[&str] = &["job", "instance"];
+
+/// Labels besides `instance` that tell the members of an HA pair apart (what a ServiceMonitor
+/// adds): a query may group by them, though lagwatch's `/metrics` does not have them.
+const MEMBER_LABELS: &[&str] = &["pod"];
+
+/// Series of what every member of an HA pair measures of the same replication (probe outcomes,
+/// violations, reconciliation runs, its own sentinels per path): a sum of them across the
+/// members counts each event once per member. Outside a ratio or a quantile, a `sum` over them
+/// keeps `instance` (the dashboards take one member's: `max by (…) (sum by (…, instance, pod)
+/// (…))`). Requests, writes and lake reads are not here: their sum is the load on a system.
+const PER_MEMBER: &[&str] = &[
+    "lagwatch_probes_total",
+    "lagwatch_probes_in_flight",
+    "lagwatch_probes_skipped_total",
+    "lagwatch_reads_total",
+    "lagwatch_read_your_writes_violations_total",
+    "lagwatch_monotonic_read_violations_total",
+    "lagwatch_contract_violations_total",
+    "lagwatch_deletes_lost_total",
+    "lagwatch_resurrections_total",
+    "lagwatch_causal_pairs_total",
+    "lagwatch_causal_violations_total",
+    "lagwatch_order_inversions_total",
+    "lagwatch_updates_lost_total",
+    "lagwatch_versions_lost_total",
+    "lagwatch_versions_duplicated_total",
+    "lagwatch_conflict_probes_total",
+    "lagwatch_discrepancies",
+    "lagwatch_discrepancies_healed_total",
+    "lagwatch_reconcile_unsettled",
+    "lagwatch_reconcile_runs_total",
+    "lagwatch_reconcile_rows_compared_total",
+];
 
 /// What `$__rate_interval` is replaced with before parsing: a duration no panel would write by
 /// hand (7m13s), so a range selector is known to have used the variable.
@@ -417,7 +452,10 @@ fn check_expr(expr: &str, expo: &Exposition) -> ExprReport {
         ));
     }
     match parser::parse(&substitute(expr)) {
-        Ok(ast) => walk(&ast, false, expo, &mut report),
+        Ok(ast) => {
+            walk(&ast, false, expo, &mut report);
+            member_sums(&ast, false, expo, &mut report);
+        }
         Err(e) => report
             .problems
             .push(format!("does not parse as PromQL: {e}")),
@@ -487,6 +525,58 @@ fn walk(e: &Expr, in_rate: bool, expo: &Exposition, r: &mut ExprReport) {
                 walk(arg, rate_like, expo, r);
             }
         }
+    }
+}
+
+/// Flags a `sum` that adds up a [`PER_MEMBER`] series across HA members, unless it is inside a
+/// ratio or a quantile (`pooled`), where both members' samples pool.
+fn member_sums(e: &Expr, pooled: bool, expo: &Exposition, r: &mut ExprReport) {
+    match e {
+        Expr::Aggregate(a) => {
+            if !pooled && a.op.to_string() == "sum" {
+                let keeps_members = match &a.modifier {
+                    Some(LabelModifier::Include(l)) => l.labels.iter().any(|n| n == "instance"),
+                    Some(LabelModifier::Exclude(l)) => !l.labels.iter().any(|n| n == "instance"),
+                    None => false,
+                };
+                if !keeps_members {
+                    let mut inner = ExprReport::default();
+                    walk(&a.expr, false, expo, &mut inner);
+                    for name in inner
+                        .metrics
+                        .iter()
+                        .filter(|n| PER_MEMBER.contains(&n.as_str()))
+                    {
+                        r.problems.push(format!(
+                            "sums {name} across HA members (take one member's: max by (…) (sum by (…, instance, pod) (…)))"
+                        ));
+                    }
+                }
+            }
+            member_sums(&a.expr, pooled, expo, r);
+            if let Some(p) = &a.param {
+                member_sums(p, pooled, expo, r);
+            }
+        }
+        Expr::Binary(b) => {
+            let ratio = pooled || b.op.to_string() == "/";
+            member_sums(&b.lhs, ratio, expo, r);
+            member_sums(&b.rhs, ratio, expo, r);
+        }
+        Expr::Call(c) => {
+            let quantile = pooled || c.func.name == "histogram_quantile";
+            for arg in &c.args.args {
+                member_sums(arg, quantile, expo, r);
+            }
+        }
+        Expr::Unary(u) => member_sums(&u.expr, pooled, expo, r),
+        Expr::Paren(p) => member_sums(&p.expr, pooled, expo, r),
+        Expr::Subquery(s) => member_sums(&s.expr, pooled, expo, r),
+        Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::Extension(_)
+        | Expr::VectorSelector(_)
+        | Expr::MatrixSelector(_) => {}
     }
 }
 
@@ -563,6 +653,7 @@ fn check_grouping(
         .filter_map(|n| expo.series.get(n))
         .flat_map(|s| s.labels.iter().map(String::as_str))
         .chain(TARGET_LABELS.iter().copied())
+        .chain(MEMBER_LABELS.iter().copied())
         .collect();
     for label in &labels.labels {
         if !known.contains(label.as_str()) {
@@ -934,13 +1025,23 @@ fn the_exposition_offers_what_the_checks_rely_on() {
 #[test]
 fn expressions_are_parsed_and_checked() {
     let expo = exposition();
+    let sel = r#"{job=~"$job", instance=~"$instance"}"#;
+    for expr in [
+        r#"sum by (source, target) (rate(lagwatch_lookup_errors_total{job=~"$job", instance=~"$instance", source="$source"}[$__rate_interval]))"#.to_string(),
+        // One HA member's count.
+        format!("max by (source) (sum by (source, instance, pod) (increase(lagwatch_probes_total{sel}[$__rate_interval])))"),
+        // Both members' samples pooled in a ratio and in a quantile.
+        format!("sum(rate(lagwatch_probes_total{sel}[$__rate_interval])) / sum(rate(lagwatch_probes_total{sel}[$__rate_interval]))"),
+        format!("histogram_quantile(0.5, sum by (le) (rate(lagwatch_lag_seconds_bucket{sel}[$__rate_interval])))"),
+    ] {
+        let ok = check_expr(&expr, &expo);
+        assert!(ok.problems.is_empty(), "{expr}: {:?}", ok.problems);
+    }
     let ok = check_expr(
-        r#"sum by (source, target) (rate(lagwatch_probes_total{job=~"$job", instance=~"$instance", source="$source"}[$__rate_interval]))"#,
+        &format!("sum(rate(lagwatch_lookup_errors_total{sel}[$__rate_interval]))"),
         &expo,
     );
-    assert!(ok.problems.is_empty(), "{:?}", ok.problems);
-    assert!(ok.metrics.contains("lagwatch_probes_total"));
-    let sel = r#"{job=~"$job", instance=~"$instance"}"#;
+    assert!(ok.metrics.contains("lagwatch_lookup_errors_total"));
     for (expr, expected) in [
         (
             format!("rate(lagwatch_probes_total{sel}[5m])"),
@@ -976,6 +1077,20 @@ fn expressions_are_parsed_and_checked() {
         (
             format!("rate(lagwatch_probes_total{sel}[7m13s])"),
             "literally",
+        ),
+        (
+            format!("sum by (source) (increase(lagwatch_probes_total{sel}[$__rate_interval]))"),
+            "across HA members",
+        ),
+        (
+            format!("2 * sum(lagwatch_probes_in_flight{sel})"),
+            "across HA members",
+        ),
+        (
+            format!(
+                "sum by (source, pod) (increase(lagwatch_probes_total{sel}[$__rate_interval]))"
+            ),
+            "across HA members",
         ),
     ] {
         let report = check_expr(&expr, &expo);
@@ -1082,6 +1197,15 @@ fn the_checks_catch_broken_dashboards() {
                 )
             }),
             "outside an instant query",
+        ),
+        (
+            "a sum across HA members",
+            Box::new(move |d| {
+                d["panels"][over_time]["targets"][0]["expr"] = json!(
+                    "sum by (source, target) (increase(lagwatch_probes_total{job=~\"$job\", instance=~\"$instance\"}[$__rate_interval]))"
+                )
+            }),
+            "across HA members",
         ),
         (
             "another uid",
