@@ -1,13 +1,15 @@
 // lagwatch's Grafana dashboards, in the kubernetes-mixin style: `grafanaDashboards` maps each
-// file name under dashboards/ to its dashboard, built from `$._config`:
-//   jobSelector      matchers for the scrape job(s) of lagwatch ('' lists every job exporting
-//                    lagwatch_build_info), narrowing the `job` variable;
+// file name under dashboards/ to its dashboard, built from `$._config` (config.libsonnet):
+//   jobSelector      matchers for lagwatch's scrape job ('' for every job): the `job` variable
+//                    lists the jobs it matches that export lagwatch_build_info;
 //   haLabels         the labels that tell the members of an HA pair apart (instance, pod):
 //                    panels that count what every member measures take one member's count
 //                    (the largest) instead of adding the members' counts up;
-//   datasourceRegex  which Prometheus data sources the `datasource` variable offers ('' all);
-//   runbookBase      where the repository's files are browsed: runbook links are
-//                    <runbookBase>/docs/runbooks/<AlertName>.md.
+//   runbookURLBase   where runbooks are browsed (ending in /): runbook links are
+//                    <runbookURLBase>docs/runbooks/<AlertName>.md, the same as the alerts';
+//                    null keeps the dashboards' own default below;
+//   datasourceRegex  (optional, '' when absent) which Prometheus data sources the `datasource`
+//                    variable offers.
 {
   local c = $._config,
   local sel = 'job=~"$job", instance=~"$instance"',
@@ -23,11 +25,16 @@
   }),
 
   local common = [
-    lib.datasourceVariable(c.datasourceRegex),
+    lib.datasourceVariable(if std.objectHas(c, 'datasourceRegex') then c.datasourceRegex else ''),
     lib.queryVariable('job', 'Job', '%(build)s', 'job'),
     lib.queryVariable('instance', 'Instance', '%(jobBuild)s', 'instance'),
   ],
-  local runbookBase = [lib.runbookBaseVariable(c.runbookBase)],
+  // The runbook_base constant: runbookURLBase without its final /. Without one, the
+  // repository's file browser as the dashboards have always linked it.
+  local runbookBase = [lib.runbookBaseVariable(
+    if c.runbookURLBase != null then std.rstripChars(c.runbookURLBase, '/')
+    else 'https://github.com/lagwatch/lagwatch/blob/main'
+  )],
 
   grafanaDashboards+:: {
     'lagwatch-overview.json': (import 'overview.libsonnet')(lib, common + runbookBase),
