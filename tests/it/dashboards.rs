@@ -16,11 +16,14 @@
 //! replaced, and every metric and label it names is checked against the `/metrics` text of a
 //! lagwatch built in-process. `the_checks_catch_broken_dashboards` breaks a copy of a
 //! dashboard in each of those ways and expects the check to say so.
+//! `an_ha_pair_shows_what_one_member_shows` has promtool evaluate every query over one lagwatch
+//! and over an HA pair exporting the same series.
 
 use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use promql_parser::parser::{self, Expr, LabelModifier};
@@ -291,8 +294,13 @@ fn label_names(rest: &str) -> Vec<String> {
     }
 }
 
-/// lagwatch's own `/metrics` text, from an app built in-process.
+/// What lagwatch's own `/metrics` offers, from an app built in-process.
 fn exposition() -> Exposition {
+    Exposition::parse(&exposition_text())
+}
+
+/// lagwatch's own `/metrics` text, from an app built in-process, every series made to exist.
+fn exposition_text() -> String {
     let app = common::app(YAML);
     let metrics = app.engine.metrics();
     // Some series appear with their first event; make every one exist.
@@ -350,7 +358,7 @@ fn exposition() -> Exposition {
         .platform
         .errors
         .with_label_values(&["crm", "es", "elasticsearch_refresh", "auth"]);
-    Exposition::parse(&metrics.render())
+    metrics.render()
 }
 
 fn repo() -> PathBuf {
@@ -1371,4 +1379,162 @@ fn every_linked_alert_is_a_shipped_alert_with_a_runbook() {
             "{alert} has no runbook"
         );
     }
+}
+
+/// The scrape labels of a lagwatch alone (job `single`) and of an HA pair (job `pair`: two
+/// members exporting the same series, as two members probing the same paths do).
+const SINGLE: &[(&str, &str)] = &[("single", "a:9100")];
+const PAIR: &[(&str, &str)] = &[("pair", "a:9100"), ("pair", "b:9100")];
+
+/// Every sample of the exposition as a promtool input series for each member: counters rising
+/// by one a minute, gauges holding their value.
+fn member_series(text: &str, expo: &Exposition) -> Vec<Value> {
+    let mut out = Vec::new();
+    let samples = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty());
+    for line in samples.chain(["up 1"]) {
+        let (series, value) = line.rsplit_once(' ').expect("name{labels} value");
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => (name, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        let value: f64 = value.parse().expect("a sample value");
+        let counter = expo.series.get(name).is_some_and(|s| s.counter_like);
+        if !counter && !value.is_finite() {
+            continue;
+        }
+        let values = if counter {
+            "0+1x40".to_string()
+        } else {
+            format!("{value}+0x40")
+        };
+        for (job, instance) in SINGLE.iter().chain(PAIR) {
+            let pod = instance.split(':').next().unwrap_or(instance);
+            let sep = if labels.is_empty() { "" } else { "," };
+            out.push(json!({
+                "series": format!("{name}{{{labels}{sep}job=\"{job}\",instance=\"{instance}\",pod=\"{pod}\"}}"),
+                "values": values,
+            }));
+        }
+    }
+    out
+}
+
+/// A dashboard query with its variables set: `job` the given one, every instance, the path
+/// crm → es, five-minute rates over a ten-minute range.
+fn instantiate(expr: &str, job: &str) -> String {
+    let q = expr
+        .replace("${__rate_interval}", "5m")
+        .replace("$__rate_interval", "5m")
+        .replace("${__range}", "10m")
+        .replace("$__range", "10m")
+        .replace("\"$job\"", &format!("\"{job}\""))
+        .replace("\"$instance\"", "\".*\"")
+        .replace("$source", "crm")
+        .replace("$target", "es");
+    assert!(!q.contains('$'), "a variable left in {q}");
+    q
+}
+
+/// Every query of both dashboards, evaluated by Prometheus's engine (promtool) over a lagwatch
+/// alone and over an HA pair exporting the same series: where the pair's answer differs from
+/// the single lagwatch's, the query must not read what every member measures (PER_MEMBER) —
+/// such a query would count each event once per member. Requests and writes may differ: their
+/// sum is the pair's load on a system.
+#[test]
+fn an_ha_pair_shows_what_one_member_shows() {
+    if let Err(e) = Command::new("promtool").arg("--version").output() {
+        common::tools::missing("promtool", &format!("cannot run ({e})"));
+        return;
+    }
+    let text = exposition_text();
+    let expo = Exposition::parse(&text);
+    let mut exprs: Vec<String> = Vec::new();
+    for path in dashboard_files() {
+        let dash = load(&path);
+        for panel in all_panels(&dash) {
+            for t in panel["targets"].as_array().into_iter().flatten() {
+                if let Some(e) = t["expr"].as_str() {
+                    exprs.push(e.to_string());
+                }
+            }
+        }
+    }
+    assert!(exprs.len() > 100, "{} queries", exprs.len());
+    // Case d<i>: where the pair's answer differs from one member's (an empty answer passes);
+    // case e<i>: whether the single lagwatch's answer is empty (absent() answers then).
+    let mut cases = Vec::new();
+    for (i, e) in exprs.iter().enumerate() {
+        let (single, pair) = (instantiate(e, SINGLE[0].0), instantiate(e, PAIR[0].0));
+        cases.push(json!({"expr": format!("({pair}) != ({single}) # d{i}"), "eval_time": "30m", "exp_samples": []}));
+        cases.push(json!({"expr": format!("absent({single}) # e{i}"), "eval_time": "30m", "exp_samples": []}));
+    }
+    let tests = json!({
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": member_series(&text, &expo),
+            "promql_expr_test": cases,
+        }],
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("ha_pair.yml");
+    std::fs::write(&file, serde_json::to_string(&tests).expect("json")).expect("write");
+    let out = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool runs");
+    // promtool reports the failed cases on stderr.
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !report.contains("could not") && !report.contains("parse error"),
+        "promtool could not evaluate the queries:\n{report}"
+    );
+    // The failed cases: `# d12"` at the end of a failed expression.
+    let failed: BTreeSet<String> = report
+        .split("# ")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('"').map(|(case, _)| case.to_string()))
+        .collect();
+    let differs = |i: usize| failed.contains(&format!("d{i}"));
+    let answers = |i: usize| !failed.contains(&format!("e{i}"));
+
+    let mut double = Vec::new();
+    let mut load = 0;
+    let mut checked = 0;
+    for (i, e) in exprs.iter().enumerate() {
+        let per_member = check_expr(e, &expo)
+            .metrics
+            .iter()
+            .any(|m| PER_MEMBER.contains(&m.as_str()));
+        if differs(i) {
+            if per_member {
+                double.push(e.clone());
+            } else {
+                load += 1;
+            }
+        } else if per_member && answers(i) {
+            checked += 1;
+        }
+    }
+    assert!(
+        double.is_empty(),
+        "{} queries show an HA pair otherwise than one member:\n{}",
+        double.len(),
+        double.join("\n")
+    );
+    // The comparison sees a pair: the requests the two members send add up.
+    assert!(load > 0, "no query sums the pair's requests:\n{report}");
+    // And it compared real answers, not empty ones (43 of the 169 queries today).
+    assert!(
+        checked >= 40,
+        "only {checked} queries of what every member measures answered:\n{report}"
+    );
 }
