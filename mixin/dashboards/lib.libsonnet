@@ -252,6 +252,11 @@
         { id: 'mappings', value: lib.valueMap([[c[0], { color: c[1] }] for c in colors]) },
       ],
     }]),
+    // A 0/1 value shown as `no` in red or `yes` in green.
+    boolean(no, yes):: lib.defaults({
+      thresholds: lib.thresholds(['red', [1, 'green']]),
+      mappings: lib.valueMap([['0', { text: no }], ['1', { text: yes }]]),
+    }),
     // Defaults added to a panel's field config (thresholds, mappings, …).
     defaults(fields):: { fieldConfig+: { defaults+: fields } },
 

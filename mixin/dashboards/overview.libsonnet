@@ -625,7 +625,7 @@ function(lib, variables)
         runbooks=['LagwatchDown'],
         graph=false,
       )
-      + lib.defaults({ thresholds: lib.thresholds(['red', [1, 'green']]), mappings: lib.valueMap([['0', { text: 'DOWN' }], ['1', { text: 'UP' }]]) }),
+      + lib.boolean('DOWN', 'UP'),
       lib.stat(
         'Version',
         'none',
@@ -735,7 +735,7 @@ function(lib, variables)
         graph=false,
         w=8,
       )
-      + lib.defaults({ thresholds: lib.thresholds(['red', [1, 'green']]), mappings: lib.valueMap([['0', { text: 'REJECTED' }], ['1', { text: 'OK' }]]) }),
+      + lib.boolean('REJECTED', 'OK'),
       lib.stat(
         'Configuration in force for',
         's',
@@ -757,7 +757,7 @@ function(lib, variables)
         graph=false,
         w=8,
       )
-      + lib.defaults({ thresholds: lib.thresholds(['red', [1, 'green']]), mappings: lib.valueMap([['0', { text: 'FAILING' }], ['1', { text: 'OK' }]]) }),
+      + lib.boolean('FAILING', 'OK'),
       lib.timeseries(
         'Probes resumed and sentinels lost across restarts',
         'short',
