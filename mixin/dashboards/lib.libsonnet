@@ -21,7 +21,7 @@
     // One value per series for the whole time range (an instant query).
     instant(expr, legend=''):: lib.target(expr, legend) + { instant: true },
     // One row per series in a table (an instant query, table format).
-    row(expr):: lib.target(expr) + { instant: true, range: false, format: 'table' },
+    tableQuery(expr):: lib.target(expr) + { instant: true, range: false, format: 'table' },
     // The buckets of a histogram for a heatmap.
     buckets(expr, legend='{{le}}', exemplar=false)::
       lib.target(expr, legend) + { format: 'heatmap' }
@@ -188,7 +188,7 @@
       },
 
     // A row heading; `layout` starts it on a line of its own.
-    rowPanel(title):: {
+    row(title):: {
       type: 'row',
       title: title,
       collapsed: false,

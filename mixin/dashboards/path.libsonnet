@@ -6,7 +6,7 @@ function(lib, variables)
     "One replication path (source → target) in depth: lag and its uncertainty, outcomes, the source's writes, both systems' requests, throttling and clocks, for lake targets the lake itself, and the reconciliations of the path (data drift between source and target).",
     variables,
     [
-      lib.rowPanel('$source → $target now'),
+      lib.row('$source → $target now'),
       lib.stat(
         'Staleness ÷ objective',
         'percentunit',
@@ -86,7 +86,7 @@ function(lib, variables)
         mappings=lib.codedMappings,
         h=5,
       ),
-      lib.rowPanel('Lag'),
+      lib.row('Lag'),
       lib.timeseries(
         'Lag quantiles and objective',
         's',
@@ -133,7 +133,7 @@ function(lib, variables)
         runbooks=['LagwatchLagAboveObjective', 'LagwatchPathNotConverging'],
       )
       + lib.dashedRed('^objective$'),
-      lib.rowPanel('Outcomes'),
+      lib.row('Outcomes'),
       lib.timeseries(
         'Convergence success ratio',
         'percentunit',
@@ -198,7 +198,7 @@ function(lib, variables)
         w=8,
         h=7,
       ),
-      lib.rowPanel('Guarantees'),
+      lib.row('Guarantees'),
       lib.bargauge(
         't-visibility: fresh reads by age',
         'percentunit',
@@ -293,7 +293,7 @@ function(lib, variables)
         w=24,
         h=7,
       ),
-      lib.rowPanel('Source $source'),
+      lib.row('Source $source'),
       lib.timeseries(
         'Sentinel writes by outcome',
         'short',
@@ -329,7 +329,7 @@ function(lib, variables)
         w=8,
         h=7,
       ),
-      lib.rowPanel('Systems $source and $target'),
+      lib.row('Systems $source and $target'),
       lib.timeseries(
         'Requests by operation and status',
         'reqps',
@@ -397,7 +397,7 @@ function(lib, variables)
         h=7,
       )
       + lib.dotted('.* uncertainty$'),
-      lib.rowPanel('Analytics lake (lake targets only)'),
+      lib.row('Analytics lake (lake targets only)'),
       lib.timeseries(
         'Lake data age',
         's',
@@ -439,7 +439,7 @@ function(lib, variables)
         ],
         h=7,
       ),
-      lib.rowPanel('Reconciliation $source → $target'),
+      lib.row('Reconciliation $source → $target'),
       lib.stat(
         'Persistent discrepancies',
         'short',
