@@ -6,7 +6,9 @@
 //! on every panel; `$__rate_interval` as the range of every range selector (or `$__range` in an
 //! instant query, which charts the whole time range at once); counters (and
 //! histogram `_bucket`/`_sum`/`_count` series) only inside `rate`/`increase`/`irate`, and
-//! nothing else inside them; `job` and `instance` matchers on every selector; unique panel ids
+//! nothing else inside them; `job` and `instance` matchers on every selector; what every member
+//! of an HA pair measures of the same replication never summed across the members (outside a
+//! ratio or a quantile, where their samples pool); unique panel ids
 //! and a `gridPos` for each, without overlaps; a stable uid per file; `editable: false`; and a
 //! runbook link on every panel that charts a metric an alert is built on.
 //!
@@ -14,11 +16,14 @@
 //! replaced, and every metric and label it names is checked against the `/metrics` text of a
 //! lagwatch built in-process. `the_checks_catch_broken_dashboards` breaks a copy of a
 //! dashboard in each of those ways and expects the check to say so.
+//! `an_ha_pair_shows_what_one_member_shows` has promtool evaluate every query over one lagwatch
+//! and over an HA pair exporting the same series.
 
 use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use promql_parser::parser::{self, Expr, LabelModifier};
@@ -125,6 +130,39 @@ const SCRAPE_SERIES: &[&str] = &["up"];
 
 /// Labels Prometheus attaches to every scraped series.
 const TARGET_LABELS: &[&str] = &["job", "instance"];
+
+/// Labels besides `instance` that tell the members of an HA pair apart (what a ServiceMonitor
+/// adds): a query may group by them, though lagwatch's `/metrics` does not have them.
+const MEMBER_LABELS: &[&str] = &["pod"];
+
+/// Series of what every member of an HA pair measures of the same replication (probe outcomes,
+/// violations, reconciliation runs, its own sentinels per path): a sum of them across the
+/// members counts each event once per member. Outside a ratio or a quantile, a `sum` over them
+/// keeps `instance` (the dashboards take one member's: `max by (…) (sum by (…, instance, pod)
+/// (…))`). Requests, writes and lake reads are not here: their sum is the load on a system.
+const PER_MEMBER: &[&str] = &[
+    "lagwatch_probes_total",
+    "lagwatch_probes_in_flight",
+    "lagwatch_probes_skipped_total",
+    "lagwatch_reads_total",
+    "lagwatch_read_your_writes_violations_total",
+    "lagwatch_monotonic_read_violations_total",
+    "lagwatch_contract_violations_total",
+    "lagwatch_deletes_lost_total",
+    "lagwatch_resurrections_total",
+    "lagwatch_causal_pairs_total",
+    "lagwatch_causal_violations_total",
+    "lagwatch_order_inversions_total",
+    "lagwatch_updates_lost_total",
+    "lagwatch_versions_lost_total",
+    "lagwatch_versions_duplicated_total",
+    "lagwatch_conflict_probes_total",
+    "lagwatch_discrepancies",
+    "lagwatch_discrepancies_healed_total",
+    "lagwatch_reconcile_unsettled",
+    "lagwatch_reconcile_runs_total",
+    "lagwatch_reconcile_rows_compared_total",
+];
 
 /// What `$__rate_interval` is replaced with before parsing: a duration no panel would write by
 /// hand (7m13s), so a range selector is known to have used the variable.
@@ -256,8 +294,13 @@ fn label_names(rest: &str) -> Vec<String> {
     }
 }
 
-/// lagwatch's own `/metrics` text, from an app built in-process.
+/// What lagwatch's own `/metrics` offers, from an app built in-process.
 fn exposition() -> Exposition {
+    Exposition::parse(&exposition_text())
+}
+
+/// lagwatch's own `/metrics` text, from an app built in-process, every series made to exist.
+fn exposition_text() -> String {
     let app = common::app(YAML);
     let metrics = app.engine.metrics();
     // Some series appear with their first event; make every one exist.
@@ -315,7 +358,7 @@ fn exposition() -> Exposition {
         .platform
         .errors
         .with_label_values(&["crm", "es", "elasticsearch_refresh", "auth"]);
-    Exposition::parse(&metrics.render())
+    metrics.render()
 }
 
 fn repo() -> PathBuf {
@@ -417,7 +460,10 @@ fn check_expr(expr: &str, expo: &Exposition) -> ExprReport {
         ));
     }
     match parser::parse(&substitute(expr)) {
-        Ok(ast) => walk(&ast, false, expo, &mut report),
+        Ok(ast) => {
+            walk(&ast, false, expo, &mut report);
+            member_sums(&ast, false, expo, &mut report);
+        }
         Err(e) => report
             .problems
             .push(format!("does not parse as PromQL: {e}")),
@@ -487,6 +533,58 @@ fn walk(e: &Expr, in_rate: bool, expo: &Exposition, r: &mut ExprReport) {
                 walk(arg, rate_like, expo, r);
             }
         }
+    }
+}
+
+/// Flags a `sum` that adds up a [`PER_MEMBER`] series across HA members, unless it is inside a
+/// ratio or a quantile (`pooled`), where both members' samples pool.
+fn member_sums(e: &Expr, pooled: bool, expo: &Exposition, r: &mut ExprReport) {
+    match e {
+        Expr::Aggregate(a) => {
+            if !pooled && a.op.to_string() == "sum" {
+                let keeps_members = match &a.modifier {
+                    Some(LabelModifier::Include(l)) => l.labels.iter().any(|n| n == "instance"),
+                    Some(LabelModifier::Exclude(l)) => !l.labels.iter().any(|n| n == "instance"),
+                    None => false,
+                };
+                if !keeps_members {
+                    let mut inner = ExprReport::default();
+                    walk(&a.expr, false, expo, &mut inner);
+                    for name in inner
+                        .metrics
+                        .iter()
+                        .filter(|n| PER_MEMBER.contains(&n.as_str()))
+                    {
+                        r.problems.push(format!(
+                            "sums {name} across HA members (take one member's: max by (…) (sum by (…, instance, pod) (…)))"
+                        ));
+                    }
+                }
+            }
+            member_sums(&a.expr, pooled, expo, r);
+            if let Some(p) = &a.param {
+                member_sums(p, pooled, expo, r);
+            }
+        }
+        Expr::Binary(b) => {
+            let ratio = pooled || b.op.to_string() == "/";
+            member_sums(&b.lhs, ratio, expo, r);
+            member_sums(&b.rhs, ratio, expo, r);
+        }
+        Expr::Call(c) => {
+            let quantile = pooled || c.func.name == "histogram_quantile";
+            for arg in &c.args.args {
+                member_sums(arg, quantile, expo, r);
+            }
+        }
+        Expr::Unary(u) => member_sums(&u.expr, pooled, expo, r),
+        Expr::Paren(p) => member_sums(&p.expr, pooled, expo, r),
+        Expr::Subquery(s) => member_sums(&s.expr, pooled, expo, r),
+        Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::Extension(_)
+        | Expr::VectorSelector(_)
+        | Expr::MatrixSelector(_) => {}
     }
 }
 
@@ -563,6 +661,7 @@ fn check_grouping(
         .filter_map(|n| expo.series.get(n))
         .flat_map(|s| s.labels.iter().map(String::as_str))
         .chain(TARGET_LABELS.iter().copied())
+        .chain(MEMBER_LABELS.iter().copied())
         .collect();
     for label in &labels.labels {
         if !known.contains(label.as_str()) {
@@ -934,13 +1033,23 @@ fn the_exposition_offers_what_the_checks_rely_on() {
 #[test]
 fn expressions_are_parsed_and_checked() {
     let expo = exposition();
+    let sel = r#"{job=~"$job", instance=~"$instance"}"#;
+    for expr in [
+        r#"sum by (source, target) (rate(lagwatch_lookup_errors_total{job=~"$job", instance=~"$instance", source="$source"}[$__rate_interval]))"#.to_string(),
+        // One HA member's count.
+        format!("max by (source) (sum by (source, instance, pod) (increase(lagwatch_probes_total{sel}[$__rate_interval])))"),
+        // Both members' samples pooled in a ratio and in a quantile.
+        format!("sum(rate(lagwatch_probes_total{sel}[$__rate_interval])) / sum(rate(lagwatch_probes_total{sel}[$__rate_interval]))"),
+        format!("histogram_quantile(0.5, sum by (le) (rate(lagwatch_lag_seconds_bucket{sel}[$__rate_interval])))"),
+    ] {
+        let ok = check_expr(&expr, &expo);
+        assert!(ok.problems.is_empty(), "{expr}: {:?}", ok.problems);
+    }
     let ok = check_expr(
-        r#"sum by (source, target) (rate(lagwatch_probes_total{job=~"$job", instance=~"$instance", source="$source"}[$__rate_interval]))"#,
+        &format!("sum(rate(lagwatch_lookup_errors_total{sel}[$__rate_interval]))"),
         &expo,
     );
-    assert!(ok.problems.is_empty(), "{:?}", ok.problems);
-    assert!(ok.metrics.contains("lagwatch_probes_total"));
-    let sel = r#"{job=~"$job", instance=~"$instance"}"#;
+    assert!(ok.metrics.contains("lagwatch_lookup_errors_total"));
     for (expr, expected) in [
         (
             format!("rate(lagwatch_probes_total{sel}[5m])"),
@@ -976,6 +1085,20 @@ fn expressions_are_parsed_and_checked() {
         (
             format!("rate(lagwatch_probes_total{sel}[7m13s])"),
             "literally",
+        ),
+        (
+            format!("sum by (source) (increase(lagwatch_probes_total{sel}[$__rate_interval]))"),
+            "across HA members",
+        ),
+        (
+            format!("2 * sum(lagwatch_probes_in_flight{sel})"),
+            "across HA members",
+        ),
+        (
+            format!(
+                "sum by (source, pod) (increase(lagwatch_probes_total{sel}[$__rate_interval]))"
+            ),
+            "across HA members",
         ),
     ] {
         let report = check_expr(&expr, &expo);
@@ -1082,6 +1205,15 @@ fn the_checks_catch_broken_dashboards() {
                 )
             }),
             "outside an instant query",
+        ),
+        (
+            "a sum across HA members",
+            Box::new(move |d| {
+                d["panels"][over_time]["targets"][0]["expr"] = json!(
+                    "sum by (source, target) (increase(lagwatch_probes_total{job=~\"$job\", instance=~\"$instance\"}[$__rate_interval]))"
+                )
+            }),
+            "across HA members",
         ),
         (
             "another uid",
@@ -1247,4 +1379,162 @@ fn every_linked_alert_is_a_shipped_alert_with_a_runbook() {
             "{alert} has no runbook"
         );
     }
+}
+
+/// The scrape labels of a lagwatch alone (job `single`) and of an HA pair (job `pair`: two
+/// members exporting the same series, as two members probing the same paths do).
+const SINGLE: &[(&str, &str)] = &[("single", "a:9100")];
+const PAIR: &[(&str, &str)] = &[("pair", "a:9100"), ("pair", "b:9100")];
+
+/// Every sample of the exposition as a promtool input series for each member: counters rising
+/// by one a minute, gauges holding their value.
+fn member_series(text: &str, expo: &Exposition) -> Vec<Value> {
+    let mut out = Vec::new();
+    let samples = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty());
+    for line in samples.chain(["up 1"]) {
+        let (series, value) = line.rsplit_once(' ').expect("name{labels} value");
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => (name, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        let value: f64 = value.parse().expect("a sample value");
+        let counter = expo.series.get(name).is_some_and(|s| s.counter_like);
+        if !counter && !value.is_finite() {
+            continue;
+        }
+        let values = if counter {
+            "0+1x40".to_string()
+        } else {
+            format!("{value}+0x40")
+        };
+        for (job, instance) in SINGLE.iter().chain(PAIR) {
+            let pod = instance.split(':').next().unwrap_or(instance);
+            let sep = if labels.is_empty() { "" } else { "," };
+            out.push(json!({
+                "series": format!("{name}{{{labels}{sep}job=\"{job}\",instance=\"{instance}\",pod=\"{pod}\"}}"),
+                "values": values,
+            }));
+        }
+    }
+    out
+}
+
+/// A dashboard query with its variables set: `job` the given one, every instance, the path
+/// crm → es, five-minute rates over a ten-minute range.
+fn instantiate(expr: &str, job: &str) -> String {
+    let q = expr
+        .replace("${__rate_interval}", "5m")
+        .replace("$__rate_interval", "5m")
+        .replace("${__range}", "10m")
+        .replace("$__range", "10m")
+        .replace("\"$job\"", &format!("\"{job}\""))
+        .replace("\"$instance\"", "\".*\"")
+        .replace("$source", "crm")
+        .replace("$target", "es");
+    assert!(!q.contains('$'), "a variable left in {q}");
+    q
+}
+
+/// Every query of both dashboards, evaluated by Prometheus's engine (promtool) over a lagwatch
+/// alone and over an HA pair exporting the same series: where the pair's answer differs from
+/// the single lagwatch's, the query must not read what every member measures (PER_MEMBER) —
+/// such a query would count each event once per member. Requests and writes may differ: their
+/// sum is the pair's load on a system.
+#[test]
+fn an_ha_pair_shows_what_one_member_shows() {
+    if let Err(e) = Command::new("promtool").arg("--version").output() {
+        common::tools::missing("promtool", &format!("cannot run ({e})"));
+        return;
+    }
+    let text = exposition_text();
+    let expo = Exposition::parse(&text);
+    let mut exprs: Vec<String> = Vec::new();
+    for path in dashboard_files() {
+        let dash = load(&path);
+        for panel in all_panels(&dash) {
+            for t in panel["targets"].as_array().into_iter().flatten() {
+                if let Some(e) = t["expr"].as_str() {
+                    exprs.push(e.to_string());
+                }
+            }
+        }
+    }
+    assert!(exprs.len() > 100, "{} queries", exprs.len());
+    // Case d<i>: where the pair's answer differs from one member's (an empty answer passes);
+    // case e<i>: whether the single lagwatch's answer is empty (absent() answers then).
+    let mut cases = Vec::new();
+    for (i, e) in exprs.iter().enumerate() {
+        let (single, pair) = (instantiate(e, SINGLE[0].0), instantiate(e, PAIR[0].0));
+        cases.push(json!({"expr": format!("({pair}) != ({single}) # d{i}"), "eval_time": "30m", "exp_samples": []}));
+        cases.push(json!({"expr": format!("absent({single}) # e{i}"), "eval_time": "30m", "exp_samples": []}));
+    }
+    let tests = json!({
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": member_series(&text, &expo),
+            "promql_expr_test": cases,
+        }],
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("ha_pair.yml");
+    std::fs::write(&file, serde_json::to_string(&tests).expect("json")).expect("write");
+    let out = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool runs");
+    // promtool reports the failed cases on stderr.
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !report.contains("could not") && !report.contains("parse error"),
+        "promtool could not evaluate the queries:\n{report}"
+    );
+    // The failed cases: `# d12"` at the end of a failed expression.
+    let failed: BTreeSet<String> = report
+        .split("# ")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('"').map(|(case, _)| case.to_string()))
+        .collect();
+    let differs = |i: usize| failed.contains(&format!("d{i}"));
+    let answers = |i: usize| !failed.contains(&format!("e{i}"));
+
+    let mut double = Vec::new();
+    let mut load = 0;
+    let mut checked = 0;
+    for (i, e) in exprs.iter().enumerate() {
+        let per_member = check_expr(e, &expo)
+            .metrics
+            .iter()
+            .any(|m| PER_MEMBER.contains(&m.as_str()));
+        if differs(i) {
+            if per_member {
+                double.push(e.clone());
+            } else {
+                load += 1;
+            }
+        } else if per_member && answers(i) {
+            checked += 1;
+        }
+    }
+    assert!(
+        double.is_empty(),
+        "{} queries show an HA pair otherwise than one member:\n{}",
+        double.len(),
+        double.join("\n")
+    );
+    // The comparison sees a pair: the requests the two members send add up.
+    assert!(load > 0, "no query sums the pair's requests:\n{report}");
+    // And it compared real answers, not empty ones (43 of the 169 queries today).
+    assert!(
+        checked >= 40,
+        "only {checked} queries of what every member measures answered:\n{report}"
+    );
 }
