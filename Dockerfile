@@ -24,6 +24,8 @@ COPY src ./src
 COPY crates ./crates
 COPY examples ./examples
 COPY benches ./benches
+# The runbooks are compiled in: lagwatch serves them at /docs/runbooks/.
+COPY docs/runbooks ./docs/runbooks
 # Cargo goes by file times, and the context's files keep theirs, which can be older than the
 # stand-ins' build: touch them so that Cargo rebuilds the workspace's packages (and only them).
 # Without the default `demo` feature: the image ships no emulator (no `demo`, `emulate`, or

@@ -22,6 +22,9 @@
     // Where runbook_url points: runbookURLBase + 'docs/runbooks/<AlertName>.md'.
     runbookURLBase: null,
 
+    // Which Prometheus data sources the dashboards' `datasource` variable offers ('' : all).
+    datasourceRegex: '',
+
     // The SLO of "a probe converges within its path's objective": 99 % of probes over 30 days,
     // with the multi-window burn rates of the Google SRE workbook (2 % of the budget in an
     // hour, 5 % in six hours page; 10 % in a day is a ticket).
