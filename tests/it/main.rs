@@ -62,6 +62,7 @@ mod lake_versions;
 mod layers;
 mod ledger;
 mod logs;
+mod ownership;
 mod platform_status;
 mod platform_status_wiremock;
 mod private_ca;
