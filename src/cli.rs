@@ -363,6 +363,21 @@ async fn reconcile(
         }
     };
     let entries = app.reconciler.find(source, target, table);
+    if let Some((_, _, owner)) = app
+        .config
+        .unowned
+        .iter()
+        .find(|(s, t, _)| s == source && t == target)
+        .filter(|_| entries.is_empty())
+    {
+        eprintln!(
+            "error: {}: {path} belongs to shard {owner} of {}, and this file makes shard {}: its reconciliation runs there",
+            file.display(),
+            app.config.shard.total,
+            app.config.shard.index
+        );
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    }
     if entries.is_empty() {
         let known: Vec<String> = app
             .reconciler

@@ -287,3 +287,40 @@ fn a_bad_shard_is_refused_naming_the_flag_or_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn a_restart_after_a_crash_is_not_another_process() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let secret = "restart-secret";
+    let (_emulator, origin, _stop) = common::twin::serve(&rt, secret, "3s");
+    let dir = common::temp_dir("lagwatch-restart-");
+    let paths = "  - { source: crm, target: crm2, interval: 1s, objective: 10s, timeout: 30s }\n";
+    let cfg = common::twin::monitor_config(dir.path(), &origin, secret, "phoenix", paths);
+    let first = start(&cfg, &[]);
+    common::wait_until("first converges", Duration::from_secs(30), || {
+        common::probes(first.addr, "crm", "crm2", "converged") >= 2.0
+    });
+    // SIGKILL, and its ledger lost: its in-flight sentinels stay in the source, unknown to the
+    // next process, younger than the timeout (so not swept) when that one first checks.
+    drop(first);
+    std::fs::remove_dir_all(dir.path().join("state")).expect("remove state");
+    let (second, log) = run_logged(&cfg, &[], "info");
+    let started = std::time::Instant::now();
+    common::wait_until("the restart converges", Duration::from_secs(30), || {
+        common::probes(second.addr, "crm", "crm2", "converged") >= 2.0
+    });
+    // Its first instance check is 10 s after its start.
+    std::thread::sleep(Duration::from_secs(13).saturating_sub(started.elapsed()));
+    assert_eq!(
+        common::scrape(second.addr, "lagwatch_instance_conflict "),
+        Some(0.0),
+        "the predecessor's sentinels are not another process's"
+    );
+    assert!(
+        !common::logs::records(&log)
+            .iter()
+            .any(|r| common::logs::get(r, "msg").contains("under this instance name")),
+        "no conflict logged"
+    );
+    terminate(second);
+}
