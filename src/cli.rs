@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use lagwatch::app::{App, AppError};
 use lagwatch::config::Config;
+use lagwatch::ledger::StateLock;
 use lagwatch::supervisor::{DEFAULT_LISTEN, Supervisor};
 use lagwatch::systems::Registry;
 
@@ -79,9 +80,23 @@ pub enum Command {
         /// lagwatch reload. SIGHUP reloads either way.
         #[arg(long = "web.enable-lifecycle")]
         web_enable_lifecycle: bool,
+        /// Overrides instance of the file (1 to 32 lowercase letters, digits or dashes), such
+        /// as a StatefulSet's pod name: each process writing into the same source needs its
+        /// own, as sentinels carry it.
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
+        /// Measure only this shard's paths: INDEX/TOTAL (index from 0), such as 1/3 from a
+        /// StatefulSet's pod index; overrides shard of the file. Default 0/1, every path.
+        #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+        shard: Option<lagwatch::config::Shard>,
     },
     /// Validate a configuration file and print what it resolves to.
-    CheckConfig { file: PathBuf },
+    CheckConfig {
+        file: PathBuf,
+        /// Print the paths of this shard (INDEX/TOTAL) and which shard owns each other path.
+        #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+        shard: Option<lagwatch::config::Shard>,
+    },
     /// Run the reconciliation of one path once and print its discrepant keys. Exits 1 when
     /// persistent discrepancies exist (found by this run and the previous one, remembered under
     /// state_dir), 3 when the run failed, 2 for a bad configuration.
@@ -97,6 +112,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
         /// Overrides state_dir of the file: where discrepancies are remembered between runs.
+        /// A state_dir is locked while this runs; the one of a running `lagwatch run` is its
+        /// own, so a reconciliation beside the service needs a state_dir of its own.
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
@@ -161,7 +178,7 @@ pub const EXIT_BAD_CONFIG: u8 = 2;
 /// Start-up failures (cannot bind, cannot build), with context.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
-        Command::CheckConfig { file } => Ok(check_config(&file)),
+        Command::CheckConfig { file, shard } => Ok(check_config(&file, shard)),
         Command::Reconcile {
             config,
             path,
@@ -218,8 +235,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             listen,
             web_config_file,
             web_enable_lifecycle,
+            instance,
+            shard,
         } => {
-            let mut cfg = match KINDS.load(&config) {
+            let overrides = lagwatch::config::Overrides { instance, shard };
+            let mut cfg = match KINDS
+                .load(&config)
+                .and_then(|mut c| c.apply(&overrides).map(|()| c))
+            {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -228,10 +251,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             // Build errors name the file as check-config and a reload name it.
             cfg.file = config.display().to_string();
+            // One process owns a state_dir, for its whole life (reloads keep the lock).
+            let _lock = match cfg.state_dir.as_deref().map(StateLock::acquire).transpose() {
+                Ok(lock) => lock,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+                }
+            };
             // With --listen the file's server.listen does not matter, also not on reload.
             let from_file = cfg.server.listen.unwrap_or(DEFAULT_LISTEN);
             let supervisor = Supervisor::new(config, KINDS, listen.is_none().then_some(from_file))
-                .enable_lifecycle(web_enable_lifecycle);
+                .enable_lifecycle(web_enable_lifecycle)
+                .overrides(overrides);
             let listen = listen.unwrap_or(from_file);
             let web = match load_web_config(web_config_file.as_deref()) {
                 Ok(w) => w,
@@ -249,7 +281,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn check_config(file: &std::path::Path) -> ExitCode {
+/// `--shard I/N`.
+fn parse_shard(s: &str) -> Result<lagwatch::config::Shard, String> {
+    s.parse()
+}
+
+fn check_config(file: &std::path::Path, shard: Option<lagwatch::config::Shard>) -> ExitCode {
     let config = match KINDS.load(file) {
         Ok(c) => c,
         Err(e) => {
@@ -259,6 +296,10 @@ fn check_config(file: &std::path::Path) -> ExitCode {
     };
     let mut config = config;
     config.file = file.display().to_string();
+    if let Some(shard) = shard {
+        config.shard = shard;
+    }
+    config.keep_shard();
     let text = config.describe();
     match App::build(config) {
         Ok(_) => {
@@ -286,9 +327,29 @@ async fn reconcile(
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
+    let own_state_dir = state_dir.is_some();
     if state_dir.is_some() {
         config.state_dir = state_dir;
     }
+    // Discrepancies are remembered in the state_dir: one process writes it at a time.
+    let _lock = match config
+        .state_dir
+        .as_deref()
+        .map(StateLock::acquire)
+        .transpose()
+    {
+        Ok(lock) => lock,
+        Err(e @ lagwatch::ledger::LockError::Held { .. }) if !own_state_dir => {
+            eprintln!(
+                "error: {e}\nhint: this is the state_dir of the configuration file, which a running `lagwatch run` owns; pass --state-dir DIR to reconcile into a directory of its own"
+            );
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
     let Some((source, target)) = path.split_once('/') else {
         eprintln!("error: --path {path}: write it as SOURCE/TARGET, e.g. crm/fno");
         return ExitCode::from(EXIT_BAD_CONFIG);
@@ -302,6 +363,21 @@ async fn reconcile(
         }
     };
     let entries = app.reconciler.find(source, target, table);
+    if let Some((_, _, owner)) = app
+        .config
+        .unowned
+        .iter()
+        .find(|(s, t, _)| s == source && t == target)
+        .filter(|_| entries.is_empty())
+    {
+        eprintln!(
+            "error: {}: {path} belongs to shard {owner} of {}, and this file makes shard {}: its reconciliation runs there",
+            file.display(),
+            app.config.shard.total,
+            app.config.shard.index
+        );
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    }
     if entries.is_empty() {
         let known: Vec<String> = app
             .reconciler

@@ -65,6 +65,7 @@ mod layers;
 mod ledger;
 mod logs;
 mod mixin;
+mod ownership;
 mod platform_status;
 mod platform_status_wiremock;
 mod private_ca;

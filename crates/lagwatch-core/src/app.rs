@@ -52,7 +52,11 @@ impl App {
     ///
     /// # Errors
     /// As [`App::build`].
-    pub fn build_with(config: Config, metrics: Metrics) -> Result<App, AppError> {
+    pub fn build_with(mut config: Config, metrics: Metrics) -> Result<App, AppError> {
+        // Paths (with their reconciliation and status reads) and conflict pairs of other
+        // shards are neither built into the engine nor exported.
+        config.keep_shard();
+        metrics.set_shard(config.shard);
         let cx = BuildContext::with_tls(metrics.clone(), &config.tls).map_err(|issue| {
             ConfigError::Invalid {
                 file: config.file.clone(),

@@ -210,7 +210,25 @@ async fn index(State(s): State<AppState>) -> Html<String> {
 struct PathsResponse {
     instance: String,
     generated_at: String,
+    /// This process's shard, `{index, total}`.
+    shard: ShardView,
     paths: Vec<PathView>,
+    /// Paths of the configuration that other shards measure (not probed here).
+    other_shards: Vec<OtherShardPath>,
+}
+
+#[derive(Serialize)]
+struct ShardView {
+    index: u32,
+    total: u32,
+}
+
+#[derive(Serialize)]
+struct OtherShardPath {
+    source: String,
+    target: String,
+    /// The index of the shard that owns it.
+    owned_by_shard: u32,
 }
 
 async fn paths(State(s): State<AppState>) -> Json<PathsResponse> {
@@ -218,7 +236,21 @@ async fn paths(State(s): State<AppState>) -> Json<PathsResponse> {
     Json(PathsResponse {
         instance: current.instance.to_string(),
         generated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        shard: ShardView {
+            index: current.engine.shard().index,
+            total: current.engine.shard().total,
+        },
         paths: status::views(&current.engine),
+        other_shards: current
+            .engine
+            .unowned()
+            .iter()
+            .map(|(source, target, shard)| OtherShardPath {
+                source: source.clone(),
+                target: target.clone(),
+                owned_by_shard: *shard,
+            })
+            .collect(),
     })
 }
 

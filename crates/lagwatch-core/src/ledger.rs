@@ -89,6 +89,81 @@ pub enum LedgerError {
     Schema { path: PathBuf, found: i64 },
 }
 
+/// File name of the lock inside `state_dir`.
+pub const LOCK_FILE: &str = "lagwatch.lock";
+
+/// Why `state_dir` could not be locked.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "{dir}: the state_dir is in use by another lagwatch (PID {pid} holds {LOCK_FILE}); one process owns a state_dir: stop that one, or give this one its own state_dir"
+    )]
+    Held { dir: PathBuf, pid: String },
+    #[error("{path}: cannot lock the state_dir: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The exclusive OS lock on `state_dir/lagwatch.lock` (holding this process's PID), so that
+/// one process owns a ledger and the remembered discrepancies: `lagwatch run` holds it for its
+/// whole life (reloads included), `lagwatch reconcile` while it writes. Released when dropped
+/// or when the process ends in any way (the OS drops the lock with the file handle).
+#[derive(Debug)]
+pub struct StateLock {
+    file: std::fs::File,
+}
+
+impl StateLock {
+    /// Locks `dir` (creating it), or says which process holds it.
+    ///
+    /// # Errors
+    /// [`LockError::Held`] naming the holder's PID, [`LockError::Io`] when the directory or
+    /// file cannot be made or locked.
+    pub fn acquire(dir: &Path) -> Result<StateLock, LockError> {
+        use std::io::{Read as _, Seek as _, Write as _};
+        let path = dir.join(LOCK_FILE);
+        let io = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mut file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim();
+                return Err(LockError::Held {
+                    dir: dir.to_path_buf(),
+                    pid: if pid.is_empty() { "unknown" } else { pid }.to_string(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        file.flush().map_err(io)?;
+        Ok(StateLock { file })
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        // The PID goes with the lock; the file stays (removing it would race the next holder).
+        let _ = self.file.set_len(0);
+    }
+}
+
 /// One sentinel found in the ledger at start-up.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
@@ -654,6 +729,29 @@ fn read_snapshot(db: &Connection, path: &Path) -> Result<Snapshot, LedgerError> 
     snap.entries
         .retain(|e| crate::sentinel::SentinelId::parse(&e.id).is_some());
     Ok(snap)
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn a_state_dir_has_one_holder_and_the_next_one_learns_its_pid() {
+        let dir = tempfile::tempdir().expect("dir");
+        let state = dir.path().join("state");
+        let first = StateLock::acquire(&state).expect("first");
+        let text = std::fs::read_to_string(state.join(LOCK_FILE)).expect("lock file");
+        assert_eq!(text.trim(), std::process::id().to_string());
+        let err = StateLock::acquire(&state).expect_err("held");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("PID {}", std::process::id())),
+            "{msg}"
+        );
+        drop(first);
+        let again = StateLock::acquire(&state).expect("free again");
+        drop(again);
+    }
 }
 
 #[cfg(test)]

@@ -71,6 +71,12 @@ pub struct Metrics {
     pub config_reload_successful: IntGauge,
     /// Unix time of the last successful configuration load (start-up or reload).
     pub config_reload_success_timestamp: Gauge,
+    /// Always 1, labelled with this process's shard index and total (`--shard`).
+    pub shard_info: IntGaugeVec,
+    /// The total number of shards this process was told.
+    pub shard_count: IntGauge,
+    /// 1 while another live process writes sentinels under this process's instance name.
+    pub instance_conflict: IntGauge,
     /// The reconciliation families (`lagwatch_discrepancies`, `lagwatch_reconcile_*`).
     pub reconcile: reconcile::ReconcileMetrics,
     /// The conflict probe families (`lagwatch_conflict_*`).
@@ -98,6 +104,11 @@ impl Metrics {
         };
         let igauge = |name: &str, help: &str, labels: &[&str]| {
             let g = must(IntGaugeVec::new(Opts::new(name, help), labels));
+            must(registry.register(Box::new(g.clone())));
+            g
+        };
+        let plain = |name: &str, help: &str| {
+            let g = must(IntGauge::with_opts(Opts::new(name, help)));
             must(registry.register(Box::new(g.clone())));
             g
         };
@@ -203,14 +214,10 @@ impl Metrics {
                 "Sentinels this process still has to delete from a source (a delete that failed, or a write whose fate is unknown), retried every 30 s; exported while there are any. Growing means sentinel records are piling up in the source.",
                 &["source"],
             ),
-            config_reload_successful: {
-                let g = must(IntGauge::with_opts(Opts::new(
-                    "lagwatch_config_last_reload_successful",
-                    "1 if the last configuration reload (SIGHUP or POST /-/reload) succeeded or none was tried, 0 if it was rejected and the previous configuration is still running.",
-                )));
-                must(registry.register(Box::new(g.clone())));
-                g
-            },
+            config_reload_successful: plain(
+                "lagwatch_config_last_reload_successful",
+                "1 if the last configuration reload (SIGHUP or POST /-/reload) succeeded or none was tried, 0 if it was rejected and the previous configuration is still running.",
+            ),
             config_reload_success_timestamp: {
                 let g = must(Gauge::with_opts(Opts::new(
                     "lagwatch_config_last_reload_success_timestamp_seconds",
@@ -219,6 +226,19 @@ impl Metrics {
                 must(registry.register(Box::new(g.clone())));
                 g
             },
+            shard_info: igauge(
+                "lagwatch_shard_info",
+                "Always 1; labels carry this process's shard index (from 0) and the total number of shards it was told (--shard or shard:). Members of one job that disagree on the total, or a missing index, leave paths unmeasured.",
+                &["index", "total"],
+            ),
+            shard_count: plain(
+                "lagwatch_shard_count",
+                "The total number of shards this process was told (1 when not sharded).",
+            ),
+            instance_conflict: plain(
+                "lagwatch_instance_conflict",
+                "1 when sentinels under this process's instance name appeared in a source that this process did not write: another live lagwatch uses the same instance name against the same source. Give each process its own instance name.",
+            ),
             reconcile: reconcile::ReconcileMetrics::register(&registry),
             conflict: conflict::ConflictMetrics::register(&registry),
             platform: platform::PlatformMetrics::register(&registry),
@@ -233,6 +253,7 @@ impl Metrics {
             .set(1);
         // The configuration this registry is created for was loaded just now.
         m.config_reloaded(true);
+        m.set_shard(crate::config::Shard::default());
         #[cfg(target_os = "linux")]
         {
             let pc = prometheus::process_collector::ProcessCollector::for_self();
@@ -254,6 +275,15 @@ impl Metrics {
                 .unwrap_or_default();
             self.config_reload_success_timestamp.set(now);
         }
+    }
+
+    /// Exports the shard this process measures (replacing a shard a reload changed).
+    pub fn set_shard(&self, shard: crate::config::Shard) {
+        self.shard_info.reset();
+        self.shard_info
+            .with_label_values(&[&shard.index.to_string(), &shard.total.to_string()])
+            .set(1);
+        self.shard_count.set(i64::from(shard.total));
     }
 
     /// Removes every series of a path that a reloaded configuration no longer has, so a

@@ -19,10 +19,79 @@ pub struct SentinelId {
     key: String,
 }
 
+/// This process as a sentinel writer: a random number drawn once per process and the time it
+/// was drawn. Every sentinel id this process makes carries the number in the last four bytes
+/// of its UUID v7 (random bits by the standard), so a sentinel under this instance's name
+/// written after this process started and carrying another number was written by another live
+/// process using the same instance name (a restart's predecessor wrote before it started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Writer {
+    pub nonce: u32,
+    pub since: DateTime<Utc>,
+}
+
+impl Writer {
+    /// This process's writer identity (the same for the whole process, across reloads).
+    pub fn this_process() -> Writer {
+        static THIS: std::sync::OnceLock<Writer> = std::sync::OnceLock::new();
+        *THIS.get_or_init(|| Writer {
+            nonce: rand::random(),
+            since: Utc::now(),
+        })
+    }
+
+    /// Whether `id`, listed under `instance`'s owner prefix, was written by another live
+    /// process using the same instance name: a time-ordered sentinel (not an update canary,
+    /// whose key every process of the instance shares) of exactly this instance, written at or
+    /// after this writer started, carrying another writer's number.
+    pub fn is_foreign(&self, instance: &str, id: &SentinelId) -> bool {
+        id.owner() == Some(instance)
+            && !id.is_canary()
+            && id.writer() != Some(self.nonce)
+            && id.written_at().is_some_and(|t| t >= self.since)
+    }
+}
+
 impl SentinelId {
-    /// A fresh, time-ordered id owned by `instance`.
+    /// A fresh, time-ordered id owned by `instance`, carrying this process's writer number.
     pub fn new(instance: &str) -> Self {
-        Self::from_parts(instance, Uuid::now_v7())
+        Self::written_by(instance, Writer::this_process().nonce)
+    }
+
+    /// A fresh, time-ordered id owned by `instance` carrying the writer number `nonce`.
+    pub fn written_by(instance: &str, nonce: u32) -> Self {
+        let mut bytes = *Uuid::now_v7().as_bytes();
+        bytes[12..].copy_from_slice(&nonce.to_be_bytes());
+        Self::from_parts(instance, Uuid::from_bytes(bytes))
+    }
+
+    /// The writer number of a time-ordered id ([`Writer`]); `None` for a canary.
+    pub fn writer(&self) -> Option<u32> {
+        (self.uuid.get_version_num() == 7).then(|| {
+            let b = self.uuid.as_bytes();
+            u32::from_be_bytes([b[12], b[13], b[14], b[15]])
+        })
+    }
+
+    /// The instance name the key carries (`lagwatch-<instance>-<uuid>`).
+    pub fn owner(&self) -> Option<&str> {
+        let rest = self.key.strip_prefix(KEY_PREFIX)?.strip_prefix('-')?;
+        // The owner, then a dash and the 36 characters of the UUID.
+        rest.get(..rest.len().checked_sub(37)?)
+    }
+
+    /// When a time-ordered id was made (its UUID v7's milliseconds); `None` for a canary.
+    pub fn written_at(&self) -> Option<DateTime<Utc>> {
+        let ts = self.uuid.get_timestamp().filter(|_| !self.is_canary())?;
+        let (secs, nanos) = ts.to_unix();
+        DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
+    }
+
+    /// Whether `key` (a value read from a customer's table) is a sentinel key of any
+    /// instance, by the naming rule: `lagwatch-<instance>-<uuid>`. Reconciliation leaves
+    /// such rows out: they are lagwatch's probes, not the customer's data.
+    pub fn is_sentinel_key(key: &str) -> bool {
+        Self::parse(key).is_some()
     }
 
     pub fn from_parts(instance: &str, uuid: Uuid) -> Self {
@@ -77,12 +146,7 @@ impl SentinelId {
     /// for a sweep of a system whose rows carry no creation time. A canary (v8) never is: the
     /// sweep leaves it.
     pub fn written_before(&self, t: DateTime<Utc>) -> bool {
-        let Some(ts) = self.uuid.get_timestamp().filter(|_| !self.is_canary()) else {
-            return false;
-        };
-        let (secs, nanos) = ts.to_unix();
-        DateTime::from_timestamp(i64::try_from(secs).unwrap_or(i64::MAX), nanos)
-            .is_some_and(|w| w < t)
+        self.written_at().is_some_and(|w| w < t)
     }
 
     /// The prefix every key of `instance` starts with, for listing own sentinels.
@@ -214,6 +278,43 @@ mod tests {
         assert_eq!(back, id);
         assert_eq!(back.uuid().get_version_num(), 7);
         assert!(SentinelId::parse("customer-record-1").is_none());
+    }
+
+    #[test]
+    fn ids_carry_their_writer_and_tell_another_live_writer_apart() {
+        let me = Writer {
+            nonce: 7,
+            since: Utc::now() - chrono::Duration::seconds(1),
+        };
+        let mine = SentinelId::written_by("prod", 7);
+        assert_eq!(mine.writer(), Some(7));
+        assert_eq!(mine.owner(), Some("prod"));
+        let back = SentinelId::parse(mine.key()).expect("a sentinel key");
+        assert_eq!(back.writer(), Some(7));
+        assert!(!me.is_foreign("prod", &back));
+        // Another process of the same name, writing now: foreign.
+        let other = SentinelId::parse(SentinelId::written_by("prod", 8).key()).unwrap();
+        assert!(me.is_foreign("prod", &other));
+        // Another instance whose name starts with ours is not ours at all.
+        let longer = SentinelId::parse(SentinelId::written_by("prod-eu", 8).key()).unwrap();
+        assert_eq!(longer.owner(), Some("prod-eu"));
+        assert!(!me.is_foreign("prod", &longer));
+        // A predecessor (a restart) wrote before this writer started: not foreign.
+        let old = Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            u64::try_from((me.since - chrono::Duration::minutes(5)).timestamp()).unwrap(),
+            0,
+        ));
+        assert!(!me.is_foreign("prod", &SentinelId::from_parts("prod", old)));
+        // The update canary's key is shared by every process of the instance.
+        assert!(!me.is_foreign("prod", &SentinelId::canary("prod", "crm@30s")));
+        assert_eq!(
+            SentinelId::new("x").writer(),
+            Some(Writer::this_process().nonce)
+        );
+        assert!(SentinelId::is_sentinel_key(SentinelId::new("demo").key()));
+        assert!(!SentinelId::is_sentinel_key("lagwatch-demo"));
+        assert!(!SentinelId::is_sentinel_key("Contoso Ltd"));
     }
 
     #[test]

@@ -145,6 +145,21 @@ pub fn check_change(
             ),
         });
     }
+    if new.state_dir != running.state_dir {
+        let shown = |d: &Option<PathBuf>| {
+            d.as_ref()
+                .map_or_else(|| "none".to_string(), |d| d.display().to_string())
+        };
+        return Err(ConfigError::Invalid {
+            file: new.file.clone(),
+            key: "state_dir".to_string(),
+            reason: format!(
+                "changed from {} to {}; the process locks its state_dir and keeps its ledger there, so it changes only with a restart",
+                shown(&running.state_dir),
+                shown(&new.state_dir)
+            ),
+        });
+    }
     let mut warnings = Vec::new();
     if let Some(bound) = listen_from_file {
         let wanted = new.server.listen.unwrap_or(DEFAULT_LISTEN);
@@ -305,6 +320,7 @@ pub struct Supervisor {
     kinds: Registry,
     listen_from_file: Option<SocketAddr>,
     lifecycle: bool,
+    overrides: crate::config::Overrides,
 }
 
 impl Supervisor {
@@ -317,7 +333,16 @@ impl Supervisor {
             kinds,
             listen_from_file,
             lifecycle: false,
+            overrides: crate::config::Overrides::default(),
         }
+    }
+
+    /// What the command line overrides (`--instance`, `--shard`): applied to the file again on
+    /// every reload.
+    #[must_use]
+    pub fn overrides(mut self, overrides: crate::config::Overrides) -> Supervisor {
+        self.overrides = overrides;
+        self
     }
 
     /// Whether `POST /-/reload` reloads (`--web.enable-lifecycle`); otherwise it answers 403
@@ -393,6 +418,7 @@ impl Supervisor {
     /// Loads and builds the file without touching the running monitor.
     fn prepare(&self, running: &Config) -> Result<(App, Vec<String>), String> {
         let mut config = self.kinds.load(&self.file).map_err(|e| e.to_string())?;
+        config.apply(&self.overrides).map_err(|e| e.to_string())?;
         // Errors of the build name the file as check-config names it.
         config.file = self.file.display().to_string();
         let warnings =

@@ -14,6 +14,7 @@ pub mod platform;
 pub mod poll;
 pub mod reconcile;
 pub mod secret;
+pub mod shard;
 pub mod system;
 pub mod tls;
 
@@ -29,6 +30,7 @@ pub use duration::Dur;
 pub use limits::{Limits, LimitsOverride};
 pub use poll::PollPolicy;
 pub use secret::Secret;
+pub use shard::Shard;
 pub use tls::OutgoingTls;
 
 use system::{Declared, Decode, Systems};
@@ -99,6 +101,19 @@ pub struct Config {
     pub state_dir: Option<std::path::PathBuf>,
     /// Extra trust for outgoing HTTPS (`tls.ca_files`); verification itself is always on.
     pub tls: OutgoingTls,
+    /// This process's shard (`shard:` or `--shard`); 0/1, every path, unless given.
+    pub shard: Shard,
+    /// Paths of the file that other shards measure, taken out of `paths` by
+    /// [`Config::keep_shard`]: source, target and the owning shard's index.
+    pub unowned: Vec<(String, String, u32)>,
+}
+
+/// What the command line overrides of the file (`lagwatch run --instance --shard`), applied
+/// again to the file on every reload.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub instance: Option<String>,
+    pub shard: Option<Shard>,
 }
 
 /// Settings of the HTTP server.
@@ -362,6 +377,8 @@ struct RawConfig {
     state_dir: Option<std::path::PathBuf>,
     #[serde(default)]
     tls: tls::RawTls,
+    #[serde(default)]
+    shard: Option<shard::RawShard>,
 }
 
 /// Built-in path defaults; `defaults:` in the file overrides them, a path overrides both.
@@ -435,10 +452,56 @@ impl Config {
             .max()
     }
 
+    /// Applies what the command line overrides (`--instance`, `--shard`).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming `--instance` for a name that is not one.
+    pub fn apply(&mut self, overrides: &Overrides) -> Result<(), ConfigError> {
+        if let Some(name) = &overrides.instance {
+            check_instance(name).map_err(|reason| ConfigError::Invalid {
+                file: "command line".to_string(),
+                key: "--instance".to_string(),
+                reason,
+            })?;
+            self.instance.clone_from(name);
+        }
+        if let Some(shard) = overrides.shard {
+            self.shard = shard;
+        }
+        Ok(())
+    }
+
+    /// Takes the paths other shards own out of `paths` (into `unowned`) and the conflict
+    /// pairs they own out of `conflicts`; with one shard, nothing. Idempotent.
+    pub fn keep_shard(&mut self) {
+        let shard = self.shard;
+        let (own, other): (Vec<PathSpec>, Vec<PathSpec>) = std::mem::take(&mut self.paths)
+            .into_iter()
+            .partition(|p| shard.owns(&p.source, &p.target));
+        self.paths = own;
+        self.unowned.extend(other.into_iter().map(|p| {
+            let owner = Shard::owner_of(shard.total, &p.source, &p.target);
+            (p.source, p.target, owner)
+        }));
+        self.conflicts.retain(|c| shard.owns(&c.a, &c.b));
+    }
+
     /// A human-readable rendering of the resolved configuration (secrets stay redacted).
     pub fn describe(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "instance: {}", self.instance);
+        if self.shard.total > 1 {
+            let _ = writeln!(
+                out,
+                "shard: {} (measures {} of {} paths)",
+                self.shard,
+                self.paths.len(),
+                self.paths.len() + self.unowned.len()
+            );
+            for (source, target, owner) in &self.unowned {
+                let _ = writeln!(out, "  {source} -> {target}: owned by shard {owner}");
+            }
+        }
         if let Some(listen) = self.server.listen {
             let _ = writeln!(out, "listen: {listen}");
         }
@@ -722,6 +785,25 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// Checks an instance name (`instance:` or `--instance`): why it is not one, if it is not.
+///
+/// # Errors
+/// A sentence naming the rule.
+pub fn check_instance(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{name}\" is not a valid instance name: use 1 to 32 lowercase letters, digits or dashes; it is written into every sentinel and must stay the same across restarts"
+        ))
+    }
+}
+
 fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Issue> {
     if !tree.is_object() {
         return Err(Issue::new(
@@ -731,21 +813,12 @@ fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Issue
     }
     let raw: RawConfig = decode("", tree)?;
 
-    let instance_ok = !raw.instance.is_empty()
-        && raw.instance.len() <= 32
-        && raw
-            .instance
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !instance_ok {
-        return Err(Issue::new(
-            "instance",
-            format!(
-                "\"{}\" is not a valid instance name: use 1 to 32 lowercase letters, digits or dashes; it is written into every sentinel and must stay the same across restarts",
-                raw.instance
-            ),
-        ));
-    }
+    check_instance(&raw.instance).map_err(|why| Issue::new("instance", why))?;
+    let shard = raw
+        .shard
+        .map(Shard::from_raw)
+        .transpose()?
+        .unwrap_or_default();
 
     let tls = OutgoingTls::load(raw.tls)?;
 
@@ -802,6 +875,8 @@ fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Issue
         conflicts,
         state_dir: raw.state_dir,
         tls,
+        shard,
+        unowned: Vec::new(),
     })
 }
 

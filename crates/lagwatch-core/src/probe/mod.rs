@@ -33,7 +33,7 @@ use crate::connector::Source;
 use crate::gate::Gate;
 use crate::ledger::{Ledger, Snapshot};
 use crate::metrics::Metrics;
-use crate::sentinel::{Sentinel, SentinelId};
+use crate::sentinel::{Sentinel, SentinelId, Writer};
 use crate::systems::System;
 pub use path::{Outcome, PathHandle};
 
@@ -67,6 +67,14 @@ const SWEEP_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// subscribe (the product does not), and a subscriber that keeps up needs far fewer; each
 /// slot is allocated up front and filled once a subscriber exists.
 const RECORD_BUFFER: usize = 8_192;
+
+/// Shortest gap between two checks of a source for another live process using this
+/// instance's name (each check lists this instance's sentinels there: one request).
+const INSTANCE_CHECK_MIN: Duration = Duration::from_secs(10);
+
+/// How long `lagwatch_instance_conflict` stays 1 after another writer's sentinel was last
+/// seen: its sentinels live only seconds, so a check between two of them sees none.
+const INSTANCE_CONFLICT_HOLD: Duration = Duration::from_secs(15 * 60);
 
 /// How often owed deletes (failed deletes, writes of unknown fate) are retried.
 const JANITOR_PERIOD: Duration = Duration::from_secs(30);
@@ -128,6 +136,12 @@ pub struct Engine {
     owed: Arc<cycle::Owed>,
     conflicts: Vec<Arc<conflict::ConflictProber>>,
     platform: Vec<Arc<platform::PlatformWatch>>,
+    /// This process's shard and the paths of the file other shards measure (source, target,
+    /// owning shard), for the status page and API.
+    shard: crate::config::Shard,
+    unowned: Vec<(String, String, u32)>,
+    /// Per source, when a sentinel of another live writer of this instance was last seen.
+    foreign_seen: std::sync::Mutex<HashMap<Arc<str>, Instant>>,
 }
 
 impl Engine {
@@ -259,6 +273,9 @@ impl Engine {
             state_dir: config.state_dir.clone(),
             ledger: std::sync::OnceLock::new(),
             owed: Arc::default(),
+            shard: config.shard,
+            unowned: config.unowned.clone(),
+            foreign_seen: std::sync::Mutex::default(),
         })
     }
 
@@ -292,6 +309,27 @@ impl Engine {
         &self.metrics
     }
 
+    /// This process's shard.
+    pub fn shard(&self) -> crate::config::Shard {
+        self.shard
+    }
+
+    /// The configured paths other shards measure: source, target, owning shard.
+    pub fn unowned(&self) -> &[(String, String, u32)] {
+        &self.unowned
+    }
+
+    /// Whether another live process wrote sentinels under this instance's name into a source
+    /// within the last [`INSTANCE_CONFLICT_HOLD`].
+    pub fn instance_conflict(&self) -> bool {
+        let now = Instant::now();
+        self.foreign_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .any(|&t| now.saturating_duration_since(t) < INSTANCE_CONFLICT_HOLD)
+    }
+
     /// A stream of every resolved probe from now on. A slow subscriber loses the oldest
     /// records (it sees `Lagged`), never slows the engine.
     pub fn subscribe(&self) -> broadcast::Receiver<ProbeRecord> {
@@ -315,6 +353,9 @@ impl Engine {
         for w in &self.platform {
             w.refresh();
         }
+        self.metrics
+            .instance_conflict
+            .set(i64::from(self.instance_conflict()));
         // Exported while the source owes deletes: 0 would say nothing the alert needs.
         for (source, _, _) in &self.sources {
             match i64::try_from(self.owed.count(source)).unwrap_or(i64::MAX) {
@@ -375,6 +416,11 @@ impl Engine {
             let shutdown = shutdown.clone();
             let ledger = ledger.clone();
             tracker.spawn(async move { engine.janitor(ledger, shutdown).await });
+        }
+        for (name, source, _) in self.sources.clone() {
+            let engine = self.clone();
+            let shutdown = shutdown.clone();
+            tracker.spawn(async move { engine.check_instance(name, source, shutdown).await });
         }
         for group in &self.groups {
             let engine = self.clone();
@@ -656,19 +702,48 @@ impl Engine {
                 None => None,
             }
         };
-        let before = Utc::now()
-            - chrono::Duration::from_std(longest_timeout).unwrap_or(chrono::Duration::zero());
+        let now = Utc::now();
+        let before =
+            now - chrono::Duration::from_std(longest_timeout).unwrap_or(chrono::Duration::zero());
         let prefix = SentinelId::owner_prefix(&self.instance);
         let limit = SWEEP_REQUEST_TIMEOUT;
+        // Writers other than this process with sentinels younger than the longest timeout that
+        // the ledger does not know: another live process of this instance (or a crash moments
+        // ago without a ledger). Their older sentinels are theirs to delete, not ours.
+        let permit = admit().await;
+        let recent = cycle::bounded(
+            limit,
+            source.list_own(&prefix, now + chrono::Duration::minutes(1)),
+        )
+        .await;
+        drop(permit);
+        let me = Writer::this_process();
+        let live: HashSet<u32> = recent
+            .unwrap_or_default()
+            .iter()
+            .filter(|id| id.owner() == Some(&*self.instance) && !known.contains(id.key()))
+            .filter(|id| id.written_at().is_some_and(|t| t >= before))
+            .filter_map(SentinelId::writer)
+            .filter(|&w| w != me.nonce)
+            .collect();
         let permit = admit().await;
         let listed = cycle::bounded(limit, source.list_own(&prefix, before)).await;
         drop(permit);
         let leftovers: Vec<SentinelId> = match listed {
             Ok(l) => l
                 .into_iter()
+                // Exactly this instance: "lagwatch-prod-" also starts "lagwatch-prod-eu-…".
+                .filter(|id| id.owner() == Some(&*self.instance))
                 .filter(|id| !known.contains(id.key()))
                 // The update canaries are meant to stay.
                 .filter(|id| !id.is_canary())
+                .filter(|id| {
+                    let keep = id.writer().is_some_and(|w| live.contains(&w));
+                    if keep {
+                        tracing::info!(source = %name, sentinel = %id, "Start-up sweep leaves an old sentinel of this instance alone: its writer wrote others within the longest timeout (another live process with this instance name, or one that crashed moments ago).");
+                    }
+                    !keep
+                })
                 .collect(),
             Err(e) => {
                 tracing::warn!(source = %name, error = %e, "Start-up sweep could not list old sentinels.");
@@ -700,6 +775,74 @@ impl Engine {
                 .deletes
                 .with_label_values(&[name, outcome])
                 .inc();
+        }
+    }
+
+    /// Watches `source` for sentinels under this instance's name that another live process
+    /// writes (see [`Writer::is_foreign`]): one listing every two of the source's shortest
+    /// intervals, at least [`INSTANCE_CHECK_MIN`] apart. Nothing found is deleted: the other
+    /// process deletes its own. Sets `lagwatch_instance_conflict` (through
+    /// [`Engine::refresh`]) and says so in a WARN line.
+    async fn check_instance(
+        self: Arc<Self>,
+        name: Arc<str>,
+        source: Arc<dyn Source>,
+        shutdown: CancellationToken,
+    ) {
+        let groups: Vec<&Arc<Group>> = self
+            .groups
+            .iter()
+            .filter(|g| g.source_name == name)
+            .collect();
+        let Some(shortest) = groups.iter().map(|g| g.interval).min() else {
+            return;
+        };
+        let gate = groups.first().map(|g| g.gate.clone());
+        let every = (shortest * 2).max(INSTANCE_CHECK_MIN);
+        let me = Writer::this_process();
+        let prefix = SentinelId::owner_prefix(&self.instance);
+        let mut warned: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let permit = match &gate {
+                Some(g) => Some(g.admit().await),
+                None => None,
+            };
+            let listed = cycle::bounded(
+                SWEEP_REQUEST_TIMEOUT,
+                source.list_own(&prefix, Utc::now() + chrono::Duration::minutes(1)),
+            )
+            .await;
+            drop(permit);
+            let Ok(listed) = listed else {
+                continue;
+            };
+            let foreign: Vec<&SentinelId> = listed
+                .iter()
+                .filter(|id| me.is_foreign(&self.instance, id))
+                .collect();
+            let Some(first) = foreign.first() else {
+                continue;
+            };
+            let now = Instant::now();
+            self.foreign_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.clone(), now);
+            if warned.is_none_or(|t| now.duration_since(t) >= INSTANCE_CONFLICT_HOLD) {
+                warned = Some(now);
+                tracing::warn!(
+                    source = %name,
+                    instance = %self.instance,
+                    sentinel = %first,
+                    count = foreign.len(),
+                    "Another live lagwatch writes sentinels under this instance name into this source; give each process its own instance (--instance). Their sentinels are left to them."
+                );
+            }
+            self.metrics.instance_conflict.set(1);
         }
     }
 

@@ -63,6 +63,8 @@ pub struct RunSummary {
     pub target_pages: u64,
     pub unkeyed_rows: u64,
     pub duplicate_keys: u64,
+    /// Rows skipped because their key is a lagwatch sentinel's (this or another instance's).
+    pub sentinel_rows: u64,
     /// More keys were discrepant than `max_keys`: the API lists only the first ones.
     pub truncated: bool,
 }
@@ -269,6 +271,7 @@ fn empty_summary() -> RunSummary {
         target_pages: 0,
         unkeyed_rows: 0,
         duplicate_keys: 0,
+        sentinel_rows: 0,
         truncated: false,
     }
 }
@@ -294,6 +297,7 @@ fn summary(out: &RunOutput) -> RunSummary {
         target_pages: g.pages,
         unkeyed_rows: s.unkeyed + g.unkeyed,
         duplicate_keys: s.duplicates + g.duplicates,
+        sentinel_rows: s.sentinels + g.sentinels,
         truncated: out.state.truncated,
     }
 }

@@ -89,6 +89,9 @@ pub struct SideStats {
     pub unkeyed: u64,
     /// Rows of a current-state side whose key was already read (compound key not unique).
     pub duplicates: u64,
+    /// Rows keyed by a sentinel key of any lagwatch instance (`lagwatch-<instance>-<uuid>`):
+    /// probes, not the customer's data, skipped.
+    pub sentinels: u64,
     pub spilled_bytes: u64,
 }
 
@@ -238,6 +241,14 @@ impl Runner {
                             });
                         }
                     };
+                    if record
+                        .key
+                        .split(super::spec::KEY_SEPARATOR)
+                        .any(crate::sentinel::SentinelId::is_sentinel_key)
+                    {
+                        st.sentinels += 1;
+                        continue;
+                    }
                     if let (Some(since), Some(changed)) = (since, record.changed)
                         && changed < since
                     {
@@ -498,6 +509,18 @@ mod tests {
 
     const OLD: &str = "2020-01-01T00:00:00Z";
 
+    /// A run without earlier state, settling after 1 s.
+    async fn fresh_run(r: Runner) -> RunOutput {
+        r.run(
+            &State::default(),
+            Duration::from_secs(1),
+            0.0,
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("run")
+    }
+
     #[tokio::test]
     async fn a_change_log_side_keeps_the_last_row_per_key_and_drops_deletes() {
         let dir = tempfile::tempdir().expect("dir");
@@ -567,21 +590,52 @@ mod tests {
             InventoryShape::Current,
         );
         let target = side(vec![row("a", 1, OLD, false)], InventoryShape::Current);
-        let out = runner(source, target, dir.path())
-            .run(
-                &State::default(),
-                Duration::from_secs(1),
-                0.0,
-                &CancellationToken::new(),
-            )
-            .await
-            .expect("run");
+        let out = fresh_run(runner(source, target, dir.path())).await;
         assert_eq!(out.source.duplicates, 1);
         assert_eq!(out.tally.compared, 1);
         assert_eq!(
             out.tally.total(),
             0,
             "the first row read counts: version 1 = 1"
+        );
+    }
+
+    #[tokio::test]
+    async fn sentinels_of_every_instance_are_not_drift() {
+        let dir = tempfile::tempdir().expect("dir");
+        // This instance's sentinel was deleted from the source but is still in the replica;
+        // another instance's is only in the source; a canary only in the replica.
+        let mine = crate::sentinel::SentinelId::new("demo");
+        let theirs = crate::sentinel::SentinelId::new("other-pod-1");
+        let canary = crate::sentinel::SentinelId::canary("demo", "crm@30s");
+        let source = side(
+            vec![
+                row("a", 1, OLD, false),
+                row(theirs.key(), 1, OLD, false),
+                // Looks like one, is not: a customer's key with the prefix.
+                row("lagwatch-demo-not-a-uuid", 1, OLD, false),
+            ],
+            InventoryShape::Current,
+        );
+        let target = side(
+            vec![
+                row("a", 1, OLD, false),
+                row(mine.key(), 1, OLD, false),
+                row(canary.key(), 3, OLD, false),
+            ],
+            InventoryShape::Current,
+        );
+        let out = fresh_run(runner(source, target, dir.path())).await;
+        assert_eq!(out.source.sentinels, 1);
+        assert_eq!(out.target.sentinels, 2);
+        assert_eq!(out.tally.compared, 2, "a, and the customer's look-alike");
+        assert!(
+            out.state
+                .entries
+                .keys()
+                .all(|k| k == "lagwatch-demo-not-a-uuid"),
+            "only the look-alike is discrepant: {:?}",
+            out.state.entries.keys().collect::<Vec<_>>()
         );
     }
 
