@@ -39,7 +39,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_top.yaml",
         "interval",
-        "unknown key; the keys allowed here are: instance, server, defaults, systems, paths, conflicts, state_dir, tls",
+        "unknown key; the keys allowed here are: instance, server, defaults, systems, paths, conflicts, state_dir, tls (`interval` is a key of a path (under paths:) and of defaults: the block looks mis-indented)",
     ),
     case(
         "unknown_key_defaults.yaml",
