@@ -693,3 +693,26 @@ async fn serve(
     tracing::info!("lagwatch stopped.");
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// `lagwatch <command> --help` describes every option: each has a help text.
+    #[test]
+    fn every_option_of_every_command_is_described() {
+        let cmd = super::Args::command();
+        let mut missing = Vec::new();
+        let top = cmd.get_arguments().map(|a| ("lagwatch", a));
+        let subs = cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set())
+            .flat_map(|s| s.get_arguments().map(move |a| (s.get_name(), a)));
+        for (command, arg) in top.chain(subs) {
+            if !arg.is_hide_set() && arg.get_help().is_none() {
+                missing.push(format!("{command} {}", arg.get_id()));
+            }
+        }
+        assert!(missing.is_empty(), "options without help: {missing:?}");
+    }
+}

@@ -437,7 +437,7 @@ fn top_level_keys() -> Vec<String> {
 }
 
 /// The keys a strictly typed block `T` allows: serde lists them when it meets an unknown one.
-pub fn allowed_keys<T: DeserializeOwned>() -> Vec<String> {
+fn allowed_keys<T: DeserializeOwned>() -> Vec<String> {
     let probe = serde_json::json!({ "\u{1}": null });
     match serde_json::from_value::<T>(probe) {
         Err(e) => quoted_list(&e.to_string())
@@ -877,11 +877,7 @@ fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Vec<I
             }
         }
     };
-    let mut note = |r: Result<(), Issue>| {
-        if let Err(i) = r {
-            issues.push(i);
-        }
-    };
+    let mut note = |issue: Issue| issues.push(issue);
     let required = |key: &str, v: &Option<serde_json::Value>| -> Result<serde_json::Value, Issue> {
         v.clone()
             .ok_or_else(|| Issue::new(key, "required key is missing"))
@@ -891,7 +887,7 @@ fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Vec<I
         match required("instance", &raw.instance).and_then(|v| decode::<String>("instance", v)) {
             Ok(i) => Some(i),
             Err(e) => {
-                note(Err(e));
+                note(e);
                 None
             }
         };
@@ -902,12 +898,12 @@ fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Vec<I
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !instance_ok {
-            note(Err(Issue::new(
+            note(Issue::new(
                 "instance",
                 format!(
                     "\"{instance}\" is not a valid instance name: use 1 to 32 lowercase letters, digits or dashes; it is written into every sentinel and must stay the same across restarts"
                 ),
-            )));
+            ));
         }
     }
     let server: ServerConfig = optional(&mut note, "server", raw.server);
@@ -915,9 +911,9 @@ fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Vec<I
     let state_dir: Option<std::path::PathBuf> = optional(&mut note, "state_dir", raw.state_dir);
     let raw_tls: Option<tls::RawTls> = match raw.tls {
         None => Some(tls::RawTls::default()),
-        Some(v) => decode("tls", v).map_err(|e| note(Err(e))).ok(),
+        Some(v) => decode("tls", v).map_err(&mut note).ok(),
     };
-    let tls = raw_tls.and_then(|t| OutgoingTls::load(t).map_err(|e| note(Err(e))).ok());
+    let tls = raw_tls.and_then(|t| OutgoingTls::load(t).map_err(&mut note).ok());
 
     // Systems, each on its own; the names of those that failed, so that paths naming them
     // are not reported again.
@@ -928,29 +924,26 @@ fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Vec<I
         match required("systems", &raw.systems).and_then(|v| decode("systems", v)) {
             Ok(s) => Some(s),
             Err(e) => {
-                note(Err(e));
+                note(e);
                 None
             }
         };
     if let Some(raw_systems) = raw_systems {
         if raw_systems.is_empty() {
-            note(Err(Issue::new(
-                "systems",
-                "at least one system is required",
-            )));
+            note(Issue::new("systems", "at least one system is required"));
         }
         for (name, value) in raw_systems {
             let key = format!("systems.{name}");
             if !valid_name(&name) {
-                note(Err(Issue::new(
+                note(Issue::new(
                     key,
                     "system names are metric labels: use 1 to 64 letters, digits, '-' or '_'",
-                )));
+                ));
                 failed.push(name);
                 continue;
             }
             if let Some(issue) = misindented_system(&name, &value) {
-                note(Err(issue));
+                note(issue);
                 failed.push(name);
                 continue;
             }
@@ -960,14 +953,24 @@ fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Vec<I
                     systems.insert(name, spec);
                 }
                 Err(issue) => {
-                    note(Err(issue));
+                    note(issue);
                     failed.push(name);
                 }
             }
         }
     }
+    // An error that names a system which failed to load only repeats that system's error.
+    let about_failed = |issue: &Issue| {
+        failed
+            .iter()
+            .any(|f| issue.reason.contains(&format!("\"{f}\"")))
+    };
     for (name, spec) in &systems {
-        note(spec.validate(name, &systems));
+        if let Err(issue) = spec.validate(name, &systems)
+            && !about_failed(&issue)
+        {
+            note(issue);
+        }
     }
 
     let mut paths = Vec::new();
@@ -975,13 +978,13 @@ fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Vec<I
         match required("paths", &raw.paths).and_then(|v| decode("paths", v)) {
             Ok(p) => Some(p),
             Err(e) => {
-                note(Err(e));
+                note(e);
                 None
             }
         };
     if let Some(raw_paths) = raw_paths {
         if raw_paths.is_empty() {
-            note(Err(Issue::new("paths", "at least one path is required")));
+            note(Issue::new("paths", "at least one path is required"));
         }
         let mut seen: HashMap<(String, String), usize> = HashMap::new();
         for (i, value) in raw_paths.into_iter().enumerate() {
@@ -989,7 +992,7 @@ fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Vec<I
             let raw_path: RawPath = match decode(&key, value) {
                 Ok(p) => p,
                 Err(e) => {
-                    note(Err(e));
+                    note(e);
                     continue;
                 }
             };
@@ -999,32 +1002,31 @@ fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Vec<I
             let spec = match resolve_path(&key, raw_path, &defaults, &systems) {
                 Ok(spec) => spec,
                 Err(e) => {
-                    note(Err(e));
+                    note(e);
                     continue;
                 }
             };
             if let Some(first) = seen.insert((spec.source.clone(), spec.target.clone()), i) {
-                note(Err(Issue::new(
+                note(Issue::new(
                     key,
                     format!(
                         "duplicate path {} -> {}: paths[{first}] already measures it",
                         spec.source, spec.target
                     ),
-                )));
+                ));
                 continue;
             }
             paths.push(spec);
         }
     }
     let raw_conflicts: Vec<conflict::RawConflict> = optional(&mut note, "conflicts", raw.conflicts);
-    // Conflict probes name systems: checked once every system loaded.
-    let conflicts = if failed.is_empty() {
-        conflict::resolve(raw_conflicts, &systems)
-            .map_err(|e| note(Err(e)))
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    let conflicts = conflict::resolve(raw_conflicts, &systems)
+        .map_err(|e| {
+            if !about_failed(&e) {
+                note(e);
+            }
+        })
+        .unwrap_or_default();
 
     match (instance, tls) {
         (Some(instance), Some(tls)) if issues.is_empty() => Ok(Config {
@@ -1045,14 +1047,14 @@ fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Vec<I
 /// A top-level block that may be absent: its default then, and when it does not type, its
 /// error noted and the default used so that the rest is still checked.
 fn optional<T: DeserializeOwned + Default>(
-    note: &mut impl FnMut(Result<(), Issue>),
+    note: &mut impl FnMut(Issue),
     key: &str,
     value: Option<serde_json::Value>,
 ) -> T {
     match value {
         None => T::default(),
         Some(v) => decode(key, v).unwrap_or_else(|e| {
-            note(Err(e));
+            note(e);
             T::default()
         }),
     }
