@@ -20,7 +20,8 @@ pub fn wanted() -> bool {
 /// The progress lines of one entry's run.
 pub struct Lines {
     bars: [(&'static str, ProgressBar, Option<u64>); 2],
-    started: Mutex<[Option<Instant>; 2]>,
+    /// When each side started reading, and what it read last.
+    sides: Mutex<[(Option<Instant>, Option<SideProgress>); 2]>,
     _multi: MultiProgress,
 }
 
@@ -45,19 +46,13 @@ impl Lines {
         };
         Lines {
             bars: [bar("target"), bar("source")],
-            started: Mutex::new([None, None]),
+            sides: Mutex::new([(None, None), (None, None)]),
             _multi: multi,
         }
     }
 
     fn index(side: &str) -> usize {
         usize::from(side == "source")
-    }
-
-    fn elapsed(&self, side: &str) -> Duration {
-        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
-        let at = started[Self::index(side)].get_or_insert_with(Instant::now);
-        at.elapsed()
     }
 
     /// Clears the lines (before the result is printed).
@@ -69,27 +64,43 @@ impl Lines {
 }
 
 impl Observer for Lines {
+    fn side_start(&self, side: &'static str) {
+        let mut sides = self.sides.lock().unwrap_or_else(|e| e.into_inner());
+        sides[Self::index(side)].0 = Some(Instant::now());
+        self.bars[Self::index(side)].1.set_message("reading");
+    }
+
     fn page(&self, side: &'static str, pages: u64, rows: u64) {
-        let elapsed = self.elapsed(side);
-        let (_, bar, expected) = &self.bars[Self::index(side)];
+        let i = Self::index(side);
+        let (_, bar, expected) = &self.bars[i];
+        let mut sides = self.sides.lock().unwrap_or_else(|e| e.into_inner());
+        let elapsed = sides[i]
+            .0
+            .get_or_insert_with(Instant::now)
+            .elapsed()
+            .max(Duration::from_millis(1));
         let p = SideProgress {
             pages,
             rows,
             expected: *expected,
             elapsed,
         };
+        sides[i].1 = Some(p);
         bar.set_position(rows);
         bar.set_message(p.describe());
-        bar.tick();
     }
 
     fn side_done(&self, side: &'static str) {
-        let (_, bar, _) = &self.bars[Self::index(side)];
+        let i = Self::index(side);
+        let (_, bar, _) = &self.bars[i];
+        let sides = self.sides.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(len) = bar.length() {
             bar.set_length(bar.position().max(len));
             bar.set_position(bar.length().unwrap_or(len));
         }
-        bar.set_message(format!("{} (done)", bar.message()));
+        if let Some(p) = sides[i].1 {
+            bar.set_message(p.describe_done());
+        }
     }
 }
 

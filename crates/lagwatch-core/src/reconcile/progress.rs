@@ -8,7 +8,9 @@ use std::time::Duration;
 
 /// Told of every page a run reads. Called on the runtime: keep it cheap.
 pub trait Observer: Send + Sync {
-    /// `side` ("source" or "target") has read `pages` pages and `rows` rows so far.
+    /// `side` ("source" or "target") starts reading (before its first page is asked for).
+    fn side_start(&self, _side: &'static str) {}
+    /// `side` has read `pages` pages and `rows` rows so far.
     fn page(&self, side: &'static str, pages: u64, rows: u64);
     /// `side` has read its last page.
     fn side_done(&self, _side: &'static str) {}
@@ -93,6 +95,21 @@ impl SideProgress {
 
     /// "12 pages, 6000 rows, 1500 rows/s, ETA 4s" (what is known of it).
     pub fn describe(&self) -> String {
+        let mut parts = self.read();
+        if let Some(eta) = self.eta() {
+            parts.push(format!("ETA {}", short(eta)));
+        }
+        parts.join(", ")
+    }
+
+    /// "12 pages, 6000 rows, 1500 rows/s, done in 4s": a side read to its end.
+    pub fn describe_done(&self) -> String {
+        let mut parts = self.read();
+        parts.push(format!("done in {}", short(self.elapsed)));
+        parts.join(", ")
+    }
+
+    fn read(&self) -> Vec<String> {
         let mut parts = vec![
             format!("{} pages", self.pages),
             format!("{} rows", self.rows),
@@ -100,10 +117,7 @@ impl SideProgress {
         if let Some(r) = self.rate() {
             parts.push(format!("{r:.0} rows/s"));
         }
-        if let Some(eta) = self.eta() {
-            parts.push(format!("ETA {}", short(eta)));
-        }
-        parts.join(", ")
+        parts
     }
 }
 
@@ -137,6 +151,10 @@ mod tests {
         assert_eq!(p.rate(), Some(500.0));
         assert_eq!(p.eta(), Some(Duration::from_secs(16)));
         assert_eq!(p.describe(), "4 pages, 2000 rows, 500 rows/s, ETA 16s");
+        assert_eq!(
+            p.describe_done(),
+            "4 pages, 2000 rows, 500 rows/s, done in 4s"
+        );
     }
 
     #[test]

@@ -225,6 +225,7 @@ impl Runner {
                 system: reader.system.clone(),
                 reason,
             })?;
+        observer.side_start(side);
         let mut sorter = Sorter::new(&self.work_dir, self.sort_chunk);
         let mut stats = SideStats::default();
         let mut next: Option<String> = None;
