@@ -103,7 +103,8 @@ pub enum Command {
         #[arg(long, short, value_name = "FILE", conflicts_with = "file")]
         config: Option<PathBuf>,
         /// Check env: and file: secret references for their shape without reading them, for
-        /// a CI pipeline that has no secrets. Everything else is checked as without it.
+        /// a CI pipeline that has no secrets. Checks of a secret's value (an account key's
+        /// encoding, a certificate file's content) are skipped; all others run.
         #[arg(long)]
         no_resolve: bool,
     },
