@@ -1,4 +1,4 @@
-//! Command line: `demo`, `run`, `check-config`, `reconcile`, `report`, `emulate`. This and
+//! Command line: `demo`, `run`, `init`, `check-config`, `reconcile`, `report`, `emulate`. This and
 //! `main.rs` are the only places that use `anyhow` (with the emulator's `emulate`); everything
 //! below returns typed errors. `demo` and `emulate` are there with the default `demo` feature
 //! only.
@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use lagwatch::app::{App, AppError};
-use lagwatch::config::Config;
+use lagwatch::config::{Config, LoadOptions};
 use lagwatch::ledger::StateLock;
 use lagwatch::supervisor::{DEFAULT_LISTEN, Supervisor};
 use lagwatch::systems::Registry;
@@ -64,10 +64,13 @@ pub enum Command {
     },
     /// Monitor the systems of a configuration file.
     Run {
-        #[arg(long, short)]
+        /// The configuration file (YAML; `lagwatch init` writes a starting one). Its env: and
+        /// file: secrets are read at start and on every reload.
+        #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
-        /// Overrides server.listen of the file (default 0.0.0.0:9464).
-        #[arg(long)]
+        /// Address for /metrics, the status page and the API, as IP:PORT; overrides
+        /// server.listen of the file (default 0.0.0.0:9464).
+        #[arg(long, value_name = "ADDRESS")]
         listen: Option<SocketAddr>,
         /// TLS for every endpoint and basic auth for all but /healthz and /readyz, in the
         /// Prometheus exporter-toolkit web-config format (tls_server_config, basic_auth_users,
@@ -90,9 +93,30 @@ pub enum Command {
         #[arg(long, value_name = "I/N", value_parser = parse_shard)]
         shard: Option<lagwatch::config::Shard>,
     },
-    /// Validate a configuration file and print what it resolves to.
+    /// Print a commented starting configuration for the pieces of a Dynamics 365 estate, with
+    /// placeholders for names and ids and env: references for secrets. It passes
+    /// `check-config --no-resolve` as printed; save it and replace the placeholders.
+    Init {
+        /// The pieces, comma-separated: dual-write, synapse-link, fabric-link, search
+        /// (Azure AI Search), dataverse-search, elasticsearch, dataverse (a second
+        /// environment), http (an in-house API). Default: dual-write,synapse-link.
+        #[arg(long, value_delimiter = ',', value_name = "PIECES", value_parser = parse_estate)]
+        estate: Vec<lagwatch::config::starter::Estate>,
+    },
+    /// Validate a configuration file and print what it resolves to. Reports every error of
+    /// the file (file, key and reason, one a line) and exits 2 when there is one.
     CheckConfig {
-        file: PathBuf,
+        /// The configuration file (or give it as --config).
+        #[arg(value_name = "FILE", required_unless_present = "config")]
+        file: Option<PathBuf>,
+        /// The configuration file, as `run` takes it.
+        #[arg(long, short, value_name = "FILE", conflicts_with = "file")]
+        config: Option<PathBuf>,
+        /// Check env: and file: secret references for their shape without reading them, for
+        /// a CI pipeline that has no secrets. Checks of a secret's value (an account key's
+        /// encoding, a certificate file's content) are skipped; all others run.
+        #[arg(long)]
+        no_resolve: bool,
         /// Print the paths of this shard (INDEX/TOTAL) and which shard owns each other path.
         #[arg(long, value_name = "I/N", value_parser = parse_shard)]
         shard: Option<lagwatch::config::Shard>,
@@ -101,7 +125,8 @@ pub enum Command {
     /// persistent discrepancies exist (found by this run and the previous one, remembered under
     /// state_dir), 3 when the run failed, 2 for a bad configuration.
     Reconcile {
-        #[arg(long, short)]
+        /// The configuration file holding the path's reconcile: entries.
+        #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
         /// The path, as SOURCE/TARGET (system names of the file).
         #[arg(long)]
@@ -109,12 +134,16 @@ pub enum Command {
         /// Only the reconciliation entry of this name (default: every entry of the path).
         #[arg(long)]
         table: Option<String>,
+        /// Output on stdout: json (every run and its discrepant keys) or csv (one line per
+        /// discrepant key). On a terminal, progress (rows and pages per side, rate, ETA) is
+        /// drawn on stderr while the tables are read; never when either is redirected.
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
-        /// Overrides state_dir of the file: where discrepancies are remembered between runs.
-        /// A state_dir is locked while this runs; the one of a running `lagwatch run` is its
-        /// own, so a reconciliation beside the service needs a state_dir of its own.
-        #[arg(long)]
+        /// Overrides state_dir of the file: where discrepancies (and the row counts the ETA
+        /// uses) are remembered between runs. A state_dir is locked while this runs; the one of
+        /// a running `lagwatch run` is its own, so a reconciliation beside the service needs a
+        /// state_dir of its own.
+        #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
     /// Print the consistency report of a running instance (each path's guarantees over a
@@ -124,16 +153,17 @@ pub enum Command {
     Report {
         /// The instance's configuration file, for where it listens (server.listen, else
         /// 0.0.0.0:9464). Not read when --url is given.
-        #[arg(long, short, required_unless_present = "url")]
+        #[arg(long, short, required_unless_present = "url", value_name = "FILE")]
         config: Option<PathBuf>,
         /// The window, at most 7d, in the configuration's duration grammar (30m, 24h, 7d).
-        #[arg(long, default_value = "24h")]
+        #[arg(long, default_value = "24h", value_name = "DURATION")]
         since: String,
+        /// md (Markdown) or html (a page of its own).
         #[arg(long, value_enum, default_value = "md")]
         format: ReportFormat,
         /// Where the instance answers, such as https://lagwatch.example:9464 (with
         /// USER:PASSWORD@ before the host when it asks for basic auth); overrides the file.
-        #[arg(long)]
+        #[arg(long, value_name = "URL")]
         url: Option<reqwest::Url>,
     },
     /// Serve emulated Dynamics 365 APIs (Dataverse and its search, Entra, F&O, Azure AI Search,
@@ -153,15 +183,23 @@ pub enum Command {
 /// Output format of `reconcile`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// Every run and its discrepant keys, as one JSON document.
     Json,
+    /// One line per discrepant key, a header line first.
     Csv,
 }
 
 /// Output format of `report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
+    /// Markdown, to paste into a design review.
     Md,
+    /// A self-contained HTML page.
     Html,
+}
+
+fn parse_estate(name: &str) -> Result<lagwatch::config::starter::Estate, String> {
+    lagwatch::config::starter::Estate::parse(name)
 }
 
 /// Exit code of `reconcile` when persistent discrepancies exist.
@@ -178,7 +216,22 @@ pub const EXIT_BAD_CONFIG: u8 = 2;
 /// Start-up failures (cannot bind, cannot build), with context.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
-        Command::CheckConfig { file, shard } => Ok(check_config(&file, shard)),
+        Command::Init { estate } => {
+            print!("{}", lagwatch::config::starter::starter(&estate));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig {
+            file,
+            config,
+            no_resolve,
+            shard,
+        } => match file.or(config) {
+            Some(file) => Ok(check_config(&file, no_resolve, shard)),
+            None => {
+                eprintln!("error: give the configuration file, as FILE or --config FILE");
+                Ok(ExitCode::from(EXIT_BAD_CONFIG))
+            }
+        },
         Command::Reconcile {
             config,
             path,
@@ -239,15 +292,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             shard,
         } => {
             let overrides = lagwatch::config::Overrides { instance, shard };
-            let mut cfg = match KINDS
-                .load(&config)
-                .and_then(|mut c| c.apply(&overrides).map(|()| c))
-            {
+            let loaded =
+                load(&config, LoadOptions::default()).and_then(|mut c| match c.apply(&overrides) {
+                    Ok(()) => Ok(c),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        Err(ExitCode::from(EXIT_BAD_CONFIG))
+                    }
+                });
+            let mut cfg = match loaded {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::from(EXIT_BAD_CONFIG));
-                }
+                Err(code) => return Ok(code),
             };
             // Build errors name the file as check-config and a reload name it.
             cfg.file = config.display().to_string();
@@ -286,13 +341,30 @@ fn parse_shard(s: &str) -> Result<lagwatch::config::Shard, String> {
     s.parse()
 }
 
-fn check_config(file: &std::path::Path, shard: Option<lagwatch::config::Shard>) -> ExitCode {
-    let config = match KINDS.load(file) {
-        Ok(c) => c,
-        Err(e) => {
+/// Loads a configuration file; every error of it is printed, a line each, and is exit 2.
+fn load(file: &std::path::Path, options: LoadOptions) -> Result<Config, ExitCode> {
+    KINDS.check(file, options).map_err(|errors| {
+        for e in &errors.0 {
             eprintln!("error: {e}");
-            return ExitCode::from(EXIT_BAD_CONFIG);
         }
+        if errors.0.len() > 1 {
+            eprintln!("{} errors in {}", errors.0.len(), file.display());
+        }
+        ExitCode::from(EXIT_BAD_CONFIG)
+    })
+}
+
+fn check_config(
+    file: &std::path::Path,
+    no_resolve: bool,
+    shard: Option<lagwatch::config::Shard>,
+) -> ExitCode {
+    let options = LoadOptions {
+        resolve_secrets: !no_resolve,
+    };
+    let config = match load(file, options) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let mut config = config;
     config.file = file.display().to_string();
@@ -301,9 +373,21 @@ fn check_config(file: &std::path::Path, shard: Option<lagwatch::config::Shard>) 
     }
     config.keep_shard();
     let text = config.describe();
-    match App::build(config) {
+    // Building turns secrets into credentials: without them, it builds with the references
+    // unread (no request is sent either way).
+    let built = if no_resolve {
+        lagwatch::config::secret::without_resolving(|| App::build(config))
+    } else {
+        App::build(config)
+    };
+    match built {
         Ok(_) => {
-            println!("{}: valid\n{text}", file.display());
+            let note = if no_resolve {
+                " (secrets not resolved)"
+            } else {
+                ""
+            };
+            println!("{}: valid{note}\n{text}", file.display());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -320,12 +404,9 @@ async fn reconcile(
     format: Format,
     state_dir: Option<PathBuf>,
 ) -> ExitCode {
-    let mut config = match KINDS.load(file) {
+    let mut config = match load(file, LoadOptions::default()) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_BAD_CONFIG);
-        }
+        Err(code) => return code,
     };
     let own_state_dir = state_dir.is_some();
     if state_dir.is_some() {
@@ -406,9 +487,20 @@ async fn reconcile(
     let mut runs = Vec::new();
     let mut failed = false;
     let mut persistent = 0u64;
+    let show = crate::progress::wanted();
     for e in &entries {
-        match e.run_once(&cancel).await {
+        let file = e.progress_file();
+        let result = if show {
+            let lines = crate::progress::Lines::new(&e.spec.name, file.as_deref());
+            let result = e.run_once_observed(&cancel, &lines).await;
+            lines.finish();
+            result
+        } else {
+            e.run_once(&cancel).await
+        };
+        match result {
             Ok(out) => {
+                crate::progress::remember(file.as_deref(), out.source.rows, out.target.rows);
                 persistent += out.tally.persistent_total();
                 runs.push((e.clone(), e.last_run(), e.discrepancies()));
             }
@@ -685,4 +777,27 @@ async fn serve(
     .context("serving HTTP")?;
     tracing::info!("lagwatch stopped.");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// `lagwatch <command> --help` describes every option: each has a help text.
+    #[test]
+    fn every_option_of_every_command_is_described() {
+        let cmd = super::Args::command();
+        let mut missing = Vec::new();
+        let top = cmd.get_arguments().map(|a| ("lagwatch", a));
+        let subs = cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set())
+            .flat_map(|s| s.get_arguments().map(move |a| (s.get_name(), a)));
+        for (command, arg) in top.chain(subs) {
+            if !arg.is_hide_set() && arg.get_help().is_none() {
+                missing.push(format!("{command} {}", arg.get_id()));
+            }
+        }
+        assert!(missing.is_empty(), "options without help: {missing:?}");
+    }
 }

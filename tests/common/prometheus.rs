@@ -170,8 +170,8 @@ pub fn compressed(text: &str) -> String {
                 return line.to_string();
             };
             let indent = &line[..line.len() - trimmed.len()];
-            let hold = humantime::parse_duration(value.trim().trim_matches('"'))
-                .expect("a for: duration");
+            let hold =
+                humantime::parse_duration(value.trim().trim_matches('"')).expect("a for: duration");
             let secs = (hold.as_secs() / 60).max(1);
             format!("{indent}for: {secs}s")
         })

@@ -39,7 +39,7 @@ const CASES: &[Case] = &[
     case(
         "unknown_key_top.yaml",
         "interval",
-        "unknown key; the keys allowed here are: instance, server, defaults, systems, paths, conflicts, state_dir, tls, shard",
+        "unknown key; the keys allowed here are: instance, server, defaults, systems, paths, conflicts, state_dir, tls, shard (`interval` is a key of a path (under paths:) and of defaults: the block looks mis-indented)",
     ),
     case(
         "unknown_key_defaults.yaml",
@@ -456,7 +456,43 @@ const CASES: &[Case] = &[
         "tls.ca_files[0]",
         "testdata/config/bad/tls_ca_not_a_certificate.yaml: no certificate in it (expected one or more PEM blocks \"-----BEGIN CERTIFICATE-----\")",
     ),
+    // A block indented one level too little, under systems: as if it were a system.
+    case(
+        "misindented_fields.yaml",
+        "systems.fields",
+        "looks mis-indented: `fields` is a key of a system (of kind dataverse, fo_odata), not a system itself (a system has a kind); indent it under the system it belongs to",
+    ),
+    case(
+        "misindented_path_key.yaml",
+        "systems.timeout",
+        "looks mis-indented: `timeout` is a key of a path (under paths:) and of defaults, not a system (a system has a kind); indent it under the block it belongs to",
+    ),
+    // Base URLs with an API path pasted after them (each kind's documented base URL).
+    case(
+        "url_dataverse_web_api.yaml",
+        "systems.crm.url",
+        "\"https://contoso.crm4.dynamics.com/api/data/v9.2\" is more than the base URL; remove /api/data/v9.2: lagwatch adds the Web API path (/api/data/v9.2) itself; api_version sets its version (write it as https://contoso.crm.dynamics.com)",
+    ),
+    case(
+        "url_fo_data.yaml",
+        "systems.fno.url",
+        "\"https://contoso.operations.dynamics.com/data/CustomersV3\" is more than the base URL; remove /data/CustomersV3: lagwatch adds /data/<entity_set> itself (write it as https://contoso.operations.dynamics.com)",
+    ),
+    case(
+        "url_search_indexes.yaml",
+        "systems.search.endpoint",
+        "\"https://contoso-search.search.windows.net/indexes/sentinels/docs\" is more than the base URL; remove /indexes/sentinels/docs: the index is the system's index key, and lagwatch adds /indexes/<index>/docs itself (write it as https://contoso.search.windows.net)",
+    ),
+    case(
+        "url_elasticsearch_index.yaml",
+        "systems.es.url",
+        "\"https://es.contoso.internal:9200/d365-sentinels/_search\" is more than the base URL; remove /d365-sentinels/_search: the index is the system's index key, and lagwatch adds /<index>/_doc and /<index>/_search itself (write it as https://es.example.com:9200)",
+    ),
     // YAML syntax.
+    syntax(
+        "yaml_tab_after_url.yaml",
+        "not valid YAML: found a tab at line 53, column 1: YAML indents with spaces only; replace the tab with spaces",
+    ),
     syntax(
         "yaml_duplicate_key.yaml",
         "not valid YAML: duplicate mapping key `primary` is not allowed here at line 9, column 3",
@@ -580,22 +616,38 @@ fn no_message_leaks_rust_names() {
     }
 }
 
+/// What `lagwatch ARGS FILE` printed: exit code, stdout, stderr.
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn lagwatch(args: &[&str], file: &Path) -> Ran {
+    let out = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("the binary runs");
+    Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 #[test]
 fn check_config_rejects_every_bad_file_with_exit_code_2() {
     for c in CASES {
         let path = bad_dir().join(c.file);
-        let out = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
-            .arg("check-config")
-            .arg(&path)
-            .output()
-            .expect("the binary runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let out = lagwatch(&["check-config"], &path);
+        let stderr = &out.stderr;
         assert_eq!(
-            out.status.code(),
+            out.code,
             Some(2),
             "{}: exit status {:?}, stderr: {stderr}",
             c.file,
-            out.status
+            out.code
         );
         let file = path.display().to_string();
         assert!(
@@ -652,4 +704,114 @@ fn check_config_accepts_the_demo_and_prints_every_system_and_path() {
         let line = format!("  {} -> {}: every {}", p.source, p.target, p.interval);
         assert!(stdout.contains(&line), "no line {line:?} in:\n{stdout}");
     }
+}
+
+fn several(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/config/several")
+        .join(file)
+}
+
+/// The `error: ` lines of a command's stderr.
+fn error_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect()
+}
+
+#[test]
+fn check_config_reports_every_error_of_a_file_at_once() {
+    let path = several("four_errors.yaml");
+    let out = lagwatch(&["check-config"], &path);
+    let stderr = &out.stderr;
+    assert_eq!(out.code, Some(2), "{stderr}");
+    let file = path.display().to_string();
+    let lines = error_lines(stderr);
+    let keys = [
+        "instance",
+        "systems.crm.url",
+        "paths[0].timout",
+        "paths[2].target",
+    ];
+    assert_eq!(lines.len(), keys.len(), "{stderr}");
+    for (line, key) in lines.iter().zip(keys) {
+        assert!(
+            line.starts_with(&format!("error: {file}: {key}: ")),
+            "expected an error at {key}, got: {line}"
+        );
+    }
+    // paths[1] reads crm, which failed: its errors would only repeat that one.
+    assert!(!stderr.contains("paths[1]"), "{stderr}");
+    assert!(stderr.contains(&format!("4 errors in {file}")), "{stderr}");
+    // The library says the same, each error with its key.
+    let errors = lagwatch_emulator::REGISTRY
+        .check(&path, lagwatch::config::LoadOptions::default())
+        .expect_err("four errors");
+    let got: Vec<Option<&str>> = errors.0.iter().map(|e| e.key()).collect();
+    assert_eq!(got, keys.map(Some).to_vec());
+}
+
+#[test]
+fn no_resolve_checks_secret_references_without_reading_them_and_run_still_reads_them() {
+    let path = several("secrets.yaml");
+    let run = |args: &[&str]| {
+        let out = lagwatch(args, &path);
+        (out.code, out.stdout, out.stderr)
+    };
+    // Resolved: every secret that cannot be read is an error, each at its key.
+    let (code, _, stderr) = run(&["check-config"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    for key in [
+        "systems.crm.auth.client_secret",
+        "systems.crm-copy.auth.certificate",
+        "systems.lake.auth.account_key",
+        "systems.search.auth.key",
+    ] {
+        assert!(
+            stderr.contains(&format!(": {key}: ")),
+            "no {key} in {stderr}"
+        );
+    }
+    // Not resolved: valid, and it says so; the file may come as -c FILE as well.
+    let (code, stdout, stderr) = run(&["check-config", "--no-resolve", "-c"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!("{}: valid (secrets not resolved)", path.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("crm-copy: kind dataverse"), "{stdout}");
+    // run resolves, whatever check-config was told.
+    let (code, _, stderr) = run(&["run", "--listen", "127.0.0.1:0", "--config"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("LAGWATCH_TEST_NEVER_SET_ENTRA is not set"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn no_resolve_still_refuses_literal_secrets_and_other_errors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = std::fs::read_to_string(several("secrets.yaml"))
+        .expect("readable")
+        .replace("env:LAGWATCH_TEST_NEVER_SET_ENTRA", "hunter2")
+        .replace(
+            "https://contoso-copy.crm4.dynamics.com",
+            "https://contoso-copy.crm4.dynamics.com/api/data/v9.2",
+        );
+    let path = dir.path().join("literal.yaml");
+    std::fs::write(&path, text).expect("written");
+    let out = lagwatch(&["check-config", "--no-resolve"], &path);
+    let stderr = &out.stderr;
+    assert_eq!(out.code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("systems.crm.auth.client_secret: secrets must be references"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "the literal was echoed: {stderr}"
+    );
+    assert!(stderr.contains("systems.crm-copy.url: "), "{stderr}");
 }

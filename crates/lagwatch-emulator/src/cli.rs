@@ -21,6 +21,7 @@ pub const EXIT_BAD_CONFIG: u8 = 2;
 /// Elasticsearch) on loopback, replicating per a scenario, with a ground-truth endpoint.
 #[derive(Debug, clap::Args)]
 pub struct EmulateArgs {
+    /// Address the emulated APIs answer on, as IP:PORT (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:9470")]
     pub listen: SocketAddr,
     /// Scenario file; the built-in demo scenario if absent.

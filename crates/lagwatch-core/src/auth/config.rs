@@ -123,6 +123,9 @@ pub(crate) enum Plan {
         header: Redacted,
         client_id: Option<String>,
     },
+    /// A credential whose secret was not read (`check-config --no-resolve`): checked as far as
+    /// it can be without it; a token request fails.
+    Unresolved { reference: String },
 }
 
 impl AuthConfig {
@@ -203,13 +206,18 @@ impl AuthConfig {
                         "method client_certificate needs certificate, a reference such as file:/path/to/cert-and-key.pem (the certificate and its unencrypted RSA private key in one PEM file)",
                     )
                 })?;
+                let authority = non_empty("authority", &self.authority)?
+                    .unwrap_or_else(|| DEFAULT_AUTHORITY.to_string());
+                authority_ok(&authority, "authority", &tenant_id)?;
+                if !pem.is_resolved() {
+                    return Ok(Plan::Unresolved {
+                        reference: pem.reference().to_string(),
+                    });
+                }
                 let certificate =
                     ClientCertificate::from_pem(pem.expose().as_bytes()).map_err(|why| {
                         Issue::new(at("certificate"), format!("{}: {why}", pem.reference()))
                     })?;
-                let authority = non_empty("authority", &self.authority)?
-                    .unwrap_or_else(|| DEFAULT_AUTHORITY.to_string());
-                authority_ok(&authority, "authority", &tenant_id)?;
                 Ok(Plan::ClientCertificate {
                     authority,
                     tenant_id,

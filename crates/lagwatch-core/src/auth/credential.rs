@@ -251,7 +251,7 @@ impl Credential {
                         format!("\"{h}\" is not a valid header name"),
                     ));
                 }
-                if b.key.expose().trim().is_empty() {
+                if b.key.is_resolved() && b.key.expose().trim().is_empty() {
                     return Err(Issue::new(
                         format!("{key}.key"),
                         format!("the key read from {} is empty", b.key.reference()),
@@ -281,6 +281,11 @@ impl Credential {
             }
             "shared_key" => {
                 let b: SharedKeyBlock = config::decode(key, value)?;
+                if !b.account_key.is_resolved() {
+                    return Ok(Credential::SharedKey {
+                        account_key: b.account_key,
+                    });
+                }
                 let decoded = base64::engine::general_purpose::STANDARD
                     .decode(b.account_key.expose().trim())
                     .unwrap_or_default();
@@ -300,6 +305,9 @@ impl Credential {
             }
             "sas" => {
                 let b: SasBlock = config::decode(key, value)?;
+                if !b.token.is_resolved() {
+                    return Ok(Credential::Sas { token: b.token });
+                }
                 let token = sas_token(b.token.expose()).map_err(|why| {
                     Issue::new(
                         format!("{key}.token"),

@@ -324,7 +324,21 @@ pub(crate) fn build_with_env(
             client_id,
             managed::unproxied_client()?,
         )?),
+        config::Plan::Unresolved { reference } => Arc::new(Unresolved(reference)),
     })
+}
+
+/// The token source of a credential whose secret was not read (`check-config --no-resolve`).
+struct Unresolved(String);
+
+#[async_trait::async_trait]
+impl TokenSource for Unresolved {
+    async fn fetch(&self, _scope: &str) -> Result<AccessToken, AuthError> {
+        Err(AuthError::Config(format!(
+            "the secret {} was not read (loaded without resolving secrets)",
+            self.0
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,11 @@
 //! the registry in `systems`. Semantic checks (unknown systems, unwritable sources, duplicate
 //! paths, timeouts shorter than the first poll) run last. Every error is a [`ConfigError`] that
 //! names the file, the key and the reason. Nothing here opens a connection.
+//!
+//! Errors are collected, not stopped at: each top-level key, each system, each path and the
+//! conflicts are typed and checked on their own, so [`Config::check_with`] returns every error
+//! of a file at once ([`ConfigErrors`]), one per block at most. A path naming a system that
+//! failed is not checked further (its errors would only repeat the system's).
 
 pub mod conflict;
 pub mod duration;
@@ -15,6 +20,8 @@ pub mod poll;
 pub mod reconcile;
 pub mod secret;
 pub mod shard;
+pub mod starter;
+pub mod syntax;
 pub mod system;
 pub mod tls;
 
@@ -76,6 +83,56 @@ impl Issue {
         Issue {
             key: key.into(),
             reason: reason.into(),
+        }
+    }
+}
+
+/// Every error found in one file, in the order of the blocks they are about.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// The first error (there is always one).
+    pub fn first(self) -> ConfigError {
+        let mut errors = self.0;
+        if errors.is_empty() {
+            // Not made by the loader; kept total rather than panicking.
+            return ConfigError::Syntax {
+                file: String::new(),
+                message: "no error".to_string(),
+            };
+        }
+        errors.swap_remove(0)
+    }
+}
+
+impl std::fmt::Display for ConfigErrors {
+    /// One error a line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// How a file is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Read `env:`/`file:` secrets (what `run` needs); false checks their shape only
+    /// (`check-config --no-resolve`, see [`secret::without_resolving`]).
+    pub resolve_secrets: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            resolve_secrets: true,
         }
     }
 }
@@ -361,24 +418,50 @@ impl RawPath {
     }
 }
 
+/// The top level as written: each key kept as its YAML tree (`Some` when present, even
+/// empty) and typed on its own, so that an error in one does not hide those in another.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    instance: String,
-    #[serde(default)]
-    server: ServerConfig,
-    #[serde(default)]
-    defaults: PathSettings,
-    systems: BTreeMap<String, serde_json::Value>,
-    paths: Vec<RawPath>,
-    #[serde(default)]
-    conflicts: Vec<conflict::RawConflict>,
-    #[serde(default)]
-    state_dir: Option<std::path::PathBuf>,
-    #[serde(default)]
-    tls: tls::RawTls,
-    #[serde(default)]
-    shard: Option<shard::RawShard>,
+    #[serde(default, deserialize_with = "present")]
+    instance: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    server: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    defaults: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    systems: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    paths: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    conflicts: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    state_dir: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    tls: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    shard: Option<serde_json::Value>,
+}
+
+/// A key that is there, whatever its value (an empty value included).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+/// The keys allowed at the top level of a file, as serde lists them.
+fn top_level_keys() -> Vec<String> {
+    allowed_keys::<RawConfig>()
+}
+
+/// The keys a strictly typed block `T` allows: serde lists them when it meets an unknown one.
+fn allowed_keys<T: DeserializeOwned>() -> Vec<String> {
+    let probe = serde_json::json!({ "\u{1}": null });
+    match serde_json::from_value::<T>(probe) {
+        Err(e) => quoted_list(&e.to_string())
+            .map(|l| l.split(", ").map(str::to_string).collect())
+            .unwrap_or_default(),
+        Ok(_) => Vec::new(),
+    }
 }
 
 /// Built-in path defaults; `defaults:` in the file overrides them, a path overrides both.
@@ -408,12 +491,27 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the file, the key path and the reason.
     pub fn load_with(path: &Path, kinds: Decode<'_>) -> Result<Config, ConfigError> {
+        Config::load_all_with(path, kinds, LoadOptions::default()).map_err(ConfigErrors::first)
+    }
+
+    /// Loads and validates a configuration file as [`Config::load_with`], returning every
+    /// error of the file.
+    ///
+    /// # Errors
+    /// [`ConfigErrors`]: each names the file, the key path and the reason.
+    pub fn load_all_with(
+        path: &Path,
+        kinds: Decode<'_>,
+        options: LoadOptions,
+    ) -> Result<Config, ConfigErrors> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: file.clone(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            ConfigErrors(vec![ConfigError::Read {
+                file: file.clone(),
+                source,
+            }])
         })?;
-        Config::from_yaml_with(&file, &text, kinds)
+        Config::check_with(&file, &text, kinds, options)
     }
 
     /// Validates configuration text; `file` is only used in messages.
@@ -425,20 +523,42 @@ impl Config {
         text: &str,
         kinds: Decode<'_>,
     ) -> Result<Config, ConfigError> {
-        let tree: serde_json::Value =
-            serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax {
+        Config::check_with(file, text, kinds, LoadOptions::default()).map_err(ConfigErrors::first)
+    }
+
+    /// Validates configuration text, returning every error; `file` is only used in messages.
+    ///
+    /// # Errors
+    /// As [`Config::load_all_with`].
+    pub fn check_with(
+        file: &str,
+        text: &str,
+        kinds: Decode<'_>,
+        options: LoadOptions,
+    ) -> Result<Config, ConfigErrors> {
+        let tree: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| {
+            ConfigErrors(vec![ConfigError::Syntax {
                 file: file.to_string(),
-                // One line, "... at line 9, column 3": the default rendering adds a
-                // multi-line snippet and hints at Rust options (`DuplicateKeyPolicy`).
-                message: e.render_with_options(serde_saphyr::render_options! {
-                    formatter: &serde_saphyr::UserMessageFormatter,
-                    snippets: serde_saphyr::SnippetMode::Off,
-                }),
-            })?;
-        from_tree(tree, kinds).map_err(|issue| ConfigError::Invalid {
-            file: file.to_string(),
-            key: issue.key,
-            reason: issue.reason,
+                message: syntax::message(&e, text),
+            }])
+        })?;
+        let load = || from_tree(tree, kinds);
+        let loaded = if options.resolve_secrets {
+            load()
+        } else {
+            secret::without_resolving(load)
+        };
+        loaded.map_err(|issues| {
+            ConfigErrors(
+                issues
+                    .into_iter()
+                    .map(|issue| ConfigError::Invalid {
+                        file: file.to_string(),
+                        key: issue.key,
+                        reason: issue.reason,
+                    })
+                    .collect(),
+            )
         })
     }
 
@@ -777,14 +897,6 @@ fn expected_phrase(expected: &str, out_of_range: bool) -> String {
     }
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 /// Checks an instance name (`instance:` or `--instance`): why it is not one, if it is not.
 ///
 /// # Errors
@@ -804,80 +916,283 @@ pub fn check_instance(name: &str) -> Result<(), String> {
     }
 }
 
-fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Issue> {
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Types and checks the whole file, collecting an error per block rather than stopping at the
+/// first.
+fn from_tree(tree: serde_json::Value, kinds: Decode<'_>) -> Result<Config, Vec<Issue>> {
     if !tree.is_object() {
-        return Err(Issue::new(
+        return Err(vec![Issue::new(
             "(top level)",
             "the file must be a mapping with the keys instance, systems and paths",
-        ));
+        )]);
     }
-    let raw: RawConfig = decode("", tree)?;
+    let mut issues = Vec::new();
+    let raw: RawConfig = match decode("", tree.clone()) {
+        Ok(raw) => raw,
+        Err(issue) => {
+            // Unknown top-level keys: every one of them, and the known ones still checked.
+            let serde_json::Value::Object(mut map) = tree else {
+                return Err(vec![issue]);
+            };
+            let known = top_level_keys();
+            let unknown: Vec<String> = map.keys().filter(|k| !known.contains(k)).cloned().collect();
+            if unknown.is_empty() {
+                return Err(vec![issue]);
+            }
+            for k in unknown {
+                map.remove(&k);
+                issues.push(misplaced_top_level(&k, &known));
+            }
+            match decode("", serde_json::Value::Object(map)) {
+                Ok(raw) => raw,
+                Err(issue) => {
+                    issues.push(issue);
+                    return Err(issues);
+                }
+            }
+        }
+    };
+    let mut note = |issue: Issue| issues.push(issue);
+    let required = |key: &str, v: &Option<serde_json::Value>| -> Result<serde_json::Value, Issue> {
+        v.clone()
+            .ok_or_else(|| Issue::new(key, "required key is missing"))
+    };
 
-    check_instance(&raw.instance).map_err(|why| Issue::new("instance", why))?;
-    let shard = raw
-        .shard
-        .map(Shard::from_raw)
-        .transpose()?
-        .unwrap_or_default();
-
-    let tls = OutgoingTls::load(raw.tls)?;
-
-    if raw.systems.is_empty() {
-        return Err(Issue::new("systems", "at least one system is required"));
+    let instance: Option<String> =
+        match required("instance", &raw.instance).and_then(|v| decode::<String>("instance", v)) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                note(e);
+                None
+            }
+        };
+    if let Some(instance) = &instance
+        && let Err(why) = check_instance(instance)
+    {
+        note(Issue::new("instance", why));
     }
+    let shard: Shard = match raw.shard {
+        None => Shard::default(),
+        Some(v) => decode::<shard::RawShard>("shard", v)
+            .and_then(Shard::from_raw)
+            .map_err(&mut note)
+            .unwrap_or_default(),
+    };
+    let server: ServerConfig = optional(&mut note, "server", raw.server);
+    let defaults: PathSettings = optional(&mut note, "defaults", raw.defaults);
+    let state_dir: Option<std::path::PathBuf> = optional(&mut note, "state_dir", raw.state_dir);
+    let raw_tls: Option<tls::RawTls> = match raw.tls {
+        None => Some(tls::RawTls::default()),
+        Some(v) => decode("tls", v).map_err(&mut note).ok(),
+    };
+    let tls = raw_tls.and_then(|t| OutgoingTls::load(t).map_err(&mut note).ok());
+
+    // Systems, each on its own; the names of those that failed, so that paths naming them
+    // are not reported again.
     let mut systems = BTreeMap::new();
     let mut limits = BTreeMap::new();
-    for (name, value) in raw.systems {
-        let key = format!("systems.{name}");
-        if !valid_name(&name) {
-            return Err(Issue::new(
-                key,
-                "system names are metric labels: use 1 to 64 letters, digits, '-' or '_'",
-            ));
+    let mut failed: Vec<String> = Vec::new();
+    let raw_systems: Option<BTreeMap<String, serde_json::Value>> =
+        match required("systems", &raw.systems).and_then(|v| decode("systems", v)) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                note(e);
+                None
+            }
+        };
+    if let Some(raw_systems) = raw_systems {
+        if raw_systems.is_empty() {
+            note(Issue::new("systems", "at least one system is required"));
         }
-        let (spec, system_limits) = kinds(&key, value)?;
-        limits.insert(name.clone(), system_limits);
-        systems.insert(name, spec);
+        for (name, value) in raw_systems {
+            let key = format!("systems.{name}");
+            if !valid_name(&name) {
+                note(Issue::new(
+                    key,
+                    "system names are metric labels: use 1 to 64 letters, digits, '-' or '_'",
+                ));
+                failed.push(name);
+                continue;
+            }
+            if let Some(issue) = misindented_system(&name, &value) {
+                note(issue);
+                failed.push(name);
+                continue;
+            }
+            match kinds(&key, value) {
+                Ok((spec, system_limits)) => {
+                    limits.insert(name.clone(), system_limits);
+                    systems.insert(name, spec);
+                }
+                Err(issue) => {
+                    note(issue);
+                    failed.push(name);
+                }
+            }
+        }
     }
-
+    // An error that names a system which failed to load only repeats that system's error.
+    let about_failed = |issue: &Issue| {
+        failed
+            .iter()
+            .any(|f| issue.reason.contains(&format!("\"{f}\"")))
+    };
     for (name, spec) in &systems {
-        spec.validate(name, &systems)?;
-    }
-
-    if raw.paths.is_empty() {
-        return Err(Issue::new("paths", "at least one path is required"));
-    }
-    let mut paths = Vec::with_capacity(raw.paths.len());
-    let mut seen: HashMap<(String, String), usize> = HashMap::new();
-    for (i, raw_path) in raw.paths.into_iter().enumerate() {
-        let key = format!("paths[{i}]");
-        let spec = resolve_path(&key, raw_path, &raw.defaults, &systems)?;
-        if let Some(first) = seen.insert((spec.source.clone(), spec.target.clone()), i) {
-            return Err(Issue::new(
-                key,
-                format!(
-                    "duplicate path {} -> {}: paths[{first}] already measures it",
-                    spec.source, spec.target
-                ),
-            ));
+        if let Err(issue) = spec.validate(name, &systems)
+            && !about_failed(&issue)
+        {
+            note(issue);
         }
-        paths.push(spec);
     }
-    let conflicts = conflict::resolve(raw.conflicts, &systems)?;
 
-    Ok(Config {
-        file: String::new(),
-        instance: raw.instance,
-        server: raw.server,
-        systems,
-        limits,
-        paths,
-        conflicts,
-        state_dir: raw.state_dir,
-        tls,
-        shard,
-        unowned: Vec::new(),
-    })
+    let mut paths = Vec::new();
+    let raw_paths: Option<Vec<serde_json::Value>> =
+        match required("paths", &raw.paths).and_then(|v| decode("paths", v)) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                note(e);
+                None
+            }
+        };
+    if let Some(raw_paths) = raw_paths {
+        if raw_paths.is_empty() {
+            note(Issue::new("paths", "at least one path is required"));
+        }
+        let mut seen: HashMap<(String, String), usize> = HashMap::new();
+        for (i, value) in raw_paths.into_iter().enumerate() {
+            let key = format!("paths[{i}]");
+            let raw_path: RawPath = match decode(&key, value) {
+                Ok(p) => p,
+                Err(e) => {
+                    note(e);
+                    continue;
+                }
+            };
+            if failed.contains(&raw_path.source) || failed.contains(&raw_path.target) {
+                continue;
+            }
+            let spec = match resolve_path(&key, raw_path, &defaults, &systems) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    note(e);
+                    continue;
+                }
+            };
+            if let Some(first) = seen.insert((spec.source.clone(), spec.target.clone()), i) {
+                note(Issue::new(
+                    key,
+                    format!(
+                        "duplicate path {} -> {}: paths[{first}] already measures it",
+                        spec.source, spec.target
+                    ),
+                ));
+                continue;
+            }
+            paths.push(spec);
+        }
+    }
+    let raw_conflicts: Vec<conflict::RawConflict> = optional(&mut note, "conflicts", raw.conflicts);
+    let conflicts = conflict::resolve(raw_conflicts, &systems)
+        .map_err(|e| {
+            if !about_failed(&e) {
+                note(e);
+            }
+        })
+        .unwrap_or_default();
+
+    match (instance, tls) {
+        (Some(instance), Some(tls)) if issues.is_empty() => Ok(Config {
+            file: String::new(),
+            instance,
+            server,
+            systems,
+            limits,
+            paths,
+            conflicts,
+            state_dir,
+            tls,
+            shard,
+            unowned: Vec::new(),
+        }),
+        _ => Err(issues),
+    }
+}
+
+/// A top-level block that may be absent: its default then, and when it does not type, its
+/// error noted and the default used so that the rest is still checked.
+fn optional<T: DeserializeOwned + Default>(
+    note: &mut impl FnMut(Issue),
+    key: &str,
+    value: Option<serde_json::Value>,
+) -> T {
+    match value {
+        None => T::default(),
+        Some(v) => decode(key, v).unwrap_or_else(|e| {
+            note(e);
+            T::default()
+        }),
+    }
+}
+
+/// The error for an unknown top-level key `k`: the allowed keys, and where `k` belongs when
+/// it is a key of a path or of a system (a block indented too little).
+fn misplaced_top_level(k: &str, known: &[String]) -> Issue {
+    let mut reason = format!(
+        "unknown key; the keys allowed here are: {}",
+        known.join(", ")
+    );
+    if let Some(blocks) = owner_of(k, "the top level") {
+        let _ = write!(
+            reason,
+            " (`{k}` is a key of {blocks}: the block looks mis-indented)"
+        );
+    }
+    Issue::new(k, reason)
+}
+
+/// Which blocks of the file other than `here` (and other than a system) have a key named
+/// `k`, for messages about a key found where it does not belong.
+fn owner_of(k: &str, here: &str) -> Option<String> {
+    let blocks: [(&'static str, Vec<String>); 4] = [
+        ("the top level", top_level_keys()),
+        ("a path (under paths:)", allowed_keys::<RawPath>()),
+        ("defaults", allowed_keys::<PathSettings>()),
+        (
+            "poll (of a path or defaults)",
+            allowed_keys::<PollSettings>(),
+        ),
+    ];
+    let owners: Vec<&str> = blocks
+        .iter()
+        .filter(|(block, keys)| *block != here && keys.iter().any(|x| x == k))
+        .map(|(block, _)| *block)
+        .collect();
+    (!owners.is_empty()).then(|| owners.join(" and of "))
+}
+
+/// A "system" under `systems:` that is no system but a key of another block, indented one
+/// level too little (a path's `interval`, a `poll:`): told by its name being such a key while
+/// its value has no `kind`. Keys of system kinds (a stray `fields:`) are told by the registry,
+/// which knows the kinds.
+fn misindented_system(name: &str, value: &serde_json::Value) -> Option<Issue> {
+    let has_kind = value.as_object().is_some_and(|m| m.contains_key("kind"));
+    if has_kind {
+        return None;
+    }
+    let block = owner_of(name, "systems")?;
+    Some(Issue::new(
+        format!("systems.{name}"),
+        format!(
+            "looks mis-indented: `{name}` is a key of {block}, not a system (a system has a kind); indent it under the block it belongs to"
+        ),
+    ))
 }
 
 /// Chooses a setting from the path, then `defaults`, then the built-in value, and remembers

@@ -3,7 +3,12 @@
 //! A literal secret in a YAML file ends up in Git, in tickets and in `check-config` output, so
 //! only references are accepted. The resolved value is held by [`Secret`], whose `Debug` and
 //! `Display` never print it.
+//!
+//! `check-config --no-resolve` loads a file where the secrets are not at hand (a CI pipeline):
+//! inside [`without_resolving`], a reference is checked for its shape only and the [`Secret`]
+//! holds no value ([`Secret::is_resolved`] is false); checks of a secret's value are skipped.
 
+use std::cell::Cell;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer};
@@ -13,6 +18,31 @@ use serde::{Deserialize, Deserializer};
 pub struct Secret {
     value: String,
     reference: String,
+    /// False for a reference loaded by [`without_resolving`]: `value` is empty.
+    resolved: bool,
+}
+
+thread_local! {
+    /// Whether references met while deserializing on this thread are resolved.
+    static RESOLVE: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Whether references are resolved on this thread now (false inside [`without_resolving`]).
+pub(crate) fn resolving() -> bool {
+    RESOLVE.with(Cell::get)
+}
+
+/// Runs `f` (a configuration load) with secret references checked for their shape but not
+/// resolved: no environment variable or file is read. The previous mode is restored after.
+pub fn without_resolving<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            RESOLVE.with(|r| r.set(self.0));
+        }
+    }
+    let _restore = Restore(RESOLVE.with(|r| r.replace(false)));
+    f()
 }
 
 impl Secret {
@@ -32,6 +62,48 @@ impl Secret {
         Secret {
             value: value.into(),
             reference: origin.to_string(),
+            resolved: true,
+        }
+    }
+
+    /// Whether the value was read; false for a reference loaded by [`without_resolving`].
+    pub fn is_resolved(&self) -> bool {
+        self.resolved
+    }
+
+    /// Checks the shape of a reference (`env:NAME`, `file:/path`) without reading it.
+    ///
+    /// # Errors
+    /// As [`Secret::resolve`] for a literal or an empty name.
+    pub fn unresolved(reference: &str) -> Result<Self, String> {
+        let name = reference
+            .strip_prefix("env:")
+            .or_else(|| reference.strip_prefix("file:"))
+            .ok_or_else(|| {
+                "secrets must be references, \"env:NAME\" or \"file:/path\", never literal values"
+                    .to_string()
+            })?;
+        if name.trim().is_empty() {
+            return Err(format!(
+                "\"{reference}\" names no environment variable or file"
+            ));
+        }
+        Ok(Secret {
+            value: String::new(),
+            reference: reference.to_string(),
+            resolved: false,
+        })
+    }
+
+    /// [`Secret::resolve`], or [`Secret::unresolved`] inside [`without_resolving`].
+    ///
+    /// # Errors
+    /// As those.
+    pub fn from_reference(reference: &str) -> Result<Self, String> {
+        if resolving() {
+            Secret::resolve(reference)
+        } else {
+            Secret::unresolved(reference)
         }
     }
 
@@ -60,6 +132,7 @@ impl Secret {
         Ok(Secret {
             value,
             reference: reference.to_string(),
+            resolved: true,
         })
     }
 }
@@ -79,7 +152,7 @@ impl fmt::Display for Secret {
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let reference = String::deserialize(d)?;
-        Secret::resolve(&reference).map_err(serde::de::Error::custom)
+        Secret::from_reference(&reference).map_err(serde::de::Error::custom)
     }
 }
 
@@ -106,6 +179,24 @@ mod tests {
         std::fs::write(&f, "abc\n").unwrap();
         let s = Secret::resolve(&format!("file:{}", f.display())).unwrap();
         assert_eq!(s.expose(), "abc");
+    }
+
+    #[test]
+    fn without_resolving_checks_the_shape_only_and_restores_the_mode() {
+        let s: Secret = without_resolving(|| {
+            serde_json::from_value(serde_json::json!("env:LAGWATCH_SURELY_UNSET_VAR"))
+        })
+        .unwrap();
+        assert!(!s.is_resolved());
+        assert_eq!(s.reference(), "env:LAGWATCH_SURELY_UNSET_VAR");
+        let literal: Result<Secret, _> =
+            without_resolving(|| serde_json::from_value(serde_json::json!("hunter2")));
+        assert!(literal.is_err());
+        assert!(without_resolving(|| Secret::from_reference("env:")).is_err());
+        // Outside, references are resolved again.
+        let e: Result<Secret, _> =
+            serde_json::from_value(serde_json::json!("env:LAGWATCH_SURELY_UNSET_VAR"));
+        assert!(e.unwrap_err().to_string().contains("not set"));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 pub mod diff;
 pub mod judge;
+pub mod progress;
 pub mod run;
 pub mod sort;
 pub mod spec;
@@ -156,13 +157,35 @@ impl EntryHandle {
     /// # Errors
     /// [`RunError`] when the run failed (counted as `outcome="error"`).
     pub async fn run_once(&self, cancel: &CancellationToken) -> Result<RunOutput, RunError> {
+        self.run_once_observed(cancel, &progress::Unobserved).await
+    }
+
+    /// Where the row counts of this entry's last run are remembered (for the progress of the
+    /// next one, [`progress::Expected`]); `None` without a state_dir.
+    pub fn progress_file(&self) -> Option<std::path::PathBuf> {
+        self.store.path().map(progress::Expected::file_beside)
+    }
+
+    /// As [`EntryHandle::run_once`], telling `observer` of every page read (`lagwatch
+    /// reconcile`'s progress on a terminal).
+    ///
+    /// # Errors
+    /// As [`EntryHandle::run_once`].
+    pub async fn run_once_observed(
+        &self,
+        cancel: &CancellationToken,
+        observer: &dyn progress::Observer,
+    ) -> Result<RunOutput, RunError> {
         let prev = self.lock().remembered.clone();
         let settle = self.settle_window();
         let started = Utc::now();
         let t0 = std::time::Instant::now();
         // The source's `changed` times are on its clock: move the cutoff onto it.
         let offset = self.metrics.clock_offset_of(&self.source).unwrap_or(0.0);
-        let result = self.runner.run(&prev, settle, offset, cancel).await;
+        let result = self
+            .runner
+            .run_observed(&prev, settle, offset, cancel, observer)
+            .await;
         let m = &self.metrics.reconcile;
         let e = [
             self.source.as_str(),

@@ -14,6 +14,7 @@
 //! failures (unavailable, transport, timeout) three times with backoff; anything else ends
 //! the run as an error.
 
+use super::progress::{Observer, Unobserved};
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::path::PathBuf;
@@ -133,6 +134,22 @@ impl Runner {
         source_clock_offset: f64,
         cancel: &CancellationToken,
     ) -> Result<RunOutput, RunError> {
+        self.run_observed(prev, settle, source_clock_offset, cancel, &Unobserved)
+            .await
+    }
+
+    /// As [`Runner::run`], telling `observer` of every page read.
+    ///
+    /// # Errors
+    /// As [`Runner::run`].
+    pub async fn run_observed(
+        &self,
+        prev: &State,
+        settle: Duration,
+        source_clock_offset: f64,
+        cancel: &CancellationToken,
+        observer: &dyn Observer,
+    ) -> Result<RunOutput, RunError> {
         let started = Utc::now();
         let settle_td = chrono::TimeDelta::from_std(settle + CHANGED_PRECISION)
             .unwrap_or(chrono::TimeDelta::MAX);
@@ -146,9 +163,11 @@ impl Runner {
                 .map(|w| started - w)
         });
         // The replica first: see the module documentation.
-        let (replica, target_stats) = self.read_side("target", &self.target, None, cancel).await?;
+        let (replica, target_stats) = self
+            .read_side("target", &self.target, None, cancel, observer)
+            .await?;
         let (source, source_stats) = self
-            .read_side("source", &self.source, since, cancel)
+            .read_side("source", &self.source, since, cancel, observer)
             .await?;
         let seen_at = Utc::now();
         let prev = prev.clone();
@@ -198,6 +217,7 @@ impl Runner {
         reader: &SideReader,
         since: Option<DateTime<Utc>>,
         cancel: &CancellationToken,
+        observer: &dyn Observer,
     ) -> Result<(Sorted, SideStats), RunError> {
         let query = reader.spec.query(self.spec.page_size, since);
         reader
@@ -208,6 +228,7 @@ impl Runner {
                 system: reader.system.clone(),
                 reason,
             })?;
+        observer.side_start(side);
         let mut sorter = Sorter::new(&self.work_dir, self.sort_chunk);
         let mut stats = SideStats::default();
         let mut next: Option<String> = None;
@@ -268,11 +289,13 @@ impl Runner {
             sorter = s;
             stats = st;
             seq = sq;
+            observer.page(side, stats.pages, stats.rows);
             match page.next {
                 Some(n) => next = Some(n),
                 None => break,
             }
         }
+        observer.side_done(side);
         stats.spilled_bytes = sorter.spilled_bytes;
         let sorted = tokio::task::spawn_blocking(move || sorter.finish())
             .await

@@ -111,6 +111,15 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
         &c.endpoint,
         "a search service endpoint such as https://contoso.search.windows.net",
     )?;
+    super::check_base_url(
+        &format!("{key}.endpoint"),
+        &c.endpoint,
+        "https://contoso.search.windows.net",
+        &[(
+            "indexes",
+            "the index is the system's index key, and lagwatch adds /indexes/<index>/docs itself",
+        )],
+    )?;
     index_name(&c.index).map_err(|reason| Issue::new(format!("{key}.index"), reason))?;
     check_names(
         key,

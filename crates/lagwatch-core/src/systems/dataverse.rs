@@ -104,11 +104,7 @@ pub struct DataverseConfig {
 /// An [`Issue`] naming the offending key.
 pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
     let mut c: DataverseConfig = decode_as(key, value)?;
-    super::check_url(
-        &format!("{key}.url"),
-        &c.url,
-        "an environment URL such as https://contoso.crm.dynamics.com",
-    )?;
+    super::wire::check_environment_url(&format!("{key}.url"), &c.url)?;
     super::check_names(
         key,
         "a Dataverse logical name",

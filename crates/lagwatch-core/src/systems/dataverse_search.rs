@@ -42,7 +42,7 @@ use serde_json::{Map, Value, json};
 
 use super::status::{self, dataverse_search::DataverseSearchStatus};
 use super::wire::{odata, odata_error, payload_text, search_error, string_wrapped};
-use super::{BuildContext, System, SystemKind, SystemSpec, check_names, check_url, decode_as};
+use super::{BuildContext, System, SystemKind, SystemSpec, check_names, decode_as};
 use crate::auth::{Accepts, AuthBlock};
 use crate::config::Issue;
 use crate::config::Limits;
@@ -93,11 +93,7 @@ pub struct DataverseSearchConfig {
 /// An [`Issue`] naming the offending key.
 pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
     let mut c: DataverseSearchConfig = decode_as(key, value)?;
-    check_url(
-        &format!("{key}.url"),
-        &c.url,
-        "an environment URL such as https://contoso.crm.dynamics.com",
-    )?;
+    super::wire::check_environment_url(&format!("{key}.url"), &c.url)?;
     check_names(
         key,
         "a Dataverse logical name",

@@ -97,6 +97,15 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn SystemKind>, Issue> {
         &c.url,
         "a cluster URL such as https://es.example.com:9200",
     )?;
+    // A path prefix (a cluster behind a proxy) stays; the index or an API path pasted after
+    // it goes.
+    let why = "the index is the system's index key, and lagwatch adds /<index>/_doc and /<index>/_search itself";
+    super::check_base_url(
+        &format!("{key}.url"),
+        &c.url,
+        "https://es.example.com:9200",
+        &[("_*", why), (c.index.to_ascii_lowercase().as_str(), why)],
+    )?;
     index_name(&c.index).map_err(|reason| Issue::new(format!("{key}.index"), reason))?;
     match (&c.mode, &c.key_field) {
         (EsMode::Searchable, None) => {

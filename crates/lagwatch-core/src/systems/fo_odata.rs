@@ -515,6 +515,12 @@ pub fn decode(key: &str, value: Value) -> Result<Box<dyn super::SystemKind>, Iss
         &c.url,
         "an F&O environment URL such as https://contoso.operations.dynamics.com",
     )?;
+    super::check_base_url(
+        &format!("{key}.url"),
+        &c.url,
+        "https://contoso.operations.dynamics.com",
+        &[("data", "lagwatch adds /data/<entity_set> itself")],
+    )?;
     check_names(
         key,
         "an OData name",

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use crate::config::system::{Declared, SystemSpec, Systems};
-use crate::config::{self, Config, ConfigError, Issue};
+use crate::config::{self, Config, ConfigError, ConfigErrors, Issue, LoadOptions};
 use crate::config::{Limits, LimitsOverride};
 use crate::connector::{Source, Target};
 use crate::gate::Gate;
@@ -247,6 +247,32 @@ impl Registry {
     pub fn from_yaml(self, file: &str, text: &str) -> Result<Config, ConfigError> {
         Config::from_yaml_with(file, text, &|key, value| parse(self, key, value))
     }
+
+    /// Loads and validates a configuration file with these kinds, returning every error of
+    /// the file (`check-config`); `options` says whether secrets are resolved.
+    ///
+    /// # Errors
+    /// [`ConfigErrors`], each naming the file, the key path and the reason.
+    pub fn check(
+        self,
+        path: &std::path::Path,
+        options: LoadOptions,
+    ) -> Result<Config, ConfigErrors> {
+        Config::load_all_with(path, &|key, value| parse(self, key, value), options)
+    }
+
+    /// As [`Registry::check`], for configuration text; `file` is only used in messages.
+    ///
+    /// # Errors
+    /// As [`Registry::check`].
+    pub fn check_yaml(
+        self,
+        file: &str,
+        text: &str,
+        options: LoadOptions,
+    ) -> Result<Config, ConfigErrors> {
+        Config::check_with(file, text, &|key, value| parse(self, key, value), options)
+    }
 }
 
 /// The kind of a parsed system, which builds its connectors.
@@ -308,6 +334,10 @@ pub fn parse(
     key: &str,
     value: serde_json::Value,
 ) -> Result<(Declared, Limits), Issue> {
+    let has_kind = value.as_object().is_some_and(|m| m.contains_key("kind"));
+    if !has_kind && let Some(issue) = misindented(kinds, key) {
+        return Err(issue);
+    }
     let serde_json::Value::Object(mut map) = value else {
         return Err(Issue::new(
             key,
@@ -378,6 +408,42 @@ pub fn parse(
     Ok((Declared::new(spec, entry), limits))
 }
 
+/// A system without a kind named like a key of some kind's block (a `fields:` indented one
+/// level too little, under `systems:` instead of under its system): says so, naming the kinds
+/// that have such a key.
+fn misindented(kinds: Registry, key: &str) -> Option<Issue> {
+    let name = key.rsplit('.').next().unwrap_or(key);
+    let owners: Vec<&str> = kinds
+        .entries()
+        .filter(|e| allowed_keys(e).iter().any(|k| k == name))
+        .map(|e| e.name)
+        .collect();
+    if owners.is_empty() {
+        return None;
+    }
+    Some(Issue::new(
+        key,
+        format!(
+            "looks mis-indented: `{name}` is a key of a system (of kind {}), not a system itself (a system has a kind); indent it under the system it belongs to",
+            owners.join(", ")
+        ),
+    ))
+}
+
+/// The keys a kind's block allows besides `kind` and `limits`, as its decoder lists them for
+/// an unknown key.
+fn allowed_keys(entry: &Entry) -> Vec<String> {
+    let probe = serde_json::json!({ "\u{1}": null });
+    match (entry.decode)("k", probe) {
+        Err(issue) => issue
+            .reason
+            .strip_prefix("unknown key; the keys allowed here are: ")
+            .map(|list| list.split(", ").map(str::to_string).collect())
+            .unwrap_or_default(),
+        Ok(_) => Vec::new(),
+    }
+}
+
 /// Decodes a kind's config struct; the helper every kind's `decode` starts with.
 ///
 /// # Errors
@@ -400,6 +466,61 @@ pub fn check_url(key: &str, url: &str, what: &str) -> Result<(), Issue> {
         Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => Ok(()),
         _ => Err(Issue::new(key, format!("\"{url}\" is not {what}"))),
     }
+}
+
+/// Checks that `url` at `key` is a base URL lagwatch adds its own paths to, not one with an
+/// API path pasted after it: the first path segment named in `markers` (`api`, `data`,
+/// `indexes`; a marker ending in `*` matches a prefix, as `_*`) and all after it, a query or a
+/// fragment are errors saying what to remove and, from the marker, why. Other path segments
+/// stay (an emulator's or a proxy's prefix). `example` is the URL written right. Run after
+/// [`check_url`].
+///
+/// # Errors
+/// An [`Issue`] at `key` naming what to remove.
+pub fn check_base_url(
+    key: &str,
+    url: &str,
+    example: &str,
+    markers: &[(&str, &str)],
+) -> Result<(), Issue> {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return Ok(());
+    };
+    let path = parsed.path();
+    let mut at: usize = 0;
+    let mut cut: Option<(usize, &str)> = None;
+    for segment in path.split('/') {
+        let lower = segment.to_ascii_lowercase();
+        let hit = markers.iter().find(|(m, _)| match m.strip_suffix('*') {
+            Some(prefix) => !segment.is_empty() && lower.starts_with(prefix),
+            None => lower == *m,
+        });
+        if let Some((_, why)) = hit {
+            cut = Some((at.saturating_sub(1), why));
+            break;
+        }
+        at += segment.len() + 1;
+    }
+    let mut extra = cut
+        .map(|(from, _)| path.get(from..).unwrap_or_default().trim_end_matches('/'))
+        .unwrap_or_default()
+        .to_string();
+    if let Some(q) = parsed.query() {
+        extra.push('?');
+        extra.push_str(q);
+    }
+    if let Some(f) = parsed.fragment() {
+        extra.push('#');
+        extra.push_str(f);
+    }
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let why = cut.map(|(_, why)| format!(": {why}")).unwrap_or_default();
+    Err(Issue::new(
+        key,
+        format!("\"{url}\" is more than the base URL; remove {extra}{why} (write it as {example})"),
+    ))
 }
 
 /// Checks that each `(field, value)` under `key` is a name made of letters, digits and `_`

@@ -190,6 +190,38 @@ pub fn web_api_base(url: &str, api_version: &str) -> String {
     format!("{}/api/data/{api_version}", url.trim_end_matches('/'))
 }
 
+/// Checks a Dataverse environment URL at `key`: an `http(s)` URL without the Web API path
+/// or an app's address pasted after it (`/api/data/v9.2`, `/main.aspx?…`).
+///
+/// # Errors
+/// An [`Issue`](crate::config::Issue) at `key` saying what to remove.
+pub fn check_environment_url(key: &str, url: &str) -> Result<(), crate::config::Issue> {
+    super::check_url(
+        key,
+        url,
+        "an environment URL such as https://contoso.crm.dynamics.com",
+    )?;
+    super::check_base_url(
+        key,
+        url,
+        "https://contoso.crm.dynamics.com",
+        ENVIRONMENT_URL_HINTS,
+    )
+}
+
+/// Why paths pasted after a Dataverse environment URL go (for
+/// [`check_base_url`](super::check_base_url)).
+const ENVIRONMENT_URL_HINTS: &[(&str, &str)] = &[
+    (
+        "api",
+        "lagwatch adds the Web API path (/api/data/v9.2) itself; api_version sets its version",
+    ),
+    (
+        "main.aspx",
+        "that is an app's address; the environment URL is the part before it",
+    ),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
