@@ -824,7 +824,7 @@ local fold = utils.fold;
             alert: 'LagwatchShardingMismatch',
             expr: x(|||
               count without (total) (
-                count_values without (%(ha)s) ("total", lagwatch_shard_count)
+                count_values without (%(ha)s) ("total", lagwatch_total_shards)
               ) > 1
             |||),
             'for': hold('LagwatchShardingMismatch'),
@@ -833,7 +833,7 @@ local fold = utils.fold;
               summary: 'The shards of a lagwatch job disagree on how many shards there are.',
               description: fold(|||
                 The members of job {{ $labels.job }} were told {{ $value | printf "%.0f" }}
-                different shard totals ({{ range $i, $s := printf "count_values by (total) (\"total\", lagwatch_shard_count{job=%q})" $labels.job | query | sortByLabel "total" }}{{ if $i }}, {{ end }}{{ $s | value | printf "%.0f" }} with {{ $s | label "total" }}{{ end }}):
+                different shard totals ({{ range $i, $s := printf "count_values by (total) (\"total\", lagwatch_total_shards{job=%q})" $labels.job | query | sortByLabel "total" }}{{ if $i }}, {{ end }}{{ $s | value | printf "%.0f" }} with {{ $s | label "total" }}{{ end }}):
                 each assigns the paths by its own total, so some paths are measured twice and
                 others not at all, and the alerts of those cannot fire. Give every member the same
                 total (--shard I/N, or shard: {index, total}).
@@ -849,7 +849,7 @@ local fold = utils.fold;
             alert: 'LagwatchShardMissing',
             expr: x(|||
               count without (index) (max without (total, %(ha)s) (lagwatch_shard_info))
-              < max without (%(ha)s) (lagwatch_shard_count)
+              < max without (%(ha)s) (lagwatch_total_shards)
             |||),
             'for': hold('LagwatchShardMissing'),
             labels: { severity: 'critical' },
@@ -857,7 +857,7 @@ local fold = utils.fold;
               summary: 'A shard of a lagwatch job is not running.',
               description: fold(|||
                 Only {{ $value | printf "%.0f" }} of the
-                {{ with printf "max(lagwatch_shard_count{job=%q})" $labels.job | query | sortByLabel "total" }}{{ . | first | value | printf "%.0f" }}{{ end }}
+                {{ with printf "max(lagwatch_total_shards{job=%q})" $labels.job | query | sortByLabel "total" }}{{ . | first | value | printf "%.0f" }}{{ end }}
                 shards of job {{ $labels.job }} report (indexes
                 {{ range $i, $s := printf "count by (index) (lagwatch_shard_info{job=%q})" $labels.job | query | sortByLabel "index" }}{{ if $i }}, {{ end }}{{ $s | label "index" }}{{ end }}):
                 the paths of the missing shards are not measured and none of their alerts can

@@ -16,15 +16,9 @@ use lagwatch::metrics::series::PathShape;
 use serde::Deserialize;
 
 /// Metrics the rules may read before lagwatch exports them (when one is proposed,
-/// LagwatchRuleInputMissing names the paths it leaves unevaluated, where it can). The shard and
-/// instance-conflict families (issue 18) are being added to the core in parallel; until then
-/// LagwatchInstanceConflict, LagwatchShardingMismatch and LagwatchShardMissing cannot fire, and
-/// have no path to name. `prometheus_e2e` tolerates their absence for the same reason.
-pub(crate) const PROPOSED: &[&str] = &[
-    "lagwatch_shard_info",
-    "lagwatch_shard_count",
-    "lagwatch_instance_conflict",
-];
+/// LagwatchRuleInputMissing names the paths it leaves unevaluated, where it can); none now.
+/// `prometheus_e2e` tolerates their absence for the same reason.
+pub(crate) const PROPOSED: &[&str] = &[];
 
 const SEVERITIES: &[&str] = &["critical", "warning", "info"];
 

@@ -26,16 +26,7 @@ use std::process::Command;
 
 /// Shown in the documentation before it exists here: (subcommand, flag or "" for the
 /// subcommand itself, or a page for a link target).
-const PENDING: &[(&str, &str)] = &[
-    ("init", ""),
-    ("check-config", "--no-resolve"),
-    ("check-config", "-c"),
-    ("run", "--instance"),
-    ("run", "--shard"),
-    ("link", "docs/setup.md"),
-    ("link", "docs/kubernetes.md"),
-    ("link", "docs/ha-and-sharding.md"),
-];
+const PENDING: &[(&str, &str)] = &[];
 
 /// Inline code that starts like a command and is not one.
 const NOT_COMMANDS: &[&str] = &["lagwatch is running."];

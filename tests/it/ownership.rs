@@ -226,7 +226,7 @@ fn shards_of_one_file_split_its_paths_exactly_and_say_so() {
         Some(1.0)
     );
     assert_eq!(
-        common::scrape(shard.addr, "lagwatch_shard_count "),
+        common::scrape(shard.addr, "lagwatch_total_shards "),
         Some(3.0)
     );
     let (_, _, body) = common::http_get(shard.addr, "/api/v1/paths");

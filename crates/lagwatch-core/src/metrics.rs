@@ -232,7 +232,7 @@ impl Metrics {
                 &["index", "total"],
             ),
             shard_count: plain(
-                "lagwatch_shard_count",
+                "lagwatch_total_shards",
                 "The total number of shards this process was told (1 when not sharded).",
             ),
             instance_conflict: plain(
