@@ -7,7 +7,7 @@
 //                    (the largest) instead of adding the members' counts up;
 //   runbookURLBase   where runbooks are browsed (ending in /): runbook links are
 //                    <runbookURLBase>docs/runbooks/<AlertName>.md, the same as the alerts';
-//                    null keeps the dashboards' own default below;
+//                    null links a member that is up (http://<instance>/docs/runbooks/…);
 //   datasourceRegex  (optional, '' when absent) which Prometheus data sources the `datasource`
 //                    variable offers.
 {
@@ -21,6 +21,7 @@
     systems: sel + ', system=~"$source|$target"',
     members: std.join(', ', c.haLabels),
     build: if c.jobSelector == '' then 'lagwatch_build_info' else 'lagwatch_build_info{%s}' % c.jobSelector,
+    up: if c.jobSelector == '' then 'up{job=~"$job"}' else 'up{%s, job=~"$job"}' % c.jobSelector,
     jobBuild: if c.jobSelector == '' then 'lagwatch_build_info{job=~"$job"}' else 'lagwatch_build_info{%s, job=~"$job"}' % c.jobSelector,
   }),
 
@@ -29,12 +30,12 @@
     lib.queryVariable('job', 'Job', '%(build)s', 'job'),
     lib.queryVariable('instance', 'Instance', '%(jobBuild)s', 'instance'),
   ],
-  // The runbook_base constant: runbookURLBase without its final /. Without one, the
-  // repository's file browser as the dashboards have always linked it.
-  local runbookBase = [lib.runbookBaseVariable(
-    if c.runbookURLBase != null then std.rstripChars(c.runbookURLBase, '/')
-    else 'https://github.com/lagwatch/lagwatch/blob/main'
-  )],
+  // Where runbook links start: runbookURLBase without its final /, or without one a member
+  // that is up (lagwatch serves its runbooks), as the alerts' links.
+  local runbookBase = [
+    if c.runbookURLBase != null then lib.runbookBaseVariable(std.rstripChars(c.runbookURLBase, '/'))
+    else lib.runbookMemberVariable('%(up)s'),
+  ],
 
   grafanaDashboards+:: {
     'lagwatch-overview.json': (import 'overview.libsonnet')(lib, common + runbookBase),

@@ -357,6 +357,28 @@
       current: if multi then { selected: true, text: ['All'], value: ['$__all'] } else {},
     },
 
+    // Without a fixed base: a member that is up, as http://<its scrape address>, where lagwatch
+    // serves its runbooks (as the alerts' links do). `up` is formatted with the selectors.
+    runbookMemberVariable(up):: {
+      local query = 'query_result(label_replace(%s == 1, "runbook_base", "http://$1", "instance", "(.+)"))' % (up % selectors),
+      type: 'query',
+      name: 'runbook_base',
+      label: 'Runbook base',
+      description: 'A lagwatch member that is up, as http://<its scrape address>: lagwatch serves its runbooks at /docs/runbooks/<AlertName>.md. Set runbookURLBase in the mixin to browse them elsewhere.',
+      datasource: lib.datasource,
+      query: { query: query, refId: 'PrometheusVariableQueryEditor-VariableQuery' },
+      definition: query,
+      refresh: 2,
+      regex: '/runbook_base="([^"]+)"/',
+      sort: 1,
+      hide: 2,
+      multi: false,
+      includeAll: false,
+      options: [],
+      skipUrlSync: true,
+      current: {},
+    },
+
     // The hidden constant every runbook link starts with.
     runbookBaseVariable(base):: {
       type: 'constant',

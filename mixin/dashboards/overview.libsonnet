@@ -129,7 +129,7 @@ function(lib, variables)
       lib.timeseries(
         'Platform status reads failed, by kind',
         'short',
-        "Failed reads of each path's platform status surface per interval (lagwatch_platform_status_errors_total): auth (grant the permission the README names for the surface), bad_response (an answer lagwatch cannot read: a wrong name, a changed shape), transport, unavailable, timeout, throttled. A failed read leaves the verdict unknown and never changes a probe; each is a WARN log line naming the surface and the request. LagwatchPlatformStatusUnreadable fires while no read has succeeded since start-up.",
+        "Failed reads of each path's platform status surface per interval (lagwatch_platform_status_errors_total): auth (grant the permission docs/platform-status.md names for the surface), bad_response (an answer lagwatch cannot read: a wrong name, a changed shape), transport, unavailable, timeout, throttled. A failed read leaves the verdict unknown and never changes a probe; each is a WARN log line naming the surface and the request. LagwatchPlatformStatusUnreadable fires while no read has succeeded since start-up.",
         [
           lib.target('sum by (source, target, surface, kind) (increase(lagwatch_platform_status_errors_total{%(sel)s}[$__rate_interval]))', '{{source}} → {{target}}: {{surface}} {{kind}}'),
         ],

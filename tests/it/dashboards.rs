@@ -731,6 +731,10 @@ fn check_dashboard(file: &str, dash: &Value, expo: &Exposition) -> Vec<String> {
             .as_str()
             .or(v["query"].as_str())
             .unwrap_or("");
+        // The runbook base is a query_result over `up` (`$1` is label_replace's), checked below.
+        if name == "runbook_base" {
+            continue;
+        }
         let inner = query
             .strip_prefix("label_values(")
             .and_then(|q| q.strip_suffix(')'))
@@ -765,13 +769,22 @@ fn check_dashboard(file: &str, dash: &Value, expo: &Exposition) -> Vec<String> {
             }
         }
     }
+    // A fixed base (an https URL), or a member that is up, where lagwatch serves its runbooks.
     match vars.iter().find(|v| v["name"] == "runbook_base") {
         Some(v)
             if v["type"] == "constant"
                 && v["query"]
                     .as_str()
                     .is_some_and(|q| q.starts_with("https://")) => {}
-        _ => bad("needs the constant variable runbook_base (an https URL)".into()),
+        Some(v)
+            if v["type"] == "query"
+                && v["multi"] == false
+                && v["query"]["query"].as_str().is_some_and(|q| {
+                    q.contains("up{") && q.contains("== 1") && q.contains("\"http://$1\"")
+                }) => {}
+        _ => bad(
+            "needs the variable runbook_base: a constant https URL, or a member that is up".into(),
+        ),
     }
     for link in dash["links"].as_array().into_iter().flatten() {
         for used in variables_in(link["url"].as_str().unwrap_or("")) {

@@ -158,7 +158,12 @@ fn commands_in(snippet: &str, at: &str, in_shell: bool, out: &mut Vec<Shown>) {
     let words: Vec<&str> = snippet.split_whitespace().collect();
     let mut i = 0;
     while i < words.len() {
-        let start = if words[i] == "lagwatch" {
+        // A command word starts the snippet or follows a separator or an assignment
+        // (`RUST_LOG=debug lagwatch …`); elsewhere `lagwatch` is a name (`kubectl -n lagwatch`).
+        let at_start = i == 0
+            || ["|", "||", ";", "&&", "$", "sudo", "exec", "time"].contains(&words[i - 1])
+            || (words[i - 1].contains('=') && !words[i - 1].starts_with('-'));
+        let start = if words[i] == "lagwatch" && at_start {
             Some(i + 1)
         } else if words[i..].starts_with(&["cargo", "run"]) {
             // `cargo run [--release] -- SUB`: the binary of this package.

@@ -208,7 +208,7 @@ pub struct PathSpec {
     pub contract: Contract,
     /// How long after a sentinel's delete is acknowledged the target is watched for the row
     /// to go: the declared `contract.deletes`, else the timeout; `None` for a target kind
-    /// whose reads cannot show a delete (README, "Consistency contracts").
+    /// whose reads cannot show a delete (`docs/measurement.md`, "Deletes").
     pub delete_watch: Option<Dur>,
     /// The delete of one sentinel in this many (by sequence number) is watched.
     pub delete_sample: u32,

@@ -6,7 +6,7 @@
 
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
-/// Outcomes of a conflict probe, as README defines them.
+/// Outcomes of a conflict probe, as `docs/conflicts.md` defines them.
 pub const OUTCOMES: [&str; 5] = [
     "converged_same",
     "diverged",

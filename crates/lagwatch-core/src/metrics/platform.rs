@@ -52,7 +52,7 @@ impl PlatformMetrics {
         let errors = must(IntCounterVec::new(
             Opts::new(
                 "lagwatch_platform_status_errors_total",
-                "Failed reads of a path's platform status surface, by error kind (auth: grant the permission the README names for the surface; bad_response: an answer lagwatch cannot read). A failed read leaves the verdict unknown and never changes a probe.",
+                "Failed reads of a path's platform status surface, by error kind (auth: grant the permission docs/platform-status.md names for the surface; bad_response: an answer lagwatch cannot read). A failed read leaves the verdict unknown and never changes a probe.",
             ),
             &["source", "target", "surface", "kind"],
         ));

@@ -302,7 +302,7 @@ impl PlatformWatch {
             Err(e) => {
                 tracing::warn!(
                     source, target, surface, system = %self.spec.system, error = %e,
-                    "Reading the platform's status failed; check the permission the README names for this surface."
+                    "Reading the platform's status failed; check the permission docs/platform-status.md names for this surface."
                 );
                 self.metrics
                     .platform

@@ -385,7 +385,7 @@ impl ProbeTrace {
     }
 
     /// Why the probe ended as it did, in words, from its reads and the path's rules (the
-    /// definitions in README, "How lag is measured").
+    /// definitions in `docs/measurement.md`).
     pub fn why(&self, rules: PathRules) -> String {
         let t = rules.timeout.as_secs_f64();
         let reads = self.reads.decode();
@@ -532,7 +532,7 @@ pub struct ProbeView {
     pub resolved_at: String,
     pub resolved_after_ack_seconds: f64,
     pub outcome: Outcome,
-    /// The outcome's reason in words (README, "How lag is measured").
+    /// The outcome's reason in words (`docs/measurement.md`, "Outcomes").
     pub why: String,
     pub lag_seconds: Option<f64>,
     pub lag_uncertainty_seconds: Option<f64>,
