@@ -251,6 +251,18 @@ fn post_reload_answers_with_the_outcome() {
     assert_eq!(metric(addr, OK), Some(0.0));
     assert_eq!(targets(addr), ["a", "b"]);
 
+    // Every error of the file, as check-config reports them, not the first only.
+    std::fs::write(&config, format!("{INVALID}stray: 1\n")).expect("write config");
+    let errors = lagwatch_emulator::REGISTRY
+        .check(&config, lagwatch::config::LoadOptions::default())
+        .expect_err("two errors");
+    assert!(errors.0.len() >= 2, "{errors}");
+    let (status, body) = request(addr, "POST", "/-/reload");
+    assert_eq!(status, 500, "{body}");
+    for e in &errors.0 {
+        assert!(body.contains(&e.to_string()), "{e} in {body}");
+    }
+
     // The instance cannot change without a restart.
     std::fs::write(
         &config,

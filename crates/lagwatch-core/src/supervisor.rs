@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, LoadOptions};
 use crate::metrics::Metrics;
 use crate::probe::Engine;
 use crate::reconcile::Reconciler;
@@ -417,7 +417,14 @@ impl Supervisor {
 
     /// Loads and builds the file without touching the running monitor.
     fn prepare(&self, running: &Config) -> Result<(App, Vec<String>), String> {
-        let mut config = self.kinds.load(&self.file).map_err(|e| e.to_string())?;
+        // Every error of the file, as check-config reports them, on one line.
+        let mut config = self
+            .kinds
+            .check(&self.file, LoadOptions::default())
+            .map_err(|errors| {
+                let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+                lines.join("; ")
+            })?;
         config.apply(&self.overrides).map_err(|e| e.to_string())?;
         // Errors of the build name the file as check-config names it.
         config.file = self.file.display().to_string();
