@@ -251,6 +251,18 @@ fn shards_of_one_file_split_its_paths_exactly_and_say_so() {
         others.iter().all(|p| p["owned_by_shard"] != 1),
         "{others:?}"
     );
+    let (_, _, page) = common::http_get(shard.addr, "/");
+    assert!(
+        page.contains(&format!(
+            "shard 1/3 (the other shards measure {})",
+            others.len()
+        )),
+        "the status page names the shard"
+    );
+    for p in all.difference(&own) {
+        let row = format!("<tr><td>{}</td>", p.replace("->", "→"));
+        assert!(page.contains(&row), "{p} under other shards on the page");
+    }
     let (_, _, metrics) = common::http_get(shard.addr, "/metrics");
     for p in all.difference(&own) {
         let target = p.trim_start_matches("src -> ");

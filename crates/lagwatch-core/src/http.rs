@@ -203,6 +203,8 @@ async fn index(State(s): State<AppState>) -> Html<String> {
         &status::views(&current.engine),
         &status::reconcile_views(&current.reconciler),
         &status::conflict_views(&current.engine),
+        current.engine.shard(),
+        current.engine.unowned(),
     ))
 }
 

@@ -382,6 +382,24 @@ fn conflict_class(outcome: &str) -> &'static str {
     }
 }
 
+fn other_shard_rows(h: &mut String, unowned: &[(String, String, u32)]) {
+    if unowned.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<h2>Measured by other shards</h2>\n<table>\n<thead><tr><th>Path</th><th>Shard</th></tr></thead>\n<tbody>\n",
+    );
+    for (source, target, owner) in unowned {
+        let _ = writeln!(
+            h,
+            r#"<tr><td>{} → {}</td><td class="num">{owner}</td></tr>"#,
+            esc(source),
+            esc(target)
+        );
+    }
+    h.push_str("</tbody></table>\n");
+}
+
 fn conflict_rows(h: &mut String, views: &[ConflictView]) {
     if views.is_empty() {
         return;
@@ -555,12 +573,16 @@ fn contract_lines(contract: &[GuaranteeView]) -> String {
     out
 }
 
-/// The status page: plain HTML that refreshes itself, readable without JavaScript.
+/// The status page: plain HTML that refreshes itself, readable without JavaScript. A shard
+/// (`shard`, of `total` > 1) lists the paths the other shards measure (`unowned`: source,
+/// target, owning shard), so that an operator looking for one finds where it went.
 pub fn render_html(
     instance: &str,
     views: &[PathView],
     reconciliations: &[ReconcileView],
     conflicts: &[ConflictView],
+    shard: crate::config::Shard,
+    unowned: &[(String, String, u32)],
 ) -> String {
     let mut h = String::with_capacity(4096 + views.len() * 800);
     head(
@@ -575,13 +597,21 @@ pub fn render_html(
     let _ = write!(
         h,
         r#"<h1>lagwatch</h1>
-<p class="sub">Instance <b>{inst}</b> · {n} paths · refreshes every 5 s</p>
+<p class="sub">Instance <b>{inst}</b> · {n} paths{of_shard} · refreshes every 5 s</p>
 <table>
 <thead><tr><th>Path</th><th>State</th><th>Last lag</th><th>p50 / p95 (1 h)</th><th>Success (1 h)</th><th>Staleness</th><th>Objective</th><th>In flight</th><th>Platform says</th><th>Last error</th></tr></thead>
 <tbody>
 "#,
         inst = esc(instance),
-        n = views.len()
+        n = views.len(),
+        of_shard = if shard.total > 1 {
+            format!(
+                " · shard {shard} (the other shards measure {})",
+                unowned.len()
+            )
+        } else {
+            String::new()
+        },
     );
     for v in views {
         let last = match (v.last_lag_seconds, v.lag_uncertainty_seconds) {
@@ -621,6 +651,7 @@ pub fn render_html(
     h.push_str("</tbody></table>\n");
     reconcile_rows(&mut h, reconciliations);
     conflict_rows(&mut h, conflicts);
+    other_shard_rows(&mut h, unowned);
     let _ = write!(
         h,
         r#"<footer>Lag is the midpoint of the interval in which the sentinel is known to have arrived; ± is half that interval.
@@ -634,6 +665,7 @@ pub fn render_html(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Shard;
 
     #[test]
     fn a_declared_guarantee_shows_kept_or_broken_with_when() {
@@ -681,9 +713,20 @@ mod tests {
 
     #[test]
     fn html_escapes_and_has_no_script() {
-        let h = render_html("<x>", &[], &[], &[]);
+        let h = render_html("<x>", &[], &[], &[], Shard::default(), &[]);
         assert!(h.contains("&lt;x&gt;"));
         assert!(!h.contains("<script"));
         assert!(h.contains(r#"<a href="/report">Consistency report</a>"#));
+        assert!(!h.contains("shard"), "one shard says nothing of shards");
+    }
+
+    #[test]
+    fn a_shard_lists_the_paths_the_others_measure() {
+        let shard: Shard = "1/3".parse().expect("a shard");
+        let unowned = [("crm".to_string(), "<fno>".to_string(), 2)];
+        let h = render_html("x", &[], &[], &[], shard, &unowned);
+        assert!(h.contains("shard 1/3 (the other shards measure 1)"), "{h}");
+        assert!(h.contains("<h2>Measured by other shards</h2>"));
+        assert!(h.contains(r#"<tr><td>crm → &lt;fno&gt;</td><td class="num">2</td></tr>"#));
     }
 }
