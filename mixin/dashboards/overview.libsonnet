@@ -758,6 +758,37 @@ function(lib, variables)
         w=8,
       )
       + lib.boolean('FAILING', 'OK'),
+      lib.stat(
+        'Instance name',
+        'none',
+        'lagwatch_instance_conflict: CONFLICT while sentinels under this member\'s instance name show up in a source that this process did not write (another live process uses the same name: each must have its own); OK otherwise. The WARN log line names the source and a foreign sentinel.',
+        [
+          lib.target('lagwatch_instance_conflict{%(sel)s}', '{{instance}}'),
+        ],
+        runbooks=['LagwatchInstanceConflict'],
+        graph=false,
+        w=8,
+      )
+      + lib.defaults({
+        thresholds: lib.thresholds(['green', [1, 'red']]),
+        mappings: lib.valueMap([['0', { text: 'OK' }], ['1', { text: 'CONFLICT' }]]),
+      }),
+      lib.stat(
+        'Shard',
+        'none',
+        'Which shard of how many each member measures (lagwatch_shard_info, index/total; 0/1 when the estate is not sharded). Members must agree on the total and every index must be up (LagwatchShardingMismatch, LagwatchShardMissing); /api/v1/paths and the status page list the paths the other shards measure.',
+        [
+          lib.target('lagwatch_shard_info{%(sel)s}', '{{instance}}: {{index}}/{{total}}'),
+        ],
+        runbooks=['LagwatchShardingMismatch', 'LagwatchShardMissing'],
+        graph=false,
+        w=8,
+      )
+      + {
+        options+: {
+          textMode: 'name',
+        },
+      },
       lib.timeseries(
         'Probes resumed and sentinels lost across restarts',
         'short',

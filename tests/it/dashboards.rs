@@ -53,10 +53,15 @@ const ALERTS: &[&str] = &[
     "LagwatchReconcileFailing",
     "LagwatchLedgerDown",
     "LagwatchConfigReloadFailed",
+    "LagwatchInstanceConflict",
+    "LagwatchShardingMismatch",
+    "LagwatchShardMissing",
 ];
 
 /// A panel that charts the metric (series) on the left must link the runbook on the right.
 const ALERT_BACKED: &[(&str, &str)] = &[
+    ("lagwatch_instance_conflict", "LagwatchInstanceConflict"),
+    ("lagwatch_shard_info", "LagwatchShardMissing"),
     ("lagwatch_lag_seconds_bucket", "LagwatchLagAboveObjective"),
     (
         "lagwatch_lag_objective_seconds",
