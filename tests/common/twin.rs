@@ -266,6 +266,20 @@ impl Served {
         }
     }
 
+    /// An HTTP client and bearer tokens for the Dataverse (`crm`) and F&O (`fin`) resources,
+    /// for `client_id` with `secret`: what a test speaking to the emulated APIs itself needs.
+    pub async fn signed_in(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> (reqwest::Client, String, String) {
+        let http = reqwest::Client::new();
+        let token = |resource| super::entra::token(&http, &self.base, client_id, secret, resource);
+        let crm = token("https://crm.crm.dynamics.com").await;
+        let fin = token("https://fin.operations.dynamics.com").await;
+        (http, crm, fin)
+    }
+
     /// `GET /_truth/{path}` of the emulator, as JSON.
     pub async fn truth(&self, path: &str) -> serde_json::Value {
         reqwest::get(format!("{}/_truth/{path}", self.base))

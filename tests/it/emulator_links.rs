@@ -10,7 +10,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::common::entra::token;
 use crate::common::twin::Served;
 
 const CLIENT: &str = "links-app";
@@ -46,17 +45,7 @@ struct Canary {
 impl Estate {
     async fn start(policy: &str, fin_skew: &str) -> Estate {
         let served = Served::start(&scenario(policy, fin_skew), CLIENT, SECRET).await;
-        let http = reqwest::Client::new();
-        let base = served.base.clone();
-        let crm = token(&http, &base, CLIENT, SECRET, "https://crm.crm.dynamics.com").await;
-        let fin = token(
-            &http,
-            &base,
-            CLIENT,
-            SECRET,
-            "https://fin.operations.dynamics.com",
-        )
-        .await;
+        let (http, crm, fin) = served.signed_in(CLIENT, SECRET).await;
         Estate {
             served,
             http,

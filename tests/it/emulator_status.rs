@@ -136,17 +136,7 @@ struct Estate {
 impl Estate {
     async fn start() -> Estate {
         let served = Served::start(SCENARIO, CLIENT, SECRET).await;
-        let http = reqwest::Client::new();
-        let base = served.base.clone();
-        let crm = token(&http, &base, CLIENT, SECRET, "https://crm.crm.dynamics.com").await;
-        let fin = token(
-            &http,
-            &base,
-            CLIENT,
-            SECRET,
-            "https://fin.operations.dynamics.com",
-        )
-        .await;
+        let (http, crm, fin) = served.signed_in(CLIENT, SECRET).await;
         Estate {
             served,
             http,
