@@ -794,10 +794,12 @@ impl Engine {
             .iter()
             .filter(|g| g.source_name == name)
             .collect();
-        let Some(shortest) = groups.iter().map(|g| g.interval).min() else {
+        let (Some(shortest), Some(gate)) = (
+            groups.iter().map(|g| g.interval).min(),
+            groups.first().map(|g| g.gate.clone()),
+        ) else {
             return;
         };
-        let gate = groups.first().map(|g| g.gate.clone());
         let every = (shortest * 2).max(INSTANCE_CHECK_MIN);
         let me = Writer::this_process();
         let prefix = SentinelId::owner_prefix(&self.instance);
@@ -807,17 +809,12 @@ impl Engine {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(every) => {}
             }
-            let permit = match &gate {
-                Some(g) => Some(g.admit().await),
-                None => None,
-            };
-            let listed = cycle::bounded(
-                SWEEP_REQUEST_TIMEOUT,
-                source.list_own(&prefix, Utc::now() + chrono::Duration::minutes(1)),
-            )
-            .await;
-            drop(permit);
-            let Ok(listed) = listed else {
+            // Through the gate like every call during operation: abandoned at shutdown, and a
+            // 429 pauses the source's other callers too.
+            let listing = source.list_own(&prefix, Utc::now() + chrono::Duration::minutes(1));
+            let Some(Ok(listed)) =
+                cycle::admitted(&gate, SWEEP_REQUEST_TIMEOUT, &shutdown, listing).await
+            else {
                 continue;
             };
             let foreign: Vec<&SentinelId> = listed
