@@ -11,22 +11,13 @@
 //!   `<!-- not a lagwatch config: … -->` (another tool's file). A block without `instance:` is
 //!   checked with `instance: docs` added; after `<!-- uses: crm, … -->` the named systems are
 //!   taken from an earlier block of the same page (a target's example needs a source).
-//!   Workload identity gets its environment (`AZURE_TENANT_ID`, …) as the webhook sets it. Secrets are not resolved (`--no-resolve`) where
-//!   `check-config` can do that; before that, `env:` references get stand-in values and a block
-//!   with `file:` references cannot be checked.
+//!   Workload identity gets its environment (`AZURE_TENANT_ID`, …) as the webhook sets it;
+//!   secrets are not resolved (`--no-resolve`).
 //! - Each relative link points at a file that exists, and an anchor at one of its headings.
 //!
-//! [`PENDING`] lists what the documentation shows before this branch has it (other parts of
-//! issue 18). Those are reported on stderr, not failed; an entry that works is a failure that
-//! asks to remove it, so none stays unchecked once its feature is merged.
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// Shown in the documentation before it exists here: (subcommand, flag or "" for the
-/// subcommand itself, or a page for a link target).
-const PENDING: &[(&str, &str)] = &[];
 
 /// Inline code that starts like a command and is not one.
 const NOT_COMMANDS: &[&str] = &["lagwatch is running."];
@@ -270,49 +261,19 @@ fn help_names(help: &str, flag: &str) -> bool {
         .any(|w| w == flag)
 }
 
-/// What could not be checked yet, and what failed.
+/// What failed, each with where it is shown.
 #[derive(Default)]
 struct Findings {
-    pending: BTreeMap<String, BTreeSet<String>>,
     failures: Vec<String>,
-    pending_used: BTreeSet<(String, String)>,
 }
 
 impl Findings {
-    fn pending_or_fail(&mut self, key: (&str, &str), what: String, failure: String) {
-        if PENDING.contains(&key) {
-            self.pending_used
-                .insert((key.0.to_string(), key.1.to_string()));
-            self.pending.entry(what).or_default().insert(failure);
-        } else {
-            self.failures.push(failure);
-        }
-    }
-
-    /// Fails on the failures, and on the PENDING entries `owned` selects that were not needed.
-    fn finish(self, what: &str, owned: impl Fn(&str) -> bool) {
-        for (item, wheres) in &self.pending {
-            eprintln!("NOT RUN YET ({what}) {item}: shown at {wheres:?}");
-        }
-        let stale: Vec<_> = PENDING
-            .iter()
-            .filter(|(k, _)| owned(k))
-            .filter(|(k, v)| {
-                !self
-                    .pending_used
-                    .contains(&((*k).to_string(), (*v).to_string()))
-            })
-            .collect();
+    fn finish(self, what: &str) {
         assert!(
             self.failures.is_empty(),
             "{} {what} failed:\n{}",
             self.failures.len(),
             self.failures.join("\n")
-        );
-        assert!(
-            stale.is_empty(),
-            "these PENDING entries now work or are no longer shown: remove them from PENDING in \
-             tests/it/docs_commands.rs: {stale:?}"
         );
     }
 }
@@ -329,20 +290,16 @@ fn every_command_shown_exists_with_the_flags_shown() {
     for s in &shown {
         let h = helps.entry(s.sub.clone()).or_insert_with(|| help(&s.sub));
         let Some(h) = h.clone() else {
-            f.pending_or_fail(
-                (&s.sub, ""),
-                format!("lagwatch {}", s.sub),
-                format!("{}: `lagwatch {}` is not a subcommand", s.at, s.sub),
-            );
+            f.failures.push(format!(
+                "{}: `lagwatch {}` is not a subcommand",
+                s.at, s.sub
+            ));
             continue;
         };
         for flag in &s.flags {
             if flag != "--help" && !help_names(&h, flag) {
-                f.pending_or_fail(
-                    (&s.sub, flag),
-                    format!("lagwatch {} {flag}", s.sub),
-                    format!("{}: `lagwatch {}` has no {flag}", s.at, s.sub),
-                );
+                f.failures
+                    .push(format!("{}: `lagwatch {}` has no {flag}", s.at, s.sub));
             }
         }
     }
@@ -350,50 +307,40 @@ fn every_command_shown_exists_with_the_flags_shown() {
     eprintln!("subcommands shown: {runnable:?}");
     // The front door's path: each `lagwatch init …` shown in a shell block prints a file that
     // passes check-config (without its secrets, as a CI pipeline would check it).
-    if helps.get("init").is_some_and(Option::is_some) {
-        let dir = common_temp_dir();
-        let no_resolve = helps
-            .get("check-config")
-            .and_then(Option::as_ref)
-            .is_some_and(|h| help_names(h, "--no-resolve"));
-        for (n, s) in shown
-            .iter()
-            .filter(|s| s.sub == "init" && s.in_shell)
-            .enumerate()
-        {
-            let mut args = vec!["init".to_string()];
-            args.extend(s.args.iter().cloned());
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let out = lagwatch(&args);
-            if !out.status.success() {
-                f.failures.push(format!(
-                    "{}: `lagwatch {}` failed: {}",
-                    s.at,
-                    args.join(" "),
-                    said(&out)
-                ));
-                continue;
-            }
-            let file = dir.path().join(format!("init-{n}.yaml"));
-            std::fs::write(&file, &out.stdout).expect("write init's output");
-            let file = file.to_string_lossy().into_owned();
-            let mut check = vec!["check-config"];
-            if no_resolve {
-                check.push("--no-resolve");
-            }
-            check.push(&file);
-            let out = lagwatch(&check);
-            if !out.status.success() {
-                let (init, check) = (args.join(" "), check.join(" "));
-                f.failures.push(format!(
-                    "{}: what `lagwatch {init}` prints fails `lagwatch {check}`: {}",
-                    s.at,
-                    said(&out)
-                ));
-            }
+    let dir = common_temp_dir();
+    for (n, s) in shown
+        .iter()
+        .filter(|s| s.sub == "init" && s.in_shell)
+        .enumerate()
+    {
+        let mut args = vec!["init".to_string()];
+        args.extend(s.args.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = lagwatch(&args);
+        if !out.status.success() {
+            f.failures.push(format!(
+                "{}: `lagwatch {}` failed: {}",
+                s.at,
+                args.join(" "),
+                said(&out)
+            ));
+            continue;
+        }
+        let file = dir.path().join(format!("init-{n}.yaml"));
+        std::fs::write(&file, &out.stdout).expect("write init's output");
+        let file = file.to_string_lossy().into_owned();
+        let check = ["check-config", "--no-resolve", &file];
+        let out = lagwatch(&check);
+        if !out.status.success() {
+            let (init, check) = (args.join(" "), check.join(" "));
+            f.failures.push(format!(
+                "{}: what `lagwatch {init}` prints fails `lagwatch {check}`: {}",
+                s.at,
+                said(&out)
+            ));
         }
     }
-    f.finish("commands", |k| k != "link");
+    f.finish("commands");
 }
 
 /// The yaml blocks of the documentation, with where each is and the ones before it on its page.
@@ -453,8 +400,6 @@ fn is_marked_skip(before: &str) -> bool {
 
 #[test]
 fn every_configuration_shown_passes_check_config() {
-    let check_help = help("check-config").expect("check-config --help");
-    let no_resolve = help_names(&check_help, "--no-resolve");
     let dir = common_temp_dir();
     let mut f = Findings::default();
     let (mut checked, mut skipped) = (0, 0);
@@ -483,27 +428,7 @@ fn every_configuration_shown_passes_check_config() {
             .env("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555")
             .env("AZURE_CLIENT_ID", "66666666-7777-8888-9999-000000000000")
             .env("AZURE_FEDERATED_TOKEN_FILE", &token);
-        if no_resolve {
-            cmd.arg("--no-resolve");
-        } else {
-            if yaml.contains("file:/") {
-                f.pending_or_fail(
-                    ("check-config", "--no-resolve"),
-                    "check-config --no-resolve on a block with file: secrets".to_string(),
-                    at.clone(),
-                );
-                continue;
-            }
-            // Stand-ins for the env: secrets the block references.
-            for name in yaml.split("env:").skip(1).map(|r| {
-                r.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .next()
-            }) {
-                if let Some(name) = name.filter(|n| !n.is_empty()) {
-                    cmd.env(name, "docs-stand-in-secret");
-                }
-            }
-        }
+        cmd.arg("--no-resolve");
         let out = cmd.arg(&file).output().expect("check-config runs");
         checked += 1;
         if !out.status.success() {
@@ -517,8 +442,7 @@ fn every_configuration_shown_passes_check_config() {
         "configuration blocks: {checked} checked, {skipped} marked as fragments or other files"
     );
     assert!(checked >= 5, "only {checked} blocks were checked");
-    // The commands' test owns the PENDING entries of check-config's flags.
-    f.finish("configuration blocks", |_| false);
+    f.finish("configuration blocks");
 }
 
 fn common_temp_dir() -> tempfile::TempDir {
@@ -567,9 +491,8 @@ fn every_link_leads_somewhere() {
                 } else {
                     normalize(&base.join(file))
                 };
-                let key = path.to_string_lossy().trim_end_matches('/').to_string();
                 if !root().join(&path).exists() {
-                    f.pending_or_fail(("link", &key), key.clone(), at);
+                    f.failures.push(format!("{at}: no such file"));
                     continue;
                 }
                 if !frag.is_empty() && path.extension().is_some_and(|e| e == "md") {
@@ -582,7 +505,7 @@ fn every_link_leads_somewhere() {
             }
         }
     }
-    f.finish("links", |k| k == "link");
+    f.finish("links");
 }
 
 /// `a/b/../c` → `a/c`, without touching the file system.
