@@ -17,8 +17,7 @@ use serde::Deserialize;
 
 /// Metrics the rules may read before lagwatch exports them (when one is proposed,
 /// LagwatchRuleInputMissing names the paths it leaves unevaluated, where it can); none now.
-/// `prometheus_e2e` tolerates their absence for the same reason.
-pub(crate) const PROPOSED: &[&str] = &[];
+const PROPOSED: &[&str] = &[];
 
 const SEVERITIES: &[&str] = &["critical", "warning", "info"];
 
