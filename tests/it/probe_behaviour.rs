@@ -666,10 +666,11 @@ paths:
         )
     };
     let throttled = counter(&app, "lagwatch_throttled_total{system=\"src\"}");
-    // The update canary's writes (update) meet the same limit.
-    let answered_429: f64 = ["write", "read", "delete", "update"]
-        .into_iter()
-        .map(sent_429)
+    // Every call to the source meets the same limit: the update canary's writes (update) and
+    // the instance check's listings (list) too.
+    let answered_429: f64 = lagwatch::metrics::SOURCE_OPERATIONS
+        .iter()
+        .map(|op| sent_429(op))
         .sum();
     assert!(answered_429 >= 1.0, "the source throttled");
     assert_eq!(
